@@ -1,0 +1,198 @@
+package lattice
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Entity identifies an invocation's origin or target: an actor (public key
+// only) or a provider instance (public key, contract id, link name).
+type Entity struct {
+	PublicKey  string `msgpack:"public_key" json:"public_key"`
+	ContractID string `msgpack:"contract_id" json:"contract_id"`
+	LinkName   string `msgpack:"link_name" json:"link_name"`
+}
+
+// ActorEntity is the entity of an actor.
+func ActorEntity(key string) Entity { return Entity{PublicKey: key} }
+
+// IsActor follows wasmCloud: a public key starting with M (either case) is an actor.
+func (e Entity) IsActor() bool {
+	return len(e.PublicKey) > 0 && (e.PublicKey[0] == 'M' || e.PublicKey[0] == 'm')
+}
+
+// URL is the entity URL the antiforgery claims sign.
+func (e Entity) URL() string {
+	if e.IsActor() {
+		return "wasmbus://" + e.PublicKey
+	}
+	contract := strings.ToLower(strings.NewReplacer(":", "/", " ", "_").Replace(e.ContractID))
+	link := strings.ToLower(strings.ReplaceAll(e.LinkName, " ", "_"))
+	return "wasmbus://" + contract + "/" + link + "/" + e.PublicKey
+}
+
+// Invocation is an RPC call on the lattice.
+type Invocation struct {
+	Origin        Entity `msgpack:"origin"`
+	Target        Entity `msgpack:"target"`
+	Operation     string `msgpack:"operation"`
+	Msg           []byte `msgpack:"msg"`
+	ID            string `msgpack:"id"`
+	EncodedClaims string `msgpack:"encoded_claims"`
+	HostID        string `msgpack:"host_id"`
+	ContentLength uint64 `msgpack:"content_length,omitempty"`
+}
+
+// InvocationClaims is the `wascap` metadata of an antiforgery token.
+type InvocationClaims struct {
+	TargetURL string `json:"target_url"`
+	OriginURL string `json:"origin_url"`
+	Hash      string `json:"hash"`
+}
+
+// TargetURL is the signed target URL: target entity URL + "/" + operation.
+func (inv *Invocation) TargetURL() string { return inv.Target.URL() + "/" + inv.Operation }
+
+// InvocationHash is uppercase hex SHA-256 of origin_url ‖ target_url ‖ operation ‖ msg.
+func InvocationHash(originURL, targetURL, operation string, msg []byte) string {
+	h := sha256.New()
+	h.Write([]byte(originURL))
+	h.Write([]byte(targetURL))
+	h.Write([]byte(operation))
+	h.Write(msg)
+	return strings.ToUpper(hex.EncodeToString(h.Sum(nil)))
+}
+
+// NewInvocation builds and signs an invocation with the cluster key signer.
+// hostID is the sending node's key (latticed sends its N… key).
+func NewInvocation(signer *KeyPair, hostID string, origin, target Entity, operation string, msg []byte) (*Invocation, error) {
+	inv := &Invocation{
+		Origin: origin, Target: target, Operation: operation, Msg: msg,
+		ID: uuid.NewString(), HostID: hostID, ContentLength: uint64(len(msg)),
+	}
+	c := &Claims[InvocationClaims]{
+		Subject: inv.ID,
+		Wascap: &InvocationClaims{
+			TargetURL: inv.TargetURL(), OriginURL: origin.URL(),
+			Hash: InvocationHash(origin.URL(), inv.TargetURL(), operation, msg),
+		},
+	}
+	token, err := c.Sign(signer)
+	if err != nil {
+		return nil, fmt.Errorf("sign invocation: %w", err)
+	}
+	inv.EncodedClaims = token
+	return inv, nil
+}
+
+// Encode is the invocation's msgpack wire form.
+func (inv *Invocation) Encode() ([]byte, error) { return Marshal(inv) }
+
+// DecodeInvocation parses an invocation from untrusted bytes. It accepts keys
+// in any order, `msg` as bin or str, and ignores unknown keys (e.g. traceContext).
+func DecodeInvocation(data []byte) (*Invocation, error) {
+	inv := new(Invocation)
+	r := newMapReader(data)
+	err := r.fields(func(key string) error {
+		var err error
+		switch key {
+		case "origin":
+			inv.Origin, err = r.entity()
+		case "target":
+			inv.Target, err = r.entity()
+		case "operation":
+			inv.Operation, err = r.str()
+		case "msg":
+			inv.Msg, err = r.bytesLoose()
+		case "id":
+			inv.ID, err = r.str()
+		case "encoded_claims":
+			inv.EncodedClaims, err = r.str()
+		case "host_id":
+			inv.HostID, err = r.str()
+		case "content_length":
+			inv.ContentLength, err = r.uint()
+		default:
+			err = r.skip(1)
+		}
+		return err
+	})
+	if err == nil {
+		err = r.end()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: invocation: %v", ErrMalformed, err)
+	}
+	return inv, nil
+}
+
+func (r mapReader) entity() (Entity, error) {
+	var e Entity
+	err := r.fields(func(key string) error {
+		var err error
+		switch key {
+		case "public_key":
+			e.PublicKey, err = r.str()
+		case "contract_id":
+			e.ContractID, err = r.str()
+		case "link_name":
+			e.LinkName, err = r.str()
+		default:
+			err = r.skip(2)
+		}
+		return err
+	})
+	return e, err
+}
+
+// InvocationResponse is the reply to an Invocation. A non-empty Error means the call failed.
+type InvocationResponse struct {
+	Msg           []byte `msgpack:"msg"`
+	InvocationID  string `msgpack:"invocation_id"`
+	Error         string `msgpack:"error,omitempty"`
+	ContentLength uint64 `msgpack:"content_length,omitempty"`
+	InstanceID    string `msgpack:"instance_id,omitempty"`
+}
+
+// Encode is the response's msgpack wire form.
+func (r *InvocationResponse) Encode() ([]byte, error) { return Marshal(r) }
+
+// DecodeInvocationResponse parses a reply from untrusted bytes, accepting
+// `msg` as bin, str or an empty array as wasmCloud's hosts produce them.
+func DecodeInvocationResponse(data []byte) (*InvocationResponse, error) {
+	resp := new(InvocationResponse)
+	r := newMapReader(data)
+	err := r.fields(func(key string) error {
+		var err error
+		switch key {
+		case "msg":
+			resp.Msg, err = r.bytesLoose()
+		case "invocation_id":
+			resp.InvocationID, err = r.str()
+		case "error":
+			resp.Error, err = r.str()
+		case "content_length":
+			resp.ContentLength, err = r.uint()
+		case "instance_id":
+			resp.InstanceID, err = r.str()
+		default:
+			err = r.skip(1)
+		}
+		return err
+	})
+	if err == nil {
+		err = r.end()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: invocation response: %v", ErrMalformed, err)
+	}
+	return resp, nil
+}
+
+// issuedAt is a helper for policies: the token's iat as a time.
+func issuedAt(c *Claims[InvocationClaims]) time.Time { return time.Unix(c.IssuedAt, 0) }

@@ -1,0 +1,199 @@
+package lattice
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// RejectReason names why an invocation was refused. The same value is the
+// metric label, the event field and the start of the error reply.
+type RejectReason string
+
+// Rejection reasons, in the order the policy checks them.
+const (
+	ReasonMalformed            RejectReason = "malformed"
+	ReasonTooLarge             RejectReason = "too_large"
+	ReasonBadSignature         RejectReason = "bad_signature"
+	ReasonExpired              RejectReason = "expired"
+	ReasonHashMismatch         RejectReason = "hash_mismatch"
+	ReasonBadHostID            RejectReason = "bad_host_id"
+	ReasonUnknownIssuer        RejectReason = "unknown_issuer"
+	ReasonWrongTarget          RejectReason = "wrong_target"
+	ReasonReplayed             RejectReason = "replayed"
+	ReasonCapabilityNotClaimed RejectReason = "capability_not_claimed"
+	ReasonChunked              RejectReason = "chunked_unsupported"
+)
+
+// RejectReasons lists every reason (metrics pre-create their label values from it).
+var RejectReasons = []RejectReason{
+	ReasonMalformed, ReasonTooLarge, ReasonBadSignature, ReasonExpired, ReasonHashMismatch,
+	ReasonBadHostID, ReasonUnknownIssuer, ReasonWrongTarget, ReasonReplayed,
+	ReasonCapabilityNotClaimed, ReasonChunked,
+}
+
+// RejectError is a policy refusal. Its message is what the caller sees in the
+// InvocationResponse error; wasmCloud prefixes antiforgery failures with
+// "Anti-forgery check failed: ", and so do we.
+type RejectError struct {
+	Reason RejectReason
+	Detail string
+}
+
+func (e *RejectError) Error() string {
+	switch e.Reason {
+	case ReasonCapabilityNotClaimed:
+		return "Invocation source does not have the required capability claim " + e.Detail
+	case ReasonMalformed, ReasonTooLarge, ReasonChunked:
+		return fmt.Sprintf("invocation rejected (%s): %s", e.Reason, e.Detail)
+	}
+	return fmt.Sprintf("Anti-forgery check failed (%s): %s", e.Reason, e.Detail)
+}
+
+// Reject builds a RejectError.
+func Reject(reason RejectReason, format string, args ...any) *RejectError {
+	return &RejectError{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}
+
+// ReasonOf extracts the reason from an error chain ("" if it is not a rejection).
+func ReasonOf(err error) RejectReason {
+	var re *RejectError
+	if errors.As(err, &re) {
+		return re.Reason
+	}
+	return ""
+}
+
+// IssuerPolicy decides whether an incoming invocation may pass: signed by a
+// trusted cluster issuer, body untampered, addressed here, fresh, not replayed.
+// It is safe for concurrent use.
+type IssuerPolicy struct {
+	issuers map[string]struct{}
+	skew    time.Duration
+	replay  *ReplayGuard
+	now     func() time.Time
+}
+
+// PolicyOption configures an IssuerPolicy.
+type PolicyOption func(*IssuerPolicy)
+
+// WithReplayGuard turns on latticed's replay protection: invocation ids are
+// remembered for the guard's window and tokens issued longer ago are refused.
+func WithReplayGuard(g *ReplayGuard) PolicyOption { return func(p *IssuerPolicy) { p.replay = g } }
+
+// WithClockSkew tolerates clocks between nodes that disagree by up to d.
+func WithClockSkew(d time.Duration) PolicyOption { return func(p *IssuerPolicy) { p.skew = d } }
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) PolicyOption { return func(p *IssuerPolicy) { p.now = now } }
+
+// NewIssuerPolicy trusts the given cluster public keys.
+func NewIssuerPolicy(issuers []string, opts ...PolicyOption) *IssuerPolicy {
+	p := &IssuerPolicy{issuers: make(map[string]struct{}, len(issuers)), now: time.Now}
+	for _, i := range issuers {
+		p.issuers[i] = struct{}{}
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+// Issuers returns the trusted issuer keys.
+func (p *IssuerPolicy) Issuers() []string {
+	out := make([]string, 0, len(p.issuers))
+	for k := range p.issuers {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Check validates inv (PROTOCOL.md §3 receiver validation) for delivery to the
+// entity with public key target. It returns a *RejectError on refusal.
+func (p *IssuerPolicy) Check(inv *Invocation, target string) (*Claims[InvocationClaims], error) {
+	c, err := ParseJWT[InvocationClaims](inv.EncodedClaims)
+	if err != nil {
+		return nil, Reject(ReasonBadSignature, "%v", err)
+	}
+	now := p.now()
+	if err := c.CheckTime(now, p.skew); err != nil {
+		return nil, Reject(ReasonExpired, "%v", err)
+	}
+	if c.Wascap == nil {
+		return nil, Reject(ReasonMalformed, "antiforgery token has no wascap metadata")
+	}
+	// An empty msg with a content length means the body went to chunked
+	// storage; the hash then covers bytes we do not have.
+	if len(inv.Msg) == 0 && inv.ContentLength > 0 {
+		return nil, Reject(ReasonChunked, "payload of %d bytes was sent through the object store, which latticed does not read; send payloads under the 700 KiB chunking threshold", inv.ContentLength)
+	}
+	if want := InvocationHash(inv.Origin.URL(), inv.TargetURL(), inv.Operation, inv.Msg); want != c.Wascap.Hash {
+		return nil, Reject(ReasonHashMismatch, "invocation hash does not match the body")
+	}
+	if len(inv.HostID) != 56 {
+		return nil, Reject(ReasonBadHostID, "host_id %q is not a 56-character key", abbreviate(inv.HostID))
+	}
+	if _, ok := p.issuers[c.Issuer]; !ok {
+		return nil, Reject(ReasonUnknownIssuer, "issuer %s is not a trusted cluster issuer", c.Issuer)
+	}
+	if c.Wascap.TargetURL != inv.TargetURL() || c.Wascap.OriginURL != inv.Origin.URL() {
+		return nil, Reject(ReasonWrongTarget, "signed origin/target URLs do not match the invocation")
+	}
+	if inv.Target.PublicKey != target {
+		return nil, Reject(ReasonWrongTarget, "invocation is addressed to %s, not %s", abbreviate(inv.Target.PublicKey), abbreviate(target))
+	}
+	if p.replay != nil {
+		if c.Subject != inv.ID {
+			return nil, Reject(ReasonReplayed, "token subject does not name this invocation id")
+		}
+		if age := now.Sub(issuedAt(c)); age > p.replay.window+p.skew {
+			return nil, Reject(ReasonReplayed, "token issued %s ago, older than the %s replay window", age.Truncate(time.Second), p.replay.window)
+		}
+		if !p.replay.Remember(inv.ID, now) {
+			return nil, Reject(ReasonReplayed, "invocation id %s was already seen", inv.ID)
+		}
+	}
+	return c, nil
+}
+
+// ReplayGuard remembers invocation ids for a window. It keeps two generations
+// of ids and rotates them every window, so memory is bounded by the ids of two
+// windows; when a generation exceeds maxIDs it rotates early, which shortens
+// the effective window under extreme load (documented residual risk).
+type ReplayGuard struct {
+	window time.Duration
+	maxIDs int
+
+	mu        sync.Mutex
+	cur, prev map[string]struct{}
+	rotated   time.Time
+}
+
+// NewReplayGuard remembers ids for window, at most maxIDs per generation.
+func NewReplayGuard(window time.Duration, maxIDs int) *ReplayGuard {
+	return &ReplayGuard{window: window, maxIDs: maxIDs, cur: map[string]struct{}{}, prev: map[string]struct{}{}}
+}
+
+// Window is how long ids are remembered.
+func (g *ReplayGuard) Window() time.Duration { return g.window }
+
+// Remember records id and reports whether it was new.
+func (g *ReplayGuard) Remember(id string, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.rotated.IsZero() {
+		g.rotated = now
+	}
+	if now.Sub(g.rotated) >= g.window || len(g.cur) >= g.maxIDs {
+		g.prev, g.cur, g.rotated = g.cur, make(map[string]struct{}, len(g.cur)), now
+	}
+	if _, ok := g.cur[id]; ok {
+		return false
+	}
+	if _, ok := g.prev[id]; ok {
+		return false
+	}
+	g.cur[id] = struct{}{}
+	return true
+}

@@ -1,0 +1,130 @@
+package lattice
+
+import "encoding/base64"
+
+// This file is the one source of truth for NATS subjects and cache names.
+
+// DefaultCtlTopicPrefix is the control interface prefix (WASMCLOUD_CTL_TOPIC_PREFIX).
+const DefaultCtlTopicPrefix = "wasmbus.ctl"
+
+// DefaultLatticePrefix is the lattice prefix when none is configured.
+const DefaultLatticePrefix = "default"
+
+// Control command tokens: wasmbus.ctl.{prefix}.cmd.{host}.{cmd}.
+const (
+	CmdLaunchActor    = "la"
+	CmdStopActor      = "sa"
+	CmdScaleActor     = "scale"
+	CmdUpdateActor    = "upd"
+	CmdLaunchProvider = "lp"
+	CmdStopProvider   = "sp"
+	CmdStopHost       = "stop"
+	CmdRevoke         = "revoke" // latticed extension
+)
+
+// RPCActor is the subject an actor's invocations arrive on (queue group = the subject).
+func RPCActor(prefix, actorKey string) string { return "wasmbus.rpc." + prefix + "." + actorKey }
+
+// RPCProvider is the subject a provider instance's invocations arrive on.
+func RPCProvider(prefix, providerKey, linkName string) string {
+	return "wasmbus.rpc." + prefix + "." + providerKey + "." + linkName
+}
+
+// RPCLinkdefPut carries a link definition to a provider (msgpack).
+func RPCLinkdefPut(prefix, providerKey, linkName string) string {
+	return RPCProvider(prefix, providerKey, linkName) + ".linkdefs.put"
+}
+
+// RPCLinkdefDel carries a removed link definition to a provider (msgpack).
+func RPCLinkdefDel(prefix, providerKey, linkName string) string {
+	return RPCProvider(prefix, providerKey, linkName) + ".linkdefs.del"
+}
+
+// RPCHealth is a provider's health-check subject.
+func RPCHealth(prefix, providerKey, linkName string) string {
+	return RPCProvider(prefix, providerKey, linkName) + ".health"
+}
+
+// RPCShutdown asks a provider to shut down.
+func RPCShutdown(prefix, providerKey, linkName string) string {
+	return RPCProvider(prefix, providerKey, linkName) + ".shutdown"
+}
+
+// Events is the CloudEvents subject of a lattice.
+func Events(prefix string) string { return "wasmbus.evt." + prefix }
+
+// RPCEvents carries invocation_succeeded / invocation_failed events.
+func RPCEvents(prefix string) string { return "wasmbus.rpcevt." + prefix }
+
+// Ctl builds control-interface subjects for one lattice.
+type Ctl struct {
+	base string // {ctl topic prefix}.{lattice prefix}
+}
+
+// NewCtl returns the control subjects for topicPrefix (default "wasmbus.ctl") and lattice prefix.
+func NewCtl(topicPrefix, prefix string) Ctl {
+	if topicPrefix == "" {
+		topicPrefix = DefaultCtlTopicPrefix
+	}
+	return Ctl{base: topicPrefix + "." + prefix}
+}
+
+// Base is "{ctl}.{prefix}", also the queue group for lattice-wide queries.
+func (c Ctl) Base() string { return c.base }
+
+// PingHosts: every host replies with its HostInfo.
+func (c Ctl) PingHosts() string { return c.base + ".ping.hosts" }
+
+// GetClaims: one host replies with {claims: […]}.
+func (c Ctl) GetClaims() string { return c.base + ".get.claims" }
+
+// GetLinks: one host replies with {links: […]}.
+func (c Ctl) GetLinks() string { return c.base + ".get.links" }
+
+// GetInventory asks one host for its inventory.
+func (c Ctl) GetInventory(host string) string { return c.base + ".get." + host + ".inv" }
+
+// LinkdefsPut / LinkdefsDel change link definitions lattice-wide.
+func (c Ctl) LinkdefsPut() string { return c.base + ".linkdefs.put" }
+
+// LinkdefsDel removes a link definition.
+func (c Ctl) LinkdefsDel() string { return c.base + ".linkdefs.del" }
+
+// RegistriesPut carries registry credentials to every host.
+func (c Ctl) RegistriesPut() string { return c.base + ".registries.put" }
+
+// AuctionActor asks hosts matching constraints to offer to run an actor.
+func (c Ctl) AuctionActor() string { return c.base + ".auction.actor" }
+
+// AuctionProvider asks hosts to offer to run a provider.
+func (c Ctl) AuctionProvider() string { return c.base + ".auction.provider" }
+
+// Cmd is a command to one host, e.g. Cmd(host, CmdLaunchActor).
+func (c Ctl) Cmd(host, cmd string) string { return c.base + ".cmd." + host + "." + cmd }
+
+// CmdWildcard matches every command to host.
+func (c Ctl) CmdWildcard(host string) string { return c.base + ".cmd." + host + ".*" }
+
+// LabelPut / LabelDel change one host's labels. The 0.x OTP host has no such
+// subjects; these follow wasmCloud's later control interface.
+func (c Ctl) LabelPut(host string) string { return c.base + ".labels." + host + ".put" }
+
+// LabelDel deletes a host label.
+func (c Ctl) LabelDel(host string) string { return c.base + ".labels." + host + ".del" }
+
+// CacheStream is the JetStream stream holding the lattice cache.
+func CacheStream(prefix string) string { return "LATTICECACHE_" + prefix }
+
+// CacheSubjects is the stream's subject filter.
+func CacheSubjects(prefix string) string { return "lc." + prefix + ".>" }
+
+// CacheClaims is where an actor's (or provider's) flattened claims live.
+func CacheClaims(prefix, key string) string { return "lc." + prefix + ".claims." + key }
+
+// CacheLinkdef is where a link definition lives (tombstoned with deleted: true).
+func CacheLinkdef(prefix, id string) string { return "lc." + prefix + ".linkdefs." + id }
+
+// CacheRefmap maps an artifact reference to a public key.
+func CacheRefmap(prefix, ref string) string {
+	return "lc." + prefix + ".refmap." + base64.RawURLEncoding.EncodeToString([]byte(ref))
+}
