@@ -1,0 +1,497 @@
+// Package config is the one place latticed reads its settings from: flags,
+// then environment (wasmCloud's WASMCLOUD_* names plus our LATTICED_*), then a
+// YAML or TOML file, then defaults. No other package reads the environment.
+//
+// Load returns a validated *Config. Treat it as read-only: it is shared by
+// every component of a process, and the slices and maps in it are not copied.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/nats-io/nkeys"
+)
+
+// NATSConn is how to reach and authenticate to one NATS server.
+type NATSConn struct {
+	// Host is the server's host name or IP; empty means not configured.
+	Host string
+	// Port is the server's client port.
+	Port int
+	// JWT is a NATS user JWT; it needs Seed to answer the server's nonce.
+	JWT string
+	// Seed is the user's nkey seed (SU...).
+	Seed string
+	// CredsFile is a NATS .creds file (JWT and seed in one), used instead of JWT/Seed.
+	CredsFile string
+	// TLS selects a TLS connection.
+	TLS bool
+}
+
+// Configured reports whether a server was given for this connection.
+func (n NATSConn) Configured() bool { return n.Host != "" }
+
+// URL is the connection's URL for nats.go: nats://host:port, or tls://host:port
+// when TLS is set (nats.go then insists on TLS).
+func (n NATSConn) URL() string {
+	scheme := "nats"
+	if n.TLS {
+		scheme = "tls"
+	}
+	// Trim brackets so both "::1" and "[::1]" give a valid IPv6 URL.
+	host := strings.TrimSuffix(strings.TrimPrefix(n.Host, "["), "]")
+	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(n.Port))
+}
+
+// LogValue hides the JWT and seed so a connection can be logged safely.
+func (n NATSConn) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("host", n.Host),
+		slog.Int("port", n.Port),
+		slog.String("jwt", redact(n.JWT)),
+		slog.String("seed", redact(n.Seed)),
+		slog.String("credsfile", n.CredsFile),
+		slog.Bool("tls", n.TLS),
+	)
+}
+
+// Config is latticed's whole configuration. Each field's doc names the
+// environment variable it comes from; see EnvHelp for defaults.
+type Config struct {
+	// ConfigFile is the file the settings were read from, if any (LATTICED_CONFIG).
+	ConfigFile string
+
+	// LatticePrefix is the lattice ID used in every subject (WASMCLOUD_LATTICE_PREFIX).
+	LatticePrefix string
+	// ClusterSeed signs outgoing invocations (WASMCLOUD_CLUSTER_SEED). Empty means
+	// the caller generates an ad hoc one; its public key is then not yet in
+	// ClusterIssuers, and the caller must add it.
+	ClusterSeed string
+	// ClusterIssuers are the cluster public keys whose invocations are accepted
+	// (WASMCLOUD_CLUSTER_ISSUERS). Load puts ClusterSeed's key first when missing.
+	ClusterIssuers []string
+	// HostSeed is the host's server seed, SN... (WASMCLOUD_HOST_SEED); empty = generate.
+	HostSeed string
+
+	// RPC is the NATS connection for actor and provider RPC (WASMCLOUD_RPC_*).
+	RPC NATSConn
+	// CTL is the NATS connection for the control interface and events (WASMCLOUD_CTL_*).
+	CTL NATSConn
+	// ProvRPC is the NATS connection handed to providers (WASMCLOUD_PROV_RPC_*).
+	ProvRPC NATSConn
+
+	// RPCTimeout bounds outbound RPC and health checks; providers get it too
+	// (WASMCLOUD_RPC_TIMEOUT_MS).
+	RPCTimeout time.Duration
+	// CtlTopicPrefix is the control interface's subject prefix (WASMCLOUD_CTL_TOPIC_PREFIX).
+	CtlTopicPrefix string
+	// JSDomain is the JetStream domain for the lattice cache and KV (WASMCLOUD_JS_DOMAIN).
+	JSDomain string
+	// AllowFileLoad permits file:// actor and provider references (WASMCLOUD_ALLOW_FILE_LOAD).
+	AllowFileLoad bool
+	// OCIAllowLatest permits OCI references tagged :latest (WASMCLOUD_OCI_ALLOW_LATEST).
+	OCIAllowLatest bool
+	// OCIAllowedInsecure are registries that may be reached over plain HTTP
+	// (WASMCLOUD_OCI_ALLOWED_INSECURE).
+	OCIAllowedInsecure []string
+	// PolicyTopic is the policy service's subject; empty disables the policy
+	// service (WASMCLOUD_POLICY_TOPIC).
+	PolicyTopic string
+	// PolicyChangesTopic is where the policy service announces changed
+	// decisions (WASMCLOUD_POLICY_CHANGES_TOPIC).
+	PolicyChangesTopic string
+	// PolicyTimeout bounds a policy request; no answer in time means deny
+	// (WASMCLOUD_POLICY_TIMEOUT, milliseconds).
+	PolicyTimeout time.Duration
+	// StructuredLogging selects JSON logs (WASMCLOUD_STRUCTURED_LOGGING_ENABLED).
+	StructuredLogging bool
+	// LogLevel is one of debug, info, warn, error (WASMCLOUD_LOG_LEVEL).
+	LogLevel string
+	// Labels are the host's labels (WASMCLOUD_LABEL_{name}, --label, file "labels").
+	Labels map[string]string
+
+	// DataDir holds the JetStream store, compile cache, keys and creds (LATTICED_DATA_DIR).
+	DataDir string
+	// NATSListen is the embedded NATS server's host:port (LATTICED_NATS_LISTEN).
+	NATSListen string
+	// MetricsAddr is the host:port of /metrics, /healthz, /readyz (LATTICED_METRICS_ADDR).
+	MetricsAddr string
+	// AllowedActorIssuers restricts which accounts (A...) may sign actors; empty
+	// allows any (LATTICED_ALLOWED_ACTOR_ISSUERS).
+	AllowedActorIssuers []string
+	// MaxPayloadBytes is the largest NATS payload (LATTICED_MAX_PAYLOAD_BYTES).
+	MaxPayloadBytes int
+	// ReplayWindow is how long invocation IDs are remembered; invocations
+	// issued longer ago are refused (LATTICED_REPLAY_WINDOW).
+	ReplayWindow time.Duration
+	// ClockSkew is the clock difference tolerated on invocation timestamps
+	// (LATTICED_CLOCK_SKEW).
+	ClockSkew time.Duration
+	// ActorMemoryLimitPages caps an actor instance's memory in 64 KiB pages
+	// (LATTICED_ACTOR_MEMORY_PAGES).
+	ActorMemoryLimitPages uint32
+	// ActorQueueLength is how many invocations may wait for a free actor
+	// instance; later ones get an error reply (LATTICED_ACTOR_QUEUE).
+	ActorQueueLength int
+
+	// sources says, per env name, where a non-env value came from ("--rpc-port",
+	// "rpc_port in /etc/latticed.yaml") so errors point at the right place.
+	sources map[string]string
+}
+
+// EmbeddedNATS reports whether latticed must run its own NATS server: true
+// when neither an RPC nor a control-interface server is configured.
+func (c *Config) EmbeddedNATS() bool {
+	return !c.RPC.Configured() && !c.CTL.Configured()
+}
+
+// SlogLevel is LogLevel as a slog.Level (info when LogLevel is not valid).
+func (c *Config) SlogLevel() slog.Level {
+	switch c.LogLevel {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// LogValue lets the effective configuration be logged without its seeds and
+// JWTs, which must never reach a log.
+func (c *Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("config_file", c.ConfigFile),
+		slog.String("lattice_prefix", c.LatticePrefix),
+		slog.String("cluster_seed", redact(c.ClusterSeed)),
+		slog.Any("cluster_issuers", c.ClusterIssuers),
+		slog.String("host_seed", redact(c.HostSeed)),
+		slog.Any("rpc", c.RPC),
+		slog.Any("ctl", c.CTL),
+		slog.Any("prov_rpc", c.ProvRPC),
+		slog.Duration("rpc_timeout", c.RPCTimeout),
+		slog.String("ctl_topic_prefix", c.CtlTopicPrefix),
+		slog.String("js_domain", c.JSDomain),
+		slog.Bool("allow_file_load", c.AllowFileLoad),
+		slog.Bool("oci_allow_latest", c.OCIAllowLatest),
+		slog.Any("oci_allowed_insecure", c.OCIAllowedInsecure),
+		slog.String("policy_topic", c.PolicyTopic),
+		slog.String("policy_changes_topic", c.PolicyChangesTopic),
+		slog.Duration("policy_timeout", c.PolicyTimeout),
+		slog.Bool("structured_logging", c.StructuredLogging),
+		slog.String("log_level", c.LogLevel),
+		slog.Any("labels", c.Labels),
+		slog.String("data_dir", c.DataDir),
+		slog.String("nats_listen", c.NATSListen),
+		slog.String("metrics_addr", c.MetricsAddr),
+		slog.Any("allowed_actor_issuers", c.AllowedActorIssuers),
+		slog.Int("max_payload_bytes", c.MaxPayloadBytes),
+		slog.Duration("replay_window", c.ReplayWindow),
+		slog.Duration("clock_skew", c.ClockSkew),
+		slog.Uint64("actor_memory_pages", uint64(c.ActorMemoryLimitPages)),
+		slog.Int("actor_queue", c.ActorQueueLength),
+	)
+}
+
+func redact(secret string) string {
+	if secret == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// SettingError is a problem with one setting. Env names the setting even
+// when the value came from a flag or file, since that name is what the docs
+// and EnvHelp list; Source then says where the value came from.
+type SettingError struct {
+	Env    string // e.g. WASMCLOUD_RPC_PORT
+	Source string // "" for the environment or a default, else e.g. "--rpc-port"
+	Msg    string // what is wrong and what is expected
+}
+
+// Error formats as "ENV: msg", or "ENV (source): msg" for flag and file values.
+func (e *SettingError) Error() string {
+	if e.Source != "" {
+		return fmt.Sprintf("%s (%s): %s", e.Env, e.Source, e.Msg)
+	}
+	return e.Env + ": " + e.Msg
+}
+
+// errs collects SettingErrors so the user sees every problem at once.
+type errs struct {
+	list    []error
+	sources map[string]string
+}
+
+func (e *errs) add(env, format string, args ...any) {
+	e.list = append(e.list, &SettingError{Env: env, Source: e.sources[env], Msg: fmt.Sprintf(format, args...)})
+}
+
+func (e *errs) err() error { return errors.Join(e.list...) }
+
+// Limits enforced by Validate.
+const (
+	maxWasmPages = 65536    // 4 GiB, the wasm32 address space
+	maxPayload   = 64 << 20 // NATS's default max_pending; max_payload may not exceed it
+)
+
+// Validate checks every setting and returns all problems joined, each naming
+// the setting and saying what is expected. Load calls it; call it again after
+// building a Config by hand.
+func (c *Config) Validate() error { return c.problems().err() }
+
+// problems runs every check; Load filters the result before joining it.
+func (c *Config) problems() *errs {
+	e := &errs{sources: c.sources}
+
+	switch {
+	case c.LatticePrefix == "":
+		e.add(EnvLatticePrefix, "must not be empty")
+	case strings.ContainsAny(c.LatticePrefix, ".*>") || hasSpace(c.LatticePrefix):
+		e.add(EnvLatticePrefix, "%q: must not contain '.', '*', '>' or whitespace, since it is one token of NATS subjects", c.LatticePrefix)
+	}
+
+	clusterPub := ""
+	if c.ClusterSeed != "" {
+		if pub, msg := seedPublicKey(c.ClusterSeed, nkeys.PrefixByteCluster); msg != "" {
+			e.add(EnvClusterSeed, "%s", msg)
+		} else {
+			clusterPub = pub
+		}
+	}
+	for i, k := range c.ClusterIssuers {
+		if !nkeys.IsValidPublicClusterKey(k) {
+			e.add(EnvClusterIssuers, "entry %d %s: expected a cluster public key (56 characters starting with C)", i+1, showKey(k))
+		}
+	}
+	if clusterPub != "" && !slices.Contains(c.ClusterIssuers, clusterPub) {
+		e.add(EnvClusterIssuers, "must contain the public key of %s (%s), or this host would refuse its own invocations", EnvClusterSeed, clusterPub)
+	}
+	if c.HostSeed != "" {
+		if _, msg := seedPublicKey(c.HostSeed, nkeys.PrefixByteServer); msg != "" {
+			e.add(EnvHostSeed, "%s", msg)
+		}
+	}
+
+	c.RPC.validate(e, "RPC")
+	c.CTL.validate(e, "CTL")
+	c.ProvRPC.validate(e, "PROV_RPC")
+
+	if c.RPCTimeout <= 0 {
+		e.add(EnvRPCTimeoutMS, "%d: must be a positive number of milliseconds", c.RPCTimeout.Milliseconds())
+	}
+	if msg := checkSubject(c.CtlTopicPrefix, false); msg != "" {
+		e.add(EnvCtlTopicPrefix, "%q: %s", c.CtlTopicPrefix, msg)
+	}
+	if c.JSDomain != "" && (strings.ContainsAny(c.JSDomain, ".*>") || hasSpace(c.JSDomain)) {
+		e.add(EnvJSDomain, "%q: must not contain '.', '*', '>' or whitespace (NATS refuses such domains)", c.JSDomain)
+	}
+	for i, r := range c.OCIAllowedInsecure {
+		if r == "" || hasSpace(r) || strings.Contains(r, "://") {
+			e.add(EnvOCIAllowedInsecure, "entry %d %q: expected a registry host[:port] without scheme or spaces", i+1, r)
+		}
+	}
+	if c.PolicyTopic != "" {
+		if msg := checkSubject(c.PolicyTopic, false); msg != "" {
+			e.add(EnvPolicyTopic, "%q: %s", c.PolicyTopic, msg)
+		}
+	}
+	if c.PolicyChangesTopic != "" {
+		if msg := checkSubject(c.PolicyChangesTopic, true); msg != "" {
+			e.add(EnvPolicyChangesTopic, "%q: %s", c.PolicyChangesTopic, msg)
+		}
+	}
+	if c.PolicyTimeout <= 0 {
+		e.add(EnvPolicyTimeout, "%d: must be a positive number of milliseconds", c.PolicyTimeout.Milliseconds())
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		e.add(EnvLogLevel, "%q: expected one of debug, info, warn, error (or trace, warning)", c.LogLevel)
+	}
+	for k := range c.Labels {
+		if k == "" || hasSpace(k) {
+			e.add(EnvLabelPrefix+"{name}", "label name %q: must be non-empty without whitespace", k)
+		}
+	}
+
+	if c.DataDir == "" {
+		e.add(EnvDataDir, "must not be empty (with neither %s nor %s set there is no default)", envXDGDataHome, envHome)
+	}
+	if msg := checkListen(c.NATSListen); msg != "" {
+		e.add(EnvNATSListen, "%q: %s", c.NATSListen, msg)
+	}
+	if msg := checkListen(c.MetricsAddr); msg != "" {
+		e.add(EnvMetricsAddr, "%q: %s", c.MetricsAddr, msg)
+	}
+	for i, k := range c.AllowedActorIssuers {
+		if !nkeys.IsValidPublicAccountKey(k) {
+			e.add(EnvAllowedActorIssuers, "entry %d %s: expected an account public key (56 characters starting with A)", i+1, showKey(k))
+		}
+	}
+	if c.MaxPayloadBytes <= 0 || c.MaxPayloadBytes > maxPayload {
+		e.add(EnvMaxPayloadBytes, "%d: out of range 1-%d", c.MaxPayloadBytes, maxPayload)
+	}
+	if c.ReplayWindow <= 0 {
+		e.add(EnvReplayWindow, "%s: must be a positive duration such as 5m", c.ReplayWindow)
+	}
+	if c.ClockSkew < 0 {
+		e.add(EnvClockSkew, "%s: must not be negative", c.ClockSkew)
+	}
+	if c.ActorMemoryLimitPages < 1 || c.ActorMemoryLimitPages > maxWasmPages {
+		e.add(EnvActorMemoryPages, "%d: out of range 1-%d (64 KiB pages)", c.ActorMemoryLimitPages, maxWasmPages)
+	}
+	if c.ActorQueueLength < 0 {
+		e.add(EnvActorQueue, "%d: must not be negative", c.ActorQueueLength)
+	}
+	return e
+}
+
+// validate checks one NATS connection; prefix is RPC, CTL or PROV_RPC.
+func (n NATSConn) validate(e *errs, prefix string) {
+	env := func(s string) string { return "WASMCLOUD_" + prefix + "_" + s }
+	if n.Host != "" {
+		if strings.Contains(n.Host, "://") || hasSpace(n.Host) {
+			e.add(env("HOST"), "%q: expected a host name or IP address, without scheme", n.Host)
+		} else if _, _, err := net.SplitHostPort(n.Host); err == nil {
+			e.add(env("HOST"), "%q: expected a host name or IP address; give the port in %s", n.Host, env("PORT"))
+		}
+	}
+	if n.Port < 1 || n.Port > 65535 {
+		e.add(env("PORT"), "port %d out of range 1-65535", n.Port)
+	}
+	if n.Seed != "" {
+		if _, msg := seedPublicKey(n.Seed, nkeys.PrefixByteUser); msg != "" {
+			e.add(env("SEED"), "%s", msg)
+		}
+	}
+	if n.JWT != "" {
+		if strings.Count(n.JWT, ".") != 2 {
+			e.add(env("JWT"), "not a JWT (expected three dot-separated parts)")
+		}
+		if n.Seed == "" {
+			e.add(env("JWT"), "set without %s; a user JWT needs its seed to sign the server's nonce", env("SEED"))
+		}
+	}
+	if n.CredsFile != "" {
+		if n.JWT != "" || n.Seed != "" {
+			e.add(env("CREDSFILE"), "set together with %s/%s; give one or the other", env("JWT"), env("SEED"))
+		}
+		if fi, err := os.Stat(n.CredsFile); err != nil {
+			e.add(env("CREDSFILE"), "%s", statMsg(err))
+		} else if fi.IsDir() {
+			e.add(env("CREDSFILE"), "%s is a directory, expected a NATS .creds file", n.CredsFile)
+		}
+	}
+}
+
+// statMsg words a stat error for a user (the PathError already names the file).
+func statMsg(err error) string {
+	if errors.Is(err, os.ErrNotExist) {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return pe.Path + ": no such file"
+		}
+	}
+	return err.Error()
+}
+
+// seedPublicKey decodes an nkeys seed of the given role and returns its public
+// key, or a message saying what is wrong. The message never contains the
+// seed: errors end up in logs.
+func seedPublicKey(seed string, want nkeys.PrefixByte) (string, string) {
+	expect := "expected " + roleSeed(want)
+	prefix, _, err := nkeys.DecodeSeed([]byte(seed))
+	if err != nil {
+		return "", "not a valid nkeys seed; " + expect
+	}
+	if prefix != want {
+		return "", "is " + roleSeed(prefix) + "; " + expect
+	}
+	kp, err := nkeys.FromSeed([]byte(seed))
+	if err != nil {
+		return "", "not a valid nkeys seed; " + expect
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return "", "not a valid nkeys seed; " + expect
+	}
+	return pub, ""
+}
+
+// roleSeed names the seed of an nkeys role for messages, e.g. "a cluster seed (SC...)".
+func roleSeed(p nkeys.PrefixByte) string {
+	article, name, letter := "a", p.String(), ""
+	switch p {
+	case nkeys.PrefixByteCluster:
+		letter = "C"
+	case nkeys.PrefixByteServer:
+		letter = "N"
+	case nkeys.PrefixByteUser:
+		letter = "U"
+	case nkeys.PrefixByteAccount:
+		article, letter = "an", "A"
+	case nkeys.PrefixByteOperator:
+		article, letter = "an", "O"
+	case nkeys.PrefixByteCurve:
+		name, letter = "curve", "X"
+	default:
+		return "an unknown kind of seed"
+	}
+	return article + " " + name + " seed (S" + letter + "...)"
+}
+
+// showKey quotes a would-be public key for an error message, unless it looks
+// like a seed: a seed pasted into a list of public keys must not be logged.
+func showKey(k string) string {
+	if strings.HasPrefix(k, "S") {
+		return "(a seed, not shown; give its public key)"
+	}
+	return strconv.Quote(k)
+}
+
+// checkSubject checks a NATS subject (or subject prefix) and returns a
+// message when it is unusable; wildcards only when they make sense.
+func checkSubject(s string, wildcards bool) string {
+	if s == "" {
+		return "must not be empty"
+	}
+	if hasSpace(s) {
+		return "must not contain whitespace"
+	}
+	for _, tok := range strings.Split(s, ".") {
+		if tok == "" {
+			return "empty subject token (leading, trailing or double '.')"
+		}
+		if !wildcards && (strings.ContainsAny(tok, "*>")) {
+			return "must not contain the wildcards '*' or '>'"
+		}
+	}
+	return ""
+}
+
+// checkListen checks a host:port listen address; port 0 (any free port) is
+// allowed because tests and ad hoc runs use it.
+func checkListen(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "expected host:port, e.g. 127.0.0.1:4222"
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return "port must be a number 0-65535"
+	}
+	return ""
+}
+
+func hasSpace(s string) bool { return strings.IndexFunc(s, unicode.IsSpace) >= 0 }

@@ -1,0 +1,289 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Environment variable names. This block is the one source of truth: flags,
+// config-file keys, defaults, help text and error messages are all derived
+// from the settings table below, which refers to these constants.
+//
+// WASMCLOUD_* names and meanings are the ones wasmCloud hosts use, so an
+// existing lattice's environment works unchanged; LATTICED_* are our own.
+const (
+	EnvLatticePrefix      = "WASMCLOUD_LATTICE_PREFIX"
+	EnvClusterSeed        = "WASMCLOUD_CLUSTER_SEED"
+	EnvClusterIssuers     = "WASMCLOUD_CLUSTER_ISSUERS"
+	EnvHostSeed           = "WASMCLOUD_HOST_SEED"
+	EnvRPCHost            = "WASMCLOUD_RPC_HOST"
+	EnvRPCPort            = "WASMCLOUD_RPC_PORT"
+	EnvRPCJWT             = "WASMCLOUD_RPC_JWT"
+	EnvRPCSeed            = "WASMCLOUD_RPC_SEED"
+	EnvRPCCredsFile       = "WASMCLOUD_RPC_CREDSFILE"
+	EnvRPCTLS             = "WASMCLOUD_RPC_TLS"
+	EnvCtlHost            = "WASMCLOUD_CTL_HOST"
+	EnvCtlPort            = "WASMCLOUD_CTL_PORT"
+	EnvCtlJWT             = "WASMCLOUD_CTL_JWT"
+	EnvCtlSeed            = "WASMCLOUD_CTL_SEED"
+	EnvCtlCredsFile       = "WASMCLOUD_CTL_CREDSFILE"
+	EnvCtlTLS             = "WASMCLOUD_CTL_TLS"
+	EnvProvRPCHost        = "WASMCLOUD_PROV_RPC_HOST"
+	EnvProvRPCPort        = "WASMCLOUD_PROV_RPC_PORT"
+	EnvProvRPCJWT         = "WASMCLOUD_PROV_RPC_JWT"
+	EnvProvRPCSeed        = "WASMCLOUD_PROV_RPC_SEED"
+	EnvProvRPCCredsFile   = "WASMCLOUD_PROV_RPC_CREDSFILE"
+	EnvProvRPCTLS         = "WASMCLOUD_PROV_RPC_TLS"
+	EnvRPCTimeoutMS       = "WASMCLOUD_RPC_TIMEOUT_MS"
+	EnvCtlTopicPrefix     = "WASMCLOUD_CTL_TOPIC_PREFIX"
+	EnvJSDomain           = "WASMCLOUD_JS_DOMAIN"
+	EnvAllowFileLoad      = "WASMCLOUD_ALLOW_FILE_LOAD"
+	EnvOCIAllowLatest     = "WASMCLOUD_OCI_ALLOW_LATEST"
+	EnvOCIAllowedInsecure = "WASMCLOUD_OCI_ALLOWED_INSECURE"
+	EnvPolicyTopic        = "WASMCLOUD_POLICY_TOPIC"
+	EnvPolicyChangesTopic = "WASMCLOUD_POLICY_CHANGES_TOPIC"
+	EnvPolicyTimeout      = "WASMCLOUD_POLICY_TIMEOUT"
+	EnvStructuredLogging  = "WASMCLOUD_STRUCTURED_LOGGING_ENABLED"
+	EnvLogLevel           = "WASMCLOUD_LOG_LEVEL"
+	// EnvLabelPrefix is a prefix, not a variable: every WASMCLOUD_LABEL_{name}
+	// variable becomes host label {name}, lower-cased.
+	EnvLabelPrefix = "WASMCLOUD_LABEL_"
+
+	EnvConfig              = "LATTICED_CONFIG"
+	EnvDataDir             = "LATTICED_DATA_DIR"
+	EnvNATSListen          = "LATTICED_NATS_LISTEN"
+	EnvMetricsAddr         = "LATTICED_METRICS_ADDR"
+	EnvAllowedActorIssuers = "LATTICED_ALLOWED_ACTOR_ISSUERS"
+	EnvMaxPayloadBytes     = "LATTICED_MAX_PAYLOAD_BYTES"
+	EnvReplayWindow        = "LATTICED_REPLAY_WINDOW"
+	EnvClockSkew           = "LATTICED_CLOCK_SKEW"
+	EnvActorMemoryPages    = "LATTICED_ACTOR_MEMORY_PAGES"
+	EnvActorQueue          = "LATTICED_ACTOR_QUEUE"
+)
+
+// Variables read only to compute the default data directory. They are not
+// settings of ours, so they are not exported and not listed in EnvHelp.
+const (
+	envXDGDataHome = "XDG_DATA_HOME"
+	envHome        = "HOME"
+)
+
+// Defaults that other packages may want to show or compare against.
+const (
+	DefaultLatticePrefix         = "default"
+	DefaultNATSPort              = 4222
+	DefaultRPCTimeout            = 2000 * time.Millisecond
+	DefaultCtlTopicPrefix        = "wasmbus.ctl"
+	DefaultPolicyTimeout         = 1000 * time.Millisecond
+	DefaultLogLevel              = "info"
+	DefaultNATSListen            = "127.0.0.1:4222"
+	DefaultMetricsAddr           = "127.0.0.1:9464"
+	DefaultMaxPayloadBytes       = 1 << 20 // NATS's own default max_payload
+	DefaultReplayWindow          = 5 * time.Minute
+	DefaultClockSkew             = 30 * time.Second
+	DefaultActorMemoryLimitPages = 4096 // 64 KiB pages: 256 MiB
+	DefaultActorQueueLength      = 256
+)
+
+// kind says how a setting's raw value (env string, file value, flag) is decoded.
+type kind int
+
+const (
+	kindString   kind = iota
+	kindBool          // wasmCloud's boolean words, see parseBool
+	kindInt           // base-10 integer
+	kindUint32        // base-10 unsigned 32-bit integer
+	kindMillis        // integer milliseconds, decoded to time.Duration
+	kindDuration      // Go duration string ("5m"), decoded to time.Duration
+	kindList          // comma-separated string, or a list in a file
+	kindLabels        // special: WASMCLOUD_LABEL_* / --label / labels map
+	kindConfig        // special: the config file path itself
+)
+
+// setting describes one configuration value. The file key is the env name
+// lower-cased without its WASMCLOUD_/LATTICED_ prefix and the flag is that key
+// with dashes, so none of them can drift apart.
+type setting struct {
+	env     string
+	kind    kind
+	def     any    // default in raw form (as a file would hold it); nil = zero value
+	defHelp string // default as shown by EnvHelp when def is not self-explanatory
+	usage   string // one line, shown by EnvHelp and --help
+	secret  bool   // never echo the value (seeds, JWTs)
+	set     func(c *Config, v any)
+}
+
+// key is the config-file and viper key of s.
+func (s *setting) key() string {
+	if s.kind == kindLabels {
+		return "labels"
+	}
+	k := strings.TrimPrefix(s.env, "WASMCLOUD_")
+	k = strings.TrimPrefix(k, "LATTICED_")
+	return strings.ToLower(k)
+}
+
+// flag is the command-line flag name of s.
+func (s *setting) flag() string {
+	if s.kind == kindLabels {
+		return "label" // repeatable, one key=value per use
+	}
+	return strings.ReplaceAll(s.key(), "_", "-")
+}
+
+// envDisplay is the name shown to users for s.
+func (s *setting) envDisplay() string {
+	if s.kind == kindLabels {
+		return EnvLabelPrefix + "{name}"
+	}
+	return s.env
+}
+
+// natsSettings returns the six settings of one NATS connection; prefix is
+// "RPC", "CTL" or "PROV_RPC" and field selects the NATSConn in Config.
+func natsSettings(prefix, what string, field func(c *Config) *NATSConn) []setting {
+	env := func(s string) string { return "WASMCLOUD_" + prefix + "_" + s }
+	return []setting{
+		{env: env("HOST"), kind: kindString,
+			usage: "NATS host for " + what + "; empty = not configured",
+			set:   func(c *Config, v any) { field(c).Host = v.(string) }},
+		{env: env("PORT"), kind: kindInt, def: DefaultNATSPort,
+			usage: "NATS port for " + what,
+			set:   func(c *Config, v any) { field(c).Port = v.(int) }},
+		{env: env("JWT"), kind: kindString, secret: true,
+			usage: "NATS user JWT for " + what + " (needs the matching seed)",
+			set:   func(c *Config, v any) { field(c).JWT = v.(string) }},
+		{env: env("SEED"), kind: kindString, secret: true,
+			usage: "NATS user seed (SU...) for " + what,
+			set:   func(c *Config, v any) { field(c).Seed = v.(string) }},
+		{env: env("CREDSFILE"), kind: kindString,
+			usage: "NATS .creds file for " + what + " (instead of JWT+seed)",
+			set:   func(c *Config, v any) { field(c).CredsFile = v.(string) }},
+		{env: env("TLS"), kind: kindBool, def: false,
+			usage: "use TLS for " + what,
+			set:   func(c *Config, v any) { field(c).TLS = v.(bool) }},
+	}
+}
+
+// settings is the table every other part of this package is derived from.
+var settings = func() []setting {
+	s := []setting{
+		{env: EnvConfig, kind: kindConfig,
+			usage: "YAML (.yaml/.yml) or TOML (.toml) config file"},
+		{env: EnvLatticePrefix, kind: kindString, def: DefaultLatticePrefix,
+			usage: "lattice ID used in every subject; no '.', '*', '>' or spaces",
+			set:   func(c *Config, v any) { c.LatticePrefix = v.(string) }},
+		{env: EnvClusterSeed, kind: kindString, secret: true, defHelp: "ad hoc",
+			usage: "cluster seed (SC...) that signs invocations",
+			set:   func(c *Config, v any) { c.ClusterSeed = v.(string) }},
+		{env: EnvClusterIssuers, kind: kindList,
+			usage: "comma list of trusted cluster public keys (C...)",
+			set:   func(c *Config, v any) { c.ClusterIssuers = v.([]string) }},
+		{env: EnvHostSeed, kind: kindString, secret: true, defHelp: "generated",
+			usage: "host server seed (SN...); host ID = its public key",
+			set:   func(c *Config, v any) { c.HostSeed = v.(string) }},
+	}
+	s = append(s, natsSettings("RPC", "RPC", func(c *Config) *NATSConn { return &c.RPC })...)
+	s = append(s, natsSettings("CTL", "the control interface", func(c *Config) *NATSConn { return &c.CTL })...)
+	s = append(s, natsSettings("PROV_RPC", "providers", func(c *Config) *NATSConn { return &c.ProvRPC })...)
+	s = append(s, []setting{
+		{env: EnvRPCTimeoutMS, kind: kindMillis, def: int(DefaultRPCTimeout / time.Millisecond),
+			usage: "RPC timeout in milliseconds; also sent to providers",
+			set:   func(c *Config, v any) { c.RPCTimeout = v.(time.Duration) }},
+		{env: EnvCtlTopicPrefix, kind: kindString, def: DefaultCtlTopicPrefix,
+			usage: "control interface subject prefix",
+			set:   func(c *Config, v any) { c.CtlTopicPrefix = v.(string) }},
+		{env: EnvJSDomain, kind: kindString,
+			usage: "JetStream domain for the lattice cache and KV",
+			set:   func(c *Config, v any) { c.JSDomain = v.(string) }},
+		{env: EnvAllowFileLoad, kind: kindBool, def: false,
+			usage: "allow file:// actor and provider references",
+			set:   func(c *Config, v any) { c.AllowFileLoad = v.(bool) }},
+		{env: EnvOCIAllowLatest, kind: kindBool, def: false,
+			usage: "allow OCI references tagged :latest",
+			set:   func(c *Config, v any) { c.OCIAllowLatest = v.(bool) }},
+		{env: EnvOCIAllowedInsecure, kind: kindList,
+			usage: "comma list of OCI registries that may be used over plain HTTP",
+			set:   func(c *Config, v any) { c.OCIAllowedInsecure = v.([]string) }},
+		{env: EnvPolicyTopic, kind: kindString, defHelp: "(policy off)",
+			usage: "policy service subject; empty = no policy checks",
+			set:   func(c *Config, v any) { c.PolicyTopic = v.(string) }},
+		{env: EnvPolicyChangesTopic, kind: kindString,
+			usage: "subject on which the policy service announces changed decisions",
+			set:   func(c *Config, v any) { c.PolicyChangesTopic = v.(string) }},
+		{env: EnvPolicyTimeout, kind: kindMillis, def: int(DefaultPolicyTimeout / time.Millisecond),
+			usage: "policy request timeout in milliseconds; no answer = deny",
+			set:   func(c *Config, v any) { c.PolicyTimeout = v.(time.Duration) }},
+		{env: EnvStructuredLogging, kind: kindBool, def: false,
+			usage: "JSON logs on stderr; passed to providers",
+			set:   func(c *Config, v any) { c.StructuredLogging = v.(bool) }},
+		{env: EnvLogLevel, kind: kindString, def: DefaultLogLevel,
+			usage: "debug|info|warn|error (trace=debug, warning=warn)",
+			set:   func(c *Config, v any) { c.LogLevel = v.(string) }},
+		{env: EnvLabelPrefix, kind: kindLabels,
+			usage: "host label {name, lower-cased}=value (flag: --label k=v)"},
+		{env: EnvDataDir, kind: kindString, defHelp: "$XDG_DATA_HOME/latticed or ~/.local/share/latticed",
+			usage: "JetStream store, compile cache, keys, creds",
+			set:   func(c *Config, v any) { c.DataDir = v.(string) }},
+		{env: EnvNATSListen, kind: kindString, def: DefaultNATSListen,
+			usage: "embedded NATS listen host:port (only without RPC/CTL hosts)",
+			set:   func(c *Config, v any) { c.NATSListen = v.(string) }},
+		{env: EnvMetricsAddr, kind: kindString, def: DefaultMetricsAddr,
+			usage: "host:port for /metrics, /healthz, /readyz",
+			set:   func(c *Config, v any) { c.MetricsAddr = v.(string) }},
+		{env: EnvAllowedActorIssuers, kind: kindList, defHelp: "(any)",
+			usage: "comma list of account keys (A...) allowed to sign actors; empty = any",
+			set:   func(c *Config, v any) { c.AllowedActorIssuers = v.([]string) }},
+		{env: EnvMaxPayloadBytes, kind: kindInt, def: DefaultMaxPayloadBytes,
+			usage: "largest NATS message payload in bytes",
+			set:   func(c *Config, v any) { c.MaxPayloadBytes = v.(int) }},
+		{env: EnvReplayWindow, kind: kindDuration, def: DefaultReplayWindow.String(),
+			usage: "invocation IDs remembered this long; older invocations refused",
+			set:   func(c *Config, v any) { c.ReplayWindow = v.(time.Duration) }},
+		{env: EnvClockSkew, kind: kindDuration, def: DefaultClockSkew.String(),
+			usage: "tolerated clock difference for invocation timestamps",
+			set:   func(c *Config, v any) { c.ClockSkew = v.(time.Duration) }},
+		{env: EnvActorMemoryPages, kind: kindUint32, def: DefaultActorMemoryLimitPages,
+			usage: "actor memory limit in 64 KiB wasm pages (4096 = 256 MiB)",
+			set:   func(c *Config, v any) { c.ActorMemoryLimitPages = v.(uint32) }},
+		{env: EnvActorQueue, kind: kindInt, def: DefaultActorQueueLength,
+			usage: "invocations that may wait for a free actor instance",
+			set:   func(c *Config, v any) { c.ActorQueueLength = v.(int) }},
+	}...)
+	return s
+}()
+
+// EnvHelp returns a table of every environment variable latticed reads, with
+// its default and meaning, for commands' --help text. Each variable also has a
+// flag (the name in lower case without WASMCLOUD_/LATTICED_, dashes for
+// underscores) and a config-file key (same, with underscores).
+func EnvHelp() string {
+	var b strings.Builder
+	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "VARIABLE\tDEFAULT\tMEANING")
+	for i := range settings {
+		s := &settings[i]
+		fmt.Fprintf(w, "%s\t%s\t%s\n", s.envDisplay(), s.defaultText(), s.usage)
+	}
+	_ = w.Flush() // writes to a strings.Builder cannot fail
+	return b.String()
+}
+
+// defaultText renders the default of s for help output.
+func (s *setting) defaultText() string {
+	if s.defHelp != "" {
+		return s.defHelp
+	}
+	switch v := s.def.(type) {
+	case nil:
+		return "(none)"
+	case bool:
+		return fmt.Sprint(v)
+	case string:
+		return v
+	default:
+		return fmt.Sprint(v)
+	}
+}
