@@ -1,0 +1,109 @@
+package actor
+
+import (
+	"fmt"
+
+	"github.com/latticed/latticed/lattice"
+)
+
+// DefaultLink is the link name used when an actor has a single link per
+// contract, and the binding the builtin capabilities and actor calls use.
+const DefaultLink = "default"
+
+// HandleHTTP registers fn as the actor's wasmcloud:httpserver handler
+// (HttpServer.HandleRequest). A zero StatusCode is sent as 200 and nil header
+// or body as empty values, matching wasmCloud's HttpResponse defaults so Rust
+// providers decode the reply too. An error from fn becomes a guest error,
+// which the HTTP provider answers with a 500.
+func HandleHTTP(fn func(lattice.HTTPRequest) (lattice.HTTPResponse, error)) {
+	Handle(lattice.OpHTTPHandleRequest, func(payload []byte) ([]byte, error) {
+		var req lattice.HTTPRequest
+		if err := Unmarshal(payload, &req); err != nil {
+			return nil, fmt.Errorf("decode HttpRequest: %w", err)
+		}
+		resp, err := fn(req)
+		if err != nil {
+			return nil, err
+		}
+		if resp.StatusCode == 0 {
+			resp.StatusCode = 200
+		}
+		if resp.Header == nil {
+			resp.Header = map[string][]string{}
+		}
+		if resp.Body == nil {
+			resp.Body = []byte{}
+		}
+		return Marshal(resp)
+	})
+}
+
+// KVIncrement adds by to the integer stored at key in the key-value store
+// linked as binding (KeyValue.Increment) and returns the new value.
+func KVIncrement(binding, key string, by int32) (int32, error) {
+	var n int32
+	err := call(binding, lattice.ContractKeyValue, lattice.OpKVIncrement,
+		lattice.KVIncrementRequest{Key: key, Value: by}, &n)
+	return n, err
+}
+
+// KVGet reads key from the key-value store linked as binding (KeyValue.Get).
+// exists is false, and value empty, when the key is absent.
+func KVGet(binding, key string) (value string, exists bool, err error) {
+	var resp lattice.KVGetResponse
+	if err := call(binding, lattice.ContractKeyValue, lattice.OpKVGet, key, &resp); err != nil {
+		return "", false, err
+	}
+	return resp.Value, resp.Exists, nil
+}
+
+// KVSet stores value at key in the key-value store linked as binding
+// (KeyValue.Set); expires is a lifetime in seconds, 0 for never.
+func KVSet(binding, key, value string, expires uint32) error {
+	return call(binding, lattice.ContractKeyValue, lattice.OpKVSet,
+		lattice.KVSetRequest{Key: key, Value: value, Expires: expires}, nil)
+}
+
+// Log writes text at level ("error", "warn", "info" or "debug") to the host's
+// log, tagged with this actor (wasmcloud:builtin:logging).
+func Log(level, text string) error {
+	return call(DefaultLink, lattice.ContractLogging, lattice.OpLogWrite,
+		lattice.LogEntry{Level: level, Text: text}, nil)
+}
+
+// GenerateGUID asks the host for a random UUID (wasmcloud:builtin:numbergen).
+func GenerateGUID() (string, error) {
+	var guid string
+	err := call(DefaultLink, lattice.ContractNumberGen, lattice.OpNumGenGUID, nil, &guid)
+	return guid, err
+}
+
+// CallActor invokes operation on another actor, named by its public key
+// (M…) or its call alias, and returns the reply. Actor-to-actor calls need no
+// link and no capability claim.
+func CallActor(target, operation string, payload []byte) ([]byte, error) {
+	return HostCall(DefaultLink, target, operation, payload)
+}
+
+// call is a host call with msgpack on both sides. A nil arg sends an empty
+// payload (operations without an argument); a nil out ignores the reply.
+func call(binding, namespace, operation string, arg, out any) error {
+	var payload []byte
+	if arg != nil {
+		var err error
+		if payload, err = Marshal(arg); err != nil {
+			return fmt.Errorf("encode %s argument: %w", operation, err)
+		}
+	}
+	reply, err := HostCall(binding, namespace, operation, payload)
+	if err != nil {
+		return err
+	}
+	if out == nil {
+		return nil
+	}
+	if err := Unmarshal(reply, out); err != nil {
+		return fmt.Errorf("decode %s reply: %w", operation, err)
+	}
+	return nil
+}

@@ -1,0 +1,47 @@
+// Command echo is the wasmCloud echo sample as a plain-Go actor: it answers
+// HTTP requests with a JSON description of the request, and Echo.Echo with
+// its own payload (the trivial actor the benchmarks call).
+//
+// Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o echo.wasm ./actor/examples/echo
+package main
+
+import (
+	"encoding/json"
+
+	"github.com/latticed/latticed/actor"
+	"github.com/latticed/latticed/lattice"
+)
+
+// echoBody is the reply body, with the wasmCloud sample's field names.
+type echoBody struct {
+	Method      string `json:"method"`
+	Path        string `json:"path"`
+	QueryString string `json:"query_string"`
+	Body        string `json:"body"`
+}
+
+func init() {
+	actor.HandleHTTP(func(req lattice.HTTPRequest) (lattice.HTTPResponse, error) {
+		body, err := json.Marshal(echoBody{
+			Method:      req.Method,
+			Path:        req.Path,
+			QueryString: req.QueryString,
+			Body:        string(req.Body),
+		})
+		if err != nil {
+			return lattice.HTTPResponse{}, err
+		}
+		return lattice.HTTPResponse{
+			StatusCode: 200,
+			Header:     map[string][]string{"Content-Type": {"application/json"}},
+			Body:       body,
+		}, nil
+	})
+	actor.Handle("Echo.Echo", func(payload []byte) ([]byte, error) {
+		return payload, nil
+	})
+}
+
+// main is not run in a reactor module; the handlers above are registered by
+// init during _initialize.
+func main() {}

@@ -1,0 +1,44 @@
+// Command kvcounter counts HTTP requests in a key-value store: each request
+// increments the key "counter" through the link named "default" and the
+// reply is {"counter": N}.
+//
+// Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o kvcounter.wasm ./actor/examples/kvcounter
+package main
+
+import (
+	"encoding/json"
+
+	"github.com/latticed/latticed/actor"
+	"github.com/latticed/latticed/lattice"
+)
+
+const counterKey = "counter"
+
+func init() {
+	actor.HandleHTTP(func(lattice.HTTPRequest) (lattice.HTTPResponse, error) {
+		n, err := actor.KVIncrement(actor.DefaultLink, counterKey, 1)
+		if err != nil {
+			// A 500 with the reason beats a guest error here: the caller
+			// sees why, not only that the actor failed.
+			return lattice.HTTPResponse{
+				StatusCode: 500,
+				Header:     map[string][]string{"Content-Type": {"text/plain"}},
+				Body:       []byte(err.Error()),
+			}, nil
+		}
+		body, err := json.Marshal(struct {
+			Counter int32 `json:"counter"`
+		}{n})
+		if err != nil {
+			return lattice.HTTPResponse{}, err
+		}
+		return lattice.HTTPResponse{
+			StatusCode: 200,
+			Header:     map[string][]string{"Content-Type": {"application/json"}},
+			Body:       body,
+		}, nil
+	})
+}
+
+// main is not run in a reactor module; see init.
+func main() {}

@@ -1,0 +1,19 @@
+// Package testactors holds hostile and diagnostic actors that host tests
+// build (GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared) and run to
+// prove isolation, limits and routing. None of them is meant to be deployed.
+//
+//   - loop: Loop.Forever never returns (timeouts); Echo.Echo.
+//   - trap: Trap.Panic (a handler panic: the SDK turns it into a guest error
+//     and the instance stays usable), Trap.Exit (os.Exit(3): proc_exit, the
+//     instance is dead), Trap.Fault (a real wasm trap: out-of-bounds memory
+//     access), Trap.GoroutinePanic (a panic the SDK cannot recover: a trap);
+//     Echo.Echo.
+//   - membomb: Mem.Grow allocates 64 MiB chunks until memory runs out;
+//     Mem.GrowOnce keeps one more 64 MiB chunk per call and returns the count.
+//   - recurse: Recurse.Deep recurses until the goroutine stack overflows.
+//   - hostcall: Call.Forward performs the host call described by its payload.
+//   - lifecycle: Life.MainRan, Life.Count, Life.Sleep, Life.Goroutine report
+//     how the Go reactor behaves (main not run, state kept across calls).
+//   - logger: Gen.Guid logs through wasmcloud:builtin:logging and returns a
+//     GUID from wasmcloud:builtin:numbergen; Log.Write logs its payload.
+package testactors

@@ -1,0 +1,242 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/tetratelabs/wazero"
+
+	"github.com/latticed/latticed/lattice"
+)
+
+// MaxModuleBytes bounds an actor module read from a reference.
+const MaxModuleBytes = 64 << 20
+
+// Errors of actor start that callers branch on.
+var (
+	ErrFileLoadDisabled = errors.New("loading actors from files is disabled: set WASMCLOUD_ALLOW_FILE_LOAD=true")
+	ErrIssuerNotAllowed = errors.New("actor issuer is not in LATTICED_ALLOWED_ACTOR_ISSUERS")
+	ErrUnsupportedRef   = errors.New("unsupported actor reference")
+)
+
+// actor is one actor running on this host: verified claims, compiled module,
+// instance pool and its RPC subscription.
+type actor struct {
+	key      string
+	ref      string
+	claims   *lattice.ActorClaims
+	compiled wazero.CompiledModule
+	pool     *pool
+	sub      *nats.Subscription
+
+	mu          sync.Mutex
+	annotations map[string]map[string]string // instance id -> annotations
+}
+
+func (a *actor) name() string {
+	if a.claims.Wascap != nil {
+		return a.claims.Wascap.Name
+	}
+	return ""
+}
+
+// loadModule reads the bytes an actor reference points at.
+func loadModule(ref string, allowFile bool) ([]byte, error) {
+	path, ok := strings.CutPrefix(ref, "file://")
+	if !ok {
+		if !filepath.IsAbs(ref) && !strings.HasPrefix(ref, "./") && !strings.HasSuffix(ref, ".wasm") {
+			return nil, fmt.Errorf("%w %q: only file references (file:///path/actor.wasm) are supported by this build", ErrUnsupportedRef, ref)
+		}
+		path = ref
+	}
+	if !allowFile {
+		return nil, ErrFileLoadDisabled
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read actor module: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxModuleBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read actor module %s: %w", path, err)
+	}
+	if len(b) > MaxModuleBytes {
+		return nil, fmt.Errorf("actor module %s is larger than %d bytes", path, MaxModuleBytes)
+	}
+	return b, nil
+}
+
+// verifyModule checks the claims an actor must carry before it may start.
+func (h *Host) verifyModule(module []byte) (*lattice.ActorClaims, error) {
+	claims, err := lattice.VerifyActor(module, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("actor claims invalid: %w", err)
+	}
+	if len(h.opts.AllowedActorIssuers) > 0 {
+		allowed := false
+		for _, iss := range h.opts.AllowedActorIssuers {
+			allowed = allowed || iss == claims.Issuer
+		}
+		if !allowed {
+			return nil, fmt.Errorf("%w: %s", ErrIssuerNotAllowed, claims.Issuer)
+		}
+	}
+	return claims, nil
+}
+
+// StartActor loads, verifies and starts count instances of the actor at ref.
+// Starting an actor already running from the same reference adds instances.
+func (h *Host) StartActor(ctx context.Context, ref string, count int, annotations map[string]string) (*lattice.ActorClaims, error) {
+	if count <= 0 {
+		count = 1
+	}
+	module, err := loadModule(ref, h.opts.AllowFileLoad)
+	if err != nil {
+		return nil, err
+	}
+	claims, err := h.verifyModule(module)
+	if err != nil {
+		return nil, err
+	}
+	return claims, h.startVerified(ctx, ref, module, claims, count, annotations)
+}
+
+func (h *Host) startVerified(ctx context.Context, ref string, module []byte, claims *lattice.ActorClaims, count int, annotations map[string]string) error {
+	h.actorsMu.Lock()
+	defer h.actorsMu.Unlock()
+	if a, ok := h.actors[claims.Subject]; ok {
+		if a.ref != ref {
+			return fmt.Errorf("actor %s already runs here from %q; use a live update to change its module", claims.Subject, a.ref)
+		}
+		live, _ := a.pool.stats()
+		return h.scaleLocked(ctx, a, live+count, annotations)
+	}
+	start := time.Now()
+	compiled, err := h.runtime.Compile(ctx, module)
+	if err != nil {
+		return err
+	}
+	h.observeCompile(time.Since(start))
+	a := &actor{key: claims.Subject, ref: ref, claims: claims, compiled: compiled, annotations: map[string]map[string]string{}}
+	a.pool = newPool(func(ctx context.Context, id string) (*instance, error) {
+		return h.runtime.instantiate(ctx, compiled, id)
+	}, h.opts.QueueLength)
+	if err := h.scaleLocked(ctx, a, count, annotations); err != nil {
+		a.pool.close(ctx)
+		_ = compiled.Close(ctx)
+		return err
+	}
+	subject := lattice.RPCActor(h.opts.LatticePrefix, a.key)
+	sub, err := h.opts.RPC.QueueSubscribe(subject, subject, func(m *nats.Msg) { h.dispatch(a, m) })
+	if err != nil {
+		a.pool.close(ctx)
+		_ = compiled.Close(ctx)
+		return fmt.Errorf("subscribe %s: %w", subject, err)
+	}
+	a.sub = sub
+	h.actors[a.key] = a
+	h.state.putClaims(lattice.FlattenActor(claims))
+	h.m.ActorsRunning.Set(float64(len(h.actors)))
+	h.log.Info("actor started", "actor", a.key, "name", a.name(), "ref", ref, "instances", count,
+		"compile_seconds", time.Since(start).Seconds())
+	return nil
+}
+
+// scaleLocked sets the instance count and keeps annotations and metrics in step.
+func (h *Host) scaleLocked(ctx context.Context, a *actor, n int, annotations map[string]string) error {
+	before := map[string]bool{}
+	for _, id := range a.pool.ids() {
+		before[id] = true
+	}
+	err := a.pool.scale(ctx, n)
+	ids := a.pool.ids()
+	a.mu.Lock()
+	for _, id := range ids {
+		if !before[id] {
+			a.annotations[id] = annotations
+			h.events.publish(lattice.EventActorStarted, map[string]any{
+				"public_key": a.key, "image_ref": a.ref, "api_version": "n/a", "instance_id": id,
+				"annotations": nonNil(annotations), "claims": claimsEventData(a.claims),
+			})
+		}
+	}
+	a.mu.Unlock()
+	h.m.ActorInstances.WithLabelValues(a.key).Set(float64(len(ids)))
+	if err != nil {
+		return fmt.Errorf("scale actor %s to %d: %w", a.key, n, err)
+	}
+	return nil
+}
+
+// StopActor stops count instances (0 = all) of the actor with this key.
+func (h *Host) StopActor(ctx context.Context, key string, count int) error {
+	h.actorsMu.Lock()
+	defer h.actorsMu.Unlock()
+	a, ok := h.actors[key]
+	if !ok {
+		return fmt.Errorf("actor %s is not running on this host", key)
+	}
+	live, _ := a.pool.stats()
+	if count > 0 && count < live {
+		return h.scaleLocked(ctx, a, live-count, nil)
+	}
+	h.removeLocked(ctx, a)
+	return nil
+}
+
+func (h *Host) removeLocked(ctx context.Context, a *actor) {
+	_ = a.sub.Unsubscribe()
+	ids := a.pool.ids()
+	a.pool.close(ctx)
+	delete(h.actors, a.key)
+	h.m.ActorsRunning.Set(float64(len(h.actors)))
+	h.m.ActorInstances.DeleteLabelValues(a.key)
+	for _, id := range ids {
+		h.events.publish(lattice.EventActorStopped, map[string]any{"public_key": a.key, "instance_id": id, "annotations": map[string]string{}})
+	}
+	h.log.Info("actor stopped", "actor", a.key)
+}
+
+func (h *Host) observeCompile(d time.Duration) {
+	// wazero does not say whether code came from the cache; a module that
+	// compiles in well under the cold time was cached.
+	phase := "compile"
+	if d < 50*time.Millisecond {
+		phase = "cached"
+	}
+	h.m.ActorStartDuration.WithLabelValues(phase).Observe(d.Seconds())
+}
+
+func claimsEventData(c *lattice.ActorClaims) map[string]any {
+	w := c.Wascap
+	if w == nil {
+		w = &lattice.Actor{}
+	}
+	human := func(ts int64, none string) string {
+		if ts == 0 {
+			return none
+		}
+		return time.Unix(ts, 0).UTC().Format(time.RFC3339)
+	}
+	return map[string]any{
+		"call_alias": w.CallAlias, "caps": w.Caps, "issuer": c.Issuer, "tags": w.Tags, "name": w.Name,
+		"version": w.Ver, "revision": lattice.ActorRevision(c),
+		"not_before_human": human(c.NotBefore, "immediately"), "expires_human": human(c.Expires, "never"),
+	}
+}
+
+func nonNil(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}

@@ -1,0 +1,302 @@
+// Package agent is the wasm host: it runs actors under wazero, serves their
+// RPC subjects behind the issuer policy, routes their outgoing calls, and
+// answers the lattice control interface.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"golang.org/x/time/rate"
+
+	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/metrics"
+)
+
+// Version is reported in host info and heartbeats.
+var Version = "0.1.0"
+
+// ProviderLauncher starts and stops capability providers on behalf of the
+// control interface. The supervisor implements it; nil means this host cannot.
+type ProviderLauncher interface {
+	LaunchProvider(ctx context.Context, cmd lattice.LaunchProviderCommand) error
+	StopProvider(ctx context.Context, cmd lattice.StopProviderCommand) error
+	RevokeProvider(ctx context.Context, cmd lattice.StopProviderCommand) error
+	Providers() []lattice.ProviderDescription
+}
+
+// Options configure a Host. Connections are owned by the caller.
+type Options struct {
+	HostKey    *lattice.KeyPair // N…: the host's identity
+	ClusterKey *lattice.KeyPair // C…: signs outgoing invocations
+	Issuers    []string         // trusted cluster issuers (must include ClusterKey's)
+
+	LatticePrefix  string
+	CtlTopicPrefix string
+	RPC            *nats.Conn // invocations
+	Ctl            *nats.Conn // control interface and events
+
+	RPCTimeout          time.Duration
+	AllowFileLoad       bool
+	AllowedActorIssuers []string
+	MaxPayloadBytes     int
+	QueueLength         int
+	MemoryLimitPages    uint32
+	CompileCacheDir     string // "" = memory only
+	ReplayWindow        time.Duration
+	ClockSkew           time.Duration
+	Labels              map[string]string
+	HeartbeatInterval   time.Duration // default 30s
+	JSDomain            string
+	FriendlyName        string
+	CtlHost, RPCHost    string // reported in host info
+	ProvRPCHost         string
+
+	Providers ProviderLauncher
+	Metrics   *metrics.Metrics
+	Logger    *slog.Logger
+}
+
+func (o *Options) setDefaults() error {
+	if o.HostKey == nil || o.ClusterKey == nil || o.RPC == nil || o.Ctl == nil {
+		return errors.New("agent: HostKey, ClusterKey, RPC and Ctl are required")
+	}
+	if o.LatticePrefix == "" {
+		o.LatticePrefix = lattice.DefaultLatticePrefix
+	}
+	if o.RPCTimeout <= 0 {
+		o.RPCTimeout = 2 * time.Second
+	}
+	if o.MaxPayloadBytes <= 0 {
+		o.MaxPayloadBytes = 1 << 20
+	}
+	if o.QueueLength <= 0 {
+		o.QueueLength = 256
+	}
+	if o.MemoryLimitPages == 0 {
+		o.MemoryLimitPages = 4096
+	}
+	if o.HeartbeatInterval <= 0 {
+		o.HeartbeatInterval = 30 * time.Second
+	}
+	if o.ReplayWindow <= 0 {
+		o.ReplayWindow = 5 * time.Minute
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.FriendlyName == "" {
+		o.FriendlyName = friendlyName(o.HostKey.PublicKey())
+	}
+	trusted := false
+	for _, i := range o.Issuers {
+		trusted = trusted || i == o.ClusterKey.PublicKey()
+	}
+	if !trusted {
+		o.Issuers = append([]string{o.ClusterKey.PublicKey()}, o.Issuers...)
+	}
+	return nil
+}
+
+// Host is a lattice node's wasm host.
+type Host struct {
+	opts    Options
+	id      string
+	ctl     lattice.Ctl
+	runtime *Runtime
+	policy  *lattice.IssuerPolicy
+	state   *latticeState
+	events  *eventPublisher
+	m       *metrics.Metrics
+	log     *slog.Logger
+	started time.Time
+	ready   chan struct{}
+
+	rejectEvents *rate.Limiter
+
+	actorsMu sync.Mutex
+	actors   map[string]*actor
+
+	labelsMu sync.RWMutex
+	labels   map[string]string
+
+	inflight sync.WaitGroup // invocations being served
+	stop     chan struct{}  // closed by a ctl stop command
+	stopOnce sync.Once
+}
+
+// New creates a host and its wasm runtime. Nothing is subscribed until Run.
+func New(ctx context.Context, opts Options) (*Host, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	rt, err := NewRuntime(ctx, opts.CompileCacheDir, opts.MemoryLimitPages)
+	if err != nil {
+		return nil, err
+	}
+	h := &Host{
+		opts: opts, id: opts.HostKey.PublicKey(), ctl: lattice.NewCtl(opts.CtlTopicPrefix, opts.LatticePrefix),
+		runtime: rt, state: newLatticeState(), m: opts.Metrics,
+		log:     opts.Logger.With("host", opts.HostKey.PublicKey()),
+		started: time.Now(), ready: make(chan struct{}), actors: map[string]*actor{},
+		labels: map[string]string{}, stop: make(chan struct{}),
+		rejectEvents: rate.NewLimiter(rate.Limit(10), 20),
+	}
+	for k, v := range opts.Labels {
+		h.labels[k] = v
+	}
+	h.policy = lattice.NewIssuerPolicy(opts.Issuers,
+		lattice.WithReplayGuard(lattice.NewReplayGuard(opts.ReplayWindow, 1<<20)),
+		lattice.WithClockSkew(opts.ClockSkew))
+	h.events = &eventPublisher{nc: opts.Ctl, subject: lattice.Events(opts.LatticePrefix), source: h.id, log: h.log}
+	reasons := make([]string, len(lattice.RejectReasons))
+	for i, r := range lattice.RejectReasons {
+		reasons[i] = string(r)
+	}
+	h.m.InitRejectReasons(reasons)
+	return h, nil
+}
+
+// ID is the host's public key.
+func (h *Host) ID() string { return h.id }
+
+// Ready is closed once the host answers the control interface.
+func (h *Host) Ready() <-chan struct{} { return h.ready }
+
+// Stopped is closed when a control-interface stop command asked the host to stop.
+func (h *Host) Stopped() <-chan struct{} { return h.stop }
+
+// Run serves the control interface and heartbeats until ctx ends (or a stop
+// command arrives), then stops every actor and releases the runtime.
+func (h *Host) Run(ctx context.Context) error {
+	subs, err := h.subscribeCtl()
+	defer func() {
+		for _, s := range subs {
+			_ = s.Unsubscribe()
+		}
+	}()
+	if err != nil {
+		_ = h.runtime.Close(context.WithoutCancel(ctx))
+		return err
+	}
+	if err := h.opts.Ctl.Flush(); err != nil {
+		return fmt.Errorf("flush control subscriptions: %w", err)
+	}
+	h.events.publish(lattice.EventHostStarted, map[string]any{
+		"labels": h.labelsCopy(), "friendly_name": h.opts.FriendlyName,
+		"uptime_seconds": 0, "version": Version,
+	})
+	close(h.ready)
+	h.log.Info("host ready", "lattice_prefix", h.opts.LatticePrefix, "issuers", strings.Join(h.opts.Issuers, ","))
+
+	tick := time.NewTicker(h.opts.HeartbeatInterval)
+	defer tick.Stop()
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-h.stop:
+			done = true
+		case <-tick.C:
+			h.heartbeat()
+		}
+	}
+	return h.shutdown(context.WithoutCancel(ctx))
+}
+
+func (h *Host) shutdown(ctx context.Context) error {
+	h.actorsMu.Lock()
+	for _, a := range h.actors {
+		h.removeLocked(ctx, a)
+	}
+	h.actorsMu.Unlock()
+	h.inflight.Wait()
+	h.events.publish(lattice.EventHostStopped, map[string]any{"labels": h.labelsCopy()})
+	_ = h.opts.Ctl.Flush()
+	h.log.Info("host stopped")
+	return h.runtime.Close(ctx)
+}
+
+func (h *Host) labelsCopy() map[string]string {
+	h.labelsMu.RLock()
+	defer h.labelsMu.RUnlock()
+	out := make(map[string]string, len(h.labels))
+	for k, v := range h.labels {
+		out[k] = v
+	}
+	return out
+}
+
+func (h *Host) uptime() (int64, string) {
+	d := time.Since(h.started).Truncate(time.Second)
+	return int64(d.Seconds()), d.String()
+}
+
+func (h *Host) heartbeat() {
+	secs, human := h.uptime()
+	actors := map[string]int{}
+	h.actorsMu.Lock()
+	for k, a := range h.actors {
+		live, _ := a.pool.stats()
+		actors[k] = live
+	}
+	h.actorsMu.Unlock()
+	providers := []map[string]string{}
+	if h.opts.Providers != nil {
+		for _, p := range h.opts.Providers.Providers() {
+			providers = append(providers, map[string]string{"public_key": p.ID, "link_name": p.LinkName, "contract_id": p.ContractID})
+		}
+	}
+	h.events.publish(lattice.EventHostHeartbeat, map[string]any{
+		"actors": actors, "providers": providers, "labels": h.labelsCopy(),
+		"friendly_name": h.opts.FriendlyName, "version": Version,
+		"uptime_seconds": secs, "uptime_human": human,
+	})
+}
+
+// eventPublisher sends CloudEvents on the lattice event subject.
+type eventPublisher struct {
+	nc      *nats.Conn
+	subject string
+	source  string
+	log     *slog.Logger
+}
+
+func (e *eventPublisher) publish(eventType string, data any) {
+	b, err := lattice.NewEvent(e.source, eventType, data)
+	if err == nil {
+		err = e.nc.Publish(e.subject, b)
+	}
+	if err != nil {
+		e.log.Warn("publish event failed", "type", eventType, "err", err)
+	}
+}
+
+// friendlyName derives a stable, readable name from the host key.
+func friendlyName(key string) string {
+	adjectives := []string{"amber", "brisk", "calm", "dapper", "eager", "fuzzy", "gentle", "hardy", "icy", "jolly", "keen", "lucky", "mellow", "nimble", "odd", "proud"}
+	nouns := []string{"otter", "falcon", "badger", "heron", "lynx", "marten", "newt", "osprey", "panda", "quail", "raven", "stoat", "tapir", "vole", "wren", "yak"}
+	var n uint32
+	for _, c := range key {
+		n = n*31 + uint32(c)
+	}
+	return fmt.Sprintf("%s-%s-%04d", adjectives[n%16], nouns[(n/16)%16], (n/256)%10000)
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only for values we build ourselves
+	}
+	return b
+}

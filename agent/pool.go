@@ -1,0 +1,177 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/google/uuid"
+)
+
+// MaxInstances bounds one actor's instance count on a node.
+const MaxInstances = 1024
+
+// ErrBusy means every instance is busy and the wait queue is full.
+var ErrBusy = errors.New("actor is busy: all instances in use and the wait queue is full; scale the actor up or retry")
+
+// errPoolClosed means the actor stopped while the caller waited.
+var errPoolClosed = errors.New("actor stopped")
+
+// pool holds an actor's instances. Callers take an idle instance or wait in a
+// bounded queue; an instance that times out, traps or exits is discarded and
+// replaced so the actor keeps its count.
+type pool struct {
+	spawn    func(ctx context.Context, id string) (*instance, error)
+	idle     chan *instance
+	queueLen int
+	closed   chan struct{}
+
+	mu      sync.Mutex
+	live    map[*instance]struct{}
+	target  int
+	waiting int
+	done    bool
+}
+
+func newPool(spawn func(ctx context.Context, id string) (*instance, error), queueLen int) *pool {
+	return &pool{
+		spawn: spawn, idle: make(chan *instance, MaxInstances), queueLen: queueLen,
+		closed: make(chan struct{}), live: map[*instance]struct{}{},
+	}
+}
+
+// scale sets the instance count, creating instances now or retiring idle ones
+// (busy ones retire when they come back).
+func (p *pool) scale(ctx context.Context, n int) error {
+	if n < 0 || n > MaxInstances {
+		return fmt.Errorf("instance count %d out of range 0-%d", n, MaxInstances)
+	}
+	p.mu.Lock()
+	if p.done {
+		p.mu.Unlock()
+		return errPoolClosed
+	}
+	p.target = n
+	missing := n - len(p.live)
+	p.mu.Unlock()
+	for i := 0; i < missing; i++ {
+		if err := p.add(ctx); err != nil {
+			return err
+		}
+	}
+	for retire := -missing; retire > 0; retire-- {
+		select {
+		case in := <-p.idle:
+			p.drop(ctx, in)
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+func (p *pool) add(ctx context.Context) error {
+	in, err := p.spawn(ctx, uuid.NewString())
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	if p.done || len(p.live) >= p.target {
+		p.mu.Unlock()
+		in.close(ctx)
+		return nil
+	}
+	p.live[in] = struct{}{}
+	p.mu.Unlock()
+	p.idle <- in
+	return nil
+}
+
+func (p *pool) drop(ctx context.Context, in *instance) {
+	p.mu.Lock()
+	delete(p.live, in)
+	p.mu.Unlock()
+	in.close(ctx)
+}
+
+// acquire waits for an idle instance until ctx ends.
+func (p *pool) acquire(ctx context.Context) (*instance, error) {
+	select {
+	case in := <-p.idle:
+		return in, nil
+	default:
+	}
+	p.mu.Lock()
+	if p.waiting >= p.queueLen {
+		p.mu.Unlock()
+		return nil, ErrBusy
+	}
+	p.waiting++
+	p.mu.Unlock()
+	defer func() { p.mu.Lock(); p.waiting--; p.mu.Unlock() }()
+	select {
+	case in := <-p.idle:
+		return in, nil
+	case <-p.closed:
+		return nil, errPoolClosed
+	case <-ctx.Done():
+		return nil, fmt.Errorf("no free actor instance: %w", ctx.Err())
+	}
+}
+
+// release returns an instance; broken ones are closed and replaced.
+func (p *pool) release(ctx context.Context, in *instance, broken bool) {
+	p.mu.Lock()
+	surplus := p.done || len(p.live) > p.target
+	p.mu.Unlock()
+	if broken || surplus {
+		p.drop(ctx, in)
+		if broken && !surplus {
+			// Replacement failures leave the pool short; the next scale or
+			// call sees fewer instances, and the error is not the caller's.
+			_ = p.add(context.WithoutCancel(ctx))
+		}
+		return
+	}
+	p.idle <- in
+}
+
+// stats reports live instances and waiting callers.
+func (p *pool) stats() (live, waiting int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.live), p.waiting
+}
+
+// ids lists the live instance ids.
+func (p *pool) ids() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, 0, len(p.live))
+	for in := range p.live {
+		out = append(out, in.id)
+	}
+	return out
+}
+
+// close stops the pool: waiters fail, idle instances close now, busy ones on release.
+func (p *pool) close(ctx context.Context) {
+	p.mu.Lock()
+	if p.done {
+		p.mu.Unlock()
+		return
+	}
+	p.done = true
+	p.target = 0
+	close(p.closed)
+	p.mu.Unlock()
+	for {
+		select {
+		case in := <-p.idle:
+			p.drop(ctx, in)
+		default:
+			return
+		}
+	}
+}

@@ -1,0 +1,127 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/metrics"
+)
+
+// dispatch hands an invocation to its own goroutine: nats.go runs one
+// subscription's callbacks serially, and actors must serve concurrently. The
+// pool's bounded queue limits how many wait.
+func (h *Host) dispatch(a *actor, m *nats.Msg) {
+	h.inflight.Add(1)
+	go func() {
+		defer h.inflight.Done()
+		h.serve(a, m)
+	}()
+}
+
+// serve runs one invocation: size → decode → issuer policy → capability →
+// instance → reply. Rejections never reach the actor.
+func (h *Host) serve(a *actor, m *nats.Msg) {
+	start := time.Now()
+	if len(m.Data) > h.opts.MaxPayloadBytes {
+		h.reject(m, a, nil, lattice.Reject(lattice.ReasonTooLarge, "invocation of %d bytes exceeds the %d byte limit (LATTICED_MAX_PAYLOAD_BYTES)", len(m.Data), h.opts.MaxPayloadBytes))
+		return
+	}
+	inv, err := lattice.DecodeInvocation(m.Data)
+	if err != nil {
+		h.reject(m, a, nil, lattice.Reject(lattice.ReasonMalformed, "%v", err))
+		return
+	}
+	if _, err := h.policy.Check(inv, a.key); err != nil {
+		h.reject(m, a, inv, err)
+		return
+	}
+	if c := inv.Origin.ContractID; c != "" && !a.claims.Wascap.HasCapability(c) {
+		h.reject(m, a, inv, lattice.Reject(lattice.ReasonCapabilityNotClaimed, "%s", c))
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), h.opts.RPCTimeout)
+	defer cancel()
+	resp := &lattice.InvocationResponse{InvocationID: inv.ID}
+	msg, instanceID, err := h.invokeActor(ctx, a, inv.Operation, inv.Msg)
+	resp.InstanceID = instanceID
+	result := metrics.ResultOK
+	if err != nil {
+		resp.Error = err.Error()
+		result = metrics.ResultError
+	} else {
+		resp.Msg, resp.ContentLength = msg, uint64(len(msg))
+	}
+	h.respond(m, resp)
+	h.m.InvocationsTotal.WithLabelValues(a.key, inv.Operation, result).Inc()
+	h.m.InvocationDuration.WithLabelValues(a.key, inv.Operation).Observe(since(start))
+}
+
+// invokeActor runs operation on a free instance of a, waiting in the queue if
+// needed. A broken instance is discarded (and replaced) by the pool.
+func (h *Host) invokeActor(ctx context.Context, a *actor, operation string, msg []byte) ([]byte, string, error) {
+	waitStart := time.Now()
+	_, waiting := a.pool.stats()
+	h.m.ActorQueueDepth.WithLabelValues(a.key).Set(float64(waiting))
+	in, err := a.pool.acquire(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("actor %s: %w", a.key, err)
+	}
+	h.m.ActorQueueWait.WithLabelValues(a.key).Observe(since(waitStart))
+	st := &callState{
+		actor: a, op: []byte(operation), msg: msg, router: h,
+		maxHostIO: uint32(h.opts.MaxPayloadBytes), log: h.log,
+	}
+	out, err := in.call(ctx, st)
+	var ie *instanceError
+	broken := errors.As(err, &ie)
+	if broken {
+		h.m.ActorInstanceFailures.WithLabelValues(a.key, ie.kind).Inc()
+		h.log.Warn("actor instance failed; replacing it", "actor", a.key, "operation", operation, "kind", ie.kind, "err", err)
+	}
+	a.pool.release(ctx, in, broken)
+	return out, in.id, err
+}
+
+// reject answers a refused invocation with its reason, counts it, and emits a
+// (rate-limited) invocation_rejected event.
+func (h *Host) reject(m *nats.Msg, a *actor, inv *lattice.Invocation, err error) {
+	reason := lattice.ReasonOf(err)
+	h.m.InvocationsRejected.WithLabelValues(string(reason)).Inc()
+	resp := &lattice.InvocationResponse{Error: err.Error()}
+	data := map[string]any{"reason": reason, "error": err.Error(), "dest": map[string]string{"public_key": a.key}}
+	if inv != nil {
+		resp.InvocationID = inv.ID
+		data["source"] = inv.Origin
+		data["operation"] = inv.Operation
+	}
+	h.respond(m, resp)
+	h.log.Debug("invocation rejected", "actor", a.key, "reason", reason, "err", err)
+	if h.rejectEvents.Allow() {
+		h.events.publish(lattice.EventInvocationRejected, data)
+	}
+}
+
+func (h *Host) respond(m *nats.Msg, resp *lattice.InvocationResponse) {
+	if m.Reply == "" {
+		return
+	}
+	b, err := resp.Encode()
+	if err == nil {
+		err = m.Respond(b)
+	}
+	if errors.Is(err, nats.ErrMaxPayload) {
+		tooBig := &lattice.InvocationResponse{InvocationID: resp.InvocationID,
+			Error: fmt.Sprintf("actor response of %d bytes exceeds the NATS max payload", len(resp.Msg))}
+		b, _ = tooBig.Encode()
+		err = m.Respond(b)
+	}
+	if err != nil {
+		h.log.Warn("send invocation response failed", "err", err)
+	}
+}

@@ -1,0 +1,356 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// wasmbus ABI names (PROTOCOL.md §5).
+const (
+	abiModule        = "wasmbus"
+	exportGuestCall  = "__guest_call"
+	exportInitialize = "_initialize"
+	exportStart      = "_start"
+)
+
+// Instance failure kinds (metric label values).
+const (
+	failTimeout = "timeout"
+	failTrap    = "trap"
+	failExit    = "exit"
+)
+
+// errGuest is a handled error the actor reported with __guest_error; the
+// instance stays healthy.
+type errGuest struct{ msg string }
+
+func (e *errGuest) Error() string { return e.msg }
+
+// instanceError is a failure that leaves the instance unusable.
+type instanceError struct {
+	kind string
+	err  error
+}
+
+func (e *instanceError) Error() string { return e.err.Error() }
+func (e *instanceError) Unwrap() error { return e.err }
+
+// HostCaller routes an actor's __host_call. It is implemented by the Host.
+type hostCaller interface {
+	hostCall(ctx context.Context, a *actor, binding, namespace, operation string, payload []byte) ([]byte, error)
+}
+
+// callState is one __guest_call in flight. Host functions find it through the
+// context, so the single wasmbus host module serves every instance.
+type callState struct {
+	actor     *actor
+	op        []byte
+	msg       []byte
+	response  []byte
+	guestErr  *string
+	hostResp  []byte
+	hostErr   []byte
+	maxHostIO uint32
+	router    hostCaller
+	log       *slog.Logger
+}
+
+type callKey struct{}
+
+// Runtime is the node's single wazero runtime: one compilation cache, WASI,
+// and the wasmbus host module shared by all instances.
+type Runtime struct {
+	rt    wazero.Runtime
+	cache wazero.CompilationCache
+}
+
+// NewRuntime creates the runtime. cacheDir holds compiled code across restarts
+// ("" = in memory only); memoryLimitPages bounds each instance's memory (64 KiB pages).
+func NewRuntime(ctx context.Context, cacheDir string, memoryLimitPages uint32) (*Runtime, error) {
+	var cache wazero.CompilationCache
+	var err error
+	if cacheDir != "" {
+		if cache, err = wazero.NewCompilationCacheWithDir(cacheDir); err != nil {
+			return nil, fmt.Errorf("compilation cache in %s: %w", cacheDir, err)
+		}
+	} else {
+		cache = wazero.NewCompilationCache()
+	}
+	cfg := wazero.NewRuntimeConfig().
+		WithCompilationCache(cache).
+		// A per-call deadline must be able to stop a guest that never returns.
+		WithCloseOnContextDone(true).
+		WithMemoryLimitPages(memoryLimitPages)
+	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		_ = rt.Close(ctx)
+		return nil, fmt.Errorf("instantiate WASI: %w", err)
+	}
+	if err := instantiateABI(ctx, rt); err != nil {
+		_ = rt.Close(ctx)
+		return nil, err
+	}
+	return &Runtime{rt: rt, cache: cache}, nil
+}
+
+// Close releases the runtime and every module in it.
+func (r *Runtime) Close(ctx context.Context) error {
+	err := r.rt.Close(ctx)
+	return errors.Join(err, r.cache.Close(ctx))
+}
+
+// Compile compiles (or loads from the cache) a module and checks it exports
+// the wasmbus ABI.
+func (r *Runtime) Compile(ctx context.Context, wasm []byte) (wazero.CompiledModule, error) {
+	cm, err := r.rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return nil, fmt.Errorf("compile module: %w", err)
+	}
+	exports := cm.ExportedFunctions()
+	if _, ok := exports[exportGuestCall]; !ok {
+		_ = cm.Close(ctx)
+		return nil, fmt.Errorf("module does not export %s: not a wasmbus actor", exportGuestCall)
+	}
+	for _, imp := range cm.ImportedFunctions() {
+		mod, fn, _ := imp.Import()
+		if mod == abiModule {
+			if _, ok := abiFunctions[fn]; !ok {
+				_ = cm.Close(ctx)
+				return nil, fmt.Errorf("module imports unknown wasmbus function %q", fn)
+			}
+		}
+	}
+	return cm, nil
+}
+
+// instance is one live module instance; only one call runs in it at a time.
+type instance struct {
+	id        string
+	mod       api.Module
+	guestCall api.Function
+	stack     []uint64
+	stderr    *tailBuffer // why a Go guest aborted is only written here
+}
+
+// instantiate creates a fresh instance and runs its initialiser: `_initialize`
+// for reactors (Go c-shared builds), `_start` for commands (TinyGo), nothing
+// for plain modules (Rust wasmbus actors).
+func (r *Runtime) instantiate(ctx context.Context, cm wazero.CompiledModule, id string) (*instance, error) {
+	exports := cm.ExportedFunctions()
+	stderr := &tailBuffer{max: 512}
+	cfg := wazero.NewModuleConfig().
+		WithName(""). // anonymous: many instances of one module may coexist
+		WithArgs("main.wasm").
+		WithSysWalltime().WithSysNanotime().WithSysNanosleep().
+		WithRandSource(rand.Reader).
+		WithStderr(stderr).
+		WithStartFunctions()
+	mod, err := r.rt.InstantiateModule(ctx, cm, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("instantiate: %w", err)
+	}
+	for _, start := range []string{exportInitialize, exportStart} {
+		if _, ok := exports[start]; !ok {
+			continue
+		}
+		if _, err := mod.ExportedFunction(start).Call(ctx); err != nil {
+			var exit *sys.ExitError
+			if !(errors.As(err, &exit) && exit.ExitCode() == 0 && !mod.IsClosed()) {
+				_ = mod.Close(ctx)
+				return nil, fmt.Errorf("run %s: %w", start, err)
+			}
+		}
+		break
+	}
+	return &instance{id: id, mod: mod, guestCall: mod.ExportedFunction(exportGuestCall), stack: make([]uint64, 2), stderr: stderr}, nil
+}
+
+// call runs one operation in the instance. A deadline on ctx interrupts it.
+func (in *instance) call(ctx context.Context, st *callState) ([]byte, error) {
+	ctx = context.WithValue(ctx, callKey{}, st)
+	in.stack[0], in.stack[1] = uint64(len(st.op)), uint64(len(st.msg))
+	err := in.guestCall.CallWithStack(ctx, in.stack)
+	if err != nil {
+		var exit *sys.ExitError
+		switch {
+		case errors.As(err, &exit) && (exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled):
+			return nil, &instanceError{kind: failTimeout, err: fmt.Errorf("actor call interrupted: %w", context.DeadlineExceeded)}
+		case errors.As(err, &exit):
+			return nil, &instanceError{kind: failExit, err: fmt.Errorf("actor exited with code %d%s", exit.ExitCode(), in.stderr.reason())}
+		default:
+			return nil, &instanceError{kind: failTrap, err: fmt.Errorf("actor trapped: %w%s", err, in.stderr.reason())}
+		}
+	}
+	if st.guestErr != nil {
+		return nil, &errGuest{msg: *st.guestErr}
+	}
+	if rc := api.DecodeI32(in.stack[0]); rc != 1 {
+		return nil, &errGuest{msg: fmt.Sprintf("operation failed with exit code %d", rc)}
+	}
+	return st.response, nil
+}
+
+func (in *instance) close(ctx context.Context) { _ = in.mod.Close(ctx) }
+
+// --- the wasmbus host module ---
+
+var i32 = api.ValueTypeI32
+
+var abiFunctions = map[string]struct {
+	fn      api.GoModuleFunc
+	params  []api.ValueType
+	results []api.ValueType
+}{
+	"__guest_request":     {guestRequest, []api.ValueType{i32, i32}, nil},
+	"__guest_response":    {guestResponse, []api.ValueType{i32, i32}, nil},
+	"__guest_error":       {guestError, []api.ValueType{i32, i32}, nil},
+	"__host_call":         {hostCallABI, []api.ValueType{i32, i32, i32, i32, i32, i32, i32, i32}, []api.ValueType{i32}},
+	"__host_response_len": {hostResponseLen, nil, []api.ValueType{i32}},
+	"__host_response":     {hostResponse, []api.ValueType{i32}, nil},
+	"__host_error_len":    {hostErrorLen, nil, []api.ValueType{i32}},
+	"__host_error":        {hostError, []api.ValueType{i32}, nil},
+	"__console_log":       {consoleLog, []api.ValueType{i32, i32}, nil},
+}
+
+func instantiateABI(ctx context.Context, rt wazero.Runtime) error {
+	b := rt.NewHostModuleBuilder(abiModule)
+	for name, f := range abiFunctions {
+		b.NewFunctionBuilder().WithGoModuleFunction(f.fn, f.params, f.results).Export(name)
+	}
+	if _, err := b.Instantiate(ctx); err != nil {
+		return fmt.Errorf("instantiate wasmbus host module: %w", err)
+	}
+	return nil
+}
+
+// stateOf returns the call in flight; a guest calling the ABI outside a
+// __guest_call (e.g. from _initialize) gets a trap.
+func stateOf(ctx context.Context) *callState {
+	st, _ := ctx.Value(callKey{}).(*callState)
+	if st == nil {
+		panic("wasmbus function called outside __guest_call")
+	}
+	return st
+}
+
+func read(m api.Module, ptr, n uint32) []byte {
+	b, ok := m.Memory().Read(ptr, n)
+	if !ok {
+		panic(fmt.Sprintf("out of bounds memory read (%d bytes at %d)", n, ptr))
+	}
+	return b
+}
+
+func write(m api.Module, ptr uint32, b []byte) {
+	if !m.Memory().Write(ptr, b) {
+		panic(fmt.Sprintf("out of bounds memory write (%d bytes at %d)", len(b), ptr))
+	}
+}
+
+func guestRequest(ctx context.Context, m api.Module, s []uint64) {
+	st := stateOf(ctx)
+	write(m, api.DecodeU32(s[0]), st.op)
+	write(m, api.DecodeU32(s[1]), st.msg)
+}
+
+func guestResponse(ctx context.Context, m api.Module, s []uint64) {
+	st := stateOf(ctx)
+	st.response = append([]byte(nil), read(m, api.DecodeU32(s[0]), api.DecodeU32(s[1]))...)
+}
+
+func guestError(ctx context.Context, m api.Module, s []uint64) {
+	st := stateOf(ctx)
+	msg := string(read(m, api.DecodeU32(s[0]), api.DecodeU32(s[1])))
+	st.guestErr = &msg
+}
+
+func hostCallABI(ctx context.Context, m api.Module, s []uint64) {
+	st := stateOf(ctx)
+	st.hostResp, st.hostErr = nil, nil
+	fail := func(err error) {
+		st.hostErr = []byte(err.Error())
+		s[0] = api.EncodeI32(-1)
+	}
+	if n := api.DecodeU32(s[7]); n > st.maxHostIO {
+		fail(fmt.Errorf("host call payload of %d bytes exceeds the %d byte limit", n, st.maxHostIO))
+		return
+	}
+	binding := string(read(m, api.DecodeU32(s[0]), api.DecodeU32(s[1])))
+	namespace := string(read(m, api.DecodeU32(s[2]), api.DecodeU32(s[3])))
+	operation := string(read(m, api.DecodeU32(s[4]), api.DecodeU32(s[5])))
+	payload := append([]byte(nil), read(m, api.DecodeU32(s[6]), api.DecodeU32(s[7]))...)
+	resp, err := st.router.hostCall(ctx, st.actor, binding, namespace, operation, payload)
+	if err != nil {
+		fail(err)
+		return
+	}
+	st.hostResp = resp
+	s[0] = api.EncodeI32(1)
+}
+
+func hostResponseLen(ctx context.Context, _ api.Module, s []uint64) {
+	s[0] = api.EncodeU32(uint32(len(stateOf(ctx).hostResp)))
+}
+
+func hostResponse(ctx context.Context, m api.Module, s []uint64) {
+	write(m, api.DecodeU32(s[0]), stateOf(ctx).hostResp)
+}
+
+func hostErrorLen(ctx context.Context, _ api.Module, s []uint64) {
+	s[0] = api.EncodeU32(uint32(len(stateOf(ctx).hostErr)))
+}
+
+func hostError(ctx context.Context, m api.Module, s []uint64) {
+	write(m, api.DecodeU32(s[0]), stateOf(ctx).hostErr)
+}
+
+// maxConsoleLine bounds what one __console_log may put in the host log.
+const maxConsoleLine = 4096
+
+func consoleLog(ctx context.Context, m api.Module, s []uint64) {
+	st := stateOf(ctx)
+	n := api.DecodeU32(s[1])
+	if n > maxConsoleLine {
+		n = maxConsoleLine
+	}
+	st.log.Info(string(read(m, api.DecodeU32(s[0]), n)), "actor", st.actor.key, "source", "console_log")
+}
+
+// since is a tiny helper for durations in seconds (metrics).
+func since(t time.Time) float64 { return time.Since(t).Seconds() }
+
+// tailBuffer keeps the last max bytes written to it. Only the goroutine that
+// owns the instance writes to it, so it needs no lock.
+type tailBuffer struct {
+	max int
+	buf []byte
+}
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.buf = append(b.buf, p...)
+	if over := len(b.buf) - b.max; over > 0 {
+		b.buf = append(b.buf[:0], b.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+// reason renders the first line of what the guest printed, e.g. Go's
+// "fatal error: out of memory", as an error suffix.
+func (b *tailBuffer) reason() string {
+	for _, line := range strings.Split(string(b.buf), "\n") {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, "fatal error") || strings.HasPrefix(line, "panic") || strings.HasPrefix(line, "runtime:") {
+			return " (" + line + ")"
+		}
+	}
+	return ""
+}

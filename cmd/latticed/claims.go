@@ -1,0 +1,348 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/latticed/latticed/lattice"
+	"github.com/spf13/cobra"
+)
+
+func newClaimsCmd() *cobra.Command {
+	cmd := newGroupCmd("claims", "Sign actor modules and inspect their claims",
+		`Sign WebAssembly actor modules with wascap claims (embedded as a JWT in the
+module's "jwt" custom section) and inspect them. A host runs an actor only when
+its claims are signed by an account key, name the actor's module key, are in
+their validity period, and match the module's hash.`,
+		newClaimsSignCmd(), newClaimsInspectCmd())
+	addOutputFlag(cmd)
+	return cmd
+}
+
+type signFlags struct {
+	dest, name, ver, callAlias string
+	issuer, subject, keysDir   string
+	caps, tags                 []string
+	rev                        int32
+	expiresDays, notBeforeDays int
+}
+
+// signResult is the JSON output of claims sign: the flattened claims (as the
+// lattice cache keeps them) and where the module was written.
+type signResult struct {
+	lattice.CachedClaims
+	ModulePath string `json:"module_path"`
+}
+
+func newClaimsSignCmd() *cobra.Command {
+	var f signFlags
+	keysDirDefault := ""
+	if d, err := defaultDataDir(); err == nil {
+		keysDirDefault = filepath.Join(d, "keys")
+	}
+	cmd := &cobra.Command{
+		Use:   "sign <module.wasm>",
+		Short: "Sign an actor module with capability claims",
+		Long: `Sign an actor module: embed claims naming its module key (subject), signed by
+an account key (issuer), listing the capability contracts it may use.
+
+--issuer and --subject take a seed, a file holding one, or "-" for stdin.
+Without them the keys are read from, or on first use generated into, the keys
+directory as <name>_account.nk and <name>_module.nk (mode 0600, directory
+0700), so re-signing a module keeps its identity. Where they are is reported
+on stderr.
+
+Without -o the signed module is written beside the input as <stem>_s.wasm.
+
+Environment (for the default --keys-dir, {data dir}/keys):
+  LATTICED_DATA_DIR   data directory; default $XDG_DATA_HOME/latticed,
+                      else $HOME/.local/share/latticed`,
+		Example: `  latticed claims sign echo.wasm -c wasmcloud:httpserver --ver 0.1.0 --rev 1
+  latticed claims sign echo.wasm -o echo_signed.wasm --issuer account.nk --subject echo_module.nk
+  latticed claims sign echo.wasm -c wasmcloud:keyvalue -t web --expires-in-days 90 --output json`,
+		Args: exactArgs("<module.wasm>"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runClaimsSign(cmd, args[0], &f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.SortFlags = false
+	fl.StringVarP(&f.dest, "destination", "o", "", "`file` to write the signed module to (default <stem>_s.wasm beside the input)")
+	fl.StringVar(&f.name, "name", "", "actor `name` (default the file name without .wasm)")
+	fl.StringSliceVarP(&f.caps, "cap", "c", nil, "capability `contract` id the actor may use, e.g. wasmcloud:httpserver (repeatable)")
+	fl.StringSliceVarP(&f.tags, "tag", "t", nil, "`tag` to attach (repeatable)")
+	fl.Int32Var(&f.rev, "rev", 0, "revision number")
+	fl.StringVar(&f.ver, "ver", "", "human-readable `version`, e.g. 0.1.0")
+	fl.StringVar(&f.callAlias, "call-alias", "", "`alias` other actors may call this one by (normalised: lowercase, '_' for space, '-' and '.')")
+	fl.StringVar(&f.issuer, "issuer", "", "`seed|file` of the issuer: an account seed (SA…), a file holding one, or - for stdin (default <keys-dir>/<name>_account.nk)")
+	fl.StringVar(&f.subject, "subject", "", "`seed|file` of the subject: a module seed (SM…), a file holding one, or - for stdin (default <keys-dir>/<name>_module.nk)")
+	fl.IntVar(&f.expiresDays, "expires-in-days", 0, "claims expire in this many `days` (default never)")
+	fl.IntVar(&f.notBeforeDays, "not-before-days", 0, "claims become valid in this many `days` (default immediately)")
+	fl.StringVar(&f.keysDir, "keys-dir", keysDirDefault, "`dir` of the default issuer and subject key files")
+	return cmd
+}
+
+func runClaimsSign(cmd *cobra.Command, in string, f *signFlags) error {
+	fl := cmd.Flags()
+	if f.dest == string(outputJSON) || f.dest == string(outputText) {
+		return usageErrorf("-o is the destination file; for the output format use --output %s", f.dest)
+	}
+	if f.rev < 0 {
+		return usageErrorf("--rev must not be negative")
+	}
+	if fl.Changed("expires-in-days") && f.expiresDays <= 0 {
+		return usageErrorf("--expires-in-days must be positive")
+	}
+	if f.notBeforeDays < 0 {
+		return usageErrorf("--not-before-days must not be negative")
+	}
+	stem := strings.TrimSuffix(filepath.Base(in), filepath.Ext(in))
+	if f.name == "" {
+		f.name = stem
+	}
+	if f.dest == "" {
+		f.dest = filepath.Join(filepath.Dir(in), stem+"_s.wasm")
+	}
+
+	module, err := os.ReadFile(in)
+	if err != nil {
+		return err
+	}
+	if _, err := lattice.StripClaims(module); err != nil { // before any key is generated
+		return fmt.Errorf("%s: %w", in, err)
+	}
+	// Check the keys given as flags before creating any key file.
+	var account, subject *lattice.KeyPair
+	if f.issuer != "" {
+		if account, err = loadSeed(cmd.InOrStdin(), "issuer", f.issuer, lattice.KindAccount); err != nil {
+			return err
+		}
+	}
+	if f.subject != "" {
+		if subject, err = loadSeed(cmd.InOrStdin(), "subject", f.subject, lattice.KindModule); err != nil {
+			return err
+		}
+	}
+	if account == nil {
+		if account, err = storedKey(cmd, "issuer", f.keysDir, f.name, lattice.KindAccount); err != nil {
+			return err
+		}
+	}
+	if subject == nil {
+		if subject, err = storedKey(cmd, "subject", f.keysDir, f.name, lattice.KindModule); err != nil {
+			return err
+		}
+	}
+
+	now := time.Now()
+	opts := lattice.SignActorOptions{
+		Name: f.name, Caps: nonEmpty(f.caps), Tags: nonEmpty(f.tags),
+		Rev: f.rev, Ver: f.ver, CallAlias: f.callAlias,
+	}
+	if fl.Changed("expires-in-days") {
+		opts.Expires = now.Add(time.Duration(f.expiresDays) * 24 * time.Hour)
+	}
+	if f.notBeforeDays > 0 {
+		opts.NotBefore = now.Add(time.Duration(f.notBeforeDays) * 24 * time.Hour)
+	}
+	signed, claims, err := lattice.SignActor(module, opts, account, subject)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(f.dest, signed, 0o644); err != nil {
+		return err
+	}
+	res := signResult{CachedClaims: lattice.FlattenActor(claims), ModulePath: f.dest}
+	return printResult(cmd, res, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "Module:  %s\nAccount: %s\nWritten: %s\n", claims.Subject, claims.Issuer, f.dest)
+		return err
+	})
+}
+
+// storedKey is the default of --issuer/--subject: the key file
+// <keysDir>/<name>_<kind>.nk, generated when it does not exist yet.
+func storedKey(cmd *cobra.Command, flag, keysDir, name string, kind lattice.KeyKind) (*lattice.KeyPair, error) {
+	if keysDir == "" {
+		return nil, usageErrorf("--%s not given and no keys directory: set --keys-dir or LATTICED_DATA_DIR", flag)
+	}
+	path := filepath.Join(keysDir, keyFileName(name, kind))
+	kp, created, err := loadOrCreateKey(path, kind)
+	if err != nil {
+		return nil, fmt.Errorf("--%s not given: %w", flag, err)
+	}
+	verb := "Using"
+	if created {
+		verb = "Generated"
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s %s key %s (seed in %s)\n", verb, kind, kp.PublicKey(), path)
+	return kp, nil
+}
+
+// keyFileName is <name>_<kind>.nk with name reduced to safe file-name characters.
+func keyFileName(name string, kind lattice.KeyKind) string {
+	safe := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '_'
+	}, name)
+	if strings.Trim(safe, "._") == "" {
+		safe = "actor"
+	}
+	return safe + "_" + kind.String() + ".nk"
+}
+
+// loadOrCreateKey reads the seed in path, or generates one and writes it
+// there (0600, directory 0700). An existing file is never overwritten.
+func loadOrCreateKey(path string, kind lattice.KeyKind) (*lattice.KeyPair, bool, error) {
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		kp, perr := lattice.ParseSeedOfKind(string(b), kind)
+		if perr != nil {
+			return nil, false, fmt.Errorf("%s: %w", path, perr)
+		}
+		return kp, false, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, false, err
+	}
+	kp, err := lattice.CreateKeyPair(kind)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, false, err
+	}
+	fd, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, false, err
+	}
+	_, err = fd.WriteString(kp.Seed() + "\n")
+	if cerr := fd.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return nil, false, fmt.Errorf("write %s: %w", path, err)
+	}
+	return kp, true, nil
+}
+
+// writeFileAtomic replaces path with data through a temporary file in the same directory.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func nonEmpty(list []string) []string {
+	var out []string
+	for _, s := range list {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func newClaimsInspectCmd() *cobra.Command {
+	var jwtOnly bool
+	cmd := &cobra.Command{
+		Use:   "inspect <module.wasm>",
+		Short: "Verify and show an actor module's claims",
+		Long: `Verify an actor module's embedded claims and show them. The command fails
+(exit status 1) when the module has no claims, their signature is invalid, the
+module was altered after signing (module hash mismatch), or they are expired
+or not yet valid.
+
+--output json prints the decoded claims (iss, sub, iat, exp, nbf, jti, wascap).`,
+		Example: "  latticed claims inspect echo_s.wasm\n  latticed claims inspect echo_s.wasm --jwt-only",
+		Args:    exactArgs("<module.wasm>"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runClaimsInspect(cmd, args[0], jwtOnly)
+		},
+	}
+	cmd.Flags().BoolVar(&jwtOnly, "jwt-only", false, "print only the raw claims token (after verifying it)")
+	return cmd
+}
+
+func runClaimsInspect(cmd *cobra.Command, path string, jwtOnly bool) error {
+	module, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	claims, err := lattice.VerifyActor(module, time.Now())
+	switch {
+	case errors.Is(err, lattice.ErrNoClaims):
+		return fmt.Errorf("no claims found in %s: sign it with latticed claims sign", path)
+	case err != nil:
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if jwtOnly {
+		token, err := lattice.ExtractClaimsJWT(module)
+		if err != nil {
+			return err
+		}
+		return printResult(cmd, map[string]string{"jwt": token}, func(w io.Writer) error {
+			_, err := fmt.Fprintln(w, token)
+			return err
+		})
+	}
+	return printResult(cmd, claims, func(w io.Writer) error { return writeClaimsTable(w, claims) })
+}
+
+// writeClaimsTable renders claims the way `wash claims inspect` does.
+func writeClaimsTable(w io.Writer, c *lattice.ActorClaims) error {
+	a := c.Wascap
+	or := func(s, none string) string {
+		if s == "" {
+			return none
+		}
+		return s
+	}
+	when := func(unix int64, none string) string {
+		if unix == 0 {
+			return none
+		}
+		return time.Unix(unix, 0).UTC().Format(time.RFC3339)
+	}
+	list := func(items []string) string {
+		if items = nonEmpty(items); len(items) == 0 {
+			return " None\n"
+		}
+		return " " + strings.Join(items, "\n ") + "\n"
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "%q - Module\n", a.Name)
+	fmt.Fprintf(tw, " Account\t%s\n", c.Issuer)
+	fmt.Fprintf(tw, " Module\t%s\n", c.Subject)
+	fmt.Fprintf(tw, " Expires\t%s\n", when(c.Expires, "never"))
+	fmt.Fprintf(tw, " Can Be Used\t%s\n", when(c.NotBefore, "immediately"))
+	fmt.Fprintf(tw, " Version\t%s (%d)\n", or(a.Ver, "None"), a.Rev)
+	fmt.Fprintf(tw, " Call Alias\t%s\n", or(a.CallAlias, "(Not set)"))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "Capabilities\n%sTags\n%s", list(a.Caps), list(a.Tags))
+	return err
+}

@@ -1,0 +1,51 @@
+// Command latticed runs a wasmCloud-style lattice node and its tools. This
+// package only wires cobra commands to the packages that do the work.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit statuses (DESIGN.md, "Contracts").
+const (
+	exitOK      = 0
+	exitFailure = 1 // the operation failed; the message is on stderr
+	exitUsage   = 2 // bad command line or configuration
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes the command line and returns the process exit status. Errors
+// are printed once, as "latticed: <message>"; usage errors add the usage text.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", root.Name(), err)
+	var ue usageError
+	if !errors.As(err, &ue) {
+		return exitFailure
+	}
+	if cmd == nil {
+		cmd = root
+	}
+	fmt.Fprintf(stderr, "\n%s", cmd.UsageString())
+	return exitUsage
+}
