@@ -54,13 +54,28 @@ type fixture struct {
 
 func newFixture(t *testing.T, tweak ...func(*Options)) *fixture {
 	t.Helper()
-	s := testenv.NATS(t)
+	return newFixtureAt(t, testenv.NATS(t).ClientURL(), tweak...)
+}
+
+// dial connects like a production node does: reconnecting forever.
+func dial(t *testing.T, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+func newFixtureAt(t *testing.T, url string, tweak ...func(*Options)) *fixture {
+	t.Helper()
 	cluster, _ := lattice.CreateKeyPair(lattice.KindCluster)
 	hostKey, _ := lattice.CreateKeyPair(lattice.KindServer)
-	f := &fixture{nc: testenv.Connect(t, s), cluster: cluster, dir: t.TempDir(), m: metrics.New()}
+	f := &fixture{nc: dial(t, url), cluster: cluster, dir: t.TempDir(), m: metrics.New()}
 	opts := Options{
 		HostKey: hostKey, ClusterKey: cluster, LatticePrefix: "test",
-		RPC: testenv.Connect(t, s), Ctl: testenv.Connect(t, s),
+		RPC: dial(t, url), Ctl: dial(t, url),
 		RPCTimeout: 2 * time.Second, AllowFileLoad: true, CompileCacheDir: t.TempDir(),
 		MemoryLimitPages: 2048, HeartbeatInterval: time.Hour, Metrics: f.m,
 		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),

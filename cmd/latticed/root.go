@@ -15,6 +15,8 @@ import (
 var commands = []func() *cobra.Command{
 	newKeysCmd,
 	newClaimsCmd,
+	newUpCmd,
+	newHostCmd,
 }
 
 func newRootCmd() *cobra.Command {

@@ -1,0 +1,123 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/latticed/latticed/config"
+)
+
+// EmbeddedNATS describes the server a lattice of one runs for itself.
+type EmbeddedNATS struct {
+	Listen     string // host:port; must be loopback unless the operator says otherwise
+	StoreDir   string // JetStream store
+	MaxPayload int32
+}
+
+// StartNATS starts an embedded nats-server with JetStream and waits until it
+// accepts connections. Callers Shutdown it.
+func StartNATS(e EmbeddedNATS) (*server.Server, error) {
+	host, portStr, err := net.SplitHostPort(e.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS listen address %q: %w", e.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS port %q: %w", portStr, err)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	if err := os.MkdirAll(e.StoreDir, 0o700); err != nil {
+		return nil, fmt.Errorf("JetStream store %s: %w", e.StoreDir, err)
+	}
+	opts := &server.Options{
+		ServerName: "latticed-embedded",
+		Host:       host, Port: port,
+		JetStream: true, StoreDir: e.StoreDir,
+		NoSigs: true, NoLog: true,
+		MaxPayload: e.MaxPayload,
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(15 * time.Second) {
+		s.Shutdown()
+		return nil, fmt.Errorf("embedded NATS did not start listening on %s within 15s (is the port in use? set LATTICED_NATS_LISTEN)", e.Listen)
+	}
+	return s, nil
+}
+
+// Connect opens a NATS connection for one role with reconnects that never give
+// up: a sidecar must ride out a NATS restart.
+func Connect(url string, auth config.NATSConn, name string, log *slog.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("NATS disconnected", "conn", name, "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "conn", name, "url", nc.ConnectedUrl()) }),
+		nats.ErrorHandler(func(_ *nats.Conn, s *nats.Subscription, err error) {
+			subj := ""
+			if s != nil {
+				subj = s.Subject
+			}
+			log.Warn("NATS async error", "conn", name, "subject", subj, "err", err)
+		}),
+	}
+	switch {
+	case auth.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(auth.CredsFile))
+	case auth.JWT != "" && auth.Seed != "":
+		opts = append(opts, nats.UserJWTAndSeed(auth.JWT, auth.Seed))
+	case auth.Seed != "":
+		opt, err := nkeyOption(auth.Seed)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, opt)
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect %s to NATS at %s: %w", name, url, err)
+	}
+	return nc, nil
+}
+
+// ConnURL picks the URL for a configured connection, or the embedded server's.
+func ConnURL(c config.NATSConn, embedded *server.Server) (string, error) {
+	if c.Configured() {
+		return c.URL(), nil
+	}
+	if embedded != nil {
+		return embedded.ClientURL(), nil
+	}
+	return "", errors.New("no NATS server configured")
+}
+
+// WriteSecret writes data to path with mode 0600 inside a 0700 directory.
+func WriteSecret(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
