@@ -4,10 +4,8 @@
 package testenv
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +15,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/latticed/latticed/internal/wasmbuild"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -74,11 +73,11 @@ var (
 // ModuleRoot is the repository root (where go.mod is).
 func ModuleRoot(t testing.TB) string {
 	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
+	root, err := wasmbuild.ModuleRoot()
 	if err != nil {
-		t.Fatalf("go env GOMOD: %v", err)
+		t.Fatal(err)
 	}
-	return filepath.Dir(strings.TrimSpace(string(out)))
+	return root
 }
 
 // BuildActor compiles the Go actor package (e.g. "./actor/examples/echo") to a
@@ -87,30 +86,21 @@ func BuildActor(t testing.TB, pkg string) []byte {
 	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
-	if p, ok := builtPaths[pkg]; ok {
-		b, err := os.ReadFile(p)
-		if err != nil {
+	out, ok := builtPaths[pkg]
+	if !ok {
+		if buildDir == "" {
+			d, err := os.MkdirTemp("", "latticed-actors-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			buildDir = d // removed by CleanupBuilds from TestMain
+		}
+		out = filepath.Join(buildDir, strings.NewReplacer("/", "_", ".", "_").Replace(pkg)+".wasm")
+		if err := wasmbuild.Build(pkg, out); err != nil {
 			t.Fatal(err)
 		}
-		return b
+		builtPaths[pkg] = out
 	}
-	if buildDir == "" {
-		d, err := os.MkdirTemp("", "latticed-actors-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		buildDir = d // removed by Cleanup of the process's TestMain, or the OS tmp reaper
-	}
-	out := filepath.Join(buildDir, strings.NewReplacer("/", "_", ".", "_").Replace(pkg)+".wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", out, pkg)
-	cmd.Dir = ModuleRoot(t)
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("build actor %s: %v\n%s", pkg, err, stderr.String())
-	}
-	builtPaths[pkg] = out
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,346 @@
+// Command bench measures latticed against the floor on the same machine, in
+// the same run, and prints each figure with its ratio to that floor.
+//
+//	go run ./bench [-duration 2s] [-concurrency 1,16,64] [-out bench/results/latest.json]
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/latticed/latticed/agent"
+	"github.com/latticed/latticed/internal/wasmbuild"
+	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/metrics"
+	"github.com/latticed/latticed/supervisor"
+)
+
+// Row is one measured figure.
+type Row struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+	Unit  string  `json:"unit"`
+	// Ratio compares Value with the floor named in RatioTo (Value / floor).
+	Ratio   float64 `json:"ratio,omitempty"`
+	RatioTo string  `json:"ratio_to,omitempty"`
+}
+
+// Report is what bench writes as JSON.
+type Report struct {
+	Time    time.Time `json:"time"`
+	Machine string    `json:"machine"`
+	Rows    []Row     `json:"rows"`
+}
+
+const payloadSize = 256
+
+func main() {
+	dur := flag.Duration("duration", 2*time.Second, "how long each throughput cell runs")
+	conc := flag.String("concurrency", "1,16,64", "client concurrency levels")
+	out := flag.String("out", "bench/results/latest.json", "where to write the JSON report")
+	flag.Parse()
+	if err := run(*dur, *conc, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(dur time.Duration, concList, out string) error {
+	ctx := context.Background()
+	tmp, err := os.MkdirTemp("", "latticed-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	echoPath := filepath.Join(tmp, "echo.wasm")
+	if err := wasmbuild.Build("./actor/examples/echo", echoPath); err != nil {
+		return err
+	}
+	unsigned, _ := os.ReadFile(echoPath)
+	acct, _ := lattice.CreateKeyPair(lattice.KindAccount)
+	mod, _ := lattice.CreateKeyPair(lattice.KindModule)
+	signed, _, err := lattice.SignActor(unsigned, lattice.SignActorOptions{Name: "echo"}, acct, mod)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(echoPath, signed, 0o644); err != nil {
+		return err
+	}
+
+	rep := &Report{Time: time.Now().UTC(), Machine: machine()}
+	if err := benchActorStart(ctx, tmp, signed, rep); err != nil {
+		return err
+	}
+
+	ns, err := supervisor.StartNATS(supervisor.EmbeddedNATS{Listen: "127.0.0.1:0", StoreDir: filepath.Join(tmp, "js"), MaxPayload: 1 << 20})
+	if err != nil {
+		return err
+	}
+	defer ns.Shutdown()
+	conns := make([]*nats.Conn, 4)
+	for i := range conns {
+		if conns[i], err = nats.Connect(ns.ClientURL()); err != nil {
+			return err
+		}
+		defer conns[i].Close()
+	}
+	client, server, hostRPC, hostCtl := conns[0], conns[1], conns[2], conns[3]
+
+	cluster, _ := lattice.CreateKeyPair(lattice.KindCluster)
+	hostKey, _ := lattice.CreateKeyPair(lattice.KindServer)
+	h, err := agent.New(ctx, agent.Options{
+		HostKey: hostKey, ClusterKey: cluster, RPC: hostRPC, Ctl: hostCtl, AllowFileLoad: true,
+		CompileCacheDir: filepath.Join(tmp, "cache"), Metrics: metrics.New(), QueueLength: 1024,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		return err
+	}
+	hctx, stopHost := context.WithCancel(ctx)
+	hostDone := make(chan error, 1)
+	go func() { hostDone <- h.Run(hctx) }()
+	defer func() { stopHost(); <-hostDone }()
+	<-h.Ready()
+	if _, err := h.StartActor(ctx, "file://"+echoPath, runtime.NumCPU()*2, nil); err != nil {
+		return err
+	}
+
+	paths := []struct {
+		name  string
+		setup func() (call func(payload []byte) error, stop func(), err error)
+	}{
+		{"raw NATS request/reply", func() (func([]byte) error, func(), error) { return rawPath(client, server, false) }},
+		{"NATS + Ed25519 sign/verify", func() (func([]byte) error, func(), error) { return rawPath(client, server, true) }},
+		{"latticed signed invocation -> policy -> wasm", func() (func([]byte) error, func(), error) {
+			return latticedPath(client, cluster, hostKey.PublicKey(), mod.PublicKey()), func() {}, nil
+		}},
+	}
+	payload := make([]byte, payloadSize)
+	for _, c := range strings.Split(concList, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n < 1 {
+			return fmt.Errorf("bad concurrency %q", c)
+		}
+		var floors [2]float64
+		for i, p := range paths {
+			call, stop, err := p.setup()
+			if err != nil {
+				return err
+			}
+			rps, lat, errs := load(call, payload, n, dur)
+			stop()
+			if errs > 0 {
+				return fmt.Errorf("%s at concurrency %d: %d errors", p.name, n, errs)
+			}
+			row := Row{Name: fmt.Sprintf("throughput c=%d: %s", n, p.name), Value: rps, Unit: "req/s"}
+			switch i {
+			case 0, 1:
+				floors[i] = rps
+			case 2:
+				rep.Rows = append(rep.Rows, row)
+				row = Row{Name: fmt.Sprintf("throughput c=%d: latticed vs crypto floor", n), Value: rps, Unit: "req/s", Ratio: rps / floors[1], RatioTo: paths[1].name}
+				rep.Rows[len(rep.Rows)-1].Ratio, rep.Rows[len(rep.Rows)-1].RatioTo = rps/floors[0], paths[0].name
+			}
+			rep.Rows = append(rep.Rows, row)
+			if n == 1 {
+				for _, q := range []float64{0.5, 0.99, 0.999} {
+					rep.Rows = append(rep.Rows, Row{Name: fmt.Sprintf("latency c=1 p%s: %s", strconv.FormatFloat(q*100, 'f', -1, 64), p.name),
+						Value: float64(quantile(lat, q).Microseconds()), Unit: "µs"})
+				}
+			}
+		}
+	}
+	print(rep)
+	if out != "" {
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return err
+		}
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		return os.WriteFile(out, append(b, '\n'), 0o644)
+	}
+	return nil
+}
+
+// benchActorStart times compiling the actor with an empty compilation cache
+// and again, in a fresh runtime, with the cache that compile left on disk.
+func benchActorStart(ctx context.Context, tmp string, module []byte, rep *Report) error {
+	compile := func(dir string) (time.Duration, error) {
+		rt, err := agent.NewRuntime(ctx, dir, 4096)
+		if err != nil {
+			return 0, err
+		}
+		defer rt.Close(ctx)
+		start := time.Now()
+		cm, err := rt.Compile(ctx, module)
+		if err != nil {
+			return 0, err
+		}
+		d := time.Since(start)
+		return d, cm.Close(ctx)
+	}
+	var cold, warm []time.Duration
+	for i := 0; i < 3; i++ {
+		dir := filepath.Join(tmp, fmt.Sprintf("cache-%d", i))
+		c, err := compile(dir)
+		if err != nil {
+			return err
+		}
+		w, err := compile(dir)
+		if err != nil {
+			return err
+		}
+		cold, warm = append(cold, c), append(warm, w)
+	}
+	c, w := quantile(cold, 0.5), quantile(warm, 0.5)
+	rep.Rows = append(rep.Rows,
+		Row{Name: "actor start: compile, empty cache (median of 3)", Value: ms(c), Unit: "ms"},
+		Row{Name: "actor start: compile, warm cache (median of 3)", Value: ms(w), Unit: "ms", Ratio: float64(c) / float64(w), RatioTo: "empty cache (speed-up)"})
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// rawPath is the floor: a Go responder echoing the payload, optionally with
+// one Ed25519 sign (client) and verify (responder) per message.
+func rawPath(client, server *nats.Conn, crypto bool) (func([]byte) error, func(), error) {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	subject := nats.NewInbox()
+	sub, err := server.Subscribe(subject, func(m *nats.Msg) {
+		go func() {
+			if crypto {
+				body, sig := m.Data[:len(m.Data)-ed25519.SignatureSize], m.Data[len(m.Data)-ed25519.SignatureSize:]
+				if !ed25519.Verify(pub, body, sig) {
+					_ = m.Respond(nil)
+					return
+				}
+				_ = m.Respond(body)
+				return
+			}
+			_ = m.Respond(m.Data)
+		}()
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	_ = server.Flush()
+	call := func(p []byte) error {
+		data := p
+		if crypto {
+			data = append(append([]byte(nil), p...), ed25519.Sign(priv, p)...)
+		}
+		msg, err := client.Request(subject, data, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		if len(msg.Data) != len(p) {
+			return fmt.Errorf("bad reply")
+		}
+		return nil
+	}
+	return call, func() { _ = sub.Unsubscribe() }, nil
+}
+
+// latticedPath is the full path: a signed invocation through the issuer
+// policy into the echo actor and back.
+func latticedPath(client *nats.Conn, cluster *lattice.KeyPair, hostID, actorKey string) func([]byte) error {
+	caller, _ := lattice.CreateKeyPair(lattice.KindModule)
+	subject := lattice.RPCActor(lattice.DefaultLatticePrefix, actorKey)
+	return func(p []byte) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		out, err := agent.Invoke(ctx, client, cluster, hostID, lattice.ActorEntity(caller.PublicKey()), lattice.ActorEntity(actorKey), subject, "Echo.Echo", p)
+		if err == nil && len(out) != len(p) {
+			err = fmt.Errorf("bad reply")
+		}
+		return err
+	}
+}
+
+// load runs n workers calling for d and returns requests/s, the latencies of
+// every call (for percentiles), and the error count.
+func load(call func([]byte) error, payload []byte, n int, d time.Duration) (float64, []time.Duration, int64) {
+	// Warm up connections, instances and caches.
+	for i := 0; i < 200; i++ {
+		_ = call(payload)
+	}
+	var total, errs atomic.Int64
+	var mu sync.Mutex
+	var lats []time.Duration
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < n; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, 4096)
+			for time.Now().Before(deadline) {
+				t := time.Now()
+				if err := call(payload); err != nil {
+					errs.Add(1)
+				}
+				local = append(local, time.Since(t))
+				total.Add(1)
+			}
+			mu.Lock()
+			lats = append(lats, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return float64(total.Load()) / time.Since(start).Seconds(), lats, errs.Load()
+}
+
+func quantile(d []time.Duration, q float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[int(q*float64(len(s)-1))]
+}
+
+func machine() string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				cpu = strings.TrimSpace(strings.SplitN(line, ":", 2)[1])
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s, %d cores, %s/%s, %s", cpu, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+}
+
+func print(rep *Report) {
+	fmt.Printf("latticed bench — %s\n\n", rep.Machine)
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "figure\tvalue\tunit\tratio\tto")
+	for _, r := range rep.Rows {
+		ratio := ""
+		if r.Ratio != 0 {
+			ratio = strconv.FormatFloat(r.Ratio, 'f', 2, 64)
+		}
+		fmt.Fprintf(w, "%s\t%.1f\t%s\t%s\t%s\n", r.Name, r.Value, r.Unit, ratio, r.RatioTo)
+	}
+	_ = w.Flush()
+}
