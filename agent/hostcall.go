@@ -4,15 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/metrics"
+	"github.com/latticed/latticed/rpc"
 )
 
 // Host-call target kinds (metric label values).
@@ -73,44 +72,14 @@ func (h *Host) routeHostCall(ctx context.Context, a *actor, binding, namespace, 
 
 // invoke sends a signed invocation from actor a and returns the reply body.
 func (h *Host) invoke(ctx context.Context, a *actor, target lattice.Entity, subject, operation string, payload []byte) ([]byte, error) {
-	return Invoke(ctx, h.opts.RPC, h.opts.ClusterKey, h.id, lattice.ActorEntity(a.key), target, subject, operation, payload)
+	return rpc.Invoke(ctx, h.opts.RPC, h.opts.ClusterKey, h.id, lattice.ActorEntity(a.key), target, subject, operation, payload)
 }
 
 // ErrNoResponders means nothing in the lattice serves the target.
-var ErrNoResponders = errors.New("no responders: the target is not running in this lattice")
+var ErrNoResponders = rpc.ErrNoResponders
 
-// Invoke signs and sends one invocation over nc and decodes the reply: the
-// single client path used by the host, `latticed ctl call` and providers.
-func Invoke(ctx context.Context, nc *nats.Conn, signer *lattice.KeyPair, hostID string, origin, target lattice.Entity, subject, operation string, payload []byte) ([]byte, error) {
-	inv, err := lattice.NewInvocation(signer, hostID, origin, target, operation, payload)
-	if err != nil {
-		return nil, err
-	}
-	data, err := inv.Encode()
-	if err != nil {
-		return nil, err
-	}
-	msg, err := nc.RequestWithContext(ctx, subject, data)
-	switch {
-	case errors.Is(err, nats.ErrNoResponders):
-		return nil, fmt.Errorf("Failed to perform RPC call to %s: %w", subject, ErrNoResponders)
-	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
-		return nil, fmt.Errorf("Failed to perform RPC call to %s: request timeout", subject)
-	case err != nil:
-		return nil, fmt.Errorf("Failed to perform RPC call to %s: %w", subject, err)
-	}
-	resp, err := lattice.DecodeInvocationResponse(msg.Data)
-	if err != nil {
-		return nil, err
-	}
-	if resp.Error != "" {
-		return nil, errors.New(resp.Error)
-	}
-	if resp.ContentLength > uint64(len(resp.Msg)) {
-		return nil, fmt.Errorf("response of %d bytes was chunked to the object store, which latticed does not read", resp.ContentLength)
-	}
-	return resp.Msg, nil
-}
+// Invoke is rpc.Invoke; it stays until its last caller outside agent moves over.
+var Invoke = rpc.Invoke
 
 // builtin answers wasmcloud:builtin:logging and wasmcloud:builtin:numbergen.
 func (h *Host) builtin(a *actor, namespace, operation string, payload []byte) ([]byte, error) {

@@ -540,7 +540,7 @@ func FuzzDecodeHostData(f *testing.F) {
 
 func TestDecodeNestingAndLengthBombs(t *testing.T) {
 	unknownKey := []byte{0x81, 0xa7, 'u', 'n', 'k', 'n', 'o', 'w', 'n'} // {"unknown": …}
-	deep := append(bytes.Repeat([]byte{0x91}, 100000), 0xc0)           // [[[…[nil]…]]], 100000 deep
+	deep := append(bytes.Repeat([]byte{0x91}, 100000), 0xc0)            // [[[…[nil]…]]], 100000 deep
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	tenBytes := []byte{0xa1, 'x', 0xc0, 0xa1, 'y', 0xc0, 0xa1, 'z', 0xc0, 0xa1} // 3 entries, then a truncated key
 	decoders := map[string]func([]byte) error{

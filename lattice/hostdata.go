@@ -87,7 +87,8 @@ func DecodeHostData(line []byte) (*HostData, error) {
 	if len(line) > MaxHostDataLine {
 		return nil, fmt.Errorf("%w: line of %d bytes exceeds %d", ErrHostData, len(line), MaxHostDataLine)
 	}
-	js := make([]byte, base64.StdEncoding.DecodedLen(len(line)))
+	// Sized for the unpadded fallback too, which needs more room than padded input.
+	js := make([]byte, base64.RawStdEncoding.DecodedLen(len(line)))
 	n, err := base64.StdEncoding.Decode(js, line)
 	if err != nil {
 		// Some hosts pad differently; accept unpadded too.

@@ -1,0 +1,50 @@
+// Package rpc sends signed invocations over NATS and decodes the replies: the
+// one client path shared by the wasm host, providers and `latticed ctl call`.
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/latticed/latticed/lattice"
+)
+
+// ErrNoResponders means nothing in the lattice serves the target.
+var ErrNoResponders = errors.New("no responders: the target is not running in this lattice")
+
+// Invoke signs an invocation from origin to target with signer (a cluster key
+// or, for providers, the key they were handed), sends it on subject and
+// returns the reply body, or the callee's error.
+func Invoke(ctx context.Context, nc *nats.Conn, signer *lattice.KeyPair, hostID string, origin, target lattice.Entity, subject, operation string, payload []byte) ([]byte, error) {
+	inv, err := lattice.NewInvocation(signer, hostID, origin, target, operation, payload)
+	if err != nil {
+		return nil, err
+	}
+	data, err := inv.Encode()
+	if err != nil {
+		return nil, err
+	}
+	msg, err := nc.RequestWithContext(ctx, subject, data)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return nil, fmt.Errorf("Failed to perform RPC call to %s: %w", subject, ErrNoResponders)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+		return nil, fmt.Errorf("Failed to perform RPC call to %s: request timeout", subject)
+	case err != nil:
+		return nil, fmt.Errorf("Failed to perform RPC call to %s: %w", subject, err)
+	}
+	resp, err := lattice.DecodeInvocationResponse(msg.Data)
+	if err != nil {
+		return nil, err
+	}
+	if resp.Error != "" {
+		return nil, errors.New(resp.Error)
+	}
+	if resp.ContentLength > uint64(len(resp.Msg)) {
+		return nil, fmt.Errorf("response of %d bytes was chunked to the object store, which latticed does not read", resp.ContentLength)
+	}
+	return resp.Msg, nil
+}
