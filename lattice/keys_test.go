@@ -119,3 +119,22 @@ func TestParseKeyKind(t *testing.T) {
 		t.Fatal("unknown kind accepted")
 	}
 }
+
+func TestBuiltinProviderKeysAreStableServiceKeys(t *testing.T) {
+	for _, b := range BuiltinProviders {
+		k := b.Key()
+		if !IsPublicKey(k, KindService) || k != b.Key() {
+			t.Fatalf("%s: %s", b.Name, k)
+		}
+		got, ok := LookupBuiltin(b.Ref())
+		if !ok || got.Key() != k {
+			t.Fatalf("lookup %s", b.Ref())
+		}
+	}
+	if BuiltinProviders[0].Key() == BuiltinProviders[1].Key() {
+		t.Fatal("built-ins share a key")
+	}
+	if _, ok := LookupBuiltin("builtin:nope"); ok {
+		t.Fatal("unknown builtin found")
+	}
+}
