@@ -145,6 +145,13 @@ func (h *Host) startVerified(ctx context.Context, ref string, module []byte, cla
 	a.sub = sub
 	h.actors[a.key] = a
 	h.state.putClaims(lattice.FlattenActor(claims))
+	if err := h.cache.putClaims(ctx, lattice.FlattenActor(claims)); err != nil {
+		h.log.Warn("actor claims not written to the lattice cache", "actor", a.key, "err", err)
+	}
+	if err := h.cache.putRefMap(ctx, RefMap{OCIURL: ref, PublicKey: a.key}); err != nil {
+		h.log.Warn("reference map not written to the lattice cache", "ref", ref, "err", err)
+	}
+	h.events.publish(lattice.EventRefmapSet, RefMap{OCIURL: ref, PublicKey: a.key})
 	h.m.ActorsRunning.Set(float64(len(h.actors)))
 	h.log.Info("actor started", "actor", a.key, "name", a.name(), "ref", ref, "instances", count,
 		"compile_seconds", time.Since(start).Seconds())

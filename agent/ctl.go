@@ -166,7 +166,7 @@ func (h *Host) ctlAuctionProvider(_ context.Context, m *nats.Msg) any {
 	return lattice.ProviderAuctionAck{ProviderRef: req.ProviderRef, LinkName: req.LinkName, Constraints: nonNil(req.Constraints), HostID: h.id}
 }
 
-func (h *Host) ctlLinkPut(_ context.Context, m *nats.Msg) any {
+func (h *Host) ctlLinkPut(ctx context.Context, m *nats.Msg) any {
 	var ld lattice.LinkDefinition
 	if err := decodeCtl(m, &ld); err != nil {
 		return ack(err)
@@ -174,20 +174,24 @@ func (h *Host) ctlLinkPut(_ context.Context, m *nats.Msg) any {
 	if err := ld.Normalize(); err != nil {
 		return ack(err)
 	}
-	h.PutLink(ld)
-	return ack(nil)
+	return ack(h.PutLink(ctx, ld))
 }
 
-// PutLink records a link definition, tells the provider and emits linkdef_set.
-func (h *Host) PutLink(ld lattice.LinkDefinition) {
+// PutLink records a link definition in the lattice cache, tells the provider
+// and emits linkdef_set.
+func (h *Host) PutLink(ctx context.Context, ld lattice.LinkDefinition) error {
+	if err := h.cache.putLink(ctx, ld); err != nil {
+		return err
+	}
 	h.state.putLink(ld)
 	h.events.publish(lattice.EventLinkdefSet, ld)
 	if b, err := lattice.Marshal(&ld); err == nil {
 		_ = h.opts.RPC.Publish(lattice.RPCLinkdefPut(h.opts.LatticePrefix, ld.ProviderID, ld.LinkName), b)
 	}
+	return nil
 }
 
-func (h *Host) ctlLinkDel(_ context.Context, m *nats.Msg) any {
+func (h *Host) ctlLinkDel(ctx context.Context, m *nats.Msg) any {
 	var req lattice.LinkDefinition
 	if err := decodeCtl(m, &req); err != nil {
 		return ack(err)
@@ -201,6 +205,10 @@ func (h *Host) ctlLinkDel(_ context.Context, m *nats.Msg) any {
 	ld, ok := h.state.delLink(lattice.LinkID(req.ActorID, req.ContractID, req.LinkName))
 	if !ok {
 		return ack(fmt.Errorf("no link definition for actor %s, contract %s, link name %s", req.ActorID, req.ContractID, req.LinkName))
+	}
+	if err := h.cache.deleteLink(ctx, ld); err != nil {
+		h.state.putLink(ld)
+		return ack(err)
 	}
 	h.events.publish(lattice.EventLinkdefDeleted, ld)
 	if b, err := lattice.Marshal(&ld); err == nil {

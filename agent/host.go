@@ -59,6 +59,9 @@ type Options struct {
 	CtlHost, RPCHost    string // reported in host info
 	ProvRPCHost         string
 
+	CacheMemoryStorage bool // LATTICECACHE stream in memory (as wasmCloud) instead of file
+	CacheReplicas      int
+
 	Providers ProviderLauncher
 	Metrics   *metrics.Metrics
 	Logger    *slog.Logger
@@ -116,6 +119,7 @@ type Host struct {
 	runtime *Runtime
 	policy  *lattice.IssuerPolicy
 	state   *latticeState
+	cache   *latticeCache // nil when the NATS server has no JetStream
 	events  *eventPublisher
 	m       *metrics.Metrics
 	log     *slog.Logger
@@ -179,6 +183,7 @@ func (h *Host) Stopped() <-chan struct{} { return h.stop }
 // Run serves the control interface and heartbeats until ctx ends (or a stop
 // command arrives), then stops every actor and releases the runtime.
 func (h *Host) Run(ctx context.Context) error {
+	h.startCache(ctx)
 	subs, err := h.subscribeCtl()
 	defer func() {
 		for _, s := range subs {
@@ -221,10 +226,29 @@ func (h *Host) shutdown(ctx context.Context) error {
 	}
 	h.actorsMu.Unlock()
 	h.inflight.Wait()
+	h.cache.close()
 	h.events.publish(lattice.EventHostStopped, map[string]any{"labels": h.labelsCopy()})
 	_ = h.opts.Ctl.Flush()
 	h.log.Info("host stopped")
 	return h.runtime.Close(ctx)
+}
+
+// startCache opens the lattice cache and replays it before the host answers
+// anything, so its first get.links already knows the lattice's links.
+func (h *Host) startCache(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, replayTimeout)
+	defer cancel()
+	c, err := h.openCache(cctx)
+	if err != nil {
+		h.log.Warn("lattice cache unavailable; this host knows only the claims and links it sees itself", "err", err)
+		return
+	}
+	h.cache = c
+	select {
+	case <-c.replayed:
+	case <-cctx.Done():
+		h.log.Warn("lattice cache replay did not finish in time; continuing with what arrived", "timeout", replayTimeout)
+	}
 }
 
 func (h *Host) labelsCopy() map[string]string {

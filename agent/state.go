@@ -14,10 +14,11 @@ type latticeState struct {
 	claims  map[string]lattice.CachedClaims
 	aliases map[string]string // call alias -> actor key
 	links   map[string]lattice.LinkDefinition
+	refmaps map[string]string // artifact reference -> public key
 }
 
 func newLatticeState() *latticeState {
-	return &latticeState{claims: map[string]lattice.CachedClaims{}, aliases: map[string]string{}, links: map[string]lattice.LinkDefinition{}}
+	return &latticeState{claims: map[string]lattice.CachedClaims{}, aliases: map[string]string{}, links: map[string]lattice.LinkDefinition{}, refmaps: map[string]string{}}
 }
 
 func (s *latticeState) putClaims(c lattice.CachedClaims) {
@@ -80,4 +81,10 @@ func (s *latticeState) allLinks() []lattice.LinkDefinition {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+func (s *latticeState) putRefMap(rm RefMap) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refmaps[rm.OCIURL] = rm.PublicKey
 }

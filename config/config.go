@@ -142,6 +142,11 @@ type Config struct {
 	// ActorQueueLength is how many invocations may wait for a free actor
 	// instance; later ones get an error reply (LATTICED_ACTOR_QUEUE).
 	ActorQueueLength int
+	// CacheStorage is the LATTICECACHE stream's storage, "file" or "memory"
+	// (LATTICED_CACHE_STORAGE).
+	CacheStorage string
+	// CacheReplicas is the LATTICECACHE stream's replica count (LATTICED_CACHE_REPLICAS).
+	CacheReplicas int
 
 	// sources says, per env name, where a non-env value came from ("--rpc-port",
 	// "rpc_port in /etc/latticed.yaml") so errors point at the right place.
@@ -353,6 +358,12 @@ func (c *Config) problems() *errs {
 	}
 	if c.ActorQueueLength < 0 {
 		e.add(EnvActorQueue, "%d: must not be negative", c.ActorQueueLength)
+	}
+	if c.CacheStorage != "file" && c.CacheStorage != "memory" {
+		e.add(EnvCacheStorage, "%q: must be file or memory", c.CacheStorage)
+	}
+	if c.CacheReplicas < 1 || c.CacheReplicas > 5 {
+		e.add(EnvCacheReplicas, "%d: must be 1 to 5", c.CacheReplicas)
 	}
 	return e
 }

@@ -61,6 +61,8 @@ const (
 	EnvClockSkew           = "LATTICED_CLOCK_SKEW"
 	EnvActorMemoryPages    = "LATTICED_ACTOR_MEMORY_PAGES"
 	EnvActorQueue          = "LATTICED_ACTOR_QUEUE"
+	EnvCacheStorage        = "LATTICED_CACHE_STORAGE"
+	EnvCacheReplicas       = "LATTICED_CACHE_REPLICAS"
 )
 
 // Variables read only to compute the default data directory. They are not
@@ -85,6 +87,8 @@ const (
 	DefaultClockSkew             = 30 * time.Second
 	DefaultActorMemoryLimitPages = 4096 // 64 KiB pages: 256 MiB
 	DefaultActorQueueLength      = 256
+	DefaultCacheStorage          = "file"
+	DefaultCacheReplicas         = 1
 )
 
 // kind says how a setting's raw value (env string, file value, flag) is decoded.
@@ -251,6 +255,12 @@ var settings = func() []setting {
 		{env: EnvActorQueue, kind: kindInt, def: DefaultActorQueueLength,
 			usage: "invocations that may wait for a free actor instance",
 			set:   func(c *Config, v any) { c.ActorQueueLength = v.(int) }},
+		{env: EnvCacheStorage, kind: kindString, def: DefaultCacheStorage,
+			usage: "storage of the LATTICECACHE_{prefix} stream: file or memory (wasmCloud uses memory)",
+			set:   func(c *Config, v any) { c.CacheStorage = v.(string) }},
+		{env: EnvCacheReplicas, kind: kindInt, def: DefaultCacheReplicas,
+			usage: "replicas of the LATTICECACHE_{prefix} stream in a clustered NATS (1-5)",
+			set:   func(c *Config, v any) { c.CacheReplicas = v.(int) }},
 	}...)
 	return s
 }()

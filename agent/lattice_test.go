@@ -1,0 +1,110 @@
+package agent
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/latticed/latticed/internal/testenv"
+	"github.com/latticed/latticed/lattice"
+)
+
+// peer starts another host on the same NATS server and lattice, trusting and
+// signing with the same cluster key as f.
+func peer(t *testing.T, f *fixture, url string) *fixture {
+	t.Helper()
+	p := newFixtureAt(t, url, func(o *Options) { o.ClusterKey = f.cluster })
+	p.cluster = f.cluster
+	return p
+}
+
+func TestLatticeCacheTeachesNewHosts(t *testing.T) {
+	srv := testenv.NATS(t)
+	a := newFixtureAt(t, srv.ClientURL())
+	echo := a.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo", CallAlias: "cached-echo"})
+	provider, _ := lattice.CreateKeyPair(lattice.KindService)
+	var ack lattice.Ack
+	keep := lattice.LinkDefinition{ActorID: echo.Key, ProviderID: provider.PublicKey(), ContractID: lattice.ContractKeyValue}
+	gone := lattice.LinkDefinition{ActorID: echo.Key, ProviderID: provider.PublicKey(), ContractID: lattice.ContractHTTPServer}
+	for _, ld := range []lattice.LinkDefinition{keep, gone} {
+		a.ctlRequest(t, a.ctl.LinkdefsPut(), ld, &ack)
+		if !ack.Accepted {
+			t.Fatal(ack.Error)
+		}
+	}
+	a.ctlRequest(t, a.ctl.LinkdefsDel(), gone, &ack)
+	// A corrupt entry must not keep a host from starting.
+	if err := a.nc.Publish(lattice.CacheLinkdef("test", "GARBAGE"), []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+
+	b := peer(t, a, srv.ClientURL())
+	if _, ok := b.h.state.link(echo.Key, lattice.ContractKeyValue, "default"); !ok {
+		t.Fatal("new host does not know the link made before it started")
+	}
+	if _, ok := b.h.state.link(echo.Key, lattice.ContractHTTPServer, "default"); ok {
+		t.Fatal("new host knows a deleted link")
+	}
+	if key, ok := b.h.state.resolveAlias("cached_echo"); !ok || key != echo.Key {
+		t.Fatal("new host cannot resolve the call alias from cached claims")
+	}
+
+	// Changes made through one host reach the other live.
+	a.ctlRequest(t, a.ctl.LinkdefsDel(), keep, &ack)
+	testenv.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if _, ok := b.h.state.link(echo.Key, lattice.ContractKeyValue, "default"); ok {
+			return errString("deletion not seen by the other host")
+		}
+		return nil
+	})
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
+
+func TestTwoHostsShareAnActorsLoad(t *testing.T) {
+	srv := testenv.NATS(t)
+	a := newFixtureAt(t, srv.ClientURL())
+	b := peer(t, a, srv.ClientURL())
+	sa := testenv.SignActor(t, a.dir, lifePkg, lattice.SignActorOptions{Name: "life"})
+	for _, f := range []*fixture{a, b} {
+		var ack lattice.Ack
+		f.ctlRequest(t, f.ctl.Cmd(f.h.ID(), lattice.CmdLaunchActor), lattice.StartActorCommand{ActorRef: "file://" + sa.Path}, &ack)
+		if !ack.Accepted {
+			t.Fatal(ack.Error)
+		}
+	}
+	// ping.hosts: both hosts answer.
+	inbox := nats.NewInbox()
+	replies, _ := a.nc.SubscribeSync(inbox)
+	_ = a.nc.PublishRequest(a.ctl.PingHosts(), inbox, nil)
+	ids := map[string]bool{}
+	for len(ids) < 2 {
+		m, err := replies.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("hosts answering ping: %v", ids)
+		}
+		var hi lattice.HostInfo
+		_ = json.Unmarshal(m.Data, &hi)
+		ids[hi.ID] = true
+	}
+	if !ids[a.h.ID()] || !ids[b.h.ID()] {
+		t.Fatalf("ping answered by %v", ids)
+	}
+	// The queue group spreads calls over both hosts' instances.
+	served := map[string]bool{}
+	for i := 0; i < 200 && len(served) < 2; i++ {
+		data, _ := a.invocation(t, a.cluster, lattice.ActorEntity(sa.Key), sa.Key, "Life.Count", nil).Encode()
+		resp := a.raw(t, lattice.RPCActor("test", sa.Key), data)
+		if resp.Error != "" {
+			t.Fatal(resp.Error)
+		}
+		served[resp.InstanceID] = true
+	}
+	if len(served) != 2 {
+		t.Fatalf("200 calls were all served by one instance: %v", served)
+	}
+}
