@@ -32,6 +32,7 @@ type latticeCache struct {
 	js     jetstream.JetStream
 	prefix string
 	state  *latticeState
+	policy *lattice.IssuerPolicy
 	log    *slog.Logger
 	cc     jetstream.ConsumeContext
 
@@ -52,7 +53,7 @@ func (h *Host) openCache(ctx context.Context) (*latticeCache, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &latticeCache{js: js, prefix: h.opts.LatticePrefix, state: h.state, log: h.log, replayed: make(chan struct{})}
+	c := &latticeCache{js: js, prefix: h.opts.LatticePrefix, state: h.state, policy: h.policy, log: h.log, replayed: make(chan struct{})}
 	name := lattice.CacheStream(c.prefix)
 	s, err := js.Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -129,6 +130,12 @@ func (c *latticeCache) apply(m jetstream.Msg) {
 			} else if err = ld.Normalize(); err == nil {
 				c.state.putLink(ld)
 			}
+		}
+	case "revocations":
+		var rv lattice.DelegationRevocation
+		if err = json.Unmarshal(m.Data(), &rv); err == nil && rv.SigningKey != "" {
+			c.policy.Revoke(rv.SigningKey, rv.Until)
+			c.log.Info("delegated signing key revoked", "signing_key", rv.SigningKey, "provider", rv.Provider.PublicKey, "instance", rv.InstanceID)
 		}
 	case "refmap":
 		var rm RefMap

@@ -46,6 +46,9 @@ type Invocation struct {
 	EncodedClaims string `msgpack:"encoded_claims"`
 	HostID        string `msgpack:"host_id"`
 	ContentLength uint64 `msgpack:"content_length,omitempty"`
+	// Delegation vouches for a non-cluster signer (latticed extension; peers
+	// that do not know the key ignore it).
+	Delegation string `msgpack:"delegation,omitempty"`
 }
 
 // InvocationClaims is the `wascap` metadata of an antiforgery token.
@@ -71,9 +74,16 @@ func InvocationHash(originURL, targetURL, operation string, msg []byte) string {
 // NewInvocation builds and signs an invocation with the cluster key signer.
 // hostID is the sending node's key (latticed sends its N… key).
 func NewInvocation(signer *KeyPair, hostID string, origin, target Entity, operation string, msg []byte) (*Invocation, error) {
+	return Signer{Key: signer}.NewInvocation(hostID, origin, target, operation, msg)
+}
+
+// NewInvocation builds and signs an invocation, attaching the delegation
+// token when the signer has one.
+func (s Signer) NewInvocation(hostID string, origin, target Entity, operation string, msg []byte) (*Invocation, error) {
+	signer := s.Key
 	inv := &Invocation{
 		Origin: origin, Target: target, Operation: operation, Msg: msg,
-		ID: uuid.NewString(), HostID: hostID, ContentLength: uint64(len(msg)),
+		ID: uuid.NewString(), HostID: hostID, ContentLength: uint64(len(msg)), Delegation: s.Delegation,
 	}
 	c := &Claims[InvocationClaims]{
 		Subject: inv.ID,
@@ -117,6 +127,8 @@ func DecodeInvocation(data []byte) (*Invocation, error) {
 			inv.HostID, err = r.str()
 		case "content_length":
 			inv.ContentLength, err = r.uint()
+		case "delegation":
+			inv.Delegation, err = r.str()
 		default:
 			err = r.skip(1)
 		}

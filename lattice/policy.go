@@ -24,13 +24,15 @@ const (
 	ReasonReplayed             RejectReason = "replayed"
 	ReasonCapabilityNotClaimed RejectReason = "capability_not_claimed"
 	ReasonChunked              RejectReason = "chunked_unsupported"
+	ReasonBadDelegation        RejectReason = "bad_delegation" // latticed extension
+	ReasonRevoked              RejectReason = "revoked"        // latticed extension
 )
 
 // RejectReasons lists every reason (metrics pre-create their label values from it).
 var RejectReasons = []RejectReason{
 	ReasonMalformed, ReasonTooLarge, ReasonBadSignature, ReasonExpired, ReasonHashMismatch,
 	ReasonBadHostID, ReasonUnknownIssuer, ReasonWrongTarget, ReasonReplayed,
-	ReasonCapabilityNotClaimed, ReasonChunked,
+	ReasonCapabilityNotClaimed, ReasonChunked, ReasonBadDelegation, ReasonRevoked,
 }
 
 // RejectError is a policy refusal. Its message is what the caller sees in the
@@ -73,6 +75,10 @@ type IssuerPolicy struct {
 	skew    time.Duration
 	replay  *ReplayGuard
 	now     func() time.Time
+
+	mu          sync.Mutex
+	delegations map[string]delegationEntry // verified delegation tokens
+	revocations map[string]time.Time       // revoked signing key -> until
 }
 
 // PolicyOption configures an IssuerPolicy.
@@ -90,7 +96,8 @@ func WithClock(now func() time.Time) PolicyOption { return func(p *IssuerPolicy)
 
 // NewIssuerPolicy trusts the given cluster public keys.
 func NewIssuerPolicy(issuers []string, opts ...PolicyOption) *IssuerPolicy {
-	p := &IssuerPolicy{issuers: make(map[string]struct{}, len(issuers)), now: time.Now}
+	p := &IssuerPolicy{issuers: make(map[string]struct{}, len(issuers)), now: time.Now,
+		delegations: map[string]delegationEntry{}, revocations: map[string]time.Time{}}
 	for _, i := range issuers {
 		p.issuers[i] = struct{}{}
 	}
@@ -135,7 +142,9 @@ func (p *IssuerPolicy) Check(inv *Invocation, target string) (*Claims[Invocation
 		return nil, Reject(ReasonBadHostID, "host_id %q is not a 56-character key", abbreviate(inv.HostID))
 	}
 	if _, ok := p.issuers[c.Issuer]; !ok {
-		return nil, Reject(ReasonUnknownIssuer, "issuer %s is not a trusted cluster issuer", c.Issuer)
+		if err := p.checkDelegation(inv.Delegation, c.Issuer, inv.Origin, now); err != nil {
+			return nil, err
+		}
 	}
 	if c.Wascap.TargetURL != inv.TargetURL() || c.Wascap.OriginURL != inv.Origin.URL() {
 		return nil, Reject(ReasonWrongTarget, "signed origin/target URLs do not match the invocation")

@@ -124,6 +124,11 @@ func CacheClaims(prefix, key string) string { return "lc." + prefix + ".claims."
 // CacheLinkdef is where a link definition lives (tombstoned with deleted: true).
 func CacheLinkdef(prefix, id string) string { return "lc." + prefix + ".linkdefs." + id }
 
+// CacheRevocation revokes a delegated signing key lattice-wide (latticed extension).
+func CacheRevocation(prefix, signingKey string) string {
+	return "lc." + prefix + ".revocations." + signingKey
+}
+
 // CacheRefmap maps an artifact reference to a public key.
 func CacheRefmap(prefix, ref string) string {
 	return "lc." + prefix + ".refmap." + base64.RawURLEncoding.EncodeToString([]byte(ref))

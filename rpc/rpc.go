@@ -19,7 +19,13 @@ var ErrNoResponders = errors.New("no responders: the target is not running in th
 // or, for providers, the key they were handed), sends it on subject and
 // returns the reply body, or the callee's error.
 func Invoke(ctx context.Context, nc *nats.Conn, signer *lattice.KeyPair, hostID string, origin, target lattice.Entity, subject, operation string, payload []byte) ([]byte, error) {
-	inv, err := lattice.NewInvocation(signer, hostID, origin, target, operation, payload)
+	return InvokeAs(ctx, nc, lattice.Signer{Key: signer}, hostID, origin, target, subject, operation, payload)
+}
+
+// InvokeAs is Invoke with a delegated signer: the provider-side path, where
+// the invocation carries the delegation token that vouches for the key.
+func InvokeAs(ctx context.Context, nc *nats.Conn, signer lattice.Signer, hostID string, origin, target lattice.Entity, subject, operation string, payload []byte) ([]byte, error) {
+	inv, err := signer.NewInvocation(hostID, origin, target, operation, payload)
 	if err != nil {
 		return nil, err
 	}
