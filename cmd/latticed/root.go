@@ -15,6 +15,7 @@ import (
 var commands = []func() *cobra.Command{
 	newKeysCmd,
 	newClaimsCmd,
+	newCtlCmd,
 	newUpCmd,
 	newHostCmd,
 }
