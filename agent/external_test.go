@@ -8,6 +8,7 @@ import (
 
 	"github.com/latticed/latticed/internal/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/rpc"
 )
 
 // The host rides out a restart of a real nats-server: calls during the outage
@@ -23,7 +24,7 @@ func TestHostSurvivesExternalNATSRestart(t *testing.T) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	caller, _ := lattice.CreateKeyPair(lattice.KindModule)
-	_, err := Invoke(ctx, f.nc, f.cluster, f.h.ID(), lattice.ActorEntity(caller.PublicKey()), lattice.ActorEntity(echo.Key),
+	_, err := rpc.Invoke(ctx, f.nc, f.cluster, f.h.ID(), lattice.ActorEntity(caller.PublicKey()), lattice.ActorEntity(echo.Key),
 		lattice.RPCActor("test", echo.Key), "Echo.Echo", []byte("x"))
 	cancel()
 	if err == nil {

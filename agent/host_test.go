@@ -17,6 +17,7 @@ import (
 	"github.com/latticed/latticed/internal/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/metrics"
+	"github.com/latticed/latticed/rpc"
 )
 
 func TestMain(m *testing.M) {
@@ -164,7 +165,7 @@ func (f *fixture) call(t *testing.T, actorKey, op string, payload []byte) ([]byt
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	caller, _ := lattice.CreateKeyPair(lattice.KindModule)
-	return Invoke(ctx, f.nc, f.cluster, f.h.ID(), lattice.ActorEntity(caller.PublicKey()), lattice.ActorEntity(actorKey),
+	return rpc.Invoke(ctx, f.nc, f.cluster, f.h.ID(), lattice.ActorEntity(caller.PublicKey()), lattice.ActorEntity(actorKey),
 		lattice.RPCActor("test", actorKey), op, payload)
 }
 
@@ -221,7 +222,7 @@ func TestStartCallScaleStop(t *testing.T) {
 	if !ack.Accepted {
 		t.Fatal(ack.Error)
 	}
-	if _, err := f.call(t, life.Key, "Life.Count", nil); !errors.Is(err, ErrNoResponders) {
+	if _, err := f.call(t, life.Key, "Life.Count", nil); !errors.Is(err, rpc.ErrNoResponders) {
 		t.Fatalf("call after stop: %v", err)
 	}
 }

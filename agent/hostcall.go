@@ -75,12 +75,6 @@ func (h *Host) invoke(ctx context.Context, a *actor, target lattice.Entity, subj
 	return rpc.Invoke(ctx, h.opts.RPC, h.opts.ClusterKey, h.id, lattice.ActorEntity(a.key), target, subject, operation, payload)
 }
 
-// ErrNoResponders means nothing in the lattice serves the target.
-var ErrNoResponders = rpc.ErrNoResponders
-
-// Invoke is rpc.Invoke; it stays until its last caller outside agent moves over.
-var Invoke = rpc.Invoke
-
 // builtin answers wasmcloud:builtin:logging and wasmcloud:builtin:numbergen.
 func (h *Host) builtin(a *actor, namespace, operation string, payload []byte) ([]byte, error) {
 	switch operation {

@@ -29,6 +29,7 @@ import (
 	"github.com/latticed/latticed/internal/wasmbuild"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/metrics"
+	"github.com/latticed/latticed/rpc"
 	"github.com/latticed/latticed/supervisor"
 )
 
@@ -266,7 +267,7 @@ func latticedPath(client *nats.Conn, cluster *lattice.KeyPair, hostID, actorKey 
 	return func(p []byte) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		out, err := agent.Invoke(ctx, client, cluster, hostID, lattice.ActorEntity(caller.PublicKey()), lattice.ActorEntity(actorKey), subject, "Echo.Echo", p)
+		out, err := rpc.Invoke(ctx, client, cluster, hostID, lattice.ActorEntity(caller.PublicKey()), lattice.ActorEntity(actorKey), subject, "Echo.Echo", p)
 		if err == nil && len(out) != len(p) {
 			err = fmt.Errorf("bad reply")
 		}

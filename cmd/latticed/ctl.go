@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/ctlclient"
+	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/supervisor"
+)
+
+// ctlConfigFlags are the settings of package config that `ctl` reads; their
+// flags (names, help, [ENV] hints) come from config.RegisterFlags, so the
+// environment names are defined once.
+var ctlConfigFlags = []string{
+	"lattice-prefix", "ctl-host", "ctl-port", "ctl-credsfile", "ctl-jwt", "ctl-seed", "ctl-tls", "ctl-topic-prefix",
+}
+
+// flagClusterSeed is the one config flag only `ctl call` takes.
+const flagClusterSeed = "cluster-seed"
+
+func newCtlCmd() *cobra.Command {
+	cmd := newGroupCmd("ctl", "Control a lattice: hosts, actors, providers, links, labels, calls",
+		`Talk to a lattice's control interface (wasmbus.ctl.{prefix}.…) over NATS: list
+hosts and inventories, start, scale and stop actors and providers, manage link
+definitions and host labels, and call actors with signed invocations.
+
+Connection: the server and credentials come from --ctl-host/--ctl-port and
+--ctl-credsfile or --ctl-jwt/--ctl-seed (WASMCLOUD_CTL_*). With no control host
+configured, ctl connects to the embedded server of a lattice of one at
+LATTICED_NATS_LISTEN (default `+config.DefaultNATSListen+`) with
+{data dir}/`+supervisor.AdminCredsFile+` when that file exists (data dir:
+LATTICED_DATA_DIR, default $XDG_DATA_HOME/latticed or ~/.local/share/latticed).
+
+Queries that every host answers (get hosts, auctions) collect replies for
+--timeout; single requests wait at most --timeout.`,
+		newCtlGetCmd(), newCtlStartCmd(), newCtlStopCmd(), newCtlScaleCmd(), newCtlRevokeCmd(),
+		newCtlLinkCmd(), newCtlLabelCmd(), newCtlCallCmd())
+	addOutputFlag(cmd)
+	pf := cmd.PersistentFlags()
+	for _, f := range configFlags(ctlConfigFlags...) {
+		pf.AddFlag(f)
+	}
+	pf.Duration("timeout", ctlclient.DefaultTimeout, "how long to wait for a reply, or to collect replies from all hosts")
+	return cmd
+}
+
+// configFlags returns the named flags as config.RegisterFlags defines them.
+func configFlags(names ...string) []*pflag.Flag {
+	all := pflag.NewFlagSet("config", pflag.ContinueOnError)
+	config.RegisterFlags(all)
+	out := make([]*pflag.Flag, len(names))
+	for i, n := range names {
+		if out[i] = all.Lookup(n); out[i] == nil {
+			panic("config has no flag --" + n) // caught by any test that builds the command tree
+		}
+	}
+	return out
+}
+
+// ctlSession is an open connection to a lattice's control interface.
+type ctlSession struct {
+	cfg     *config.Config
+	nc      *nats.Conn
+	client  *ctlclient.Client
+	timeout time.Duration
+}
+
+// loadCtlConfig reads the configuration from ctl's flags, the environment
+// and LATTICED_CONFIG. Only the config flags go to config.Load: a command's
+// own flags (start provider --config) must not be taken for settings.
+func loadCtlConfig(cmd *cobra.Command) (*config.Config, error) {
+	fs := pflag.NewFlagSet("ctl", pflag.ContinueOnError)
+	for _, name := range append(ctlConfigFlags, flagClusterSeed) {
+		if f := cmd.Flags().Lookup(name); f != nil {
+			fs.AddFlag(f)
+		}
+	}
+	cfg, warnings, err := config.Load(fs, os.LookupEnv)
+	for _, w := range warnings {
+		// Load adds the cluster seed's key to the trusted issuers, which
+		// matters to a host, not to a client.
+		if !strings.HasPrefix(w, config.EnvClusterIssuers+":") {
+			fmt.Fprintf(cmd.ErrOrStderr(), "latticed: warning: %s\n", w)
+		}
+	}
+	if err != nil {
+		return nil, usageError{fmt.Errorf("configuration: %w", err)}
+	}
+	return cfg, nil
+}
+
+// ctlTimeout is --timeout, checked.
+func ctlTimeout(cmd *cobra.Command) (time.Duration, error) {
+	d, err := cmd.Flags().GetDuration("timeout")
+	if err != nil {
+		return 0, usageError{err}
+	}
+	if d <= 0 {
+		return 0, usageErrorf("--timeout must be positive, got %s", d)
+	}
+	return d, nil
+}
+
+// openCtl loads the configuration and connects. Callers check their
+// arguments first, so a usage error never waits for a server.
+func openCtl(cmd *cobra.Command) (*ctlSession, error) {
+	timeout, err := ctlTimeout(cmd)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := loadCtlConfig(cmd)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := ctlConnect(cmd, cfg)
+	if err != nil {
+		return nil, err
+	}
+	client := ctlclient.New(nc, cfg.CtlTopicPrefix, cfg.LatticePrefix)
+	client.Timeout = timeout
+	return &ctlSession{cfg: cfg, nc: nc, client: client, timeout: timeout}, nil
+}
+
+// withCtl runs fn with an open session and closes it afterwards.
+func withCtl(cmd *cobra.Command, fn func(ctx context.Context, s *ctlSession) error) error {
+	s, err := openCtl(cmd)
+	if err != nil {
+		return err
+	}
+	defer s.nc.Close()
+	return fn(cmd.Context(), s)
+}
+
+// ctlConnect connects as DESIGN.md's "latticed ctl defaults" say: the
+// configured control server, else the embedded server's listen address with
+// the admin credentials when they exist.
+func ctlConnect(cmd *cobra.Command, cfg *config.Config) (*nats.Conn, error) {
+	auth := cfg.CTL
+	url, hint := "", ""
+	if cfg.CTL.Configured() {
+		url = cfg.CTL.URL()
+		hint = fmt.Sprintf("check %s/%s (--ctl-host/--ctl-port) and that the server is up", config.EnvCtlHost, config.EnvCtlPort)
+	} else {
+		host, portStr, _ := net.SplitHostPort(cfg.NATSListen) // config validated it
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			host = "127.0.0.1" // a server listening on all interfaces is reachable on loopback
+		}
+		port, _ := strconv.Atoi(portStr)
+		url = config.NATSConn{Host: host, Port: port, TLS: cfg.CTL.TLS}.URL()
+		hint = fmt.Sprintf("no control server is configured (%s), so this is the address of a lattice of one's embedded server (%s); is `latticed up` running? To reach another server set %s and %s (or --ctl-host/--ctl-port)",
+			config.EnvCtlHost, config.EnvNATSListen, config.EnvCtlHost, config.EnvCtlPort)
+		if auth.CredsFile == "" && auth.JWT == "" && auth.Seed == "" {
+			if p := supervisor.DataPath(cfg.DataDir, supervisor.AdminCredsFile); fileExists(p) {
+				auth.CredsFile = p
+			}
+		}
+	}
+	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	nc, err := supervisor.Connect(url, auth, "latticed-ctl", log)
+	if err != nil {
+		creds := ""
+		if auth.CredsFile != "" {
+			creds = " with credentials " + auth.CredsFile
+		}
+		cause := errors.Unwrap(err) // supervisor.Connect's wrapping names the URL too
+		if cause == nil {
+			cause = err
+		}
+		return nil, fmt.Errorf("cannot connect to NATS at %s%s: %v\n  %s", url, creds, cause, hint)
+	}
+	// Closing the connection at exit is no disconnect worth a warning.
+	nc.SetDisconnectErrHandler(func(_ *nats.Conn, err error) {
+		if err != nil {
+			log.Warn("NATS disconnected", "err", err)
+		}
+	})
+	return nc, nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// parseKVs parses repeated key=value flag values or arguments.
+func parseKVs(what string, items []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range items {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, usageErrorf("%s %q: expected key=value", what, kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// pickHost returns the --host-id, or the only host in candidates.
+func pickHost(hosts []string, what, prefix string) (string, error) {
+	switch len(hosts) {
+	case 0:
+		return "", fmt.Errorf("%s is not running on any host in lattice %s", what, prefix)
+	case 1:
+		return hosts[0], nil
+	}
+	return "", fmt.Errorf("%s runs on %d hosts (%s): name one with --host-id", what, len(hosts), strings.Join(hosts, ", "))
+}
+
+// checkHostID rejects a --host-id or host argument that is no host key, before connecting.
+func checkHostID(id, what string) error {
+	if id != "" && !lattice.IsPublicKey(id, lattice.KindServer) {
+		return usageErrorf("%s %q is not a host ID (56 characters starting with N)", what, id)
+	}
+	return nil
+}
+
+// ackResult is the JSON output of commands a host acknowledges.
+type ackResult struct {
+	Accepted bool   `json:"accepted"`
+	HostID   string `json:"host_id,omitempty"`
+}

@@ -1,0 +1,760 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/ctlclient"
+	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/supervisor"
+)
+
+const defaultLinkName = "default"
+
+// minArgs requires at least one positional argument per name.
+func minArgs(names ...string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) < len(names) {
+			return usageErrorf("missing argument %s", names[len(args)])
+		}
+		return nil
+	}
+}
+
+// rangeArgs requires the names in required and allows those in optional.
+func rangeArgs(required []string, optional ...string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		all := append(append([]string(nil), required...), optional...)
+		switch {
+		case len(args) < len(required):
+			return usageErrorf("missing argument %s", required[len(args)])
+		case len(args) > len(all):
+			return usageErrorf("too many arguments: want at most %d (%s), got %d", len(all), strings.Join(all, " "), len(args))
+		}
+		return nil
+	}
+}
+
+// ---- get ----
+
+func newCtlGetCmd() *cobra.Command {
+	return newGroupCmd("get", "List hosts, a host's inventory, claims or link definitions", "",
+		newCtlGetHostsCmd(), newCtlGetInventoryCmd(), newCtlGetClaimsCmd(), newCtlGetLinksCmd("links"))
+}
+
+func newCtlGetHostsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "hosts",
+		Short: "List the hosts that answer a ping within --timeout",
+		Long: `Ping every host of the lattice and list those that answer within --timeout
+(all replies are collected, so the command always takes that long).
+JSON output is a list of host info objects as hosts send them.`,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
+				hosts, err := s.client.Hosts(ctx, s.timeout)
+				if err != nil {
+					return err
+				}
+				if len(hosts) == 0 && outputOf(cmd) == outputText {
+					fmt.Fprintf(cmd.ErrOrStderr(), "No host answered in lattice %s within %s.\n", s.cfg.LatticePrefix, s.timeout)
+					return nil
+				}
+				return printResult(cmd, hosts, func(w io.Writer) error { return writeHosts(w, hosts) })
+			})
+		},
+	}
+}
+
+func newCtlGetInventoryCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "inventory [host-id]",
+		Short: "Show the actors and providers a host runs",
+		Long: `Show a host's labels, actors (with their instances) and providers. The host
+ID may be left out when exactly one host answers a ping within --timeout.`,
+		Args: rangeArgs(nil, "[host-id]"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			host := ""
+			if len(args) == 1 {
+				host = args[0]
+			}
+			if err := checkHostID(host, "host"); err != nil {
+				return err
+			}
+			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
+				if host == "" {
+					var err error
+					if host, err = s.client.SoleHost(ctx, s.timeout); err != nil {
+						return err
+					}
+				}
+				inv, err := s.client.Inventory(ctx, host)
+				if err != nil {
+					return err
+				}
+				return printResult(cmd, inv, func(w io.Writer) error { return writeInventory(w, inv) })
+			})
+		},
+	}
+}
+
+func newCtlGetClaimsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "claims",
+		Short: "List the claims of the actors and providers the lattice knows",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
+				claims, err := s.client.Claims(ctx)
+				if err != nil {
+					return err
+				}
+				return printResult(cmd, claims, func(w io.Writer) error { return writeClaims(w, claims) })
+			})
+		},
+	}
+}
+
+func newCtlGetLinksCmd(use string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: "List the lattice's link definitions",
+		Args:  exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
+				links, err := s.client.Links(ctx)
+				if err != nil {
+					return err
+				}
+				return printResult(cmd, links, func(w io.Writer) error { return writeLinks(w, links) })
+			})
+		},
+	}
+}
+
+// ---- start ----
+
+func newCtlStartCmd() *cobra.Command {
+	return newGroupCmd("start", "Start an actor or a provider", "", newCtlStartActorCmd(), newCtlStartProviderCmd())
+}
+
+func newCtlStartActorCmd() *cobra.Command {
+	var (
+		hostID                   string
+		count                    int
+		annotations, constraints []string
+		wait                     time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "actor <ref>",
+		Short: "Start an actor from an OCI reference or file:// path",
+		Long: `Start count instances of an actor. Without --host-id, hosts whose labels match
+every --constraint are asked (an auction, for --timeout) and the first to offer
+runs it. The command then waits up to --wait for the host's actors_started or
+actors_start_failed event, and prints the actor's public key.
+
+A file:// reference is read by the host, which must allow it
+(WASMCLOUD_ALLOW_FILE_LOAD).`,
+		Example: `  latticed ctl start actor file:///srv/actors/echo_s.wasm
+  latticed ctl start actor registry.example.com/echo:0.1.0 --constraint zone=eu --count 4`,
+		Args: exactArgs("<ref>"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref := args[0]
+			if count < 1 {
+				return usageErrorf("--count must be at least 1, got %d", count)
+			}
+			if wait <= 0 {
+				return usageErrorf("--wait must be positive, got %s", wait)
+			}
+			if err := checkHostID(hostID, "--host-id"); err != nil {
+				return err
+			}
+			ann, err := parseKVs("--annotation", annotations)
+			if err != nil {
+				return err
+			}
+			cons, err := parseKVs("--constraint", constraints)
+			if err != nil {
+				return err
+			}
+			if hostID != "" && len(cons) > 0 {
+				return usageErrorf("--constraint picks a host by auction; it cannot be combined with --host-id")
+			}
+			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
+				host := hostID
+				if host == "" {
+					if host, err = s.client.AuctionActor(ctx, ref, cons, s.timeout); err != nil {
+						return err
+					}
+				}
+				wctx, cancel := context.WithTimeout(ctx, wait)
+				defer cancel()
+				req := lattice.StartActorCommand{ActorRef: ref, Count: count}
+				if len(ann) > 0 {
+					req.Annotations = ann
+				}
+				started, err := s.client.StartActor(wctx, host, req)
+				var rej *ctlclient.RejectedError
+				if errors.As(err, &rej) {
+					return fmt.Errorf("host %s could not start actor %s: %s", host, ref, rej.Reason)
+				}
+				if err != nil {
+					return err
+				}
+				return printResult(cmd, started, func(w io.Writer) error {
+					_, err := fmt.Fprintln(w, started.ActorID)
+					return err
+				})
+			})
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&hostID, "host-id", "", "`host` to start the actor on (default: the first host to offer in an auction)")
+	fl.IntVar(&count, "count", 1, "number of instances")
+	fl.StringArrayVar(&annotations, "annotation", nil, "annotation `key=value` for the instances (repeatable)")
+	fl.StringArrayVar(&constraints, "constraint", nil, "host label `key=value` the host must have (repeatable)")
+	fl.DurationVar(&wait, "wait", ctlclient.DefaultStartWait, "how long to wait for the host to fetch, verify and start the actor")
+	return cmd
+}
+
+func newCtlStartProviderCmd() *cobra.Command {
+	var (
+		hostID, linkName, configJSON string
+		constraints                  []string
+	)
+	cmd := &cobra.Command{
+		Use:   "provider <ref>",
+		Short: "Start a capability provider",
+		Long: `Ask a host to launch a provider. Without --host-id, hosts whose labels match
+every --constraint and that do not run the provider on the link name yet are
+asked (an auction, for --timeout) and the first to offer launches it.`,
+		Args: exactArgs("<ref>"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref := args[0]
+			if err := checkHostID(hostID, "--host-id"); err != nil {
+				return err
+			}
+			if linkName == "" {
+				return usageErrorf("--link-name must not be empty")
+			}
+			if cmd.Flags().Changed("config") && !json.Valid([]byte(configJSON)) {
+				return usageErrorf("--config must be JSON")
+			}
+			cons, err := parseKVs("--constraint", constraints)
+			if err != nil {
+				return err
+			}
+			if hostID != "" && len(cons) > 0 {
+				return usageErrorf("--constraint picks a host by auction; it cannot be combined with --host-id")
+			}
+			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
+				host := hostID
+				if host == "" {
+					if host, err = s.client.AuctionProvider(ctx, ref, linkName, cons, s.timeout); err != nil {
+						return err
+					}
+				}
+				req := lattice.LaunchProviderCommand{ProviderRef: ref, LinkName: linkName, Configuration: configJSON}
+				if err := s.client.StartProvider(ctx, host, req); err != nil {
+					return fmt.Errorf("host %s could not start provider %s (link name %s): %w", host, ref, linkName, err)
+				}
+				return printResult(cmd, providerResult{true, host, ref, linkName}, func(w io.Writer) error {
+					_, err := fmt.Fprintf(w, "Provider %s (link name %s) started on host %s\n", ref, linkName, host)
+					return err
+				})
+			})
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&hostID, "host-id", "", "`host` to start the provider on (default: the first host to offer in an auction)")
+	fl.StringVar(&linkName, "link-name", defaultLinkName, "link `name` of this provider instance")
+	fl.StringVar(&configJSON, "config", "", "provider configuration, a `json` value passed on as it is")
+	fl.StringArrayVar(&constraints, "constraint", nil, "host label `key=value` the host must have (repeatable)")
+	return cmd
+}
+
+type providerResult struct {
+	Accepted    bool   `json:"accepted"`
+	HostID      string `json:"host_id"`
+	ProviderRef string `json:"provider_ref"`
+	LinkName    string `json:"link_name"`
+}
+
+// ---- stop, scale, revoke ----
+
+func newCtlStopCmd() *cobra.Command {
+	return newGroupCmd("stop", "Stop an actor, a provider or a host", "",
+		newCtlStopActorCmd(), newCtlProviderCmd("stop", "Stop a provider instance", ""), newCtlStopHostCmd())
+}
+
+func newCtlRevokeCmd() *cobra.Command {
+	return newGroupCmd("revoke", "Revoke a provider instance's NATS user", "",
+		newCtlProviderCmd("revoke", "Revoke a provider instance's NATS user (latticed extension)",
+			`The host asks its supervisor to revoke the provider instance's NATS user:
+the server drops its connection at once and the provider is not restarted.`))
+}
+
+func newCtlScaleCmd() *cobra.Command {
+	return newGroupCmd("scale", "Set the number of instances of an actor", "", newCtlScaleActorCmd())
+}
+
+func newCtlStopActorCmd() *cobra.Command {
+	var (
+		hostID string
+		count  int
+	)
+	cmd := &cobra.Command{
+		Use:   "actor <actor-key>",
+		Short: "Stop instances of an actor",
+		Long: `Stop count instances of an actor (0, the default, stops all). Without
+--host-id the host is found from the inventories of the hosts that answer a
+ping within --timeout; the actor must run on exactly one.`,
+		Args: exactArgs("<actor-key>"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			actor := args[0]
+			if count < 0 {
+				return usageErrorf("--count must not be negative, got %d", count)
+			}
+			if err := checkHostID(hostID, "--host-id"); err != nil {
+				return err
+			}
+			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
+				host := hostID
+				if host == "" {
+					hosts, err := s.client.ActorHosts(ctx, actor, s.timeout)
+					if err != nil {
+						return err
+					}
+					if host, err = pickHost(hosts, "actor "+actor, s.cfg.LatticePrefix); err != nil {
+						return err
+					}
+				}
+				if err := s.client.StopActor(ctx, host, actor, count); err != nil {
+					return fmt.Errorf("host %s could not stop actor %s: %w", host, actor, err)
+				}
+				return printResult(cmd, actorResult{true, host, actor, count}, func(w io.Writer) error {
+					_, err := fmt.Fprintf(w, "Actor %s stopped on host %s\n", actor, host)
+					return err
+				})
+			})
+		},
+	}
+	cmd.Flags().StringVar(&hostID, "host-id", "", "`host` running the actor (default: found from inventories)")
+	cmd.Flags().IntVar(&count, "count", 0, "number of instances to stop; 0 stops all")
+	return cmd
+}
+
+type actorResult struct {
+	Accepted bool   `json:"accepted"`
+	HostID   string `json:"host_id"`
+	ActorID  string `json:"actor_id"`
+	Count    int    `json:"count"`
+}
+
+func newCtlScaleActorCmd() *cobra.Command {
+	var hostID, actorRef string
+	cmd := &cobra.Command{
+		Use:   "actor <actor-key> <count>",
+		Short: "Set the number of instances of an actor",
+		Long: `Set how many instances of an actor a host runs; 0 stops it. Without
+--host-id the host is found from the inventories of the hosts that answer a
+ping within --timeout. When the actor runs nowhere, --actor-ref lets a host
+start it: the given one, or else the first to offer in an auction.`,
+		Args: exactArgs("<actor-key>", "<count>"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			actor := args[0]
+			count, err := strconv.Atoi(args[1])
+			if err != nil || count < 0 {
+				return usageErrorf("<count> must be a number 0 or more, got %q", args[1])
+			}
+			if err := checkHostID(hostID, "--host-id"); err != nil {
+				return err
+			}
+			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
+				host := hostID
+				if host == "" {
+					hosts, err := s.client.ActorHosts(ctx, actor, s.timeout)
+					if err != nil {
+						return err
+					}
+					if len(hosts) == 0 && actorRef != "" {
+						if hosts, err = s.auctionOne(ctx, actorRef); err != nil {
+							return err
+						}
+					}
+					if host, err = pickHost(hosts, "actor "+actor, s.cfg.LatticePrefix); err != nil {
+						if len(hosts) == 0 {
+							err = fmt.Errorf("%w; give --actor-ref to start it", err)
+						}
+						return err
+					}
+				}
+				req := lattice.ScaleActorCommand{ActorID: actor, ActorRef: actorRef, Count: count}
+				if err := s.client.ScaleActor(ctx, host, req); err != nil {
+					return fmt.Errorf("host %s could not scale actor %s: %w", host, actor, err)
+				}
+				return printResult(cmd, actorResult{true, host, actor, count}, func(w io.Writer) error {
+					_, err := fmt.Fprintf(w, "Actor %s scaled to %d instances on host %s\n", actor, count, host)
+					return err
+				})
+			})
+		},
+	}
+	cmd.Flags().StringVar(&hostID, "host-id", "", "`host` to scale the actor on (default: the host running it)")
+	cmd.Flags().StringVar(&actorRef, "actor-ref", "", "`ref` to start the actor from when the host does not run it")
+	return cmd
+}
+
+func (s *ctlSession) auctionOne(ctx context.Context, ref string) ([]string, error) {
+	host, err := s.client.AuctionActor(ctx, ref, nil, s.timeout)
+	if err != nil {
+		return nil, err
+	}
+	return []string{host}, nil
+}
+
+// newCtlProviderCmd is `stop provider` or `revoke provider`.
+func newCtlProviderCmd(verb, short, long string) *cobra.Command {
+	var hostID, linkName string
+	cmd := &cobra.Command{
+		Use:   "provider <provider-key>",
+		Short: short,
+		Long: strings.TrimSpace(long + `
+
+Without --host-id the host is found from the inventories of the hosts that
+answer a ping within --timeout; the provider must run on exactly one.`),
+		Args: exactArgs("<provider-key>"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			provider := args[0]
+			if err := checkHostID(hostID, "--host-id"); err != nil {
+				return err
+			}
+			if linkName == "" {
+				return usageErrorf("--link-name must not be empty")
+			}
+			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
+				host := hostID
+				if host == "" {
+					hosts, err := s.client.ProviderHosts(ctx, provider, linkName, s.timeout)
+					if err != nil {
+						return err
+					}
+					what := fmt.Sprintf("provider %s (link name %s)", provider, linkName)
+					if host, err = pickHost(hosts, what, s.cfg.LatticePrefix); err != nil {
+						return err
+					}
+				}
+				req := lattice.StopProviderCommand{ProviderRef: provider, LinkName: linkName}
+				do, done := s.client.StopProvider, "stopped"
+				if verb == "revoke" {
+					do, done = s.client.RevokeProvider, "revoked"
+				}
+				if err := do(ctx, host, req); err != nil {
+					return fmt.Errorf("host %s could not %s provider %s (link name %s): %w", host, verb, provider, linkName, err)
+				}
+				return printResult(cmd, providerResult{true, host, provider, linkName}, func(w io.Writer) error {
+					_, err := fmt.Fprintf(w, "Provider %s (link name %s) %s on host %s\n", provider, linkName, done, host)
+					return err
+				})
+			})
+		},
+	}
+	cmd.Flags().StringVar(&hostID, "host-id", "", "`host` running the provider (default: found from inventories)")
+	cmd.Flags().StringVar(&linkName, "link-name", defaultLinkName, "link `name` of the provider instance")
+	return cmd
+}
+
+func newCtlStopHostCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "host <host-id>",
+		Short: "Stop a host",
+		Args:  exactArgs("<host-id>"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			host := args[0]
+			if err := checkHostID(host, "<host-id>"); err != nil {
+				return err
+			}
+			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
+				if err := s.client.StopHost(ctx, host, 0); err != nil {
+					return fmt.Errorf("stop host: %w", err)
+				}
+				return printResult(cmd, ackResult{true, host}, func(w io.Writer) error {
+					_, err := fmt.Fprintf(w, "Host %s is stopping\n", host)
+					return err
+				})
+			})
+		},
+	}
+}
+
+// ---- link ----
+
+func newCtlLinkCmd() *cobra.Command {
+	return newGroupCmd("link", "Put, list and delete link definitions", "",
+		newCtlLinkPutCmd(), newCtlGetLinksCmd("get"), newCtlLinkDelCmd())
+}
+
+func newCtlLinkPutCmd() *cobra.Command {
+	var linkName string
+	cmd := &cobra.Command{
+		Use:   "put <actor-key> <provider-key> <contract-id> [KEY=VALUE ...]",
+		Short: "Link an actor to a provider for a contract",
+		Long: `Define a link: the actor may call the provider for the contract under the
+link name; the KEY=VALUE pairs are the link's values, passed to the provider.
+A link with the same actor, contract and link name is replaced.`,
+		Example: "  latticed ctl link put MB… VA… wasmcloud:httpserver PORT=8080",
+		Args:    minArgs("<actor-key>", "<provider-key>", "<contract-id>"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			values, err := parseKVs("link value", args[3:])
+			if err != nil {
+				return err
+			}
+			ld := lattice.LinkDefinition{ActorID: args[0], ProviderID: args[1], ContractID: args[2], LinkName: linkName, Values: values}
+			if linkName == "" {
+				return usageErrorf("--link-name must not be empty")
+			}
+			if err := ld.Normalize(); err != nil {
+				return usageError{err}
+			}
+			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
+				if err := s.client.PutLink(ctx, ld); err != nil {
+					return fmt.Errorf("put link: %w", err)
+				}
+				return printResult(cmd, ld, func(w io.Writer) error {
+					_, err := fmt.Fprintf(w, "Linked actor %s to provider %s for %s (link name %s)\n", ld.ActorID, ld.ProviderID, ld.ContractID, ld.LinkName)
+					return err
+				})
+			})
+		},
+	}
+	cmd.Flags().StringVar(&linkName, "link-name", defaultLinkName, "link `name`")
+	return cmd
+}
+
+func newCtlLinkDelCmd() *cobra.Command {
+	var linkName string
+	cmd := &cobra.Command{
+		Use:   "del <actor-key> <contract-id>",
+		Short: "Delete a link definition",
+		Args:  exactArgs("<actor-key>", "<contract-id>"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			actor, contract := args[0], args[1]
+			if !lattice.IsPublicKey(actor, lattice.KindModule) {
+				return usageErrorf("<actor-key> %q is not an actor key (56 characters starting with M)", actor)
+			}
+			if linkName == "" {
+				return usageErrorf("--link-name must not be empty")
+			}
+			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
+				if err := s.client.DelLink(ctx, actor, contract, linkName); err != nil {
+					return fmt.Errorf("delete link: %w", err)
+				}
+				out := lattice.LinkDefinition{ID: lattice.LinkID(actor, contract, linkName), ActorID: actor, ContractID: contract, LinkName: linkName}
+				return printResult(cmd, out, func(w io.Writer) error {
+					_, err := fmt.Fprintf(w, "Deleted the link of actor %s for %s (link name %s)\n", actor, contract, linkName)
+					return err
+				})
+			})
+		},
+	}
+	cmd.Flags().StringVar(&linkName, "link-name", defaultLinkName, "link `name`")
+	return cmd
+}
+
+// ---- label ----
+
+func newCtlLabelCmd() *cobra.Command {
+	return newGroupCmd("label", "Set and remove host labels", "", newCtlLabelPutCmd(), newCtlLabelDelCmd())
+}
+
+type labelResult struct {
+	Accepted bool   `json:"accepted"`
+	HostID   string `json:"host_id"`
+	Key      string `json:"key"`
+	Value    string `json:"value,omitempty"`
+}
+
+func newCtlLabelPutCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "put <host-id> <key=value>",
+		Short: "Set a label on a host",
+		Args:  exactArgs("<host-id>", "<key=value>"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			host := args[0]
+			if err := checkHostID(host, "<host-id>"); err != nil {
+				return err
+			}
+			kv, err := parseKVs("label", args[1:])
+			if err != nil {
+				return err
+			}
+			key, _, _ := strings.Cut(args[1], "=")
+			value := kv[key]
+			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
+				if err := s.client.PutLabel(ctx, host, key, value); err != nil {
+					return fmt.Errorf("host %s: put label %s: %w", host, key, err)
+				}
+				return printResult(cmd, labelResult{true, host, key, value}, func(w io.Writer) error {
+					_, err := fmt.Fprintf(w, "Label %s=%s set on host %s\n", key, value, host)
+					return err
+				})
+			})
+		},
+	}
+}
+
+func newCtlLabelDelCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "del <host-id> <key>",
+		Short: "Remove a label from a host",
+		Args:  exactArgs("<host-id>", "<key>"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			host, key := args[0], args[1]
+			if err := checkHostID(host, "<host-id>"); err != nil {
+				return err
+			}
+			if key == "" {
+				return usageErrorf("<key> must not be empty")
+			}
+			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
+				if err := s.client.DelLabel(ctx, host, key); err != nil {
+					return fmt.Errorf("host %s: delete label %s: %w", host, key, err)
+				}
+				return printResult(cmd, labelResult{Accepted: true, HostID: host, Key: key}, func(w io.Writer) error {
+					_, err := fmt.Fprintf(w, "Label %s removed from host %s\n", key, host)
+					return err
+				})
+			})
+		},
+	}
+}
+
+// ---- call ----
+
+func newCtlCallCmd() *cobra.Command {
+	var (
+		data string
+		raw  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "call <actor-key|call-alias> <operation>",
+		Short: "Call an actor with a signed invocation and print its reply",
+		Long: `Send a signed invocation of an operation to an actor and print the reply.
+
+--data is a JSON value, converted to msgpack (the payload encoding of
+wasmbus): objects become maps with string keys, integers msgpack integers,
+other numbers float64, strings str, null nil. Without --data the payload is
+empty. The reply is decoded from msgpack and printed as JSON, byte strings as
+text when they are UTF-8 and as base64 otherwise; --raw writes the reply
+bytes as they are.
+
+The target is an actor key (M…) or a call alias from the actors' claims.
+The invocation is signed with the cluster seed from --cluster-seed or
+WASMCLOUD_CLUSTER_SEED, else {data dir}/` + supervisor.ClusterSeedFile + ` (the seed of a
+lattice of one); the actor's host must trust its public key. Its origin is
+an actor with a freshly generated key.
+
+An error returned by the actor is printed and the exit status is 1.`,
+		Example: `  latticed ctl call MB… HttpServer.HandleRequest --data '{"method":"GET","path":"/","queryString":"","header":{},"body":""}'
+  latticed ctl call echo Echo.Echo --data '"hello"' --raw`,
+		Args: exactArgs("<actor-key|call-alias>", "<operation>"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			target, op := args[0], args[1]
+			var payload []byte
+			if cmd.Flags().Changed("data") {
+				p, err := ctlclient.JSONToMsgpack([]byte(data))
+				if err != nil {
+					return usageErrorf("--data: %v", err)
+				}
+				payload = p
+			}
+			if raw && outputOf(cmd) == outputJSON {
+				return usageErrorf("--raw writes the reply as it is; it cannot be combined with --output json")
+			}
+			timeout, err := ctlTimeout(cmd)
+			if err != nil {
+				return err
+			}
+			cfg, err := loadCtlConfig(cmd)
+			if err != nil {
+				return err
+			}
+			signer, err := ctlClusterKey(cfg)
+			if err != nil {
+				return err
+			}
+			nc, err := ctlConnect(cmd, cfg)
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			client := ctlclient.New(nc, cfg.CtlTopicPrefix, cfg.LatticePrefix)
+			client.Timeout = timeout
+			ctx := cmd.Context()
+			key, err := client.ResolveActor(ctx, target)
+			if err != nil {
+				return err
+			}
+			reply, err := client.Call(ctx, signer, key, op, payload)
+			if err != nil {
+				return fmt.Errorf("call %s %s: %w", key, op, err)
+			}
+			if raw {
+				_, err := cmd.OutOrStdout().Write(reply)
+				return err
+			}
+			js, err := ctlclient.MsgpackToJSON(reply)
+			if err != nil {
+				return fmt.Errorf("the reply (%d bytes) cannot be shown as JSON: %w; use --raw to get it as it is", len(reply), err)
+			}
+			// JSON in either output format; written directly so that
+			// "<" in a body is not escaped as printResult's encoder would.
+			return writeIndentedJSON(cmd.OutOrStdout(), js)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&data, "data", "", "payload as a `json` value, sent as msgpack (default: an empty payload)")
+	fl.BoolVar(&raw, "raw", false, "write the reply bytes as they are instead of decoding them")
+	seed := configFlags(flagClusterSeed)[0]
+	// config's text says a host generates an ad hoc seed; a client does not.
+	seed.Usage = fmt.Sprintf("cluster seed (SC...) that signs the invocation (default the seed in {data dir}/%s); visible in ps, prefer the environment [%s]",
+		supervisor.ClusterSeedFile, config.EnvClusterSeed)
+	fl.AddFlag(seed)
+	return cmd
+}
+
+// ctlClusterKey is the key that signs `ctl call` invocations: the configured
+// cluster seed, else the lattice of one's seed file.
+func ctlClusterKey(cfg *config.Config) (*lattice.KeyPair, error) {
+	if cfg.ClusterSeed != "" {
+		kp, err := lattice.ParseSeedOfKind(cfg.ClusterSeed, lattice.KindCluster)
+		if err != nil {
+			return nil, usageErrorf("%s: %v", config.EnvClusterSeed, err)
+		}
+		return kp, nil
+	}
+	p := supervisor.DataPath(cfg.DataDir, supervisor.ClusterSeedFile)
+	b, err := os.ReadFile(p)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, usageErrorf("no cluster seed to sign the invocation: set %s or --cluster-seed to a cluster seed (SC…) the actor's host trusts (looked for a lattice of one's seed in %s: no such file)",
+			config.EnvClusterSeed, p)
+	case err != nil:
+		return nil, usageErrorf("cluster seed: %v", err)
+	}
+	kp, err := lattice.ParseSeedOfKind(strings.TrimSpace(string(b)), lattice.KindCluster)
+	if err != nil {
+		return nil, usageErrorf("cluster seed file %s: %v", p, err)
+	}
+	return kp, nil
+}

@@ -1,0 +1,534 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/latticed/latticed/agent"
+	"github.com/latticed/latticed/internal/testenv"
+	"github.com/latticed/latticed/lattice"
+)
+
+// ctlEnv runs the latticed binary (built by TestMain) with a controlled
+// environment: its own HOME and data dir plus the given variables.
+type ctlEnv struct {
+	t       *testing.T
+	dataDir string
+	env     map[string]string
+}
+
+func newCtlEnv(t *testing.T, env map[string]string) *ctlEnv {
+	e := &ctlEnv{t: t, dataDir: filepath.Join(t.TempDir(), "data"), env: map[string]string{}}
+	for k, v := range env {
+		e.env[k] = v
+	}
+	return e
+}
+
+func (e *ctlEnv) run(args ...string) result {
+	e.t.Helper()
+	cmd := exec.Command(binPath, args...)
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if name != "HOME" && name != "XDG_DATA_HOME" && !strings.HasPrefix(name, "LATTICED_") && !strings.HasPrefix(name, "WASMCLOUD_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	root := filepath.Dir(e.dataDir)
+	cmd.Env = append(cmd.Env, "HOME="+filepath.Join(root, "home"), "LATTICED_DATA_DIR="+e.dataDir)
+	for k, v := range e.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	go func() {
+		<-ctx.Done()
+		if cmd.Process != nil && ctx.Err() == context.DeadlineExceeded {
+			_ = cmd.Process.Kill()
+		}
+	}()
+	err := cmd.Run()
+	code := 0
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+	case err != nil:
+		e.t.Fatalf("run latticed %v: %v", args, err)
+	}
+	return result{stdout.String(), stderr.String(), code}
+}
+
+// json runs args with --output json and decodes stdout into out.
+func (e *ctlEnv) json(out any, args ...string) {
+	e.t.Helper()
+	r := e.run(append(args, "--output", "json")...)
+	r.want(e.t, 0)
+	if err := json.Unmarshal([]byte(r.stdout), out); err != nil {
+		e.t.Fatalf("%v: output is not the expected JSON: %v\n%s", args, err, r.stdout)
+	}
+}
+
+// testHost is a real wasm host running in this process.
+type testHost struct {
+	*agent.Host
+	done chan error
+}
+
+func startTestHost(t *testing.T, s *server.Server, cluster *lattice.KeyPair, prefix string, labels map[string]string) *testHost {
+	t.Helper()
+	hostKey, err := lattice.CreateKeyPair(lattice.KindServer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h, err := agent.New(ctx, agent.Options{
+		HostKey: hostKey, ClusterKey: cluster, LatticePrefix: prefix,
+		RPC: testenv.Connect(t, s), Ctl: testenv.Connect(t, s),
+		AllowFileLoad: true, CompileCacheDir: t.TempDir(), MemoryLimitPages: 1024,
+		HeartbeatInterval: time.Hour, Labels: labels,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	th := &testHost{Host: h, done: make(chan error, 1)}
+	go func() { th.done <- h.Run(ctx) }()
+	select {
+	case <-h.Ready():
+	case err := <-th.done:
+		cancel()
+		t.Fatalf("host exited: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-th.done:
+			if err != nil {
+				t.Errorf("host run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("host did not stop")
+		}
+	})
+	return th
+}
+
+// closedPort is a loopback port nothing listens on.
+func closedPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	return port
+}
+
+func serverPort(t *testing.T, s *server.Server) string {
+	t.Helper()
+	return strconv.Itoa(s.Addr().(*net.TCPAddr).Port)
+}
+
+func writeSecretFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustContain(t *testing.T, what, s string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(s, w) {
+			t.Errorf("%s lacks %q:\n%s", what, w, s)
+		}
+	}
+}
+
+// TestCtl drives `latticed ctl` against two real hosts on a real NATS server.
+// Hosts keep claims and links in their own memory for now and one host of
+// a queue group answers get.claims/get.links, so those are checked once only
+// the host running the actor is left.
+func TestCtl(t *testing.T) {
+	s := testenv.NATS(t)
+	cluster, _ := lattice.CreateKeyPair(lattice.KindCluster)
+	const prefix = "ctltest"
+	a := startTestHost(t, s, cluster, prefix, map[string]string{"zone": "a"})
+	b := startTestHost(t, s, cluster, prefix, map[string]string{"zone": "b"})
+	e := newCtlEnv(t, map[string]string{
+		"WASMCLOUD_CTL_HOST": "127.0.0.1", "WASMCLOUD_CTL_PORT": serverPort(t, s), "WASMCLOUD_LATTICE_PREFIX": prefix,
+	})
+	// The lattice of one's seed file signs `ctl call` when no seed is configured.
+	writeSecretFile(t, filepath.Join(e.dataDir, "keys", "cluster.nk"), cluster.Seed()+"\n")
+
+	dir := t.TempDir()
+	echo := testenv.SignActor(t, dir, "./actor/examples/echo", lattice.SignActorOptions{
+		Name: "echo", CallAlias: "echo", Caps: []string{lattice.ContractHTTPServer},
+	})
+	echoRef := "file://" + echo.Path
+
+	t.Run("get hosts", func(t *testing.T) {
+		r := e.run("ctl", "get", "hosts", "--timeout", "1s")
+		r.want(t, 0)
+		mustContain(t, "hosts table", r.stdout, "HOST ID", "FRIENDLY NAME", "UPTIME", "LABELS", a.ID(), b.ID(), "zone=a", "zone=b")
+
+		var hosts []lattice.HostInfo
+		e.json(&hosts, "ctl", "get", "hosts", "--timeout", "1s")
+		if len(hosts) != 2 {
+			t.Fatalf("hosts: %+v", hosts)
+		}
+		for _, h := range hosts {
+			want := map[string]string{a.ID(): "a", b.ID(): "b"}[h.ID]
+			if want == "" || h.Labels["zone"] != want || h.LatticePrefix != prefix || h.Issuer != cluster.PublicKey() {
+				t.Errorf("host info %+v", h)
+			}
+		}
+	})
+
+	t.Run("get inventory needs a host id with two hosts", func(t *testing.T) {
+		r := e.run("ctl", "get", "inventory", "--timeout", "500ms")
+		r.want(t, 1)
+		mustContain(t, "stderr", r.stderr, "2 hosts answered", a.ID(), b.ID())
+	})
+
+	t.Run("start actor", func(t *testing.T) {
+		r := e.run("ctl", "start", "actor", echoRef, "--constraint", "zone=b", "--timeout", "2s")
+		r.want(t, 0)
+		if r.stdout != echo.Key+"\n" {
+			t.Fatalf("stdout %q, want the actor key", r.stdout)
+		}
+		if inv := b.Inventory(); len(inv.Actors) != 1 || inv.Actors[0].ID != echo.Key {
+			t.Fatalf("host b inventory: %+v", inv.Actors)
+		}
+		if inv := a.Inventory(); len(inv.Actors) != 0 {
+			t.Fatalf("host a runs %+v, but only zone=b matched", inv.Actors)
+		}
+	})
+
+	t.Run("start actor failures", func(t *testing.T) {
+		r := e.run("ctl", "start", "actor", echoRef, "--constraint", "zone=c", "--timeout", "500ms")
+		r.want(t, 1)
+		mustContain(t, "stderr", r.stderr, "no host matches constraints zone=c")
+
+		unsigned := filepath.Join(dir, "unsigned.wasm")
+		if err := os.WriteFile(unsigned, testenv.BuildActor(t, "./actor/examples/echo"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r = e.run("ctl", "start", "actor", "file://"+unsigned, "--host-id", a.ID())
+		r.want(t, 1)
+		mustContain(t, "stderr", r.stderr, "could not start actor", "claims")
+		if r.stdout != "" {
+			t.Errorf("a failed start printed %q", r.stdout)
+		}
+	})
+
+	t.Run("call Echo.Echo raw", func(t *testing.T) {
+		r := e.run("ctl", "call", echo.Key, "Echo.Echo", "--data", `"hello"`, "--raw")
+		r.want(t, 0)
+		if want := "\xa5hello"; r.stdout != want {
+			t.Fatalf("raw reply %q, want %q (msgpack str)", r.stdout, want)
+		}
+	})
+
+	t.Run("call HttpServer.HandleRequest", func(t *testing.T) {
+		r := e.run("ctl", "call", echo.Key, "HttpServer.HandleRequest",
+			"--data", `{"method":"GET","path":"/hi","queryString":"a=1","header":{},"body":""}`)
+		r.want(t, 0)
+		var resp struct {
+			StatusCode int                 `json:"statusCode"`
+			Header     map[string][]string `json:"header"`
+			Body       string              `json:"body"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &resp); err != nil {
+			t.Fatalf("reply is not JSON: %v\n%s", err, r.stdout)
+		}
+		if resp.StatusCode != 200 || !strings.Contains(resp.Body, "/hi") || resp.Header["Content-Type"][0] != "application/json" {
+			t.Fatalf("reply %+v", resp)
+		}
+		// The body was bin holding JSON: shown as text, it parses.
+		var body map[string]string
+		if err := json.Unmarshal([]byte(resp.Body), &body); err != nil || body["path"] != "/hi" || body["query_string"] != "a=1" || body["method"] != "GET" {
+			t.Fatalf("body %q: %v", resp.Body, err)
+		}
+	})
+
+	t.Run("scale actor", func(t *testing.T) {
+		r := e.run("ctl", "scale", "actor", echo.Key, "3", "--timeout", "1s") // host found from inventories
+		r.want(t, 0)
+		mustContain(t, "stdout", r.stdout, b.ID())
+		var inv lattice.HostInventory
+		e.json(&inv, "ctl", "get", "inventory", b.ID())
+		if inv.HostID != b.ID() || len(inv.Actors) != 1 || len(inv.Actors[0].Instances) != 3 || inv.Actors[0].ImageRef != echoRef {
+			t.Fatalf("inventory after scale: %+v", inv)
+		}
+		r = e.run("ctl", "get", "inventory", b.ID())
+		r.want(t, 0)
+		mustContain(t, "inventory text", r.stdout, "ACTOR ID", echo.Key, "echo", "3", "No providers.")
+	})
+
+	t.Run("labels", func(t *testing.T) {
+		e.run("ctl", "label", "put", a.ID(), "tier=gold").want(t, 0)
+		var hosts []lattice.HostInfo
+		e.json(&hosts, "ctl", "get", "hosts", "--timeout", "1s")
+		for _, h := range hosts {
+			if (h.ID == a.ID()) != (h.Labels["tier"] == "gold") {
+				t.Errorf("labels of %s: %v", h.ID, h.Labels)
+			}
+		}
+		e.run("ctl", "label", "del", a.ID(), "tier").want(t, 0)
+		r := e.run("ctl", "label", "del", a.ID(), "tier")
+		r.want(t, 1)
+		mustContain(t, "stderr", r.stderr, "not set")
+	})
+
+	t.Run("stop host", func(t *testing.T) {
+		r := e.run("ctl", "stop", "host", a.ID())
+		r.want(t, 0)
+		select {
+		case err := <-a.done:
+			a.done <- err // for the cleanup
+		case <-time.After(10 * time.Second):
+			t.Fatal("host a did not stop")
+		}
+		// Now one host is left: get inventory finds it by itself.
+		testenv.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+			r := e.run("ctl", "get", "inventory", "--timeout", "300ms", "--output", "json")
+			if r.code != 0 || !strings.Contains(r.stdout, b.ID()) {
+				return fmt.Errorf("exit %d: %s%s", r.code, r.stdout, r.stderr)
+			}
+			return nil
+		})
+	})
+
+	t.Run("get claims and call by alias", func(t *testing.T) {
+		var claims []lattice.CachedClaims
+		e.json(&claims, "ctl", "get", "claims")
+		if len(claims) != 1 || claims[0].Subject != echo.Key || claims[0].CallAlias != "echo" {
+			t.Fatalf("claims: %+v", claims)
+		}
+		r := e.run("ctl", "get", "claims")
+		r.want(t, 0)
+		mustContain(t, "claims table", r.stdout, "CALL ALIAS", echo.Key, lattice.ContractHTTPServer)
+
+		r = e.run("ctl", "call", "echo", "Echo.Echo", "--data", `{"b":[1,2.5,null,true],"a":"x"}`)
+		r.want(t, 0)
+		var got any
+		if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+			t.Fatalf("%v\n%s", err, r.stdout)
+		}
+		if b, _ := json.Marshal(got); string(b) != `{"a":"x","b":[1,2.5,null,true]}` {
+			t.Errorf("echoed %s", b)
+		}
+
+		r = e.run("ctl", "call", "nope", "Echo.Echo")
+		r.want(t, 1)
+		mustContain(t, "stderr", r.stderr, `"nope" is neither an actor key`, "known aliases: echo")
+	})
+
+	t.Run("call errors", func(t *testing.T) {
+		stranger, _ := lattice.CreateKeyPair(lattice.KindModule)
+		r := e.run("ctl", "call", stranger.PublicKey(), "Echo.Echo", "--timeout", "2s")
+		r.want(t, 1)
+		mustContain(t, "stderr", r.stderr, stranger.PublicKey(), "not running")
+
+		r = e.run("ctl", "call", echo.Key, "No.Such")
+		r.want(t, 1)
+		mustContain(t, "stderr", r.stderr, "No.Such")
+
+		// A seed in the environment replaces the file; an untrusted one is refused.
+		other, _ := lattice.CreateKeyPair(lattice.KindCluster)
+		e.env["WASMCLOUD_CLUSTER_SEED"] = other.Seed()
+		r = e.run("ctl", "call", echo.Key, "Echo.Echo")
+		delete(e.env, "WASMCLOUD_CLUSTER_SEED")
+		r.want(t, 1)
+		mustContain(t, "stderr", r.stderr, "issuer")
+		if strings.Contains(r.stdout+r.stderr, other.Seed()) {
+			t.Error("output shows the seed")
+		}
+		r = e.run("ctl", "call", echo.Key, "Echo.Echo", "--data", `"x"`, "--cluster-seed", cluster.Seed(), "--raw")
+		r.want(t, 0)
+		if r.stdout != "\xa1x" {
+			t.Errorf("reply %q", r.stdout)
+		}
+
+		r = e.run("ctl", "call", echo.Key, "Echo.Echo", "--data", `{"a":`)
+		r.want(t, 2)
+		mustContain(t, "stderr", r.stderr, "--data", "invalid JSON", "Usage:")
+	})
+
+	t.Run("links", func(t *testing.T) {
+		prov, _ := lattice.CreateKeyPair(lattice.KindService)
+		r := e.run("ctl", "link", "put", echo.Key, prov.PublicKey(), lattice.ContractHTTPServer, "PORT=8080", "--link-name", "web")
+		r.want(t, 0)
+		var links []lattice.LinkDefinition
+		e.json(&links, "ctl", "link", "get")
+		if len(links) != 1 || links[0].ActorID != echo.Key || links[0].ProviderID != prov.PublicKey() ||
+			links[0].ContractID != lattice.ContractHTTPServer || links[0].LinkName != "web" || links[0].Values["PORT"] != "8080" {
+			t.Fatalf("links: %+v", links)
+		}
+		r = e.run("ctl", "get", "links")
+		r.want(t, 0)
+		mustContain(t, "links table", r.stdout, echo.Key, prov.PublicKey(), "web", "PORT=8080")
+
+		e.run("ctl", "link", "del", echo.Key, lattice.ContractHTTPServer, "--link-name", "web").want(t, 0)
+		e.json(&links, "ctl", "get", "links")
+		if len(links) != 0 {
+			t.Fatalf("links after delete: %+v", links)
+		}
+		r = e.run("ctl", "link", "del", echo.Key, lattice.ContractHTTPServer, "--link-name", "web")
+		r.want(t, 1)
+		mustContain(t, "stderr", r.stderr, "no link definition")
+
+		r = e.run("ctl", "link", "put", prov.PublicKey(), echo.Key, lattice.ContractHTTPServer)
+		r.want(t, 2)
+		mustContain(t, "stderr", r.stderr, "not an actor")
+	})
+
+	t.Run("providers without a supervisor", func(t *testing.T) {
+		r := e.run("ctl", "start", "provider", "registry.example/p:1", "--timeout", "500ms")
+		r.want(t, 1)
+		mustContain(t, "stderr", r.stderr, "no host matches constraints")
+		r = e.run("ctl", "start", "provider", "registry.example/p:1", "--host-id", b.ID(), "--config", `{"a":1}`)
+		r.want(t, 1)
+		mustContain(t, "stderr", r.stderr, "cannot manage providers")
+		prov, _ := lattice.CreateKeyPair(lattice.KindService)
+		r = e.run("ctl", "revoke", "provider", prov.PublicKey(), "--timeout", "500ms")
+		r.want(t, 1)
+		mustContain(t, "stderr", r.stderr, "not running on any host")
+	})
+
+	t.Run("stop actor", func(t *testing.T) {
+		r := e.run("ctl", "stop", "actor", echo.Key, "--host-id", b.ID(), "--output", "json")
+		r.want(t, 0)
+		mustContain(t, "stdout", r.stdout, `"accepted": true`)
+		var inv lattice.HostInventory
+		e.json(&inv, "ctl", "get", "inventory", b.ID())
+		if len(inv.Actors) != 0 {
+			t.Fatalf("actors after stop: %+v", inv.Actors)
+		}
+		r = e.run("ctl", "stop", "actor", echo.Key, "--timeout", "500ms")
+		r.want(t, 1)
+		mustContain(t, "stderr", r.stderr, "not running on any host")
+	})
+
+	t.Run("unknown host", func(t *testing.T) {
+		ghost, _ := lattice.CreateKeyPair(lattice.KindServer)
+		r := e.run("ctl", "get", "inventory", ghost.PublicKey())
+		r.want(t, 1)
+		mustContain(t, "stderr", r.stderr, "no host "+ghost.PublicKey())
+	})
+
+	t.Run("embedded server address by default", func(t *testing.T) {
+		d := newCtlEnv(t, map[string]string{"LATTICED_NATS_LISTEN": "127.0.0.1:" + serverPort(t, s), "WASMCLOUD_LATTICE_PREFIX": prefix})
+		var hosts []lattice.HostInfo
+		d.json(&hosts, "ctl", "get", "hosts", "--timeout", "500ms")
+		if len(hosts) != 1 || hosts[0].ID != b.ID() {
+			t.Fatalf("hosts: %+v", hosts)
+		}
+		// {data dir}/creds/admin.creds is used when it exists.
+		creds := filepath.Join(d.dataDir, "creds", "admin.creds")
+		writeSecretFile(t, creds, "not a creds file\n")
+		r := d.run("ctl", "get", "hosts", "--timeout", "500ms")
+		r.want(t, 1)
+		mustContain(t, "stderr", r.stderr, creds)
+	})
+}
+
+func TestCtlNoServer(t *testing.T) {
+	port := strconv.Itoa(closedPort(t))
+	e := newCtlEnv(t, map[string]string{"WASMCLOUD_CTL_HOST": "127.0.0.1", "WASMCLOUD_CTL_PORT": port})
+	r := e.run("ctl", "get", "hosts")
+	r.want(t, 1)
+	mustContain(t, "stderr", r.stderr, "cannot connect to NATS at nats://127.0.0.1:"+port, "WASMCLOUD_CTL_HOST")
+	if strings.Contains(r.stderr, "Usage:") {
+		t.Errorf("a connection failure is no usage error:\n%s", r.stderr)
+	}
+
+	d := newCtlEnv(t, map[string]string{"LATTICED_NATS_LISTEN": "127.0.0.1:" + port})
+	r = d.run("ctl", "get", "inventory")
+	r.want(t, 1)
+	mustContain(t, "stderr", r.stderr, "nats://127.0.0.1:"+port, "LATTICED_NATS_LISTEN", "latticed up", "WASMCLOUD_CTL_HOST")
+}
+
+func TestCtlUsageErrors(t *testing.T) {
+	// No server is needed: usage and configuration errors come first.
+	e := newCtlEnv(t, map[string]string{"WASMCLOUD_CTL_HOST": "127.0.0.1", "WASMCLOUD_CTL_PORT": strconv.Itoa(closedPort(t))})
+	mod, _ := lattice.CreateKeyPair(lattice.KindModule)
+	seed, _ := lattice.CreateKeyPair(lattice.KindCluster)
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ctl", "nosuch"}, `unknown command "nosuch"`},
+		{[]string{"ctl", "get", "hosts", "extra"}, "too many arguments"},
+		{[]string{"ctl", "get", "hosts", "--timeout", "0s"}, "--timeout must be positive"},
+		{[]string{"ctl", "get", "hosts", "--output", "yaml"}, "want json or text"},
+		{[]string{"ctl", "get", "inventory", "NOTAHOST"}, "not a host ID"},
+		{[]string{"ctl", "start", "actor"}, "missing argument <ref>"},
+		{[]string{"ctl", "start", "actor", "x", "--count", "0"}, "--count must be at least 1"},
+		{[]string{"ctl", "start", "actor", "x", "--constraint", "nokv"}, `--constraint "nokv": expected key=value`},
+		{[]string{"ctl", "start", "provider", "x", "--config", "{bad"}, "--config must be JSON"},
+		{[]string{"ctl", "scale", "actor", mod.PublicKey(), "x"}, "<count> must be a number 0 or more"},
+		{[]string{"ctl", "link", "put", mod.PublicKey(), "V"}, "missing argument <contract-id>"},
+		{[]string{"ctl", "link", "del", "x", "c"}, "not an actor key"},
+		{[]string{"ctl", "label", "put", "x"}, "missing argument <key=value>"},
+		{[]string{"ctl", "call", mod.PublicKey(), "Op", "--data", "1 2"}, "more than one value"},
+		{[]string{"ctl", "call", mod.PublicKey(), "Op", "--raw", "--output", "json"}, "--raw"},
+		{[]string{"ctl", "call", mod.PublicKey(), "Op"}, filepath.Join(e.dataDir, "keys", "cluster.nk")},
+		{[]string{"ctl", "call", mod.PublicKey(), "Op", "--cluster-seed", "SCNOTASEED"}, "WASMCLOUD_CLUSTER_SEED"},
+		{[]string{"ctl", "get", "hosts", "--ctl-port", "70000"}, "WASMCLOUD_CTL_PORT"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			r := e.run(tt.args...)
+			r.want(t, 2)
+			mustContain(t, "stderr", r.stderr, "latticed: ", tt.want)
+			if strings.Contains(r.stderr, seed.Seed()) {
+				t.Error("stderr shows a seed")
+			}
+		})
+	}
+}
+
+func TestCtlHelp(t *testing.T) {
+	e := newCtlEnv(t, nil)
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"ctl", "--help"}, []string{"get", "start", "stop", "scale", "revoke", "link", "label", "call", "LATTICED_NATS_LISTEN", "admin.creds"}},
+		{[]string{"ctl", "get", "hosts", "--help"}, []string{"--ctl-host", "WASMCLOUD_CTL_HOST", "--ctl-credsfile", "--ctl-tls", "--lattice-prefix", "WASMCLOUD_LATTICE_PREFIX", "--ctl-topic-prefix", "--timeout", "--output"}},
+		{[]string{"ctl", "start", "actor", "--help"}, []string{"--host-id", "--count", "--annotation", "--constraint", "--wait"}},
+		{[]string{"ctl", "call", "--help"}, []string{"--data", "--raw", "--cluster-seed", "WASMCLOUD_CLUSTER_SEED", "keys/cluster.nk", "base64"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			r := e.run(tt.args...)
+			r.want(t, 0)
+			mustContain(t, "help", r.stdout, tt.want...)
+		})
+	}
+}
