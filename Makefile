@@ -12,10 +12,6 @@ LDFLAGS     := -s -w -X github.com/latticed/latticed/agent.Version=$(VERSION)
 NATS_SERVER_VERSION := v2.15.2
 NATS_CLI_VERSION    := v0.5.1
 
-# make run: where the lattice of one keeps its data (override to start fresh).
-LATTICED_DATA_DIR ?= $(CURDIR)/.latticed
-export LATTICED_DATA_DIR
-
 TEST_TIMEOUT ?= 9m
 
 .PHONY: all build run actors test unit lint bench fuzz tools clean help
