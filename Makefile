@@ -39,10 +39,13 @@ actors: build
 run: actors
 	WASMCLOUD_ALLOW_FILE_LOAD=true $(BIN)/latticed up --start-actor file://$(BIN)/actors/echo_s.wasm
 
-tools: $(TOOLS)/nats-server
+tools: $(TOOLS)/nats-server $(TOOLS)/nats
 
 $(TOOLS)/nats-server:
 	GOBIN=$(TOOLS) $(GO) install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
+
+$(TOOLS)/nats:
+	GOBIN=$(TOOLS) $(GO) install github.com/nats-io/natscli/nats@$(NATS_CLI_VERSION)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -50,7 +53,7 @@ lint:
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./actor/...
 
 test: tools lint
-	LATTICED_NATS_SERVER_BIN=$(TOOLS)/nats-server $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	LATTICED_NATS_SERVER_BIN=$(TOOLS)/nats-server LATTICED_NATS_CLI_BIN=$(TOOLS)/nats $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 bench: tools
 	LATTICED_NATS_SERVER_BIN=$(TOOLS)/nats-server $(GO) run ./bench

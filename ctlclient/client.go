@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
@@ -544,4 +545,46 @@ func nonNil(m map[string]string) map[string]string {
 		return map[string]string{}
 	}
 	return m
+}
+
+// ErrHostsRunning means hosts of the lattice answered, so purging its cache
+// now would leave them with state the stream no longer has.
+var ErrHostsRunning = errors.New("hosts of this lattice are running")
+
+// PurgeCache empties LATTICECACHE_{prefix}, refusing while any host of the
+// lattice answers a ping within window unless force is set. It returns how
+// many entries were removed.
+func (c *Client) PurgeCache(ctx context.Context, window time.Duration, force bool) (uint64, error) {
+	if !force {
+		hosts, err := c.Hosts(ctx, window)
+		if err != nil {
+			return 0, err
+		}
+		if len(hosts) > 0 {
+			ids := make([]string, len(hosts))
+			for i, h := range hosts {
+				ids[i] = h.ID
+			}
+			return 0, fmt.Errorf("%w (%s): stop them first, or pass --force", ErrHostsRunning, strings.Join(ids, ", "))
+		}
+	}
+	js, err := jetstream.New(c.nc)
+	if err != nil {
+		return 0, err
+	}
+	s, err := js.Stream(ctx, lattice.CacheStream(c.prefix))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("lattice cache %s: %w", lattice.CacheStream(c.prefix), err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.Purge(ctx); err != nil {
+		return 0, fmt.Errorf("purge %s: %w", lattice.CacheStream(c.prefix), err)
+	}
+	return info.State.Msgs, nil
 }

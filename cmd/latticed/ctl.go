@@ -47,14 +47,19 @@ LATTICED_DATA_DIR, default $XDG_DATA_HOME/latticed or ~/.local/share/latticed).
 Queries that every host answers (get hosts, auctions) collect replies for
 --timeout; single requests wait at most --timeout.`,
 		newCtlGetCmd(), newCtlStartCmd(), newCtlStopCmd(), newCtlScaleCmd(), newCtlRevokeCmd(),
-		newCtlLinkCmd(), newCtlLabelCmd(), newCtlCallCmd())
+		newCtlLinkCmd(), newCtlLabelCmd(), newCtlCallCmd(), newCtlWatchCmd())
+	addCtlFlags(cmd)
+	return cmd
+}
+
+// addCtlFlags gives a command group the control connection's flags.
+func addCtlFlags(cmd *cobra.Command) {
 	addOutputFlag(cmd)
 	pf := cmd.PersistentFlags()
 	for _, f := range configFlags(ctlConfigFlags...) {
 		pf.AddFlag(f)
 	}
 	pf.Duration("timeout", ctlclient.DefaultTimeout, "how long to wait for a reply, or to collect replies from all hosts")
-	return cmd
 }
 
 // configFlags returns the named flags as config.RegisterFlags defines them.

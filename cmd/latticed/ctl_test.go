@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -90,6 +91,7 @@ func (e *ctlEnv) json(out any, args ...string) {
 type testHost struct {
 	*agent.Host
 	done chan error
+	stop func() // stops the host and waits for it (idempotent)
 }
 
 func startTestHost(t *testing.T, s *server.Server, cluster *lattice.KeyPair, prefix string, labels map[string]string) *testHost {
@@ -118,17 +120,21 @@ func startTestHost(t *testing.T, s *server.Server, cluster *lattice.KeyPair, pre
 		cancel()
 		t.Fatalf("host exited: %v", err)
 	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-th.done:
-			if err != nil {
-				t.Errorf("host run: %v", err)
+	var once sync.Once
+	th.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-th.done:
+				if err != nil {
+					t.Errorf("host run: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("host did not stop")
 			}
-		case <-time.After(30 * time.Second):
-			t.Error("host did not stop")
-		}
-	})
+		})
+	}
+	t.Cleanup(th.stop)
 	return th
 }
 

@@ -16,8 +16,11 @@ var commands = []func() *cobra.Command{
 	newKeysCmd,
 	newClaimsCmd,
 	newCtlCmd,
+	newCacheCmd,
 	newUpCmd,
 	newHostCmd,
+	newProviderCmd,
+	newVersionCmd,
 }
 
 func newRootCmd() *cobra.Command {
