@@ -10,6 +10,7 @@ import (
 
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/metrics"
+	"github.com/latticed/latticed/rpc"
 )
 
 // dispatch hands an invocation to its own goroutine: nats.go runs one
@@ -108,20 +109,7 @@ func (h *Host) reject(m *nats.Msg, a *actor, inv *lattice.Invocation, err error)
 }
 
 func (h *Host) respond(m *nats.Msg, resp *lattice.InvocationResponse) {
-	if m.Reply == "" {
-		return
-	}
-	b, err := resp.Encode()
-	if err == nil {
-		err = m.Respond(b)
-	}
-	if errors.Is(err, nats.ErrMaxPayload) {
-		tooBig := &lattice.InvocationResponse{InvocationID: resp.InvocationID,
-			Error: fmt.Sprintf("actor response of %d bytes exceeds the NATS max payload", len(resp.Msg))}
-		b, _ = tooBig.Encode()
-		err = m.Respond(b)
-	}
-	if err != nil {
+	if err := rpc.Respond(m, resp); err != nil {
 		h.log.Warn("send invocation response failed", "err", err)
 	}
 }

@@ -54,3 +54,23 @@ func InvokeAs(ctx context.Context, nc *nats.Conn, signer lattice.Signer, hostID 
 	}
 	return resp.Msg, nil
 }
+
+// Respond sends resp as the reply to m. A reply too large for NATS is
+// replaced by an error reply saying so, so the caller is never left to time out.
+func Respond(m *nats.Msg, resp *lattice.InvocationResponse) error {
+	if m.Reply == "" {
+		return nil
+	}
+	b, err := resp.Encode()
+	if err == nil {
+		err = m.Respond(b)
+	}
+	if errors.Is(err, nats.ErrMaxPayload) {
+		tooBig := &lattice.InvocationResponse{InvocationID: resp.InvocationID,
+			Error: fmt.Sprintf("response of %d bytes exceeds the NATS max payload", len(resp.Msg))}
+		if b, err = tooBig.Encode(); err == nil {
+			err = m.Respond(b)
+		}
+	}
+	return err
+}
