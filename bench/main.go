@@ -90,6 +90,9 @@ func run(dur time.Duration, concList, out string) error {
 	if err := benchActorStart(ctx, tmp, signed, rep); err != nil {
 		return err
 	}
+	if err := benchColdStart(tmp, echoPath, rep); err != nil {
+		return err
+	}
 
 	ns, err := supervisor.StartNATS(supervisor.EmbeddedNATS{Listen: "127.0.0.1:0", StoreDir: filepath.Join(tmp, "js"), MaxPayload: 1 << 20})
 	if err != nil {
@@ -175,7 +178,10 @@ func run(dur time.Duration, concList, out string) error {
 			return err
 		}
 		b, _ := json.MarshalIndent(rep, "", "  ")
-		return os.WriteFile(out, append(b, '\n'), 0o644)
+		if err := os.WriteFile(out, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+		return writeChart(rep, filepath.Join(filepath.Dir(out), "throughput.svg"))
 	}
 	return nil
 }

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/latticed/latticed/internal/wasmbuild"
+	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/supervisor"
+)
+
+// benchColdStart times `latticed up --start-actor echo` from process start to
+// the first successful echo reply, first with an empty data dir (no compiled
+// code), then again with the data dir the first run left (warm cache).
+func benchColdStart(tmp, echoPath string, rep *Report) error {
+	root, err := wasmbuild.ModuleRoot()
+	if err != nil {
+		return err
+	}
+	bin := filepath.Join(tmp, "latticed")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/latticed")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build latticed: %v\n%s", err, out)
+	}
+	dataDir := filepath.Join(tmp, "coldstart-data")
+	var first time.Duration
+	for i, name := range []string{"empty compilation cache", "warm compilation cache"} {
+		d, err := timeToFirstReply(bin, dataDir, echoPath)
+		if err != nil {
+			return fmt.Errorf("cold start (%s): %w", name, err)
+		}
+		row := Row{Name: "cold start: latticed up → first echo reply, " + name, Value: ms(d), Unit: "ms"}
+		if i == 0 {
+			first = d
+		} else {
+			row.Ratio, row.RatioTo = float64(first)/float64(d), "empty cache (speed-up)"
+		}
+		rep.Rows = append(rep.Rows, row)
+	}
+	return nil
+}
+
+func timeToFirstReply(bin, dataDir, echoPath string) (time.Duration, error) {
+	natsPort, metricsPort := freePort(), freePort()
+	cmd := exec.Command(bin, "up", "--start-actor", "file://"+echoPath)
+	cmd.Env = append(os.Environ(),
+		"LATTICED_DATA_DIR="+dataDir, "WASMCLOUD_ALLOW_FILE_LOAD=true",
+		"LATTICED_NATS_LISTEN=127.0.0.1:"+strconv.Itoa(natsPort),
+		"LATTICED_METRICS_ADDR=127.0.0.1:"+strconv.Itoa(metricsPort))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	defer func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	}()
+	actorKey, err := actorKeyOf(echoPath)
+	if err != nil {
+		return 0, err
+	}
+	deadline := start.Add(60 * time.Second)
+	var nc *nats.Conn
+	for time.Now().Before(deadline) {
+		if nc == nil {
+			nc, _ = nats.Connect("nats://127.0.0.1:"+strconv.Itoa(natsPort), nats.Timeout(200*time.Millisecond), adminCreds(dataDir))
+		}
+		if nc != nil {
+			cluster, cerr := readCluster(dataDir)
+			if cerr == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				caller, _ := lattice.CreateKeyPair(lattice.KindModule)
+				_, err = rpc.Invoke(ctx, nc, cluster, caller.PublicKey(), lattice.ActorEntity(caller.PublicKey()), lattice.ActorEntity(actorKey),
+					lattice.RPCActor(lattice.DefaultLatticePrefix, actorKey), "Echo.Echo", []byte("up"))
+				cancel()
+				if err == nil {
+					d := time.Since(start)
+					nc.Close()
+					return d, nil
+				}
+			}
+		}
+		time.Sleep(5 * time.Millisecond) // polling a starting process
+	}
+	if nc != nil {
+		nc.Close()
+	}
+	return 0, fmt.Errorf("no echo reply within 60s (last error: %v)", err)
+}
+
+// adminCreds authenticates as the operator of the lattice of one when the
+// supervisor wrote admin credentials (operator mode); else connects plainly.
+func adminCreds(dataDir string) nats.Option {
+	p := supervisor.DataPath(dataDir, supervisor.AdminCredsFile)
+	if _, err := os.Stat(p); err == nil {
+		return nats.UserCredentials(p)
+	}
+	return func(*nats.Options) error { return nil }
+}
+
+func readCluster(dataDir string) (*lattice.KeyPair, error) {
+	b, err := os.ReadFile(supervisor.DataPath(dataDir, supervisor.ClusterSeedFile))
+	if err != nil {
+		return nil, err
+	}
+	return lattice.ParseSeedOfKind(string(b), lattice.KindCluster)
+}
+
+func actorKeyOf(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	c, err := lattice.ReadActorClaims(b)
+	if err != nil {
+		return "", err
+	}
+	return c.Subject, nil
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
