@@ -53,13 +53,13 @@ type fixture struct {
 	ctl     lattice.Ctl
 }
 
-func newFixture(t *testing.T, tweak ...func(*Options)) *fixture {
+func newFixture(t testing.TB, tweak ...func(*Options)) *fixture {
 	t.Helper()
 	return newFixtureAt(t, testenv.NATS(t).ClientURL(), tweak...)
 }
 
 // dial connects like a production node does: reconnecting forever.
-func dial(t *testing.T, url string) *nats.Conn {
+func dial(t testing.TB, url string) *nats.Conn {
 	t.Helper()
 	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
@@ -69,7 +69,7 @@ func dial(t *testing.T, url string) *nats.Conn {
 	return nc
 }
 
-func newFixtureAt(t *testing.T, url string, tweak ...func(*Options)) *fixture {
+func newFixtureAt(t testing.TB, url string, tweak ...func(*Options)) *fixture {
 	t.Helper()
 	cluster, _ := lattice.CreateKeyPair(lattice.KindCluster)
 	hostKey, _ := lattice.CreateKeyPair(lattice.KindServer)
@@ -106,7 +106,7 @@ func newFixtureAt(t *testing.T, url string, tweak ...func(*Options)) *fixture {
 	return f
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
@@ -114,7 +114,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // ctlRequest sends a JSON control request and decodes the reply into out.
-func (f *fixture) ctlRequest(t *testing.T, subject string, body, out any) {
+func (f *fixture) ctlRequest(t testing.TB, subject string, body, out any) {
 	t.Helper()
 	b, _ := json.Marshal(body)
 	msg, err := f.nc.Request(subject, b, 30*time.Second)
@@ -126,7 +126,7 @@ func (f *fixture) ctlRequest(t *testing.T, subject string, body, out any) {
 	}
 }
 
-func (f *fixture) startActor(t *testing.T, pkg string, count int, opts lattice.SignActorOptions) testenv.SignedActor {
+func (f *fixture) startActor(t testing.TB, pkg string, count int, opts lattice.SignActorOptions) testenv.SignedActor {
 	t.Helper()
 	sa := testenv.SignActor(t, f.dir, pkg, opts)
 	var a lattice.Ack
@@ -138,7 +138,7 @@ func (f *fixture) startActor(t *testing.T, pkg string, count int, opts lattice.S
 }
 
 // raw sends an invocation and returns the decoded response.
-func (f *fixture) raw(t *testing.T, subject string, data []byte) *lattice.InvocationResponse {
+func (f *fixture) raw(t testing.TB, subject string, data []byte) *lattice.InvocationResponse {
 	t.Helper()
 	msg, err := f.nc.Request(subject, data, 10*time.Second)
 	if err != nil {
@@ -151,7 +151,7 @@ func (f *fixture) raw(t *testing.T, subject string, data []byte) *lattice.Invoca
 	return resp
 }
 
-func (f *fixture) invocation(t *testing.T, signer *lattice.KeyPair, origin lattice.Entity, actorKey, op string, payload []byte) *lattice.Invocation {
+func (f *fixture) invocation(t testing.TB, signer *lattice.KeyPair, origin lattice.Entity, actorKey, op string, payload []byte) *lattice.Invocation {
 	t.Helper()
 	inv, err := lattice.NewInvocation(signer, f.h.ID(), origin, lattice.ActorEntity(actorKey), op, payload)
 	if err != nil {
@@ -160,7 +160,7 @@ func (f *fixture) invocation(t *testing.T, signer *lattice.KeyPair, origin latti
 	return inv
 }
 
-func (f *fixture) call(t *testing.T, actorKey, op string, payload []byte) ([]byte, error) {
+func (f *fixture) call(t testing.TB, actorKey, op string, payload []byte) ([]byte, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -169,7 +169,7 @@ func (f *fixture) call(t *testing.T, actorKey, op string, payload []byte) ([]byt
 		lattice.RPCActor("test", actorKey), op, payload)
 }
 
-func mustEcho(t *testing.T, f *fixture, key string) {
+func mustEcho(t testing.TB, f *fixture, key string) {
 	t.Helper()
 	out, err := f.call(t, key, "Echo.Echo", []byte("ping"))
 	if err != nil || string(out) != "ping" {
