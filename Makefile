@@ -62,3 +62,5 @@ clean:
 	rm -rf $(BIN) .tools
 
 include mk/fuzz.mk
+include mk/deploy.mk
+include mk/rust.mk
