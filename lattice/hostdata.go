@@ -30,9 +30,12 @@ type HostData struct {
 	DefaultRPCTimeoutMS uint64            `json:"default_rpc_timeout_ms"`
 	ClusterIssuers      []string          `json:"cluster_issuers"`
 	InvocationSeed      string            `json:"invocation_seed"`
-	JSDomain            *string           `json:"js_domain"`
-	StructuredLogging   bool              `json:"structured_logging"`
-	LogLevel            string            `json:"log_level,omitempty"`
+	// InvocationDelegation vouches for InvocationSeed when that is a delegated
+	// signing key rather than the cluster seed (latticed extension).
+	InvocationDelegation string  `json:"invocation_delegation,omitempty"`
+	JSDomain             *string `json:"js_domain"`
+	StructuredLogging    bool    `json:"structured_logging"`
+	LogLevel             string  `json:"log_level,omitempty"`
 }
 
 // FlexBool is a bool that also decodes from 0/1: the OTP host sends

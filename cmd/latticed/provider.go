@@ -1,0 +1,65 @@
+package main
+
+import (
+	"errors"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/provider"
+	"github.com/latticed/latticed/provider/httpserver"
+	"github.com/latticed/latticed/provider/keyvalue"
+)
+
+const providerHelp = `A capability provider is started by a host (its supervisor), never by hand.
+The host writes one line on the provider's stdin: HostData, the standard
+base64 of a JSON object (wasmCloud's convention) holding the provider's
+identity (provider_key, link_name, instance_id, host_id), its own NATS user
+(lattice_rpc_url, lattice_rpc_user_jwt, lattice_rpc_user_seed), the lattice
+prefix, the cluster issuers whose signatures it trusts, the seed it signs
+its invocations to actors with, its current link definitions and logging
+settings. The provider then serves the lattice until the host sends it a
+shutdown message or it receives SIGTERM/SIGINT, and exits 0.
+
+Exit status: 0 after a graceful shutdown, 1 on failure, 2 when stdin holds
+no valid HostData.`
+
+func newProviderCmd() *cobra.Command {
+	return newGroupCmd("provider", "Run a built-in capability provider (started by a host, not by hand)",
+		"provider runs one of the capability providers built into latticed.\n\n"+providerHelp,
+		newProviderRunCmd(lattice.BuiltinProviders[0], `Each link to an actor opens one HTTP listener; every request becomes an
+HttpServer.HandleRequest invocation of the actor. Link values (keys in any
+case): address (host:port), else port (on 127.0.0.1), else 127.0.0.1:8000;
+max_content_len (bytes, or with suffix k/m/g; default 1m; larger bodies get
+413); timeout_ms (default: the host's RPC timeout; then 504);
+config_json/config_b64 as wasmCloud's httpserver takes them.`, func() provider.Capability { return httpserver.New() }),
+		newProviderRunCmd(lattice.BuiltinProviders[1], `Every KeyValue operation is served from a NATS JetStream key-value bucket
+(file storage) on the lattice's NATS server: link value "bucket" names it,
+else LATTICED_KV_{prefix}_{link name}. Set with expiry needs nats-server
+2.11+. The provider's NATS user needs JetStream access to its buckets.`, func() provider.Capability { return keyvalue.New() }),
+	)
+}
+
+func newProviderRunCmd(b lattice.BuiltinProvider, about string, capability func() provider.Capability) *cobra.Command {
+	return &cobra.Command{
+		Use:   b.Name,
+		Short: "Run the built-in " + b.Contract + " provider (reads HostData on stdin)",
+		Long: "Run the built-in " + b.Contract + " provider, " + b.Ref() + ", key " + b.Key() + ".\n\n" +
+			about + "\n\n" + providerHelp,
+		Args: exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			in := cmd.InOrStdin()
+			if f, ok := in.(*os.File); ok {
+				if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+					return usageErrorf("stdin is a terminal or device, not a pipe: %s providers are started by a host, which writes HostData on their stdin", b.Name)
+				}
+			}
+			err := provider.Run(cmd.Context(), in, capability(), provider.WithLogOutput(cmd.ErrOrStderr()))
+			if errors.Is(err, lattice.ErrHostData) {
+				return usageError{err}
+			}
+			return err
+		},
+	}
+}

@@ -1,0 +1,88 @@
+package provider
+
+import (
+	"context"
+	"maps"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/latticed/latticed/lattice"
+)
+
+// applyLinkMsg handles one message from the linkdefs.put/del subjects.
+func (p *Provider) applyLinkMsg(ctx context.Context, m *nats.Msg) {
+	ld, err := lattice.DecodeLinkDefinition(m.Data)
+	if err != nil {
+		p.log.Warn("ignoring malformed link definition", "subject", m.Subject, "err", err)
+		return
+	}
+	if m.Subject == lattice.RPCLinkdefDel(p.hd.LatticeRPCPrefix, p.hd.ProviderKey, p.hd.LinkName) {
+		p.deleteLink(ctx, *ld)
+		return
+	}
+	p.putLink(ctx, *ld, "lattice")
+}
+
+// putLink records a link and tells the capability. Hosts repeat link
+// definitions (every host's cache watcher republishes them), so a put equal
+// to the current link is a no-op; a changed one replaces it: the old link is
+// closed, then the new one opened.
+func (p *Provider) putLink(ctx context.Context, ld lattice.LinkDefinition, source string) {
+	if ld.LinkName == "" {
+		ld.LinkName = p.hd.LinkName
+	}
+	if ld.ProviderID != p.hd.ProviderKey || ld.LinkName != p.hd.LinkName || ld.ActorID == "" {
+		p.log.Warn("ignoring a link definition for another provider instance", "actor", ld.ActorID,
+			"for_provider", ld.ProviderID, "for_link_name", ld.LinkName, "source", source)
+		return
+	}
+	if ld.Values == nil {
+		ld.Values = map[string]string{}
+	}
+	old, exists := p.Link(ld.ActorID)
+	if exists && sameLink(old, ld) {
+		p.log.Debug("link definition unchanged", "actor", ld.ActorID, "source", source)
+		return
+	}
+	if exists {
+		p.log.Info("link definition changed; replacing it", "actor", ld.ActorID, "source", source)
+		p.forget(ld.ActorID)
+		if err := p.c.DeleteLink(ctx, old); err != nil {
+			p.log.Warn("close replaced link", "actor", ld.ActorID, "err", err)
+		}
+	}
+	if err := p.c.PutLink(ctx, ld); err != nil {
+		p.log.Error("link refused", "actor", ld.ActorID, "source", source, "err", err)
+		return
+	}
+	p.linksMu.Lock()
+	p.links[ld.ActorID] = ld
+	p.linksMu.Unlock()
+	p.log.Info("link added", "actor", ld.ActorID, "source", source)
+}
+
+func (p *Provider) deleteLink(ctx context.Context, ld lattice.LinkDefinition) {
+	old, exists := p.Link(ld.ActorID)
+	if !exists {
+		p.log.Debug("link delete for an actor that is not linked", "actor", ld.ActorID)
+		return
+	}
+	p.forget(ld.ActorID)
+	if err := p.c.DeleteLink(ctx, old); err != nil {
+		p.log.Warn("delete link", "actor", ld.ActorID, "err", err)
+	}
+	p.log.Info("link deleted", "actor", ld.ActorID)
+}
+
+// forget drops the record first, so invocations are refused while the
+// capability closes what the link had opened.
+func (p *Provider) forget(actor string) {
+	p.linksMu.Lock()
+	delete(p.links, actor)
+	p.linksMu.Unlock()
+}
+
+func sameLink(a, b lattice.LinkDefinition) bool {
+	return a.ActorID == b.ActorID && a.ProviderID == b.ProviderID && a.ContractID == b.ContractID &&
+		a.LinkName == b.LinkName && maps.Equal(a.Values, b.Values)
+}

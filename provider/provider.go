@@ -1,0 +1,592 @@
+// Package provider is the capability provider SDK: it turns a Capability (an
+// implementation of one contract, such as wasmcloud:keyvalue) into a lattice
+// provider process that behaves as wasmCloud's provider SDK does
+// (PROTOCOL-REFERENCE.md §5.3).
+//
+// A host starts the provider and writes HostData on its stdin. The Provider
+// connects to the lattice with the NATS user it was handed, receives link
+// definitions (first from HostData, then live), answers health checks,
+// accepts invocations only from linked actors whose invocations a trusted
+// cluster issuer signed, and shuts down gracefully on a shutdown message for
+// its host or on SIGTERM/SIGINT:
+//
+//	func main() {
+//		ctx := context.Background()
+//		if err := provider.Run(ctx, os.Stdin, mycapability.New()); err != nil {
+//			fmt.Fprintln(os.Stderr, err)
+//			os.Exit(1)
+//		}
+//	}
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"golang.org/x/time/rate"
+
+	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/rpc"
+)
+
+// Capability is the implementation of one capability contract. The Provider
+// calls its methods; link changes arrive one at a time and in order, while
+// Handle runs concurrently with everything, one goroutine per invocation.
+type Capability interface {
+	// Contract is the contract id, e.g. "wasmcloud:keyvalue".
+	Contract() string
+	// Start is called once, when the lattice connection is up and before any
+	// link or invocation. p stays valid until Close returns.
+	Start(ctx context.Context, p *Provider) error
+	// PutLink opens what an actor's link needs (a listener, a bucket). It is
+	// called for a new link and, after DeleteLink of the old one, for a link
+	// whose provider, contract or values changed. On error the link is not
+	// recorded, so the actor's invocations are refused and a later put retries.
+	PutLink(ctx context.Context, ld lattice.LinkDefinition) error
+	// DeleteLink releases what PutLink opened.
+	DeleteLink(ctx context.Context, ld lattice.LinkDefinition) error
+	// Handle answers one invocation from a linked actor. An error becomes the
+	// invocation's error reply; an operation the contract does not know should
+	// return ErrUnknownOperation (wrapped, naming it).
+	Handle(ctx context.Context, call Call) ([]byte, error)
+	// Close releases everything. It is called once, after in-flight
+	// invocations finished, while the lattice connection is still open (so
+	// outbound calls in progress can complete).
+	Close(ctx context.Context) error
+}
+
+// HealthChecker is implemented by capabilities that can report themselves
+// unhealthy; the returned error is the health reply's message.
+type HealthChecker interface {
+	Health(ctx context.Context) error
+}
+
+// Call is one invocation from a linked actor.
+type Call struct {
+	Operation    string
+	Payload      []byte
+	Actor        string                 // the calling actor's public key
+	Link         lattice.LinkDefinition // that actor's link to this provider
+	InvocationID string
+}
+
+// ErrUnknownOperation is what a capability returns for an operation its
+// contract does not have; wrap it with UnknownOperation.
+var ErrUnknownOperation = errors.New("unknown operation")
+
+// UnknownOperation is the error for an unsupported operation of contract.
+func UnknownOperation(contract, operation string) error {
+	return fmt.Errorf("%w %q: %s does not support it", ErrUnknownOperation, operation, contract)
+}
+
+// Health is the health-check reply (msgpack).
+type Health struct {
+	Healthy bool   `msgpack:"healthy"`
+	Message string `msgpack:"message"`
+}
+
+// Config configures a Provider. Only HostData is required.
+type Config struct {
+	// HostData is what the host wrote on stdin (see ReadHostData).
+	HostData lattice.HostData
+	// Logger receives the provider's logs; nil builds one from HostData
+	// (structured_logging → JSON, log_level) writing to LogOutput.
+	Logger *slog.Logger
+	// LogOutput is where the default logger writes; nil means stderr.
+	LogOutput io.Writer
+	// MaxConcurrent bounds the invocations handled at once (default 256);
+	// further invocations wait in the NATS subscription.
+	MaxConcurrent int
+	// DrainTimeout bounds each shutdown step: draining in-flight invocations
+	// and closing the capability (default 10s).
+	DrainTimeout time.Duration
+	// ReplayWindow and ClockSkew tune the replay guard as on the host
+	// (defaults LATTICED_REPLAY_WINDOW's and LATTICED_CLOCK_SKEW's).
+	ReplayWindow time.Duration
+	ClockSkew    time.Duration
+	// NATSOptions are appended to the connection options (tests, TLS material).
+	NATSOptions []nats.Option
+}
+
+// Option changes a Config; see Run.
+type Option func(*Config)
+
+// WithLogger sets Config.Logger.
+func WithLogger(l *slog.Logger) Option { return func(c *Config) { c.Logger = l } }
+
+// WithLogOutput sets Config.LogOutput.
+func WithLogOutput(w io.Writer) Option { return func(c *Config) { c.LogOutput = w } }
+
+// WithMaxConcurrent sets Config.MaxConcurrent.
+func WithMaxConcurrent(n int) Option { return func(c *Config) { c.MaxConcurrent = n } }
+
+// WithNATSOptions appends to Config.NATSOptions.
+func WithNATSOptions(o ...nats.Option) Option {
+	return func(c *Config) { c.NATSOptions = append(c.NATSOptions, o...) }
+}
+
+// DefaultRPCTimeout applies when HostData has no default_rpc_timeout_ms.
+const DefaultRPCTimeout = 2 * time.Second
+
+// QueueGroup is the queue group of the invocation subscription (the
+// wasmCloud SDK's), so several instances of one provider share the load.
+const QueueGroup = "rpc"
+
+// Run reads HostData from stdin, then runs c as a provider until a shutdown
+// message for this host, SIGTERM/SIGINT or the end of ctx. A graceful end
+// returns nil, so a provider process exits 0.
+func Run(ctx context.Context, stdin io.Reader, c Capability, opts ...Option) error {
+	hd, err := ReadHostData(stdin)
+	if err != nil {
+		return err
+	}
+	cfg := Config{HostData: *hd}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	p, err := New(cfg, c)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return p.Run(ctx)
+}
+
+// Provider is one running provider instance: a capability attached to the
+// lattice under the identity HostData gives it.
+type Provider struct {
+	cfg     Config
+	hd      lattice.HostData
+	c       Capability
+	log     *slog.Logger
+	self    lattice.Entity
+	signer  lattice.Signer // Key is nil when HostData has no invocation_seed
+	policy  *lattice.IssuerPolicy
+	timeout time.Duration
+
+	ready    chan struct{}
+	stopOnce sync.Once
+	stop     chan struct{} // closed by a shutdown message
+	lost     chan struct{} // closed when the connection closed for good
+	abandon  chan struct{} // closed when draining gave up waiting
+	nc       atomic.Pointer[nats.Conn]
+	sem      chan struct{}
+	inflight sync.WaitGroup
+	running  atomic.Bool
+
+	rejectLogs *rate.Limiter // refusals are logged, but not at an attacker's pace
+
+	linksMu sync.RWMutex
+	links   map[string]lattice.LinkDefinition // by actor key
+}
+
+// New checks cfg and prepares a provider; nothing connects until Run.
+func New(cfg Config, c Capability) (*Provider, error) {
+	if c == nil {
+		return nil, errors.New("provider: nil capability")
+	}
+	hd := cfg.HostData
+	var missing []string
+	for name, v := range map[string]string{"host_id": hd.HostID, "lattice_rpc_prefix": hd.LatticeRPCPrefix,
+		"provider_key": hd.ProviderKey, "link_name": hd.LinkName} {
+		if v == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%w: missing %s", lattice.ErrHostData, strings.Join(missing, ", "))
+	}
+	if len(hd.ClusterIssuers) == 0 {
+		return nil, fmt.Errorf("%w: cluster_issuers is empty, so no invocation could be trusted", lattice.ErrHostData)
+	}
+	if (hd.LatticeRPCUserJWT == "") != (hd.LatticeRPCUserSeed == "") {
+		return nil, fmt.Errorf("%w: lattice_rpc_user_jwt and lattice_rpc_user_seed must be given together", lattice.ErrHostData)
+	}
+	var signer *lattice.KeyPair
+	if hd.InvocationSeed != "" {
+		// Any key kind: a cluster seed today, a delegated provider key later.
+		kp, err := lattice.ParseSeed(hd.InvocationSeed)
+		if err != nil {
+			return nil, fmt.Errorf("%w: invocation_seed: %v", lattice.ErrHostData, err)
+		}
+		signer = kp
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = 256
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 10 * time.Second
+	}
+	if cfg.ReplayWindow <= 0 {
+		cfg.ReplayWindow = config.DefaultReplayWindow
+	}
+	if cfg.ClockSkew <= 0 {
+		cfg.ClockSkew = config.DefaultClockSkew
+	}
+	timeout := time.Duration(hd.DefaultRPCTimeoutMS) * time.Millisecond
+	if timeout <= 0 {
+		timeout = DefaultRPCTimeout
+	}
+	log := cfg.Logger
+	if log == nil {
+		out := cfg.LogOutput
+		if out == nil {
+			out = os.Stderr
+		}
+		log = NewLogger(out, hd.StructuredLogging, hd.LogLevel)
+	}
+	// Identity only: never the seed or the JWT.
+	log = log.With("provider", hd.ProviderKey, "contract", c.Contract(), "link_name", hd.LinkName)
+	p := &Provider{
+		cfg: cfg, hd: hd, c: c, log: log, timeout: timeout,
+		// A delegated key signs with the token that vouches for it; a cluster
+		// seed (wasmCloud's way, and compatibility mode) needs none.
+		signer: lattice.Signer{Key: signer, Delegation: hd.InvocationDelegation},
+		self:   lattice.Entity{PublicKey: hd.ProviderKey, ContractID: c.Contract(), LinkName: hd.LinkName},
+		ready:  make(chan struct{}), stop: make(chan struct{}), lost: make(chan struct{}), abandon: make(chan struct{}),
+		sem: make(chan struct{}, cfg.MaxConcurrent), links: map[string]lattice.LinkDefinition{},
+		rejectLogs: rate.NewLimiter(rate.Limit(10), 20),
+		policy: lattice.NewIssuerPolicy(hd.ClusterIssuers,
+			lattice.WithReplayGuard(lattice.NewReplayGuard(cfg.ReplayWindow, 1<<20)),
+			lattice.WithClockSkew(cfg.ClockSkew)),
+	}
+	return p, nil
+}
+
+// NewLogger builds the logger HostData asks for: JSON when structured,
+// text otherwise, at level ("trace"/"debug", "info", "warn", "error"; info
+// when unknown).
+func NewLogger(w io.Writer, structured bool, level string) *slog.Logger {
+	var l slog.Level
+	switch strings.ToLower(level) {
+	case "trace", "debug":
+		l = slog.LevelDebug
+	case "warn", "warning":
+		l = slog.LevelWarn
+	case "error", "critical":
+		l = slog.LevelError
+	default:
+		l = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	if structured {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Ready is closed once the provider serves invocations.
+func (p *Provider) Ready() <-chan struct{} { return p.ready }
+
+// Logger is the provider's logger, tagged with its identity.
+func (p *Provider) Logger() *slog.Logger { return p.log }
+
+// Entity is this provider instance as an invocation origin.
+func (p *Provider) Entity() lattice.Entity { return p.self }
+
+// LatticePrefix is the lattice this provider serves.
+func (p *Provider) LatticePrefix() string { return p.hd.LatticeRPCPrefix }
+
+// LinkName is this instance's link name.
+func (p *Provider) LinkName() string { return p.hd.LinkName }
+
+// RPCTimeout is the host's default_rpc_timeout_ms (or DefaultRPCTimeout).
+func (p *Provider) RPCTimeout() time.Duration { return p.timeout }
+
+// JSDomain is the JetStream domain from HostData ("" for none).
+func (p *Provider) JSDomain() string {
+	if p.hd.JSDomain == nil {
+		return ""
+	}
+	return *p.hd.JSDomain
+}
+
+// Conn is the lattice connection; nil before Run connects.
+func (p *Provider) Conn() *nats.Conn { return p.nc.Load() }
+
+// Link returns the link of actor, if it is linked.
+func (p *Provider) Link(actor string) (lattice.LinkDefinition, bool) {
+	p.linksMu.RLock()
+	defer p.linksMu.RUnlock()
+	ld, ok := p.links[actor]
+	return ld, ok
+}
+
+// Links returns the current links.
+func (p *Provider) Links() []lattice.LinkDefinition {
+	p.linksMu.RLock()
+	defer p.linksMu.RUnlock()
+	out := make([]lattice.LinkDefinition, 0, len(p.links))
+	for _, ld := range p.links {
+		out = append(out, ld)
+	}
+	return out
+}
+
+// ErrNoSigner means HostData carried no invocation_seed, so the provider
+// cannot call actors.
+var ErrNoSigner = errors.New("provider: no invocation_seed in host data: this provider cannot invoke actors")
+
+// Invoke calls operation on actorKey, signed with HostData's
+// invocation_seed, with origin = this provider instance. Without a deadline
+// on ctx, the host's default RPC timeout applies. Errors are rpc.Invoke's
+// (rpc.ErrNoResponders when the actor runs nowhere).
+func (p *Provider) Invoke(ctx context.Context, actorKey, operation string, payload []byte) ([]byte, error) {
+	nc := p.Conn()
+	if nc == nil {
+		return nil, errors.New("provider: not connected to the lattice")
+	}
+	if p.signer.Key == nil {
+		return nil, ErrNoSigner
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.timeout)
+		defer cancel()
+	}
+	return rpc.InvokeAs(ctx, nc, p.signer, p.hd.HostID, p.self, lattice.ActorEntity(actorKey),
+		lattice.RPCActor(p.hd.LatticeRPCPrefix, actorKey), operation, payload)
+}
+
+// Shutdown starts the graceful shutdown a shutdown message would.
+func (p *Provider) Shutdown() { p.stopOnce.Do(func() { close(p.stop) }) }
+
+// Run connects, serves until ctx ends or a shutdown message for this host
+// arrives, then drains: no new invocations, in-flight ones finish, the
+// capability closes, the connection closes. A graceful end returns nil.
+func (p *Provider) Run(ctx context.Context) error {
+	if !p.running.CompareAndSwap(false, true) {
+		return errors.New("provider: Run called twice")
+	}
+	nc, err := p.connect(ctx)
+	if err != nil || nc == nil {
+		return err // nil when ctx ended first
+	}
+	defer nc.Close()
+	p.nc.Store(nc)
+
+	if err := p.c.Start(ctx, p); err != nil {
+		return fmt.Errorf("start %s provider: %w", p.c.Contract(), err)
+	}
+	err = p.serve(ctx, nc)
+	p.closeCapability(ctx)
+	if ferr := nc.FlushTimeout(time.Second); ferr != nil && err == nil && nc.IsConnected() {
+		p.log.Warn("flush lattice connection at shutdown", "err", ferr)
+	}
+	if err == nil {
+		p.log.Info("provider stopped")
+	}
+	return err
+}
+
+// connect dials the lattice and retries forever (as reconnects do) until the
+// first connection succeeds or ctx ends.
+func (p *Provider) connect(ctx context.Context) (*nats.Conn, error) {
+	url := p.hd.LatticeRPCURL
+	if url == "" {
+		url = "127.0.0.1:4222" // the OTP host's default
+	}
+	connected := make(chan struct{})
+	var once sync.Once
+	opts := []nats.Option{
+		nats.Name(fmt.Sprintf("provider %s %s %s", p.c.Contract(), p.hd.LinkName, p.hd.InstanceID)),
+		nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond), nats.RetryOnFailedConnect(true),
+		nats.ConnectHandler(func(*nats.Conn) { once.Do(func() { close(connected) }) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil { // nil: we closed it
+				p.log.Warn("lattice connection lost; reconnecting", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { p.log.Info("lattice connection restored", "url", c.ConnectedUrlRedacted()) }),
+		// Reconnects never stop, so a close we did not ask for is final:
+		// typically the server refusing our credentials (a revoked user).
+		nats.ClosedHandler(func(*nats.Conn) { close(p.lost) }),
+		nats.ErrorHandler(func(_ *nats.Conn, s *nats.Subscription, err error) {
+			subj := ""
+			if s != nil {
+				subj = s.Subject
+			}
+			p.log.Warn("lattice connection error", "subject", subj, "err", err)
+		}),
+	}
+	if p.hd.LatticeRPCUserJWT != "" {
+		opts = append(opts, nats.UserJWTAndSeed(p.hd.LatticeRPCUserJWT, p.hd.LatticeRPCUserSeed))
+	}
+	if p.hd.LatticeRPCTLS {
+		opts = append(opts, nats.Secure())
+	}
+	opts = append(opts, p.cfg.NATSOptions...)
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to lattice at %s: %w", url, err)
+	}
+	if nc.IsConnected() {
+		once.Do(func() { close(connected) })
+	}
+	select {
+	case <-connected:
+		p.log.Info("connected to lattice", "url", nc.ConnectedUrlRedacted(), "host_id", p.hd.HostID, "instance_id", p.hd.InstanceID)
+		return nc, nil
+	case <-p.lost:
+		return nil, fmt.Errorf("connect to lattice at %s: %v", url, nc.LastError())
+	case <-ctx.Done():
+		nc.Close()
+		return nil, nil
+	}
+}
+
+// serve subscribes, replays HostData's links, serves until the end, and
+// drains invocations. The capability is closed by the caller.
+func (p *Provider) serve(ctx context.Context, nc *nats.Conn) error {
+	prefix, key, link := p.hd.LatticeRPCPrefix, p.hd.ProviderKey, p.hd.LinkName
+	var subs []*nats.Subscription
+	defer func() {
+		for _, s := range subs {
+			_ = s.Unsubscribe()
+		}
+	}()
+	// Link changes share one channel, so a put and a del are applied in the
+	// order the connection received them.
+	linkMsgs := make(chan *nats.Msg, 4096)
+	for _, subj := range []string{lattice.RPCLinkdefPut(prefix, key, link), lattice.RPCLinkdefDel(prefix, key, link)} {
+		s, err := nc.ChanSubscribe(subj, linkMsgs)
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", subj, err)
+		}
+		subs = append(subs, s)
+	}
+	for subj, h := range map[string]nats.MsgHandler{
+		lattice.RPCHealth(prefix, key, link):   p.handleHealth,
+		lattice.RPCShutdown(prefix, key, link): p.handleShutdown,
+	} {
+		s, err := nc.Subscribe(subj, h)
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", subj, err)
+		}
+		subs = append(subs, s)
+	}
+	for _, ld := range p.hd.LinkDefinitions {
+		p.putLink(ctx, ld, "host data")
+	}
+	rpcSubject := lattice.RPCProvider(prefix, key, link)
+	rpcSub, err := nc.QueueSubscribe(rpcSubject, QueueGroup, p.handleInvocation)
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", rpcSubject, err)
+	}
+	if err := nc.Flush(); err != nil {
+		_ = rpcSub.Unsubscribe()
+		return fmt.Errorf("flush subscriptions: %w", err)
+	}
+	close(p.ready)
+	p.log.Info("provider ready", "subject", rpcSubject, "links", len(p.hd.LinkDefinitions))
+
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			p.log.Info("shutting down: signal or context ended")
+			done = true
+		case <-p.stop:
+			p.log.Info("shutting down: shutdown message from the host")
+			done = true
+		case <-p.lost:
+			err = fmt.Errorf("lattice connection closed: %v", nc.LastError())
+			p.log.Error("stopping: the lattice connection is gone for good", "err", nc.LastError())
+			done = true
+		case m := <-linkMsgs:
+			p.applyLinkMsg(ctx, m)
+		}
+	}
+	p.drain(rpcSub)
+	return err
+}
+
+// drain stops new invocations and waits, bounded, for the ones in flight.
+func (p *Provider) drain(sub *nats.Subscription) {
+	closed := sub.StatusChanged(nats.SubscriptionClosed)
+	timeout := time.NewTimer(p.cfg.DrainTimeout)
+	defer timeout.Stop()
+	if err := sub.Drain(); err == nil {
+		select {
+		case <-closed:
+		case <-timeout.C:
+			p.log.Warn("invocation subscription did not drain in time", "timeout", p.cfg.DrainTimeout)
+			close(p.abandon)
+			_ = sub.Unsubscribe()
+			return
+		}
+	}
+	done := make(chan struct{})
+	go func() { p.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-timeout.C:
+		close(p.abandon)
+		p.log.Warn("in-flight invocations did not finish in time", "timeout", p.cfg.DrainTimeout)
+	}
+}
+
+func (p *Provider) closeCapability(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout)
+	defer cancel()
+	if err := p.c.Close(cctx); err != nil {
+		p.log.Warn("close capability", "err", err)
+	}
+}
+
+func (p *Provider) handleHealth(m *nats.Msg) {
+	h := Health{Healthy: true}
+	if hc, ok := p.c.(HealthChecker); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+		err := hc.Health(ctx)
+		cancel()
+		if err != nil {
+			h = Health{Healthy: false, Message: err.Error()}
+		}
+	}
+	b, err := lattice.Marshal(&h)
+	if err == nil {
+		err = m.Respond(b)
+	}
+	if err != nil && !errors.Is(err, nats.ErrMsgNoReply) {
+		p.log.Warn("health reply", "err", err)
+	}
+}
+
+// shutdownRequest is the shutdown subject's JSON body.
+type shutdownRequest struct {
+	HostID string `json:"host_id"`
+}
+
+func (p *Provider) handleShutdown(m *nats.Msg) {
+	var req shutdownRequest
+	if len(m.Data) > 0 {
+		if err := json.Unmarshal(m.Data, &req); err != nil {
+			p.log.Warn("ignoring malformed shutdown request", "err", err)
+			return
+		}
+	}
+	if req.HostID != "" && req.HostID != p.hd.HostID {
+		p.log.Debug("ignoring shutdown request for another host", "for_host", req.HostID)
+		return
+	}
+	if m.Reply != "" {
+		if err := m.Respond([]byte("shutting down")); err != nil {
+			p.log.Warn("shutdown reply", "err", err)
+		}
+	}
+	p.Shutdown()
+}
