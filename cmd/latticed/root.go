@@ -17,6 +17,7 @@ var commands = []func() *cobra.Command{
 	newClaimsCmd,
 	newCtlCmd,
 	newCacheCmd,
+	newApplyCmd,
 	newUpCmd,
 	newHostCmd,
 	newProviderCmd,

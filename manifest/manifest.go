@@ -1,0 +1,263 @@
+// Package manifest reads a declarative lattice manifest (actors with counts,
+// providers with link names and config, link definitions) and applies it
+// through the control interface, idempotently: applying twice changes nothing.
+package manifest
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/latticed/latticed/ctlclient"
+	"github.com/latticed/latticed/lattice"
+)
+
+// Manifest is the file's content.
+type Manifest struct {
+	Actors    []Actor    `yaml:"actors"`
+	Providers []Provider `yaml:"providers"`
+	Links     []Link     `yaml:"links"`
+}
+
+// Actor is an actor to run with Count instances (default 1).
+type Actor struct {
+	Ref         string            `yaml:"ref"`
+	Count       int               `yaml:"count"`
+	Constraints map[string]string `yaml:"constraints"`
+}
+
+// Provider is a provider instance to run.
+type Provider struct {
+	Ref         string            `yaml:"ref"`
+	LinkName    string            `yaml:"link_name"`
+	Config      string            `yaml:"config"`
+	Constraints map[string]string `yaml:"constraints"`
+}
+
+// Link is a link definition. Actor and Provider may name a key, or a ref
+// listed in this manifest (and an actor also its call alias).
+type Link struct {
+	Actor    string            `yaml:"actor"`
+	Provider string            `yaml:"provider"`
+	Contract string            `yaml:"contract"`
+	LinkName string            `yaml:"link_name"`
+	Values   map[string]string `yaml:"values"`
+}
+
+// Load parses the manifest at path. Relative file references are resolved
+// against the manifest's directory; unknown fields are errors (typos).
+func Load(path string) (*Manifest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var m Manifest
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", path, err)
+	}
+	base, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	var problems []error
+	for i := range m.Actors {
+		a := &m.Actors[i]
+		a.Ref = absRef(base, a.Ref)
+		if a.Ref == "" {
+			problems = append(problems, fmt.Errorf("actors[%d]: ref is required", i))
+		}
+		if a.Count == 0 {
+			a.Count = 1
+		}
+		if a.Count < 0 {
+			problems = append(problems, fmt.Errorf("actors[%d]: count %d must be positive", i, a.Count))
+		}
+	}
+	for i := range m.Providers {
+		p := &m.Providers[i]
+		if _, builtin := lattice.LookupBuiltin(p.Ref); !builtin || !strings.HasPrefix(p.Ref, lattice.BuiltinRefPrefix) {
+			p.Ref = absRef(base, p.Ref)
+		}
+		if p.Ref == "" {
+			problems = append(problems, fmt.Errorf("providers[%d]: ref is required", i))
+		}
+		if p.LinkName == "" {
+			p.LinkName = "default"
+		}
+	}
+	for i := range m.Links {
+		l := &m.Links[i]
+		// A link may name an actor or provider by the ref it is listed under.
+		l.Actor = absRef(base, l.Actor)
+		if !strings.HasPrefix(l.Provider, lattice.BuiltinRefPrefix) {
+			l.Provider = absRef(base, l.Provider)
+		}
+		if l.LinkName == "" {
+			l.LinkName = "default"
+		}
+		if l.Actor == "" || l.Provider == "" || l.Contract == "" {
+			problems = append(problems, fmt.Errorf("links[%d]: actor, provider and contract are required", i))
+		}
+	}
+	if err := errors.Join(problems...); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", path, err)
+	}
+	return &m, nil
+}
+
+// absRef turns a relative file path into a file:// URL; other refs pass.
+func absRef(base, ref string) string {
+	path, isFile := strings.CutPrefix(ref, "file://")
+	if !isFile && !strings.HasSuffix(ref, ".wasm") && !strings.HasPrefix(ref, "./") && !strings.HasPrefix(ref, "../") && !filepath.IsAbs(ref) {
+		return ref
+	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(base, path)
+	}
+	return "file://" + path
+}
+
+// Step is one thing Apply did or found already done.
+type Step struct {
+	Kind   string `json:"kind"` // actor, provider, link
+	Ref    string `json:"ref"`
+	Key    string `json:"key,omitempty"`
+	HostID string `json:"host_id,omitempty"`
+	Action string `json:"action"` // started, scaled, unchanged, put
+}
+
+// Apply makes the lattice match m: actors run with their counts, links exist,
+// providers run. Links go before providers so that a provider this manifest
+// starts receives them in its HostData.
+func Apply(ctx context.Context, c *ctlclient.Client, m *Manifest, window time.Duration) ([]Step, error) {
+	var steps []Step
+	actorKeys := map[string]string{} // ref -> key
+	for _, a := range m.Actors {
+		st, err := applyActor(ctx, c, a, window)
+		if err != nil {
+			return steps, fmt.Errorf("actor %s: %w", a.Ref, err)
+		}
+		actorKeys[a.Ref] = st.Key
+		steps = append(steps, st)
+	}
+	providerKeys := map[string]string{}
+	for _, p := range m.Providers {
+		key, err := ProviderKey(p.Ref)
+		if err != nil {
+			return steps, fmt.Errorf("provider %s: %w", p.Ref, err)
+		}
+		providerKeys[p.Ref] = key
+	}
+	for _, l := range m.Links {
+		actor, ok := actorKeys[l.Actor]
+		if !ok {
+			var err error
+			if actor, err = c.ResolveActor(ctx, l.Actor); err != nil {
+				return steps, fmt.Errorf("link %s → %s: %w", l.Actor, l.Provider, err)
+			}
+		}
+		provider, ok := providerKeys[l.Provider]
+		if !ok {
+			var err error
+			if provider, err = ProviderKey(l.Provider); err != nil {
+				return steps, fmt.Errorf("link %s → %s: %w", l.Actor, l.Provider, err)
+			}
+		}
+		ld := lattice.LinkDefinition{ActorID: actor, ProviderID: provider, ContractID: l.Contract, LinkName: l.LinkName, Values: l.Values}
+		if err := c.PutLink(ctx, ld); err != nil {
+			return steps, fmt.Errorf("link %s → %s: %w", l.Actor, l.Provider, err)
+		}
+		steps = append(steps, Step{Kind: "link", Ref: l.Contract + "/" + l.LinkName, Key: actor, Action: "put"})
+	}
+	for _, p := range m.Providers {
+		st, err := applyProvider(ctx, c, p, providerKeys[p.Ref], window)
+		if err != nil {
+			return steps, fmt.Errorf("provider %s: %w", p.Ref, err)
+		}
+		steps = append(steps, st)
+	}
+	return steps, nil
+}
+
+func applyActor(ctx context.Context, c *ctlclient.Client, a Actor, window time.Duration) (Step, error) {
+	hosts, err := c.ActorHosts(ctx, a.Ref, window)
+	if err != nil {
+		return Step{}, err
+	}
+	if len(hosts) > 0 {
+		inv, err := c.Inventory(ctx, hosts[0])
+		if err != nil {
+			return Step{}, err
+		}
+		for _, d := range inv.Actors {
+			if d.ImageRef != a.Ref && d.ID != a.Ref {
+				continue
+			}
+			st := Step{Kind: "actor", Ref: a.Ref, Key: d.ID, HostID: hosts[0], Action: "unchanged"}
+			if len(d.Instances) != a.Count {
+				if err := c.ScaleActor(ctx, hosts[0], lattice.ScaleActorCommand{ActorID: d.ID, ActorRef: a.Ref, Count: a.Count}); err != nil {
+					return st, err
+				}
+				st.Action = "scaled"
+			}
+			return st, nil
+		}
+	}
+	host, err := c.AuctionActor(ctx, a.Ref, a.Constraints, window)
+	if err != nil {
+		return Step{}, err
+	}
+	started, err := c.StartActor(ctx, host, lattice.StartActorCommand{ActorRef: a.Ref, Count: a.Count, HostID: host})
+	if err != nil {
+		return Step{}, err
+	}
+	return Step{Kind: "actor", Ref: a.Ref, Key: started.ActorID, HostID: host, Action: "started"}, nil
+}
+
+func applyProvider(ctx context.Context, c *ctlclient.Client, p Provider, key string, window time.Duration) (Step, error) {
+	st := Step{Kind: "provider", Ref: p.Ref, Key: key}
+	hosts, err := c.ProviderHosts(ctx, key, p.LinkName, window)
+	if err != nil {
+		return st, err
+	}
+	if len(hosts) > 0 {
+		st.HostID, st.Action = hosts[0], "unchanged"
+		return st, nil
+	}
+	host, err := c.AuctionProvider(ctx, p.Ref, p.LinkName, p.Constraints, window)
+	if err != nil {
+		return st, err
+	}
+	if err := c.StartProvider(ctx, host, lattice.LaunchProviderCommand{ProviderRef: p.Ref, LinkName: p.LinkName, Configuration: p.Config}); err != nil {
+		return st, err
+	}
+	st.HostID, st.Action = host, "started"
+	return st, nil
+}
+
+// ProviderKey is the public key a provider reference stands for: a key
+// itself, a built-in's fixed key, or the key derived from an executable's bytes.
+func ProviderKey(ref string) (string, error) {
+	if lattice.IsPublicKey(ref, lattice.KindService) {
+		return ref, nil
+	}
+	if b, ok := lattice.LookupBuiltin(ref); ok && strings.HasPrefix(ref, lattice.BuiltinRefPrefix) {
+		return b.Key(), nil
+	}
+	path, _ := strings.CutPrefix(ref, "file://")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("not a provider key, builtin:<name> or readable executable: %w", err)
+	}
+	return lattice.FileProviderKey(sha256.Sum256(data)), nil
+}

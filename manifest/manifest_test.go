@@ -1,0 +1,85 @@
+package manifest
+
+import (
+	"crypto/sha256"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/latticed/latticed/lattice"
+)
+
+func write(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadResolvesRelativeRefsAndDefaults(t *testing.T) {
+	dir := t.TempDir()
+	p := write(t, dir, "m.yaml", `
+actors:
+  - ref: ./echo.wasm
+  - ref: file:///abs/kv.wasm
+    count: 3
+providers:
+  - ref: builtin:httpserver
+  - ref: ./bin/provider
+    link_name: backend
+links:
+  - {actor: ./echo.wasm, provider: builtin:httpserver, contract: wasmcloud:httpserver, values: {port: "8080"}}
+`)
+	m, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Actors[0].Ref != "file://"+filepath.Join(dir, "echo.wasm") || m.Actors[0].Count != 1 || m.Actors[1].Count != 3 || m.Actors[1].Ref != "file:///abs/kv.wasm" {
+		t.Fatalf("actors %+v", m.Actors)
+	}
+	if m.Providers[0].Ref != "builtin:httpserver" || m.Providers[0].LinkName != "default" ||
+		m.Providers[1].Ref != "file://"+filepath.Join(dir, "bin/provider") || m.Providers[1].LinkName != "backend" {
+		t.Fatalf("providers %+v", m.Providers)
+	}
+	if m.Links[0].LinkName != "default" || m.Links[0].Values["port"] != "8080" {
+		t.Fatalf("links %+v", m.Links)
+	}
+}
+
+func TestLoadRejectsBadManifests(t *testing.T) {
+	dir := t.TempDir()
+	for name, tc := range map[string]struct{ body, want string }{
+		"typo":           {"actor:\n  - ref: x.wasm\n", "field actor not found"},
+		"no ref":         {"actors:\n  - count: 2\n", "actors[0]: ref is required"},
+		"negative count": {"actors:\n  - {ref: x.wasm, count: -1}\n", "must be positive"},
+		"link fields":    {"links:\n  - {actor: a}\n", "links[0]: actor, provider and contract are required"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Load(write(t, dir, strings.ReplaceAll(name, " ", "_")+".yaml", tc.body))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestProviderKey(t *testing.T) {
+	b, _ := lattice.LookupBuiltin("builtin:keyvalue")
+	if k, err := ProviderKey("builtin:keyvalue"); err != nil || k != b.Key() {
+		t.Fatalf("builtin: %s %v", k, err)
+	}
+	exe := write(t, t.TempDir(), "prov", "#!/bin/sh\n")
+	k, err := ProviderKey("file://" + exe)
+	if err != nil || k != lattice.FileProviderKey(sha256.Sum256([]byte("#!/bin/sh\n"))) {
+		t.Fatalf("file: %s %v", k, err)
+	}
+	if k2, _ := ProviderKey(k); k2 != k {
+		t.Fatal("a key is its own key")
+	}
+	if _, err := ProviderKey("nope"); err == nil {
+		t.Fatal("unknown ref accepted")
+	}
+}
