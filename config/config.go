@@ -148,6 +148,34 @@ type Config struct {
 	// CacheReplicas is the LATTICECACHE stream's replica count (LATTICED_CACHE_REPLICAS).
 	CacheReplicas int
 
+	// AdminSocket is the supervisor's admin socket; "" = {data dir}/run/admin.sock
+	// for `up`, and no supervisor for `host` (LATTICED_ADMIN_SOCKET).
+	AdminSocket string
+	// RestartBackoff is the first delay before a crashed child restarts
+	// (LATTICED_RESTART_BACKOFF); it doubles per crash up to RestartBackoffMax
+	// (LATTICED_RESTART_BACKOFF_MAX) and resets once a child stayed up for
+	// RestartStable (LATTICED_RESTART_STABLE).
+	RestartBackoff, RestartBackoffMax, RestartStable time.Duration
+	// CrashLoopCount crashes within CrashLoopWindow mark a child failed
+	// (LATTICED_CRASH_LOOP_COUNT, LATTICED_CRASH_LOOP_WINDOW).
+	CrashLoopCount  int
+	CrashLoopWindow time.Duration
+	// StopGrace bounds a graceful stop before children are killed (LATTICED_STOP_GRACE).
+	StopGrace time.Duration
+	// HealthInterval is the period of provider health checks (LATTICED_HEALTH_INTERVAL).
+	HealthInterval time.Duration
+	// AccountSigningSeed lets the supervisor mint provider users on an
+	// external NATS (LATTICED_ACCOUNT_SIGNING_SEED, SA...).
+	AccountSigningSeed string
+	// OperatorSigningSeed and SystemCredsFile let it push account revocations
+	// to an external NATS (LATTICED_OPERATOR_SIGNING_SEED, LATTICED_SYSTEM_CREDSFILE).
+	OperatorSigningSeed string
+	SystemCredsFile     string
+	// ProviderCredsLifetime is how long minted provider credentials on an
+	// external NATS are valid; they are renewed while the provider is healthy
+	// (LATTICED_PROVIDER_CREDS_LIFETIME).
+	ProviderCredsLifetime time.Duration
+
 	// sources says, per env name, where a non-env value came from ("--rpc-port",
 	// "rpc_port in /etc/latticed.yaml") so errors point at the right place.
 	sources map[string]string
@@ -205,6 +233,18 @@ func (c *Config) LogValue() slog.Value {
 		slog.Duration("clock_skew", c.ClockSkew),
 		slog.Uint64("actor_memory_pages", uint64(c.ActorMemoryLimitPages)),
 		slog.Int("actor_queue", c.ActorQueueLength),
+		slog.String("admin_socket", c.AdminSocket),
+		slog.Duration("restart_backoff", c.RestartBackoff),
+		slog.Duration("restart_backoff_max", c.RestartBackoffMax),
+		slog.Duration("restart_stable", c.RestartStable),
+		slog.Int("crash_loop_count", c.CrashLoopCount),
+		slog.Duration("crash_loop_window", c.CrashLoopWindow),
+		slog.Duration("stop_grace", c.StopGrace),
+		slog.Duration("health_interval", c.HealthInterval),
+		slog.String("account_signing_seed", redact(c.AccountSigningSeed)),
+		slog.String("operator_signing_seed", redact(c.OperatorSigningSeed)),
+		slog.String("system_credsfile", c.SystemCredsFile),
+		slog.Duration("provider_creds_lifetime", c.ProviderCredsLifetime),
 	)
 }
 
@@ -365,6 +405,7 @@ func (c *Config) problems() *errs {
 	if c.CacheReplicas < 1 || c.CacheReplicas > 5 {
 		e.add(EnvCacheReplicas, "%d: must be 1 to 5", c.CacheReplicas)
 	}
+	c.supervisorProblems(e)
 	return e
 }
 
@@ -506,3 +547,52 @@ func checkListen(addr string) string {
 }
 
 func hasSpace(s string) bool { return strings.IndexFunc(s, unicode.IsSpace) >= 0 }
+
+// supervisorProblems checks the settings of `latticed up`'s supervisor.
+func (c *Config) supervisorProblems(e *errs) {
+	for _, d := range []struct {
+		env string
+		v   time.Duration
+	}{
+		{EnvRestartBackoff, c.RestartBackoff}, {EnvRestartBackoffMax, c.RestartBackoffMax},
+		{EnvRestartStable, c.RestartStable}, {EnvCrashLoopWindow, c.CrashLoopWindow},
+		{EnvStopGrace, c.StopGrace}, {EnvHealthInterval, c.HealthInterval},
+		{EnvProviderCredsLifetime, c.ProviderCredsLifetime},
+	} {
+		if d.v <= 0 {
+			e.add(d.env, "%s: must be a positive duration", d.v)
+		}
+	}
+	if c.RestartBackoffMax > 0 && c.RestartBackoffMax < c.RestartBackoff {
+		e.add(EnvRestartBackoffMax, "%s: must not be less than %s (%s)", c.RestartBackoffMax, EnvRestartBackoff, c.RestartBackoff)
+	}
+	if c.CrashLoopCount < 1 {
+		e.add(EnvCrashLoopCount, "%d: must be at least 1", c.CrashLoopCount)
+	}
+	if c.ProviderCredsLifetime > 0 && c.ProviderCredsLifetime < 10*time.Second {
+		e.add(EnvProviderCredsLifetime, "%s: must be at least 10s (credentials are renewed at half their lifetime)", c.ProviderCredsLifetime)
+	}
+	if c.AccountSigningSeed != "" {
+		if _, msg := seedPublicKey(c.AccountSigningSeed, nkeys.PrefixByteAccount); msg != "" {
+			e.add(EnvAccountSigningSeed, "%s", msg)
+		}
+	}
+	if c.OperatorSigningSeed != "" {
+		if _, msg := seedPublicKey(c.OperatorSigningSeed, nkeys.PrefixByteOperator); msg != "" {
+			e.add(EnvOperatorSigningSeed, "%s", msg)
+		}
+		if c.AccountSigningSeed == "" {
+			e.add(EnvOperatorSigningSeed, "set without %s; revocations apply to users minted with the account signing key", EnvAccountSigningSeed)
+		}
+		if c.SystemCredsFile == "" {
+			e.add(EnvOperatorSigningSeed, "set without %s; account updates are pushed over the system account", EnvSystemCredsFile)
+		}
+	}
+	if c.SystemCredsFile != "" {
+		if fi, err := os.Stat(c.SystemCredsFile); err != nil {
+			e.add(EnvSystemCredsFile, "%s", statMsg(err))
+		} else if fi.IsDir() {
+			e.add(EnvSystemCredsFile, "%s is a directory, expected a NATS .creds file", c.SystemCredsFile)
+		}
+	}
+}

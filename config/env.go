@@ -63,6 +63,20 @@ const (
 	EnvActorQueue          = "LATTICED_ACTOR_QUEUE"
 	EnvCacheStorage        = "LATTICED_CACHE_STORAGE"
 	EnvCacheReplicas       = "LATTICED_CACHE_REPLICAS"
+
+	// Supervisor (latticed up) settings.
+	EnvAdminSocket           = "LATTICED_ADMIN_SOCKET"
+	EnvRestartBackoff        = "LATTICED_RESTART_BACKOFF"
+	EnvRestartBackoffMax     = "LATTICED_RESTART_BACKOFF_MAX"
+	EnvRestartStable         = "LATTICED_RESTART_STABLE"
+	EnvCrashLoopCount        = "LATTICED_CRASH_LOOP_COUNT"
+	EnvCrashLoopWindow       = "LATTICED_CRASH_LOOP_WINDOW"
+	EnvStopGrace             = "LATTICED_STOP_GRACE"
+	EnvHealthInterval        = "LATTICED_HEALTH_INTERVAL"
+	EnvAccountSigningSeed    = "LATTICED_ACCOUNT_SIGNING_SEED"
+	EnvOperatorSigningSeed   = "LATTICED_OPERATOR_SIGNING_SEED"
+	EnvSystemCredsFile       = "LATTICED_SYSTEM_CREDSFILE"
+	EnvProviderCredsLifetime = "LATTICED_PROVIDER_CREDS_LIFETIME"
 )
 
 // Variables read only to compute the default data directory. They are not
@@ -89,6 +103,14 @@ const (
 	DefaultActorQueueLength      = 256
 	DefaultCacheStorage          = "file"
 	DefaultCacheReplicas         = 1
+	DefaultRestartBackoff        = 500 * time.Millisecond
+	DefaultRestartBackoffMax     = 30 * time.Second
+	DefaultRestartStable         = time.Minute
+	DefaultCrashLoopCount        = 5
+	DefaultCrashLoopWindow       = 2 * time.Minute
+	DefaultStopGrace             = 10 * time.Second
+	DefaultHealthInterval        = 30 * time.Second
+	DefaultProviderCredsLifetime = 15 * time.Minute
 )
 
 // kind says how a setting's raw value (env string, file value, flag) is decoded.
@@ -261,6 +283,42 @@ var settings = func() []setting {
 		{env: EnvCacheReplicas, kind: kindInt, def: DefaultCacheReplicas,
 			usage: "replicas of the LATTICECACHE_{prefix} stream in a clustered NATS (1-5)",
 			set:   func(c *Config, v any) { c.CacheReplicas = v.(int) }},
+		{env: EnvAdminSocket, kind: kindString, defHelp: "{data dir}/run/admin.sock",
+			usage: "supervisor admin socket: up listens on it; host and ctl reach their supervisor through it",
+			set:   func(c *Config, v any) { c.AdminSocket = v.(string) }},
+		{env: EnvRestartBackoff, kind: kindDuration, def: DefaultRestartBackoff.String(),
+			usage: "first delay before restarting a crashed child; doubles per crash, with jitter",
+			set:   func(c *Config, v any) { c.RestartBackoff = v.(time.Duration) }},
+		{env: EnvRestartBackoffMax, kind: kindDuration, def: DefaultRestartBackoffMax.String(),
+			usage: "longest delay before restarting a crashed child",
+			set:   func(c *Config, v any) { c.RestartBackoffMax = v.(time.Duration) }},
+		{env: EnvRestartStable, kind: kindDuration, def: DefaultRestartStable.String(),
+			usage: "a child up this long has its restart delay reset",
+			set:   func(c *Config, v any) { c.RestartStable = v.(time.Duration) }},
+		{env: EnvCrashLoopCount, kind: kindInt, def: DefaultCrashLoopCount,
+			usage: "this many crashes within the crash-loop window mark a child failed",
+			set:   func(c *Config, v any) { c.CrashLoopCount = v.(int) }},
+		{env: EnvCrashLoopWindow, kind: kindDuration, def: DefaultCrashLoopWindow.String(),
+			usage: "window in which crashes count toward a crash loop",
+			set:   func(c *Config, v any) { c.CrashLoopWindow = v.(time.Duration) }},
+		{env: EnvStopGrace, kind: kindDuration, def: DefaultStopGrace.String(),
+			usage: "how long a stopping node waits for children to drain before killing them",
+			set:   func(c *Config, v any) { c.StopGrace = v.(time.Duration) }},
+		{env: EnvHealthInterval, kind: kindDuration, def: DefaultHealthInterval.String(),
+			usage: "interval between provider health checks",
+			set:   func(c *Config, v any) { c.HealthInterval = v.(time.Duration) }},
+		{env: EnvAccountSigningSeed, kind: kindString, secret: true,
+			usage: "external NATS: account signing seed (SA...) to mint a user per provider",
+			set:   func(c *Config, v any) { c.AccountSigningSeed = v.(string) }},
+		{env: EnvOperatorSigningSeed, kind: kindString, secret: true,
+			usage: "external NATS: operator signing seed (SO...) to push account revocations",
+			set:   func(c *Config, v any) { c.OperatorSigningSeed = v.(string) }},
+		{env: EnvSystemCredsFile, kind: kindString,
+			usage: "external NATS: system-account .creds file, to push account revocations",
+			set:   func(c *Config, v any) { c.SystemCredsFile = v.(string) }},
+		{env: EnvProviderCredsLifetime, kind: kindDuration, def: DefaultProviderCredsLifetime.String(),
+			usage: "external NATS: lifetime of a provider's minted credentials (renewed while healthy)",
+			set:   func(c *Config, v any) { c.ProviderCredsLifetime = v.(time.Duration) }},
 	}...)
 	return s
 }()
@@ -296,4 +354,18 @@ func (s *setting) defaultText() string {
 	default:
 		return fmt.Sprint(v)
 	}
+}
+
+// FlagEnv names the environment variable of a command-line flag, e.g.
+// "rpc-port" → WASMCLOUD_RPC_PORT and "config" → LATTICED_CONFIG. ok is
+// false for flags that are no setting, and for "label", whose values map to
+// WASMCLOUD_LABEL_{name} variables one by one.
+func FlagEnv(flag string) (env string, ok bool) {
+	for i := range settings {
+		s := &settings[i]
+		if s.kind != kindLabels && s.flag() == flag {
+			return s.env, true
+		}
+	}
+	return "", false
 }

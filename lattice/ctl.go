@@ -50,6 +50,13 @@ type ProviderDescription struct {
 	InstanceID  string            `json:"instance_id"`
 	Annotations map[string]string `json:"annotations"`
 	Revision    int32             `json:"revision"`
+
+	// latticed extensions, from the supervisor that runs the instance.
+	State      string `json:"state,omitempty"`       // starting, running, backoff, failed, revoked, stopping
+	ExitReason string `json:"exit_reason,omitempty"` // why it last ended, e.g. "crash: exit status 3"
+	Restarts   int    `json:"restarts,omitempty"`
+	// Revocation is empty when the instance's NATS user can be revoked, else why it cannot.
+	Revocation string `json:"revocation,omitempty"`
 }
 
 // HostInventory is the reply to get.{host}.inv.

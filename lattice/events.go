@@ -33,6 +33,8 @@ const (
 	EventProviderRevoked     = "provider_revoked"    // latticed extension
 	EventInvocationRejected  = "invocation_rejected" // latticed extension
 	EventLabelsChanged       = "labels_changed"      // latticed extension
+	EventProviderFailed      = "provider_failed"     // latticed extension: crash loop, no more restarts
+	EventHostCrashed         = "host_crashed"        // latticed extension: the host process ended unasked
 )
 
 // EventTypePrefix precedes every event type.

@@ -50,6 +50,14 @@ func RPCShutdown(prefix, providerKey, linkName string) string {
 	return RPCProvider(prefix, providerKey, linkName) + ".shutdown"
 }
 
+// RPCCredentials carries a renewed NATS user JWT to a provider (latticed
+// extension; JWT bytes, no seed): the same user key with a later expiry,
+// for the provider's next (re)connection. Sent only when the provider's
+// credentials are short-lived (an external NATS with an account signing key).
+func RPCCredentials(prefix, providerKey, linkName string) string {
+	return RPCProvider(prefix, providerKey, linkName) + ".credentials"
+}
+
 // Events is the CloudEvents subject of a lattice.
 func Events(prefix string) string { return "wasmbus.evt." + prefix }
 

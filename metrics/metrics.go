@@ -35,6 +35,13 @@ type Metrics struct {
 	ActorQueueWait        *prometheus.HistogramVec // actor
 	ActorStartDuration    *prometheus.HistogramVec // phase: compile|cached
 	ActorInstanceFailures *prometheus.CounterVec   // actor, kind: timeout|trap|exit
+
+	// Supervisor (latticed up).
+	Providers          *prometheus.GaugeVec   // state
+	ChildExits         *prometheus.CounterVec // role: host|provider, reason
+	ChildRestarts      *prometheus.CounterVec // role, reason
+	Revocations        *prometheus.CounterVec // result
+	RevocationDuration prometheus.Histogram
 }
 
 // New creates and registers every metric on a fresh registry, with Go runtime,
@@ -83,10 +90,32 @@ func New() *Metrics {
 			Namespace: Namespace, Name: "actor_instance_failures_total",
 			Help: "Instances discarded after a timeout, trap or exit, by actor and kind.",
 		}, []string{"actor", "kind"}),
+		Providers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "providers",
+			Help: "Provider instances the supervisor manages, by state (starting, running, backoff, stopping, failed, revoked).",
+		}, []string{"state"}),
+		ChildExits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "child_exits_total",
+			Help: "Child processes that ended, by role (host, provider) and reason (clean_stop, crash, revoked, health_check_failed, crash_loop).",
+		}, []string{"role", "reason"}),
+		ChildRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "child_restarts_total",
+			Help: "Child processes restarted by the supervisor, by role and the reason the previous run ended.",
+		}, []string{"role", "reason"}),
+		Revocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "revocations_total",
+			Help: "Provider NATS user revocations, by result (ok, error).",
+		}, []string{"result"}),
+		RevocationDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "revocation_duration_seconds",
+			Help:    "Time from a revocation request to the server having closed the provider's connection.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}),
 	}
 	r.MustRegister(m.InvocationsTotal, m.InvocationDuration, m.InvocationsRejected, m.HostCallsTotal,
 		m.ActorsRunning, m.ActorInstances, m.ActorQueueDepth, m.ActorQueueWait, m.ActorStartDuration,
 		m.ActorInstanceFailures,
+		m.Providers, m.ChildExits, m.ChildRestarts, m.Revocations, m.RevocationDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo())
 	return m

@@ -1,5 +1,37 @@
-// Package supervisor owns what a node runs on: the embedded NATS server, the
-// node's key files, NATS connections built from configuration, and the
-// metrics/health endpoint. (Child processes and credentials minting build on
-// this; the wasm host itself lives in package agent and is wired in by cmd.)
+// Package supervisor is `latticed up`: it owns the node's processes and
+// credentials.
+//
+//   - NATS: with no server configured, an embedded nats-server in operator/JWT
+//     mode (operator, system and lattice account keys in {data dir}/keys,
+//     account JWTs in a memory resolver); {data dir}/creds/admin.creds gives
+//     full access to the lattice account for `latticed ctl` and `nats`.
+//   - Credential authority (authority.go): a distinct NATS user per child —
+//     the host's RPC and control connections, and every provider instance
+//     (a fresh user on every start) — each with its role's least-privilege
+//     permissions, all listed in one table (permissions.go). Revocation adds
+//     the user's key to the account's revocations and applies the account to
+//     the server, which drops the connection at once (revoke.go). With an
+//     external NATS it mints short-lived users from an account signing key,
+//     and pushes revocations through the system account when also given an
+//     operator signing key (external.go).
+//   - Processes (process.go): the host (`latticed host`) and providers run
+//     as children in their own process groups with a parent-death signal,
+//     their output re-emitted in this log with the child's identity.
+//     Crashed children restart with exponential backoff and jitter; a crash
+//     loop marks them failed (restart.go). Every ended run has a typed
+//     ExitReason, shown in inventories, events and metrics.
+//   - The admin socket (admin.go): a 0600 unix socket with a versioned JSON
+//     protocol for status, launch, stop, revoke and restart. The host child
+//     uses it (AdminClient implements the host's ProviderLauncher) to carry
+//     out ctl lp/sp/revoke; `latticed ctl` can use it too.
+//   - One /metrics, /healthz, /readyz endpoint for the node, merging the
+//     host child's metrics (metricsmerge.go).
+//
+// Credentials reach children as 0600 files in the 0700 runtime dir
+// ({data dir}/run; the host gets their paths in its environment) or, for
+// providers, inside HostData on stdin; never on a command line or in
+// another child's environment.
+//
+// Lock order: Supervisor.cfgMu → Supervisor.provMu → providerInstance.mu;
+// hostChild.mu, actorTracker.mu, Authority.mu and spawnMu are leaves.
 package supervisor

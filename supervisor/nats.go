@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
@@ -21,6 +22,11 @@ type EmbeddedNATS struct {
 	Listen     string // host:port; must be loopback unless the operator says otherwise
 	StoreDir   string // JetStream store
 	MaxPayload int32
+	// Operator, when set, runs the server in operator/JWT mode with these
+	// keys as its trust chain; StartOperatorNATS sets it.
+	Operator *OperatorKeys
+	resolver *server.MemAccResolver
+	jwts     operatorJWTs
 }
 
 // StartNATS starts an embedded nats-server with JetStream and waits until it
@@ -47,6 +53,11 @@ func StartNATS(e EmbeddedNATS) (*server.Server, error) {
 		NoSigs: true, NoLog: true,
 		MaxPayload: e.MaxPayload,
 	}
+	if e.Operator != nil {
+		opts.TrustedOperators = []*jwt.OperatorClaims{e.jwts.operator}
+		opts.SystemAccount = e.Operator.System.pub
+		opts.AccountResolver = e.resolver
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
@@ -60,8 +71,9 @@ func StartNATS(e EmbeddedNATS) (*server.Server, error) {
 }
 
 // Connect opens a NATS connection for one role with reconnects that never give
-// up: a sidecar must ride out a NATS restart.
-func Connect(url string, auth config.NATSConn, name string, log *slog.Logger) (*nats.Conn, error) {
+// up: a sidecar must ride out a NATS restart. extra options come last (e.g.
+// nats.CustomInboxPrefix for a user minted with a private inbox).
+func Connect(url string, auth config.NATSConn, name string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
@@ -69,6 +81,10 @@ func Connect(url string, auth config.NATSConn, name string, log *slog.Logger) (*
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
 		nats.RetryOnFailedConnect(false),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err == nil {
+				log.Debug("NATS connection closed", "conn", name)
+				return
+			}
 			log.Warn("NATS disconnected", "conn", name, "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "conn", name, "url", nc.ConnectedUrl()) }),
@@ -92,6 +108,7 @@ func Connect(url string, auth config.NATSConn, name string, log *slog.Logger) (*
 		}
 		opts = append(opts, opt)
 	}
+	opts = append(opts, extra...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect %s to NATS at %s: %w", name, url, err)

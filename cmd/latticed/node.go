@@ -1,16 +1,20 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
+	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/latticed/latticed/agent"
@@ -24,11 +28,17 @@ func newUpCmd() *cobra.Command {
 	var actors []string
 	cmd := &cobra.Command{
 		Use:   "up",
-		Short: "Run a lattice node: embedded NATS when none is configured, the wasm host, metrics",
-		Long: `up runs a whole lattice node. With no NATS server configured it is a lattice of
-one: an embedded NATS server with JetStream on loopback (LATTICED_NATS_LISTEN),
-data under LATTICED_DATA_DIR, an ad hoc cluster key saved in the data dir and
-printed once, prefix "default", metrics on LATTICED_METRICS_ADDR.
+		Short: "Run a lattice node: NATS when none is configured, the wasm host and providers as supervised processes, metrics",
+		Long: `up runs a whole lattice node as a supervisor: it starts the wasm host
+(latticed host) and every provider as child processes, each with its own NATS
+user, restarts them when they crash, and stops them all on SIGTERM/SIGINT.
+SIGHUP reloads the log level and host labels.
+
+With no NATS server configured it is a lattice of one: an embedded NATS server
+with JetStream on loopback (LATTICED_NATS_LISTEN) in operator mode, data under
+LATTICED_DATA_DIR, an ad hoc cluster key saved in the data dir and printed
+once, prefix "default", metrics on LATTICED_METRICS_ADDR, and
+{data dir}/creds/admin.creds for latticed ctl and the nats CLI.
 
 To add a node to this lattice, start it with the same WASMCLOUD_LATTICE_PREFIX
 and WASMCLOUD_CLUSTER_ISSUERS, its own WASMCLOUD_CLUSTER_SEED, and
@@ -37,9 +47,7 @@ WASMCLOUD_RPC_HOST/WASMCLOUD_CTL_HOST pointing at this node's NATS server.
 Environment:
 ` + config.EnvHelp(),
 		Args: exactArgs(),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runNode(cmd, true, actors)
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runUp(cmd, actors) },
 	}
 	config.RegisterFlags(cmd.Flags())
 	cmd.Flags().StringArrayVar(&actors, "start-actor", nil, "start this actor (file:// reference; needs WASMCLOUD_ALLOW_FILE_LOAD) once the node is ready; repeatable")
@@ -53,41 +61,153 @@ func newHostCmd() *cobra.Command {
 		Long: `host runs the wasm host: actors, the control interface and the issuer policy.
 It connects to WASMCLOUD_RPC_* and WASMCLOUD_CTL_* (default: the address in
 LATTICED_NATS_LISTEN, 127.0.0.1:4222) and never starts a NATS server itself.
+latticed up runs it as a child; with LATTICED_ADMIN_SOCKET it asks that
+supervisor to launch and stop providers. SIGHUP reloads the log level.
 
 Environment:
 ` + config.EnvHelp(),
 		Args: exactArgs(),
-		RunE: func(cmd *cobra.Command, _ []string) error { return runNode(cmd, false, nil) },
+		RunE: runHost,
 	}
 	config.RegisterFlags(cmd.Flags())
 	return cmd
 }
 
-// runNode wires configuration, NATS, keys, metrics and the host, and runs them
-// until the context ends or a control command stops the host.
-func runNode(cmd *cobra.Command, embedded bool, startActors []string) error {
+// runUp runs the supervisor until the context ends or the host is stopped
+// by a control command.
+func runUp(cmd *cobra.Command, startActors []string) error {
 	cfg, warnings, err := config.Load(cmd.Flags(), os.LookupEnv)
 	if err != nil {
 		return usageError{err}
 	}
-	log := newLogger(cfg, cmd.ErrOrStderr())
+	level := new(slog.LevelVar)
+	level.Set(cfg.SlogLevel())
+	log := newLogger(cfg, cmd.ErrOrStderr(), level)
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	clusterKey, hostKey, err := nodeKeys(cfg, log)
+	if err != nil {
+		return err
+	}
+	sup, err := supervisor.New(cfg, supervisor.Options{
+		Environ: childEnviron(cmd.Flags()), StartActors: startActors,
+		ClusterKey: clusterKey, HostKey: hostKey, Logger: log, LogLevel: level, Metrics: metrics.New(),
+	})
+	if err != nil {
+		return err
+	}
+	stopReload := onSIGHUP(func() {
+		next, _, err := config.Load(cmd.Flags(), os.LookupEnv)
+		if err != nil {
+			log.Error("configuration not reloaded", "err", err)
+			return
+		}
+		if err := sup.Reload(next); err != nil {
+			log.Warn("configuration partly reloaded", "err", err)
+			return
+		}
+		log.Info("configuration reloaded")
+	})
+	defer stopReload()
+	return sup.Run(cmd.Context())
+}
+
+// childEnviron is the environment a host child starts from: ours, plus the
+// settings given as flags, as the variables they stand for (flags on a
+// child's command line would be visible to every local user).
+func childEnviron(fs *pflag.FlagSet) []string {
+	env := os.Environ()
+	fs.Visit(func(f *pflag.Flag) {
+		if f.Name == "label" {
+			kvs, _ := fs.GetStringArray("label")
+			for _, kv := range kvs {
+				if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+					env = append(env, config.EnvLabelPrefix+strings.ToUpper(k)+"="+v)
+				}
+			}
+			return
+		}
+		name, ok := config.FlagEnv(f.Name)
+		if !ok {
+			return
+		}
+		val := f.Value.String()
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			val = strings.Join(sv.GetSlice(), ",")
+		}
+		env = append(env, name+"="+val)
+	})
+	return env
+}
+
+// onSIGHUP calls fn for every SIGHUP until the returned stop is called.
+func onSIGHUP(fn func()) (stop func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ch:
+				fn()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { signal.Stop(ch); close(done) }
+}
+
+// runHost wires configuration, NATS, keys, metrics and the wasm host, and
+// runs it until the context ends or a control command stops it.
+func runHost(cmd *cobra.Command, _ []string) error {
+	cfg, warnings, err := config.Load(cmd.Flags(), os.LookupEnv)
+	if err != nil {
+		return usageError{err}
+	}
+	level := new(slog.LevelVar)
+	level.Set(cfg.SlogLevel())
+	log := newLogger(cfg, cmd.ErrOrStderr(), level)
 	for _, w := range warnings {
 		log.Warn(w)
 	}
 	ctx := cmd.Context()
-
-	var ns *server.Server
-	if embedded && cfg.EmbeddedNATS() {
-		ns, err = supervisor.StartNATS(supervisor.EmbeddedNATS{
-			Listen: cfg.NATSListen, StoreDir: supervisor.DataPath(cfg.DataDir, supervisor.JetStreamDir),
-			MaxPayload: int32(cfg.MaxPayloadBytes),
-		})
+	stopReload := onSIGHUP(func() {
+		next, _, err := config.Load(cmd.Flags(), os.LookupEnv)
 		if err != nil {
-			return err
+			log.Error("configuration not reloaded", "err", err)
+			return
 		}
-		defer ns.Shutdown()
-		log.Info("embedded NATS server started", "url", ns.ClientURL(), "jetstream", supervisor.DataPath(cfg.DataDir, supervisor.JetStreamDir))
+		if next.LogLevel != cfg.LogLevel {
+			log.Info("log level changed", "from", cfg.LogLevel, "to", next.LogLevel)
+		}
+		level.Set(next.SlogLevel())
+	})
+	defer stopReload()
+
+	// Under a supervisor: providers are its business, and the users it
+	// minted for us read replies on private inboxes.
+	var launcher agent.ProviderLauncher
+	var admin *supervisor.AdminClient
+	var rpcOpts, ctlOpts []nats.Option
+	if cfg.AdminSocket != "" {
+		admin = supervisor.NewAdminClient(cfg.AdminSocket, log)
+		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		hs, err := admin.HostHello(hctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("supervisor (%s): %w", config.EnvAdminSocket, err)
+		}
+		if hs.RPCInboxPrefix != "" {
+			rpcOpts = append(rpcOpts, nats.CustomInboxPrefix(hs.RPCInboxPrefix))
+		}
+		if hs.CtlInboxPrefix != "" {
+			ctlOpts = append(ctlOpts, nats.CustomInboxPrefix(hs.CtlInboxPrefix))
+		}
+		launcher = admin
 	}
+
 	rpcConn, ctlConn := cfg.RPC, cfg.CTL
 	// One configured server serves both roles unless both are given.
 	if !ctlConn.Configured() {
@@ -95,23 +215,19 @@ func runNode(cmd *cobra.Command, embedded bool, startActors []string) error {
 	} else if !rpcConn.Configured() {
 		rpcConn = ctlConn
 	}
-	if !rpcConn.Configured() && ns == nil {
+	if !rpcConn.Configured() {
 		host, port, _ := strings.Cut(cfg.NATSListen, ":")
 		rpcConn.Host, ctlConn.Host = host, host
 		fmt.Sscan(port, &rpcConn.Port)
 		ctlConn.Port = rpcConn.Port
 	}
-	rpcURL, err := supervisor.ConnURL(rpcConn, ns)
-	if err != nil {
-		return err
-	}
-	ctlURL, _ := supervisor.ConnURL(ctlConn, ns)
-	rpc, err := supervisor.Connect(rpcURL, rpcConn, cfg.LatticePrefix+"-rpc", log)
+	rpcURL, ctlURL := rpcConn.URL(), ctlConn.URL()
+	rpc, err := supervisor.Connect(rpcURL, rpcConn, cfg.LatticePrefix+"-rpc", log, rpcOpts...)
 	if err != nil {
 		return err
 	}
 	defer rpc.Close()
-	ctl, err := supervisor.Connect(ctlURL, ctlConn, cfg.LatticePrefix+"-ctl", log)
+	ctl, err := supervisor.Connect(ctlURL, ctlConn, cfg.LatticePrefix+"-ctl", log, ctlOpts...)
 	if err != nil {
 		return err
 	}
@@ -129,7 +245,8 @@ func runNode(cmd *cobra.Command, embedded bool, startActors []string) error {
 		MaxPayloadBytes: cfg.MaxPayloadBytes, QueueLength: cfg.ActorQueueLength,
 		MemoryLimitPages: cfg.ActorMemoryLimitPages, CompileCacheDir: supervisor.DataPath(cfg.DataDir, supervisor.CompileCacheDir),
 		ReplayWindow: cfg.ReplayWindow, ClockSkew: cfg.ClockSkew, Labels: cfg.Labels, JSDomain: cfg.JSDomain,
-		CtlHost: ctlURL, RPCHost: rpcURL, ProvRPCHost: rpcURL, Metrics: m, Logger: log,
+		CacheMemoryStorage: cfg.CacheStorage == "memory", CacheReplicas: cfg.CacheReplicas,
+		CtlHost: ctlURL, RPCHost: rpcURL, ProvRPCHost: rpcURL, Providers: launcher, Metrics: m, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -160,21 +277,17 @@ func runNode(cmd *cobra.Command, embedded bool, startActors []string) error {
 		case <-gctx.Done():
 			return nil
 		}
-		log.Info("node ready", "host_id", h.ID(), "lattice_prefix", cfg.LatticePrefix, "nats_url", ctlURL,
+		log.Info("host serving", "host_id", h.ID(), "lattice_prefix", cfg.LatticePrefix, "nats_url", ctlURL,
 			"metrics", "http://"+health.Addr()+"/metrics")
-		for _, ref := range startActors {
-			claims, err := h.StartActor(gctx, ref, 1, nil)
+		if admin != nil {
+			rctx, cancel := context.WithTimeout(gctx, 10*time.Second)
+			err := admin.HostReady(rctx, supervisor.HostReport{HostID: h.ID(), MetricsAddr: health.Addr(), PID: os.Getpid()})
+			cancel()
 			if err != nil {
-				log.Error("start actor failed", "ref", ref, "err", err)
-				continue
+				return fmt.Errorf("report to the supervisor: %w", err)
 			}
-			alias := ""
-			if claims.Wascap != nil {
-				alias = claims.Wascap.CallAlias
-			}
-			log.Info("actor started", "actor", claims.Subject, "call_alias", alias, "ref", ref)
 		}
-		// A stop command ends the node like a signal does.
+		// A stop command ends the host like a signal does.
 		select {
 		case <-h.Stopped():
 			return errStopped
@@ -210,7 +323,7 @@ func nodeKeys(cfg *config.Config, log *slog.Logger) (cluster, host *lattice.KeyP
 			log.Warn("generated an ad hoc cluster key for this lattice; to add hosts, give them this issuer in WASMCLOUD_CLUSTER_ISSUERS and, to sign as this lattice, this seed in WASMCLOUD_CLUSTER_SEED",
 				"cluster_issuer", cluster.PublicKey(), "cluster_seed", cluster.Seed(), "saved_to", path)
 		} else {
-			log.Info("using cluster key from the data dir", "cluster_issuer", cluster.PublicKey(), "file", path)
+			log.Debug("using cluster key from the data dir", "cluster_issuer", cluster.PublicKey(), "file", path)
 		}
 	}
 	if cfg.HostSeed != "" {
@@ -223,9 +336,10 @@ func nodeKeys(cfg *config.Config, log *slog.Logger) (cluster, host *lattice.KeyP
 	return cluster, host, nil
 }
 
-// newLogger logs JSON when asked to or when stderr is not a terminal.
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.SlogLevel()}
+// newLogger logs JSON when asked to or when stderr is not a terminal, at
+// level (which SIGHUP may change).
+func newLogger(cfg *config.Config, w io.Writer, level *slog.LevelVar) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
 	if f, ok := w.(*os.File); ok && !cfg.StructuredLogging {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 			return slog.New(slog.NewTextHandler(w, opts))

@@ -1,0 +1,176 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nkeys"
+)
+
+// Credentials are one minted NATS user. The seed is a secret: it goes into
+// a 0600 creds file or a provider's HostData, never into a log (LogValue
+// hides it).
+type Credentials struct {
+	Role    Role
+	Name    string // user name in the JWT, e.g. "provider V…/default"
+	UserKey string // U…: what the server revokes
+	JWT     string
+	Seed    string
+	Issued  time.Time
+	Expires time.Time // zero: never
+}
+
+// CredsFile renders the NATS .creds format (JWT and seed).
+func (c Credentials) CredsFile() ([]byte, error) {
+	return jwt.FormatUserConfig(c.JWT, []byte(c.Seed))
+}
+
+// LogValue shows who the user is, never the JWT or seed.
+func (c Credentials) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("role", string(c.Role)), slog.String("user", c.UserKey), slog.String("name", c.Name))
+}
+
+// ErrRevocationUnavailable means this authority cannot revoke users: it was
+// given no way to update the account (external NATS without signing keys).
+var ErrRevocationUnavailable = errors.New("per-provider revocation is unavailable")
+
+// Authority mints NATS users in the lattice account, each with its role's
+// permissions (permissions.go), and revokes them by updating the account's
+// claims on the server.
+//
+// In embedded mode the supervisor is the operator: it signs the account
+// JWTs, and users are signed by a signing key generated for this run only,
+// so the users of an earlier run (admin.creds included) stop working when
+// the node restarts, without any revocation-time arithmetic.
+type Authority struct {
+	scope         Scope
+	account       string        // A…: the lattice account
+	signer        nkeys.KeyPair // signs user JWTs
+	issuerAccount string        // set when signer is a signing key of account
+	lifetime      time.Duration // user JWT lifetime; 0 = no expiry
+
+	mu     sync.Mutex
+	claims *jwt.AccountClaims // the lattice account as the server has it; nil = cannot revoke
+	// encode signs account claims (operator key or operator signing key).
+	encode func(*jwt.AccountClaims) (string, error)
+	// apply makes the server use the signed account JWT and returns once
+	// it has accepted it.
+	apply func(ctx context.Context, accountJWT string) error
+	// fetch, when set, reads the account as the server has it before each
+	// change (an external account may be changed by others too).
+	fetch func(ctx context.Context) (*jwt.AccountClaims, error)
+}
+
+// Account is the lattice account's public key (A…).
+func (a *Authority) Account() string { return a.account }
+
+// CanRevoke reports whether Revoke can cut a user off.
+func (a *Authority) CanRevoke() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.claims != nil && a.apply != nil
+}
+
+// Mint creates a user with a fresh key for role. For RoleProvider, s names
+// the provider (key, link name, contract); the lattice-wide fields of s are
+// taken from the authority.
+func (a *Authority) Mint(role Role, name string, s Scope) (Credentials, error) {
+	s.LatticePrefix, s.CtlTopicPrefix, s.JSDomain = a.scope.LatticePrefix, a.scope.CtlTopicPrefix, a.scope.JSDomain
+	var perms jwt.Permissions
+	if role != RoleAdmin {
+		var err error
+		if perms, err = s.Permissions(role); err != nil {
+			return Credentials{}, err
+		}
+	}
+	user, err := nkeys.CreateUser()
+	if err != nil {
+		return Credentials{}, fmt.Errorf("create user key: %w", err)
+	}
+	pub, _ := user.PublicKey()
+	seed, _ := user.Seed()
+	uc := jwt.NewUserClaims(pub)
+	uc.Name = name
+	uc.IssuerAccount = a.issuerAccount
+	uc.Permissions = perms
+	now := time.Now()
+	if a.lifetime > 0 {
+		uc.Expires = now.Add(a.lifetime).Unix()
+	}
+	token, err := uc.Encode(a.signer)
+	if err != nil {
+		return Credentials{}, fmt.Errorf("sign user JWT for %s: %w", name, err)
+	}
+	c := Credentials{Role: role, Name: name, UserKey: pub, JWT: token, Seed: string(seed), Issued: now}
+	if a.lifetime > 0 {
+		c.Expires = time.Unix(uc.Expires, 0)
+	}
+	return c, nil
+}
+
+// Renew issues a new JWT for the same user key (same role and permissions)
+// with a fresh expiry; the seed stays the same.
+func (a *Authority) Renew(c Credentials) (Credentials, error) {
+	uc, err := jwt.DecodeUserClaims(c.JWT)
+	if err != nil {
+		return Credentials{}, err
+	}
+	now := time.Now()
+	if a.lifetime > 0 {
+		uc.Expires = now.Add(a.lifetime).Unix()
+	}
+	token, err := uc.Encode(a.signer)
+	if err != nil {
+		return Credentials{}, err
+	}
+	c.JWT, c.Issued = token, now
+	if a.lifetime > 0 {
+		c.Expires = time.Unix(uc.Expires, 0)
+	}
+	return c, nil
+}
+
+// Revoke adds userKey to the account's revocations and applies the updated
+// account to the server, which closes that user's connections and refuses
+// it from then on. It returns once the server accepted the update.
+//
+// Revocations are per user key and every launch mints a fresh key, so the
+// one-second resolution of revocation times never catches a successor: a
+// user issued in the same second as its predecessor's revocation has a
+// different key.
+func (a *Authority) Revoke(ctx context.Context, userKey string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.claims == nil || a.apply == nil {
+		return ErrRevocationUnavailable
+	}
+	if a.fetch != nil {
+		current, err := a.fetch(ctx)
+		if err != nil {
+			return err
+		}
+		a.claims = current
+	}
+	// Revoke everything issued up to now for this key: its JWT's iat is at
+	// most this second.
+	next := *a.claims
+	next.Revocations = jwt.RevocationList{}
+	for k, v := range a.claims.Revocations {
+		next.Revocations[k] = v
+	}
+	next.RevokeAt(userKey, time.Now())
+	token, err := a.encode(&next)
+	if err != nil {
+		return fmt.Errorf("sign account JWT: %w", err)
+	}
+	if err := a.apply(ctx, token); err != nil {
+		return fmt.Errorf("apply revocation of %s: %w", userKey, err)
+	}
+	a.claims = &next
+	return nil
+}

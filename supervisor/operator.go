@@ -1,0 +1,173 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nkeys"
+)
+
+// Key files of the embedded server's trust chain, under the data dir (0600).
+const (
+	OperatorSeedFile       = "keys/operator.nk"
+	SystemAccountSeedFile  = "keys/system-account.nk"
+	LatticeAccountSeedFile = "keys/lattice-account.nk"
+)
+
+// nkey is a key pair with its public key at hand.
+type nkey struct {
+	kp  nkeys.KeyPair
+	pub string
+}
+
+// OperatorKeys are the embedded server's trust chain: the operator, the
+// system account and the lattice account everything of the lattice runs in.
+// They persist in the data dir so the JetStream store (kept per account)
+// survives restarts.
+type OperatorKeys struct {
+	Operator, System, Lattice nkey
+}
+
+// LatticeAccount is the lattice account's public key (A…).
+func (k *OperatorKeys) LatticeAccount() string { return k.Lattice.pub }
+
+// LoadOperatorKeys reads the three seeds from the data dir, creating any
+// that is missing.
+func LoadOperatorKeys(dataDir string) (*OperatorKeys, error) {
+	var k OperatorKeys
+	for _, f := range []struct {
+		rel    string
+		dst    *nkey
+		prefix nkeys.PrefixByte
+	}{
+		{OperatorSeedFile, &k.Operator, nkeys.PrefixByteOperator},
+		{SystemAccountSeedFile, &k.System, nkeys.PrefixByteAccount},
+		{LatticeAccountSeedFile, &k.Lattice, nkeys.PrefixByteAccount},
+	} {
+		kp, err := loadOrCreateNKey(DataPath(dataDir, f.rel), f.prefix)
+		if err != nil {
+			return nil, err
+		}
+		pub, _ := kp.PublicKey()
+		*f.dst = nkey{kp: kp, pub: pub}
+	}
+	return &k, nil
+}
+
+func loadOrCreateNKey(path string, prefix nkeys.PrefixByte) (nkeys.KeyPair, error) {
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			return nil, fmt.Errorf("key file %s is readable by others (mode %o): chmod 600 it", path, fi.Mode().Perm())
+		}
+		kp, err := nkeys.FromSeed([]byte(strings.TrimSpace(string(b))))
+		if err != nil {
+			return nil, fmt.Errorf("key file %s: not an nkeys seed", path)
+		}
+		if p, _, err := nkeys.DecodeSeed([]byte(strings.TrimSpace(string(b)))); err != nil || p != prefix {
+			return nil, fmt.Errorf("key file %s: want a %s seed", path, prefix)
+		}
+		return kp, nil
+	case errors.Is(err, fs.ErrNotExist):
+		kp, err := nkeys.CreatePair(prefix)
+		if err != nil {
+			return nil, err
+		}
+		seed, _ := kp.Seed()
+		if err := WriteSecret(path, append(seed, '\n')); err != nil {
+			return nil, fmt.Errorf("save %s key: %w", prefix, err)
+		}
+		return kp, nil
+	default:
+		return nil, fmt.Errorf("read key file: %w", err)
+	}
+}
+
+type operatorJWTs struct {
+	operator *jwt.OperatorClaims
+}
+
+// StartOperatorNATS starts the embedded server in operator/JWT mode: the
+// operator and both accounts are signed with keys, the account JWTs sit in a
+// memory resolver, and the returned Authority mints users in the lattice
+// account (signed by a signing key made for this run) and revokes them by
+// applying updated account claims to this server.
+func StartOperatorNATS(e EmbeddedNATS, keys *OperatorKeys, scope Scope) (*server.Server, *Authority, error) {
+	signer, err := nkeys.CreateAccount()
+	if err != nil {
+		return nil, nil, err
+	}
+	signerPub, _ := signer.PublicKey()
+
+	oc := jwt.NewOperatorClaims(keys.Operator.pub)
+	oc.Name = "latticed"
+	oc.SystemAccount = keys.System.pub
+	opJWT, err := oc.Encode(keys.Operator.kp)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign operator JWT: %w", err)
+	}
+	if oc, err = jwt.DecodeOperatorClaims(opJWT); err != nil {
+		return nil, nil, err
+	}
+
+	sys := jwt.NewAccountClaims(keys.System.pub)
+	sys.Name = "SYS"
+	sysJWT, err := sys.Encode(keys.Operator.kp)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign system account JWT: %w", err)
+	}
+
+	acct := jwt.NewAccountClaims(keys.Lattice.pub)
+	acct.Name = "lattice"
+	acct.SigningKeys.Add(signerPub)
+	acct.Limits.JetStreamLimits = jwt.JetStreamLimits{
+		MemoryStorage: jwt.NoLimit, DiskStorage: jwt.NoLimit, Streams: jwt.NoLimit, Consumer: jwt.NoLimit,
+		MaxAckPending: jwt.NoLimit, MemoryMaxStreamBytes: jwt.NoLimit, DiskMaxStreamBytes: jwt.NoLimit,
+	}
+	encode := func(ac *jwt.AccountClaims) (string, error) { return ac.Encode(keys.Operator.kp) }
+	acctJWT, err := encode(acct)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sign lattice account JWT: %w", err)
+	}
+
+	res := &server.MemAccResolver{}
+	if err := res.Store(keys.System.pub, sysJWT); err != nil {
+		return nil, nil, err
+	}
+	if err := res.Store(keys.Lattice.pub, acctJWT); err != nil {
+		return nil, nil, err
+	}
+	e.Operator, e.resolver, e.jwts = keys, res, operatorJWTs{operator: oc}
+	s, err := StartNATS(e)
+	if err != nil {
+		return nil, nil, err
+	}
+	a := &Authority{
+		scope: scope, account: keys.Lattice.pub, signer: signer, issuerAccount: keys.Lattice.pub,
+		claims: acct, encode: encode,
+		apply: func(_ context.Context, token string) error {
+			ac, err := jwt.DecodeAccountClaims(token)
+			if err != nil {
+				return err
+			}
+			acc, err := s.LookupAccount(ac.Subject)
+			if err != nil {
+				return err
+			}
+			if err := res.Store(ac.Subject, token); err != nil {
+				return err
+			}
+			// Synchronous: connections of revoked users are closed when it returns.
+			s.UpdateAccountClaims(acc, ac)
+			return nil
+		},
+	}
+	return s, a, nil
+}

@@ -1,0 +1,204 @@
+package supervisor
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/jwt/v2"
+
+	"github.com/latticed/latticed/lattice"
+)
+
+// Role is what a minted NATS user is for. Every user the supervisor mints
+// has exactly one role, and its permissions come from permissionTable below.
+type Role string
+
+// Roles of minted users.
+const (
+	RoleHostRPC  Role = "host-rpc" // the host's RPC connection: actors' subjects
+	RoleHostCtl  Role = "host-ctl" // the host's control connection: ctl, events, lattice cache
+	RoleProvider Role = "provider" // one provider instance
+	// RoleAdmin is admin.creds and the supervisor's own connection: the whole
+	// lattice account, no restrictions.
+	RoleAdmin Role = "admin"
+)
+
+// rule is the permission template of one role. Subjects may use these
+// placeholders, filled in by Scope.expand:
+//
+//	{prefix}   lattice prefix                      default
+//	{ctl}      control topic prefix + lattice       wasmbus.ctl.default
+//	{jsapi}    JetStream API prefix                 $JS.API, or $JS.{domain}.API
+//	{cache}    lattice cache stream                 LATTICECACHE_default
+//	{inbox}    the role's private reply inbox       _INBOX_LATTICED.default.host-rpc
+//	{key}      the provider's public key            V…
+//	{link}     the provider's link name             default
+//
+// Everything not allowed is denied; deny entries carve holes in wide allows.
+// Respond grants allow_responses: the user may publish one reply to the
+// reply subject of each request it received (for 2 minutes), and nothing
+// else under _INBOX — so no role needs a publish permission on inboxes.
+type rule struct {
+	PubAllow, PubDeny []string
+	SubAllow, SubDeny []string
+	Respond           bool
+}
+
+// permissionTable is the one place that says what each role may do.
+//
+// Request/reply: replies are covered by Respond. Each role also has to
+// receive the replies to its own requests. The host's two users use private
+// inbox prefixes ({inbox}, passed to the host by its supervisor) that no
+// other role may subscribe to, so nothing else can read the replies the host
+// gets — provider results, JetStream API answers. Providers keep the
+// default _INBOX.> because wasmCloud providers (the Rust and Go SDKs) use
+// it; the residual risk is that one provider could read replies sent to
+// another provider's requests. Providers cannot subscribe to anything the
+// host or the control interface uses.
+var permissionTable = map[Role]rule{
+	RoleHostRPC: {
+		// Invoke actors (wasmbus.rpc.{prefix}.{M…}) and providers
+		// (….{V…}.{link}, ….linkdefs.put/del); publish invocation events.
+		PubAllow: []string{"wasmbus.rpc.{prefix}.>", "wasmbus.rpcevt.{prefix}"},
+		// Serve actors: one token after the prefix matches actor subjects
+		// only; provider subjects have two or more.
+		SubAllow: []string{"wasmbus.rpc.{prefix}.*", "{inbox}.>"},
+		Respond:  true,
+	},
+	RoleHostCtl: {
+		// Events, and the lattice cache stream through the JetStream API:
+		// only that stream, only what the host does with it (create, info,
+		// an ordered consumer, publish entries).
+		PubAllow: []string{
+			"wasmbus.evt.{prefix}",
+			"{jsapi}.INFO",
+			"{jsapi}.STREAM.INFO.{cache}", "{jsapi}.STREAM.CREATE.{cache}",
+			"{jsapi}.CONSUMER.CREATE.{cache}", "{jsapi}.CONSUMER.CREATE.{cache}.>",
+			"{jsapi}.CONSUMER.DELETE.{cache}.*", "{jsapi}.CONSUMER.INFO.{cache}.*",
+			"{jsapi}.CONSUMER.MSG.NEXT.{cache}.*",
+			"lc.{prefix}.>",
+		},
+		// The whole control interface of this lattice.
+		SubAllow: []string{"{ctl}.>", "{inbox}.>"},
+		Respond:  true,
+	},
+	RoleProvider: {
+		// Invoke actors: one token after the prefix, so a provider cannot
+		// publish into another provider's subjects (invocations, link
+		// definitions, health, shutdown), nor anything on wasmbus.ctl.
+		PubAllow: []string{"wasmbus.rpc.{prefix}.*"},
+		// Its own invocations, link definitions, health and shutdown only.
+		SubAllow: []string{"wasmbus.rpc.{prefix}.{key}.{link}", "wasmbus.rpc.{prefix}.{key}.{link}.>", "_INBOX.>"},
+		Respond:  true,
+	},
+	RoleAdmin: {},
+}
+
+// contractRules add to RoleProvider for providers of one contract.
+var contractRules = map[string]rule{
+	// The key-value provider keeps its data in JetStream KV buckets whose
+	// names come from link values, so its JetStream API access cannot be
+	// listed by stream. It gets the API minus the lattice cache stream and
+	// the account-wide operations.
+	lattice.ContractKeyValue: {
+		PubAllow: []string{"{jsapi}.>", "$KV.>"},
+		PubDeny: []string{
+			"{jsapi}.*.*.{cache}", "{jsapi}.*.*.{cache}.>",
+			"{jsapi}.*.*.*.{cache}", "{jsapi}.*.*.*.{cache}.>",
+			"{jsapi}.ACCOUNT.>", "{jsapi}.META.>", "{jsapi}.SERVER.>",
+		},
+	},
+}
+
+// InboxPrefix is the private reply-inbox prefix of a host role, which the
+// host must pass to nats.CustomInboxPrefix when its user was minted here.
+func InboxPrefix(latticePrefix string, role Role) string {
+	return "_INBOX_LATTICED." + latticePrefix + "." + string(role)
+}
+
+// Scope is what a role's permissions are expanded for.
+type Scope struct {
+	LatticePrefix  string
+	CtlTopicPrefix string // default wasmbus.ctl
+	JSDomain       string
+	ProviderKey    string // RoleProvider only
+	LinkName       string // RoleProvider only
+	Contract       string // RoleProvider only; selects contractRules
+}
+
+// validToken reports whether s can be one subject token.
+func validToken(s string) bool {
+	return s != "" && !strings.ContainsAny(s, ".*> \t\r\n")
+}
+
+// Permissions expands role's template for s.
+func (s Scope) Permissions(role Role) (jwt.Permissions, error) {
+	r, ok := permissionTable[role]
+	if !ok {
+		return jwt.Permissions{}, fmt.Errorf("no permissions defined for role %q", role)
+	}
+	if !validToken(s.LatticePrefix) {
+		return jwt.Permissions{}, fmt.Errorf("lattice prefix %q is not one subject token", s.LatticePrefix)
+	}
+	ctl := s.CtlTopicPrefix
+	if ctl == "" {
+		ctl = lattice.DefaultCtlTopicPrefix
+	}
+	jsapi := "$JS.API"
+	if s.JSDomain != "" {
+		jsapi = "$JS." + s.JSDomain + ".API"
+	}
+	vars := []string{
+		"{prefix}", s.LatticePrefix,
+		"{ctl}", lattice.NewCtl(ctl, s.LatticePrefix).Base(),
+		"{jsapi}", jsapi,
+		"{cache}", lattice.CacheStream(s.LatticePrefix),
+		"{inbox}", InboxPrefix(s.LatticePrefix, role),
+	}
+	if role == RoleProvider {
+		// Both come from control requests: a link name like "x.>" would
+		// otherwise widen the grant.
+		if !lattice.IsPublicKey(s.ProviderKey, lattice.KindService) {
+			return jwt.Permissions{}, fmt.Errorf("provider key %q is not a service public key (V…)", s.ProviderKey)
+		}
+		if !validToken(s.LinkName) {
+			return jwt.Permissions{}, fmt.Errorf("link name %q must be one subject token (no '.', '*', '>' or spaces)", s.LinkName)
+		}
+		vars = append(vars, "{key}", s.ProviderKey, "{link}", s.LinkName)
+		if extra, ok := contractRules[s.Contract]; ok {
+			r = merge(r, extra)
+		}
+	}
+	rep := strings.NewReplacer(vars...)
+	expand := func(in []string) jwt.StringList {
+		out := make(jwt.StringList, 0, len(in))
+		for _, subj := range in {
+			out = append(out, rep.Replace(subj))
+		}
+		return out
+	}
+	p := jwt.Permissions{
+		Pub: jwt.Permission{Allow: expand(r.PubAllow), Deny: expand(r.PubDeny)},
+		Sub: jwt.Permission{Allow: expand(r.SubAllow), Deny: expand(r.SubDeny)},
+	}
+	if r.Respond {
+		p.Resp = &jwt.ResponsePermission{MaxMsgs: 1}
+	}
+	for _, l := range []jwt.StringList{p.Pub.Allow, p.Pub.Deny, p.Sub.Allow, p.Sub.Deny} {
+		for _, subj := range l {
+			if strings.Contains(subj, "{") {
+				return jwt.Permissions{}, fmt.Errorf("role %s: placeholder left in %q", role, subj)
+			}
+		}
+	}
+	return p, nil
+}
+
+func merge(a, b rule) rule {
+	cat := func(x, y []string) []string { return append(append([]string(nil), x...), y...) }
+	return rule{
+		PubAllow: cat(a.PubAllow, b.PubAllow), PubDeny: cat(a.PubDeny, b.PubDeny),
+		SubAllow: cat(a.SubAllow, b.SubAllow), SubDeny: cat(a.SubDeny, b.SubDeny),
+		Respond: a.Respond || b.Respond,
+	}
+}

@@ -1,0 +1,33 @@
+package supervisor
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestChildOutputIsReemittedWithItsIdentityAndWithoutSeeds(t *testing.T) {
+	var buf syncBuffer
+	w := &lineLogger{log: slogJSON(&buf), child: "provider Vx/default", stream: "stderr"}
+	seed := "SUAM5TQ6JHLW4SXOHFCZ3GTBUXG2SNWELWKWD4NLUFYJUBKTA2ZYNCXOXM"
+	_, _ = w.Write([]byte(`{"time":"x","level":"WARN","msg":"careful","n":3}` + "\nplain text with " + seed + "\npart"))
+	_, _ = w.Write([]byte("ial line\n"))
+	w.flush()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d records: %s", len(lines), buf.String())
+	}
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec["level"] != "WARN" || rec["msg"] != "careful" || rec["child"] != "provider Vx/default" || rec["n"] != 3.0 || rec["time"] == "x" {
+		t.Errorf("JSON line re-emitted as %v", rec)
+	}
+	if strings.Contains(buf.String(), seed) || !strings.Contains(lines[1], "[redacted seed]") {
+		t.Errorf("seed not redacted: %s", lines[1])
+	}
+	if !strings.Contains(lines[2], `"msg":"partial line"`) {
+		t.Errorf("a line split across writes: %s", lines[2])
+	}
+}
