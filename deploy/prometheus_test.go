@@ -1,0 +1,344 @@
+package deploy
+
+import (
+	"encoding/json"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/latticed/latticed/metrics"
+)
+
+// knownSeries is every series name a latticed node can expose, built from
+// the code: the names of every collector registered by metrics.New() (its
+// Describe), with _bucket/_sum/_count for histograms and summaries.
+// Vectors without children are absent from a scrape, so a scrape alone
+// would not do.
+func knownSeries(t testing.TB) map[string]bool {
+	t.Helper()
+	m := metrics.New()
+	_ = m.Handler()             // registers promhttp's own metrics, as a serving node does
+	kind := map[string]string{} // family -> histogram|summary|other|""
+
+	descName := regexp.MustCompile(`fqName: "([^"]+)"`)
+	names := func(c prometheus.Collector) []string {
+		ch := make(chan *prometheus.Desc)
+		go func() { c.Describe(ch); close(ch) }()
+		var out []string
+		for d := range ch {
+			if m := descName.FindStringSubmatch(d.String()); m != nil {
+				out = append(out, m[1])
+			}
+		}
+		return out
+	}
+	for _, n := range names(m.Registry) {
+		kind[n] = ""
+	}
+	// Vectors: the Go type says whether a family is a histogram.
+	v := reflect.ValueOf(m).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Field(i)
+		if !f.CanInterface() || f.IsNil() {
+			continue
+		}
+		c, ok := f.Interface().(prometheus.Collector)
+		if !ok || f.Interface() == any(m.Registry) {
+			continue
+		}
+		k := "other"
+		switch f.Interface().(type) {
+		case *prometheus.HistogramVec:
+			k = "histogram"
+		case *prometheus.SummaryVec:
+			k = "summary"
+		}
+		for _, n := range names(c) {
+			if kind[n] == "" {
+				kind[n] = k
+			}
+		}
+	}
+	// Families that always have samples (runtime, process, plain metrics).
+	fams, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		switch f.GetType() {
+		case dto.MetricType_HISTOGRAM, dto.MetricType_GAUGE_HISTOGRAM:
+			kind[f.GetName()] = "histogram"
+		case dto.MetricType_SUMMARY:
+			kind[f.GetName()] = "summary"
+		default:
+			if kind[f.GetName()] == "" {
+				kind[f.GetName()] = "other"
+			}
+		}
+	}
+
+	series := map[string]bool{
+		// Added by Prometheus to every scrape target.
+		"up": true, "scrape_duration_seconds": true, "scrape_samples_scraped": true,
+		"scrape_samples_post_metric_relabeling": true, "scrape_series_added": true,
+	}
+	for n, k := range kind {
+		series[n] = true
+		switch k {
+		case "histogram":
+			series[n+"_bucket"], series[n+"_sum"], series[n+"_count"] = true, true, true
+		case "summary":
+			series[n+"_sum"], series[n+"_count"] = true, true
+		case "": // described but never seen and not a field: allow either form
+			series[n+"_bucket"], series[n+"_sum"], series[n+"_count"] = true, true, true
+		}
+	}
+	if !series["latticed_invocations_total"] || !series["latticed_invocation_duration_seconds_bucket"] {
+		t.Fatalf("could not derive metric names from metrics.New(): %v", sortedKeys(series))
+	}
+	return series
+}
+
+var (
+	promqlStrings  = regexp.MustCompile("\"(?:[^\"\\\\]|\\\\.)*\"|'(?:[^'\\\\]|\\\\.)*'|`[^`]*`")
+	promqlVars     = regexp.MustCompile(`\$\{[^}]*\}|\$\w+`)
+	promqlBraces   = regexp.MustCompile(`\{[^}]*\}`)
+	promqlBrackets = regexp.MustCompile(`\[[^\]]*\]`)
+	promqlGrouping = regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`)
+	promqlIdent    = regexp.MustCompile(`\b[a-zA-Z_:][a-zA-Z0-9_:]*\b`)
+	promqlKeywords = map[string]bool{
+		"by": true, "without": true, "on": true, "ignoring": true, "group_left": true, "group_right": true,
+		"and": true, "or": true, "unless": true, "bool": true, "offset": true, "inf": true, "nan": true,
+		"Inf": true, "NaN": true, "atan2": true, "start": true, "end": true,
+	}
+)
+
+// promqlMetrics returns the metric names a PromQL expression selects:
+// identifiers outside strings, label matchers, ranges and grouping clauses
+// that are neither keywords nor called like functions.
+func promqlMetrics(expr string) []string {
+	s := promqlStrings.ReplaceAllString(expr, ` "" `)
+	s = promqlVars.ReplaceAllString(s, " ")
+	s = promqlBraces.ReplaceAllString(s, " ")
+	s = promqlBrackets.ReplaceAllString(s, " ")
+	s = promqlGrouping.ReplaceAllString(s, " ")
+	var out []string
+	for _, loc := range promqlIdent.FindAllStringIndex(s, -1) {
+		id := s[loc[0]:loc[1]]
+		rest := strings.TrimLeft(s[loc[1]:], " \t\n")
+		if promqlKeywords[id] || strings.HasPrefix(rest, "(") {
+			continue
+		}
+		out = append(out, id)
+	}
+	return out
+}
+
+func TestPromQLMetrics(t *testing.T) {
+	for expr, want := range map[string][]string{
+		`sum by (actor, le) (rate(latticed_x_bucket{job=~"$job", a="b(c)"}[$__rate_interval]))`: {"latticed_x_bucket"},
+		`a / on(instance) group_left(version) b > 0.5 and c offset 5m`:                          {"a", "b", "c"},
+		`histogram_quantile(0.99, sum(rate(h_bucket[5m])) by (le)) > 1e3`:                       {"h_bucket"},
+		`up{job="latticed"} == 0`: {"up"},
+	} {
+		if got := promqlMetrics(expr); !slices.Equal(got, want) {
+			t.Errorf("promqlMetrics(%q) = %q, want %q", expr, got, want)
+		}
+	}
+}
+
+// checkMetricNames fails for every metric an expression uses that latticed
+// does not define.
+func checkMetricNames(t *testing.T, where, expr string, known map[string]bool) {
+	t.Helper()
+	used := promqlMetrics(expr)
+	if len(used) == 0 {
+		t.Errorf("%s: no metric in %q", where, expr)
+	}
+	for _, n := range used {
+		if !known[n] {
+			t.Errorf("%s: metric %s does not exist (not defined in metrics/metrics.go): %s", where, n, strings.Join(strings.Fields(expr), " "))
+		}
+	}
+}
+
+type ruleFile struct {
+	Groups []struct {
+		Name  string `yaml:"name"`
+		Rules []struct {
+			Alert  string `yaml:"alert"`
+			Record string `yaml:"record"`
+			Expr   string `yaml:"expr"`
+		} `yaml:"rules"`
+	} `yaml:"groups"`
+}
+
+type ruleTestFile struct {
+	RuleFiles []string `yaml:"rule_files"`
+	Tests     []struct {
+		AlertRuleTest []struct {
+			Alertname string `yaml:"alertname"`
+			ExpAlerts []any  `yaml:"exp_alerts"`
+		} `yaml:"alert_rule_test"`
+	} `yaml:"tests"`
+}
+
+const (
+	promConfig = "deploy/prometheus/prometheus.yml"
+	rulesFile  = "deploy/prometheus/rules/latticed.rules.yml"
+	rulesTest  = "deploy/prometheus/rules/latticed.rules.test.yml"
+)
+
+// The scrape config, the rules and their unit tests pass promtool.
+func TestPromtool(t *testing.T) {
+	pt := tool(t, "promtool", "LATTICED_PROMTOOL_BIN")
+	for _, args := range [][]string{
+		{"check", "config", path(promConfig)},
+		{"check", "rules", path(rulesFile)},
+		{"test", "rules", path(rulesTest)},
+	} {
+		out, err := runTool(t, time.Minute, path("deploy/prometheus"), pt, args...)
+		if err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+// Every alert uses existing metrics and has a unit test in which it fires.
+func TestAlertRules(t *testing.T) {
+	known := knownSeries(t)
+	var rf ruleFile
+	if err := yaml.Unmarshal([]byte(readFile(t, rulesFile)), &rf); err != nil {
+		t.Fatal(err)
+	}
+	var alerts []string
+	for _, g := range rf.Groups {
+		for _, r := range g.Rules {
+			if r.Record != "" {
+				known[r.Record] = true
+			}
+		}
+	}
+	for _, g := range rf.Groups {
+		for _, r := range g.Rules {
+			checkMetricNames(t, rulesFile+" "+r.Alert+r.Record, r.Expr, known)
+			if r.Alert != "" {
+				alerts = append(alerts, r.Alert)
+			}
+		}
+	}
+	if len(alerts) == 0 {
+		t.Fatal("no alerts")
+	}
+
+	var tf ruleTestFile
+	if err := yaml.Unmarshal([]byte(readFile(t, rulesTest)), &tf); err != nil {
+		t.Fatal(err)
+	}
+	fires := map[string]bool{}
+	quiet := map[string]bool{}
+	for _, tc := range tf.Tests {
+		for _, a := range tc.AlertRuleTest {
+			if len(a.ExpAlerts) > 0 {
+				fires[a.Alertname] = true
+			} else {
+				quiet[a.Alertname] = true
+			}
+		}
+	}
+	for _, a := range alerts {
+		if !fires[a] || !quiet[a] {
+			t.Errorf("alert %s needs a unit test in %s where it fires and one where it does not (fires: %v, quiet: %v)", a, rulesTest, fires[a], quiet[a])
+		}
+	}
+	// Label values the rules rely on are the code's.
+	for _, m := range regexp.MustCompile(`result="([^"]*)"`).FindAllStringSubmatch(readFile(t, rulesFile), -1) {
+		if m[1] != metrics.ResultOK && m[1] != metrics.ResultError {
+			t.Errorf("rules filter on result=%q; the code's values are %q and %q", m[1], metrics.ResultOK, metrics.ResultError)
+		}
+	}
+}
+
+// The scrape jobs are named so the rules' job=~"latticed.*" matches them.
+func TestScrapeJobs(t *testing.T) {
+	var cfg struct {
+		RuleFiles     []string `yaml:"rule_files"`
+		ScrapeConfigs []struct {
+			JobName string `yaml:"job_name"`
+		} `yaml:"scrape_configs"`
+	}
+	if err := yaml.Unmarshal([]byte(readFile(t, promConfig)), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(cfg.RuleFiles, "rules/latticed.rules.yml") {
+		t.Errorf("prometheus.yml rule_files %v does not load rules/latticed.rules.yml", cfg.RuleFiles)
+	}
+	jobs := regexp.MustCompile(`^(?:latticed.*)$`)
+	for _, sc := range cfg.ScrapeConfigs {
+		if !jobs.MatchString(sc.JobName) {
+			t.Errorf("scrape job %q is not matched by the rules' job=~\"latticed.*\"", sc.JobName)
+		}
+	}
+}
+
+// Every query of the Grafana dashboard uses existing metrics.
+func TestGrafanaDashboard(t *testing.T) {
+	const rel = "deploy/grafana/latticed.json"
+	known := knownSeries(t)
+	var dash map[string]any
+	if err := json.Unmarshal([]byte(readFile(t, rel)), &dash); err != nil {
+		t.Fatalf("%s: %v", rel, err)
+	}
+	exprs := 0
+	ids := map[float64]bool{}
+	var walkPanels func(ps []any)
+	walkPanels = func(ps []any) {
+		for _, p := range ps {
+			p := p.(map[string]any)
+			id, _ := p["id"].(float64)
+			if ids[id] {
+				t.Errorf("%s: panel id %v used twice", rel, id)
+			}
+			ids[id] = true
+			if gp, ok := p["gridPos"].(map[string]any); !ok || gp["x"].(float64)+gp["w"].(float64) > 24 {
+				t.Errorf("%s: panel %q lacks a gridPos within 24 columns", rel, p["title"])
+			}
+			for _, tg := range asList(p["targets"]) {
+				expr, _ := tg.(map[string]any)["expr"].(string)
+				checkMetricNames(t, rel+" panel "+p["title"].(string), expr, known)
+				exprs++
+			}
+			walkPanels(asList(p["panels"]))
+		}
+	}
+	walkPanels(asList(dash["panels"]))
+	if exprs < 10 {
+		t.Errorf("%s has only %d queries", rel, exprs)
+	}
+
+	labelValues := regexp.MustCompile(`^label_values\((.*),\s*\w+\)$`)
+	templating, _ := dash["templating"].(map[string]any)
+	for _, v := range asList(templating["list"]) {
+		v := v.(map[string]any)
+		if v["type"] != "query" {
+			continue
+		}
+		q, _ := v["definition"].(string)
+		if m := labelValues.FindStringSubmatch(q); m != nil {
+			q = m[1]
+		}
+		checkMetricNames(t, rel+" variable "+v["name"].(string), q, known)
+	}
+}
+
+func asList(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
