@@ -57,7 +57,16 @@ type ProviderDescription struct {
 	Restarts   int    `json:"restarts,omitempty"`
 	// Revocation is empty when the instance's NATS user can be revoked, else why it cannot.
 	Revocation string `json:"revocation,omitempty"`
+	// Signing is how the instance signs invocations: SigningDelegated, or
+	// SigningClusterSeed for a provider started in compatibility mode.
+	Signing string `json:"signing,omitempty"`
 }
+
+// How a provider instance signs its invocations (ProviderDescription.Signing).
+const (
+	SigningDelegated   = "delegated"
+	SigningClusterSeed = "cluster-seed (compatibility mode: holds the lattice's cluster seed)"
+)
 
 // HostInventory is the reply to get.{host}.inv.
 type HostInventory struct {
@@ -102,6 +111,10 @@ type LaunchProviderCommand struct {
 	LinkName      string            `json:"link_name"`
 	Configuration string            `json:"configuration,omitempty"`
 	Annotations   map[string]string `json:"annotations,omitempty"`
+	// CompatClusterSeed hands the provider the cluster seed, as wasmCloud
+	// does, instead of a delegated signing key (latticed extension; for
+	// third-party providers that sign with the seed themselves).
+	CompatClusterSeed bool `json:"compat_cluster_seed,omitempty"`
 }
 
 // StopProviderCommand stops a provider (cmd.{host}.sp); also the body of the

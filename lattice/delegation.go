@@ -20,6 +20,15 @@ type Delegation struct {
 	InstanceID string `json:"instance_id"`
 }
 
+// covers reports whether the delegation lets its holder speak as origin. An
+// empty contract id (a provider executable without claims, whose contract the
+// node could not know at launch) matches any contract of that provider key
+// and link name.
+func (d *Delegation) covers(origin Entity) bool {
+	return d.Provider.PublicKey == origin.PublicKey && d.Provider.LinkName == origin.LinkName &&
+		(d.Provider.ContractID == "" || d.Provider.ContractID == origin.ContractID)
+}
+
 // ErrBadDelegation wraps every reason a delegation token is refused.
 var ErrBadDelegation = errors.New("invalid delegation")
 
@@ -90,7 +99,7 @@ func (p *IssuerPolicy) checkDelegation(token, signer string, origin Entity, now 
 		return Reject(ReasonExpired, "delegation for %s expired at %s", d.Provider.PublicKey, e.expires.UTC().Format(time.RFC3339))
 	case d.SigningKey != signer:
 		return Reject(ReasonBadDelegation, "invocation signed by %s, but the delegation names %s", signer, d.SigningKey)
-	case d.Provider != origin:
+	case !d.covers(origin):
 		return Reject(ReasonBadDelegation, "delegation is for %s, not the invocation's origin %s", d.Provider.URL(), origin.URL())
 	case p.revoked(d.SigningKey, now):
 		return Reject(ReasonRevoked, "signing key of provider %s (instance %s) was revoked", d.Provider.PublicKey, d.InstanceID)

@@ -69,6 +69,8 @@ func TestDelegatedSignerIsAcceptedAsItsProviderOnly(t *testing.T) {
 		{"delegated by an untrusted cluster", f.invoke(t, Signer{Key: f.signer, Delegation: strangerToken}, f.provider), ReasonBadDelegation},
 		{"expired delegation", f.invoke(t, Signer{Key: f.signer, Delegation: expired}, f.provider), ReasonExpired},
 		{"token of another key", f.invoke(t, Signer{Key: wrongKey, Delegation: f.token}, f.provider), ReasonBadDelegation},
+		{"another contract", f.invoke(t, s, entity(f.provider.PublicKey, ContractKeyValue, "default")), ReasonBadDelegation},
+		{"another link name", f.invoke(t, s, entity(f.provider.PublicKey, ContractHTTPServer, "other")), ReasonBadDelegation},
 		{"garbage token", f.invoke(t, Signer{Key: f.signer, Delegation: "x.y.z"}, f.provider), ReasonBadDelegation},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -115,5 +117,23 @@ func BenchmarkIssuerPolicyCheck(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+func entity(key, contract, link string) Entity {
+	return Entity{PublicKey: key, ContractID: contract, LinkName: link}
+}
+
+func TestDelegationWithoutContractCoversAnyContractOfItsProvider(t *testing.T) {
+	f := newDelegFixture(t)
+	open := f.provider
+	open.ContractID = ""
+	token, _ := IssueDelegation(f.cluster, f.signer.PublicKey(), open, "i", time.Minute, f.now)
+	s := Signer{Key: f.signer, Delegation: token}
+	if _, err := f.policy.Check(f.invoke(t, s, entity(f.provider.PublicKey, "acme:anything", "default")), f.actor); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.policy.Check(f.invoke(t, s, entity(mustKey(t, KindService).PublicKey(), "acme:anything", "default")), f.actor); ReasonOf(err) != ReasonBadDelegation {
+		t.Fatalf("other provider key: %v", err)
 	}
 }

@@ -58,6 +58,12 @@ func RPCCredentials(prefix, providerKey, linkName string) string {
 	return RPCProvider(prefix, providerKey, linkName) + ".credentials"
 }
 
+// RPCDelegation carries a provider instance's renewed delegation token
+// (latticed extension).
+func RPCDelegation(prefix, providerKey, linkName string) string {
+	return RPCProvider(prefix, providerKey, linkName) + ".delegation"
+}
+
 // Events is the CloudEvents subject of a lattice.
 func Events(prefix string) string { return "wasmbus.evt." + prefix }
 

@@ -169,14 +169,15 @@ func Run(ctx context.Context, stdin io.Reader, c Capability, opts ...Option) err
 // Provider is one running provider instance: a capability attached to the
 // lattice under the identity HostData gives it.
 type Provider struct {
-	cfg     Config
-	hd      lattice.HostData
-	c       Capability
-	log     *slog.Logger
-	self    lattice.Entity
-	signer  lattice.Signer // Key is nil when HostData has no invocation_seed
-	policy  *lattice.IssuerPolicy
-	timeout time.Duration
+	cfg      Config
+	hd       lattice.HostData
+	c        Capability
+	log      *slog.Logger
+	self     lattice.Entity
+	signerMu sync.RWMutex
+	signer   lattice.Signer // Key is nil when HostData has no invocation_seed; Delegation is renewed
+	policy   *lattice.IssuerPolicy
+	timeout  time.Duration
 
 	ready    chan struct{}
 	stopOnce sync.Once
@@ -350,7 +351,10 @@ func (p *Provider) Invoke(ctx context.Context, actorKey, operation string, paylo
 	if nc == nil {
 		return nil, errors.New("provider: not connected to the lattice")
 	}
-	if p.signer.Key == nil {
+	p.signerMu.RLock()
+	signer := p.signer
+	p.signerMu.RUnlock()
+	if signer.Key == nil {
 		return nil, ErrNoSigner
 	}
 	if _, ok := ctx.Deadline(); !ok {
@@ -358,7 +362,7 @@ func (p *Provider) Invoke(ctx context.Context, actorKey, operation string, paylo
 		ctx, cancel = context.WithTimeout(ctx, p.timeout)
 		defer cancel()
 	}
-	return rpc.InvokeAs(ctx, nc, p.signer, p.hd.HostID, p.self, lattice.ActorEntity(actorKey),
+	return rpc.InvokeAs(ctx, nc, signer, p.hd.HostID, p.self, lattice.ActorEntity(actorKey),
 		lattice.RPCActor(p.hd.LatticeRPCPrefix, actorKey), operation, payload)
 }
 
@@ -470,8 +474,9 @@ func (p *Provider) serve(ctx context.Context, nc *nats.Conn) error {
 		subs = append(subs, s)
 	}
 	for subj, h := range map[string]nats.MsgHandler{
-		lattice.RPCHealth(prefix, key, link):   p.handleHealth,
-		lattice.RPCShutdown(prefix, key, link): p.handleShutdown,
+		lattice.RPCHealth(prefix, key, link):     p.handleHealth,
+		lattice.RPCShutdown(prefix, key, link):   p.handleShutdown,
+		lattice.RPCDelegation(prefix, key, link): p.handleDelegation,
 	} {
 		s, err := nc.Subscribe(subj, h)
 		if err != nil {
@@ -589,4 +594,20 @@ func (p *Provider) handleShutdown(m *nats.Msg) {
 		}
 	}
 	p.Shutdown()
+}
+
+// handleDelegation takes a renewed delegation token for this instance's
+// signing key. Anything else (another key's token, garbage) is ignored: the
+// hosts verify every token anyway, this only keeps a wrong one from
+// replacing a good one.
+func (p *Provider) handleDelegation(m *nats.Msg) {
+	c, err := lattice.ParseJWT[lattice.Delegation](string(m.Data))
+	p.signerMu.Lock()
+	defer p.signerMu.Unlock()
+	if err != nil || p.signer.Key == nil || c.Subject != p.signer.Key.PublicKey() {
+		p.log.Warn("ignoring a delegation token not meant for this instance", "err", err)
+		return
+	}
+	p.signer.Delegation = string(m.Data)
+	p.log.Debug("delegation renewed", "expires", time.Unix(c.Expires, 0).UTC())
 }

@@ -29,6 +29,7 @@ type providerInstance struct {
 	path                string
 	args                []string
 	configJSON          string
+	compat              bool // hand out the cluster seed (wasmCloud's way)
 	annotations         map[string]string
 	tracker             *restartTracker
 	rearm               chan struct{}
@@ -41,6 +42,7 @@ type providerInstance struct {
 	state      string
 	instanceID string
 	creds      Credentials
+	signing    signing // how the running instance signs invocations
 	proc       *process
 	restarts   int
 	lastExit   Exit
@@ -134,7 +136,7 @@ func (s *Supervisor) LaunchProvider(_ context.Context, cmd lattice.LaunchProvide
 	cfg := s.config()
 	p := &providerInstance{
 		sup: s, key: prog.key, link: link, ref: cmd.ProviderRef, contract: prog.contract, name: prog.name,
-		path: prog.path, args: prog.args, configJSON: cmd.Configuration, annotations: cmd.Annotations,
+		path: prog.path, args: prog.args, configJSON: cmd.Configuration, annotations: cmd.Annotations, compat: cmd.CompatClusterSeed,
 		rearm: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
 		state: stateStarting, listed: true,
 		tracker: newRestartTracker(RestartPolicy{
@@ -247,6 +249,10 @@ func (p *providerInstance) describe(revocation string) lattice.ProviderDescripti
 		ID: p.key, ImageRef: p.ref, ContractID: p.contract, LinkName: p.link, Name: p.name,
 		InstanceID: p.instanceID, Annotations: p.annotations, State: p.state,
 		ExitReason: p.lastExit.String(), Restarts: p.restarts, Revocation: revocation,
+		Signing: lattice.SigningDelegated,
+	}
+	if p.compat {
+		d.Signing = lattice.SigningClusterSeed
 	}
 	if d.Annotations == nil {
 		d.Annotations = map[string]string{}
@@ -272,6 +278,10 @@ func (p *providerInstance) start() (*process, error) {
 		return nil, err
 	}
 	instanceID := uuid.NewString()
+	sg, err := p.newSigning(instanceID)
+	if err != nil {
+		return nil, err
+	}
 	var jsDomain *string
 	if cfg.JSDomain != "" {
 		d := cfg.JSDomain
@@ -284,7 +294,7 @@ func (p *providerInstance) start() (*process, error) {
 		InstanceID: instanceID, ProviderKey: p.key, LinkDefinitions: s.linksFor(p.key, p.link),
 		ConfigJSON: p.configJSON, DefaultRPCTimeoutMS: uint64(cfg.RPCTimeout.Milliseconds()),
 		ClusterIssuers: clusterIssuers(cfg.ClusterIssuers, s.opts.ClusterKey.PublicKey()),
-		InvocationSeed: s.opts.ClusterKey.Seed(), JSDomain: jsDomain,
+		InvocationSeed: sg.key.Seed(), InvocationDelegation: sg.token, JSDomain: jsDomain,
 		StructuredLogging: true, LogLevel: cfg.LogLevel,
 	}
 	line, err := lattice.EncodeHostData(&hd)
@@ -297,7 +307,7 @@ func (p *providerInstance) start() (*process, error) {
 	}
 	s.recordSpawn(proc)
 	p.mu.Lock()
-	p.proc, p.creds, p.instanceID, p.state = proc, creds, instanceID, stateStarting
+	p.proc, p.creds, p.signing, p.instanceID, p.state = proc, creds, sg, instanceID, stateStarting
 	// A stop or revocation that came while this process was starting saw no
 	// process to end: end it here.
 	ending := p.stopReason != ""
@@ -567,6 +577,9 @@ func (p *providerInstance) watch(proc *process) {
 		}
 		if ok && renewing {
 			p.renewCredentials()
+		}
+		if ok {
+			p.renewDelegation()
 		}
 		t.Reset(interval)
 	}

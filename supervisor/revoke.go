@@ -75,8 +75,13 @@ func (s *Supervisor) Revoke(ctx context.Context, cmd lattice.StopProviderCommand
 		return RevocationReport{}, fmt.Errorf("provider %s with link name %s is already revoked", p.key, p.link)
 	}
 	p.stopReason = ExitRevoked
-	proc, creds, instanceID := p.proc, p.creds, p.instanceID
+	proc, creds, sg, instanceID := p.proc, p.creds, p.signing, p.instanceID
 	p.mu.Unlock()
+	// The signing key goes first: a stolen key must stop working on every
+	// node, whatever happens to the NATS user.
+	if err := s.revokeSigning(ctx, p, sg, instanceID); err != nil {
+		s.log.Error("could not revoke the provider's signing key", "child", p.label(), "err", err)
+	}
 	rep := RevocationReport{ProviderID: p.key, LinkName: p.link, InstanceID: instanceID, User: creds.UserKey, Requested: requested}
 
 	var revokeErr error

@@ -109,6 +109,8 @@ type Supervisor struct {
 	// lifetime of external provider credentials (tests shorten both).
 	providerStartup time.Duration
 	credsLifetime   time.Duration
+	// delegationLifetime, when set, overrides defaultDelegationTTL (tests).
+	delegationLifetime time.Duration
 
 	stopping atomic.Bool
 	spawnMu  sync.Mutex
