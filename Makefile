@@ -28,16 +28,19 @@ help:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/latticed ./cmd/latticed
 
-# The demo actor, built from source and signed with keys kept in the data dir
-# (so its identity survives rebuilds).
+# The demo actors, built from source and signed with keys kept in the data
+# dir (so their identities survive rebuilds).
 actors: build
 	@mkdir -p $(BIN)/actors
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o $(BIN)/actors/echo.wasm ./actor/examples/echo
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o $(BIN)/actors/kvcounter.wasm ./actor/examples/kvcounter
 	$(BIN)/latticed claims sign $(BIN)/actors/echo.wasm -o $(BIN)/actors/echo_s.wasm \
 		--name echo --call-alias echo --cap wasmcloud:httpserver --ver 0.1.0 --rev 1 >/dev/null
+	$(BIN)/latticed claims sign $(BIN)/actors/kvcounter.wasm -o $(BIN)/actors/kvcounter_s.wasm \
+		--name kvcounter --call-alias kvcounter --cap wasmcloud:httpserver --cap wasmcloud:keyvalue --ver 0.1.0 --rev 1 >/dev/null
 
 run: actors
-	WASMCLOUD_ALLOW_FILE_LOAD=true $(BIN)/latticed up --start-actor file://$(BIN)/actors/echo_s.wasm
+	WASMCLOUD_ALLOW_FILE_LOAD=true $(BIN)/latticed up --apply examples/demo.yaml
 
 tools: $(TOOLS)/nats-server $(TOOLS)/nats
 

@@ -16,6 +16,7 @@ import (
 	"github.com/latticed/latticed/config"
 	"github.com/latticed/latticed/ctlclient"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/manifest"
 	"github.com/latticed/latticed/supervisor"
 )
 
@@ -231,6 +232,7 @@ func newCtlStartProviderCmd() *cobra.Command {
 	var (
 		hostID, linkName, configJSON string
 		constraints                  []string
+		compat                       bool
 	)
 	cmd := &cobra.Command{
 		Use:   "provider <ref>",
@@ -264,12 +266,18 @@ asked (an auction, for --timeout) and the first to offer launches it.`,
 						return err
 					}
 				}
-				req := lattice.LaunchProviderCommand{ProviderRef: ref, LinkName: linkName, Configuration: configJSON}
+				req := lattice.LaunchProviderCommand{ProviderRef: ref, LinkName: linkName, Configuration: configJSON, CompatClusterSeed: compat}
 				if err := s.client.StartProvider(ctx, host, req); err != nil {
 					return fmt.Errorf("host %s could not start provider %s (link name %s): %w", host, ref, linkName, err)
 				}
-				return printResult(cmd, providerResult{true, host, ref, linkName}, func(w io.Writer) error {
+				// The key is what links name; a ref this machine cannot read
+				// (a path on the host's machine) is reported without it.
+				key, _ := manifest.ProviderKey(ref)
+				return printResult(cmd, providerResult{Accepted: true, HostID: host, ProviderRef: ref, LinkName: linkName, ProviderID: key}, func(w io.Writer) error {
 					_, err := fmt.Fprintf(w, "Provider %s (link name %s) started on host %s\n", ref, linkName, host)
+					if err == nil && key != "" {
+						_, err = fmt.Fprintln(w, key)
+					}
 					return err
 				})
 			})
@@ -280,6 +288,7 @@ asked (an auction, for --timeout) and the first to offer launches it.`,
 	fl.StringVar(&linkName, "link-name", defaultLinkName, "link `name` of this provider instance")
 	fl.StringVar(&configJSON, "config", "", "provider configuration, a `json` value passed on as it is")
 	fl.StringArrayVar(&constraints, "constraint", nil, "host label `key=value` the host must have (repeatable)")
+	fl.BoolVar(&compat, "compat-cluster-seed", false, "hand the provider the lattice's cluster seed, as wasmCloud does, instead of a delegated signing key; only for third-party providers that sign with the seed themselves (any holder of the seed can sign as anyone: see docs/security.md)")
 	return cmd
 }
 
@@ -288,6 +297,7 @@ type providerResult struct {
 	HostID      string `json:"host_id"`
 	ProviderRef string `json:"provider_ref"`
 	LinkName    string `json:"link_name"`
+	ProviderID  string `json:"provider_id,omitempty"`
 }
 
 // ---- stop, scale, revoke ----
@@ -462,7 +472,7 @@ answer a ping within --timeout; the provider must run on exactly one.`),
 				if err := do(ctx, host, req); err != nil {
 					return fmt.Errorf("host %s could not %s provider %s (link name %s): %w", host, verb, provider, linkName, err)
 				}
-				return printResult(cmd, providerResult{true, host, provider, linkName}, func(w io.Writer) error {
+				return printResult(cmd, providerResult{Accepted: true, HostID: host, ProviderRef: provider, LinkName: linkName}, func(w io.Writer) error {
 					_, err := fmt.Fprintf(w, "Provider %s (link name %s) %s on host %s\n", provider, linkName, done, host)
 					return err
 				})

@@ -19,13 +19,16 @@ import (
 
 	"github.com/latticed/latticed/agent"
 	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/ctlclient"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/manifest"
 	"github.com/latticed/latticed/metrics"
 	"github.com/latticed/latticed/supervisor"
 )
 
 func newUpCmd() *cobra.Command {
 	var actors []string
+	var apply string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run a lattice node: NATS when none is configured, the wasm host and providers as supervised processes, metrics",
@@ -47,10 +50,11 @@ WASMCLOUD_RPC_HOST/WASMCLOUD_CTL_HOST pointing at this node's NATS server.
 Environment:
 ` + config.EnvHelp(),
 		Args: exactArgs(),
-		RunE: func(cmd *cobra.Command, _ []string) error { return runUp(cmd, actors) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runUp(cmd, actors, apply) },
 	}
 	config.RegisterFlags(cmd.Flags())
 	cmd.Flags().StringArrayVar(&actors, "start-actor", nil, "start this actor (file:// reference; needs WASMCLOUD_ALLOW_FILE_LOAD) once the node is ready; repeatable")
+	cmd.Flags().StringVar(&apply, "apply", "", "apply this manifest (see latticed apply --help) once the node is ready")
 	return cmd
 }
 
@@ -75,7 +79,7 @@ Environment:
 
 // runUp runs the supervisor until the context ends or the host is stopped
 // by a control command.
-func runUp(cmd *cobra.Command, startActors []string) error {
+func runUp(cmd *cobra.Command, startActors []string, applyPath string) error {
 	cfg, warnings, err := config.Load(cmd.Flags(), os.LookupEnv)
 	if err != nil {
 		return usageError{err}
@@ -85,6 +89,12 @@ func runUp(cmd *cobra.Command, startActors []string) error {
 	log := newLogger(cfg, cmd.ErrOrStderr(), level)
 	for _, w := range warnings {
 		log.Warn(w)
+	}
+	var m *manifest.Manifest
+	if applyPath != "" {
+		if m, err = manifest.Load(applyPath); err != nil {
+			return usageError{err}
+		}
 	}
 	clusterKey, hostKey, err := nodeKeys(cfg, log)
 	if err != nil {
@@ -110,7 +120,48 @@ func runUp(cmd *cobra.Command, startActors []string) error {
 		log.Info("configuration reloaded")
 	})
 	defer stopReload()
-	return sup.Run(cmd.Context())
+	if m == nil {
+		return sup.Run(cmd.Context())
+	}
+	ctx, cancel := context.WithCancel(cmd.Context())
+	defer cancel()
+	applied := make(chan struct{})
+	go func() {
+		defer close(applied)
+		applyWhenReady(ctx, sup, cfg, m, log)
+	}()
+	err = sup.Run(ctx)
+	cancel()
+	<-applied
+	return err
+}
+
+// applyWhenReady applies the manifest once the supervisor's host is ready,
+// as the operator (admin credentials) of a lattice of one, else with the
+// control interface's credentials.
+func applyWhenReady(ctx context.Context, sup *supervisor.Supervisor, cfg *config.Config, m *manifest.Manifest, log *slog.Logger) {
+	select {
+	case <-sup.Ready():
+	case <-ctx.Done():
+		return
+	}
+	auth := cfg.CTL
+	if creds := supervisor.DataPath(cfg.DataDir, supervisor.AdminCredsFile); fileExists(creds) {
+		auth = config.NATSConn{CredsFile: creds}
+	}
+	nc, err := supervisor.Connect(sup.NATSURL(), auth, "latticed-apply", log)
+	if err != nil {
+		log.Error("manifest not applied", "err", err)
+		return
+	}
+	defer nc.Close()
+	steps, err := manifest.Apply(ctx, ctlclient.New(nc, cfg.CtlTopicPrefix, cfg.LatticePrefix), m, 2*time.Second)
+	for _, st := range steps {
+		log.Info("manifest applied", "kind", st.Kind, "ref", st.Ref, "key", st.Key, "action", st.Action)
+	}
+	if err != nil {
+		log.Error("manifest not fully applied", "err", err)
+	}
 }
 
 // childEnviron is the environment a host child starts from: ours, plus the
