@@ -6,7 +6,7 @@ GO          ?= go
 BIN         := $(CURDIR)/bin
 TOOLS       := $(CURDIR)/.tools/bin
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS     := -s -w -X github.com/latticed/latticed/agent.Version=$(VERSION)
+LDFLAGS     := -s -w# mk/deploy.mk adds the version and commit stamps (internal/buildinfo)
 
 # Pinned external tools (installed from the Go module proxy into .tools/bin).
 NATS_SERVER_VERSION := v2.15.2

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/latticed/latticed/internal/buildinfo"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -106,7 +107,7 @@ func (h *Host) HostInfo() lattice.HostInfo {
 	}
 	return lattice.HostInfo{
 		ID: h.id, Issuer: h.opts.ClusterKey.PublicKey(), Labels: h.labelsCopy(),
-		FriendlyName: h.opts.FriendlyName, UptimeSeconds: secs, UptimeHuman: human, Version: Version,
+		FriendlyName: h.opts.FriendlyName, UptimeSeconds: secs, UptimeHuman: human, Version: buildinfo.Version,
 		ClusterIssuers: strings.Join(h.opts.Issuers, ","), JSDomain: js,
 		CtlHost: h.opts.CtlHost, RPCHost: h.opts.RPCHost, ProvRPCHost: h.opts.ProvRPCHost,
 		LatticePrefix: h.opts.LatticePrefix,

@@ -16,12 +16,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/time/rate"
 
+	"github.com/latticed/latticed/internal/buildinfo"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/metrics"
 )
-
-// Version is reported in host info and heartbeats.
-var Version = "0.1.0"
 
 // ProviderLauncher starts and stops capability providers on behalf of the
 // control interface. The supervisor implements it; nil means this host cannot.
@@ -199,7 +197,7 @@ func (h *Host) Run(ctx context.Context) error {
 	}
 	h.events.publish(lattice.EventHostStarted, map[string]any{
 		"labels": h.labelsCopy(), "friendly_name": h.opts.FriendlyName,
-		"uptime_seconds": 0, "version": Version,
+		"uptime_seconds": 0, "version": buildinfo.Version,
 	})
 	close(h.ready)
 	h.log.Info("host ready", "lattice_prefix", h.opts.LatticePrefix, "issuers", strings.Join(h.opts.Issuers, ","))
@@ -283,7 +281,7 @@ func (h *Host) heartbeat() {
 	}
 	h.events.publish(lattice.EventHostHeartbeat, map[string]any{
 		"actors": actors, "providers": providers, "labels": h.labelsCopy(),
-		"friendly_name": h.opts.FriendlyName, "version": Version,
+		"friendly_name": h.opts.FriendlyName, "version": buildinfo.Version,
 		"uptime_seconds": secs, "uptime_human": human,
 	})
 }

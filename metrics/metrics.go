@@ -4,11 +4,13 @@ package metrics
 
 import (
 	"net/http"
-	"runtime/debug"
+	"runtime"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/latticed/latticed/internal/buildinfo"
 )
 
 // Namespace prefixes every metric name.
@@ -135,16 +137,9 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 func buildInfo() prometheus.Collector {
-	version, goVersion := "devel", ""
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		goVersion = bi.GoVersion
-		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			version = bi.Main.Version
-		}
-	}
 	g := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: Namespace, Name: "build_info", Help: "Build information; always 1.",
-		ConstLabels: prometheus.Labels{"version": version, "goversion": goVersion},
+		ConstLabels: prometheus.Labels{"version": buildinfo.Version, "commit": buildinfo.GetCommit(), "goversion": runtime.Version()},
 	})
 	g.Set(1)
 	return g

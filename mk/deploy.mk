@@ -10,7 +10,7 @@
 
 COMMIT    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 BUILDINFO := github.com/latticed/latticed/internal/buildinfo
-# `latticed version` reads these; agent.Version stays stamped by the Makefile.
+# `latticed version`, host info and latticed_build_info all read these.
 LDFLAGS   += -X $(BUILDINFO).Version=$(VERSION) -X $(BUILDINFO).Commit=$(COMMIT)
 
 # Pinned tools.
