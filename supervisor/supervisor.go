@@ -270,6 +270,7 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 // message; anything still running when grace is up is killed.
 func (s *Supervisor) stop(grace time.Duration, stopHost context.CancelFunc, hostDone <-chan error) {
 	s.stopping.Store(true)
+	s.notify(notifyStopping)
 	deadline := time.Now().Add(grace)
 	stopHost()
 	<-hostDone
@@ -389,6 +390,7 @@ func (s *Supervisor) onHostReady(first bool) {
 			s.log.Info("actor started", "ref", ref)
 		}
 		close(s.ready)
+		s.notify(notifyReady)
 		s.log.Info("node ready", "host_id", s.hostID, "cluster_issuer", s.opts.ClusterKey.PublicKey(), "lattice_prefix", s.prefix, "nats_url", s.natsURL,
 			"metrics", "http://"+s.health.Addr()+"/metrics", "admin_socket", s.adminPath)
 		return
@@ -466,6 +468,8 @@ func (s *Supervisor) revocationStatus() string {
 // Reload applies what can change live — log level and host labels — and
 // names every other changed setting, which needs a restart.
 func (s *Supervisor) Reload(next *config.Config) error {
+	s.notify(notifyReloading())
+	defer s.notify(notifyReady)
 	s.cfgMu.Lock()
 	prev := s.cfg
 	s.cfg = next
