@@ -142,6 +142,14 @@ func (h *Host) startVerified(ctx context.Context, ref string, module []byte, cla
 		_ = compiled.Close(ctx)
 		return fmt.Errorf("subscribe %s: %w", subject, err)
 	}
+	// Whoever is told the actor started may call it at once: the server
+	// must know the subscription before we say so.
+	if err := h.opts.RPC.FlushTimeout(5 * time.Second); err != nil {
+		_ = sub.Unsubscribe()
+		a.pool.close(ctx)
+		_ = compiled.Close(ctx)
+		return fmt.Errorf("subscribe %s: %w", subject, err)
+	}
 	a.sub = sub
 	h.actors[a.key] = a
 	h.state.putClaims(lattice.FlattenActor(claims))

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -42,9 +43,19 @@ func TestHostSurvivesExternalNATSRestart(t *testing.T) {
 		}
 		return err
 	})
-	var inv lattice.HostInventory
-	f.ctlRequest(t, f.ctl.GetInventory(f.h.ID()), nil, &inv)
-	if len(inv.Actors) != 1 || !strings.HasPrefix(inv.Actors[0].ID, "M") {
-		t.Fatalf("inventory after restart: %+v", inv)
-	}
+	// The control connection reconnects on its own schedule.
+	testenv.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
+		msg, err := f.nc.Request(f.ctl.GetInventory(f.h.ID()), nil, time.Second)
+		if err != nil {
+			return err
+		}
+		var inv lattice.HostInventory
+		if err := json.Unmarshal(msg.Data, &inv); err != nil {
+			return err
+		}
+		if len(inv.Actors) != 1 || !strings.HasPrefix(inv.Actors[0].ID, "M") {
+			t.Fatalf("inventory after restart: %+v", inv)
+		}
+		return nil
+	})
 }
