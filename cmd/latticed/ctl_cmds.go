@@ -435,7 +435,7 @@ func (s *ctlSession) auctionOne(ctx context.Context, ref string) ([]string, erro
 
 // newCtlProviderCmd is `stop provider` or `revoke provider`.
 func newCtlProviderCmd(verb, short, long string) *cobra.Command {
-	var hostID, linkName string
+	var hostID, linkName, adminSocket string
 	cmd := &cobra.Command{
 		Use:   "provider <provider-key>",
 		Short: short,
@@ -452,6 +452,10 @@ answer a ping within --timeout; the provider must run on exactly one.`),
 			if linkName == "" {
 				return usageErrorf("--link-name must not be empty")
 			}
+			req := lattice.StopProviderCommand{ProviderRef: provider, LinkName: linkName}
+			if adminSocket != "" {
+				return providerViaAdmin(cmd, adminSocket, verb, req)
+			}
 			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
 				host := hostID
 				if host == "" {
@@ -464,7 +468,6 @@ answer a ping within --timeout; the provider must run on exactly one.`),
 						return err
 					}
 				}
-				req := lattice.StopProviderCommand{ProviderRef: provider, LinkName: linkName}
 				do, done := s.client.StopProvider, "stopped"
 				if verb == "revoke" {
 					do, done = s.client.RevokeProvider, "revoked"
@@ -481,7 +484,33 @@ answer a ping within --timeout; the provider must run on exactly one.`),
 	}
 	cmd.Flags().StringVar(&hostID, "host-id", "", "`host` running the provider (default: found from inventories)")
 	cmd.Flags().StringVar(&linkName, "link-name", defaultLinkName, "link `name` of the provider instance")
+	cmd.Flags().StringVar(&adminSocket, "admin-socket", "", "talk to the local supervisor through its admin socket (`path`, e.g. {data dir}/run/admin.sock) instead of NATS; a revocation then reports when the provider's connection was seen closed")
 	return cmd
+}
+
+// providerViaAdmin stops or revokes a provider through the local supervisor's
+// admin socket, which needs no NATS credentials (only access to the socket).
+func providerViaAdmin(cmd *cobra.Command, path, verb string, req lattice.StopProviderCommand) error {
+	admin := supervisor.NewAdminClient(path, nil)
+	ctx := cmd.Context()
+	if verb != "revoke" {
+		if err := admin.StopProvider(ctx, req); err != nil {
+			return fmt.Errorf("stop provider %s (link name %s) via %s: %w", req.ProviderRef, req.LinkName, path, err)
+		}
+		return printResult(cmd, providerResult{Accepted: true, ProviderRef: req.ProviderRef, LinkName: req.LinkName}, func(w io.Writer) error {
+			_, err := fmt.Fprintf(w, "Provider %s (link name %s) stopped\n", req.ProviderRef, req.LinkName)
+			return err
+		})
+	}
+	rep, err := admin.Revoke(ctx, req)
+	if err != nil {
+		return fmt.Errorf("revoke provider %s (link name %s) via %s: %w", req.ProviderRef, req.LinkName, path, err)
+	}
+	return printResult(cmd, rep, func(w io.Writer) error {
+		_, err := fmt.Fprintf(w, "Provider %s (link name %s) revoked: its connection was closed %s after the request\n",
+			rep.ProviderID, rep.LinkName, time.Duration(rep.Seconds*float64(time.Second)).Round(10*time.Microsecond))
+		return err
+	})
 }
 
 func newCtlStopHostCmd() *cobra.Command {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -59,9 +60,26 @@ func writeInventory(w io.Writer, inv *lattice.HostInventory) error {
 	if len(inv.Providers) == 0 {
 		fmt.Fprintln(t, "No providers.")
 	} else {
-		fmt.Fprintln(t, "PROVIDER ID\tNAME\tLINK NAME\tCONTRACT ID\tIMAGE REF")
+		fmt.Fprintln(t, "PROVIDER ID\tNAME\tLINK NAME\tCONTRACT ID\tSTATE\tSIGNING\tIMAGE REF")
+		var notes []string
 		for _, p := range inv.Providers {
-			fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\n", p.ID, orDash(p.Name), p.LinkName, orDash(p.ContractID), orDash(p.ImageRef))
+			signing := p.Signing
+			if signing == lattice.SigningClusterSeed {
+				signing = "cluster-seed"
+			}
+			fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.ID, orDash(p.Name), p.LinkName, orDash(p.ContractID), orDash(p.State), orDash(signing), orDash(p.ImageRef))
+			if p.ExitReason != "" {
+				notes = append(notes, fmt.Sprintf("%s/%s: last ended %s (restarts: %d)", p.ID, p.LinkName, p.ExitReason, p.Restarts))
+			}
+			if p.Revocation != "" {
+				notes = append(notes, fmt.Sprintf("%s/%s: revocation %s", p.ID, p.LinkName, p.Revocation))
+			}
+			if p.Signing == lattice.SigningClusterSeed {
+				notes = append(notes, fmt.Sprintf("%s/%s: holds the lattice's cluster seed (compatibility mode)", p.ID, p.LinkName))
+			}
+		}
+		if len(notes) > 0 {
+			fmt.Fprintf(t, "\n%s\n", strings.Join(notes, "\n"))
 		}
 	}
 	return t.Flush()
