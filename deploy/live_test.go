@@ -1,16 +1,15 @@
 package deploy
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"github.com/latticed/latticed/internal/testenv"
 	"io"
 	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,29 +22,11 @@ import (
 // systemd unit's TimeoutStopSec must not be shorter.
 const liveStopBound = 20 * time.Second
 
-// syncBuffer collects a child's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // liveNode is a `latticed up` lattice of one on free loopback ports.
 type liveNode struct {
 	cmd     *exec.Cmd
 	metrics string // http://host:port
-	output  *syncBuffer
+	output  *testenv.SyncBuffer
 	exited  chan struct{}
 	waitErr error
 	notify  *net.UnixConn // the NOTIFY_SOCKET given to the node
@@ -61,7 +42,7 @@ func startNode(t *testing.T) *liveNode {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { notify.Close() })
-	n := &liveNode{metrics: "http://" + metricsAddr, output: &syncBuffer{}, exited: make(chan struct{}), notify: notify}
+	n := &liveNode{metrics: "http://" + metricsAddr, output: &testenv.SyncBuffer{}, exited: make(chan struct{}), notify: notify}
 	n.cmd = exec.Command(binPath, "up")
 	n.cmd.Dir = dir
 	n.cmd.Env = cleanEnv(

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"github.com/latticed/latticed/internal/testenv"
 
 	"encoding/json"
 	"encoding/pem"
@@ -276,13 +277,13 @@ func TestNATSConfigs(t *testing.T) {
 // natsProc is a running nats-server.
 type natsProc struct {
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *testenv.SyncBuffer
 	exited chan struct{}
 }
 
 func startNATS(t *testing.T, bin, conf string) *natsProc {
 	t.Helper()
-	p := &natsProc{cmd: exec.Command(bin, "-c", conf), out: &syncBuffer{}, exited: make(chan struct{})}
+	p := &natsProc{cmd: exec.Command(bin, "-c", conf), out: &testenv.SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -542,7 +543,7 @@ func startLatticed(t *testing.T, env ...string) *natsProc {
 	t.Helper()
 	dir := t.TempDir()
 	metrics := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	p := &natsProc{cmd: exec.Command(binPath, "up"), out: &syncBuffer{}, exited: make(chan struct{})}
+	p := &natsProc{cmd: exec.Command(binPath, "up"), out: &testenv.SyncBuffer{}, exited: make(chan struct{})}
 	p.cmd.Dir = dir
 	p.cmd.Env = cleanEnv(append([]string{"HOME=" + dir, "LATTICED_DATA_DIR=" + filepath.Join(dir, "data"), "LATTICED_METRICS_ADDR=" + metrics}, env...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out

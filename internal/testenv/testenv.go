@@ -4,6 +4,7 @@
 package testenv
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -152,4 +153,25 @@ func SignActorWith(t testing.TB, dir, pkg string, opts lattice.SignActorOptions,
 		t.Fatal(err)
 	}
 	return SignedActor{Path: path, Key: mod.PublicKey(), Module: signed, Claims: claims}
+}
+
+// SyncBuffer collects output written from several goroutines (a child
+// process's stdout and stderr, a logger) for assertions.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String is everything written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

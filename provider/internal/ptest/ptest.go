@@ -73,7 +73,7 @@ func HostData(natsURL, prefix, hostID string, cluster *lattice.KeyPair, b lattic
 type Process struct {
 	t      testing.TB
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testenv.SyncBuffer
 	done   chan struct{}
 	err    error
 }
@@ -86,7 +86,7 @@ func Start(t testing.TB, name string, hd lattice.HostData) *Process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Process{t: t, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &Process{t: t, stderr: &testenv.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(Binary(t), "provider", name)
 	p.cmd.Stdin = bytes.NewReader(line)
 	p.cmd.Stdout = p.stderr
@@ -154,20 +154,3 @@ func (p *Process) Stop() {
 
 // Output is what the process wrote so far (stdout and stderr).
 func (p *Process) Output() string { return p.stderr.String() }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
