@@ -19,24 +19,30 @@ import (
 	"github.com/latticed/latticed/supervisor"
 )
 
-// benchColdStart times `latticed up --start-actor echo` from process start to
-// the first successful echo reply, first with an empty data dir (no compiled
-// code), then again with the data dir the first run left (warm cache).
-func benchColdStart(tmp, echoPath string, rep *Report) error {
+// buildLatticed builds bin/latticed into tmp: the binary the cold-start rows
+// run and the node's supervisor spawns as host and providers.
+func buildLatticed(tmp string) (string, error) {
 	root, err := wasmbuild.ModuleRoot()
 	if err != nil {
-		return err
+		return "", err
 	}
 	bin := filepath.Join(tmp, "latticed")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/latticed")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build latticed: %v\n%s", err, out)
+		return "", fmt.Errorf("build latticed: %v\n%s", err, out)
 	}
+	return bin, nil
+}
+
+// benchColdStart times `latticed up --start-actor echo` from process start to
+// the first successful echo reply, first with an empty data dir (no compiled
+// code), then again with the data dir the first run left (warm cache).
+func benchColdStart(bin, tmp, echoPath string, rep *Report) error {
 	dataDir := filepath.Join(tmp, "coldstart-data")
 	var first time.Duration
 	for i, name := range []string{"empty compilation cache", "warm compilation cache"} {
-		d, err := timeToFirstReply(bin, dataDir, echoPath)
+		d, rss, err := timeToFirstReply(bin, dataDir, echoPath)
 		if err != nil {
 			return fmt.Errorf("cold start (%s): %w", name, err)
 		}
@@ -47,11 +53,17 @@ func benchColdStart(tmp, echoPath string, rep *Report) error {
 			row.Ratio, row.RatioTo = float64(first)/float64(d), "empty cache (speed-up)"
 		}
 		rep.Rows = append(rep.Rows, row)
+		if i == 1 {
+			rep.Rows = append(rep.Rows, Row{Name: "memory: supervisor process RSS (latticed up, embedded NATS, 1s after first reply)", Value: float64(rss) / 1024, Unit: "MiB"})
+		}
 	}
 	return nil
 }
 
-func timeToFirstReply(bin, dataDir, echoPath string) (time.Duration, error) {
+// timeToFirstReply also returns the supervisor process's VmRSS (KiB) one
+// second after the first reply: the `latticed up` process itself (embedded
+// NATS, admin socket, metrics), its host child excluded.
+func timeToFirstReply(bin, dataDir, echoPath string) (time.Duration, int64, error) {
 	natsPort, metricsPort := freePort(), freePort()
 	cmd := exec.Command(bin, "up", "--start-actor", "file://"+echoPath)
 	cmd.Env = append(os.Environ(),
@@ -61,7 +73,7 @@ func timeToFirstReply(bin, dataDir, echoPath string) (time.Duration, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
@@ -76,7 +88,7 @@ func timeToFirstReply(bin, dataDir, echoPath string) (time.Duration, error) {
 	}()
 	actorKey, err := actorKeyOf(echoPath)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	deadline := start.Add(60 * time.Second)
 	var nc *nats.Conn
@@ -95,7 +107,9 @@ func timeToFirstReply(bin, dataDir, echoPath string) (time.Duration, error) {
 				if err == nil {
 					d := time.Since(start)
 					nc.Close()
-					return d, nil
+					time.Sleep(time.Second)
+					rss, err := rssKiB(cmd.Process.Pid)
+					return d, rss, err
 				}
 			}
 		}
@@ -104,7 +118,7 @@ func timeToFirstReply(bin, dataDir, echoPath string) (time.Duration, error) {
 	if nc != nil {
 		nc.Close()
 	}
-	return 0, fmt.Errorf("no echo reply within 60s (last error: %v)", err)
+	return 0, 0, fmt.Errorf("no echo reply within 60s (last error: %v)", err)
 }
 
 // adminCreds authenticates as the operator of the lattice of one when the

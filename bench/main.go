@@ -52,25 +52,71 @@ type Report struct {
 
 const payloadSize = 256
 
+// options are the command line's knobs.
+type options struct {
+	dur         time.Duration
+	conc        []int
+	httpConc    []int
+	scale       []int
+	revocations int
+	out         string
+}
+
 func main() {
 	dur := flag.Duration("duration", 2*time.Second, "how long each throughput cell runs")
-	conc := flag.String("concurrency", "1,16,64", "client concurrency levels")
+	conc := flag.String("concurrency", "1,16,64", "client concurrency levels (NATS paths)")
+	httpConc := flag.String("http-concurrency", "16", "HTTP load generator clients (keep-alive)")
+	scale := flag.String("scale", "1,10,100", "distinct actors for the scaling rows")
+	revocations := flag.Int("revocations", 100, "revocations measured (at least 100 for a p99)")
+	quick := flag.Bool("quick", false, "short cells, fewer actors and revocations: a smoke run, not figures")
 	out := flag.String("out", "bench/results/latest.json", "where to write the JSON report")
 	flag.Parse()
-	if err := run(*dur, *conc, *out); err != nil {
+	o := options{dur: *dur, revocations: *revocations, out: *out}
+	if *quick {
+		o.dur, *conc, *scale, o.revocations = 500*time.Millisecond, "1,16", "1,10", 20
+	}
+	var err error
+	for _, l := range []struct {
+		s   string
+		dst *[]int
+	}{{*conc, &o.conc}, {*httpConc, &o.httpConc}, {*scale, &o.scale}} {
+		if *l.dst, err = ints(l.s); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(2)
+		}
+	}
+	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dur time.Duration, concList, out string) error {
+func ints(list string) ([]int, error) {
+	var out []int
+	for _, c := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bad count %q in %q", c, list)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// progress tells the terminal which section runs (the table comes at the end).
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
+
+func run(o options) error {
 	ctx := context.Background()
-	tmp, err := os.MkdirTemp("", "latticed-bench-")
+	tmp, err := os.MkdirTemp("", "lbench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
 
+	progress("building the echo actor")
 	echoPath := filepath.Join(tmp, "echo.wasm")
 	if err := wasmbuild.Build("./actor/examples/echo", echoPath); err != nil {
 		return err
@@ -78,22 +124,90 @@ func run(dur time.Duration, concList, out string) error {
 	unsigned, _ := os.ReadFile(echoPath)
 	acct, _ := lattice.CreateKeyPair(lattice.KindAccount)
 	mod, _ := lattice.CreateKeyPair(lattice.KindModule)
-	signed, _, err := lattice.SignActor(unsigned, lattice.SignActorOptions{Name: "echo"}, acct, mod)
+	// The HTTP capability lets the httpserver provider (and the provider-origin
+	// rows) reach it.
+	echoOpts := lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}}
+	signed, _, err := lattice.SignActor(unsigned, echoOpts, acct, mod)
 	if err != nil {
 		return err
 	}
 	if err := os.WriteFile(echoPath, signed, 0o644); err != nil {
 		return err
 	}
+	tinyPath := filepath.Join(tmp, "tiny.wasm")
+	tinyKey, _ := lattice.CreateKeyPair(lattice.KindModule)
+	tiny, _, err := lattice.SignActor(tinyEcho(), lattice.SignActorOptions{Name: "tiny"}, acct, tinyKey)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(tinyPath, tiny, 0o644); err != nil {
+		return err
+	}
 
 	rep := &Report{Time: time.Now().UTC(), Machine: machine()}
+	progress("actor start (compile cold vs cached)")
 	if err := benchActorStart(ctx, tmp, signed, rep); err != nil {
 		return err
 	}
-	if err := benchColdStart(tmp, echoPath, rep); err != nil {
+	bin, err := buildLatticed(tmp)
+	if err != nil {
+		return err
+	}
+	progress("cold start of latticed up")
+	if err := benchColdStart(bin, tmp, echoPath, rep); err != nil {
+		return err
+	}
+	if err := benchInProcess(ctx, o, tmp, signed, unsigned, acct, mod, rep); err != nil {
+		return err
+	}
+	if err := benchNode(ctx, o, bin, tmp, echoPath, tinyPath, mod.PublicKey(), rep); err != nil {
 		return err
 	}
 
+	print(rep)
+	if o.out != "" {
+		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+			return err
+		}
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(o.out, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+		return writeChart(rep, filepath.Join(filepath.Dir(o.out), "throughput.svg"))
+	}
+	return nil
+}
+
+// benchNode runs the rows that need a real node: memory of the host child,
+// the HTTP path through `latticed provider httpserver`, and revocations.
+func benchNode(ctx context.Context, o options, bin, tmp, echoPath, tinyPath, echoKey string, rep *Report) error {
+	progress("starting a node (supervisor + host child)")
+	n, err := startNode(bin, filepath.Join(tmp, "node"))
+	if err != nil {
+		return err
+	}
+	defer n.stop()
+	progress("memory of the host child")
+	if err := benchMemory(ctx, n, []struct{ name, path string }{{"tiny wat echo", tinyPath}, {"Go echo", echoPath}}, rep); err != nil {
+		return fmt.Errorf("memory: %w", err)
+	}
+	progress("HTTP path")
+	url, err := applyHTTPEcho(ctx, n, echoPath, runtime.NumCPU()*2)
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	if err := benchHTTP(url, o.httpConc, o.dur, rep); err != nil {
+		return err
+	}
+	progress("%d revocations", o.revocations)
+	return benchRevocation(n, echoKey, o.revocations, rep)
+}
+
+// benchInProcess runs the NATS-path rows against an agent.Host in this
+// process: throughput and latency of the floors and the latticed path,
+// delegated signing vs the cluster seed, and scaling over distinct actors.
+func benchInProcess(ctx context.Context, o options, tmp string, signed, unsigned []byte, acct, mod *lattice.KeyPair, rep *Report) error {
+	echoPath := filepath.Join(tmp, "echo.wasm")
 	ns, err := supervisor.StartNATS(supervisor.EmbeddedNATS{Listen: "127.0.0.1:0", StoreDir: filepath.Join(tmp, "js"), MaxPayload: 1 << 20})
 	if err != nil {
 		return err
@@ -138,18 +252,15 @@ func run(dur time.Duration, concList, out string) error {
 		}},
 	}
 	payload := make([]byte, payloadSize)
-	for _, c := range strings.Split(concList, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(c))
-		if err != nil || n < 1 {
-			return fmt.Errorf("bad concurrency %q", c)
-		}
+	for _, n := range o.conc {
+		progress("NATS paths at concurrency %d", n)
 		var floors [2]float64
 		for i, p := range paths {
 			call, stop, err := p.setup()
 			if err != nil {
 				return err
 			}
-			rps, lat, errs := load(call, payload, n, dur)
+			rps, lat, errs := load(call, payload, n, o.dur)
 			stop()
 			if errs > 0 {
 				return fmt.Errorf("%s at concurrency %d: %d errors", p.name, n, errs)
@@ -172,18 +283,12 @@ func run(dur time.Duration, concList, out string) error {
 			}
 		}
 	}
-	print(rep)
-	if out != "" {
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-			return err
-		}
-		b, _ := json.MarshalIndent(rep, "", "  ")
-		if err := os.WriteFile(out, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
-		return writeChart(rep, filepath.Join(filepath.Dir(out), "throughput.svg"))
+	progress("provider -> actor: delegated signing vs cluster seed")
+	if err := benchDelegation(client, cluster, hostKey.PublicKey(), mod.PublicKey(), o.dur, rep); err != nil {
+		return err
 	}
-	return nil
+	progress("scaling over %v distinct actors", o.scale)
+	return benchScaling(ctx, h, client, cluster, tmp, unsigned, acct, o, rep)
 }
 
 // benchActorStart times compiling the actor with an empty compilation cache

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/manifest"
+)
+
+// httpLoad is the HTTP load generator: n concurrent keep-alive clients
+// issuing GET url back to back for d. It returns requests/s, the latencies of
+// every request and the error count (a non-200 answer or a body without the
+// echoed path counts as an error).
+func httpLoad(url string, n int, d time.Duration) (float64, []time.Duration, int64) {
+	tr := &http.Transport{MaxIdleConns: n * 2, MaxIdleConnsPerHost: n * 2, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	get := func() error {
+		resp, err := c.Get(url)
+		if err != nil {
+			return err
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil && (resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"path":"/bench"`)) {
+			err = errors.New(resp.Status + " " + string(body))
+		}
+		return err
+	}
+	return load(func([]byte) error { return get() }, nil, n, d)
+}
+
+// bareHTTP serves what the echo actor answers (method, path, query, body as
+// JSON) from a plain net/http handler: the floor for the HTTP path.
+func bareHTTP() (url string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		out, _ := json.Marshal(map[string]string{"method": r.Method, "path": r.URL.Path, "query_string": r.URL.RawQuery, "body": string(body)})
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(out)
+	})}
+	served := make(chan struct{})
+	go func() { defer close(served); _ = hs.Serve(ln) }()
+	return "http://" + ln.Addr().String() + "/bench?x=1", func() { _ = hs.Close(); <-served }, nil
+}
+
+// applyHTTPEcho applies, as `latticed apply` would, the echo actor (count
+// instances) behind builtin:httpserver on a free port, and waits until the
+// port answers through the actor.
+func applyHTTPEcho(ctx context.Context, n *node, echoPath string, count int) (string, error) {
+	port := freePort()
+	m := &manifest.Manifest{
+		Actors:    []manifest.Actor{{Ref: "file://" + echoPath, Count: count}},
+		Providers: []manifest.Provider{{Ref: "builtin:httpserver", LinkName: "default"}},
+		Links: []manifest.Link{{Actor: "file://" + echoPath, Provider: "builtin:httpserver", Contract: lattice.ContractHTTPServer,
+			LinkName: "default", Values: map[string]string{"port": strconv.Itoa(port)}}},
+	}
+	if _, err := manifest.Apply(ctx, n.ctl, m, 2*time.Second); err != nil {
+		return "", err
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/bench?x=1", port)
+	deadline := time.Now().Add(60 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && strings.Contains(string(body), `"path":"/bench"`) {
+				return url, nil
+			}
+			err = errors.New(resp.Status + " " + string(body))
+		}
+		last = err
+		time.Sleep(20 * time.Millisecond) // polling a starting provider
+	}
+	return "", fmt.Errorf("httpserver on port %d never answered through echo: %v", port, last)
+}
+
+// benchHTTP compares the HTTP path through the lattice with a bare handler,
+// with the same generator, at each concurrency.
+func benchHTTP(url string, concs []int, d time.Duration, rep *Report) error {
+	bare, stop, err := bareHTTP()
+	if err != nil {
+		return err
+	}
+	defer stop()
+	for _, c := range concs {
+		floor, _, ferrs := httpLoad(bare, c, d)
+		rps, lat, errs := httpLoad(url, c, d)
+		if ferrs > 0 || errs > 0 {
+			return fmt.Errorf("http c=%d: %d errors (bare: %d)", c, errs, ferrs)
+		}
+		rep.Rows = append(rep.Rows,
+			Row{Name: fmt.Sprintf("http c=%d: bare net/http handler", c), Value: floor, Unit: "req/s"},
+			Row{Name: fmt.Sprintf("http c=%d: provider httpserver -> echo actor", c), Value: rps, Unit: "req/s", Ratio: rps / floor, RatioTo: "bare net/http handler"},
+			Row{Name: fmt.Sprintf("http c=%d p99: provider httpserver -> echo actor", c), Value: float64(quantile(lat, 0.99).Microseconds()), Unit: "µs"})
+	}
+	return nil
+}

@@ -1,0 +1,119 @@
+package lattice
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// Micro-benchmarks of the per-invocation codec and of claims verification.
+//
+//	go test ./lattice -run '^$' -bench 'Invocation|Verify|ParseJWT' -benchmem
+
+func benchInvocation(b *testing.B) (*Invocation, []byte) {
+	b.Helper()
+	cluster := mustKey(b, KindCluster)
+	host := mustKey(b, KindServer)
+	caller, actor := mustKey(b, KindModule), mustKey(b, KindModule)
+	inv, err := NewInvocation(cluster, host.PublicKey(), ActorEntity(caller.PublicKey()), ActorEntity(actor.PublicKey()), "Echo.Echo", make([]byte, 256))
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, err := inv.Encode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return inv, data
+}
+
+// BenchmarkNewInvocation is what a caller pays per call: hash, sign the
+// invocation claims (Ed25519), build the invocation.
+func BenchmarkNewInvocation(b *testing.B) {
+	cluster := mustKey(b, KindCluster)
+	host := mustKey(b, KindServer)
+	origin, target := ActorEntity(mustKey(b, KindModule).PublicKey()), ActorEntity(mustKey(b, KindModule).PublicKey())
+	msg := make([]byte, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := NewInvocation(cluster, host.PublicKey(), origin, target, "Echo.Echo", msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEncodeInvocation is msgpack encoding of a signed invocation with
+// a 256-byte payload.
+func BenchmarkEncodeInvocation(b *testing.B) {
+	inv, data := benchInvocation(b)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := inv.Encode(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeInvocation is the receiving side's msgpack decode.
+func BenchmarkDecodeInvocation(b *testing.B) {
+	_, data := benchInvocation(b)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeInvocation(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEncodeDecodeResponse is the reply's round trip.
+func BenchmarkEncodeDecodeResponse(b *testing.B) {
+	r := &InvocationResponse{Msg: make([]byte, 256), InvocationID: "id", ContentLength: 256}
+	b.ReportAllocs()
+	for b.Loop() {
+		data, err := r.Encode()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := DecodeInvocationResponse(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseJWT verifies the signature of an invocation's claims token
+// (decode + Ed25519 verify), the per-invocation cost of the issuer policy.
+func BenchmarkParseJWT(b *testing.B) {
+	inv, _ := benchInvocation(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseJWT[InvocationClaims](inv.EncodedClaims); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerifyActor is claims verification at actor start: strip the
+// claims sections, hash the module, verify the token, check its times; for
+// a tiny module and for one about the size of the Go echo actor.
+func BenchmarkVerifyActor(b *testing.B) {
+	for _, size := range []int{1 << 10, 2 << 20} {
+		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
+			module := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
+			pad := append([]byte{3, 'p', 'a', 'd'}, make([]byte, size)...)
+			module = appendSection(module, 0, pad)
+			signed, _, err := SignActor(module, SignActorOptions{Name: "bench"}, mustKey(b, KindAccount), mustKey(b, KindModule))
+			if err != nil {
+				b.Fatal(err)
+			}
+			now := time.Now()
+			b.SetBytes(int64(len(signed)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := VerifyActor(signed, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
