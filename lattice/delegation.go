@@ -71,9 +71,9 @@ func (p *IssuerPolicy) checkDelegation(token, signer string, origin Entity, now 
 	if token == "" {
 		return Reject(ReasonUnknownIssuer, "issuer %s is not a trusted cluster issuer", signer)
 	}
-	p.mu.Lock()
+	p.mu.RLock()
 	e, ok := p.delegations[token]
-	p.mu.Unlock()
+	p.mu.RUnlock()
 	if !ok {
 		c, err := ParseJWT[Delegation](token)
 		if err != nil {
@@ -125,8 +125,8 @@ func (p *IssuerPolicy) Revoke(signingKey string, until time.Time) {
 func (p *IssuerPolicy) Revoked(signingKey string) bool { return p.revoked(signingKey, p.now()) }
 
 func (p *IssuerPolicy) revoked(signingKey string, now time.Time) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.mu.RLock()
+	defer p.mu.RUnlock()
 	until, ok := p.revocations[signingKey]
 	return ok && !now.After(until)
 }

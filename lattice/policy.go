@@ -76,7 +76,7 @@ type IssuerPolicy struct {
 	replay  *ReplayGuard
 	now     func() time.Time
 
-	mu          sync.Mutex
+	mu          sync.RWMutex // read-mostly: every delegated invocation reads, revocations write
 	delegations map[string]delegationEntry // verified delegation tokens
 	revocations map[string]time.Time       // revoked signing key -> until
 }
