@@ -15,6 +15,7 @@ import (
 	"github.com/tetratelabs/wazero"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/policy"
 )
 
 // MaxModuleBytes bounds an actor module read from a reference.
@@ -106,6 +107,13 @@ func (h *Host) StartActor(ctx context.Context, ref string, count int, annotation
 	claims, err := h.verifyModule(module)
 	if err != nil {
 		return nil, err
+	}
+	if h.policySvc != nil {
+		exp := time.Now().Add(time.Minute).Unix() // wasmCloud's placeholder source
+		src := policy.Source{Capabilities: []string{}, ExpiresAt: &exp}
+		if _, err := h.policySvc.Decide(ctx, policy.ActionStartActor, src, policy.Target{PublicKey: claims.Subject, Issuer: claims.Issuer}); err != nil {
+			return claims, err
+		}
 	}
 	return claims, h.startVerified(ctx, ref, module, claims, count, annotations)
 }

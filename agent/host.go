@@ -19,6 +19,7 @@ import (
 	"github.com/latticed/latticed/internal/buildinfo"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/metrics"
+	"github.com/latticed/latticed/policy"
 )
 
 // ProviderLauncher starts and stops capability providers on behalf of the
@@ -59,6 +60,11 @@ type Options struct {
 
 	CacheMemoryStorage bool // LATTICECACHE stream in memory (as wasmCloud) instead of file
 	CacheReplicas      int
+
+	// PolicyTopic enables the external policy service (WASMCLOUD_POLICY_TOPIC);
+	// PolicyChangesTopic carries its changed decisions.
+	PolicyTopic, PolicyChangesTopic string
+	PolicyTimeout                   time.Duration
 
 	Providers ProviderLauncher
 	Metrics   *metrics.Metrics
@@ -111,18 +117,19 @@ func (o *Options) setDefaults() error {
 
 // Host is a lattice node's wasm host.
 type Host struct {
-	opts    Options
-	id      string
-	ctl     lattice.Ctl
-	runtime *Runtime
-	policy  *lattice.IssuerPolicy
-	state   *latticeState
-	cache   *latticeCache // nil when the NATS server has no JetStream
-	events  *eventPublisher
-	m       *metrics.Metrics
-	log     *slog.Logger
-	started time.Time
-	ready   chan struct{}
+	opts      Options
+	id        string
+	ctl       lattice.Ctl
+	runtime   *Runtime
+	policy    *lattice.IssuerPolicy
+	state     *latticeState
+	cache     *latticeCache   // nil when the NATS server has no JetStream
+	policySvc *policy.Service // nil when no policy service is configured
+	events    *eventPublisher
+	m         *metrics.Metrics
+	log       *slog.Logger
+	started   time.Time
+	ready     chan struct{}
 
 	rejectEvents *rate.Limiter
 
@@ -160,6 +167,9 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 	h.policy = lattice.NewIssuerPolicy(opts.Issuers,
 		lattice.WithReplayGuard(lattice.NewReplayGuard(opts.ReplayWindow, 1<<20)),
 		lattice.WithClockSkew(opts.ClockSkew))
+	if opts.PolicyTopic != "" {
+		h.policySvc = policy.New(opts.Ctl, opts.PolicyTopic, opts.PolicyTimeout, h.policyHost)
+	}
 	h.events = &eventPublisher{nc: opts.Ctl, subject: lattice.Events(opts.LatticePrefix), source: h.id, log: h.log}
 	reasons := make([]string, len(lattice.RejectReasons))
 	for i, r := range lattice.RejectReasons {
@@ -183,6 +193,12 @@ func (h *Host) Stopped() <-chan struct{} { return h.stop }
 func (h *Host) Run(ctx context.Context) error {
 	h.startCache(ctx)
 	subs, err := h.subscribeCtl()
+	if err == nil && h.policySvc != nil && h.opts.PolicyChangesTopic != "" {
+		var s *nats.Subscription
+		if s, err = h.policySvc.SubscribeChanges(h.opts.PolicyChangesTopic, h.log.Warn); err == nil {
+			subs = append(subs, s)
+		}
+	}
 	defer func() {
 		for _, s := range subs {
 			_ = s.Unsubscribe()

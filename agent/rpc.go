@@ -10,6 +10,7 @@ import (
 
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/metrics"
+	"github.com/latticed/latticed/policy"
 	"github.com/latticed/latticed/rpc"
 )
 
@@ -44,6 +45,16 @@ func (h *Host) serve(a *actor, m *nats.Msg) {
 	if c := inv.Origin.ContractID; c != "" && !a.claims.Wascap.HasCapability(c) {
 		h.reject(m, a, inv, lattice.Reject(lattice.ReasonCapabilityNotClaimed, "%s", c))
 		return
+	}
+	if h.policySvc != nil {
+		tgt := policy.Target{PublicKey: a.key, Issuer: a.claims.Issuer, ContractID: inv.Target.ContractID, LinkName: inv.Target.LinkName}
+		ctx, cancel := context.WithTimeout(context.Background(), h.opts.RPCTimeout)
+		_, err := h.policySvc.Decide(ctx, policy.ActionPerformInvocation, h.policySourceOf(inv.Origin), tgt)
+		cancel()
+		if err != nil {
+			h.reject(m, a, inv, lattice.Reject(lattice.ReasonPolicyDenied, "%v", err))
+			return
+		}
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), h.opts.RPCTimeout)

@@ -88,3 +88,10 @@ func (s *latticeState) putRefMap(rm RefMap) {
 	defer s.mu.Unlock()
 	s.refmaps[rm.OCIURL] = rm.PublicKey
 }
+
+func (s *latticeState) claimsOf(key string) (lattice.CachedClaims, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c, ok := s.claims[key]
+	return c, ok
+}

@@ -26,13 +26,14 @@ const (
 	ReasonChunked              RejectReason = "chunked_unsupported"
 	ReasonBadDelegation        RejectReason = "bad_delegation" // latticed extension
 	ReasonRevoked              RejectReason = "revoked"        // latticed extension
+	ReasonPolicyDenied         RejectReason = "policy_denied"
 )
 
 // RejectReasons lists every reason (metrics pre-create their label values from it).
 var RejectReasons = []RejectReason{
 	ReasonMalformed, ReasonTooLarge, ReasonBadSignature, ReasonExpired, ReasonHashMismatch,
 	ReasonBadHostID, ReasonUnknownIssuer, ReasonWrongTarget, ReasonReplayed,
-	ReasonCapabilityNotClaimed, ReasonChunked, ReasonBadDelegation, ReasonRevoked,
+	ReasonCapabilityNotClaimed, ReasonChunked, ReasonBadDelegation, ReasonRevoked, ReasonPolicyDenied,
 }
 
 // RejectError is a policy refusal. Its message is what the caller sees in the
@@ -47,6 +48,8 @@ func (e *RejectError) Error() string {
 	switch e.Reason {
 	case ReasonCapabilityNotClaimed:
 		return "Invocation source does not have the required capability claim " + e.Detail
+	case ReasonPolicyDenied:
+		return "Policy evaluation rejected invocation attempt: " + e.Detail
 	case ReasonMalformed, ReasonTooLarge, ReasonChunked:
 		return fmt.Sprintf("invocation rejected (%s): %s", e.Reason, e.Detail)
 	}
@@ -76,7 +79,7 @@ type IssuerPolicy struct {
 	replay  *ReplayGuard
 	now     func() time.Time
 
-	mu          sync.RWMutex // read-mostly: every delegated invocation reads, revocations write
+	mu          sync.RWMutex               // read-mostly: every delegated invocation reads, revocations write
 	delegations map[string]delegationEntry // verified delegation tokens
 	revocations map[string]time.Time       // revoked signing key -> until
 }

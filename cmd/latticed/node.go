@@ -289,6 +289,8 @@ func runHost(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	m := metrics.New()
+	m.NATS.Track("rpc", rpc)
+	m.NATS.Track("ctl", ctl)
 	h, err := agent.New(ctx, agent.Options{
 		HostKey: hostKey, ClusterKey: clusterKey, Issuers: cfg.ClusterIssuers,
 		LatticePrefix: cfg.LatticePrefix, CtlTopicPrefix: cfg.CtlTopicPrefix, RPC: rpc, Ctl: ctl,
@@ -297,6 +299,7 @@ func runHost(cmd *cobra.Command, _ []string) error {
 		MemoryLimitPages: cfg.ActorMemoryLimitPages, CompileCacheDir: supervisor.DataPath(cfg.DataDir, supervisor.CompileCacheDir),
 		ReplayWindow: cfg.ReplayWindow, ClockSkew: cfg.ClockSkew, Labels: cfg.Labels, JSDomain: cfg.JSDomain,
 		CacheMemoryStorage: cfg.CacheStorage == "memory", CacheReplicas: cfg.CacheReplicas,
+		PolicyTopic: cfg.PolicyTopic, PolicyChangesTopic: cfg.PolicyChangesTopic, PolicyTimeout: cfg.PolicyTimeout,
 		CtlHost: ctlURL, RPCHost: rpcURL, ProvRPCHost: rpcURL, Providers: launcher, Metrics: m, Logger: log,
 	})
 	if err != nil {
