@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/metrics"
 )
 
 // replayTimeout bounds how long a starting host waits to replay the cache.
@@ -35,6 +36,7 @@ type latticeCache struct {
 	policy *lattice.IssuerPolicy
 	log    *slog.Logger
 	cc     jetstream.ConsumeContext
+	m      *metrics.Metrics
 
 	replayOnce sync.Once
 	replayed   chan struct{}
@@ -53,7 +55,7 @@ func (h *Host) openCache(ctx context.Context) (*latticeCache, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &latticeCache{js: js, prefix: h.opts.LatticePrefix, state: h.state, policy: h.policy, log: h.log, replayed: make(chan struct{})}
+	c := &latticeCache{js: js, prefix: h.opts.LatticePrefix, state: h.state, policy: h.policy, log: h.log, m: h.m, replayed: make(chan struct{})}
 	name := lattice.CacheStream(c.prefix)
 	s, err := js.Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -82,6 +84,7 @@ func (h *Host) openCache(ctx context.Context) (*latticeCache, error) {
 	if info.State.Msgs == 0 {
 		c.replayDone()
 	}
+	c.countEntries()
 	cons, err := js.OrderedConsumer(ctx, name, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{lattice.CacheSubjects(c.prefix)},
 		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
@@ -146,6 +149,20 @@ func (c *latticeCache) apply(m jetstream.Msg) {
 	if err != nil {
 		c.log.Warn("skipping bad lattice cache entry", "subject", m.Subject(), "err", err)
 	}
+	c.countEntries()
+}
+
+// countEntries sets latticed_lattice_cache_entries from what the host knows.
+func (c *latticeCache) countEntries() {
+	if c.m == nil {
+		return
+	}
+	c.state.mu.RLock()
+	claims, links, refmaps := len(c.state.claims), len(c.state.links), len(c.state.refmaps)
+	c.state.mu.RUnlock()
+	c.m.LatticeCacheEntries.WithLabelValues("claims").Set(float64(claims))
+	c.m.LatticeCacheEntries.WithLabelValues("links").Set(float64(links))
+	c.m.LatticeCacheEntries.WithLabelValues("refmaps").Set(float64(refmaps))
 }
 
 func (c *latticeCache) put(ctx context.Context, subject string, v any) error {

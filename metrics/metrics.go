@@ -44,11 +44,54 @@ type Metrics struct {
 	ChildRestarts      *prometheus.CounterVec // role, reason
 	Revocations        *prometheus.CounterVec // result
 	RevocationDuration prometheus.Histogram
+	// ComponentUp is set by the supervisor when it merges its children's
+	// metrics: 1 when a child runs and its metrics were scraped, else 0.
+	ComponentUp *prometheus.GaugeVec // component: supervisor|host|provider:<key>/<link>
+
+	// NATS connections (every process) and the lattice cache (host).
+	NATS                *NATSConns           // conn: rpc|ctl|supervisor|provider
+	LatticeCacheEntries *prometheus.GaugeVec // kind: claims|links|refmaps
+
+	// Providers (latticed provider …; see NewProvider).
+	ProviderInvocations *prometheus.CounterVec // operation, result
+	HTTPRequests        *prometheus.CounterVec // status_class: 2xx|3xx|4xx|5xx|other
+	HTTPRequestDuration prometheus.Histogram
+	KVOperations        *prometheus.CounterVec // operation, result
 }
 
 // New creates and registers every metric on a fresh registry, with Go runtime,
 // process and build-info collectors.
 func New() *Metrics {
+	m := define()
+	m.Registry.MustRegister(m.InvocationsTotal, m.InvocationDuration, m.InvocationsRejected, m.HostCallsTotal,
+		m.ActorsRunning, m.ActorInstances, m.ActorQueueDepth, m.ActorQueueWait, m.ActorStartDuration,
+		m.ActorInstanceFailures,
+		m.Providers, m.ChildExits, m.ChildRestarts, m.Revocations, m.RevocationDuration, m.ComponentUp,
+		m.NATS, m.LatticeCacheEntries,
+		// Provider families are registered here too (they stay empty in the
+		// host and supervisor), so that New() describes everything a node
+		// exposes once its children's metrics are merged in.
+		m.ProviderInvocations, m.HTTPRequests, m.HTTPRequestDuration, m.KVOperations,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo())
+	return m
+}
+
+// NewProvider creates the registry of a provider process: its invocations,
+// rejections, the HTTP server and key-value families, its NATS connection,
+// Go runtime, process and build info.
+func NewProvider() *Metrics {
+	m := define()
+	m.Registry.MustRegister(m.InvocationsRejected, m.ProviderInvocations, m.HTTPRequests, m.HTTPRequestDuration,
+		m.KVOperations, m.NATS,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo())
+	return m
+}
+
+// define creates every collector (the one place each metric is defined) on
+// a fresh registry, without registering any.
+func define() *Metrics {
 	r := prometheus.NewRegistry()
 	m := &Metrics{
 		Registry: r,
@@ -113,14 +156,66 @@ func New() *Metrics {
 			Help:    "Time from a revocation request to the server having closed the provider's connection.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}),
+		ComponentUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "component_up",
+			Help: "Whether a component of the node (supervisor, host, provider:<key>/<link>) runs and its metrics were scraped (1) or not (0).",
+		}, []string{ComponentLabel}),
+		NATS: newNATSConns(),
+		LatticeCacheEntries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "lattice_cache_entries",
+			Help: "Entries the host knows from the lattice cache stream, by kind (claims, links, refmaps).",
+		}, []string{"kind"}),
+		ProviderInvocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "provider_invocations_total",
+			Help: "Invocations a provider handled for linked actors (after the issuer policy), by operation and result (ok, error).",
+		}, []string{"operation", "result"}),
+		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "http_requests_total",
+			Help: "Requests served by the HTTP server provider, by status class (2xx, 3xx, 4xx, 5xx).",
+		}, []string{"status_class"}),
+		HTTPRequestDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "http_request_duration_seconds",
+			Help:    "Time the HTTP server provider took to answer a request, actor invocation included.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
+		KVOperations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "kv_operations_total",
+			Help: "Key-value provider operations, by operation and result (ok, error).",
+		}, []string{"operation", "result"}),
 	}
-	r.MustRegister(m.InvocationsTotal, m.InvocationDuration, m.InvocationsRejected, m.HostCallsTotal,
-		m.ActorsRunning, m.ActorInstances, m.ActorQueueDepth, m.ActorQueueWait, m.ActorStartDuration,
-		m.ActorInstanceFailures,
-		m.Providers, m.ChildExits, m.ChildRestarts, m.Revocations, m.RevocationDuration,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		buildInfo())
 	return m
+}
+
+// ComponentLabel is the label the supervisor adds to every merged series.
+const ComponentLabel = "component"
+
+// AnnounceKey is the field of the JSON line in which a child process (a
+// provider) announces the loopback address of its private metrics endpoint
+// to its supervisor, e.g.
+// {"level":"INFO","msg":"provider metrics listening","latticed_metrics_addr":"127.0.0.1:40123"}.
+const AnnounceKey = "latticed_metrics_addr"
+
+// StatusClass is the status_class label value of an HTTP status code.
+func StatusClass(code int) string {
+	switch {
+	case code >= 200 && code < 300:
+		return "2xx"
+	case code >= 300 && code < 400:
+		return "3xx"
+	case code >= 400 && code < 500:
+		return "4xx"
+	case code >= 500 && code < 600:
+		return "5xx"
+	}
+	return "other"
+}
+
+// Result is the result label value of an error: ResultOK or ResultError.
+func Result(err error) string {
+	if err != nil {
+		return ResultError
+	}
+	return ResultOK
 }
 
 // InitRejectReasons pre-creates a zero series per reason so alerts and rate()
@@ -143,4 +238,20 @@ func buildInfo() prometheus.Collector {
 	})
 	g.Set(1)
 	return g
+}
+
+// newNATSConns defines the NATS connection families (see NATSConns).
+func newNATSConns() *NATSConns {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "nats", name), help, []string{"conn"}, nil)
+	}
+	return &NATSConns{
+		connected:  d("connected", "Whether the NATS connection is connected (1) or not (0), by connection role."),
+		reconnects: d("reconnects_total", "Times the NATS connection reconnected, by connection role."),
+		inBytes:    d("in_bytes_total", "Bytes received on the NATS connection, by connection role."),
+		outBytes:   d("out_bytes_total", "Bytes sent on the NATS connection, by connection role."),
+		inMsgs:     d("in_msgs_total", "Messages received on the NATS connection, by connection role."),
+		outMsgs:    d("out_msgs_total", "Messages sent on the NATS connection, by connection role."),
+		conns:      map[string]natsConn{},
+	}
 }

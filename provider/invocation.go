@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/metrics"
 	"github.com/latticed/latticed/rpc"
 )
 
@@ -53,6 +54,7 @@ func (p *Provider) serveInvocation(m *nats.Msg) {
 	defer cancel()
 	resp := &lattice.InvocationResponse{InvocationID: inv.ID}
 	out, err := p.c.Handle(ctx, Call{Operation: inv.Operation, Payload: inv.Msg, Actor: inv.Origin.PublicKey, Link: ld, InvocationID: inv.ID})
+	p.m.ProviderInvocations.WithLabelValues(inv.Operation, metrics.Result(err)).Inc()
 	if err != nil {
 		resp.Error = err.Error()
 		p.log.Debug("invocation failed", "actor", inv.Origin.PublicKey, "operation", inv.Operation, "err", err)
@@ -65,7 +67,12 @@ func (p *Provider) serveInvocation(m *nats.Msg) {
 // reject answers a refused invocation with its reason.
 func (p *Provider) reject(m *nats.Msg, inv *lattice.Invocation, err error) {
 	resp := &lattice.InvocationResponse{Error: err.Error()}
-	attrs := []any{"reason", lattice.ReasonOf(err), "err", err}
+	reason := string(lattice.ReasonOf(err))
+	if reason == "" {
+		reason = ReasonNotLinked // the one refusal that is not a policy rejection
+	}
+	p.m.InvocationsRejected.WithLabelValues(reason).Inc()
+	attrs := []any{"reason", reason, "err", err}
 	if inv != nil {
 		resp.InvocationID = inv.ID
 		attrs = append(attrs, "origin", inv.Origin.PublicKey, "operation", inv.Operation)

@@ -39,6 +39,7 @@ import (
 
 	"github.com/latticed/latticed/config"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/metrics"
 	"github.com/latticed/latticed/rpc"
 )
 
@@ -119,7 +120,24 @@ type Config struct {
 	ClockSkew    time.Duration
 	// NATSOptions are appended to the connection options (tests, TLS material).
 	NATSOptions []nats.Option
+	// Metrics is the provider's registry; nil means metrics.NewProvider().
+	Metrics *metrics.Metrics
+	// MetricsAddr, when set, is a loopback address (e.g. 127.0.0.1:0) where
+	// Run serves the registry on /metrics for the supervisor, announcing the
+	// bound address in one JSON line on MetricsAnnounce (see
+	// metrics.AnnounceKey), whatever the log level. Run from stdin (a provider process) defaults it
+	// to 127.0.0.1:0; "off" disables it.
+	MetricsAddr string
+	// MetricsAnnounce receives the announcement; nil means LogOutput, else
+	// stderr.
+	MetricsAnnounce io.Writer
 }
+
+// WithMetrics sets Config.Metrics.
+func WithMetrics(m *metrics.Metrics) Option { return func(c *Config) { c.Metrics = m } }
+
+// WithMetricsAddr sets Config.MetricsAddr.
+func WithMetricsAddr(addr string) Option { return func(c *Config) { c.MetricsAddr = addr } }
 
 // Option changes a Config; see Run.
 type Option func(*Config)
@@ -153,7 +171,7 @@ func Run(ctx context.Context, stdin io.Reader, c Capability, opts ...Option) err
 	if err != nil {
 		return err
 	}
-	cfg := Config{HostData: *hd}
+	cfg := Config{HostData: *hd, MetricsAddr: "127.0.0.1:0"}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -188,6 +206,7 @@ type Provider struct {
 	sem      chan struct{}
 	inflight sync.WaitGroup
 	running  atomic.Bool
+	m        *metrics.Metrics
 
 	rejectLogs *rate.Limiter // refusals are logged, but not at an attacker's pace
 
@@ -229,6 +248,9 @@ func New(cfg Config, c Capability) (*Provider, error) {
 	if cfg.MaxConcurrent <= 0 {
 		cfg.MaxConcurrent = 256
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.NewProvider()
+	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 10 * time.Second
 	}
@@ -252,8 +274,13 @@ func New(cfg Config, c Capability) (*Provider, error) {
 	}
 	// Identity only: never the seed or the JWT.
 	log = log.With("provider", hd.ProviderKey, "contract", c.Contract(), "link_name", hd.LinkName)
+	reasons := make([]string, len(lattice.RejectReasons))
+	for i, r := range lattice.RejectReasons {
+		reasons[i] = string(r)
+	}
+	cfg.Metrics.InitRejectReasons(append(reasons, ReasonNotLinked))
 	p := &Provider{
-		cfg: cfg, hd: hd, c: c, log: log, timeout: timeout,
+		cfg: cfg, hd: hd, c: c, log: log, timeout: timeout, m: cfg.Metrics,
 		// A delegated key signs with the token that vouches for it; a cluster
 		// seed (wasmCloud's way, and compatibility mode) needs none.
 		signer: lattice.Signer{Key: signer, Delegation: hd.InvocationDelegation},
@@ -292,6 +319,10 @@ func NewLogger(w io.Writer, structured bool, level string) *slog.Logger {
 
 // Ready is closed once the provider serves invocations.
 func (p *Provider) Ready() <-chan struct{} { return p.ready }
+
+// Metrics is the provider's registry: capabilities count their own
+// families on it (HTTP requests, key-value operations).
+func (p *Provider) Metrics() *metrics.Metrics { return p.m }
 
 // Logger is the provider's logger, tagged with its identity.
 func (p *Provider) Logger() *slog.Logger { return p.log }
@@ -376,12 +407,18 @@ func (p *Provider) Run(ctx context.Context) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return errors.New("provider: Run called twice")
 	}
+	if stop, err := p.serveMetrics(); err != nil {
+		return err
+	} else if stop != nil {
+		defer stop()
+	}
 	nc, err := p.connect(ctx)
 	if err != nil || nc == nil {
 		return err // nil when ctx ended first
 	}
 	defer nc.Close()
 	p.nc.Store(nc)
+	p.m.NATS.Track("provider", nc)
 
 	if err := p.c.Start(ctx, p); err != nil {
 		return fmt.Errorf("start %s provider: %w", p.c.Contract(), err)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"os"
 	"os/exec"
 	"regexp"
@@ -17,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/latticed/latticed/metrics"
 )
 
 // ExitReason says why a child process ended. The same value is the reason
@@ -63,6 +66,10 @@ type childSpec struct {
 	Args  []string // without argv[0]
 	Env   []string // the complete environment: nothing is inherited implicitly
 	Stdin []byte   // written to stdin at start; the pipe then stays open until exit
+	// OnMetricsAddr, if set, receives the loopback address a child announces
+	// for its private metrics endpoint (a JSON output line with the field
+	// metrics.AnnounceKey).
+	OnMetricsAddr func(addr string)
 }
 
 // process is a started child, in its own process group.
@@ -102,8 +109,8 @@ func startProcess(spec childSpec, log *slog.Logger) (*process, error) {
 	cmd := exec.Command(spec.Path, spec.Args...)
 	cmd.Env = spec.Env
 	cmd.SysProcAttr = childProcAttr()
-	out := &lineLogger{log: log, child: spec.Name, stream: "stdout"}
-	errw := &lineLogger{log: log, child: spec.Name, stream: "stderr"}
+	out := &lineLogger{log: log, child: spec.Name, stream: "stdout", onAddr: spec.OnMetricsAddr}
+	errw := &lineLogger{log: log, child: spec.Name, stream: "stderr", onAddr: spec.OnMetricsAddr}
 	cmd.Stdout, cmd.Stderr = out, errw
 	// Wait returns at most this long after the process ended even if a
 	// grandchild still holds its output pipes.
@@ -213,6 +220,7 @@ type lineLogger struct {
 	log    *slog.Logger
 	child  string
 	stream string
+	onAddr func(string)
 	mu     sync.Mutex
 	buf    []byte
 }
@@ -268,6 +276,9 @@ func (w *lineLogger) emit(line []byte) {
 }
 
 func (w *lineLogger) emitJSON(rec map[string]any) {
+	if a, ok := rec[metrics.AnnounceKey].(string); ok && w.onAddr != nil && isLoopbackAddr(a) {
+		w.onAddr(a)
+	}
 	level := slog.LevelInfo
 	if s, ok := rec["level"].(string); ok {
 		var l slog.Level
@@ -295,4 +306,11 @@ func (w *lineLogger) emitJSON(rec map[string]any) {
 		attrs = append(attrs, k, rec[k])
 	}
 	w.log.Log(context.Background(), level, msg, attrs...)
+}
+
+// isLoopbackAddr reports whether addr is ip:port on a loopback IP: the only
+// addresses the supervisor scrapes on a child's word.
+func isLoopbackAddr(addr string) bool {
+	ap, err := netip.ParseAddrPort(addr)
+	return err == nil && ap.Addr().IsLoopback() && ap.Port() != 0
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/latticed/latticed/metrics"
 )
 
 func TestChildOutputIsReemittedWithItsIdentityAndWithoutSeeds(t *testing.T) {
@@ -29,5 +31,18 @@ func TestChildOutputIsReemittedWithItsIdentityAndWithoutSeeds(t *testing.T) {
 	}
 	if !strings.Contains(lines[2], `"msg":"partial line"`) {
 		t.Errorf("a line split across writes: %s", lines[2])
+	}
+}
+
+// A child's metrics announcement is taken only for a loopback address.
+func TestChildMetricsAnnouncementOnlyOnLoopback(t *testing.T) {
+	var buf syncBuffer
+	var got []string
+	w := &lineLogger{log: slogJSON(&buf), child: "provider Vx/default", stream: "stderr", onAddr: func(a string) { got = append(got, a) }}
+	for _, addr := range []string{"127.0.0.1:4123", "[::1]:4124", "10.0.0.1:80", "example.com:80", "127.0.0.1:0", "127.0.0.1"} {
+		_, _ = w.Write([]byte(`{"level":"INFO","msg":"provider metrics listening","` + metrics.AnnounceKey + `":"` + addr + `"}` + "\n"))
+	}
+	if strings.Join(got, ",") != "127.0.0.1:4123,[::1]:4124" {
+		t.Errorf("addresses taken: %v", got)
 	}
 }

@@ -38,15 +38,16 @@ type providerInstance struct {
 	done                chan struct{} // closed when the supervision loop returned
 	everStarted, listed bool
 
-	mu         sync.Mutex
-	state      string
-	instanceID string
-	creds      Credentials
-	signing    signing // how the running instance signs invocations
-	proc       *process
-	restarts   int
-	lastExit   Exit
-	stopReason ExitReason // what the supervisor asked for, "" when nothing
+	mu          sync.Mutex
+	state       string
+	instanceID  string
+	creds       Credentials
+	signing     signing // how the running instance signs invocations
+	proc        *process
+	restarts    int
+	lastExit    Exit
+	stopReason  ExitReason // what the supervisor asked for, "" when nothing
+	metricsAddr string     // the running process's private metrics endpoint, "" when none announced
 }
 
 // providerProgram is a resolved provider reference: what to run, as whom.
@@ -301,7 +302,18 @@ func (p *providerInstance) start() (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	proc, err := startProcess(childSpec{Name: p.label(), Path: p.path, Args: p.args, Env: providerEnv(s.opts.Environ), Stdin: line}, s.log)
+	// The announcement may come before startProcess returns.
+	p.mu.Lock()
+	p.instanceID, p.metricsAddr = instanceID, ""
+	p.mu.Unlock()
+	onAddr := func(addr string) {
+		p.mu.Lock()
+		if p.instanceID == instanceID && p.metricsAddr == "" { // the first announcement of this run only
+			p.metricsAddr = addr
+		}
+		p.mu.Unlock()
+	}
+	proc, err := startProcess(childSpec{Name: p.label(), Path: p.path, Args: p.args, Env: providerEnv(s.opts.Environ), Stdin: line, OnMetricsAddr: onAddr}, s.log)
 	if err != nil {
 		return nil, err
 	}
@@ -485,6 +497,7 @@ func (p *providerInstance) finish(exit Exit) {
 	creds := p.creds
 	p.creds = Credentials{}
 	p.proc = nil
+	p.metricsAddr = ""
 	p.mu.Unlock()
 	s.m.ChildExits.WithLabelValues(roleProvider, string(exit.Reason)).Inc()
 	if exit.Reason == ExitCleanStop {

@@ -205,6 +205,10 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 	if err := s.startNATS(cfg); err != nil {
 		return err
 	}
+	s.m.NATS.Track("supervisor", s.nc)
+	if s.sys != nil {
+		s.m.NATS.Track("system", s.sys)
+	}
 	defer func() {
 		if s.nc != nil {
 			s.nc.Close()

@@ -32,6 +32,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/metrics"
 	"github.com/latticed/latticed/provider"
 	"github.com/latticed/latticed/rpc"
 )
@@ -58,6 +59,7 @@ type Invoker interface {
 type Server struct {
 	inv Invoker
 	log *slog.Logger
+	m   *metrics.Metrics // nil: not counted (tests, benchmarks)
 
 	mu        sync.Mutex
 	listeners map[string]*listener // by actor key
@@ -73,6 +75,9 @@ func (s *Server) Contract() string { return lattice.ContractHTTPServer }
 // Start keeps the provider for outbound invocations.
 func (s *Server) Start(_ context.Context, p *provider.Provider) error {
 	s.UseInvoker(p, p.Logger())
+	s.mu.Lock()
+	s.m = p.Metrics()
+	s.mu.Unlock()
 	return nil
 }
 
@@ -174,6 +179,7 @@ type listener struct {
 	maxBody int64
 	inv     Invoker
 	log     *slog.Logger
+	m       *metrics.Metrics
 }
 
 func (s *Server) listen(actor string, st Settings) (*listener, error) {
@@ -186,7 +192,7 @@ func (s *Server) listen(actor string, st Settings) (*listener, error) {
 		timeout = s.inv.RPCTimeout()
 	}
 	l := &listener{actor: actor, addr: ln.Addr(), served: make(chan struct{}), timeout: timeout,
-		maxBody: st.MaxContentLen, inv: s.inv, log: s.log.With("actor", actor)}
+		maxBody: st.MaxContentLen, inv: s.inv, m: s.m, log: s.log.With("actor", actor)}
 	l.srv = &http.Server{
 		Handler:           l,
 		ReadHeaderTimeout: ReadHeaderTimeout,
@@ -216,8 +222,48 @@ func (l *listener) close(ctx context.Context) error {
 	return err
 }
 
-// ServeHTTP turns one request into an HttpServer.HandleRequest invocation.
+// ServeHTTP serves one request and counts it by status class.
 func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if l.m == nil {
+		l.serve(w, r)
+		return
+	}
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	l.serve(sw, r)
+	code := sw.code
+	if code == 0 {
+		code = http.StatusOK // nothing written: net/http answers 200
+	}
+	l.m.HTTPRequests.WithLabelValues(metrics.StatusClass(code)).Inc()
+	l.m.HTTPRequestDuration.Observe(time.Since(start).Seconds())
+}
+
+// statusWriter records the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// serve turns one request into an HttpServer.HandleRequest invocation.
+func (l *listener) serve(w http.ResponseWriter, r *http.Request) {
 	if r.ContentLength > l.maxBody {
 		l.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds the %d byte limit", l.maxBody), nil)
 		return

@@ -46,6 +46,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/metrics"
 	"github.com/latticed/latticed/provider"
 )
 
@@ -61,6 +62,7 @@ type Store struct {
 	prefix string
 	link   string
 	log    *slog.Logger
+	m      *metrics.Metrics // nil: not counted (tests)
 
 	mu      sync.RWMutex
 	buckets map[string]*bucket // by actor key
@@ -91,7 +93,7 @@ func (s *Store) Start(_ context.Context, p *provider.Provider) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	s.prefix, s.link, s.log = p.LatticePrefix(), p.LinkName(), p.Logger()
+	s.prefix, s.link, s.log, s.m = p.LatticePrefix(), p.LinkName(), p.Logger(), p.Metrics()
 	return nil
 }
 
@@ -200,10 +202,13 @@ func (s *Store) Close(context.Context) error {
 }
 
 // Handle runs one KeyValue operation for a linked actor.
-func (s *Store) Handle(ctx context.Context, call provider.Call) ([]byte, error) {
+func (s *Store) Handle(ctx context.Context, call provider.Call) (out []byte, err error) {
 	shape, ok := opShapes[call.Operation]
 	if !ok {
 		return nil, provider.UnknownOperation(lattice.ContractKeyValue, call.Operation)
+	}
+	if s.m != nil { // known operations only: a bounded label
+		defer func() { s.m.KVOperations.WithLabelValues(call.Operation, metrics.Result(err)).Inc() }()
 	}
 	a, err := decodeArgs(shape, call.Payload)
 	if err != nil {
