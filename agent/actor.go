@@ -40,6 +40,8 @@ type actor struct {
 
 	mu          sync.Mutex
 	annotations map[string]map[string]string // instance id -> annotations
+
+	inflight sync.WaitGroup // invocations dispatched to this actor
 }
 
 func (a *actor) name() string {
@@ -161,10 +163,10 @@ func (h *Host) startVerified(ctx context.Context, ref string, module []byte, cla
 	a.sub = sub
 	h.actors[a.key] = a
 	h.state.putClaims(lattice.FlattenActor(claims))
-	if err := h.cache.putClaims(ctx, lattice.FlattenActor(claims)); err != nil {
+	if err := h.cache.Load().putClaims(ctx, lattice.FlattenActor(claims)); err != nil {
 		h.log.Warn("actor claims not written to the lattice cache", "actor", a.key, "err", err)
 	}
-	if err := h.cache.putRefMap(ctx, RefMap{OCIURL: ref, PublicKey: a.key}); err != nil {
+	if err := h.cache.Load().putRefMap(ctx, RefMap{OCIURL: ref, PublicKey: a.key}); err != nil {
 		h.log.Warn("reference map not written to the lattice cache", "ref", ref, "err", err)
 	}
 	h.events.publish(lattice.EventRefmapSet, RefMap{OCIURL: ref, PublicKey: a.key})
@@ -217,7 +219,10 @@ func (h *Host) StopActor(ctx context.Context, key string, count int) error {
 }
 
 func (h *Host) removeLocked(ctx context.Context, a *actor) {
-	_ = a.sub.Unsubscribe()
+	// Invocations the server already delivered to this host are served, not
+	// dropped: drain the subscription, then let them finish, then close.
+	drainSubscription(a.sub, drainTimeout)
+	waitTimeout(&a.inflight, h.opts.RPCTimeout+time.Second)
 	ids := a.pool.ids()
 	a.pool.close(ctx)
 	delete(h.actors, a.key)
@@ -262,4 +267,31 @@ func nonNil(m map[string]string) map[string]string {
 		return map[string]string{}
 	}
 	return m
+}
+
+// drainTimeout bounds how long stopping an actor waits for the invocations
+// already on their way to it.
+const drainTimeout = 5 * time.Second
+
+// drainSubscription stops new deliveries and waits until those already
+// buffered have been handed to the callback (or d passes; a connection that
+// is closed cannot drain, and then nothing is buffered either).
+func drainSubscription(sub *nats.Subscription, d time.Duration) {
+	if err := sub.Drain(); err != nil {
+		_ = sub.Unsubscribe()
+		return
+	}
+	for deadline := time.Now().Add(d); sub.IsValid() && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond) // nats.go signals drain completion only by invalidating the subscription
+	}
+}
+
+// waitTimeout waits for wg, at most d.
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
 }

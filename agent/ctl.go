@@ -181,7 +181,11 @@ func (h *Host) ctlLinkPut(ctx context.Context, m *nats.Msg) any {
 // PutLink records a link definition in the lattice cache, tells the provider
 // and emits linkdef_set.
 func (h *Host) PutLink(ctx context.Context, ld lattice.LinkDefinition) error {
-	if err := h.cache.putLink(ctx, ld); err != nil {
+	c := h.cache.Load()
+	if c == nil {
+		return errNoCache
+	}
+	if err := c.putLink(ctx, ld); err != nil {
 		return err
 	}
 	h.state.putLink(ld)
@@ -207,7 +211,12 @@ func (h *Host) ctlLinkDel(ctx context.Context, m *nats.Msg) any {
 	if !ok {
 		return ack(fmt.Errorf("no link definition for actor %s, contract %s, link name %s", req.ActorID, req.ContractID, req.LinkName))
 	}
-	if err := h.cache.deleteLink(ctx, ld); err != nil {
+	c := h.cache.Load()
+	if c == nil {
+		h.state.putLink(ld)
+		return ack(errNoCache)
+	}
+	if err := c.deleteLink(ctx, ld); err != nil {
 		h.state.putLink(ld)
 		return ack(err)
 	}
@@ -353,6 +362,9 @@ func (h *Host) resolveRunning(refOrKey string) string {
 	}
 	return refOrKey
 }
+
+// errNoCache refuses a link change that would reach no other host.
+var errNoCache = errors.New("the lattice cache (JetStream stream LATTICECACHE_{prefix}) is not available on this host yet, so a link change would reach no other host; retry shortly, and check that the NATS server has JetStream enabled")
 
 var errNoProviders = errors.New("this host cannot manage providers (it runs without a supervisor)")
 

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -123,8 +124,8 @@ type Host struct {
 	runtime   *Runtime
 	policy    *lattice.IssuerPolicy
 	state     *latticeState
-	cache     *latticeCache   // nil when the NATS server has no JetStream
-	policySvc *policy.Service // nil when no policy service is configured
+	cache     atomic.Pointer[latticeCache] // nil until the cache stream opens (retried in the background)
+	policySvc *policy.Service              // nil when no policy service is configured
 	events    *eventPublisher
 	m         *metrics.Metrics
 	log       *slog.Logger
@@ -191,7 +192,15 @@ func (h *Host) Stopped() <-chan struct{} { return h.stop }
 // Run serves the control interface and heartbeats until ctx ends (or a stop
 // command arrives), then stops every actor and releases the runtime.
 func (h *Host) Run(ctx context.Context) error {
-	h.startCache(ctx)
+	stopRetry := func() {}
+	if err := h.startCache(ctx); err != nil {
+		h.log.Warn("lattice cache unavailable; retrying in the background, and refusing link changes until it opens", "err", err)
+		retryCtx, cancel := context.WithCancel(ctx)
+		retried := make(chan struct{})
+		go func() { defer close(retried); h.retryCache(retryCtx) }()
+		stopRetry = func() { cancel(); <-retried }
+	}
+	defer stopRetry() // on early returns; shutdown stops it first otherwise
 	subs, err := h.subscribeCtl()
 	if err == nil && h.policySvc != nil && h.opts.PolicyChangesTopic != "" {
 		var s *nats.Subscription
@@ -230,6 +239,7 @@ func (h *Host) Run(ctx context.Context) error {
 			h.heartbeat()
 		}
 	}
+	stopRetry() // a cache opened after shutdown closed it would leak its consumer
 	return h.shutdown(context.WithoutCancel(ctx))
 }
 
@@ -240,7 +250,7 @@ func (h *Host) shutdown(ctx context.Context) error {
 	}
 	h.actorsMu.Unlock()
 	h.inflight.Wait()
-	h.cache.close()
+	h.cache.Load().close()
 	h.events.publish(lattice.EventHostStopped, map[string]any{"labels": h.labelsCopy()})
 	_ = h.opts.Ctl.Flush()
 	h.log.Info("host stopped")
@@ -249,19 +259,41 @@ func (h *Host) shutdown(ctx context.Context) error {
 
 // startCache opens the lattice cache and replays it before the host answers
 // anything, so its first get.links already knows the lattice's links.
-func (h *Host) startCache(ctx context.Context) {
+func (h *Host) startCache(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, replayTimeout)
 	defer cancel()
 	c, err := h.openCache(cctx)
 	if err != nil {
-		h.log.Warn("lattice cache unavailable; this host knows only the claims and links it sees itself", "err", err)
-		return
+		return err
 	}
-	h.cache = c
+	h.cache.Store(c)
 	select {
 	case <-c.replayed:
 	case <-cctx.Done():
 		h.log.Warn("lattice cache replay did not finish in time; continuing with what arrived", "timeout", replayTimeout)
+	}
+	return nil
+}
+
+// cacheRetry is how often a host without its lattice cache tries again.
+const cacheRetry = 5 * time.Second
+
+// retryCache opens the lattice cache once JetStream can serve it (a cluster
+// electing a stream leader, a server restarting) and returns when it has, or
+// when ctx ends. Until then the host refuses link changes.
+func (h *Host) retryCache(ctx context.Context) {
+	t := time.NewTicker(cacheRetry)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := h.startCache(ctx); err == nil {
+				h.log.Info("lattice cache opened")
+				return
+			}
+		}
 	}
 }
 

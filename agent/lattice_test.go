@@ -2,9 +2,11 @@ package agent
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/internal/testenv"
@@ -106,5 +108,32 @@ func TestTwoHostsShareAnActorsLoad(t *testing.T) {
 	}
 	if len(served) != 2 {
 		t.Fatalf("200 calls were all served by one instance: %v", served)
+	}
+}
+
+// Without its lattice cache a host refuses link changes, which would
+// otherwise be acknowledged yet reach no other host.
+func TestLinkChangesAreRefusedWithoutTheLatticeCache(t *testing.T) {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true}) // no JetStream
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	f := newFixtureAt(t, s.ClientURL())
+	actor, _ := lattice.CreateKeyPair(lattice.KindModule)
+	provider, _ := lattice.CreateKeyPair(lattice.KindService)
+	var ack lattice.Ack
+	f.ctlRequest(t, f.ctl.LinkdefsPut(), lattice.LinkDefinition{ActorID: actor.PublicKey(), ProviderID: provider.PublicKey(), ContractID: lattice.ContractKeyValue}, &ack)
+	if ack.Accepted || !strings.Contains(ack.Error, "lattice cache") || !strings.Contains(ack.Error, "JetStream") {
+		t.Fatalf("link put without a cache: %+v", ack)
+	}
+	var links lattice.LinksList
+	f.ctlRequest(t, f.ctl.GetLinks(), nil, &links)
+	if len(links.Links) != 0 {
+		t.Fatalf("refused link is listed: %+v", links)
 	}
 }

@@ -19,8 +19,10 @@ import (
 // pool's bounded queue limits how many wait.
 func (h *Host) dispatch(a *actor, m *nats.Msg) {
 	h.inflight.Add(1)
+	a.inflight.Add(1)
 	go func() {
 		defer h.inflight.Done()
+		defer a.inflight.Done()
 		h.serve(a, m)
 	}()
 }
