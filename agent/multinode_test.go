@@ -121,9 +121,17 @@ func pingHosts(t *testing.T, nc *nats.Conn, prefix string, want ...string) map[s
 		t.Fatal(err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.PublishRequest(lattice.NewCtl("", prefix).PingHosts(), inbox, nil); err != nil {
+	// The server must know the inbox before hosts on other servers of a
+	// cluster answer to it.
+	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	ping := func() {
+		if err := nc.PublishRequest(lattice.NewCtl("", prefix).PingHosts(), inbox, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ping()
 	got := map[string]lattice.HostInfo{}
 	missing := func() bool {
 		for _, id := range want {
@@ -133,11 +141,13 @@ func pingHosts(t *testing.T, nc *nats.Conn, prefix string, want ...string) map[s
 		}
 		return false
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for missing() && time.Now().Before(deadline) {
-		m, err := sub.NextMsg(time.Until(deadline))
+		m, err := sub.NextMsg(time.Second)
 		if err != nil {
-			break
+			// Interest may still be crossing cluster routes: ask again.
+			ping()
+			continue
 		}
 		var hi lattice.HostInfo
 		if json.Unmarshal(m.Data, &hi) == nil {
