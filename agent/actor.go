@@ -41,7 +41,7 @@ type actor struct {
 	mu          sync.Mutex
 	annotations map[string]map[string]string // instance id -> annotations
 
-	inflight sync.WaitGroup // invocations dispatched to this actor
+	gate gate // invocations dispatched to this actor
 }
 
 func (a *actor) name() string {
@@ -222,7 +222,7 @@ func (h *Host) removeLocked(ctx context.Context, a *actor) {
 	// Invocations the server already delivered to this host are served, not
 	// dropped: drain the subscription, then let them finish, then close.
 	drainSubscription(a.sub, drainTimeout)
-	waitTimeout(&a.inflight, h.opts.RPCTimeout+time.Second)
+	a.gate.closeAndWait() // each ends within its call deadline
 	ids := a.pool.ids()
 	a.pool.close(ctx)
 	delete(h.actors, a.key)
@@ -283,15 +283,5 @@ func drainSubscription(sub *nats.Subscription, d time.Duration) {
 	}
 	for deadline := time.Now().Add(d); sub.IsValid() && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond) // nats.go signals drain completion only by invalidating the subscription
-	}
-}
-
-// waitTimeout waits for wg, at most d.
-func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(d):
 	}
 }

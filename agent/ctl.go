@@ -44,9 +44,11 @@ func (h *Host) subscribeCtl() ([]*nats.Subscription, error) {
 	for _, r := range routes {
 		r := r
 		cb := func(m *nats.Msg) {
-			h.inflight.Add(1)
+			if !h.ctlGate.enter() {
+				return // stopping: another host, or the caller's timeout, answers
+			}
 			go func() {
-				defer h.inflight.Done()
+				defer h.ctlGate.leave()
 				h.answerCtl(m, r.handle)
 			}()
 		}

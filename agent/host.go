@@ -140,8 +140,9 @@ type Host struct {
 	labelsMu sync.RWMutex
 	labels   map[string]string
 
-	inflight sync.WaitGroup // invocations being served
-	stop     chan struct{}  // closed by a ctl stop command
+	rpcGate  gate          // invocations being served
+	ctlGate  gate          // control requests being answered
+	stop     chan struct{} // closed by a ctl stop command
 	stopOnce sync.Once
 }
 
@@ -208,11 +209,12 @@ func (h *Host) Run(ctx context.Context) error {
 			subs = append(subs, s)
 		}
 	}
-	defer func() {
+	unsubscribe := func() {
 		for _, s := range subs {
 			_ = s.Unsubscribe()
 		}
-	}()
+	}
+	defer unsubscribe() // on early returns; idempotent
 	if err != nil {
 		_ = h.runtime.Close(context.WithoutCancel(ctx))
 		return err
@@ -239,17 +241,22 @@ func (h *Host) Run(ctx context.Context) error {
 			h.heartbeat()
 		}
 	}
+	unsubscribe()
 	stopRetry() // a cache opened after shutdown closed it would leak its consumer
 	return h.shutdown(context.WithoutCancel(ctx))
 }
 
+// shutdown stops in dependency order: control requests (they may start
+// actors), then each actor (its delivered invocations are served), then
+// whatever invocation is still in flight.
 func (h *Host) shutdown(ctx context.Context) error {
+	h.ctlGate.closeAndWait()
 	h.actorsMu.Lock()
 	for _, a := range h.actors {
 		h.removeLocked(ctx, a)
 	}
 	h.actorsMu.Unlock()
-	h.inflight.Wait()
+	h.rpcGate.closeAndWait()
 	h.cache.Load().close()
 	h.events.publish(lattice.EventHostStopped, map[string]any{"labels": h.labelsCopy()})
 	_ = h.opts.Ctl.Flush()

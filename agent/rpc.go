@@ -18,11 +18,18 @@ import (
 // subscription's callbacks serially, and actors must serve concurrently. The
 // pool's bounded queue limits how many wait.
 func (h *Host) dispatch(a *actor, m *nats.Msg) {
-	h.inflight.Add(1)
-	a.inflight.Add(1)
+	if !h.rpcGate.enter() {
+		h.respond(m, &lattice.InvocationResponse{Error: "host is stopping: actor " + a.key + " is no longer served here"})
+		return
+	}
+	if !a.gate.enter() {
+		h.rpcGate.leave()
+		h.respond(m, &lattice.InvocationResponse{Error: "actor " + a.key + " is stopping on this host"})
+		return
+	}
 	go func() {
-		defer h.inflight.Done()
-		defer a.inflight.Done()
+		defer h.rpcGate.leave()
+		defer a.gate.leave()
 		h.serve(a, m)
 	}()
 }
