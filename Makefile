@@ -14,7 +14,7 @@ NATS_CLI_VERSION    := v0.5.1
 
 TEST_TIMEOUT ?= 9m
 
-.PHONY: all build run actors test unit lint bench fuzz tools clean help
+.PHONY: all build run actors test unit lint bench soak fuzz tools clean help
 
 all: build
 
@@ -22,6 +22,7 @@ help:
 	@echo "make run     build, start a lattice of one (embedded NATS) and the echo actor"
 	@echo "make test    lint + every test, with pinned tools installed into .tools/bin"
 	@echo "make bench   benchmarks with ratios to the floor measured in the same run"
+	@echo "make soak    steady load with scaling and provider restarts for SOAK (default 2m)"
 	@echo "make fuzz    each fuzz target for FUZZTIME (default 10s)"
 	@echo "make build   bin/latticed"
 
@@ -70,6 +71,12 @@ test: tools lint
 
 bench: tools
 	$(TEST_ENV) $(GO) run ./bench
+
+# A longer soak than make test's short one: steady load, actor scaling and
+# provider restarts for SOAK (default 2m); memory and goroutines must stay flat.
+SOAK ?= 2m
+soak: tools
+	LATTICED_SOAK=$(SOAK) $(TEST_ENV) $(GO) test -count=1 -timeout 30m -run 'TestSoak' -v ./supervisor
 
 clean:
 	rm -rf $(BIN) .tools
