@@ -185,6 +185,15 @@ func (h *Host) scaleLocked(ctx context.Context, a *actor, n int, annotations map
 	err := a.pool.scale(ctx, n)
 	ids := a.pool.ids()
 	a.mu.Lock()
+	live := map[string]bool{}
+	for _, id := range ids {
+		live[id] = true
+	}
+	for id := range a.annotations { // instances that went away
+		if !live[id] {
+			delete(a.annotations, id)
+		}
+	}
 	for _, id := range ids {
 		if !before[id] {
 			a.annotations[id] = annotations
