@@ -113,7 +113,7 @@ func (c *latticeCache) apply(m jetstream.Msg) {
 	if meta, err := m.Metadata(); err == nil && meta.NumPending == 0 {
 		defer c.replayDone()
 	}
-	rest, ok := strings.CutPrefix(m.Subject(), "lc."+c.prefix+".")
+	rest, ok := strings.CutPrefix(m.Subject(), strings.TrimSuffix(lattice.CacheSubjects(c.prefix), ">"))
 	kind, _, _ := strings.Cut(rest, ".")
 	if !ok {
 		return

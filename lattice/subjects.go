@@ -22,12 +22,15 @@ const (
 	CmdRevoke         = "revoke" // latticed extension
 )
 
+// RPCRoot is the root of a lattice's RPC subjects ("wasmbus.rpc.{prefix}").
+func RPCRoot(prefix string) string { return "wasmbus.rpc." + prefix }
+
 // RPCActor is the subject an actor's invocations arrive on (queue group = the subject).
-func RPCActor(prefix, actorKey string) string { return "wasmbus.rpc." + prefix + "." + actorKey }
+func RPCActor(prefix, actorKey string) string { return RPCRoot(prefix) + "." + actorKey }
 
 // RPCProvider is the subject a provider instance's invocations arrive on.
 func RPCProvider(prefix, providerKey, linkName string) string {
-	return "wasmbus.rpc." + prefix + "." + providerKey + "." + linkName
+	return RPCRoot(prefix) + "." + providerKey + "." + linkName
 }
 
 // RPCLinkdefPut carries a link definition to a provider (msgpack).

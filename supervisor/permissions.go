@@ -26,13 +26,15 @@ const (
 // rule is the permission template of one role. Subjects may use these
 // placeholders, filled in by Scope.expand:
 //
-//	{prefix}   lattice prefix                      default
+//	{rpc}           the lattice's RPC root              wasmbus.rpc.default
+//	{rpcevents}     invocation events                   wasmbus.rpcevt.default
+//	{events}        lattice events                      wasmbus.evt.default
+//	{cachesubjects} the lattice cache's subjects        lc.default.>
 //	{ctl}      control topic prefix + lattice       wasmbus.ctl.default
 //	{jsapi}    JetStream API prefix                 $JS.API, or $JS.{domain}.API
 //	{cache}    lattice cache stream                 LATTICECACHE_default
 //	{inbox}    the role's private reply inbox       _INBOX_LATTICED.default.host-rpc
-//	{key}      the provider's public key            V…
-//	{link}     the provider's link name             default
+//	{provider}      the provider instance's subject     wasmbus.rpc.default.V….default
 //
 // Everything not allowed is denied; deny entries carve holes in wide allows.
 // Respond grants allow_responses: the user may publish one reply to the
@@ -57,12 +59,12 @@ type rule struct {
 // host or the control interface uses.
 var permissionTable = map[Role]rule{
 	RoleHostRPC: {
-		// Invoke actors (wasmbus.rpc.{prefix}.{M…}) and providers
-		// (….{V…}.{link}, ….linkdefs.put/del); publish invocation events.
-		PubAllow: []string{"wasmbus.rpc.{prefix}.>", "wasmbus.rpcevt.{prefix}"},
+		// Invoke actors ({rpc}.{M…}) and providers ({rpc}.{V…}.{link},
+		// ….linkdefs.put/del); publish invocation events.
+		PubAllow: []string{"{rpc}.>", "{rpcevents}"},
 		// Serve actors: one token after the prefix matches actor subjects
 		// only; provider subjects have two or more.
-		SubAllow: []string{"wasmbus.rpc.{prefix}.*", "{inbox}.>"},
+		SubAllow: []string{"{rpc}.*", "{inbox}.>"},
 		Respond:  true,
 	},
 	RoleHostCtl: {
@@ -70,13 +72,13 @@ var permissionTable = map[Role]rule{
 		// only that stream, only what the host does with it (create, info,
 		// an ordered consumer, publish entries).
 		PubAllow: []string{
-			"wasmbus.evt.{prefix}",
+			"{events}",
 			"{jsapi}.INFO",
 			"{jsapi}.STREAM.INFO.{cache}", "{jsapi}.STREAM.CREATE.{cache}",
 			"{jsapi}.CONSUMER.CREATE.{cache}", "{jsapi}.CONSUMER.CREATE.{cache}.>",
 			"{jsapi}.CONSUMER.DELETE.{cache}.*", "{jsapi}.CONSUMER.INFO.{cache}.*",
 			"{jsapi}.CONSUMER.MSG.NEXT.{cache}.*",
-			"lc.{prefix}.>",
+			"{cachesubjects}",
 		},
 		// The whole control interface of this lattice.
 		SubAllow: []string{"{ctl}.>", "{inbox}.>"},
@@ -86,9 +88,9 @@ var permissionTable = map[Role]rule{
 		// Invoke actors: one token after the prefix, so a provider cannot
 		// publish into another provider's subjects (invocations, link
 		// definitions, health, shutdown), nor anything on wasmbus.ctl.
-		PubAllow: []string{"wasmbus.rpc.{prefix}.*"},
+		PubAllow: []string{"{rpc}.*"},
 		// Its own invocations, link definitions, health and shutdown only.
-		SubAllow: []string{"wasmbus.rpc.{prefix}.{key}.{link}", "wasmbus.rpc.{prefix}.{key}.{link}.>", "_INBOX.>"},
+		SubAllow: []string{"{provider}", "{provider}.>", "_INBOX.>"},
 		Respond:  true,
 	},
 	RoleAdmin: {},
@@ -148,8 +150,12 @@ func (s Scope) Permissions(role Role) (jwt.Permissions, error) {
 	if s.JSDomain != "" {
 		jsapi = "$JS." + s.JSDomain + ".API"
 	}
+	// Subject roots come from package lattice, the one place that spells them.
 	vars := []string{
-		"{prefix}", s.LatticePrefix,
+		"{rpc}", lattice.RPCRoot(s.LatticePrefix),
+		"{rpcevents}", lattice.RPCEvents(s.LatticePrefix),
+		"{events}", lattice.Events(s.LatticePrefix),
+		"{cachesubjects}", lattice.CacheSubjects(s.LatticePrefix),
 		"{ctl}", lattice.NewCtl(ctl, s.LatticePrefix).Base(),
 		"{jsapi}", jsapi,
 		"{cache}", lattice.CacheStream(s.LatticePrefix),
@@ -164,7 +170,7 @@ func (s Scope) Permissions(role Role) (jwt.Permissions, error) {
 		if !validToken(s.LinkName) {
 			return jwt.Permissions{}, fmt.Errorf("link name %q must be one subject token (no '.', '*', '>' or spaces)", s.LinkName)
 		}
-		vars = append(vars, "{key}", s.ProviderKey, "{link}", s.LinkName)
+		vars = append(vars, "{provider}", lattice.RPCProvider(s.LatticePrefix, s.ProviderKey, s.LinkName))
 		if extra, ok := contractRules[s.Contract]; ok {
 			r = merge(r, extra)
 		}
