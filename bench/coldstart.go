@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/latticed/latticed/config"
 	"github.com/latticed/latticed/internal/wasmbuild"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
@@ -67,9 +68,9 @@ func timeToFirstReply(bin, dataDir, echoPath string) (time.Duration, int64, erro
 	natsPort, metricsPort := freePort(), freePort()
 	cmd := exec.Command(bin, "up", "--start-actor", "file://"+echoPath)
 	cmd.Env = append(os.Environ(),
-		"LATTICED_DATA_DIR="+dataDir, "WASMCLOUD_ALLOW_FILE_LOAD=true",
-		"LATTICED_NATS_LISTEN=127.0.0.1:"+strconv.Itoa(natsPort),
-		"LATTICED_METRICS_ADDR=127.0.0.1:"+strconv.Itoa(metricsPort))
+		config.EnvDataDir+"="+dataDir, config.EnvAllowFileLoad+"=true",
+		config.EnvNATSListen+"=127.0.0.1:"+strconv.Itoa(natsPort),
+		config.EnvMetricsAddr+"=127.0.0.1:"+strconv.Itoa(metricsPort))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {

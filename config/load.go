@@ -359,6 +359,19 @@ func defaultDataDir(lookup func(string) (string, bool)) any {
 	return nil
 }
 
+// DataDir is the data directory latticed uses given the environment:
+// LATTICED_DATA_DIR, else the XDG default. Commands that need it without
+// loading the whole configuration (claims sign) call this.
+func DataDir(lookup func(string) (string, bool)) (string, error) {
+	if d, ok := lookup(EnvDataDir); ok && d != "" {
+		return filepath.Clean(d), nil
+	}
+	if d, ok := defaultDataDir(lookup).(string); ok {
+		return d, nil
+	}
+	return "", fmt.Errorf("no data directory: set %s (neither XDG_DATA_HOME nor HOME is set)", EnvDataDir)
+}
+
 func normalizeLogLevel(l string) string {
 	l = strings.ToLower(strings.TrimSpace(l))
 	switch l {

@@ -298,11 +298,15 @@ func (h *hostChild) environment() ([]string, []Credentials, error) {
 		if err != nil {
 			return nil, nil, err
 		}
+		type connEnv struct{ host, port, creds, jwt, seed, tls string }
 		for _, r := range []struct {
 			role Role
-			env  string // WASMCLOUD_{RPC,CTL}
+			env  connEnv
 			file string
-		}{{RoleHostRPC, "WASMCLOUD_RPC", HostRPCCreds}, {RoleHostCtl, "WASMCLOUD_CTL", HostCtlCreds}} {
+		}{
+			{RoleHostRPC, connEnv{config.EnvRPCHost, config.EnvRPCPort, config.EnvRPCCredsFile, config.EnvRPCJWT, config.EnvRPCSeed, config.EnvRPCTLS}, HostRPCCreds},
+			{RoleHostCtl, connEnv{config.EnvCtlHost, config.EnvCtlPort, config.EnvCtlCredsFile, config.EnvCtlJWT, config.EnvCtlSeed, config.EnvCtlTLS}, HostCtlCreds},
+		} {
 			c, err := s.auth.Mint(r.role, "host "+string(r.role), Scope{})
 			if err != nil {
 				return nil, nil, err
@@ -316,8 +320,8 @@ func (h *hostChild) environment() ([]string, []Credentials, error) {
 				return nil, nil, fmt.Errorf("write %s: %w", path, err)
 			}
 			creds = append(creds, c)
-			set[r.env+"_HOST"], set[r.env+"_PORT"] = u.host, u.port
-			set[r.env+"_CREDSFILE"], set[r.env+"_JWT"], set[r.env+"_SEED"], set[r.env+"_TLS"] = path, "", "", "false"
+			set[r.env.host], set[r.env.port] = u.host, u.port
+			set[r.env.creds], set[r.env.jwt], set[r.env.seed], set[r.env.tls] = path, "", "", "false"
 		}
 	}
 	env := make([]string, 0, len(s.opts.Environ)+len(set))

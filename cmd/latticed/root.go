@@ -4,10 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/latticed/latticed/config"
 )
 
 // commands builds the top-level commands. A new command group is one more
@@ -94,17 +95,5 @@ func (e usageError) Unwrap() error { return e.err }
 
 func usageErrorf(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
-// defaultDataDir is LATTICED_DATA_DIR, else $XDG_DATA_HOME/latticed (when
-// absolute), else $HOME/.local/share/latticed.
-func defaultDataDir() (string, error) {
-	if d, ok := os.LookupEnv("LATTICED_DATA_DIR"); ok && d != "" {
-		return filepath.Clean(d), nil
-	}
-	if x, ok := os.LookupEnv("XDG_DATA_HOME"); ok && filepath.IsAbs(x) {
-		return filepath.Join(x, "latticed"), nil
-	}
-	if h, ok := os.LookupEnv("HOME"); ok && h != "" {
-		return filepath.Join(h, ".local", "share", "latticed"), nil
-	}
-	return "", errors.New("no data directory: set LATTICED_DATA_DIR (neither XDG_DATA_HOME nor HOME is set)")
-}
+// defaultDataDir is the data directory as the config package resolves it.
+func defaultDataDir() (string, error) { return config.DataDir(os.LookupEnv) }
