@@ -161,24 +161,6 @@ func padSectionSizes(t *testing.T, module []byte) []byte {
 	return out
 }
 
-// lockedBuffer collects the host log so a test can read it while the host writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestRustActorRunsUnmodified proves that an actor built by the Rust toolchain
 // for wasm32-unknown-unknown (no WASI), implementing the guest side of the
 // wasmbus ABI the way wasmbus-rpc does, runs on this host as rustc wrote it.
@@ -214,7 +196,7 @@ func TestRustActorRunsUnmodified(t *testing.T) {
 		t.Fatal("signing changed the module's own bytes")
 	}
 
-	logs := &lockedBuffer{}
+	logs := &testenv.SyncBuffer{}
 	t.Cleanup(func() { // runs after the host stopped
 		if t.Failed() {
 			t.Logf("host log:\n%s", logs.String())

@@ -14,6 +14,7 @@ import (
 
 	"github.com/latticed/latticed/agent"
 	"github.com/latticed/latticed/internal/testenv"
+	"github.com/latticed/latticed/internal/testhost"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -32,31 +33,12 @@ func startHost(t *testing.T, s *server.Server, cluster *lattice.KeyPair, prefix 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h, err := agent.New(ctx, agent.Options{
+	h, _ := testhost.Start(t, agent.Options{
 		HostKey: hostKey, ClusterKey: cluster, LatticePrefix: prefix,
 		RPC: testenv.Connect(t, s), Ctl: testenv.Connect(t, s),
 		AllowFileLoad: true, CompileCacheDir: t.TempDir(), MemoryLimitPages: 1024,
 		HeartbeatInterval: time.Hour, Labels: labels,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	select {
-	case <-h.Ready():
-	case err := <-done:
-		cancel()
-		t.Fatalf("host exited: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("host run: %v", err)
-		}
 	})
 	return h
 }

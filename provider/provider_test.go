@@ -537,7 +537,7 @@ func TestLogsNeverCarrySecrets(t *testing.T) {
 	hd := e.hostData(e.link(e.actor, "1"))
 	hd.LogLevel = "debug"
 	hd.StructuredLogging = true
-	var buf lockedBuffer
+	var buf testenv.SyncBuffer
 	p, err := New(Config{HostData: hd, LogOutput: &buf}, &fakeCapability{})
 	if err != nil {
 		t.Fatal(err)
@@ -558,23 +558,6 @@ func TestLogsNeverCarrySecrets(t *testing.T) {
 	if strings.Contains(out, e.cluster.Seed()) || strings.Contains(out, e.cluster.Seed()[:20]) {
 		t.Fatal("a seed reached the log")
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestLostConnectionEndsRunWithAnError(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"github.com/latticed/latticed/internal/testenv"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,7 +16,7 @@ import (
 func TestAdminSocketIsPrivateAndRefusesUnknownVersionsAndOperations(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "run")
 	path := filepath.Join(dir, "admin.sock")
-	a, err := listenAdmin(path, &Supervisor{}, slogJSON(&syncBuffer{}))
+	a, err := listenAdmin(path, &Supervisor{}, slogJSON(&testenv.SyncBuffer{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +26,7 @@ func TestAdminSocketIsPrivateAndRefusesUnknownVersionsAndOperations(t *testing.T
 		t.Fatalf("socket mode: %v %v", fi.Mode(), err)
 	}
 	// A second supervisor on the same socket is refused.
-	if _, err := listenAdmin(path, &Supervisor{}, slogJSON(&syncBuffer{})); err == nil || !strings.Contains(err.Error(), "in use") {
+	if _, err := listenAdmin(path, &Supervisor{}, slogJSON(&testenv.SyncBuffer{})); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("second listener: %v", err)
 	}
 

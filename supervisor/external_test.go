@@ -101,7 +101,7 @@ resolver_preload: {
 	must(os.WriteFile(confPath, []byte(conf), 0o600))
 	cmd := exec.Command(testenv.NATSServerBinary(t), "-c", confPath)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	must(cmd.Start())
 	t.Cleanup(func() {

@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -78,24 +76,6 @@ var goleakIgnore = []goleak.Option{
 	goleak.IgnoreTopFunction("github.com/latticed/latticed/supervisor.init.func1.1"),
 }
 
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // node is a supervisor running in the test process, its host and providers
 // real child processes, its NATS embedded.
 type node struct {
@@ -103,7 +83,7 @@ type node struct {
 	s       *Supervisor
 	cfg     *config.Config
 	env     []string
-	logs    *syncBuffer
+	logs    *testenv.SyncBuffer
 	cluster *lattice.KeyPair
 	admin   *AdminClient
 	nc      *nats.Conn // admin.creds
@@ -148,7 +128,7 @@ func startNodeWith(t testing.TB, env map[string]string, tweak func(*Supervisor),
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	m := metrics.New()
 	s, err := New(cfg, Options{
 		Executable: latticedBin, Environ: environ, StartActors: actors,

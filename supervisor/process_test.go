@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"encoding/json"
+	"github.com/latticed/latticed/internal/testenv"
 	"strings"
 	"testing"
 
@@ -9,7 +10,7 @@ import (
 )
 
 func TestChildOutputIsReemittedWithItsIdentityAndWithoutSeeds(t *testing.T) {
-	var buf syncBuffer
+	var buf testenv.SyncBuffer
 	w := &lineLogger{log: slogJSON(&buf), child: "provider Vx/default", stream: "stderr"}
 	seed := "SUAM5TQ6JHLW4SXOHFCZ3GTBUXG2SNWELWKWD4NLUFYJUBKTA2ZYNCXOXM"
 	_, _ = w.Write([]byte(`{"time":"x","level":"WARN","msg":"careful","n":3}` + "\nplain text with " + seed + "\npart"))
@@ -36,7 +37,7 @@ func TestChildOutputIsReemittedWithItsIdentityAndWithoutSeeds(t *testing.T) {
 
 // A child's metrics announcement is taken only for a loopback address.
 func TestChildMetricsAnnouncementOnlyOnLoopback(t *testing.T) {
-	var buf syncBuffer
+	var buf testenv.SyncBuffer
 	var got []string
 	w := &lineLogger{log: slogJSON(&buf), child: "provider Vx/default", stream: "stderr", onAddr: func(a string) { got = append(got, a) }}
 	for _, addr := range []string{"127.0.0.1:4123", "[::1]:4124", "10.0.0.1:80", "example.com:80", "127.0.0.1:0", "127.0.0.1"} {

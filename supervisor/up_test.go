@@ -24,7 +24,7 @@ import (
 type upProcess struct {
 	t       *testing.T
 	cmd     *exec.Cmd
-	stderr  *syncBuffer
+	stderr  *testenv.SyncBuffer
 	dataDir string
 	admin   *AdminClient
 	status  *Status
@@ -48,7 +48,7 @@ func startUp(t *testing.T, env map[string]string, args ...string) *upProcess {
 	for k, v := range env {
 		vars[k] = v
 	}
-	u := &upProcess{t: t, stderr: &syncBuffer{}, dataDir: dir, cluster: cluster, done: make(chan struct{})}
+	u := &upProcess{t: t, stderr: &testenv.SyncBuffer{}, dataDir: dir, cluster: cluster, done: make(chan struct{})}
 	u.cmd = exec.Command(latticedBin, append([]string{"up"}, args...)...)
 	for k, v := range vars {
 		u.cmd.Env = append(u.cmd.Env, k+"="+v)

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 
 	"github.com/latticed/latticed/agent"
 	"github.com/latticed/latticed/internal/testenv"
+	"github.com/latticed/latticed/internal/testhost"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -90,7 +90,6 @@ func (e *ctlEnv) json(out any, args ...string) {
 // testHost is a real wasm host running in this process.
 type testHost struct {
 	*agent.Host
-	done chan error
 	stop func() // stops the host and waits for it (idempotent)
 }
 
@@ -100,42 +99,14 @@ func startTestHost(t *testing.T, s *server.Server, cluster *lattice.KeyPair, pre
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h, err := agent.New(ctx, agent.Options{
+	h, stop := testhost.Start(t, agent.Options{
 		HostKey: hostKey, ClusterKey: cluster, LatticePrefix: prefix,
 		RPC: testenv.Connect(t, s), Ctl: testenv.Connect(t, s),
 		AllowFileLoad: true, CompileCacheDir: t.TempDir(), MemoryLimitPages: 1024,
 		HeartbeatInterval: time.Hour, Labels: labels,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	th := &testHost{Host: h, done: make(chan error, 1)}
-	go func() { th.done <- h.Run(ctx) }()
-	select {
-	case <-h.Ready():
-	case err := <-th.done:
-		cancel()
-		t.Fatalf("host exited: %v", err)
-	}
-	var once sync.Once
-	th.stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-th.done:
-				if err != nil {
-					t.Errorf("host run: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Error("host did not stop")
-			}
-		})
-	}
-	t.Cleanup(th.stop)
-	return th
+	return &testHost{Host: h, stop: stop}
 }
 
 // closedPort is a loopback port nothing listens on.
@@ -314,11 +285,11 @@ func TestCtl(t *testing.T) {
 		r := e.run("ctl", "stop", "host", a.ID())
 		r.want(t, 0)
 		select {
-		case err := <-a.done:
-			a.done <- err // for the cleanup
+		case <-a.Stopped(): // the stop command took effect
 		case <-time.After(10 * time.Second):
 			t.Fatal("host a did not stop")
 		}
+		a.stop() // and its Run returned cleanly
 		// Now one host is left: get inventory finds it by itself.
 		testenv.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
 			r := e.run("ctl", "get", "inventory", "--timeout", "300ms", "--output", "json")

@@ -1,7 +1,6 @@
 package httpserver
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/latticed/latticed/agent"
 	"github.com/latticed/latticed/internal/testenv"
+	"github.com/latticed/latticed/internal/testhost"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/provider/internal/ptest"
 )
@@ -91,28 +91,11 @@ func newLattice(t testing.TB, url string) *testLattice {
 	cluster, _ := lattice.CreateKeyPair(lattice.KindCluster)
 	hostKey, _ := lattice.CreateKeyPair(lattice.KindServer)
 	l := &testLattice{url: url, nc: dial(t, url), cluster: cluster, ctl: lattice.NewCtl("", "test")}
-	h, err := agent.New(context.Background(), agent.Options{
+	h, _ := testhost.Start(t, agent.Options{
 		HostKey: hostKey, ClusterKey: cluster, LatticePrefix: "test",
 		RPC: dial(t, url), Ctl: dial(t, url), RPCTimeout: 5 * time.Second, AllowFileLoad: true,
 		CompileCacheDir: shared.compiled, MemoryLimitPages: 2048, HeartbeatInterval: time.Hour,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	select {
-	case <-h.Ready():
-	case err := <-done:
-		t.Fatalf("host exited: %v", err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("host: %v", err)
-		}
 	})
 	l.host = h
 	return l
