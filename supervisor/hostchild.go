@@ -122,8 +122,8 @@ func (h *hostChild) run(ctx context.Context) error {
 		s.publishEvent(lattice.EventHostCrashed, map[string]any{"host_id": s.hostID, "reason": string(exit.Reason), "exit": exit.String()})
 		delay, loop := h.tracker.crashed(time.Now(), exit.Uptime)
 		if loop {
-			h.setState(stateFailed)
 			s.m.ChildExits.WithLabelValues(roleHost, string(ExitCrashLoop)).Inc()
+			h.setState(stateFailed)
 			s.log.Error("the host is crash-looping; not restarting it until told (latticed ctl restart host, or restart latticed up)",
 				"crashes", s.config().CrashLoopCount, "window", s.config().CrashLoopWindow.String(), "last_exit", exit.String())
 			select {

@@ -427,8 +427,9 @@ func (p *providerInstance) restartAfter(exit Exit) bool {
 	s := p.sup
 	delay, loop := p.tracker.crashed(time.Now(), exit.Uptime)
 	if loop {
-		p.setState(stateFailed)
+		// Count before the state says so: whoever sees "failed" sees it counted.
 		s.m.ChildExits.WithLabelValues(roleProvider, string(ExitCrashLoop)).Inc()
+		p.setState(stateFailed)
 		cfg := s.config()
 		s.log.Error("provider is crash-looping; not restarting it until told (launch it again, or admin restart)",
 			"child", p.label(), "crashes", cfg.CrashLoopCount, "window", cfg.CrashLoopWindow.String(), "last_exit", exit.String())
