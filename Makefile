@@ -84,3 +84,4 @@ clean:
 include mk/fuzz.mk
 include mk/deploy.mk
 include mk/rust.mk
+include mk/oci.mk

@@ -16,6 +16,8 @@ FUZZ_TARGETS ?= \
 	FuzzIssuerPolicyCheck \
 	FuzzWasmSections \
 	FuzzDecodeHostData
+# The provider archive reader (par/), seed corpus in par/testdata/fuzz/FuzzRead.
+PAR_FUZZ_TARGETS ?= FuzzRead
 
 .PHONY: fuzz fuzz-seeds $(addprefix fuzz-,$(FUZZ_TARGETS))
 
@@ -25,6 +27,10 @@ fuzz:
 		echo "== $$t ($(FUZZTIME))"; \
 		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $(FUZZ_PKG) || failed="$$failed $$t"; \
 	done; \
+	for t in $(PAR_FUZZ_TARGETS); do \
+		echo "== $$t ($(FUZZTIME), ./par/)"; \
+		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) ./par/ || failed="$$failed $$t"; \
+	done; \
 	if [ -n "$$failed" ]; then echo "fuzz: failing targets:$$failed"; exit 1; fi
 
 $(addprefix fuzz-,$(FUZZ_TARGETS)): fuzz-%:
@@ -32,4 +38,4 @@ $(addprefix fuzz-,$(FUZZ_TARGETS)): fuzz-%:
 
 # The committed seed corpus only, as plain tests (fast; suitable for CI).
 fuzz-seeds:
-	$(GO) test -run='Fuzz|Nesting' -count=1 $(FUZZ_PKG)
+	$(GO) test -run='Fuzz|Nesting' -count=1 $(FUZZ_PKG) ./par/
