@@ -1,7 +1,7 @@
 // Command bench measures latticed against the floor on the same machine, in
 // the same run, and prints each figure with its ratio to that floor.
 //
-//	go run ./bench [-duration 2s] [-concurrency 1,16,64] [-out bench/results/latest.json]
+//	go run ./bench [-duration 2s] [-concurrency 1,16,64] [-out bench/results/latest.json] [-only crossnode]
 package main
 
 import (
@@ -70,6 +70,7 @@ func main() {
 	revocations := flag.Int("revocations", 100, "revocations measured (at least 100 for a p99)")
 	quick := flag.Bool("quick", false, "short cells, fewer actors and revocations: a smoke run, not figures")
 	out := flag.String("out", "bench/results/latest.json", "where to write the JSON report")
+	only := flag.String("only", "", "run only this section and print its rows (crossnode); JSON only with an explicit -out")
 	flag.Parse()
 	o := options{dur: *dur, revocations: *revocations, out: *out}
 	if *quick {
@@ -84,6 +85,10 @@ func main() {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(2)
 		}
+	}
+	run := run
+	if *only != "" {
+		run = func(o options) error { return runOnly(*only, o) }
 	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -161,6 +166,9 @@ func run(o options) error {
 		return err
 	}
 	if err := benchNode(ctx, o, bin, tmp, echoPath, tinyPath, mod.PublicKey(), rep); err != nil {
+		return err
+	}
+	if err := benchCrossNode(ctx, o, bin, tmp, rep); err != nil {
 		return err
 	}
 
