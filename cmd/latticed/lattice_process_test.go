@@ -373,6 +373,73 @@ func TestLatticeOfUpProcesses(t *testing.T) {
 		})
 	})
 
+	// A node that hangs instead of dying keeps its NATS connections (the
+	// server notices only by its own pings, minutes later), so its
+	// subscriptions stay: it leaves get hosts at once (it does not answer),
+	// and the calls the queue group still hands it end with a timeout error
+	// at the caller's timeout, not a hang.
+	t.Run("a frozen node leaves get hosts and calls handed to it time out", func(t *testing.T) {
+		pids := append([]int{b.cmd.Process.Pid}, procChildren(t, b.cmd.Process.Pid)...)
+		if len(pids) != 2 {
+			t.Fatalf("latticed up B and its children: %v, want it and its host", pids)
+		}
+		frozen := time.Now()
+		for _, pid := range pids {
+			if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Cleanup(func() {
+			for _, pid := range pids {
+				_ = syscall.Kill(pid, syscall.SIGCONT)
+			}
+		})
+		var gone time.Duration
+		testenv.CheckFor(t, 30*time.Second, 0, func() error {
+			sent := time.Since(frozen)
+			got, err := hostIDs(t, e)
+			if err != nil {
+				return err
+			}
+			if slices.Contains(got, b.hostID) {
+				return fmt.Errorf("ctl get hosts still lists the frozen node: %v", got)
+			}
+			gone = sent
+			return nil
+		})
+		t.Logf("frozen node: the first ctl get hosts without B was started %.3fs after SIGSTOP", gone.Seconds())
+
+		const timeout = time.Second
+		var ok, timedOut int
+		var slowest time.Duration
+		for i := 0; i < 16 && (ok == 0 || timedOut == 0); i++ {
+			start := time.Now()
+			r := e.run("ctl", "call", shared.Key, "Echo.Echo", "--data", `"f"`, "--timeout", timeout.String())
+			took := time.Since(start)
+			slowest = max(slowest, took)
+			switch r.code {
+			case 0:
+				ok++
+			case 1:
+				timedOut++
+				mustContain(t, "call handed to the frozen node", r.stderr, "timeout")
+				if took < timeout || took > timeout+2*time.Second {
+					t.Fatalf("a call handed to the frozen node ended after %v, its timeout is %v: %s", took, timeout, r.stderr)
+				}
+				if timedOut == 1 {
+					t.Logf("frozen node: a call the queue group handed to B: exit 1 after %.3fs: %s", took.Seconds(), strings.TrimSpace(r.stderr))
+				}
+			default:
+				t.Fatalf("ctl call: exit %d: %s", r.code, r.stderr)
+			}
+		}
+		t.Logf("frozen node: calls of the actor on A and frozen B: %d answered (by A), %d timed out (handed to B); slowest %.3fs with --timeout %v",
+			ok, timedOut, slowest.Seconds(), timeout)
+		if ok == 0 || timedOut == 0 {
+			t.Fatalf("%d calls answered, %d timed out; want both (the queue group still holds B's subscription)", ok, timedOut)
+		}
+	})
+
 	t.Run("a killed node leaves get hosts and its actor's callers get errors", func(t *testing.T) {
 		children := procChildren(t, c.cmd.Process.Pid)
 		if len(children) != 1 {
