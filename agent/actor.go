@@ -56,7 +56,7 @@ func loadModule(ref string, allowFile bool) ([]byte, error) {
 	path, ok := strings.CutPrefix(ref, "file://")
 	if !ok {
 		if !filepath.IsAbs(ref) && !strings.HasPrefix(ref, "./") && !strings.HasSuffix(ref, ".wasm") {
-			return nil, fmt.Errorf("%w %q: only file references (file:///path/actor.wasm) are supported by this build", ErrUnsupportedRef, ref)
+			return nil, fmt.Errorf("%w %q: want an OCI reference (registry/repo:tag) or a file (file:///path/actor.wasm)", ErrUnsupportedRef, ref)
 		}
 		path = ref
 	}
@@ -102,7 +102,7 @@ func (h *Host) StartActor(ctx context.Context, ref string, count int, annotation
 	if count <= 0 {
 		count = 1
 	}
-	module, err := loadModule(ref, h.opts.AllowFileLoad)
+	module, err := h.loadActor(ctx, ref)
 	if err != nil {
 		return nil, err
 	}

@@ -30,7 +30,7 @@ func (h *Host) subscribeCtl() ([]*nats.Subscription, error) {
 		{c.PingHosts(), "", h.ctlPing},
 		{c.AuctionActor(), "", h.ctlAuctionActor},
 		{c.AuctionProvider(), "", h.ctlAuctionProvider},
-		{c.RegistriesPut(), "", func(context.Context, *nats.Msg) any { return ack(nil) }},
+		{c.RegistriesPut(), "", h.ctlRegistriesPut},
 		{c.GetClaims(), c.Base(), func(context.Context, *nats.Msg) any { return lattice.ClaimsList{Claims: h.state.allClaims()} }},
 		{c.GetLinks(), c.Base(), func(context.Context, *nats.Msg) any { return lattice.LinksList{Links: h.state.allLinks()} }},
 		{c.LinkdefsPut(), c.Base(), h.ctlLinkPut},

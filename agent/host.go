@@ -20,6 +20,7 @@ import (
 	"github.com/latticed/latticed/internal/buildinfo"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/metrics"
+	"github.com/latticed/latticed/oci"
 	"github.com/latticed/latticed/policy"
 )
 
@@ -66,6 +67,10 @@ type Options struct {
 	// PolicyChangesTopic carries its changed decisions.
 	PolicyTopic, PolicyChangesTopic string
 	PolicyTimeout                   time.Duration
+
+	// OCI pulls actors given as OCI references (registry/repo:tag) and keeps
+	// the registry credentials registries.put sends; nil: file references only.
+	OCI *oci.Client
 
 	Providers ProviderLauncher
 	Metrics   *metrics.Metrics
@@ -171,6 +176,7 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 		lattice.WithClockSkew(opts.ClockSkew))
 	if opts.PolicyTopic != "" {
 		h.policySvc = policy.New(opts.Ctl, opts.PolicyTopic, opts.PolicyTimeout, h.policyHost)
+		h.policySvc.ObserveDecisions(policy.CountDecisions(h.m.PolicyDecisions))
 	}
 	h.events = &eventPublisher{nc: opts.Ctl, subject: lattice.Events(opts.LatticePrefix), source: h.id, log: h.log}
 	reasons := make([]string, len(lattice.RejectReasons))

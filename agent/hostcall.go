@@ -12,6 +12,7 @@ import (
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/metrics"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/telemetry"
 )
 
 // Host-call target kinds (metric label values).
@@ -24,7 +25,9 @@ const (
 // hostCall routes an actor's __host_call (PROTOCOL.md §5): built-ins answered
 // here, then a linked provider, an actor key, or a call alias.
 func (h *Host) hostCall(ctx context.Context, a *actor, binding, namespace, operation string, payload []byte) ([]byte, error) {
+	ctx, span := telemetry.StartHostCall(ctx, a.key, namespace, binding, operation) // a no-op while tracing is off
 	kind, resp, err := h.routeHostCall(ctx, a, binding, namespace, operation, payload)
+	span.End(err)
 	result := metrics.ResultOK
 	if err != nil {
 		result = metrics.ResultError

@@ -12,6 +12,7 @@ import (
 	"github.com/latticed/latticed/metrics"
 	"github.com/latticed/latticed/policy"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/telemetry"
 )
 
 // dispatch hands an invocation to its own goroutine: nats.go runs one
@@ -69,6 +70,8 @@ func (h *Host) serve(a *actor, m *nats.Msg) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.opts.RPCTimeout)
 	defer cancel()
 	resp := &lattice.InvocationResponse{InvocationID: inv.ID}
+	ctx, span := telemetry.StartInvocation(ctx, inv, a.key) // a no-op while tracing is off
+	defer span.EndResponse(resp)
 	msg, instanceID, err := h.invokeActor(ctx, a, inv.Operation, inv.Msg)
 	resp.InstanceID = instanceID
 	result := metrics.ResultOK

@@ -49,6 +49,10 @@ type Invocation struct {
 	// Delegation vouches for a non-cluster signer (latticed extension; peers
 	// that do not know the key ignore it).
 	Delegation string `msgpack:"delegation,omitempty"`
+	// TraceContext carries the caller's W3C trace context (`traceparent`,
+	// `tracestate`) as wasmCloud's provider SDK does (key `traceContext`, a
+	// map of strings). Not covered by the antiforgery hash.
+	TraceContext map[string]string `msgpack:"traceContext,omitempty"`
 }
 
 // InvocationClaims is the `wascap` metadata of an antiforgery token.
@@ -104,7 +108,7 @@ func (s Signer) NewInvocation(hostID string, origin, target Entity, operation st
 func (inv *Invocation) Encode() ([]byte, error) { return Marshal(inv) }
 
 // DecodeInvocation parses an invocation from untrusted bytes. It accepts keys
-// in any order, `msg` as bin or str, and ignores unknown keys (e.g. traceContext).
+// in any order, `msg` as bin or str, and ignores unknown keys.
 func DecodeInvocation(data []byte) (*Invocation, error) {
 	inv := new(Invocation)
 	r := newMapReader(data)
@@ -129,6 +133,8 @@ func DecodeInvocation(data []byte) (*Invocation, error) {
 			inv.ContentLength, err = r.uint()
 		case "delegation":
 			inv.Delegation, err = r.str()
+		case "traceContext":
+			inv.TraceContext, err = r.strMap()
 		default:
 			err = r.skip(1)
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/latticed/latticed/ctlclient"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/par"
 )
 
 // Manifest is the file's content.
@@ -258,6 +259,13 @@ func ProviderKey(ref string) (string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("not a provider key, builtin:<name> or readable executable: %w", err)
+	}
+	if strings.HasSuffix(path, ".par.gz") || strings.HasSuffix(path, ".par") {
+		a, err := par.Read(data) // a provider archive: its claims name the key
+		if err != nil {
+			return "", err
+		}
+		return a.Claims.Subject, nil
 	}
 	return lattice.FileProviderKey(sha256.Sum256(data)), nil
 }

@@ -37,6 +37,9 @@ type Metrics struct {
 	ActorQueueWait        *prometheus.HistogramVec // actor
 	ActorStartDuration    *prometheus.HistogramVec // phase: compile|cached
 	ActorInstanceFailures *prometheus.CounterVec   // actor, kind: timeout|trap|exit
+	// PolicyDecisions counts external policy service decisions (host and
+	// supervisor): action, result permitted|denied|error, cached true|false.
+	PolicyDecisions *prometheus.CounterVec
 
 	// Supervisor (latticed up).
 	Providers          *prometheus.GaugeVec   // state
@@ -65,7 +68,7 @@ func New() *Metrics {
 	m := define()
 	m.Registry.MustRegister(m.InvocationsTotal, m.InvocationDuration, m.InvocationsRejected, m.HostCallsTotal,
 		m.ActorsRunning, m.ActorInstances, m.ActorQueueDepth, m.ActorQueueWait, m.ActorStartDuration,
-		m.ActorInstanceFailures,
+		m.ActorInstanceFailures, m.PolicyDecisions,
 		m.Providers, m.ChildExits, m.ChildRestarts, m.Revocations, m.RevocationDuration, m.ComponentUp,
 		m.NATS, m.LatticeCacheEntries,
 		// Provider families are registered here too (they stay empty in the
@@ -104,6 +107,10 @@ func define() *Metrics {
 			Help:    "Time from receiving an invocation to sending its reply.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"actor", "operation"}),
+		PolicyDecisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "policy_decisions_total",
+			Help: "Decisions of the external policy service (WASMCLOUD_POLICY_TOPIC), by action (start_actor, start_provider, perform_invocation), result (permitted, denied, error: no or undecodable answer, a denial) and whether the cached decision was used.",
+		}, []string{"action", "result", "cached"}),
 		InvocationsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "invocations_rejected_total",
 			Help: "Invocations refused before reaching an actor, by reason.",

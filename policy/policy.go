@@ -102,6 +102,7 @@ type Service struct {
 	topic   string
 	timeout time.Duration
 	host    func() Host
+	observe Observer // nil: decisions are not observed
 
 	mu      sync.RWMutex
 	cache   map[string]Decision // cache key -> decision
@@ -131,6 +132,7 @@ func (p *Service) Decide(ctx context.Context, action string, src Source, tgt Tar
 	p.mu.RUnlock()
 	if !ok {
 		if d, err = p.ask(ctx, action, src, tgt); err != nil {
+			p.record(action, ResultError, false)
 			return false, fmt.Errorf("%w: %s denied because the policy service gave no decision: %v", ErrDenied, action, err)
 		}
 		p.mu.Lock()
@@ -143,8 +145,10 @@ func (p *Service) Decide(ctx context.Context, action string, src Source, tgt Tar
 		if msg == "" {
 			msg = "no reason given"
 		}
+		p.record(action, ResultDenied, ok)
 		return ok, fmt.Errorf("%w: %s: %s", ErrDenied, action, msg)
 	}
+	p.record(action, ResultPermitted, ok)
 	return ok, nil
 }
 

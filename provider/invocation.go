@@ -9,6 +9,7 @@ import (
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/metrics"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/telemetry"
 )
 
 // handleInvocation runs on the subscription's goroutine: it waits for a free
@@ -53,6 +54,8 @@ func (p *Provider) serveInvocation(m *nats.Msg) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
 	defer cancel()
 	resp := &lattice.InvocationResponse{InvocationID: inv.ID}
+	ctx, span := telemetry.StartInvocation(ctx, inv, p.hd.ProviderKey) // a no-op while tracing is off
+	defer span.EndResponse(resp)
 	out, err := p.c.Handle(ctx, Call{Operation: inv.Operation, Payload: inv.Msg, Actor: inv.Origin.PublicKey, Link: ld, InvocationID: inv.ID})
 	p.m.ProviderInvocations.WithLabelValues(inv.Operation, metrics.Result(err)).Inc()
 	if err != nil {

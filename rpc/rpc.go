@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/telemetry"
 )
 
 // ErrNoResponders means nothing in the lattice serves the target.
@@ -29,6 +30,7 @@ func InvokeAs(ctx context.Context, nc *nats.Conn, signer lattice.Signer, hostID 
 	if err != nil {
 		return nil, err
 	}
+	inv.TraceContext = telemetry.Inject(ctx) // nil while tracing is off
 	data, err := inv.Encode()
 	if err != nil {
 		return nil, err

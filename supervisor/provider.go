@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/oci"
 )
 
 type provKey struct{ key, link string }
@@ -54,13 +55,18 @@ type providerInstance struct {
 type providerProgram struct {
 	key, contract, name, path string
 	args                      []string
+	issuer                    string                  // the claims' issuer (archives only)
+	claims                    *lattice.ProviderClaims // archives only
+	fromOCI                   bool
 }
 
 // resolveProvider maps a reference to a program: builtin:<name> runs
-// `latticed provider <name>`; a file path (file:// or absolute, with
-// WASMCLOUD_ALLOW_FILE_LOAD) runs that executable, its key derived from
-// the file's SHA-256 (lattice.FileProviderKey).
-func (s *Supervisor) resolveProvider(ref string) (providerProgram, error) {
+// `latticed provider <name>`; an OCI reference or a .par.gz file runs the
+// verified binary for this machine from the provider archive (artifacts.go);
+// another file path (file:// or absolute, with WASMCLOUD_ALLOW_FILE_LOAD)
+// runs that executable, its key derived from the file's SHA-256
+// (lattice.FileProviderKey).
+func (s *Supervisor) resolveProvider(ctx context.Context, ref string) (providerProgram, error) {
 	if strings.HasPrefix(ref, lattice.BuiltinRefPrefix) {
 		b, ok := lattice.LookupBuiltin(ref)
 		if !ok {
@@ -72,12 +78,18 @@ func (s *Supervisor) resolveProvider(ref string) (providerProgram, error) {
 		}
 		return providerProgram{key: b.Key(), contract: b.Contract, name: b.Name, path: s.opts.Executable, args: []string{"provider", b.Name}}, nil
 	}
+	if oci.IsReference(ref) {
+		return s.providerFromOCI(ctx, ref)
+	}
 	path, isFile := strings.CutPrefix(ref, "file://")
 	if !isFile && !filepath.IsAbs(ref) {
-		return providerProgram{}, fmt.Errorf("provider reference %q: want builtin:<name>, or a file path (file:///… or absolute) with WASMCLOUD_ALLOW_FILE_LOAD; OCI provider archives are not supported yet", ref)
+		return providerProgram{}, fmt.Errorf("provider reference %q: want builtin:<name>, an OCI reference (registry/repo:tag) to a provider archive, or a file path (file:///… or absolute: a .par.gz or an executable) with WASMCLOUD_ALLOW_FILE_LOAD", ref)
 	}
 	if !s.config().AllowFileLoad {
 		return providerProgram{}, fmt.Errorf("provider reference %q is a file: set WASMCLOUD_ALLOW_FILE_LOAD=true to allow it", ref)
+	}
+	if isArchivePath(path) {
+		return s.providerFromArchiveFile(ref, path)
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -104,7 +116,7 @@ func (s *Supervisor) resolveProvider(ref string) (providerProgram, error) {
 // health is then checked in the background). Launching a failed
 // (crash-looping) provider again re-arms it; a revoked one is replaced by a
 // new instance with a new user.
-func (s *Supervisor) LaunchProvider(_ context.Context, cmd lattice.LaunchProviderCommand) error {
+func (s *Supervisor) LaunchProvider(ctx context.Context, cmd lattice.LaunchProviderCommand) error {
 	if s.stopping.Load() {
 		return errors.New("the node is stopping")
 	}
@@ -115,7 +127,10 @@ func (s *Supervisor) LaunchProvider(_ context.Context, cmd lattice.LaunchProvide
 	if !validToken(link) {
 		return fmt.Errorf("link name %q must be one subject token (no '.', '*', '>' or spaces)", link)
 	}
-	prog, err := s.resolveProvider(cmd.ProviderRef)
+	prog, err := s.resolveProvider(ctx, cmd.ProviderRef)
+	if err == nil {
+		err = s.checkStartProvider(ctx, prog, link)
+	}
 	if err != nil {
 		s.publishEvent(lattice.EventProviderStartFailed, map[string]any{"provider_ref": cmd.ProviderRef, "link_name": link, "error": err.Error()})
 		return err
@@ -160,6 +175,7 @@ func (s *Supervisor) LaunchProvider(_ context.Context, cmd lattice.LaunchProvide
 	}
 	s.provWG.Add(1)
 	go p.run(proc)
+	s.recordProvider(cmd.ProviderRef, prog)
 	return nil
 }
 

@@ -22,6 +22,8 @@ import (
 	"github.com/latticed/latticed/config"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/metrics"
+	"github.com/latticed/latticed/oci"
+	"github.com/latticed/latticed/policy"
 )
 
 // Paths under the data dir that belong to a running supervisor.
@@ -102,7 +104,9 @@ type Supervisor struct {
 	admin     *adminServer
 	hostProc  *hostChild
 	actors    *actorTracker
-	shared    *Credentials // external mode without signing keys: WASMCLOUD_PROV_RPC_* for every provider
+	shared    *Credentials    // external mode without signing keys: WASMCLOUD_PROV_RPC_* for every provider
+	oci       *oci.Client     // pulls provider archives; keeps registries.put credentials
+	policySvc *policy.Service // nil when no policy service is configured (WASMCLOUD_POLICY_TOPIC)
 
 	// providerStartup is how long a new provider may take to pass its first
 	// health check; credsLifetime, when set, overrides the configured
@@ -222,6 +226,9 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 		}
 	}()
 
+	if err := s.startArtifacts(cfg); err != nil { // before anything can launch a provider
+		return err
+	}
 	s.health, err = NewHealthServer(cfg.MetricsAddr, s.metricsHandler(), s.readiness)
 	if err != nil {
 		return err

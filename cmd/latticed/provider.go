@@ -10,6 +10,7 @@ import (
 	"github.com/latticed/latticed/provider"
 	"github.com/latticed/latticed/provider/httpserver"
 	"github.com/latticed/latticed/provider/keyvalue"
+	"github.com/latticed/latticed/telemetry"
 )
 
 const providerHelp = `A capability provider is started by a host (its supervisor), never by hand.
@@ -55,7 +56,12 @@ func newProviderRunCmd(b lattice.BuiltinProvider, about string, capability func(
 					return usageErrorf("stdin is a terminal or device, not a pipe: %s providers are started by a host, which writes HostData on their stdin", b.Name)
 				}
 			}
-			err := provider.Run(cmd.Context(), in, capability(), provider.WithLogOutput(cmd.ErrOrStderr()))
+			stopTracing, err := startTracing(cmd.Context(), telemetry.ServiceProviderPrefix+b.Name, nil)
+			if err != nil {
+				return usageError{err}
+			}
+			defer stopTracing()
+			err = provider.Run(cmd.Context(), in, capability(), provider.WithLogOutput(cmd.ErrOrStderr()))
 			if errors.Is(err, lattice.ErrHostData) {
 				return usageError{err}
 			}

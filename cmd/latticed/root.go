@@ -22,6 +22,8 @@ var commands = []func() *cobra.Command{
 	newUpCmd,
 	newHostCmd,
 	newProviderCmd,
+	newPushCmd,
+	newParCmd,
 	newVersionCmd,
 }
 

@@ -35,6 +35,7 @@ import (
 	"github.com/latticed/latticed/metrics"
 	"github.com/latticed/latticed/provider"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/telemetry"
 )
 
 // Connection limits of every listener.
@@ -194,7 +195,7 @@ func (s *Server) listen(actor string, st Settings) (*listener, error) {
 	l := &listener{actor: actor, addr: ln.Addr(), served: make(chan struct{}), timeout: timeout,
 		maxBody: st.MaxContentLen, inv: s.inv, m: s.m, log: s.log.With("actor", actor)}
 	l.srv = &http.Server{
-		Handler:           l,
+		Handler:           telemetry.HTTPHandler(l, actor), // l itself while tracing is off
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		ReadTimeout:       ReadTimeout,
 		WriteTimeout:      timeout + writeMargin,

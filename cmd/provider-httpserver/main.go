@@ -1,0 +1,14 @@
+// Command provider-httpserver is latticed's built-in wasmcloud:httpserver
+// provider as a standalone executable, for provider archives (make
+// providers): started by a host with no arguments, HostData on stdin.
+// It behaves exactly as `latticed provider httpserver`.
+package main
+
+import (
+	"os"
+
+	"github.com/latticed/latticed/internal/providermain"
+	"github.com/latticed/latticed/provider/httpserver"
+)
+
+func main() { os.Exit(providermain.Run(httpserver.New())) }

@@ -1,0 +1,100 @@
+package supervisor
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/policy"
+)
+
+// The supervisor asks the external policy service before it launches a
+// provider: a denial refuses the launch with the service's message, no
+// answer refuses it too (fail closed), a change notice flips the cached
+// decision, and every decision is counted.
+func TestStartProviderAsksThePolicyService(t *testing.T) {
+	const topic, changes = "test.policy", "test.policy.changes"
+	n := startNode(t, map[string]string{config.EnvPolicyTopic: topic, config.EnvPolicyChangesTopic: changes, config.EnvPolicyTimeout: "500"})
+	launch := func(ref, link string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return n.admin.LaunchProvider(ctx, lattice.LaunchProviderCommand{ProviderRef: ref, LinkName: link})
+	}
+	counted := func(result string, cached bool) float64 {
+		return testutil.ToFloat64(n.m.PolicyDecisions.WithLabelValues(policy.ActionStartProvider, result, map[bool]string{true: "true", false: "false"}[cached]))
+	}
+
+	// No policy service answers: denied, and the reason says so.
+	if err := launch("builtin:keyvalue", "default"); err == nil || !strings.Contains(err.Error(), "no decision") {
+		t.Fatalf("launch with no policy service: %v", err)
+	}
+	if counted(policy.ResultError, false) != 1 {
+		t.Fatalf("error decisions counted: %v", counted(policy.ResultError, false))
+	}
+
+	// A responder that permits keyvalue and denies httpserver.
+	var mu sync.Mutex
+	var asked []policy.Request
+	sub, err := n.nc.Subscribe(topic, func(m *nats.Msg) {
+		var req policy.Request
+		_ = json.Unmarshal(m.Data, &req)
+		mu.Lock()
+		asked = append(asked, req)
+		mu.Unlock()
+		d := policy.Decision{RequestID: req.RequestID, Permitted: req.Target.ContractID == lattice.ContractKeyValue}
+		if !d.Permitted {
+			d.Message = "no HTTP servers on this host"
+		}
+		b, _ := json.Marshal(d)
+		_ = m.Respond(b)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := launch("builtin:httpserver", "default"); err == nil || !strings.Contains(err.Error(), "no HTTP servers on this host") {
+		t.Fatalf("denied launch: %v", err)
+	}
+	if _, ok := n.provider("builtin:httpserver", "default"); ok {
+		t.Fatal("a denied provider is listed")
+	}
+	if err := launch("builtin:keyvalue", "default"); err != nil {
+		t.Fatalf("permitted launch: %v", err)
+	}
+	n.waitProviderState("builtin:keyvalue", "default", stateRunning)
+	mu.Lock()
+	req := asked[0]
+	mu.Unlock()
+	b, _ := lattice.LookupBuiltin("builtin:httpserver")
+	if req.Action != policy.ActionStartProvider || req.Target.PublicKey != b.Key() || req.Target.ContractID != lattice.ContractHTTPServer ||
+		req.Target.LinkName != "default" || req.Host.PublicKey != n.s.HostID() || req.Host.LatticeID != n.cfg.LatticePrefix {
+		t.Fatalf("policy request %+v", req)
+	}
+
+	// The denial is cached; a change notice for its request permits it.
+	if err := launch("builtin:httpserver", "default"); err == nil {
+		t.Fatal("second launch not denied")
+	}
+	if counted(policy.ResultDenied, true) != 1 || counted(policy.ResultDenied, false) != 1 || counted(policy.ResultPermitted, false) != 1 {
+		t.Fatalf("counted denied cached %v, denied %v, permitted %v", counted(policy.ResultDenied, true), counted(policy.ResultDenied, false), counted(policy.ResultPermitted, false))
+	}
+	msg, err := n.nc.Request(changes, []byte(`{"request_id":"`+req.RequestID+`","permitted":true,"message":""}`), 5*time.Second)
+	if err != nil || !strings.Contains(string(msg.Data), `"success":true`) {
+		t.Fatalf("change notice: %v %s", err, msg.Data)
+	}
+	if err := launch("builtin:httpserver", "default"); err != nil {
+		t.Fatalf("launch after the change notice: %v", err)
+	}
+	n.waitProviderState("builtin:httpserver", "default", stateRunning)
+	if counted(policy.ResultPermitted, true) != 1 {
+		t.Fatalf("cached permit not counted")
+	}
+}
