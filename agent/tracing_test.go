@@ -1,0 +1,47 @@
+package agent
+
+import (
+	"context"
+	"testing"
+
+	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/internal/otlptest"
+	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/telemetry"
+)
+
+// BenchmarkInvokeEchoTracing is one invocation at a time through the whole
+// path (sign, NATS, issuer policy, wasm echo, reply) with tracing off, the
+// default, and on (spans exported to a loopback OTLP/HTTP receiver): what a
+// span per invocation costs, and that off costs nothing (compare allocs/op
+// with BenchmarkInvokeEcho).
+func BenchmarkInvokeEchoTracing(b *testing.B) {
+	f := newFixture(b)
+	echo := f.startActor(b, echoPkg, 2, lattice.SignActorOptions{Name: "echo"})
+	payload := make([]byte, 256)
+	caller, _ := lattice.CreateKeyPair(lattice.KindModule)
+	subject := lattice.RPCActor("test", echo.Key)
+	ctx := context.Background()
+	run := func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := rpc.Invoke(ctx, f.nc, f.cluster, f.h.ID(), lattice.ActorEntity(caller.PublicKey()), lattice.ActorEntity(echo.Key), subject, "Echo.Echo", payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("off", run)
+	b.Run("on", func(b *testing.B) {
+		recv := otlptest.Start(b)
+		shutdown, err := telemetry.Setup(ctx, func(k string) (string, bool) {
+			v, ok := map[string]string{config.EnvOTelTracesExporter: config.TracesExporterOTLP, config.EnvOTelEndpoint: recv.Endpoint()}[k]
+			return v, ok
+		}, telemetry.ServiceHost, "", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer func() { _ = shutdown(ctx) }()
+		run(b)
+	})
+}
