@@ -164,7 +164,10 @@ every --constraint are asked (an auction, for --timeout) and the first to offer
 runs it. The command then waits up to --wait for the host's actors_started or
 actors_start_failed event, and prints the actor's public key.
 
-A file:// reference is read by the host, which must allow it
+An OCI reference (registry/repo:tag, published with latticed push) is pulled
+by the host through its digest cache; :latest or no tag needs
+WASMCLOUD_OCI_ALLOW_LATEST, a plain-HTTP registry WASMCLOUD_OCI_ALLOWED_INSECURE
+on the host. A file:// reference is read by the host, which must allow it
 (WASMCLOUD_ALLOW_FILE_LOAD).`,
 		Example: `  latticed ctl start actor file:///srv/actors/echo_s.wasm
   latticed ctl start actor registry.example.com/echo:0.1.0 --constraint zone=eu --count 4`,
@@ -239,7 +242,16 @@ func newCtlStartProviderCmd() *cobra.Command {
 		Short: "Start a capability provider",
 		Long: `Ask a host to launch a provider. Without --host-id, hosts whose labels match
 every --constraint and that do not run the provider on the link name yet are
-asked (an auction, for --timeout) and the first to offer launches it.`,
+asked (an auction, for --timeout) and the first to offer launches it.
+
+<ref> is builtin:<name> (httpserver, keyvalue), an OCI reference to a
+provider archive (registry/repo:tag, published with latticed push; :latest
+needs WASMCLOUD_OCI_ALLOW_LATEST on the host, plain-HTTP registries
+WASMCLOUD_OCI_ALLOWED_INSECURE), or, when the host allows
+WASMCLOUD_ALLOW_FILE_LOAD, a file on the host: file:///path/provider.par.gz
+or an executable. An archive's claims and binary hash are verified first.`,
+		Example: `  latticed ctl start provider builtin:httpserver
+  latticed ctl start provider registry.example.com/team/httpserver:0.1.0 --link-name web`,
 		Args: exactArgs("<ref>"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref := args[0]
