@@ -333,17 +333,20 @@ func TestLatticeOfUpProcesses(t *testing.T) {
 		if r.stdout != "from A" {
 			t.Fatalf("reply %q, want %q", r.stdout, "from A")
 		}
-		if got := c.served(t, echoC.Key); got != 1 {
-			t.Fatalf("node C answered %v Echo.Echo calls, want 1", got)
+		// A host counts an invocation just after replying: poll.
+		fwdOK := func() float64 {
+			return a.counter(t, metrics.Namespace+"_invocations_total", map[string]string{"actor": fwd.Key, "operation": "Call.Forward", "result": metrics.ResultOK})
 		}
+		testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+			if got, fwds := c.served(t, echoC.Key), fwdOK(); got != 1 || fwds != 1 {
+				return fmt.Errorf("node C answered %v Echo.Echo calls, node A %v Call.Forward calls; want 1 each", got, fwds)
+			}
+			return nil
+		})
 		for _, n := range []*upNode{a, b} {
 			if got := n.served(t, echoC.Key); got != 0 {
 				t.Fatalf("node %s answered %v calls of an actor it does not run", n.name, got)
 			}
-		}
-		fwdOK := a.counter(t, metrics.Namespace+"_invocations_total", map[string]string{"actor": fwd.Key, "operation": "Call.Forward", "result": metrics.ResultOK})
-		if fwdOK != 1 {
-			t.Fatalf("node A answered %v Call.Forward calls, want 1", fwdOK)
 		}
 		// The other lattice cannot reach C's actor by key.
 		r = other.run("ctl", "call", echoC.Key, "Echo.Echo", "--data", `"x"`, "--timeout", "5s")
@@ -362,11 +365,11 @@ func TestLatticeOfUpProcesses(t *testing.T) {
 				calls++
 			}
 			onA, onB := a.served(t, shared.Key), b.served(t, shared.Key)
-			if onA == 0 || onB == 0 {
-				return fmt.Errorf("after %d calls: A answered %v, B %v", calls, onA, onB)
-			}
-			if onA+onB != float64(calls) {
+			if onA+onB > float64(calls) {
 				t.Fatalf("after %d calls A answered %v and B %v", calls, onA, onB)
+			}
+			if onA == 0 || onB == 0 || onA+onB < float64(calls) { // counted just after the reply
+				return fmt.Errorf("after %d calls: A answered %v, B %v", calls, onA, onB)
 			}
 			t.Logf("%d ctl calls of the actor on A and B: A answered %v, B %v", calls, onA, onB)
 			return nil
