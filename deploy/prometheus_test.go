@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/latticed/latticed/internal/promnames"
 	"github.com/latticed/latticed/metrics"
 )
 
@@ -106,59 +107,11 @@ func knownSeries(t testing.TB) map[string]bool {
 	return series
 }
 
-var (
-	promqlStrings  = regexp.MustCompile("\"(?:[^\"\\\\]|\\\\.)*\"|'(?:[^'\\\\]|\\\\.)*'|`[^`]*`")
-	promqlVars     = regexp.MustCompile(`\$\{[^}]*\}|\$\w+`)
-	promqlBraces   = regexp.MustCompile(`\{[^}]*\}`)
-	promqlBrackets = regexp.MustCompile(`\[[^\]]*\]`)
-	promqlGrouping = regexp.MustCompile(`\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)`)
-	promqlIdent    = regexp.MustCompile(`\b[a-zA-Z_:][a-zA-Z0-9_:]*\b`)
-	promqlKeywords = map[string]bool{
-		"by": true, "without": true, "on": true, "ignoring": true, "group_left": true, "group_right": true,
-		"and": true, "or": true, "unless": true, "bool": true, "offset": true, "inf": true, "nan": true,
-		"Inf": true, "NaN": true, "atan2": true, "start": true, "end": true,
-	}
-)
-
-// promqlMetrics returns the metric names a PromQL expression selects:
-// identifiers outside strings, label matchers, ranges and grouping clauses
-// that are neither keywords nor called like functions.
-func promqlMetrics(expr string) []string {
-	s := promqlStrings.ReplaceAllString(expr, ` "" `)
-	s = promqlVars.ReplaceAllString(s, " ")
-	s = promqlBraces.ReplaceAllString(s, " ")
-	s = promqlBrackets.ReplaceAllString(s, " ")
-	s = promqlGrouping.ReplaceAllString(s, " ")
-	var out []string
-	for _, loc := range promqlIdent.FindAllStringIndex(s, -1) {
-		id := s[loc[0]:loc[1]]
-		rest := strings.TrimLeft(s[loc[1]:], " \t\n")
-		if promqlKeywords[id] || strings.HasPrefix(rest, "(") {
-			continue
-		}
-		out = append(out, id)
-	}
-	return out
-}
-
-func TestPromQLMetrics(t *testing.T) {
-	for expr, want := range map[string][]string{
-		`sum by (actor, le) (rate(latticed_x_bucket{job=~"$job", a="b(c)"}[$__rate_interval]))`: {"latticed_x_bucket"},
-		`a / on(instance) group_left(version) b > 0.5 and c offset 5m`:                          {"a", "b", "c"},
-		`histogram_quantile(0.99, sum(rate(h_bucket[5m])) by (le)) > 1e3`:                       {"h_bucket"},
-		`up{job="latticed"} == 0`: {"up"},
-	} {
-		if got := promqlMetrics(expr); !slices.Equal(got, want) {
-			t.Errorf("promqlMetrics(%q) = %q, want %q", expr, got, want)
-		}
-	}
-}
-
 // checkMetricNames fails for every metric an expression uses that latticed
 // does not define.
 func checkMetricNames(t *testing.T, where, expr string, known map[string]bool) {
 	t.Helper()
-	used := promqlMetrics(expr)
+	used := promnames.Metrics(expr)
 	if len(used) == 0 {
 		t.Errorf("%s: no metric in %q", where, expr)
 	}

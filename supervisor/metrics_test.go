@@ -149,7 +149,8 @@ func TestNodeMetricsMergedAcrossComponents(t *testing.T) {
 	kvc := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", lattice.SignActorOptions{
 		Name: "kvcounter", Caps: []string{lattice.ContractHTTPServer, lattice.ContractKeyValue},
 	})
-	n := startNode(t, nil, "file://"+echo.Path, "file://"+kvc.Path)
+	trap := testenv.SignActor(t, t.TempDir(), "./actor/testactors/trap", lattice.SignActorOptions{Name: "trap"})
+	n := startNode(t, nil, "file://"+echo.Path, "file://"+kvc.Path, "file://"+trap.Path)
 	const httpRef, kvRef = "builtin:httpserver", "builtin:keyvalue"
 	for _, ref := range []string{httpRef, kvRef} {
 		n.launch(ref, "default", "")
@@ -270,7 +271,7 @@ func TestNodeMetricsMergedAcrossComponents(t *testing.T) {
 	n.waitDelta("57 HTTP requests", "latticed_http_requests_total", http2xx, http0, 57)
 	n.waitDelta("57 HTTP requests timed", "latticed_http_request_duration_seconds", map[string]string{"component": httpComp}, httpDur0, 57)
 	n.waitDelta("7 kvcounter requests", "latticed_kv_operations_total", kvInc, kv0, 7)
-	n.waitDelta("7 kvcounter requests", "latticed_provider_invocations_total", kvInc, kvInv0, 7)
+	traffic := n.waitDelta("7 kvcounter requests", "latticed_provider_invocations_total", kvInc, kvInv0, 7)
 
 	// A rejected invocation, counted by reason: signed by an issuer the
 	// lattice does not trust.
@@ -290,6 +291,15 @@ func TestNodeMetricsMergedAcrossComponents(t *testing.T) {
 		t.Errorf("invocation signed by an untrusted issuer: err %v, want an %s rejection", err, lattice.ReasonUnknownIssuer)
 	}
 	n.waitDelta("one rejected invocation", "latticed_invocations_rejected_total", rejected, rej0, 1)
+
+	// An actor instance that exits is counted, by kind (the series appears
+	// only then; the dashboard and an alert use it).
+	if _, err := rpc.Invoke(ctx, n.nc, n.cluster, n.s.HostID(), origin, lattice.ActorEntity(trap.Key),
+		lattice.RPCActor(n.cfg.LatticePrefix, trap.Key), "Trap.Exit", nil); err == nil {
+		t.Error("Trap.Exit succeeded")
+	}
+	failed := n.waitDelta("one instance exit", "latticed_actor_instance_failures_total",
+		map[string]string{"component": componentHost, "actor": trap.Key, "kind": "exit"}, 0, 1)
 
 	// A provider restart: the keyvalue provider is killed, the supervisor
 	// restarts it, and its new process is merged again.
@@ -351,6 +361,10 @@ func TestNodeMetricsMergedAcrossComponents(t *testing.T) {
 	}
 	_, took = n.scrape()
 	t.Logf("scrape of the merged /metrics (one provider revoked): %v", took)
+
+	// Every metric the dashboard and the alert rules use is served, seen
+	// after traffic, the rejection, the restart and the revocation.
+	checkDeployNamesLive(t, traffic, failed, cur, final)
 }
 
 // rpcInvoke calls Echo.Echo on actor, signed by signer.
