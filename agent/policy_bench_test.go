@@ -1,0 +1,52 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/policy"
+	"github.com/latticed/latticed/rpc"
+)
+
+// BenchmarkInvokeEchoPolicyCached is BenchmarkInvokeEcho with a policy
+// service configured: after the first call every invocation takes the
+// cached perform_invocation decision (and counts it in
+// latticed_policy_decisions_total). Compare the two for the cost per call.
+func BenchmarkInvokeEchoPolicyCached(b *testing.B) {
+	f := newFixture(b, func(o *Options) { o.PolicyTopic = "bench.policy" })
+	sub, err := f.nc.Subscribe("bench.policy", func(m *nats.Msg) {
+		var req policy.Request
+		_ = json.Unmarshal(m.Data, &req)
+		out, _ := json.Marshal(policy.Decision{RequestID: req.RequestID, Permitted: true})
+		_ = m.Respond(out)
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = sub.Unsubscribe() })
+	echo := f.startActor(b, echoPkg, 2, lattice.SignActorOptions{Name: "echo"})
+	payload := make([]byte, 256)
+	caller, _ := lattice.CreateKeyPair(lattice.KindModule)
+	subject := lattice.RPCActor("test", echo.Key)
+	ctx := context.Background()
+	call := func() error {
+		_, err := rpc.Invoke(ctx, f.nc, f.cluster, f.h.ID(), lattice.ActorEntity(caller.PublicKey()), lattice.ActorEntity(echo.Key), subject, "Echo.Echo", payload)
+		return err
+	}
+	if err := call(); err != nil { // the one uncached decision
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := call(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
