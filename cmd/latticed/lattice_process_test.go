@@ -235,8 +235,10 @@ func procStat(pid int) (state string, ppid int, ok bool) {
 
 // TestLatticeOfUpProcesses: three `latticed up` processes with the same
 // prefix and issuers (each its own cluster seed) on one real nats-server form
-// one lattice; a fourth with another prefix on the same server is a lattice
-// of its own.
+// one lattice: ctl get hosts lists them, an actor on A calls an actor on C
+// and a provider on B, an actor on A and B shares load, a frozen or killed
+// node leaves get hosts and its callers get errors within their timeouts. A
+// fourth with another prefix on the same server is a lattice of its own.
 func TestLatticeOfUpProcesses(t *testing.T) {
 	srv := testenv.ExternalNATS(t)
 	keys := make([]*lattice.KeyPair, 4)
@@ -270,6 +272,7 @@ func TestLatticeOfUpProcesses(t *testing.T) {
 	fwd := testenv.SignActor(t, dir, "./actor/testactors/hostcall", lattice.SignActorOptions{Name: "fwd"})
 	echoC := testenv.SignActor(t, dir, "./actor/examples/echo", lattice.SignActorOptions{Name: "echo-c", CallAlias: "echo-c"})
 	shared := testenv.SignActor(t, dir, "./actor/examples/echo", lattice.SignActorOptions{Name: "shared"})
+	kvc := testenv.SignActor(t, dir, "./actor/examples/kvcounter", lattice.SignActorOptions{Name: "kvcounter", Caps: []string{lattice.ContractKeyValue}})
 
 	want, wantOther := sortedIDs(a, b, c), sortedIDs(d)
 	testenv.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
@@ -354,6 +357,64 @@ func TestLatticeOfUpProcesses(t *testing.T) {
 		mustContain(t, "call across prefixes", r.stderr, "no responders")
 	})
 
+	t.Run("actor on A calls provider on B", func(t *testing.T) {
+		kv, ok := lattice.LookupBuiltin("builtin:keyvalue")
+		if !ok {
+			t.Fatal("no builtin:keyvalue")
+		}
+		startActorOn(t, e, a, kvc)
+		e.run("ctl", "start", "provider", "builtin:keyvalue", "--host-id", b.hostID).want(t, 0)
+		testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+			var inv lattice.HostInventory
+			e.json(&inv, "ctl", "get", "inventory", b.hostID)
+			if len(inv.Providers) != 1 || inv.Providers[0].State != "running" {
+				return fmt.Errorf("node B providers: %+v", inv.Providers)
+			}
+			return nil
+		})
+		e.run("ctl", "link", "put", kvc.Key, kv.Key(), lattice.ContractKeyValue).want(t, 0)
+		provided := func(n *upNode) float64 {
+			return n.counter(t, metrics.Namespace+"_provider_invocations_total", map[string]string{"operation": lattice.OpKVIncrement, "result": metrics.ResultOK})
+		}
+		// Until A knows the link (from the cache stream) the actor answers 500.
+		counter := func() (int, error) {
+			r := e.run("ctl", "call", kvc.Key, "HttpServer.HandleRequest", "--timeout", "5s",
+				"--data", `{"method":"GET","path":"/","queryString":"","header":{},"body":""}`)
+			r.want(t, 0)
+			var resp struct {
+				StatusCode int    `json:"statusCode"`
+				Body       string `json:"body"`
+			}
+			if err := json.Unmarshal([]byte(r.stdout), &resp); err != nil {
+				t.Fatalf("reply: %v\n%s", err, r.stdout)
+			}
+			var body struct {
+				Counter int `json:"counter"`
+			}
+			if resp.StatusCode != 200 || json.Unmarshal([]byte(resp.Body), &body) != nil {
+				return 0, fmt.Errorf("status %d: %s", resp.StatusCode, resp.Body)
+			}
+			return body.Counter, nil
+		}
+		var first int
+		testenv.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() (err error) {
+			first, err = counter()
+			return err
+		})
+		if second, err := counter(); err != nil || second != first+1 {
+			t.Fatalf("counter %d then %d (%v), want consecutive", first, second, err)
+		}
+		testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+			if got := provided(b); got < 2 {
+				return fmt.Errorf("node B's provider answered %v increments, want at least 2", got)
+			}
+			return nil
+		})
+		if got := provided(a); got != 0 {
+			t.Fatalf("node A, which runs no provider, answered %v increments", got)
+		}
+	})
+
 	t.Run("actor on A and B shares load", func(t *testing.T) {
 		startActorOn(t, e, a, shared)
 		startActorOn(t, e, b, shared)
@@ -382,9 +443,10 @@ func TestLatticeOfUpProcesses(t *testing.T) {
 	// and the calls the queue group still hands it end with a timeout error
 	// at the caller's timeout, not a hang.
 	t.Run("a frozen node leaves get hosts and calls handed to it time out", func(t *testing.T) {
+		// The whole node: supervisor, host and the key-value provider.
 		pids := append([]int{b.cmd.Process.Pid}, procChildren(t, b.cmd.Process.Pid)...)
-		if len(pids) != 2 {
-			t.Fatalf("latticed up B and its children: %v, want it and its host", pids)
+		if len(pids) != 3 {
+			t.Fatalf("latticed up B and its children: %v, want it, its host and its provider", pids)
 		}
 		frozen := time.Now()
 		for _, pid := range pids {
