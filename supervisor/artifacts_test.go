@@ -282,3 +282,53 @@ func TestProviderArchiveFromFile(t *testing.T) {
 		t.Fatalf("archive without this target: %v", err)
 	}
 }
+
+// Credentials for a private registry reach both pullers (the host for
+// actors, the supervisor for provider archives) with registries.put;
+// `latticed push` logs in with --user and --password-stdin.
+func TestPrivateRegistryCredentialsFromRegistriesPut(t *testing.T) {
+	login := &testenv.RegistryLogin{Username: "lattice", Password: "pw-" + strconv.FormatInt(time.Now().UnixNano(), 36)}
+	reg := testenv.Registry(t, login)
+	dir := t.TempDir()
+	actor := testenv.SignActor(t, dir, "./actor/examples/echo", lattice.SignActorOptions{Name: "echo"})
+	issuer, _ := lattice.CreateKeyPair(lattice.KindAccount)
+	subject, _ := lattice.CreateKeyPair(lattice.KindService)
+	prog, _ := os.ReadFile(providerBin)
+	var archive bytes.Buffer
+	if _, err := par.Create(&archive, par.CreateOptions{Name: "test", ContractID: "latticed:test"}, map[string][]byte{lattice.ProviderTarget(): prog}, issuer, subject); err != nil {
+		t.Fatal(err)
+	}
+	parPath := filepath.Join(dir, "test.par.gz")
+	if err := os.WriteFile(parPath, archive.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	actorRef, provRef := reg+"/private/echo:1.0.0", reg+"/private/test:1.0.0"
+	if out := cli(t, nil, true, "push", actorRef, actor.Path, "--insecure"); !strings.Contains(out, "credential") {
+		t.Fatalf("anonymous push to a private registry: %s", out)
+	}
+	for ref, file := range map[string]string{actorRef: actor.Path, provRef: parPath} {
+		cmd := exec.Command(latticedBin, "push", ref, file, "--insecure", "--user", login.Username, "--password-stdin")
+		cmd.Stdin = strings.NewReader(login.Password + "\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("push %s: %v\n%s", ref, err, out)
+		}
+	}
+
+	n := startNode(t, map[string]string{config.EnvOCIAllowedInsecure: reg})
+	env := n.ctlEnv(t)
+	if out := cli(t, env, true, "ctl", "start", "actor", actorRef); !strings.Contains(out, "credential") {
+		t.Fatalf("start from a private registry without credentials: %s", out)
+	}
+	creds, _ := json.Marshal(map[string]oci.Credential{reg: {RegistryType: "oci", Username: login.Username, Password: login.Password}})
+	msg, err := n.nc.Request(lattice.NewCtl("", n.cfg.LatticePrefix).RegistriesPut(), creds, 10*time.Second)
+	if err != nil || !strings.Contains(string(msg.Data), `"accepted":true`) {
+		t.Fatalf("registries.put: %v %s", err, msg.Data)
+	}
+	if out := cli(t, env, false, "ctl", "start", "actor", actorRef); !strings.Contains(out, actor.Key) {
+		t.Fatalf("start actor: %s", out)
+	}
+	cli(t, env, false, "ctl", "start", "provider", provRef)
+	if d := n.waitProviderState(provRef, "default", stateRunning); d.ID != subject.PublicKey() {
+		t.Fatalf("provider key %s, want %s", d.ID, subject.PublicKey())
+	}
+}
