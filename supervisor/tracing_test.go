@@ -63,7 +63,10 @@ func TestNodeTraceAcrossProcesses(t *testing.T) {
 	)
 	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/"
 	testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		_, err := httpGet(url)
+		code, err := httpGet(url) // 200 once both links reached their providers
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("status %d", code)
+		}
 		return err
 	})
 
