@@ -154,6 +154,8 @@ type CreateOptions struct {
 	Name, ContractID, Vendor, Ver string
 	Rev                           int32
 	Expires                       time.Time // zero: never
+	// CompressionLevel is the gzip level; 0 means gzip.DefaultCompression.
+	CompressionLevel int
 }
 
 // Create writes a gzipped archive of binaries (target -> executable) with
@@ -191,7 +193,14 @@ func Create(w io.Writer, opts CreateOptions, binaries map[string][]byte, issuer,
 	if err != nil {
 		return nil, fmt.Errorf("provider archive: %w", err)
 	}
-	zw, _ := gzip.NewWriterLevel(w, gzip.BestCompression)
+	level := opts.CompressionLevel
+	if level == 0 {
+		level = gzip.DefaultCompression
+	}
+	zw, err := gzip.NewWriterLevel(w, level)
+	if err != nil {
+		return nil, fmt.Errorf("provider archive: %w", err)
+	}
 	tw := tar.NewWriter(zw)
 	add := func(name string, mode int64, body []byte) error {
 		h := &tar.Header{Name: name, Mode: mode, Size: int64(len(body)), Typeflag: tar.TypeReg, Format: tar.FormatGNU}

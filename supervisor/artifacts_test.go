@@ -206,8 +206,15 @@ func TestActorAndProviderArchiveFromAnOCIRegistry(t *testing.T) {
 	if _, err := raw.Push(ctx, reg+"/latticed/evil-echo:0.1.0", oci.Actor, evil, false); err != nil {
 		t.Fatal(err)
 	}
-	archive, _ := os.ReadFile(parPath)
-	tampered := retar(t, archive, func(name string, body []byte) []byte {
+	// A small signed archive (the refusal comes before anything runs), its
+	// binary altered after signing.
+	issuer, _ := lattice.CreateKeyPair(lattice.KindAccount)
+	subject, _ := lattice.CreateKeyPair(lattice.KindService)
+	var archive bytes.Buffer
+	if _, err := par.Create(&archive, par.CreateOptions{Name: "evil", ContractID: lattice.ContractHTTPServer}, map[string][]byte{lattice.ProviderTarget(): []byte("#!/bin/sh\nexit 0\n")}, issuer, subject); err != nil {
+		t.Fatal(err)
+	}
+	tampered := retar(t, archive.Bytes(), func(name string, body []byte) []byte {
 		if strings.HasSuffix(name, ".bin") {
 			return append(body, 0)
 		}
@@ -259,7 +266,7 @@ func TestProviderArchiveFromFile(t *testing.T) {
 	prog, _ := os.ReadFile(providerBin)
 	write := func(name string, bins map[string][]byte) string {
 		var buf bytes.Buffer
-		if _, err := par.Create(&buf, par.CreateOptions{Name: "test", ContractID: "latticed:test"}, bins, issuer, subject); err != nil {
+		if _, err := par.Create(&buf, par.CreateOptions{Name: "test", ContractID: "latticed:test", CompressionLevel: gzip.BestSpeed}, bins, issuer, subject); err != nil {
 			t.Fatal(err)
 		}
 		p := filepath.Join(dir, name)
@@ -269,7 +276,7 @@ func TestProviderArchiveFromFile(t *testing.T) {
 		return p
 	}
 	good := write("good.par.gz", map[string][]byte{lattice.ProviderTarget(): prog})
-	other := write("other.par.gz", map[string][]byte{"mips-plan9": prog})
+	other := write("other.par.gz", map[string][]byte{"mips-plan9": []byte("not for this machine")})
 	n := startNode(t, nil)
 	n.launch("file://"+good, "default", "")
 	if d := n.waitProviderState("file://"+good, "default", stateRunning); d.ID != subject.PublicKey() {
@@ -295,7 +302,7 @@ func TestPrivateRegistryCredentialsFromRegistriesPut(t *testing.T) {
 	subject, _ := lattice.CreateKeyPair(lattice.KindService)
 	prog, _ := os.ReadFile(providerBin)
 	var archive bytes.Buffer
-	if _, err := par.Create(&archive, par.CreateOptions{Name: "test", ContractID: "latticed:test"}, map[string][]byte{lattice.ProviderTarget(): prog}, issuer, subject); err != nil {
+	if _, err := par.Create(&archive, par.CreateOptions{Name: "test", ContractID: "latticed:test", CompressionLevel: gzip.BestSpeed}, map[string][]byte{lattice.ProviderTarget(): prog}, issuer, subject); err != nil {
 		t.Fatal(err)
 	}
 	parPath := filepath.Join(dir, "test.par.gz")
