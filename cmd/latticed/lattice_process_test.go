@@ -336,13 +336,23 @@ func TestLatticeOfUpProcesses(t *testing.T) {
 		if r.stdout != "from A" {
 			t.Fatalf("reply %q, want %q", r.stdout, "from A")
 		}
+		// By call alias: host A resolves it from the claims that C's start
+		// put in the cache stream (until then A answers that it cannot
+		// identify the target).
+		testenv.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+			r := e.run("ctl", "call", fwd.Key, "Call.Forward", "--data", forwardData("echo_c", "by alias"), "--raw", "--timeout", "10s")
+			if r.code != 0 || r.stdout != "by alias" {
+				return fmt.Errorf("call by alias: exit %d, %q %s", r.code, r.stdout, r.stderr)
+			}
+			return nil
+		})
 		// A host counts an invocation just after replying: poll.
 		fwdOK := func() float64 {
 			return a.counter(t, metrics.Namespace+"_invocations_total", map[string]string{"actor": fwd.Key, "operation": "Call.Forward", "result": metrics.ResultOK})
 		}
 		testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-			if got, fwds := c.served(t, echoC.Key), fwdOK(); got != 1 || fwds != 1 {
-				return fmt.Errorf("node C answered %v Echo.Echo calls, node A %v Call.Forward calls; want 1 each", got, fwds)
+			if got, fwds := c.served(t, echoC.Key), fwdOK(); got != 2 || fwds != 2 {
+				return fmt.Errorf("node C answered %v Echo.Echo calls, node A %v Call.Forward calls; want 2 each", got, fwds)
 			}
 			return nil
 		})
