@@ -151,10 +151,17 @@ type Reference struct {
 }
 
 // IsReference reports whether ref looks like an OCI reference rather than
-// a file path or a builtin: name: it has a registry and a repository.
+// a file path or a builtin: name: an explicit registry (a host with a dot
+// or a port, or localhost) and a repository. Names ending in .wasm, .par or
+// .par.gz are files.
 func IsReference(ref string) bool {
 	if ref == "" || strings.HasPrefix(ref, "file://") || strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, ".") ||
-		strings.HasPrefix(ref, "builtin:") || !strings.Contains(ref, "/") || strings.Contains(ref, "://") {
+		strings.HasPrefix(ref, "builtin:") || strings.Contains(ref, "://") ||
+		strings.HasSuffix(ref, ".wasm") || strings.HasSuffix(ref, ".par") || strings.HasSuffix(ref, ".par.gz") {
+		return false
+	}
+	host, _, ok := strings.Cut(ref, "/")
+	if !ok || !strings.ContainsAny(host, ".:") && host != "localhost" {
 		return false
 	}
 	_, err := registry.ParseReference(strings.ToLower(ref))

@@ -37,6 +37,10 @@ func TestParseReference(t *testing.T) {
 		{"echo.wasm", false, "", ErrNotReference},
 		{"builtin:httpserver", false, "", ErrNotReference},
 		{"https://localhost:5000/echo:1", false, "", ErrNotReference},
+		{"testdata/echo.wasm", false, "", ErrNotReference},
+		{"actors/echo:1", false, "", ErrNotReference},
+		{"localhost/echo:1", false, "localhost/echo:1", nil},
+		{"bin/providers/httpserver.par.gz", false, "", ErrNotReference},
 	}
 	for _, tc := range tests {
 		t.Run(tc.ref, func(t *testing.T) {
