@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/latticed/latticed/config"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/oci"
 )
@@ -356,13 +357,14 @@ func clusterIssuers(list []string, own string) []string {
 }
 
 // providerEnv is the little a provider inherits: no lattice settings and no
-// credentials; everything it needs arrives in HostData.
+// credentials (everything it needs arrives in HostData), but the
+// OpenTelemetry settings, so its spans reach the node's collector.
 func providerEnv(environ []string) []string {
 	keep := map[string]bool{"PATH": true, "HOME": true, "TMPDIR": true, "TZ": true, "LANG": true, "USER": true, "RUST_BACKTRACE": true, "RUST_LOG": true, "GODEBUG": true, "GOTRACEBACK": true}
 	var env []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if keep[name] || strings.HasPrefix(name, "LC_") {
+		if keep[name] || strings.HasPrefix(name, "LC_") || config.IsTelemetryEnv(name) { // OTEL_*: as wasmCloud's host forwards them
 			env = append(env, kv)
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/latticed/latticed/manifest"
 	"github.com/latticed/latticed/metrics"
 	"github.com/latticed/latticed/supervisor"
+	"github.com/latticed/latticed/telemetry"
 )
 
 func newUpCmd() *cobra.Command {
@@ -89,6 +90,9 @@ func runUp(cmd *cobra.Command, startActors []string, applyPath string) error {
 	log := newLogger(cfg, cmd.ErrOrStderr(), level)
 	for _, w := range warnings {
 		log.Warn(w)
+	}
+	if err := telemetry.CheckEnv(os.LookupEnv); err != nil {
+		return usageError{err}
 	}
 	var m *manifest.Manifest
 	if applyPath != "" {
@@ -224,6 +228,11 @@ func runHost(cmd *cobra.Command, _ []string) error {
 		log.Warn(w)
 	}
 	ctx := cmd.Context()
+	stopTracing, err := startTracing(ctx, telemetry.ServiceHost, log)
+	if err != nil {
+		return usageError{err}
+	}
+	defer stopTracing()
 	stopReload := onSIGHUP(func() {
 		next, _, err := config.Load(cmd.Flags(), os.LookupEnv)
 		if err != nil {
