@@ -10,17 +10,27 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/provider"
+	"github.com/latticed/latticed/telemetry"
 )
 
 // Run serves c until the host stops it and returns the exit status.
 func Run(c provider.Capability) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := provider.Run(ctx, os.Stdin, c, provider.WithLogOutput(os.Stderr))
+	// Traces as `latticed provider <name>` does: service latticed-<name>.
+	_, name, _ := strings.Cut(c.Contract(), ":")
+	stopTracing, err := telemetry.Setup(ctx, os.LookupEnv, telemetry.ServiceProviderPrefix+name, "", nil)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", os.Args[0], err)
+		return 2
+	}
+	defer func() { _ = stopTracing(context.WithoutCancel(ctx)) }()
+	err = provider.Run(ctx, os.Stdin, c, provider.WithLogOutput(os.Stderr))
 	switch {
 	case err == nil:
 		return 0
