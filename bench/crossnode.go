@@ -40,13 +40,8 @@ type forwardArg struct {
 	Payload   []byte `msgpack:"payload"`
 }
 
-// runOnly runs one section (-only) and prints its rows. It writes the JSON
-// report only when -out is given explicitly, so that a partial run does not
-// replace the full run's results.
-func runOnly(section string, o options) error {
-	if section != "crossnode" {
-		return fmt.Errorf("-only %q: the sections that run alone are: crossnode", section)
-	}
+// runCrossNode is -only crossnode.
+func runCrossNode(o options) error {
 	if _, err := natsServerBin(); err != nil {
 		return err
 	}
@@ -63,6 +58,13 @@ func runOnly(section string, o options) error {
 	if err := benchCrossNode(context.Background(), o, bin, tmp, rep); err != nil {
 		return err
 	}
+	return finishOnly(rep, o)
+}
+
+// finishOnly prints a partial run's rows; it writes the JSON report only
+// when -out is given explicitly, so that a partial run does not replace the
+// full run's results.
+func finishOnly(rep *Report, o options) error {
 	print(rep)
 	explicit := false
 	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "out" })
@@ -341,7 +343,7 @@ func benchCrossNode(ctx context.Context, o options, bin, tmp string, rep *Report
 					return err
 				}
 			}
-			_, l, errs := load(call, payload, 1, o.dur)
+			_, l, errs, _ := load(call, payload, 1, o.dur)
 			if errs > 0 {
 				return fmt.Errorf("cross-node %s: %d errors", p.name, errs)
 			}

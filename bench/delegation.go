@@ -48,7 +48,7 @@ func benchDelegation(nc *nats.Conn, cluster *lattice.KeyPair, hostID, actorKey s
 	var sum [2]float64
 	for r := 0; r < rounds; r++ {
 		for i, s := range signers {
-			rps, _, errs := load(call(s.s), payload, conc, d)
+			rps, _, errs, _ := load(call(s.s), payload, conc, d)
 			if errs > 0 {
 				return fmt.Errorf("provider -> actor (%s): %d errors", s.name, errs)
 			}

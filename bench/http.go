@@ -36,7 +36,8 @@ func httpLoad(url string, n int, d time.Duration) (float64, []time.Duration, int
 		}
 		return err
 	}
-	return load(func([]byte) error { return get() }, nil, n, d)
+	rps, lat, errs, _ := load(func([]byte) error { return get() }, nil, n, d)
+	return rps, lat, errs
 }
 
 // bareHTTP serves what the echo actor answers (method, path, query, body as

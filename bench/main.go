@@ -15,18 +15,19 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/agent"
-	"github.com/latticed/latticed/internal/wasmbuild"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/metrics"
 	"github.com/latticed/latticed/rpc"
@@ -70,7 +71,8 @@ func main() {
 	revocations := flag.Int("revocations", 100, "revocations measured (at least 100 for a p99)")
 	quick := flag.Bool("quick", false, "short cells, fewer actors and revocations: a smoke run, not figures")
 	out := flag.String("out", "bench/results/latest.json", "where to write the JSON report")
-	only := flag.String("only", "", "run only this section and print its rows (crossnode); JSON only with an explicit -out")
+	only := flag.String("only", "", "run only this section and print its rows (paths, crossnode); JSON only with an explicit -out")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	flag.Parse()
 	o := options{dur: *dur, revocations: *revocations, out: *out}
 	if *quick {
@@ -90,10 +92,33 @@ func main() {
 	if *only != "" {
 		run = func(o options) error { return runOnly(*only, o) }
 	}
-	if err := run(o); err != nil {
+	stopProfile := func() {}
+	if *cpuprofile != "" {
+		if stopProfile, err = startCPUProfile(*cpuprofile); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(2)
+		}
+	}
+	err = run(o)
+	stopProfile()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// startCPUProfile profiles this process (client, NATS server and in-process
+// host alike) until the returned stop is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func ints(list string) ([]int, error) {
@@ -121,34 +146,11 @@ func run(o options) error {
 	}
 	defer os.RemoveAll(tmp)
 
-	progress("building the echo actor")
-	echoPath := filepath.Join(tmp, "echo.wasm")
-	if err := wasmbuild.Build("./actor/examples/echo", echoPath); err != nil {
-		return err
-	}
-	unsigned, _ := os.ReadFile(echoPath)
-	acct, _ := lattice.CreateKeyPair(lattice.KindAccount)
-	mod, _ := lattice.CreateKeyPair(lattice.KindModule)
-	// The HTTP capability lets the httpserver provider (and the provider-origin
-	// rows) reach it.
-	echoOpts := lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}}
-	signed, _, err := lattice.SignActor(unsigned, echoOpts, acct, mod)
+	a, err := buildEchoActors(tmp)
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(echoPath, signed, 0o644); err != nil {
-		return err
-	}
-	tinyPath := filepath.Join(tmp, "tiny.wasm")
-	tinyKey, _ := lattice.CreateKeyPair(lattice.KindModule)
-	tiny, _, err := lattice.SignActor(tinyEcho(), lattice.SignActorOptions{Name: "tiny"}, acct, tinyKey)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(tinyPath, tiny, 0o644); err != nil {
-		return err
-	}
-
+	echoPath, tinyPath, signed, unsigned, acct, mod := a.echoPath, a.tinyPath, a.signed, a.unsigned, a.acct, a.mod
 	rep := &Report{Time: time.Now().UTC(), Machine: machine()}
 	progress("actor start (compile cold vs cached)")
 	if err := benchActorStart(ctx, tmp, signed, rep); err != nil {
@@ -262,27 +264,33 @@ func benchInProcess(ctx context.Context, o options, tmp string, signed, unsigned
 	payload := make([]byte, payloadSize)
 	for _, n := range o.conc {
 		progress("NATS paths at concurrency %d", n)
-		var floors [2]float64
+		var floors, cpuFloors [2]float64
 		for i, p := range paths {
 			call, stop, err := p.setup()
 			if err != nil {
 				return err
 			}
-			rps, lat, errs := load(call, payload, n, o.dur)
+			rps, lat, errs, cpu := load(call, payload, n, o.dur)
+			cpuPerCall := float64(cpu.Nanoseconds()) / 1000 / float64(len(lat))
 			stop()
 			if errs > 0 {
 				return fmt.Errorf("%s at concurrency %d: %d errors", p.name, n, errs)
 			}
 			row := Row{Name: fmt.Sprintf("throughput c=%d: %s", n, p.name), Value: rps, Unit: "req/s"}
+			cpuRow := Row{Name: fmt.Sprintf("CPU per call c=%d: %s", n, p.name), Value: cpuPerCall, Unit: "µs"}
 			switch i {
 			case 0, 1:
-				floors[i] = rps
+				floors[i], cpuFloors[i] = rps, cpuPerCall
 			case 2:
 				rep.Rows = append(rep.Rows, row)
 				row = Row{Name: fmt.Sprintf("throughput c=%d: latticed vs crypto floor", n), Value: rps, Unit: "req/s", Ratio: rps / floors[1], RatioTo: paths[1].name}
 				rep.Rows[len(rep.Rows)-1].Ratio, rep.Rows[len(rep.Rows)-1].RatioTo = rps/floors[0], paths[0].name
 			}
 			rep.Rows = append(rep.Rows, row)
+			if i == 2 {
+				cpuRow.Ratio, cpuRow.RatioTo = cpuPerCall/cpuFloors[1], paths[1].name
+			}
+			rep.Rows = append(rep.Rows, cpuRow)
 			if n == 1 {
 				for _, q := range []float64{0.5, 0.99, 0.999} {
 					rep.Rows = append(rep.Rows, Row{Name: fmt.Sprintf("latency c=1 p%s: %s", strconv.FormatFloat(q*100, 'f', -1, 64), p.name),
@@ -395,8 +403,9 @@ func latticedPath(client *nats.Conn, cluster *lattice.KeyPair, hostID, actorKey 
 }
 
 // load runs n workers calling for d and returns requests/s, the latencies of
-// every call (for percentiles), and the error count.
-func load(call func([]byte) error, payload []byte, n int, d time.Duration) (float64, []time.Duration, int64) {
+// every call (for percentiles), the error count, and the CPU time this
+// process spent meanwhile (client, NATS server and in-process host alike).
+func load(call func([]byte) error, payload []byte, n int, d time.Duration) (float64, []time.Duration, int64, time.Duration) {
 	// Warm up connections, instances and caches.
 	for i := 0; i < 200; i++ {
 		_ = call(payload)
@@ -406,7 +415,7 @@ func load(call func([]byte) error, payload []byte, n int, d time.Duration) (floa
 	var lats []time.Duration
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	for w := 0; w < n; w++ {
 		wg.Add(1)
 		go func() {
@@ -426,7 +435,17 @@ func load(call func([]byte) error, payload []byte, n int, d time.Duration) (floa
 		}()
 	}
 	wg.Wait()
-	return float64(total.Load()) / time.Since(start).Seconds(), lats, errs.Load()
+	return float64(total.Load()) / time.Since(start).Seconds(), lats, errs.Load(), processCPU() - cpu0
+}
+
+// processCPU is the user and system CPU time of this process so far. CPU per
+// call is steadier than throughput on a machine with other work on it.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func quantile(d []time.Duration, q float64) time.Duration {

@@ -48,7 +48,7 @@ func benchScaling(ctx context.Context, h *agent.Host, nc *nats.Conn, cluster *la
 		}
 		var next atomic.Uint64
 		rr := func(p []byte) error { return calls[next.Add(1)%uint64(n)](p) }
-		rps, _, errs := load(rr, payload, scaleConc, o.dur)
+		rps, _, errs, _ := load(rr, payload, scaleConc, o.dur)
 		if errs > 0 {
 			return fmt.Errorf("scaling over %d actors: %d errors", n, errs)
 		}

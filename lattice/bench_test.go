@@ -1,6 +1,7 @@
 package lattice
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"testing"
 	"time"
@@ -115,5 +116,56 @@ func BenchmarkVerifyActor(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkCryptoFloor is the cryptography the protocol requires per call,
+// alone: one Ed25519 sign and one verify of a 256-byte message. The bench's
+// crypto floor pays exactly this; BenchmarkProtocolRoundTrip is what
+// latticed pays for the same call without transport and wasm.
+func BenchmarkCryptoFloor(b *testing.B) {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	msg := make([]byte, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		if !ed25519.Verify(pub, msg, ed25519.Sign(priv, msg)) {
+			b.Fatal("verify failed")
+		}
+	}
+}
+
+// BenchmarkProtocolRoundTrip is one call's protocol work on both sides:
+// the caller builds, signs and encodes the invocation; the host decodes it,
+// runs the issuer policy and encodes a reply, which the caller decodes.
+func BenchmarkProtocolRoundTrip(b *testing.B) {
+	cluster := mustKey(b, KindCluster)
+	host := mustKey(b, KindServer)
+	origin, target := ActorEntity(mustKey(b, KindModule).PublicKey()), ActorEntity(mustKey(b, KindModule).PublicKey())
+	policy := NewIssuerPolicy([]string{cluster.PublicKey()})
+	msg := make([]byte, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		inv, err := NewInvocation(cluster, host.PublicKey(), origin, target, "Echo.Echo", msg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		data, err := inv.Encode()
+		if err != nil {
+			b.Fatal(err)
+		}
+		got, err := DecodeInvocation(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := policy.Check(got, target.PublicKey); err != nil {
+			b.Fatal(err)
+		}
+		out, err := (&InvocationResponse{InvocationID: got.ID, Msg: got.Msg, ContentLength: uint64(len(got.Msg))}).Encode()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := DecodeInvocationResponse(out); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

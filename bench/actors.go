@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/latticed/latticed/internal/wasmbuild"
+	"github.com/latticed/latticed/lattice"
+)
+
+// echoActors are the actors most sections call: the Go echo example and a
+// tiny hand-assembled echo, signed by one account.
+type echoActors struct {
+	echoPath, tinyPath string
+	signed, unsigned   []byte // the Go echo module, with and without claims
+	acct, mod          *lattice.KeyPair
+}
+
+func buildEchoActors(tmp string) (*echoActors, error) {
+	progress("building the echo actor")
+	a := &echoActors{echoPath: filepath.Join(tmp, "echo.wasm"), tinyPath: filepath.Join(tmp, "tiny.wasm")}
+	if err := wasmbuild.Build("./actor/examples/echo", a.echoPath); err != nil {
+		return nil, err
+	}
+	var err error
+	if a.unsigned, err = os.ReadFile(a.echoPath); err != nil {
+		return nil, err
+	}
+	a.acct, _ = lattice.CreateKeyPair(lattice.KindAccount)
+	a.mod, _ = lattice.CreateKeyPair(lattice.KindModule)
+	// The HTTP capability lets the httpserver provider (and the provider-origin
+	// rows) reach it.
+	echoOpts := lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}}
+	if a.signed, _, err = lattice.SignActor(a.unsigned, echoOpts, a.acct, a.mod); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(a.echoPath, a.signed, 0o644); err != nil {
+		return nil, err
+	}
+	tinyKey, _ := lattice.CreateKeyPair(lattice.KindModule)
+	tiny, _, err := lattice.SignActor(tinyEcho(), lattice.SignActorOptions{Name: "tiny"}, a.acct, tinyKey)
+	if err != nil {
+		return nil, err
+	}
+	return a, os.WriteFile(a.tinyPath, tiny, 0o644)
+}
+
+// runPaths is -only paths: the NATS-path rows alone (floors, latticed path,
+// delegated signing), the section to profile with -cpuprofile.
+func runPaths(o options) error {
+	tmp, err := os.MkdirTemp("", "lbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	a, err := buildEchoActors(tmp)
+	if err != nil {
+		return err
+	}
+	rep := &Report{Time: time.Now().UTC(), Machine: machine()}
+	o.scale = nil
+	if err := benchInProcess(context.Background(), o, tmp, a.signed, a.unsigned, a.acct, a.mod, rep); err != nil {
+		return err
+	}
+	return finishOnly(rep, o)
+}
+
+// sections are what -only runs.
+var sections = map[string]func(options) error{"paths": runPaths, "crossnode": runCrossNode}
+
+// runOnly runs one section (-only) and prints its rows.
+func runOnly(section string, o options) error {
+	run, ok := sections[section]
+	if !ok {
+		return fmt.Errorf("-only %q: the sections that run alone are: paths, crossnode", section)
+	}
+	return run(o)
+}
