@@ -104,9 +104,6 @@ func (s Signer) NewInvocation(hostID string, origin, target Entity, operation st
 	return inv, nil
 }
 
-// Encode is the invocation's msgpack wire form.
-func (inv *Invocation) Encode() ([]byte, error) { return Marshal(inv) }
-
 // DecodeInvocation parses an invocation from untrusted bytes. It accepts keys
 // in any order, `msg` as bin or str, and ignores unknown keys.
 func DecodeInvocation(data []byte) (*Invocation, error) {
@@ -176,9 +173,6 @@ type InvocationResponse struct {
 	ContentLength uint64 `msgpack:"content_length,omitempty"`
 	InstanceID    string `msgpack:"instance_id,omitempty"`
 }
-
-// Encode is the response's msgpack wire form.
-func (r *InvocationResponse) Encode() ([]byte, error) { return Marshal(r) }
 
 // DecodeInvocationResponse parses a reply from untrusted bytes, accepting
 // `msg` as bin, str or an empty array as wasmCloud's hosts produce them.

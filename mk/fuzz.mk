@@ -15,7 +15,8 @@ FUZZ_TARGETS ?= \
 	FuzzParseJWT \
 	FuzzIssuerPolicyCheck \
 	FuzzWasmSections \
-	FuzzDecodeHostData
+	FuzzDecodeHostData \
+	FuzzInvocationClaims
 # The provider archive reader (par/), seed corpus in par/testdata/fuzz/FuzzRead.
 PAR_FUZZ_TARGETS ?= FuzzRead
 
