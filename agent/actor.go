@@ -41,7 +41,8 @@ type actor struct {
 	mu          sync.Mutex
 	annotations map[string]map[string]string // instance id -> annotations
 
-	gate gate // invocations dispatched to this actor
+	gate  gate // invocations dispatched to this actor
+	calls *callMetrics
 }
 
 func (a *actor) name() string {
@@ -136,7 +137,8 @@ func (h *Host) startVerified(ctx context.Context, ref string, module []byte, cla
 		return err
 	}
 	h.observeCompile(time.Since(start))
-	a := &actor{key: claims.Subject, ref: ref, claims: claims, compiled: compiled, annotations: map[string]map[string]string{}}
+	a := &actor{key: claims.Subject, ref: ref, claims: claims, compiled: compiled, annotations: map[string]map[string]string{},
+		calls: newCallMetrics(h.m, claims.Subject)}
 	a.pool = newPool(func(ctx context.Context, id string) (*instance, error) {
 		return h.runtime.instantiate(ctx, compiled, id)
 	}, h.opts.QueueLength)

@@ -9,7 +9,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/lattice"
-	"github.com/latticed/latticed/metrics"
 	"github.com/latticed/latticed/policy"
 	"github.com/latticed/latticed/rpc"
 	"github.com/latticed/latticed/telemetry"
@@ -74,16 +73,13 @@ func (h *Host) serve(a *actor, m *nats.Msg) {
 	defer span.EndResponse(resp)
 	msg, instanceID, err := h.invokeActor(ctx, a, inv.Operation, inv.Msg)
 	resp.InstanceID = instanceID
-	result := metrics.ResultOK
 	if err != nil {
 		resp.Error = err.Error()
-		result = metrics.ResultError
 	} else {
 		resp.Msg, resp.ContentLength = msg, uint64(len(msg))
 	}
 	h.respond(m, resp)
-	h.m.InvocationsTotal.WithLabelValues(a.key, inv.Operation, result).Inc()
-	h.m.InvocationDuration.WithLabelValues(a.key, inv.Operation).Observe(since(start))
+	a.calls.done(inv.Operation, err != nil, since(start))
 }
 
 // invokeActor runs operation on a free instance of a, waiting in the queue if
@@ -91,12 +87,12 @@ func (h *Host) serve(a *actor, m *nats.Msg) {
 func (h *Host) invokeActor(ctx context.Context, a *actor, operation string, msg []byte) ([]byte, string, error) {
 	waitStart := time.Now()
 	_, waiting := a.pool.stats()
-	h.m.ActorQueueDepth.WithLabelValues(a.key).Set(float64(waiting))
+	a.calls.queueDepth.Set(float64(waiting))
 	in, err := a.pool.acquire(ctx)
 	if err != nil {
 		return nil, "", fmt.Errorf("actor %s: %w", a.key, err)
 	}
-	h.m.ActorQueueWait.WithLabelValues(a.key).Observe(since(waitStart))
+	a.calls.queueWait.Observe(since(waitStart))
 	st := &callState{
 		actor: a, op: []byte(operation), msg: msg, router: h,
 		maxHostIO: uint32(h.opts.MaxPayloadBytes), log: h.log,

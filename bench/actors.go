@@ -16,7 +16,7 @@ import (
 type echoActors struct {
 	echoPath, tinyPath string
 	signed, unsigned   []byte // the Go echo module, with and without claims
-	acct, mod          *lattice.KeyPair
+	acct, mod, tinyKey *lattice.KeyPair
 }
 
 func buildEchoActors(tmp string) (*echoActors, error) {
@@ -40,16 +40,16 @@ func buildEchoActors(tmp string) (*echoActors, error) {
 	if err := os.WriteFile(a.echoPath, a.signed, 0o644); err != nil {
 		return nil, err
 	}
-	tinyKey, _ := lattice.CreateKeyPair(lattice.KindModule)
-	tiny, _, err := lattice.SignActor(tinyEcho(), lattice.SignActorOptions{Name: "tiny"}, a.acct, tinyKey)
+	a.tinyKey, _ = lattice.CreateKeyPair(lattice.KindModule)
+	tiny, _, err := lattice.SignActor(tinyEcho(), lattice.SignActorOptions{Name: "tiny"}, a.acct, a.tinyKey)
 	if err != nil {
 		return nil, err
 	}
 	return a, os.WriteFile(a.tinyPath, tiny, 0o644)
 }
 
-// runPaths is -only paths: the NATS-path rows alone (floors, latticed path,
-// delegated signing), the section to profile with -cpuprofile.
+// runPaths is -only paths: the floors and the latticed path alone, the
+// section to profile with -cpuprofile.
 func runPaths(o options) error {
 	tmp, err := os.MkdirTemp("", "lbench-")
 	if err != nil {
@@ -61,8 +61,8 @@ func runPaths(o options) error {
 		return err
 	}
 	rep := &Report{Time: time.Now().UTC(), Machine: machine()}
-	o.scale = nil
-	if err := benchInProcess(context.Background(), o, tmp, a.signed, a.unsigned, a.acct, a.mod, rep); err != nil {
+	o.pathsOnly = true
+	if err := benchInProcess(context.Background(), o, tmp, a, rep); err != nil {
 		return err
 	}
 	return finishOnly(rep, o)

@@ -61,6 +61,7 @@ type options struct {
 	scale       []int
 	revocations int
 	out         string
+	pathsOnly   bool // -only paths: the floors and the latticed path, nothing after them
 }
 
 func main() {
@@ -150,7 +151,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	echoPath, tinyPath, signed, unsigned, acct, mod := a.echoPath, a.tinyPath, a.signed, a.unsigned, a.acct, a.mod
+	echoPath, tinyPath, signed, mod := a.echoPath, a.tinyPath, a.signed, a.mod
 	rep := &Report{Time: time.Now().UTC(), Machine: machine()}
 	progress("actor start (compile cold vs cached)")
 	if err := benchActorStart(ctx, tmp, signed, rep); err != nil {
@@ -164,7 +165,7 @@ func run(o options) error {
 	if err := benchColdStart(bin, tmp, echoPath, rep); err != nil {
 		return err
 	}
-	if err := benchInProcess(ctx, o, tmp, signed, unsigned, acct, mod, rep); err != nil {
+	if err := benchInProcess(ctx, o, tmp, a, rep); err != nil {
 		return err
 	}
 	if err := benchNode(ctx, o, bin, tmp, echoPath, tinyPath, mod.PublicKey(), rep); err != nil {
@@ -214,10 +215,10 @@ func benchNode(ctx context.Context, o options, bin, tmp, echoPath, tinyPath, ech
 }
 
 // benchInProcess runs the NATS-path rows against an agent.Host in this
-// process: throughput and latency of the floors and the latticed path,
-// delegated signing vs the cluster seed, and scaling over distinct actors.
-func benchInProcess(ctx context.Context, o options, tmp string, signed, unsigned []byte, acct, mod *lattice.KeyPair, rep *Report) error {
-	echoPath := filepath.Join(tmp, "echo.wasm")
+// process: throughput and latency of the floors and the latticed path (to
+// the Go echo and to the minimal wasm echo), delegated signing vs the
+// cluster seed, and scaling over distinct actors.
+func benchInProcess(ctx context.Context, o options, tmp string, a *echoActors, rep *Report) error {
 	ns, err := supervisor.StartNATS(supervisor.EmbeddedNATS{Listen: "127.0.0.1:0", StoreDir: filepath.Join(tmp, "js"), MaxPayload: 1 << 20})
 	if err != nil {
 		return err
@@ -247,18 +248,24 @@ func benchInProcess(ctx context.Context, o options, tmp string, signed, unsigned
 	go func() { hostDone <- h.Run(hctx) }()
 	defer func() { stopHost(); <-hostDone }()
 	<-h.Ready()
-	if _, err := h.StartActor(ctx, "file://"+echoPath, runtime.NumCPU()*2, nil); err != nil {
-		return err
+	for _, path := range []string{a.echoPath, a.tinyPath} {
+		if _, err := h.StartActor(ctx, "file://"+path, runtime.NumCPU()*2, nil); err != nil {
+			return err
+		}
 	}
 
+	// The two floors come first; each latticed path is compared with both.
 	paths := []struct {
 		name  string
 		setup func() (call func(payload []byte) error, stop func(), err error)
 	}{
 		{"raw NATS request/reply", func() (func([]byte) error, func(), error) { return rawPath(client, server, false) }},
 		{"NATS + Ed25519 sign/verify", func() (func([]byte) error, func(), error) { return rawPath(client, server, true) }},
-		{"latticed signed invocation -> policy -> wasm", func() (func([]byte) error, func(), error) {
-			return latticedPath(client, cluster, hostKey.PublicKey(), mod.PublicKey()), func() {}, nil
+		{"latticed signed invocation -> policy -> Go echo", func() (func([]byte) error, func(), error) {
+			return latticedPath(client, cluster, hostKey.PublicKey(), a.mod.PublicKey()), func() {}, nil
+		}},
+		{"latticed signed invocation -> policy -> minimal wasm echo", func() (func([]byte) error, func(), error) {
+			return latticedPath(client, cluster, hostKey.PublicKey(), a.tinyKey.PublicKey()), func() {}, nil
 		}},
 	}
 	payload := make([]byte, payloadSize)
@@ -278,19 +285,16 @@ func benchInProcess(ctx context.Context, o options, tmp string, signed, unsigned
 			}
 			row := Row{Name: fmt.Sprintf("throughput c=%d: %s", n, p.name), Value: rps, Unit: "req/s"}
 			cpuRow := Row{Name: fmt.Sprintf("CPU per call c=%d: %s", n, p.name), Value: cpuPerCall, Unit: "µs"}
-			switch i {
-			case 0, 1:
+			if i < len(floors) {
 				floors[i], cpuFloors[i] = rps, cpuPerCall
-			case 2:
-				rep.Rows = append(rep.Rows, row)
-				row = Row{Name: fmt.Sprintf("throughput c=%d: latticed vs crypto floor", n), Value: rps, Unit: "req/s", Ratio: rps / floors[1], RatioTo: paths[1].name}
-				rep.Rows[len(rep.Rows)-1].Ratio, rep.Rows[len(rep.Rows)-1].RatioTo = rps/floors[0], paths[0].name
-			}
-			rep.Rows = append(rep.Rows, row)
-			if i == 2 {
+				rep.Rows = append(rep.Rows, row, cpuRow)
+			} else {
+				row.Ratio, row.RatioTo = rps/floors[0], paths[0].name
 				cpuRow.Ratio, cpuRow.RatioTo = cpuPerCall/cpuFloors[1], paths[1].name
+				rep.Rows = append(rep.Rows, row,
+					Row{Name: fmt.Sprintf("throughput c=%d: %s vs crypto floor", n, p.name), Value: rps, Unit: "req/s", Ratio: rps / floors[1], RatioTo: paths[1].name},
+					cpuRow)
 			}
-			rep.Rows = append(rep.Rows, cpuRow)
 			if n == 1 {
 				for _, q := range []float64{0.5, 0.99, 0.999} {
 					rep.Rows = append(rep.Rows, Row{Name: fmt.Sprintf("latency c=1 p%s: %s", strconv.FormatFloat(q*100, 'f', -1, 64), p.name),
@@ -299,12 +303,15 @@ func benchInProcess(ctx context.Context, o options, tmp string, signed, unsigned
 			}
 		}
 	}
+	if o.pathsOnly {
+		return nil
+	}
 	progress("provider -> actor: delegated signing vs cluster seed")
-	if err := benchDelegation(client, cluster, hostKey.PublicKey(), mod.PublicKey(), o.dur, rep); err != nil {
+	if err := benchDelegation(client, cluster, hostKey.PublicKey(), a.mod.PublicKey(), o.dur, rep); err != nil {
 		return err
 	}
 	progress("scaling over %v distinct actors", o.scale)
-	return benchScaling(ctx, h, client, cluster, tmp, unsigned, acct, o, rep)
+	return benchScaling(ctx, h, client, cluster, tmp, a.unsigned, a.acct, o, rep)
 }
 
 // benchActorStart times compiling the actor with an empty compilation cache

@@ -2,8 +2,8 @@ package lattice
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -31,10 +31,13 @@ func (e Entity) URL() string {
 	if e.IsActor() {
 		return "wasmbus://" + e.PublicKey
 	}
-	contract := strings.ToLower(strings.NewReplacer(":", "/", " ", "_").Replace(e.ContractID))
+	contract := strings.ToLower(contractURLReplacer.Replace(e.ContractID))
 	link := strings.ToLower(strings.ReplaceAll(e.LinkName, " ", "_"))
 	return "wasmbus://" + contract + "/" + link + "/" + e.PublicKey
 }
+
+// contractURLReplacer turns a contract id into its URL path form.
+var contractURLReplacer = strings.NewReplacer(":", "/", " ", "_")
 
 // Invocation is an RPC call on the lattice.
 type Invocation struct {
@@ -68,12 +71,19 @@ func (inv *Invocation) TargetURL() string { return inv.Target.URL() + "/" + inv.
 // InvocationHash is uppercase hex SHA-256 of origin_url ‖ target_url ‖ operation ‖ msg.
 func InvocationHash(originURL, targetURL, operation string, msg []byte) string {
 	h := sha256.New()
-	h.Write([]byte(originURL))
-	h.Write([]byte(targetURL))
-	h.Write([]byte(operation))
+	_, _ = io.WriteString(h, originURL)
+	_, _ = io.WriteString(h, targetURL)
+	_, _ = io.WriteString(h, operation)
 	h.Write(msg)
-	return strings.ToUpper(hex.EncodeToString(h.Sum(nil)))
+	var sum [sha256.Size]byte
+	var out [2 * sha256.Size]byte
+	for i, b := range h.Sum(sum[:0]) {
+		out[2*i], out[2*i+1] = upperHex[b>>4], upperHex[b&0x0f]
+	}
+	return string(out[:])
 }
+
+const upperHex = "0123456789ABCDEF"
 
 // NewInvocation builds and signs an invocation with the cluster key signer.
 // hostID is the sending node's key (latticed sends its N… key).
@@ -89,11 +99,12 @@ func (s Signer) NewInvocation(hostID string, origin, target Entity, operation st
 		Origin: origin, Target: target, Operation: operation, Msg: msg,
 		ID: uuid.NewString(), HostID: hostID, ContentLength: uint64(len(msg)), Delegation: s.Delegation,
 	}
+	targetURL, originURL := inv.TargetURL(), origin.URL()
 	c := &Claims[InvocationClaims]{
 		Subject: inv.ID,
 		Wascap: &InvocationClaims{
-			TargetURL: inv.TargetURL(), OriginURL: origin.URL(),
-			Hash: InvocationHash(origin.URL(), inv.TargetURL(), operation, msg),
+			TargetURL: targetURL, OriginURL: originURL,
+			Hash: InvocationHash(originURL, targetURL, operation, msg),
 		},
 	}
 	token, err := c.Sign(signer)

@@ -138,7 +138,8 @@ func (p *IssuerPolicy) Check(inv *Invocation, target string) (*Claims[Invocation
 	if len(inv.Msg) == 0 && inv.ContentLength > 0 {
 		return nil, Reject(ReasonChunked, "payload of %d bytes was sent through the object store, which latticed does not read; send payloads under the 700 KiB chunking threshold", inv.ContentLength)
 	}
-	if want := InvocationHash(inv.Origin.URL(), inv.TargetURL(), inv.Operation, inv.Msg); want != c.Wascap.Hash {
+	originURL, targetURL := inv.Origin.URL(), inv.TargetURL()
+	if want := InvocationHash(originURL, targetURL, inv.Operation, inv.Msg); want != c.Wascap.Hash {
 		return nil, Reject(ReasonHashMismatch, "invocation hash does not match the body")
 	}
 	if len(inv.HostID) != 56 {
@@ -149,7 +150,7 @@ func (p *IssuerPolicy) Check(inv *Invocation, target string) (*Claims[Invocation
 			return nil, err
 		}
 	}
-	if c.Wascap.TargetURL != inv.TargetURL() || c.Wascap.OriginURL != inv.Origin.URL() {
+	if c.Wascap.TargetURL != targetURL || c.Wascap.OriginURL != originURL {
 		return nil, Reject(ReasonWrongTarget, "signed origin/target URLs do not match the invocation")
 	}
 	if inv.Target.PublicKey != target {
