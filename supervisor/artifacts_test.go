@@ -154,7 +154,7 @@ func TestActorAndProviderArchiveFromAnOCIRegistry(t *testing.T) {
 	if !strings.Contains(out, actor.Key) {
 		t.Fatalf("ctl start actor: %s", out)
 	}
-	cli(t, env, false, "ctl", "start", "provider", provRef)
+	cli(t, env, false, "ctl", "start", "provider", "--timeout", "60s", provRef)
 	d := n.waitProviderState(provRef, "default", stateRunning)
 	if d.ID != pushed.PublicKey || d.ContractID != lattice.ContractHTTPServer {
 		t.Fatalf("provider %+v, want key %s", d, pushed.PublicKey)
@@ -232,10 +232,10 @@ func TestActorAndProviderArchiveFromAnOCIRegistry(t *testing.T) {
 		want string
 	}{
 		{"tampered module", []string{"ctl", "start", "actor", reg + "/latticed/evil-echo:0.1.0"}, "module hash mismatch"},
-		{"tampered archive binary", []string{"ctl", "start", "provider", reg + "/latticed/evil-httpserver:0.1.0", "--link-name", "evil"}, "does not match its signed claims"},
+		{"tampered archive binary", []string{"ctl", "start", "provider", "--timeout", "60s", reg + "/latticed/evil-httpserver:0.1.0", "--link-name", "evil"}, "does not match its signed claims"},
 		{"latest tag", []string{"ctl", "start", "actor", reg + "/latticed/echo:latest"}, "latest"},
 		{"no tag", []string{"ctl", "start", "actor", reg + "/latticed/echo"}, "latest"},
-		{"latest provider", []string{"ctl", "start", "provider", reg + "/latticed/httpserver:latest", "--link-name", "latest"}, "latest"},
+		{"latest provider", []string{"ctl", "start", "provider", "--timeout", "60s", reg + "/latticed/httpserver:latest", "--link-name", "latest"}, "latest"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := cli(t, env, true, tc.args...)
@@ -334,7 +334,7 @@ func TestPrivateRegistryCredentialsFromRegistriesPut(t *testing.T) {
 	if out := cli(t, env, false, "ctl", "start", "actor", actorRef); !strings.Contains(out, actor.Key) {
 		t.Fatalf("start actor: %s", out)
 	}
-	cli(t, env, false, "ctl", "start", "provider", provRef)
+	cli(t, env, false, "ctl", "start", "provider", "--timeout", "60s", provRef)
 	if d := n.waitProviderState(provRef, "default", stateRunning); d.ID != subject.PublicKey() {
 		t.Fatalf("provider key %s, want %s", d.ID, subject.PublicKey())
 	}

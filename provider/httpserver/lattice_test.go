@@ -104,7 +104,10 @@ func newLattice(t testing.TB, url string) *testLattice {
 func (l *testLattice) ctlRequest(t testing.TB, subject string, body any) {
 	t.Helper()
 	b, _ := json.Marshal(body)
-	msg, err := l.nc.Request(subject, b, 30*time.Second)
+	// As long as the host itself allows (its ctl timeout bounds an actor's
+	// compile, which under the race detector and a busy make test takes
+	// about 30 s on 2 cores).
+	msg, err := l.nc.Request(subject, b, 2*time.Minute)
 	if err != nil {
 		t.Fatalf("request %s: %v", subject, err)
 	}
