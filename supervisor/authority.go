@@ -81,6 +81,7 @@ func (a *Authority) CanRevoke() bool {
 // taken from the authority.
 func (a *Authority) Mint(role Role, name string, s Scope) (Credentials, error) {
 	s.LatticePrefix, s.CtlTopicPrefix, s.JSDomain = a.scope.LatticePrefix, a.scope.CtlTopicPrefix, a.scope.JSDomain
+	s.PolicyTopic, s.PolicyChangesTopic = a.scope.PolicyTopic, a.scope.PolicyChangesTopic
 	var perms jwt.Permissions
 	if role != RoleAdmin {
 		var err error

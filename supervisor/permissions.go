@@ -126,6 +126,20 @@ type Scope struct {
 	ProviderKey    string // RoleProvider only
 	LinkName       string // RoleProvider only
 	Contract       string // RoleProvider only; selects contractRules
+	// PolicyTopic and PolicyChangesTopic are the external policy service's
+	// subjects (WASMCLOUD_POLICY_TOPIC, WASMCLOUD_POLICY_CHANGES_TOPIC):
+	// RoleHostCtl requests decisions on the first and follows the second.
+	PolicyTopic, PolicyChangesTopic string
+}
+
+// validSubject reports whether s is a literal subject (no wildcards).
+func validSubject(s string) bool {
+	for _, tok := range strings.Split(s, ".") {
+		if !validToken(tok) {
+			return false
+		}
+	}
+	return true
 }
 
 // validToken reports whether s can be one subject token.
@@ -173,6 +187,19 @@ func (s Scope) Permissions(role Role) (jwt.Permissions, error) {
 		vars = append(vars, "{provider}", lattice.RPCProvider(s.LatticePrefix, s.ProviderKey, s.LinkName))
 		if extra, ok := contractRules[s.Contract]; ok {
 			r = merge(r, extra)
+		}
+	}
+	if role == RoleHostCtl {
+		for _, t := range []string{s.PolicyTopic, s.PolicyChangesTopic} {
+			if t != "" && !validSubject(t) {
+				return jwt.Permissions{}, fmt.Errorf("policy topic %q must be a subject without wildcards or spaces", t)
+			}
+		}
+		if s.PolicyTopic != "" {
+			r = merge(r, rule{PubAllow: []string{s.PolicyTopic}})
+		}
+		if s.PolicyChangesTopic != "" {
+			r = merge(r, rule{SubAllow: []string{s.PolicyChangesTopic}})
 		}
 	}
 	rep := strings.NewReplacer(vars...)

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/internal/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/policy"
 )
@@ -22,6 +23,7 @@ import (
 // decision, and every decision is counted.
 func TestStartProviderAsksThePolicyService(t *testing.T) {
 	const topic, changes = "test.policy", "test.policy.changes"
+	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", lattice.SignActorOptions{Name: "echo"})
 	n := startNode(t, map[string]string{config.EnvPolicyTopic: topic, config.EnvPolicyChangesTopic: changes, config.EnvPolicyTimeout: "500"})
 	launch := func(ref, link string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -49,7 +51,7 @@ func TestStartProviderAsksThePolicyService(t *testing.T) {
 		mu.Lock()
 		asked = append(asked, req)
 		mu.Unlock()
-		d := policy.Decision{RequestID: req.RequestID, Permitted: req.Target.ContractID == lattice.ContractKeyValue}
+		d := policy.Decision{RequestID: req.RequestID, Permitted: req.Target.ContractID == lattice.ContractKeyValue || req.Action == policy.ActionStartActor}
 		if !d.Permitted {
 			d.Message = "no HTTP servers on this host"
 		}
@@ -60,6 +62,9 @@ func TestStartProviderAsksThePolicyService(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
+	if err := n.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	if err := launch("builtin:httpserver", "default"); err == nil || !strings.Contains(err.Error(), "no HTTP servers on this host") {
 		t.Fatalf("denied launch: %v", err)
 	}
@@ -96,5 +101,16 @@ func TestStartProviderAsksThePolicyService(t *testing.T) {
 	n.waitProviderState("builtin:httpserver", "default", stateRunning)
 	if counted(policy.ResultPermitted, true) != 1 {
 		t.Fatalf("cached permit not counted")
+	}
+
+	// The host child asks too (start_actor), under its own minted user:
+	// the policy subjects are in its permissions.
+	var ack lattice.Ack
+	n.ctlRequest(lattice.NewCtl("", n.cfg.LatticePrefix).Cmd(n.s.HostID(), lattice.CmdLaunchActor), lattice.StartActorCommand{ActorRef: "file://" + echo.Path, Count: 1}, &ack)
+	if !ack.Accepted {
+		t.Fatalf("start_actor through the node's host: %s", ack.Error)
+	}
+	if strings.Contains(n.logs.String(), "Permissions Violation") {
+		t.Errorf("a permission violation was logged:\n%s", n.logs.String())
 	}
 }

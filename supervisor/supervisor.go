@@ -327,7 +327,8 @@ func (s *Supervisor) prepareRuntimeDir() (unlock func(), err error) {
 // startNATS starts the embedded server in operator mode (or connects to the
 // configured one) and opens the supervisor's own connection.
 func (s *Supervisor) startNATS(cfg *config.Config) error {
-	scope := Scope{LatticePrefix: cfg.LatticePrefix, CtlTopicPrefix: cfg.CtlTopicPrefix, JSDomain: cfg.JSDomain}
+	scope := Scope{LatticePrefix: cfg.LatticePrefix, CtlTopicPrefix: cfg.CtlTopicPrefix, JSDomain: cfg.JSDomain,
+		PolicyTopic: cfg.PolicyTopic, PolicyChangesTopic: cfg.PolicyChangesTopic}
 	if !cfg.EmbeddedNATS() {
 		return s.startExternal(cfg, scope)
 	}
