@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/tetratelabs/wazero"
 
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/policy"
@@ -31,15 +30,16 @@ var (
 // actor is one actor running on this host: verified claims, compiled module,
 // instance pool and its RPC subscription.
 type actor struct {
-	key      string
-	ref      string
-	claims   *lattice.ActorClaims
-	compiled wazero.CompiledModule
-	pool     *pool
-	sub      *nats.Subscription
+	key    string
+	ref    string
+	claims *lattice.ActorClaims
+	pool   *pool
+	sub    *nats.Subscription
 
 	mu          sync.Mutex
 	annotations map[string]map[string]string // instance id -> annotations
+	code        *module                      // the code new instances run; closed with the actor
+	removed     bool
 
 	gate  gate // invocations dispatched to this actor
 	calls *callMetrics
@@ -132,34 +132,41 @@ func (h *Host) startVerified(ctx context.Context, ref string, module []byte, cla
 		return h.scaleLocked(ctx, a, live+count, annotations)
 	}
 	start := time.Now()
-	compiled, err := h.runtime.Compile(ctx, module)
+	code, upgrade, err := h.runtime.compileTiered(ctx, module, h.opts.CompileHeadStart)
 	if err != nil {
 		return err
 	}
-	h.observeCompile(time.Since(start))
-	a := &actor{key: claims.Subject, ref: ref, claims: claims, compiled: compiled, annotations: map[string]map[string]string{},
-		calls: newCallMetrics(h.m, claims.Subject)}
-	a.pool = newPool(func(ctx context.Context, id string) (*instance, error) {
-		return h.runtime.instantiate(ctx, compiled, id)
-	}, h.opts.QueueLength)
+	if code.interpreted {
+		h.m.ActorStartDuration.WithLabelValues("interpreted").Observe(time.Since(start).Seconds())
+	} else {
+		h.observeCompile(time.Since(start))
+	}
+	a := &actor{key: claims.Subject, ref: ref, claims: claims, annotations: map[string]map[string]string{},
+		calls: newCallMetrics(h.m, claims.Subject), code: code}
+	a.pool = newPool(h.spawner(code), h.opts.QueueLength)
+	// From here on, an upgrade that arrives must be applied or released.
+	if upgrade != nil {
+		h.upgrades.Add(1)
+		go func() {
+			defer h.upgrades.Done()
+			h.upgradeWhenCompiled(a, upgrade, start)
+		}()
+	}
 	if err := h.scaleLocked(ctx, a, count, annotations); err != nil {
-		a.pool.close(ctx)
-		_ = compiled.Close(ctx)
+		h.release(ctx, a)
 		return err
 	}
 	subject := lattice.RPCActor(h.opts.LatticePrefix, a.key)
 	sub, err := h.opts.RPC.QueueSubscribe(subject, subject, func(m *nats.Msg) { h.dispatch(a, m) })
 	if err != nil {
-		a.pool.close(ctx)
-		_ = compiled.Close(ctx)
+		h.release(ctx, a)
 		return fmt.Errorf("subscribe %s: %w", subject, err)
 	}
 	// Whoever is told the actor started may call it at once: the server
 	// must know the subscription before we say so.
 	if err := h.opts.RPC.FlushTimeout(5 * time.Second); err != nil {
 		_ = sub.Unsubscribe()
-		a.pool.close(ctx)
-		_ = compiled.Close(ctx)
+		h.release(ctx, a)
 		return fmt.Errorf("subscribe %s: %w", subject, err)
 	}
 	a.sub = sub
@@ -174,8 +181,39 @@ func (h *Host) startVerified(ctx context.Context, ref string, module []byte, cla
 	h.events.publish(lattice.EventRefmapSet, RefMap{OCIURL: ref, PublicKey: a.key})
 	h.m.ActorsRunning.Set(float64(len(h.actors)))
 	h.log.Info("actor started", "actor", a.key, "name", a.name(), "ref", ref, "instances", count,
-		"compile_seconds", time.Since(start).Seconds())
+		"compile_seconds", time.Since(start).Seconds(), "interpreted", code.interpreted)
 	return nil
+}
+
+// spawner makes instances of code.
+func (h *Host) spawner(code *module) spawnFunc {
+	return func(ctx context.Context, id string) (*instance, error) {
+		return h.runtime.instantiate(ctx, code, id)
+	}
+}
+
+// upgradeWhenCompiled moves an actor that started interpreted onto the
+// compiler's code once it is ready. Until then, and for good if the compiler
+// fails where the interpreter did not, the actor keeps serving interpreted.
+func (h *Host) upgradeWhenCompiled(a *actor, upgrade <-chan compiled, start time.Time) {
+	c := <-upgrade // the compile always ends
+	if c.err != nil {
+		h.log.Warn("actor keeps running interpreted: compiling it failed", "actor", a.key, "err", c.err)
+		return
+	}
+	h.observeCompile(time.Since(start))
+	ctx := context.Background()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.removed || !a.pool.upgrade(ctx, c.m, h.spawner(c.m)) {
+		c.m.close(ctx) // the actor stopped meanwhile
+		return
+	}
+	// Closing code that instances still run is safe in wazero; the last of
+	// them is replaced when its call returns.
+	a.code.close(ctx)
+	a.code = c.m
+	h.log.Info("actor now runs compiled code", "actor", a.key, "compile_seconds", time.Since(start).Seconds())
 }
 
 // scaleLocked sets the instance count and keeps annotations and metrics in step.
@@ -235,7 +273,7 @@ func (h *Host) removeLocked(ctx context.Context, a *actor) {
 	drainSubscription(a.sub, drainTimeout)
 	a.gate.closeAndWait() // each ends within its call deadline
 	ids := a.pool.ids()
-	a.pool.close(ctx)
+	h.release(ctx, a)
 	delete(h.actors, a.key)
 	h.m.ActorsRunning.Set(float64(len(h.actors)))
 	h.m.ActorInstances.DeleteLabelValues(a.key)
@@ -243,6 +281,16 @@ func (h *Host) removeLocked(ctx context.Context, a *actor) {
 		h.events.publish(lattice.EventActorStopped, map[string]any{"public_key": a.key, "instance_id": id, "annotations": map[string]string{}})
 	}
 	h.log.Info("actor stopped", "actor", a.key)
+}
+
+// release closes an actor's instances and its code; an upgrade still
+// compiling finds it removed.
+func (h *Host) release(ctx context.Context, a *actor) {
+	a.pool.close(ctx)
+	a.mu.Lock()
+	a.removed = true
+	a.code.close(ctx)
+	a.mu.Unlock()
 }
 
 func (h *Host) observeCompile(d time.Duration) {

@@ -51,14 +51,19 @@ type Options struct {
 	QueueLength         int
 	MemoryLimitPages    uint32
 	CompileCacheDir     string // "" = memory only
-	ReplayWindow        time.Duration
-	ClockSkew           time.Duration
-	Labels              map[string]string
-	HeartbeatInterval   time.Duration // default 30s
-	JSDomain            string
-	FriendlyName        string
-	CtlHost, RPCHost    string // reported in host info
-	ProvRPCHost         string
+	// CompileHeadStart is how long an actor start waits for optimized code
+	// (from the compilation cache, typically) before it starts the actor
+	// interpreted and switches it to compiled code when the compiler is
+	// done. 0 means 100ms; negative never interprets.
+	CompileHeadStart  time.Duration
+	ReplayWindow      time.Duration
+	ClockSkew         time.Duration
+	Labels            map[string]string
+	HeartbeatInterval time.Duration // default 30s
+	JSDomain          string
+	FriendlyName      string
+	CtlHost, RPCHost  string // reported in host info
+	ProvRPCHost       string
 
 	CacheMemoryStorage bool // LATTICECACHE stream in memory (as wasmCloud) instead of file
 	CacheReplicas      int
@@ -95,6 +100,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.MemoryLimitPages == 0 {
 		o.MemoryLimitPages = 4096
+	}
+	if o.CompileHeadStart == 0 {
+		o.CompileHeadStart = 100 * time.Millisecond
 	}
 	if o.HeartbeatInterval <= 0 {
 		o.HeartbeatInterval = 30 * time.Second
@@ -145,9 +153,10 @@ type Host struct {
 	labelsMu sync.RWMutex
 	labels   map[string]string
 
-	rpcGate  gate          // invocations being served
-	ctlGate  gate          // control requests being answered
-	stop     chan struct{} // closed by a ctl stop command
+	upgrades sync.WaitGroup // actors started interpreted, waiting for compiled code
+	rpcGate  gate           // invocations being served
+	ctlGate  gate           // control requests being answered
+	stop     chan struct{}  // closed by a ctl stop command
 	stopOnce sync.Once
 }
 
@@ -263,6 +272,7 @@ func (h *Host) shutdown(ctx context.Context) error {
 	}
 	h.actorsMu.Unlock()
 	h.rpcGate.closeAndWait()
+	h.upgrades.Wait() // a compile in progress ends before its runtime closes
 	h.cache.Load().close()
 	h.events.publish(lattice.EventHostStopped, map[string]any{"labels": h.labelsCopy()})
 	_ = h.opts.Ctl.Flush()

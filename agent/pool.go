@@ -22,19 +22,23 @@ var errPoolClosed = errors.New("actor stopped")
 // bounded queue; an instance that times out, traps or exits is discarded and
 // replaced so the actor keeps its count.
 type pool struct {
-	spawn    func(ctx context.Context, id string) (*instance, error)
 	idle     chan *instance
 	queueLen int
 	closed   chan struct{}
 
 	mu      sync.Mutex
+	spawn   spawnFunc
+	code    *module // what spawn instantiates; instances running other code are replaced
 	live    map[*instance]struct{}
 	target  int
 	waiting int
 	done    bool
 }
 
-func newPool(spawn func(ctx context.Context, id string) (*instance, error), queueLen int) *pool {
+// spawnFunc creates an instance with the given id.
+type spawnFunc func(ctx context.Context, id string) (*instance, error)
+
+func newPool(spawn spawnFunc, queueLen int) *pool {
 	return &pool{
 		spawn: spawn, idle: make(chan *instance, MaxInstances), queueLen: queueLen,
 		closed: make(chan struct{}), live: map[*instance]struct{}{},
@@ -72,7 +76,10 @@ func (p *pool) scale(ctx context.Context, n int) error {
 }
 
 func (p *pool) add(ctx context.Context) error {
-	in, err := p.spawn(ctx, uuid.NewString())
+	p.mu.Lock()
+	spawn := p.spawn
+	p.mu.Unlock()
+	in, err := spawn(ctx, uuid.NewString())
 	if err != nil {
 		return err
 	}
@@ -134,7 +141,75 @@ func (p *pool) release(ctx context.Context, in *instance, broken bool) {
 		}
 		return
 	}
+	p.putIdle(ctx, p.renew(context.WithoutCancel(ctx), in))
+}
+
+// upgrade makes spawn, which instantiates code, the pool's way to create
+// instances, and replaces every instance running other code: idle ones now,
+// busy ones as they come back. A replacement keeps its instance's id. It
+// reports false if the pool is closed.
+func (p *pool) upgrade(ctx context.Context, code *module, spawn spawnFunc) bool {
+	p.mu.Lock()
+	if p.done {
+		p.mu.Unlock()
+		return false
+	}
+	p.spawn, p.code = spawn, code
+	p.mu.Unlock()
+	var idle []*instance
+	for more := true; more; {
+		select {
+		case in := <-p.idle:
+			idle = append(idle, in)
+		default:
+			more = false
+		}
+	}
+	for _, in := range idle {
+		p.putIdle(ctx, p.renew(ctx, in))
+	}
+	return true
+}
+
+// renew returns in, or a replacement running the pool's current code. If
+// the replacement cannot be made, in goes on serving.
+func (p *pool) renew(ctx context.Context, in *instance) *instance {
+	p.mu.Lock()
+	spawn, code := p.spawn, p.code
+	p.mu.Unlock()
+	if code == nil || in.code == code {
+		return in
+	}
+	next, err := spawn(ctx, in.id)
+	if err != nil {
+		return in
+	}
+	p.mu.Lock()
+	if _, ok := p.live[in]; ok {
+		delete(p.live, in)
+		p.live[next] = struct{}{}
+		p.mu.Unlock()
+		in.close(ctx)
+		return next
+	}
+	p.mu.Unlock()
+	next.close(ctx) // in was dropped meanwhile
+	return in
+}
+
+// putIdle makes in available to callers, or closes it if the pool closed.
+// The send never blocks (idle holds MaxInstances), so it happens under the
+// lock that close takes, and close cannot miss it.
+func (p *pool) putIdle(ctx context.Context, in *instance) {
+	p.mu.Lock()
+	if p.done {
+		delete(p.live, in)
+		p.mu.Unlock()
+		in.close(ctx)
+		return
+	}
 	p.idle <- in
+	p.mu.Unlock()
 }
 
 // stats reports live instances and waiting callers.

@@ -67,12 +67,25 @@ type callState struct {
 
 type callKey struct{}
 
-// Runtime is the node's single wazero runtime: one compilation cache, WASI,
-// and the wasmbus host module shared by all instances.
+// Runtime is the node's wazero runtime: the optimizing compiler with one
+// compilation cache, WASI and the wasmbus host module shared by all
+// instances, and beside it an interpreter that serves an actor while the
+// compiler works on it (compileTiered).
 type Runtime struct {
-	rt    wazero.Runtime
-	cache wazero.CompilationCache
+	rt     wazero.Runtime
+	interp wazero.Runtime
+	cache  wazero.CompilationCache
 }
+
+// module is compiled code and the runtime that compiled it, which is the
+// only one that can instantiate it.
+type module struct {
+	cm          wazero.CompiledModule
+	rt          wazero.Runtime
+	interpreted bool
+}
+
+func (m *module) close(ctx context.Context) { _ = m.cm.Close(ctx) }
 
 // NewRuntime creates the runtime. cacheDir holds compiled code across restarts
 // ("" = in memory only); memoryLimitPages bounds each instance's memory (64 KiB pages).
@@ -86,8 +99,22 @@ func NewRuntime(ctx context.Context, cacheDir string, memoryLimitPages uint32) (
 	} else {
 		cache = wazero.NewCompilationCache()
 	}
-	cfg := wazero.NewRuntimeConfig().
-		WithCompilationCache(cache).
+	rt, err := newWazeroRuntime(ctx, wazero.NewRuntimeConfigCompiler().WithCompilationCache(cache), memoryLimitPages)
+	if err != nil {
+		return nil, err
+	}
+	interp, err := newWazeroRuntime(ctx, wazero.NewRuntimeConfigInterpreter(), memoryLimitPages)
+	if err != nil {
+		_ = rt.Close(ctx)
+		return nil, err
+	}
+	return &Runtime{rt: rt, interp: interp, cache: cache}, nil
+}
+
+// newWazeroRuntime is one engine with the limits every instance runs under,
+// WASI and the wasmbus host module.
+func newWazeroRuntime(ctx context.Context, cfg wazero.RuntimeConfig, memoryLimitPages uint32) (wazero.Runtime, error) {
+	cfg = cfg.
 		// A per-call deadline must be able to stop a guest that never returns.
 		WithCloseOnContextDone(true).
 		WithMemoryLimitPages(memoryLimitPages)
@@ -100,19 +127,67 @@ func NewRuntime(ctx context.Context, cacheDir string, memoryLimitPages uint32) (
 		_ = rt.Close(ctx)
 		return nil, err
 	}
-	return &Runtime{rt: rt, cache: cache}, nil
+	return rt, nil
 }
 
 // Close releases the runtime and every module in it.
 func (r *Runtime) Close(ctx context.Context) error {
-	err := r.rt.Close(ctx)
-	return errors.Join(err, r.cache.Close(ctx))
+	return errors.Join(r.rt.Close(ctx), r.interp.Close(ctx), r.cache.Close(ctx))
 }
 
 // Compile compiles (or loads from the cache) a module and checks it exports
 // the wasmbus ABI.
 func (r *Runtime) Compile(ctx context.Context, wasm []byte) (wazero.CompiledModule, error) {
-	cm, err := r.rt.CompileModule(ctx, wasm)
+	return compileABI(ctx, r.rt, wasm)
+}
+
+// compiled is the outcome of a background compile.
+type compiled struct {
+	m   *module
+	err error
+}
+
+// compileTiered returns code to run the actor with as soon as there is some.
+// Optimized code from the compilation cache arrives within headStart and is
+// returned alone. Otherwise the interpreter's code (a few hundred
+// milliseconds for a Go actor, against seconds for the compiler) is
+// returned, and the optimized code follows on upgrade when the compiler is
+// done; upgrade always delivers exactly once. headStart < 0 never
+// interprets.
+func (r *Runtime) compileTiered(ctx context.Context, wasm []byte, headStart time.Duration) (first *module, upgrade <-chan compiled, err error) {
+	done := make(chan compiled, 1)
+	go func() {
+		// The compile outlives a caller that gives up: its result is
+		// cached for the next start, and the upgrade waits for it.
+		cm, err := compileABI(context.WithoutCancel(ctx), r.rt, wasm)
+		if err != nil {
+			done <- compiled{err: err}
+			return
+		}
+		done <- compiled{m: &module{cm: cm, rt: r.rt}}
+	}()
+	wait := func() (*module, <-chan compiled, error) { c := <-done; return c.m, nil, c.err }
+	if headStart < 0 {
+		return wait()
+	}
+	timer := time.NewTimer(headStart)
+	defer timer.Stop()
+	select {
+	case c := <-done:
+		return c.m, nil, c.err
+	case <-timer.C:
+	}
+	icm, err := compileABI(ctx, r.interp, wasm)
+	if err != nil {
+		// The module is bad for both engines; report the compiler's verdict.
+		return wait()
+	}
+	return &module{cm: icm, rt: r.interp, interpreted: true}, done, nil
+}
+
+// compileABI compiles wasm in rt and checks that it exports the wasmbus ABI.
+func compileABI(ctx context.Context, rt wazero.Runtime, wasm []byte) (wazero.CompiledModule, error) {
+	cm, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
 		return nil, fmt.Errorf("compile module: %w", err)
 	}
@@ -140,12 +215,14 @@ type instance struct {
 	guestCall api.Function
 	stack     []uint64
 	stderr    *tailBuffer // why a Go guest aborted is only written here
+	code      *module     // what it runs; the pool replaces interpreted instances
 }
 
 // instantiate creates a fresh instance and runs its initialiser: `_initialize`
 // for reactors (Go c-shared builds), `_start` for commands (TinyGo), nothing
 // for plain modules (Rust wasmbus actors).
-func (r *Runtime) instantiate(ctx context.Context, cm wazero.CompiledModule, id string) (*instance, error) {
+func (r *Runtime) instantiate(ctx context.Context, m *module, id string) (*instance, error) {
+	cm := m.cm
 	exports := cm.ExportedFunctions()
 	stderr := &tailBuffer{max: 512}
 	cfg := wazero.NewModuleConfig().
@@ -155,7 +232,7 @@ func (r *Runtime) instantiate(ctx context.Context, cm wazero.CompiledModule, id 
 		WithRandSource(rand.Reader).
 		WithStderr(stderr).
 		WithStartFunctions()
-	mod, err := r.rt.InstantiateModule(ctx, cm, cfg)
+	mod, err := m.rt.InstantiateModule(ctx, cm, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
@@ -172,7 +249,7 @@ func (r *Runtime) instantiate(ctx context.Context, cm wazero.CompiledModule, id 
 		}
 		break
 	}
-	return &instance{id: id, mod: mod, guestCall: mod.ExportedFunction(exportGuestCall), stack: make([]uint64, 2), stderr: stderr}, nil
+	return &instance{id: id, mod: mod, guestCall: mod.ExportedFunction(exportGuestCall), stack: make([]uint64, 2), stderr: stderr, code: m}, nil
 }
 
 // call runs one operation in the instance. A deadline on ctx interrupts it.

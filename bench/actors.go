@@ -41,7 +41,7 @@ func buildEchoActors(tmp string) (*echoActors, error) {
 		return nil, err
 	}
 	a.tinyKey, _ = lattice.CreateKeyPair(lattice.KindModule)
-	tiny, _, err := lattice.SignActor(tinyEcho(), lattice.SignActorOptions{Name: "tiny"}, a.acct, a.tinyKey)
+	tiny, _, err := lattice.SignActor(wasmbuild.TinyEcho(), lattice.SignActorOptions{Name: "tiny"}, a.acct, a.tinyKey)
 	if err != nil {
 		return nil, err
 	}

@@ -35,7 +35,7 @@ type Metrics struct {
 	ActorInstances        *prometheus.GaugeVec     // actor
 	ActorQueueDepth       *prometheus.GaugeVec     // actor
 	ActorQueueWait        *prometheus.HistogramVec // actor
-	ActorStartDuration    *prometheus.HistogramVec // phase: compile|cached
+	ActorStartDuration    *prometheus.HistogramVec // phase: compile|cached|interpreted
 	ActorInstanceFailures *prometheus.CounterVec   // actor, kind: timeout|trap|exit
 	// PolicyDecisions counts external policy service decisions (host and
 	// supervisor): action, result permitted|denied|error, cached true|false.
@@ -135,7 +135,7 @@ func define() *Metrics {
 		}, []string{"actor"}),
 		ActorStartDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "actor_start_duration_seconds",
-			Help:    "Time to compile (or load from the compilation cache) an actor module, by phase.",
+			Help:    "Time to compile (or load from the compilation cache) an actor module, by phase; interpreted: until an actor started on interpreted code while it compiles.",
 			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"phase"}),
 		ActorInstanceFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
