@@ -185,6 +185,31 @@ func (h *Host) startVerified(ctx context.Context, ref string, module []byte, cla
 	return nil
 }
 
+// WaitCompiled waits until the actor with this key runs compiled code (it
+// may have started interpreted, see Options.CompileHeadStart), for callers
+// that measure steady-state speed.
+func (h *Host) WaitCompiled(ctx context.Context, key string) error {
+	for {
+		h.actorsMu.Lock()
+		a, ok := h.actors[key]
+		h.actorsMu.Unlock()
+		if !ok {
+			return fmt.Errorf("actor %s is not running on this host", key)
+		}
+		a.mu.Lock()
+		interpreted := a.code.interpreted
+		a.mu.Unlock()
+		if !interpreted {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("actor %s still interpreted: %w", key, ctx.Err())
+		case <-time.After(20 * time.Millisecond): // polling a compile of seconds
+		}
+	}
+}
+
 // spawner makes instances of code.
 func (h *Host) spawner(code *module) spawnFunc {
 	return func(ctx context.Context, id string) (*instance, error) {

@@ -3,8 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/latticed/latticed/internal/wasmbuild"
@@ -78,4 +82,49 @@ func runOnly(section string, o options) error {
 		return fmt.Errorf("-only %q: the sections that run alone are: paths, crossnode", section)
 	}
 	return run(o)
+}
+
+// compiledCount is how many actor modules a node has finished compiling
+// (or loaded from its compilation cache), from its /metrics: the
+// latticed_actor_start_duration_seconds observations of phase compile or
+// cached. An actor started interpreted counts once the compiler is done.
+func compiledCount(metricsAddr string) (int, error) {
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, "latticed_actor_start_duration_seconds_count{") ||
+			!(strings.Contains(line, `phase="compile"`) || strings.Contains(line, `phase="cached"`)) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			return 0, fmt.Errorf("metrics line %q: %w", line, err)
+		}
+		total += int(v)
+	}
+	return total, nil
+}
+
+// waitCompiled waits until the node has compiled want actor modules, so that
+// a measurement sees steady state: compiled code, no compile burning CPU.
+func waitCompiled(metricsAddr string, want int) error {
+	return waitFor(5*time.Minute, func() error {
+		n, err := compiledCount(metricsAddr)
+		if err != nil {
+			return err
+		}
+		if n < want {
+			return fmt.Errorf("%d of %d actor modules compiled", n, want)
+		}
+		return nil
+	})
 }

@@ -199,6 +199,8 @@ func benchCrossNode(ctx context.Context, o options, bin, tmp string, rep *Report
 		name, server string
 		key          *lattice.KeyPair
 		hostID       string
+		metrics      string // its /metrics address
+		started      int    // actors started on it
 	}
 	nodes := []*upNode{{name: "A", server: "s1"}, {name: "B", server: "s1"}, {name: "C", server: "s2"}}
 	issuers := []string{signer.PublicKey()}
@@ -215,9 +217,10 @@ func benchCrossNode(ctx context.Context, o options, bin, tmp string, rep *Report
 			port = strconv.Itoa(client[1])
 		}
 		dir := filepath.Join(root, "node-"+n.name)
+		n.metrics = "127.0.0.1:" + strconv.Itoa(freePort())
 		env := append(os.Environ(),
 			config.EnvDataDir+"="+dir, "HOME="+dir,
-			config.EnvMetricsAddr+"=127.0.0.1:"+strconv.Itoa(freePort()),
+			config.EnvMetricsAddr+"="+n.metrics,
 			config.EnvLogLevel+"=warn", config.EnvAllowFileLoad+"=true",
 			config.EnvLatticePrefix+"="+crossPrefix,
 			config.EnvClusterSeed+"="+n.key.Seed(), config.EnvClusterIssuers+"="+strings.Join(issuers, ","),
@@ -269,17 +272,21 @@ func benchCrossNode(ctx context.Context, o options, bin, tmp string, rep *Report
 		path := filepath.Join(root, name+".wasm")
 		return path, mod.PublicKey(), os.WriteFile(path, signed, 0o644)
 	}
-	start := func(hostID, path string) error {
+	// Each start waits for compiled code: latency is measured in steady state.
+	start := func(n *upNode, path string) error {
 		sctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		_, err := ctl.StartActor(sctx, hostID, lattice.StartActorCommand{ActorRef: "file://" + path, Count: 1})
-		return err
+		if _, err := ctl.StartActor(sctx, n.hostID, lattice.StartActorCommand{ActorRef: "file://" + path, Count: 1}); err != nil {
+			return err
+		}
+		n.started++
+		return waitCompiled(n.metrics, n.started)
 	}
 	fwdPath, fwdKey, err := sign("./actor/testactors/hostcall", "fwd")
 	if err != nil {
 		return err
 	}
-	if err := start(nodes[0].hostID, fwdPath); err != nil {
+	if err := start(nodes[0], fwdPath); err != nil {
 		return fmt.Errorf("cross-node: start fwd on A: %w", err)
 	}
 	echoKeys := make([]string, len(nodes))
@@ -288,7 +295,7 @@ func benchCrossNode(ctx context.Context, o options, bin, tmp string, rep *Report
 		if err != nil {
 			return err
 		}
-		if err := start(n.hostID, path); err != nil {
+		if err := start(n, path); err != nil {
 			return fmt.Errorf("cross-node: start echo on %s: %w", n.name, err)
 		}
 		echoKeys[i] = key

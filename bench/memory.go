@@ -25,13 +25,16 @@ func benchMemory(ctx context.Context, n *node, actors []struct{ name, path strin
 	}
 	rep.Rows = append(rep.Rows, Row{Name: "memory: host child RSS, idle (no actors)", Value: float64(idle) / 1024, Unit: "MiB"})
 	host := n.sup.HostID()
-	for _, a := range actors {
+	for i, a := range actors {
 		base, err := settle()
 		if err != nil {
 			return err
 		}
 		started, err := n.ctl.StartActor(ctx, host, lattice.StartActorCommand{ActorRef: "file://" + a.path, Count: 1})
 		if err != nil {
+			return fmt.Errorf("start %s: %w", a.name, err)
+		}
+		if err := waitCompiled(n.cfg.MetricsAddr, i+1); err != nil {
 			return fmt.Errorf("start %s: %w", a.name, err)
 		}
 		rss := map[int]int64{}

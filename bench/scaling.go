@@ -40,6 +40,10 @@ func benchScaling(ctx context.Context, h *agent.Host, nc *nats.Conn, cluster *la
 			if _, err := h.StartActor(ctx, "file://"+path, 1, nil); err != nil {
 				return fmt.Errorf("scaling: start actor %d: %w", len(keys), err)
 			}
+			// One compile at a time, and none during the measurement.
+			if err := h.WaitCompiled(ctx, mod.PublicKey()); err != nil {
+				return fmt.Errorf("scaling: actor %d: %w", len(keys), err)
+			}
 			keys = append(keys, mod.PublicKey())
 		}
 		calls := make([]func([]byte) error, n)
