@@ -197,12 +197,14 @@ func (p *pool) renew(ctx context.Context, in *instance) *instance {
 	return in
 }
 
-// putIdle makes in available to callers, or closes it if the pool closed.
-// The send never blocks (idle holds MaxInstances), so it happens under the
-// lock that close takes, and close cannot miss it.
+// putIdle makes in available to callers, or closes it if the pool closed or
+// was scaled below its live count meanwhile (an upgrade holds instances out
+// of idle, where scale cannot retire them). The send never blocks (idle
+// holds MaxInstances), so it happens under the lock that close takes, and
+// close cannot miss it.
 func (p *pool) putIdle(ctx context.Context, in *instance) {
 	p.mu.Lock()
-	if p.done {
+	if p.done || len(p.live) > p.target {
 		delete(p.live, in)
 		p.mu.Unlock()
 		in.close(ctx)
