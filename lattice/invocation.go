@@ -120,6 +120,7 @@ func (s Signer) NewInvocation(hostID string, origin, target Entity, operation st
 func DecodeInvocation(data []byte) (*Invocation, error) {
 	inv := new(Invocation)
 	r := newMapReader(data)
+	defer r.release()
 	err := r.fields(func(key string) error {
 		var err error
 		switch key {
@@ -190,6 +191,7 @@ type InvocationResponse struct {
 func DecodeInvocationResponse(data []byte) (*InvocationResponse, error) {
 	resp := new(InvocationResponse)
 	r := newMapReader(data)
+	defer r.release()
 	err := r.fields(func(key string) error {
 		var err error
 		switch key {

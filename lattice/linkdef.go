@@ -51,6 +51,7 @@ func (l *LinkDefinition) Normalize() error {
 func DecodeLinkDefinition(data []byte) (*LinkDefinition, error) {
 	ld := &LinkDefinition{Values: map[string]string{}}
 	r := newMapReader(data)
+	defer r.release()
 	err := r.fields(func(key string) error {
 		var err error
 		switch key {

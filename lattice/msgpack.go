@@ -40,9 +40,16 @@ func Unmarshal(data []byte, v any) error {
 // it knows and skips the rest.
 type mapReader struct{ d *msgpack.Decoder }
 
+// newMapReader reads data with a pooled decoder, whose buffer for strings is
+// reused from message to message; release returns it.
 func newMapReader(data []byte) mapReader {
-	return mapReader{d: msgpack.NewDecoder(bytes.NewReader(data))}
+	d := msgpack.GetDecoder()
+	d.Reset(bytes.NewReader(data))
+	return mapReader{d: d}
 }
+
+// release returns the decoder to the pool; r is unusable afterwards.
+func (r mapReader) release() { msgpack.PutDecoder(r.d) }
 
 // fields calls fn for each key of the map at the decoder's position.
 func (r mapReader) fields(fn func(key string) error) error {
