@@ -72,14 +72,36 @@ func runPaths(o options) error {
 	return finishOnly(rep, o)
 }
 
+// runColdStart is -only coldstart: latticed up to the first echo reply.
+func runColdStart(o options) error {
+	tmp, err := os.MkdirTemp("", "lbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	a, err := buildEchoActors(tmp)
+	if err != nil {
+		return err
+	}
+	bin, err := buildLatticed(tmp)
+	if err != nil {
+		return err
+	}
+	rep := &Report{Time: time.Now().UTC(), Machine: machine()}
+	if err := benchColdStart(bin, tmp, a.echoPath, rep); err != nil {
+		return err
+	}
+	return finishOnly(rep, o)
+}
+
 // sections are what -only runs.
-var sections = map[string]func(options) error{"paths": runPaths, "crossnode": runCrossNode}
+var sections = map[string]func(options) error{"paths": runPaths, "crossnode": runCrossNode, "coldstart": runColdStart}
 
 // runOnly runs one section (-only) and prints its rows.
 func runOnly(section string, o options) error {
 	run, ok := sections[section]
 	if !ok {
-		return fmt.Errorf("-only %q: the sections that run alone are: paths, crossnode", section)
+		return fmt.Errorf("-only %q: the sections that run alone are: paths, coldstart, crossnode", section)
 	}
 	return run(o)
 }
