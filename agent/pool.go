@@ -64,24 +64,47 @@ func (p *pool) scale(ctx context.Context, n int) error {
 			return err
 		}
 	}
-	for retire := -missing; retire > 0; retire-- {
+	for missing < 0 {
 		select {
 		case in := <-p.idle:
-			p.drop(ctx, in)
+			// Releases and upgrades retire surplus instances too; each
+			// retirement is decided under the lock so that together they
+			// never go below the target.
+			p.mu.Lock()
+			if len(p.live) <= p.target {
+				p.idle <- in // never blocks: idle holds MaxInstances
+				p.mu.Unlock()
+				return nil
+			}
+			delete(p.live, in)
+			p.mu.Unlock()
+			in.close(ctx)
 		default:
-			return nil
+			return nil // the rest are busy and retire when released
 		}
 	}
 	return nil
 }
 
 func (p *pool) add(ctx context.Context) error {
+	id := uuid.NewString()
 	p.mu.Lock()
-	spawn := p.spawn
+	spawn, code := p.spawn, p.code
 	p.mu.Unlock()
-	in, err := spawn(ctx, uuid.NewString())
+	in, err := spawn(ctx, id)
 	if err != nil {
-		return err
+		// An upgrade may have closed the code spawn used while it ran;
+		// then the new code is the one to run anyway.
+		p.mu.Lock()
+		changed := p.code != code
+		spawn = p.spawn
+		p.mu.Unlock()
+		if !changed {
+			return err
+		}
+		if in, err = spawn(ctx, id); err != nil {
+			return err
+		}
 	}
 	p.mu.Lock()
 	if p.done || len(p.live) >= p.target {
@@ -131,9 +154,12 @@ func (p *pool) acquire(ctx context.Context) (*instance, error) {
 func (p *pool) release(ctx context.Context, in *instance, broken bool) {
 	p.mu.Lock()
 	surplus := p.done || len(p.live) > p.target
+	if broken || surplus {
+		delete(p.live, in) // decided and done under one lock (see scale)
+	}
 	p.mu.Unlock()
 	if broken || surplus {
-		p.drop(ctx, in)
+		in.close(ctx)
 		if broken && !surplus {
 			// Replacement failures leave the pool short; the next scale or
 			// call sees fewer instances, and the error is not the caller's.

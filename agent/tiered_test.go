@@ -83,13 +83,18 @@ func TestPoolUpgradeHammer(t *testing.T) {
 		if !p.upgrade(ctx, comp, spawn(comp)) {
 			t.Error("upgrade of an open pool reported it closed")
 		}
+		interp.close(ctx) // as the host does: scaling may still hold its spawn
 	}()
 	go func() {
 		defer changes.Done()
-		for i := 0; i < 20; i++ {
-			_ = p.scale(ctx, 2+i%5)
+		for i := 0; i < 40; i++ {
+			if err := p.scale(ctx, 2+i%5); err != nil {
+				t.Errorf("scale to %d during the upgrade: %v", 2+i%5, err)
+			}
 		}
-		_ = p.scale(ctx, 3)
+		if err := p.scale(ctx, 3); err != nil {
+			t.Error(err)
+		}
 	}()
 	changes.Wait()
 	testenv.CheckFor(t, 30*time.Second, time.Millisecond, func() error {
