@@ -75,7 +75,15 @@ type Runtime struct {
 	rt     wazero.Runtime
 	interp wazero.Runtime
 	cache  wazero.CompilationCache
+	// interpreting holds a slot per actor running interpreted code. That
+	// code is large (about 95 MiB of heap for a 2 MiB Go actor, against
+	// 4 MiB for the compiled code), so only a few actors start this way at
+	// once; the others wait for the compiler, as they would without it.
+	interpreting chan struct{}
 }
+
+// maxInterpreting bounds the actors running interpreted at once.
+const maxInterpreting = 2
 
 // module is compiled code and the runtime that compiled it, which is the
 // only one that can instantiate it.
@@ -108,7 +116,7 @@ func NewRuntime(ctx context.Context, cacheDir string, memoryLimitPages uint32) (
 		_ = rt.Close(ctx)
 		return nil, err
 	}
-	return &Runtime{rt: rt, interp: interp, cache: cache}, nil
+	return &Runtime{rt: rt, interp: interp, cache: cache, interpreting: make(chan struct{}, maxInterpreting)}, nil
 }
 
 // newWazeroRuntime is one engine with the limits every instance runs under,
@@ -152,8 +160,10 @@ type compiled struct {
 // returned alone. Otherwise the interpreter's code (a few hundred
 // milliseconds for a Go actor, against seconds for the compiler) is
 // returned, and the optimized code follows on upgrade when the compiler is
-// done; upgrade always delivers exactly once. headStart < 0 never
-// interprets.
+// done; upgrade always delivers exactly once, and its receiver must call
+// interpretedDone after closing the interpreted code. headStart < 0 never
+// interprets, and neither does a start while maxInterpreting actors are
+// interpreted.
 func (r *Runtime) compileTiered(ctx context.Context, wasm []byte, headStart time.Duration) (first *module, upgrade <-chan compiled, err error) {
 	done := make(chan compiled, 1)
 	go func() {
@@ -177,13 +187,23 @@ func (r *Runtime) compileTiered(ctx context.Context, wasm []byte, headStart time
 		return c.m, nil, c.err
 	case <-timer.C:
 	}
+	select {
+	case r.interpreting <- struct{}{}:
+	default:
+		return wait()
+	}
 	icm, err := compileABI(ctx, r.interp, wasm)
 	if err != nil {
+		r.interpretedDone()
 		// The module is bad for both engines; report the compiler's verdict.
 		return wait()
 	}
 	return &module{cm: icm, rt: r.interp, interpreted: true}, done, nil
 }
+
+// interpretedDone frees the slot of an actor that no longer runs
+// interpreted code.
+func (r *Runtime) interpretedDone() { <-r.interpreting }
 
 // compileABI compiles wasm in rt and checks that it exports the wasmbus ABI.
 func compileABI(ctx context.Context, rt wazero.Runtime, wasm []byte) (wazero.CompiledModule, error) {

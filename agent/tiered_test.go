@@ -186,3 +186,45 @@ func actorOf(h *Host, key string) *actor {
 	defer h.actorsMu.Unlock()
 	return h.actors[key]
 }
+
+// Interpreted code is large, so only maxInterpreting actors start that way
+// at once; a start beyond them waits for the compiler.
+func TestInterpretedStartsAreBounded(t *testing.T) {
+	ctx := context.Background()
+	r, err := NewRuntime(ctx, "", 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close(ctx) })
+	var upgrades []<-chan compiled
+	for i := 0; i < maxInterpreting+1; i++ {
+		// Each module distinct (a custom section), so none is in memory yet.
+		wasm := append(wasmbuild.TinyEcho(), 0, 3, 1, 'n', byte(i))
+		code, up, err := r.compileTiered(ctx, wasm, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i < maxInterpreting {
+			if !code.interpreted || up == nil {
+				t.Fatalf("start %d: want interpreted code and an upgrade to come", i)
+			}
+			upgrades = append(upgrades, up)
+			continue
+		}
+		if code.interpreted || up != nil {
+			t.Fatalf("start %d with %d actors interpreted: want compiled code at once", i, maxInterpreting)
+		}
+	}
+	for _, up := range upgrades {
+		if c := <-up; c.err != nil || c.m.interpreted {
+			t.Fatalf("upgrade: %+v", c)
+		}
+		r.interpretedDone()
+	}
+	code, up, err := r.compileTiered(ctx, append(wasmbuild.TinyEcho(), 0, 3, 1, 'n', 9), 0)
+	if err != nil || !code.interpreted || up == nil {
+		t.Fatalf("with the slots free again, a start must be interpreted: %v", err)
+	}
+	<-up
+	r.interpretedDone()
+}
