@@ -52,46 +52,46 @@ func buildEchoActors(tmp string) (*echoActors, error) {
 	return a, os.WriteFile(a.tinyPath, tiny, 0o644)
 }
 
-// runPaths is -only paths: the floors and the latticed path alone, the
-// section to profile with -cpuprofile.
-func runPaths(o options) error {
+// onlySection runs one -only section in a fresh temp dir and prints its rows.
+func onlySection(o options, section func(tmp string, rep *Report) error) error {
 	tmp, err := os.MkdirTemp("", "lbench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	a, err := buildEchoActors(tmp)
-	if err != nil {
-		return err
-	}
 	rep := &Report{Time: time.Now().UTC(), Machine: machine()}
-	o.pathsOnly = true
-	if err := benchInProcess(context.Background(), o, tmp, a, rep); err != nil {
+	if err := section(tmp, rep); err != nil {
 		return err
 	}
 	return finishOnly(rep, o)
 }
 
+// runPaths is -only paths: the floors and the latticed path alone, the
+// section to profile with -cpuprofile.
+func runPaths(o options) error {
+	return onlySection(o, func(tmp string, rep *Report) error {
+		a, err := buildEchoActors(tmp)
+		if err != nil {
+			return err
+		}
+		o.pathsOnly = true
+		return benchInProcess(context.Background(), o, tmp, a, rep)
+	})
+}
+
 // runColdStart is -only coldstart: latticed up to the first echo reply.
 func runColdStart(o options) error {
-	tmp, err := os.MkdirTemp("", "lbench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	a, err := buildEchoActors(tmp)
-	if err != nil {
-		return err
-	}
-	bin, err := buildLatticed(tmp)
-	if err != nil {
-		return err
-	}
-	rep := &Report{Time: time.Now().UTC(), Machine: machine()}
-	if err := benchColdStart(bin, tmp, a.echoPath, rep); err != nil {
-		return err
-	}
-	return finishOnly(rep, o)
+	return onlySection(o, func(tmp string, rep *Report) error {
+		a, err := buildEchoActors(tmp)
+		if err != nil {
+			return err
+		}
+		bin, err := buildLatticed(tmp)
+		if err != nil {
+			return err
+		}
+		return benchColdStart(bin, tmp, a.echoPath, rep)
+	})
 }
 
 // sections are what -only runs.

@@ -45,20 +45,13 @@ func runCrossNode(o options) error {
 	if _, err := natsServerBin(); err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp("", "lbench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	bin, err := buildLatticed(tmp)
-	if err != nil {
-		return err
-	}
-	rep := &Report{Time: time.Now().UTC(), Machine: machine()}
-	if err := benchCrossNode(context.Background(), o, bin, tmp, rep); err != nil {
-		return err
-	}
-	return finishOnly(rep, o)
+	return onlySection(o, func(tmp string, rep *Report) error {
+		bin, err := buildLatticed(tmp)
+		if err != nil {
+			return err
+		}
+		return benchCrossNode(context.Background(), o, bin, tmp, rep)
+	})
 }
 
 // finishOnly prints a partial run's rows; it writes the JSON report only
