@@ -10,6 +10,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/latticed/latticed/internal/httpstatus"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -114,12 +115,9 @@ func HTTPHandler(h http.Handler, actor string) http.Handler {
 		ctx, s := t.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
 			semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(r.URL.Path),
 			semconv.URLScheme("http"), AttrActor.String(actor)))
-		sw := &statusRecorder{ResponseWriter: w}
+		sw := &httpstatus.Writer{ResponseWriter: w}
 		defer func() {
-			code := sw.code
-			if code == 0 {
-				code = http.StatusOK
-			}
+			code := sw.Status()
 			s.SetAttributes(semconv.HTTPResponseStatusCode(code))
 			if code >= http.StatusInternalServerError {
 				s.SetStatus(codes.Error, http.StatusText(code))
@@ -129,26 +127,3 @@ func HTTPHandler(h http.Handler, actor string) http.Handler {
 		h.ServeHTTP(sw, r.WithContext(ctx))
 	})
 }
-
-// statusRecorder records the status code a handler writes.
-type statusRecorder struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusRecorder) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusRecorder) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }

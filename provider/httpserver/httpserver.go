@@ -31,6 +31,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/latticed/latticed/internal/httpstatus"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/metrics"
 	"github.com/latticed/latticed/provider"
@@ -230,38 +231,11 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &httpstatus.Writer{ResponseWriter: w}
 	l.serve(sw, r)
-	code := sw.code
-	if code == 0 {
-		code = http.StatusOK // nothing written: net/http answers 200
-	}
-	l.m.HTTPRequests.WithLabelValues(metrics.StatusClass(code)).Inc()
+	l.m.HTTPRequests.WithLabelValues(metrics.StatusClass(sw.Status())).Inc()
 	l.m.HTTPRequestDuration.Observe(time.Since(start).Seconds())
 }
-
-// statusWriter records the status code written.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // serve turns one request into an HttpServer.HandleRequest invocation.
 func (l *listener) serve(w http.ResponseWriter, r *http.Request) {
