@@ -1,15 +1,12 @@
 package agent
 
 import (
-	"context"
 	"encoding/json"
 	"testing"
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/policy"
-	"github.com/latticed/latticed/rpc"
 )
 
 // BenchmarkInvokeEchoPolicyCached is BenchmarkInvokeEcho with a policy
@@ -28,15 +25,7 @@ func BenchmarkInvokeEchoPolicyCached(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = sub.Unsubscribe() })
-	echo := f.startActor(b, echoPkg, 2, lattice.SignActorOptions{Name: "echo"})
-	payload := make([]byte, 256)
-	caller, _ := lattice.CreateKeyPair(lattice.KindModule)
-	subject := lattice.RPCActor("test", echo.Key)
-	ctx := context.Background()
-	call := func() error {
-		_, err := rpc.Invoke(ctx, f.nc, f.cluster, f.h.ID(), lattice.ActorEntity(caller.PublicKey()), lattice.ActorEntity(echo.Key), subject, "Echo.Echo", payload)
-		return err
-	}
+	call := benchEcho(b, f)
 	if err := call(); err != nil { // the one uncached decision
 		b.Fatal(err)
 	}

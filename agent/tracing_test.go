@@ -6,8 +6,6 @@ import (
 
 	"github.com/latticed/latticed/config"
 	"github.com/latticed/latticed/internal/otlptest"
-	"github.com/latticed/latticed/lattice"
-	"github.com/latticed/latticed/rpc"
 	"github.com/latticed/latticed/telemetry"
 )
 
@@ -18,15 +16,12 @@ import (
 // with BenchmarkInvokeEcho).
 func BenchmarkInvokeEchoTracing(b *testing.B) {
 	f := newFixture(b)
-	echo := f.startActor(b, echoPkg, 2, lattice.SignActorOptions{Name: "echo"})
-	payload := make([]byte, 256)
-	caller, _ := lattice.CreateKeyPair(lattice.KindModule)
-	subject := lattice.RPCActor("test", echo.Key)
+	call := benchEcho(b, f)
 	ctx := context.Background()
 	run := func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := rpc.Invoke(ctx, f.nc, f.cluster, f.h.ID(), lattice.ActorEntity(caller.PublicKey()), lattice.ActorEntity(echo.Key), subject, "Echo.Echo", payload); err != nil {
+			if err := call(); err != nil {
 				b.Fatal(err)
 			}
 		}
