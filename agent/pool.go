@@ -64,7 +64,7 @@ func (p *pool) scale(ctx context.Context, n int) error {
 			return err
 		}
 	}
-	for missing < 0 {
+	for missing < 0 { // until the surplus is retired or every idle one is gone
 		select {
 		case in := <-p.idle:
 			// Releases and upgrades retire surplus instances too; each
