@@ -61,6 +61,12 @@ type Client struct {
 
 // New returns a client for the lattice prefix; topicPrefix is the control
 // subject prefix ("" = wasmbus.ctl).
+//
+// Replies arrive on nc's inbox prefix. Connect nc with
+// nats.CustomInboxPrefix(lattice.OperatorInbox(latticePrefix)), as
+// `latticed ctl` does: the replies carry link values and claims, and
+// providers of other wasmCloud SDKs may subscribe to nats' default _INBOX.>
+// (docs/security.md, "Roles").
 func New(nc *nats.Conn, topicPrefix, latticePrefix string) *Client {
 	if latticePrefix == "" {
 		latticePrefix = lattice.DefaultLatticePrefix

@@ -36,6 +36,10 @@ type HostData struct {
 	JSDomain             *string `json:"js_domain"`
 	StructuredLogging    bool    `json:"structured_logging"`
 	LogLevel             string  `json:"log_level,omitempty"`
+	// InboxPrefix is the reply-inbox prefix the provider's NATS user may
+	// subscribe to, for nats.CustomInboxPrefix (latticed extension, which
+	// wasmCloud providers ignore). Empty: nats' default "_INBOX".
+	InboxPrefix string `json:"inbox_prefix,omitempty"`
 }
 
 // FlexBool is a bool that also decodes from 0/1: the OTP host sends

@@ -150,3 +150,25 @@ func CacheRevocation(prefix, signingKey string) string {
 func CacheRefmap(prefix, ref string) string {
 	return "lc." + prefix + ".refmap." + base64.RawURLEncoding.EncodeToString([]byte(ref))
 }
+
+// PrivateInboxRoot is the root of latticed's private reply inboxes. nats.go
+// puts every reply inbox of a connection under one prefix (default
+// "_INBOX", changed with nats.CustomInboxPrefix); wasmCloud's providers keep
+// "_INBOX", so a user allowed to subscribe to "_INBOX.>" reads the replies
+// to every request made with the default. latticed's requesters use a
+// prefix under this root instead, and each minted user may subscribe to its
+// own prefix only (docs/security.md, "Roles").
+const PrivateInboxRoot = "_INBOX_LATTICED"
+
+// PrivateInbox is the reply-inbox prefix of one owner in a lattice, e.g.
+// "_INBOX_LATTICED.default.host-rpc". owner may span several tokens
+// ("provider.U…"). Pass it to nats.CustomInboxPrefix.
+func PrivateInbox(latticePrefix, owner string) string {
+	return PrivateInboxRoot + "." + latticePrefix + "." + owner
+}
+
+// OperatorInbox is the reply-inbox prefix of the operator's requesters in a
+// lattice: the supervisor, `latticed ctl`, `up --apply` and any other
+// ctlclient user holding admin credentials. Control replies (link values,
+// claims, inventories) travel there, where no provider may subscribe.
+func OperatorInbox(latticePrefix string) string { return PrivateInbox(latticePrefix, "admin") }

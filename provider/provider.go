@@ -470,6 +470,9 @@ func (p *Provider) connect(ctx context.Context) (*nats.Conn, error) {
 	if p.hd.LatticeRPCTLS {
 		opts = append(opts, nats.Secure())
 	}
+	if p.hd.InboxPrefix != "" { // our user may subscribe to replies there only
+		opts = append(opts, nats.CustomInboxPrefix(p.hd.InboxPrefix))
+	}
 	opts = append(opts, p.cfg.NATSOptions...)
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {

@@ -23,6 +23,10 @@ type Credentials struct {
 	Seed    string
 	Issued  time.Time
 	Expires time.Time // zero: never
+	// InboxPrefix is the private reply-inbox prefix this user may subscribe
+	// to (pass it to nats.CustomInboxPrefix): the one a provider finds in
+	// HostData. Empty for credentials not minted here.
+	InboxPrefix string
 }
 
 // CredsFile renders the NATS .creds format (JWT and seed).
@@ -82,19 +86,23 @@ func (a *Authority) CanRevoke() bool {
 func (a *Authority) Mint(role Role, name string, s Scope) (Credentials, error) {
 	s.LatticePrefix, s.CtlTopicPrefix, s.JSDomain = a.scope.LatticePrefix, a.scope.CtlTopicPrefix, a.scope.JSDomain
 	s.PolicyTopic, s.PolicyChangesTopic = a.scope.PolicyTopic, a.scope.PolicyChangesTopic
-	var perms jwt.Permissions
-	if role != RoleAdmin {
-		var err error
-		if perms, err = s.Permissions(role); err != nil {
-			return Credentials{}, err
-		}
-	}
 	user, err := nkeys.CreateUser()
 	if err != nil {
 		return Credentials{}, fmt.Errorf("create user key: %w", err)
 	}
 	pub, _ := user.PublicKey()
 	seed, _ := user.Seed()
+	s.UserKey = pub // names a provider's private inbox
+	var perms jwt.Permissions
+	if role != RoleAdmin {
+		if perms, err = s.Permissions(role); err != nil {
+			return Credentials{}, err
+		}
+	}
+	inbox := InboxPrefix(s.LatticePrefix, role)
+	if role == RoleProvider {
+		inbox = ProviderInbox(s.LatticePrefix, pub)
+	}
 	uc := jwt.NewUserClaims(pub)
 	uc.Name = name
 	uc.IssuerAccount = a.issuerAccount
@@ -107,7 +115,7 @@ func (a *Authority) Mint(role Role, name string, s Scope) (Credentials, error) {
 	if err != nil {
 		return Credentials{}, fmt.Errorf("sign user JWT for %s: %w", name, err)
 	}
-	c := Credentials{Role: role, Name: name, UserKey: pub, JWT: token, Seed: string(seed), Issued: now}
+	c := Credentials{Role: role, Name: name, UserKey: pub, JWT: token, Seed: string(seed), Issued: now, InboxPrefix: inbox}
 	if a.lifetime > 0 {
 		c.Expires = time.Unix(uc.Expires, 0)
 	}

@@ -95,8 +95,8 @@ func TestMintedUsersHaveLeastPrivilege(t *testing.T) {
 	}
 
 	adminNC, _ := connectAs(t, url, admin)
-	aNC, aErrs := connectAs(t, url, provA)
-	bNC, _ := connectAs(t, url, provB)
+	aNC, aErrs := connectAs(t, url, provA, nats.CustomInboxPrefix(provA.InboxPrefix))
+	bNC, _ := connectAs(t, url, provB, nats.CustomInboxPrefix(provB.InboxPrefix))
 
 	// A provider is refused on the control interface and on another
 	// provider's subjects, both ways.

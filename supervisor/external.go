@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
@@ -14,6 +15,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/lattice"
 )
 
 // startExternal connects to the configured NATS. The supervisor's own
@@ -44,7 +46,13 @@ func (s *Supervisor) startExternal(cfg *config.Config, scope Scope) error {
 	}
 	s.natsURL = prov.URL()
 	var err error
-	if s.nc, err = Connect(ctl.URL(), ctl, "latticed-supervisor", s.log); err != nil {
+	inbox := OperatorInbox(ctl, cfg.LatticePrefix)
+	if len(inbox) == 0 {
+		s.log.Warn("the supervisor's requests (link definitions, health checks) get their replies on _INBOX, which providers of other "+
+			"wasmCloud SDKs may subscribe to; allow the control user to subscribe to "+lattice.OperatorInbox(cfg.LatticePrefix)+".> to keep them private",
+			"nats_url", ctl.URL())
+	}
+	if s.nc, err = Connect(ctl.URL(), ctl, "latticed-supervisor", s.log, inbox...); err != nil {
 		return err
 	}
 	if cfg.AccountSigningSeed != "" {
@@ -92,7 +100,10 @@ func sharedProviderCredentials(c config.NATSConn) (*Credentials, error) {
 // providerCredentials are what one provider instance connects with.
 func (s *Supervisor) providerCredentials(p *providerInstance) (Credentials, error) {
 	if s.auth != nil {
-		return s.auth.Mint(RoleProvider, p.label(), Scope{ProviderKey: p.key, LinkName: p.link, Contract: p.contract})
+		// Built-ins take their inbox prefix from HostData; any other
+		// executable may be a wasmCloud provider using nats' default _INBOX.
+		return s.auth.Mint(RoleProvider, p.label(), Scope{ProviderKey: p.key, LinkName: p.link, Contract: p.contract,
+			WasmCloudInbox: !strings.HasPrefix(p.ref, lattice.BuiltinRefPrefix)})
 	}
 	if s.shared != nil {
 		return *s.shared, nil

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
@@ -15,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/lattice"
 )
 
 // EmbeddedNATS describes the server a lattice of one runs for itself.
@@ -114,6 +116,85 @@ func Connect(url string, auth config.NATSConn, name string, log *slog.Logger, ex
 		return nil, fmt.Errorf("connect %s to NATS at %s: %w", name, url, err)
 	}
 	return nc, nil
+}
+
+// OperatorInbox returns the nats.CustomInboxPrefix option for one of
+// the operator's requesters (the supervisor, latticed ctl, up --apply)
+// connecting with auth: lattice.OperatorInbox, where no provider may
+// subscribe, whenever auth's user may subscribe there: a user minted here
+// (admin.creds), a user JWT whose permissions allow it, or no credentials at
+// all. It returns no option, leaving nats' default "_INBOX", for a user whose
+// permissions are unknown (an nkey seed: the server's configuration holds
+// them) or allow only other inboxes, as an external deployment's control
+// user granted "_INBOX.>" (docs/operations.md); replies to such a user can be
+// read by foreign providers, which keep "_INBOX.>" (docs/security.md).
+func OperatorInbox(auth config.NATSConn, latticePrefix string) []nats.Option {
+	inbox := lattice.OperatorInbox(latticePrefix)
+	token := auth.JWT
+	switch {
+	case auth.CredsFile != "":
+		b, err := os.ReadFile(auth.CredsFile)
+		if err != nil {
+			return nil // the connection reports the unreadable file
+		}
+		if token, err = jwt.ParseDecoratedJWT(b); err != nil {
+			return nil
+		}
+	case token == "" && auth.Seed != "":
+		return nil
+	case token == "":
+		return []nats.Option{nats.CustomInboxPrefix(inbox)}
+	}
+	uc, err := jwt.DecodeUserClaims(token)
+	if err != nil || !maySubscribe(uc.Sub, inbox+".>") {
+		return nil
+	}
+	return []nats.Option{nats.CustomInboxPrefix(inbox)}
+}
+
+// maySubscribe reports whether p allows subscribing to every subject that
+// subject (which may end in ">") matches, as nats-server decides: allowed
+// by the allow list (empty: everything), and no deny entry overlapping it.
+func maySubscribe(p jwt.Permission, subject string) bool {
+	allowed := len(p.Allow) == 0
+	for _, a := range p.Allow {
+		allowed = allowed || subjectCovers(a, subject)
+	}
+	for _, d := range p.Deny {
+		if subjectsOverlap(d, subject) {
+			return false
+		}
+	}
+	return allowed
+}
+
+// subjectCovers reports whether pattern matches every subject that subject
+// matches.
+func subjectCovers(pattern, subject string) bool {
+	pt, st := strings.Split(pattern, "."), strings.Split(subject, ".")
+	for i, p := range pt {
+		if p == ">" {
+			return i < len(st)
+		}
+		if i >= len(st) || st[i] == ">" || p != "*" && (p != st[i] || st[i] == "*") {
+			return false
+		}
+	}
+	return len(pt) == len(st)
+}
+
+// subjectsOverlap reports whether some subject matches both a and b.
+func subjectsOverlap(a, b string) bool {
+	at, bt := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(at) && i < len(bt); i++ {
+		if at[i] == ">" || bt[i] == ">" {
+			return true
+		}
+		if at[i] != "*" && bt[i] != "*" && at[i] != bt[i] {
+			return false
+		}
+	}
+	return len(at) == len(bt)
 }
 
 // ConnURL picks the URL for a configured connection, or the embedded server's.

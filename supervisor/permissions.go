@@ -33,7 +33,8 @@ const (
 //	{ctl}      control topic prefix + lattice       wasmbus.ctl.default
 //	{jsapi}    JetStream API prefix                 $JS.API, or $JS.{domain}.API
 //	{cache}    lattice cache stream                 LATTICECACHE_default
-//	{inbox}    the role's private reply inbox       _INBOX_LATTICED.default.host-rpc
+//	{inbox}    the user's private reply inbox       _INBOX_LATTICED.default.host-rpc
+//	                                                _INBOX_LATTICED.default.provider.U…
 //	{provider}      the provider instance's subject     wasmbus.rpc.default.V….default
 //
 // Everything not allowed is denied; deny entries carve holes in wide allows.
@@ -46,17 +47,21 @@ type rule struct {
 	Respond           bool
 }
 
-// permissionTable is the one place that says what each role may do.
+// permissionTable is the one place that says what each role may do;
+// docs/security.md ("Roles") lists it with the test proving each line.
 //
 // Request/reply: replies are covered by Respond. Each role also has to
-// receive the replies to its own requests. The host's two users use private
-// inbox prefixes ({inbox}, passed to the host by its supervisor) that no
-// other role may subscribe to, so nothing else can read the replies the host
-// gets — provider results, JetStream API answers. Providers keep the
-// default _INBOX.> because wasmCloud providers (the Rust and Go SDKs) use
-// it; the residual risk is that one provider could read replies sent to
-// another provider's requests. Providers cannot subscribe to anything the
-// host or the control interface uses.
+// receive the replies to its own requests, and only those: every minted
+// user may subscribe to its own private inbox prefix ({inbox}, see
+// InboxPrefix and ProviderInbox) and no other, so nothing else can read the
+// replies it gets (provider results, JetStream API answers). The operator's
+// requesters (supervisor, latticed ctl, --apply) use lattice.OperatorInbox,
+// where no minted role may subscribe. A provider of the latticed SDK is
+// handed its prefix in HostData; a foreign wasmCloud provider executable
+// (the Rust and Go SDKs use nats' default _INBOX) also keeps _INBOX.>
+// (Scope.WasmCloudInbox). Nothing of latticed's travels there, so the
+// residual risk is that one foreign provider could read the replies to
+// another foreign provider's requests.
 var permissionTable = map[Role]rule{
 	RoleHostRPC: {
 		// Invoke actors ({rpc}.{M…}) and providers ({rpc}.{V…}.{link},
@@ -89,8 +94,9 @@ var permissionTable = map[Role]rule{
 		// publish into another provider's subjects (invocations, link
 		// definitions, health, shutdown), nor anything on wasmbus.ctl.
 		PubAllow: []string{"{rpc}.*"},
-		// Its own invocations, link definitions, health and shutdown only.
-		SubAllow: []string{"{provider}", "{provider}.>", "_INBOX.>"},
+		// Its own invocations, link definitions, health and shutdown only,
+		// and the replies to its own requests.
+		SubAllow: []string{"{provider}", "{provider}.>", "{inbox}.>"},
 		Respond:  true,
 	},
 	RoleAdmin: {},
@@ -114,9 +120,21 @@ var contractRules = map[string]rule{
 
 // InboxPrefix is the private reply-inbox prefix of a host role, which the
 // host must pass to nats.CustomInboxPrefix when its user was minted here.
+// InboxPrefix(p, RoleAdmin) is lattice.OperatorInbox(p).
 func InboxPrefix(latticePrefix string, role Role) string {
-	return "_INBOX_LATTICED." + latticePrefix + "." + string(role)
+	return lattice.PrivateInbox(latticePrefix, string(role))
 }
+
+// ProviderInbox is the private reply-inbox prefix of one provider user,
+// named by its user key so that no two provider instances share one, even
+// of the same provider on two hosts. The provider gets it in HostData
+// (lattice.HostData.InboxPrefix).
+func ProviderInbox(latticePrefix, userKey string) string {
+	return InboxPrefix(latticePrefix, RoleProvider) + "." + userKey
+}
+
+// wasmCloudInbox is nats' default inbox prefix, which wasmCloud providers use.
+const wasmCloudInbox = "_INBOX.>"
 
 // Scope is what a role's permissions are expanded for.
 type Scope struct {
@@ -126,6 +144,13 @@ type Scope struct {
 	ProviderKey    string // RoleProvider only
 	LinkName       string // RoleProvider only
 	Contract       string // RoleProvider only; selects contractRules
+	// UserKey is the provider user's public key (U…), which names its
+	// private inbox (ProviderInbox). RoleProvider only; Authority.Mint sets it.
+	UserKey string
+	// WasmCloudInbox also lets a provider subscribe to nats' default
+	// "_INBOX.>", for provider executables that are not known to take their
+	// inbox prefix from HostData (anything but a built-in). RoleProvider only.
+	WasmCloudInbox bool
 	// PolicyTopic and PolicyChangesTopic are the external policy service's
 	// subjects (WASMCLOUD_POLICY_TOPIC, WASMCLOUD_POLICY_CHANGES_TOPIC):
 	// RoleHostCtl requests decisions on the first and follows the second.
@@ -164,6 +189,7 @@ func (s Scope) Permissions(role Role) (jwt.Permissions, error) {
 	if s.JSDomain != "" {
 		jsapi = "$JS." + s.JSDomain + ".API"
 	}
+	inbox := InboxPrefix(s.LatticePrefix, role)
 	// Subject roots come from package lattice, the one place that spells them.
 	vars := []string{
 		"{rpc}", lattice.RPCRoot(s.LatticePrefix),
@@ -173,7 +199,6 @@ func (s Scope) Permissions(role Role) (jwt.Permissions, error) {
 		"{ctl}", lattice.NewCtl(ctl, s.LatticePrefix).Base(),
 		"{jsapi}", jsapi,
 		"{cache}", lattice.CacheStream(s.LatticePrefix),
-		"{inbox}", InboxPrefix(s.LatticePrefix, role),
 	}
 	if role == RoleProvider {
 		// Both come from control requests: a link name like "x.>" would
@@ -184,7 +209,14 @@ func (s Scope) Permissions(role Role) (jwt.Permissions, error) {
 		if !validToken(s.LinkName) {
 			return jwt.Permissions{}, fmt.Errorf("link name %q must be one subject token (no '.', '*', '>' or spaces)", s.LinkName)
 		}
+		if !lattice.IsPublicKey(s.UserKey, lattice.KindUser) {
+			return jwt.Permissions{}, fmt.Errorf("provider user key %q is not a user public key (U…)", s.UserKey)
+		}
 		vars = append(vars, "{provider}", lattice.RPCProvider(s.LatticePrefix, s.ProviderKey, s.LinkName))
+		inbox = ProviderInbox(s.LatticePrefix, s.UserKey)
+		if s.WasmCloudInbox {
+			r = merge(r, rule{SubAllow: []string{wasmCloudInbox}})
+		}
 		if extra, ok := contractRules[s.Contract]; ok {
 			r = merge(r, extra)
 		}
@@ -202,7 +234,7 @@ func (s Scope) Permissions(role Role) (jwt.Permissions, error) {
 			r = merge(r, rule{SubAllow: []string{s.PolicyChangesTopic}})
 		}
 	}
-	rep := strings.NewReplacer(vars...)
+	rep := strings.NewReplacer(append(vars, "{inbox}", inbox)...)
 	expand := func(in []string) jwt.StringList {
 		out := make(jwt.StringList, 0, len(in))
 		for _, subj := range in {

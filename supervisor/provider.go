@@ -313,7 +313,7 @@ func (p *providerInstance) start() (*process, error) {
 		ConfigJSON: p.configJSON, DefaultRPCTimeoutMS: uint64(cfg.RPCTimeout.Milliseconds()),
 		ClusterIssuers: clusterIssuers(cfg.ClusterIssuers, s.opts.ClusterKey.PublicKey()),
 		InvocationSeed: sg.key.Seed(), InvocationDelegation: sg.token, JSDomain: jsDomain,
-		StructuredLogging: true, LogLevel: cfg.LogLevel,
+		StructuredLogging: true, LogLevel: cfg.LogLevel, InboxPrefix: creds.InboxPrefix,
 	}
 	line, err := lattice.EncodeHostData(&hd)
 	if err != nil {

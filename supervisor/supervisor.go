@@ -364,7 +364,9 @@ func (s *Supervisor) startNATS(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	s.nc, err = Connect(s.natsURL, config.NATSConn{JWT: self.JWT, Seed: self.Seed}, "latticed-supervisor", s.log)
+	// Its replies (link values, health) go where no provider may subscribe.
+	s.nc, err = Connect(s.natsURL, config.NATSConn{JWT: self.JWT, Seed: self.Seed}, "latticed-supervisor", s.log,
+		nats.CustomInboxPrefix(self.InboxPrefix))
 	if err != nil {
 		return err
 	}

@@ -174,7 +174,8 @@ func ctlConnect(cmd *cobra.Command, cfg *config.Config) (*nats.Conn, error) {
 		}
 	}
 	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	nc, err := supervisor.Connect(url, auth, "latticed-ctl", log)
+	// Replies (link values, claims) to an inbox no provider may read.
+	nc, err := supervisor.Connect(url, auth, "latticed-ctl", log, supervisor.OperatorInbox(auth, cfg.LatticePrefix)...)
 	if err != nil {
 		creds := ""
 		if auth.CredsFile != "" {

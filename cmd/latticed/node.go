@@ -153,7 +153,7 @@ func applyWhenReady(ctx context.Context, sup *supervisor.Supervisor, cfg *config
 	if creds := supervisor.DataPath(cfg.DataDir, supervisor.AdminCredsFile); fileExists(creds) {
 		auth = config.NATSConn{CredsFile: creds}
 	}
-	nc, err := supervisor.Connect(sup.NATSURL(), auth, "latticed-apply", log)
+	nc, err := supervisor.Connect(sup.NATSURL(), auth, "latticed-apply", log, supervisor.OperatorInbox(auth, cfg.LatticePrefix)...)
 	if err != nil {
 		log.Error("manifest not applied", "err", err)
 		return
