@@ -118,18 +118,24 @@ func Connect(url string, auth config.NATSConn, name string, log *slog.Logger, ex
 	return nc, nil
 }
 
-// OperatorInbox returns the nats.CustomInboxPrefix option for one of
-// the operator's requesters (the supervisor, latticed ctl, up --apply)
+// OperatorInbox returns the nats.CustomInboxPrefix option for one of the
+// operator's requesters (the supervisor, latticed ctl, up --apply)
 // connecting with auth: lattice.OperatorInbox, where no provider may
-// subscribe, whenever auth's user may subscribe there: a user minted here
-// (admin.creds), a user JWT whose permissions allow it, or no credentials at
-// all. It returns no option, leaving nats' default "_INBOX", for a user whose
-// permissions are unknown (an nkey seed: the server's configuration holds
-// them) or allow only other inboxes, as an external deployment's control
-// user granted "_INBOX.>" (docs/operations.md); replies to such a user can be
-// read by foreign providers, which keep "_INBOX.>" (docs/security.md).
+// subscribe, whenever auth's user may subscribe there (see PrivateInbox).
 func OperatorInbox(auth config.NATSConn, latticePrefix string) []nats.Option {
-	inbox := lattice.OperatorInbox(latticePrefix)
+	return PrivateInbox(auth, lattice.OperatorInbox(latticePrefix))
+}
+
+// PrivateInbox returns the option that makes a connection with auth take
+// its reply inboxes under prefix, when auth's user may subscribe to
+// prefix.>: a user minted here without limits (admin.creds), a user JWT
+// whose permissions allow it, or no credentials at all. It returns no
+// option, leaving nats' default "_INBOX", for a user whose permissions are
+// unknown (an nkey seed: the server's configuration holds them) or allow
+// only other inboxes, as an external deployment's users granted "_INBOX.>"
+// (docs/operations.md): their replies can be read by foreign providers,
+// which keep "_INBOX.>" (docs/security.md, "Roles").
+func PrivateInbox(auth config.NATSConn, prefix string) []nats.Option {
 	token := auth.JWT
 	switch {
 	case auth.CredsFile != "":
@@ -143,13 +149,13 @@ func OperatorInbox(auth config.NATSConn, latticePrefix string) []nats.Option {
 	case token == "" && auth.Seed != "":
 		return nil
 	case token == "":
-		return []nats.Option{nats.CustomInboxPrefix(inbox)}
+		return []nats.Option{nats.CustomInboxPrefix(prefix)}
 	}
 	uc, err := jwt.DecodeUserClaims(token)
-	if err != nil || !maySubscribe(uc.Sub, inbox+".>") {
+	if err != nil || !maySubscribe(uc.Sub, prefix+".>") {
 		return nil
 	}
-	return []nats.Option{nats.CustomInboxPrefix(inbox)}
+	return []nats.Option{nats.CustomInboxPrefix(prefix)}
 }
 
 // maySubscribe reports whether p allows subscribing to every subject that

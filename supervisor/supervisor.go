@@ -37,7 +37,7 @@ const (
 	providerStartup = 30 * time.Second  // a provider not healthy by then failed its health check
 	healthFailures  = 3                 // consecutive failed health checks that restart a provider
 	revokeObserve   = 10 * time.Second  // how long a revocation waits to see the connection closed
-	adminCredsNote  = "admin.creds: full access to the lattice account, for latticed ctl and nats --creds"
+	adminCredsNote  = "admin.creds: full access to the lattice account, for latticed ctl and nats --creds (with nats, add --inbox-prefix {inbox_prefix}: providers may read replies sent to _INBOX)"
 	modeEmbedded    = "embedded"
 	modeExternal    = "external"
 )
@@ -371,7 +371,7 @@ func (s *Supervisor) startNATS(cfg *config.Config) error {
 		return err
 	}
 	s.log.Info("embedded NATS server started (operator mode)", "url", s.natsURL, "admin_creds", adminPath,
-		"account", auth.Account(), "jetstream", store, "note", adminCredsNote)
+		"account", auth.Account(), "jetstream", store, "inbox_prefix", self.InboxPrefix, "note", adminCredsNote)
 	return nil
 }
 

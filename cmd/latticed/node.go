@@ -281,6 +281,14 @@ func runHost(cmd *cobra.Command, _ []string) error {
 		fmt.Sscan(port, &rpcConn.Port)
 		ctlConn.Port = rpcConn.Port
 	}
+	// Users not minted by a supervisor (an external NATS): the private
+	// inboxes too, where their permissions allow them.
+	if len(rpcOpts) == 0 {
+		rpcOpts = supervisor.PrivateInbox(rpcConn, supervisor.InboxPrefix(cfg.LatticePrefix, supervisor.RoleHostRPC))
+	}
+	if len(ctlOpts) == 0 {
+		ctlOpts = supervisor.PrivateInbox(ctlConn, supervisor.InboxPrefix(cfg.LatticePrefix, supervisor.RoleHostCtl))
+	}
 	rpcURL, ctlURL := rpcConn.URL(), ctlConn.URL()
 	rpc, err := supervisor.Connect(rpcURL, rpcConn, cfg.LatticePrefix+"-rpc", log, rpcOpts...)
 	if err != nil {
