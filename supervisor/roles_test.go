@@ -115,7 +115,14 @@ func TestRolePermissions(t *testing.T) {
 			{actSub, lattice.RPCActor(lp, actor), false},
 			{actSub, InboxPrefix(lp, RoleHostRPC) + ".>", false},
 			{actCreate, "$JS.API.CONSUMER.CREATE.KV_other", false},
+			{actPub, "policy.decide", false}, // only with a policy service
 		}, noneOf...)},
+		{"host-ctl with a policy service", RoleHostCtl, Scope{PolicyTopic: "policy.decide", PolicyChangesTopic: "policy.changes"}, []roleAction{
+			{actPub, "policy.decide", true},
+			{actSub, "policy.changes", true},
+			{actSub, "policy.decide", false},
+			{actPub, "policy.changes", false},
+		}},
 		{"provider (built-in)", RoleProvider, Scope{ProviderKey: keyA, LinkName: "default"}, append([]roleAction{
 			{actSub, "{inbox}.>", true},
 		}, providerCommon...)},
@@ -131,7 +138,11 @@ func TestRolePermissions(t *testing.T) {
 		}},
 	}
 	for _, r := range roles {
+		// Mint takes the lattice-wide policy topics from the authority.
+		saved := a.scope
+		a.scope.PolicyTopic, a.scope.PolicyChangesTopic = r.scope.PolicyTopic, r.scope.PolicyChangesTopic
 		c, err := a.Mint(r.role, r.name, r.scope)
+		a.scope = saved
 		if err != nil {
 			t.Fatal(err)
 		}
