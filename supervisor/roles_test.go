@@ -44,6 +44,7 @@ func TestRolePermissions(t *testing.T) {
 	cache := lattice.CacheStream(lp)
 	own := lattice.RPCProvider(lp, keyA, "default")
 	other := lattice.RPCProvider(lp, keyB, "default")
+	otherUser := "UAIE4Z3TECZZVSFD7U22MSZG5EYOSYFYQ6Z5T4QGPBM2JDIDUAHT4X2U" // another provider instance's user
 
 	admin, err := a.Mint(RoleAdmin, "admin", Scope{})
 	if err != nil {
@@ -80,6 +81,7 @@ func TestRolePermissions(t *testing.T) {
 		{actSub, InboxPrefix(lp, RoleHostRPC) + ".>", false},
 		{actSub, InboxPrefix(lp, RoleHostCtl) + ".>", false},
 		{actSub, lattice.PrivateInboxRoot + ".>", false},
+		{actSub, ProviderInbox(lp, otherUser) + ".>", false},
 		{actCreate, "$JS.API.CONSUMER.CREATE." + cache, false},
 	}, noneOf...)
 	roles := []struct {
