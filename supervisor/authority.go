@@ -93,11 +93,9 @@ func (a *Authority) Mint(role Role, name string, s Scope) (Credentials, error) {
 	pub, _ := user.PublicKey()
 	seed, _ := user.Seed()
 	s.UserKey = pub // names a provider's private inbox
-	var perms jwt.Permissions
-	if role != RoleAdmin {
-		if perms, err = s.Permissions(role); err != nil {
-			return Credentials{}, err
-		}
+	perms, err := s.Permissions(role)
+	if err != nil {
+		return Credentials{}, err
 	}
 	inbox := InboxPrefix(s.LatticePrefix, role)
 	if role == RoleProvider {

@@ -128,11 +128,12 @@ func OperatorInbox(auth config.NATSConn, latticePrefix string) []nats.Option {
 
 // PrivateInbox returns the option that makes a connection with auth take
 // its reply inboxes under prefix, when auth's user may subscribe to
-// prefix.>: a user minted here without limits (admin.creds), a user JWT
-// whose permissions allow it, or no credentials at all. It returns no
-// option, leaving nats' default "_INBOX", for a user whose permissions are
-// unknown (an nkey seed: the server's configuration holds them) or allow
-// only other inboxes, as an external deployment's users granted "_INBOX.>"
+// prefix.>: a user JWT whose permissions allow it (admin.creds allow
+// everything), or no credentials at all. It returns no option, leaving
+// nats' default "_INBOX", for a user whose permissions are unknown (an nkey
+// seed: the server's configuration holds them; a JWT without permissions
+// signed by a signing key, which may be scoped) or allow only other
+// inboxes, as an external deployment's users granted "_INBOX.>"
 // (docs/operations.md): their replies can be read by foreign providers,
 // which keep "_INBOX.>" (docs/security.md, "Roles").
 func PrivateInbox(auth config.NATSConn, prefix string) []nats.Option {
@@ -154,6 +155,10 @@ func PrivateInbox(auth config.NATSConn, prefix string) []nats.Option {
 	uc, err := jwt.DecodeUserClaims(token)
 	if err != nil || !maySubscribe(uc.Sub, prefix+".>") {
 		return nil
+	}
+	if uc.IssuerAccount != "" && uc.Permissions.Resp == nil &&
+		len(uc.Pub.Allow)+len(uc.Pub.Deny)+len(uc.Sub.Allow)+len(uc.Sub.Deny) == 0 {
+		return nil // signed by a signing key, whose scope may hold the permissions
 	}
 	return []nats.Option{nats.CustomInboxPrefix(prefix)}
 }

@@ -53,6 +53,37 @@ func TestOperatorInboxIsPrivateWhenTheUserMaySubscribeThere(t *testing.T) {
 		token, seed := userJWT(allow, deny)
 		return config.NATSConn{JWT: token, Seed: seed}
 	}
+	// Users signed by a signing key, as an account's users usually are.
+	signingKey, _ := nkeys.CreateAccount()
+	accountPub, _ := account.PublicKey()
+	bySigningKey := func(allow []string) config.NATSConn {
+		t.Helper()
+		u, _ := nkeys.CreateUser()
+		pub, _ := u.PublicKey()
+		seed, _ := u.Seed()
+		uc := jwt.NewUserClaims(pub)
+		uc.IssuerAccount = accountPub
+		uc.Sub.Allow = allow
+		token, err := uc.Encode(signingKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return config.NATSConn{JWT: token, Seed: string(seed)}
+	}
+	// And admin.creds as the supervisor mints them.
+	_, authority, _ := operatorServer(t)
+	admin, err := authority.Mint(RoleAdmin, "admin", Scope{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminCreds, err := admin.CredsFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminPath := filepath.Join(t.TempDir(), "admin.creds")
+	if err := os.WriteFile(adminPath, adminCreds, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	userSeed, _ := nkeys.CreateUser()
 	seedOnly, _ := userSeed.Seed()
 	private := lattice.OperatorInbox("default")
@@ -61,7 +92,10 @@ func TestOperatorInboxIsPrivateWhenTheUserMaySubscribeThere(t *testing.T) {
 		auth config.NATSConn
 		want string // "" = nats' default
 	}{
-		{"creds file without limits (admin.creds)", config.NATSConn{CredsFile: credsFile(nil)}, private},
+		{"admin.creds minted by the supervisor", config.NATSConn{CredsFile: adminPath}, private},
+		{"creds file without limits, signed by the account", config.NATSConn{CredsFile: credsFile(nil)}, private},
+		{"JWT without permissions from a signing key (maybe scoped)", bySigningKey(nil), ""},
+		{"JWT from a signing key allowing the private root", bySigningKey([]string{"_INBOX_LATTICED.>"}), private},
 		{"creds file allowing only _INBOX.>", config.NATSConn{CredsFile: credsFile([]string{"wasmbus.ctl.default.>", "_INBOX.>"})}, ""},
 		{"creds file allowing the private root", config.NATSConn{CredsFile: credsFile([]string{"_INBOX_LATTICED.>"})}, private},
 		{"JWT allowing this lattice's private inboxes", jwtConn([]string{"_INBOX_LATTICED.default.*.>"}, nil), private},
