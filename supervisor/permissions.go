@@ -59,9 +59,10 @@ type rule struct {
 // where no minted role may subscribe. A provider of the latticed SDK is
 // handed its prefix in HostData; a foreign wasmCloud provider executable
 // (the Rust and Go SDKs use nats' default _INBOX) also keeps _INBOX.>
-// (Scope.WasmCloudInbox). Nothing of latticed's travels there, so the
-// residual risk is that one foreign provider could read the replies to
-// another foreign provider's requests.
+// (Scope.WasmCloudInbox). Nothing latticed requests with users minted here
+// travels there, so the residual risk is that one foreign provider could
+// read the replies to another foreign provider's requests (and to clients
+// outside latticed's control that keep nats' default inbox).
 var permissionTable = map[Role]rule{
 	RoleHostRPC: {
 		// Invoke actors ({rpc}.{M…}) and providers ({rpc}.{V…}.{link},
