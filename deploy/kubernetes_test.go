@@ -133,6 +133,46 @@ func TestKubernetesLatticeOfOne(t *testing.T) {
 		t.Fatalf("lattice-of-one renders no Deployment: %v", kinds(objs))
 	}
 	checkLatticedWorkload(t, objs, d, false)
+	checkAppSeesOnlyCreds(t, d)
+}
+
+// checkAppSeesOnlyCreds: the app containers share no volume with latticed
+// but the one latticed mounts at {data dir}/creds (the admin credentials),
+// so the seeds in the data dir never reach them; NATS_CREDS is in it.
+func checkAppSeesOnlyCreds(t *testing.T, w obj) {
+	t.Helper()
+	c := latticedContainer(t, w)
+	dataDir := "/data"                // the image's LATTICED_DATA_DIR, which the ConfigMap keeps
+	latticedAt := map[string]string{} // volume -> latticed's mount path
+	for _, m := range getList(c, "volumeMounts") {
+		latticedAt[getStr(m, "name")] = getStr(m, "mountPath")
+	}
+	for _, ac := range getList(w, "spec", "template", "spec", "containers") {
+		if getStr(ac, "name") == "latticed" {
+			continue
+		}
+		credsMount := ""
+		for _, m := range getList(ac, "volumeMounts") {
+			at, shared := latticedAt[getStr(m, "name")]
+			if !shared {
+				continue
+			}
+			if at != dataDir+"/creds" {
+				t.Errorf("container %s mounts volume %s, which latticed mounts at %s: only %s/creds may be shared (the data dir holds the cluster, operator and system-account seeds)",
+					getStr(ac, "name"), getStr(m, "name"), at, dataDir)
+				continue
+			}
+			if getStr(m, "readOnly") != "true" {
+				t.Errorf("container %s mounts latticed's creds read-write", getStr(ac, "name"))
+			}
+			credsMount = getStr(m, "mountPath")
+		}
+		for _, e := range getList(ac, "env") {
+			if getStr(e, "name") == "NATS_CREDS" && (credsMount == "" || filepath.Dir(getStr(e, "value")) != credsMount) {
+				t.Errorf("container %s: NATS_CREDS=%s is not in the creds volume it mounts (%q)", getStr(ac, "name"), getStr(e, "value"), credsMount)
+			}
+		}
+	}
 }
 
 func TestKubernetesDaemonSet(t *testing.T) {
