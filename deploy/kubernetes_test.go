@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -175,6 +177,42 @@ func checkAppSeesOnlyCreds(t *testing.T, w obj) {
 	}
 }
 
+// The native sidecar form: latticed is an init container with restartPolicy
+// Always (started, and ready by its startup probe, before the app; stopped
+// after it), and nothing else of the base changes.
+func TestKubernetesNativeSidecar(t *testing.T) {
+	objs := kustomizeBuild(t, "deploy/kubernetes/overlays/native-sidecar")
+	base := kustomizeBuild(t, "deploy/kubernetes/base")
+	if got, want := kinds(objs), kinds(base); !slices.Equal(got, want) {
+		t.Fatalf("native-sidecar renders %v, want the base's %v", got, want)
+	}
+	d := findObj(objs, "Deployment", "")
+	if names := containerNames(d); slices.Contains(names, "latticed") || !slices.Contains(names, "app") {
+		t.Errorf("containers %v: want the app, and latticed only among the init containers", names)
+	}
+	inits := getList(d, "spec", "template", "spec", "initContainers")
+	if len(inits) == 0 || getStr(inits[0], "name") != "latticed" {
+		t.Fatalf("init containers %v: want latticed first (it starts before the app and any other init container)", inits)
+	}
+	if rp := getStr(inits[0], "restartPolicy"); rp != "Always" {
+		t.Errorf("latticed init container restartPolicy %q, want Always (a native sidecar; without it the pod never starts the app)", rp)
+	}
+	if p := getStr(inits[0], "startupProbe", "httpGet", "path"); p != "/readyz" {
+		t.Errorf("latticed startup probe %q, want /readyz: the app must start against a ready lattice", p)
+	}
+	// Apart from where it sits, latticed is the base's container.
+	baseC, sideC := latticedContainer(t, findObj(base, "Deployment", "")), maps.Clone(inits[0].(obj))
+	delete(sideC, "restartPolicy")
+	delete(sideC, "startupProbe")
+	baseC = maps.Clone(baseC)
+	delete(baseC, "startupProbe")
+	if !reflect.DeepEqual(baseC, sideC) {
+		t.Errorf("the native sidecar's latticed container differs from the base's beyond restartPolicy and startupProbe:\nbase %v\nside %v", baseC, sideC)
+	}
+	checkLatticedWorkload(t, objs, d, true)
+	checkMonitoring(t, objs, d)
+}
+
 func TestKubernetesDaemonSet(t *testing.T) {
 	objs := kustomizeBuild(t, "deploy/kubernetes/overlays/daemonset")
 	if findObj(objs, "Deployment", "") != nil {
@@ -196,9 +234,12 @@ func containerNames(w obj) []string {
 	return names
 }
 
+// latticedContainer is the container named latticed: a regular container,
+// or an init container (the native sidecar form).
 func latticedContainer(t *testing.T, w obj) obj {
 	t.Helper()
-	for _, c := range getList(w, "spec", "template", "spec", "containers") {
+	spec := getMap(w, "spec", "template", "spec")
+	for _, c := range append(getList(spec, "containers"), getList(spec, "initContainers")...) {
 		if getStr(c, "name") == "latticed" {
 			return c.(obj)
 		}
@@ -286,7 +327,13 @@ func checkLatticedWorkload(t *testing.T, objs []obj, w obj, externalNATS bool) {
 	if ports["metrics"] != port {
 		t.Errorf("container port named metrics is %d, want %d (the port of %s=%s)", ports["metrics"], port, config.EnvMetricsAddr, addr)
 	}
-	for probe, wantPath := range map[string]string{"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": "/healthz"} {
+	startupPath := "/healthz"
+	if getStr(c, "restartPolicy") == "Always" {
+		// A native sidecar's startup probe gates the app containers: it
+		// waits for a ready lattice, not just a serving process.
+		startupPath = "/readyz"
+	}
+	for probe, wantPath := range map[string]string{"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": startupPath} {
 		p := getMap(c, probe)
 		if p == nil {
 			if probe != "startupProbe" {
