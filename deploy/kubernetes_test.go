@@ -292,7 +292,7 @@ func containerEnv(t *testing.T, objs []obj, c obj) map[string]envVar {
 			env[name] = envVar{value: getStr(e, "value")}
 		}
 	}
-	checkSettingNames(t, "latticed container env", names)
+	checkSettingNames(t, "latticed container env", slices.DeleteFunc(names, func(n string) bool { return goRuntimeEnv[n] }))
 	return env
 }
 
@@ -379,6 +379,7 @@ func checkLatticedWorkload(t *testing.T, objs []obj, w obj, externalNATS bool) {
 			t.Errorf("latticed container has no resources.%s.%s", a, b)
 		}
 	}
+	checkMemory(t, c, env)
 
 	// Volumes: the data dir and the credentials.
 	volumes := map[string]obj{}
@@ -530,5 +531,56 @@ func checkMonitoring(t *testing.T, objs []obj, w obj) {
 		if !svcPorts[getStr(ep, "port")] || getStr(ep, "path") != "/metrics" {
 			t.Errorf("ServiceMonitor endpoint %v: want a port of the Service and path /metrics", ep)
 		}
+	}
+}
+
+// goRuntimeEnv are the Go runtime's variables a manifest may set for latticed.
+var goRuntimeEnv = map[string]bool{"GOMEMLIMIT": true, "GOGC": true, "GOMAXPROCS": true}
+
+// Memory of `latticed up` with the demo manifest, all processes summed
+// (docs/operations.md, Memory): steady and peak (start-up, load), rounded up.
+const (
+	measuredSteadyMiB = 190
+	measuredPeakMiB   = 350
+	// otherProcsMiB is what the supervisor and providers take beside the host.
+	otherProcsMiB = 100
+)
+
+// mebibytes parses a Kubernetes quantity (Mi, Gi) or a GOMEMLIMIT (MiB, GiB).
+func mebibytes(s string) (int, bool) {
+	for suf, mul := range map[string]int{"Mi": 1, "Gi": 1024, "MiB": 1, "GiB": 1024} {
+		if n, ok := strings.CutSuffix(s, suf); ok {
+			if v, err := strconv.Atoi(n); err == nil {
+				return v * mul, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// checkMemory: the request covers the measured steady use, the limit the
+// measured peak, and GOMEMLIMIT (per process) leaves room under the limit
+// for the other processes.
+func checkMemory(t *testing.T, c obj, env map[string]envVar) {
+	t.Helper()
+	req, ok1 := mebibytes(getStr(c, "resources", "requests", "memory"))
+	lim, ok2 := mebibytes(getStr(c, "resources", "limits", "memory"))
+	if !ok1 || !ok2 {
+		t.Errorf("latticed memory request %q / limit %q: want Mi or Gi quantities", getStr(c, "resources", "requests", "memory"), getStr(c, "resources", "limits", "memory"))
+		return
+	}
+	if req < measuredSteadyMiB {
+		t.Errorf("latticed memory request %dMi is below the measured steady use (~%d MiB)", req, measuredSteadyMiB)
+	}
+	if lim < measuredPeakMiB {
+		t.Errorf("latticed memory limit %dMi is below the measured peak (~%d MiB)", lim, measuredPeakMiB)
+	}
+	gml, ok := mebibytes(env["GOMEMLIMIT"].value)
+	if !ok {
+		t.Errorf("GOMEMLIMIT=%q: want it set from the memory limit, in MiB or GiB", env["GOMEMLIMIT"].value)
+		return
+	}
+	if gml > lim-otherProcsMiB || gml < req {
+		t.Errorf("GOMEMLIMIT %dMiB: want between the request (%dMi) and the limit less the other processes (%dMi - %d)", gml, req, lim, otherProcsMiB)
 	}
 }
