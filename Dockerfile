@@ -28,7 +28,11 @@ COPY . .
 # truth for build flags (static, trimmed, version-stamped).
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     GOOS=${TARGETOS} GOARCH=${TARGETARCH} make build VERSION=${VERSION} COMMIT=${COMMIT}
-RUN mkdir -p /out/data && cp bin/latticed /out/latticed
+# /data is owned by group 0 and group-writable (g=u), as the OpenShift image
+# guidelines ask: there the container runs as an arbitrary UID in group 0
+# (docker run --user 1000770000:0), which must still create /data/keys.
+# latticed's own files inside stay private: dirs 0700, secrets 0600.
+RUN mkdir -p /out/data && chmod 0770 /out/data && cp bin/latticed /out/latticed
 
 FROM gcr.io/distroless/static-debian12:nonroot
 ARG VERSION=dev
@@ -39,12 +43,14 @@ LABEL org.opencontainers.image.title="latticed" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${COMMIT}"
 COPY --from=build /out/latticed /usr/local/bin/latticed
-COPY --from=build --chown=65532:65532 /out/data /data
+COPY --from=build --chown=65532:0 --chmod=0770 /out/data /data
+COPY --from=build /src/LICENSE /licenses/LICENSE
 ENV LATTICED_DATA_DIR=/data \
     LATTICED_METRICS_ADDR=0.0.0.0:9464
 VOLUME ["/data"]
 # 4222: embedded NATS (only with LATTICED_NATS_LISTEN=0.0.0.0:4222); 9464: metrics/health.
 EXPOSE 4222 9464
-USER 65532:65532
+# Group 0, so that the default user and an arbitrary UID both own /data's group.
+USER 65532:0
 ENTRYPOINT ["/usr/local/bin/latticed"]
 CMD ["up"]

@@ -124,6 +124,23 @@ func TestDockerfile(t *testing.T) {
 		t.Errorf("image LATTICED_METRICS_ADDR=%q, want 0.0.0.0:9464 (probes and scrapes come from outside the container)", env["LATTICED_METRICS_ADDR"])
 	}
 	checkSettingNames(t, "Dockerfile ENV", sortedKeys(env))
+	// OpenShift runs the image as an arbitrary UID in group 0: /data must be
+	// owned by group 0 and group-writable, the user's group 0 too.
+	var dataCopy string
+	for _, c := range final["COPY"] {
+		if f := strings.Fields(c); len(f) > 0 && f[len(f)-1] == "/data" {
+			dataCopy = c
+		}
+	}
+	if !strings.Contains(dataCopy, "--chown=65532:0") || !strings.Contains(dataCopy, "--chmod=0770") {
+		t.Errorf("runtime stage COPY to /data is %q, want --chown=65532:0 --chmod=0770 (group 0, g=u: an arbitrary UID in group 0 must create /data/keys)", dataCopy)
+	}
+	if u := final["USER"]; len(u) != 1 || !strings.HasSuffix(u[0], ":0") {
+		t.Errorf("runtime stage USER %q, want group 0 (uid:0) so that the default user shares /data's group with an arbitrary UID", u)
+	}
+	if !slices.ContainsFunc(final["COPY"], func(c string) bool { return strings.Contains(c, "LICENSE") }) {
+		t.Error("the image does not carry LICENSE")
+	}
 	if v := final["VOLUME"]; len(v) != 1 || !strings.Contains(v[0], "/data") {
 		t.Errorf("runtime stage VOLUME %q, want /data", v)
 	}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -133,6 +135,82 @@ func TestKubernetesLatticeOfOne(t *testing.T) {
 		t.Fatalf("lattice-of-one renders no Deployment: %v", kinds(objs))
 	}
 	checkLatticedWorkload(t, objs, d, false)
+	checkAppSeesOnlyCreds(t, d)
+}
+
+// checkAppSeesOnlyCreds: the app containers share no volume with latticed
+// but the one latticed mounts at {data dir}/creds (the admin credentials),
+// so the seeds in the data dir never reach them; NATS_CREDS is in it.
+func checkAppSeesOnlyCreds(t *testing.T, w obj) {
+	t.Helper()
+	c := latticedContainer(t, w)
+	dataDir := "/data"                // the image's LATTICED_DATA_DIR, which the ConfigMap keeps
+	latticedAt := map[string]string{} // volume -> latticed's mount path
+	for _, m := range getList(c, "volumeMounts") {
+		latticedAt[getStr(m, "name")] = getStr(m, "mountPath")
+	}
+	for _, ac := range getList(w, "spec", "template", "spec", "containers") {
+		if getStr(ac, "name") == "latticed" {
+			continue
+		}
+		credsMount := ""
+		for _, m := range getList(ac, "volumeMounts") {
+			at, shared := latticedAt[getStr(m, "name")]
+			if !shared {
+				continue
+			}
+			if at != dataDir+"/creds" {
+				t.Errorf("container %s mounts volume %s, which latticed mounts at %s: only %s/creds may be shared (the data dir holds the cluster, operator and system-account seeds)",
+					getStr(ac, "name"), getStr(m, "name"), at, dataDir)
+				continue
+			}
+			if getStr(m, "readOnly") != "true" {
+				t.Errorf("container %s mounts latticed's creds read-write", getStr(ac, "name"))
+			}
+			credsMount = getStr(m, "mountPath")
+		}
+		for _, e := range getList(ac, "env") {
+			if getStr(e, "name") == "NATS_CREDS" && (credsMount == "" || filepath.Dir(getStr(e, "value")) != credsMount) {
+				t.Errorf("container %s: NATS_CREDS=%s is not in the creds volume it mounts (%q)", getStr(ac, "name"), getStr(e, "value"), credsMount)
+			}
+		}
+	}
+}
+
+// The native sidecar form: latticed is an init container with restartPolicy
+// Always (started, and ready by its startup probe, before the app; stopped
+// after it), and nothing else of the base changes.
+func TestKubernetesNativeSidecar(t *testing.T) {
+	objs := kustomizeBuild(t, "deploy/kubernetes/overlays/native-sidecar")
+	base := kustomizeBuild(t, "deploy/kubernetes/base")
+	if got, want := kinds(objs), kinds(base); !slices.Equal(got, want) {
+		t.Fatalf("native-sidecar renders %v, want the base's %v", got, want)
+	}
+	d := findObj(objs, "Deployment", "")
+	if names := containerNames(d); slices.Contains(names, "latticed") || !slices.Contains(names, "app") {
+		t.Errorf("containers %v: want the app, and latticed only among the init containers", names)
+	}
+	inits := getList(d, "spec", "template", "spec", "initContainers")
+	if len(inits) == 0 || getStr(inits[0], "name") != "latticed" {
+		t.Fatalf("init containers %v: want latticed first (it starts before the app and any other init container)", inits)
+	}
+	if rp := getStr(inits[0], "restartPolicy"); rp != "Always" {
+		t.Errorf("latticed init container restartPolicy %q, want Always (a native sidecar; without it the pod never starts the app)", rp)
+	}
+	if p := getStr(inits[0], "startupProbe", "httpGet", "path"); p != "/readyz" {
+		t.Errorf("latticed startup probe %q, want /readyz: the app must start against a ready lattice", p)
+	}
+	// Apart from where it sits, latticed is the base's container.
+	baseC, sideC := latticedContainer(t, findObj(base, "Deployment", "")), maps.Clone(inits[0].(obj))
+	delete(sideC, "restartPolicy")
+	delete(sideC, "startupProbe")
+	baseC = maps.Clone(baseC)
+	delete(baseC, "startupProbe")
+	if !reflect.DeepEqual(baseC, sideC) {
+		t.Errorf("the native sidecar's latticed container differs from the base's beyond restartPolicy and startupProbe:\nbase %v\nside %v", baseC, sideC)
+	}
+	checkLatticedWorkload(t, objs, d, true)
+	checkMonitoring(t, objs, d)
 }
 
 func TestKubernetesDaemonSet(t *testing.T) {
@@ -156,9 +234,12 @@ func containerNames(w obj) []string {
 	return names
 }
 
+// latticedContainer is the container named latticed: a regular container,
+// or an init container (the native sidecar form).
 func latticedContainer(t *testing.T, w obj) obj {
 	t.Helper()
-	for _, c := range getList(w, "spec", "template", "spec", "containers") {
+	spec := getMap(w, "spec", "template", "spec")
+	for _, c := range append(getList(spec, "containers"), getList(spec, "initContainers")...) {
 		if getStr(c, "name") == "latticed" {
 			return c.(obj)
 		}
@@ -211,7 +292,7 @@ func containerEnv(t *testing.T, objs []obj, c obj) map[string]envVar {
 			env[name] = envVar{value: getStr(e, "value")}
 		}
 	}
-	checkSettingNames(t, "latticed container env", names)
+	checkSettingNames(t, "latticed container env", slices.DeleteFunc(names, func(n string) bool { return goRuntimeEnv[n] }))
 	return env
 }
 
@@ -246,7 +327,13 @@ func checkLatticedWorkload(t *testing.T, objs []obj, w obj, externalNATS bool) {
 	if ports["metrics"] != port {
 		t.Errorf("container port named metrics is %d, want %d (the port of %s=%s)", ports["metrics"], port, config.EnvMetricsAddr, addr)
 	}
-	for probe, wantPath := range map[string]string{"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": "/healthz"} {
+	startupPath := "/healthz"
+	if getStr(c, "restartPolicy") == "Always" {
+		// A native sidecar's startup probe gates the app containers: it
+		// waits for a ready lattice, not just a serving process.
+		startupPath = "/readyz"
+	}
+	for probe, wantPath := range map[string]string{"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": startupPath} {
 		p := getMap(c, probe)
 		if p == nil {
 			if probe != "startupProbe" {
@@ -292,6 +379,7 @@ func checkLatticedWorkload(t *testing.T, objs []obj, w obj, externalNATS bool) {
 			t.Errorf("latticed container has no resources.%s.%s", a, b)
 		}
 	}
+	checkMemory(t, c, env)
 
 	// Volumes: the data dir and the credentials.
 	volumes := map[string]obj{}
@@ -443,5 +531,56 @@ func checkMonitoring(t *testing.T, objs []obj, w obj) {
 		if !svcPorts[getStr(ep, "port")] || getStr(ep, "path") != "/metrics" {
 			t.Errorf("ServiceMonitor endpoint %v: want a port of the Service and path /metrics", ep)
 		}
+	}
+}
+
+// goRuntimeEnv are the Go runtime's variables a manifest may set for latticed.
+var goRuntimeEnv = map[string]bool{"GOMEMLIMIT": true, "GOGC": true, "GOMAXPROCS": true}
+
+// Memory of `latticed up` with the demo manifest, all processes summed
+// (docs/operations.md, Memory): steady and peak (start-up, load), rounded up.
+const (
+	measuredSteadyMiB = 190
+	measuredPeakMiB   = 350
+	// otherProcsMiB is what the supervisor and providers take beside the host.
+	otherProcsMiB = 100
+)
+
+// mebibytes parses a Kubernetes quantity (Mi, Gi) or a GOMEMLIMIT (MiB, GiB).
+func mebibytes(s string) (int, bool) {
+	for suf, mul := range map[string]int{"Mi": 1, "Gi": 1024, "MiB": 1, "GiB": 1024} {
+		if n, ok := strings.CutSuffix(s, suf); ok {
+			if v, err := strconv.Atoi(n); err == nil {
+				return v * mul, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// checkMemory: the request covers the measured steady use, the limit the
+// measured peak, and GOMEMLIMIT (per process) leaves room under the limit
+// for the other processes.
+func checkMemory(t *testing.T, c obj, env map[string]envVar) {
+	t.Helper()
+	req, ok1 := mebibytes(getStr(c, "resources", "requests", "memory"))
+	lim, ok2 := mebibytes(getStr(c, "resources", "limits", "memory"))
+	if !ok1 || !ok2 {
+		t.Errorf("latticed memory request %q / limit %q: want Mi or Gi quantities", getStr(c, "resources", "requests", "memory"), getStr(c, "resources", "limits", "memory"))
+		return
+	}
+	if req < measuredSteadyMiB {
+		t.Errorf("latticed memory request %dMi is below the measured steady use (~%d MiB)", req, measuredSteadyMiB)
+	}
+	if lim < measuredPeakMiB {
+		t.Errorf("latticed memory limit %dMi is below the measured peak (~%d MiB)", lim, measuredPeakMiB)
+	}
+	gml, ok := mebibytes(env["GOMEMLIMIT"].value)
+	if !ok {
+		t.Errorf("GOMEMLIMIT=%q: want it set from the memory limit, in MiB or GiB", env["GOMEMLIMIT"].value)
+		return
+	}
+	if gml > lim-otherProcsMiB || gml < req {
+		t.Errorf("GOMEMLIMIT %dMiB: want between the request (%dMi) and the limit less the other processes (%dMi - %d)", gml, req, lim, otherProcsMiB)
 	}
 }

@@ -432,6 +432,8 @@ func TestCLIHelp(t *testing.T) {
 		{[]string{"--help"}, []string{"keys", "claims", "LATTICED_DATA_DIR", "Exit status"}},
 		{[]string{"keys", "gen", "--help"}, []string{"--output", "account, cluster, module, server, operator, user, service"}},
 		{[]string{"keys", "inspect", "--help"}, []string{"--output", "never printed"}},
+		{[]string{"keys", "show", "--help"}, []string{"--output", "--data-dir", "LATTICED_DATA_DIR", "keys/cluster.nk", "never the seed"}},
+		{[]string{"keys", "--help"}, []string{"show"}},
 		{[]string{"claims", "sign", "--help"}, []string{"--destination", "--name", "--cap", "--tag", "--rev", "--ver", "--call-alias",
 			"--issuer", "--subject", "--expires-in-days", "--not-before-days", "--keys-dir", "--output", "LATTICED_DATA_DIR",
 			filepath.Join(e.dataDir, "keys")}},

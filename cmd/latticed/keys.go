@@ -4,20 +4,24 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
+	"github.com/latticed/latticed/config"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/supervisor"
 	"github.com/spf13/cobra"
 )
 
 func newKeysCmd() *cobra.Command {
-	cmd := newGroupCmd("keys", "Generate and inspect nkeys",
+	cmd := newGroupCmd("keys", "Generate, inspect and show nkeys",
 		`Generate and inspect nkeys, the Ed25519 keys that identify everything in a
 lattice. The first letter of a public key is its role: C cluster, A account,
 M module (actor), V service (provider), N server (host), O operator, U user.
-Seeds start with S followed by that letter; treat them as secrets.`,
-		newKeysGenCmd(), newKeysInspectCmd())
+Seeds start with S followed by that letter; treat them as secrets. "keys show
+cluster" prints the seed a lattice of one generated (its log never does).`,
+		newKeysGenCmd(), newKeysInspectCmd(), newKeysShowCmd())
 	addOutputFlag(cmd)
 	return cmd
 }
@@ -93,6 +97,103 @@ The seed itself is never printed.`,
 			})
 		},
 	}
+}
+
+// storedKeys are the node's own keys that `keys show` prints, by kind name,
+// with their file under the data dir (supervisor owns the paths).
+var storedKeys = map[string]struct {
+	kind lattice.KeyKind
+	file string
+}{
+	"cluster": {lattice.KindCluster, supervisor.ClusterSeedFile},
+}
+
+type storedKeyJSON struct {
+	Kind      string `json:"kind"`
+	PublicKey string `json:"public_key"`
+	Seed      string `json:"seed"`
+	File      string `json:"file"`
+}
+
+// newKeysShowCmd prints a seed the node keeps in its data dir. The node
+// logs only the public key and the file (docs/security.md), so this is how
+// an operator gets the seed, deliberately, to a terminal or a secret store.
+func newKeysShowCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "show cluster",
+		Short: "Print the public key and seed of the lattice of one's cluster key",
+		Long: `Print the public key and seed of a key the node keeps in its data dir:
+"cluster" is the ad hoc cluster key that latticed up generates into
+{data dir}/` + supervisor.ClusterSeedFile + ` when no WASMCLOUD_CLUSTER_SEED is set.
+Its log names only the public key and that file, never the seed.
+
+Give the seed to other nodes in WASMCLOUD_CLUSTER_SEED (to sign as this
+lattice) and the public key in WASMCLOUD_CLUSTER_ISSUERS (to trust it).
+The seed is a secret: print it to a terminal or straight into a secret store.
+
+Environment:
+  LATTICED_DATA_DIR   data directory; default $XDG_DATA_HOME/latticed,
+                      else $HOME/.local/share/latticed`,
+		Example: `  latticed keys show cluster
+  latticed keys show cluster --output json | jq -j .seed > seed
+  latticed keys show cluster --data-dir /var/lib/latticed`,
+		Args:      exactArgs("cluster"),
+		ValidArgs: []string{"cluster"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sk, ok := storedKeys[args[0]]
+			if !ok {
+				return usageErrorf("unknown key %q: the node keeps only its cluster key (latticed keys show cluster)", args[0])
+			}
+			dir, err := cmd.Flags().GetString("data-dir")
+			if err != nil {
+				return usageError{err}
+			}
+			if dir == "" {
+				if dir, err = defaultDataDir(); err != nil {
+					return usageErrorf("no data dir: set --data-dir or %s (%v)", config.EnvDataDir, err)
+				}
+			}
+			path := supervisor.DataPath(dir, sk.file)
+			kp, err := readStoredSeed(path, sk.kind)
+			if err != nil {
+				return err
+			}
+			out := storedKeyJSON{Kind: sk.kind.String(), PublicKey: kp.PublicKey(), Seed: kp.Seed(), File: path}
+			return printResult(cmd, out, func(w io.Writer) error {
+				_, err := fmt.Fprintf(w, "Public Key: %s\nSeed: %s\nFile: %s\n\nRemember that the seed is private, treat it as a secret.\n",
+					out.PublicKey, out.Seed, out.File)
+				return err
+			})
+		},
+	}
+	cmd.Flags().AddFlag(configFlags("data-dir")[0])
+	return cmd
+}
+
+// errNoStoredKey is returned by readStoredSeed when the node has not
+// generated the key (yet, or because a seed is configured instead).
+var errNoStoredKey = errors.New("no such key file")
+
+// readStoredSeed reads a seed file the node wrote, without creating one and
+// without echoing its content in errors. A file others can read is refused,
+// as the node itself refuses it (supervisor.LoadOrCreateKey).
+func readStoredSeed(path string, kind lattice.KeyKind) (*lattice.KeyPair, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w: latticed up generates it on its first start when %s is not set (check --data-dir or %s)",
+			path, errNoStoredKey, config.EnvClusterSeed, config.EnvDataDir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read key file: %w", err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("key file %s is readable by others (mode %o): chmod 600 it", path, fi.Mode().Perm())
+	}
+	kp, err := lattice.ParseSeedOfKind(strings.TrimSpace(string(b)), kind)
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	return kp, nil
 }
 
 // parsedKey is a public key, with its key pair when it came from a seed.

@@ -40,8 +40,9 @@ SIGHUP reloads the log level and host labels.
 
 With no NATS server configured it is a lattice of one: an embedded NATS server
 with JetStream on loopback (LATTICED_NATS_LISTEN) in operator mode, data under
-LATTICED_DATA_DIR, an ad hoc cluster key saved in the data dir and printed
-once, prefix "default", metrics on LATTICED_METRICS_ADDR, and
+LATTICED_DATA_DIR, an ad hoc cluster key saved in the data dir (its public
+key and file are logged, never the seed: latticed keys show cluster prints
+it), prefix "default", metrics on LATTICED_METRICS_ADDR, and
 {data dir}/creds/admin.creds for latticed ctl and the nats CLI.
 
 To add a node to this lattice, start it with the same WASMCLOUD_LATTICE_PREFIX
@@ -390,10 +391,10 @@ func nodeKeys(cfg *config.Config, log *slog.Logger) (cluster, host *lattice.KeyP
 			return nil, nil, err
 		}
 		if created {
-			// The one time a seed is logged (DESIGN.md): the operator needs it
-			// to add hosts to this lattice.
-			log.Warn("generated an ad hoc cluster key for this lattice; to add hosts, give them this issuer in WASMCLOUD_CLUSTER_ISSUERS and, to sign as this lattice, this seed in WASMCLOUD_CLUSTER_SEED",
-				"cluster_issuer", cluster.PublicKey(), "cluster_seed", cluster.Seed(), "saved_to", path)
+			// Never the seed itself: logs are kept and shipped where secrets
+			// must not go (docs/security.md). The operator prints it on demand.
+			log.Warn("generated an ad hoc cluster key for this lattice; to add hosts, give them this issuer in WASMCLOUD_CLUSTER_ISSUERS and, to sign as this lattice, its seed in WASMCLOUD_CLUSTER_SEED (print it with `latticed keys show cluster`)",
+				"cluster_issuer", cluster.PublicKey(), "seed_file", path)
 		} else {
 			log.Debug("using cluster key from the data dir", "cluster_issuer", cluster.PublicKey(), "file", path)
 		}
