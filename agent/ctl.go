@@ -177,6 +177,9 @@ func (h *Host) ctlLinkPut(ctx context.Context, m *nats.Msg) any {
 	if err := ld.Normalize(); err != nil {
 		return ack(err)
 	}
+	if err := validateCtl(&ld); err != nil {
+		return ack(err)
+	}
 	return ack(h.PutLink(ctx, ld))
 }
 
@@ -209,6 +212,9 @@ func (h *Host) ctlLinkDel(ctx context.Context, m *nats.Msg) any {
 	if req.ActorID == "" || req.ContractID == "" {
 		return ack(errors.New("actor_id and contract_id are required"))
 	}
+	if err := validateCtl(&req); err != nil {
+		return ack(err)
+	}
 	ld, ok := h.state.delLink(lattice.LinkID(req.ActorID, req.ContractID, req.LinkName))
 	if !ok {
 		return ack(fmt.Errorf("no link definition for actor %s, contract %s, link name %s", req.ActorID, req.ContractID, req.LinkName))
@@ -234,10 +240,11 @@ func (h *Host) ctlLabelPut(_ context.Context, m *nats.Msg) any {
 	if err := decodeCtl(m, &req); err != nil {
 		return ack(err)
 	}
-	if req.Key == "" {
-		return ack(errors.New("label key is required"))
-	}
 	h.labelsMu.Lock()
+	if err := lattice.ValidateLabelPut(h.labels, req.Key); err != nil {
+		h.labelsMu.Unlock()
+		return ack(err)
+	}
 	h.labels[req.Key] = req.Value
 	h.labelsMu.Unlock()
 	h.events.publish(lattice.EventLabelsChanged, map[string]any{"host_id": h.id, "labels": h.labelsCopy()})
@@ -269,10 +276,16 @@ func (h *Host) ctlCommand(ctx context.Context, m *nats.Msg) any {
 		if err := decodeCtl(m, &req); err != nil {
 			return ack(err)
 		}
+		if err := validateCtl(&req); err != nil {
+			return ack(err)
+		}
 		return ack(h.ctlStartActor(ctx, req))
 	case lattice.CmdStopActor:
 		var req lattice.StopActorCommand
 		if err := decodeCtl(m, &req); err != nil {
+			return ack(err)
+		}
+		if err := validateCtl(&req); err != nil {
 			return ack(err)
 		}
 		err := h.StopActor(ctx, h.resolveRunning(req.ActorRef), req.Count)
@@ -382,6 +395,9 @@ func (h *Host) ctlProvider(ctx context.Context, cmd string, m *nats.Msg) error {
 		if req.LinkName == "" {
 			req.LinkName = "default"
 		}
+		if err := validateCtl(&req); err != nil {
+			return err
+		}
 		return h.opts.Providers.LaunchProvider(ctx, req)
 	}
 	var req lattice.StopProviderCommand
@@ -390,6 +406,9 @@ func (h *Host) ctlProvider(ctx context.Context, cmd string, m *nats.Msg) error {
 	}
 	if req.LinkName == "" {
 		req.LinkName = "default"
+	}
+	if err := validateCtl(&req); err != nil {
+		return err
 	}
 	if cmd == lattice.CmdRevoke {
 		return h.opts.Providers.RevokeProvider(ctx, req)

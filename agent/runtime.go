@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -283,9 +284,9 @@ func (in *instance) call(ctx context.Context, st *callState) ([]byte, error) {
 		case errors.As(err, &exit) && (exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled):
 			return nil, &instanceError{kind: failTimeout, err: fmt.Errorf("actor call interrupted: %w", context.DeadlineExceeded)}
 		case errors.As(err, &exit):
-			return nil, &instanceError{kind: failExit, err: fmt.Errorf("actor exited with code %d%s", exit.ExitCode(), in.stderr.reason())}
+			return nil, &instanceError{kind: failExit, err: fmt.Errorf("actor exited with code %d%s", exit.ExitCode(), in.stderr.reasonSuffix())}
 		default:
-			return nil, &instanceError{kind: failTrap, err: fmt.Errorf("actor trapped: %w%s", err, in.stderr.reason())}
+			return nil, &instanceError{kind: failTrap, err: fmt.Errorf("actor trapped: %w%s", err, in.stderr.reasonSuffix())}
 		}
 	}
 	if st.guestErr != nil {
@@ -426,28 +427,70 @@ func consoleLog(ctx context.Context, m api.Module, s []uint64) {
 // since is a tiny helper for durations in seconds (metrics).
 func since(t time.Time) float64 { return time.Since(t).Seconds() }
 
-// tailBuffer keeps the last max bytes written to it. Only the goroutine that
-// owns the instance writes to it, so it needs no lock.
+// tailBuffer keeps the last max bytes written to it, and the line that says
+// why the guest died. Only the goroutine that owns the instance writes to it,
+// so it needs no lock.
 type tailBuffer struct {
 	max int
 	buf []byte
+	// The reason line is picked up as lines complete, not from the tail: Go
+	// prints "fatal error: out of memory" and then a stack trace longer than
+	// the tail, which would push the reason out.
+	line   []byte // the current line, at most maxReasonLine bytes of it
+	reason string // the best reason line seen so far
+	rank   int    // its rank in reasonPrefixes (0: none yet)
 }
+
+// maxReasonLine bounds the reason line kept from a guest's stderr.
+const maxReasonLine = 256
+
+// reasonPrefixes rank the lines that say why a guest died, best first: a
+// "fatal error" (out of memory) outranks a "panic:" and a "runtime:" detail.
+var reasonPrefixes = []string{"fatal error", "panic:", "runtime:"}
 
 func (b *tailBuffer) Write(p []byte) (int, error) {
 	b.buf = append(b.buf, p...)
 	if over := len(b.buf) - b.max; over > 0 {
 		b.buf = append(b.buf[:0], b.buf[over:]...)
 	}
+	for rest := p; len(rest) > 0; {
+		i := bytes.IndexByte(rest, '\n')
+		chunk := rest
+		if i >= 0 {
+			chunk = rest[:i]
+		}
+		if room := maxReasonLine - len(b.line); room > 0 {
+			b.line = append(b.line, chunk[:min(room, len(chunk))]...)
+		}
+		if i < 0 {
+			break
+		}
+		b.endLine()
+		rest = rest[i+1:]
+	}
 	return len(p), nil
 }
 
-// reason renders the first line of what the guest printed, e.g. Go's
-// "fatal error: out of memory", as an error suffix.
-func (b *tailBuffer) reason() string {
-	for _, line := range strings.Split(string(b.buf), "\n") {
-		if line = strings.TrimSpace(line); strings.HasPrefix(line, "fatal error") || strings.HasPrefix(line, "panic") || strings.HasPrefix(line, "runtime:") {
-			return " (" + line + ")"
+// endLine keeps the line just completed if it is a better reason.
+func (b *tailBuffer) endLine() {
+	line := strings.TrimSpace(string(b.line))
+	b.line = b.line[:0]
+	for i, prefix := range reasonPrefixes {
+		if rank := len(reasonPrefixes) - i; strings.HasPrefix(line, prefix) && rank > b.rank {
+			b.reason, b.rank = line, rank
+			return
 		}
 	}
-	return ""
+}
+
+// reasonSuffix renders the line that says why the guest died, e.g. Go's
+// "fatal error: out of memory", as an error suffix.
+func (b *tailBuffer) reasonSuffix() string {
+	if len(b.line) > 0 { // a last line without its newline
+		b.endLine()
+	}
+	if b.reason == "" {
+		return ""
+	}
+	return " (" + b.reason + ")"
 }

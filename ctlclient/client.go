@@ -331,7 +331,10 @@ func (c *Client) StartActor(ctx context.Context, hostID string, req lattice.Star
 		defer cancel()
 	}
 	deadline, _ := ctx.Deadline()
-	if req.Count <= 0 {
+	if err := lattice.ValidateCount(req.Count); err != nil {
+		return nil, err
+	}
+	if req.Count == 0 {
 		req.Count = 1
 	}
 	req.HostID = hostID
@@ -375,28 +378,43 @@ func (c *Client) StartActor(ctx context.Context, hostID string, req lattice.Star
 
 // StopActor stops count instances (0 = all) of an actor on a host.
 func (c *Client) StopActor(ctx context.Context, hostID, actorKey string, count int) error {
+	if err := lattice.ValidateCount(count); err != nil {
+		return err
+	}
 	return c.hostCommand(ctx, c.timeout(), hostID, lattice.CmdStopActor, lattice.StopActorCommand{ActorRef: actorKey, Count: count})
 }
 
 // ScaleActor sets an actor's instance count on a host; with req.ActorRef the
 // host starts the actor when it does not run it yet.
 func (c *Client) ScaleActor(ctx context.Context, hostID string, req lattice.ScaleActorCommand) error {
+	if err := lattice.ValidateCount(req.Count); err != nil {
+		return err
+	}
 	return c.hostCommand(ctx, c.timeout(), hostID, lattice.CmdScaleActor, req)
 }
 
 // StartProvider asks a host to launch a provider.
 func (c *Client) StartProvider(ctx context.Context, hostID string, req lattice.LaunchProviderCommand) error {
+	if err := validLinkName(req.LinkName); err != nil {
+		return err
+	}
 	return c.hostCommand(ctx, c.timeout(), hostID, lattice.CmdLaunchProvider, req)
 }
 
 // StopProvider asks a host to stop a provider instance.
 func (c *Client) StopProvider(ctx context.Context, hostID string, req lattice.StopProviderCommand) error {
+	if err := validLinkName(req.LinkName); err != nil {
+		return err
+	}
 	return c.hostCommand(ctx, c.timeout(), hostID, lattice.CmdStopProvider, req)
 }
 
 // RevokeProvider asks a host to revoke a provider instance's NATS user (a
 // latticed extension).
 func (c *Client) RevokeProvider(ctx context.Context, hostID string, req lattice.StopProviderCommand) error {
+	if err := validLinkName(req.LinkName); err != nil {
+		return err
+	}
 	return c.hostCommand(ctx, c.timeout(), hostID, lattice.CmdRevoke, req)
 }
 
@@ -407,22 +425,43 @@ func (c *Client) StopHost(ctx context.Context, hostID string, timeout time.Durat
 
 // PutLink adds or replaces a link definition lattice-wide.
 func (c *Client) PutLink(ctx context.Context, ld lattice.LinkDefinition) error {
+	if err := validLinkName(ld.LinkName); err != nil {
+		return err
+	}
+	if err := lattice.ValidateValues(ld.Values); err != nil {
+		return err
+	}
 	return c.latticeErr(c.command(ctx, c.timeout(), c.ctl.LinkdefsPut(), ld))
 }
 
 // DelLink removes the link definition of (actor, contract, link name).
 func (c *Client) DelLink(ctx context.Context, actorID, contractID, linkName string) error {
+	if err := validLinkName(linkName); err != nil {
+		return err
+	}
 	return c.latticeErr(c.command(ctx, c.timeout(), c.ctl.LinkdefsDel(), lattice.LinkDefinition{ActorID: actorID, ContractID: contractID, LinkName: linkName}))
 }
 
 // PutLabel sets a label on a host.
 func (c *Client) PutLabel(ctx context.Context, hostID, key, value string) error {
+	if err := lattice.ValidateLabelKey(key); err != nil {
+		return err
+	}
 	return c.labelCommand(ctx, c.ctl.LabelPut(hostID), hostID, lattice.LabelCommand{Key: key, Value: value})
 }
 
 // DelLabel removes a label from a host.
 func (c *Client) DelLabel(ctx context.Context, hostID, key string) error {
 	return c.labelCommand(ctx, c.ctl.LabelDel(hostID), hostID, lattice.LabelCommand{Key: key})
+}
+
+// validLinkName checks a link name early, as the host will; empty means the
+// host's default.
+func validLinkName(name string) error {
+	if name == "" {
+		return nil
+	}
+	return lattice.ValidateLinkName(name)
 }
 
 func (c *Client) labelCommand(ctx context.Context, subject, hostID string, body lattice.LabelCommand) error {

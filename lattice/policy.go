@@ -107,6 +107,11 @@ func NewIssuerPolicy(issuers []string, opts ...PolicyOption) *IssuerPolicy {
 	for _, o := range opts {
 		o(p)
 	}
+	if p.replay != nil {
+		// Check accepts a token issued up to skew ahead of now and for window
+		// plus skew after its iat, so its id must be kept that long.
+		p.replay.retainAtLeast(p.replay.window + 2*p.skew)
+	}
 	return p
 }
 
@@ -129,6 +134,13 @@ func (p *IssuerPolicy) Check(inv *Invocation, target string) (*Claims[Invocation
 	now := p.now()
 	if err := c.CheckTime(now, p.skew); err != nil {
 		return nil, Reject(ReasonExpired, "%v", err)
+	}
+	// A token issued in the future would pass the freshness check below for
+	// as long as its iat lies ahead, and outlive the replay guard's memory of
+	// its id. Like a future nbf, it is refused as not yet valid.
+	if iat := issuedAt(c); iat.After(now.Add(p.skew)) {
+		return nil, Reject(ReasonExpired, "token issued at %s, %s in the future (clock skew allowed: %s)",
+			iat.UTC().Format(time.RFC3339), iat.Sub(now).Truncate(time.Second), p.skew)
 	}
 	if c.Wascap == nil {
 		return nil, Reject(ReasonMalformed, "antiforgery token has no wascap metadata")
@@ -170,26 +182,45 @@ func (p *IssuerPolicy) Check(inv *Invocation, target string) (*Claims[Invocation
 	return c, nil
 }
 
-// ReplayGuard remembers invocation ids for a window. It keeps two generations
-// of ids and rotates them every window, so memory is bounded by the ids of two
-// windows; when a generation exceeds maxIDs it rotates early, which shortens
-// the effective window under extreme load (documented residual risk).
+// ReplayGuard remembers invocation ids for at least as long as their tokens
+// can pass the freshness check: the window, plus twice the clock skew of the
+// policy that uses it (a token may be issued up to one skew ahead and is fresh
+// until one skew past the window). It keeps two generations of ids and
+// rotates them every retention period, so memory is bounded by the ids of two
+// periods; when a generation exceeds maxIDs it rotates early, which shortens
+// the effective retention under extreme load (documented residual risk).
 type ReplayGuard struct {
 	window time.Duration
 	maxIDs int
 
 	mu        sync.Mutex
+	retain    time.Duration // rotation period; at least window
 	cur, prev map[string]struct{}
 	rotated   time.Time
 }
 
-// NewReplayGuard remembers ids for window, at most maxIDs per generation.
+// NewReplayGuard refuses tokens older than window and remembers ids for at
+// least window (longer once an IssuerPolicy with a clock skew uses it), at
+// most maxIDs per generation.
 func NewReplayGuard(window time.Duration, maxIDs int) *ReplayGuard {
-	return &ReplayGuard{window: window, maxIDs: maxIDs, cur: map[string]struct{}{}, prev: map[string]struct{}{}}
+	return &ReplayGuard{window: window, retain: window, maxIDs: maxIDs, cur: map[string]struct{}{}, prev: map[string]struct{}{}}
 }
 
-// Window is how long ids are remembered.
+// Window is the freshness window: tokens issued longer ago are refused.
 func (g *ReplayGuard) Window() time.Duration { return g.window }
+
+// Retention is the minimum time an id is remembered.
+func (g *ReplayGuard) Retention() time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.retain
+}
+
+func (g *ReplayGuard) retainAtLeast(d time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.retain = max(g.retain, d)
+}
 
 // Remember records id and reports whether it was new.
 func (g *ReplayGuard) Remember(id string, now time.Time) bool {
@@ -198,7 +229,11 @@ func (g *ReplayGuard) Remember(id string, now time.Time) bool {
 	if g.rotated.IsZero() {
 		g.rotated = now
 	}
-	if now.Sub(g.rotated) >= g.window || len(g.cur) >= g.maxIDs {
+	switch since := now.Sub(g.rotated); {
+	case since >= 2*g.retain:
+		// Idle for two periods: every id in both generations is stale.
+		g.prev, g.cur, g.rotated = make(map[string]struct{}), make(map[string]struct{}), now
+	case since >= g.retain || len(g.cur) >= g.maxIDs:
 		g.prev, g.cur, g.rotated = g.cur, make(map[string]struct{}, len(g.cur)), now
 	}
 	if _, ok := g.cur[id]; ok {

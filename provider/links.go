@@ -2,12 +2,22 @@ package provider
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"maps"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/lattice"
 )
+
+// LinkValidator is implemented by capabilities that can tell, without side
+// effects, whether a link's values can work (a listen address that parses, a
+// bucket name). The provider asks before it closes the current link for a
+// changed one, so a bad change is refused and the working link stays.
+type LinkValidator interface {
+	ValidateLink(ld lattice.LinkDefinition) error
+}
 
 // applyLinkMsg handles one message from the linkdefs.put/del subjects.
 func (p *Provider) applyLinkMsg(ctx context.Context, m *nats.Msg) {
@@ -44,6 +54,14 @@ func (p *Provider) putLink(ctx context.Context, ld lattice.LinkDefinition, sourc
 		p.log.Debug("link definition unchanged", "actor", ld.ActorID, "source", source)
 		return
 	}
+	// Values the capability cannot use never cost the working link.
+	if v, ok := p.c.(LinkValidator); ok {
+		if err := v.ValidateLink(ld); err != nil {
+			p.log.Error("link refused: its values cannot work", "actor", ld.ActorID, "source", source,
+				"kept_current_link", exists, "err", err)
+			return
+		}
+	}
 	if exists {
 		p.log.Info("link definition changed; replacing it", "actor", ld.ActorID, "source", source)
 		p.forget(ld.ActorID)
@@ -52,6 +70,19 @@ func (p *Provider) putLink(ctx context.Context, ld lattice.LinkDefinition, sourc
 		}
 	}
 	if err := p.c.PutLink(ctx, ld); err != nil {
+		if exists {
+			// Valid values can still fail (the new port is taken): reopen
+			// the link that worked, as it was.
+			rerr := p.c.PutLink(ctx, old)
+			if rerr == nil {
+				p.linksMu.Lock()
+				p.links[ld.ActorID] = old
+				p.linksMu.Unlock()
+				p.log.Error("link refused; kept the current link", "actor", ld.ActorID, "source", source, "err", err)
+				return
+			}
+			err = errors.Join(err, fmt.Errorf("reopen the current link: %w", rerr))
+		}
 		p.log.Error("link refused", "actor", ld.ActorID, "source", source, "err", err)
 		return
 	}

@@ -231,7 +231,11 @@ func (h *hostChild) start() (*process, <-chan HostReport, error) {
 	h.mu.Lock()
 	h.creds, h.readyCh = creds, readyCh
 	h.mu.Unlock()
-	proc, err := startProcess(childSpec{Name: roleHost, Path: s.opts.Executable, Args: []string{"host"}, Env: env}, s.log)
+	secrets := []string{s.opts.HostKey.Seed()}
+	for _, c := range creds {
+		secrets = append(secrets, c.Seed)
+	}
+	proc, err := startProcess(childSpec{Name: roleHost, Path: s.opts.Executable, Args: []string{"host"}, Env: env, Secrets: secrets}, s.log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -66,6 +66,10 @@ type childSpec struct {
 	Args  []string // without argv[0]
 	Env   []string // the complete environment: nothing is inherited implicitly
 	Stdin []byte   // written to stdin at start; the pipe then stays open until exit
+	// Secrets are the values handed to the child (seeds, the HostData line
+	// and its JSON) that its output must never carry into the log, in any
+	// encoding the redactor knows.
+	Secrets []string
 	// OnMetricsAddr, if set, receives the loopback address a child announces
 	// for its private metrics endpoint (a JSON output line with the field
 	// metrics.AnnounceKey).
@@ -109,8 +113,9 @@ func startProcess(spec childSpec, log *slog.Logger) (*process, error) {
 	cmd := exec.Command(spec.Path, spec.Args...)
 	cmd.Env = spec.Env
 	cmd.SysProcAttr = childProcAttr()
-	out := &lineLogger{log: log, child: spec.Name, stream: "stdout", onAddr: spec.OnMetricsAddr}
-	errw := &lineLogger{log: log, child: spec.Name, stream: "stderr", onAddr: spec.OnMetricsAddr}
+	red := newRedactor(spec.Secrets...)
+	out := &lineLogger{log: log, child: spec.Name, stream: "stdout", onAddr: spec.OnMetricsAddr, redact: red}
+	errw := &lineLogger{log: log, child: spec.Name, stream: "stderr", onAddr: spec.OnMetricsAddr, redact: red}
 	cmd.Stdout, cmd.Stderr = out, errw
 	// Wait returns at most this long after the process ended even if a
 	// grandchild still holds its output pipes.
@@ -210,7 +215,8 @@ func (p *process) exit(reason ExitReason) Exit {
 }
 
 // seedPattern matches nkeys seeds; a child's output is scrubbed of them
-// before it reaches the supervisor's log.
+// before it reaches the supervisor's log. It catches seeds the supervisor
+// did not hand out; the redactor catches those it did, in other encodings.
 var seedPattern = regexp.MustCompile(`\bS[ACMNOUVX][A-Z2-7]{56}\b`)
 
 // lineLogger re-emits a child's output through the supervisor's logger, one
@@ -221,6 +227,7 @@ type lineLogger struct {
 	child  string
 	stream string
 	onAddr func(string)
+	redact *redactor // nil: no secrets handed out
 	mu     sync.Mutex
 	buf    []byte
 }
@@ -264,11 +271,12 @@ func (w *lineLogger) emit(line []byte) {
 	if len(bytes.TrimSpace(line)) == 0 {
 		return
 	}
-	line = seedPattern.ReplaceAll(line, []byte("[redacted seed]"))
+	line = w.redact.redact(line)
 	if line[0] == '{' {
 		var rec map[string]any
 		if json.Unmarshal(line, &rec) == nil {
-			w.emitJSON(rec)
+			// Decoding undoes JSON escapes that hid a secret from the raw line.
+			w.emitJSON(w.redact.redactValue(rec).(map[string]any))
 			return
 		}
 	}

@@ -330,7 +330,8 @@ func (p *providerInstance) start() (*process, error) {
 		}
 		p.mu.Unlock()
 	}
-	proc, err := startProcess(childSpec{Name: p.label(), Path: p.path, Args: p.args, Env: providerEnv(s.opts.Environ), Stdin: line, OnMetricsAddr: onAddr}, s.log)
+	proc, err := startProcess(childSpec{Name: p.label(), Path: p.path, Args: p.args, Env: providerEnv(s.opts.Environ), Stdin: line,
+		Secrets: hostDataSecrets(line, creds.Seed, sg.key.Seed()), OnMetricsAddr: onAddr}, s.log)
 	if err != nil {
 		return nil, err
 	}

@@ -209,6 +209,9 @@ func parseKVs(what string, items []string) (map[string]string, error) {
 		if !ok || k == "" {
 			return nil, usageErrorf("%s %q: expected key=value", what, kv)
 		}
+		if _, dup := out[k]; dup {
+			return nil, usageErrorf("%s %q: key %s is given twice", what, kv, k)
+		}
 		out[k] = v
 	}
 	return out, nil

@@ -263,6 +263,9 @@ a slow registry a longer --timeout.`,
 			if linkName == "" {
 				return usageErrorf("--link-name must not be empty")
 			}
+			if err := lattice.ValidateLinkName(linkName); err != nil {
+				return usageError{err}
+			}
 			if cmd.Flags().Changed("config") && !json.Valid([]byte(configJSON)) {
 				return usageErrorf("--config must be JSON")
 			}
@@ -466,6 +469,9 @@ answer a ping within --timeout; the provider must run on exactly one.`),
 			if linkName == "" {
 				return usageErrorf("--link-name must not be empty")
 			}
+			if err := lattice.ValidateLinkName(linkName); err != nil {
+				return usageError{err}
+			}
 			req := lattice.StopProviderCommand{ProviderRef: provider, LinkName: linkName}
 			if adminSocket != "" {
 				return providerViaAdmin(cmd, adminSocket, verb, req)
@@ -576,7 +582,13 @@ A link with the same actor, contract and link name is replaced.`,
 			if linkName == "" {
 				return usageErrorf("--link-name must not be empty")
 			}
+			if err := lattice.ValidateLinkName(linkName); err != nil {
+				return usageError{err}
+			}
 			if err := ld.Normalize(); err != nil {
+				return usageError{err}
+			}
+			if err := ld.Validate(); err != nil {
 				return usageError{err}
 			}
 			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
@@ -607,6 +619,9 @@ func newCtlLinkDelCmd() *cobra.Command {
 			}
 			if linkName == "" {
 				return usageErrorf("--link-name must not be empty")
+			}
+			if err := lattice.ValidateLinkName(linkName); err != nil {
+				return usageError{err}
 			}
 			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
 				if err := s.client.DelLink(ctx, actor, contract, linkName); err != nil {
@@ -653,6 +668,9 @@ func newCtlLabelPutCmd() *cobra.Command {
 			}
 			key, _, _ := strings.Cut(args[1], "=")
 			value := kv[key]
+			if err := lattice.ValidateLabelKey(key); err != nil {
+				return usageError{err}
+			}
 			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
 				if err := s.client.PutLabel(ctx, host, key, value); err != nil {
 					return fmt.Errorf("host %s: put label %s: %w", host, key, err)

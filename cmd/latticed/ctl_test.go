@@ -455,6 +455,8 @@ func TestCtlUsageErrors(t *testing.T) {
 	e := newCtlEnv(t, map[string]string{"WASMCLOUD_CTL_HOST": "127.0.0.1", "WASMCLOUD_CTL_PORT": strconv.Itoa(closedPort(t))})
 	mod, _ := lattice.CreateKeyPair(lattice.KindModule)
 	seed, _ := lattice.CreateKeyPair(lattice.KindCluster)
+	prov, _ := lattice.CreateKeyPair(lattice.KindService)
+	hostKey, _ := lattice.CreateKeyPair(lattice.KindServer)
 	tests := []struct {
 		args []string
 		want string
@@ -472,6 +474,13 @@ func TestCtlUsageErrors(t *testing.T) {
 		{[]string{"ctl", "link", "put", mod.PublicKey(), "V"}, "missing argument <contract-id>"},
 		{[]string{"ctl", "link", "del", "x", "c"}, "not an actor key"},
 		{[]string{"ctl", "label", "put", "x"}, "missing argument <key=value>"},
+		{[]string{"ctl", "label", "put", hostKey.PublicKey(), "a.b*>=v"}, `invalid request: label key "a.b*>"`},
+		{[]string{"ctl", "link", "put", mod.PublicKey(), prov.PublicKey(), "wasmcloud:httpserver", "PORT=1", "port=2"}, "differ only in case"},
+		{[]string{"ctl", "link", "put", mod.PublicKey(), prov.PublicKey(), "wasmcloud:httpserver", "--link-name", "x.>"}, `invalid request: link name "x.>"`},
+		{[]string{"ctl", "link", "put", mod.PublicKey(), prov.PublicKey(), "wasmcloud:httpserver", "port=1", "port=2"}, "key port is given twice"},
+		{[]string{"ctl", "link", "del", mod.PublicKey(), "c", "--link-name", "a.b*>"}, `invalid request: link name "a.b*>"`},
+		{[]string{"ctl", "start", "provider", "x", "--link-name", "x.>"}, `invalid request: link name "x.>"`},
+		{[]string{"ctl", "start", "actor", "x", "--count", "-5"}, "--count must be at least 1"},
 		{[]string{"ctl", "call", mod.PublicKey(), "Op", "--data", "1 2"}, "more than one value"},
 		{[]string{"ctl", "call", mod.PublicKey(), "Op", "--raw", "--output", "json"}, "--raw"},
 		{[]string{"ctl", "call", mod.PublicKey(), "Op"}, filepath.Join(e.dataDir, "keys", "cluster.nk")},

@@ -96,6 +96,15 @@ func (s *Server) Handle(_ context.Context, call provider.Call) ([]byte, error) {
 	return nil, provider.UnknownOperation(lattice.ContractHTTPServer, call.Operation)
 }
 
+// ValidateLink checks the link's values without opening anything, so a
+// changed link whose values cannot work leaves the current listener up.
+func (s *Server) ValidateLink(ld lattice.LinkDefinition) error {
+	if _, err := ParseSettings(ld.Values); err != nil {
+		return fmt.Errorf("link values: %w", err)
+	}
+	return nil
+}
+
 // PutLink opens the actor's listener.
 func (s *Server) PutLink(_ context.Context, ld lattice.LinkDefinition) error {
 	settings, err := ParseSettings(ld.Values)
