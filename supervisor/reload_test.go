@@ -46,30 +46,41 @@ func reloadMutations(t *testing.T) map[string]func(c *config.Config) {
 		return a
 	}
 	return map[string]func(c *config.Config){
-		"ConfigFile":            func(c *config.Config) { c.ConfigFile += ".other.yaml" },
-		"LatticePrefix":         func(c *config.Config) { c.LatticePrefix += "other" },
-		"ClusterSeed":           func(c *config.Config) { c.ClusterSeed = newSeed(t, lattice.KindCluster) },
-		"ClusterIssuers":        func(c *config.Config) { c.ClusterIssuers = append(slices.Clone(c.ClusterIssuers), newPublicKey(t, lattice.KindCluster)) },
-		"HostSeed":              func(c *config.Config) { c.HostSeed = newSeed(t, lattice.KindServer) },
-		"RPC":                   func(c *config.Config) { c.RPC.Seed = newSeed(t, lattice.KindUser) },
-		"CTL":                   func(c *config.Config) { c.CTL.JWT += "x" },
-		"ProvRPC":               func(c *config.Config) { c.ProvRPC.Seed = newSeed(t, lattice.KindUser) },
-		"RPCTimeout":            func(c *config.Config) { c.RPCTimeout += time.Second },
-		"CtlTopicPrefix":        func(c *config.Config) { c.CtlTopicPrefix += ".other" },
-		"JSDomain":              func(c *config.Config) { c.JSDomain += "other" },
-		"AllowFileLoad":         func(c *config.Config) { c.AllowFileLoad = !c.AllowFileLoad },
-		"OCIAllowLatest":        func(c *config.Config) { c.OCIAllowLatest = !c.OCIAllowLatest },
-		"OCIAllowedInsecure":    func(c *config.Config) { c.OCIAllowedInsecure = append(slices.Clone(c.OCIAllowedInsecure), "reg.example:5000") },
-		"PolicyTopic":           func(c *config.Config) { c.PolicyTopic += "policy.other" },
-		"PolicyChangesTopic":    func(c *config.Config) { c.PolicyChangesTopic += "policy.changes.other" },
-		"PolicyTimeout":         func(c *config.Config) { c.PolicyTimeout += time.Second },
-		"StructuredLogging":     func(c *config.Config) { c.StructuredLogging = !c.StructuredLogging },
-		"LogLevel":              func(c *config.Config) { c.LogLevel = flip(c.LogLevel, "warn", "info") },
-		"Labels":                func(c *config.Config) { l := maps.Clone(c.Labels); l = nonNilMap(l); l["zone"] = "reloaded"; c.Labels = l },
-		"DataDir":               func(c *config.Config) { c.DataDir += "/other" },
-		"NATSListen":            func(c *config.Config) { c.NATSListen = "127.0.0.1:1" },
-		"MetricsAddr":           func(c *config.Config) { c.MetricsAddr = "127.0.0.1:1" },
-		"AllowedActorIssuers":   func(c *config.Config) { c.AllowedActorIssuers = append(slices.Clone(c.AllowedActorIssuers), newPublicKey(t, lattice.KindAccount)) },
+		"ConfigFile":    func(c *config.Config) { c.ConfigFile += ".other.yaml" },
+		"LatticePrefix": func(c *config.Config) { c.LatticePrefix += "other" },
+		"ClusterSeed":   func(c *config.Config) { c.ClusterSeed = newSeed(t, lattice.KindCluster) },
+		"ClusterIssuers": func(c *config.Config) {
+			c.ClusterIssuers = append(slices.Clone(c.ClusterIssuers), newPublicKey(t, lattice.KindCluster))
+		},
+		"HostSeed":       func(c *config.Config) { c.HostSeed = newSeed(t, lattice.KindServer) },
+		"RPC":            func(c *config.Config) { c.RPC.Seed = newSeed(t, lattice.KindUser) },
+		"CTL":            func(c *config.Config) { c.CTL.JWT += "x" },
+		"ProvRPC":        func(c *config.Config) { c.ProvRPC.Seed = newSeed(t, lattice.KindUser) },
+		"RPCTimeout":     func(c *config.Config) { c.RPCTimeout += time.Second },
+		"CtlTopicPrefix": func(c *config.Config) { c.CtlTopicPrefix += ".other" },
+		"JSDomain":       func(c *config.Config) { c.JSDomain += "other" },
+		"AllowFileLoad":  func(c *config.Config) { c.AllowFileLoad = !c.AllowFileLoad },
+		"OCIAllowLatest": func(c *config.Config) { c.OCIAllowLatest = !c.OCIAllowLatest },
+		"OCIAllowedInsecure": func(c *config.Config) {
+			c.OCIAllowedInsecure = append(slices.Clone(c.OCIAllowedInsecure), "reg.example:5000")
+		},
+		"PolicyTopic":        func(c *config.Config) { c.PolicyTopic += "policy.other" },
+		"PolicyChangesTopic": func(c *config.Config) { c.PolicyChangesTopic += "policy.changes.other" },
+		"PolicyTimeout":      func(c *config.Config) { c.PolicyTimeout += time.Second },
+		"StructuredLogging":  func(c *config.Config) { c.StructuredLogging = !c.StructuredLogging },
+		"LogLevel":           func(c *config.Config) { c.LogLevel = flip(c.LogLevel, "warn", "info") },
+		"Labels": func(c *config.Config) {
+			l := maps.Clone(c.Labels)
+			l = nonNilMap(l)
+			l["zone"] = "reloaded"
+			c.Labels = l
+		},
+		"DataDir":     func(c *config.Config) { c.DataDir += "/other" },
+		"NATSListen":  func(c *config.Config) { c.NATSListen = "127.0.0.1:1" },
+		"MetricsAddr": func(c *config.Config) { c.MetricsAddr = "127.0.0.1:1" },
+		"AllowedActorIssuers": func(c *config.Config) {
+			c.AllowedActorIssuers = append(slices.Clone(c.AllowedActorIssuers), newPublicKey(t, lattice.KindAccount))
+		},
 		"MaxPayloadBytes":       func(c *config.Config) { c.MaxPayloadBytes++ },
 		"ReplayWindow":          func(c *config.Config) { c.ReplayWindow += time.Minute },
 		"ClockSkew":             func(c *config.Config) { c.ClockSkew += time.Second },
