@@ -162,7 +162,9 @@ func (h *Host) ctlAuctionProvider(_ context.Context, m *nats.Msg) any {
 		req.LinkName = "default"
 	}
 	for _, p := range h.opts.Providers.Providers() {
-		if (p.ID == req.ProviderRef || p.ImageRef == req.ProviderRef) && p.LinkName == req.LinkName {
+		// A revoked instance runs no more and a launch replaces it, so it
+		// does not stop this host from offering.
+		if (p.ID == req.ProviderRef || p.ImageRef == req.ProviderRef) && p.LinkName == req.LinkName && p.State != lattice.ProviderStateRevoked {
 			return nil
 		}
 	}

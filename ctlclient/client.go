@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -488,6 +489,73 @@ func (c *Client) ProviderHosts(ctx context.Context, provider, linkName string, w
 			return (p.ID == provider || p.ImageRef == provider) && p.LinkName == linkName
 		})
 	})
+}
+
+// FindActorHost returns the first host (answering a ping within window)
+// whose inventory lists the actor, by public key or image reference. The
+// first match ends the wait; "" means none was found within window.
+func (c *Client) FindActorHost(ctx context.Context, actor string, window time.Duration) (string, error) {
+	return c.firstHostWhere(ctx, window, func(inv *lattice.HostInventory) bool {
+		return slices.ContainsFunc(inv.Actors, func(a lattice.ActorDescription) bool { return a.ID == actor || a.ImageRef == actor })
+	})
+}
+
+// FindProviderHost returns the first host (answering a ping within window)
+// whose inventory lists the provider, by public key or image reference, on
+// linkName. The first match ends the wait, so finding a provider takes one
+// ping and one inventory round trip, not the whole window; "" means none
+// was found within window.
+func (c *Client) FindProviderHost(ctx context.Context, provider, linkName string, window time.Duration) (string, error) {
+	return c.firstHostWhere(ctx, window, func(inv *lattice.HostInventory) bool {
+		return slices.ContainsFunc(inv.Providers, func(p lattice.ProviderDescription) bool {
+			return (p.ID == provider || p.ImageRef == provider) && p.LinkName == linkName
+		})
+	})
+}
+
+// firstHostWhere pings the hosts and asks each that answers for its
+// inventory as soon as it answers; the first inventory that matches ends
+// the wait. It returns "" when no host matched within window. Every
+// inventory request it starts has ended when it returns.
+func (c *Client) firstHostWhere(ctx context.Context, window time.Duration, match func(*lattice.HostInventory) bool) (string, error) {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	found := make(chan string, 1)
+	var asked sync.WaitGroup
+	seen := map[string]bool{}
+	err := c.gather(wctx, c.ctl.PingHosts(), nil, window, func(data []byte) bool {
+		var h lattice.HostInfo
+		if json.Unmarshal(data, &h) != nil || h.ID == "" || seen[h.ID] {
+			return true
+		}
+		seen[h.ID] = true
+		asked.Add(1)
+		go func() {
+			defer asked.Done()
+			inv, err := c.Inventory(wctx, h.ID)
+			if err != nil || !match(inv) {
+				return // a host gone since its ping answer, or not this one
+			}
+			select {
+			case found <- h.ID:
+				cancel() // ends the gather: one match is enough
+			default:
+			}
+		}()
+		return true
+	})
+	// Inventories asked for before the window closed still count; after a
+	// match (or the caller's cancellation) they end at once.
+	asked.Wait()
+	select {
+	case id := <-found:
+		return id, nil // the gather's error, if any, is the match's cancellation
+	default:
+	}
+	if ctx.Err() != nil {
+		return "", ctx.Err()
+	}
+	return "", err
 }
 
 func (c *Client) hostsWhere(ctx context.Context, window time.Duration, match func(*lattice.HostInventory) bool) ([]string, error) {

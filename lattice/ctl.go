@@ -62,6 +62,11 @@ type ProviderDescription struct {
 	Signing string `json:"signing,omitempty"`
 }
 
+// ProviderStateRevoked is the State of a provider instance whose NATS user
+// was revoked: it no longer runs, and launching the same provider and link
+// name again starts a new instance with a new user.
+const ProviderStateRevoked = "revoked"
+
 // How a provider instance signs its invocations (ProviderDescription.Signing).
 const (
 	SigningDelegated   = "delegated"

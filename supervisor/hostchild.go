@@ -30,7 +30,7 @@ const (
 	stateStopping = "stopping"
 	stateStopped  = "stopped"
 	stateFailed   = "failed" // crash loop: not restarted until told
-	stateRevoked  = "revoked"
+	stateRevoked  = lattice.ProviderStateRevoked
 )
 
 var providerStates = []string{stateStarting, stateRunning, stateBackoff, stateStopping, stateFailed, stateRevoked}

@@ -28,6 +28,7 @@ var (
 	latticedBin  string
 	providerBin  string
 	providerBin2 string // the same program, another file: another provider key
+	relapseBin   string // a provider written with the SDK that fails health checks in its first run only
 )
 
 func TestMain(m *testing.M) {
@@ -39,9 +40,11 @@ func TestMain(m *testing.M) {
 	latticedBin = filepath.Join(dir, "latticed")
 	providerBin = filepath.Join(dir, "testprovider")
 	providerBin2 = filepath.Join(dir, "testprovider2")
+	relapseBin = filepath.Join(dir, "relapseprovider")
 	for _, b := range []struct{ out, pkg string }{
 		{latticedBin, "../cmd/latticed"},
 		{providerBin, "./testdata/testprovider"},
+		{relapseBin, "./testdata/relapseprovider"},
 	} {
 		if out, err := exec.Command("go", "build", "-o", b.out, b.pkg).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", b.pkg, err, out)

@@ -40,16 +40,20 @@ type providerInstance struct {
 	done                chan struct{} // closed when the supervision loop returned
 	everStarted, listed bool
 
-	mu          sync.Mutex
-	state       string
-	instanceID  string
-	creds       Credentials
-	signing     signing // how the running instance signs invocations
-	proc        *process
-	restarts    int
-	lastExit    Exit
-	stopReason  ExitReason // what the supervisor asked for, "" when nothing
-	metricsAddr string     // the running process's private metrics endpoint, "" when none announced
+	mu         sync.Mutex
+	state      string
+	instanceID string
+	creds      Credentials
+	signing    signing // how the running instance signs invocations
+	proc       *process
+	restarts   int
+	lastExit   Exit
+	// stopReason is why the supervisor ends this instance for good (a stop
+	// or a revocation), "" while it may run. It outlives every run. A
+	// health-check kill is not recorded here: it ends one run, which watch
+	// reports, and the next run starts with a clean slate.
+	stopReason  ExitReason
+	metricsAddr string // the running process's private metrics endpoint, "" when none announced
 }
 
 // providerProgram is a resolved provider reference: what to run, as whom.
@@ -406,9 +410,11 @@ func (p *providerInstance) run(proc *process) {
 	for {
 		var exit Exit
 		if proc != nil {
-			p.watch(proc)
+			reason := p.watch(proc)
 			p.mu.Lock()
-			reason := p.stopReason
+			if p.stopReason != "" { // a stop or revocation outranks what this run ended for
+				reason = p.stopReason
+			}
 			p.mu.Unlock()
 			exit = proc.exit(reason)
 		} else {
@@ -556,8 +562,9 @@ func nonNilMap(m map[string]string) map[string]string {
 
 // watch runs health checks until the process ends: the first success makes
 // the instance running; healthFailures in a row (or no success within
-// providerStartup) kill it as unhealthy.
-func (p *providerInstance) watch(proc *process) {
+// providerStartup) kill it as unhealthy. It returns why it ended this run:
+// ExitHealthCheck, or "" when the process ended otherwise.
+func (p *providerInstance) watch(proc *process) ExitReason {
 	s := p.sup
 	cfg := s.config()
 	subject := lattice.RPCHealth(s.prefix, p.key, p.link)
@@ -575,7 +582,7 @@ func (p *providerInstance) watch(proc *process) {
 	for {
 		select {
 		case <-proc.Done():
-			return
+			return ""
 		case <-t.C:
 		}
 		ok, msg := p.checkHealth(subject, body, cfg.RPCTimeout)
@@ -601,12 +608,14 @@ func (p *providerInstance) watch(proc *process) {
 			s.log.Warn("provider health check failed", "child", p.label(), "failures", failures, "err", msg)
 			if failures >= healthFailures {
 				s.publishEvent(lattice.EventHealthCheckFailed, p.eventData(map[string]any{"message": msg}))
-				p.killAs(proc, ExitHealthCheck)
+				proc.kill()
+				return ExitHealthCheck
 			}
 		case time.Now().After(startBy):
 			s.log.Warn("provider did not answer health checks in time", "child", p.label(), "limit", s.providerStartup.String(), "err", msg)
 			s.publishEvent(lattice.EventHealthCheckFailed, p.eventData(map[string]any{"message": msg}))
-			p.killAs(proc, ExitHealthCheck)
+			proc.kill()
+			return ExitHealthCheck
 		}
 		if ok && renewing {
 			p.renewCredentials()
@@ -662,16 +671,6 @@ func (p *providerInstance) checkHealth(subject string, body []byte, timeout time
 		return false, "unhealthy: " + r.Message
 	}
 	return true, ""
-}
-
-// killAs ends the process for reason, unless another reason was set first.
-func (p *providerInstance) killAs(proc *process, reason ExitReason) {
-	p.mu.Lock()
-	if p.stopReason == "" {
-		p.stopReason = reason
-	}
-	p.mu.Unlock()
-	proc.kill()
 }
 
 // stop asks the provider to shut down, waits up to grace, then kills it;

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -87,8 +86,9 @@ type Supervisor struct {
 	started time.Time
 	ready   chan struct{}
 
-	cfgMu sync.Mutex
-	cfg   *config.Config
+	cfgMu          sync.Mutex
+	cfg            *config.Config // the applied configuration (see Reload)
+	pendingRestart []string       // settings the last reload refused
 
 	// Set up by Run before anything else runs.
 	runDir    string
@@ -477,69 +477,6 @@ func (s *Supervisor) revocationStatus() string {
 		return "by expiry: provider credentials are short-lived and not renewed after revocation"
 	}
 	return "unavailable: providers share the WASMCLOUD_PROV_RPC_* credentials (set " + config.EnvAccountSigningSeed + " to mint a user per provider); revoking only stops the provider and does not restart it"
-}
-
-// Reload applies what can change live — log level and host labels — and
-// names every other changed setting, which needs a restart.
-func (s *Supervisor) Reload(next *config.Config) error {
-	s.notify(notifyReloading())
-	defer s.notify(notifyReady)
-	s.cfgMu.Lock()
-	prev := s.cfg
-	s.cfg = next
-	s.cfgMu.Unlock()
-	var refused []string
-	for _, k := range changedSettings(prev, next) {
-		switch k {
-		case "log_level", "labels":
-		default:
-			refused = append(refused, k)
-		}
-	}
-	if prev.LogLevel != next.LogLevel && s.opts.LogLevel != nil {
-		s.opts.LogLevel.Set(next.SlogLevel())
-		s.log.Info("log level changed", "from", prev.LogLevel, "to", next.LogLevel)
-	}
-	if s.hostProc != nil {
-		s.hostProc.signal(syscall.SIGHUP) // the host reloads its own log level
-	}
-	var errs []error
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for k, v := range next.Labels {
-		if old, ok := prev.Labels[k]; !ok || old != v {
-			errs = append(errs, s.ctlCommand(ctx, s.ctl.LabelPut(s.hostID), mustJSON(lattice.LabelCommand{Key: k, Value: v})))
-		}
-	}
-	for k := range prev.Labels {
-		if _, ok := next.Labels[k]; !ok {
-			errs = append(errs, s.ctlCommand(ctx, s.ctl.LabelDel(s.hostID), mustJSON(lattice.LabelCommand{Key: k})))
-		}
-	}
-	if len(refused) > 0 {
-		errs = append(errs, fmt.Errorf("not reloaded (restart latticed up to apply): %s", strings.Join(refused, ", ")))
-	}
-	return errors.Join(errs...)
-}
-
-// changedSettings names the settings that differ, by their log names.
-func changedSettings(a, b *config.Config) []string {
-	flat := func(c *config.Config) map[string]string {
-		out := map[string]string{}
-		for _, attr := range c.LogValue().Group() {
-			out[attr.Key] = attr.Value.String()
-		}
-		return out
-	}
-	fa, fb := flat(a), flat(b)
-	var keys []string
-	for k, v := range fa {
-		if fb[k] != v {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // spawnRecord notes one child process start.

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/latticed/latticed/config"
 	"github.com/latticed/latticed/internal/testenv"
 	"github.com/latticed/latticed/lattice"
 )
@@ -499,5 +500,47 @@ func TestUnhealthyProviderIsRestartedForFailingHealthChecks(t *testing.T) {
 	d, _ := n.provider(ref, "default")
 	if !strings.HasPrefix(d.ExitReason, string(ExitHealthCheck)) && d.State != stateFailed {
 		t.Errorf("exit reason %q", d.ExitReason)
+	}
+}
+
+// A health-check kill ends one run, not the provider: the next run starts
+// clean, passes its checks and stays up (it used to be killed at once on
+// every restart until the crash-loop limit marked it failed).
+func TestProviderThatRecoversAfterAHealthCheckKillIsRestartedOnceAndStaysUp(t *testing.T) {
+	n := startNode(t, map[string]string{config.EnvHealthInterval: "100ms"})
+	ref := "file://" + relapseBin
+	marker := filepath.Join(t.TempDir(), "ran")
+	n.launch(ref, "default", `{"marker": "`+marker+`"}`)
+	restarts := func() float64 {
+		return testutil.ToFloat64(n.m.ChildRestarts.WithLabelValues(roleProvider, string(ExitHealthCheck)))
+	}
+	testenv.CheckFor(t, 30*time.Second, 10*time.Millisecond, func() error {
+		if v := restarts(); v < 1 {
+			return fmt.Errorf("not restarted for failed health checks yet")
+		}
+		return nil
+	})
+	// The later run must pass many checks in a row (2 s at 100 ms), and
+	// nothing may happen to it meanwhile.
+	const stable = 20
+	laterChecks := regexp.MustCompile(`"msg":"health check answered"[^\n]*"healthy":true[^\n]*"run":"later"`)
+	testenv.CheckFor(t, 60*time.Second, 20*time.Millisecond, func() error {
+		d, _ := n.provider(ref, "default")
+		if d.State == stateFailed || d.Restarts > 1 || restarts() > 1 {
+			t.Fatalf("the recovered provider was restarted again: state %s, restarts %d, exit %q", d.State, d.Restarts, d.ExitReason)
+		}
+		if c := len(laterChecks.FindAllString(n.logs.String(), -1)); c < stable {
+			return fmt.Errorf("the restarted run passed %d health checks, want %d; state %s", c, stable, d.State)
+		}
+		return nil
+	})
+	d, _ := n.provider(ref, "default")
+	if d.State != stateRunning || d.Restarts != 1 || !strings.HasPrefix(d.ExitReason, string(ExitHealthCheck)) {
+		t.Errorf("after recovery: state %s, restarts %d, last exit %q; want running, 1, %s", d.State, d.Restarts, d.ExitReason, ExitHealthCheck)
+	}
+	for _, r := range []ExitReason{ExitCrash, ExitCrashLoop} {
+		if v := testutil.ToFloat64(n.m.ChildExits.WithLabelValues(roleProvider, string(r))); v != 0 {
+			t.Errorf("child_exits_total{provider,%s} = %v, want 0", r, v)
+		}
 	}
 }

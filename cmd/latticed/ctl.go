@@ -217,17 +217,6 @@ func parseKVs(what string, items []string) (map[string]string, error) {
 	return out, nil
 }
 
-// pickHost returns the --host-id, or the only host in candidates.
-func pickHost(hosts []string, what, prefix string) (string, error) {
-	switch len(hosts) {
-	case 0:
-		return "", fmt.Errorf("%s is not running on any host in lattice %s", what, prefix)
-	case 1:
-		return hosts[0], nil
-	}
-	return "", fmt.Errorf("%s runs on %d hosts (%s): name one with --host-id", what, len(hosts), strings.Join(hosts, ", "))
-}
-
 // checkHostID rejects a --host-id or host argument that is no host key, before connecting.
 func checkHostID(id, what string) error {
 	if id != "" && !lattice.IsPublicKey(id, lattice.KindServer) {

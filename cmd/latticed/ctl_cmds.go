@@ -344,8 +344,8 @@ func newCtlStopActorCmd() *cobra.Command {
 		Use:   "actor <actor-key>",
 		Short: "Stop instances of an actor",
 		Long: `Stop count instances of an actor (0, the default, stops all). Without
---host-id the host is found from the inventories of the hosts that answer a
-ping within --timeout; the actor must run on exactly one.`,
+--host-id the host is the first that answers a ping within --timeout and
+lists the actor in its inventory; that first match ends the wait.`,
 		Args: exactArgs("<actor-key>"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			actor := args[0]
@@ -358,12 +358,12 @@ ping within --timeout; the actor must run on exactly one.`,
 			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
 				host := hostID
 				if host == "" {
-					hosts, err := s.client.ActorHosts(ctx, actor, s.timeout)
-					if err != nil {
+					var err error
+					if host, err = s.client.FindActorHost(ctx, actor, s.timeout); err != nil {
 						return err
 					}
-					if host, err = pickHost(hosts, "actor "+actor, s.cfg.LatticePrefix); err != nil {
-						return err
+					if host == "" {
+						return notRunning("actor "+actor, s)
 					}
 				}
 				if err := s.client.StopActor(ctx, host, actor, count); err != nil {
@@ -394,8 +394,8 @@ func newCtlScaleActorCmd() *cobra.Command {
 		Use:   "actor <actor-key> <count>",
 		Short: "Set the number of instances of an actor",
 		Long: `Set how many instances of an actor a host runs; 0 stops it. Without
---host-id the host is found from the inventories of the hosts that answer a
-ping within --timeout. When the actor runs nowhere, --actor-ref lets a host
+--host-id the host is the first that answers a ping within --timeout and
+lists the actor in its inventory. When the actor runs nowhere, --actor-ref lets a host
 start it: the given one, or else the first to offer in an auction.`,
 		Args: exactArgs("<actor-key>", "<count>"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -410,20 +410,17 @@ start it: the given one, or else the first to offer in an auction.`,
 			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
 				host := hostID
 				if host == "" {
-					hosts, err := s.client.ActorHosts(ctx, actor, s.timeout)
-					if err != nil {
+					var err error
+					if host, err = s.client.FindActorHost(ctx, actor, s.timeout); err != nil {
 						return err
 					}
-					if len(hosts) == 0 && actorRef != "" {
-						if hosts, err = s.auctionOne(ctx, actorRef); err != nil {
+					if host == "" && actorRef != "" {
+						if host, err = s.client.AuctionActor(ctx, actorRef, nil, s.timeout); err != nil {
 							return err
 						}
 					}
-					if host, err = pickHost(hosts, "actor "+actor, s.cfg.LatticePrefix); err != nil {
-						if len(hosts) == 0 {
-							err = fmt.Errorf("%w; give --actor-ref to start it", err)
-						}
-						return err
+					if host == "" {
+						return fmt.Errorf("%w; give --actor-ref to start it", notRunning("actor "+actor, s))
 					}
 				}
 				req := lattice.ScaleActorCommand{ActorID: actor, ActorRef: actorRef, Count: count}
@@ -442,12 +439,10 @@ start it: the given one, or else the first to offer in an auction.`,
 	return cmd
 }
 
-func (s *ctlSession) auctionOne(ctx context.Context, ref string) ([]string, error) {
-	host, err := s.client.AuctionActor(ctx, ref, nil, s.timeout)
-	if err != nil {
-		return nil, err
-	}
-	return []string{host}, nil
+// notRunning is the error for an actor or provider no host lists within
+// --timeout.
+func notRunning(what string, s *ctlSession) error {
+	return fmt.Errorf("%s is not running on any host in lattice %s (none listed it within --timeout %s)", what, s.cfg.LatticePrefix, s.timeout)
 }
 
 // newCtlProviderCmd is `stop provider` or `revoke provider`.
@@ -458,8 +453,8 @@ func newCtlProviderCmd(verb, short, long string) *cobra.Command {
 		Short: short,
 		Long: strings.TrimSpace(long + `
 
-Without --host-id the host is found from the inventories of the hosts that
-answer a ping within --timeout; the provider must run on exactly one.`),
+Without --host-id the host is the first that answers a ping within --timeout
+and lists the provider in its inventory; that first match ends the wait.`),
 		Args: exactArgs("<provider-key>"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			provider := args[0]
@@ -479,13 +474,12 @@ answer a ping within --timeout; the provider must run on exactly one.`),
 			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
 				host := hostID
 				if host == "" {
-					hosts, err := s.client.ProviderHosts(ctx, provider, linkName, s.timeout)
-					if err != nil {
+					var err error
+					if host, err = s.client.FindProviderHost(ctx, provider, linkName, s.timeout); err != nil {
 						return err
 					}
-					what := fmt.Sprintf("provider %s (link name %s)", provider, linkName)
-					if host, err = pickHost(hosts, what, s.cfg.LatticePrefix); err != nil {
-						return err
+					if host == "" {
+						return notRunning(fmt.Sprintf("provider %s (link name %s)", provider, linkName), s)
 					}
 				}
 				do, done := s.client.StopProvider, "stopped"

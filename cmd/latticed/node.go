@@ -119,7 +119,11 @@ func runUp(cmd *cobra.Command, startActors []string, applyPath string) error {
 			return
 		}
 		if err := sup.Reload(next); err != nil {
-			log.Warn("configuration partly reloaded", "err", err)
+			if errors.Is(err, supervisor.ErrReloadRefused) {
+				log.Error("configuration not reloaded: nothing was applied", "err", err)
+			} else {
+				log.Warn("configuration reloaded with errors", "err", err)
+			}
 			return
 		}
 		log.Info("configuration reloaded")

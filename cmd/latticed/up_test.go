@@ -1,18 +1,22 @@
 package main
 
 import (
-	"bytes"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/latticed/latticed/config"
 	"github.com/latticed/latticed/internal/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/metrics"
 	"github.com/latticed/latticed/supervisor"
 )
 
@@ -26,32 +30,7 @@ func TestUpWithProvidersAndAdminSocketRevocation(t *testing.T) {
 		"LATTICED_LOG_LEVEL":       "warn",
 		"WASMCLOUD_LATTICE_PREFIX": "uptest",
 	})
-	up := exec.Command(binPath, "up")
-	up.Env = append(os.Environ(), "HOME="+filepath.Join(filepath.Dir(e.dataDir), "home"), "LATTICED_DATA_DIR="+e.dataDir)
-	for k, v := range e.env {
-		up.Env = append(up.Env, k+"="+v)
-	}
-	var logs bytes.Buffer
-	up.Stdout, up.Stderr = &logs, &logs
-	up.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := up.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- up.Wait() }()
-	t.Cleanup(func() {
-		_ = up.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = up.Process.Kill()
-			<-exited
-			t.Error("latticed up did not stop on SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("latticed up logs:\n%s", logs.String())
-		}
-	})
+	startUp(t, e)
 
 	var hosts []lattice.HostInfo
 	testenv.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
@@ -89,4 +68,151 @@ func TestUpWithProvidersAndAdminSocketRevocation(t *testing.T) {
 	if len(inv.Providers) != 1 || inv.Providers[0].State != "revoked" {
 		t.Fatalf("after revocation: %+v", inv.Providers)
 	}
+}
+
+// startUp runs the real `latticed up` (embedded NATS) with e's data dir and
+// variables; it is stopped with SIGTERM and reaped at test end, its logs
+// shown when the test failed. It returns the running command.
+func startUp(t *testing.T, e *ctlEnv) *exec.Cmd {
+	t.Helper()
+	up := exec.Command(binPath, "up")
+	up.Env = append(os.Environ(), "HOME="+filepath.Join(filepath.Dir(e.dataDir), "home"), "LATTICED_DATA_DIR="+e.dataDir)
+	for k, v := range e.env {
+		up.Env = append(up.Env, k+"="+v)
+	}
+	logs := &testenv.SyncBuffer{} // written by the command's copier goroutines
+	up.Stdout, up.Stderr = logs, logs
+	up.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- up.Wait() }()
+	t.Cleanup(func() {
+		_ = up.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = up.Process.Kill()
+			<-exited
+			t.Error("latticed up did not stop on SIGTERM")
+		}
+		if t.Failed() {
+			t.Logf("latticed up logs:\n%s", logs.String())
+		}
+	})
+	return up
+}
+
+// The operator's revocation, timed from the command: `ctl revoke provider`
+// without --host-id finds the host by the first matching inventory instead
+// of waiting out its whole --timeout (5 s), the provider's connection is
+// seen closed and its process is gone; then `ctl start provider` of the
+// same provider is offered by the host (a revoked entry does not count as
+// running) and the new instance serves the actor again.
+func TestCtlRevokeWithoutHostIDIsFastAndProviderStartsAgain(t *testing.T) {
+	metricsAddr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+	e := newCtlEnv(t, map[string]string{
+		config.EnvNATSListen:     "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)),
+		config.EnvMetricsAddr:    metricsAddr,
+		config.EnvLogLevel:       "warn",
+		config.EnvLatticePrefix:  "revoketest",
+		config.EnvAllowFileLoad:  "true",
+		config.EnvHealthInterval: "200ms",
+	})
+	up := startUp(t, e)
+	node := &upNode{name: "up", metricsAddr: metricsAddr}
+	var hosts []lattice.HostInfo
+	testenv.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+		r := e.run("ctl", "get", "hosts", "--timeout", "500ms", "--output", "json")
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &hosts) != nil || len(hosts) != 1 {
+			return errNotYet
+		}
+		return nil
+	})
+	host := hosts[0].ID
+	hostOnly := procChildren(t, up.Process.Pid)
+
+	kvc := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", lattice.SignActorOptions{Name: "kvcounter", Caps: []string{lattice.ContractKeyValue}})
+	e.run("ctl", "start", "actor", "file://"+kvc.Path, "--host-id", host).want(t, 0)
+	kv, _ := lattice.LookupBuiltin("builtin:keyvalue")
+	running := func() lattice.ProviderDescription {
+		var d lattice.ProviderDescription
+		testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+			var inv lattice.HostInventory
+			e.json(&inv, "ctl", "get", "inventory", host)
+			if len(inv.Providers) != 1 || inv.Providers[0].State != "running" {
+				return fmt.Errorf("providers: %+v", inv.Providers)
+			}
+			d = inv.Providers[0]
+			return nil
+		})
+		return d
+	}
+	e.run("ctl", "start", "provider", "builtin:keyvalue").want(t, 0) // by auction
+	first := running()
+	e.run("ctl", "link", "put", kvc.Key, kv.Key(), lattice.ContractKeyValue).want(t, 0)
+	counter := func() (int, error) {
+		r := e.run("ctl", "call", kvc.Key, "HttpServer.HandleRequest", "--timeout", "5s",
+			"--data", `{"method":"GET","path":"/","queryString":"","header":{},"body":""}`)
+		if r.code != 0 {
+			return 0, fmt.Errorf("ctl call: %s", r.stderr)
+		}
+		var resp struct {
+			StatusCode int    `json:"statusCode"`
+			Body       string `json:"body"`
+		}
+		var body struct {
+			Counter int `json:"counter"`
+		}
+		if json.Unmarshal([]byte(r.stdout), &resp) != nil || resp.StatusCode != 200 || json.Unmarshal([]byte(resp.Body), &body) != nil {
+			return 0, fmt.Errorf("reply %s", r.stdout)
+		}
+		return body.Counter, nil
+	}
+	var before int
+	testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() (err error) {
+		before, err = counter()
+		return err
+	})
+	var provPID int
+	for _, pid := range procChildren(t, up.Process.Pid) {
+		if !slices.Contains(hostOnly, pid) {
+			provPID = pid
+		}
+	}
+	if provPID == 0 {
+		t.Fatalf("no provider process among the children of latticed up")
+	}
+
+	begin := time.Now()
+	r := e.run("ctl", "revoke", "provider", kv.Key())
+	took := time.Since(begin)
+	r.want(t, 0)
+	t.Logf("ctl revoke provider without --host-id returned after %s: %s", took.Round(time.Millisecond), strings.TrimSpace(r.stdout))
+	if took >= 2*time.Second {
+		t.Errorf("ctl revoke provider without --host-id took %s, want well under the 5 s --timeout (< 2 s)", took)
+	}
+	mustContain(t, "revoke output", r.stdout, "revoked on host "+host)
+	// The supervisor counts a revocation ok only once it saw the user's
+	// connection closed, and it replies after the process was reaped.
+	if v := node.counter(t, metrics.Namespace+"_revocations_total", map[string]string{"result": metrics.ResultOK}); v != 1 {
+		t.Errorf("revocations_total{result=ok} = %v, want 1", v)
+	}
+	if _, _, alive := procStat(provPID); alive {
+		t.Errorf("the revoked provider's process %d still exists", provPID)
+	}
+
+	e.run("ctl", "start", "provider", "builtin:keyvalue").want(t, 0)
+	again := running()
+	if again.InstanceID == first.InstanceID {
+		t.Errorf("started again with the revoked instance id %s", first.InstanceID)
+	}
+	testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+		n, err := counter()
+		if err == nil && n <= before {
+			err = fmt.Errorf("counter %d after %d", n, before)
+		}
+		return err
+	})
 }

@@ -61,7 +61,8 @@ func main() {
 			env = append(env, name)
 		}
 	}
-	log.Info("provider starting", "instance_id", hd.InstanceID, "links", len(hd.LinkDefinitions), "lattice_env", env)
+	log.Info("provider starting", "instance_id", hd.InstanceID, "links", len(hd.LinkDefinitions), "lattice_env", env,
+		"rpc_timeout_ms", hd.DefaultRPCTimeoutMS, "cluster_issuers", strings.Join(hd.ClusterIssuers, ","), "log_level", hd.LogLevel)
 
 	shutdown := make(chan struct{}, 1)
 	url := "nats://" + hd.LatticeRPCURL
