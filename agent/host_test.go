@@ -84,7 +84,10 @@ func newFixtureAt(t testing.TB, url string, tweak ...func(*Options)) *fixture {
 		RPC: dial(t, url), Ctl: dial(t, url),
 		RPCTimeout: 2 * time.Second, AllowFileLoad: true, CompileCacheDir: t.TempDir(),
 		MemoryLimitPages: 2048, HeartbeatInterval: time.Hour, Metrics: f.m,
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		// Under -race an interpreted Go actor's initialiser outlasts the
+		// production start deadline; the tests of that deadline set it.
+		StartTimeout: 2 * time.Minute,
+		Logger:       slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	for _, fn := range tweak {
 		fn(&opts)
