@@ -123,14 +123,17 @@ func (h *Host) StartActor(ctx context.Context, ref string, count int, annotation
 }
 
 func (h *Host) startVerified(ctx context.Context, ref string, module []byte, claims *lattice.ActorClaims, count int, annotations map[string]string) error {
-	h.actorsMu.Lock()
-	defer h.actorsMu.Unlock()
-	if a, ok := h.actors[claims.Subject]; ok {
+	unlock, err := h.lifecycle.lock(ctx, claims.Subject)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if a := h.actor(claims.Subject); a != nil {
 		if a.ref != ref {
 			return fmt.Errorf("actor %s already runs here from %q; use a live update to change its module", claims.Subject, a.ref)
 		}
 		live, _ := a.pool.stats()
-		return h.scaleLocked(ctx, a, live+count, annotations)
+		return h.scale(ctx, a, live+count, annotations)
 	}
 	start := time.Now()
 	code, upgrade, err := h.runtime.compileTiered(ctx, module, h.opts.CompileHeadStart)
@@ -144,7 +147,7 @@ func (h *Host) startVerified(ctx context.Context, ref string, module []byte, cla
 	}
 	a := &actor{key: claims.Subject, ref: ref, claims: claims, annotations: map[string]map[string]string{},
 		calls: newCallMetrics(h.m, claims.Subject), code: code}
-	a.pool = newPool(h.spawner(code), h.opts.QueueLength)
+	a.pool = newPool(h.spawner(a, code), h.opts.QueueLength)
 	// From here on, an upgrade that arrives must be applied or released.
 	if upgrade != nil {
 		h.upgrades.Add(1)
@@ -153,7 +156,7 @@ func (h *Host) startVerified(ctx context.Context, ref string, module []byte, cla
 			h.upgradeWhenCompiled(a, upgrade, start)
 		}()
 	}
-	if err := h.scaleLocked(ctx, a, count, annotations); err != nil {
+	if err := h.scale(ctx, a, count, annotations); err != nil {
 		h.release(ctx, a)
 		return err
 	}
@@ -171,7 +174,10 @@ func (h *Host) startVerified(ctx context.Context, ref string, module []byte, cla
 		return fmt.Errorf("subscribe %s: %w", subject, err)
 	}
 	a.sub = sub
+	h.actorsMu.Lock()
 	h.actors[a.key] = a
+	running := len(h.actors)
+	h.actorsMu.Unlock()
 	h.state.putClaims(lattice.FlattenActor(claims))
 	if err := h.cache.Load().putClaims(ctx, lattice.FlattenActor(claims)); err != nil {
 		h.log.Warn("actor claims not written to the lattice cache", "actor", a.key, "err", err)
@@ -180,10 +186,29 @@ func (h *Host) startVerified(ctx context.Context, ref string, module []byte, cla
 		h.log.Warn("reference map not written to the lattice cache", "ref", ref, "err", err)
 	}
 	h.events.publish(lattice.EventRefmapSet, RefMap{OCIURL: ref, PublicKey: a.key})
-	h.m.ActorsRunning.Set(float64(len(h.actors)))
+	h.m.ActorsRunning.Set(float64(running))
 	h.log.Info("actor started", "actor", a.key, "name", a.name(), "ref", ref, "instances", count,
 		"compile_seconds", time.Since(start).Seconds(), "interpreted", code.interpreted)
 	return nil
+}
+
+// actor returns the running actor with this key, or nil.
+func (h *Host) actor(key string) *actor {
+	h.actorsMu.Lock()
+	defer h.actorsMu.Unlock()
+	return h.actors[key]
+}
+
+// actorList is a snapshot of the running actors, for work that must not
+// hold actorsMu.
+func (h *Host) actorList() []*actor {
+	h.actorsMu.Lock()
+	defer h.actorsMu.Unlock()
+	out := make([]*actor, 0, len(h.actors))
+	for _, a := range h.actors {
+		out = append(out, a)
+	}
+	return out
 }
 
 // WaitCompiled waits until the actor with this key runs compiled code (it
@@ -191,10 +216,8 @@ func (h *Host) startVerified(ctx context.Context, ref string, module []byte, cla
 // that measure steady-state speed.
 func (h *Host) WaitCompiled(ctx context.Context, key string) error {
 	for {
-		h.actorsMu.Lock()
-		a, ok := h.actors[key]
-		h.actorsMu.Unlock()
-		if !ok {
+		a := h.actor(key)
+		if a == nil {
 			return fmt.Errorf("actor %s is not running on this host", key)
 		}
 		a.mu.Lock()
@@ -211,35 +234,59 @@ func (h *Host) WaitCompiled(ctx context.Context, key string) error {
 	}
 }
 
-// spawner makes instances of code.
-func (h *Host) spawner(code *module) spawnFunc {
+// spawner makes instances of a's code, each start bounded by the start
+// deadline: guest code runs in it (Go's runtime init, _initialize), and a
+// guest that never returns from it must not hold up whoever waits.
+func (h *Host) spawner(a *actor, code *module) spawnFunc {
 	return func(ctx context.Context, id string) (*instance, error) {
-		return h.runtime.instantiate(ctx, code, id)
+		ctx, cancel := context.WithTimeout(ctx, h.opts.StartTimeout)
+		defer cancel()
+		in, err := h.runtime.instantiate(ctx, code, id)
+		if errors.Is(err, ErrStartTimeout) {
+			err = fmt.Errorf("start deadline of %s passed: %w", h.opts.StartTimeout, err)
+		}
+		if err != nil {
+			h.log.Warn("actor instance did not start", "actor", a.key, "ref", a.ref, "err", err)
+		}
+		return in, err
 	}
 }
 
 // upgradeWhenCompiled moves an actor that started interpreted onto the
 // compiler's code once it is ready. Until then, and for good if the compiler
 // fails where the interpreter did not, the actor keeps serving interpreted.
+// A host that stops cancels the compile, which ends this too.
 func (h *Host) upgradeWhenCompiled(a *actor, upgrade <-chan compiled, start time.Time) {
-	c := <-upgrade // the compile always ends
+	c := <-upgrade // the compile always ends, promptly once cancelled
 	defer h.runtime.interpretedDone()
 	if c.err != nil {
-		h.log.Warn("actor keeps running interpreted: compiling it failed", "actor", a.key, "err", c.err)
+		if h.life.Err() == nil {
+			h.log.Warn("actor keeps running interpreted: compiling it failed", "actor", a.key, "err", c.err)
+		}
 		return
 	}
 	h.observeCompile(time.Since(start))
-	ctx := context.Background()
+	// The lifecycle lock, not a.mu, is held across the instance starts the
+	// upgrade makes, so that inventory never waits for them.
+	unlock, err := h.lifecycle.lock(h.life, a.key)
+	if err != nil {
+		c.m.close(context.Background()) // the host is stopping
+		return
+	}
+	defer unlock()
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.removed || !a.pool.upgrade(ctx, c.m, h.spawner(c.m)) {
-		c.m.close(ctx) // the actor stopped meanwhile
+	removed := a.removed
+	a.mu.Unlock()
+	if removed || !a.pool.upgrade(h.life, c.m, h.spawner(a, c.m)) {
+		c.m.close(context.Background()) // the actor stopped meanwhile
 		return
 	}
 	// Closing code that instances still run is safe in wazero; the last of
 	// them is replaced when its call returns.
-	a.code.close(ctx)
+	a.mu.Lock()
+	a.code.close(context.Background())
 	a.code = c.m
+	a.mu.Unlock()
 	// The interpreted code was most of the heap the start took (~95 MiB
 	// for a Go actor); return it to the system now rather than when the
 	// scavenger gets to it. Once per cold actor start.
@@ -247,8 +294,11 @@ func (h *Host) upgradeWhenCompiled(a *actor, upgrade <-chan compiled, start time
 	h.log.Info("actor now runs compiled code", "actor", a.key, "compile_seconds", time.Since(start).Seconds())
 }
 
-// scaleLocked sets the instance count and keeps annotations and metrics in step.
-func (h *Host) scaleLocked(ctx context.Context, a *actor, n int, annotations map[string]string) error {
+// scale sets the instance count and keeps annotations and metrics in step.
+// The caller holds a's lifecycle lock; instance starts happen here, under
+// no lock the control interface needs. Instances that fail to start are
+// reported as an actor_start_failed event.
+func (h *Host) scale(ctx context.Context, a *actor, n int, annotations map[string]string) error {
 	before := map[string]bool{}
 	for _, id := range a.pool.ids() {
 		before[id] = true
@@ -277,36 +327,54 @@ func (h *Host) scaleLocked(ctx context.Context, a *actor, n int, annotations map
 	a.mu.Unlock()
 	h.m.ActorInstances.WithLabelValues(a.key).Set(float64(len(ids)))
 	if err != nil {
-		return fmt.Errorf("scale actor %s to %d: %w", a.key, n, err)
+		err = fmt.Errorf("scale actor %s to %d: %w", a.key, n, err)
+		if !errors.Is(err, errPoolClosed) {
+			h.events.publish(lattice.EventActorStartFailed, map[string]any{
+				"actor_ref": a.ref, "public_key": a.key, "error": err.Error()})
+		}
+		return err
 	}
 	return nil
 }
 
-// StopActor stops count instances (0 = all) of the actor with this key.
+// StopActor stops count instances (0 = all) of the actor with this key. It
+// waits for the invocations already delivered to those instances (each ends
+// within its call deadline), holding only the actor's lifecycle lock.
 func (h *Host) StopActor(ctx context.Context, key string, count int) error {
-	h.actorsMu.Lock()
-	defer h.actorsMu.Unlock()
-	a, ok := h.actors[key]
-	if !ok {
+	unlock, err := h.lifecycle.lock(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	a := h.actor(key)
+	if a == nil {
 		return fmt.Errorf("actor %s is not running on this host", key)
 	}
 	live, _ := a.pool.stats()
 	if count > 0 && count < live {
-		return h.scaleLocked(ctx, a, live-count, nil)
+		return h.scale(ctx, a, live-count, nil)
 	}
-	h.removeLocked(ctx, a)
+	h.remove(ctx, a)
 	return nil
 }
 
-func (h *Host) removeLocked(ctx context.Context, a *actor) {
+// remove takes a out of the actors map at once (inventory no longer lists
+// it), then serves what was delivered to it and closes it. The caller holds
+// a's lifecycle lock, so the same actor cannot start again meanwhile.
+func (h *Host) remove(ctx context.Context, a *actor) {
+	h.actorsMu.Lock()
+	if h.actors[a.key] == a {
+		delete(h.actors, a.key)
+	}
+	running := len(h.actors)
+	h.actorsMu.Unlock()
+	h.m.ActorsRunning.Set(float64(running))
 	// Invocations the server already delivered to this host are served, not
 	// dropped: drain the subscription, then let them finish, then close.
 	drainSubscription(a.sub, drainTimeout)
 	a.gate.closeAndWait() // each ends within its call deadline
 	ids := a.pool.ids()
 	h.release(ctx, a)
-	delete(h.actors, a.key)
-	h.m.ActorsRunning.Set(float64(len(h.actors)))
 	h.m.ActorInstances.DeleteLabelValues(a.key)
 	for _, id := range ids {
 		h.events.publish(lattice.EventActorStopped, map[string]any{"public_key": a.key, "instance_id": id, "annotations": map[string]string{}})
@@ -315,7 +383,7 @@ func (h *Host) removeLocked(ctx context.Context, a *actor) {
 }
 
 // release closes an actor's instances and its code; an upgrade still
-// compiling finds it removed.
+// compiling finds it removed. The caller holds a's lifecycle lock.
 func (h *Host) release(ctx context.Context, a *actor) {
 	a.pool.close(ctx)
 	a.mu.Lock()

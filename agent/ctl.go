@@ -71,7 +71,7 @@ func (h *Host) subscribeCtl() ([]*nats.Subscription, error) {
 const ctlTimeout = 2 * time.Minute
 
 func (h *Host) answerCtl(m *nats.Msg, handle ctlHandler) {
-	ctx, cancel := context.WithTimeout(context.Background(), ctlTimeout)
+	ctx, cancel := context.WithTimeout(h.life, ctlTimeout)
 	defer cancel()
 	out := handle(ctx, m)
 	if out == nil || m.Reply == "" {
@@ -121,12 +121,12 @@ func (h *Host) ctlPing(context.Context, *nats.Msg) any {
 	return h.HostInfo()
 }
 
-// Inventory lists this host's actors and providers.
+// Inventory lists this host's actors and providers. It takes the actors
+// lock only to list them, so no actor starting or stopping delays it.
 func (h *Host) Inventory() lattice.HostInventory {
 	inv := lattice.HostInventory{HostID: h.id, Issuer: h.opts.ClusterKey.PublicKey(), Labels: h.labelsCopy(),
 		FriendlyName: h.opts.FriendlyName, Actors: []lattice.ActorDescription{}, Providers: []lattice.ProviderDescription{}}
-	h.actorsMu.Lock()
-	for _, a := range h.actors {
+	for _, a := range h.actorList() {
 		d := lattice.ActorDescription{ID: a.key, ImageRef: a.ref, Name: a.name(), Instances: []lattice.ActorInstance{}}
 		ids := a.pool.ids()
 		sort.Strings(ids)
@@ -137,7 +137,6 @@ func (h *Host) Inventory() lattice.HostInventory {
 		a.mu.Unlock()
 		inv.Actors = append(inv.Actors, d)
 	}
-	h.actorsMu.Unlock()
 	sort.Slice(inv.Actors, func(i, j int) bool { return inv.Actors[i].ID < inv.Actors[j].ID })
 	if h.opts.Providers != nil {
 		inv.Providers = append(inv.Providers, h.opts.Providers.Providers()...)
@@ -343,19 +342,19 @@ func (h *Host) ScaleActor(ctx context.Context, req lattice.ScaleActorCommand) er
 	if req.Count < 0 {
 		return fmt.Errorf("count %d must not be negative", req.Count)
 	}
-	h.actorsMu.Lock()
-	a, ok := h.actors[key]
-	if ok && req.Count == 0 {
-		h.removeLocked(ctx, a)
-		h.actorsMu.Unlock()
-		return nil
-	}
-	if ok {
-		err := h.scaleLocked(ctx, a, req.Count, nil)
-		h.actorsMu.Unlock()
+	unlock, err := h.lifecycle.lock(ctx, key)
+	if err != nil {
 		return err
 	}
-	h.actorsMu.Unlock()
+	if a := h.actor(key); a != nil {
+		defer unlock()
+		if req.Count == 0 {
+			h.remove(ctx, a)
+			return nil
+		}
+		return h.scale(ctx, a, req.Count, nil)
+	}
+	unlock() // a start takes it again, once it knows the module's key
 	if req.Count == 0 {
 		return nil
 	}

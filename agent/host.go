@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/time/rate"
 
+	"github.com/latticed/latticed/config"
 	"github.com/latticed/latticed/internal/buildinfo"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/metrics"
@@ -55,7 +56,11 @@ type Options struct {
 	// (from the compilation cache, typically) before it starts the actor
 	// interpreted and switches it to compiled code when the compiler is
 	// done. 0 means 100ms; negative never interprets.
-	CompileHeadStart  time.Duration
+	CompileHeadStart time.Duration
+	// StartTimeout bounds the start of one actor instance: instantiation
+	// and its initialiser (Go's runtime init, _initialize, _start), which
+	// guest code controls. 0 means config.DefaultActorStartTimeout.
+	StartTimeout      time.Duration
 	ReplayWindow      time.Duration
 	ClockSkew         time.Duration
 	Labels            map[string]string
@@ -104,6 +109,9 @@ func (o *Options) setDefaults() error {
 	if o.CompileHeadStart == 0 {
 		o.CompileHeadStart = 100 * time.Millisecond
 	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = config.DefaultActorStartTimeout
+	}
 	if o.HeartbeatInterval <= 0 {
 		o.HeartbeatInterval = 30 * time.Second
 	}
@@ -147,8 +155,18 @@ type Host struct {
 
 	rejectEvents *rate.Limiter
 
-	actorsMu sync.Mutex
-	actors   map[string]*actor
+	// actorsMu guards the actors map only and is never held while anything
+	// waits (a compile, an instance start, a call, a drain): inventory,
+	// ping and heartbeats take it. Starting, scaling and stopping one actor
+	// are serialised by that actor's lifecycle lock instead.
+	actorsMu  sync.Mutex
+	actors    map[string]*actor
+	lifecycle keyLocks
+
+	// life ends when the host stops; control requests and the actor starts
+	// they run derive from it, so none outlives the host.
+	life    context.Context
+	endLife context.CancelFunc
 
 	labelsMu sync.RWMutex
 	labels   map[string]string
@@ -169,7 +187,9 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
+	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
 	h := &Host{
+		life: life, endLife: endLife, lifecycle: keyLocks{m: map[string]*keyLock{}},
 		opts: opts, id: opts.HostKey.PublicKey(), ctl: lattice.NewCtl(opts.CtlTopicPrefix, opts.LatticePrefix),
 		runtime: rt, state: newLatticeState(), m: opts.Metrics,
 		log:     opts.Logger.With("host", opts.HostKey.PublicKey()),
@@ -262,17 +282,21 @@ func (h *Host) Run(ctx context.Context) error {
 }
 
 // shutdown stops in dependency order: control requests (they may start
-// actors), then each actor (its delivered invocations are served), then
-// whatever invocation is still in flight.
+// actors; ending the host's life cancels their compiles and instance
+// starts), then each actor (its delivered invocations are served), then
+// whatever invocation is still in flight. No compile is waited for: they are
+// cancelled first, and end between two functions.
 func (h *Host) shutdown(ctx context.Context) error {
+	h.endLife()
+	h.runtime.cancelCompiles()
 	h.ctlGate.closeAndWait()
-	h.actorsMu.Lock()
-	for _, a := range h.actors {
-		h.removeLocked(ctx, a)
+	for _, a := range h.actorList() {
+		if err := h.StopActor(ctx, a.key, 0); err != nil {
+			h.log.Warn("actor not stopped cleanly", "actor", a.key, "err", err)
+		}
 	}
-	h.actorsMu.Unlock()
 	h.rpcGate.closeAndWait()
-	h.upgrades.Wait() // a compile in progress ends before its runtime closes
+	h.upgrades.Wait() // the cancelled compiles deliver their errors promptly
 	h.cache.Load().close()
 	h.events.publish(lattice.EventHostStopped, map[string]any{"labels": h.labelsCopy()})
 	_ = h.opts.Ctl.Flush()

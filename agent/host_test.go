@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,6 +42,7 @@ const (
 	membombPkg   = "./actor/testactors/membomb"
 	recursePkg   = "./actor/testactors/recurse"
 	loggerPkg    = "./actor/testactors/logger"
+	foreverPkg   = "./actor/testactors/startforever"
 	kvcounterPkg = "./actor/examples/kvcounter"
 )
 
@@ -51,6 +53,9 @@ type fixture struct {
 	dir     string
 	m       *metrics.Metrics
 	ctl     lattice.Ctl
+	// stopHost stops the host and returns what Run returned; idempotent
+	// (the fixture's cleanup calls it too).
+	stopHost func() error
 }
 
 func newFixture(t testing.TB, tweak ...func(*Options)) *fixture {
@@ -79,7 +84,10 @@ func newFixtureAt(t testing.TB, url string, tweak ...func(*Options)) *fixture {
 		RPC: dial(t, url), Ctl: dial(t, url),
 		RPCTimeout: 2 * time.Second, AllowFileLoad: true, CompileCacheDir: t.TempDir(),
 		MemoryLimitPages: 2048, HeartbeatInterval: time.Hour, Metrics: f.m,
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		// Under -race an interpreted Go actor's initialiser outlasts the
+		// production start deadline; the tests of that deadline set it.
+		StartTimeout: 2 * time.Minute,
+		Logger:       slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	for _, fn := range tweak {
 		fn(&opts)
@@ -96,9 +104,14 @@ func newFixtureAt(t testing.TB, url string, tweak ...func(*Options)) *fixture {
 	case err := <-done:
 		t.Fatalf("host exited: %v", err)
 	}
+	var stopOnce sync.Once
+	var runErr error
+	f.stopHost = func() error {
+		stopOnce.Do(func() { cancel(); runErr = <-done })
+		return runErr
+	}
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := f.stopHost(); err != nil {
 			t.Errorf("host run: %v", err)
 		}
 	})

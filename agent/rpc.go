@@ -71,7 +71,7 @@ func (h *Host) serve(a *actor, m *nats.Msg) {
 	resp := &lattice.InvocationResponse{InvocationID: inv.ID}
 	ctx, span := telemetry.StartInvocation(ctx, inv, a.key) // a no-op while tracing is off
 	defer span.EndResponse(resp)
-	msg, instanceID, err := h.invokeActor(ctx, a, inv.Operation, inv.Msg)
+	msg, instanceID, release, err := h.invokeActor(ctx, a, inv.Operation, inv.Msg)
 	resp.InstanceID = instanceID
 	if err != nil {
 		resp.Error = err.Error()
@@ -80,32 +80,36 @@ func (h *Host) serve(a *actor, m *nats.Msg) {
 	}
 	h.respond(m, resp)
 	a.calls.done(inv.Operation, err != nil, since(start))
+	// After the reply: replacing a broken instance starts a new one, which
+	// takes as long as the actor's initialiser, and the caller whose call
+	// hit its deadline should not wait for that too.
+	release()
 }
 
 // invokeActor runs operation on a free instance of a, waiting in the queue if
-// needed. A broken instance is discarded (and replaced) by the pool.
-func (h *Host) invokeActor(ctx context.Context, a *actor, operation string, msg []byte) ([]byte, string, error) {
+// needed. The caller must call release once it has used the result: it
+// returns the instance to the pool, which discards (and replaces) a broken one.
+func (h *Host) invokeActor(ctx context.Context, a *actor, operation string, msg []byte) (out []byte, instanceID string, release func(), err error) {
 	waitStart := time.Now()
 	_, waiting := a.pool.stats()
 	a.calls.queueDepth.Set(float64(waiting))
 	in, err := a.pool.acquire(ctx)
 	if err != nil {
-		return nil, "", fmt.Errorf("actor %s: %w", a.key, err)
+		return nil, "", func() {}, fmt.Errorf("actor %s: %w", a.key, err)
 	}
 	a.calls.queueWait.Observe(since(waitStart))
 	st := &callState{
 		actor: a, op: []byte(operation), msg: msg, router: h,
 		maxHostIO: uint32(h.opts.MaxPayloadBytes), log: h.log,
 	}
-	out, err := in.call(ctx, st)
+	out, err = in.call(ctx, st)
 	var ie *instanceError
 	broken := errors.As(err, &ie)
 	if broken {
 		h.m.ActorInstanceFailures.WithLabelValues(a.key, ie.kind).Inc()
 		h.log.Warn("actor instance failed; replacing it", "actor", a.key, "operation", operation, "kind", ie.kind, "err", err)
 	}
-	a.pool.release(ctx, in, broken)
-	return out, in.id, err
+	return out, in.id, func() { a.pool.release(context.WithoutCancel(ctx), in, broken) }, err
 }
 
 // reject answers a refused invocation with its reason, counts it, and emits a

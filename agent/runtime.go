@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 )
@@ -30,6 +32,11 @@ const (
 	failTrap    = "trap"
 	failExit    = "exit"
 )
+
+// ErrStartTimeout means an actor instance did not finish starting (its
+// runtime initialisation, _initialize or _start) within the start deadline,
+// LATTICED_ACTOR_START_TIMEOUT.
+var ErrStartTimeout = errors.New("actor did not finish starting (LATTICED_ACTOR_START_TIMEOUT)")
 
 // errGuest is a handled error the actor reported with __guest_error; the
 // instance stays healthy.
@@ -76,6 +83,13 @@ type Runtime struct {
 	rt     wazero.Runtime
 	interp wazero.Runtime
 	cache  wazero.CompilationCache
+	// compiles ends the background compiles (compileTiered) when the
+	// runtime closes, and background counts them: a host that stops must
+	// not wait seconds for optimized code it will never run.
+	compiles     context.Context
+	stopCompiles context.CancelFunc
+	background   gate
+	compiling    atomic.Int32 // optimizing compiles in progress
 	// interpreting holds a slot per actor running interpreted code. That
 	// code is large (about 95 MiB of heap for a 2 MiB Go actor, against
 	// 4 MiB for the compiled code), so only a few actors start this way at
@@ -117,8 +131,19 @@ func NewRuntime(ctx context.Context, cacheDir string, memoryLimitPages uint32) (
 		_ = rt.Close(ctx)
 		return nil, err
 	}
-	return &Runtime{rt: rt, interp: interp, cache: cache, interpreting: make(chan struct{}, maxInterpreting)}, nil
+	compiles, stop := context.WithCancel(context.WithoutCancel(ctx))
+	return &Runtime{rt: rt, interp: interp, cache: cache, compiles: compiles, stopCompiles: stop,
+		interpreting: make(chan struct{}, maxInterpreting)}, nil
 }
+
+// errRuntimeClosed refuses a compile once the runtime is closing.
+var errRuntimeClosed = errors.New("compile module: the wasm runtime is closing")
+
+// compileWorkers is how many goroutines compile one module. wazero checks
+// for cancellation between functions only when it compiles with more than
+// one (experimental.WithCompilationWorkers); with one, a compile of a Go
+// actor (seconds, more under -race) could not be stopped at all.
+const compileWorkers = 2
 
 // newWazeroRuntime is one engine with the limits every instance runs under,
 // WASI and the wasmbus host module.
@@ -139,10 +164,18 @@ func newWazeroRuntime(ctx context.Context, cfg wazero.RuntimeConfig, memoryLimit
 	return rt, nil
 }
 
-// Close releases the runtime and every module in it.
+// Close cancels the compiles in progress, waits for them to notice (between
+// two functions, milliseconds), and releases the runtime and every module in
+// it. The engine must not close under a compile that still adds to it.
 func (r *Runtime) Close(ctx context.Context) error {
+	r.stopCompiles()
+	r.background.closeAndWait()
 	return errors.Join(r.rt.Close(ctx), r.interp.Close(ctx), r.cache.Close(ctx))
 }
+
+// cancelCompiles makes every compile in progress, and every later one, end
+// with an error; the host calls it first when it stops.
+func (r *Runtime) cancelCompiles() { r.stopCompiles() }
 
 // Compile compiles (or loads from the cache) a module and checks it exports
 // the wasmbus ABI.
@@ -167,17 +200,45 @@ type compiled struct {
 // interpreted.
 func (r *Runtime) compileTiered(ctx context.Context, wasm []byte, headStart time.Duration) (first *module, upgrade <-chan compiled, err error) {
 	done := make(chan compiled, 1)
+	if !r.background.enter() {
+		return nil, nil, errRuntimeClosed
+	}
+	r.compiling.Add(1)
 	go func() {
+		defer r.background.leave()
+		defer r.compiling.Add(-1)
 		// The compile outlives a caller that gives up: its result is
-		// cached for the next start, and the upgrade waits for it.
-		cm, err := compileABI(context.WithoutCancel(ctx), r.rt, wasm)
+		// cached for the next start, and the upgrade waits for it. Only
+		// the runtime closing cancels it.
+		cm, err := compileABI(experimental.WithCompilationWorkers(r.compiles, compileWorkers), r.rt, wasm)
 		if err != nil {
 			done <- compiled{err: err}
 			return
 		}
 		done <- compiled{m: &module{cm: cm, rt: r.rt}}
 	}()
-	wait := func() (*module, <-chan compiled, error) { c := <-done; return c.m, nil, c.err }
+	// abandon hands the compile's result, whenever it comes, to a
+	// goroutine that closes it, for a caller that no longer waits.
+	abandon := func() {
+		if !r.background.enter() {
+			return // closing: the runtime's Close releases the module
+		}
+		go func() {
+			defer r.background.leave()
+			if c := <-done; c.m != nil {
+				c.m.close(context.Background())
+			}
+		}()
+	}
+	wait := func() (*module, <-chan compiled, error) {
+		select {
+		case c := <-done:
+			return c.m, nil, c.err
+		case <-ctx.Done():
+			abandon()
+			return nil, nil, fmt.Errorf("compile module: %w", ctx.Err())
+		}
+	}
 	if headStart < 0 {
 		return wait()
 	}
@@ -187,6 +248,9 @@ func (r *Runtime) compileTiered(ctx context.Context, wasm []byte, headStart time
 	case c := <-done:
 		return c.m, nil, c.err
 	case <-timer.C:
+	case <-ctx.Done():
+		abandon()
+		return nil, nil, fmt.Errorf("compile module: %w", ctx.Err())
 	}
 	select {
 	case r.interpreting <- struct{}{}:
@@ -237,19 +301,67 @@ type instance struct {
 	stack     []uint64
 	stderr    *tailBuffer // why a Go guest aborted is only written here
 	code      *module     // what it runs; the pool replaces interpreted instances
+	clock     *sleeper    // ends the guest's sleeps with the call's context
+}
+
+// sleeper is an instance's WASI sleep (clock subscriptions of poll_oneoff:
+// Go's time.Sleep, Rust's thread::sleep). wazero's own sleep ignores the
+// context, so a guest sleeping for minutes would outlive its call deadline;
+// this one returns when the context of the work in progress ends, and
+// WithCloseOnContextDone then stops the guest at its next check. Only the
+// goroutine running the instance uses it (one call at a time), so it needs
+// no lock.
+type sleeper struct{ ctx context.Context }
+
+func (s *sleeper) sleep(ns int64) {
+	if ns <= 0 {
+		return
+	}
+	ctx := s.ctx
+	if ctx == nil { // no call in progress: nothing to observe
+		ctx = context.Background()
+	}
+	t := time.NewTimer(time.Duration(ns))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// during runs fn with the guest's sleeps bound to ctx.
+func (s *sleeper) during(ctx context.Context, fn func() error) error {
+	s.ctx = ctx
+	defer func() { s.ctx = nil }()
+	return fn()
 }
 
 // instantiate creates a fresh instance and runs its initialiser: `_initialize`
 // for reactors (Go c-shared builds), `_start` for commands (TinyGo), nothing
-// for plain modules (Rust wasmbus actors).
+// for plain modules (Rust wasmbus actors). A deadline on ctx bounds all of
+// it, the guest's sleeps included: the error then wraps ErrStartTimeout.
 func (r *Runtime) instantiate(ctx context.Context, m *module, id string) (*instance, error) {
+	in, err := r.instantiateUnbounded(ctx, m, id)
+	switch {
+	case err == nil:
+		return in, nil
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return nil, fmt.Errorf("%w: %w", ErrStartTimeout, err)
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("actor start abandoned: %w: %w", ctx.Err(), err)
+	}
+	return nil, err
+}
+
+func (r *Runtime) instantiateUnbounded(ctx context.Context, m *module, id string) (*instance, error) {
 	cm := m.cm
 	exports := cm.ExportedFunctions()
 	stderr := &tailBuffer{max: 512}
+	clock := &sleeper{}
 	cfg := wazero.NewModuleConfig().
 		WithName(""). // anonymous: many instances of one module may coexist
 		WithArgs("main.wasm").
-		WithSysWalltime().WithSysNanotime().WithSysNanosleep().
+		WithSysWalltime().WithSysNanotime().WithNanosleep(clock.sleep).
 		WithRandSource(rand.Reader).
 		WithStderr(stderr).
 		WithStartFunctions()
@@ -261,23 +373,25 @@ func (r *Runtime) instantiate(ctx context.Context, m *module, id string) (*insta
 		if _, ok := exports[start]; !ok {
 			continue
 		}
-		if _, err := mod.ExportedFunction(start).Call(ctx); err != nil {
+		err := clock.during(ctx, func() error { _, err := mod.ExportedFunction(start).Call(ctx); return err })
+		if err != nil {
 			var exit *sys.ExitError
 			if !(errors.As(err, &exit) && exit.ExitCode() == 0 && !mod.IsClosed()) {
-				_ = mod.Close(ctx)
-				return nil, fmt.Errorf("run %s: %w", start, err)
+				_ = mod.Close(context.WithoutCancel(ctx))
+				return nil, fmt.Errorf("run %s: %w%s", start, err, stderr.reason())
 			}
 		}
 		break
 	}
-	return &instance{id: id, mod: mod, guestCall: mod.ExportedFunction(exportGuestCall), stack: make([]uint64, 2), stderr: stderr, code: m}, nil
+	return &instance{id: id, mod: mod, guestCall: mod.ExportedFunction(exportGuestCall), stack: make([]uint64, 2),
+		stderr: stderr, code: m, clock: clock}, nil
 }
 
 // call runs one operation in the instance. A deadline on ctx interrupts it.
 func (in *instance) call(ctx context.Context, st *callState) ([]byte, error) {
 	ctx = context.WithValue(ctx, callKey{}, st)
 	in.stack[0], in.stack[1] = uint64(len(st.op)), uint64(len(st.msg))
-	err := in.guestCall.CallWithStack(ctx, in.stack)
+	err := in.clock.during(ctx, func() error { return in.guestCall.CallWithStack(ctx, in.stack) })
 	if err != nil {
 		var exit *sys.ExitError
 		switch {

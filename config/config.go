@@ -142,6 +142,9 @@ type Config struct {
 	// ActorQueueLength is how many invocations may wait for a free actor
 	// instance; later ones get an error reply (LATTICED_ACTOR_QUEUE).
 	ActorQueueLength int
+	// ActorStartTimeout bounds the start of one actor instance, its
+	// initialisation code included (LATTICED_ACTOR_START_TIMEOUT).
+	ActorStartTimeout time.Duration
 	// CacheStorage is the LATTICECACHE stream's storage, "file" or "memory"
 	// (LATTICED_CACHE_STORAGE).
 	CacheStorage string
@@ -233,6 +236,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.Duration("clock_skew", c.ClockSkew),
 		slog.Uint64("actor_memory_pages", uint64(c.ActorMemoryLimitPages)),
 		slog.Int("actor_queue", c.ActorQueueLength),
+		slog.Duration("actor_start_timeout", c.ActorStartTimeout),
 		slog.String("admin_socket", c.AdminSocket),
 		slog.Duration("restart_backoff", c.RestartBackoff),
 		slog.Duration("restart_backoff_max", c.RestartBackoffMax),
@@ -398,6 +402,9 @@ func (c *Config) problems() *errs {
 	}
 	if c.ActorQueueLength < 0 {
 		e.add(EnvActorQueue, "%d: must not be negative", c.ActorQueueLength)
+	}
+	if c.ActorStartTimeout <= 0 {
+		e.add(EnvActorStartTimeout, "%s: must be a positive duration such as 5s", c.ActorStartTimeout)
 	}
 	if c.CacheStorage != "file" && c.CacheStorage != "memory" {
 		e.add(EnvCacheStorage, "%q: must be file or memory", c.CacheStorage)

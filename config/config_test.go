@@ -151,6 +151,7 @@ func TestDefaults(t *testing.T) {
 		{"ClockSkew", c.ClockSkew, 30 * time.Second},
 		{"ActorMemoryLimitPages", c.ActorMemoryLimitPages, uint32(4096)},
 		{"ActorQueueLength", c.ActorQueueLength, 256},
+		{"ActorStartTimeout", c.ActorStartTimeout, 5 * time.Second},
 		{"ConfigFile", c.ConfigFile, ""},
 		{"EmbeddedNATS", c.EmbeddedNATS(), true},
 	}
@@ -403,6 +404,8 @@ func TestValidationErrors(t *testing.T) {
 			want: []string{EnvCacheReplicas + ": 7: must be 1 to 5"}},
 		{name: "negative queue", env: map[string]string{EnvActorQueue: "-1"},
 			want: []string{EnvActorQueue + ": -1: must not be negative"}},
+		{name: "zero start timeout", env: map[string]string{EnvActorStartTimeout: "0s"},
+			want: []string{EnvActorStartTimeout + ": 0s: must be a positive duration such as 5s"}},
 		{name: "ctl topic prefix wildcard", env: map[string]string{EnvCtlTopicPrefix: "wasmbus.*"},
 			want: []string{EnvCtlTopicPrefix + ": \"wasmbus.*\": must not contain the wildcards"}},
 		{name: "js domain with dot", env: map[string]string{EnvJSDomain: "a.b"},

@@ -61,6 +61,7 @@ const (
 	EnvClockSkew           = "LATTICED_CLOCK_SKEW"
 	EnvActorMemoryPages    = "LATTICED_ACTOR_MEMORY_PAGES"
 	EnvActorQueue          = "LATTICED_ACTOR_QUEUE"
+	EnvActorStartTimeout   = "LATTICED_ACTOR_START_TIMEOUT"
 	EnvCacheStorage        = "LATTICED_CACHE_STORAGE"
 	EnvCacheReplicas       = "LATTICED_CACHE_REPLICAS"
 
@@ -101,6 +102,7 @@ const (
 	DefaultClockSkew             = 30 * time.Second
 	DefaultActorMemoryLimitPages = 4096 // 64 KiB pages: 256 MiB
 	DefaultActorQueueLength      = 256
+	DefaultActorStartTimeout     = 5 * time.Second
 	DefaultCacheStorage          = "file"
 	DefaultCacheReplicas         = 1
 	DefaultRestartBackoff        = 500 * time.Millisecond
@@ -277,6 +279,9 @@ var settings = func() []setting {
 		{env: EnvActorQueue, kind: kindInt, def: DefaultActorQueueLength,
 			usage: "invocations that may wait for a free actor instance",
 			set:   func(c *Config, v any) { c.ActorQueueLength = v.(int) }},
+		{env: EnvActorStartTimeout, kind: kindDuration, def: DefaultActorStartTimeout.String(),
+			usage: "deadline for starting one actor instance (its initialisation code), e.g. 5s",
+			set:   func(c *Config, v any) { c.ActorStartTimeout = v.(time.Duration) }},
 		{env: EnvCacheStorage, kind: kindString, def: DefaultCacheStorage,
 			usage: "storage of the LATTICECACHE_{prefix} stream: file or memory (wasmCloud uses memory)",
 			set:   func(c *Config, v any) { c.CacheStorage = v.(string) }},

@@ -16,6 +16,7 @@ const (
 	EventActorStopped        = "actor_stopped"
 	EventActorsStarted       = "actors_started"
 	EventActorsStopped       = "actors_stopped"
+	EventActorStartFailed    = "actor_start_failed" // an instance did not start: actor_ref, error
 	EventActorsStartFailed   = "actors_start_failed"
 	EventActorUpdated        = "actor_updated"
 	EventActorUpdateFailed   = "actor_update_failed"

@@ -318,6 +318,7 @@ func runHost(cmd *cobra.Command, _ []string) error {
 		LatticePrefix: cfg.LatticePrefix, CtlTopicPrefix: cfg.CtlTopicPrefix, RPC: rpc, Ctl: ctl,
 		RPCTimeout: cfg.RPCTimeout, AllowFileLoad: cfg.AllowFileLoad, AllowedActorIssuers: cfg.AllowedActorIssuers,
 		MaxPayloadBytes: cfg.MaxPayloadBytes, QueueLength: cfg.ActorQueueLength,
+		StartTimeout:     cfg.ActorStartTimeout,
 		MemoryLimitPages: cfg.ActorMemoryLimitPages, CompileCacheDir: supervisor.DataPath(cfg.DataDir, supervisor.CompileCacheDir),
 		ReplayWindow: cfg.ReplayWindow, ClockSkew: cfg.ClockSkew, Labels: cfg.Labels, JSDomain: cfg.JSDomain,
 		CacheMemoryStorage: cfg.CacheStorage == "memory", CacheReplicas: cfg.CacheReplicas,

@@ -16,6 +16,12 @@ import (
 // with a stop function (idempotent) that also runs when the test ends.
 func Start(t testing.TB, opts agent.Options) (*agent.Host, func()) {
 	t.Helper()
+	if opts.StartTimeout == 0 {
+		// Under -race wazero runs about twenty times slower, and an
+		// interpreted Go actor's initialiser takes longer than the
+		// production start deadline; tests that test that deadline set it.
+		opts.StartTimeout = 2 * time.Minute
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h, err := agent.New(ctx, opts)
 	if err != nil {
