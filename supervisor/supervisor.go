@@ -333,6 +333,9 @@ func (s *Supervisor) startNATS(cfg *config.Config) error {
 		return s.startExternal(cfg, scope)
 	}
 	s.mode = modeEmbedded
+	if err := CheckListen(cfg.NATSListen, config.EnvNATSListen); err != nil { // before any operator key is created
+		return fmt.Errorf("embedded NATS: %w", err)
+	}
 	keys, err := LoadOperatorKeys(cfg.DataDir)
 	if err != nil {
 		return err

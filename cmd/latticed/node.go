@@ -100,6 +100,10 @@ func runUp(cmd *cobra.Command, startActors []string, applyPath string) error {
 			return usageError{err}
 		}
 	}
+	// A taken port fails now, before any key or file is created.
+	if err := supervisor.CheckAddrs(cfg); err != nil {
+		return err
+	}
 	clusterKey, hostKey, err := nodeKeys(cfg, log)
 	if err != nil {
 		return err
