@@ -160,11 +160,11 @@ func New(cfg *config.Config, opts Options) (*Supervisor, error) {
 	for _, st := range providerStates {
 		s.m.Providers.WithLabelValues(st)
 	}
-	for _, r := range ExitReasons {
-		for _, role := range []string{roleHost, roleProvider} {
-			s.m.ChildExits.WithLabelValues(role, string(r))
-		}
+	reasons := make([]string, len(ExitReasons))
+	for i, r := range ExitReasons {
+		reasons[i] = string(r)
 	}
+	s.m.InitSupervisor(reasons) // alerts on increase() see the first event
 	return s, nil
 }
 

@@ -14,6 +14,8 @@
 //   - hostcall: Call.Forward performs the host call described by its payload.
 //   - lifecycle: Life.MainRan, Life.Count, Life.Sleep, Life.Goroutine report
 //     how the Go reactor behaves (main not run, state kept across calls).
+//   - anyop: answers every operation, whatever its name, with that name
+//     (the worst case for the operation label of the host's metrics).
 //   - logger: Gen.Guid logs through wasmcloud:builtin:logging and returns a
 //     GUID from wasmcloud:builtin:numbergen; Log.Write logs its payload.
 package testactors
