@@ -15,7 +15,9 @@ type callMetrics struct {
 	key        string
 	queueDepth prometheus.Gauge
 	queueWait  prometheus.Observer
-	ops        sync.Map // operation -> *opMetrics
+	ops        sync.Map // operation label -> *opMetrics
+	// names bounds the operation label: invokers choose operation names.
+	names *metrics.Operations
 }
 
 type opMetrics struct {
@@ -23,15 +25,19 @@ type opMetrics struct {
 	duration   prometheus.Observer
 }
 
+// newCallMetrics also creates the actor's fixed-label counter series at 0,
+// so that alerts see its first failure.
 func newCallMetrics(m *metrics.Metrics, key string) *callMetrics {
+	m.InitActor(key)
 	return &callMetrics{
 		m: m, key: key,
 		queueDepth: m.ActorQueueDepth.WithLabelValues(key),
 		queueWait:  m.ActorQueueWait.WithLabelValues(key),
+		names:      metrics.NewOperations(metrics.MaxOperations),
 	}
 }
 
-// op returns the children for one operation of the actor.
+// op returns the children for one operation label of the actor.
 func (c *callMetrics) op(operation string) *opMetrics {
 	if o, ok := c.ops.Load(operation); ok {
 		return o.(*opMetrics)
@@ -46,7 +52,7 @@ func (c *callMetrics) op(operation string) *opMetrics {
 
 // done counts one finished invocation of operation.
 func (c *callMetrics) done(operation string, failed bool, seconds float64) {
-	o := c.op(operation)
+	o := c.op(c.names.Label(operation, !failed))
 	if failed {
 		o.failed.Inc()
 	} else {

@@ -378,7 +378,7 @@ func (r *Runtime) instantiateUnbounded(ctx context.Context, m *module, id string
 			var exit *sys.ExitError
 			if !(errors.As(err, &exit) && exit.ExitCode() == 0 && !mod.IsClosed()) {
 				_ = mod.Close(context.WithoutCancel(ctx))
-				return nil, fmt.Errorf("run %s: %w%s", start, err, stderr.reason())
+				return nil, fmt.Errorf("run %s: %w%s", start, err, stderr.reasonSuffix())
 			}
 		}
 		break

@@ -98,6 +98,10 @@ type Config struct {
 	JSDomain string
 	// AllowFileLoad permits file:// actor and provider references (WASMCLOUD_ALLOW_FILE_LOAD).
 	AllowFileLoad bool
+	// TolerateStartFailures keeps `latticed up` running when what it was
+	// told to start (--start-actor, --apply) fails; otherwise such a
+	// failure ends it with exit status 1 (LATTICED_TOLERATE_START_FAILURES).
+	TolerateStartFailures bool
 	// OCIAllowLatest permits OCI references tagged :latest (WASMCLOUD_OCI_ALLOW_LATEST).
 	OCIAllowLatest bool
 	// OCIAllowedInsecure are registries that may be reached over plain HTTP
@@ -230,6 +234,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("data_dir", c.DataDir),
 		slog.String("nats_listen", c.NATSListen),
 		slog.String("metrics_addr", c.MetricsAddr),
+		slog.Bool("tolerate_start_failures", c.TolerateStartFailures),
 		slog.Any("allowed_actor_issuers", c.AllowedActorIssuers),
 		slog.Int("max_payload_bytes", c.MaxPayloadBytes),
 		slog.Duration("replay_window", c.ReplayWindow),

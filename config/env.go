@@ -51,19 +51,22 @@ const (
 	// variable becomes host label {name}, lower-cased.
 	EnvLabelPrefix = "WASMCLOUD_LABEL_"
 
-	EnvConfig              = "LATTICED_CONFIG"
-	EnvDataDir             = "LATTICED_DATA_DIR"
-	EnvNATSListen          = "LATTICED_NATS_LISTEN"
-	EnvMetricsAddr         = "LATTICED_METRICS_ADDR"
-	EnvAllowedActorIssuers = "LATTICED_ALLOWED_ACTOR_ISSUERS"
-	EnvMaxPayloadBytes     = "LATTICED_MAX_PAYLOAD_BYTES"
-	EnvReplayWindow        = "LATTICED_REPLAY_WINDOW"
-	EnvClockSkew           = "LATTICED_CLOCK_SKEW"
-	EnvActorMemoryPages    = "LATTICED_ACTOR_MEMORY_PAGES"
-	EnvActorQueue          = "LATTICED_ACTOR_QUEUE"
-	EnvActorStartTimeout   = "LATTICED_ACTOR_START_TIMEOUT"
-	EnvCacheStorage        = "LATTICED_CACHE_STORAGE"
-	EnvCacheReplicas       = "LATTICED_CACHE_REPLICAS"
+	EnvConfig      = "LATTICED_CONFIG"
+	EnvDataDir     = "LATTICED_DATA_DIR"
+	EnvNATSListen  = "LATTICED_NATS_LISTEN"
+	EnvMetricsAddr = "LATTICED_METRICS_ADDR"
+	// EnvTolerateStartFailures lets `latticed up` run on when an actor given
+	// with --start-actor or an item of --apply fails (default: exit 1).
+	EnvTolerateStartFailures = "LATTICED_TOLERATE_START_FAILURES"
+	EnvAllowedActorIssuers   = "LATTICED_ALLOWED_ACTOR_ISSUERS"
+	EnvMaxPayloadBytes       = "LATTICED_MAX_PAYLOAD_BYTES"
+	EnvReplayWindow          = "LATTICED_REPLAY_WINDOW"
+	EnvClockSkew             = "LATTICED_CLOCK_SKEW"
+	EnvActorMemoryPages      = "LATTICED_ACTOR_MEMORY_PAGES"
+	EnvActorQueue            = "LATTICED_ACTOR_QUEUE"
+	EnvActorStartTimeout     = "LATTICED_ACTOR_START_TIMEOUT"
+	EnvCacheStorage          = "LATTICED_CACHE_STORAGE"
+	EnvCacheReplicas         = "LATTICED_CACHE_REPLICAS"
 
 	// Supervisor (latticed up) settings.
 	EnvAdminSocket           = "LATTICED_ADMIN_SOCKET"
@@ -261,6 +264,9 @@ var settings = func() []setting {
 		{env: EnvMetricsAddr, kind: kindString, def: DefaultMetricsAddr,
 			usage: "host:port for /metrics, /healthz, /readyz",
 			set:   func(c *Config, v any) { c.MetricsAddr = v.(string) }},
+		{env: EnvTolerateStartFailures, kind: kindBool, def: false,
+			usage: "up: keep running when a --start-actor or --apply item fails (default: exit 1)",
+			set:   func(c *Config, v any) { c.TolerateStartFailures = v.(bool) }},
 		{env: EnvAllowedActorIssuers, kind: kindList, defHelp: "(any)",
 			usage: "comma list of account keys (A...) allowed to sign actors; empty = any",
 			set:   func(c *Config, v any) { c.AllowedActorIssuers = v.([]string) }},

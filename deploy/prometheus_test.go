@@ -136,6 +136,11 @@ type ruleFile struct {
 type ruleTestFile struct {
 	RuleFiles []string `yaml:"rule_files"`
 	Tests     []struct {
+		Name        string `yaml:"name"`
+		InputSeries []struct {
+			Series string `yaml:"series"`
+			Values string `yaml:"values"`
+		} `yaml:"input_series"`
 		AlertRuleTest []struct {
 			Alertname string `yaml:"alertname"`
 			ExpAlerts []any  `yaml:"exp_alerts"`
@@ -148,6 +153,58 @@ const (
 	rulesFile  = "deploy/prometheus/rules/latticed.rules.yml"
 	rulesTest  = "deploy/prometheus/rules/latticed.rules.test.yml"
 )
+
+// firstEventGroup is the one rule test whose counter appears at its first
+// event, to show why that shape must not reach Prometheus.
+const firstEventGroup = "counter appearing at its first event"
+
+// The rule tests feed counters as a real node's scrapes show them: absent
+// until their owner (supervisor, host, actor) starts, 0 from then on, then
+// the events; a test whose series start at their first event would pass
+// on a node whose alerts can never fire for it.
+func TestAlertRuleInputsStartAsScrapesDo(t *testing.T) {
+	var tf ruleTestFile
+	if err := yaml.Unmarshal([]byte(readFile(t, rulesTest)), &tf); err != nil {
+		t.Fatal(err)
+	}
+	counter := regexp.MustCompile(`^latticed_[a-z_]+(_total|_bucket)\{`)
+	seen := false
+	for i, tc := range tf.Tests {
+		for _, in := range tc.InputSeries {
+			if !counter.MatchString(in.Series) {
+				continue
+			}
+			fields := strings.Fields(in.Values)
+			k := 0
+			for k < len(fields) && fields[k] == "_" {
+				k++
+			}
+			first := ""
+			if k < len(fields) {
+				first = fields[k]
+			}
+			startsAtZero := k > 0 && (first == "0" || strings.HasPrefix(first, "0+"))
+			if tc.Name == firstEventGroup {
+				seen = true
+				if startsAtZero {
+					t.Errorf("tests[%d] %q: %s should appear at its first event", i, tc.Name, in.Series)
+				}
+				for _, a := range tc.AlertRuleTest {
+					if len(a.ExpAlerts) > 0 {
+						t.Errorf("tests[%d] %q: %s fires, but increase() cannot see a first sample", i, tc.Name, a.Alertname)
+					}
+				}
+				continue
+			}
+			if !startsAtZero {
+				t.Errorf("tests[%d]: %s values %q: want absent samples (_) before its owner starts, then 0, then the events", i, in.Series, in.Values)
+			}
+		}
+	}
+	if !seen {
+		t.Errorf("%s has no test %q showing a counter that appears at its first event", rulesTest, firstEventGroup)
+	}
+}
 
 // The scrape config, the rules and their unit tests pass promtool.
 func TestPromtool(t *testing.T) {

@@ -242,8 +242,52 @@ func applyProvider(ctx context.Context, c *ctlclient.Client, p Provider, key str
 	if err := c.StartProvider(ctx, host, lattice.LaunchProviderCommand{ProviderRef: p.Ref, LinkName: p.LinkName, Configuration: p.Config}); err != nil {
 		return st, err
 	}
-	st.HostID, st.Action = host, "started"
+	st.HostID = host
+	// The launch was accepted; "started" means it runs: wait for it.
+	if err := waitProviderRunning(ctx, c, host, key, p.LinkName); err != nil {
+		return st, err
+	}
+	st.Action = "started"
 	return st, nil
+}
+
+// ProviderStartTimeout bounds how long Apply waits for a provider it
+// launched to run (latticed's supervisor gives a new provider 30 s to pass
+// its first health check).
+var ProviderStartTimeout = 45 * time.Second
+
+// waitProviderRunning polls the host's inventory until the provider runs
+// (a host without the latticed state extension: once it is listed), and
+// fails at once when it ended failed or revoked.
+func waitProviderRunning(ctx context.Context, c *ctlclient.Client, host, key, linkName string) error {
+	ctx, cancel := context.WithTimeout(ctx, ProviderStartTimeout)
+	defer cancel()
+	last := "not listed"
+	for {
+		inv, err := c.Inventory(ctx, host)
+		if err == nil {
+			for _, d := range inv.Providers {
+				if d.ID != key || d.LinkName != linkName {
+					continue
+				}
+				switch d.State {
+				case "", "running":
+					return nil
+				case "failed", "revoked":
+					return fmt.Errorf("provider %s (link name %s) %s: %s", key, linkName, d.State, d.ExitReason)
+				}
+				last = d.State
+				if d.ExitReason != "" {
+					last += " (" + d.ExitReason + ")"
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("provider %s (link name %s) not running after %s: %s", key, linkName, ProviderStartTimeout, last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // ProviderKey is the public key a provider reference stands for: a key

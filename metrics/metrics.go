@@ -23,7 +23,13 @@ const (
 )
 
 // Metrics holds the node's collectors. Labels hold bounded values only: actor
-// public keys, operation names, fixed reasons — never paths or invocation ids.
+// public keys, operation names bounded per actor (Operations), fixed reasons
+// — never paths or invocation ids.
+//
+// Every series with fixed label values exists, at 0, from the time its owner
+// starts (the supervisor, a provider, an actor), not from its first event:
+// Prometheus' increase() and rate() see nothing of a series' first sample,
+// so an alert on a counter that appears at 1 would miss the first event.
 type Metrics struct {
 	Registry *prometheus.Registry
 
@@ -223,6 +229,61 @@ func Result(err error) string {
 		return ResultError
 	}
 	return ResultOK
+}
+
+// Instance failure kinds (label values of ActorInstanceFailures).
+const (
+	FailureTimeout = "timeout"
+	FailureTrap    = "trap"
+	FailureExit    = "exit"
+)
+
+// Host call target kinds (label values of HostCallsTotal).
+const (
+	TargetProvider = "provider"
+	TargetActor    = "actor"
+	TargetBuiltin  = "builtin"
+)
+
+// Supervisor child roles (role label of ChildExits and ChildRestarts).
+const (
+	RoleHost     = "host"
+	RoleProvider = "provider"
+)
+
+// InitActor creates the series of one actor's failure and host-call
+// counters at 0; the host calls it when the actor starts.
+func (m *Metrics) InitActor(actor string) {
+	for _, k := range []string{FailureTimeout, FailureTrap, FailureExit} {
+		m.ActorInstanceFailures.WithLabelValues(actor, k)
+	}
+	for _, t := range []string{TargetProvider, TargetActor, TargetBuiltin} {
+		for _, r := range []string{ResultOK, ResultError} {
+			m.HostCallsTotal.WithLabelValues(actor, t, r)
+		}
+	}
+}
+
+// InitSupervisor creates the supervisor's counter series at 0: revocations
+// by result, and child exits and restarts by role and each exit reason.
+func (m *Metrics) InitSupervisor(exitReasons []string) {
+	for _, r := range []string{ResultOK, ResultError} {
+		m.Revocations.WithLabelValues(r)
+	}
+	for _, reason := range exitReasons {
+		for _, role := range []string{RoleHost, RoleProvider} {
+			m.ChildExits.WithLabelValues(role, reason)
+			m.ChildRestarts.WithLabelValues(role, reason)
+		}
+	}
+}
+
+// InitHTTPServer creates the HTTP server provider's request series at 0,
+// one per status class.
+func (m *Metrics) InitHTTPServer() {
+	for _, c := range []string{"2xx", "3xx", "4xx", "5xx", "other"} {
+		m.HTTPRequests.WithLabelValues(c)
+	}
 }
 
 // InitRejectReasons pre-creates a zero series per reason so alerts and rate()

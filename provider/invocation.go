@@ -57,7 +57,7 @@ func (p *Provider) serveInvocation(m *nats.Msg) {
 	ctx, span := telemetry.StartInvocation(ctx, inv, p.hd.ProviderKey) // a no-op while tracing is off
 	defer span.EndResponse(resp)
 	out, err := p.c.Handle(ctx, Call{Operation: inv.Operation, Payload: inv.Msg, Actor: inv.Origin.PublicKey, Link: ld, InvocationID: inv.ID})
-	p.m.ProviderInvocations.WithLabelValues(inv.Operation, metrics.Result(err)).Inc()
+	p.m.ProviderInvocations.WithLabelValues(p.ops.Label(inv.Operation, err == nil), metrics.Result(err)).Inc()
 	if err != nil {
 		resp.Error = err.Error()
 		p.log.Debug("invocation failed", "actor", inv.Origin.PublicKey, "operation", inv.Operation, "err", err)

@@ -207,6 +207,7 @@ type Provider struct {
 	inflight sync.WaitGroup
 	running  atomic.Bool
 	m        *metrics.Metrics
+	ops      *metrics.Operations // bounds the operation label: invokers choose names
 
 	rejectLogs *rate.Limiter // refusals are logged, but not at an attacker's pace
 
@@ -288,6 +289,7 @@ func New(cfg Config, c Capability) (*Provider, error) {
 		ready:  make(chan struct{}), stop: make(chan struct{}), lost: make(chan struct{}), abandon: make(chan struct{}),
 		sem: make(chan struct{}, cfg.MaxConcurrent), links: map[string]lattice.LinkDefinition{},
 		rejectLogs: rate.NewLimiter(rate.Limit(10), 20),
+		ops:        metrics.NewOperations(metrics.MaxOperations),
 		policy: lattice.NewIssuerPolicy(hd.ClusterIssuers,
 			lattice.WithReplayGuard(lattice.NewReplayGuard(cfg.ReplayWindow, 1<<20)),
 			lattice.WithClockSkew(cfg.ClockSkew)),

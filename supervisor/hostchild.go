@@ -14,12 +14,13 @@ import (
 
 	"github.com/latticed/latticed/config"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/metrics"
 )
 
 // Child roles (the role label of the child metrics).
 const (
-	roleHost     = "host"
-	roleProvider = "provider"
+	roleHost     = metrics.RoleHost
+	roleProvider = metrics.RoleProvider
 )
 
 // Child states.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
@@ -31,9 +32,35 @@ type EmbeddedNATS struct {
 	jwts     operatorJWTs
 }
 
+// ErrAddrInUse is returned (wrapped) by CheckListen when another process
+// holds the address.
+var ErrAddrInUse = errors.New("address already in use")
+
+// CheckListen reports whether this process can listen on addr (host:port)
+// right now, by binding it and letting it go. `latticed up` calls it for
+// the embedded NATS and metrics addresses before it creates any key, so a
+// taken port fails in milliseconds and leaves the data dir untouched,
+// instead of after nats-server's start timeout. what names the setting in
+// the error, e.g. config.EnvNATSListen.
+func CheckListen(addr, what string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("%s %s: %w by another process (stop it or set %s to a free address)", what, addr, ErrAddrInUse, what)
+		}
+		return fmt.Errorf("%s %s: %w", what, addr, err)
+	}
+	return ln.Close()
+}
+
 // StartNATS starts an embedded nats-server with JetStream and waits until it
 // accepts connections. Callers Shutdown it.
 func StartNATS(e EmbeddedNATS) (*server.Server, error) {
+	// nats-server reports a failed listen only in its log and then never
+	// becomes ready: check first, so a taken port fails at once.
+	if err := CheckListen(e.Listen, config.EnvNATSListen); err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
 	host, portStr, err := net.SplitHostPort(e.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS listen address %q: %w", e.Listen, err)
@@ -229,4 +256,19 @@ func WriteSecret(path string, data []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// CheckAddrs checks that the addresses `latticed up` will listen on with
+// cfg are free: the embedded NATS server's (when no NATS is configured) and
+// the metrics endpoint's. Run it before creating keys or files.
+func CheckAddrs(cfg *config.Config) error {
+	if cfg.EmbeddedNATS() {
+		if err := CheckListen(cfg.NATSListen, config.EnvNATSListen); err != nil {
+			return fmt.Errorf("embedded NATS: %w", err)
+		}
+	}
+	if err := CheckListen(cfg.MetricsAddr, config.EnvMetricsAddr); err != nil {
+		return fmt.Errorf("metrics endpoint: %w", err)
+	}
+	return nil
 }

@@ -61,6 +61,12 @@ type Options struct {
 	Environ []string
 	// StartActors are started on the host once it is first ready.
 	StartActors []string
+	// Apply, when set, runs once after StartActors (e.g. `up --apply`'s
+	// manifest). What StartActors and Apply declare is part of readiness:
+	// the node is ready only once they succeeded, and a failure ends Run
+	// with an ErrDeclaredStart error unless the configuration tolerates it
+	// (LATTICED_TOLERATE_START_FAILURES).
+	Apply func(ctx context.Context) error
 	// ClusterKey signs invocations (the host loads the same key itself);
 	// HostKey is the host's identity, kept across host restarts.
 	ClusterKey, HostKey *lattice.KeyPair
@@ -116,6 +122,9 @@ type Supervisor struct {
 	// delegationLifetime, when set, overrides defaultDelegationTTL (tests).
 	delegationLifetime time.Duration
 
+	// fatal carries the one error that ends Run early: a declared start
+	// that failed.
+	fatal    chan error
 	stopping atomic.Bool
 	spawnMu  sync.Mutex
 	spawns   []spawnRecord // every child process started, for status and tests
@@ -152,7 +161,7 @@ func New(cfg *config.Config, opts Options) (*Supervisor, error) {
 		opts: opts, cfg: cfg, log: opts.Logger, m: opts.Metrics,
 		hostID: opts.HostKey.PublicKey(), prefix: cfg.LatticePrefix,
 		ctl:   lattice.NewCtl(cfg.CtlTopicPrefix, cfg.LatticePrefix),
-		ready: make(chan struct{}), provs: map[provKey]*providerInstance{},
+		ready: make(chan struct{}), fatal: make(chan error, 1), provs: map[provKey]*providerInstance{},
 		runDir: DataPath(cfg.DataDir, RuntimeDir), adminPath: AdminSocketPath(cfg),
 		providerStartup: providerStartup,
 	}
@@ -160,16 +169,17 @@ func New(cfg *config.Config, opts Options) (*Supervisor, error) {
 	for _, st := range providerStates {
 		s.m.Providers.WithLabelValues(st)
 	}
-	for _, r := range ExitReasons {
-		for _, role := range []string{roleHost, roleProvider} {
-			s.m.ChildExits.WithLabelValues(role, string(r))
-		}
+	reasons := make([]string, len(ExitReasons))
+	for i, r := range ExitReasons {
+		reasons[i] = string(r)
 	}
+	s.m.InitSupervisor(reasons) // alerts on increase() see the first event
 	return s, nil
 }
 
-// Ready is closed once the host serves the lattice and the actors given at
-// start were asked to start.
+// Ready is closed once the host serves the lattice and what was declared at
+// start (Options.StartActors, Options.Apply) has succeeded, or failed while
+// tolerated.
 func (s *Supervisor) Ready() <-chan struct{} { return s.ready }
 
 // HostID is the host's public key, the same across host restarts.
@@ -259,10 +269,13 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 	hostDone := make(chan error, 1)
 	go func() { hostDone <- s.hostProc.run(hostCtx) }()
 
-	var hostErr error
+	var hostErr, fatal error
 	select {
 	case <-ctx.Done():
 		s.log.Info("stopping the node", "grace", cfg.StopGrace.String())
+	case fatal = <-s.fatal:
+		s.log.Error("stopping the node: what it was told to start failed (set "+config.EnvTolerateStartFailures+"=true to run on)",
+			"err", fatal, "grace", cfg.StopGrace.String())
 	case hostErr = <-hostDone:
 		hostDone <- hostErr // the stop sequence below waits for it again
 		if errors.Is(hostErr, errHostStopped) {
@@ -270,6 +283,9 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 		}
 	}
 	s.stop(cfg.StopGrace, stopHost, hostDone)
+	if fatal != nil {
+		return fatal
+	}
 	if hostErr != nil && !errors.Is(hostErr, errHostStopped) {
 		return hostErr
 	}
@@ -333,6 +349,9 @@ func (s *Supervisor) startNATS(cfg *config.Config) error {
 		return s.startExternal(cfg, scope)
 	}
 	s.mode = modeEmbedded
+	if err := CheckListen(cfg.NATSListen, config.EnvNATSListen); err != nil { // before any operator key is created
+		return fmt.Errorf("embedded NATS: %w", err)
+	}
 	keys, err := LoadOperatorKeys(cfg.DataDir)
 	if err != nil {
 		return err
@@ -396,12 +415,12 @@ func (s *Supervisor) onHostReady(first bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), ctlStartTimeout)
 	defer cancel()
 	if first {
-		for _, ref := range s.opts.StartActors {
-			if err := s.startActor(ctx, ref, 1); err != nil {
-				s.log.Error("start actor failed", "ref", ref, "err", err)
-				continue
+		if err := s.declaredStarts(ctx); err != nil {
+			if !s.config().TolerateStartFailures {
+				s.fatal <- err // buffered; sent once: first is true once
+				return
 			}
-			s.log.Info("actor started", "ref", ref)
+			s.log.Warn("running on although a declared start failed ("+config.EnvTolerateStartFailures+")", "err", err)
 		}
 		close(s.ready)
 		s.notify(notifyReady)
@@ -410,6 +429,33 @@ func (s *Supervisor) onHostReady(first bool) {
 		return
 	}
 	s.actors.replay(ctx, s.startActor, s.log)
+}
+
+// ErrDeclaredStart wraps the failures of what the node was told to start
+// with it (Options.StartActors, Options.Apply).
+var ErrDeclaredStart = errors.New("declared start failed")
+
+// declaredStarts starts Options.StartActors, then runs Options.Apply, and
+// reports every failure.
+func (s *Supervisor) declaredStarts(ctx context.Context) error {
+	var errs []error
+	for _, ref := range s.opts.StartActors {
+		if err := s.startActor(ctx, ref, 1); err != nil {
+			s.log.Error("start actor failed", "ref", ref, "err", err)
+			errs = append(errs, fmt.Errorf("start actor %s: %w", ref, err))
+			continue
+		}
+		s.log.Info("actor started", "ref", ref)
+	}
+	if s.opts.Apply != nil {
+		if err := s.opts.Apply(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrDeclaredStart, err)
+	}
+	return nil
 }
 
 // ctlStartTimeout bounds one actor start through the control interface.

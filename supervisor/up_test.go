@@ -35,6 +35,14 @@ type upProcess struct {
 
 func startUp(t *testing.T, env map[string]string, args ...string) *upProcess {
 	t.Helper()
+	u := launchUp(t, env, args...)
+	u.waitReady()
+	return u
+}
+
+// launchUp starts `latticed up` (killed at cleanup) without waiting for it.
+func launchUp(t *testing.T, env map[string]string, args ...string) *upProcess {
+	t.Helper()
 	dir := t.TempDir()
 	cluster, _, err := LoadOrCreateKey(DataPath(dir, ClusterSeedFile), lattice.KindCluster)
 	if err != nil {
@@ -67,6 +75,14 @@ func startUp(t *testing.T, env map[string]string, args ...string) *upProcess {
 		}
 	})
 	u.admin = NewAdminClient(filepath.Join(dir, RuntimeDir, AdminSocketFile), nil)
+	return u
+}
+
+// waitReady waits until the node reports ready on its admin socket, then
+// connects to its NATS as the operator.
+func (u *upProcess) waitReady() {
+	t := u.t
+	t.Helper()
 	testenv.CheckFor(t, 60*time.Second, 20*time.Millisecond, func() error {
 		select {
 		case <-u.done:
@@ -85,12 +101,12 @@ func startUp(t *testing.T, env map[string]string, args ...string) *upProcess {
 		u.status = st
 		return nil
 	})
-	u.nc, err = nats.Connect(u.status.NATSURL, nats.UserCredentials(DataPath(dir, AdminCredsFile)))
+	nc, err := nats.Connect(u.status.NATSURL, nats.UserCredentials(DataPath(u.dataDir, AdminCredsFile)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	u.nc = nc
 	t.Cleanup(u.nc.Close)
-	return u
 }
 
 // forward is the hostcall actor's Call.Forward argument.

@@ -16,6 +16,8 @@
 //     how the Go reactor behaves (main not run, state kept across calls).
 //   - startforever: its initialiser sleeps forever, so its start never
 //     finishes (start deadline).
+//   - anyop: answers every operation, whatever its name, with that name
+//     (the worst case for the operation label of the host's metrics).
 //   - logger: Gen.Guid logs through wasmcloud:builtin:logging and returns a
 //     GUID from wasmcloud:builtin:numbergen; Log.Write logs its payload.
 package testactors

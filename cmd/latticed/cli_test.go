@@ -103,6 +103,12 @@ type result struct {
 
 func (e *cliEnv) run(args ...string) result {
 	e.t.Helper()
+	return e.runEnv(nil, args...)
+}
+
+// runEnv runs latticed with env added to the controlled environment.
+func (e *cliEnv) runEnv(env map[string]string, args ...string) result {
+	e.t.Helper()
 	if err := os.MkdirAll(e.dir, 0o755); err != nil {
 		e.t.Fatal(err)
 	}
@@ -116,6 +122,9 @@ func (e *cliEnv) run(args ...string) result {
 	}
 	root := filepath.Dir(e.dir)
 	cmd.Env = append(cmd.Env, "HOME="+filepath.Join(root, "home"), "XDG_DATA_HOME="+filepath.Join(root, "xdg"), "LATTICED_DATA_DIR="+e.dataDir)
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
 	cmd.Stdin = strings.NewReader(e.stdin)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

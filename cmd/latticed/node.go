@@ -45,6 +45,13 @@ key and file are logged, never the seed: latticed keys show cluster prints
 it), prefix "default", metrics on LATTICED_METRICS_ADDR, and
 {data dir}/creds/admin.creds for latticed ctl and the nats CLI.
 
+What --start-actor and --apply declare is part of readiness: /readyz answers
+200 (and systemd hears READY=1) only once every actor runs and every manifest
+item is in place, each provider running. If any of it fails, up stops and
+exits with status 1, naming what failed; with
+LATTICED_TOLERATE_START_FAILURES=true (--tolerate-start-failures) it logs the
+failure and runs on.
+
 To add a node to this lattice, start it with the same WASMCLOUD_LATTICE_PREFIX
 and WASMCLOUD_CLUSTER_ISSUERS, its own WASMCLOUD_CLUSTER_SEED, and
 WASMCLOUD_RPC_HOST/WASMCLOUD_CTL_HOST pointing at this node's NATS server.
@@ -55,8 +62,8 @@ Environment:
 		RunE: func(cmd *cobra.Command, _ []string) error { return runUp(cmd, actors, apply) },
 	}
 	config.RegisterFlags(cmd.Flags())
-	cmd.Flags().StringArrayVar(&actors, "start-actor", nil, "start this actor (file:// reference; needs WASMCLOUD_ALLOW_FILE_LOAD) once the node is ready; repeatable")
-	cmd.Flags().StringVar(&apply, "apply", "", "apply this manifest (see latticed apply --help) once the node is ready")
+	cmd.Flags().StringArrayVar(&actors, "start-actor", nil, "start this actor (file:// reference; needs WASMCLOUD_ALLOW_FILE_LOAD) once the host serves; repeatable. The node is ready once it runs; a failure exits 1 unless LATTICED_TOLERATE_START_FAILURES")
+	cmd.Flags().StringVar(&apply, "apply", "", "apply this manifest (see latticed apply --help) once the host serves. The node is ready once every item is in place; a failure exits 1 unless LATTICED_TOLERATE_START_FAILURES")
 	return cmd
 }
 
@@ -101,12 +108,21 @@ func runUp(cmd *cobra.Command, startActors []string, applyPath string) error {
 			return usageError{err}
 		}
 	}
+	// A taken port fails now, before any key or file is created.
+	if err := supervisor.CheckAddrs(cfg); err != nil {
+		return err
+	}
 	clusterKey, hostKey, err := nodeKeys(cfg, log)
 	if err != nil {
 		return err
 	}
-	sup, err := supervisor.New(cfg, supervisor.Options{
-		Environ: childEnviron(cmd.Flags()), StartActors: startActors,
+	var sup *supervisor.Supervisor
+	var apply func(context.Context) error
+	if m != nil { // part of readiness: the node is ready once it is applied
+		apply = func(ctx context.Context) error { return applyManifest(ctx, sup, cfg, m, log) }
+	}
+	sup, err = supervisor.New(cfg, supervisor.Options{
+		Environ: childEnviron(cmd.Flags()), StartActors: startActors, Apply: apply,
 		ClusterKey: clusterKey, HostKey: hostKey, Logger: log, LogLevel: level, Metrics: metrics.New(),
 	})
 	if err != nil {
@@ -129,39 +145,20 @@ func runUp(cmd *cobra.Command, startActors []string, applyPath string) error {
 		log.Info("configuration reloaded")
 	})
 	defer stopReload()
-	if m == nil {
-		return sup.Run(cmd.Context())
-	}
-	ctx, cancel := context.WithCancel(cmd.Context())
-	defer cancel()
-	applied := make(chan struct{})
-	go func() {
-		defer close(applied)
-		applyWhenReady(ctx, sup, cfg, m, log)
-	}()
-	err = sup.Run(ctx)
-	cancel()
-	<-applied
-	return err
+	return sup.Run(cmd.Context())
 }
 
-// applyWhenReady applies the manifest once the supervisor's host is ready,
-// as the operator (admin credentials) of a lattice of one, else with the
-// control interface's credentials.
-func applyWhenReady(ctx context.Context, sup *supervisor.Supervisor, cfg *config.Config, m *manifest.Manifest, log *slog.Logger) {
-	select {
-	case <-sup.Ready():
-	case <-ctx.Done():
-		return
-	}
+// applyManifest applies the manifest once the supervisor's host serves, as
+// the operator (admin credentials) of a lattice of one, else with the
+// control interface's credentials, and logs each item's outcome.
+func applyManifest(ctx context.Context, sup *supervisor.Supervisor, cfg *config.Config, m *manifest.Manifest, log *slog.Logger) error {
 	auth := cfg.CTL
 	if creds := supervisor.DataPath(cfg.DataDir, supervisor.AdminCredsFile); fileExists(creds) {
 		auth = config.NATSConn{CredsFile: creds}
 	}
 	nc, err := supervisor.Connect(sup.NATSURL(), auth, "latticed-apply", log, supervisor.OperatorInbox(auth, cfg.LatticePrefix)...)
 	if err != nil {
-		log.Error("manifest not applied", "err", err)
-		return
+		return fmt.Errorf("apply manifest: %w", err)
 	}
 	defer nc.Close()
 	steps, err := manifest.Apply(ctx, ctlclient.New(nc, cfg.CtlTopicPrefix, cfg.LatticePrefix), m, 2*time.Second)
@@ -170,7 +167,9 @@ func applyWhenReady(ctx context.Context, sup *supervisor.Supervisor, cfg *config
 	}
 	if err != nil {
 		log.Error("manifest not fully applied", "err", err)
+		return fmt.Errorf("apply manifest: %w", err)
 	}
+	return nil
 }
 
 // childEnviron is the environment a host child starts from: ours, plus the

@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -215,4 +217,33 @@ func TestCtlRevokeWithoutHostIDIsFastAndProviderStartsAgain(t *testing.T) {
 		}
 		return err
 	})
+}
+
+// With the embedded NATS port held by another process, `latticed up` fails
+// at once (not after nats-server's start timeout) with exit status 1, names
+// the port and the setting, and has created no key in its fresh data dir.
+func TestUpFailsFastWhenNATSPortIsTaken(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = held.Close() })
+	addr := held.Addr().String()
+
+	e := newCLIEnv(t)
+	start := time.Now()
+	r := e.runEnv(map[string]string{"LATTICED_NATS_LISTEN": addr, "LATTICED_METRICS_ADDR": "127.0.0.1:0"}, "up")
+	took := time.Since(start)
+	r.want(t, exitFailure)
+	// The bound is generous for a loaded machine; the old code took 15 s.
+	if took > 5*time.Second {
+		t.Errorf("latticed up took %s to fail, want well under the 15s nats-server start timeout", took)
+	}
+	mustContain(t, "stderr", r.stderr, addr, "in use", "LATTICED_NATS_LISTEN")
+	for _, rel := range []string{supervisor.ClusterSeedFile, "keys"} {
+		if _, err := os.Stat(supervisor.DataPath(e.dataDir, rel)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s exists after a failed start (err %v): no key may be created", rel, err)
+		}
+	}
+	t.Logf("failed in %s: %s", took, strings.TrimSpace(r.stderr))
 }

@@ -80,6 +80,9 @@ func (s *Server) Start(_ context.Context, p *provider.Provider) error {
 	s.mu.Lock()
 	s.m = p.Metrics()
 	s.mu.Unlock()
+	if s.m != nil {
+		s.m.InitHTTPServer() // the first 5xx shows in increase()
+	}
 	return nil
 }
 
