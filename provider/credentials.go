@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -113,6 +114,7 @@ func checkRenewal(cur *jwt.UserClaims, token string, now time.Time) (*jwt.UserCl
 // them: allow_responses is per connection) and closes.
 type session struct {
 	nc     *nats.Conn
+	perms  *jwt.Permissions // what the JWT it connected with grants; nil: unknown
 	subs   []*nats.Subscription // everything but rpc
 	rpcSub *nats.Subscription
 
@@ -122,7 +124,57 @@ type session struct {
 	idle    chan struct{}
 }
 
-func newSession(nc *nats.Conn) *session { return &session{nc: nc, idle: make(chan struct{})} }
+func newSession(nc *nats.Conn, perms *jwt.Permissions) *session {
+	return &session{nc: nc, perms: perms, idle: make(chan struct{})}
+}
+
+// permissions are the current JWT's permissions (nil: no JWT).
+func (c *userCreds) permissions() *jwt.Permissions {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	perms := c.claims.Permissions
+	return &perms
+}
+
+// MayPublish reports whether the provider's current lattice connection may
+// publish on subject, as far as its user JWT says (true when the provider
+// has no JWT, or no connection yet). A capability waiting for a grant the
+// supervisor is about to send (a key-value bucket) asks this rather than
+// trying, which the server would report as a permissions violation.
+func (p *Provider) MayPublish(subject string) bool {
+	s := p.sess.Load()
+	if s == nil || s.perms == nil {
+		return true
+	}
+	allowed := len(s.perms.Pub.Allow) == 0
+	for _, f := range s.perms.Pub.Allow {
+		allowed = allowed || subjectMatches(f, subject)
+	}
+	for _, f := range s.perms.Pub.Deny {
+		if subjectMatches(f, subject) {
+			return false
+		}
+	}
+	return allowed
+}
+
+// subjectMatches reports whether the literal subject matches filter ('*' one
+// token, '>' the rest).
+func subjectMatches(filter, subject string) bool {
+	ft, st := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, f := range ft {
+		if f == ">" {
+			return len(st) > i
+		}
+		if i >= len(st) || (f != "*" && f != st[i]) {
+			return false
+		}
+	}
+	return len(ft) == len(st)
+}
 
 // acquire counts one user of the connection; false once it is retired.
 func (s *session) acquire() bool {
@@ -229,11 +281,12 @@ func (p *Provider) runHandovers(ctx context.Context, quit <-chan struct{}, linkM
 // handover connects anew, subscribes everything there, makes the new
 // session current and retires the old one.
 func (p *Provider) handover(ctx context.Context, linkMsgs chan *nats.Msg) error {
+	perms := p.creds.permissions() // what the JWT presented below grants (or a later one's)
 	nc, err := nats.Connect(p.url(), p.natsOptions(false)...)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
-	next, err := p.subscribe(nc, linkMsgs, true)
+	next, err := p.subscribe(nc, perms, linkMsgs, true)
 	if err != nil {
 		nc.Close()
 		return err

@@ -34,6 +34,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 	"golang.org/x/time/rate"
 
@@ -207,7 +208,7 @@ type Provider struct {
 	stop     chan struct{} // closed by a shutdown message
 	lost     chan struct{} // closed when the connection closed for good
 	lostOnce sync.Once
-	abandon  chan struct{} // closed when draining gave up waiting
+	abandon  chan struct{}             // closed when draining gave up waiting
 	nc       atomic.Pointer[nats.Conn] // the current session's connection
 	sess     atomic.Pointer[session]
 	creds    *userCreds    // nil: HostData has no user JWT (an open server)
@@ -534,9 +535,9 @@ func (p *Provider) natsOptions(first bool) []nats.Option {
 // subscribe makes the provider's subscriptions on nc: link definitions
 // (into linkMsgs, shared by all sessions so they stay in order), health,
 // shutdown, delegation and credentials, and with rpc its invocations.
-func (p *Provider) subscribe(nc *nats.Conn, linkMsgs chan *nats.Msg, rpc bool) (*session, error) {
+func (p *Provider) subscribe(nc *nats.Conn, perms *jwt.Permissions, linkMsgs chan *nats.Msg, rpc bool) (*session, error) {
 	prefix, key, link := p.hd.LatticeRPCPrefix, p.hd.ProviderKey, p.hd.LinkName
-	s := newSession(nc)
+	s := newSession(nc, perms)
 	fail := func(subj string, err error) (*session, error) {
 		for _, sub := range s.subs {
 			_ = sub.Unsubscribe()
@@ -596,7 +597,7 @@ func (p *Provider) serve(ctx context.Context, nc *nats.Conn) error {
 	// Link changes share one channel, so a put and a del are applied in the
 	// order the connection received them.
 	linkMsgs := make(chan *nats.Msg, 4096)
-	sess, err := p.subscribe(nc, linkMsgs, false)
+	sess, err := p.subscribe(nc, p.creds.permissions(), linkMsgs, false)
 	if err != nil {
 		return err
 	}

@@ -90,9 +90,10 @@ func sharedProviderCredentials(c config.NATSConn) (*Credentials, error) {
 }
 
 // providerCredentials are what one provider instance connects with.
-func (s *Supervisor) providerCredentials(p *providerInstance) (Credentials, error) {
+// A key-value provider is granted buckets (kvgrants.go).
+func (s *Supervisor) providerCredentials(p *providerInstance, buckets []string) (Credentials, error) {
 	if s.auth != nil {
-		return s.auth.Mint(RoleProvider, p.label(), Scope{ProviderKey: p.key, LinkName: p.link, Contract: p.contract})
+		return s.auth.Mint(RoleProvider, p.label(), Scope{ProviderKey: p.key, LinkName: p.link, Contract: p.contract, Buckets: buckets})
 	}
 	if s.shared != nil {
 		return *s.shared, nil

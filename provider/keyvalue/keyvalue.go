@@ -190,9 +190,13 @@ func (s *Store) awaitBucket(ctx context.Context, name string) (*bucket, error) {
 	defer cancel()
 	delay := 50 * time.Millisecond
 	for {
-		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
-		b, err := s.open(actx, s.conn(), name)
-		acancel()
+		var b *bucket
+		err := errNotGranted
+		if s.p == nil || s.p.MayPublish(s.apiPrefix()+".STREAM.INFO.KV_"+name) {
+			actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+			b, err = s.open(actx, s.conn(), name)
+			acancel()
+		}
 		if err == nil {
 			return b, nil
 		}
@@ -212,12 +216,24 @@ func (s *Store) awaitBucket(ctx context.Context, name string) (*bucket, error) {
 	}
 }
 
+var errNotGranted = errors.New("not granted to this provider's NATS user (yet)")
+
+// apiPrefix is the JetStream API prefix the provider uses.
+func (s *Store) apiPrefix() string {
+	if d := s.p.JSDomain(); d != "" {
+		return "$JS." + d + ".API"
+	}
+	return "$JS.API"
+}
+
 // awaitable reports whether err may be a grant that has not arrived: a
 // refused JetStream API request gets no answer (the server drops it and
-// reports a permissions violation), so it times out.
+// reports a permissions violation), so it times out; and the grant arrives
+// as a move to a new connection, which closes the one the attempt used.
 func awaitable(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrBucketNotFound)
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrBucketNotFound) ||
+		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, errNotGranted)
 }
 
 // open opens the bucket on nc. A bucket that does not exist is created
