@@ -101,6 +101,10 @@ func checkRenewal(cur *jwt.UserClaims, token string, now time.Time) (*jwt.UserCl
 		return nil, fmt.Errorf("%w: issued before the current one", ErrRenewalRefused)
 	case cur.Expires == 0 && next.Expires != 0:
 		return nil, fmt.Errorf("%w: expires, the current one does not", ErrRenewalRefused)
+	case cur.Expires != 0 && next.Expires == 0:
+		// Short-lived credentials are how a revocation takes effect without
+		// the operator key: a renewal must not end that.
+		return nil, fmt.Errorf("%w: never expires, the current one does", ErrRenewalRefused)
 	case cur.Expires != 0 && next.Expires != 0 && next.Expires < cur.Expires:
 		return nil, fmt.Errorf("%w: expires before the current one", ErrRenewalRefused)
 	}
@@ -114,7 +118,7 @@ func checkRenewal(cur *jwt.UserClaims, token string, now time.Time) (*jwt.UserCl
 // them: allow_responses is per connection) and closes.
 type session struct {
 	nc     *nats.Conn
-	perms  *jwt.Permissions // what the JWT it connected with grants; nil: unknown
+	perms  *jwt.Permissions     // what the JWT it connected with grants; nil: unknown
 	subs   []*nats.Subscription // everything but rpc
 	rpcSub *nats.Subscription
 
