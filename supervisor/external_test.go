@@ -27,6 +27,7 @@ import (
 // account resolver, and the keys an operator would hand latticed.
 type operatorCluster struct {
 	port                int
+	account             string // the lattice account (A…)
 	hostCreds, sysCreds string
 	accountSigningSeed  string
 	operatorSigningSeed string
@@ -82,7 +83,7 @@ func startOperatorServer(t *testing.T) *operatorCluster {
 	}
 	oc2 := &operatorCluster{
 		hostCreds: user(acctSign, pub(acct), "host"), sysCreds: user(sysAcct, "", "sys"),
-		accountSigningSeed: seed(acctSign), operatorSigningSeed: seed(opSign), port: testenv.FreePort(t),
+		accountSigningSeed: seed(acctSign), operatorSigningSeed: seed(opSign), port: testenv.FreePort(t), account: pub(acct),
 	}
 	must(os.WriteFile(filepath.Join(dir, "op.jwt"), []byte(opJWT), 0o600))
 	conf := fmt.Sprintf(`listen: 127.0.0.1:%d
