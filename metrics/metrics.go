@@ -66,7 +66,17 @@ type Metrics struct {
 	HTTPRequests        *prometheus.CounterVec // status_class: 2xx|3xx|4xx|5xx|other
 	HTTPRequestDuration prometheus.Histogram
 	KVOperations        *prometheus.CounterVec // operation, result
+	// CredentialRenewals counts renewed NATS user JWTs a provider received,
+	// by result: applied, refused (failed its checks), handover_failed.
+	CredentialRenewals *prometheus.CounterVec
 }
+
+// Results of a provider's credential renewal (CredentialRenewals).
+const (
+	RenewalApplied        = "applied"
+	RenewalRefused        = "refused"
+	RenewalHandoverFailed = "handover_failed"
+)
 
 // New creates and registers every metric on a fresh registry, with Go runtime,
 // process and build-info collectors.
@@ -80,7 +90,7 @@ func New() *Metrics {
 		// Provider families are registered here too (they stay empty in the
 		// host and supervisor), so that New() describes everything a node
 		// exposes once its children's metrics are merged in.
-		m.ProviderInvocations, m.HTTPRequests, m.HTTPRequestDuration, m.KVOperations,
+		m.ProviderInvocations, m.HTTPRequests, m.HTTPRequestDuration, m.KVOperations, m.CredentialRenewals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo())
 	return m
@@ -92,7 +102,7 @@ func New() *Metrics {
 func NewProvider() *Metrics {
 	m := define()
 	m.Registry.MustRegister(m.InvocationsRejected, m.ProviderInvocations, m.HTTPRequests, m.HTTPRequestDuration,
-		m.KVOperations, m.NATS,
+		m.KVOperations, m.CredentialRenewals, m.NATS,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo())
 	return m
@@ -195,6 +205,13 @@ func define() *Metrics {
 			Namespace: Namespace, Name: "kv_operations_total",
 			Help: "Key-value provider operations, by operation and result (ok, error).",
 		}, []string{"operation", "result"}),
+		CredentialRenewals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "provider_credential_renewals_total",
+			Help: "Renewed NATS user JWTs a provider received, by result (applied; refused: failed the checks and was ignored; handover_failed: applied, but the new connection could not be made).",
+		}, []string{"result"}),
+	}
+	for _, r := range []string{RenewalApplied, RenewalRefused, RenewalHandoverFailed} {
+		m.CredentialRenewals.WithLabelValues(r) // every series from 0, so increase() sees the first one
 	}
 	return m
 }

@@ -15,27 +15,38 @@ import (
 // handleInvocation runs on the subscription's goroutine: it waits for a free
 // slot (back-pressure: further invocations stay queued in the subscription)
 // and serves the invocation on its own goroutine.
-func (p *Provider) handleInvocation(m *nats.Msg) {
+//
+// s is the session whose connection delivered m: it stays open until the
+// reply is sent, since only that connection may publish the reply.
+func (p *Provider) handleInvocation(s *session, m *nats.Msg) {
 	select {
 	case p.sem <- struct{}{}:
 	case <-p.abandon:
 		p.respond(m, &lattice.InvocationResponse{Error: "provider is shutting down"})
 		return
 	}
+	if !s.acquire() {
+		// Its connection is being retired and still delivered this one:
+		// the reply can still go out on it (it closes after the drain).
+		<-p.sem
+		p.respond(m, &lattice.InvocationResponse{Error: "provider is moving to a new lattice connection; retry"})
+		return
+	}
 	p.inflight.Add(1)
 	go func() {
 		defer func() {
 			<-p.sem
+			s.release()
 			p.inflight.Done()
 		}()
-		p.serveInvocation(m)
+		p.serveInvocation(m, s.nc)
 	}()
 }
 
 // serveInvocation: decode → issuer policy (signature, hash, issuer, target,
 // replay) → origin actor linked → capability → reply. Refusals never reach
 // the capability.
-func (p *Provider) serveInvocation(m *nats.Msg) {
+func (p *Provider) serveInvocation(m *nats.Msg, nc *nats.Conn) {
 	inv, err := lattice.DecodeInvocation(m.Data)
 	if err != nil {
 		p.reject(m, nil, lattice.Reject(lattice.ReasonMalformed, "%v", err))
@@ -56,7 +67,7 @@ func (p *Provider) serveInvocation(m *nats.Msg) {
 	resp := &lattice.InvocationResponse{InvocationID: inv.ID}
 	ctx, span := telemetry.StartInvocation(ctx, inv, p.hd.ProviderKey) // a no-op while tracing is off
 	defer span.EndResponse(resp)
-	out, err := p.c.Handle(ctx, Call{Operation: inv.Operation, Payload: inv.Msg, Actor: inv.Origin.PublicKey, Link: ld, InvocationID: inv.ID})
+	out, err := p.c.Handle(ctx, Call{Operation: inv.Operation, Payload: inv.Msg, Actor: inv.Origin.PublicKey, Link: ld, InvocationID: inv.ID, Conn: nc})
 	p.m.ProviderInvocations.WithLabelValues(p.ops.Label(inv.Operation, err == nil), metrics.Result(err)).Inc()
 	if err != nil {
 		resp.Error = err.Error()

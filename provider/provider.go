@@ -34,6 +34,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 	"golang.org/x/time/rate"
 
@@ -82,6 +83,11 @@ type Call struct {
 	Actor        string                 // the calling actor's public key
 	Link         lattice.LinkDefinition // that actor's link to this provider
 	InvocationID string
+	// Conn is the lattice connection the invocation arrived on. It stays
+	// open until Handle returns, even when a credential renewal moves the
+	// provider to a new connection meanwhile, so lattice calls made for
+	// this invocation should use it rather than Provider.Conn.
+	Conn *nats.Conn
 }
 
 // ErrUnknownOperation is what a capability returns for an operation its
@@ -201,8 +207,12 @@ type Provider struct {
 	stopOnce sync.Once
 	stop     chan struct{} // closed by a shutdown message
 	lost     chan struct{} // closed when the connection closed for good
-	abandon  chan struct{} // closed when draining gave up waiting
-	nc       atomic.Pointer[nats.Conn]
+	lostOnce sync.Once
+	abandon  chan struct{}             // closed when draining gave up waiting
+	nc       atomic.Pointer[nats.Conn] // the current session's connection
+	sess     atomic.Pointer[session]
+	creds    *userCreds    // nil: HostData has no user JWT (an open server)
+	renewed  chan struct{} // a renewal was applied: hand over to a new connection
 	sem      chan struct{}
 	inflight sync.WaitGroup
 	running  atomic.Bool
@@ -236,6 +246,13 @@ func New(cfg Config, c Capability) (*Provider, error) {
 	}
 	if (hd.LatticeRPCUserJWT == "") != (hd.LatticeRPCUserSeed == "") {
 		return nil, fmt.Errorf("%w: lattice_rpc_user_jwt and lattice_rpc_user_seed must be given together", lattice.ErrHostData)
+	}
+	var creds *userCreds
+	if hd.LatticeRPCUserJWT != "" {
+		var err error
+		if creds, err = newUserCreds(hd.LatticeRPCUserJWT, hd.LatticeRPCUserSeed); err != nil {
+			return nil, err
+		}
 	}
 	var signer *lattice.KeyPair
 	if hd.InvocationSeed != "" {
@@ -288,6 +305,7 @@ func New(cfg Config, c Capability) (*Provider, error) {
 		self:   lattice.Entity{PublicKey: hd.ProviderKey, ContractID: c.Contract(), LinkName: hd.LinkName},
 		ready:  make(chan struct{}), stop: make(chan struct{}), lost: make(chan struct{}), abandon: make(chan struct{}),
 		sem: make(chan struct{}, cfg.MaxConcurrent), links: map[string]lattice.LinkDefinition{},
+		creds: creds, renewed: make(chan struct{}, 1),
 		rejectLogs: rate.NewLimiter(rate.Limit(10), 20),
 		ops:        metrics.NewOperations(metrics.MaxOperations),
 		policy: lattice.NewIssuerPolicy(hd.ClusterIssuers,
@@ -380,10 +398,6 @@ var ErrNoSigner = errors.New("provider: no invocation_seed in host data: this pr
 // on ctx, the host's default RPC timeout applies. Errors are rpc.Invoke's
 // (rpc.ErrNoResponders when the actor runs nowhere).
 func (p *Provider) Invoke(ctx context.Context, actorKey, operation string, payload []byte) ([]byte, error) {
-	nc := p.Conn()
-	if nc == nil {
-		return nil, errors.New("provider: not connected to the lattice")
-	}
 	p.signerMu.RLock()
 	signer := p.signer
 	p.signerMu.RUnlock()
@@ -395,7 +409,14 @@ func (p *Provider) Invoke(ctx context.Context, actorKey, operation string, paylo
 		ctx, cancel = context.WithTimeout(ctx, p.timeout)
 		defer cancel()
 	}
-	return rpc.InvokeAs(ctx, nc, signer, p.hd.HostID, p.self, lattice.ActorEntity(actorKey),
+	// The call keeps its connection open until the reply is in, even if a
+	// renewal moves the provider to a new one meanwhile.
+	sess, err := p.acquireSession()
+	if err != nil {
+		return nil, err
+	}
+	defer sess.release()
+	return rpc.InvokeAs(ctx, sess.nc, signer, p.hd.HostID, p.self, lattice.ActorEntity(actorKey),
 		lattice.RPCActor(p.hd.LatticeRPCPrefix, actorKey), operation, payload)
 }
 
@@ -418,7 +439,8 @@ func (p *Provider) Run(ctx context.Context) error {
 	if err != nil || nc == nil {
 		return err // nil when ctx ended first
 	}
-	defer nc.Close()
+	// Renewals replace the connection: close whichever is current.
+	defer func() { p.Conn().Close() }()
 	p.nc.Store(nc)
 	p.m.NATS.Track("provider", nc)
 
@@ -427,8 +449,10 @@ func (p *Provider) Run(ctx context.Context) error {
 	}
 	err = p.serve(ctx, nc)
 	p.closeCapability(ctx)
-	if ferr := nc.FlushTimeout(time.Second); ferr != nil && err == nil && nc.IsConnected() {
-		p.log.Warn("flush lattice connection at shutdown", "err", ferr)
+	if nc := p.Conn(); nc != nil {
+		if ferr := nc.FlushTimeout(time.Second); ferr != nil && err == nil && nc.IsConnected() {
+			p.log.Warn("flush lattice connection at shutdown", "err", ferr)
+		}
 	}
 	if err == nil {
 		p.log.Info("provider stopped")
@@ -439,43 +463,10 @@ func (p *Provider) Run(ctx context.Context) error {
 // connect dials the lattice and retries forever (as reconnects do) until the
 // first connection succeeds or ctx ends.
 func (p *Provider) connect(ctx context.Context) (*nats.Conn, error) {
-	url := p.hd.LatticeRPCURL
-	if url == "" {
-		url = "127.0.0.1:4222" // the OTP host's default
-	}
+	url := p.url()
 	connected := make(chan struct{})
 	var once sync.Once
-	opts := []nats.Option{
-		nats.Name(fmt.Sprintf("provider %s %s %s", p.c.Contract(), p.hd.LinkName, p.hd.InstanceID)),
-		nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond), nats.RetryOnFailedConnect(true),
-		nats.ConnectHandler(func(*nats.Conn) { once.Do(func() { close(connected) }) }),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil { // nil: we closed it
-				p.log.Warn("lattice connection lost; reconnecting", "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { p.log.Info("lattice connection restored", "url", c.ConnectedUrlRedacted()) }),
-		// Reconnects never stop, so a close we did not ask for is final:
-		// typically the server refusing our credentials (a revoked user).
-		nats.ClosedHandler(func(*nats.Conn) { close(p.lost) }),
-		nats.ErrorHandler(func(_ *nats.Conn, s *nats.Subscription, err error) {
-			subj := ""
-			if s != nil {
-				subj = s.Subject
-			}
-			p.log.Warn("lattice connection error", "subject", subj, "err", err)
-		}),
-	}
-	if p.hd.LatticeRPCUserJWT != "" {
-		opts = append(opts, nats.UserJWTAndSeed(p.hd.LatticeRPCUserJWT, p.hd.LatticeRPCUserSeed))
-	}
-	if p.hd.LatticeRPCTLS {
-		opts = append(opts, nats.Secure())
-	}
-	if p.hd.InboxPrefix != "" { // our user may subscribe to replies there only
-		opts = append(opts, nats.CustomInboxPrefix(p.hd.InboxPrefix))
-	}
-	opts = append(opts, p.cfg.NATSOptions...)
+	opts := append(p.natsOptions(true), nats.ConnectHandler(func(*nats.Conn) { once.Do(func() { close(connected) }) }))
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to lattice at %s: %w", url, err)
@@ -495,51 +486,159 @@ func (p *Provider) connect(ctx context.Context) (*nats.Conn, error) {
 	}
 }
 
-// serve subscribes, replays HostData's links, serves until the end, and
-// drains invocations. The capability is closed by the caller.
-func (p *Provider) serve(ctx context.Context, nc *nats.Conn) error {
-	prefix, key, link := p.hd.LatticeRPCPrefix, p.hd.ProviderKey, p.hd.LinkName
-	var subs []*nats.Subscription
-	defer func() {
-		for _, s := range subs {
-			_ = s.Unsubscribe()
-		}
-	}()
-	// Link changes share one channel, so a put and a del are applied in the
-	// order the connection received them.
-	linkMsgs := make(chan *nats.Msg, 4096)
-	for _, subj := range []string{lattice.RPCLinkdefPut(prefix, key, link), lattice.RPCLinkdefDel(prefix, key, link)} {
-		s, err := nc.ChanSubscribe(subj, linkMsgs)
-		if err != nil {
-			return fmt.Errorf("subscribe %s: %w", subj, err)
-		}
-		subs = append(subs, s)
+// url is the lattice's NATS address from HostData.
+func (p *Provider) url() string {
+	if p.hd.LatticeRPCURL == "" {
+		return "127.0.0.1:4222" // the OTP host's default
 	}
-	for subj, h := range map[string]nats.MsgHandler{
+	return p.hd.LatticeRPCURL
+}
+
+// natsOptions are the options of every lattice connection: the first one
+// (retrying until it succeeds) and those a renewal hands over to (which
+// fail at once, so the current connection is kept).
+func (p *Provider) natsOptions(first bool) []nats.Option {
+	opts := []nats.Option{
+		nats.Name(fmt.Sprintf("provider %s %s %s", p.c.Contract(), p.hd.LinkName, p.hd.InstanceID)),
+		nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond), nats.RetryOnFailedConnect(first),
+		nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
+			if err != nil && c == p.Conn() { // nil: we closed it
+				p.log.Warn("lattice connection lost; reconnecting", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { p.log.Info("lattice connection restored", "url", c.ConnectedUrlRedacted()) }),
+		// Reconnects never stop, so a close we did not ask for is final:
+		// typically the server refusing our credentials (a revoked user).
+		// A connection a renewal replaced is closed on purpose: not that.
+		nats.ClosedHandler(func(c *nats.Conn) {
+			if cur := p.Conn(); cur == nil || cur == c {
+				p.lostOnce.Do(func() { close(p.lost) })
+			}
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, s *nats.Subscription, err error) {
+			subj := ""
+			if s != nil {
+				subj = s.Subject
+			}
+			p.log.Warn("lattice connection error", "subject", subj, "err", err)
+		}),
+	}
+	if p.creds != nil {
+		// The JWT is asked for at each (re)connect, so it is always the
+		// latest renewal, never the one HostData carried.
+		opts = append(opts, nats.UserJWT(p.creds.current, p.creds.sign))
+	}
+	if p.hd.LatticeRPCTLS {
+		opts = append(opts, nats.Secure())
+	}
+	if p.hd.InboxPrefix != "" { // our user may subscribe to replies there only
+		opts = append(opts, nats.CustomInboxPrefix(p.hd.InboxPrefix))
+	}
+	return append(opts, p.cfg.NATSOptions...)
+}
+
+// subscribe makes the provider's subscriptions on nc: link definitions
+// (into linkMsgs, shared by all sessions so they stay in order), health,
+// shutdown, delegation and credentials, and with rpc its invocations.
+func (p *Provider) subscribe(nc *nats.Conn, perms *jwt.Permissions, linkMsgs chan *nats.Msg, rpc bool) (*session, error) {
+	prefix, key, link := p.hd.LatticeRPCPrefix, p.hd.ProviderKey, p.hd.LinkName
+	s := newSession(nc, perms)
+	fail := func(subj string, err error) (*session, error) {
+		for _, sub := range s.subs {
+			_ = sub.Unsubscribe()
+		}
+		return nil, fmt.Errorf("subscribe %s: %w", subj, err)
+	}
+	for _, subj := range []string{lattice.RPCLinkdefPut(prefix, key, link), lattice.RPCLinkdefDel(prefix, key, link)} {
+		sub, err := nc.ChanSubscribe(subj, linkMsgs)
+		if err != nil {
+			return fail(subj, err)
+		}
+		s.subs = append(s.subs, sub)
+	}
+	handlers := map[string]nats.MsgHandler{
 		lattice.RPCHealth(prefix, key, link):     p.handleHealth,
 		lattice.RPCShutdown(prefix, key, link):   p.handleShutdown,
 		lattice.RPCDelegation(prefix, key, link): p.handleDelegation,
-	} {
-		s, err := nc.Subscribe(subj, h)
+	}
+	if p.creds != nil {
+		handlers[lattice.RPCCredentials(prefix, key, link)] = p.handleCredentials
+	}
+	for subj, h := range handlers {
+		sub, err := nc.Subscribe(subj, h)
 		if err != nil {
-			return fmt.Errorf("subscribe %s: %w", subj, err)
+			return fail(subj, err)
 		}
-		subs = append(subs, s)
+		s.subs = append(s.subs, sub)
 	}
-	for _, ld := range p.hd.LinkDefinitions {
-		p.putLink(ctx, ld, "host data")
-	}
-	rpcSubject := lattice.RPCProvider(prefix, key, link)
-	rpcSub, err := nc.QueueSubscribe(rpcSubject, QueueGroup, p.handleInvocation)
-	if err != nil {
-		return fmt.Errorf("subscribe %s: %w", rpcSubject, err)
+	if rpc {
+		if err := p.subscribeRPC(s); err != nil {
+			return fail(lattice.RPCProvider(prefix, key, link), err)
+		}
 	}
 	if err := nc.Flush(); err != nil {
-		_ = rpcSub.Unsubscribe()
+		if s.rpcSub != nil {
+			_ = s.rpcSub.Unsubscribe()
+		}
+		return fail("(flush)", err)
+	}
+	return s, nil
+}
+
+// subscribeRPC subscribes s to the provider's invocations.
+func (p *Provider) subscribeRPC(s *session) error {
+	sub, err := s.nc.QueueSubscribe(lattice.RPCProvider(p.hd.LatticeRPCPrefix, p.hd.ProviderKey, p.hd.LinkName), QueueGroup,
+		func(m *nats.Msg) { p.handleInvocation(s, m) })
+	if err != nil {
+		return err
+	}
+	s.rpcSub = sub
+	return nil
+}
+
+// serve subscribes, replays HostData's links, serves until the end, and
+// drains invocations. The capability is closed by the caller.
+func (p *Provider) serve(ctx context.Context, nc *nats.Conn) error {
+	// Link changes share one channel, so a put and a del are applied in the
+	// order the connection received them.
+	linkMsgs := make(chan *nats.Msg, 4096)
+	sess, err := p.subscribe(nc, p.creds.permissions(), linkMsgs, false)
+	if err != nil {
+		return err
+	}
+	p.sess.Store(sess)
+	// Link changes wait for nothing but may take a while (a key-value link
+	// waits for its bucket's grant); a shutdown cuts that short.
+	linkCtx, cancelLinks := context.WithCancel(ctx)
+	defer cancelLinks()
+	go func() {
+		select {
+		case <-p.stop:
+		case <-p.lost:
+		case <-linkCtx.Done():
+		}
+		cancelLinks()
+	}()
+	for _, ld := range p.hd.LinkDefinitions {
+		p.putLink(linkCtx, ld, "host data")
+	}
+	if err := p.subscribeRPC(sess); err != nil {
+		return fmt.Errorf("subscribe %s: %w", lattice.RPCProvider(p.hd.LatticeRPCPrefix, p.hd.ProviderKey, p.hd.LinkName), err)
+	}
+	if err := nc.Flush(); err != nil {
 		return fmt.Errorf("flush subscriptions: %w", err)
 	}
 	close(p.ready)
-	p.log.Info("provider ready", "subject", rpcSubject, "links", len(p.hd.LinkDefinitions))
+	p.log.Info("provider ready", "subject", sess.rpcSub.Subject, "links", len(p.hd.LinkDefinitions))
+
+	quitHandovers := make(chan struct{})
+	handoversDone := make(chan struct{})
+	// A handover in progress at shutdown still lets the old connection's
+	// invocations finish (bounded by DrainTimeout).
+	go func() {
+		defer close(handoversDone)
+		p.runHandovers(context.WithoutCancel(ctx), quitHandovers, linkMsgs)
+	}()
 
 	for done := false; !done; {
 		select {
@@ -550,14 +649,20 @@ func (p *Provider) serve(ctx context.Context, nc *nats.Conn) error {
 			p.log.Info("shutting down: shutdown message from the host")
 			done = true
 		case <-p.lost:
-			err = fmt.Errorf("lattice connection closed: %v", nc.LastError())
-			p.log.Error("stopping: the lattice connection is gone for good", "err", nc.LastError())
+			err = fmt.Errorf("lattice connection closed: %v", p.Conn().LastError())
+			p.log.Error("stopping: the lattice connection is gone for good", "err", p.Conn().LastError())
 			done = true
 		case m := <-linkMsgs:
-			p.applyLinkMsg(ctx, m)
+			p.applyLinkMsg(linkCtx, m)
 		}
 	}
-	p.drain(rpcSub)
+	close(quitHandovers)
+	<-handoversDone
+	cur := p.sess.Load()
+	p.drain(cur.rpcSub)
+	for _, s := range cur.subs {
+		_ = s.Unsubscribe()
+	}
 	return err
 }
 

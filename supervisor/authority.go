@@ -97,9 +97,29 @@ func (a *Authority) Mint(role Role, name string, s Scope) (Credentials, error) {
 	if err != nil {
 		return Credentials{}, err
 	}
-	inbox := InboxPrefix(s.LatticePrefix, role)
+	return a.issue(role, name, pub, string(seed), perms)
+}
+
+// Remint issues a new JWT for c's user key with the permissions of its role
+// for s (a provider whose grants changed: a key-value link added or
+// removed), and a fresh expiry. The seed stays the same, so the provider
+// can use it for its next connection (lattice.RPCCredentials).
+func (a *Authority) Remint(c Credentials, s Scope) (Credentials, error) {
+	s.LatticePrefix, s.CtlTopicPrefix, s.JSDomain = a.scope.LatticePrefix, a.scope.CtlTopicPrefix, a.scope.JSDomain
+	s.PolicyTopic, s.PolicyChangesTopic = a.scope.PolicyTopic, a.scope.PolicyChangesTopic
+	s.UserKey = c.UserKey
+	perms, err := s.Permissions(c.Role)
+	if err != nil {
+		return Credentials{}, err
+	}
+	return a.issue(c.Role, c.Name, c.UserKey, c.Seed, perms)
+}
+
+// issue signs a user JWT for the user key pub.
+func (a *Authority) issue(role Role, name, pub, seed string, perms jwt.Permissions) (Credentials, error) {
+	inbox := InboxPrefix(a.scope.LatticePrefix, role)
 	if role == RoleProvider {
-		inbox = ProviderInbox(s.LatticePrefix, pub)
+		inbox = ProviderInbox(a.scope.LatticePrefix, pub)
 	}
 	uc := jwt.NewUserClaims(pub)
 	uc.Name = name
@@ -113,7 +133,7 @@ func (a *Authority) Mint(role Role, name string, s Scope) (Credentials, error) {
 	if err != nil {
 		return Credentials{}, fmt.Errorf("sign user JWT for %s: %w", name, err)
 	}
-	c := Credentials{Role: role, Name: name, UserKey: pub, JWT: token, Seed: string(seed), Issued: now, InboxPrefix: inbox}
+	c := Credentials{Role: role, Name: name, UserKey: pub, JWT: token, Seed: seed, Issued: now, InboxPrefix: inbox}
 	if a.lifetime > 0 {
 		c.Expires = time.Unix(uc.Expires, 0)
 	}

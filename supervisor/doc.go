@@ -32,6 +32,7 @@
 // providers, inside HostData on stdin; never on a command line or in
 // another child's environment.
 //
-// Lock order: Supervisor.cfgMu → Supervisor.provMu → providerInstance.mu;
+// Lock order: Supervisor.cfgMu → Supervisor.provMu → providerInstance.mu,
+// and providerInstance.credMu → providerInstance.mu (never under provMu);
 // hostChild.mu, actorTracker.mu, Authority.mu and spawnMu are leaves.
 package supervisor

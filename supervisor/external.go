@@ -97,13 +97,19 @@ func sharedProviderCredentials(c config.NATSConn) (*Credentials, error) {
 	return nil, nil
 }
 
+// scope is what p's user is minted for, granted buckets.
+func (p *providerInstance) scope(buckets []string) Scope {
+	// Built-ins take their inbox prefix from HostData; any other
+	// executable may be a wasmCloud provider using nats' default _INBOX.
+	return Scope{ProviderKey: p.key, LinkName: p.link, Contract: p.contract,
+		Buckets: buckets, WasmCloudInbox: !strings.HasPrefix(p.ref, lattice.BuiltinRefPrefix)}
+}
+
 // providerCredentials are what one provider instance connects with.
-func (s *Supervisor) providerCredentials(p *providerInstance) (Credentials, error) {
+// A key-value provider is granted buckets (kvgrants.go).
+func (s *Supervisor) providerCredentials(p *providerInstance, buckets []string) (Credentials, error) {
 	if s.auth != nil {
-		// Built-ins take their inbox prefix from HostData; any other
-		// executable may be a wasmCloud provider using nats' default _INBOX.
-		return s.auth.Mint(RoleProvider, p.label(), Scope{ProviderKey: p.key, LinkName: p.link, Contract: p.contract,
-			WasmCloudInbox: !strings.HasPrefix(p.ref, lattice.BuiltinRefPrefix)})
+		return s.auth.Mint(RoleProvider, p.label(), p.scope(buckets))
 	}
 	if s.shared != nil {
 		return *s.shared, nil

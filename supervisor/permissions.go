@@ -107,20 +107,30 @@ var permissionTable = map[Role]rule{
 	RoleAdmin: {PubAllow: []string{">"}, SubAllow: []string{">"}},
 }
 
-// contractRules add to RoleProvider for providers of one contract.
-var contractRules = map[string]rule{
-	// The key-value provider keeps its data in JetStream KV buckets whose
-	// names come from link values, so its JetStream API access cannot be
-	// listed by stream. It gets the API minus the lattice cache stream and
-	// the account-wide operations.
-	lattice.ContractKeyValue: {
-		PubAllow: []string{"{jsapi}.>", "$KV.>"},
-		PubDeny: []string{
-			"{jsapi}.*.*.{cache}", "{jsapi}.*.*.{cache}.>",
-			"{jsapi}.*.*.*.{cache}", "{jsapi}.*.*.*.{cache}.>",
-			"{jsapi}.ACCOUNT.>", "{jsapi}.META.>", "{jsapi}.SERVER.>",
-		},
-	},
+// contractRules add to RoleProvider for providers of one contract. (Named
+// functions, not literals: a literal here would renumber the package's init
+// closures, which the tests' goroutine-leak filter names.)
+var contractRules = map[string]func(Scope) rule{
+	lattice.ContractKeyValue: keyValueRule,
+}
+
+// keyValueRule: the key-value provider manages no stream and no consumer:
+// any stream it could create (a mirror of the lattice cache, one capturing
+// control subjects, one with a republish rule) would escape its
+// permissions. The supervisor creates the buckets its links name and
+// grants it, per bucket, only reading and writing entries: publish on
+// $KV.<bucket>.> (put, create, update and delete are publishes with
+// headers), direct get, and the stream's info (the bucket's
+// configuration). {jsapi}.INFO is the account's JetStream info, its health
+// check.
+func keyValueRule(s Scope) rule {
+	r := rule{PubAllow: []string{"{jsapi}.INFO"}}
+	for _, b := range s.Buckets {
+		stream := "KV_" + b
+		r.PubAllow = append(r.PubAllow, "$KV."+b+".>",
+			"{jsapi}.STREAM.INFO."+stream, "{jsapi}.DIRECT.GET."+stream, "{jsapi}.DIRECT.GET."+stream+".>")
+	}
+	return r
 }
 
 // InboxPrefix is the private reply-inbox prefix of a host role, which the
@@ -156,6 +166,9 @@ type Scope struct {
 	// "_INBOX.>", for provider executables that are not known to take their
 	// inbox prefix from HostData (anything but a built-in). RoleProvider only.
 	WasmCloudInbox bool
+	// Buckets are the key-value buckets a key-value provider may use (its
+	// links'); each must be one subject token.
+	Buckets []string
 	// PolicyTopic and PolicyChangesTopic are the external policy service's
 	// subjects (WASMCLOUD_POLICY_TOPIC, WASMCLOUD_POLICY_CHANGES_TOPIC):
 	// RoleHostCtl requests decisions on the first and follows the second.
@@ -222,8 +235,13 @@ func (s Scope) Permissions(role Role) (jwt.Permissions, error) {
 		if s.WasmCloudInbox {
 			r = merge(r, rule{SubAllow: []string{wasmCloudInbox}})
 		}
+		for _, b := range s.Buckets {
+			if !validToken(b) {
+				return jwt.Permissions{}, fmt.Errorf("bucket %q must be one subject token (no '.', '*', '>' or spaces)", b)
+			}
+		}
 		if extra, ok := contractRules[s.Contract]; ok {
-			r = merge(r, extra)
+			r = merge(r, extra(s))
 		}
 	}
 	if role == RoleHostCtl {

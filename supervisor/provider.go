@@ -53,7 +53,11 @@ type providerInstance struct {
 	// health-check kill is not recorded here: it ends one run, which watch
 	// reports, and the next run starts with a clean slate.
 	stopReason  ExitReason
-	metricsAddr string // the running process's private metrics endpoint, "" when none announced
+	metricsAddr string            // the running process's private metrics endpoint, "" when none announced
+	buckets     map[string]string // key-value providers: each linked actor's bucket
+	granted     []string          // the buckets creds grants (sorted)
+
+	credMu sync.Mutex // serialises re-issuing creds and sending them (renewal, re-mint)
 }
 
 // providerProgram is a resolved provider reference: what to run, as whom.
@@ -291,7 +295,17 @@ func (p *providerInstance) label() string { return "provider " + p.key + "/" + p
 func (p *providerInstance) start() (*process, error) {
 	s := p.sup
 	cfg := s.config()
-	creds, err := s.providerCredentials(p)
+	links := s.linksFor(p.key, p.link)
+	buckets := p.bucketsOf(links)
+	if len(buckets) > 0 && s.auth != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := s.ensureBuckets(ctx, buckets)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+	}
+	creds, err := s.providerCredentials(p, buckets)
 	if err != nil {
 		return nil, err
 	}
@@ -313,7 +327,7 @@ func (p *providerInstance) start() (*process, error) {
 		HostID: s.hostID, LatticeRPCPrefix: s.prefix, LinkName: p.link,
 		LatticeRPCUserJWT: creds.JWT, LatticeRPCUserSeed: creds.Seed,
 		LatticeRPCURL: hp.host + ":" + hp.port, LatticeRPCTLS: lattice.FlexBool(s.providerTLS()),
-		InstanceID: instanceID, ProviderKey: p.key, LinkDefinitions: s.linksFor(p.key, p.link),
+		InstanceID: instanceID, ProviderKey: p.key, LinkDefinitions: links,
 		ConfigJSON: p.configJSON, DefaultRPCTimeoutMS: uint64(cfg.RPCTimeout.Milliseconds()),
 		ClusterIssuers: clusterIssuers(cfg.ClusterIssuers, s.opts.ClusterKey.PublicKey()),
 		InvocationSeed: sg.key.Seed(), InvocationDelegation: sg.token, JSDomain: jsDomain,
@@ -341,7 +355,7 @@ func (p *providerInstance) start() (*process, error) {
 	}
 	s.recordSpawn(proc)
 	p.mu.Lock()
-	p.proc, p.creds, p.signing, p.instanceID, p.state = proc, creds, sg, instanceID, stateStarting
+	p.proc, p.creds, p.granted, p.signing, p.instanceID, p.state = proc, creds, buckets, sg, instanceID, stateStarting
 	// A stop or revocation that came while this process was starting saw no
 	// process to end: end it here.
 	ending := p.stopReason != ""
@@ -632,6 +646,8 @@ func (p *providerInstance) watch(proc *process) ExitReason {
 // or unhealthy provider is not renewed, so its credentials run out.
 func (p *providerInstance) renewCredentials() {
 	s := p.sup
+	p.credMu.Lock()
+	defer p.credMu.Unlock()
 	p.mu.Lock()
 	c := p.creds
 	due := c.Role == RoleProvider && p.stopReason == "" && time.Since(c.Issued) >= s.auth.lifetime/2
@@ -645,7 +661,7 @@ func (p *providerInstance) renewCredentials() {
 		return
 	}
 	p.mu.Lock()
-	if p.stopReason != "" || p.creds.UserKey != c.UserKey {
+	if p.stopReason != "" || p.creds.JWT != c.JWT {
 		p.mu.Unlock()
 		return
 	}

@@ -80,7 +80,8 @@ type Options struct {
 // the admin socket and the metrics endpoint.
 //
 // Lock order (never take an earlier lock while holding a later one):
-// Supervisor.cfgMu → Supervisor.provMu → providerInstance.mu;
+// Supervisor.cfgMu → Supervisor.provMu → providerInstance.mu, and
+// providerInstance.credMu → providerInstance.mu (never under provMu);
 // hostChild.mu and actorTracker.mu are leaves.
 type Supervisor struct {
 	opts    Options
@@ -255,6 +256,15 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("subscribe to lattice events: %w", err)
 	}
 	defer func() { _ = evSub.Unsubscribe() }()
+	linkSubs, err := s.followLinks() // key-value providers' grants follow their links
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, sub := range linkSubs {
+			_ = sub.Unsubscribe()
+		}
+	}()
 	if err := s.nc.Flush(); err != nil {
 		return fmt.Errorf("NATS: %w", err)
 	}

@@ -38,7 +38,9 @@ config_json/config_b64 as wasmCloud's httpserver takes them.`, func() provider.C
 		newProviderRunCmd(lattice.BuiltinProviders[1], `Every KeyValue operation is served from a NATS JetStream key-value bucket
 (file storage) on the lattice's NATS server: link value "bucket" names it,
 else LATTICED_KV_{prefix}_{link name}. Set with expiry needs nats-server
-2.11+. The provider's NATS user needs JetStream access to its buckets.`, func() provider.Capability { return keyvalue.New() }),
+2.11+. Under latticed the supervisor creates each link's bucket and grants
+the provider's NATS user entry access to it only; elsewhere the provider
+creates a missing bucket if its user may.`, func() provider.Capability { return keyvalue.New() }),
 	)
 }
 

@@ -43,6 +43,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/latticed/latticed/lattice"
@@ -58,13 +59,15 @@ const limitMarkerTTL = time.Minute
 
 // Store is the keyvalue capability.
 type Store struct {
-	js     jetstream.JetStream
+	p      *provider.Provider // nil with UseJetStream
 	prefix string
 	link   string
 	log    *slog.Logger
 	m      *metrics.Metrics // nil: not counted (tests)
 
 	mu      sync.RWMutex
+	js      jetstream.JetStream // on jsConn
+	jsConn  *nats.Conn
 	buckets map[string]*bucket // by actor key
 }
 
@@ -72,7 +75,8 @@ type Store struct {
 type bucket struct {
 	name string
 	kv   jetstream.KeyValue
-	ttl  bool // per-key TTL allowed
+	nc   *nats.Conn // kv's connection
+	ttl  bool       // per-key TTL allowed
 }
 
 // New returns the capability; pass it to provider.Run.
@@ -84,17 +88,45 @@ func (s *Store) Contract() string { return lattice.ContractKeyValue }
 // Start opens JetStream on the provider's lattice connection (in HostData's
 // JetStream domain, if any).
 func (s *Store) Start(_ context.Context, p *provider.Provider) error {
+	s.p, s.prefix, s.link, s.log, s.m = p, p.LatticePrefix(), p.LinkName(), p.Logger(), p.Metrics()
+	if _, err := s.jetStream(p.Conn()); err != nil {
+		return err
+	}
+	return nil
+}
+
+// jetStream is a JetStream context on nc (nil: the one UseJetStream set).
+// A credential renewal moves the provider to a new connection, so the
+// context follows the connection it is asked for.
+func (s *Store) jetStream(nc *nats.Conn) (jetstream.JetStream, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if nc == nil || nc == s.jsConn || s.p == nil {
+		if s.js == nil {
+			return nil, errors.New("key-value provider not started")
+		}
+		return s.js, nil
+	}
+	var js jetstream.JetStream
 	var err error
-	if d := p.JSDomain(); d != "" {
-		s.js, err = jetstream.NewWithDomain(p.Conn(), d)
+	if d := s.p.JSDomain(); d != "" {
+		js, err = jetstream.NewWithDomain(nc, d)
 	} else {
-		s.js, err = jetstream.New(p.Conn())
+		js, err = jetstream.New(nc)
 	}
 	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
+		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	s.prefix, s.link, s.log, s.m = p.LatticePrefix(), p.LinkName(), p.Logger(), p.Metrics()
-	return nil
+	s.js, s.jsConn = js, nc
+	return js, nil
+}
+
+// conn is the provider's current lattice connection (nil with UseJetStream).
+func (s *Store) conn() *nats.Conn {
+	if s.p == nil {
+		return nil
+	}
+	return s.p.Conn()
 }
 
 // UseJetStream sets the JetStream context directly (tests; Start does it).
@@ -133,7 +165,7 @@ func (s *Store) PutLink(ctx context.Context, ld lattice.LinkDefinition) error {
 	if err != nil {
 		return err
 	}
-	b, err := s.open(ctx, name)
+	b, err := s.awaitBucket(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -144,24 +176,81 @@ func (s *Store) PutLink(ctx context.Context, ld lattice.LinkDefinition) error {
 	return nil
 }
 
-func (s *Store) open(ctx context.Context, name string) (*bucket, error) {
-	if s.js == nil {
-		return nil, errors.New("key-value provider not started")
+// GrantWait bounds how long PutLink waits for access to a link's bucket.
+// Under latticed the supervisor creates the bucket when it sees the link and
+// then re-mints this provider's user with access to it (docs/security.md);
+// the provider receives the link and the new credentials independently, so
+// the link may come first.
+const GrantWait = 30 * time.Second
+
+// awaitBucket opens the bucket, retrying while access is refused (no
+// answer: a permission violation) until GrantWait or ctx ends.
+func (s *Store) awaitBucket(ctx context.Context, name string) (*bucket, error) {
+	ctx, cancel := context.WithTimeout(ctx, GrantWait)
+	defer cancel()
+	delay := 50 * time.Millisecond
+	for {
+		var b *bucket
+		err := errNotGranted
+		if s.p == nil || s.p.MayPublish(s.apiPrefix()+".STREAM.INFO.KV_"+name) {
+			actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+			b, err = s.open(actx, s.conn(), name)
+			acancel()
+		}
+		if err == nil {
+			return b, nil
+		}
+		if !awaitable(err) {
+			return nil, err
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%w (waited %s for access to it)", err, GrantWait)
+		}
+		s.log.Debug("key-value bucket not accessible yet; waiting for the grant", "bucket", name, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (waited %s for access to it)", err, GrantWait)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, time.Second)
 	}
-	kv, err := s.js.KeyValue(ctx, name)
+}
+
+var errNotGranted = errors.New("not granted to this provider's NATS user (yet)")
+
+// apiPrefix is the JetStream API prefix the provider uses.
+func (s *Store) apiPrefix() string {
+	if d := s.p.JSDomain(); d != "" {
+		return "$JS." + d + ".API"
+	}
+	return "$JS.API"
+}
+
+// awaitable reports whether err may be a grant that has not arrived: a
+// refused JetStream API request gets no answer (the server drops it and
+// reports a permissions violation), so it times out; and the grant arrives
+// as a move to a new connection, which closes the one the attempt used.
+func awaitable(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrBucketNotFound) ||
+		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, errNotGranted)
+}
+
+// open opens the bucket on nc. A bucket that does not exist is created
+// (CreateBucket) where this provider may do so: with a wasmCloud host, or on
+// an open server. Under latticed it may not (the supervisor creates the
+// buckets), and a bucket it was granted exists.
+func (s *Store) open(ctx context.Context, nc *nats.Conn, name string) (*bucket, error) {
+	js, err := s.jetStream(nc)
+	if err != nil {
+		return nil, err
+	}
+	kv, err := js.KeyValue(ctx, name)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		cfg := jetstream.KeyValueConfig{
-			Bucket: name, Description: "latticed wasmcloud:keyvalue store", History: 1,
-			Storage: jetstream.FileStorage, LimitMarkerTTL: limitMarkerTTL,
-		}
-		kv, err = s.js.CreateKeyValue(ctx, cfg)
-		if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
+		var noTTL bool
+		kv, noTTL, err = CreateBucket(ctx, js, name)
+		if noTTL {
 			s.log.Warn("this NATS server has no per-message TTL (nats-server 2.11+); Set with expiry will fail", "bucket", name)
-			cfg.LimitMarkerTTL = 0
-			kv, err = s.js.CreateKeyValue(ctx, cfg)
-		}
-		if errors.Is(err, jetstream.ErrBucketExists) { // created concurrently
-			kv, err = s.js.KeyValue(ctx, name)
 		}
 	}
 	if err != nil {
@@ -171,15 +260,38 @@ func (s *Store) open(ctx context.Context, name string) (*bucket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("key-value bucket %s status: %w", name, err)
 	}
-	return &bucket{name: name, kv: kv, ttl: st.LimitMarkerTTL() > 0}, nil
+	return &bucket{name: name, kv: kv, nc: nc, ttl: st.LimitMarkerTTL() > 0}, nil
+}
+
+// CreateBucket creates the bucket the key-value provider keeps a link's
+// data in (file storage, one revision per key, per-key TTL where the server
+// has it), or opens it when it exists. noTTL reports a server without
+// per-message TTL (before nats-server 2.11). The supervisor creates buckets
+// with it, so provider and supervisor agree on the configuration.
+func CreateBucket(ctx context.Context, js jetstream.JetStream, name string) (kv jetstream.KeyValue, noTTL bool, err error) {
+	cfg := jetstream.KeyValueConfig{
+		Bucket: name, Description: "latticed wasmcloud:keyvalue store", History: 1,
+		Storage: jetstream.FileStorage, LimitMarkerTTL: limitMarkerTTL,
+	}
+	kv, err = js.CreateKeyValue(ctx, cfg)
+	if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
+		noTTL = true
+		cfg.LimitMarkerTTL = 0
+		kv, err = js.CreateKeyValue(ctx, cfg)
+	}
+	if errors.Is(err, jetstream.ErrBucketExists) { // created concurrently, or with another configuration
+		kv, err = js.KeyValue(ctx, name)
+	}
+	return kv, noTTL, err
 }
 
 // Health reports whether JetStream answers.
 func (s *Store) Health(ctx context.Context) error {
-	if s.js == nil {
-		return errors.New("key-value provider not started")
+	js, err := s.jetStream(s.conn())
+	if err != nil {
+		return err
 	}
-	if _, err := s.js.AccountInfo(ctx); err != nil {
+	if _, err := js.AccountInfo(ctx); err != nil {
 		return fmt.Errorf("jetstream unavailable: %w", err)
 	}
 	return nil
@@ -219,6 +331,19 @@ func (s *Store) Handle(ctx context.Context, call provider.Call) (out []byte, err
 	s.mu.RUnlock()
 	if b == nil {
 		return nil, fmt.Errorf("%s: actor %s has no open bucket", call.Operation, call.Actor)
+	}
+	if call.Conn != nil && call.Conn != b.nc && s.p != nil {
+		// The provider moved to a new connection: use the bucket there.
+		nb, err := s.open(ctx, call.Conn, b.name)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", call.Operation, err)
+		}
+		s.mu.Lock()
+		if s.buckets[call.Actor] == b {
+			s.buckets[call.Actor] = nb
+		}
+		s.mu.Unlock()
+		b = nb
 	}
 	result, err := b.do(ctx, call.Operation, a)
 	if err != nil {

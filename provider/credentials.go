@@ -1,0 +1,333 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+
+	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/metrics"
+)
+
+// ErrRenewalRefused is wrapped by every reason a renewed user JWT is not
+// applied (see checkRenewal).
+var ErrRenewalRefused = errors.New("renewed credentials refused")
+
+// userCreds is the provider's NATS identity: a fixed key pair (the seed
+// from HostData) and the JWT currently vouching for it, which the
+// supervisor renews (lattice.RPCCredentials) before it expires and re-mints
+// when the provider's grants change (docs/security.md).
+type userCreds struct {
+	kp nkeys.KeyPair
+
+	mu     sync.Mutex
+	token  string
+	claims *jwt.UserClaims
+}
+
+func newUserCreds(token, seed string) (*userCreds, error) {
+	kp, err := nkeys.FromSeed([]byte(seed))
+	if err != nil {
+		return nil, fmt.Errorf("%w: lattice_rpc_user_seed: not a valid seed", lattice.ErrHostData)
+	}
+	uc, err := jwt.DecodeUserClaims(token)
+	if err != nil {
+		return nil, fmt.Errorf("%w: lattice_rpc_user_jwt: %v", lattice.ErrHostData, err)
+	}
+	pub, _ := kp.PublicKey()
+	if uc.Subject != pub {
+		return nil, fmt.Errorf("%w: lattice_rpc_user_jwt is for user %s, the seed is %s's", lattice.ErrHostData, uc.Subject, pub)
+	}
+	return &userCreds{kp: kp, token: token, claims: uc}, nil
+}
+
+// current is the JWT to present now: nats.UserJWT calls it on every
+// connect and reconnect, so a reconnect after a renewal uses the renewal.
+func (c *userCreds) current() (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.token, nil
+}
+
+// sign answers the server's nonce with the user key.
+func (c *userCreds) sign(nonce []byte) ([]byte, error) { return c.kp.Sign(nonce) }
+
+// errUnchanged is a renewal equal to the current JWT (a repeat): nothing to do.
+var errUnchanged = errors.New("same JWT as the current one")
+
+// offer checks token against the current JWT and, when it passes, makes it
+// the current one.
+func (c *userCreds) offer(token string, now time.Time) (*jwt.UserClaims, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if token == c.token {
+		return nil, errUnchanged
+	}
+	next, err := checkRenewal(c.claims, token, now)
+	if err != nil {
+		return nil, err
+	}
+	c.token, c.claims = token, next
+	return next, nil
+}
+
+// checkRenewal decides whether token may replace the user JWT cur: it must
+// be a validly signed user JWT for the same user key, from the same issuer
+// (the account or the signing key that issued cur, for the same account),
+// not expired, issued no earlier and expiring no earlier than cur. Anything
+// else is refused, so a stray or forged message can neither lock the
+// provider out nor bring back an older (possibly wider) grant.
+func checkRenewal(cur *jwt.UserClaims, token string, now time.Time) (*jwt.UserClaims, error) {
+	next, err := jwt.DecodeUserClaims(token) // verifies the signature against its issuer
+	if err != nil {
+		return nil, fmt.Errorf("%w: not a user JWT: %v", ErrRenewalRefused, err)
+	}
+	switch {
+	case next.Subject != cur.Subject:
+		return nil, fmt.Errorf("%w: for user %s, this provider is %s", ErrRenewalRefused, next.Subject, cur.Subject)
+	case next.Issuer != cur.Issuer || next.IssuerAccount != cur.IssuerAccount:
+		return nil, fmt.Errorf("%w: issued by %s (account %q), the current one by %s (account %q)",
+			ErrRenewalRefused, next.Issuer, next.IssuerAccount, cur.Issuer, cur.IssuerAccount)
+	case next.Expires != 0 && next.Expires <= now.Unix():
+		return nil, fmt.Errorf("%w: expired at %s", ErrRenewalRefused, time.Unix(next.Expires, 0).UTC())
+	case next.IssuedAt < cur.IssuedAt:
+		return nil, fmt.Errorf("%w: issued before the current one", ErrRenewalRefused)
+	case cur.Expires == 0 && next.Expires != 0:
+		return nil, fmt.Errorf("%w: expires, the current one does not", ErrRenewalRefused)
+	case cur.Expires != 0 && next.Expires == 0:
+		// Short-lived credentials are how a revocation takes effect without
+		// the operator key: a renewal must not end that.
+		return nil, fmt.Errorf("%w: never expires, the current one does", ErrRenewalRefused)
+	case cur.Expires != 0 && next.Expires != 0 && next.Expires < cur.Expires:
+		return nil, fmt.Errorf("%w: expires before the current one", ErrRenewalRefused)
+	}
+	return next, nil
+}
+
+// session is one lattice connection and the subscriptions made on it. A
+// renewal replaces the session make-before-break: the new connection
+// subscribes first, then the old one stops taking invocations, finishes the
+// ones it holds (their replies must leave on the connection that received
+// them: allow_responses is per connection) and closes.
+type session struct {
+	nc     *nats.Conn
+	perms  *jwt.Permissions     // what the JWT it connected with grants; nil: unknown
+	subs   []*nats.Subscription // everything but rpc
+	rpcSub *nats.Subscription
+
+	mu      sync.Mutex
+	busy    int  // invocations and outbound calls using nc
+	retired bool // no new users; idle is closed when busy reaches 0
+	idle    chan struct{}
+}
+
+func newSession(nc *nats.Conn, perms *jwt.Permissions) *session {
+	return &session{nc: nc, perms: perms, idle: make(chan struct{})}
+}
+
+// permissions are the current JWT's permissions (nil: no JWT).
+func (c *userCreds) permissions() *jwt.Permissions {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	perms := c.claims.Permissions
+	return &perms
+}
+
+// MayPublish reports whether the provider's current lattice connection may
+// publish on subject, as far as its user JWT says (true when the provider
+// has no JWT, or no connection yet). A capability waiting for a grant the
+// supervisor is about to send (a key-value bucket) asks this rather than
+// trying, which the server would report as a permissions violation.
+func (p *Provider) MayPublish(subject string) bool {
+	s := p.sess.Load()
+	if s == nil || s.perms == nil {
+		return true
+	}
+	allowed := len(s.perms.Pub.Allow) == 0
+	for _, f := range s.perms.Pub.Allow {
+		allowed = allowed || subjectMatches(f, subject)
+	}
+	for _, f := range s.perms.Pub.Deny {
+		if subjectMatches(f, subject) {
+			return false
+		}
+	}
+	return allowed
+}
+
+// subjectMatches reports whether the literal subject matches filter ('*' one
+// token, '>' the rest).
+func subjectMatches(filter, subject string) bool {
+	ft, st := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, f := range ft {
+		if f == ">" {
+			return len(st) > i
+		}
+		if i >= len(st) || (f != "*" && f != st[i]) {
+			return false
+		}
+	}
+	return len(ft) == len(st)
+}
+
+// acquire counts one user of the connection; false once it is retired.
+func (s *session) acquire() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.retired {
+		return false
+	}
+	s.busy++
+	return true
+}
+
+func (s *session) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.busy--
+	if s.retired && s.busy == 0 {
+		close(s.idle)
+	}
+}
+
+// retire refuses new users and returns a channel closed when the last one left.
+func (s *session) retire() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.retired {
+		s.retired = true
+		if s.busy == 0 {
+			close(s.idle)
+		}
+	}
+	return s.idle
+}
+
+// acquireSession returns the current session, counted as used; release it.
+func (p *Provider) acquireSession() (*session, error) {
+	for {
+		s := p.sess.Load()
+		if s == nil {
+			return nil, errors.New("provider: not connected to the lattice")
+		}
+		if s.acquire() {
+			return s, nil
+		}
+		// Retired between the load and the acquire: its successor is
+		// already stored (a session is retired only after it is replaced).
+		if p.sess.Load() == s {
+			return nil, errors.New("provider: lattice connection closed")
+		}
+	}
+}
+
+// handleCredentials receives a renewed JWT. It only checks and records it
+// here (the next connect presents it) and leaves the handover to
+// runHandovers, which must not run on a subscription of the connection it
+// retires.
+func (p *Provider) handleCredentials(m *nats.Msg) {
+	next, err := p.creds.offer(string(m.Data), time.Now())
+	switch {
+	case errors.Is(err, errUnchanged):
+		return
+	case err != nil:
+		p.m.CredentialRenewals.WithLabelValues(metrics.RenewalRefused).Inc()
+		p.log.Warn("ignoring renewed credentials", "err", err)
+		return
+	}
+	p.log.Debug("credentials renewed", "user", next.Subject, "expires", expiry(next.Expires))
+	select {
+	case p.renewed <- struct{}{}:
+	default: // a handover is already due; it will present the latest JWT
+	}
+}
+
+func expiry(unix int64) string {
+	if unix == 0 {
+		return "never"
+	}
+	return time.Unix(unix, 0).UTC().Format(time.RFC3339)
+}
+
+// runHandovers moves the provider to a new connection after each renewal,
+// until quit is closed. A server checks a user's JWT (expiry, permissions)
+// only when the connection is made and closes it when that JWT expires, so
+// a renewal, and above all a re-mint with other permissions, takes effect
+// only on a new connection.
+func (p *Provider) runHandovers(ctx context.Context, quit <-chan struct{}, linkMsgs chan *nats.Msg) {
+	for {
+		select {
+		case <-quit:
+			return
+		case <-p.renewed:
+		}
+		if err := p.handover(ctx, linkMsgs); err != nil {
+			// The old connection stays; when the server closes it at its
+			// JWT's expiry, its reconnect presents the renewed JWT.
+			p.m.CredentialRenewals.WithLabelValues(metrics.RenewalHandoverFailed).Inc()
+			p.log.Warn("could not move to a connection with the renewed credentials; keeping the current one", "err", err)
+			continue
+		}
+		p.m.CredentialRenewals.WithLabelValues(metrics.RenewalApplied).Inc()
+	}
+}
+
+// handover connects anew, subscribes everything there, makes the new
+// session current and retires the old one.
+func (p *Provider) handover(ctx context.Context, linkMsgs chan *nats.Msg) error {
+	perms := p.creds.permissions() // what the JWT presented below grants (or a later one's)
+	nc, err := nats.Connect(p.url(), p.natsOptions(false)...)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	next, err := p.subscribe(nc, perms, linkMsgs, true)
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	old := p.sess.Swap(next)
+	p.nc.Store(nc)
+	p.m.NATS.Track("provider", nc)
+	p.log.Info("moved to a new lattice connection with renewed credentials", "url", nc.ConnectedUrlRedacted())
+	if old != nil {
+		p.retire(ctx, old)
+	}
+	return nil
+}
+
+// retire stops old taking invocations, waits (bounded by DrainTimeout) for
+// the ones it holds and its outbound calls, then closes it.
+func (p *Provider) retire(ctx context.Context, old *session) {
+	for _, s := range old.subs {
+		_ = s.Unsubscribe()
+	}
+	dctx, cancel := context.WithTimeout(ctx, p.cfg.DrainTimeout)
+	defer cancel()
+	if old.rpcSub != nil {
+		closed := old.rpcSub.StatusChanged(nats.SubscriptionClosed)
+		if err := old.rpcSub.Drain(); err == nil {
+			select {
+			case <-closed:
+			case <-dctx.Done():
+				p.log.Warn("old connection's invocation subscription did not drain in time", "timeout", p.cfg.DrainTimeout)
+			}
+		}
+	}
+	select {
+	case <-old.retire():
+	case <-dctx.Done():
+		p.log.Warn("invocations on the old connection did not finish in time", "timeout", p.cfg.DrainTimeout)
+	}
+	_ = old.nc.FlushTimeout(time.Second)
+	old.nc.Close()
+}
