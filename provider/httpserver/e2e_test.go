@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -140,7 +141,7 @@ func TestActorFailuresBecomeStatusCodes(t *testing.T) {
 		{"/status?code=201", 201, "status"},
 		{"/sleep?ms=3000", 504, "actor did not answer within 1s\n"},
 	} {
-		if code, body := c.get(base + tc.path); code != tc.code || body != tc.body {
+		if code, body := c.get(base + tc.path); code != tc.code || withoutRequestID(t, code, body) != tc.body {
 			t.Errorf("%s: %d %q, want %d %q", tc.path, code, body, tc.code, tc.body)
 		}
 	}
@@ -243,10 +244,75 @@ func TestActorWithoutKVClaimCannotUseTheStore(t *testing.T) {
 	base, values := port(t)
 	httpLink := l.link(t, counter.Key, httpBuiltin, values)
 	kvLink := l.link(t, counter.Key, kvBuiltin, nil)
-	ptest.Start(t, "httpserver", l.hostData(httpBuiltin, httpLink))
+	hs := ptest.Start(t, "httpserver", l.hostData(httpBuiltin, httpLink))
 	ptest.Start(t, "keyvalue", l.hostData(kvBuiltin, kvLink))
 	code, body := newClient(t).get(base + "/")
-	if code != http.StatusInternalServerError || !strings.Contains(body, "missing capability claim for "+lattice.ContractKeyValue) {
+	if code != http.StatusInternalServerError || withoutRequestID(t, code, body) != "actor failed to handle the request\n" {
 		t.Fatalf("%d %q", code, body)
 	}
+	// The reason is in the provider's log, under the request id.
+	id := requestID(body)
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		for _, line := range strings.Split(hs.Output(), "\n") {
+			if strings.Contains(line, id) && strings.Contains(line, "missing capability claim for "+lattice.ContractKeyValue) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no log line with request id %s and the missing claim", id)
+	})
+}
+
+// An actor's failure never shows lattice internals to the HTTP client: with
+// the key-value provider gone, kvcounter's call fails with an error naming
+// the provider's NATS subject and key; the client gets a short 500 and a
+// request id, and the provider's log has the cause under that id.
+func TestActorErrorsKeepLatticeInternalsFromHTTPClients(t *testing.T) {
+	l := newLattice(t, testenv.NATS(t).ClientURL())
+	counter := l.startActor(t, kvcounterPkg, lattice.ContractHTTPServer, lattice.ContractKeyValue)
+	base, values := port(t)
+	httpLink := l.link(t, counter.Key, httpBuiltin, values)
+	l.link(t, counter.Key, kvBuiltin, nil) // linked, but no key-value provider runs
+	hs := ptest.Start(t, "httpserver", l.hostData(httpBuiltin, httpLink))
+	code, body := newClient(t).get(base + "/")
+	if code != http.StatusInternalServerError || withoutRequestID(t, code, body) != "actor failed to handle the request\n" {
+		t.Fatalf("%d %q", code, body)
+	}
+	for _, internal := range []string{"wasmbus", "_INBOX", kvBuiltin.Key(), counter.Key} {
+		if strings.Contains(body, internal) {
+			t.Errorf("the HTTP body %q shows %q", body, internal)
+		}
+	}
+	id := requestID(body)
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		for _, line := range strings.Split(hs.Output(), "\n") {
+			if strings.Contains(line, id) && strings.Contains(line, "http request failed") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no log line with request id %s", id)
+	})
+}
+
+var requestIDSuffix = regexp.MustCompile(` \(request id ([0-9A-Za-z]+)\)\n$`)
+
+// withoutRequestID is an error body without the request id it must end in
+// (bodies of codes below 400 are the actor's own and returned as they are).
+func withoutRequestID(t *testing.T, code int, body string) string {
+	t.Helper()
+	if code < 400 {
+		return body
+	}
+	if !requestIDSuffix.MatchString(body) {
+		t.Errorf("error body %q does not end in a request id", body)
+		return body
+	}
+	return requestIDSuffix.ReplaceAllString(body, "\n")
+}
+
+// requestID is the request id an error body ends in.
+func requestID(body string) string {
+	if m := requestIDSuffix.FindStringSubmatch(body); m != nil {
+		return m[1]
+	}
+	return "(none)"
 }

@@ -4,7 +4,8 @@
 // response.
 //
 // Status codes the provider produces itself, each with a short plain-text
-// body (details go to the provider's log, not to the client):
+// body ending in a request id, also sent as X-Request-Id (details go to the
+// provider's log under that id, never to the client):
 //
 //	413  the request body exceeds max_content_len (the node keeps serving)
 //	403  the actor's claims lack wasmcloud:httpserver, so its host refused
@@ -30,6 +31,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
 
 	"github.com/latticed/latticed/internal/httpstatus"
 	"github.com/latticed/latticed/lattice"
@@ -354,17 +356,26 @@ func classify(ctx context.Context, err error, timeout time.Duration) (int, strin
 	return http.StatusInternalServerError, "actor failed to handle the request"
 }
 
-// fail writes a short plain-text error and logs the cause.
+// fail writes a short plain-text error with a request id and logs the
+// cause under that id. The cause stays in the log: it can name lattice
+// internals (NATS subjects, provider and actor keys) that HTTP clients must
+// not see; the id lets an operator find it.
 func (l *listener) fail(w http.ResponseWriter, code int, msg string, cause error) {
+	id := nuid.Next()
 	if cause != nil {
 		level := slog.LevelWarn
 		if code == http.StatusServiceUnavailable || code == 499 {
 			level = slog.LevelInfo
 		}
-		l.log.Log(context.Background(), level, "http request failed", "status", code, "err", cause)
+		l.log.Log(context.Background(), level, "http request failed", "status", code, "request_id", id, "err", cause)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set(RequestIDHeader, id)
 	w.WriteHeader(code)
-	_, _ = io.WriteString(w, msg+"\n")
+	_, _ = io.WriteString(w, msg+" (request id "+id+")\n")
 }
+
+// RequestIDHeader carries the id of a failed request, which the provider's
+// log line about it carries too.
+const RequestIDHeader = "X-Request-Id"

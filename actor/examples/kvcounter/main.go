@@ -18,13 +18,10 @@ func init() {
 	actor.HandleHTTP(func(lattice.HTTPRequest) (lattice.HTTPResponse, error) {
 		n, err := actor.KVIncrement(actor.DefaultLink, counterKey, 1)
 		if err != nil {
-			// A 500 with the reason beats a guest error here: the caller
-			// sees why, not only that the actor failed.
-			return lattice.HTTPResponse{
-				StatusCode: 500,
-				Header:     map[string][]string{"Content-Type": {"text/plain"}},
-				Body:       []byte(err.Error()),
-			}, nil
+			// The error names lattice internals (subjects, provider keys):
+			// it goes back as a guest error, which the HTTP server provider
+			// logs under a request id and answers with a short 500.
+			return lattice.HTTPResponse{}, err
 		}
 		body, err := json.Marshal(struct {
 			Counter int32 `json:"counter"`
