@@ -57,6 +57,8 @@ var reloadRules = map[string]reloadRule{
 	"ClockSkew":             {name: "clock_skew"},
 	"ActorMemoryLimitPages": {name: "actor_memory_pages"},
 	"ActorQueueLength":      {name: "actor_queue"},
+	"ActorStartTimeout":     {name: "actor_start_timeout"},
+	"TolerateStartFailures": {name: "tolerate_start_failures"},
 	"CacheStorage":          {name: "cache_storage"},
 	"CacheReplicas":         {name: "cache_replicas"},
 	"AdminSocket":           {name: "admin_socket"},

@@ -86,6 +86,8 @@ func reloadMutations(t *testing.T) map[string]func(c *config.Config) {
 		"ClockSkew":             func(c *config.Config) { c.ClockSkew += time.Second },
 		"ActorMemoryLimitPages": func(c *config.Config) { c.ActorMemoryLimitPages++ },
 		"ActorQueueLength":      func(c *config.Config) { c.ActorQueueLength++ },
+		"ActorStartTimeout":     func(c *config.Config) { c.ActorStartTimeout += time.Second },
+		"TolerateStartFailures": func(c *config.Config) { c.TolerateStartFailures = !c.TolerateStartFailures },
 		"CacheStorage":          func(c *config.Config) { c.CacheStorage = flip(c.CacheStorage, "file", "memory") },
 		"CacheReplicas":         func(c *config.Config) { c.CacheReplicas++ },
 		"AdminSocket":           func(c *config.Config) { c.AdminSocket += ".other" },
