@@ -10,37 +10,13 @@ import (
 	"time"
 
 	"github.com/latticed/latticed/internal/testenv"
-	"github.com/latticed/latticed/lattice"
 )
 
 // The built-in providers, each under its own minted user, serve a real
 // request end to end: HTTP → httpserver → kvcounter actor → keyvalue
 // (JetStream KV, through the provider role's scoped JetStream permissions).
 func TestBuiltinProvidersServeARequestUnderTheirOwnUsers(t *testing.T) {
-	actor := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", lattice.SignActorOptions{
-		Name: "kvcounter", Caps: []string{lattice.ContractHTTPServer, lattice.ContractKeyValue},
-	})
-	n := startNode(t, nil, "file://"+actor.Path)
-	for _, ref := range []string{"builtin:httpserver", "builtin:keyvalue"} {
-		n.launch(ref, "default", "")
-		n.waitProviderState(ref, "default", stateRunning)
-	}
-	port := testenv.FreePort(t)
-	ctl := lattice.NewCtl("", "default")
-	for _, b := range lattice.BuiltinProviders {
-		ld := lattice.LinkDefinition{ActorID: actor.Key, ProviderID: b.Key(), LinkName: "default", ContractID: b.Contract}
-		if b.Contract == lattice.ContractHTTPServer {
-			ld.Values = map[string]string{"address": "127.0.0.1:" + strconv.Itoa(port)}
-		}
-		if err := ld.Normalize(); err != nil {
-			t.Fatal(err)
-		}
-		var ack lattice.Ack
-		n.ctlRequest(ctl.LinkdefsPut(), ld, &ack)
-		if !ack.Accepted {
-			t.Fatalf("link %s: %s", b.Contract, ack.Error)
-		}
-	}
+	n, _, port := kvcounterNode(t)
 	var body string
 	for want := 1; want <= 2; want++ {
 		testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
