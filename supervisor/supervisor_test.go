@@ -396,11 +396,17 @@ func TestKilledHostComesBackWithItsActorsAndProvidersUntouched(t *testing.T) {
 		}
 		return nil
 	})
+	// The actor may answer a moment before the restarted host lists it
+	// (it serves as soon as its instance runs).
 	var inv lattice.HostInventory
-	n.ctlRequest(lattice.NewCtl("", "default").GetInventory(n.s.HostID()), struct{}{}, &inv)
-	if len(inv.Actors) != 1 || inv.Actors[0].ID != echo.Key || len(inv.Actors[0].Instances) != 1 {
-		t.Errorf("restarted host's actors: %+v", inv.Actors)
-	}
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		inv = lattice.HostInventory{}
+		n.ctlRequest(lattice.NewCtl("", "default").GetInventory(n.s.HostID()), struct{}{}, &inv)
+		if len(inv.Actors) != 1 || inv.Actors[0].ID != echo.Key || len(inv.Actors[0].Instances) != 1 {
+			return fmt.Errorf("restarted host's actors: %+v", inv.Actors)
+		}
+		return nil
+	})
 	// The provider never noticed, and the restarted host lists it.
 	if len(inv.Providers) != 1 || inv.Providers[0].ID != p.key || inv.Providers[0].State != stateRunning {
 		t.Errorf("restarted host's providers: %+v", inv.Providers)
