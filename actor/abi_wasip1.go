@@ -7,7 +7,7 @@ import (
 	"unsafe"
 )
 
-// The wasmbus imports (PROTOCOL.md §5). Pointers lower to i32 offsets into
+// The wasmbus imports (docs/protocol.md §5). Pointers lower to i32 offsets into
 // this module's memory. Go's linker keeps only the imports a module reaches,
 // so an actor that never calls HostCall does not import __host_call.
 

@@ -16,7 +16,7 @@
 //
 //	func main() {}
 //
-// The package implements the wasmbus ABI (PROTOCOL.md §5): it exports
+// The package implements the wasmbus ABI (docs/protocol.md §5): it exports
 // __guest_call and __wasmbus_rpc_version, imports the host functions from the
 // wasm module "wasmbus", and turns each __guest_call into a call of the handler
 // registered for the operation. A handler's error, an unknown operation and a

@@ -26,7 +26,7 @@ type RefMap struct {
 }
 
 // latticeCache keeps claims, link definitions and reference maps in the
-// JetStream stream LATTICECACHE_{prefix} (PROTOCOL.md §11). Every host replays
+// JetStream stream LATTICECACHE_{prefix} (docs/protocol.md §11). Every host replays
 // it at start and follows it live, so all hosts answer get.claims/get.links
 // alike and a new host knows what it never saw.
 type latticeCache struct {

@@ -19,7 +19,7 @@ import (
 // A nil value sends nothing (auctions the host declines).
 type ctlHandler func(ctx context.Context, m *nats.Msg) any
 
-// subscribeCtl subscribes the control interface (PROTOCOL-REFERENCE §10.1).
+// subscribeCtl subscribes the control interface (docs/protocol.md §6).
 func (h *Host) subscribeCtl() ([]*nats.Subscription, error) {
 	c := h.ctl
 	type route struct {

@@ -22,7 +22,7 @@ const (
 	targetBuiltin  = "builtin"
 )
 
-// hostCall routes an actor's __host_call (PROTOCOL.md §5): built-ins answered
+// hostCall routes an actor's __host_call (docs/protocol.md §5): built-ins answered
 // here, then a linked provider, an actor key, or a call alias.
 func (h *Host) hostCall(ctx context.Context, a *actor, binding, namespace, operation string, payload []byte) ([]byte, error) {
 	ctx, span := telemetry.StartHostCall(ctx, a.key, namespace, binding, operation) // a no-op while tracing is off

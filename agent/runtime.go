@@ -18,7 +18,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 )
 
-// wasmbus ABI names (PROTOCOL.md §5).
+// wasmbus ABI names (docs/protocol.md §5).
 const (
 	abiModule        = "wasmbus"
 	exportGuestCall  = "__guest_call"

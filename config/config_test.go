@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// Published test vector (PROTOCOL.md); not a secret of any real lattice.
+// A published test vector (docs/protocol.md, keys); not a secret of any real lattice.
 const (
 	vectorClusterSeed = "SCABNLVRXGEJEG5FBBPMMKMMY37FNKVLDY6YXHVL6WA4IRBEYD6ACIQKV4"
 	vectorClusterPub  = "CDMTUBVGADIQZFWBUZL7LEF7YHZF6CPSKO3HLOTLBQFY2FHDLZFAMYMD"

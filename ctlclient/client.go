@@ -1,5 +1,5 @@
 // Package ctlclient is a Go client for a lattice's control interface
-// (PROTOCOL.md §6: JSON request/reply on wasmbus.ctl.{prefix}.…) and for
+// (docs/protocol.md §6: JSON request/reply on wasmbus.ctl.{prefix}.…) and for
 // signed calls to actors. `latticed ctl` is a thin command line around it.
 //
 // A Client never owns its NATS connection. Single-reply requests are bounded

@@ -137,7 +137,7 @@ func ReadActorClaims(module []byte) (*ActorClaims, error) {
 		return nil, err
 	}
 	// wasmCloud only enforces the hash from wascap revision 3 on; latticed
-	// always does (PROTOCOL.md §2).
+	// always does (docs/protocol.md §2).
 	if !strings.EqualFold(hash, c.Wascap.Hash) {
 		return c, fmt.Errorf("%w (claims say %s, module is %s)", ErrModuleHashMismatch, c.Wascap.Hash, hash)
 	}

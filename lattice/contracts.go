@@ -9,7 +9,7 @@ const (
 	ContractNumberGen  = "wasmcloud:builtin:numbergen"
 )
 
-// Operation names of the contracts above (PROTOCOL.md §8, §9).
+// Operation names of the contracts above (docs/protocol.md §8, §9).
 const (
 	OpHTTPHandleRequest = "HttpServer.HandleRequest"
 

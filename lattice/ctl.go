@@ -1,6 +1,6 @@
 package lattice
 
-// Control-interface JSON bodies (PROTOCOL.md §6).
+// Control-interface JSON bodies (docs/protocol.md §6).
 
 // Ack is the generic reply to a control command.
 type Ack struct {

@@ -124,7 +124,7 @@ func (p *IssuerPolicy) Issuers() []string {
 	return out
 }
 
-// Check validates inv (PROTOCOL.md §3 receiver validation) for delivery to the
+// Check validates inv (docs/protocol.md §3 receiver validation) for delivery to the
 // entity with public key target. It returns a *RejectError on refusal.
 func (p *IssuerPolicy) Check(inv *Invocation, target string) (*Claims[InvocationClaims], error) {
 	c, err := ParseJWT[InvocationClaims](inv.EncodedClaims)

@@ -1,6 +1,6 @@
 // Package oci pulls and pushes latticed's artifacts — signed actor modules
 // and provider archives — from and to OCI registries the way wasmCloud's
-// wash does (PROTOCOL.md §15), with oras-go as the registry client.
+// wash does (docs/protocol.md §15), with oras-go as the registry client.
 //
 // An artifact is an OCI image manifest with one layer: the signed wasm
 // module (MediaTypeActorLayer) or the .par.gz provider archive
@@ -87,7 +87,7 @@ type Settings struct {
 }
 
 // Credential is one registry's login as registries.put carries it
-// (PROTOCOL.md §15).
+// (docs/protocol.md §15).
 type Credential struct {
 	RegistryType string `json:"registryType,omitempty"`
 	Username     string `json:"username,omitempty"`

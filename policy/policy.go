@@ -1,5 +1,5 @@
 // Package policy asks an external policy service whether an actor may start,
-// a provider may start, or an invocation may pass (PROTOCOL.md §14,
+// a provider may start, or an invocation may pass (docs/protocol.md §14,
 // wasmCloud-compatible), caching decisions and failing closed.
 package policy
 
@@ -16,7 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// Policy service actions (PROTOCOL.md §14).
+// Policy service actions (docs/protocol.md §14).
 const (
 	ActionStartActor        = "start_actor"
 	ActionStartProvider     = "start_provider"

@@ -1,7 +1,7 @@
 // Package provider is the capability provider SDK: it turns a Capability (an
 // implementation of one contract, such as wasmcloud:keyvalue) into a lattice
 // provider process that behaves as wasmCloud's provider SDK does
-// (PROTOCOL-REFERENCE.md §5.3).
+// (HostData: docs/protocol.md §12).
 //
 // A host starts the provider and writes HostData on its stdin. The Provider
 // connects to the lattice with the NATS user it was handed, receives link

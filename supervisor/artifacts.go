@@ -182,7 +182,7 @@ func writeExecutable(dir, path, hash string, bin []byte) error {
 
 // recordProvider writes what the lattice cache keeps of a provider started
 // from an archive: its claims, and for an OCI reference the refmap
-// (reference → key), as wasmCloud hosts do (PROTOCOL.md §11). Best effort:
+// (reference → key), as wasmCloud hosts do (docs/protocol.md §11). Best effort:
 // a provider runs without its cache entries.
 func (s *Supervisor) recordProvider(ref string, prog providerProgram) {
 	if prog.claims == nil {

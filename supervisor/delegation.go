@@ -16,8 +16,8 @@ import (
 // stolen token outlives a dead or revoked instance by at most this much.
 const defaultDelegationTTL = 10 * time.Minute
 
-// signing is how one provider instance signs invocations (PROTOCOL extension,
-// docs/security.md): a key of its own vouched for by a delegation token from
+// signing is how one provider instance signs invocations (a latticed
+// extension: docs/protocol.md §16, docs/security.md): a key of its own vouched for by a delegation token from
 // the node's cluster key, or, in compatibility mode, the cluster seed itself.
 type signing struct {
 	key     *lattice.KeyPair

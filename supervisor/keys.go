@@ -14,7 +14,8 @@ import (
 	"github.com/latticed/latticed/lattice"
 )
 
-// Paths of the node's files under the data dir (DESIGN.md "Contracts").
+// Paths of the node's files under the data dir (docs/operations.md, "What
+// runs, and where").
 const (
 	ClusterSeedFile = "keys/cluster.nk"
 	HostSeedFile    = "keys/host.nk"

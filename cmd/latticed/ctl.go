@@ -149,7 +149,7 @@ func withCtl(cmd *cobra.Command, fn func(ctx context.Context, s *ctlSession) err
 	return fn(cmd.Context(), s)
 }
 
-// ctlConnect connects as DESIGN.md's "latticed ctl defaults" say: the
+// ctlConnect connects as docs/operations.md ("What runs, and where") says: the
 // configured control server, else the embedded server's listen address with
 // the admin credentials when they exist.
 func ctlConnect(cmd *cobra.Command, cfg *config.Config) (*nats.Conn, error) {

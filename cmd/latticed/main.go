@@ -12,7 +12,7 @@ import (
 	"syscall"
 )
 
-// Exit statuses (DESIGN.md, "Contracts").
+// Exit statuses (docs/operations.md, "What runs, and where").
 const (
 	exitOK      = 0
 	exitFailure = 1 // the operation failed; the message is on stderr

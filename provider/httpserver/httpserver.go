@@ -333,7 +333,7 @@ func hopByHop(name string) bool {
 	return false
 }
 
-// capabilityClaimError is the host's refusal (PROTOCOL.md §3 check 7).
+// capabilityClaimError is the host's refusal (docs/protocol.md §3 check 7).
 const capabilityClaimError = "does not have the required capability claim"
 
 // classify maps an invocation failure to a status and a short message.

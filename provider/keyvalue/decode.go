@@ -18,7 +18,7 @@ const MaxArgBytes = 1 << 20
 const maxDepth = 16
 
 // args is a decoded operation argument; which fields are set depends on the
-// operation (PROTOCOL.md §9).
+// operation (docs/protocol.md §9).
 type args struct {
 	key     string   // Get, Del, Contains, ListClear, SetQuery, SetClear: a bare string
 	value   string   // Set, ListAdd, ListDel, SetAdd, SetDel
