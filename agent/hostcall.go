@@ -15,11 +15,11 @@ import (
 	"github.com/latticed/latticed/telemetry"
 )
 
-// Host-call target kinds (metric label values).
+// Host-call target kinds (metric label values, defined in package metrics).
 const (
-	targetProvider = "provider"
-	targetActor    = "actor"
-	targetBuiltin  = "builtin"
+	targetProvider = metrics.TargetProvider
+	targetActor    = metrics.TargetActor
+	targetBuiltin  = metrics.TargetBuiltin
 )
 
 // hostCall routes an actor's __host_call (docs/protocol.md §5): built-ins answered

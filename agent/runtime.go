@@ -16,6 +16,8 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/latticed/latticed/metrics"
 )
 
 // wasmbus ABI names (docs/protocol.md §5).
@@ -26,11 +28,11 @@ const (
 	exportStart      = "_start"
 )
 
-// Instance failure kinds (metric label values).
+// Instance failure kinds (metric label values, defined in package metrics).
 const (
-	failTimeout = "timeout"
-	failTrap    = "trap"
-	failExit    = "exit"
+	failTimeout = metrics.FailureTimeout
+	failTrap    = metrics.FailureTrap
+	failExit    = metrics.FailureExit
 )
 
 // ErrStartTimeout means an actor instance did not finish starting (its

@@ -224,8 +224,8 @@ func (s Scope) Permissions(role Role) (jwt.Permissions, error) {
 		if !lattice.IsPublicKey(s.ProviderKey, lattice.KindService) {
 			return jwt.Permissions{}, fmt.Errorf("provider key %q is not a service public key (V…)", s.ProviderKey)
 		}
-		if !validToken(s.LinkName) {
-			return jwt.Permissions{}, fmt.Errorf("link name %q must be one subject token (no '.', '*', '>' or spaces)", s.LinkName)
+		if err := lattice.ValidateLinkName(s.LinkName); err != nil {
+			return jwt.Permissions{}, err
 		}
 		if !lattice.IsPublicKey(s.UserKey, lattice.KindUser) {
 			return jwt.Permissions{}, fmt.Errorf("provider user key %q is not a user public key (U…)", s.UserKey)

@@ -133,8 +133,8 @@ func (s *Supervisor) LaunchProvider(ctx context.Context, cmd lattice.LaunchProvi
 	if link == "" {
 		link = "default"
 	}
-	if !validToken(link) {
-		return fmt.Errorf("link name %q must be one subject token (no '.', '*', '>' or spaces)", link)
+	if err := lattice.ValidateLinkName(link); err != nil {
+		return err
 	}
 	prog, err := s.resolveProvider(ctx, cmd.ProviderRef)
 	if err == nil {
