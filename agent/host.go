@@ -201,7 +201,7 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 		h.labels[k] = v
 	}
 	h.policy = lattice.NewIssuerPolicy(opts.Issuers,
-		lattice.WithReplayGuard(lattice.NewReplayGuard(opts.ReplayWindow, 1<<20)),
+		lattice.WithReplayGuard(lattice.NewReplayGuard(opts.ReplayWindow, lattice.DefaultReplayCapacity)),
 		lattice.WithClockSkew(opts.ClockSkew))
 	if opts.PolicyTopic != "" {
 		h.policySvc = policy.New(opts.Ctl, opts.PolicyTopic, opts.PolicyTimeout, h.policyHost)

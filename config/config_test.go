@@ -147,7 +147,7 @@ func TestDefaults(t *testing.T) {
 		{"MetricsAddr", c.MetricsAddr, "127.0.0.1:9464"},
 		{"AllowedActorIssuers", len(c.AllowedActorIssuers), 0},
 		{"MaxPayloadBytes", c.MaxPayloadBytes, 1048576},
-		{"ReplayWindow", c.ReplayWindow, 5 * time.Minute},
+		{"ReplayWindow", c.ReplayWindow, time.Minute},
 		{"ClockSkew", c.ClockSkew, 30 * time.Second},
 		{"ActorMemoryLimitPages", c.ActorMemoryLimitPages, uint32(4096)},
 		{"ActorQueueLength", c.ActorQueueLength, 256},

@@ -101,7 +101,7 @@ const (
 	DefaultNATSListen            = "127.0.0.1:4222"
 	DefaultMetricsAddr           = "127.0.0.1:9464"
 	DefaultMaxPayloadBytes       = 1 << 20 // NATS's own default max_payload
-	DefaultReplayWindow          = 5 * time.Minute
+	DefaultReplayWindow          = time.Minute
 	DefaultClockSkew             = 30 * time.Second
 	DefaultActorMemoryLimitPages = 4096 // 64 KiB pages: 256 MiB
 	DefaultActorQueueLength      = 256

@@ -195,22 +195,6 @@ func TestReplayIsRejected(t *testing.T) {
 	}
 }
 
-func TestReplayGuardForgetsAfterTwoWindows(t *testing.T) {
-	g := NewReplayGuard(time.Minute, 10)
-	t0 := time.Now()
-	if !g.Remember("a", t0) || g.Remember("a", t0.Add(30*time.Second)) {
-		t.Fatal("first/second")
-	}
-	g.Remember("b", t0.Add(61*time.Second)) // rotates: a is in prev
-	if g.Remember("a", t0.Add(62*time.Second)) {
-		t.Fatal("a forgotten after one window")
-	}
-	g.Remember("c", t0.Add(125*time.Second)) // rotates again: a dropped
-	if !g.Remember("a", t0.Add(126*time.Second)) {
-		t.Fatal("a still remembered after two windows")
-	}
-}
-
 func TestLinkIDAndDecode(t *testing.T) {
 	ld := LinkDefinition{ActorID: mustKey(t, KindModule).PublicKey(), ProviderID: mustKey(t, KindService).PublicKey(), ContractID: ContractKeyValue}
 	if err := ld.Normalize(); err != nil {

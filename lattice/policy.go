@@ -175,73 +175,15 @@ func (p *IssuerPolicy) Check(inv *Invocation, target string) (*Claims[Invocation
 		if age := now.Sub(issuedAt(c)); age > p.replay.window+p.skew {
 			return nil, Reject(ReasonReplayed, "token issued %s ago, older than the %s replay window", age.Truncate(time.Second), p.replay.window)
 		}
-		if !p.replay.Remember(inv.ID, now) {
+		switch p.replay.remember(inv.ID, now) {
+		case idSeen:
 			return nil, Reject(ReasonReplayed, "invocation id %s was already seen", inv.ID)
+		case idFull:
+			// Forgetting ids early would let replays through; refusing
+			// bounds memory and the accepted rate instead.
+			return nil, Reject(ReasonReplayed, "replay guard is full (%d invocation ids within the last %s): refused rather than forget ids early; spread the calls over more hosts or lower LATTICED_REPLAY_WINDOW",
+				p.replay.maxIDs, p.replay.Retention())
 		}
 	}
 	return c, nil
-}
-
-// ReplayGuard remembers invocation ids for at least as long as their tokens
-// can pass the freshness check: the window, plus twice the clock skew of the
-// policy that uses it (a token may be issued up to one skew ahead and is fresh
-// until one skew past the window). It keeps two generations of ids and
-// rotates them every retention period, so memory is bounded by the ids of two
-// periods; when a generation exceeds maxIDs it rotates early, which shortens
-// the effective retention under extreme load (documented residual risk).
-type ReplayGuard struct {
-	window time.Duration
-	maxIDs int
-
-	mu        sync.Mutex
-	retain    time.Duration // rotation period; at least window
-	cur, prev map[string]struct{}
-	rotated   time.Time
-}
-
-// NewReplayGuard refuses tokens older than window and remembers ids for at
-// least window (longer once an IssuerPolicy with a clock skew uses it), at
-// most maxIDs per generation.
-func NewReplayGuard(window time.Duration, maxIDs int) *ReplayGuard {
-	return &ReplayGuard{window: window, retain: window, maxIDs: maxIDs, cur: map[string]struct{}{}, prev: map[string]struct{}{}}
-}
-
-// Window is the freshness window: tokens issued longer ago are refused.
-func (g *ReplayGuard) Window() time.Duration { return g.window }
-
-// Retention is the minimum time an id is remembered.
-func (g *ReplayGuard) Retention() time.Duration {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.retain
-}
-
-func (g *ReplayGuard) retainAtLeast(d time.Duration) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.retain = max(g.retain, d)
-}
-
-// Remember records id and reports whether it was new.
-func (g *ReplayGuard) Remember(id string, now time.Time) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.rotated.IsZero() {
-		g.rotated = now
-	}
-	switch since := now.Sub(g.rotated); {
-	case since >= 2*g.retain:
-		// Idle for two periods: every id in both generations is stale.
-		g.prev, g.cur, g.rotated = make(map[string]struct{}), make(map[string]struct{}), now
-	case since >= g.retain || len(g.cur) >= g.maxIDs:
-		g.prev, g.cur, g.rotated = g.cur, make(map[string]struct{}, len(g.cur)), now
-	}
-	if _, ok := g.cur[id]; ok {
-		return false
-	}
-	if _, ok := g.prev[id]; ok {
-		return false
-	}
-	g.cur[id] = struct{}{}
-	return true
 }

@@ -309,7 +309,7 @@ func New(cfg Config, c Capability) (*Provider, error) {
 		rejectLogs: rate.NewLimiter(rate.Limit(10), 20),
 		ops:        metrics.NewOperations(metrics.MaxOperations),
 		policy: lattice.NewIssuerPolicy(hd.ClusterIssuers,
-			lattice.WithReplayGuard(lattice.NewReplayGuard(cfg.ReplayWindow, 1<<20)),
+			lattice.WithReplayGuard(lattice.NewReplayGuard(cfg.ReplayWindow, lattice.DefaultReplayCapacity)),
 			lattice.WithClockSkew(cfg.ClockSkew)),
 	}
 	return p, nil
