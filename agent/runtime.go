@@ -17,6 +17,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/latticed/latticed/internal/memreturn"
 	"github.com/latticed/latticed/metrics"
 )
 
@@ -97,6 +98,11 @@ type Runtime struct {
 	// 4 MiB for the compiled code), so only a few actors start this way at
 	// once; the others wait for the compiler, as they would without it.
 	interpreting chan struct{}
+	// returner gives closed instances' linear memory (Go heap) back to the
+	// system soon after a large release, instead of at the runtime's
+	// forced collection minutes later; its goroutine stops in Close.
+	returner     *memreturn.Returner
+	stopReturner func()
 }
 
 // maxInterpreting bounds the actors running interpreted at once.
@@ -134,8 +140,14 @@ func NewRuntime(ctx context.Context, cacheDir string, memoryLimitPages uint32) (
 		return nil, err
 	}
 	compiles, stop := context.WithCancel(context.WithoutCancel(ctx))
-	return &Runtime{rt: rt, interp: interp, cache: cache, compiles: compiles, stopCompiles: stop,
-		interpreting: make(chan struct{}, maxInterpreting)}, nil
+	r := &Runtime{rt: rt, interp: interp, cache: cache, compiles: compiles, stopCompiles: stop,
+		interpreting: make(chan struct{}, maxInterpreting),
+		returner:     memreturn.New(memreturn.DefaultThreshold, memreturn.DefaultSettle, memreturn.DefaultInterval)}
+	returnCtx, stopReturns := context.WithCancel(context.WithoutCancel(ctx))
+	returned := make(chan struct{})
+	go func() { defer close(returned); r.returner.Run(returnCtx) }()
+	r.stopReturner = func() { stopReturns(); <-returned }
+	return r, nil
 }
 
 // errRuntimeClosed refuses a compile once the runtime is closing.
@@ -172,6 +184,7 @@ func newWazeroRuntime(ctx context.Context, cfg wazero.RuntimeConfig, memoryLimit
 func (r *Runtime) Close(ctx context.Context) error {
 	r.stopCompiles()
 	r.background.closeAndWait()
+	r.stopReturner()
 	return errors.Join(r.rt.Close(ctx), r.interp.Close(ctx), r.cache.Close(ctx))
 }
 
@@ -304,6 +317,7 @@ type instance struct {
 	stderr    *tailBuffer // why a Go guest aborted is only written here
 	code      *module     // what it runs; the pool replaces interpreted instances
 	clock     *sleeper    // ends the guest's sleeps with the call's context
+	returner  *memreturn.Returner
 }
 
 // sleeper is an instance's WASI sleep (clock subscriptions of poll_oneoff:
@@ -386,7 +400,7 @@ func (r *Runtime) instantiateUnbounded(ctx context.Context, m *module, id string
 		break
 	}
 	return &instance{id: id, mod: mod, guestCall: mod.ExportedFunction(exportGuestCall), stack: make([]uint64, 2),
-		stderr: stderr, code: m, clock: clock}, nil
+		stderr: stderr, code: m, clock: clock, returner: r.returner}, nil
 }
 
 // call runs one operation in the instance. A deadline on ctx interrupts it.
@@ -414,7 +428,17 @@ func (in *instance) call(ctx context.Context, st *callState) ([]byte, error) {
 	return st.response, nil
 }
 
-func (in *instance) close(ctx context.Context) { _ = in.mod.Close(ctx) }
+// close releases the instance. Its linear memory, a Go heap allocation, is
+// garbage from here on; the returner hands it back to the system once enough
+// has been released.
+func (in *instance) close(ctx context.Context) {
+	var size uint64
+	if mem := in.mod.Memory(); mem != nil {
+		size = uint64(mem.Size())
+	}
+	_ = in.mod.Close(ctx)
+	in.returner.Released(size)
+}
 
 // --- the wasmbus host module ---
 
