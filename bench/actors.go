@@ -94,14 +94,34 @@ func runColdStart(o options) error {
 	})
 }
 
+// runMemory is -only memory: the host child's RSS rows on a real node.
+func runMemory(o options) error {
+	return onlySection(o, func(tmp string, rep *Report) error {
+		a, err := buildEchoActors(tmp)
+		if err != nil {
+			return err
+		}
+		bin, err := buildLatticed(tmp)
+		if err != nil {
+			return err
+		}
+		n, err := startNode(bin, filepath.Join(tmp, "node"))
+		if err != nil {
+			return err
+		}
+		defer n.stop()
+		return benchMemory(context.Background(), n, []struct{ name, path string }{{"tiny wat echo", a.tinyPath}, {"Go echo", a.echoPath}}, rep)
+	})
+}
+
 // sections are what -only runs.
-var sections = map[string]func(options) error{"paths": runPaths, "crossnode": runCrossNode, "coldstart": runColdStart}
+var sections = map[string]func(options) error{"paths": runPaths, "crossnode": runCrossNode, "coldstart": runColdStart, "memory": runMemory}
 
 // runOnly runs one section (-only) and prints its rows.
 func runOnly(section string, o options) error {
 	run, ok := sections[section]
 	if !ok {
-		return fmt.Errorf("-only %q: the sections that run alone are: paths, coldstart, crossnode", section)
+		return fmt.Errorf("-only %q: the sections that run alone are: paths, coldstart, crossnode, memory", section)
 	}
 	return run(o)
 }

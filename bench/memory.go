@@ -11,7 +11,8 @@ import (
 // benchMemory measures the host child of a real node (VmRSS of the `latticed
 // host` process the supervisor runs, by the pid in Supervisor.Status): idle,
 // then for each actor the RSS the first instance adds (its compiled code
-// included) and the extra RSS per instance when scaled 1 → 10 and 1 → 100.
+// included), the extra RSS per instance when scaled 1 → 10 and 1 → 100, and
+// the RSS at 64 instances and 30 s after scaling back to 1.
 // The supervisor itself runs inside the bench process, whose RSS would
 // include the bench, so it is not reported.
 func benchMemory(ctx context.Context, n *node, actors []struct{ name, path string }, rep *Report) error {
@@ -38,19 +39,35 @@ func benchMemory(ctx context.Context, n *node, actors []struct{ name, path strin
 			return fmt.Errorf("start %s: %w", a.name, err)
 		}
 		rss := map[int]int64{}
-		for _, count := range []int{1, 10, 100} {
-			if count > 1 {
-				if err := n.ctl.ScaleActor(ctx, host, lattice.ScaleActorCommand{ActorID: started.ActorID, ActorRef: "file://" + a.path, Count: count}); err != nil {
-					return fmt.Errorf("scale %s to %d: %w", a.name, count, err)
-				}
+		scale := func(count int) error {
+			if err := n.ctl.ScaleActor(ctx, host, lattice.ScaleActorCommand{ActorID: started.ActorID, ActorRef: "file://" + a.path, Count: count}); err != nil {
+				return fmt.Errorf("scale %s to %d: %w", a.name, count, err)
 			}
-			if err := n.waitInstances(ctx, started.ActorID, count); err != nil {
+			return n.waitInstances(ctx, started.ActorID, count)
+		}
+		// 1 -> 10 -> 64, back to 1 for 30 s (issue 24.3: the memory of
+		// instances scaled away must come back), then 100.
+		var after int64
+		for _, count := range []int{1, 10, 64, 1, 100} {
+			if err := scale(count); err != nil {
 				return err
+			}
+			if count == 1 && rss[64] > 0 {
+				time.Sleep(memoryReturnWait)
+				if after, err = n.hostRSS(); err != nil {
+					return err
+				}
+				continue
 			}
 			if rss[count], err = settle(); err != nil {
 				return err
 			}
 		}
+		extra := rss[64] - rss[1]
+		rep.Rows = append(rep.Rows,
+			Row{Name: fmt.Sprintf("memory: host child RSS with %s x64", a.name), Value: float64(rss[64]) / 1024, Unit: "MiB"},
+			Row{Name: fmt.Sprintf("memory: host child RSS %s after %s x64 -> 1", memoryReturnWait, a.name), Value: float64(after) / 1024, Unit: "MiB"},
+			Row{Name: fmt.Sprintf("memory: %s, share of the x64 extra RSS returned %s after -> 1 (goal >= 75%%)", a.name, memoryReturnWait), Value: 100 * float64(rss[64]-after) / float64(max(extra, 1)), Unit: "%"})
 		rep.Rows = append(rep.Rows,
 			Row{Name: fmt.Sprintf("memory: %s, 1st instance incl. compiled code (host RSS delta)", a.name), Value: float64(rss[1]-base) / 1024, Unit: "MiB"},
 			Row{Name: fmt.Sprintf("memory: %s, extra RSS per instance 1 -> 10", a.name), Value: float64(rss[10]-rss[1]) / 9, Unit: "KiB"},
@@ -65,6 +82,10 @@ func benchMemory(ctx context.Context, n *node, actors []struct{ name, path strin
 	}
 	return nil
 }
+
+// memoryReturnWait is how long after scaling 64 -> 1 the host's RSS is read
+// (issue 24.3's goal: >= 75% of the extra returned by then).
+const memoryReturnWait = 30 * time.Second
 
 // waitInstances polls the host's inventory until actor runs count instances.
 func (n *node) waitInstances(ctx context.Context, actor string, count int) error {

@@ -20,6 +20,7 @@ import (
 	"github.com/latticed/latticed/agent"
 	"github.com/latticed/latticed/config"
 	"github.com/latticed/latticed/ctlclient"
+	"github.com/latticed/latticed/internal/memreturn"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/manifest"
 	"github.com/latticed/latticed/metrics"
@@ -99,6 +100,7 @@ func runUp(cmd *cobra.Command, startActors []string, applyPath string) error {
 	for _, w := range warnings {
 		log.Warn(w)
 	}
+	softMemoryLimit(log)
 	if err := telemetry.CheckEnv(os.LookupEnv); err != nil {
 		return usageError{err}
 	}
@@ -231,6 +233,7 @@ func runHost(cmd *cobra.Command, _ []string) error {
 	for _, w := range warnings {
 		log.Warn(w)
 	}
+	softMemoryLimit(log)
 	ctx := cmd.Context()
 	stopTracing, err := startTracing(ctx, telemetry.ServiceHost, log)
 	if err != nil {
@@ -415,6 +418,22 @@ func nodeKeys(cfg *config.Config, log *slog.Logger) (cluster, host *lattice.KeyP
 
 // newLogger logs JSON when asked to or when stderr is not a terminal, at
 // level (which SIGHUP may change).
+// softMemoryLimit sets the Go runtime's soft memory limit from the memory
+// limit of the process's cgroup (a container's or a systemd unit's) unless
+// GOMEMLIMIT is set, so that the collector works harder before the kernel
+// kills the node (docs/operations.md, "Memory").
+func softMemoryLimit(log *slog.Logger) {
+	limit, reason, err := memreturn.SetLimitFromCgroup(os.DirFS("/"), os.LookupEnv)
+	switch {
+	case err != nil:
+		log.Warn("soft memory limit not taken from the cgroup; set GOMEMLIMIT to bound the Go heap", "err", err)
+	case limit > 0:
+		log.Info("soft memory limit taken from the cgroup", "gomemlimit_bytes", limit, "share_of_cgroup_limit", memreturn.LimitShare)
+	default:
+		log.Debug("no soft memory limit from the cgroup", "reason", reason)
+	}
+}
+
 func newLogger(cfg *config.Config, w io.Writer, level *slog.LevelVar) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if f, ok := w.(*os.File); ok && !cfg.StructuredLogging {
