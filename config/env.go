@@ -274,7 +274,7 @@ var settings = func() []setting {
 			usage: "largest NATS message payload in bytes",
 			set:   func(c *Config, v any) { c.MaxPayloadBytes = v.(int) }},
 		{env: EnvReplayWindow, kind: kindDuration, def: DefaultReplayWindow.String(),
-			usage: "invocation IDs remembered this long; older invocations refused",
+			usage: "invocations issued longer ago (plus the clock skew) are refused; IDs are remembered for the window plus twice the skew",
 			set:   func(c *Config, v any) { c.ReplayWindow = v.(time.Duration) }},
 		{env: EnvClockSkew, kind: kindDuration, def: DefaultClockSkew.String(),
 			usage: "tolerated clock difference for invocation timestamps",
