@@ -21,12 +21,19 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/latticed/latticed/internal/jswrite"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
 )
 
 // DefaultTimeout bounds a single request when Client.Timeout is not set.
 const DefaultTimeout = 5 * time.Second
+
+// WriteWait is the least a link put or delete waits for its reply, whatever
+// Client.Timeout says: the host's lattice cache write waits out a JetStream
+// leader election for up to jswrite.WriteTimeout and then answers, so the
+// answer (success or the write's error) comes before the client gives up.
+const WriteWait = jswrite.WriteTimeout + 5*time.Second
 
 // DefaultStartWait bounds StartActor when its context has no deadline: the
 // host fetches, verifies and compiles the module before it answers.
@@ -432,7 +439,7 @@ func (c *Client) PutLink(ctx context.Context, ld lattice.LinkDefinition) error {
 	if err := lattice.ValidateValues(ld.Values); err != nil {
 		return err
 	}
-	return c.latticeErr(c.command(ctx, c.timeout(), c.ctl.LinkdefsPut(), ld))
+	return c.latticeErr(c.command(ctx, max(c.timeout(), WriteWait), c.ctl.LinkdefsPut(), ld))
 }
 
 // DelLink removes the link definition of (actor, contract, link name).
@@ -440,7 +447,7 @@ func (c *Client) DelLink(ctx context.Context, actorID, contractID, linkName stri
 	if err := validLinkName(linkName); err != nil {
 		return err
 	}
-	return c.latticeErr(c.command(ctx, c.timeout(), c.ctl.LinkdefsDel(), lattice.LinkDefinition{ActorID: actorID, ContractID: contractID, LinkName: linkName}))
+	return c.latticeErr(c.command(ctx, max(c.timeout(), WriteWait), c.ctl.LinkdefsDel(), lattice.LinkDefinition{ActorID: actorID, ContractID: contractID, LinkName: linkName}))
 }
 
 // PutLabel sets a label on a host.
