@@ -431,7 +431,8 @@ func (c *Client) StopHost(ctx context.Context, hostID string, timeout time.Durat
 	return c.hostCommand(ctx, c.timeout(), hostID, lattice.CmdStopHost, lattice.StopHostCommand{Timeout: timeout.Milliseconds()})
 }
 
-// PutLink adds or replaces a link definition lattice-wide.
+// PutLink adds or replaces a link definition lattice-wide. It waits for the
+// host's answer for the longer of Client.Timeout and WriteWait.
 func (c *Client) PutLink(ctx context.Context, ld lattice.LinkDefinition) error {
 	if err := validLinkName(ld.LinkName); err != nil {
 		return err
@@ -442,7 +443,8 @@ func (c *Client) PutLink(ctx context.Context, ld lattice.LinkDefinition) error {
 	return c.latticeErr(c.command(ctx, max(c.timeout(), WriteWait), c.ctl.LinkdefsPut(), ld))
 }
 
-// DelLink removes the link definition of (actor, contract, link name).
+// DelLink removes the link definition of (actor, contract, link name),
+// waiting as long as PutLink.
 func (c *Client) DelLink(ctx context.Context, actorID, contractID, linkName string) error {
 	if err := validLinkName(linkName); err != nil {
 		return err
