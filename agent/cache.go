@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/latticed/latticed/internal/jswrite"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/metrics"
 )
@@ -173,8 +174,14 @@ func (c *latticeCache) put(ctx context.Context, subject string, v any) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.js.Publish(ctx, subject, b); err != nil {
+	// A leader election of the cache stream is waited out within ctx;
+	// every attempt carries one message id, so the entry is stored once.
+	_, attempts, err := jswrite.Publish(ctx, c.js, subject, b)
+	if err != nil {
 		return fmt.Errorf("write lattice cache %s: %w", subject, err)
+	}
+	if attempts > 1 {
+		c.log.Info("lattice cache write waited out a JetStream leader election", "subject", subject, "attempts", attempts)
 	}
 	return nil
 }

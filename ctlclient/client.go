@@ -21,12 +21,19 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/latticed/latticed/internal/jswrite"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
 )
 
 // DefaultTimeout bounds a single request when Client.Timeout is not set.
 const DefaultTimeout = 5 * time.Second
+
+// WriteWait is the least a link put or delete waits for its reply, whatever
+// Client.Timeout says: the host's lattice cache write waits out a JetStream
+// leader election for up to jswrite.WriteTimeout and then answers, so the
+// answer (success or the write's error) comes before the client gives up.
+const WriteWait = jswrite.WriteTimeout + 5*time.Second
 
 // DefaultStartWait bounds StartActor when its context has no deadline: the
 // host fetches, verifies and compiles the module before it answers.
@@ -424,7 +431,8 @@ func (c *Client) StopHost(ctx context.Context, hostID string, timeout time.Durat
 	return c.hostCommand(ctx, c.timeout(), hostID, lattice.CmdStopHost, lattice.StopHostCommand{Timeout: timeout.Milliseconds()})
 }
 
-// PutLink adds or replaces a link definition lattice-wide.
+// PutLink adds or replaces a link definition lattice-wide. It waits for the
+// host's answer for the longer of Client.Timeout and WriteWait.
 func (c *Client) PutLink(ctx context.Context, ld lattice.LinkDefinition) error {
 	if err := validLinkName(ld.LinkName); err != nil {
 		return err
@@ -432,15 +440,16 @@ func (c *Client) PutLink(ctx context.Context, ld lattice.LinkDefinition) error {
 	if err := lattice.ValidateValues(ld.Values); err != nil {
 		return err
 	}
-	return c.latticeErr(c.command(ctx, c.timeout(), c.ctl.LinkdefsPut(), ld))
+	return c.latticeErr(c.command(ctx, max(c.timeout(), WriteWait), c.ctl.LinkdefsPut(), ld))
 }
 
-// DelLink removes the link definition of (actor, contract, link name).
+// DelLink removes the link definition of (actor, contract, link name),
+// waiting as long as PutLink.
 func (c *Client) DelLink(ctx context.Context, actorID, contractID, linkName string) error {
 	if err := validLinkName(linkName); err != nil {
 		return err
 	}
-	return c.latticeErr(c.command(ctx, c.timeout(), c.ctl.LinkdefsDel(), lattice.LinkDefinition{ActorID: actorID, ContractID: contractID, LinkName: linkName}))
+	return c.latticeErr(c.command(ctx, max(c.timeout(), WriteWait), c.ctl.LinkdefsDel(), lattice.LinkDefinition{ActorID: actorID, ContractID: contractID, LinkName: linkName}))
 }
 
 // PutLabel sets a label on a host.

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/internal/jswrite"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/oci"
 	"github.com/latticed/latticed/par"
@@ -188,7 +189,8 @@ func (s *Supervisor) recordProvider(ref string, prog providerProgram) {
 	if prog.claims == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Long enough to wait out a leader election of the cache stream.
+	ctx, cancel := context.WithTimeout(context.Background(), jswrite.WriteTimeout)
 	defer cancel()
 	var js jetstream.JetStream
 	var err error
@@ -199,7 +201,7 @@ func (s *Supervisor) recordProvider(ref string, prog providerProgram) {
 	}
 	put := func(subject string, v any) {
 		if err == nil {
-			_, err = js.Publish(ctx, subject, mustJSON(v))
+			_, _, err = jswrite.Publish(ctx, js, subject, mustJSON(v))
 		}
 	}
 	put(lattice.CacheClaims(s.prefix, prog.key), lattice.FlattenProvider(prog.claims))

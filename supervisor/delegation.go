@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/latticed/latticed/internal/jswrite"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -110,7 +111,7 @@ func (s *Supervisor) revokeSigning(ctx context.Context, p *providerInstance, sg 
 	if err != nil {
 		return err
 	}
-	if _, err := js.Publish(ctx, lattice.CacheRevocation(s.prefix, rv.SigningKey), b); err != nil {
+	if _, _, err := jswrite.Publish(ctx, js, lattice.CacheRevocation(s.prefix, rv.SigningKey), b); err != nil {
 		return fmt.Errorf("write signing-key revocation to %s: %w", lattice.CacheStream(s.prefix), err)
 	}
 	return nil

@@ -557,6 +557,9 @@ func newCtlLinkCmd() *cobra.Command {
 		newCtlLinkPutCmd(), newCtlGetLinksCmd("get"), newCtlLinkDelCmd())
 }
 
+// writeWaitText is ctlclient.WriteWait for --help texts.
+var writeWaitText = ctlclient.WriteWait.String()
+
 func newCtlLinkPutCmd() *cobra.Command {
 	var linkName string
 	cmd := &cobra.Command{
@@ -564,7 +567,11 @@ func newCtlLinkPutCmd() *cobra.Command {
 		Short: "Link an actor to a provider for a contract",
 		Long: `Define a link: the actor may call the provider for the contract under the
 link name; the KEY=VALUE pairs are the link's values, passed to the provider.
-A link with the same actor, contract and link name is replaced.`,
+A link with the same actor, contract and link name is replaced.
+
+The host stores the link in the lattice cache and waits out a JetStream
+leader election to do so, so this command waits at least ` + writeWaitText + `
+for the answer, whatever --timeout says.`,
 		Example: "  latticed ctl link put MB… VA… wasmcloud:httpserver PORT=8080",
 		Args:    minArgs("<actor-key>", "<provider-key>", "<contract-id>"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -605,7 +612,10 @@ func newCtlLinkDelCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "del <actor-key> <contract-id>",
 		Short: "Delete a link definition",
-		Args:  exactArgs("<actor-key>", "<contract-id>"),
+		Long: `Delete a link definition. Like link put, this waits at least ` + writeWaitText + `
+for the host's answer, whatever --timeout says: the host's lattice cache write
+waits out a JetStream leader election.`,
+		Args: exactArgs("<actor-key>", "<contract-id>"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			actor, contract := args[0], args[1]
 			if !lattice.IsPublicKey(actor, lattice.KindModule) {

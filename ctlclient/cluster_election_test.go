@@ -1,0 +1,271 @@
+package ctlclient
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/latticed/latticed/agent"
+	"github.com/latticed/latticed/internal/testenv"
+	"github.com/latticed/latticed/internal/testhost"
+	"github.com/latticed/latticed/lattice"
+)
+
+// electionCluster is three real nats-server processes (the pinned binary)
+// routed into one JetStream cluster on loopback.
+type electionCluster struct {
+	names []string
+	urls  []string
+	procs map[string]*exec.Cmd
+}
+
+// startElectionCluster starts the three servers and waits until JetStream
+// has a meta leader. Each process is killed when the test ends.
+func startElectionCluster(t *testing.T) *electionCluster {
+	t.Helper()
+	bin := testenv.NATSServerBinary(t)
+	c := &electionCluster{procs: map[string]*exec.Cmd{}}
+	ports := make([]int, 3)
+	routePorts := make([]int, 3)
+	for i := range ports {
+		ports[i], routePorts[i] = testenv.FreePort(t), testenv.FreePort(t)
+	}
+	var routes []string
+	for _, p := range routePorts {
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+	}
+	for i := range ports {
+		name := fmt.Sprintf("el%d", i+1)
+		dir := t.TempDir()
+		conf := fmt.Sprintf(`server_name: %s
+listen: 127.0.0.1:%d
+jetstream { store_dir: %q }
+cluster {
+  name: election
+  listen: 127.0.0.1:%d
+  routes: [%s]
+}
+`, name, ports[i], filepath.Join(dir, "js"), routePorts[i], strings.Join(routes, ", "))
+		path := filepath.Join(dir, "server.conf")
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "-c", path)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start nats-server %s: %v", name, err)
+		}
+		t.Cleanup(func() { c.kill(name) })
+		c.names = append(c.names, name)
+		c.urls = append(c.urls, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
+		c.procs[name] = cmd
+	}
+	nc := c.connect(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A meta leader is elected once the routes are up and a few raft rounds
+	// have passed; the bound is generous for a loaded 2-core machine.
+	testenv.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := js.AccountInfo(ctx)
+		return err
+	})
+	return c
+}
+
+// connect opens a client connection that knows every server and moves to
+// another quickly when its server dies.
+func (c *electionCluster) connect(t *testing.T) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(strings.Join(c.urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond),
+		// The servers may still be starting; the first use waits for them.
+		nats.RetryOnFailedConnect(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// kill sends SIGKILL to the named server and reaps it (idempotent).
+func (c *electionCluster) kill(name string) {
+	cmd := c.procs[name]
+	if cmd == nil {
+		return
+	}
+	delete(c.procs, name)
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+}
+
+// streamLeader waits until stream has a leader and every replica is
+// current, and returns the leader's server name.
+func (c *electionCluster) streamLeader(t *testing.T, js jetstream.JetStream, stream string) string {
+	t.Helper()
+	leader := ""
+	testenv.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			return err
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != 2 {
+			return fmt.Errorf("stream %s not yet led with 3 replicas: %+v", stream, info.Cluster)
+		}
+		for _, r := range info.Cluster.Replicas {
+			if !r.Current || r.Offline {
+				return fmt.Errorf("replica %s not current", r.Name)
+			}
+		}
+		leader = info.Cluster.Leader
+		return nil
+	})
+	return leader
+}
+
+// lineLog collects a host's log lines for assertions.
+type lineLog struct{ buf testenv.SyncBuffer }
+
+func (l *lineLog) logger() *slog.Logger { return slog.New(slog.NewTextHandler(&l.buf, nil)) }
+
+// A link put issued right after the cache stream's leader was killed -9
+// (while the survivors wait out their 4–9 s raft election timeout) succeeds
+// within the client's deadline through the product's path: ctl client →
+// host control interface → lattice cache write. The entry is stored exactly
+// once: the stream's last sequence moves by one for the write, however many
+// attempts it took.
+func TestLinkPutRidesOutStreamLeaderElection(t *testing.T) {
+	cl := startElectionCluster(t)
+	ctx := context.Background()
+	const prefix = "elect"
+	hostKey, _ := lattice.CreateKeyPair(lattice.KindServer)
+	clusterKey, _ := lattice.CreateKeyPair(lattice.KindCluster)
+	var hostLog lineLog
+	h, _ := testhost.Start(t, agent.Options{
+		HostKey: hostKey, ClusterKey: clusterKey, LatticePrefix: prefix,
+		RPC: cl.connect(t), Ctl: cl.connect(t), CacheReplicas: 3,
+		AllowFileLoad: true, CompileCacheDir: t.TempDir(), MemoryLimitPages: 1024,
+		HeartbeatInterval: time.Hour, Logger: hostLog.logger(),
+	})
+	nc := cl.connect(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := lattice.CacheStream(prefix)
+	leader := cl.streamLeader(t, js, stream)
+
+	c := New(nc, "", prefix)
+	c.Timeout = time.Second // the write must not depend on a long --timeout
+	actor, _ := lattice.CreateKeyPair(lattice.KindModule)
+	provider, _ := lattice.CreateKeyPair(lattice.KindService)
+	ld := lattice.LinkDefinition{ActorID: actor.PublicKey(), ProviderID: provider.PublicKey(), ContractID: "wasmcloud:keyvalue", LinkName: "default", Values: map[string]string{"URL": "redis://x"}}
+
+	before := streamState(t, js, stream)
+	cl.kill(leader)
+	killed := time.Now()
+
+	// What the old path did: one plain JetStream publish (the client
+	// library's own two retries 250 ms apart) during the election.
+	pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+	_, plainErr := js.Publish(pctx, lattice.CacheClaims(prefix, "probe"), []byte("{}"))
+	pcancel()
+	t.Logf("plain js.Publish %s after the kill: err=%v", time.Since(killed).Round(time.Millisecond), plainErr)
+
+	start := time.Now()
+	err = c.PutLink(ctx, ld)
+	took := time.Since(start)
+	t.Logf("ctl link put during the election of %s's successor returned after %s (%s after the kill): err=%v", leader, took.Round(time.Millisecond), time.Since(killed).Round(time.Millisecond), err)
+	if err != nil {
+		t.Fatalf("link put during a leader election failed: %v\nhost log:\n%s", err, hostLog.buf.String())
+	}
+	if took > WriteWait {
+		t.Errorf("link put took %s, beyond its deadline %s", took, WriteWait)
+	}
+	if plainErr == nil && !strings.Contains(hostLog.buf.String(), "waited out a JetStream leader election") {
+		t.Fatalf("no election seen: the plain publish and the first attempt both succeeded, so this test tested nothing")
+	}
+
+	after := streamState(t, js, stream)
+	msg, err := jsGetLast(js, stream, lattice.CacheLinkdef(prefix, lattice.LinkID(ld.ActorID, ld.ContractID, ld.LinkName)))
+	if err != nil {
+		t.Fatalf("link entry not in %s after a successful put: %v", stream, err)
+	}
+	var got lattice.LinkDefinition
+	if err := json.Unmarshal(msg.Data, &got); err != nil || got.ActorID != ld.ActorID || got.Values["URL"] != "redis://x" {
+		t.Fatalf("stored entry %s (%v), want the put link", msg.Data, err)
+	}
+	// The probe above may or may not have landed; the link must add exactly
+	// one message on top of it.
+	probe := uint64(0)
+	if plainErr == nil {
+		probe = 1
+	}
+	if after.LastSeq != before.LastSeq+probe+1 || msg.Sequence != after.LastSeq {
+		t.Errorf("stream sequence %d → %d (link at %d, probe stored: %v): want exactly one stored write of the link", before.LastSeq, after.LastSeq, msg.Sequence, plainErr == nil)
+	}
+	// The host that answered knows the link too (it applies the put at once).
+	links, err := c.Links(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, l := range links {
+		if l.ID == lattice.LinkID(ld.ActorID, ld.ContractID, ld.LinkName) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("get links lists the link %d times, want once: %+v", n, links)
+	}
+	_ = h
+}
+
+func streamState(t *testing.T, js jetstream.JetStream, stream string) jetstream.StreamState {
+	t.Helper()
+	var st jetstream.StreamState
+	testenv.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			return err
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return err
+		}
+		st = info.State
+		return nil
+	})
+	return st
+}
+
+func jsGetLast(js jetstream.JetStream, stream, subject string) (*jetstream.RawStreamMsg, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	return s.GetLastMsgForSubject(ctx, subject)
+}
