@@ -66,9 +66,10 @@ type Authority struct {
 	claims *jwt.AccountClaims // the lattice account as the server has it; nil = cannot revoke
 	// encode signs account claims (operator key or operator signing key).
 	encode func(*jwt.AccountClaims) (string, error)
-	// apply makes the server use the signed account JWT and returns once
-	// it has accepted it.
-	apply func(ctx context.Context, accountJWT string) error
+	// apply makes the server use the signed account JWT (claims is what
+	// it says, so an embedded server need not decode it again) and returns
+	// once it has accepted it.
+	apply func(ctx context.Context, accountJWT string, claims *jwt.AccountClaims) error
 	// fetch, when set, reads the account as the server has it before each
 	// change (an external account may be changed by others too).
 	fetch func(ctx context.Context) (*jwt.AccountClaims, error)
@@ -275,7 +276,7 @@ func (a *Authority) updateLocked(ctx context.Context, userKey string) error {
 	if err != nil {
 		return fmt.Errorf("sign account JWT: %w", err)
 	}
-	if err := a.apply(ctx, token); err != nil {
+	if err := a.apply(ctx, token, &next); err != nil {
 		if userKey == "" {
 			return fmt.Errorf("apply account with %d expired revocations pruned: %w", pruned, err)
 		}

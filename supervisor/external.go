@@ -176,7 +176,7 @@ func (s *Supervisor) startExternalAuthority(cfg *config.Config, scope Scope, ctl
 	a.claims = claims
 	a.fetch = ext.lookup
 	a.encode = func(ac *jwt.AccountClaims) (string, error) { return ac.Encode(op) }
-	a.apply = ext.update
+	a.apply = ext.push
 	// The account outlives this process: what this node revoked before is
 	// in its record, and what of it expired meanwhile goes now.
 	record := DataPath(cfg.DataDir, RevocationsFile)
@@ -257,6 +257,11 @@ func (e *externalAccount) lookup(ctx context.Context) (*jwt.AccountClaims, error
 
 // update pushes a signed account JWT through $SYS.REQ.CLAIMS.UPDATE.
 func (e *externalAccount) update(ctx context.Context, token string) error {
+	return e.push(ctx, token, nil)
+}
+
+// push is update as an Authority's apply: the server decodes the token itself.
+func (e *externalAccount) push(ctx context.Context, token string, _ *jwt.AccountClaims) error {
 	msg, err := e.sys.RequestWithContext(ctx, "$SYS.REQ.CLAIMS.UPDATE", []byte(token))
 	if err != nil {
 		return fmt.Errorf("push account JWT: %w", err)

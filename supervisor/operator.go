@@ -162,11 +162,7 @@ func StartOperatorNATS(e EmbeddedNATS, keys *OperatorKeys, scope Scope) (*server
 		scope: scope, account: keys.Lattice.pub, signer: signer, issuerAccount: keys.Lattice.pub,
 		lifetime: e.ProviderCredsLifetime, margin: embeddedPruneMargin,
 		claims: acct, encode: encode,
-		apply: func(_ context.Context, token string) error {
-			ac, err := jwt.DecodeAccountClaims(token)
-			if err != nil {
-				return err
-			}
+		apply: func(_ context.Context, token string, ac *jwt.AccountClaims) error {
 			acc, err := s.LookupAccount(ac.Subject)
 			if err != nil {
 				return err

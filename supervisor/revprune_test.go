@@ -415,4 +415,3 @@ func TestCacheRevocationsArePrunedWhenExpired(t *testing.T) {
 		t.Fatalf("cache after the next revocation: %v; want SKLIVE, SKLATER and the claims", got)
 	}
 }
-

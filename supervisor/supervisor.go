@@ -111,9 +111,9 @@ type Supervisor struct {
 	admin     *adminServer
 	hostProc  *hostChild
 	actors    *actorTracker
-	shared    *Credentials    // external mode without signing keys: WASMCLOUD_PROV_RPC_* for every provider
-	oci       *oci.Client     // pulls provider archives; keeps registries.put credentials
-	policySvc *policy.Service // nil when no policy service is configured (WASMCLOUD_POLICY_TOPIC)
+	shared    *Credentials     // external mode without signing keys: WASMCLOUD_PROV_RPC_* for every provider
+	oci       *oci.Client      // pulls provider archives; keeps registries.put credentials
+	policySvc *policy.Service  // nil when no policy service is configured (WASMCLOUD_POLICY_TOPIC)
 	cacheRevs cacheRevocations // the lattice cache's signing-key revocations, pruned when expired (revprune.go)
 
 	// providerStartup is how long a new provider may take to pass its first
