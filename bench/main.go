@@ -211,7 +211,10 @@ func benchNode(ctx context.Context, o options, bin, tmp, echoPath, tinyPath, ech
 		return err
 	}
 	progress("%d revocations", o.revocations)
-	return benchRevocation(n, echoKey, o.revocations, rep)
+	if err := benchRevocation(n, echoKey, o.revocations, rep); err != nil {
+		return err
+	}
+	return benchRevocationCurve(tmp, o, rep)
 }
 
 // benchInProcess runs the NATS-path rows against an agent.Host in this
