@@ -217,11 +217,14 @@ func (a *Authority) RevocationCount() (entries int, jwtBytes int, err error) {
 	if a.claims == nil || a.encode == nil {
 		return 0, 0, ErrRevocationUnavailable
 	}
-	token, err := a.encode(a.claims)
+	// Encode a copy: encoding stamps the claims, and the applied ones may
+	// be held by the embedded server.
+	c := *a.claims
+	token, err := a.encode(&c)
 	if err != nil {
 		return 0, 0, fmt.Errorf("sign account JWT: %w", err)
 	}
-	return len(a.claims.Revocations), len(token), nil
+	return len(c.Revocations), len(token), nil
 }
 
 // updateLocked applies the account with userKey revoked ("" = none) and
