@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/internal/testenv"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -413,5 +414,46 @@ func TestCacheRevocationsArePrunedWhenExpired(t *testing.T) {
 	got = subjects()
 	if _, ok := got[lattice.CacheRevocation("default", "SKSOON")]; ok || len(got) != 3 {
 		t.Fatalf("cache after the next revocation: %v; want SKLIVE, SKLATER and the claims", got)
+	}
+}
+
+// TestEmbeddedProviderCredentialsExpireAndAreRenewed: in embedded mode too a
+// provider's user expires (so its revocation can be pruned), and a healthy
+// provider built on the SDK outlives its first JWT on renewals; revoking it
+// cuts it off at once and its entry is in the account.
+func TestEmbeddedProviderCredentialsExpireAndAreRenewed(t *testing.T) {
+	const lifetime = 3 * time.Second // below the configurable minimum, to keep the test short
+	n := startNodeWith(t, nil, func(s *Supervisor) { s.credsLifetime = lifetime })
+	ref := "builtin:httpserver"
+	n.launch(ref, "default", "")
+	n.waitProviderState(ref, "default", stateRunning)
+	p := n.instance(ref, "default")
+	p.mu.Lock()
+	first, pid := p.creds, p.proc.pid
+	p.mu.Unlock()
+	if first.Expires.IsZero() || first.Expires.After(time.Now().Add(lifetime+time.Second)) {
+		t.Fatalf("embedded provider credentials expire at %v, want within %s", first.Expires, lifetime)
+	}
+	time.Sleep(time.Until(first.Expires.Add(time.Second)))
+	// Past the first JWT's expiry it still answers, in the same process.
+	testenv.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		_, err := n.nc.Request(lattice.RPCHealth("default", p.key, "default"), nil, time.Second)
+		return err
+	})
+	p.mu.Lock()
+	last, samePID := p.creds, p.proc != nil && p.proc.pid == pid
+	p.mu.Unlock()
+	if !samePID || !last.Expires.After(first.Expires) || last.UserKey != first.UserKey {
+		t.Fatalf("not renewed in place: same process %v, first expires %v, last %v", samePID, first.Expires, last.Expires)
+	}
+	if _, err := n.admin.Revoke(context.Background(), lattice.StopProviderCommand{ProviderRef: ref, LinkName: "default"}); err != nil {
+		t.Fatal(err)
+	}
+	n.s.auth.mu.Lock()
+	_, listed := n.s.auth.claims.Revocations[last.UserKey]
+	_, prunable := n.s.auth.prunable[last.UserKey]
+	n.s.auth.mu.Unlock()
+	if !listed || !prunable {
+		t.Fatalf("revoked user listed %v, prunable %v; want both", listed, prunable)
 	}
 }
