@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -115,13 +116,26 @@ func runMemory(o options) error {
 }
 
 // sections are what -only runs.
-var sections = map[string]func(options) error{"paths": runPaths, "crossnode": runCrossNode, "coldstart": runColdStart, "memory": runMemory}
+var sections = map[string]func(options) error{
+	"paths": runPaths, "crossnode": runCrossNode, "coldstart": runColdStart,
+	"memory": runMemory, "revocations": runRevocationCurve,
+}
+
+// sectionNames lists what -only accepts, for its help and its error.
+func sectionNames() string {
+	names := make([]string, 0, len(sections))
+	for name := range sections {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
 
 // runOnly runs one section (-only) and prints its rows.
 func runOnly(section string, o options) error {
 	run, ok := sections[section]
 	if !ok {
-		return fmt.Errorf("-only %q: the sections that run alone are: paths, coldstart, crossnode, memory", section)
+		return fmt.Errorf("-only %q: the sections that run alone are: %s", section, sectionNames())
 	}
 	return run(o)
 }

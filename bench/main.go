@@ -72,7 +72,7 @@ func main() {
 	revocations := flag.Int("revocations", 100, "revocations measured (at least 100 for a p99)")
 	quick := flag.Bool("quick", false, "short cells, fewer actors and revocations: a smoke run, not figures")
 	out := flag.String("out", "bench/results/latest.json", "where to write the JSON report")
-	only := flag.String("only", "", "run only this section and print its rows (paths, coldstart, crossnode, memory); JSON only with an explicit -out")
+	only := flag.String("only", "", "run only this section and print its rows ("+sectionNames()+"); JSON only with an explicit -out")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	flag.Parse()
 	o := options{dur: *dur, revocations: *revocations, out: *out}
@@ -211,7 +211,10 @@ func benchNode(ctx context.Context, o options, bin, tmp, echoPath, tinyPath, ech
 		return err
 	}
 	progress("%d revocations", o.revocations)
-	return benchRevocation(n, echoKey, o.revocations, rep)
+	if err := benchRevocation(n, echoKey, o.revocations, rep); err != nil {
+		return err
+	}
+	return benchRevocationCurve(tmp, o, rep)
 }
 
 // benchInProcess runs the NATS-path rows against an agent.Host in this

@@ -328,7 +328,7 @@ var settings = func() []setting {
 			usage: "external NATS: system-account .creds file, to push account revocations",
 			set:   func(c *Config, v any) { c.SystemCredsFile = v.(string) }},
 		{env: EnvProviderCredsLifetime, kind: kindDuration, def: DefaultProviderCredsLifetime.String(),
-			usage: "external NATS: lifetime of a provider's minted credentials (renewed while healthy)",
+			usage: "lifetime of a provider's minted NATS user (renewed while healthy); its revocation is pruned once it has passed",
 			set:   func(c *Config, v any) { c.ProviderCredsLifetime = v.(time.Duration) }},
 	}...)
 	return s

@@ -56,18 +56,32 @@ type Authority struct {
 	account       string        // A…: the lattice account
 	signer        nkeys.KeyPair // signs user JWTs
 	issuerAccount string        // set when signer is a signing key of account
-	lifetime      time.Duration // user JWT lifetime; 0 = no expiry
+	lifetime      time.Duration // provider user JWT lifetime; 0 = no expiry (and no pruning)
+	// margin is added to a revoked user's last expiry before its entry may
+	// go: the truncation of exp to whole seconds and the skew between this
+	// clock and the server's.
+	margin time.Duration
 
 	mu     sync.Mutex
 	claims *jwt.AccountClaims // the lattice account as the server has it; nil = cannot revoke
 	// encode signs account claims (operator key or operator signing key).
 	encode func(*jwt.AccountClaims) (string, error)
-	// apply makes the server use the signed account JWT and returns once
-	// it has accepted it.
-	apply func(ctx context.Context, accountJWT string) error
+	// apply makes the server use the signed account JWT (claims is what
+	// it says, so an embedded server need not decode it again) and returns
+	// once it has accepted it.
+	apply func(ctx context.Context, accountJWT string, claims *jwt.AccountClaims) error
 	// fetch, when set, reads the account as the server has it before each
 	// change (an external account may be changed by others too).
 	fetch func(ctx context.Context) (*jwt.AccountClaims, error)
+	// prunable holds the revocation entries this authority made for users
+	// whose JWTs expire: user key -> the time after which none of its JWTs
+	// is valid, so the entry can go. Entries not in it (made by others, or
+	// for users that never expire) are never removed.
+	prunable map[string]time.Time
+	// save, when set, persists prunable after each change (external mode:
+	// the account outlives the process). A failure to save only leaves
+	// entries listed longer, never shorter, so save logs it and goes on.
+	save func(map[string]time.Time)
 }
 
 // Account is the lattice account's public key (A…).
@@ -126,7 +140,13 @@ func (a *Authority) issue(role Role, name, pub, seed string, perms jwt.Permissio
 	uc.IssuerAccount = a.issuerAccount
 	uc.Permissions = perms
 	now := time.Now()
-	if a.lifetime > 0 {
+	// Only provider users expire: they are the only ones ever revoked
+	// (Supervisor.Revoke), so only their revocation entries need to go. The
+	// host's and the admin users live as long as the run (embedded mode
+	// signs them with a signing key made for this run only) and are never
+	// in the revocation list.
+	expires := role == RoleProvider && a.lifetime > 0
+	if expires {
 		uc.Expires = now.Add(a.lifetime).Unix()
 	}
 	token, err := uc.Encode(a.signer)
@@ -134,7 +154,7 @@ func (a *Authority) issue(role Role, name, pub, seed string, perms jwt.Permissio
 		return Credentials{}, fmt.Errorf("sign user JWT for %s: %w", name, err)
 	}
 	c := Credentials{Role: role, Name: name, UserKey: pub, JWT: token, Seed: seed, Issued: now, InboxPrefix: inbox}
-	if a.lifetime > 0 {
+	if expires {
 		c.Expires = time.Unix(uc.Expires, 0)
 	}
 	return c, nil
@@ -148,7 +168,7 @@ func (a *Authority) Renew(c Credentials) (Credentials, error) {
 		return Credentials{}, err
 	}
 	now := time.Now()
-	if a.lifetime > 0 {
+	if c.Role == RoleProvider && a.lifetime > 0 {
 		uc.Expires = now.Add(a.lifetime).Unix()
 	}
 	token, err := uc.Encode(a.signer)
@@ -156,7 +176,7 @@ func (a *Authority) Renew(c Credentials) (Credentials, error) {
 		return Credentials{}, err
 	}
 	c.JWT, c.Issued = token, now
-	if a.lifetime > 0 {
+	if c.Role == RoleProvider && a.lifetime > 0 {
 		c.Expires = time.Unix(uc.Expires, 0)
 	}
 	return c, nil
@@ -170,9 +190,47 @@ func (a *Authority) Renew(c Credentials) (Credentials, error) {
 // one-second resolution of revocation times never catches a successor: a
 // user issued in the same second as its predecessor's revocation has a
 // different key.
+//
+// The same update drops the entries of users revoked earlier whose JWTs
+// have all expired (prune), so the account JWT stays as large as the
+// revocations of one credentials lifetime.
 func (a *Authority) Revoke(ctx context.Context, userKey string) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.updateLocked(ctx, userKey)
+}
+
+// Prune removes the expired revocation entries this authority made and
+// applies the account if any went. It is called at start; Revoke prunes
+// on every update.
+func (a *Authority) Prune(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.updateLocked(ctx, "")
+}
+
+// RevocationCount is the number of entries in the account's revocation
+// list as last applied, and the size of the account JWT that carried it.
+func (a *Authority) RevocationCount() (entries int, jwtBytes int, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.claims == nil || a.encode == nil {
+		return 0, 0, ErrRevocationUnavailable
+	}
+	// Encode a copy: encoding stamps the claims, and the applied ones may
+	// be held by the embedded server.
+	c := *a.claims
+	token, err := a.encode(&c)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sign account JWT: %w", err)
+	}
+	return len(c.Revocations), len(token), nil
+}
+
+// updateLocked applies the account with userKey revoked ("" = none) and
+// the expired entries of prunable removed. With nothing to change it
+// applies nothing.
+func (a *Authority) updateLocked(ctx context.Context, userKey string) error {
 	if a.claims == nil || a.apply == nil {
 		return ErrRevocationUnavailable
 	}
@@ -183,21 +241,53 @@ func (a *Authority) Revoke(ctx context.Context, userKey string) error {
 		}
 		a.claims = current
 	}
-	// Revoke everything issued up to now for this key: its JWT's iat is at
-	// most this second.
+	now := time.Now()
 	next := *a.claims
-	next.Revocations = jwt.RevocationList{}
+	next.Revocations = make(jwt.RevocationList, len(a.claims.Revocations)+1)
 	for k, v := range a.claims.Revocations {
 		next.Revocations[k] = v
 	}
-	next.RevokeAt(userKey, time.Now())
+	keep := make(map[string]time.Time, len(a.prunable)+1)
+	pruned := 0
+	for k, after := range a.prunable {
+		if _, listed := next.Revocations[k]; !listed {
+			continue // removed by someone else: nothing left to prune
+		}
+		// Past after, every JWT issued for k has expired: the server
+		// refuses it as expired whether or not it is listed.
+		if now.After(after) && k != userKey {
+			next.Revocations.ClearRevocation(k)
+			pruned++
+			continue
+		}
+		keep[k] = after
+	}
+	if userKey != "" {
+		// Revoke everything issued up to now for this key: its JWT's iat
+		// is at most this second.
+		next.RevokeAt(userKey, now)
+		if a.lifetime > 0 {
+			// No JWT is issued for a revoked key (its renewals stop), so
+			// the last one expires at most a lifetime from now.
+			keep[userKey] = now.Add(a.lifetime + a.margin)
+		}
+	} else if pruned == 0 {
+		a.prunable = keep
+		return nil
+	}
 	token, err := a.encode(&next)
 	if err != nil {
 		return fmt.Errorf("sign account JWT: %w", err)
 	}
-	if err := a.apply(ctx, token); err != nil {
+	if err := a.apply(ctx, token, &next); err != nil {
+		if userKey == "" {
+			return fmt.Errorf("apply account with %d expired revocations pruned: %w", pruned, err)
+		}
 		return fmt.Errorf("apply revocation of %s: %w", userKey, err)
 	}
-	a.claims = &next
+	a.claims, a.prunable = &next, keep
+	if a.save != nil {
+		a.save(keep)
+	}
 	return nil
 }

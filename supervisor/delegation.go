@@ -111,8 +111,10 @@ func (s *Supervisor) revokeSigning(ctx context.Context, p *providerInstance, sg 
 	if err != nil {
 		return err
 	}
-	if _, _, err := jswrite.Publish(ctx, js, lattice.CacheRevocation(s.prefix, rv.SigningKey), b); err != nil {
+	subject := lattice.CacheRevocation(s.prefix, rv.SigningKey)
+	if _, _, err := jswrite.Publish(ctx, js, subject, b); err != nil {
 		return fmt.Errorf("write signing-key revocation to %s: %w", lattice.CacheStream(s.prefix), err)
 	}
+	s.recordCacheRevocation(ctx, subject, rv.Until)
 	return nil
 }

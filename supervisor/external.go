@@ -143,11 +143,10 @@ func (s *Supervisor) startExternalAuthority(cfg *config.Config, scope Scope, ctl
 	if account == "" {
 		account = signerPub // the seed is the account's own key
 	}
-	lifetime := cfg.ProviderCredsLifetime
-	if s.credsLifetime > 0 {
-		lifetime = s.credsLifetime
-	}
-	a := &Authority{scope: scope, account: account, signer: signer, lifetime: lifetime}
+	lifetime := s.providerCredsLifetime(cfg)
+	// The server's clock may differ from this one by up to the lattice's
+	// clock-skew tolerance.
+	a := &Authority{scope: scope, account: account, signer: signer, lifetime: lifetime, margin: embeddedPruneMargin + cfg.ClockSkew}
 	if account != signerPub {
 		a.issuerAccount = account
 	}
@@ -177,10 +176,33 @@ func (s *Supervisor) startExternalAuthority(cfg *config.Config, scope Scope, ctl
 	a.claims = claims
 	a.fetch = ext.lookup
 	a.encode = func(ac *jwt.AccountClaims) (string, error) { return ac.Encode(op) }
-	a.apply = ext.update
+	a.apply = ext.push
+	// The account outlives this process: what this node revoked before is
+	// in its record, and what of it expired meanwhile goes now.
+	record := DataPath(cfg.DataDir, RevocationsFile)
+	if a.prunable, err = loadPrunable(record, account); err != nil {
+		s.log.Warn("revocations made before this start are not pruned", "err", err)
+	}
+	a.save = func(m map[string]time.Time) {
+		if err := savePrunable(record, account, m); err != nil {
+			s.log.Warn("could not save the record of revocations to prune; expired entries may stay in the account longer", "path", record, "err", err)
+		}
+	}
+	if err := a.Prune(ctx); err != nil {
+		s.log.Warn("could not prune expired revocations at start; the next revocation tries again", "account", account, "err", err)
+	}
 	s.auth, s.observer = a, ext
 	s.log.Info("provider users are minted per instance; revocations are pushed to the NATS server's account resolver", "account", account)
 	return nil
+}
+
+// providerCredsLifetime is the lifetime of minted provider users: the
+// configured one, or the tests' override.
+func (s *Supervisor) providerCredsLifetime(cfg *config.Config) time.Duration {
+	if s.credsLifetime > 0 {
+		return s.credsLifetime
+	}
+	return cfg.ProviderCredsLifetime
 }
 
 // latticeAccount finds the lattice account from the host's credentials:
@@ -235,6 +257,11 @@ func (e *externalAccount) lookup(ctx context.Context) (*jwt.AccountClaims, error
 
 // update pushes a signed account JWT through $SYS.REQ.CLAIMS.UPDATE.
 func (e *externalAccount) update(ctx context.Context, token string) error {
+	return e.push(ctx, token, nil)
+}
+
+// push is update as an Authority's apply: the server decodes the token itself.
+func (e *externalAccount) push(ctx context.Context, token string, _ *jwt.AccountClaims) error {
 	msg, err := e.sys.RequestWithContext(ctx, "$SYS.REQ.CLAIMS.UPDATE", []byte(token))
 	if err != nil {
 		return fmt.Errorf("push account JWT: %w", err)

@@ -25,6 +25,10 @@ type EmbeddedNATS struct {
 	Listen     string // host:port; must be loopback unless the operator says otherwise
 	StoreDir   string // JetStream store
 	MaxPayload int32
+	// ProviderCredsLifetime is how long the provider users the returned
+	// Authority mints are valid (renewed while healthy); 0: they never
+	// expire, and their revocations are never pruned.
+	ProviderCredsLifetime time.Duration
 	// Operator, when set, runs the server in operator/JWT mode with these
 	// keys as its trust chain; StartOperatorNATS sets it.
 	Operator *OperatorKeys

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
@@ -90,6 +91,11 @@ func loadOrCreateNKey(path string, prefix nkeys.PrefixByte) (nkeys.KeyPair, erro
 	}
 }
 
+// embeddedPruneMargin is how long after a revoked user's last JWT expired
+// its entry stays: exp is truncated to whole seconds, and the embedded
+// server reads the same clock as the supervisor.
+const embeddedPruneMargin = 2 * time.Second
+
 type operatorJWTs struct {
 	operator *jwt.OperatorClaims
 }
@@ -149,14 +155,14 @@ func StartOperatorNATS(e EmbeddedNATS, keys *OperatorKeys, scope Scope) (*server
 	if err != nil {
 		return nil, nil, err
 	}
+	// The account starts with no revocations each run: users of earlier
+	// runs were signed by an earlier run's signing key, which this account
+	// no longer trusts, so nothing needs pruning at start.
 	a := &Authority{
 		scope: scope, account: keys.Lattice.pub, signer: signer, issuerAccount: keys.Lattice.pub,
+		lifetime: e.ProviderCredsLifetime, margin: embeddedPruneMargin,
 		claims: acct, encode: encode,
-		apply: func(_ context.Context, token string) error {
-			ac, err := jwt.DecodeAccountClaims(token)
-			if err != nil {
-				return err
-			}
+		apply: func(_ context.Context, token string, ac *jwt.AccountClaims) error {
 			acc, err := s.LookupAccount(ac.Subject)
 			if err != nil {
 				return err

@@ -111,9 +111,10 @@ type Supervisor struct {
 	admin     *adminServer
 	hostProc  *hostChild
 	actors    *actorTracker
-	shared    *Credentials    // external mode without signing keys: WASMCLOUD_PROV_RPC_* for every provider
-	oci       *oci.Client     // pulls provider archives; keeps registries.put credentials
-	policySvc *policy.Service // nil when no policy service is configured (WASMCLOUD_POLICY_TOPIC)
+	shared    *Credentials     // external mode without signing keys: WASMCLOUD_PROV_RPC_* for every provider
+	oci       *oci.Client      // pulls provider archives; keeps registries.put credentials
+	policySvc *policy.Service  // nil when no policy service is configured (WASMCLOUD_POLICY_TOPIC)
+	cacheRevs cacheRevocations // the lattice cache's signing-key revocations, pruned when expired (revprune.go)
 
 	// providerStartup is how long a new provider may take to pass its first
 	// health check; credsLifetime, when set, overrides the configured
@@ -367,7 +368,8 @@ func (s *Supervisor) startNATS(cfg *config.Config) error {
 		return err
 	}
 	store := DataPath(cfg.DataDir, JetStreamDir)
-	ns, auth, err := StartOperatorNATS(EmbeddedNATS{Listen: cfg.NATSListen, StoreDir: store, MaxPayload: int32(cfg.MaxPayloadBytes)}, keys, scope)
+	ns, auth, err := StartOperatorNATS(EmbeddedNATS{Listen: cfg.NATSListen, StoreDir: store, MaxPayload: int32(cfg.MaxPayloadBytes),
+		ProviderCredsLifetime: s.providerCredsLifetime(cfg)}, keys, scope)
 	if err != nil {
 		return err
 	}
@@ -436,6 +438,10 @@ func (s *Supervisor) onHostReady(first bool) {
 		s.notify(notifyReady)
 		s.log.Info("node ready", "host_id", s.hostID, "cluster_issuer", s.opts.ClusterKey.PublicKey(), "lattice_prefix", s.prefix, "nats_url", s.natsURL,
 			"metrics", "http://"+s.health.Addr()+"/metrics", "admin_socket", s.adminPath)
+		// At start, the host has made the cache stream: drop what expired while the node was down.
+		if err := s.pruneCacheRevocations(ctx); err != nil {
+			s.log.Warn("could not remove expired signing-key revocations from the lattice cache", "err", err)
+		}
 		return
 	}
 	s.actors.replay(ctx, s.startActor, s.log)
