@@ -14,8 +14,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/latticed/latticed/config"
-	"github.com/latticed/latticed/internal/natsalive"
 	"github.com/latticed/latticed/ctlclient"
+	"github.com/latticed/latticed/internal/natsalive"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/supervisor"
 )
