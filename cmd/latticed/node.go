@@ -296,6 +296,7 @@ func runHost(cmd *cobra.Command, _ []string) error {
 	// Keep trying while no server of the list answers: the health server
 	// below says why the host is not ready meanwhile.
 	keep := append(natsalive.Options(cfg.NATSKeepalive), nats.RetryOnFailedConnect(true))
+	keep = keep[:len(keep):len(keep)] // each append below gets its own copy
 	rpc, err := supervisor.Connect(rpcURL, rpcConn, cfg.LatticePrefix+"-rpc", log, append(keep, rpcOpts...)...)
 	if err != nil {
 		return err
