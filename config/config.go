@@ -21,9 +21,10 @@ import (
 	"github.com/nats-io/nkeys"
 )
 
-// NATSConn is how to reach and authenticate to one NATS server.
+// NATSConn is how to reach and authenticate to the NATS servers of one role.
 type NATSConn struct {
-	// Host is the server's host name or IP; empty means not configured.
+	// Host is the server's host name or IP, or a comma-separated list of
+	// servers (see ParseServers); empty means not configured.
 	Host string
 	// Port is the server's client port.
 	Port int
@@ -40,14 +41,30 @@ type NATSConn struct {
 // Configured reports whether a server was given for this connection.
 func (n NATSConn) Configured() bool { return n.Host != "" }
 
-// URL is the connection's URL for nats.go: nats://host:port, or tls://host:port
-// when TLS is set (nats.go then insists on TLS).
+// URLs are the connection's servers, one URL each (see ParseServers): Host
+// may list several, comma-separated. nil when Host is no valid list, which
+// a validated Config never has.
+func (n NATSConn) URLs() []string {
+	urls, err := ParseServers(n.Host, n.Port, n.TLS)
+	if err != nil {
+		return nil
+	}
+	return urls
+}
+
+// URL is the connection's server list for nats.Connect, which takes a
+// comma-separated list: nats://host:port, or tls://host:port when TLS is
+// set (nats.go then insists on TLS), for each server of Host.
 func (n NATSConn) URL() string {
+	if urls := n.URLs(); urls != nil {
+		return strings.Join(urls, ",")
+	}
 	scheme := "nats"
 	if n.TLS {
 		scheme = "tls"
 	}
-	// Trim brackets so both "::1" and "[::1]" give a valid IPv6 URL.
+	// Unvalidated: keep the old single-server form so the dial error
+	// names what was given.
 	host := strings.TrimSuffix(strings.TrimPrefix(n.Host, "["), "]")
 	return scheme + "://" + net.JoinHostPort(host, strconv.Itoa(n.Port))
 }
@@ -154,6 +171,9 @@ type Config struct {
 	CacheStorage string
 	// CacheReplicas is the LATTICECACHE stream's replica count (LATTICED_CACHE_REPLICAS).
 	CacheReplicas int
+	// NATSKeepalive is every NATS connection's keepalive
+	// (LATTICED_NATS_PING_INTERVAL, LATTICED_NATS_PING_MISSES).
+	NATSKeepalive Keepalive
 
 	// AdminSocket is the supervisor's admin socket; "" = {data dir}/run/admin.sock
 	// for `up`, and no supervisor for `host` (LATTICED_ADMIN_SOCKET).
@@ -417,6 +437,12 @@ func (c *Config) problems() *errs {
 	if c.CacheReplicas < 1 || c.CacheReplicas > 5 {
 		e.add(EnvCacheReplicas, "%d: must be 1 to 5", c.CacheReplicas)
 	}
+	if c.NATSKeepalive.Interval < 100*time.Millisecond {
+		e.add(EnvNATSPingInterval, "%s: must be at least 100ms, such as 1s", c.NATSKeepalive.Interval)
+	}
+	if c.NATSKeepalive.Misses < 1 {
+		e.add(EnvNATSPingMisses, "%d: must be at least 1", c.NATSKeepalive.Misses)
+	}
 	c.supervisorProblems(e)
 	return e
 }
@@ -425,10 +451,8 @@ func (c *Config) problems() *errs {
 func (n NATSConn) validate(e *errs, prefix string) {
 	env := func(s string) string { return "WASMCLOUD_" + prefix + "_" + s }
 	if n.Host != "" {
-		if strings.Contains(n.Host, "://") || hasSpace(n.Host) {
-			e.add(env("HOST"), "%q: expected a host name or IP address, without scheme", n.Host)
-		} else if _, _, err := net.SplitHostPort(n.Host); err == nil {
-			e.add(env("HOST"), "%q: expected a host name or IP address; give the port in %s", n.Host, env("PORT"))
+		if _, err := ParseServers(n.Host, n.Port, n.TLS); err != nil {
+			e.add(env("HOST"), "%v", err)
 		}
 	}
 	if n.Port < 1 || n.Port > 65535 {

@@ -67,6 +67,8 @@ const (
 	EnvActorStartTimeout     = "LATTICED_ACTOR_START_TIMEOUT"
 	EnvCacheStorage          = "LATTICED_CACHE_STORAGE"
 	EnvCacheReplicas         = "LATTICED_CACHE_REPLICAS"
+	EnvNATSPingInterval      = "LATTICED_NATS_PING_INTERVAL"
+	EnvNATSPingMisses        = "LATTICED_NATS_PING_MISSES"
 
 	// Supervisor (latticed up) settings.
 	EnvAdminSocket           = "LATTICED_ADMIN_SOCKET"
@@ -178,10 +180,10 @@ func natsSettings(prefix, what string, field func(c *Config) *NATSConn) []settin
 	env := func(s string) string { return "WASMCLOUD_" + prefix + "_" + s }
 	return []setting{
 		{env: env("HOST"), kind: kindString,
-			usage: "NATS host for " + what + "; empty = not configured",
+			usage: "NATS server(s) for " + what + ": comma list of host, host:port or nats://host:port; empty = not configured",
 			set:   func(c *Config, v any) { field(c).Host = v.(string) }},
 		{env: env("PORT"), kind: kindInt, def: DefaultNATSPort,
-			usage: "NATS port for " + what,
+			usage: "NATS port for " + what + " (entries of the host list without one)",
 			set:   func(c *Config, v any) { field(c).Port = v.(int) }},
 		{env: env("JWT"), kind: kindString, secret: true,
 			usage: "NATS user JWT for " + what + " (needs the matching seed)",
@@ -294,6 +296,12 @@ var settings = func() []setting {
 		{env: EnvCacheReplicas, kind: kindInt, def: DefaultCacheReplicas,
 			usage: "replicas of the LATTICECACHE_{prefix} stream in a clustered NATS (1-5)",
 			set:   func(c *Config, v any) { c.CacheReplicas = v.(int) }},
+		{env: EnvNATSPingInterval, kind: kindDuration, def: DefaultNATSPingInterval.String(),
+			usage: "keepalive: every NATS connection PINGs its server this often",
+			set:   func(c *Config, v any) { c.NATSKeepalive.Interval = v.(time.Duration) }},
+		{env: EnvNATSPingMisses, kind: kindInt, def: DefaultNATSPingMisses,
+			usage: "keepalive: unanswered PINGs after which a connection fails over and /readyz is unready",
+			set:   func(c *Config, v any) { c.NATSKeepalive.Misses = v.(int) }},
 		{env: EnvAdminSocket, kind: kindString, defHelp: "{data dir}/run/admin.sock",
 			usage: "supervisor admin socket: up listens on it; host and ctl reach their supervisor through it",
 			set:   func(c *Config, v any) { c.AdminSocket = v.(string) }},

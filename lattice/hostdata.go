@@ -40,6 +40,11 @@ type HostData struct {
 	// subscribe to, for nats.CustomInboxPrefix (latticed extension, which
 	// wasmCloud providers ignore). Empty: nats' default "_INBOX".
 	InboxPrefix string `json:"inbox_prefix,omitempty"`
+	// NATSPingIntervalMS and NATSPingMisses are the keepalive the
+	// provider's lattice connection should use (latticed extensions; zero:
+	// the provider's default). docs/operations.md, "When NATS fails".
+	NATSPingIntervalMS uint64 `json:"nats_ping_interval_ms,omitempty"`
+	NATSPingMisses     int    `json:"nats_ping_misses,omitempty"`
 }
 
 // FlexBool is a bool that also decodes from 0/1: the OTP host sends

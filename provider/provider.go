@@ -39,6 +39,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/internal/natsalive"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/metrics"
 	"github.com/latticed/latticed/rpc"
@@ -523,6 +524,10 @@ func (p *Provider) natsOptions(first bool) []nats.Option {
 			p.log.Warn("lattice connection error", "subject", subj, "err", err)
 		}),
 	}
+	// Keepalive as the host says (HostData), so a frozen server is given
+	// up in seconds and another server of the list tried.
+	opts = append(opts, natsalive.Options(config.Keepalive{
+		Interval: time.Duration(p.hd.NATSPingIntervalMS) * time.Millisecond, Misses: p.hd.NATSPingMisses})...)
 	if p.creds != nil {
 		// The JWT is asked for at each (re)connect, so it is always the
 		// latest renewal, never the one HostData carried.

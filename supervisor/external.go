@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/internal/natsalive"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -52,7 +53,10 @@ func (s *Supervisor) startExternal(cfg *config.Config, scope Scope) error {
 			"wasmCloud SDKs may subscribe to; allow the control user to subscribe to "+lattice.OperatorInbox(cfg.LatticePrefix)+".> to keep them private",
 			"nats_url", ctl.URL())
 	}
-	if s.nc, err = Connect(ctl.URL(), ctl, "latticed-supervisor", s.log, inbox...); err != nil {
+	// No server of the list answering yet is no reason to exit: the
+	// connection keeps trying, and Run waits for it while /readyz says why.
+	opts := append(natsalive.Options(cfg.NATSKeepalive), nats.RetryOnFailedConnect(true))
+	if s.nc, err = Connect(ctl.URL(), ctl, "latticed-supervisor", s.log, append(opts, inbox...)...); err != nil {
 		return err
 	}
 	if cfg.AccountSigningSeed != "" {
@@ -161,7 +165,8 @@ func (s *Supervisor) startExternalAuthority(cfg *config.Config, scope Scope, ctl
 	if err != nil {
 		return fmt.Errorf("%s: not a valid seed", config.EnvOperatorSigningSeed)
 	}
-	sys, err := Connect(ctl.URL(), config.NATSConn{CredsFile: cfg.SystemCredsFile, TLS: ctl.TLS}, "latticed-supervisor-system", s.log)
+	sys, err := Connect(ctl.URL(), config.NATSConn{CredsFile: cfg.SystemCredsFile, TLS: ctl.TLS}, "latticed-supervisor-system", s.log,
+		natsalive.Options(cfg.NATSKeepalive)...)
 	if err != nil {
 		return fmt.Errorf("system account (%s): %w", config.EnvSystemCredsFile, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/internal/natsalive"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -104,10 +105,15 @@ func StartNATS(e EmbeddedNATS) (*server.Server, error) {
 }
 
 // Connect opens a NATS connection for one role with reconnects that never give
-// up: a sidecar must ride out a NATS restart. extra options come last (e.g.
-// nats.CustomInboxPrefix for a user minted with a private inbox).
+// up: a sidecar must ride out a NATS restart. url may list several servers,
+// comma-separated (config.NATSConn.URL); any one answering will do. The
+// connection has the default keepalive (config.DefaultKeepalive), so a
+// frozen server is given up in seconds. extra options come last and win
+// (e.g. natsalive.Options with the configured keepalive,
+// nats.RetryOnFailedConnect(true) to keep trying when no server answers
+// yet, nats.CustomInboxPrefix for a user minted with a private inbox).
 func Connect(url string, auth config.NATSConn, name string, log *slog.Logger, extra ...nats.Option) (*nats.Conn, error) {
-	opts := []nats.Option{
+	opts := append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
@@ -120,7 +126,10 @@ func Connect(url string, auth config.NATSConn, name string, log *slog.Logger, ex
 			}
 			log.Warn("NATS disconnected", "conn", name, "err", err)
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "conn", name, "url", nc.ConnectedUrl()) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", "conn", name, "url", nc.ConnectedUrlRedacted()) }),
+		// Called instead of the reconnect handler when the first connection
+		// succeeds late (nats.RetryOnFailedConnect).
+		nats.ConnectHandler(func(nc *nats.Conn) { log.Info("NATS connected", "conn", name, "url", nc.ConnectedUrlRedacted()) }),
 		nats.ErrorHandler(func(_ *nats.Conn, s *nats.Subscription, err error) {
 			subj := ""
 			if s != nil {
@@ -128,7 +137,7 @@ func Connect(url string, auth config.NATSConn, name string, log *slog.Logger, ex
 			}
 			log.Warn("NATS async error", "conn", name, "subject", subj, "err", err)
 		}),
-	}
+	}, natsalive.Options(config.DefaultKeepalive)...)
 	switch {
 	case auth.CredsFile != "":
 		opts = append(opts, nats.UserCredentials(auth.CredsFile))

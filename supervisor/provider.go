@@ -309,10 +309,6 @@ func (p *providerInstance) start() (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	hp, err := urlHostPort(s.natsURL)
-	if err != nil {
-		return nil, err
-	}
 	instanceID := uuid.NewString()
 	sg, err := p.newSigning(instanceID)
 	if err != nil {
@@ -326,12 +322,14 @@ func (p *providerInstance) start() (*process, error) {
 	hd := lattice.HostData{
 		HostID: s.hostID, LatticeRPCPrefix: s.prefix, LinkName: p.link,
 		LatticeRPCUserJWT: creds.JWT, LatticeRPCUserSeed: creds.Seed,
-		LatticeRPCURL: hp.host + ":" + hp.port, LatticeRPCTLS: lattice.FlexBool(s.providerTLS()),
+		// Every server of the list, host:port as wasmCloud hosts send it.
+		LatticeRPCURL: config.HostPorts(s.natsURL), LatticeRPCTLS: lattice.FlexBool(s.providerTLS()),
 		InstanceID: instanceID, ProviderKey: p.key, LinkDefinitions: links,
 		ConfigJSON: p.configJSON, DefaultRPCTimeoutMS: uint64(cfg.RPCTimeout.Milliseconds()),
 		ClusterIssuers: clusterIssuers(cfg.ClusterIssuers, s.opts.ClusterKey.PublicKey()),
 		InvocationSeed: sg.key.Seed(), InvocationDelegation: sg.token, JSDomain: jsDomain,
 		StructuredLogging: true, LogLevel: cfg.LogLevel, InboxPrefix: creds.InboxPrefix,
+		NATSPingIntervalMS: uint64(cfg.NATSKeepalive.Interval.Milliseconds()), NATSPingMisses: cfg.NATSKeepalive.Misses,
 	}
 	line, err := lattice.EncodeHostData(&hd)
 	if err != nil {

@@ -61,6 +61,7 @@ var reloadRules = map[string]reloadRule{
 	"TolerateStartFailures": {name: "tolerate_start_failures"},
 	"CacheStorage":          {name: "cache_storage"},
 	"CacheReplicas":         {name: "cache_replicas"},
+	"NATSKeepalive":         {name: "nats_ping_interval/nats_ping_misses"},
 	"AdminSocket":           {name: "admin_socket"},
 	"RestartBackoff":        {name: "restart_backoff"},
 	"RestartBackoffMax":     {name: "restart_backoff_max"},

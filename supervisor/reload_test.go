@@ -90,6 +90,7 @@ func reloadMutations(t *testing.T) map[string]func(c *config.Config) {
 		"TolerateStartFailures": func(c *config.Config) { c.TolerateStartFailures = !c.TolerateStartFailures },
 		"CacheStorage":          func(c *config.Config) { c.CacheStorage = flip(c.CacheStorage, "file", "memory") },
 		"CacheReplicas":         func(c *config.Config) { c.CacheReplicas++ },
+		"NATSKeepalive":         func(c *config.Config) { c.NATSKeepalive.Misses++ },
 		"AdminSocket":           func(c *config.Config) { c.AdminSocket += ".other" },
 		"RestartBackoff":        func(c *config.Config) { c.RestartBackoff += time.Millisecond },
 		"RestartBackoffMax":     func(c *config.Config) { c.RestartBackoffMax += time.Millisecond },

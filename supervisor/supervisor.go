@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/internal/natsalive"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/metrics"
 	"github.com/latticed/latticed/oci"
@@ -104,9 +105,10 @@ type Supervisor struct {
 	ns        *server.Server
 	auth      *Authority // nil: no per-user credentials (external NATS without signing keys)
 	observer  connObserver
-	nc        *nats.Conn // the supervisor's own connection (lattice account, unrestricted)
-	sys       *nats.Conn // external mode (b): the system account
-	natsURL   string     // what children connect to
+	nc        *nats.Conn         // the supervisor's own connection (lattice account, unrestricted)
+	sys       *nats.Conn         // external mode (b): the system account
+	natsURL   string             // what children connect to
+	alive     *natsalive.Watcher // whether s.nc and s.sys hear from their servers
 	health    *HealthServer
 	admin     *adminServer
 	hostProc  *hostChild
@@ -238,11 +240,34 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 		}
 	}()
 
-	if err := s.startArtifacts(cfg); err != nil { // before anything can launch a provider
-		return err
+	// Readiness tells the truth about NATS from here on: /healthz answers
+	// and /readyz says why the node is not ready while no server of the
+	// list answers (docs/operations.md, "When NATS fails").
+	s.alive = natsalive.New(cfg.NATSKeepalive)
+	s.alive.Add("supervisor", s.nc)
+	if s.sys != nil {
+		s.alive.Add("system", s.sys)
 	}
+	aliveCtx, stopAlive := context.WithCancel(context.WithoutCancel(ctx))
+	aliveDone := make(chan struct{})
+	go func() { defer close(aliveDone); s.alive.Run(aliveCtx) }()
+	defer func() { stopAlive(); <-aliveDone }()
 	s.health, err = NewHealthServer(cfg.MetricsAddr, s.metricsHandler(), s.readiness)
 	if err != nil {
+		return err
+	}
+	healthCtx, stopHealth := context.WithCancel(context.WithoutCancel(ctx))
+	healthDone := make(chan struct{})
+	go func() { defer close(healthDone); _ = s.health.Run(healthCtx, s.log) }()
+	defer func() { stopHealth(); <-healthDone }()
+	if err := natsalive.WaitConnected(ctx, s.log, map[string]*nats.Conn{"supervisor": s.nc}); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting: a clean stop
+		}
+		return err
+	}
+
+	if err := s.startArtifacts(cfg); err != nil { // before anything can launch a provider
 		return err
 	}
 	s.hostProc = newHostChild(s) // before the admin socket: the host child reports to it
@@ -269,11 +294,6 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 	if err := s.nc.Flush(); err != nil {
 		return fmt.Errorf("NATS: %w", err)
 	}
-
-	healthCtx, stopHealth := context.WithCancel(context.WithoutCancel(ctx))
-	healthDone := make(chan struct{})
-	go func() { defer close(healthDone); _ = s.health.Run(healthCtx, s.log) }()
-	defer func() { stopHealth(); <-healthDone }()
 
 	hostCtx, stopHost := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHost()
@@ -397,7 +417,7 @@ func (s *Supervisor) startNATS(cfg *config.Config) error {
 	}
 	// Its replies (link values, health) go where no provider may subscribe.
 	s.nc, err = Connect(s.natsURL, config.NATSConn{JWT: self.JWT, Seed: self.Seed}, "latticed-supervisor", s.log,
-		nats.CustomInboxPrefix(self.InboxPrefix))
+		append(natsalive.Options(cfg.NATSKeepalive), nats.CustomInboxPrefix(self.InboxPrefix))...)
 	if err != nil {
 		return err
 	}
@@ -408,6 +428,9 @@ func (s *Supervisor) startNATS(cfg *config.Config) error {
 
 // readiness is /readyz: NATS connected and the host serving.
 func (s *Supervisor) readiness() error {
+	if err := s.alive.Check(); err != nil { // first: the host waits for NATS too
+		return err
+	}
 	select {
 	case <-s.ready:
 	default:

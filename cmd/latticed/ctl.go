@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 
 	"github.com/latticed/latticed/config"
 	"github.com/latticed/latticed/ctlclient"
+	"github.com/latticed/latticed/internal/natsalive"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/supervisor"
 )
@@ -159,12 +158,7 @@ func ctlConnect(cmd *cobra.Command, cfg *config.Config) (*nats.Conn, error) {
 		url = cfg.CTL.URL()
 		hint = fmt.Sprintf("check %s/%s (--ctl-host/--ctl-port) and that the server is up", config.EnvCtlHost, config.EnvCtlPort)
 	} else {
-		host, portStr, _ := net.SplitHostPort(cfg.NATSListen) // config validated it
-		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-			host = "127.0.0.1" // a server listening on all interfaces is reachable on loopback
-		}
-		port, _ := strconv.Atoi(portStr)
-		url = config.NATSConn{Host: host, Port: port, TLS: cfg.CTL.TLS}.URL()
+		url = config.ListenConn(cfg.NATSListen, cfg.CTL.TLS).URL()
 		hint = fmt.Sprintf("no control server is configured (%s), so this is the address of a lattice of one's embedded server (%s); is `latticed up` running? To reach another server set %s and %s (or --ctl-host/--ctl-port)",
 			config.EnvCtlHost, config.EnvNATSListen, config.EnvCtlHost, config.EnvCtlPort)
 		if auth.CredsFile == "" && auth.JWT == "" && auth.Seed == "" {
@@ -175,7 +169,8 @@ func ctlConnect(cmd *cobra.Command, cfg *config.Config) (*nats.Conn, error) {
 	}
 	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// Replies (link values, claims) to an inbox no provider may read.
-	nc, err := supervisor.Connect(url, auth, "latticed-ctl", log, supervisor.OperatorInbox(auth, cfg.LatticePrefix)...)
+	nc, err := supervisor.Connect(url, auth, "latticed-ctl", log,
+		append(natsalive.Options(cfg.NATSKeepalive), supervisor.OperatorInbox(auth, cfg.LatticePrefix)...)...)
 	if err != nil {
 		creds := ""
 		if auth.CredsFile != "" {

@@ -21,6 +21,7 @@ import (
 	"github.com/latticed/latticed/config"
 	"github.com/latticed/latticed/ctlclient"
 	"github.com/latticed/latticed/internal/memreturn"
+	"github.com/latticed/latticed/internal/natsalive"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/manifest"
 	"github.com/latticed/latticed/metrics"
@@ -283,10 +284,8 @@ func runHost(cmd *cobra.Command, _ []string) error {
 		rpcConn = ctlConn
 	}
 	if !rpcConn.Configured() {
-		host, port, _ := strings.Cut(cfg.NATSListen, ":")
-		rpcConn.Host, ctlConn.Host = host, host
-		fmt.Sscan(port, &rpcConn.Port)
-		ctlConn.Port = rpcConn.Port
+		rpcConn = config.ListenConn(cfg.NATSListen, false)
+		ctlConn = rpcConn
 	}
 	// Users not minted by a supervisor (an external NATS): the private
 	// inboxes too, where their permissions allow them.
@@ -297,16 +296,27 @@ func runHost(cmd *cobra.Command, _ []string) error {
 		ctlOpts = supervisor.PrivateInbox(ctlConn, supervisor.InboxPrefix(cfg.LatticePrefix, supervisor.RoleHostCtl))
 	}
 	rpcURL, ctlURL := rpcConn.URL(), ctlConn.URL()
-	rpc, err := supervisor.Connect(rpcURL, rpcConn, cfg.LatticePrefix+"-rpc", log, rpcOpts...)
+	// Keep trying while no server of the list answers: the health server
+	// below says why the host is not ready meanwhile.
+	keep := append(natsalive.Options(cfg.NATSKeepalive), nats.RetryOnFailedConnect(true))
+	keep = keep[:len(keep):len(keep)] // each append below gets its own copy
+	rpc, err := supervisor.Connect(rpcURL, rpcConn, cfg.LatticePrefix+"-rpc", log, append(keep, rpcOpts...)...)
 	if err != nil {
 		return err
 	}
 	defer rpc.Close()
-	ctl, err := supervisor.Connect(ctlURL, ctlConn, cfg.LatticePrefix+"-ctl", log, ctlOpts...)
+	ctl, err := supervisor.Connect(ctlURL, ctlConn, cfg.LatticePrefix+"-ctl", log, append(keep, ctlOpts...)...)
 	if err != nil {
 		return err
 	}
 	defer ctl.Close()
+	alive := natsalive.New(cfg.NATSKeepalive)
+	alive.Add("rpc", rpc)
+	alive.Add("ctl", ctl)
+	aliveCtx, stopAlive := context.WithCancel(ctx)
+	aliveDone := make(chan struct{})
+	go func() { defer close(aliveDone); alive.Run(aliveCtx) }()
+	defer func() { stopAlive(); <-aliveDone }()
 
 	clusterKey, hostKey, err := nodeKeys(cfg, log)
 	if err != nil {
@@ -315,7 +325,38 @@ func runHost(cmd *cobra.Command, _ []string) error {
 	m := metrics.New()
 	m.NATS.Track("rpc", rpc)
 	m.NATS.Track("ctl", ctl)
-	h, err := agent.New(ctx, agent.Options{
+	var h *agent.Host
+	created := make(chan struct{}) // h is set
+	health, err := supervisor.NewHealthServer(cfg.MetricsAddr, m.Handler(), func() error {
+		if err := alive.Check(); err != nil {
+			return err
+		}
+		select {
+		case <-created:
+		default:
+			return errors.New("host starting")
+		}
+		select {
+		case <-h.Ready():
+		default:
+			return errors.New("host starting")
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	healthCtx, stopHealth := context.WithCancel(ctx)
+	healthDone := make(chan error, 1)
+	go func() { healthDone <- health.Run(healthCtx, log) }()
+	defer func() { stopHealth(); <-healthDone }()
+	if err := natsalive.WaitConnected(ctx, log, map[string]*nats.Conn{"rpc": rpc, "ctl": ctl}); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting
+		}
+		return err
+	}
+	h, err = agent.New(ctx, agent.Options{
 		HostKey: hostKey, ClusterKey: clusterKey, Issuers: cfg.ClusterIssuers,
 		LatticePrefix: cfg.LatticePrefix, CtlTopicPrefix: cfg.CtlTopicPrefix, RPC: rpc, Ctl: ctl,
 		RPCTimeout: cfg.RPCTimeout, AllowFileLoad: cfg.AllowFileLoad, AllowedActorIssuers: cfg.AllowedActorIssuers,
@@ -331,26 +372,10 @@ func runHost(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	health, err := supervisor.NewHealthServer(cfg.MetricsAddr, m.Handler(), func() error {
-		select {
-		case <-h.Ready():
-		default:
-			return errors.New("host starting")
-		}
-		for name, nc := range map[string]*nats.Conn{"rpc": rpc, "ctl": ctl} {
-			if !nc.IsConnected() {
-				return fmt.Errorf("NATS %s connection is %s", name, nc.Status())
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
+	close(created)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return h.Run(gctx) })
-	g.Go(func() error { return health.Run(gctx, log) })
 	g.Go(func() error {
 		select {
 		case <-h.Ready():
