@@ -102,16 +102,16 @@ func notHostNameRune(r rune) bool {
 }
 
 // HostPorts strips the scheme of each URL of a comma-separated list
-// ("nats://a:4222,nats://b:4223" → "a:4222,b:4223"): the form of
+// ("nats://a:4222,nats://b:4223" → ["a:4222", "b:4223"]): the form of
 // HostData's lattice_rpc_url, which wasmCloud's hosts send without scheme.
-func HostPorts(urls string) string {
+func HostPorts(urls string) []string {
 	parts := strings.Split(urls, ",")
 	for i, p := range parts {
 		if _, rest, ok := strings.Cut(p, "://"); ok {
 			parts[i] = rest
 		}
 	}
-	return strings.Join(parts, ",")
+	return parts
 }
 
 // ListenConn is the connection to the embedded server of a lattice of one

@@ -88,7 +88,7 @@ func TestServerListSettings(t *testing.T) {
 }
 
 func TestHostPorts(t *testing.T) {
-	if got := HostPorts("nats://a:1,tls://[::1]:2,c:3"); got != "a:1,[::1]:2,c:3" {
+	if got := strings.Join(HostPorts("nats://a:1,tls://[::1]:2,c:3"), ","); got != "a:1,[::1]:2,c:3" {
 		t.Errorf("HostPorts = %q", got)
 	}
 }

@@ -45,6 +45,11 @@ type HostData struct {
 	// the provider's default). docs/operations.md, "When NATS fails".
 	NATSPingIntervalMS uint64 `json:"nats_ping_interval_ms,omitempty"`
 	NATSPingMisses     int    `json:"nats_ping_misses,omitempty"`
+	// LatticeRPCURLs is every server of the lattice connection's list,
+	// host:port each (latticed extension). LatticeRPCURL carries only the
+	// first: wasmCloud's provider SDK parses that field as one address
+	// (async-nats ToServerAddrs for str), so a list there would break it.
+	LatticeRPCURLs []string `json:"latticed_rpc_urls,omitempty"`
 }
 
 // FlexBool is a bool that also decodes from 0/1: the OTP host sends

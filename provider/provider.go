@@ -487,8 +487,12 @@ func (p *Provider) connect(ctx context.Context) (*nats.Conn, error) {
 	}
 }
 
-// url is the lattice's NATS address from HostData.
+// url is the lattice's NATS addresses from HostData: latticed's list of
+// every server when the host sent one, else wasmCloud's single address.
 func (p *Provider) url() string {
+	if len(p.hd.LatticeRPCURLs) > 0 {
+		return strings.Join(p.hd.LatticeRPCURLs, ",")
+	}
 	if p.hd.LatticeRPCURL == "" {
 		return "127.0.0.1:4222" // the OTP host's default
 	}

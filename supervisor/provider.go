@@ -309,6 +309,7 @@ func (p *providerInstance) start() (*process, error) {
 	if err != nil {
 		return nil, err
 	}
+	rpcServers := config.HostPorts(s.natsURL)
 	instanceID := uuid.NewString()
 	sg, err := p.newSigning(instanceID)
 	if err != nil {
@@ -322,8 +323,9 @@ func (p *providerInstance) start() (*process, error) {
 	hd := lattice.HostData{
 		HostID: s.hostID, LatticeRPCPrefix: s.prefix, LinkName: p.link,
 		LatticeRPCUserJWT: creds.JWT, LatticeRPCUserSeed: creds.Seed,
-		// Every server of the list, host:port as wasmCloud hosts send it.
-		LatticeRPCURL: config.HostPorts(s.natsURL), LatticeRPCTLS: lattice.FlexBool(s.providerTLS()),
+		// host:port as wasmCloud hosts send it: the first server in the
+		// field wasmCloud's SDK reads as one address, all of them in ours.
+		LatticeRPCURL: rpcServers[0], LatticeRPCURLs: rpcServers, LatticeRPCTLS: lattice.FlexBool(s.providerTLS()),
 		InstanceID: instanceID, ProviderKey: p.key, LinkDefinitions: links,
 		ConfigJSON: p.configJSON, DefaultRPCTimeoutMS: uint64(cfg.RPCTimeout.Milliseconds()),
 		ClusterIssuers: clusterIssuers(cfg.ClusterIssuers, s.opts.ClusterKey.PublicKey()),
