@@ -1,0 +1,150 @@
+package supervisor
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/ctlclient"
+	"github.com/latticed/latticed/internal/cachefill"
+	"github.com/latticed/latticed/internal/testenv"
+	"github.com/latticed/latticed/lattice"
+)
+
+// Issue 24.1 as the operator met it: in a lattice of 20,000 links (far
+// more than one NATS message holds) `get links` lists them all, a crashed
+// httpserver provider comes back with its link and serves HTTP, and so does
+// a node restarted with --apply.
+func TestProviderKeepsItsLinksInALatticeOfTwentyThousand(t *testing.T) {
+	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
+	port := strconv.Itoa(testenv.FreePort(t))
+	dir := t.TempDir()
+	path := filepath.Join(t.TempDir(), "lattice.yaml")
+	manifest := fmt.Sprintf(`actors:
+  - ref: file://%[1]s
+providers:
+  - ref: builtin:httpserver
+links:
+  - actor: file://%[1]s
+    provider: builtin:httpserver
+    contract: %[2]s
+    values:
+      port: "%[3]s"
+`, echo.Path, lattice.ContractHTTPServer, port)
+	if err := os.WriteFile(path, []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	serves := func(t *testing.T, what string) {
+		t.Helper()
+		testenv.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+			resp, err := http.Post("http://127.0.0.1:"+port+"/", "text/plain", strings.NewReader(what))
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusOK || !bytes.Contains(b, []byte(what)) {
+				return fmt.Errorf("status %d: %.200s", resp.StatusCode, b)
+			}
+			return nil
+		})
+	}
+	env := map[string]string{config.EnvDataDir: dir, config.EnvLogLevel: "debug"}
+	u := startUp(t, env, "--apply", path)
+	serves(t, "first")
+
+	// 20,000 more links, written as a wasmCloud host writes them.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	js, err := jetstream.New(u.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := lattice.CreateKeyPair(lattice.KindService)
+	const n = 20000
+	if err := cachefill.Put(ctx, js, "default", cachefill.Links(echo.Key, other.PublicKey(), n)); err != nil {
+		t.Fatal(err)
+	}
+	c := ctlclient.New(u.nc, "", "default")
+	links, err := c.Links(ctx)
+	if err != nil || len(links) != n+1 {
+		t.Fatalf("get links: %d links, %v; want %d", len(links), err, n+1)
+	}
+
+	// A crash: the supervisor restarts the provider, which must get its link.
+	pid := childPID(t, u.cmd.Process.Pid, "httpserver")
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
+		st, err := u.admin.Status(ctx)
+		if err != nil {
+			return err
+		}
+		for _, p := range st.Providers {
+			if p.LinkName == "default" && p.ImageRef == "builtin:httpserver" && p.Restarts >= 1 && p.State == stateRunning {
+				return nil
+			}
+		}
+		return fmt.Errorf("provider not restarted and running yet: %+v", st.Providers)
+	})
+	serves(t, "after the provider restart")
+	if !strings.Contains(u.stderr.String(), `"links":1,"from":"`+linksFromCache+`"`) {
+		t.Errorf("the restarted provider's link count is not logged as read from the cache:\n%s", tail(u.stderr.String(), 40))
+	}
+
+	// The node restarted with --apply.
+	if err := u.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-u.done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("latticed up did not stop on SIGTERM")
+	}
+	u2 := startUp(t, env, "--apply", path)
+	serves(t, "after the node restart")
+	if links, err := ctlclient.New(u2.nc, "", "default").Links(ctx); err != nil || len(links) != n+1 {
+		t.Fatalf("get links after the restart: %d links, %v; want %d", len(links), err, n+1)
+	}
+}
+
+// childPID finds the child of parent whose command line contains word.
+func childPID(t *testing.T, parent int, word string) int {
+	t.Helper()
+	var found int
+	testenv.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		dirs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, d := range dirs {
+			stat, err := os.ReadFile(filepath.Join(d, "stat"))
+			if err != nil {
+				continue
+			}
+			// pid (comm) state ppid …: comm may hold spaces, so split after ')'.
+			rest := string(stat[bytes.LastIndexByte(stat, ')')+1:])
+			f := strings.Fields(rest)
+			if len(f) < 2 || f[1] != strconv.Itoa(parent) {
+				continue
+			}
+			cmdline, _ := os.ReadFile(filepath.Join(d, "cmdline"))
+			if bytes.Contains(cmdline, []byte(word)) {
+				found, _ = strconv.Atoi(filepath.Base(d))
+				return nil
+			}
+		}
+		return fmt.Errorf("no child of %d runs %q", parent, word)
+	})
+	return found
+}
