@@ -3,6 +3,7 @@ package supervisor
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,8 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/latticed/latticed/cacheread"
 	"github.com/latticed/latticed/config"
 	"github.com/latticed/latticed/ctlclient"
 	"github.com/latticed/latticed/internal/cachefill"
@@ -147,4 +150,64 @@ func childPID(t *testing.T, parent int, word string) int {
 		return fmt.Errorf("no child of %d runs %q", parent, word)
 	})
 	return found
+}
+
+// Who may read the lattice cache whole (docs/security.md, "Roles"): the
+// host's control user (and so a supervisor on an external NATS, which
+// connects with the control credentials) with the rights it already has;
+// a provider's user may not, and gets ErrUnavailable within the read's idle
+// bound (the server refuses the JetStream API request without answering it).
+func TestCacheReadNeedsNoRightBeyondTheHostControlRole(t *testing.T) {
+	s, a, _ := operatorServer(t)
+	admin, err := a.Mint(RoleAdmin, "admin", Scope{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminNC, _ := connectAs(t, s.ClientURL(), admin, nats.CustomInboxPrefix(admin.InboxPrefix))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	js, err := jetstream.New(adminNC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cachefill.EnsureStream(ctx, js, "default"); err != nil {
+		t.Fatal(err)
+	}
+	actor, _ := lattice.CreateKeyPair(lattice.KindModule)
+	prov, _ := lattice.CreateKeyPair(lattice.KindService)
+	if err := cachefill.Put(ctx, js, "default", cachefill.Links(actor.PublicKey(), prov.PublicKey(), 3000)); err != nil {
+		t.Fatal(err)
+	}
+	keyA := lattice.FileProviderKey([32]byte{1})
+	cases := []struct {
+		name  string
+		role  Role
+		scope Scope
+		links int
+	}{
+		{"host-ctl", RoleHostCtl, Scope{}, 3000},
+		{"provider", RoleProvider, Scope{ProviderKey: keyA, LinkName: "default"}, -1},
+		{"host-rpc", RoleHostRPC, Scope{}, -1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := a.Mint(tc.role, tc.name, tc.scope)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nc, _ := connectAs(t, s.ClientURL(), c, nats.CustomInboxPrefix(c.InboxPrefix))
+			r, err := cacheread.New(nc, "", "default")
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Idle = 5 * time.Second
+			links, err := r.Links(ctx)
+			switch {
+			case tc.links >= 0 && (err != nil || len(links) != tc.links):
+				t.Fatalf("read %d links, %v; want %d", len(links), err, tc.links)
+			case tc.links < 0 && !errors.Is(err, cacheread.ErrUnavailable):
+				t.Fatalf("read %d links, %v; want ErrUnavailable", len(links), err)
+			}
+		})
+	}
 }
