@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -55,9 +58,9 @@ func benchLinks(o options, bin, tmp string, rep *Report) error {
 	prefix := n.cfg.LatticePrefix
 	actor, _ := lattice.CreateKeyPair(lattice.KindModule)
 	other, _ := lattice.CreateKeyPair(lattice.KindService)
-	http, _ := lattice.LookupBuiltin("builtin:httpserver")
+	httpProv, _ := lattice.LookupBuiltin("builtin:httpserver")
 	// The provider's own link: one among all the others.
-	own := lattice.LinkDefinition{ActorID: actor.PublicKey(), ProviderID: http.Key(), LinkName: "default",
+	own := lattice.LinkDefinition{ActorID: actor.PublicKey(), ProviderID: httpProv.Key(), LinkName: "default",
 		ContractID: lattice.ContractHTTPServer, Values: map[string]string{"port": strconv.Itoa(freePort())}}
 	if err := n.ctl.PutLink(ctx, own); err != nil {
 		return err
@@ -102,6 +105,11 @@ func benchLinks(o options, bin, tmp string, rep *Report) error {
 			written = count
 		}
 		total := written + 1
+		// The host follows the cache live: measure once it has taken in
+		// what was just written, not while it still burns CPU on it.
+		if err := waitHostLinks(n.cfg.MetricsAddr, total, 5*time.Minute); err != nil {
+			return err
+		}
 		floor, err := median3(func() error {
 			got, err := rawRead(ctx, js, prefix)
 			if err == nil && got != total {
@@ -230,4 +238,33 @@ func ratio(a, b time.Duration) float64 {
 		return 0
 	}
 	return float64(a) / float64(b)
+}
+
+// waitHostLinks waits until the node's host reports want links in its
+// lattice cache gauge (latticed_lattice_cache_entries{kind="links"}).
+func waitHostLinks(metricsAddr string, want int, timeout time.Duration) error {
+	line := `latticed_lattice_cache_entries{kind="links"} ` + strconv.Itoa(want)
+	last := ""
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		for _, l := range strings.Split(string(body), "\n") {
+			if strings.HasPrefix(l, `latticed_lattice_cache_entries{kind="links"}`) {
+				last = l
+			}
+			if l == line {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("the host did not report %d links within %s (last: %s)", want, timeout, last)
 }

@@ -7,6 +7,7 @@
 package cacheread
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -71,8 +72,33 @@ func New(nc *nats.Conn, domain, prefix string) (*Reader, error) {
 // (deleted: true) remove their link; entries that do not decode or
 // normalize are skipped (OnSkipped).
 func (r *Reader) Links(ctx context.Context) ([]lattice.LinkDefinition, error) {
+	return r.links(ctx, nil, func(lattice.LinkDefinition) bool { return true })
+}
+
+// LinksOf returns the live link definitions of one provider instance
+// (provider key and link name), sorted by id: what the provider gets in
+// HostData. It reads every entry as Links does, but decodes only those
+// that mention the provider's key, so its cost stays close to the bare
+// read whatever the rest of the lattice holds.
+func (r *Reader) LinksOf(ctx context.Context, providerKey, linkName string) ([]lattice.LinkDefinition, error) {
+	key := []byte(providerKey)
+	return r.links(ctx, func(data []byte) bool { return bytes.Contains(data, key) }, func(ld lattice.LinkDefinition) bool {
+		return ld.ProviderID == providerKey && ld.LinkName == linkName
+	})
+}
+
+// links reads the link entries; mention, when set, is a cheap test on the
+// raw entry that must hold for the entry to matter, and keep chooses among
+// the decoded links.
+func (r *Reader) links(ctx context.Context, mention func([]byte) bool, keep func(lattice.LinkDefinition) bool) ([]lattice.LinkDefinition, error) {
 	bySubject := map[string]lattice.LinkDefinition{}
 	err := r.read(ctx, lattice.CacheLinkdefsFilter(r.Prefix), func(subject string, data []byte) {
+		if mention != nil && !mention(data) {
+			// A newer entry of a subject seen earlier in this read
+			// replaces it, even when it no longer concerns the caller.
+			delete(bySubject, subject)
+			return
+		}
 		var ld lattice.LinkDefinition
 		if err := json.Unmarshal(data, &ld); err != nil {
 			r.skip(subject, err)
@@ -84,6 +110,10 @@ func (r *Reader) Links(ctx context.Context) ([]lattice.LinkDefinition, error) {
 		}
 		if err := ld.Normalize(); err != nil {
 			r.skip(subject, err)
+			return
+		}
+		if !keep(ld) {
+			delete(bySubject, subject)
 			return
 		}
 		bySubject[subject] = ld

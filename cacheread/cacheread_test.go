@@ -78,9 +78,41 @@ func TestReadsACacheLargerThanAnyMessageWhole(t *testing.T) {
 		}
 	}
 
+	// Three links of another provider; one of them later moves to a third
+	// (same actor, contract and link name: same id, same subject).
+	_, providerB := keys(t)
+	_, providerC := keys(t)
+	ofB := cachefill.Links(actor, providerB, 3)
+	for i := range ofB {
+		ofB[i].ContractID = "other:contract" + string(rune('a'+i))
+		ofB[i].ID = lattice.LinkID(actor, ofB[i].ContractID, "default")
+	}
+	if err := cachefill.Put(ctx, js, prefix, ofB); err != nil {
+		t.Fatal(err)
+	}
+	moved := ofB[2]
+	moved.ProviderID = providerC
+	if err := cachefill.Put(ctx, js, prefix, []lattice.LinkDefinition{moved}); err != nil {
+		t.Fatal(err)
+	}
+
 	r, err := New(nc, "", prefix)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		provider, link string
+		want           int
+	}{{provider, "default", n - 100}, {providerB, "default", 2}, {providerC, "default", 1}, {providerB, "other", 0}} {
+		got, err := r.LinksOf(ctx, tc.provider, tc.link)
+		if err != nil || len(got) != tc.want {
+			t.Errorf("LinksOf(%s, %s): %d links, %v; want %d", tc.provider, tc.link, len(got), err, tc.want)
+		}
+		for _, l := range got {
+			if l.ProviderID != tc.provider || l.LinkName != tc.link {
+				t.Errorf("LinksOf(%s, %s) returned %+v", tc.provider, tc.link, l)
+			}
+		}
 	}
 	var skipped []Skipped
 	r.OnSkipped = func(sk Skipped) { skipped = append(skipped, sk) }
@@ -88,8 +120,8 @@ func TestReadsACacheLargerThanAnyMessageWhole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != n-100 {
-		t.Fatalf("read %d links, want %d", len(got), n-100)
+	if len(got) != n-100+3 {
+		t.Fatalf("read %d links, want %d", len(got), n-100+3)
 	}
 	if reply, _ := json.Marshal(lattice.LinksList{Links: got}); int64(len(reply)) <= nc.MaxPayload() {
 		t.Fatalf("the links (%d bytes) fit one message of %d bytes: the test proves nothing", len(reply), nc.MaxPayload())

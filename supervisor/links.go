@@ -61,27 +61,13 @@ func (p *providerInstance) fetchLinks() ([]lattice.LinkDefinition, error) {
 // host answers that with an error when the list does not fit one NATS
 // message, and that is an error here too, never an empty list.
 func (s *Supervisor) linksFor(ctx context.Context, key, link string) ([]lattice.LinkDefinition, string, error) {
-	all, source, err := s.allLinks(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	var out []lattice.LinkDefinition
-	for _, l := range all {
-		if l.ProviderID == key && l.LinkName == link {
-			out = append(out, l)
-		}
-	}
-	return out, source, nil
-}
-
-func (s *Supervisor) allLinks(ctx context.Context) ([]lattice.LinkDefinition, string, error) {
 	r, err := cacheread.New(s.nc, s.config().JSDomain, s.prefix)
 	if err == nil {
 		r.OnSkipped = func(sk cacheread.Skipped) {
 			s.log.Warn("skipping bad lattice cache entry", "subject", sk.Subject, "err", sk.Err)
 		}
 		var links []lattice.LinkDefinition
-		if links, err = r.Links(ctx); err == nil {
+		if links, err = r.LinksOf(ctx, key, link); err == nil {
 			return links, linksFromCache, nil
 		}
 	}
@@ -106,7 +92,13 @@ func (s *Supervisor) allLinks(ctx context.Context) ([]lattice.LinkDefinition, st
 	if reply.Links == nil && reply.Error != "" {
 		return nil, "", fmt.Errorf("%v; and the host could not list the links: %s", cacheErr, reply.Error)
 	}
-	return reply.Links, linksFromHost, nil
+	var out []lattice.LinkDefinition
+	for _, l := range reply.Links {
+		if l.ProviderID == key && l.LinkName == link {
+			out = append(out, l)
+		}
+	}
+	return out, linksFromHost, nil
 }
 
 func linkIDs(links []lattice.LinkDefinition) map[string]bool {
