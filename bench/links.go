@@ -241,9 +241,9 @@ func ratio(a, b time.Duration) float64 {
 }
 
 // waitHostLinks waits until the node's host reports want links in its
-// lattice cache gauge (latticed_lattice_cache_entries{kind="links"}).
+// lattice cache gauge (latticed_lattice_cache_entries, kind="links", as the
+// node's merged scrape labels it component="host").
 func waitHostLinks(metricsAddr string, want int, timeout time.Duration) error {
-	line := `latticed_lattice_cache_entries{kind="links"} ` + strconv.Itoa(want)
 	last := ""
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		resp, err := http.Get("http://" + metricsAddr + "/metrics")
@@ -258,10 +258,11 @@ func waitHostLinks(metricsAddr string, want int, timeout time.Duration) error {
 			continue
 		}
 		for _, l := range strings.Split(string(body), "\n") {
-			if strings.HasPrefix(l, `latticed_lattice_cache_entries{kind="links"}`) {
-				last = l
+			if !strings.HasPrefix(l, "latticed_lattice_cache_entries{") || !strings.Contains(l, `kind="links"`) {
+				continue
 			}
-			if l == line {
+			last = l
+			if f := strings.Fields(l); len(f) == 2 && f[1] == strconv.Itoa(want) {
 				return nil
 			}
 		}
