@@ -59,8 +59,8 @@ lint:
 # Packages with concurrency run under the race detector. The agent's run
 # without it except for its concurrency tests: -race slows wazero's compiler
 # about twentyfold. Every other package (go list, so none is missed) runs plainly.
-RACE_PKGS        := ./lattice/... ./policy/... ./rpc/... ./provider/... ./supervisor/... ./ctlclient/... ./manifest/... ./config/... ./metrics/...
-RACE_PKG_PATTERN := latticed/(lattice|policy|rpc|provider|supervisor|ctlclient|manifest|config|metrics)(/|$$)
+RACE_PKGS        := ./cacheread/... ./lattice/... ./policy/... ./rpc/... ./provider/... ./supervisor/... ./ctlclient/... ./manifest/... ./config/... ./metrics/...
+RACE_PKG_PATTERN := latticed/(cacheread|lattice|policy|rpc|provider|supervisor|ctlclient|manifest|config|metrics)(/|$$)
 AGENT_RACE_TESTS := Gate|StartCallScaleStop|PooledInstance|RejectedInvocations|PoolUpgradeHammer|SleepingActorMeetsItsDeadline|StartForeverActor|HostStopsPromptly
 TEST_ENV         := LATTICED_NATS_SERVER_BIN=$(TOOLS)/nats-server LATTICED_NATS_CLI_BIN=$(TOOLS)/nats
 

@@ -77,9 +77,23 @@ func (h *Host) answerCtl(m *nats.Msg, handle ctlHandler) {
 	if out == nil || m.Reply == "" {
 		return
 	}
-	if err := m.Respond(mustJSON(out)); err != nil {
+	body := mustJSON(out)
+	if limit := h.opts.Ctl.MaxPayload(); limit > 0 && int64(len(body)) > limit {
+		// The reply cannot travel as one message; say so rather than let
+		// the caller time out in silence (docs/protocol.md §6).
+		h.log.Warn("control reply too large for one NATS message; answering with an error", "subject", m.Subject, "bytes", len(body), "max_payload", limit)
+		body = mustJSON(tooLarge(m.Subject, len(body), limit, h.opts.LatticePrefix))
+	}
+	if err := m.Respond(body); err != nil {
 		h.log.Warn("control reply failed", "subject", m.Subject, "err", err)
 	}
+}
+
+// tooLarge is the error reply for a control reply of size bytes that does
+// not fit the server's max payload.
+func tooLarge(subject string, size int, limit int64, prefix string) lattice.Ack {
+	return lattice.Ack{Error: fmt.Sprintf("the reply to %s is %d bytes, more than the NATS max payload of %d bytes: "+
+		"read the lattice cache stream %s instead (latticed ctl get links and get claims do)", subject, size, limit, lattice.CacheStream(prefix))}
 }
 
 func ack(err error) lattice.Ack {

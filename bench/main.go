@@ -60,6 +60,7 @@ type options struct {
 	httpConc    []int
 	scale       []int
 	revocations int
+	links       []int // link counts for -only links
 	out         string
 	pathsOnly   bool // -only paths: the floors and the latticed path, nothing after them
 }
@@ -69,6 +70,7 @@ func main() {
 	conc := flag.String("concurrency", "1,16,64", "client concurrency levels (NATS paths)")
 	httpConc := flag.String("http-concurrency", "16", "HTTP load generator clients (keep-alive)")
 	scale := flag.String("scale", "1,10,100", "distinct actors for the scaling rows")
+	links := flag.String("links", "1000,10000,100000", "link counts for -only links (issue 24.1)")
 	revocations := flag.Int("revocations", 100, "revocations measured (at least 100 for a p99)")
 	quick := flag.Bool("quick", false, "short cells, fewer actors and revocations: a smoke run, not figures")
 	out := flag.String("out", "bench/results/latest.json", "where to write the JSON report")
@@ -77,13 +79,13 @@ func main() {
 	flag.Parse()
 	o := options{dur: *dur, revocations: *revocations, out: *out}
 	if *quick {
-		o.dur, *conc, *scale, o.revocations = 500*time.Millisecond, "1,16", "1,10", 20
+		o.dur, *conc, *scale, o.revocations, *links = 500*time.Millisecond, "1,16", "1,10", 20, "1000,10000"
 	}
 	var err error
 	for _, l := range []struct {
 		s   string
 		dst *[]int
-	}{{*conc, &o.conc}, {*httpConc, &o.httpConc}, {*scale, &o.scale}} {
+	}{{*conc, &o.conc}, {*httpConc, &o.httpConc}, {*scale, &o.scale}, {*links, &o.links}} {
 		if *l.dst, err = ints(l.s); err != nil {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 			os.Exit(2)

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/latticed/latticed/cacheread"
 	"github.com/latticed/latticed/internal/jswrite"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
@@ -63,8 +64,16 @@ type Client struct {
 	nc     *nats.Conn
 	ctl    lattice.Ctl
 	prefix string
-	// Timeout bounds each single-reply request (DefaultTimeout when zero).
+	// Timeout bounds each single-reply request (DefaultTimeout when zero),
+	// and the wait for each next entry when Links and Claims read the
+	// lattice cache.
 	Timeout time.Duration
+	// JSDomain is the JetStream domain of the lattice cache
+	// (WASMCLOUD_JS_DOMAIN; "" for none).
+	JSDomain string
+	// OnSkipped, when set, hears about lattice cache entries that Links or
+	// Claims skipped because they do not decode.
+	OnSkipped func(cacheread.Skipped)
 }
 
 // New returns a client for the lattice prefix; topicPrefix is the control
@@ -228,11 +237,31 @@ func (c *Client) Inventory(ctx context.Context, hostID string) (*lattice.HostInv
 	return &inv, nil
 }
 
-// Claims returns the claims of every actor and provider the lattice knows.
+// Claims returns the claims of every actor and provider the lattice knows,
+// read from the lattice cache (any number of them); only when the cache
+// cannot be read at all does it ask a host, whose reply must fit one NATS
+// message.
 func (c *Client) Claims(ctx context.Context) ([]lattice.CachedClaims, error) {
-	var l lattice.ClaimsList
+	r, err := c.cacheReader()
+	if err == nil {
+		var claims []lattice.CachedClaims
+		if claims, err = r.Claims(ctx); err == nil {
+			return claims, nil
+		}
+	}
+	if !errors.Is(err, cacheread.ErrUnavailable) {
+		return nil, err
+	}
+	cacheErr := err
+	var l struct {
+		lattice.ClaimsList
+		lattice.Ack
+	}
 	if err := c.request(ctx, c.timeout(), c.ctl.GetClaims(), nil, &l); err != nil {
-		return nil, c.latticeErr(err)
+		return nil, fmt.Errorf("%w (and the lattice cache: %v)", c.latticeErr(err), cacheErr)
+	}
+	if l.Claims == nil && l.Error != "" {
+		return nil, fmt.Errorf("the host could not list the claims: %s", l.Error)
 	}
 	if l.Claims == nil {
 		l.Claims = []lattice.CachedClaims{}
@@ -240,16 +269,45 @@ func (c *Client) Claims(ctx context.Context) ([]lattice.CachedClaims, error) {
 	return l.Claims, nil
 }
 
-// Links returns the lattice's link definitions.
+// Links returns the lattice's link definitions, read from the lattice
+// cache as wash reads wasmCloud's; only when the cache cannot be read at
+// all does it ask a host, whose reply must fit one NATS message (a host
+// that cannot fit it answers with an error, returned here).
 func (c *Client) Links(ctx context.Context) ([]lattice.LinkDefinition, error) {
-	var l lattice.LinksList
+	r, err := c.cacheReader()
+	if err == nil {
+		var links []lattice.LinkDefinition
+		if links, err = r.Links(ctx); err == nil {
+			return links, nil
+		}
+	}
+	if !errors.Is(err, cacheread.ErrUnavailable) {
+		return nil, err
+	}
+	cacheErr := err
+	var l struct {
+		lattice.LinksList
+		lattice.Ack
+	}
 	if err := c.request(ctx, c.timeout(), c.ctl.GetLinks(), nil, &l); err != nil {
-		return nil, c.latticeErr(err)
+		return nil, fmt.Errorf("%w (and the lattice cache: %v)", c.latticeErr(err), cacheErr)
+	}
+	if l.Links == nil && l.Error != "" {
+		return nil, fmt.Errorf("the host could not list the links: %s", l.Error)
 	}
 	if l.Links == nil {
 		l.Links = []lattice.LinkDefinition{}
 	}
 	return l.Links, nil
+}
+
+func (c *Client) cacheReader() (*cacheread.Reader, error) {
+	r, err := cacheread.New(c.nc, c.JSDomain, c.prefix)
+	if err != nil {
+		return nil, err
+	}
+	r.Idle, r.OnSkipped = c.timeout(), c.OnSkipped
+	return r, nil
 }
 
 // unknownHost is the error for a host-specific subject nobody serves.

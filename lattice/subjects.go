@@ -141,6 +141,12 @@ func CacheClaims(prefix, key string) string { return "lc." + prefix + ".claims."
 // CacheLinkdef is where a link definition lives (tombstoned with deleted: true).
 func CacheLinkdef(prefix, id string) string { return "lc." + prefix + ".linkdefs." + id }
 
+// CacheLinkdefsFilter matches every link definition entry of the cache.
+func CacheLinkdefsFilter(prefix string) string { return "lc." + prefix + ".linkdefs.>" }
+
+// CacheClaimsFilter matches every claims entry of the cache.
+func CacheClaimsFilter(prefix string) string { return "lc." + prefix + ".claims.>" }
+
 // CacheRevocation revokes a delegated signing key lattice-wide (latticed extension).
 func CacheRevocation(prefix, signingKey string) string {
 	return "lc." + prefix + ".revocations." + signingKey

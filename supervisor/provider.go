@@ -55,6 +55,7 @@ type providerInstance struct {
 	stopReason  ExitReason
 	metricsAddr string            // the running process's private metrics endpoint, "" when none announced
 	buckets     map[string]string // key-value providers: each linked actor's bucket
+	startLinks  map[string]bool   // ids of the links the running process got in HostData
 	granted     []string          // the buckets creds grants (sorted)
 
 	credMu sync.Mutex // serialises re-issuing creds and sending them (renewal, re-mint)
@@ -295,7 +296,10 @@ func (p *providerInstance) label() string { return "provider " + p.key + "/" + p
 func (p *providerInstance) start() (*process, error) {
 	s := p.sup
 	cfg := s.config()
-	links := s.linksFor(p.key, p.link)
+	links, err := p.fetchLinks()
+	if err != nil {
+		return nil, err
+	}
 	buckets := p.bucketsOf(links)
 	if len(buckets) > 0 && s.auth != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -356,6 +360,7 @@ func (p *providerInstance) start() (*process, error) {
 	s.recordSpawn(proc)
 	p.mu.Lock()
 	p.proc, p.creds, p.granted, p.signing, p.instanceID, p.state = proc, creds, buckets, sg, instanceID, stateStarting
+	p.startLinks = linkIDs(links)
 	// A stop or revocation that came while this process was starting saw no
 	// process to end: end it here.
 	ending := p.stopReason != ""
@@ -388,31 +393,6 @@ func providerEnv(environ []string) []string {
 		}
 	}
 	return env
-}
-
-// linksFor asks the lattice for the link definitions of this provider and
-// link name. Without an answer (no host up yet) the provider starts with
-// none and receives them as they are put.
-func (s *Supervisor) linksFor(key, link string) []lattice.LinkDefinition {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	msg, err := s.nc.RequestWithContext(ctx, s.ctl.GetLinks(), []byte("{}"))
-	if err != nil {
-		s.log.Warn("could not get link definitions for a provider; it starts without them", "provider", key, "link_name", link, "err", err)
-		return nil
-	}
-	var list lattice.LinksList
-	if err := jsonUnmarshal(msg.Data, &list); err != nil {
-		s.log.Warn("bad get.links reply", "err", err)
-		return nil
-	}
-	var out []lattice.LinkDefinition
-	for _, l := range list.Links {
-		if l.ProviderID == key && l.LinkName == link {
-			out = append(out, l)
-		}
-	}
-	return out
 }
 
 // run supervises the instance from its first start until it is stopped or
@@ -615,6 +595,7 @@ func (p *providerInstance) watch(proc *process) ExitReason {
 			}
 			s.publishEvent(lattice.EventHealthCheckPassed, p.eventData(nil))
 			s.log.Info("provider healthy", "child", p.label())
+			p.catchUpLinks()
 		case ok:
 			failures = 0
 		case healthy:

@@ -43,7 +43,10 @@ func startUp(t *testing.T, env map[string]string, args ...string) *upProcess {
 // launchUp starts `latticed up` (killed at cleanup) without waiting for it.
 func launchUp(t *testing.T, env map[string]string, args ...string) *upProcess {
 	t.Helper()
-	dir := t.TempDir()
+	dir := env[config.EnvDataDir] // a restart of a node keeps its data dir
+	if dir == "" {
+		dir = t.TempDir()
+	}
 	cluster, _, err := LoadOrCreateKey(DataPath(dir, ClusterSeedFile), lattice.KindCluster)
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/latticed/latticed/cacheread"
 	"github.com/latticed/latticed/config"
 	"github.com/latticed/latticed/ctlclient"
 	"github.com/latticed/latticed/internal/natsalive"
@@ -135,6 +136,13 @@ func openCtl(cmd *cobra.Command) (*ctlSession, error) {
 	}
 	client := ctlclient.New(nc, cfg.CtlTopicPrefix, cfg.LatticePrefix)
 	client.Timeout = timeout
+	// get links / get claims read the lattice cache (LATTICECACHE_{prefix})
+	// in this JetStream domain; an entry that does not decode is skipped,
+	// and said so.
+	client.JSDomain = cfg.JSDomain
+	client.OnSkipped = func(sk cacheread.Skipped) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "latticed: warning: skipped lattice cache entry %s: %v\n", sk.Subject, sk.Err)
+	}
 	return &ctlSession{cfg: cfg, nc: nc, client: client, timeout: timeout}, nil
 }
 

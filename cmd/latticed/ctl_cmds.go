@@ -113,7 +113,12 @@ func newCtlGetClaimsCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "claims",
 		Short: "List the claims of the actors and providers the lattice knows",
-		Args:  exactArgs(),
+		Long: `List the claims of every actor and provider the lattice knows, read from
+the lattice cache (JetStream stream LATTICECACHE_{prefix}), however many there
+are. Only when the cache cannot be read (no JetStream, no stream) does it ask
+a host on get.claims, whose reply must fit one NATS message; a host that
+cannot fit it answers with an error, printed here.`,
+		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
 				claims, err := s.client.Claims(ctx)
@@ -130,7 +135,12 @@ func newCtlGetLinksCmd(use string) *cobra.Command {
 	return &cobra.Command{
 		Use:   use,
 		Short: "List the lattice's link definitions",
-		Args:  exactArgs(),
+		Long: `List every link definition of the lattice, read from the lattice cache
+(JetStream stream LATTICECACHE_{prefix}), however many there are. Only when
+the cache cannot be read (no JetStream, no stream) does it ask a host on
+get.links, whose reply must fit one NATS message; a host that cannot fit it
+answers with an error, printed here.`,
+		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
 				links, err := s.client.Links(ctx)
