@@ -95,13 +95,13 @@ func runColdStart(o options) error {
 }
 
 // sections are what -only runs.
-var sections = map[string]func(options) error{"paths": runPaths, "crossnode": runCrossNode, "coldstart": runColdStart}
+var sections = map[string]func(options) error{"paths": runPaths, "crossnode": runCrossNode, "coldstart": runColdStart, "bytes": runBytes}
 
 // runOnly runs one section (-only) and prints its rows.
 func runOnly(section string, o options) error {
 	run, ok := sections[section]
 	if !ok {
-		return fmt.Errorf("-only %q: the sections that run alone are: paths, coldstart, crossnode", section)
+		return fmt.Errorf("-only %q: the sections that run alone are: paths, coldstart, crossnode, bytes", section)
 	}
 	return run(o)
 }

@@ -72,7 +72,7 @@ func main() {
 	revocations := flag.Int("revocations", 100, "revocations measured (at least 100 for a p99)")
 	quick := flag.Bool("quick", false, "short cells, fewer actors and revocations: a smoke run, not figures")
 	out := flag.String("out", "bench/results/latest.json", "where to write the JSON report")
-	only := flag.String("only", "", "run only this section and print its rows (paths, coldstart, crossnode); JSON only with an explicit -out")
+	only := flag.String("only", "", "run only this section and print its rows (paths, coldstart, crossnode, bytes); JSON only with an explicit -out")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	flag.Parse()
 	o := options{dur: *dur, revocations: *revocations, out: *out}
@@ -422,8 +422,14 @@ func latticedPath(client *nats.Conn, cluster *lattice.KeyPair, hostID, actorKey 
 // every call (for percentiles), the error count, and the CPU time this
 // process spent meanwhile (client, NATS server and in-process host alike).
 func load(call func([]byte) error, payload []byte, n int, d time.Duration) (float64, []time.Duration, int64, time.Duration) {
+	return measure(call, payload, n, d, 200)
+}
+
+// measure is load with warm calls before the clock starts: few for large
+// payloads, whose calls are slow.
+func measure(call func([]byte) error, payload []byte, n int, d time.Duration, warm int) (float64, []time.Duration, int64, time.Duration) {
 	// Warm up connections, instances and caches.
-	for i := 0; i < 200; i++ {
+	for i := 0; i < warm; i++ {
 		_ = call(payload)
 	}
 	var total, errs atomic.Int64
