@@ -111,8 +111,8 @@ func benchBytes(ctx context.Context, o options, bin, tmp, echoPath string, rep *
 			text[i] = 'a' + b%26
 		}
 		echoRPS, _, echoErrs := httpPostLoad(echoURL, text, false, conc, o.dur)
-		if rawErrs > 0 || passErrs > 0 {
-			return fmt.Errorf("bytes %s: errors: raw NATS %d, pass-through %d", label, rawErrs, passErrs)
+		if rawErrs > 0 {
+			return fmt.Errorf("bytes %s: raw NATS request/reply: %d errors", label, rawErrs)
 		}
 		rawMiB := rawRPS * float64(size) / mib
 		rep.Rows = append(rep.Rows,
@@ -121,6 +121,9 @@ func benchBytes(ctx context.Context, o options, bin, tmp, echoPath string, rep *
 				Ratio: passRPS / rawRPS, RatioTo: "raw NATS request/reply"},
 			Row{Name: fmt.Sprintf("bytes c=%d %s: pass-through actor", conc, label), Value: passRPS, Unit: "req/s"},
 			Row{Name: fmt.Sprintf("bytes c=%d %s p99: pass-through actor", conc, label), Value: float64(quantile(passLat, 0.99).Microseconds()), Unit: "µs"},
+			// A request the provider gave up on (its timeout) is a figure,
+			// not a failed run: the rows above count only answered ones.
+			Row{Name: fmt.Sprintf("bytes c=%d %s: pass-through actor errors", conc, label), Value: float64(passErrs), Unit: "errors"},
 			Row{Name: fmt.Sprintf("bytes c=%d %s: HTTP POST -> httpserver -> Go echo actor (JSON)", conc, label), Value: echoRPS * float64(size) / mib, Unit: "MiB/s",
 				Ratio: echoRPS / rawRPS, RatioTo: "raw NATS request/reply"},
 			// The echo's JSON costs more than the payload's trip; its

@@ -447,6 +447,7 @@ func measure(call func([]byte) error, payload []byte, n int, d time.Duration, wa
 				t := time.Now()
 				if err := call(payload); err != nil {
 					errs.Add(1)
+					continue // requests/s and latencies count answered calls only
 				}
 				local = append(local, time.Since(t))
 				total.Add(1)
