@@ -8,7 +8,7 @@ import (
 )
 
 // The wasmcloud:httpserver request and response carry whole HTTP bodies, so
-// they are written and read by hand (docs/protocol.md §8): the encoders
+// they are written and read by hand (docs/protocol.md §9): the encoders
 // allocate once, at the exact size, instead of growing a buffer through
 // msgpack's reflection; the decoders hand out the body as a slice of the
 // input instead of copying it. A body of 900 KiB thus crosses the provider

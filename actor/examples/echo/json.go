@@ -8,7 +8,7 @@ import (
 // appendEchoJSON appends what json.Marshal writes for b, byte for byte,
 // into a buffer sized once. A body is most of the answer, and
 // encoding/json's string encoder, inside a wasm guest, made a 900 KiB body
-// take a quarter of a second (docs/protocol.md §8 has the reply's shape).
+// take a quarter of a second (docs/protocol.md §9).
 func appendEchoJSON(dst []byte, b *echoBody) []byte {
 	dst = append(dst, `{"method":`...)
 	dst = appendJSONString(dst, b.Method)
