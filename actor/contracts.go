@@ -17,11 +17,13 @@ const DefaultLink = "default"
 // which the HTTP provider answers with a 500.
 func HandleHTTP(fn func(lattice.HTTPRequest) (lattice.HTTPResponse, error)) {
 	Handle(lattice.OpHTTPHandleRequest, func(payload []byte) ([]byte, error) {
-		var req lattice.HTTPRequest
-		if err := Unmarshal(payload, &req); err != nil {
+		// The body is a slice of payload, which is this call's own
+		// allocation: no second copy of a large body inside the actor.
+		req, err := lattice.DecodeHTTPRequest(payload)
+		if err != nil {
 			return nil, fmt.Errorf("decode HttpRequest: %w", err)
 		}
-		resp, err := fn(req)
+		resp, err := fn(*req)
 		if err != nil {
 			return nil, err
 		}
@@ -34,7 +36,9 @@ func HandleHTTP(fn func(lattice.HTTPRequest) (lattice.HTTPResponse, error)) {
 		if resp.Body == nil {
 			resp.Body = []byte{}
 		}
-		return Marshal(resp)
+		// One allocation of the exact size, where the reflection encoder
+		// grows a buffer and copies the result out of it.
+		return resp.Encode(), nil
 	})
 }
 

@@ -586,3 +586,55 @@ func TestDecodeNestingAndLengthBombs(t *testing.T) {
 		t.Fatalf("shallow nesting rejected: %v", err)
 	}
 }
+
+// ---------------------------------------------------------------- httpserver
+
+// FuzzDecodeHTTPRequest: whatever decodes re-encodes to bytes that decode to
+// the same request, and decoding never panics nor reads past the input.
+func FuzzDecodeHTTPRequest(f *testing.F) {
+	f.Add((&lattice.HTTPRequest{Method: "POST", Path: "/a", QueryString: "b=c",
+		Header: map[string][]string{"host": {"x"}, "accept": {"a", "b"}}, Body: []byte{0, 1, 2}}).Encode())
+	f.Add(fuzzMsgpack(f, map[string]any{"body": "as a str", "method": "GET", "extra": []any{1, []any{2}}}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		req, err := lattice.DecodeHTTPRequest(data)
+		if err != nil {
+			if !errors.Is(err, lattice.ErrMalformed) || req != nil {
+				t.Fatalf("bad refusal: %v, %+v", err, req)
+			}
+			return
+		}
+		enc := req.Encode()
+		back, err := lattice.DecodeHTTPRequest(enc)
+		if err != nil {
+			t.Fatalf("re-encoded request does not decode: %v\n% x", err, enc)
+		}
+		req.Body, back.Body = normBytes(req.Body), normBytes(back.Body)
+		if !reflect.DeepEqual(req, back) {
+			t.Fatalf("round trip changed the request:\n first %+v\nsecond %+v", req, back)
+		}
+	})
+}
+
+// FuzzDecodeHTTPResponse is FuzzDecodeHTTPRequest for an actor's answer.
+func FuzzDecodeHTTPResponse(f *testing.F) {
+	f.Add((&lattice.HTTPResponse{StatusCode: 200, Header: map[string][]string{"content-type": {"text/plain"}}, Body: []byte("ok")}).Encode())
+	f.Add(fuzzMsgpack(f, map[string]any{"statusCode": int8(3), "body": "s", "header": nil, "z": map[string]any{"y": 1.5}}))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		resp, err := lattice.DecodeHTTPResponse(data)
+		if err != nil {
+			if !errors.Is(err, lattice.ErrMalformed) || resp != nil {
+				t.Fatalf("bad refusal: %v, %+v", err, resp)
+			}
+			return
+		}
+		enc := resp.Encode()
+		back, err := lattice.DecodeHTTPResponse(enc)
+		if err != nil {
+			t.Fatalf("re-encoded response does not decode: %v\n% x", err, enc)
+		}
+		resp.Body, back.Body = normBytes(resp.Body), normBytes(back.Body)
+		if !reflect.DeepEqual(resp, back) {
+			t.Fatalf("round trip changed the response:\n first %+v\nsecond %+v", resp, back)
+		}
+	})
+}

@@ -16,7 +16,9 @@ FUZZ_TARGETS ?= \
 	FuzzIssuerPolicyCheck \
 	FuzzWasmSections \
 	FuzzDecodeHostData \
-	FuzzInvocationClaims
+	FuzzInvocationClaims \
+	FuzzDecodeHTTPRequest \
+	FuzzDecodeHTTPResponse
 # The provider archive reader (par/), seed corpus in par/testdata/fuzz/FuzzRead.
 PAR_FUZZ_TARGETS ?= FuzzRead
 

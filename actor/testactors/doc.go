@@ -20,4 +20,6 @@
 //     (the worst case for the operation label of the host's metrics).
 //   - logger: Gen.Guid logs through wasmcloud:builtin:logging and returns a
 //     GUID from wasmcloud:builtin:numbergen; Log.Write logs its payload.
+//   - passthrough: answers every HTTP request with its body, byte for byte
+//     (large-payload round trips and the payload benchmark).
 package testactors
