@@ -3,11 +3,7 @@ package ctlclient
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,124 +18,18 @@ import (
 	"github.com/latticed/latticed/lattice"
 )
 
-// electionCluster is three real nats-server processes (the pinned binary)
-// routed into one JetStream cluster on loopback.
-type electionCluster struct {
-	names []string
-	urls  []string
-	procs map[string]*exec.Cmd
-}
-
-// startElectionCluster starts the three servers and waits until JetStream
-// has a meta leader. Each process is killed when the test ends.
-func startElectionCluster(t *testing.T) *electionCluster {
+// connectCluster opens a client connection that knows every server of c
+// and moves to another quickly when its server dies.
+func connectCluster(t *testing.T, c testenv.Cluster) *nats.Conn {
 	t.Helper()
-	bin := testenv.NATSServerBinary(t)
-	c := &electionCluster{procs: map[string]*exec.Cmd{}}
-	ports := make([]int, 3)
-	routePorts := make([]int, 3)
-	for i := range ports {
-		ports[i], routePorts[i] = testenv.FreePort(t), testenv.FreePort(t)
-	}
-	var routes []string
-	for _, p := range routePorts {
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
-	}
-	for i := range ports {
-		name := fmt.Sprintf("el%d", i+1)
-		dir := t.TempDir()
-		conf := fmt.Sprintf(`server_name: %s
-listen: 127.0.0.1:%d
-jetstream { store_dir: %q }
-cluster {
-  name: election
-  listen: 127.0.0.1:%d
-  routes: [%s]
-}
-`, name, ports[i], filepath.Join(dir, "js"), routePorts[i], strings.Join(routes, ", "))
-		path := filepath.Join(dir, "server.conf")
-		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, "-c", path)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start nats-server %s: %v", name, err)
-		}
-		t.Cleanup(func() { c.kill(name) })
-		c.names = append(c.names, name)
-		c.urls = append(c.urls, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
-		c.procs[name] = cmd
-	}
-	nc := c.connect(t)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A meta leader is elected once the routes are up and a few raft rounds
-	// have passed; the bound is generous for a loaded 2-core machine.
-	testenv.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_, err := js.AccountInfo(ctx)
-		return err
-	})
-	return c
-}
-
-// connect opens a client connection that knows every server and moves to
-// another quickly when its server dies.
-func (c *electionCluster) connect(t *testing.T) *nats.Conn {
-	t.Helper()
-	nc, err := nats.Connect(strings.Join(c.urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond),
-		// The servers may still be starting; the first use waits for them.
+	nc, err := nats.Connect(c.URLs(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond),
+		// A server may still be joining; the first use waits for it.
 		nats.RetryOnFailedConnect(true))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
 	return nc
-}
-
-// kill sends SIGKILL to the named server and reaps it (idempotent).
-func (c *electionCluster) kill(name string) {
-	cmd := c.procs[name]
-	if cmd == nil {
-		return
-	}
-	delete(c.procs, name)
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
-}
-
-// streamLeader waits until stream has a leader and every replica is
-// current, and returns the leader's server name.
-func (c *electionCluster) streamLeader(t *testing.T, js jetstream.JetStream, stream string) string {
-	t.Helper()
-	leader := ""
-	testenv.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		s, err := js.Stream(ctx, stream)
-		if err != nil {
-			return err
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			return err
-		}
-		if info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != 2 {
-			return fmt.Errorf("stream %s not yet led with 3 replicas: %+v", stream, info.Cluster)
-		}
-		for _, r := range info.Cluster.Replicas {
-			if !r.Current || r.Offline {
-				return fmt.Errorf("replica %s not current", r.Name)
-			}
-		}
-		leader = info.Cluster.Leader
-		return nil
-	})
-	return leader
 }
 
 // lineLog collects a host's log lines for assertions.
@@ -154,7 +44,8 @@ func (l *lineLog) logger() *slog.Logger { return slog.New(slog.NewTextHandler(&l
 // once: the stream's last sequence moves by one for the write, however many
 // attempts it took.
 func TestLinkPutRidesOutStreamLeaderElection(t *testing.T) {
-	cl := startElectionCluster(t)
+	cl := testenv.NewCluster(t, "election", 3)
+	cl.Start(t)
 	ctx := context.Background()
 	const prefix = "elect"
 	hostKey, _ := lattice.CreateKeyPair(lattice.KindServer)
@@ -162,17 +53,19 @@ func TestLinkPutRidesOutStreamLeaderElection(t *testing.T) {
 	var hostLog lineLog
 	h, _ := testhost.Start(t, agent.Options{
 		HostKey: hostKey, ClusterKey: clusterKey, LatticePrefix: prefix,
-		RPC: cl.connect(t), Ctl: cl.connect(t), CacheReplicas: 3,
+		RPC: connectCluster(t, cl), Ctl: connectCluster(t, cl), CacheReplicas: 3,
 		AllowFileLoad: true, CompileCacheDir: t.TempDir(), MemoryLimitPages: 1024,
 		HeartbeatInterval: time.Hour, Logger: hostLog.logger(),
 	})
-	nc := cl.connect(t)
+	nc := connectCluster(t, cl)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	stream := lattice.CacheStream(prefix)
-	leader := cl.streamLeader(t, js, stream)
+	// Generous for a loaded 2-core machine: the meta leader and then the
+	// stream's are elected over a few raft rounds.
+	_, leader := cl.Healthy(t, stream, 60*time.Second)
 
 	c := New(nc, "", prefix)
 	c.Timeout = time.Second // the write must not depend on a long --timeout
@@ -181,7 +74,7 @@ func TestLinkPutRidesOutStreamLeaderElection(t *testing.T) {
 	ld := lattice.LinkDefinition{ActorID: actor.PublicKey(), ProviderID: provider.PublicKey(), ContractID: "wasmcloud:keyvalue", LinkName: "default", Values: map[string]string{"URL": "redis://x"}}
 
 	before := streamState(t, js, stream)
-	cl.kill(leader)
+	cl.ByName(leader).Signal(t, syscall.SIGKILL)
 	killed := time.Now()
 
 	// What the old path did: one plain JetStream publish (the client

@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,175 +27,6 @@ import (
 	"github.com/latticed/latticed/internal/testenv"
 	"github.com/latticed/latticed/lattice"
 )
-
-// clusterServer is one nats-server process of the test cluster.
-type clusterServer struct {
-	name                     string
-	port, routePort, monPort int
-	dir                      string
-	routes                   string
-	cmd                      *exec.Cmd
-	exited                   chan struct{}
-}
-
-func (s *clusterServer) url() string { return "nats://127.0.0.1:" + strconv.Itoa(s.port) }
-
-// start (re)starts the server on its ports and store and waits until it
-// accepts clients.
-func (s *clusterServer) start(t *testing.T) {
-	t.Helper()
-	s.cmd = exec.Command(testenv.NATSServerBinary(t), "-n", s.name, "-a", "127.0.0.1", "-p", strconv.Itoa(s.port),
-		"-m", strconv.Itoa(s.monPort), "-js", "-sd", s.dir, "--cluster_name", "faults",
-		"--cluster", "nats://127.0.0.1:"+strconv.Itoa(s.routePort), "--routes", s.routes)
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start nats-server %s: %v", s.name, err)
-	}
-	s.exited = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(s.cmd, s.exited)
-	testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", s.monPort))
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		return nil
-	})
-}
-
-// signal sends sig; SIGKILL also reaps the process.
-func (s *clusterServer) signal(t *testing.T, sig syscall.Signal) {
-	t.Helper()
-	if err := s.cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("%s %s: %v", sig, s.name, err)
-	}
-	if sig == syscall.SIGKILL {
-		<-s.exited
-	}
-}
-
-// stop ends the process at test end (SIGCONT first: it may be frozen).
-func (s *clusterServer) stop() {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-s.exited:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGCONT)
-	_ = s.cmd.Process.Kill()
-	<-s.exited
-}
-
-// monitor decodes one of the server's monitoring endpoints.
-func (s *clusterServer) monitor(path string, v any) error {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d%s", s.monPort, path))
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-// jszInfo is the part of /jsz?accounts=true&streams=true the test reads.
-type jszInfo struct {
-	Meta *struct {
-		Leader string `json:"leader"`
-	} `json:"meta_cluster"`
-	Accounts []struct {
-		Streams []struct {
-			Name    string `json:"name"`
-			Cluster *struct {
-				Leader   string `json:"leader"`
-				Replicas []struct {
-					Current bool `json:"current"`
-				} `json:"replicas"`
-			} `json:"cluster"`
-		} `json:"stream_detail"`
-	} `json:"account_details"`
-}
-
-type natsCluster []*clusterServer
-
-func (c natsCluster) byName(name string) *clusterServer {
-	for _, s := range c {
-		if s.name == name {
-			return s
-		}
-	}
-	return nil
-}
-
-// healthy waits until the cluster has a meta leader and stream's leader with
-// every replica current, and returns both leaders' names.
-func (c natsCluster) healthy(t *testing.T, stream string, within time.Duration) (meta, streamLeader string) {
-	t.Helper()
-	testenv.CheckFor(t, within, 100*time.Millisecond, func() error {
-		for _, s := range c {
-			var j jszInfo
-			if err := s.monitor("/jsz?accounts=true&streams=true", &j); err != nil {
-				return fmt.Errorf("%s: %w", s.name, err)
-			}
-			if j.Meta == nil || j.Meta.Leader == "" {
-				return fmt.Errorf("%s: no meta leader", s.name)
-			}
-			meta = j.Meta.Leader
-			for _, a := range j.Accounts {
-				for _, st := range a.Streams {
-					if st.Name != stream || st.Cluster == nil || st.Cluster.Leader == "" {
-						continue
-					}
-					if st.Cluster.Leader != s.name {
-						continue // the leader's view says whether followers are current
-					}
-					if len(st.Cluster.Replicas) != 2 {
-						return fmt.Errorf("%s: stream %s has %d followers, want 2", s.name, stream, len(st.Cluster.Replicas))
-					}
-					for _, r := range st.Cluster.Replicas {
-						if !r.Current {
-							return fmt.Errorf("stream %s: a replica is not current", stream)
-						}
-					}
-					streamLeader = st.Cluster.Leader
-				}
-			}
-		}
-		if streamLeader == "" {
-			return fmt.Errorf("stream %s has no leader yet", stream)
-		}
-		return nil
-	})
-	return meta, streamLeader
-}
-
-// serverOf is the server the named client connection is on.
-func (c natsCluster) serverOf(t *testing.T, connName string) *clusterServer {
-	t.Helper()
-	var found *clusterServer
-	testenv.CheckFor(t, 15*time.Second, 100*time.Millisecond, func() error {
-		for _, s := range c {
-			var connz struct {
-				Conns []struct {
-					Name string `json:"name"`
-				} `json:"connections"`
-			}
-			if err := s.monitor("/connz?limit=1024", &connz); err != nil {
-				continue // a frozen or dead server
-			}
-			for _, cn := range connz.Conns {
-				if cn.Name == connName {
-					found = s
-					return nil
-				}
-			}
-		}
-		return fmt.Errorf("no server has connection %q", connName)
-	})
-	return found
-}
 
 // loadResult is one HTTP request of the load.
 type loadResult struct {
@@ -290,20 +120,10 @@ providers:
 
 	// Ports first: the node starts while no server answers. The first
 	// entry of the list is a port nobody listens on.
-	var c natsCluster = make(natsCluster, 3)
-	var routes []string
-	for i := range c {
-		c[i] = &clusterServer{name: fmt.Sprintf("n%d", i+1), port: testenv.FreePort(t), routePort: testenv.FreePort(t),
-			monPort: testenv.FreePort(t), dir: t.TempDir()}
-		routes = append(routes, "nats://127.0.0.1:"+strconv.Itoa(c[i].routePort))
-	}
-	for _, s := range c {
-		s.routes = strings.Join(routes, ",")
-		t.Cleanup(s.stop)
-	}
+	c := testenv.NewCluster(t, "faults", 3)
 	list := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 	for _, s := range c {
-		list += "," + s.url()
+		list += "," + s.URL()
 	}
 	metricsAddr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 	logs := &testenv.SyncBuffer{}
@@ -368,12 +188,7 @@ providers:
 		}
 	})
 
-	var wg sync.WaitGroup
-	for _, s := range c {
-		wg.Add(1)
-		go func() { defer wg.Done(); s.start(t) }()
-	}
-	wg.Wait()
+	c.Start(t)
 	serversUp := time.Now()
 	echoURL := fmt.Sprintf("http://127.0.0.1:%d/faults", httpPort)
 	testenv.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
@@ -391,10 +206,10 @@ providers:
 		time.Since(serversUp).Round(time.Millisecond))
 
 	stream := lattice.CacheStream(prefix)
-	c.healthy(t, stream, 30*time.Second)
+	c.Healthy(t, stream, 30*time.Second)
 	cacheSubjects := func(t *testing.T) map[string]uint64 {
 		t.Helper()
-		nc, err := nats.Connect(c[0].url()+","+c[1].url()+","+c[2].url(), nats.Timeout(2*time.Second))
+		nc, err := nats.Connect(c[0].URL()+","+c[1].URL()+","+c[2].URL(), nats.Timeout(2*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -425,13 +240,19 @@ providers:
 	// frozen ones thawed, and the cluster is healthy again before the next.
 	type fault struct {
 		name   string
-		target func(t *testing.T) *clusterServer
+		target func(t *testing.T) *testenv.ClusterServer
 		freeze bool
 		bound  time.Duration // asserted; the goals are 1 s (kill) and 5 s (freeze)
 	}
-	nodeServer := func(t *testing.T) *clusterServer { return c.serverOf(t, prefix+"-rpc") }
-	streamLeader := func(t *testing.T) *clusterServer { _, l := c.healthy(t, stream, 30*time.Second); return c.byName(l) }
-	metaLeader := func(t *testing.T) *clusterServer { m, _ := c.healthy(t, stream, 30*time.Second); return c.byName(m) }
+	nodeServer := func(t *testing.T) *testenv.ClusterServer { return c.ServerOf(t, prefix+"-rpc") }
+	streamLeader := func(t *testing.T) *testenv.ClusterServer {
+		_, l := c.Healthy(t, stream, 30*time.Second)
+		return c.ByName(l)
+	}
+	metaLeader := func(t *testing.T) *testenv.ClusterServer {
+		m, _ := c.Healthy(t, stream, 30*time.Second)
+		return c.ByName(m)
+	}
 	faults := []fault{
 		{"kill the node's server", nodeServer, false, 5 * time.Second},
 		{"freeze the node's server", nodeServer, true, 15 * time.Second},
@@ -449,9 +270,9 @@ providers:
 			}
 			at := time.Now()
 			if f.freeze {
-				s.signal(t, syscall.SIGSTOP)
+				s.Signal(t, syscall.SIGSTOP)
 			} else {
-				s.signal(t, syscall.SIGKILL)
+				s.Signal(t, syscall.SIGKILL)
 			}
 			var outage time.Duration
 			testenv.CheckFor(t, 2*f.bound, 50*time.Millisecond, func() error {
@@ -461,7 +282,7 @@ providers:
 				}
 				return nil
 			})
-			t.Logf("%s (%s): first request started after the fault to succeed started %v after it", f.name, s.name, outage.Round(time.Millisecond))
+			t.Logf("%s (%s): first request started after the fault to succeed started %v after it", f.name, s.Name, outage.Round(time.Millisecond))
 			if outage > f.bound {
 				t.Errorf("%s: requests succeeded again %v after the fault, want within %v", f.name, outage, f.bound)
 			}
@@ -474,11 +295,11 @@ providers:
 					}
 					return nil
 				})
-				s.signal(t, syscall.SIGCONT)
+				s.Signal(t, syscall.SIGCONT)
 			} else {
-				s.start(t)
+				s.Start(t)
 			}
-			c.healthy(t, stream, 30*time.Second)
+			c.Healthy(t, stream, 30*time.Second)
 		})
 	}
 
