@@ -192,7 +192,7 @@ func Apply(ctx context.Context, c *ctlclient.Client, m *Manifest, window time.Du
 		puts = append(puts, putLink{ld: ld, step: len(steps), name: l.Actor + " → " + l.Provider})
 		steps = append(steps, Step{Kind: "link", Ref: l.Contract + "/" + l.LinkName, Key: actor, Action: "put"})
 	}
-	for _, p := range m.Providers {
+	for _, p := range startOrder(m.Providers) {
 		st, err := applyProvider(ctx, c, p, providerKeys[p.Ref], window)
 		if err != nil {
 			return steps, fmt.Errorf("provider %s: %w", p.Ref, err)
@@ -213,6 +213,29 @@ func Apply(ctx context.Context, c *ctlclient.Client, m *Manifest, window time.Du
 		}
 	}
 	return steps, errors.Join(refused...)
+}
+
+// startOrder is the order providers start in: entry providers (an HTTP
+// server: they invoke actors on outside requests) after the others, so
+// that on a node start the providers the actors call already run when the
+// first request comes in. Otherwise the manifest's order is kept.
+func startOrder(ps []Provider) []Provider {
+	entry := func(p Provider) bool {
+		b, ok := lattice.LookupBuiltin(p.Ref)
+		return ok && strings.HasPrefix(p.Ref, lattice.BuiltinRefPrefix) && lattice.EntryContract(b.Contract)
+	}
+	out := make([]Provider, 0, len(ps))
+	for _, p := range ps {
+		if !entry(p) {
+			out = append(out, p)
+		}
+	}
+	for _, p := range ps {
+		if entry(p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // putLink is a link Apply put, and where its Step is.

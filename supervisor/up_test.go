@@ -43,7 +43,12 @@ func startUp(t *testing.T, env map[string]string, args ...string) *upProcess {
 // launchUp starts `latticed up` (killed at cleanup) without waiting for it.
 func launchUp(t *testing.T, env map[string]string, args ...string) *upProcess {
 	t.Helper()
-	dir := t.TempDir()
+	return launchUpIn(t, t.TempDir(), env, args...)
+}
+
+// launchUpIn is launchUp with the data dir dir (a restart reuses one).
+func launchUpIn(t *testing.T, dir string, env map[string]string, args ...string) *upProcess {
+	t.Helper()
 	cluster, _, err := LoadOrCreateKey(DataPath(dir, ClusterSeedFile), lattice.KindCluster)
 	if err != nil {
 		t.Fatal(err)
