@@ -348,7 +348,7 @@ func classify(ctx context.Context, err error, timeout time.Duration) (int, strin
 	case errors.Is(err, rpc.ErrUnavailable):
 		// Coded by the actor's host (lattice.ErrorCodeUnavailable): the
 		// actor, or a provider it called, is starting or stopping.
-		return http.StatusServiceUnavailable, "service starting or stopping: retry later"
+		return http.StatusServiceUnavailable, unavailableMsg
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, fmt.Sprintf("actor did not answer within %s", timeout)
 	case strings.Contains(msg, capabilityClaimError):
@@ -389,6 +389,9 @@ func (l *listener) fail(w http.ResponseWriter, code int, msg string, cause error
 // RequestIDHeader carries the id of a failed request, which the provider's
 // log line about it carries too.
 const RequestIDHeader = "X-Request-Id"
+
+// unavailableMsg answers a call coded unavailable (rpc.ErrUnavailable).
+const unavailableMsg = "temporarily unavailable: a service the actor uses is not running; retry later"
 
 // RetryAfterSeconds is the Retry-After of every 503 the provider answers:
 // long enough for a provider or actor that is starting to come up (a few
