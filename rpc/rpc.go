@@ -84,12 +84,12 @@ func Respond(m *nats.Msg, resp *lattice.InvocationResponse) error {
 		return nil
 	}
 	b, err := resp.Encode()
-	if err == nil {
-		reply := &nats.Msg{Subject: m.Reply, Data: b}
-		if resp.ErrorCode != "" {
-			reply.Header = nats.Header{lattice.HeaderErrorCode: []string{resp.ErrorCode}}
-		}
-		err = m.RespondMsg(reply)
+	switch {
+	case err != nil:
+	case resp.ErrorCode != "": // only coded errors carry a header; replies stay as they were
+		err = m.RespondMsg(&nats.Msg{Data: b, Header: nats.Header{lattice.HeaderErrorCode: []string{resp.ErrorCode}}})
+	default:
+		err = m.Respond(b)
 	}
 	if errors.Is(err, nats.ErrMaxPayload) {
 		tooBig := &lattice.InvocationResponse{InvocationID: resp.InvocationID,
