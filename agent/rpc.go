@@ -19,12 +19,12 @@ import (
 // pool's bounded queue limits how many wait.
 func (h *Host) dispatch(a *actor, m *nats.Msg) {
 	if !h.rpcGate.enter() {
-		h.respond(m, &lattice.InvocationResponse{Error: "host is stopping: actor " + a.key + " is no longer served here"})
+		h.respond(m, &lattice.InvocationResponse{Error: "host is stopping: actor " + a.key + " is no longer served here", ErrorCode: lattice.ErrorCodeUnavailable})
 		return
 	}
 	if !a.gate.enter() {
 		h.rpcGate.leave()
-		h.respond(m, &lattice.InvocationResponse{Error: "actor " + a.key + " is stopping on this host"})
+		h.respond(m, &lattice.InvocationResponse{Error: "actor " + a.key + " is stopping on this host", ErrorCode: lattice.ErrorCodeUnavailable})
 		return
 	}
 	go func() {
@@ -75,6 +75,9 @@ func (h *Host) serve(a *actor, m *nats.Msg) {
 	resp.InstanceID = instanceID
 	if err != nil {
 		resp.Error = err.Error()
+		if ge := (*errGuest)(nil); errors.As(err, &ge) && ge.unavailable {
+			resp.ErrorCode = lattice.ErrorCodeUnavailable
+		}
 	} else {
 		resp.Msg, resp.ContentLength = msg, uint64(len(msg))
 	}

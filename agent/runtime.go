@@ -19,6 +19,7 @@ import (
 
 	"github.com/latticed/latticed/internal/memreturn"
 	"github.com/latticed/latticed/metrics"
+	"github.com/latticed/latticed/rpc"
 )
 
 // wasmbus ABI names (docs/protocol.md §5).
@@ -42,8 +43,15 @@ const (
 var ErrStartTimeout = errors.New("actor did not finish starting (LATTICED_ACTOR_START_TIMEOUT)")
 
 // errGuest is a handled error the actor reported with __guest_error; the
-// instance stays healthy.
-type errGuest struct{ msg string }
+// instance stays healthy. unavailable says a host call of this invocation
+// failed because its target was not running (rpc.ErrNoResponders) or
+// answered unavailable itself: the actor's error is most likely that one
+// passed on, so the reply is coded lattice.ErrorCodeUnavailable and callers
+// may retry.
+type errGuest struct {
+	msg         string
+	unavailable bool
+}
 
 func (e *errGuest) Error() string { return e.msg }
 
@@ -74,6 +82,9 @@ type callState struct {
 	maxHostIO uint32
 	router    hostCaller
 	log       *slog.Logger
+	// unavailable: a host call failed because its target is not running
+	// (see errGuest).
+	unavailable bool
 }
 
 type callKey struct{}
@@ -420,10 +431,10 @@ func (in *instance) call(ctx context.Context, st *callState) ([]byte, error) {
 		}
 	}
 	if st.guestErr != nil {
-		return nil, &errGuest{msg: *st.guestErr}
+		return nil, &errGuest{msg: *st.guestErr, unavailable: st.unavailable}
 	}
 	if rc := api.DecodeI32(in.stack[0]); rc != 1 {
-		return nil, &errGuest{msg: fmt.Sprintf("operation failed with exit code %d", rc)}
+		return nil, &errGuest{msg: fmt.Sprintf("operation failed with exit code %d", rc), unavailable: st.unavailable}
 	}
 	return st.response, nil
 }
@@ -529,6 +540,9 @@ func hostCallABI(ctx context.Context, m api.Module, s []uint64) {
 	payload := append([]byte(nil), read(m, api.DecodeU32(s[6]), api.DecodeU32(s[7]))...)
 	resp, err := st.router.hostCall(ctx, st.actor, binding, namespace, operation, payload)
 	if err != nil {
+		if errors.Is(err, rpc.ErrNoResponders) || errors.Is(err, rpc.ErrUnavailable) {
+			st.unavailable = true
+		}
 		fail(err)
 		return
 	}

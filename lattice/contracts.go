@@ -9,6 +9,13 @@ const (
 	ContractNumberGen  = "wasmcloud:builtin:numbergen"
 )
 
+// EntryContract reports whether providers of contract bring requests from
+// outside into the lattice by invoking actors (docs/protocol.md §9:
+// wasmcloud:httpserver, provider → actor), rather than being called by them.
+// Such providers start after the others on a node start, so their first
+// requests find the providers the actors call running.
+func EntryContract(contract string) bool { return contract == ContractHTTPServer }
+
 // Operation names of the contracts above (docs/protocol.md §8, §9).
 const (
 	OpHTTPHandleRequest = "HttpServer.HandleRequest"

@@ -60,6 +60,10 @@ type ProviderDescription struct {
 	// Signing is how the instance signs invocations: SigningDelegated, or
 	// SigningClusterSeed for a provider started in compatibility mode.
 	Signing string `json:"signing,omitempty"`
+	// ReportsLinks: the instance reports what it made of its links, in
+	// Links (its last health reply's lattice.HealthCheckResponse fields).
+	ReportsLinks bool          `json:"reports_links,omitempty"`
+	Links        []LinkOutcome `json:"links,omitempty"`
 }
 
 // ProviderStateRevoked is the State of a provider instance whose NATS user

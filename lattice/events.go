@@ -27,6 +27,7 @@ const (
 	EventHealthCheckFailed   = "health_check_failed"
 	EventHealthCheckStatus   = "health_check_status"
 	EventLinkdefSet          = "linkdef_set"
+	EventLinkdefSetFailed    = "linkdef_set_failed" // wasmCloud 1.x; latticed: a provider refused a link (actor_id, provider_id, contract_id, link_name, error)
 	EventLinkdefDeleted      = "linkdef_deleted"
 	EventRefmapSet           = "refmap_set"
 	EventInvocationSucceeded = "invocation_succeeded"

@@ -184,7 +184,22 @@ type InvocationResponse struct {
 	Error         string `msgpack:"error,omitempty"`
 	ContentLength uint64 `msgpack:"content_length,omitempty"`
 	InstanceID    string `msgpack:"instance_id,omitempty"`
+	// ErrorCode classifies Error for callers that branch on it (latticed
+	// extension, ErrorCodeUnavailable). It travels in the reply's
+	// HeaderErrorCode NATS header, not in the msgpack body, so wasmCloud
+	// hosts and providers, which read only the body, see the same reply.
+	ErrorCode string `msgpack:"-"`
 }
+
+// HeaderErrorCode is the NATS header of an invocation reply that carries
+// InvocationResponse.ErrorCode (docs/protocol.md §3).
+const HeaderErrorCode = "Latticed-Error-Code"
+
+// ErrorCodeUnavailable marks a failure that retrying later can cure: the
+// callee, or a capability provider it called, is not running yet (a node
+// starting) or is stopping. The HTTP server provider answers it with 503 and
+// Retry-After.
+const ErrorCodeUnavailable = "unavailable"
 
 // DecodeInvocationResponse parses a reply from untrusted bytes, accepting
 // `msg` as bin, str or an empty array as wasmCloud's hosts produce them.

@@ -134,12 +134,22 @@ type Step struct {
 	Ref    string `json:"ref"`
 	Key    string `json:"key,omitempty"`
 	HostID string `json:"host_id,omitempty"`
-	Action string `json:"action"` // started, scaled, unchanged, put
+	Action string `json:"action"` // started, scaled, unchanged, put, failed
+	// Reason says why an item failed (a link its provider refused, e.g.
+	// its port is taken), or why a put link could not be confirmed.
+	Reason string `json:"reason,omitempty"`
 }
+
+// ErrLinkRefused means a provider refused a link of the manifest (the
+// provider's own reason is in the error and in the link's Step).
+var ErrLinkRefused = errors.New("link refused by its provider")
 
 // Apply makes the lattice match m: actors run with their counts, links exist,
 // providers run. Links go before providers so that a provider this manifest
-// starts receives them in its HostData.
+// starts receives them in its HostData. Then each link's outcome is taken
+// from the provider that received it (latticed providers report it): a link
+// the provider refused is a "failed" step with the provider's reason, and
+// Apply returns an error wrapping ErrLinkRefused naming every such link.
 func Apply(ctx context.Context, c *ctlclient.Client, m *Manifest, window time.Duration) ([]Step, error) {
 	var steps []Step
 	actorKeys := map[string]string{} // ref -> key
@@ -152,6 +162,7 @@ func Apply(ctx context.Context, c *ctlclient.Client, m *Manifest, window time.Du
 		steps = append(steps, st)
 	}
 	providerKeys := map[string]string{}
+	var puts []putLink
 	for _, p := range m.Providers {
 		key, err := ProviderKey(p.Ref)
 		if err != nil {
@@ -178,16 +189,110 @@ func Apply(ctx context.Context, c *ctlclient.Client, m *Manifest, window time.Du
 		if err := c.PutLink(ctx, ld); err != nil {
 			return steps, fmt.Errorf("link %s → %s: %w", l.Actor, l.Provider, err)
 		}
+		puts = append(puts, putLink{ld: ld, step: len(steps), name: l.Actor + " → " + l.Provider})
 		steps = append(steps, Step{Kind: "link", Ref: l.Contract + "/" + l.LinkName, Key: actor, Action: "put"})
 	}
-	for _, p := range m.Providers {
+	for _, p := range startOrder(m.Providers) {
 		st, err := applyProvider(ctx, c, p, providerKeys[p.Ref], window)
 		if err != nil {
 			return steps, fmt.Errorf("provider %s: %w", p.Ref, err)
 		}
 		steps = append(steps, st)
 	}
-	return steps, nil
+	var refused []error
+	for _, pl := range puts {
+		st := &steps[pl.step]
+		host, applied, reason, err := linkOutcome(ctx, c, pl.ld, window)
+		if err != nil {
+			return steps, fmt.Errorf("link %s: %w", pl.name, err)
+		}
+		st.HostID, st.Reason = host, reason
+		if !applied {
+			st.Action = "failed"
+			refused = append(refused, fmt.Errorf("%w: link %s (%s) on host %s: %s", ErrLinkRefused, pl.name, st.Ref, host, reason))
+		}
+	}
+	return steps, errors.Join(refused...)
+}
+
+// startOrder is the order providers start in: entry providers (an HTTP
+// server: they invoke actors on outside requests) after the others, so
+// that on a node start the providers the actors call already run when the
+// first request comes in. Otherwise the manifest's order is kept.
+func startOrder(ps []Provider) []Provider {
+	entry := func(p Provider) bool {
+		b, ok := lattice.LookupBuiltin(p.Ref)
+		return ok && strings.HasPrefix(p.Ref, lattice.BuiltinRefPrefix) && lattice.EntryContract(b.Contract)
+	}
+	out := make([]Provider, 0, len(ps))
+	for _, p := range ps {
+		if !entry(p) {
+			out = append(out, p)
+		}
+	}
+	for _, p := range ps {
+		if entry(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// putLink is a link Apply put, and where its Step is.
+type putLink struct {
+	ld   lattice.LinkDefinition
+	step int
+	name string
+}
+
+// LinkOutcomeTimeout bounds how long Apply waits for a running provider to
+// report what it made of a link (the supervisor checks within a second of
+// sending it one).
+var LinkOutcomeTimeout = 30 * time.Second
+
+// linkOutcome waits until the provider instance the link is for reports
+// what it made of it, and returns the instance's host, whether the link
+// was applied, and the provider's reason if not. A link whose provider runs
+// nowhere, or does not report link outcomes (a wasmCloud host or provider),
+// counts as applied, with reason saying it could not be confirmed.
+func linkOutcome(ctx context.Context, c *ctlclient.Client, ld lattice.LinkDefinition, window time.Duration) (host string, applied bool, reason string, err error) {
+	hosts, err := c.ProviderHosts(ctx, ld.ProviderID, ld.LinkName, window)
+	if err != nil {
+		return "", false, "", err
+	}
+	if len(hosts) == 0 {
+		return "", true, "no instance of the provider runs: it receives the link when it starts", nil
+	}
+	host = hosts[0]
+	digest := lattice.LinkValuesDigest(ld.Values)
+	ctx, cancel := context.WithTimeout(ctx, LinkOutcomeTimeout)
+	defer cancel()
+	for {
+		inv, err := c.Inventory(ctx, host)
+		if err == nil {
+			for _, d := range inv.Providers {
+				if d.ID != ld.ProviderID || d.LinkName != ld.LinkName {
+					continue
+				}
+				// A running instance reported in its first health reply
+				// whether it reports links; a wasmCloud host lists no state.
+				if !d.ReportsLinks && (d.State == "" || d.State == "running") {
+					return host, true, "the provider does not report link outcomes", nil
+				}
+				for _, o := range d.Links {
+					if o.ActorID == ld.ActorID && o.ValuesDigest == digest {
+						return host, o.Error == "", o.Error, nil
+					}
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return host, false, "", fmt.Errorf("provider %s (link name %s) on host %s did not report the link's outcome within %s",
+				ld.ProviderID, ld.LinkName, host, LinkOutcomeTimeout)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 func applyActor(ctx context.Context, c *ctlclient.Client, a Actor, window time.Duration) (Step, error) {

@@ -83,3 +83,47 @@ func TestProviderKey(t *testing.T) {
 		t.Fatal("unknown ref accepted")
 	}
 }
+
+// Entry providers (the HTTP server) start after the providers actors call;
+// otherwise the manifest's order stays.
+func TestStartOrderPutsEntryProvidersLast(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   []string
+		want []string
+	}{
+		{"http first", []string{"builtin:httpserver", "builtin:keyvalue"}, []string{"builtin:keyvalue", "builtin:httpserver"}},
+		{"already last", []string{"builtin:keyvalue", "builtin:httpserver"}, []string{"builtin:keyvalue", "builtin:httpserver"}},
+		{"files keep their order", []string{"file:///b", "builtin:httpserver", "file:///a"}, []string{"file:///b", "file:///a", "builtin:httpserver"}},
+		{"a file named like a built-in is no built-in", []string{"file:///x/httpserver", "file:///y"}, []string{"file:///x/httpserver", "file:///y"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ps []Provider
+			for _, ref := range tc.in {
+				ps = append(ps, Provider{Ref: ref})
+			}
+			var got []string
+			for _, p := range startOrder(ps) {
+				got = append(got, p.Ref)
+			}
+			if strings.Join(got, " ") != strings.Join(tc.want, " ") {
+				t.Errorf("startOrder(%v) = %v, want %v", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+// The digest that ties a link outcome to a put ignores map order and
+// tells apart values that concatenate alike.
+func TestLinkValuesDigest(t *testing.T) {
+	a := lattice.LinkValuesDigest(map[string]string{"a": "1", "b": "2"})
+	if b := lattice.LinkValuesDigest(map[string]string{"b": "2", "a": "1"}); a != b {
+		t.Errorf("order changes the digest: %s vs %s", a, b)
+	}
+	if lattice.LinkValuesDigest(map[string]string{"ab": "c"}) == lattice.LinkValuesDigest(map[string]string{"a": "bc"}) {
+		t.Error("different values, same digest")
+	}
+	if lattice.LinkValuesDigest(nil) != lattice.LinkValuesDigest(map[string]string{}) {
+		t.Error("nil and empty values differ")
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 
@@ -51,12 +53,14 @@ func (p *Provider) putLink(ctx context.Context, ld lattice.LinkDefinition, sourc
 	}
 	old, exists := p.Link(ld.ActorID)
 	if exists && sameLink(old, ld) {
+		p.setOutcome(ld, nil) // a repeat of a link in force: applied
 		p.log.Debug("link definition unchanged", "actor", ld.ActorID, "source", source)
 		return
 	}
 	// Values the capability cannot use never cost the working link.
 	if v, ok := p.c.(LinkValidator); ok {
 		if err := v.ValidateLink(ld); err != nil {
+			p.setOutcome(ld, err)
 			p.log.Error("link refused: its values cannot work", "actor", ld.ActorID, "source", source,
 				"kept_current_link", exists, "err", err)
 			return
@@ -78,23 +82,27 @@ func (p *Provider) putLink(ctx context.Context, ld lattice.LinkDefinition, sourc
 				p.linksMu.Lock()
 				p.links[ld.ActorID] = old
 				p.linksMu.Unlock()
+				p.setOutcome(ld, fmt.Errorf("%w (the current link stays)", err))
 				p.log.Error("link refused; kept the current link", "actor", ld.ActorID, "source", source, "err", err)
 				return
 			}
 			err = errors.Join(err, fmt.Errorf("reopen the current link: %w", rerr))
 		}
+		p.setOutcome(ld, err)
 		p.log.Error("link refused", "actor", ld.ActorID, "source", source, "err", err)
 		return
 	}
 	p.linksMu.Lock()
 	p.links[ld.ActorID] = ld
 	p.linksMu.Unlock()
+	p.setOutcome(ld, nil)
 	p.log.Info("link added", "actor", ld.ActorID, "source", source)
 }
 
 func (p *Provider) deleteLink(ctx context.Context, ld lattice.LinkDefinition) {
 	old, exists := p.Link(ld.ActorID)
 	if !exists {
+		p.forget(ld.ActorID) // a refused link's outcome goes with it
 		p.log.Debug("link delete for an actor that is not linked", "actor", ld.ActorID)
 		return
 	}
@@ -105,11 +113,37 @@ func (p *Provider) deleteLink(ctx context.Context, ld lattice.LinkDefinition) {
 	p.log.Info("link deleted", "actor", ld.ActorID)
 }
 
+// setOutcome records what became of the last put of ld (err nil: applied).
+func (p *Provider) setOutcome(ld lattice.LinkDefinition, err error) {
+	o := lattice.LinkOutcome{ActorID: ld.ActorID, ContractID: ld.ContractID, LinkName: ld.LinkName,
+		ValuesDigest: lattice.LinkValuesDigest(ld.Values)}
+	if err != nil {
+		o.Error = err.Error()
+	}
+	p.linksMu.Lock()
+	p.outcomes[ld.ActorID] = o
+	p.linksMu.Unlock()
+}
+
+// LinkOutcomes returns what became of the last put of each actor's link,
+// ordered by actor (health replies carry them).
+func (p *Provider) LinkOutcomes() []lattice.LinkOutcome {
+	p.linksMu.RLock()
+	out := make([]lattice.LinkOutcome, 0, len(p.outcomes))
+	for _, o := range p.outcomes {
+		out = append(out, o)
+	}
+	p.linksMu.RUnlock()
+	slices.SortFunc(out, func(a, b lattice.LinkOutcome) int { return strings.Compare(a.ActorID, b.ActorID) })
+	return out
+}
+
 // forget drops the record first, so invocations are refused while the
 // capability closes what the link had opened.
 func (p *Provider) forget(actor string) {
 	p.linksMu.Lock()
 	delete(p.links, actor)
+	delete(p.outcomes, actor)
 	p.linksMu.Unlock()
 }
 

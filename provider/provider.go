@@ -100,10 +100,12 @@ func UnknownOperation(contract, operation string) error {
 	return fmt.Errorf("%w %q: %s does not support it", ErrUnknownOperation, operation, contract)
 }
 
-// Health is the health-check reply (msgpack).
+// Health is the health-check reply (msgpack); see lattice.HealthCheckResponse.
 type Health struct {
-	Healthy bool   `msgpack:"healthy"`
-	Message string `msgpack:"message"`
+	Healthy      bool                  `msgpack:"healthy"`
+	Message      string                `msgpack:"message"`
+	ReportsLinks bool                  `msgpack:"reports_links,omitempty"`
+	Links        []lattice.LinkOutcome `msgpack:"links,omitempty"`
 }
 
 // Config configures a Provider. Only HostData is required.
@@ -222,8 +224,9 @@ type Provider struct {
 
 	rejectLogs *rate.Limiter // refusals are logged, but not at an attacker's pace
 
-	linksMu sync.RWMutex
-	links   map[string]lattice.LinkDefinition // by actor key
+	linksMu  sync.RWMutex
+	links    map[string]lattice.LinkDefinition // by actor key
+	outcomes map[string]lattice.LinkOutcome    // by actor key: the last put's outcome
 }
 
 // New checks cfg and prepares a provider; nothing connects until Run.
@@ -305,7 +308,7 @@ func New(cfg Config, c Capability) (*Provider, error) {
 		signer: lattice.Signer{Key: signer, Delegation: hd.InvocationDelegation},
 		self:   lattice.Entity{PublicKey: hd.ProviderKey, ContractID: c.Contract(), LinkName: hd.LinkName},
 		ready:  make(chan struct{}), stop: make(chan struct{}), lost: make(chan struct{}), abandon: make(chan struct{}),
-		sem: make(chan struct{}, cfg.MaxConcurrent), links: map[string]lattice.LinkDefinition{},
+		sem: make(chan struct{}, cfg.MaxConcurrent), links: map[string]lattice.LinkDefinition{}, outcomes: map[string]lattice.LinkOutcome{},
 		creds: creds, renewed: make(chan struct{}, 1),
 		rejectLogs: rate.NewLimiter(rate.Limit(10), 20),
 		ops:        metrics.NewOperations(metrics.MaxOperations),
@@ -718,6 +721,10 @@ func (p *Provider) handleHealth(m *nats.Msg) {
 			h = Health{Healthy: false, Message: err.Error()}
 		}
 	}
+	// A refused link leaves the provider healthy (it serves its other
+	// links, and a restart would not free a taken port): it is reported
+	// beside the verdict, for the supervisor and `up --apply`.
+	h.ReportsLinks, h.Links = true, p.LinkOutcomes()
 	b, err := lattice.Marshal(&h)
 	if err == nil {
 		err = m.Respond(b)

@@ -16,6 +16,26 @@ import (
 // ErrNoResponders means nothing in the lattice serves the target.
 var ErrNoResponders = errors.New("no responders: the target is not running in this lattice")
 
+// ErrUnavailable matches a callee's error reply coded
+// lattice.ErrorCodeUnavailable: the callee, or a provider it called, is not
+// running yet or is stopping; retrying later can succeed.
+var ErrUnavailable = errors.New("unavailable: retry later")
+
+// RemoteError is the callee's error reply: its text, unchanged, and the
+// code the callee classified it with (lattice.HeaderErrorCode; "" when the
+// callee gave none, as wasmCloud's hosts and providers do).
+type RemoteError struct {
+	Msg  string
+	Code string
+}
+
+func (e *RemoteError) Error() string { return e.Msg }
+
+// Is makes errors.Is(err, ErrUnavailable) true for a reply coded unavailable.
+func (e *RemoteError) Is(target error) bool {
+	return target == ErrUnavailable && e.Code == lattice.ErrorCodeUnavailable
+}
+
 // Invoke signs an invocation from origin to target with signer (a cluster key
 // or, for providers, the key they were handed), sends it on subject and
 // returns the reply body, or the callee's error.
@@ -49,7 +69,7 @@ func InvokeAs(ctx context.Context, nc *nats.Conn, signer lattice.Signer, hostID 
 		return nil, err
 	}
 	if resp.Error != "" {
-		return nil, errors.New(resp.Error)
+		return nil, &RemoteError{Msg: resp.Error, Code: msg.Header.Get(lattice.HeaderErrorCode)}
 	}
 	if resp.ContentLength > uint64(len(resp.Msg)) {
 		return nil, fmt.Errorf("response of %d bytes was chunked to the object store, which latticed does not read", resp.ContentLength)
@@ -64,7 +84,11 @@ func Respond(m *nats.Msg, resp *lattice.InvocationResponse) error {
 		return nil
 	}
 	b, err := resp.Encode()
-	if err == nil {
+	switch {
+	case err != nil:
+	case resp.ErrorCode != "": // only coded errors carry a header; replies stay as they were
+		err = m.RespondMsg(&nats.Msg{Data: b, Header: nats.Header{lattice.HeaderErrorCode: []string{resp.ErrorCode}}})
+	default:
 		err = m.Respond(b)
 	}
 	if errors.Is(err, nats.ErrMaxPayload) {

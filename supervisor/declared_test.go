@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -166,4 +167,108 @@ links:
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// Issue 17.7: `up --apply` with a link the HTTP server provider refuses
+// (its port is taken by another listener) reports that link as failed with
+// the provider's reason, not as put, and exits 1 naming it; the other link
+// of the manifest is reported put. With LATTICED_TOLERATE_START_FAILURES
+// the node runs on and the inventory shows the refusal.
+func TestApplyReportsALinkItsProviderRefused(t *testing.T) {
+	echo := echoActor(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = taken.Close() })
+	addr := taken.Addr().String()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "lattice.yaml")
+	body := fmt.Sprintf(`actors:
+  - ref: file://%[1]s
+providers:
+  - ref: builtin:httpserver
+  - ref: builtin:keyvalue
+links:
+  - actor: file://%[1]s
+    provider: builtin:httpserver
+    contract: wasmcloud:httpserver
+    values: {address: "%[2]s"}
+  - actor: file://%[1]s
+    provider: builtin:keyvalue
+    contract: wasmcloud:keyvalue
+`, echo.Path, addr)
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// checkSteps finds the link steps in the log: the HTTP link failed with
+	// the provider's reason, the key-value link was put.
+	checkSteps := func(t *testing.T, stderr string) {
+		t.Helper()
+		var httpStep, kvStep map[string]any
+		for _, line := range strings.Split(stderr, "\n") {
+			var rec map[string]any
+			if json.Unmarshal([]byte(line), &rec) != nil || rec["msg"] != "manifest applied" || rec["kind"] != "link" {
+				continue
+			}
+			switch rec["ref"] {
+			case lattice.ContractHTTPServer + "/default":
+				httpStep = rec
+			case lattice.ContractKeyValue + "/default":
+				kvStep = rec
+			}
+		}
+		if httpStep == nil || kvStep == nil {
+			t.Fatalf("link steps missing from the log:\n%s", tail(stderr, 60))
+		}
+		reason, _ := httpStep["reason"].(string)
+		if httpStep["action"] != "failed" || !strings.Contains(reason, addr) || !strings.Contains(reason, "address already in use") {
+			t.Errorf("HTTP link step %v, want failed with the taken address %s and its reason", httpStep, addr)
+		}
+		if kvStep["action"] != "put" || kvStep["reason"] != "" {
+			t.Errorf("key-value link step %v, want put without a reason", kvStep)
+		}
+	}
+
+	t.Run("strict", func(t *testing.T) {
+		code, stderr := runUpToExit(t, nil, "--apply", path)
+		if code != 1 {
+			t.Fatalf("exit status %d, want 1\n%s", code, tail(stderr, 40))
+		}
+		last := lastLine(stderr)
+		for _, want := range []string{ErrDeclaredStart.Error(), "link refused by its provider", addr, "address already in use"} {
+			if !strings.Contains(last, want) {
+				t.Errorf("last line of stderr lacks %q:\n%s", want, last)
+			}
+		}
+		if strings.Contains(stderr, `"msg":"node ready"`) {
+			t.Errorf("the node said it was ready although a declared link failed")
+		}
+		checkSteps(t, stderr)
+	})
+
+	t.Run("tolerated", func(t *testing.T) {
+		u := startUp(t, map[string]string{config.EnvTolerateStartFailures: "true"}, "--apply", path)
+		checkSteps(t, u.stderr.String())
+		var inv lattice.HostInventory
+		msg, err := u.nc.Request(lattice.NewCtl("", "default").GetInventory(u.status.HostID), nil, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(msg.Data, &inv); err != nil {
+			t.Fatal(err)
+		}
+		http, _ := lattice.LookupBuiltin("builtin:httpserver")
+		var outcome *lattice.LinkOutcome
+		for _, p := range inv.Providers {
+			for i, o := range p.Links {
+				if p.ID == http.Key() && o.ActorID == echo.Key {
+					outcome = &p.Links[i]
+				}
+			}
+		}
+		if outcome == nil || !strings.Contains(outcome.Error, "address already in use") {
+			t.Errorf("inventory does not show the refused link: %+v", inv.Providers)
+		}
+	})
 }

@@ -55,7 +55,13 @@ func (s *Supervisor) linkChanged(m *nats.Msg, put bool) {
 	s.provMu.Lock()
 	p := s.provs[provKey{ld.ProviderID, link}]
 	s.provMu.Unlock()
-	if p == nil || p.contract != lattice.ContractKeyValue {
+	if p == nil {
+		return
+	}
+	if put {
+		p.pokeHealth() // its outcome is wanted soon (provider.go)
+	}
+	if p.contract != lattice.ContractKeyValue {
 		return
 	}
 	p.mu.Lock()

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -35,6 +36,7 @@ type providerInstance struct {
 	annotations         map[string]string
 	tracker             *restartTracker
 	rearm               chan struct{}
+	recheck             chan struct{} // a link was sent to the provider: check its health (and link outcomes) soon
 	quit                chan struct{} // closed by stop/revoke: end the supervision loop
 	quitOnce            sync.Once
 	done                chan struct{} // closed when the supervision loop returned
@@ -57,6 +59,10 @@ type providerInstance struct {
 	buckets     map[string]string // key-value providers: each linked actor's bucket
 	startLinks  map[string]bool   // ids of the links the running process got in HostData
 	granted     []string          // the buckets creds grants (sorted)
+	// reportsLinks, linkOutcomes: what the running process last reported
+	// of its links in a health reply (lattice.HealthCheckResponse).
+	reportsLinks bool
+	linkOutcomes []lattice.LinkOutcome
 
 	credMu sync.Mutex // serialises re-issuing creds and sending them (renewal, re-mint)
 }
@@ -163,7 +169,7 @@ func (s *Supervisor) LaunchProvider(ctx context.Context, cmd lattice.LaunchProvi
 	p := &providerInstance{
 		sup: s, key: prog.key, link: link, ref: cmd.ProviderRef, contract: prog.contract, name: prog.name,
 		path: prog.path, args: prog.args, configJSON: cmd.Configuration, annotations: cmd.Annotations, compat: cmd.CompatClusterSeed,
-		rearm: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+		rearm: make(chan struct{}, 1), recheck: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
 		state: stateStarting, listed: true,
 		tracker: newRestartTracker(RestartPolicy{
 			Backoff: cfg.RestartBackoff, BackoffMax: cfg.RestartBackoffMax, Stable: cfg.RestartStable,
@@ -276,7 +282,7 @@ func (p *providerInstance) describe(revocation string) lattice.ProviderDescripti
 		ID: p.key, ImageRef: p.ref, ContractID: p.contract, LinkName: p.link, Name: p.name,
 		InstanceID: p.instanceID, Annotations: p.annotations, State: p.state,
 		ExitReason: p.lastExit.String(), Restarts: p.restarts, Revocation: revocation,
-		Signing: lattice.SigningDelegated,
+		Signing: lattice.SigningDelegated, ReportsLinks: p.reportsLinks, Links: slices.Clone(p.linkOutcomes),
 	}
 	if p.compat {
 		d.Signing = lattice.SigningClusterSeed
@@ -344,6 +350,7 @@ func (p *providerInstance) start() (*process, error) {
 	// The announcement may come before startProcess returns.
 	p.mu.Lock()
 	p.instanceID, p.metricsAddr = instanceID, ""
+	p.reportsLinks, p.linkOutcomes = false, nil // the new process reports afresh
 	p.mu.Unlock()
 	onAddr := func(addr string) {
 		p.mu.Lock()
@@ -566,6 +573,11 @@ func (p *providerInstance) watch(proc *process) ExitReason {
 	healthy, failures := false, 0
 	startBy := time.Now().Add(s.providerStartup)
 	interval := 50 * time.Millisecond // until the first success
+	// For a while after the first success and after each link sent to
+	// the provider, checks come every linkCheckInterval, so what the
+	// provider made of its links (the ones in HostData are applied after
+	// it first answers) shows in the inventory within a moment.
+	var fastUntil time.Time
 	steady := cfg.HealthInterval
 	renewing := s.auth != nil && s.auth.lifetime > 0
 	if renewing {
@@ -578,11 +590,24 @@ func (p *providerInstance) watch(proc *process) ExitReason {
 		case <-proc.Done():
 			return ""
 		case <-t.C:
+		case <-p.recheck:
+			fastUntil = time.Now().Add(linkCheckWindow)
+			if !t.Stop() {
+				select {
+				case <-t.C:
+				default:
+				}
+			}
+			if !healthy {
+				t.Reset(interval)
+				continue
+			}
 		}
 		ok, msg := p.checkHealth(subject, body, cfg.RPCTimeout)
 		switch {
 		case ok && !healthy:
 			healthy, failures, interval = true, 0, steady
+			fastUntil = time.Now().Add(linkCheckWindow)
 			p.mu.Lock()
 			if p.state == stateStarting {
 				p.state = stateRunning
@@ -617,6 +642,10 @@ func (p *providerInstance) watch(proc *process) ExitReason {
 		}
 		if ok {
 			p.renewDelegation()
+		}
+		if healthy && time.Now().Before(fastUntil) {
+			t.Reset(min(interval, linkCheckInterval))
+			continue
 		}
 		t.Reset(interval)
 	}
@@ -664,6 +693,7 @@ func (p *providerInstance) checkHealth(subject string, body []byte, timeout time
 	if err := lattice.Unmarshal(msg.Data, &r); err != nil {
 		return false, "undecodable health reply: " + err.Error()
 	}
+	p.noteLinkOutcomes(r.ReportsLinks, r.Links)
 	if !r.Healthy {
 		return false, "unhealthy: " + r.Message
 	}
@@ -701,5 +731,41 @@ func (p *providerInstance) stop(grace time.Duration) {
 	<-p.done
 	if p.currentState() == stateRevoked {
 		p.remove() // stopping a revoked instance takes it off the list
+	}
+}
+
+// How soon link outcomes are checked after a link is sent to a provider
+// (or it first answers): every linkCheckInterval for linkCheckWindow.
+const (
+	linkCheckInterval = 200 * time.Millisecond
+	linkCheckWindow   = 10 * time.Second
+)
+
+// pokeHealth asks the supervision loop for health checks soon: a link was
+// sent to the provider, and its outcome is wanted (`up --apply`).
+func (p *providerInstance) pokeHealth() {
+	select {
+	case p.recheck <- struct{}{}:
+	default:
+	}
+}
+
+// noteLinkOutcomes keeps what a health reply said of the provider's links
+// and, for each link newly refused, logs it and publishes linkdef_set_failed
+// (wasmCloud 1.x's event for a link that could not be set).
+func (p *providerInstance) noteLinkOutcomes(reports bool, outcomes []lattice.LinkOutcome) {
+	p.mu.Lock()
+	prev := p.linkOutcomes
+	p.reportsLinks, p.linkOutcomes = reports, outcomes
+	p.mu.Unlock()
+	for _, o := range outcomes {
+		if o.Error == "" || slices.Contains(prev, o) {
+			continue
+		}
+		p.sup.log.Error("provider refused a link", "child", p.label(), "actor", o.ActorID, "contract_id", o.ContractID, "err", o.Error)
+		p.sup.publishEvent(lattice.EventLinkdefSetFailed, map[string]any{
+			"actor_id": o.ActorID, "provider_id": p.key, "contract_id": o.ContractID, "link_name": o.LinkName,
+			"host_id": p.sup.hostID, "error": o.Error,
+		})
 	}
 }

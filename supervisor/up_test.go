@@ -47,6 +47,12 @@ func launchUp(t *testing.T, env map[string]string, args ...string) *upProcess {
 	if dir == "" {
 		dir = t.TempDir()
 	}
+	return launchUpIn(t, dir, env, args...)
+}
+
+// launchUpIn is launchUp with the data dir dir (a restart reuses one).
+func launchUpIn(t *testing.T, dir string, env map[string]string, args ...string) *upProcess {
+	t.Helper()
 	cluster, _, err := LoadOrCreateKey(DataPath(dir, ClusterSeedFile), lattice.KindCluster)
 	if err != nil {
 		t.Fatal(err)

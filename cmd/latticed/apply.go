@@ -56,9 +56,9 @@ latticed ctl.
 
 func writeSteps(w io.Writer, steps []manifest.Step) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "KIND\tREF\tKEY\tHOST\tACTION")
+	fmt.Fprintln(tw, "KIND\tREF\tKEY\tHOST\tACTION\tREASON")
 	for _, s := range steps {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Kind, s.Ref, s.Key, s.HostID, s.Action)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Kind, s.Ref, s.Key, s.HostID, s.Action, s.Reason)
 	}
 	return tw.Flush()
 }

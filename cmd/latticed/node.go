@@ -166,7 +166,12 @@ func applyManifest(ctx context.Context, sup *supervisor.Supervisor, cfg *config.
 	defer nc.Close()
 	steps, err := manifest.Apply(ctx, ctlclient.New(nc, cfg.CtlTopicPrefix, cfg.LatticePrefix), m, 2*time.Second)
 	for _, st := range steps {
-		log.Info("manifest applied", "kind", st.Kind, "ref", st.Ref, "key", st.Key, "action", st.Action)
+		level := slog.LevelInfo
+		if st.Action == "failed" {
+			level = slog.LevelError
+		}
+		log.Log(ctx, level, "manifest applied", "kind", st.Kind, "ref", st.Ref, "key", st.Key, "host_id", st.HostID,
+			"action", st.Action, "reason", st.Reason)
 	}
 	if err != nil {
 		log.Error("manifest not fully applied", "err", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -276,8 +277,10 @@ func TestActorWithoutKVClaimCannotUseTheStore(t *testing.T) {
 
 // An actor's failure never shows lattice internals to the HTTP client: with
 // the key-value provider gone, kvcounter's call fails with an error naming
-// the provider's NATS subject and key; the client gets a short 500 and a
-// request id, and the provider's log has the cause under that id.
+// the provider's NATS subject and key; the client gets a short 503 (the
+// host codes the failure unavailable: retrying later can succeed) with
+// Retry-After and a request id, and the provider's log has the cause under
+// that id.
 func TestActorErrorsKeepLatticeInternalsFromHTTPClients(t *testing.T) {
 	l := newLattice(t, testenv.NATS(t).ClientURL())
 	counter := l.startActor(t, kvcounterPkg, lattice.ContractHTTPServer, lattice.ContractKeyValue)
@@ -285,9 +288,18 @@ func TestActorErrorsKeepLatticeInternalsFromHTTPClients(t *testing.T) {
 	httpLink := l.link(t, counter.Key, httpBuiltin, values)
 	l.link(t, counter.Key, kvBuiltin, nil) // linked, but no key-value provider runs
 	hs := ptest.Start(t, "httpserver", l.hostData(httpBuiltin, httpLink))
-	code, body := newClient(t).get(base + "/")
-	if code != http.StatusInternalServerError || withoutRequestID(t, code, body) != "actor failed to handle the request\n" {
+	resp, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	code, body := resp.StatusCode, string(b)
+	if code != http.StatusServiceUnavailable || withoutRequestID(t, code, body) != unavailableMsg+"\n" {
 		t.Fatalf("%d %q", code, body)
+	}
+	if got := resp.Header.Get("Retry-After"); got != RetryAfterSeconds {
+		t.Errorf("Retry-After %q, want %q", got, RetryAfterSeconds)
 	}
 	for _, internal := range []string{"wasmbus", "_INBOX", kvBuiltin.Key(), counter.Key} {
 		if strings.Contains(body, internal) {

@@ -10,7 +10,10 @@
 //	413  the request body exceeds max_content_len (the node keeps serving)
 //	403  the actor's claims lack wasmcloud:httpserver, so its host refused
 //	     the request (the body names the missing claim)
-//	503  the actor runs nowhere in the lattice, or all its instances are busy
+//	503  the actor runs nowhere in the lattice, all its instances are busy,
+//	     or a capability provider it called is not running yet (a node
+//	     starting) or is stopping; always with Retry-After, as retrying
+//	     later can succeed
 //	504  the actor did not answer within the timeout
 //	500  the actor failed (guest error, trap) or returned a malformed or
 //	     invalid response
@@ -352,6 +355,10 @@ func classify(ctx context.Context, err error, timeout time.Duration) (int, strin
 	switch {
 	case errors.Is(err, rpc.ErrNoResponders):
 		return http.StatusServiceUnavailable, "actor unavailable: it is not running in this lattice"
+	case errors.Is(err, rpc.ErrUnavailable):
+		// Coded by the actor's host (lattice.ErrorCodeUnavailable): the
+		// actor, or a provider it called, is starting or stopping.
+		return http.StatusServiceUnavailable, unavailableMsg
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, fmt.Sprintf("actor did not answer within %s", timeout)
 	case strings.Contains(msg, capabilityClaimError):
@@ -382,6 +389,9 @@ func (l *listener) fail(w http.ResponseWriter, code int, msg string, cause error
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set(RequestIDHeader, id)
+	if code == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", RetryAfterSeconds)
+	}
 	w.WriteHeader(code)
 	_, _ = io.WriteString(w, msg+" (request id "+id+")\n")
 }
@@ -389,3 +399,11 @@ func (l *listener) fail(w http.ResponseWriter, code int, msg string, cause error
 // RequestIDHeader carries the id of a failed request, which the provider's
 // log line about it carries too.
 const RequestIDHeader = "X-Request-Id"
+
+// unavailableMsg answers a call coded unavailable (rpc.ErrUnavailable).
+const unavailableMsg = "temporarily unavailable: a service the actor uses is not running; retry later"
+
+// RetryAfterSeconds is the Retry-After of every 503 the provider answers:
+// long enough for a provider or actor that is starting to come up (a few
+// seconds on a node start), short enough that clients do not wait long.
+const RetryAfterSeconds = "2"
