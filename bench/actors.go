@@ -80,8 +80,9 @@ func runPaths(o options) error {
 	})
 }
 
-// runColdStart is -only coldstart: latticed up to the first echo reply.
-func runColdStart(o options) error {
+// onlyNodeSection is onlySection for the sections that run a real node:
+// it builds the demo actors and the latticed binary first.
+func onlyNodeSection(o options, section func(tmp, bin string, a *echoActors, rep *Report) error) error {
 	return onlySection(o, func(tmp string, rep *Report) error {
 		a, err := buildEchoActors(tmp)
 		if err != nil {
@@ -91,21 +92,20 @@ func runColdStart(o options) error {
 		if err != nil {
 			return err
 		}
+		return section(tmp, bin, a, rep)
+	})
+}
+
+// runColdStart is -only coldstart: latticed up to the first echo reply.
+func runColdStart(o options) error {
+	return onlyNodeSection(o, func(tmp, bin string, a *echoActors, rep *Report) error {
 		return benchColdStart(bin, tmp, a.echoPath, rep)
 	})
 }
 
 // runMemory is -only memory: the host child's RSS rows on a real node.
 func runMemory(o options) error {
-	return onlySection(o, func(tmp string, rep *Report) error {
-		a, err := buildEchoActors(tmp)
-		if err != nil {
-			return err
-		}
-		bin, err := buildLatticed(tmp)
-		if err != nil {
-			return err
-		}
+	return onlyNodeSection(o, func(tmp, bin string, a *echoActors, rep *Report) error {
 		n, err := startNode(bin, filepath.Join(tmp, "node"))
 		if err != nil {
 			return err

@@ -31,15 +31,7 @@ var bodySizes = []int{1 << 10, 64 << 10, 256 << 10, 900 << 10}
 // and back) and, on the same NATS server in the same run, raw NATS
 // request/reply of the same size to a Go responder.
 func runBytes(o options) error {
-	return onlySection(o, func(tmp string, rep *Report) error {
-		a, err := buildEchoActors(tmp)
-		if err != nil {
-			return err
-		}
-		bin, err := buildLatticed(tmp)
-		if err != nil {
-			return err
-		}
+	return onlyNodeSection(o, func(tmp, bin string, a *echoActors, rep *Report) error {
 		return benchBytes(context.Background(), o, bin, tmp, a.echoPath, rep)
 	})
 }
