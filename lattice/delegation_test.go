@@ -23,7 +23,11 @@ func newDelegFixture(t testing.TB) *delegFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.policy = NewIssuerPolicy([]string{f.cluster.PublicKey()}, WithClock(func() time.Time { return f.now }))
+	// f.now moves on with the real clock (the invocations carry the real
+	// time as iat; a stopped clock would see them in the future once a
+	// second boundary passes), and jumps when a test moves f.now.
+	base := f.now
+	f.policy = NewIssuerPolicy([]string{f.cluster.PublicKey()}, WithClock(func() time.Time { return f.now.Add(time.Since(base)) }))
 	return f
 }
 
