@@ -186,21 +186,38 @@ func (c *latticeCache) put(ctx context.Context, subject string, v any) error {
 	return nil
 }
 
+// The writers below are methods on a cache that may not be open yet (a
+// host whose JetStream was not ready at start, h.cache nil): they write
+// nothing then, and the host writes what it runs once the cache opens
+// (Host.writeRunningToCache).
+
 func (c *latticeCache) putClaims(ctx context.Context, cl lattice.CachedClaims) error {
+	if c == nil {
+		return nil
+	}
 	return c.put(ctx, lattice.CacheClaims(c.prefix, cl.Subject), cl)
 }
 
 func (c *latticeCache) putLink(ctx context.Context, ld lattice.LinkDefinition) error {
+	if c == nil {
+		return nil
+	}
 	return c.put(ctx, lattice.CacheLinkdef(c.prefix, ld.ID), ld)
 }
 
 // deleteLink tombstones the link: with one message per subject, the tombstone
 // replaces it.
 func (c *latticeCache) deleteLink(ctx context.Context, ld lattice.LinkDefinition) error {
+	if c == nil {
+		return nil
+	}
 	ld.Deleted = true
 	return c.put(ctx, lattice.CacheLinkdef(c.prefix, ld.ID), ld)
 }
 
 func (c *latticeCache) putRefMap(ctx context.Context, rm RefMap) error {
+	if c == nil {
+		return nil
+	}
 	return c.put(ctx, lattice.CacheRefmap(c.prefix, rm.OCIURL), rm)
 }

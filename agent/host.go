@@ -338,8 +338,24 @@ func (h *Host) retryCache(ctx context.Context) {
 		case <-t.C:
 			if err := h.startCache(ctx); err == nil {
 				h.log.Info("lattice cache opened")
+				h.writeRunningToCache(ctx)
 				return
 			}
+		}
+	}
+}
+
+// writeRunningToCache writes the claims and reference map of every actor
+// that started while the cache was not open, so the lattice's cache lists
+// them as if the cache had been there all along.
+func (h *Host) writeRunningToCache(ctx context.Context) {
+	c := h.cache.Load()
+	for _, a := range h.actorList() {
+		if err := c.putClaims(ctx, lattice.FlattenActor(a.claims)); err != nil {
+			h.log.Warn("actor claims not written to the lattice cache", "actor", a.key, "err", err)
+		}
+		if err := c.putRefMap(ctx, RefMap{OCIURL: a.ref, PublicKey: a.key}); err != nil {
+			h.log.Warn("reference map not written to the lattice cache", "ref", a.ref, "err", err)
 		}
 	}
 }

@@ -1,13 +1,16 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/latticed/latticed/internal/testenv"
 	"github.com/latticed/latticed/lattice"
@@ -136,4 +139,47 @@ func TestLinkChangesAreRefusedWithoutTheLatticeCache(t *testing.T) {
 	if len(links.Links) != 0 {
 		t.Fatalf("refused link is listed: %+v", links)
 	}
+}
+
+// A host whose JetStream was not ready at start runs actors all the same
+// (their cache writes once dereferenced the cache it did not have, and the
+// host panicked), and once the cache opens it writes what it runs, so the
+// lattice's cache lists the actor as if it had been there all along.
+func TestActorStartsBeforeTheLatticeCacheOpensAndIsCachedAfter(t *testing.T) {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true}) // no JetStream yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	f := newFixtureAt(t, s.ClientURL())
+	echo := f.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo", CallAlias: "late-cache-echo"})
+	if out, err := f.call(t, echo.Key, "Echo.Echo", []byte("before the cache")); err != nil || len(out) == 0 {
+		t.Fatalf("actor started without the cache does not answer: %q, %v", out, err)
+	}
+
+	if err := s.EnableJetStream(&server.JetStreamConfig{StoreDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(f.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The host retries every cacheRetry (5 s); the bound allows for a
+	// loaded machine.
+	testenv.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		st, err := js.Stream(ctx, lattice.CacheStream("test"))
+		if err != nil {
+			return err
+		}
+		if _, err := st.GetLastMsgForSubject(ctx, lattice.CacheClaims("test", echo.Key)); err != nil {
+			return fmt.Errorf("claims of the running actor not in the cache: %w", err)
+		}
+		return nil
+	})
 }

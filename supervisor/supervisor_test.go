@@ -317,10 +317,17 @@ func TestCrashingProviderBacksOffThenIsMarkedFailed(t *testing.T) {
 	if len(starts) != n.cfg.CrashLoopCount {
 		t.Fatalf("%d starts, want %d (the crash-loop threshold)", len(starts), n.cfg.CrashLoopCount)
 	}
-	for i := 2; i < len(starts); i++ {
-		prev, cur := starts[i-1].Sub(starts[i-2]), starts[i].Sub(starts[i-1])
-		if cur <= prev {
-			t.Errorf("restart delays do not grow: %v then %v", prev, cur)
+	// Each gap between starts is the run until the crash plus the backoff,
+	// so it is at least the backoff's least value: the base doubled per
+	// crash, capped, less the 20% jitter. Comparing one gap with the next
+	// instead would flake: on a loaded machine a slow process start can
+	// outweigh a doubling of 50 ms, while a backoff that did not grow fails
+	// these bounds from the third start on.
+	for i := 1; i < len(starts); i++ {
+		least := n.cfg.RestartBackoff << (i - 1)
+		least = min(least, n.cfg.RestartBackoffMax) * 8 / 10
+		if gap := starts[i].Sub(starts[i-1]); gap < least {
+			t.Errorf("start %d came %v after the one before, sooner than its backoff allows (%v): the backoff does not grow", i+1, gap, least)
 		}
 	}
 	if v := testutil.ToFloat64(n.m.ChildRestarts.WithLabelValues(roleProvider, string(ExitCrash))); int(v) != n.cfg.CrashLoopCount-1 {

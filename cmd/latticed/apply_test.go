@@ -44,7 +44,10 @@ links:
 	}
 	apply := func(count int) []manifest.Step {
 		var steps []manifest.Step
-		e.json(&steps, "apply", writeManifest(count), "--timeout", "1s")
+		// Short, since each apply also looks for the link's provider (none
+		// runs here) for up to the timeout; not 1s, which a scale request
+		// on a loaded machine outlasts.
+		e.json(&steps, "apply", writeManifest(count), "--timeout", "3s")
 		return steps
 	}
 
