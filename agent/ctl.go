@@ -201,7 +201,7 @@ func (h *Host) ctlLinkPut(ctx context.Context, m *nats.Msg) any {
 // PutLink records a link definition in the lattice cache, tells the provider
 // and emits linkdef_set.
 func (h *Host) PutLink(ctx context.Context, ld lattice.LinkDefinition) error {
-	c := h.cache.Load()
+	c := h.awaitCache(ctx)
 	if c == nil {
 		return errNoCache
 	}
@@ -234,7 +234,7 @@ func (h *Host) ctlLinkDel(ctx context.Context, m *nats.Msg) any {
 	if !ok {
 		return ack(fmt.Errorf("no link definition for actor %s, contract %s, link name %s", req.ActorID, req.ContractID, req.LinkName))
 	}
-	c := h.cache.Load()
+	c := h.awaitCache(ctx)
 	if c == nil {
 		h.state.putLink(ld)
 		return ack(errNoCache)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/latticed/latticed/config"
 	"github.com/latticed/latticed/internal/buildinfo"
+	"github.com/latticed/latticed/internal/jswrite"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/metrics"
 	"github.com/latticed/latticed/oci"
@@ -146,7 +147,9 @@ type Host struct {
 	policy    *lattice.IssuerPolicy
 	state     *latticeState
 	cache     atomic.Pointer[latticeCache] // nil until the cache stream opens (retried in the background)
-	policySvc *policy.Service              // nil when no policy service is configured
+	cacheOpen chan struct{}                // closed once cache is set
+	cacheOnce sync.Once
+	policySvc *policy.Service // nil when no policy service is configured
 	events    *eventPublisher
 	m         *metrics.Metrics
 	log       *slog.Logger
@@ -193,7 +196,7 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 		opts: opts, id: opts.HostKey.PublicKey(), ctl: lattice.NewCtl(opts.CtlTopicPrefix, opts.LatticePrefix),
 		runtime: rt, state: newLatticeState(), m: opts.Metrics,
 		log:     opts.Logger.With("host", opts.HostKey.PublicKey()),
-		started: time.Now(), ready: make(chan struct{}), actors: map[string]*actor{},
+		started: time.Now(), ready: make(chan struct{}), actors: map[string]*actor{}, cacheOpen: make(chan struct{}),
 		labels: map[string]string{}, stop: make(chan struct{}),
 		rejectEvents: rate.NewLimiter(rate.Limit(10), 20),
 	}
@@ -314,6 +317,7 @@ func (h *Host) startCache(ctx context.Context) error {
 		return err
 	}
 	h.cache.Store(c)
+	h.cacheOnce.Do(func() { close(h.cacheOpen) })
 	select {
 	case <-c.replayed:
 	case <-cctx.Done():
@@ -323,7 +327,29 @@ func (h *Host) startCache(ctx context.Context) error {
 }
 
 // cacheRetry is how often a host without its lattice cache tries again.
-const cacheRetry = 5 * time.Second
+const cacheRetry = time.Second
+
+// cacheWait is how long a link change waits for a lattice cache the host is
+// still opening (JetStream electing its leaders while a cluster or a node
+// starts), as a cache write waits out an election; the control client waits
+// longer for the answer (ctlclient.WriteWait).
+const cacheWait = jswrite.WriteTimeout
+
+// awaitCache is the lattice cache, waiting up to cacheWait (or ctx) for it
+// when the host has not opened it yet; nil if it is still not open.
+func (h *Host) awaitCache(ctx context.Context) *latticeCache {
+	if c := h.cache.Load(); c != nil {
+		return c
+	}
+	t := time.NewTimer(cacheWait)
+	defer t.Stop()
+	select {
+	case <-h.cacheOpen:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return h.cache.Load()
+}
 
 // retryCache opens the lattice cache once JetStream can serve it (a cluster
 // electing a stream leader, a server restarting) and returns when it has, or

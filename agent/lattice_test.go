@@ -161,8 +161,29 @@ func TestActorStartsBeforeTheLatticeCacheOpensAndIsCachedAfter(t *testing.T) {
 		t.Fatalf("actor started without the cache does not answer: %q, %v", out, err)
 	}
 
+	// A link put made while the cache is not open waits for it (within
+	// cacheWait) instead of being refused at once.
+	provider, _ := lattice.CreateKeyPair(lattice.KindService)
+	ld := lattice.LinkDefinition{ActorID: echo.Key, ProviderID: provider.PublicKey(), ContractID: lattice.ContractKeyValue}
+	put := make(chan error, 1)
+	go func() {
+		b, _ := json.Marshal(ld)
+		msg, err := f.nc.Request(f.ctl.LinkdefsPut(), b, 30*time.Second)
+		if err == nil {
+			var ack lattice.Ack
+			if err = json.Unmarshal(msg.Data, &ack); err == nil && !ack.Accepted {
+				err = errString(ack.Error)
+			}
+		}
+		put <- err
+	}()
+	time.Sleep(500 * time.Millisecond)
+
 	if err := s.EnableJetStream(&server.JetStreamConfig{StoreDir: t.TempDir()}); err != nil {
 		t.Fatal(err)
+	}
+	if err := <-put; err != nil {
+		t.Fatalf("link put made while the cache was opening: %v", err)
 	}
 	js, err := jetstream.New(f.nc)
 	if err != nil {
@@ -179,6 +200,9 @@ func TestActorStartsBeforeTheLatticeCacheOpensAndIsCachedAfter(t *testing.T) {
 		}
 		if _, err := st.GetLastMsgForSubject(ctx, lattice.CacheClaims("test", echo.Key)); err != nil {
 			return fmt.Errorf("claims of the running actor not in the cache: %w", err)
+		}
+		if _, err := st.GetLastMsgForSubject(ctx, lattice.CacheLinkdef("test", lattice.LinkID(ld.ActorID, ld.ContractID, "default"))); err != nil {
+			return fmt.Errorf("the link put while the cache opened is not in it: %w", err)
 		}
 		return nil
 	})
