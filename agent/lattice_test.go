@@ -117,15 +117,7 @@ func TestTwoHostsShareAnActorsLoad(t *testing.T) {
 // Without its lattice cache a host refuses link changes, which would
 // otherwise be acknowledged yet reach no other host.
 func TestLinkChangesAreRefusedWithoutTheLatticeCache(t *testing.T) {
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true}) // no JetStream
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(s.Shutdown)
+	s := natsWithoutJetStream(t)
 	f := newFixtureAt(t, s.ClientURL())
 	actor, _ := lattice.CreateKeyPair(lattice.KindModule)
 	provider, _ := lattice.CreateKeyPair(lattice.KindService)
@@ -146,15 +138,7 @@ func TestLinkChangesAreRefusedWithoutTheLatticeCache(t *testing.T) {
 // host panicked), and once the cache opens it writes what it runs, so the
 // lattice's cache lists the actor as if it had been there all along.
 func TestActorStartsBeforeTheLatticeCacheOpensAndIsCachedAfter(t *testing.T) {
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true}) // no JetStream yet
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	t.Cleanup(s.Shutdown)
+	s := natsWithoutJetStream(t) // JetStream is enabled later
 	f := newFixtureAt(t, s.ClientURL())
 	echo := f.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo", CallAlias: "late-cache-echo"})
 	if out, err := f.call(t, echo.Key, "Echo.Echo", []byte("before the cache")); err != nil || len(out) == 0 {
@@ -206,4 +190,20 @@ func TestActorStartsBeforeTheLatticeCacheOpensAndIsCachedAfter(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// natsWithoutJetStream is an embedded nats-server without JetStream, so a
+// host cannot open its lattice cache on it.
+func natsWithoutJetStream(t *testing.T) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	return s
 }
