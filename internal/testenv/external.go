@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -81,8 +82,23 @@ func (s *ExternalServer) Stop() {
 	s.cmd = nil
 }
 
+// freePort picks a port below Linux's ephemeral range (32768 and up by
+// default): a port the kernel hands out for :0 is from that range, where
+// every outgoing connection of every test process also takes its local
+// port, so between our check and a server's bind a client could take it
+// ("address already in use", seen in make test). Below it, only another
+// test's pick can collide, and picks are random.
 func freePort(t testing.TB) int {
 	t.Helper()
+	for range 200 {
+		p := 20000 + rand.IntN(12000)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return p
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
