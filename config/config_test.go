@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// A published test vector (docs/protocol.md, keys); not a secret of any real lattice.
+// A fixed test vector (the one lattice/keys_test.go checks the encoding with); not a secret of any real lattice.
 const (
 	vectorClusterSeed = "SCABNLVRXGEJEG5FBBPMMKMMY37FNKVLDY6YXHVL6WA4IRBEYD6ACIQKV4"
 	vectorClusterPub  = "CDMTUBVGADIQZFWBUZL7LEF7YHZF6CPSKO3HLOTLBQFY2FHDLZFAMYMD"
