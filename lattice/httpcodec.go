@@ -1,7 +1,6 @@
 package lattice
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sort"
@@ -27,7 +26,7 @@ func headerSize(h map[string][]string, keys []string) int {
 	if h == nil {
 		return 1
 	}
-	n := mpMapLen(len(h))
+	n := mpContainerLen(len(h))
 	for _, k := range keys {
 		n += mpStrLen(len(k))
 		vs := h[k]
@@ -35,7 +34,7 @@ func headerSize(h map[string][]string, keys []string) int {
 			n++
 			continue
 		}
-		n += mpArrayLen(len(vs))
+		n += mpContainerLen(len(vs))
 		for _, v := range vs {
 			n += mpStrLen(len(v))
 		}
@@ -43,26 +42,8 @@ func headerSize(h map[string][]string, keys []string) int {
 	return n
 }
 
-func mpArrayLen(n int) int {
-	switch {
-	case n < 16:
-		return 1
-	case n <= 0xffff:
-		return 3
-	}
-	return 5
-}
-
-func (w *mpWriter) arrayHeader(n int) {
-	switch {
-	case n < 16:
-		w.b = append(w.b, 0x90|byte(n))
-	case n <= 0xffff:
-		w.b = append(w.b, 0xdc, byte(n>>8), byte(n))
-	default:
-		w.b = binary.BigEndian.AppendUint32(append(w.b, 0xdd), uint32(n))
-	}
-}
+// arrayHeader writes an array header: fixarray, array 16 or array 32.
+func (w *mpWriter) arrayHeader(n int) { w.containerHeader(n, 0x90, 0xdc) }
 
 func (w *mpWriter) header(h map[string][]string, keys []string) {
 	if h == nil {
@@ -97,7 +78,7 @@ func sortedHeaderKeys(h map[string][]string) []string {
 // allocation of the exact size.
 func (r *HTTPRequest) Encode() []byte {
 	keys := sortedHeaderKeys(r.Header)
-	size := mpMapLen(httpRequestFields) +
+	size := mpContainerLen(httpRequestFields) +
 		mpStrLen(len(kMethod)) + mpStrLen(len(r.Method)) + mpStrLen(len(kPath)) + mpStrLen(len(r.Path)) +
 		mpStrLen(len(kQueryString)) + mpStrLen(len(r.QueryString)) +
 		mpStrLen(len(kHeader)) + headerSize(r.Header, keys) + mpStrLen(len(kBody)) + mpBinLen(r.Body)
@@ -121,7 +102,7 @@ func (r *HTTPRequest) Encode() []byte {
 // writes a uint16 (0xcd and two bytes), the form actors have always sent.
 func (r *HTTPResponse) Encode() []byte {
 	keys := sortedHeaderKeys(r.Header)
-	size := mpMapLen(httpResponseFields) + mpStrLen(len(kStatusCode)) + 3 +
+	size := mpContainerLen(httpResponseFields) + mpStrLen(len(kStatusCode)) + 3 +
 		mpStrLen(len(kHeader)) + headerSize(r.Header, keys) + mpStrLen(len(kBody)) + mpBinLen(r.Body)
 	w := mpWriter{b: make([]byte, 0, size)}
 	w.mapHeader(httpResponseFields)

@@ -54,7 +54,9 @@ func mpUintLen(v uint64) int {
 	return 9
 }
 
-func mpMapLen(n int) int {
+// mpContainerLen is the size of a map or array header of n entries: the
+// two kinds share their layout (fix form, 16-bit, 32-bit length).
+func mpContainerLen(n int) int {
 	switch {
 	case n < 16:
 		return 1
@@ -64,14 +66,19 @@ func mpMapLen(n int) int {
 	return 5
 }
 
-func (w *mpWriter) mapHeader(n int) {
+// mapHeader writes a map header: fixmap, map 16 or map 32.
+func (w *mpWriter) mapHeader(n int) { w.containerHeader(n, 0x80, 0xde) }
+
+// containerHeader writes a map or array header: fix is the fix form's tag,
+// tag16 the 16-bit form's (the 32-bit form's is the next byte).
+func (w *mpWriter) containerHeader(n int, fix, tag16 byte) {
 	switch {
 	case n < 16:
-		w.b = append(w.b, 0x80|byte(n))
+		w.b = append(w.b, fix|byte(n))
 	case n <= 0xffff:
-		w.b = append(w.b, 0xde, byte(n>>8), byte(n))
+		w.b = append(w.b, tag16, byte(n>>8), byte(n))
 	default:
-		w.b = binary.BigEndian.AppendUint32(append(w.b, 0xdf), uint32(n))
+		w.b = binary.BigEndian.AppendUint32(append(w.b, tag16+1), uint32(n))
 	}
 }
 
@@ -130,7 +137,7 @@ const (
 )
 
 func entitySize(e *Entity) int {
-	return mpMapLen(entityFields) + mpStrLen(len(kPublicKey)) + mpStrLen(len(e.PublicKey)) +
+	return mpContainerLen(entityFields) + mpStrLen(len(kPublicKey)) + mpStrLen(len(e.PublicKey)) +
 		mpStrLen(len(kContractID)) + mpStrLen(len(e.ContractID)) + mpStrLen(len(kLinkName)) + mpStrLen(len(e.LinkName))
 }
 
@@ -158,12 +165,12 @@ func (inv *Invocation) Encode() ([]byte, error) {
 	}
 	if len(inv.TraceContext) > 0 {
 		fields++
-		size += mpStrLen(len(kTraceContext)) + mpMapLen(len(keys))
+		size += mpStrLen(len(kTraceContext)) + mpContainerLen(len(keys))
 		for _, k := range keys {
 			size += mpStrLen(len(k)) + mpStrLen(len(inv.TraceContext[k]))
 		}
 	}
-	size += mpMapLen(fields) +
+	size += mpContainerLen(fields) +
 		mpStrLen(len(kOrigin)) + entitySize(&inv.Origin) + mpStrLen(len(kTarget)) + entitySize(&inv.Target) +
 		mpStrLen(len(kOperation)) + mpStrLen(len(inv.Operation)) + mpStrLen(len(kMsg)) + mpBinLen(inv.Msg) +
 		mpStrLen(len(kID)) + mpStrLen(len(inv.ID)) + mpStrLen(len(kEncodedClaims)) + mpStrLen(len(inv.EncodedClaims)) +
@@ -234,7 +241,7 @@ func (r *InvocationResponse) Encode() ([]byte, error) {
 		fields++
 		size += mpStrLen(len(kInstanceID)) + mpStrLen(len(r.InstanceID))
 	}
-	w := mpWriter{b: make([]byte, 0, size+mpMapLen(fields))}
+	w := mpWriter{b: make([]byte, 0, size+mpContainerLen(fields))}
 	w.mapHeader(fields)
 	w.str(kMsg)
 	w.bin(r.Msg)
