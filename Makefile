@@ -56,17 +56,17 @@ lint:
 	$(GO) vet ./...
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./actor/...
 
-# Packages with concurrency run under the race detector. The agent's run
+# Packages with concurrency run under the race detector. The host's run
 # without it except for its concurrency tests: -race slows wazero's compiler
 # about twentyfold. Every other package (go list, so none is missed) runs plainly.
-RACE_PKGS        := ./cacheread/... ./lattice/... ./policy/... ./rpc/... ./provider/... ./supervisor/... ./ctlclient/... ./manifest/... ./config/... ./metrics/...
-RACE_PKG_PATTERN := latticed/(cacheread|lattice|policy|rpc|provider|supervisor|ctlclient|manifest|config|metrics)(/|$$)
-AGENT_RACE_TESTS := Gate|StartCallScaleStop|PooledInstance|RejectedInvocations|PoolUpgradeHammer|SleepingActorMeetsItsDeadline|StartForeverActor|HostStopsPromptly
+RACE_PKGS        := ./lattice/... ./rpc/... ./provider/... ./ctlclient/... ./internal/builtin/... ./internal/cacheread/... ./internal/policy/... ./internal/supervisor/... ./internal/manifest/... ./internal/config/... ./internal/metrics/...
+RACE_PKG_PATTERN := latticed/(lattice|rpc|provider|ctlclient|internal/(builtin|cacheread|policy|supervisor|manifest|config|metrics))(/|$$)
+HOST_RACE_TESTS := Gate|StartCallScaleStop|PooledInstance|RejectedInvocations|PoolUpgradeHammer|SleepingActorMeetsItsDeadline|StartForeverActor|HostStopsPromptly
 TEST_ENV         := LATTICED_NATS_SERVER_BIN=$(TOOLS)/nats-server LATTICED_NATS_CLI_BIN=$(TOOLS)/nats
 
 test: tools lint
 	$(TEST_ENV) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -race $(RACE_PKGS)
-	$(TEST_ENV) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -race -run '$(AGENT_RACE_TESTS)' ./agent
+	$(TEST_ENV) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -race -run '$(HOST_RACE_TESTS)' ./internal/host
 	$(TEST_ENV) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -Ev '$(RACE_PKG_PATTERN)')
 
 bench: tools
@@ -76,7 +76,7 @@ bench: tools
 # provider restarts for SOAK (default 2m); memory and goroutines must stay flat.
 SOAK ?= 2m
 soak: tools
-	LATTICED_SOAK=$(SOAK) $(TEST_ENV) $(GO) test -count=1 -timeout 30m -run 'TestSoak' -v ./supervisor
+	LATTICED_SOAK=$(SOAK) $(TEST_ENV) $(GO) test -count=1 -timeout 30m -run 'TestSoak' -v ./internal/supervisor
 
 clean:
 	rm -rf $(BIN) .tools

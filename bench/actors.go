@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/latticed/latticed/internal/wasmbuild"
+	"github.com/latticed/latticed/internal/testing/wasmbuild"
 	"github.com/latticed/latticed/lattice"
 )
 

@@ -16,9 +16,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/latticed/latticed/internal/wasmbuild"
+	"github.com/latticed/latticed/internal/manifest"
+	"github.com/latticed/latticed/internal/testing/wasmbuild"
 	"github.com/latticed/latticed/lattice"
-	"github.com/latticed/latticed/manifest"
 )
 
 // bodySizes are the payload sizes of the bytes rows; 900 KiB is the largest

@@ -13,11 +13,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/latticed/latticed/config"
-	"github.com/latticed/latticed/internal/wasmbuild"
+	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/supervisor"
+	"github.com/latticed/latticed/internal/testing/wasmbuild"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
-	"github.com/latticed/latticed/supervisor"
 )
 
 // buildLatticed builds bin/latticed into tmp: the binary the cold-start rows

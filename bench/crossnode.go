@@ -18,9 +18,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/latticed/latticed/config"
 	"github.com/latticed/latticed/ctlclient"
-	"github.com/latticed/latticed/internal/wasmbuild"
+	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/testing/wasmbuild"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
 )

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latticed/latticed/internal/manifest"
 	"github.com/latticed/latticed/lattice"
-	"github.com/latticed/latticed/manifest"
 )
 
 // httpLoad is the HTTP load generator: n concurrent keep-alive clients

@@ -17,8 +17,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/latticed/latticed/config"
-	"github.com/latticed/latticed/internal/cachefill"
+	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/testing/cachefill"
 	"github.com/latticed/latticed/lattice"
 )
 

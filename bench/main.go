@@ -27,11 +27,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/latticed/latticed/agent"
+	"github.com/latticed/latticed/internal/host"
+	"github.com/latticed/latticed/internal/metrics"
+	"github.com/latticed/latticed/internal/supervisor"
 	"github.com/latticed/latticed/lattice"
-	"github.com/latticed/latticed/metrics"
 	"github.com/latticed/latticed/rpc"
-	"github.com/latticed/latticed/supervisor"
 )
 
 // Row is one measured figure.
@@ -219,7 +219,7 @@ func benchNode(ctx context.Context, o options, bin, tmp, echoPath, tinyPath, ech
 	return benchRevocationCurve(tmp, o, rep)
 }
 
-// benchInProcess runs the NATS-path rows against an agent.Host in this
+// benchInProcess runs the NATS-path rows against an host.Host in this
 // process: throughput and latency of the floors and the latticed path (to
 // the Go echo and to the minimal wasm echo), delegated signing vs the
 // cluster seed, and scaling over distinct actors.
@@ -240,7 +240,7 @@ func benchInProcess(ctx context.Context, o options, tmp string, a *echoActors, r
 
 	cluster, _ := lattice.CreateKeyPair(lattice.KindCluster)
 	hostKey, _ := lattice.CreateKeyPair(lattice.KindServer)
-	h, err := agent.New(ctx, agent.Options{
+	h, err := host.New(ctx, host.Options{
 		HostKey: hostKey, ClusterKey: cluster, RPC: hostRPC, Ctl: hostCtl, AllowFileLoad: true,
 		CompileCacheDir: filepath.Join(tmp, "cache"), Metrics: metrics.New(), QueueLength: 1024,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -332,7 +332,7 @@ func benchInProcess(ctx context.Context, o options, tmp string, a *echoActors, r
 // and again, in a fresh runtime, with the cache that compile left on disk.
 func benchActorStart(ctx context.Context, tmp string, module []byte, rep *Report) error {
 	compile := func(dir string) (time.Duration, error) {
-		rt, err := agent.NewRuntime(ctx, dir, 4096)
+		rt, err := host.NewRuntime(ctx, dir, 4096)
 		if err != nil {
 			return 0, err
 		}

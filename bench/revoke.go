@@ -13,9 +13,9 @@ import (
 
 	"github.com/nats-io/nkeys"
 
+	"github.com/latticed/latticed/internal/supervisor"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
-	"github.com/latticed/latticed/supervisor"
 )
 
 // benchRevocation launches builtin:keyvalue under a fresh link name, waits

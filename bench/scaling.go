@@ -9,7 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/latticed/latticed/agent"
+	"github.com/latticed/latticed/internal/host"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -22,7 +22,7 @@ const scaleConc = 16
 // accumulate: the 100-actor cell runs the 10 of the previous one plus 90.
 // Each distinct signature is a distinct module to the compiler, so every
 // new actor pays a cold compile (not timed).
-func benchScaling(ctx context.Context, h *agent.Host, nc *nats.Conn, cluster *lattice.KeyPair, tmp string, unsigned []byte, acct *lattice.KeyPair, o options, rep *Report) error {
+func benchScaling(ctx context.Context, h *host.Host, nc *nats.Conn, cluster *lattice.KeyPair, tmp string, unsigned []byte, acct *lattice.KeyPair, o options, rep *Report) error {
 	var keys []string
 	var first float64
 	payload := make([]byte, payloadSize)

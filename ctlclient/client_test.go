@@ -12,9 +12,9 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
-	"github.com/latticed/latticed/agent"
-	"github.com/latticed/latticed/internal/testenv"
-	"github.com/latticed/latticed/internal/testhost"
+	"github.com/latticed/latticed/internal/host"
+	"github.com/latticed/latticed/internal/testing/testenv"
+	"github.com/latticed/latticed/internal/testing/testhost"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -27,13 +27,13 @@ func TestMain(m *testing.M) {
 const echoPkg = "./actor/examples/echo"
 
 // startHost runs a real host on s until the test ends.
-func startHost(t *testing.T, s *server.Server, cluster *lattice.KeyPair, prefix string, labels map[string]string) *agent.Host {
+func startHost(t *testing.T, s *server.Server, cluster *lattice.KeyPair, prefix string, labels map[string]string) *host.Host {
 	t.Helper()
 	hostKey, err := lattice.CreateKeyPair(lattice.KindServer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, _ := testhost.Start(t, agent.Options{
+	h, _ := testhost.Start(t, host.Options{
 		HostKey: hostKey, ClusterKey: cluster, LatticePrefix: prefix,
 		RPC: testenv.Connect(t, s), Ctl: testenv.Connect(t, s),
 		AllowFileLoad: true, CompileCacheDir: t.TempDir(), MemoryLimitPages: 1024,
@@ -45,7 +45,7 @@ func startHost(t *testing.T, s *server.Server, cluster *lattice.KeyPair, prefix 
 
 type testLattice struct {
 	c       *Client
-	a, b    *agent.Host
+	a, b    *host.Host
 	cluster *lattice.KeyPair
 	dir     string
 }
@@ -70,7 +70,7 @@ func newLattice(t *testing.T, twoHosts bool) *testLattice {
 }
 
 // stopHost stops h with a control command and waits until it no longer answers pings.
-func (l *testLattice) stopHost(t *testing.T, h *agent.Host) {
+func (l *testLattice) stopHost(t *testing.T, h *host.Host) {
 	t.Helper()
 	if err := l.c.StopHost(context.Background(), h.ID(), 0); err != nil {
 		t.Fatal(err)

@@ -12,9 +12,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/latticed/latticed/agent"
-	"github.com/latticed/latticed/internal/testenv"
-	"github.com/latticed/latticed/internal/testhost"
+	"github.com/latticed/latticed/internal/host"
+	"github.com/latticed/latticed/internal/testing/testenv"
+	"github.com/latticed/latticed/internal/testing/testhost"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -51,7 +51,7 @@ func TestLinkPutRidesOutStreamLeaderElection(t *testing.T) {
 	hostKey, _ := lattice.CreateKeyPair(lattice.KindServer)
 	clusterKey, _ := lattice.CreateKeyPair(lattice.KindCluster)
 	var hostLog lineLog
-	h, _ := testhost.Start(t, agent.Options{
+	h, _ := testhost.Start(t, host.Options{
 		HostKey: hostKey, ClusterKey: clusterKey, LatticePrefix: prefix,
 		RPC: connectCluster(t, cl), Ctl: connectCluster(t, cl), CacheReplicas: 3,
 		AllowFileLoad: true, CompileCacheDir: t.TempDir(), MemoryLimitPages: 1024,

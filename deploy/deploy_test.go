@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/internal/config"
 )
 
 var (

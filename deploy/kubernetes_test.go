@@ -19,7 +19,7 @@ import (
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/lattice"
 )
 

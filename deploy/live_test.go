@@ -3,7 +3,7 @@ package deploy
 import (
 	"errors"
 	"fmt"
-	"github.com/latticed/latticed/internal/testenv"
+	"github.com/latticed/latticed/internal/testing/testenv"
 	"io"
 	"net"
 	"net/http"

@@ -13,8 +13,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/promnames"
-	"github.com/latticed/latticed/metrics"
 )
 
 // knownSeries is every series name a latticed node can expose, built from
@@ -117,7 +117,7 @@ func checkMetricNames(t *testing.T, where, expr string, known map[string]bool) {
 	}
 	for _, n := range used {
 		if !known[n] {
-			t.Errorf("%s: metric %s does not exist (not defined in metrics/metrics.go): %s", where, n, strings.Join(strings.Fields(expr), " "))
+			t.Errorf("%s: metric %s does not exist (not defined in internal/metrics/metrics.go): %s", where, n, strings.Join(strings.Fields(expr), " "))
 		}
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latticed/latticed/internal/testenv"
+	"github.com/latticed/latticed/internal/testing/testenv"
 )
 
 // arbitraryUID is a UID from an OpenShift project's range: no passwd entry,

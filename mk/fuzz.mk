@@ -31,8 +31,8 @@ fuzz:
 		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $(FUZZ_PKG) || failed="$$failed $$t"; \
 	done; \
 	for t in $(PAR_FUZZ_TARGETS); do \
-		echo "== $$t ($(FUZZTIME), ./par/)"; \
-		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) ./par/ || failed="$$failed $$t"; \
+		echo "== $$t ($(FUZZTIME), ./internal/par/)"; \
+		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) ./internal/par/ || failed="$$failed $$t"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz: failing targets:$$failed"; exit 1; fi
 
@@ -41,4 +41,4 @@ $(addprefix fuzz-,$(FUZZ_TARGETS)): fuzz-%:
 
 # The committed seed corpus only, as plain tests (fast; suitable for CI).
 fuzz-seeds:
-	$(GO) test -run='Fuzz|Nesting' -count=1 $(FUZZ_PKG) ./par/
+	$(GO) test -run='Fuzz|Nesting' -count=1 $(FUZZ_PKG) ./internal/par/

@@ -12,8 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
+	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/lattice"
-	"github.com/latticed/latticed/metrics"
 )
 
 // ErrRenewalRefused is wrapped by every reason a renewed user JWT is not

@@ -6,10 +6,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/latticed/latticed/internal/metrics"
+	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/lattice"
-	"github.com/latticed/latticed/metrics"
 	"github.com/latticed/latticed/rpc"
-	"github.com/latticed/latticed/telemetry"
 )
 
 // handleInvocation runs on the subscription's goroutine: it waits for a free

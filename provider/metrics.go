@@ -10,7 +10,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/latticed/latticed/metrics"
+	"github.com/latticed/latticed/internal/metrics"
 )
 
 // ReasonNotLinked is the reason label of invocations refused because their

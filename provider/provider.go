@@ -38,10 +38,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/time/rate"
 
-	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/natsalive"
 	"github.com/latticed/latticed/lattice"
-	"github.com/latticed/latticed/metrics"
 	"github.com/latticed/latticed/rpc"
 )
 

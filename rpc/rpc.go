@@ -9,8 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/lattice"
-	"github.com/latticed/latticed/telemetry"
 )
 
 // ErrNoResponders means nothing in the lattice serves the target.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/latticed/latticed/manifest"
+	"github.com/latticed/latticed/internal/manifest"
 )
 
 func newApplyCmd() *cobra.Command {

@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/latticed/latticed/internal/testenv"
+	"github.com/latticed/latticed/internal/manifest"
+	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
-	"github.com/latticed/latticed/manifest"
 )
 
 func TestApplyIsIdempotent(t *testing.T) {

@@ -16,10 +16,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/oci"
+	"github.com/latticed/latticed/internal/par"
 	"github.com/latticed/latticed/lattice"
-	"github.com/latticed/latticed/oci"
-	"github.com/latticed/latticed/par"
 )
 
 // pushResult is the JSON output of push.

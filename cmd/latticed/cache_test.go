@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/latticed/latticed/internal/testenv"
+	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 )
 

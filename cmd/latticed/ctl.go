@@ -13,12 +13,12 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/latticed/latticed/cacheread"
-	"github.com/latticed/latticed/config"
 	"github.com/latticed/latticed/ctlclient"
+	"github.com/latticed/latticed/internal/cacheread"
+	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/natsalive"
+	"github.com/latticed/latticed/internal/supervisor"
 	"github.com/latticed/latticed/lattice"
-	"github.com/latticed/latticed/supervisor"
 )
 
 // ctlConfigFlags are the settings of package config that `ctl` reads; their

@@ -13,11 +13,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/latticed/latticed/config"
 	"github.com/latticed/latticed/ctlclient"
+	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/manifest"
+	"github.com/latticed/latticed/internal/supervisor"
 	"github.com/latticed/latticed/lattice"
-	"github.com/latticed/latticed/manifest"
-	"github.com/latticed/latticed/supervisor"
 )
 
 const defaultLinkName = "default"

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/latticed/latticed/ctlclient"
-	"github.com/latticed/latticed/internal/testenv"
+	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 )
 

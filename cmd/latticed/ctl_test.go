@@ -19,9 +19,9 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
-	"github.com/latticed/latticed/agent"
-	"github.com/latticed/latticed/internal/testenv"
-	"github.com/latticed/latticed/internal/testhost"
+	"github.com/latticed/latticed/internal/host"
+	"github.com/latticed/latticed/internal/testing/testenv"
+	"github.com/latticed/latticed/internal/testing/testhost"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -89,7 +89,7 @@ func (e *ctlEnv) json(out any, args ...string) {
 
 // testHost is a real wasm host running in this process.
 type testHost struct {
-	*agent.Host
+	*host.Host
 	stop func() // stops the host and waits for it (idempotent)
 }
 
@@ -99,7 +99,7 @@ func startTestHost(t *testing.T, s *server.Server, cluster *lattice.KeyPair, pre
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, stop := testhost.Start(t, agent.Options{
+	h, stop := testhost.Start(t, host.Options{
 		HostKey: hostKey, ClusterKey: cluster, LatticePrefix: prefix,
 		RPC: testenv.Connect(t, s), Ctl: testenv.Connect(t, s),
 		AllowFileLoad: true, CompileCacheDir: t.TempDir(), MemoryLimitPages: 1024,

@@ -23,8 +23,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/latticed/latticed/config"
-	"github.com/latticed/latticed/internal/testenv"
+	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 )
 

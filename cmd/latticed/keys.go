@@ -8,9 +8,9 @@ import (
 	"os"
 	"strings"
 
-	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/supervisor"
 	"github.com/latticed/latticed/lattice"
-	"github.com/latticed/latticed/supervisor"
 	"github.com/spf13/cobra"
 )
 

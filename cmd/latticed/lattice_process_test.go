@@ -22,10 +22,10 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/latticed/latticed/config"
-	"github.com/latticed/latticed/internal/testenv"
+	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/metrics"
+	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
-	"github.com/latticed/latticed/metrics"
 )
 
 // upNode is one `latticed up` process connected to an external NATS server.

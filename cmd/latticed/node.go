@@ -17,16 +17,16 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/latticed/latticed/agent"
-	"github.com/latticed/latticed/config"
 	"github.com/latticed/latticed/ctlclient"
+	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/host"
+	"github.com/latticed/latticed/internal/manifest"
 	"github.com/latticed/latticed/internal/memreturn"
+	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/natsalive"
+	"github.com/latticed/latticed/internal/supervisor"
+	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/lattice"
-	"github.com/latticed/latticed/manifest"
-	"github.com/latticed/latticed/metrics"
-	"github.com/latticed/latticed/supervisor"
-	"github.com/latticed/latticed/telemetry"
 )
 
 func newUpCmd() *cobra.Command {
@@ -261,7 +261,7 @@ func runHost(cmd *cobra.Command, _ []string) error {
 
 	// Under a supervisor: providers are its business, and the users it
 	// minted for us read replies on private inboxes.
-	var launcher agent.ProviderLauncher
+	var launcher host.ProviderLauncher
 	var admin *supervisor.AdminClient
 	var rpcOpts, ctlOpts []nats.Option
 	if cfg.AdminSocket != "" {
@@ -330,7 +330,7 @@ func runHost(cmd *cobra.Command, _ []string) error {
 	m := metrics.New()
 	m.NATS.Track("rpc", rpc)
 	m.NATS.Track("ctl", ctl)
-	var h *agent.Host
+	var h *host.Host
 	created := make(chan struct{}) // h is set
 	health, err := supervisor.NewHealthServer(cfg.MetricsAddr, m.Handler(), func() error {
 		if err := alive.Check(); err != nil {
@@ -361,7 +361,7 @@ func runHost(cmd *cobra.Command, _ []string) error {
 		}
 		return err
 	}
-	h, err = agent.New(ctx, agent.Options{
+	h, err = host.New(ctx, host.Options{
 		HostKey: hostKey, ClusterKey: clusterKey, Issuers: cfg.ClusterIssuers,
 		LatticePrefix: cfg.LatticePrefix, CtlTopicPrefix: cfg.CtlTopicPrefix, RPC: rpc, Ctl: ctl,
 		RPCTimeout: cfg.RPCTimeout, AllowFileLoad: cfg.AllowFileLoad, AllowedActorIssuers: cfg.AllowedActorIssuers,

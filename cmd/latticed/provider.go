@@ -6,11 +6,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/latticed/latticed/internal/builtin/httpserver"
+	"github.com/latticed/latticed/internal/builtin/keyvalue"
+	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/provider"
-	"github.com/latticed/latticed/provider/httpserver"
-	"github.com/latticed/latticed/provider/keyvalue"
-	"github.com/latticed/latticed/telemetry"
 )
 
 const providerHelp = `A capability provider is started by a host (its supervisor), never by hand.

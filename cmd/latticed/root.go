@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/internal/config"
 )
 
 // commands builds the top-level commands. A new command group is one more

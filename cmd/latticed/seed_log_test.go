@@ -18,9 +18,9 @@ import (
 
 	"github.com/nats-io/nkeys"
 
-	"github.com/latticed/latticed/internal/testenv"
+	"github.com/latticed/latticed/internal/supervisor"
+	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
-	"github.com/latticed/latticed/supervisor"
 )
 
 // secretEncodings returns the forms in which a seed could be spotted in a

@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/latticed/latticed/telemetry"
+	"github.com/latticed/latticed/internal/telemetry"
 )
 
 // startTracing turns on OpenTelemetry trace export when the environment asks

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/internal/config"
 )
 
 // A tracing exporter latticed does not have is a usage error at start, for

@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latticed/latticed/config"
-	"github.com/latticed/latticed/internal/testenv"
+	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/metrics"
+	"github.com/latticed/latticed/internal/supervisor"
+	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
-	"github.com/latticed/latticed/metrics"
-	"github.com/latticed/latticed/supervisor"
 )
 
 // The real `latticed up`, managed with the real ctl: a built-in provider is

@@ -7,8 +7,8 @@ package main
 import (
 	"os"
 
+	"github.com/latticed/latticed/internal/builtin/httpserver"
 	"github.com/latticed/latticed/internal/providermain"
-	"github.com/latticed/latticed/provider/httpserver"
 )
 
 func main() { os.Exit(providermain.Run(httpserver.New())) }

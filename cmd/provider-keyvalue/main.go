@@ -7,8 +7,8 @@ package main
 import (
 	"os"
 
+	"github.com/latticed/latticed/internal/builtin/keyvalue"
 	"github.com/latticed/latticed/internal/providermain"
-	"github.com/latticed/latticed/provider/keyvalue"
 )
 
 func main() { os.Exit(providermain.Run(keyvalue.New())) }

@@ -18,7 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/latticed/latticed/config"
+	"github.com/latticed/latticed/internal/config"
 )
 
 // Options are the nats.go options of keepalive k: a PING every k.Interval,

@@ -13,8 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/latticed/latticed/config"
-	"github.com/latticed/latticed/internal/testenv"
+	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/testing/testenv"
 )
 
 // freezer is a TCP proxy to a real server that can stop passing bytes in

@@ -13,9 +13,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/provider"
-	"github.com/latticed/latticed/telemetry"
 )
 
 // Run serves c until the host stops it and returns the exit status.

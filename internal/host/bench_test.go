@@ -1,0 +1,46 @@
+package host
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/rpc"
+)
+
+// benchEcho starts the echo actor on f's host, waits until it runs compiled
+// code (a cold start begins interpreted, and the compile would burn CPU
+// during the measurement), and returns one signed Echo.Echo call of 256
+// bytes through NATS.
+func benchEcho(b *testing.B, f *fixture) func() error {
+	b.Helper()
+	echo := f.startActor(b, echoPkg, 2, lattice.SignActorOptions{Name: "echo"})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := f.h.WaitCompiled(ctx, echo.Key); err != nil {
+		b.Fatal(err)
+	}
+	payload := make([]byte, 256)
+	caller, _ := lattice.CreateKeyPair(lattice.KindModule)
+	subject := lattice.RPCActor("test", echo.Key)
+	return func() error {
+		_, err := rpc.Invoke(context.Background(), f.nc, f.cluster, f.h.ID(), lattice.ActorEntity(caller.PublicKey()), lattice.ActorEntity(echo.Key), subject, "Echo.Echo", payload)
+		return err
+	}
+}
+
+// BenchmarkInvokeEcho is the full path in one process: sign, NATS, issuer
+// policy, wasm echo, reply, decode. make bench compares it with its floors.
+func BenchmarkInvokeEcho(b *testing.B) {
+	call := benchEcho(b, newFixture(b))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := call(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -1,0 +1,223 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/latticed/latticed/internal/jswrite"
+	"github.com/latticed/latticed/internal/metrics"
+	"github.com/latticed/latticed/lattice"
+)
+
+// replayTimeout bounds how long a starting host waits to replay the cache.
+const replayTimeout = 15 * time.Second
+
+// RefMap records which public key an artifact reference resolved to.
+type RefMap struct {
+	OCIURL    string `json:"oci_url"`
+	PublicKey string `json:"public_key"`
+}
+
+// latticeCache keeps claims, link definitions and reference maps in the
+// JetStream stream LATTICECACHE_{prefix} (docs/protocol.md §11). Every host replays
+// it at start and follows it live, so all hosts answer get.claims/get.links
+// alike and a new host knows what it never saw.
+type latticeCache struct {
+	js     jetstream.JetStream
+	prefix string
+	state  *latticeState
+	policy *lattice.IssuerPolicy
+	log    *slog.Logger
+	cc     jetstream.ConsumeContext
+	m      *metrics.Metrics
+
+	replayOnce sync.Once
+	replayed   chan struct{}
+}
+
+// openCache ensures the stream exists and starts following it. A host whose
+// NATS has no JetStream still runs, knowing only what it sees itself.
+func (h *Host) openCache(ctx context.Context) (*latticeCache, error) {
+	var js jetstream.JetStream
+	var err error
+	if h.opts.JSDomain != "" {
+		js, err = jetstream.NewWithDomain(h.opts.Ctl, h.opts.JSDomain)
+	} else {
+		js, err = jetstream.New(h.opts.Ctl)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c := &latticeCache{js: js, prefix: h.opts.LatticePrefix, state: h.state, policy: h.policy, log: h.log, m: h.m, replayed: make(chan struct{})}
+	name := lattice.CacheStream(c.prefix)
+	s, err := js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		storage := jetstream.FileStorage
+		if h.opts.CacheMemoryStorage {
+			storage = jetstream.MemoryStorage
+		}
+		s, err = js.CreateStream(ctx, jetstream.StreamConfig{
+			Name: name, Subjects: []string{lattice.CacheSubjects(c.prefix)},
+			Retention: jetstream.LimitsPolicy, MaxMsgsPerSubject: 1, Discard: jetstream.DiscardOld,
+			Storage: storage, Replicas: max(h.opts.CacheReplicas, 1), Duplicates: 2 * time.Minute,
+		})
+		// Another host may have created it meanwhile; use theirs (wasmCloud
+		// hosts create it with memory storage, which we accept as it is).
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			s, err = js.Stream(ctx, name)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lattice cache stream %s: %w", name, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("lattice cache stream %s: %w", name, err)
+	}
+	if info.State.Msgs == 0 {
+		c.replayDone()
+	}
+	c.countEntries()
+	cons, err := js.OrderedConsumer(ctx, name, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{lattice.CacheSubjects(c.prefix)},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lattice cache consumer: %w", err)
+	}
+	c.cc, err = cons.Consume(c.apply)
+	if err != nil {
+		return nil, fmt.Errorf("lattice cache consumer: %w", err)
+	}
+	return c, nil
+}
+
+func (c *latticeCache) replayDone() { c.replayOnce.Do(func() { close(c.replayed) }) }
+
+func (c *latticeCache) close() {
+	if c != nil && c.cc != nil {
+		c.cc.Stop()
+	}
+}
+
+// apply folds one cache entry into the host's state. Bad entries are logged
+// and skipped: one corrupt message must not stop the lattice.
+func (c *latticeCache) apply(m jetstream.Msg) {
+	if meta, err := m.Metadata(); err == nil && meta.NumPending == 0 {
+		defer c.replayDone()
+	}
+	rest, ok := strings.CutPrefix(m.Subject(), strings.TrimSuffix(lattice.CacheSubjects(c.prefix), ">"))
+	kind, _, _ := strings.Cut(rest, ".")
+	if !ok {
+		return
+	}
+	var err error
+	switch kind {
+	case "claims":
+		var cl lattice.CachedClaims
+		if err = json.Unmarshal(m.Data(), &cl); err == nil && cl.Subject != "" {
+			c.state.putClaims(cl)
+		}
+	case "linkdefs":
+		var ld lattice.LinkDefinition
+		if err = json.Unmarshal(m.Data(), &ld); err == nil {
+			if ld.Deleted {
+				c.state.delLink(ld.ID)
+			} else if err = ld.Normalize(); err == nil {
+				c.state.putLink(ld)
+			}
+		}
+	case "revocations":
+		var rv lattice.DelegationRevocation
+		if err = json.Unmarshal(m.Data(), &rv); err == nil && rv.SigningKey != "" {
+			c.policy.Revoke(rv.SigningKey, rv.Until)
+			c.log.Info("delegated signing key revoked", "signing_key", rv.SigningKey, "provider", rv.Provider.PublicKey, "instance", rv.InstanceID)
+		}
+	case "refmap":
+		var rm RefMap
+		if err = json.Unmarshal(m.Data(), &rm); err == nil {
+			c.state.putRefMap(rm)
+		}
+	}
+	if err != nil {
+		c.log.Warn("skipping bad lattice cache entry", "subject", m.Subject(), "err", err)
+	}
+	c.countEntries()
+}
+
+// countEntries sets latticed_lattice_cache_entries from what the host knows.
+func (c *latticeCache) countEntries() {
+	if c.m == nil {
+		return
+	}
+	c.state.mu.RLock()
+	claims, links, refmaps := len(c.state.claims), len(c.state.links), len(c.state.refmaps)
+	c.state.mu.RUnlock()
+	c.m.LatticeCacheEntries.WithLabelValues("claims").Set(float64(claims))
+	c.m.LatticeCacheEntries.WithLabelValues("links").Set(float64(links))
+	c.m.LatticeCacheEntries.WithLabelValues("refmaps").Set(float64(refmaps))
+}
+
+func (c *latticeCache) put(ctx context.Context, subject string, v any) error {
+	if c == nil {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	// A leader election of the cache stream is waited out within ctx;
+	// every attempt carries one message id, so the entry is stored once.
+	_, attempts, err := jswrite.Publish(ctx, c.js, subject, b)
+	if err != nil {
+		return fmt.Errorf("write lattice cache %s: %w", subject, err)
+	}
+	if attempts > 1 {
+		c.log.Info("lattice cache write waited out a JetStream leader election", "subject", subject, "attempts", attempts)
+	}
+	return nil
+}
+
+// The writers below are methods on a cache that may not be open yet (a
+// host whose JetStream was not ready at start, h.cache nil): they write
+// nothing then, and the host writes what it runs once the cache opens
+// (Host.writeRunningToCache).
+
+func (c *latticeCache) putClaims(ctx context.Context, cl lattice.CachedClaims) error {
+	if c == nil {
+		return nil
+	}
+	return c.put(ctx, lattice.CacheClaims(c.prefix, cl.Subject), cl)
+}
+
+func (c *latticeCache) putLink(ctx context.Context, ld lattice.LinkDefinition) error {
+	if c == nil {
+		return nil
+	}
+	return c.put(ctx, lattice.CacheLinkdef(c.prefix, ld.ID), ld)
+}
+
+// deleteLink tombstones the link: with one message per subject, the tombstone
+// replaces it.
+func (c *latticeCache) deleteLink(ctx context.Context, ld lattice.LinkDefinition) error {
+	if c == nil {
+		return nil
+	}
+	ld.Deleted = true
+	return c.put(ctx, lattice.CacheLinkdef(c.prefix, ld.ID), ld)
+}
+
+func (c *latticeCache) putRefMap(ctx context.Context, rm RefMap) error {
+	if c == nil {
+		return nil
+	}
+	return c.put(ctx, lattice.CacheRefmap(c.prefix, rm.OCIURL), rm)
+}

@@ -1,0 +1,123 @@
+package host
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/latticed/latticed/internal/metrics"
+	"github.com/latticed/latticed/internal/telemetry"
+	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/rpc"
+)
+
+// Host-call target kinds (metric label values, defined in package metrics).
+const (
+	targetProvider = metrics.TargetProvider
+	targetActor    = metrics.TargetActor
+	targetBuiltin  = metrics.TargetBuiltin
+)
+
+// hostCall routes an actor's __host_call (docs/protocol.md §5): built-ins answered
+// here, then a linked provider, an actor key, or a call alias.
+func (h *Host) hostCall(ctx context.Context, a *actor, binding, namespace, operation string, payload []byte) ([]byte, error) {
+	ctx, span := telemetry.StartHostCall(ctx, a.key, namespace, binding, operation) // a no-op while tracing is off
+	kind, resp, err := h.routeHostCall(ctx, a, binding, namespace, operation, payload)
+	span.End(err)
+	result := metrics.ResultOK
+	if err != nil {
+		result = metrics.ResultError
+	}
+	h.m.HostCallsTotal.WithLabelValues(a.key, kind, result).Inc()
+	return resp, err
+}
+
+func (h *Host) routeHostCall(ctx context.Context, a *actor, binding, namespace, operation string, payload []byte) (string, []byte, error) {
+	if binding == "" {
+		binding = "default"
+	}
+	switch namespace {
+	case lattice.ContractLogging, lattice.ContractNumberGen:
+		if !a.claims.Wascap.HasCapability(namespace) {
+			return targetBuiltin, nil, fmt.Errorf("Invocation not authorized: missing capability claim for %s", namespace)
+		}
+		resp, err := h.builtin(a, namespace, operation, payload)
+		return targetBuiltin, resp, err
+	}
+	if link, ok := h.state.link(a.key, namespace, binding); ok {
+		if !a.claims.Wascap.HasCapability(namespace) {
+			return targetProvider, nil, fmt.Errorf("Invocation not authorized: missing capability claim for %s", namespace)
+		}
+		target := lattice.Entity{PublicKey: link.ProviderID, ContractID: namespace, LinkName: binding}
+		resp, err := h.invoke(ctx, a, target, lattice.RPCProvider(h.opts.LatticePrefix, link.ProviderID, binding), operation, payload)
+		return targetProvider, resp, err
+	}
+	if lattice.IsPublicKey(namespace, lattice.KindModule) {
+		resp, err := h.invoke(ctx, a, lattice.ActorEntity(namespace), lattice.RPCActor(h.opts.LatticePrefix, namespace), operation, payload)
+		return targetActor, resp, err
+	}
+	if key, ok := h.state.resolveAlias(namespace); ok {
+		resp, err := h.invoke(ctx, a, lattice.ActorEntity(key), lattice.RPCActor(h.opts.LatticePrefix, key), operation, payload)
+		return targetActor, resp, err
+	}
+	if strings.Contains(namespace, ":") {
+		if !a.claims.Wascap.HasCapability(namespace) {
+			return targetProvider, nil, fmt.Errorf("Invocation not authorized: missing capability claim for %s", namespace)
+		}
+		return targetProvider, nil, fmt.Errorf("Invocation not authorized: missing link definition for %s on %s (link name %q)", namespace, h.opts.LatticePrefix, binding)
+	}
+	return targetActor, nil, fmt.Errorf("Could not identify suitable target for invocation: %q is no linked contract, actor key or call alias", namespace)
+}
+
+// invoke sends a signed invocation from actor a and returns the reply body.
+func (h *Host) invoke(ctx context.Context, a *actor, target lattice.Entity, subject, operation string, payload []byte) ([]byte, error) {
+	return rpc.Invoke(ctx, h.opts.RPC, h.opts.ClusterKey, h.id, lattice.ActorEntity(a.key), target, subject, operation, payload)
+}
+
+// builtin answers wasmcloud:builtin:logging and wasmcloud:builtin:numbergen.
+func (h *Host) builtin(a *actor, namespace, operation string, payload []byte) ([]byte, error) {
+	switch operation {
+	case lattice.OpLogWrite:
+		var e lattice.LogEntry
+		if err := lattice.Unmarshal(payload, &e); err != nil {
+			return nil, fmt.Errorf("%s: %w", operation, err)
+		}
+		log := h.log.With("actor", a.key, "source", "actor")
+		switch strings.ToLower(e.Level) {
+		case "error":
+			log.Error(e.Text)
+		case "warn":
+			log.Warn(e.Text)
+		case "debug":
+			log.Debug(e.Text)
+		default:
+			log.Info(e.Text)
+		}
+		return nil, nil
+	case lattice.OpNumGenGUID:
+		return lattice.Marshal(uuid.NewString())
+	case lattice.OpNumGenRandom32:
+		return lattice.Marshal(random32())
+	case lattice.OpNumGenRandomRange:
+		var r lattice.RangeLimit
+		if err := lattice.Unmarshal(payload, &r); err != nil {
+			return nil, fmt.Errorf("%s: %w", operation, err)
+		}
+		if r.Max < r.Min {
+			return nil, fmt.Errorf("%s: max %d is below min %d", operation, r.Max, r.Min)
+		}
+		span := uint64(r.Max) - uint64(r.Min) + 1
+		return lattice.Marshal(r.Min + uint32(uint64(random32())%span))
+	}
+	return nil, fmt.Errorf("%s does not support operation %q", namespace, operation)
+}
+
+func random32() uint32 {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return binary.LittleEndian.Uint32(b[:])
+}

@@ -1,0 +1,241 @@
+package host
+
+import (
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/latticed/latticed/lattice"
+)
+
+type forward struct {
+	Binding   string `msgpack:"binding"`
+	Namespace string `msgpack:"namespace"`
+	Operation string `msgpack:"operation"`
+	Payload   []byte `msgpack:"payload"`
+}
+
+func (f *fixture) forward(t *testing.T, via string, fw forward) ([]byte, error) {
+	t.Helper()
+	b, err := lattice.Marshal(fw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.call(t, via, "Call.Forward", b)
+}
+
+// fakeProvider answers invocations on a provider subject after checking them
+// with the same issuer policy a real provider applies.
+func fakeProvider(t *testing.T, f *fixture, key, link string, seen chan<- *lattice.Invocation) {
+	t.Helper()
+	policy := lattice.NewIssuerPolicy([]string{f.cluster.PublicKey()})
+	sub, err := f.nc.Subscribe(lattice.RPCProvider("test", key, link), func(m *nats.Msg) {
+		resp := &lattice.InvocationResponse{}
+		inv, err := lattice.DecodeInvocation(m.Data)
+		if err == nil {
+			resp.InvocationID = inv.ID
+			_, err = policy.Check(inv, key)
+		}
+		if err != nil {
+			resp.Error = err.Error()
+		} else {
+			seen <- inv
+			resp.Msg, _ = lattice.Marshal(int32(42))
+		}
+		b, _ := resp.Encode()
+		_ = m.Respond(b)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	_ = f.nc.Flush()
+}
+
+func TestHostCallRouting(t *testing.T) {
+	f := newFixture(t)
+	fwd := f.startActor(t, hostcallPkg, 1, lattice.SignActorOptions{Name: "fwd", Caps: []string{lattice.ContractKeyValue}})
+	noCaps := f.startActor(t, hostcallPkg, 1, lattice.SignActorOptions{Name: "nocaps"})
+	echo := f.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo", CallAlias: "the-echo"})
+	provider, _ := lattice.CreateKeyPair(lattice.KindService)
+
+	t.Run("actor by key", func(t *testing.T) {
+		out, err := f.forward(t, fwd.Key, forward{Namespace: echo.Key, Operation: "Echo.Echo", Payload: []byte("k")})
+		if err != nil || string(out) != "k" {
+			t.Fatalf("%q %v", out, err)
+		}
+	})
+	t.Run("actor by call alias", func(t *testing.T) {
+		out, err := f.forward(t, noCaps.Key, forward{Namespace: "the_echo", Operation: "Echo.Echo", Payload: []byte("a")})
+		if err != nil || string(out) != "a" {
+			t.Fatalf("%q %v", out, err)
+		}
+	})
+	t.Run("unclaimed contract is refused", func(t *testing.T) {
+		_, err := f.forward(t, noCaps.Key, forward{Namespace: lattice.ContractKeyValue, Operation: lattice.OpKVIncrement})
+		if err == nil || !strings.Contains(err.Error(), "missing capability claim for wasmcloud:keyvalue") {
+			t.Fatal(err)
+		}
+	})
+	t.Run("claimed contract without a link", func(t *testing.T) {
+		_, err := f.forward(t, fwd.Key, forward{Namespace: lattice.ContractKeyValue, Operation: lattice.OpKVIncrement})
+		if err == nil || !strings.Contains(err.Error(), "missing link definition for wasmcloud:keyvalue") {
+			t.Fatal(err)
+		}
+	})
+	t.Run("unknown target", func(t *testing.T) {
+		_, err := f.forward(t, fwd.Key, forward{Namespace: "nobody", Operation: "X.Y"})
+		if err == nil || !strings.Contains(err.Error(), "Could not identify suitable target") {
+			t.Fatal(err)
+		}
+	})
+	t.Run("linked provider gets a signed invocation", func(t *testing.T) {
+		seen := make(chan *lattice.Invocation, 1)
+		fakeProvider(t, f, provider.PublicKey(), "default", seen)
+		var a lattice.Ack
+		f.ctlRequest(t, f.ctl.LinkdefsPut(), lattice.LinkDefinition{ActorID: fwd.Key, ProviderID: provider.PublicKey(),
+			ContractID: lattice.ContractKeyValue, Values: map[string]string{"URL": "x"}}, &a)
+		if !a.Accepted {
+			t.Fatal(a.Error)
+		}
+		arg, _ := lattice.Marshal(lattice.KVIncrementRequest{Key: "c", Value: 1})
+		out, err := f.forward(t, fwd.Key, forward{Namespace: lattice.ContractKeyValue, Operation: lattice.OpKVIncrement, Payload: arg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int32
+		if err := lattice.Unmarshal(out, &n); err != nil || n != 42 {
+			t.Fatalf("reply %v %v", n, err)
+		}
+		inv := <-seen
+		if inv.Origin.PublicKey != fwd.Key || inv.Target.ContractID != lattice.ContractKeyValue || inv.HostID != f.h.ID() {
+			t.Fatalf("invocation %+v", inv)
+		}
+	})
+}
+
+func TestBuiltinsNeedTheirClaims(t *testing.T) {
+	f := newFixture(t)
+	withCaps := f.startActor(t, loggerPkg, 1, lattice.SignActorOptions{Name: "logger", Caps: []string{lattice.ContractLogging, lattice.ContractNumberGen}})
+	without := f.startActor(t, loggerPkg, 1, lattice.SignActorOptions{Name: "bare"})
+	out, err := f.call(t, withCaps.Key, "Gen.Guid", nil)
+	if err != nil || !regexp.MustCompile(`^[0-9a-f-]{36}$`).Match(out) {
+		t.Fatalf("guid %q %v", out, err)
+	}
+	if _, err := f.call(t, without.Key, "Gen.Guid", nil); err == nil || !strings.Contains(err.Error(), "missing capability claim for wasmcloud:builtin:logging") {
+		t.Fatalf("unclaimed builtin: %v", err)
+	}
+}
+
+func TestControlInterfaceQueries(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.Labels = map[string]string{"region": "eu"} })
+	events := make(chan lattice.CloudEvent, 64)
+	sub, err := f.nc.Subscribe(lattice.Events("test"), func(m *nats.Msg) {
+		var e lattice.CloudEvent
+		if json.Unmarshal(m.Data, &e) == nil {
+			events <- e
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	echo := f.startActor(t, echoPkg, 2, lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}, CallAlias: "echo"})
+
+	// ping.hosts: every host answers on the inbox.
+	inbox := nats.NewInbox()
+	replies, _ := f.nc.SubscribeSync(inbox)
+	_ = f.nc.PublishRequest(f.ctl.PingHosts(), inbox, nil)
+	msg, err := replies.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info lattice.HostInfo
+	if err := json.Unmarshal(msg.Data, &info); err != nil || info.ID != f.h.ID() || info.Labels["region"] != "eu" ||
+		!strings.Contains(info.ClusterIssuers, f.cluster.PublicKey()) || info.LatticePrefix != "test" {
+		t.Fatalf("host info %+v %v", info, err)
+	}
+
+	var claims lattice.ClaimsList
+	f.ctlRequest(t, f.ctl.GetClaims(), nil, &claims)
+	if len(claims.Claims) != 1 || claims.Claims[0].Subject != echo.Key || claims.Claims[0].Caps != lattice.ContractHTTPServer || claims.Claims[0].CallAlias != "echo" {
+		t.Fatalf("claims %+v", claims)
+	}
+
+	provider, _ := lattice.CreateKeyPair(lattice.KindService)
+	var a lattice.Ack
+	ld := lattice.LinkDefinition{ActorID: echo.Key, ProviderID: provider.PublicKey(), ContractID: lattice.ContractHTTPServer, Values: map[string]string{"PORT": "8080"}}
+	f.ctlRequest(t, f.ctl.LinkdefsPut(), ld, &a)
+	var links lattice.LinksList
+	f.ctlRequest(t, f.ctl.GetLinks(), nil, &links)
+	if !a.Accepted || len(links.Links) != 1 || links.Links[0].ID != lattice.LinkID(echo.Key, lattice.ContractHTTPServer, "default") || links.Links[0].Values["PORT"] != "8080" {
+		t.Fatalf("links %+v ack %+v", links, a)
+	}
+	f.ctlRequest(t, f.ctl.LinkdefsDel(), lattice.LinkDefinition{ActorID: echo.Key, ContractID: lattice.ContractHTTPServer}, &a)
+	f.ctlRequest(t, f.ctl.GetLinks(), nil, &links)
+	if !a.Accepted || len(links.Links) != 0 {
+		t.Fatalf("after del: %+v", links)
+	}
+
+	// Auctions answer only when labels satisfy the constraints.
+	auction := func(constraints map[string]string) bool {
+		inbox := nats.NewInbox()
+		s, _ := f.nc.SubscribeSync(inbox)
+		defer s.Unsubscribe()
+		b, _ := json.Marshal(lattice.ActorAuctionRequest{ActorRef: "x", Constraints: constraints})
+		_ = f.nc.PublishRequest(f.ctl.AuctionActor(), inbox, b)
+		_, err := s.NextMsg(500 * time.Millisecond)
+		return err == nil
+	}
+	if !auction(map[string]string{"region": "eu"}) || auction(map[string]string{"region": "us"}) {
+		t.Fatal("auction did not follow labels")
+	}
+	f.ctlRequest(t, f.ctl.LabelPut(f.h.ID()), lattice.LabelCommand{Key: "region", Value: "us"}, &a)
+	if !a.Accepted || !auction(map[string]string{"region": "us"}) {
+		t.Fatal("label put not applied")
+	}
+	f.ctlRequest(t, f.ctl.LabelDel(f.h.ID()), lattice.LabelCommand{Key: "region"}, &a)
+	if !a.Accepted || auction(map[string]string{"region": "us"}) {
+		t.Fatal("label del not applied")
+	}
+
+	// Providers need a supervisor; without one the host says so.
+	f.ctlRequest(t, f.ctl.Cmd(f.h.ID(), lattice.CmdLaunchProvider), lattice.LaunchProviderCommand{ProviderRef: "x"}, &a)
+	if a.Accepted || !strings.Contains(a.Error, "cannot manage providers") {
+		t.Fatalf("provider launch: %+v", a)
+	}
+
+	// Events: two actor_started, one actors_started, linkdef set and deleted.
+	want := map[string]int{lattice.EventActorStarted: 2, lattice.EventActorsStarted: 1, lattice.EventLinkdefSet: 1, lattice.EventLinkdefDeleted: 1}
+	checkEvents(t, events, want)
+}
+
+func checkEvents(t *testing.T, events <-chan lattice.CloudEvent, want map[string]int) {
+	t.Helper()
+	got := map[string]int{}
+	deadline := time.After(5 * time.Second)
+	for {
+		done := true
+		for k, n := range want {
+			if got[k] < n {
+				done = false
+			}
+		}
+		if done {
+			return
+		}
+		select {
+		case e := <-events:
+			if e.SpecVersion != "1.0" || e.DataContentType != "application/json" || e.ID == "" {
+				t.Fatalf("bad envelope %+v", e)
+			}
+			got[strings.TrimPrefix(e.Type, lattice.EventTypePrefix)]++
+		case <-deadline:
+			t.Fatalf("events: got %v, want at least %v", got, want)
+		}
+	}
+}

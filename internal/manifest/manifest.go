@@ -1,0 +1,420 @@
+// Package manifest reads a declarative lattice manifest (actors with counts,
+// providers with link names and config, link definitions) and applies it
+// through the control interface, idempotently: applying twice changes nothing.
+package manifest
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/latticed/latticed/ctlclient"
+	"github.com/latticed/latticed/internal/par"
+	"github.com/latticed/latticed/lattice"
+)
+
+// Manifest is the file's content.
+type Manifest struct {
+	Actors    []Actor    `yaml:"actors"`
+	Providers []Provider `yaml:"providers"`
+	Links     []Link     `yaml:"links"`
+}
+
+// Actor is an actor to run with Count instances (default 1).
+type Actor struct {
+	Ref         string            `yaml:"ref"`
+	Count       int               `yaml:"count"`
+	Constraints map[string]string `yaml:"constraints"`
+}
+
+// Provider is a provider instance to run.
+type Provider struct {
+	Ref         string            `yaml:"ref"`
+	LinkName    string            `yaml:"link_name"`
+	Config      string            `yaml:"config"`
+	Constraints map[string]string `yaml:"constraints"`
+}
+
+// Link is a link definition. Actor and Provider may name a key, or a ref
+// listed in this manifest (and an actor also its call alias).
+type Link struct {
+	Actor    string            `yaml:"actor"`
+	Provider string            `yaml:"provider"`
+	Contract string            `yaml:"contract"`
+	LinkName string            `yaml:"link_name"`
+	Values   map[string]string `yaml:"values"`
+}
+
+// Load parses the manifest at path. Relative file references are resolved
+// against the manifest's directory; unknown fields are errors (typos).
+func Load(path string) (*Manifest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var m Manifest
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", path, err)
+	}
+	base, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, err
+	}
+	var problems []error
+	for i := range m.Actors {
+		a := &m.Actors[i]
+		a.Ref = absRef(base, a.Ref)
+		if a.Ref == "" {
+			problems = append(problems, fmt.Errorf("actors[%d]: ref is required", i))
+		}
+		if a.Count == 0 {
+			a.Count = 1
+		}
+		if a.Count < 0 {
+			problems = append(problems, fmt.Errorf("actors[%d]: count %d must be positive", i, a.Count))
+		}
+	}
+	for i := range m.Providers {
+		p := &m.Providers[i]
+		if _, builtin := lattice.LookupBuiltin(p.Ref); !builtin || !strings.HasPrefix(p.Ref, lattice.BuiltinRefPrefix) {
+			p.Ref = absRef(base, p.Ref)
+		}
+		if p.Ref == "" {
+			problems = append(problems, fmt.Errorf("providers[%d]: ref is required", i))
+		}
+		if p.LinkName == "" {
+			p.LinkName = "default"
+		}
+	}
+	for i := range m.Links {
+		l := &m.Links[i]
+		// A link may name an actor or provider by the ref it is listed under.
+		l.Actor = absRef(base, l.Actor)
+		if !strings.HasPrefix(l.Provider, lattice.BuiltinRefPrefix) {
+			l.Provider = absRef(base, l.Provider)
+		}
+		if l.LinkName == "" {
+			l.LinkName = "default"
+		}
+		if l.Actor == "" || l.Provider == "" || l.Contract == "" {
+			problems = append(problems, fmt.Errorf("links[%d]: actor, provider and contract are required", i))
+		}
+	}
+	if err := errors.Join(problems...); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", path, err)
+	}
+	return &m, nil
+}
+
+// absRef turns a relative file path into a file:// URL; other refs pass.
+func absRef(base, ref string) string {
+	path, isFile := strings.CutPrefix(ref, "file://")
+	if !isFile && !strings.HasSuffix(ref, ".wasm") && !strings.HasPrefix(ref, "./") && !strings.HasPrefix(ref, "../") && !filepath.IsAbs(ref) {
+		return ref
+	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(base, path)
+	}
+	return "file://" + path
+}
+
+// Step is one thing Apply did or found already done.
+type Step struct {
+	Kind   string `json:"kind"` // actor, provider, link
+	Ref    string `json:"ref"`
+	Key    string `json:"key,omitempty"`
+	HostID string `json:"host_id,omitempty"`
+	Action string `json:"action"` // started, scaled, unchanged, put, failed
+	// Reason says why an item failed (a link its provider refused, e.g.
+	// its port is taken), or why a put link could not be confirmed.
+	Reason string `json:"reason,omitempty"`
+}
+
+// ErrLinkRefused means a provider refused a link of the manifest (the
+// provider's own reason is in the error and in the link's Step).
+var ErrLinkRefused = errors.New("link refused by its provider")
+
+// Apply makes the lattice match m: actors run with their counts, links exist,
+// providers run. Links go before providers so that a provider this manifest
+// starts receives them in its HostData. Then each link's outcome is taken
+// from the provider that received it (latticed providers report it): a link
+// the provider refused is a "failed" step with the provider's reason, and
+// Apply returns an error wrapping ErrLinkRefused naming every such link.
+func Apply(ctx context.Context, c *ctlclient.Client, m *Manifest, window time.Duration) ([]Step, error) {
+	var steps []Step
+	actorKeys := map[string]string{} // ref -> key
+	for _, a := range m.Actors {
+		st, err := applyActor(ctx, c, a, window)
+		if err != nil {
+			return steps, fmt.Errorf("actor %s: %w", a.Ref, err)
+		}
+		actorKeys[a.Ref] = st.Key
+		steps = append(steps, st)
+	}
+	providerKeys := map[string]string{}
+	var puts []putLink
+	for _, p := range m.Providers {
+		key, err := ProviderKey(p.Ref)
+		if err != nil {
+			return steps, fmt.Errorf("provider %s: %w", p.Ref, err)
+		}
+		providerKeys[p.Ref] = key
+	}
+	for _, l := range m.Links {
+		actor, ok := actorKeys[l.Actor]
+		if !ok {
+			var err error
+			if actor, err = c.ResolveActor(ctx, l.Actor); err != nil {
+				return steps, fmt.Errorf("link %s → %s: %w", l.Actor, l.Provider, err)
+			}
+		}
+		provider, ok := providerKeys[l.Provider]
+		if !ok {
+			var err error
+			if provider, err = ProviderKey(l.Provider); err != nil {
+				return steps, fmt.Errorf("link %s → %s: %w", l.Actor, l.Provider, err)
+			}
+		}
+		ld := lattice.LinkDefinition{ActorID: actor, ProviderID: provider, ContractID: l.Contract, LinkName: l.LinkName, Values: l.Values}
+		if err := c.PutLink(ctx, ld); err != nil {
+			return steps, fmt.Errorf("link %s → %s: %w", l.Actor, l.Provider, err)
+		}
+		puts = append(puts, putLink{ld: ld, step: len(steps), name: l.Actor + " → " + l.Provider})
+		steps = append(steps, Step{Kind: "link", Ref: l.Contract + "/" + l.LinkName, Key: actor, Action: "put"})
+	}
+	for _, p := range startOrder(m.Providers) {
+		st, err := applyProvider(ctx, c, p, providerKeys[p.Ref], window)
+		if err != nil {
+			return steps, fmt.Errorf("provider %s: %w", p.Ref, err)
+		}
+		steps = append(steps, st)
+	}
+	var refused []error
+	for _, pl := range puts {
+		st := &steps[pl.step]
+		host, applied, reason, err := linkOutcome(ctx, c, pl.ld, window)
+		if err != nil {
+			return steps, fmt.Errorf("link %s: %w", pl.name, err)
+		}
+		st.HostID, st.Reason = host, reason
+		if !applied {
+			st.Action = "failed"
+			refused = append(refused, fmt.Errorf("%w: link %s (%s) on host %s: %s", ErrLinkRefused, pl.name, st.Ref, host, reason))
+		}
+	}
+	return steps, errors.Join(refused...)
+}
+
+// startOrder is the order providers start in: entry providers (an HTTP
+// server: they invoke actors on outside requests) after the others, so
+// that on a node start the providers the actors call already run when the
+// first request comes in. Otherwise the manifest's order is kept.
+func startOrder(ps []Provider) []Provider {
+	entry := func(p Provider) bool {
+		b, ok := lattice.LookupBuiltin(p.Ref)
+		return ok && strings.HasPrefix(p.Ref, lattice.BuiltinRefPrefix) && lattice.EntryContract(b.Contract)
+	}
+	out := make([]Provider, 0, len(ps))
+	for _, p := range ps {
+		if !entry(p) {
+			out = append(out, p)
+		}
+	}
+	for _, p := range ps {
+		if entry(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// putLink is a link Apply put, and where its Step is.
+type putLink struct {
+	ld   lattice.LinkDefinition
+	step int
+	name string
+}
+
+// LinkOutcomeTimeout bounds how long Apply waits for a running provider to
+// report what it made of a link (the supervisor checks within a second of
+// sending it one).
+var LinkOutcomeTimeout = 30 * time.Second
+
+// linkOutcome waits until the provider instance the link is for reports
+// what it made of it, and returns the instance's host, whether the link
+// was applied, and the provider's reason if not. A link whose provider runs
+// nowhere, or does not report link outcomes (a wasmCloud host or provider),
+// counts as applied, with reason saying it could not be confirmed.
+func linkOutcome(ctx context.Context, c *ctlclient.Client, ld lattice.LinkDefinition, window time.Duration) (host string, applied bool, reason string, err error) {
+	hosts, err := c.ProviderHosts(ctx, ld.ProviderID, ld.LinkName, window)
+	if err != nil {
+		return "", false, "", err
+	}
+	if len(hosts) == 0 {
+		return "", true, "no instance of the provider runs: it receives the link when it starts", nil
+	}
+	host = hosts[0]
+	digest := lattice.LinkValuesDigest(ld.Values)
+	ctx, cancel := context.WithTimeout(ctx, LinkOutcomeTimeout)
+	defer cancel()
+	for {
+		inv, err := c.Inventory(ctx, host)
+		if err == nil {
+			for _, d := range inv.Providers {
+				if d.ID != ld.ProviderID || d.LinkName != ld.LinkName {
+					continue
+				}
+				// A running instance reported in its first health reply
+				// whether it reports links; a wasmCloud host lists no state.
+				if !d.ReportsLinks && (d.State == "" || d.State == "running") {
+					return host, true, "the provider does not report link outcomes", nil
+				}
+				for _, o := range d.Links {
+					if o.ActorID == ld.ActorID && o.ValuesDigest == digest {
+						return host, o.Error == "", o.Error, nil
+					}
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return host, false, "", fmt.Errorf("provider %s (link name %s) on host %s did not report the link's outcome within %s",
+				ld.ProviderID, ld.LinkName, host, LinkOutcomeTimeout)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func applyActor(ctx context.Context, c *ctlclient.Client, a Actor, window time.Duration) (Step, error) {
+	hosts, err := c.ActorHosts(ctx, a.Ref, window)
+	if err != nil {
+		return Step{}, err
+	}
+	if len(hosts) > 0 {
+		inv, err := c.Inventory(ctx, hosts[0])
+		if err != nil {
+			return Step{}, err
+		}
+		for _, d := range inv.Actors {
+			if d.ImageRef != a.Ref && d.ID != a.Ref {
+				continue
+			}
+			st := Step{Kind: "actor", Ref: a.Ref, Key: d.ID, HostID: hosts[0], Action: "unchanged"}
+			if len(d.Instances) != a.Count {
+				if err := c.ScaleActor(ctx, hosts[0], lattice.ScaleActorCommand{ActorID: d.ID, ActorRef: a.Ref, Count: a.Count}); err != nil {
+					return st, err
+				}
+				st.Action = "scaled"
+			}
+			return st, nil
+		}
+	}
+	host, err := c.AuctionActor(ctx, a.Ref, a.Constraints, window)
+	if err != nil {
+		return Step{}, err
+	}
+	started, err := c.StartActor(ctx, host, lattice.StartActorCommand{ActorRef: a.Ref, Count: a.Count, HostID: host})
+	if err != nil {
+		return Step{}, err
+	}
+	return Step{Kind: "actor", Ref: a.Ref, Key: started.ActorID, HostID: host, Action: "started"}, nil
+}
+
+func applyProvider(ctx context.Context, c *ctlclient.Client, p Provider, key string, window time.Duration) (Step, error) {
+	st := Step{Kind: "provider", Ref: p.Ref, Key: key}
+	hosts, err := c.ProviderHosts(ctx, key, p.LinkName, window)
+	if err != nil {
+		return st, err
+	}
+	if len(hosts) > 0 {
+		st.HostID, st.Action = hosts[0], "unchanged"
+		return st, nil
+	}
+	host, err := c.AuctionProvider(ctx, p.Ref, p.LinkName, p.Constraints, window)
+	if err != nil {
+		return st, err
+	}
+	if err := c.StartProvider(ctx, host, lattice.LaunchProviderCommand{ProviderRef: p.Ref, LinkName: p.LinkName, Configuration: p.Config}); err != nil {
+		return st, err
+	}
+	st.HostID = host
+	// The launch was accepted; "started" means it runs: wait for it.
+	if err := waitProviderRunning(ctx, c, host, key, p.LinkName); err != nil {
+		return st, err
+	}
+	st.Action = "started"
+	return st, nil
+}
+
+// ProviderStartTimeout bounds how long Apply waits for a provider it
+// launched to run (latticed's supervisor gives a new provider 30 s to pass
+// its first health check).
+var ProviderStartTimeout = 45 * time.Second
+
+// waitProviderRunning polls the host's inventory until the provider runs
+// (a host without the latticed state extension: once it is listed), and
+// fails at once when it ended failed or revoked.
+func waitProviderRunning(ctx context.Context, c *ctlclient.Client, host, key, linkName string) error {
+	ctx, cancel := context.WithTimeout(ctx, ProviderStartTimeout)
+	defer cancel()
+	last := "not listed"
+	for {
+		inv, err := c.Inventory(ctx, host)
+		if err == nil {
+			for _, d := range inv.Providers {
+				if d.ID != key || d.LinkName != linkName {
+					continue
+				}
+				switch d.State {
+				case "", "running":
+					return nil
+				case "failed", "revoked":
+					return fmt.Errorf("provider %s (link name %s) %s: %s", key, linkName, d.State, d.ExitReason)
+				}
+				last = d.State
+				if d.ExitReason != "" {
+					last += " (" + d.ExitReason + ")"
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("provider %s (link name %s) not running after %s: %s", key, linkName, ProviderStartTimeout, last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// ProviderKey is the public key a provider reference stands for: a key
+// itself, a built-in's fixed key, or the key derived from an executable's bytes.
+func ProviderKey(ref string) (string, error) {
+	if lattice.IsPublicKey(ref, lattice.KindService) {
+		return ref, nil
+	}
+	if b, ok := lattice.LookupBuiltin(ref); ok && strings.HasPrefix(ref, lattice.BuiltinRefPrefix) {
+		return b.Key(), nil
+	}
+	path, _ := strings.CutPrefix(ref, "file://")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("not a provider key, builtin:<name> or readable executable: %w", err)
+	}
+	if strings.HasSuffix(path, ".par.gz") || strings.HasSuffix(path, ".par") {
+		a, err := par.Read(data) // a provider archive: its claims name the key
+		if err != nil {
+			return "", err
+		}
+		return a.Claims.Subject, nil
+	}
+	return lattice.FileProviderKey(sha256.Sum256(data)), nil
+}

@@ -1,0 +1,65 @@
+package supervisor
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"github.com/latticed/latticed/internal/testing/testenv"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestAdminSocketIsPrivateAndRefusesUnknownVersionsAndOperations(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	path := filepath.Join(dir, "admin.sock")
+	a, err := listenAdmin(path, &Supervisor{}, slogJSON(&testenv.SyncBuffer{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go a.serve()
+	t.Cleanup(a.close)
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode: %v %v", fi.Mode(), err)
+	}
+	// A second supervisor on the same socket is refused.
+	if _, err := listenAdmin(path, &Supervisor{}, slogJSON(&testenv.SyncBuffer{})); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("second listener: %v", err)
+	}
+
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(c)
+	for _, tc := range []struct{ req, wantErr string }{
+		{`{"v":2,"op":"status"}`, "unsupported admin protocol version 2"},
+		{`{"v":1,"op":"reboot"}`, `unknown admin operation "reboot"`},
+		{`not json`, "invalid request"},
+		{`{"v":1,"op":"launch"}`, `missing "launch"`},
+	} {
+		if _, err := c.Write([]byte(tc.req + "\n")); err != nil {
+			t.Fatal(err)
+		}
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		var resp AdminResponse
+		if err := json.Unmarshal(line, &resp); err != nil {
+			t.Fatal(err)
+		}
+		if resp.OK || resp.V != AdminProtocolVersion || !strings.Contains(resp.Error, tc.wantErr) {
+			t.Errorf("%s → %+v, want error %q", tc.req, resp, tc.wantErr)
+		}
+	}
+	// The client reports the supervisor's error as its own.
+	if _, err := NewAdminClient(path, nil).Do(context.Background(), AdminRequest{Op: "reboot"}); err == nil || !strings.Contains(err.Error(), "unknown admin operation") {
+		t.Errorf("client: %v", err)
+	}
+}

@@ -1,0 +1,88 @@
+package supervisor
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/latticed/latticed/internal/testing/testenv"
+	"github.com/latticed/latticed/lattice"
+)
+
+// Large bodies cross a real node byte for byte: HTTP POST → httpserver
+// provider (child process) → NATS → host child → pass-through actor → back.
+// Sizes straddle the msgpack length classes (bin8/16/32) up to 900 KiB, the
+// largest that fits the 1 MiB NATS payload with the invocation around it;
+// four different 900 KiB bodies at once catch a buffer shared between calls.
+func TestLargeBodiesRoundTripThroughANode(t *testing.T) {
+	actor := testenv.SignActor(t, t.TempDir(), "./actor/testactors/passthrough", lattice.SignActorOptions{
+		Name: "passthrough", Caps: []string{lattice.ContractHTTPServer},
+	})
+	n := startNode(t, nil, "file://"+actor.Path)
+	n.launch("builtin:httpserver", "default", "")
+	n.waitProviderState("builtin:httpserver", "default", stateRunning)
+	port := testenv.FreePort(t)
+	provider, _ := lattice.LookupBuiltin("builtin:httpserver")
+	// A generous actor timeout: 900 KiB on a loaded 2-core machine, where
+	// the actor may still run interpreted code, is not what is tested here.
+	n.putLinks(lattice.LinkDefinition{ActorID: actor.Key, ProviderID: provider.Key(), LinkName: "default",
+		ContractID: lattice.ContractHTTPServer, Values: map[string]string{
+			"address": "127.0.0.1:" + strconv.Itoa(port), "timeout_ms": "60000"}})
+	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/bytes"
+	c := &http.Client{Timeout: 90 * time.Second}
+	post := func(body []byte) error {
+		resp, err := c.Post(url, "application/octet-stream", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		got, err := io.ReadAll(resp.Body)
+		switch {
+		case err != nil:
+			return err
+		case resp.StatusCode != http.StatusOK:
+			return fmt.Errorf("%d bytes: status %d: %.200s", len(body), resp.StatusCode, got)
+		case !bytes.Equal(got, body):
+			i := 0
+			for i < len(got) && i < len(body) && got[i] == body[i] {
+				i++
+			}
+			return fmt.Errorf("%d bytes sent, %d came back, first difference at byte %d", len(body), len(got), i)
+		}
+		return nil
+	}
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		_, _ = rand.Read(b)
+		return b
+	}
+	testenv.CheckFor(t, 60*time.Second, 20*time.Millisecond, func() error { return post([]byte("ready?")) })
+
+	for _, size := range []int{0, 1, 255, 256, 65535, 65536, 256 << 10, 900 << 10} {
+		if err := post(random(size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- post(random(900 << 10))
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}

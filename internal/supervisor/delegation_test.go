@@ -1,0 +1,104 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/latticed/latticed/internal/testing/testenv"
+	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/rpc"
+)
+
+// A provider gets a signing key of its own, never the cluster seed; its key
+// reaches actors until the provider is revoked, and from then on no host
+// accepts it, even presented by a connection with valid NATS credentials.
+func TestProviderSigningKeyIsDelegatedAndRevoked(t *testing.T) {
+	echo := echoActor(t)
+	n := startNode(t, nil, "file://"+echo.Path)
+	ref := "file://" + providerBin
+	n.launch(ref, "default", "")
+	desc := n.waitProviderState(ref, "default", stateRunning)
+	if desc.Signing != lattice.SigningDelegated {
+		t.Fatalf("inventory says signing %q", desc.Signing)
+	}
+	p := n.instance(ref, "default")
+	p.mu.Lock()
+	sg, instanceID := p.signing, p.instanceID
+	p.mu.Unlock()
+	if sg.key.Kind() != lattice.KindService || sg.key.Seed() == n.cluster.Seed() || sg.token == "" {
+		t.Fatalf("provider signs with a %s key (cluster seed handed out: %v)", sg.key.Kind(), sg.key.Seed() == n.cluster.Seed())
+	}
+	tok, err := lattice.ParseJWT[lattice.Delegation](sg.token)
+	if err != nil || tok.Issuer != n.cluster.PublicKey() || tok.Subject != sg.key.PublicKey() ||
+		tok.Wascap.Provider.PublicKey != p.key || tok.Wascap.InstanceID != instanceID || tok.Expires == 0 {
+		t.Fatalf("delegation %+v, %v", tok, err)
+	}
+
+	origin := lattice.Entity{PublicKey: p.key, ContractID: p.contract, LinkName: "default"}
+	signer := lattice.Signer{Key: sg.key, Delegation: sg.token}
+	call := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := rpc.InvokeAs(ctx, n.nc, signer, n.s.HostID(), origin, lattice.ActorEntity(echo.Key),
+			lattice.RPCActor(n.cfg.LatticePrefix, echo.Key), "Echo.Echo", []byte("x"))
+		return err
+	}
+	if err := call(); err != nil {
+		t.Fatalf("delegated invocation before revocation: %v", err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := n.s.Revoke(ctx, lattice.StopProviderCommand{ProviderRef: p.key, LinkName: "default"}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if err := call(); err == nil || !strings.Contains(err.Error(), "revoked") {
+			return fmt.Errorf("after revocation: %v", err)
+		}
+		return nil
+	})
+}
+
+func TestCompatModeHandsOutTheClusterSeedAndSaysSo(t *testing.T) {
+	n := startNode(t, nil)
+	ref := "file://" + providerBin
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := n.admin.LaunchProvider(ctx, lattice.LaunchProviderCommand{ProviderRef: ref, LinkName: "default", CompatClusterSeed: true}); err != nil {
+		t.Fatal(err)
+	}
+	desc := n.waitProviderState(ref, "default", stateRunning)
+	p := n.instance(ref, "default")
+	p.mu.Lock()
+	sg := p.signing
+	p.mu.Unlock()
+	if desc.Signing != lattice.SigningClusterSeed || sg.key.Seed() != n.cluster.Seed() || sg.token != "" {
+		t.Fatalf("compat provider: signing %q, cluster seed handed out %v", desc.Signing, sg.key.Seed() == n.cluster.Seed())
+	}
+}
+
+func TestDelegationIsRenewedWhileHealthy(t *testing.T) {
+	n := startNodeWith(t, nil, func(s *Supervisor) { s.delegationLifetime = 2 * time.Second })
+	ref := "file://" + providerBin
+	n.launch(ref, "default", "")
+	n.waitProviderState(ref, "default", stateRunning)
+	p := n.instance(ref, "default")
+	p.mu.Lock()
+	first := p.signing
+	p.mu.Unlock()
+	testenv.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.signing.token == first.token {
+			return fmt.Errorf("delegation not renewed yet")
+		}
+		if p.signing.key != first.key || !p.signing.expires.After(first.expires) {
+			return fmt.Errorf("renewal changed the key or did not extend the expiry")
+		}
+		return nil
+	})
+}

@@ -1,0 +1,228 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/latticed/latticed/internal/builtin/keyvalue"
+	"github.com/latticed/latticed/internal/testing/testenv"
+	"github.com/latticed/latticed/lattice"
+)
+
+var counterRE = regexp.MustCompile(`"counter":(\d+)`)
+
+// httpCounter GETs kvcounter behind the httpserver provider until it
+// answers 200, and returns the counter it reports.
+func httpCounter(t *testing.T, port int) int {
+	t.Helper()
+	var n int
+	testenv.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d: %s", resp.StatusCode, b)
+		}
+		m := counterRE.FindSubmatch(b)
+		if m == nil {
+			return fmt.Errorf("no counter in %s", b)
+		}
+		n, _ = strconv.Atoi(string(m[1]))
+		return nil
+	})
+	return n
+}
+
+// kvcounterNode runs kvcounter behind the built-in httpserver and keyvalue
+// providers, linked, and returns the node, the actor and the HTTP port.
+func kvcounterNode(t *testing.T) (*node, testenv.SignedActor, int) {
+	t.Helper()
+	actor := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", lattice.SignActorOptions{
+		Name: "kvcounter", Caps: []string{lattice.ContractHTTPServer, lattice.ContractKeyValue},
+	})
+	n := startNode(t, nil, "file://"+actor.Path)
+	for _, ref := range []string{"builtin:httpserver", "builtin:keyvalue"} {
+		n.launch(ref, "default", "")
+		n.waitProviderState(ref, "default", stateRunning)
+	}
+	port := testenv.FreePort(t)
+	http, _ := lattice.LookupBuiltin("builtin:httpserver")
+	kv, _ := lattice.LookupBuiltin("builtin:keyvalue")
+	n.putLinks(
+		lattice.LinkDefinition{ActorID: actor.Key, ProviderID: http.Key(), LinkName: "default", ContractID: lattice.ContractHTTPServer,
+			Values: map[string]string{"address": "127.0.0.1:" + strconv.Itoa(port)}},
+		lattice.LinkDefinition{ActorID: actor.Key, ProviderID: kv.Key(), LinkName: "default", ContractID: lattice.ContractKeyValue},
+	)
+	return n, actor, port
+}
+
+// grantedCreds waits until the key-value provider's user grants exactly
+// buckets, and returns those credentials: the ones the provider runs with.
+func grantedCreds(t *testing.T, n *node, buckets ...string) Credentials {
+	t.Helper()
+	p := n.instance("builtin:keyvalue", "default")
+	var c Credentials
+	testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if !slices.Equal(p.granted, buckets) {
+			return fmt.Errorf("granted %v, want %v", p.granted, buckets)
+		}
+		c = p.creds
+		return nil
+	})
+	return c
+}
+
+// Issue 18, hole 1, as the attack: with the key-value provider's own NATS
+// credentials (those the supervisor handed the running provider), nothing
+// in the JetStream API beyond reading and writing entries of its own
+// bucket works: no stream (plain, with a republish rule, a mirror of the
+// lattice cache), no change or deletion of its bucket's stream, no consumer
+// on the cache, no other bucket. The provider still does its job, and a new
+// link naming a new bucket moves its grant there.
+func TestKeyValueProviderCannotEscapeThroughTheJetStreamAPI(t *testing.T) {
+	n, actor, port := kvcounterNode(t)
+	if got := httpCounter(t, port); got != 1 {
+		t.Fatalf("first count %d", got)
+	}
+	own, err := keyvalue.BucketName(nil, "default", "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := grantedCreds(t, n, own)
+
+	ctx := context.Background()
+	admin, err := jetstream.New(n.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := admin.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "OTHER_APP"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Put(ctx, "secret", []byte("theirs")); err != nil {
+		t.Fatal(err)
+	}
+
+	nc, perms := connectAs(t, n.s.NATSURL(), creds)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := lattice.CacheStream("default")
+	attacks := []struct {
+		name    string
+		attack  func(ctx context.Context) error
+		subject string // the JetStream API subject the server refuses
+	}{
+		{"create a stream", func(ctx context.Context) error {
+			_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EVIL", Subjects: []string{"wasmbus.rpc.default.>"}})
+			return err
+		}, "$JS.API.STREAM.CREATE.EVIL"},
+		{"create a bucket-named stream with a republish rule", func(ctx context.Context) error {
+			_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "KV_EVIL", Subjects: []string{"$KV.EVIL.>"},
+				RePublish: &jetstream.RePublish{Source: "$KV.EVIL.>", Destination: "wasmbus.ctl.default.>"}})
+			return err
+		}, "$JS.API.STREAM.CREATE.KV_EVIL"},
+		{"mirror the lattice cache", func(ctx context.Context) error {
+			_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "SPY", Mirror: &jetstream.StreamSource{Name: cache}})
+			return err
+		}, "$JS.API.STREAM.CREATE.SPY"},
+		{"widen its own bucket's stream", func(ctx context.Context) error {
+			_, err := js.UpdateStream(ctx, jetstream.StreamConfig{Name: "KV_" + own, Subjects: []string{"$KV." + own + ".>", "wasmbus.ctl.default.>"}})
+			return err
+		}, "$JS.API.STREAM.UPDATE.KV_" + own},
+		{"delete its own bucket", func(ctx context.Context) error { return js.DeleteKeyValue(ctx, own) }, "$JS.API.STREAM.DELETE.KV_" + own},
+		{"delete another bucket", func(ctx context.Context) error { return js.DeleteKeyValue(ctx, "OTHER_APP") }, "$JS.API.STREAM.DELETE.KV_OTHER_APP"},
+		{"consume the lattice cache", func(ctx context.Context) error {
+			_, err := js.OrderedConsumer(ctx, cache, jetstream.OrderedConsumerConfig{})
+			if err == nil {
+				return errors.New("ordered consumer created")
+			}
+			return err
+		}, "$JS.API.CONSUMER.CREATE." + cache},
+		{"read another bucket", func(ctx context.Context) error {
+			_, err := nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET.KV_OTHER_APP.$KV.OTHER_APP.secret", nil)
+			return err
+		}, "$JS.API.DIRECT.GET.KV_OTHER_APP"},
+		{"write another bucket", func(ctx context.Context) error {
+			_, err := nc.RequestWithContext(ctx, "$KV.OTHER_APP.secret", []byte("forged"))
+			return err
+		}, "$KV.OTHER_APP.secret"},
+	}
+	for _, a := range attacks {
+		t.Run(a.name, func(t *testing.T) {
+			actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			if err := a.attack(actx); err == nil {
+				t.Fatal("the attack succeeded")
+			}
+			testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+				return perms.has(`Permissions Violation for Publish to "` + a.subject)
+			})
+		})
+	}
+	// Nothing changed on the server.
+	for _, name := range []string{"EVIL", "KV_EVIL", "SPY"} {
+		if _, err := admin.Stream(ctx, name); !errors.Is(err, jetstream.ErrStreamNotFound) {
+			t.Errorf("stream %s: %v, want not found", name, err)
+		}
+	}
+	if s, err := admin.Stream(ctx, "KV_"+own); err != nil || len(s.CachedInfo().Config.Subjects) != 1 {
+		t.Errorf("own bucket's stream: %v", err)
+	}
+	if e, err := other.Get(ctx, "secret"); err != nil || string(e.Value()) != "theirs" {
+		t.Errorf("other bucket's entry: %v", err)
+	}
+
+	// The provider still does its job with these credentials.
+	if got := httpCounter(t, port); got != 2 {
+		t.Fatalf("second count %d", got)
+	}
+
+	// A new link naming another bucket: the supervisor creates it and moves
+	// the grant; counting starts afresh there, and the old bucket is no
+	// longer granted.
+	kv, _ := lattice.LookupBuiltin("builtin:keyvalue")
+	var ack lattice.Ack
+	n.ctlRequest(lattice.NewCtl("", "default").LinkdefsDel(), lattice.LinkDefinition{ActorID: actor.Key, ContractID: lattice.ContractKeyValue, LinkName: "default"}, &ack)
+	if !ack.Accepted {
+		t.Fatalf("link del: %s", ack.Error)
+	}
+	n.putLinks(lattice.LinkDefinition{ActorID: actor.Key, ProviderID: kv.Key(), LinkName: "default", ContractID: lattice.ContractKeyValue,
+		Values: map[string]string{"bucket": "FRESH"}})
+	fresh := grantedCreds(t, n, "FRESH")
+	if fresh.UserKey != creds.UserKey {
+		t.Errorf("re-mint changed the user key: %s → %s", creds.UserKey, fresh.UserKey)
+	}
+	if got := httpCounter(t, port); got != 1 {
+		t.Fatalf("count in the new bucket %d", got)
+	}
+	nc2, perms2 := connectAs(t, n.s.NATSURL(), fresh)
+	rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := nc2.RequestWithContext(rctx, "$JS.API.DIRECT.GET.KV_"+own+".$KV."+own+".counter", nil); err == nil {
+		t.Error("the re-minted user still reads the old bucket")
+	}
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		return perms2.has(`Permissions Violation for Publish to "$JS.API.DIRECT.GET.KV_` + own)
+	})
+	if err := nc2.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		t.Log(err)
+	}
+}

@@ -1,0 +1,771 @@
+package supervisor
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/oci"
+	"github.com/latticed/latticed/lattice"
+)
+
+type provKey struct{ key, link string }
+
+// providerInstance supervises one provider (key, link name): its process,
+// its NATS user (fresh on every start), restarts, health checks.
+type providerInstance struct {
+	sup                 *Supervisor
+	key, link, ref      string
+	contract, name      string
+	path                string
+	args                []string
+	configJSON          string
+	compat              bool // hand out the cluster seed (wasmCloud's way)
+	annotations         map[string]string
+	tracker             *restartTracker
+	rearm               chan struct{}
+	recheck             chan struct{} // a link was sent to the provider: check its health (and link outcomes) soon
+	quit                chan struct{} // closed by stop/revoke: end the supervision loop
+	quitOnce            sync.Once
+	done                chan struct{} // closed when the supervision loop returned
+	everStarted, listed bool
+
+	mu         sync.Mutex
+	state      string
+	instanceID string
+	creds      Credentials
+	signing    signing // how the running instance signs invocations
+	proc       *process
+	restarts   int
+	lastExit   Exit
+	// stopReason is why the supervisor ends this instance for good (a stop
+	// or a revocation), "" while it may run. It outlives every run. A
+	// health-check kill is not recorded here: it ends one run, which watch
+	// reports, and the next run starts with a clean slate.
+	stopReason  ExitReason
+	metricsAddr string            // the running process's private metrics endpoint, "" when none announced
+	buckets     map[string]string // key-value providers: each linked actor's bucket
+	startLinks  map[string]bool   // ids of the links the running process got in HostData
+	granted     []string          // the buckets creds grants (sorted)
+	// reportsLinks, linkOutcomes: what the running process last reported
+	// of its links in a health reply (lattice.HealthCheckResponse).
+	reportsLinks bool
+	linkOutcomes []lattice.LinkOutcome
+
+	credMu sync.Mutex // serialises re-issuing creds and sending them (renewal, re-mint)
+}
+
+// providerProgram is a resolved provider reference: what to run, as whom.
+type providerProgram struct {
+	key, contract, name, path string
+	args                      []string
+	issuer                    string                  // the claims' issuer (archives only)
+	claims                    *lattice.ProviderClaims // archives only
+	fromOCI                   bool
+}
+
+// resolveProvider maps a reference to a program: builtin:<name> runs
+// `latticed provider <name>`; an OCI reference or a .par.gz file runs the
+// verified binary for this machine from the provider archive (artifacts.go);
+// another file path (file:// or absolute, with WASMCLOUD_ALLOW_FILE_LOAD)
+// runs that executable, its key derived from the file's SHA-256
+// (lattice.FileProviderKey).
+func (s *Supervisor) resolveProvider(ctx context.Context, ref string) (providerProgram, error) {
+	if strings.HasPrefix(ref, lattice.BuiltinRefPrefix) {
+		b, ok := lattice.LookupBuiltin(ref)
+		if !ok {
+			names := make([]string, 0, len(lattice.BuiltinProviders))
+			for _, b := range lattice.BuiltinProviders {
+				names = append(names, b.Ref())
+			}
+			return providerProgram{}, fmt.Errorf("unknown built-in provider %q (have %s)", ref, strings.Join(names, ", "))
+		}
+		return providerProgram{key: b.Key(), contract: b.Contract, name: b.Name, path: s.opts.Executable, args: []string{"provider", b.Name}}, nil
+	}
+	if oci.IsReference(ref) {
+		return s.providerFromOCI(ctx, ref)
+	}
+	path, isFile := strings.CutPrefix(ref, "file://")
+	if !isFile && !filepath.IsAbs(ref) {
+		return providerProgram{}, fmt.Errorf("provider reference %q: want builtin:<name>, an OCI reference (registry/repo:tag) to a provider archive, or a file path (file:///… or absolute: a .par.gz or an executable) with WASMCLOUD_ALLOW_FILE_LOAD", ref)
+	}
+	if !s.config().AllowFileLoad {
+		return providerProgram{}, fmt.Errorf("provider reference %q is a file: set WASMCLOUD_ALLOW_FILE_LOAD=true to allow it", ref)
+	}
+	if isArchivePath(path) {
+		return s.providerFromArchiveFile(ref, path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return providerProgram{}, fmt.Errorf("provider %s: %w", ref, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return providerProgram{}, err
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return providerProgram{}, fmt.Errorf("provider %s is not an executable file", ref)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return providerProgram{}, fmt.Errorf("provider %s: %w", ref, err)
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return providerProgram{key: lattice.FileProviderKey(sum), name: filepath.Base(path), path: path}, nil
+}
+
+// LaunchProvider starts a provider and returns once its process runs (its
+// health is then checked in the background). Launching a failed
+// (crash-looping) provider again re-arms it; a revoked one is replaced by a
+// new instance with a new user.
+func (s *Supervisor) LaunchProvider(ctx context.Context, cmd lattice.LaunchProviderCommand) error {
+	if s.stopping.Load() {
+		return errors.New("the node is stopping")
+	}
+	link := cmd.LinkName
+	if link == "" {
+		link = "default"
+	}
+	if err := lattice.ValidateLinkName(link); err != nil {
+		return err
+	}
+	prog, err := s.resolveProvider(ctx, cmd.ProviderRef)
+	if err == nil {
+		err = s.checkStartProvider(ctx, prog, link)
+	}
+	if err != nil {
+		s.publishEvent(lattice.EventProviderStartFailed, map[string]any{"provider_ref": cmd.ProviderRef, "link_name": link, "error": err.Error()})
+		return err
+	}
+	k := provKey{prog.key, link}
+	s.provMu.Lock()
+	if old, ok := s.provs[k]; ok {
+		switch old.currentState() {
+		case stateFailed:
+			s.provMu.Unlock()
+			return old.restart()
+		case stateRevoked:
+			delete(s.provs, k)
+		default:
+			s.provMu.Unlock()
+			return fmt.Errorf("provider %s with link name %s already runs here", prog.key, link)
+		}
+	}
+	cfg := s.config()
+	p := &providerInstance{
+		sup: s, key: prog.key, link: link, ref: cmd.ProviderRef, contract: prog.contract, name: prog.name,
+		path: prog.path, args: prog.args, configJSON: cmd.Configuration, annotations: cmd.Annotations, compat: cmd.CompatClusterSeed,
+		rearm: make(chan struct{}, 1), recheck: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+		state: stateStarting, listed: true,
+		tracker: newRestartTracker(RestartPolicy{
+			Backoff: cfg.RestartBackoff, BackoffMax: cfg.RestartBackoffMax, Stable: cfg.RestartStable,
+			CrashLoopCount: cfg.CrashLoopCount, CrashLoopWindow: cfg.CrashLoopWindow,
+		}),
+	}
+	s.provs[k] = p
+	s.provMu.Unlock()
+	s.updateProviderGauge()
+
+	proc, err := p.start()
+	if err != nil {
+		s.provMu.Lock()
+		delete(s.provs, k)
+		s.provMu.Unlock()
+		s.updateProviderGauge()
+		s.publishEvent(lattice.EventProviderStartFailed, map[string]any{"provider_ref": cmd.ProviderRef, "link_name": link, "error": err.Error()})
+		return err
+	}
+	s.provWG.Add(1)
+	go p.run(proc)
+	s.recordProvider(cmd.ProviderRef, prog)
+	return nil
+}
+
+// findProvider finds a provider by key or reference and link name.
+func (s *Supervisor) findProvider(cmd lattice.StopProviderCommand) (*providerInstance, error) {
+	link := cmd.LinkName
+	if link == "" {
+		link = "default"
+	}
+	s.provMu.Lock()
+	defer s.provMu.Unlock()
+	if p, ok := s.provs[provKey{cmd.ProviderRef, link}]; ok {
+		return p, nil
+	}
+	for k, p := range s.provs {
+		if k.link == link && p.ref == cmd.ProviderRef {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("no provider %s with link name %s runs here", cmd.ProviderRef, link)
+}
+
+// StopProvider sends the provider its shutdown message, waits up to the
+// grace period for it to exit, then kills it. It is not restarted.
+func (s *Supervisor) StopProvider(_ context.Context, cmd lattice.StopProviderCommand) error {
+	p, err := s.findProvider(cmd)
+	if err != nil {
+		return err
+	}
+	p.stop(s.config().StopGrace)
+	return nil
+}
+
+// Providers lists the providers with their state, sorted by key and link.
+func (s *Supervisor) Providers() []lattice.ProviderDescription {
+	s.provMu.Lock()
+	list := make([]*providerInstance, 0, len(s.provs))
+	for _, p := range s.provs {
+		list = append(list, p)
+	}
+	s.provMu.Unlock()
+	out := make([]lattice.ProviderDescription, 0, len(list))
+	revocation := ""
+	if st := s.revocationStatus(); st != "available" {
+		revocation = st
+	}
+	for _, p := range list {
+		out = append(out, p.describe(revocation))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].ID != out[j].ID {
+			return out[i].ID < out[j].ID
+		}
+		return out[i].LinkName < out[j].LinkName
+	})
+	return out
+}
+
+func (s *Supervisor) updateProviderGauge() {
+	counts := map[string]int{}
+	s.provMu.Lock()
+	for _, p := range s.provs {
+		counts[p.currentState()]++
+	}
+	s.provMu.Unlock()
+	for _, st := range providerStates {
+		s.m.Providers.WithLabelValues(st).Set(float64(counts[st]))
+	}
+}
+
+func (p *providerInstance) currentState() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state
+}
+
+func (p *providerInstance) setState(st string) {
+	p.mu.Lock()
+	p.state = st
+	p.mu.Unlock()
+	p.sup.updateProviderGauge()
+}
+
+func (p *providerInstance) describe(revocation string) lattice.ProviderDescription {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := lattice.ProviderDescription{
+		ID: p.key, ImageRef: p.ref, ContractID: p.contract, LinkName: p.link, Name: p.name,
+		InstanceID: p.instanceID, Annotations: p.annotations, State: p.state,
+		ExitReason: p.lastExit.String(), Restarts: p.restarts, Revocation: revocation,
+		Signing: lattice.SigningDelegated, ReportsLinks: p.reportsLinks, Links: slices.Clone(p.linkOutcomes),
+	}
+	if p.compat {
+		d.Signing = lattice.SigningClusterSeed
+	}
+	if d.Annotations == nil {
+		d.Annotations = map[string]string{}
+	}
+	if p.state == stateFailed {
+		d.ExitReason = string(ExitCrashLoop) + " after " + p.lastExit.String()
+	}
+	return d
+}
+
+func (p *providerInstance) label() string { return "provider " + p.key + "/" + p.link }
+
+// start mints a fresh user, builds HostData and starts the process.
+func (p *providerInstance) start() (*process, error) {
+	s := p.sup
+	cfg := s.config()
+	links, err := p.fetchLinks()
+	if err != nil {
+		return nil, err
+	}
+	buckets := p.bucketsOf(links)
+	if len(buckets) > 0 && s.auth != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := s.ensureBuckets(ctx, buckets)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+	}
+	creds, err := s.providerCredentials(p, buckets)
+	if err != nil {
+		return nil, err
+	}
+	rpcServers := config.HostPorts(s.natsURL)
+	instanceID := uuid.NewString()
+	sg, err := p.newSigning(instanceID)
+	if err != nil {
+		return nil, err
+	}
+	var jsDomain *string
+	if cfg.JSDomain != "" {
+		d := cfg.JSDomain
+		jsDomain = &d
+	}
+	hd := lattice.HostData{
+		HostID: s.hostID, LatticeRPCPrefix: s.prefix, LinkName: p.link,
+		LatticeRPCUserJWT: creds.JWT, LatticeRPCUserSeed: creds.Seed,
+		// host:port as wasmCloud hosts send it: the first server in the
+		// field wasmCloud's SDK reads as one address, all of them in ours.
+		LatticeRPCURL: rpcServers[0], LatticeRPCURLs: rpcServers, LatticeRPCTLS: lattice.FlexBool(s.providerTLS()),
+		InstanceID: instanceID, ProviderKey: p.key, LinkDefinitions: links,
+		ConfigJSON: p.configJSON, DefaultRPCTimeoutMS: uint64(cfg.RPCTimeout.Milliseconds()),
+		ClusterIssuers: clusterIssuers(cfg.ClusterIssuers, s.opts.ClusterKey.PublicKey()),
+		InvocationSeed: sg.key.Seed(), InvocationDelegation: sg.token, JSDomain: jsDomain,
+		StructuredLogging: true, LogLevel: cfg.LogLevel, InboxPrefix: creds.InboxPrefix,
+		NATSPingIntervalMS: uint64(cfg.NATSKeepalive.Interval.Milliseconds()), NATSPingMisses: cfg.NATSKeepalive.Misses,
+	}
+	line, err := lattice.EncodeHostData(&hd)
+	if err != nil {
+		return nil, err
+	}
+	// The announcement may come before startProcess returns.
+	p.mu.Lock()
+	p.instanceID, p.metricsAddr = instanceID, ""
+	p.reportsLinks, p.linkOutcomes = false, nil // the new process reports afresh
+	p.mu.Unlock()
+	onAddr := func(addr string) {
+		p.mu.Lock()
+		if p.instanceID == instanceID && p.metricsAddr == "" { // the first announcement of this run only
+			p.metricsAddr = addr
+		}
+		p.mu.Unlock()
+	}
+	proc, err := startProcess(childSpec{Name: p.label(), Path: p.path, Args: p.args, Env: providerEnv(s.opts.Environ), Stdin: line,
+		Secrets: hostDataSecrets(line, creds.Seed, sg.key.Seed()), OnMetricsAddr: onAddr}, s.log)
+	if err != nil {
+		return nil, err
+	}
+	s.recordSpawn(proc)
+	p.mu.Lock()
+	p.proc, p.creds, p.granted, p.signing, p.instanceID, p.state = proc, creds, buckets, sg, instanceID, stateStarting
+	p.startLinks = linkIDs(links)
+	// A stop or revocation that came while this process was starting saw no
+	// process to end: end it here.
+	ending := p.stopReason != ""
+	p.mu.Unlock()
+	s.updateProviderGauge()
+	if ending {
+		proc.kill()
+	}
+	s.log.Info("provider process started", "child", p.label(), "pid", proc.pid, "ref", p.ref, "instance_id", instanceID, "user", creds.UserKey)
+	return proc, nil
+}
+
+func clusterIssuers(list []string, own string) []string {
+	if contains(list, own) {
+		return list
+	}
+	return append([]string{own}, list...)
+}
+
+// providerEnv is the little a provider inherits: no lattice settings and no
+// credentials (everything it needs arrives in HostData), but the
+// OpenTelemetry settings, so its spans reach the node's collector.
+func providerEnv(environ []string) []string {
+	keep := map[string]bool{"PATH": true, "HOME": true, "TMPDIR": true, "TZ": true, "LANG": true, "USER": true, "RUST_BACKTRACE": true, "RUST_LOG": true, "GODEBUG": true, "GOTRACEBACK": true}
+	var env []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if keep[name] || strings.HasPrefix(name, "LC_") || config.IsTelemetryEnv(name) { // OTEL_*: as wasmCloud's host forwards them
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// run supervises the instance from its first start until it is stopped or
+// revoked.
+func (p *providerInstance) run(proc *process) {
+	s := p.sup
+	defer s.provWG.Done()
+	defer close(p.done)
+	for {
+		var exit Exit
+		if proc != nil {
+			reason := p.watch(proc)
+			p.mu.Lock()
+			if p.stopReason != "" { // a stop or revocation outranks what this run ended for
+				reason = p.stopReason
+			}
+			p.mu.Unlock()
+			exit = proc.exit(reason)
+		} else {
+			exit = Exit{Reason: ExitCrash, Code: -1, At: time.Now()}
+		}
+		p.finish(exit)
+		switch exit.Reason {
+		case ExitCleanStop:
+			p.remove()
+			s.publishEvent(lattice.EventProviderStopped, p.eventData(map[string]any{"reason": string(exit.Reason)}))
+			return
+		case ExitRevoked:
+			p.setState(stateRevoked)
+			return
+		}
+		if !p.restartAfter(exit) {
+			return
+		}
+		s.m.ChildRestarts.WithLabelValues(roleProvider, string(exit.Reason)).Inc()
+		p.mu.Lock()
+		p.restarts++
+		p.mu.Unlock()
+		var err error
+		if proc, err = p.start(); err != nil {
+			s.log.Error("provider restart failed", "child", p.label(), "err", err)
+			proc = nil
+		}
+	}
+}
+
+// restartAfter waits out the backoff after a crash (or, in a crash loop,
+// until told to retry). It reports false when the instance was stopped or
+// revoked meanwhile.
+func (p *providerInstance) restartAfter(exit Exit) bool {
+	s := p.sup
+	delay, loop := p.tracker.crashed(time.Now(), exit.Uptime)
+	if loop {
+		// Count before the state says so: whoever sees "failed" sees it counted.
+		s.m.ChildExits.WithLabelValues(roleProvider, string(ExitCrashLoop)).Inc()
+		p.setState(stateFailed)
+		cfg := s.config()
+		s.log.Error("provider is crash-looping; not restarting it until told (launch it again, or admin restart)",
+			"child", p.label(), "crashes", cfg.CrashLoopCount, "window", cfg.CrashLoopWindow.String(), "last_exit", exit.String())
+		s.publishEvent(lattice.EventProviderFailed, p.eventData(map[string]any{"reason": string(ExitCrashLoop), "last_exit": exit.String()}))
+		select {
+		case <-p.quit:
+			return p.quitNow()
+		case <-p.rearm:
+			p.tracker.reset()
+			return true
+		}
+	}
+	p.setState(stateBackoff)
+	s.log.Warn("provider ended unexpectedly; restarting it", "child", p.label(), "exit", exit.String(), "in", delay.Round(time.Millisecond).String())
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-p.quit:
+		return p.quitNow()
+	case <-p.rearm:
+	case <-t.C:
+	}
+	return true
+}
+
+// quitNow ends a loop that was waiting (no process runs): a stop removes
+// the instance, a revocation leaves it listed as revoked.
+func (p *providerInstance) quitNow() bool {
+	p.mu.Lock()
+	reason := p.stopReason
+	p.mu.Unlock()
+	if reason == ExitRevoked {
+		p.setState(stateRevoked)
+	} else {
+		p.remove()
+		p.sup.publishEvent(lattice.EventProviderStopped, p.eventData(map[string]any{"reason": string(ExitCleanStop)}))
+	}
+	return false
+}
+
+func (p *providerInstance) remove() {
+	s := p.sup
+	p.setState(stateStopped)
+	s.provMu.Lock()
+	if s.provs[provKey{p.key, p.link}] == p {
+		delete(s.provs, provKey{p.key, p.link})
+	}
+	s.provMu.Unlock()
+	s.updateProviderGauge()
+}
+
+func (p *providerInstance) restart() error {
+	select {
+	case p.rearm <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// finish records an ended run and revokes its user (unless the revocation
+// already happened), so its credentials die with it.
+func (p *providerInstance) finish(exit Exit) {
+	s := p.sup
+	p.mu.Lock()
+	p.lastExit = exit
+	creds := p.creds
+	p.creds = Credentials{}
+	p.proc = nil
+	p.metricsAddr = ""
+	p.mu.Unlock()
+	s.m.ChildExits.WithLabelValues(roleProvider, string(exit.Reason)).Inc()
+	if exit.Reason == ExitCleanStop {
+		s.log.Info("provider stopped", "child", p.label(), "exit", exit.String())
+	} else {
+		s.log.Warn("provider process ended", "child", p.label(), "exit", exit.String(), "uptime", exit.Uptime.Round(time.Millisecond).String())
+	}
+	if exit.Reason != ExitRevoked && creds.UserKey != "" && creds.Role == RoleProvider && s.auth != nil && s.auth.CanRevoke() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.auth.Revoke(ctx, creds.UserKey); err != nil {
+			s.log.Warn("could not revoke an ended provider's user", "child", p.label(), "user", creds.UserKey, "err", err)
+		}
+	}
+}
+
+func (p *providerInstance) eventData(extra map[string]any) map[string]any {
+	p.mu.Lock()
+	d := map[string]any{
+		"host_id": p.sup.hostID, "public_key": p.key, "link_name": p.link, "contract_id": p.contract,
+		"instance_id": p.instanceID, "image_ref": p.ref, "annotations": nonNilMap(p.annotations),
+	}
+	p.mu.Unlock()
+	for k, v := range extra {
+		d[k] = v
+	}
+	return d
+}
+
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
+
+// watch runs health checks until the process ends: the first success makes
+// the instance running; healthFailures in a row (or no success within
+// providerStartup) kill it as unhealthy. It returns why it ended this run:
+// ExitHealthCheck, or "" when the process ended otherwise.
+func (p *providerInstance) watch(proc *process) ExitReason {
+	s := p.sup
+	cfg := s.config()
+	subject := lattice.RPCHealth(s.prefix, p.key, p.link)
+	body, _ := lattice.Marshal(lattice.HealthCheckRequest{})
+	healthy, failures := false, 0
+	startBy := time.Now().Add(s.providerStartup)
+	interval := 50 * time.Millisecond // until the first success
+	// For a while after the first success and after each link sent to
+	// the provider, checks come every linkCheckInterval, so what the
+	// provider made of its links (the ones in HostData are applied after
+	// it first answers) shows in the inventory within a moment.
+	var fastUntil time.Time
+	steady := cfg.HealthInterval
+	renewing := s.auth != nil && s.auth.lifetime > 0
+	if renewing {
+		steady = min(steady, s.auth.lifetime/4)
+	}
+	t := time.NewTimer(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-proc.Done():
+			return ""
+		case <-t.C:
+		case <-p.recheck:
+			fastUntil = time.Now().Add(linkCheckWindow)
+			if !t.Stop() {
+				select {
+				case <-t.C:
+				default:
+				}
+			}
+			if !healthy {
+				t.Reset(interval)
+				continue
+			}
+		}
+		ok, msg := p.checkHealth(subject, body, cfg.RPCTimeout)
+		switch {
+		case ok && !healthy:
+			healthy, failures, interval = true, 0, steady
+			fastUntil = time.Now().Add(linkCheckWindow)
+			p.mu.Lock()
+			if p.state == stateStarting {
+				p.state = stateRunning
+			}
+			p.mu.Unlock()
+			s.updateProviderGauge()
+			if !p.everStarted {
+				p.everStarted = true
+				s.publishEvent(lattice.EventProviderStarted, p.eventData(nil))
+			}
+			s.publishEvent(lattice.EventHealthCheckPassed, p.eventData(nil))
+			s.log.Info("provider healthy", "child", p.label())
+			p.catchUpLinks()
+		case ok:
+			failures = 0
+		case healthy:
+			failures++
+			s.log.Warn("provider health check failed", "child", p.label(), "failures", failures, "err", msg)
+			if failures >= healthFailures {
+				s.publishEvent(lattice.EventHealthCheckFailed, p.eventData(map[string]any{"message": msg}))
+				proc.kill()
+				return ExitHealthCheck
+			}
+		case time.Now().After(startBy):
+			s.log.Warn("provider did not answer health checks in time", "child", p.label(), "limit", s.providerStartup.String(), "err", msg)
+			s.publishEvent(lattice.EventHealthCheckFailed, p.eventData(map[string]any{"message": msg}))
+			proc.kill()
+			return ExitHealthCheck
+		}
+		if ok && renewing {
+			p.renewCredentials()
+		}
+		if ok {
+			p.renewDelegation()
+		}
+		if healthy && time.Now().Before(fastUntil) {
+			t.Reset(min(interval, linkCheckInterval))
+			continue
+		}
+		t.Reset(interval)
+	}
+}
+
+// renewCredentials re-issues a healthy provider's short-lived JWT once half
+// its lifetime has passed and sends it to the provider. A revoked, stopped
+// or unhealthy provider is not renewed, so its credentials run out.
+func (p *providerInstance) renewCredentials() {
+	s := p.sup
+	p.credMu.Lock()
+	defer p.credMu.Unlock()
+	p.mu.Lock()
+	c := p.creds
+	due := c.Role == RoleProvider && p.stopReason == "" && time.Since(c.Issued) >= s.auth.lifetime/2
+	p.mu.Unlock()
+	if !due {
+		return
+	}
+	next, err := s.auth.Renew(c)
+	if err != nil {
+		s.log.Error("could not renew provider credentials", "child", p.label(), "err", err)
+		return
+	}
+	p.mu.Lock()
+	if p.stopReason != "" || p.creds.JWT != c.JWT {
+		p.mu.Unlock()
+		return
+	}
+	p.creds = next
+	p.mu.Unlock()
+	if err := s.nc.Publish(lattice.RPCCredentials(s.prefix, p.key, p.link), []byte(next.JWT)); err != nil {
+		s.log.Warn("could not send renewed credentials", "child", p.label(), "err", err)
+		return
+	}
+	s.log.Debug("provider credentials renewed", "child", p.label(), "user", c.UserKey, "expires", next.Expires)
+}
+
+func (p *providerInstance) checkHealth(subject string, body []byte, timeout time.Duration) (bool, string) {
+	msg, err := p.sup.nc.Request(subject, body, timeout)
+	if err != nil {
+		return false, err.Error()
+	}
+	var r lattice.HealthCheckResponse
+	if err := lattice.Unmarshal(msg.Data, &r); err != nil {
+		return false, "undecodable health reply: " + err.Error()
+	}
+	p.noteLinkOutcomes(r.ReportsLinks, r.Links)
+	if !r.Healthy {
+		return false, "unhealthy: " + r.Message
+	}
+	return true, ""
+}
+
+// stop asks the provider to shut down, waits up to grace, then kills it;
+// the instance is then removed. It returns once the loop has ended.
+func (p *providerInstance) stop(grace time.Duration) {
+	s := p.sup
+	deadline := time.Now().Add(max(grace, 0))
+	p.mu.Lock()
+	if p.stopReason == "" {
+		p.stopReason = ExitCleanStop
+	}
+	proc := p.proc
+	if proc != nil && p.state != stateRevoked {
+		p.state = stateStopping
+	}
+	p.mu.Unlock()
+	s.updateProviderGauge()
+	p.quitOnce.Do(func() { close(p.quit) })
+	if proc != nil {
+		body := mustJSON(lattice.ShutdownRequest{HostID: s.hostID})
+		// The provider acknowledges, drains and exits.
+		_, err := s.nc.Request(lattice.RPCShutdown(s.prefix, p.key, p.link), body, min(max(grace, 0), 2*time.Second))
+		if err != nil {
+			s.log.Warn("provider did not acknowledge shutdown", "child", p.label(), "err", err)
+		}
+		if !proc.waitDone(context.Background(), time.Until(deadline)) {
+			s.log.Warn("provider still running after the grace period; killing it", "child", p.label(), "grace", grace.String())
+			proc.kill()
+		}
+	}
+	<-p.done
+	if p.currentState() == stateRevoked {
+		p.remove() // stopping a revoked instance takes it off the list
+	}
+}
+
+// How soon link outcomes are checked after a link is sent to a provider
+// (or it first answers): every linkCheckInterval for linkCheckWindow.
+const (
+	linkCheckInterval = 200 * time.Millisecond
+	linkCheckWindow   = 10 * time.Second
+)
+
+// pokeHealth asks the supervision loop for health checks soon: a link was
+// sent to the provider, and its outcome is wanted (`up --apply`).
+func (p *providerInstance) pokeHealth() {
+	select {
+	case p.recheck <- struct{}{}:
+	default:
+	}
+}
+
+// noteLinkOutcomes keeps what a health reply said of the provider's links
+// and, for each link newly refused, logs it and publishes linkdef_set_failed
+// (wasmCloud 1.x's event for a link that could not be set).
+func (p *providerInstance) noteLinkOutcomes(reports bool, outcomes []lattice.LinkOutcome) {
+	p.mu.Lock()
+	prev := p.linkOutcomes
+	p.reportsLinks, p.linkOutcomes = reports, outcomes
+	p.mu.Unlock()
+	for _, o := range outcomes {
+		if o.Error == "" || slices.Contains(prev, o) {
+			continue
+		}
+		p.sup.log.Error("provider refused a link", "child", p.label(), "actor", o.ActorID, "contract_id", o.ContractID, "err", o.Error)
+		p.sup.publishEvent(lattice.EventLinkdefSetFailed, map[string]any{
+			"actor_id": o.ActorID, "provider_id": p.key, "contract_id": o.ContractID, "link_name": o.LinkName,
+			"host_id": p.sup.hostID, "error": o.Error,
+		})
+	}
+}
