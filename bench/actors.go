@@ -14,6 +14,7 @@ import (
 
 	"github.com/latticed/latticed/internal/testing/wasmbuild"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // echoActors are the actors most sections call: the Go echo example and a
@@ -21,7 +22,7 @@ import (
 type echoActors struct {
 	echoPath, tinyPath string
 	signed, unsigned   []byte // the Go echo module, with and without claims
-	acct, mod, tinyKey *lattice.KeyPair
+	acct, mod, tinyKey *trust.KeyPair
 }
 
 func buildEchoActors(tmp string) (*echoActors, error) {
@@ -34,19 +35,19 @@ func buildEchoActors(tmp string) (*echoActors, error) {
 	if a.unsigned, err = os.ReadFile(a.echoPath); err != nil {
 		return nil, err
 	}
-	a.acct, _ = lattice.CreateKeyPair(lattice.KindAccount)
-	a.mod, _ = lattice.CreateKeyPair(lattice.KindModule)
+	a.acct, _ = trust.CreateKeyPair(lattice.KindAccount)
+	a.mod, _ = trust.CreateKeyPair(lattice.KindModule)
 	// The HTTP capability lets the httpserver provider (and the provider-origin
 	// rows) reach it.
-	echoOpts := lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}}
-	if a.signed, _, err = lattice.SignActor(a.unsigned, echoOpts, a.acct, a.mod); err != nil {
+	echoOpts := trust.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}}
+	if a.signed, _, err = trust.SignActor(a.unsigned, echoOpts, a.acct, a.mod); err != nil {
 		return nil, err
 	}
 	if err := os.WriteFile(a.echoPath, a.signed, 0o644); err != nil {
 		return nil, err
 	}
-	a.tinyKey, _ = lattice.CreateKeyPair(lattice.KindModule)
-	tiny, _, err := lattice.SignActor(wasmbuild.TinyEcho(), lattice.SignActorOptions{Name: "tiny"}, a.acct, a.tinyKey)
+	a.tinyKey, _ = trust.CreateKeyPair(lattice.KindModule)
+	tiny, _, err := trust.SignActor(wasmbuild.TinyEcho(), trust.SignActorOptions{Name: "tiny"}, a.acct, a.tinyKey)
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/latticed/latticed/internal/manifest"
 	"github.com/latticed/latticed/internal/testing/wasmbuild"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // bodySizes are the payload sizes of the bytes rows; 900 KiB is the largest
@@ -135,9 +136,9 @@ func buildSigned(pkg, out, name string) error {
 	if err != nil {
 		return err
 	}
-	acct, _ := lattice.CreateKeyPair(lattice.KindAccount)
-	mod, _ := lattice.CreateKeyPair(lattice.KindModule)
-	signed, _, err := lattice.SignActor(unsigned, lattice.SignActorOptions{Name: name, Caps: []string{lattice.ContractHTTPServer}}, acct, mod)
+	acct, _ := trust.CreateKeyPair(lattice.KindAccount)
+	mod, _ := trust.CreateKeyPair(lattice.KindModule)
+	signed, _, err := trust.SignActor(unsigned, trust.SignActorOptions{Name: name, Caps: []string{lattice.ContractHTTPServer}}, acct, mod)
 	if err != nil {
 		return err
 	}

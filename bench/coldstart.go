@@ -18,6 +18,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/wasmbuild"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/trust"
 )
 
 // buildLatticed builds bin/latticed into tmp: the binary the cold-start rows
@@ -101,7 +102,7 @@ func timeToFirstReply(bin, dataDir, echoPath string) (time.Duration, int64, erro
 			cluster, cerr := readCluster(dataDir)
 			if cerr == nil {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-				caller, _ := lattice.CreateKeyPair(lattice.KindModule)
+				caller, _ := trust.CreateKeyPair(lattice.KindModule)
 				_, err = rpc.Invoke(ctx, nc, cluster, caller.PublicKey(), lattice.ActorEntity(caller.PublicKey()), lattice.ActorEntity(actorKey),
 					lattice.RPCActor(lattice.DefaultLatticePrefix, actorKey), "Echo.Echo", []byte("up"))
 				cancel()
@@ -132,12 +133,12 @@ func adminCreds(dataDir string) nats.Option {
 	return func(*nats.Options) error { return nil }
 }
 
-func readCluster(dataDir string) (*lattice.KeyPair, error) {
+func readCluster(dataDir string) (*trust.KeyPair, error) {
 	b, err := os.ReadFile(supervisor.DataPath(dataDir, supervisor.ClusterSeedFile))
 	if err != nil {
 		return nil, err
 	}
-	return lattice.ParseSeedOfKind(string(b), lattice.KindCluster)
+	return trust.ParseSeedOfKind(string(b), lattice.KindCluster)
 }
 
 func actorKeyOf(path string) (string, error) {
@@ -145,7 +146,7 @@ func actorKeyOf(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	c, err := lattice.ReadActorClaims(b)
+	c, err := trust.ReadActorClaims(b)
 	if err != nil {
 		return "", err
 	}

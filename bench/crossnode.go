@@ -23,6 +23,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/wasmbuild"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/trust"
 )
 
 // The cross-node rows (issue 7): an actor calling another actor on its own
@@ -187,10 +188,10 @@ func benchCrossNode(ctx context.Context, o options, bin, tmp string, rep *Report
 
 	// Three nodes with their own cluster keys, trusting each other and the
 	// bench client's key.
-	signer, _ := lattice.CreateKeyPair(lattice.KindCluster)
+	signer, _ := trust.CreateKeyPair(lattice.KindCluster)
 	type upNode struct {
 		name, server string
-		key          *lattice.KeyPair
+		key          *trust.KeyPair
 		hostID       string
 		metrics      string // its /metrics address
 		started      int    // actors started on it
@@ -198,12 +199,12 @@ func benchCrossNode(ctx context.Context, o options, bin, tmp string, rep *Report
 	nodes := []*upNode{{name: "A", server: "s1"}, {name: "B", server: "s1"}, {name: "C", server: "s2"}}
 	issuers := []string{signer.PublicKey()}
 	for _, n := range nodes {
-		n.key, _ = lattice.CreateKeyPair(lattice.KindCluster)
+		n.key, _ = trust.CreateKeyPair(lattice.KindCluster)
 		issuers = append(issuers, n.key.PublicKey())
 	}
 	var procs []*proc
 	for _, n := range nodes {
-		hostKey, _ := lattice.CreateKeyPair(lattice.KindServer)
+		hostKey, _ := trust.CreateKeyPair(lattice.KindServer)
 		n.hostID = hostKey.PublicKey()
 		port := strconv.Itoa(client[0])
 		if n.server == "s2" {
@@ -247,7 +248,7 @@ func benchCrossNode(ctx context.Context, o options, bin, tmp string, rep *Report
 
 	// Actors: the forwarding actor on A, one echo (own key) on each node.
 	progress("cross-node: building and starting the actors")
-	acct, _ := lattice.CreateKeyPair(lattice.KindAccount)
+	acct, _ := trust.CreateKeyPair(lattice.KindAccount)
 	sign := func(pkg, name string) (string, string, error) {
 		wasm := filepath.Join(root, name+".unsigned.wasm")
 		if err := wasmbuild.Build(pkg, wasm); err != nil {
@@ -257,8 +258,8 @@ func benchCrossNode(ctx context.Context, o options, bin, tmp string, rep *Report
 		if err != nil {
 			return "", "", err
 		}
-		mod, _ := lattice.CreateKeyPair(lattice.KindModule)
-		signed, _, err := lattice.SignActor(unsigned, lattice.SignActorOptions{Name: name}, acct, mod)
+		mod, _ := trust.CreateKeyPair(lattice.KindModule)
+		signed, _, err := trust.SignActor(unsigned, trust.SignActorOptions{Name: name}, acct, mod)
 		if err != nil {
 			return "", "", err
 		}
@@ -295,7 +296,7 @@ func benchCrossNode(ctx context.Context, o options, bin, tmp string, rep *Report
 	}
 
 	payload := make([]byte, payloadSize)
-	caller, _ := lattice.CreateKeyPair(lattice.KindModule)
+	caller, _ := trust.CreateKeyPair(lattice.KindModule)
 	callVia := func(target string) (func([]byte) error, error) {
 		arg, err := lattice.Marshal(forwardArg{Namespace: target, Operation: "Echo.Echo", Payload: payload})
 		if err != nil {

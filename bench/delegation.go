@@ -9,6 +9,7 @@ import (
 
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/trust"
 )
 
 // benchDelegation is issue 13's row: a provider invoking an actor through
@@ -16,16 +17,16 @@ import (
 // Echo.Echo), signing with a delegated service key plus the delegation token
 // that vouches for it, vs signing with the cluster key itself. Runs at
 // concurrency 16, alternating twice, and keeps the mean of each.
-func benchDelegation(nc *nats.Conn, cluster *lattice.KeyPair, hostID, actorKey string, d time.Duration, rep *Report) error {
-	providerKey, _ := lattice.CreateKeyPair(lattice.KindService)
+func benchDelegation(nc *nats.Conn, cluster *trust.KeyPair, hostID, actorKey string, d time.Duration, rep *Report) error {
+	providerKey, _ := trust.CreateKeyPair(lattice.KindService)
 	origin := lattice.Entity{PublicKey: providerKey.PublicKey(), ContractID: lattice.ContractHTTPServer, LinkName: "default"}
-	signing, _ := lattice.CreateKeyPair(lattice.KindService)
-	token, err := lattice.IssueDelegation(cluster, signing.PublicKey(), origin, "bench", time.Hour, time.Now())
+	signing, _ := trust.CreateKeyPair(lattice.KindService)
+	token, err := trust.IssueDelegation(cluster, signing.PublicKey(), origin, "bench", time.Hour, time.Now())
 	if err != nil {
 		return err
 	}
 	subject := lattice.RPCActor(lattice.DefaultLatticePrefix, actorKey)
-	call := func(s lattice.Signer) func([]byte) error {
+	call := func(s trust.Signer) func([]byte) error {
 		return func(p []byte) error {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -38,10 +39,10 @@ func benchDelegation(nc *nats.Conn, cluster *lattice.KeyPair, hostID, actorKey s
 	}
 	signers := []struct {
 		name string
-		s    lattice.Signer
+		s    trust.Signer
 	}{
-		{"cluster seed", lattice.Signer{Key: cluster}},
-		{"delegated key + token", lattice.Signer{Key: signing, Delegation: token}},
+		{"cluster seed", trust.Signer{Key: cluster}},
+		{"delegated key + token", trust.Signer{Key: signing, Delegation: token}},
 	}
 	const conc, rounds = 16, 2
 	payload := make([]byte, payloadSize)

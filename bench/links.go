@@ -17,9 +17,11 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/testing/cachefill"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // runLinks is -only links (issue 24.1): control data of any size. On a real
@@ -56,9 +58,9 @@ func benchLinks(o options, bin, tmp string, rep *Report) error {
 		return err
 	}
 	prefix := n.cfg.LatticePrefix
-	actor, _ := lattice.CreateKeyPair(lattice.KindModule)
-	other, _ := lattice.CreateKeyPair(lattice.KindService)
-	httpProv, _ := lattice.LookupBuiltin("builtin:httpserver")
+	actor, _ := trust.CreateKeyPair(lattice.KindModule)
+	other, _ := trust.CreateKeyPair(lattice.KindService)
+	httpProv, _ := builtin.Lookup("builtin:httpserver")
 	// The provider's own link: one among all the others.
 	own := lattice.LinkDefinition{ActorID: actor.PublicKey(), ProviderID: httpProv.Key(), LinkName: "default",
 		ContractID: lattice.ContractHTTPServer, Values: map[string]string{"port": strconv.Itoa(freePort())}}

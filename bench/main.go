@@ -32,6 +32,7 @@ import (
 	"github.com/latticed/latticed/internal/supervisor"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/trust"
 )
 
 // Row is one measured figure.
@@ -238,8 +239,8 @@ func benchInProcess(ctx context.Context, o options, tmp string, a *echoActors, r
 	}
 	client, server, hostRPC, hostCtl := conns[0], conns[1], conns[2], conns[3]
 
-	cluster, _ := lattice.CreateKeyPair(lattice.KindCluster)
-	hostKey, _ := lattice.CreateKeyPair(lattice.KindServer)
+	cluster, _ := trust.CreateKeyPair(lattice.KindCluster)
+	hostKey, _ := trust.CreateKeyPair(lattice.KindServer)
 	h, err := host.New(ctx, host.Options{
 		HostKey: hostKey, ClusterKey: cluster, RPC: hostRPC, Ctl: hostCtl, AllowFileLoad: true,
 		CompileCacheDir: filepath.Join(tmp, "cache"), Metrics: metrics.New(), QueueLength: 1024,
@@ -409,8 +410,8 @@ func rawPath(client, server *nats.Conn, crypto bool) (func([]byte) error, func()
 
 // latticedPath is the full path: a signed invocation through the issuer
 // policy into the echo actor and back.
-func latticedPath(client *nats.Conn, cluster *lattice.KeyPair, hostID, actorKey string) func([]byte) error {
-	caller, _ := lattice.CreateKeyPair(lattice.KindModule)
+func latticedPath(client *nats.Conn, cluster *trust.KeyPair, hostID, actorKey string) func([]byte) error {
+	caller, _ := trust.CreateKeyPair(lattice.KindModule)
 	subject := lattice.RPCActor(lattice.DefaultLatticePrefix, actorKey)
 	return func(p []byte) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

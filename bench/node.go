@@ -17,6 +17,7 @@ import (
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/supervisor"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // node is a real lattice node run in this process: supervisor.New + Run
@@ -25,7 +26,7 @@ import (
 type node struct {
 	sup     *supervisor.Supervisor
 	cfg     *config.Config
-	cluster *lattice.KeyPair
+	cluster *trust.KeyPair
 	nc      *nats.Conn // admin credentials: the operator of the lattice of one
 	ctl     *ctlclient.Client
 	stop    func()
@@ -49,7 +50,7 @@ func startNode(bin, dataDir string) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	hostKey, err := lattice.CreateKeyPair(lattice.KindServer)
+	hostKey, err := trust.CreateKeyPair(lattice.KindServer)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/latticed/latticed/internal/supervisor"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/trust"
 )
 
 // benchRevocation launches builtin:keyvalue under a fresh link name, waits
@@ -30,7 +31,7 @@ func benchRevocation(n *node, actorKey string, rounds int, rep *Report) error {
 	var firstErr atomic.Value
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	caller, _ := lattice.CreateKeyPair(lattice.KindModule)
+	caller, _ := trust.CreateKeyPair(lattice.KindModule)
 	subject := lattice.RPCActor(n.cfg.LatticePrefix, actorKey)
 	payload := make([]byte, payloadSize)
 	for w := 0; w < 2; w++ {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/latticed/latticed/internal/host"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // scaleConc is the client concurrency of the scaling rows.
@@ -22,14 +23,14 @@ const scaleConc = 16
 // accumulate: the 100-actor cell runs the 10 of the previous one plus 90.
 // Each distinct signature is a distinct module to the compiler, so every
 // new actor pays a cold compile (not timed).
-func benchScaling(ctx context.Context, h *host.Host, nc *nats.Conn, cluster *lattice.KeyPair, tmp string, unsigned []byte, acct *lattice.KeyPair, o options, rep *Report) error {
+func benchScaling(ctx context.Context, h *host.Host, nc *nats.Conn, cluster *trust.KeyPair, tmp string, unsigned []byte, acct *trust.KeyPair, o options, rep *Report) error {
 	var keys []string
 	var first float64
 	payload := make([]byte, payloadSize)
 	for _, n := range o.scale {
 		for len(keys) < n {
-			mod, _ := lattice.CreateKeyPair(lattice.KindModule)
-			signed, _, err := lattice.SignActor(unsigned, lattice.SignActorOptions{Name: fmt.Sprintf("echo%d", len(keys))}, acct, mod)
+			mod, _ := trust.CreateKeyPair(lattice.KindModule)
+			signed, _, err := trust.SignActor(unsigned, trust.SignActorOptions{Name: fmt.Sprintf("echo%d", len(keys))}, acct, mod)
 			if err != nil {
 				return err
 			}

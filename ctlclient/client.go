@@ -25,6 +25,7 @@ import (
 	"github.com/latticed/latticed/internal/jswrite"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/trust"
 )
 
 // DefaultTimeout bounds a single request when Client.Timeout is not set.
@@ -657,7 +658,7 @@ func (c *Client) ResolveActor(ctx context.Context, keyOrAlias string) (string, e
 		return "", fmt.Errorf("resolve call alias %q: %w", keyOrAlias, err)
 	}
 	var aliases []string
-	for _, want := range []string{keyOrAlias, lattice.NormalizeCallAlias(keyOrAlias)} {
+	for _, want := range []string{keyOrAlias, trust.NormalizeCallAlias(keyOrAlias)} {
 		for _, cl := range claims {
 			if cl.CallAlias != "" && lattice.IsPublicKey(cl.Subject, lattice.KindModule) {
 				if cl.CallAlias == want {
@@ -688,12 +689,12 @@ func (c *Client) ResolveActor(ctx context.Context, keyOrAlias string) (string, e
 // apply and any operation of the actor can be called; a fresh key
 // impersonates no real actor. The invocation's host_id is likewise a fresh
 // server key. This is what wasmCloud's `wash call` does.
-func (c *Client) Call(ctx context.Context, signer *lattice.KeyPair, actorKey, operation string, payload []byte) ([]byte, error) {
-	origin, err := lattice.CreateKeyPair(lattice.KindModule)
+func (c *Client) Call(ctx context.Context, signer *trust.KeyPair, actorKey, operation string, payload []byte) ([]byte, error) {
+	origin, err := trust.CreateKeyPair(lattice.KindModule)
 	if err != nil {
 		return nil, err
 	}
-	node, err := lattice.CreateKeyPair(lattice.KindServer)
+	node, err := trust.CreateKeyPair(lattice.KindServer)
 	if err != nil {
 		return nil, err
 	}

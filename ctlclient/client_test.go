@@ -16,6 +16,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/internal/testing/testhost"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 func TestMain(m *testing.M) {
@@ -27,9 +28,9 @@ func TestMain(m *testing.M) {
 const echoPkg = "./actor/examples/echo"
 
 // startHost runs a real host on s until the test ends.
-func startHost(t *testing.T, s *server.Server, cluster *lattice.KeyPair, prefix string, labels map[string]string) *host.Host {
+func startHost(t *testing.T, s *server.Server, cluster *trust.KeyPair, prefix string, labels map[string]string) *host.Host {
 	t.Helper()
-	hostKey, err := lattice.CreateKeyPair(lattice.KindServer)
+	hostKey, err := trust.CreateKeyPair(lattice.KindServer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +47,7 @@ func startHost(t *testing.T, s *server.Server, cluster *lattice.KeyPair, prefix 
 type testLattice struct {
 	c       *Client
 	a, b    *host.Host
-	cluster *lattice.KeyPair
+	cluster *trust.KeyPair
 	dir     string
 }
 
@@ -58,7 +59,7 @@ type testLattice struct {
 // a single host.
 func newLattice(t *testing.T, twoHosts bool) *testLattice {
 	s := testenv.NATS(t)
-	cluster, _ := lattice.CreateKeyPair(lattice.KindCluster)
+	cluster, _ := trust.CreateKeyPair(lattice.KindCluster)
 	l := &testLattice{cluster: cluster, dir: t.TempDir()}
 	l.a = startHost(t, s, cluster, "ct", map[string]string{"zone": "a"})
 	if twoHosts {
@@ -109,7 +110,7 @@ func TestHostsAuctionsAndStart(t *testing.T) {
 		t.Errorf("SoleHost with two hosts: %v", err)
 	}
 
-	echo := testenv.SignActor(t, l.dir, echoPkg, lattice.SignActorOptions{Name: "echo", CallAlias: "Echo Svc"})
+	echo := testenv.SignActor(t, l.dir, echoPkg, trust.SignActorOptions{Name: "echo", CallAlias: "Echo Svc"})
 	ref := "file://" + echo.Path
 	host, err := l.c.AuctionActor(ctx, ref, map[string]string{"zone": "b"}, time.Second)
 	if err != nil || host != l.b.ID() {
@@ -168,7 +169,7 @@ func TestHostsAuctionsAndStart(t *testing.T) {
 	if js, _ := MsgpackToJSON(out); string(js) != `"ping"` {
 		t.Errorf("echo reply %s", js)
 	}
-	stranger, _ := lattice.CreateKeyPair(lattice.KindCluster)
+	stranger, _ := trust.CreateKeyPair(lattice.KindCluster)
 	if _, err := l.c.Call(ctx, stranger, echo.Key, "Echo.Echo", payload); err == nil || !strings.Contains(err.Error(), "issuer") {
 		t.Errorf("call signed by an untrusted cluster key: %v", err)
 	}
@@ -187,8 +188,8 @@ func TestHostsAuctionsAndStart(t *testing.T) {
 func TestLinksLabelsAndUnknownHosts(t *testing.T) {
 	l := newLattice(t, false)
 	ctx := context.Background()
-	actor, _ := lattice.CreateKeyPair(lattice.KindModule)
-	prov, _ := lattice.CreateKeyPair(lattice.KindService)
+	actor, _ := trust.CreateKeyPair(lattice.KindModule)
+	prov, _ := trust.CreateKeyPair(lattice.KindService)
 
 	ld := lattice.LinkDefinition{ActorID: actor.PublicKey(), ProviderID: prov.PublicKey(), ContractID: "wasmcloud:keyvalue", Values: map[string]string{"URL": "x"}}
 	if err := ld.Normalize(); err != nil {
@@ -228,7 +229,7 @@ func TestLinksLabelsAndUnknownHosts(t *testing.T) {
 		t.Errorf("start provider: %v, want a refusal", err)
 	}
 
-	ghost, _ := lattice.CreateKeyPair(lattice.KindServer)
+	ghost, _ := trust.CreateKeyPair(lattice.KindServer)
 	start := time.Now()
 	if _, err := l.c.Inventory(ctx, ghost.PublicKey()); !errors.Is(err, ErrNoHost) || !strings.Contains(err.Error(), ghost.PublicKey()) {
 		t.Errorf("inventory of an unknown host: %v", err)

@@ -16,6 +16,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/internal/testing/testhost"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // connectCluster opens a client connection that knows every server of c
@@ -48,8 +49,8 @@ func TestLinkPutRidesOutStreamLeaderElection(t *testing.T) {
 	cl.Start(t)
 	ctx := context.Background()
 	const prefix = "elect"
-	hostKey, _ := lattice.CreateKeyPair(lattice.KindServer)
-	clusterKey, _ := lattice.CreateKeyPair(lattice.KindCluster)
+	hostKey, _ := trust.CreateKeyPair(lattice.KindServer)
+	clusterKey, _ := trust.CreateKeyPair(lattice.KindCluster)
 	var hostLog lineLog
 	h, _ := testhost.Start(t, host.Options{
 		HostKey: hostKey, ClusterKey: clusterKey, LatticePrefix: prefix,
@@ -69,8 +70,8 @@ func TestLinkPutRidesOutStreamLeaderElection(t *testing.T) {
 
 	c := New(nc, "", prefix)
 	c.Timeout = time.Second // the write must not depend on a long --timeout
-	actor, _ := lattice.CreateKeyPair(lattice.KindModule)
-	provider, _ := lattice.CreateKeyPair(lattice.KindService)
+	actor, _ := trust.CreateKeyPair(lattice.KindModule)
+	provider, _ := trust.CreateKeyPair(lattice.KindService)
 	ld := lattice.LinkDefinition{ActorID: actor.PublicKey(), ProviderID: provider.PublicKey(), ContractID: "wasmcloud:keyvalue", LinkName: "default", Values: map[string]string{"URL": "redis://x"}}
 
 	before := streamState(t, js, stream)

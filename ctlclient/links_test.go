@@ -12,6 +12,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/cachefill"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // More links than one NATS message holds: Links reads them all from the
@@ -27,8 +28,8 @@ func TestLinksBeyondOneMessageComeFromTheCacheAndHostsSaySoWhenTheyCannotFit(t *
 	if err != nil {
 		t.Fatal(err)
 	}
-	actor, _ := lattice.CreateKeyPair(lattice.KindModule)
-	prov, _ := lattice.CreateKeyPair(lattice.KindService)
+	actor, _ := trust.CreateKeyPair(lattice.KindModule)
+	prov, _ := trust.CreateKeyPair(lattice.KindService)
 	const n = 8000
 	if err := cachefill.EnsureStream(ctx, js, "ct"); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // The client refuses bad input before sending it, with the rule the host
@@ -15,8 +16,8 @@ func TestClientRefusesInvalidInputEarly(t *testing.T) {
 	l := newLattice(t, false)
 	ctx := context.Background()
 	host := l.a.ID()
-	actor, _ := lattice.CreateKeyPair(lattice.KindModule)
-	provider, _ := lattice.CreateKeyPair(lattice.KindService)
+	actor, _ := trust.CreateKeyPair(lattice.KindModule)
+	provider, _ := trust.CreateKeyPair(lattice.KindService)
 	ld := func(name string, values map[string]string) lattice.LinkDefinition {
 		return lattice.LinkDefinition{ActorID: actor.PublicKey(), ProviderID: provider.PublicKey(), ContractID: lattice.ContractKeyValue, LinkName: name, Values: values}
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // obj is one decoded Kubernetes object (or any YAML mapping).
@@ -415,7 +416,7 @@ func checkLatticedWorkload(t *testing.T, objs []obj, w obj, externalNATS bool) {
 			}
 			environ = append(environ, name+"="+p)
 		case v.from == "secretKeyRef" && name == config.EnvClusterSeed:
-			kp, err := lattice.CreateKeyPair(lattice.KindCluster)
+			kp, err := trust.CreateKeyPair(lattice.KindCluster)
 			if err != nil {
 				t.Fatal(err)
 			}

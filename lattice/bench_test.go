@@ -1,22 +1,26 @@
-package lattice
+package lattice_test
 
 import (
-	"crypto/ed25519"
-	"fmt"
 	"testing"
-	"time"
+
+	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // Micro-benchmarks of the per-invocation codec and of claims verification.
 //
-//	go test ./lattice -run '^$' -bench 'Invocation|Verify|ParseJWT' -benchmem
+//	go test ./lattice -run '^$' -bench 'Invocation|Response' -benchmem
+//
+// The signing and verification benchmarks are in package trust.
 
-func benchInvocation(b *testing.B) (*Invocation, []byte) {
+func benchInvocation(b *testing.B) (*lattice.Invocation, []byte) {
 	b.Helper()
-	cluster := mustKey(b, KindCluster)
-	host := mustKey(b, KindServer)
-	caller, actor := mustKey(b, KindModule), mustKey(b, KindModule)
-	inv, err := NewInvocation(cluster, host.PublicKey(), ActorEntity(caller.PublicKey()), ActorEntity(actor.PublicKey()), "Echo.Echo", make([]byte, 256))
+	cluster, err := trust.CreateKeyPair(lattice.KindCluster)
+	if err != nil {
+		b.Fatal(err)
+	}
+	caller, actor, host := benchKey(b, lattice.KindModule), benchKey(b, lattice.KindModule), benchKey(b, lattice.KindServer)
+	inv, err := trust.NewInvocation(cluster, host, lattice.ActorEntity(caller), lattice.ActorEntity(actor), "Echo.Echo", make([]byte, 256))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -25,21 +29,6 @@ func benchInvocation(b *testing.B) (*Invocation, []byte) {
 		b.Fatal(err)
 	}
 	return inv, data
-}
-
-// BenchmarkNewInvocation is what a caller pays per call: hash, sign the
-// invocation claims (Ed25519), build the invocation.
-func BenchmarkNewInvocation(b *testing.B) {
-	cluster := mustKey(b, KindCluster)
-	host := mustKey(b, KindServer)
-	origin, target := ActorEntity(mustKey(b, KindModule).PublicKey()), ActorEntity(mustKey(b, KindModule).PublicKey())
-	msg := make([]byte, 256)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := NewInvocation(cluster, host.PublicKey(), origin, target, "Echo.Echo", msg); err != nil {
-			b.Fatal(err)
-		}
-	}
 }
 
 // BenchmarkEncodeInvocation is msgpack encoding of a signed invocation with
@@ -61,7 +50,7 @@ func BenchmarkDecodeInvocation(b *testing.B) {
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := DecodeInvocation(data); err != nil {
+		if _, err := lattice.DecodeInvocation(data); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -69,103 +58,25 @@ func BenchmarkDecodeInvocation(b *testing.B) {
 
 // BenchmarkEncodeDecodeResponse is the reply's round trip.
 func BenchmarkEncodeDecodeResponse(b *testing.B) {
-	r := &InvocationResponse{Msg: make([]byte, 256), InvocationID: "id", ContentLength: 256}
+	r := &lattice.InvocationResponse{Msg: make([]byte, 256), InvocationID: "id", ContentLength: 256}
 	b.ReportAllocs()
 	for b.Loop() {
 		data, err := r.Encode()
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := DecodeInvocationResponse(data); err != nil {
+		if _, err := lattice.DecodeInvocationResponse(data); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-// BenchmarkParseJWT verifies the signature of an invocation's claims token
-// (decode + Ed25519 verify), the per-invocation cost of the issuer policy.
-func BenchmarkParseJWT(b *testing.B) {
-	inv, _ := benchInvocation(b)
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := ParseJWT[InvocationClaims](inv.EncodedClaims); err != nil {
-			b.Fatal(err)
-		}
+// benchKey is a fresh public key of the given role.
+func benchKey(b *testing.B, kind lattice.KeyKind) string {
+	b.Helper()
+	kp, err := trust.CreateKeyPair(kind)
+	if err != nil {
+		b.Fatal(err)
 	}
-}
-
-// BenchmarkVerifyActor is claims verification at actor start: strip the
-// claims sections, hash the module, verify the token, check its times; for
-// a tiny module and for one about the size of the Go echo actor.
-func BenchmarkVerifyActor(b *testing.B) {
-	for _, size := range []int{1 << 10, 2 << 20} {
-		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
-			module := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
-			pad := append([]byte{3, 'p', 'a', 'd'}, make([]byte, size)...)
-			module = appendSection(module, 0, pad)
-			signed, _, err := SignActor(module, SignActorOptions{Name: "bench"}, mustKey(b, KindAccount), mustKey(b, KindModule))
-			if err != nil {
-				b.Fatal(err)
-			}
-			now := time.Now()
-			b.SetBytes(int64(len(signed)))
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := VerifyActor(signed, now); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
-// BenchmarkCryptoFloor is the cryptography the protocol requires per call,
-// alone: one Ed25519 sign and one verify of a 256-byte message. The bench's
-// crypto floor pays exactly this; BenchmarkProtocolRoundTrip is what
-// latticed pays for the same call without transport and wasm.
-func BenchmarkCryptoFloor(b *testing.B) {
-	pub, priv, _ := ed25519.GenerateKey(nil)
-	msg := make([]byte, 256)
-	b.ReportAllocs()
-	for b.Loop() {
-		if !ed25519.Verify(pub, msg, ed25519.Sign(priv, msg)) {
-			b.Fatal("verify failed")
-		}
-	}
-}
-
-// BenchmarkProtocolRoundTrip is one call's protocol work on both sides:
-// the caller builds, signs and encodes the invocation; the host decodes it,
-// runs the issuer policy and encodes a reply, which the caller decodes.
-func BenchmarkProtocolRoundTrip(b *testing.B) {
-	cluster := mustKey(b, KindCluster)
-	host := mustKey(b, KindServer)
-	origin, target := ActorEntity(mustKey(b, KindModule).PublicKey()), ActorEntity(mustKey(b, KindModule).PublicKey())
-	policy := NewIssuerPolicy([]string{cluster.PublicKey()})
-	msg := make([]byte, 256)
-	b.ReportAllocs()
-	for b.Loop() {
-		inv, err := NewInvocation(cluster, host.PublicKey(), origin, target, "Echo.Echo", msg)
-		if err != nil {
-			b.Fatal(err)
-		}
-		data, err := inv.Encode()
-		if err != nil {
-			b.Fatal(err)
-		}
-		got, err := DecodeInvocation(data)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := policy.Check(got, target.PublicKey); err != nil {
-			b.Fatal(err)
-		}
-		out, err := (&InvocationResponse{InvocationID: got.ID, Msg: got.Msg, ContentLength: uint64(len(got.Msg))}).Encode()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := DecodeInvocationResponse(out); err != nil {
-			b.Fatal(err)
-		}
-	}
+	return kp.PublicKey()
 }

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
-
-	"github.com/google/uuid"
 )
 
 // Entity identifies an invocation's origin or target: an actor (public key
@@ -58,13 +55,6 @@ type Invocation struct {
 	TraceContext map[string]string `msgpack:"traceContext,omitempty"`
 }
 
-// InvocationClaims is the `wascap` metadata of an antiforgery token.
-type InvocationClaims struct {
-	TargetURL string `json:"target_url"`
-	OriginURL string `json:"origin_url"`
-	Hash      string `json:"hash"`
-}
-
 // TargetURL is the signed target URL: target entity URL + "/" + operation.
 func (inv *Invocation) TargetURL() string { return inv.Target.URL() + "/" + inv.Operation }
 
@@ -84,36 +74,6 @@ func InvocationHash(originURL, targetURL, operation string, msg []byte) string {
 }
 
 const upperHex = "0123456789ABCDEF"
-
-// NewInvocation builds and signs an invocation with the cluster key signer.
-// hostID is the sending node's key (latticed sends its N… key).
-func NewInvocation(signer *KeyPair, hostID string, origin, target Entity, operation string, msg []byte) (*Invocation, error) {
-	return Signer{Key: signer}.NewInvocation(hostID, origin, target, operation, msg)
-}
-
-// NewInvocation builds and signs an invocation, attaching the delegation
-// token when the signer has one.
-func (s Signer) NewInvocation(hostID string, origin, target Entity, operation string, msg []byte) (*Invocation, error) {
-	signer := s.Key
-	inv := &Invocation{
-		Origin: origin, Target: target, Operation: operation, Msg: msg,
-		ID: uuid.NewString(), HostID: hostID, ContentLength: uint64(len(msg)), Delegation: s.Delegation,
-	}
-	targetURL, originURL := inv.TargetURL(), origin.URL()
-	c := &Claims[InvocationClaims]{
-		Subject: inv.ID,
-		Wascap: &InvocationClaims{
-			TargetURL: targetURL, OriginURL: originURL,
-			Hash: InvocationHash(originURL, targetURL, operation, msg),
-		},
-	}
-	token, err := c.Sign(signer)
-	if err != nil {
-		return nil, fmt.Errorf("sign invocation: %w", err)
-	}
-	inv.EncodedClaims = token
-	return inv, nil
-}
 
 // DecodeInvocation parses an invocation from untrusted bytes. It accepts keys
 // in any order, `msg` as bin or str, and ignores unknown keys.
@@ -233,6 +193,3 @@ func DecodeInvocationResponse(data []byte) (*InvocationResponse, error) {
 	}
 	return resp, nil
 }
-
-// issuedAt is a helper for policies: the token's iat as a time.
-func issuedAt(c *Claims[InvocationClaims]) time.Time { return time.Unix(c.IssuedAt, 0) }

@@ -2,7 +2,6 @@ package lattice
 
 import (
 	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/base32"
 	"errors"
 	"fmt"
@@ -13,6 +12,10 @@ import (
 // only some of these roles; wasmCloud also uses module (M) and service (V)
 // keys, so latticed encodes and decodes all of them itself with the same
 // scheme: base32 (no padding) of prefix byte ‖ 32-byte key ‖ CRC-16/XMODEM (LE).
+//
+// This package owns the text form of keys, because the wire names every host,
+// actor and provider by its public key and carries seeds in HostData; key
+// pairs, signatures and tokens belong to package trust.
 type KeyKind byte
 
 // Key roles and their prefix bytes (the first base32 character of a public key
@@ -45,6 +48,12 @@ func (k KeyKind) String() string {
 	return fmt.Sprintf("KeyKind(%d)", byte(k))
 }
 
+// Known reports whether k is one of the roles in KeyKinds.
+func (k KeyKind) Known() bool {
+	_, ok := kindNames[k]
+	return ok
+}
+
 // Letter is the first character of a public key of this role.
 func (k KeyKind) Letter() byte { return b32.EncodeToString([]byte{byte(k), 0})[0] }
 
@@ -58,95 +67,31 @@ func ParseKeyKind(name string) (KeyKind, error) {
 	return 0, fmt.Errorf("unknown key kind %q: want one of account, cluster, module, server, operator, user, service", name)
 }
 
-// Key errors callers can branch on.
+// Key encoding errors callers can branch on.
 var (
 	ErrInvalidKey  = errors.New("invalid nkey")
 	ErrInvalidSeed = errors.New("invalid nkey seed")
-	ErrWrongKind   = errors.New("nkey of the wrong kind")
-	ErrBadSig      = errors.New("signature verification failed")
 )
 
 var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-// KeyPair is an Ed25519 key with its nkey role. It is immutable.
-type KeyPair struct {
-	kind KeyKind
-	priv ed25519.PrivateKey
-	pub  string
+// EncodePublicKey is the 56-character public nkey of key in role kind.
+func EncodePublicKey(kind KeyKind, key ed25519.PublicKey) string {
+	return encodeKey([]byte{byte(kind)}, key)
 }
-
-// CreateKeyPair generates a fresh key of the given role.
-func CreateKeyPair(kind KeyKind) (*KeyPair, error) {
-	if _, ok := kindNames[kind]; !ok {
-		return nil, fmt.Errorf("create key: %w: unknown kind %d", ErrWrongKind, kind)
-	}
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("create %s key: %w", kind, err)
-	}
-	return newKeyPair(kind, priv), nil
-}
-
-func newKeyPair(kind KeyKind, priv ed25519.PrivateKey) *KeyPair {
-	return &KeyPair{kind: kind, priv: priv, pub: encodeKey([]byte{byte(kind)}, priv.Public().(ed25519.PublicKey))}
-}
-
-// ParseSeed decodes an nkey seed (`S` + role letter, 58 characters).
-func ParseSeed(seed string) (*KeyPair, error) {
-	raw, err := decodeChecked(strings.TrimSpace(seed))
-	if err != nil || len(raw) != 2+ed25519.SeedSize {
-		return nil, fmt.Errorf("%w: not a 58-character nkey seed", ErrInvalidSeed)
-	}
-	if raw[0]&0xF8 != prefixSeed {
-		return nil, fmt.Errorf("%w: does not start with S", ErrInvalidSeed)
-	}
-	kind := KeyKind((raw[0]&7)<<5 | (raw[1]&0xF8)>>3)
-	if _, ok := kindNames[kind]; !ok {
-		return nil, fmt.Errorf("%w: unknown role in seed", ErrInvalidSeed)
-	}
-	return newKeyPair(kind, ed25519.NewKeyFromSeed(raw[2:])), nil
-}
-
-// ParseSeedOfKind is ParseSeed that also requires the role.
-func ParseSeedOfKind(seed string, kind KeyKind) (*KeyPair, error) {
-	kp, err := ParseSeed(seed)
-	if err != nil {
-		return nil, err
-	}
-	if kp.kind != kind {
-		return nil, fmt.Errorf("%w: want a %s seed (S%c…), got a %s seed", ErrWrongKind, kind, kind.Letter(), kp.kind)
-	}
-	return kp, nil
-}
-
-// Kind is the key's role.
-func (k *KeyPair) Kind() KeyKind { return k.kind }
-
-// PublicKey is the 56-character public nkey.
-func (k *KeyPair) PublicKey() string { return k.pub }
-
-// Seed is the 58-character seed. Callers must never log it.
-func (k *KeyPair) Seed() string {
-	b1 := prefixSeed | byte(k.kind)>>5
-	b2 := (byte(k.kind) & 31) << 3
-	return encodeKey([]byte{b1, b2}, k.priv.Seed())
-}
-
-// Sign signs data with the private key.
-func (k *KeyPair) Sign(data []byte) []byte { return ed25519.Sign(k.priv, data) }
 
 // DecodePublicKey checks a public nkey's encoding and returns its role and raw key.
 func DecodePublicKey(pub string) (KeyKind, ed25519.PublicKey, error) {
 	if len(pub) != 56 {
-		return 0, nil, fmt.Errorf("%w: %q is not 56 characters", ErrInvalidKey, abbreviate(pub))
+		return 0, nil, fmt.Errorf("%w: %q is not 56 characters", ErrInvalidKey, Abbreviate(pub))
 	}
 	raw, err := decodeChecked(pub)
 	if err != nil || len(raw) != 1+ed25519.PublicKeySize {
-		return 0, nil, fmt.Errorf("%w: %q", ErrInvalidKey, abbreviate(pub))
+		return 0, nil, fmt.Errorf("%w: %q", ErrInvalidKey, Abbreviate(pub))
 	}
 	kind := KeyKind(raw[0])
-	if _, ok := kindNames[kind]; !ok {
-		return 0, nil, fmt.Errorf("%w: %q has an unknown role", ErrInvalidKey, abbreviate(pub))
+	if !kind.Known() {
+		return 0, nil, fmt.Errorf("%w: %q has an unknown role", ErrInvalidKey, Abbreviate(pub))
 	}
 	return kind, ed25519.PublicKey(raw[1:]), nil
 }
@@ -157,16 +102,29 @@ func IsPublicKey(s string, kind KeyKind) bool {
 	return err == nil && k == kind
 }
 
-// Verify checks an Ed25519 signature by the public nkey pub.
-func Verify(pub string, data, sig []byte) error {
-	_, key, err := DecodePublicKey(pub)
-	if err != nil {
-		return err
+// EncodeSeed is the 58-character nkey seed (`S` + role letter) of an Ed25519
+// seed in role kind. The result is a secret: callers must never log it.
+func EncodeSeed(kind KeyKind, seed []byte) string {
+	b1 := prefixSeed | byte(kind)>>5
+	b2 := (byte(kind) & 31) << 3
+	return encodeKey([]byte{b1, b2}, seed)
+}
+
+// DecodeSeed checks an nkey seed's encoding and returns its role and the
+// 32-byte Ed25519 seed. Its errors never echo the seed.
+func DecodeSeed(seed string) (KeyKind, []byte, error) {
+	raw, err := decodeChecked(strings.TrimSpace(seed))
+	if err != nil || len(raw) != 2+ed25519.SeedSize {
+		return 0, nil, fmt.Errorf("%w: not a 58-character nkey seed", ErrInvalidSeed)
 	}
-	if !ed25519.Verify(key, data, sig) {
-		return ErrBadSig
+	if raw[0]&0xF8 != prefixSeed {
+		return 0, nil, fmt.Errorf("%w: does not start with S", ErrInvalidSeed)
 	}
-	return nil
+	kind := KeyKind((raw[0]&7)<<5 | (raw[1]&0xF8)>>3)
+	if !kind.Known() {
+		return 0, nil, fmt.Errorf("%w: unknown role in seed", ErrInvalidSeed)
+	}
+	return kind, raw[2:], nil
 }
 
 func encodeKey(prefix, key []byte) string {
@@ -209,8 +167,9 @@ func crc16(data []byte) uint16 {
 	return crc
 }
 
-// abbreviate keeps error messages short and never echoes a long secret-looking string whole.
-func abbreviate(s string) string {
+// Abbreviate shortens a key or token for error messages: messages stay short
+// and never echo a long secret-looking string whole.
+func Abbreviate(s string) string {
 	if len(s) > 12 {
 		return s[:6] + "…" + s[len(s)-4:]
 	}

@@ -1,6 +1,8 @@
 package lattice
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"strings"
 	"testing"
@@ -16,15 +18,26 @@ const (
 	realModuleKey = "MCRACEYKJLCP7NLVMUTO2SCQ26JFL3Z4TBIXPXDE7KPBI2GEH5DA57L5"
 )
 
-func TestParseSeedMatchesDocTestVector(t *testing.T) {
-	kp, err := ParseSeed(docClusterSeed)
+// testPublicKey is a fresh, well-formed public key of the given role.
+func testPublicKey(t testing.TB, kind KeyKind) string {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if kp.Kind() != KindCluster || kp.PublicKey() != docClusterPub {
-		t.Fatalf("got %s %s, want cluster %s", kp.Kind(), kp.PublicKey(), docClusterPub)
+	return EncodePublicKey(kind, pub)
+}
+
+func TestSeedEncodingMatchesDocTestVector(t *testing.T) {
+	kind, seed, err := DecodeSeed(docClusterSeed)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if kp.Seed() != docClusterSeed {
+	pub := EncodePublicKey(kind, ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey))
+	if kind != KindCluster || pub != docClusterPub {
+		t.Fatalf("got %s %s, want cluster %s", kind, pub, docClusterPub)
+	}
+	if EncodeSeed(kind, seed) != docClusterSeed {
 		t.Fatal("seed does not round-trip")
 	}
 }
@@ -41,27 +54,19 @@ func TestKeysOfEveryKindHaveTheirLetterAndRoundTrip(t *testing.T) {
 		KindOperator: "O", KindUser: "U", KindService: "V"}
 	for _, kind := range KeyKinds {
 		t.Run(kind.String(), func(t *testing.T) {
-			kp, err := CreateKeyPair(kind)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pub, seed := kp.PublicKey(), kp.Seed()
-			if len(pub) != 56 || !strings.HasPrefix(pub, letters[kind]) {
-				t.Fatalf("public key %s", pub)
+			pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+			enc, seed := EncodePublicKey(kind, pub), EncodeSeed(kind, priv.Seed())
+			if len(enc) != 56 || !strings.HasPrefix(enc, letters[kind]) || enc[0] != kind.Letter() {
+				t.Fatalf("public key %s", enc)
 			}
 			if len(seed) != 58 || !strings.HasPrefix(seed, "S"+letters[kind]) {
 				t.Fatalf("seed has prefix %s", seed[:2])
 			}
-			back, err := ParseSeedOfKind(seed, kind)
-			if err != nil || back.PublicKey() != pub {
-				t.Fatalf("round trip: %v", err)
+			if k, back, err := DecodePublicKey(enc); err != nil || k != kind || !back.Equal(pub) {
+				t.Fatalf("public key round trip: %v", err)
 			}
-			sig := kp.Sign([]byte("hello"))
-			if err := Verify(pub, []byte("hello"), sig); err != nil {
-				t.Fatal(err)
-			}
-			if err := Verify(pub, []byte("hellO"), sig); !errors.Is(err, ErrBadSig) {
-				t.Fatalf("tampered data verified: %v", err)
+			if k, back, err := DecodeSeed(seed); err != nil || k != kind || string(back) != string(priv.Seed()) {
+				t.Fatalf("seed round trip: %v", err)
 			}
 		})
 	}
@@ -70,43 +75,46 @@ func TestKeysOfEveryKindHaveTheirLetterAndRoundTrip(t *testing.T) {
 // nkeys is the reference implementation for the kinds it knows.
 func TestEncodingAgreesWithNkeys(t *testing.T) {
 	for _, kind := range []KeyKind{KindAccount, KindCluster, KindServer, KindOperator, KindUser} {
-		kp, _ := CreateKeyPair(kind)
-		nk, err := nkeys.FromSeed([]byte(kp.Seed()))
+		pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+		nk, err := nkeys.FromSeed([]byte(EncodeSeed(kind, priv.Seed())))
 		if err != nil {
 			t.Fatalf("%s: nkeys rejects our seed: %v", kind, err)
 		}
-		pub, _ := nk.PublicKey()
-		if pub != kp.PublicKey() {
-			t.Fatalf("%s: nkeys says %s, we say %s", kind, pub, kp.PublicKey())
+		if got, _ := nk.PublicKey(); got != EncodePublicKey(kind, pub) {
+			t.Fatalf("%s: nkeys says %s, we say %s", kind, got, EncodePublicKey(kind, pub))
 		}
 	}
 }
 
-func TestParseSeedRejects(t *testing.T) {
-	acct, _ := CreateKeyPair(KindAccount)
+func TestDecodeRejectsMalformedKeys(t *testing.T) {
 	corrupt := []byte(docClusterSeed)
 	corrupt[20] ^= 1
 	for name, tc := range map[string]struct {
-		seed string
-		kind KeyKind
-		want error
+		decode func(string) error
+		in     string
+		want   error
 	}{
-		"public key":   {docClusterPub, KindCluster, ErrInvalidSeed},
-		"bad checksum": {string(corrupt), KindCluster, ErrInvalidSeed},
-		"empty":        {"", KindCluster, ErrInvalidSeed},
-		"wrong kind":   {acct.Seed(), KindCluster, ErrWrongKind},
+		"public key as seed":   {seedErr, docClusterPub, ErrInvalidSeed},
+		"seed bad checksum":    {seedErr, string(corrupt), ErrInvalidSeed},
+		"empty seed":           {seedErr, "", ErrInvalidSeed},
+		"seed as public key":   {pubErr, docClusterSeed, ErrInvalidKey},
+		"public key truncated": {pubErr, docClusterPub[:55], ErrInvalidKey},
+		"public key altered":   {pubErr, "CDMTUBVGADIQZFWBUZL7LEF7YHZF6CPSKO3HLOTLBQFY2FHDLZFAMYMA", ErrInvalidKey},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := ParseSeedOfKind(tc.seed, tc.kind)
+			err := tc.decode(tc.in)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
-			if tc.seed != "" && strings.Contains(err.Error(), tc.seed) {
-				t.Fatal("error message echoes the seed")
+			if tc.in != "" && strings.Contains(err.Error(), tc.in) {
+				t.Fatal("error message echoes the input")
 			}
 		})
 	}
 }
+
+func seedErr(s string) error { _, _, err := DecodeSeed(s); return err }
+func pubErr(s string) error  { _, _, err := DecodePublicKey(s); return err }
 
 func TestParseKeyKind(t *testing.T) {
 	for _, k := range KeyKinds {
@@ -117,24 +125,5 @@ func TestParseKeyKind(t *testing.T) {
 	}
 	if _, err := ParseKeyKind("wallet"); err == nil {
 		t.Fatal("unknown kind accepted")
-	}
-}
-
-func TestBuiltinProviderKeysAreStableServiceKeys(t *testing.T) {
-	for _, b := range BuiltinProviders {
-		k := b.Key()
-		if !IsPublicKey(k, KindService) || k != b.Key() {
-			t.Fatalf("%s: %s", b.Name, k)
-		}
-		got, ok := LookupBuiltin(b.Ref())
-		if !ok || got.Key() != k {
-			t.Fatalf("lookup %s", b.Ref())
-		}
-	}
-	if BuiltinProviders[0].Key() == BuiltinProviders[1].Key() {
-		t.Fatal("built-ins share a key")
-	}
-	if _, ok := LookupBuiltin("builtin:nope"); ok {
-		t.Fatal("unknown builtin found")
 	}
 }

@@ -43,6 +43,7 @@ import (
 	"github.com/latticed/latticed/internal/natsalive"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/trust"
 )
 
 // Capability is the implementation of one capability contract. The Provider
@@ -202,8 +203,8 @@ type Provider struct {
 	log      *slog.Logger
 	self     lattice.Entity
 	signerMu sync.RWMutex
-	signer   lattice.Signer // Key is nil when HostData has no invocation_seed; Delegation is renewed
-	policy   *lattice.IssuerPolicy
+	signer   trust.Signer // Key is nil when HostData has no invocation_seed; Delegation is renewed
+	policy   *trust.Issuers
 	timeout  time.Duration
 
 	ready    chan struct{}
@@ -258,10 +259,10 @@ func New(cfg Config, c Capability) (*Provider, error) {
 			return nil, err
 		}
 	}
-	var signer *lattice.KeyPair
+	var signer *trust.KeyPair
 	if hd.InvocationSeed != "" {
 		// Any key kind: a cluster seed today, a delegated provider key later.
-		kp, err := lattice.ParseSeed(hd.InvocationSeed)
+		kp, err := trust.ParseSeed(hd.InvocationSeed)
 		if err != nil {
 			return nil, fmt.Errorf("%w: invocation_seed: %v", lattice.ErrHostData, err)
 		}
@@ -305,16 +306,16 @@ func New(cfg Config, c Capability) (*Provider, error) {
 		cfg: cfg, hd: hd, c: c, log: log, timeout: timeout, m: cfg.Metrics,
 		// A delegated key signs with the token that vouches for it; a cluster
 		// seed (wasmCloud's way, and compatibility mode) needs none.
-		signer: lattice.Signer{Key: signer, Delegation: hd.InvocationDelegation},
+		signer: trust.Signer{Key: signer, Delegation: hd.InvocationDelegation},
 		self:   lattice.Entity{PublicKey: hd.ProviderKey, ContractID: c.Contract(), LinkName: hd.LinkName},
 		ready:  make(chan struct{}), stop: make(chan struct{}), lost: make(chan struct{}), abandon: make(chan struct{}),
 		sem: make(chan struct{}, cfg.MaxConcurrent), links: map[string]lattice.LinkDefinition{}, outcomes: map[string]lattice.LinkOutcome{},
 		creds: creds, renewed: make(chan struct{}, 1),
 		rejectLogs: rate.NewLimiter(rate.Limit(10), 20),
 		ops:        metrics.NewOperations(metrics.MaxOperations),
-		policy: lattice.NewIssuerPolicy(hd.ClusterIssuers,
-			lattice.WithReplayGuard(lattice.NewReplayGuard(cfg.ReplayWindow, lattice.DefaultReplayCapacity)),
-			lattice.WithClockSkew(cfg.ClockSkew)),
+		policy: trust.NewIssuers(hd.ClusterIssuers,
+			trust.WithReplayGuard(trust.NewReplayGuard(cfg.ReplayWindow, trust.DefaultReplayCapacity)),
+			trust.WithClockSkew(cfg.ClockSkew)),
 	}
 	return p, nil
 }
@@ -764,7 +765,7 @@ func (p *Provider) handleShutdown(m *nats.Msg) {
 // hosts verify every token anyway, this only keeps a wrong one from
 // replacing a good one.
 func (p *Provider) handleDelegation(m *nats.Msg) {
-	c, err := lattice.ParseJWT[lattice.Delegation](string(m.Data))
+	c, err := trust.ParseJWT[trust.Delegation](string(m.Data))
 	p.signerMu.Lock()
 	defer p.signerMu.Unlock()
 	if err != nil || p.signer.Key == nil || c.Subject != p.signer.Key.PublicKey() {

@@ -21,6 +21,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/trust"
 )
 
 func TestMain(m *testing.M) {
@@ -115,7 +116,7 @@ func (f *fakeCapability) Close(context.Context) error {
 type env struct {
 	nc      *nats.Conn
 	url     string
-	cluster *lattice.KeyPair
+	cluster *trust.KeyPair
 	hostID  string
 	prov    string // provider key
 	actor   string // a linked actor
@@ -124,10 +125,10 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	s := testenv.NATS(t)
-	cluster, _ := lattice.CreateKeyPair(lattice.KindCluster)
-	host, _ := lattice.CreateKeyPair(lattice.KindServer)
-	prov, _ := lattice.CreateKeyPair(lattice.KindService)
-	actor, _ := lattice.CreateKeyPair(lattice.KindModule)
+	cluster, _ := trust.CreateKeyPair(lattice.KindCluster)
+	host, _ := trust.CreateKeyPair(lattice.KindServer)
+	prov, _ := trust.CreateKeyPair(lattice.KindService)
+	actor, _ := trust.CreateKeyPair(lattice.KindModule)
 	return &env{nc: testenv.Connect(t, s), url: s.ClientURL(), cluster: cluster, hostID: host.PublicKey(),
 		prov: prov.PublicKey(), actor: actor.PublicKey()}
 }
@@ -198,7 +199,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // call invokes the provider as the host of actor would.
-func (e *env) call(signer *lattice.KeyPair, actor, op string, payload []byte) ([]byte, error) {
+func (e *env) call(signer *trust.KeyPair, actor, op string, payload []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	target := lattice.Entity{PublicKey: e.prov, ContractID: testContract, LinkName: "default"}
@@ -234,7 +235,7 @@ func wantEvents(t *testing.T, f *fakeCapability, want ...string) {
 func TestLinksArriveFromHostDataThenTheLattice(t *testing.T) {
 	e := newEnv(t)
 	f := &fakeCapability{}
-	other, _ := lattice.CreateKeyPair(lattice.KindModule)
+	other, _ := trust.CreateKeyPair(lattice.KindModule)
 	r := start(t, e.hostData(e.link(e.actor, "1")), f)
 	wantEvents(t, f, "put "+e.actor[:4]+" 1")
 
@@ -277,7 +278,7 @@ func TestRefusedLinkIsNotRecorded(t *testing.T) {
 func TestInvocationsAreChecked(t *testing.T) {
 	e := newEnv(t)
 	start(t, e.hostData(e.link(e.actor, "1")), &fakeCapability{})
-	rogue, _ := lattice.CreateKeyPair(lattice.KindCluster)
+	rogue, _ := trust.CreateKeyPair(lattice.KindCluster)
 
 	t.Run("signed by a cluster issuer", func(t *testing.T) {
 		if out, err := e.call(e.cluster, e.actor, "Thing.Echo", []byte("ok")); err != nil || string(out) != "1:ok" {
@@ -297,8 +298,8 @@ func TestInvocationsAreChecked(t *testing.T) {
 		}
 	})
 	t.Run("addressed to another provider", func(t *testing.T) {
-		other, _ := lattice.CreateKeyPair(lattice.KindService)
-		inv, _ := lattice.NewInvocation(e.cluster, e.hostID, lattice.ActorEntity(e.actor),
+		other, _ := trust.CreateKeyPair(lattice.KindService)
+		inv, _ := trust.NewInvocation(e.cluster, e.hostID, lattice.ActorEntity(e.actor),
 			lattice.Entity{PublicKey: other.PublicKey(), ContractID: testContract, LinkName: "default"}, "Thing.Echo", nil)
 		resp := e.raw(t, inv)
 		if !strings.Contains(resp.Error, string(lattice.ReasonWrongTarget)) {
@@ -306,7 +307,7 @@ func TestInvocationsAreChecked(t *testing.T) {
 		}
 	})
 	t.Run("replayed", func(t *testing.T) {
-		inv, _ := lattice.NewInvocation(e.cluster, e.hostID, lattice.ActorEntity(e.actor),
+		inv, _ := trust.NewInvocation(e.cluster, e.hostID, lattice.ActorEntity(e.actor),
 			lattice.Entity{PublicKey: e.prov, ContractID: testContract, LinkName: "default"}, "Thing.Echo", []byte("r"))
 		if resp := e.raw(t, inv); resp.Error != "" {
 			t.Fatal(resp.Error)
@@ -316,7 +317,7 @@ func TestInvocationsAreChecked(t *testing.T) {
 		}
 	})
 	t.Run("tampered body", func(t *testing.T) {
-		inv, _ := lattice.NewInvocation(e.cluster, e.hostID, lattice.ActorEntity(e.actor),
+		inv, _ := trust.NewInvocation(e.cluster, e.hostID, lattice.ActorEntity(e.actor),
 			lattice.Entity{PublicKey: e.prov, ContractID: testContract, LinkName: "default"}, "Thing.Echo", []byte("a"))
 		inv.Msg = []byte("b")
 		if resp := e.raw(t, inv); !strings.Contains(resp.Error, string(lattice.ReasonHashMismatch)) {
@@ -405,7 +406,7 @@ func TestShutdownMessageDrainsAndReturnsNil(t *testing.T) {
 	})
 
 	shutdown := lattice.RPCShutdown("test", e.prov, "default")
-	other, _ := lattice.CreateKeyPair(lattice.KindServer)
+	other, _ := trust.CreateKeyPair(lattice.KindServer)
 	body, _ := json.Marshal(map[string]string{"host_id": other.PublicKey()})
 	if _, err := e.nc.Request(shutdown, body, 200*time.Millisecond); !errors.Is(err, nats.ErrTimeout) {
 		t.Fatalf("shutdown for another host was answered: %v", err)
@@ -443,7 +444,7 @@ func TestShutdownMessageDrainsAndReturnsNil(t *testing.T) {
 func TestInvokeSignsAsTheProvider(t *testing.T) {
 	e := newEnv(t)
 	r := start(t, e.hostData(), &fakeCapability{})
-	policy := lattice.NewIssuerPolicy([]string{e.cluster.PublicKey()})
+	policy := trust.NewIssuers([]string{e.cluster.PublicKey()})
 	seen := make(chan *lattice.Invocation, 1)
 	sub, err := e.nc.Subscribe(lattice.RPCActor("test", e.actor), func(m *nats.Msg) {
 		resp := &lattice.InvocationResponse{}
@@ -477,7 +478,7 @@ func TestInvokeSignsAsTheProvider(t *testing.T) {
 	if inv.Origin != want || inv.HostID != e.hostID || inv.Target.PublicKey != e.actor {
 		t.Fatalf("invocation %+v", inv)
 	}
-	other, _ := lattice.CreateKeyPair(lattice.KindModule)
+	other, _ := trust.CreateKeyPair(lattice.KindModule)
 	if _, err := r.p.Invoke(context.Background(), other.PublicKey(), "X.Y", nil); !errors.Is(err, rpc.ErrNoResponders) {
 		t.Fatalf("absent actor: %v", err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // ErrNoResponders means nothing in the lattice serves the target.
@@ -39,13 +40,13 @@ func (e *RemoteError) Is(target error) bool {
 // Invoke signs an invocation from origin to target with signer (a cluster key
 // or, for providers, the key they were handed), sends it on subject and
 // returns the reply body, or the callee's error.
-func Invoke(ctx context.Context, nc *nats.Conn, signer *lattice.KeyPair, hostID string, origin, target lattice.Entity, subject, operation string, payload []byte) ([]byte, error) {
-	return InvokeAs(ctx, nc, lattice.Signer{Key: signer}, hostID, origin, target, subject, operation, payload)
+func Invoke(ctx context.Context, nc *nats.Conn, signer *trust.KeyPair, hostID string, origin, target lattice.Entity, subject, operation string, payload []byte) ([]byte, error) {
+	return InvokeAs(ctx, nc, trust.Signer{Key: signer}, hostID, origin, target, subject, operation, payload)
 }
 
 // InvokeAs is Invoke with a delegated signer: the provider-side path, where
 // the invocation carries the delegation token that vouches for the key.
-func InvokeAs(ctx context.Context, nc *nats.Conn, signer lattice.Signer, hostID string, origin, target lattice.Entity, subject, operation string, payload []byte) ([]byte, error) {
+func InvokeAs(ctx context.Context, nc *nats.Conn, signer trust.Signer, hostID string, origin, target lattice.Entity, subject, operation string, payload []byte) ([]byte, error) {
 	inv, err := signer.NewInvocation(hostID, origin, target, operation, payload)
 	if err != nil {
 		return nil, err

@@ -9,22 +9,23 @@ import (
 	"github.com/latticed/latticed/internal/manifest"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 func TestApplyIsIdempotent(t *testing.T) {
 	s := testenv.NATS(t)
-	cluster, _ := lattice.CreateKeyPair(lattice.KindCluster)
+	cluster, _ := trust.CreateKeyPair(lattice.KindCluster)
 	const prefix = "applytest"
 	h := startTestHost(t, s, cluster, prefix, map[string]string{"zone": "a"})
 	e := newCtlEnv(t, map[string]string{
 		"WASMCLOUD_CTL_HOST": "127.0.0.1", "WASMCLOUD_CTL_PORT": serverPort(t, s), "WASMCLOUD_LATTICE_PREFIX": prefix,
 	})
 	dir := t.TempDir()
-	echo := testenv.SignActor(t, dir, "./actor/examples/echo", lattice.SignActorOptions{Name: "echo", CallAlias: "applied-echo"})
+	echo := testenv.SignActor(t, dir, "./actor/examples/echo", trust.SignActorOptions{Name: "echo", CallAlias: "applied-echo"})
 	if err := os.Rename(echo.Path, filepath.Join(dir, "echo_s.wasm")); err != nil {
 		t.Fatal(err)
 	}
-	provider, _ := lattice.CreateKeyPair(lattice.KindService)
+	provider, _ := trust.CreateKeyPair(lattice.KindService)
 	writeManifest := func(count int) string {
 		p := filepath.Join(dir, "lattice.yaml")
 		body := fmt.Sprintf(`actors:

@@ -16,10 +16,12 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/oci"
 	"github.com/latticed/latticed/internal/par"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // pushResult is the JSON output of push.
@@ -119,7 +121,7 @@ Prints the manifest digest; a host can be given reference@digest too.`,
 // (as wash does before a push); key is its public key.
 func artifactKind(data []byte) (oci.Kind, string, error) {
 	if bytes.HasPrefix(data, []byte("\x00asm")) {
-		c, err := lattice.VerifyActor(data, time.Now())
+		c, err := trust.VerifyActor(data, time.Now())
 		if err != nil {
 			return 0, "", fmt.Errorf("not a pushable actor: %w (sign it with latticed claims sign)", err)
 		}
@@ -207,7 +209,7 @@ identity (the subject's V… key is the provider's key in the lattice).`,
 
 func runParCreate(cmd *cobra.Command, f parCreateFlags) error {
 	if f.builtin != "" {
-		b, ok := lattice.LookupBuiltin(f.builtin)
+		b, ok := builtin.Lookup(f.builtin)
 		if !ok {
 			return usageErrorf("--builtin %q: want httpserver or keyvalue", f.builtin)
 		}
@@ -234,7 +236,7 @@ func runParCreate(cmd *cobra.Command, f parCreateFlags) error {
 			return usageErrorf("--binary %q: want target=file, e.g. x86_64-linux=./provider", spec)
 		}
 		if goos, goarch, isGo := strings.Cut(target, "/"); isGo {
-			target = lattice.TargetOf(goarch, goos)
+			target = trust.TargetOf(goarch, goos)
 		}
 		if _, dup := bins[target]; dup {
 			return usageErrorf("--binary: target %s given twice", target)
@@ -248,7 +250,7 @@ func runParCreate(cmd *cobra.Command, f parCreateFlags) error {
 	if f.dest == "" {
 		f.dest = keyFileStem(f.name) + ".par.gz"
 	}
-	var issuer, subject *lattice.KeyPair
+	var issuer, subject *trust.KeyPair
 	var err error
 	if f.issuer != "" {
 		if issuer, err = loadSeed(cmd.InOrStdin(), "issuer", f.issuer, lattice.KindAccount); err != nil {
@@ -309,7 +311,7 @@ type parSummary struct {
 	Path         string            `json:"path"`
 }
 
-func parInfo(c *lattice.ProviderClaims, path string) parSummary {
+func parInfo(c *trust.ProviderClaims, path string) parSummary {
 	w := c.Wascap
 	targets := make([]string, 0, len(w.TargetHashes))
 	for t := range w.TargetHashes {
@@ -350,7 +352,7 @@ Fails (exit status 1) when any check fails, naming what was altered.`,
 				fmt.Fprintf(tw, " Capability Contract\t%s\n", res.ContractID)
 				fmt.Fprintf(tw, " Vendor\t%s\n", res.Vendor)
 				fmt.Fprintf(tw, " Version\t%s (%d)\n", res.Ver, res.Rev)
-				fmt.Fprintf(tw, " This machine\t%s\n", lattice.ProviderTarget())
+				fmt.Fprintf(tw, " This machine\t%s\n", trust.ProviderTarget())
 				fmt.Fprintln(tw, "Targets")
 				for _, t := range res.Targets {
 					fmt.Fprintf(tw, " %s\t%s (%d bytes)\n", t, res.TargetHashes[t], len(a.Targets[t]))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // natsCLI finds the pinned nats CLI (installed by `make tools`).
@@ -29,15 +30,15 @@ func natsCLI(t *testing.T) string {
 // manages it, and hosts started after a purge start empty and healthy.
 func TestCacheStreamWithTheNatsCLI(t *testing.T) {
 	s := testenv.NATS(t)
-	cluster, _ := lattice.CreateKeyPair(lattice.KindCluster)
+	cluster, _ := trust.CreateKeyPair(lattice.KindCluster)
 	const prefix = "cachetest"
 	h := startTestHost(t, s, cluster, prefix, nil)
 	e := newCtlEnv(t, map[string]string{
 		"WASMCLOUD_CTL_HOST": "127.0.0.1", "WASMCLOUD_CTL_PORT": serverPort(t, s), "WASMCLOUD_LATTICE_PREFIX": prefix,
 	})
-	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", lattice.SignActorOptions{Name: "echo"})
+	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{Name: "echo"})
 	e.run("ctl", "start", "actor", "file://"+echo.Path, "--host-id", h.ID()).want(t, 0)
-	provider, _ := lattice.CreateKeyPair(lattice.KindService)
+	provider, _ := trust.CreateKeyPair(lattice.KindService)
 	e.run("ctl", "link", "put", echo.Key, provider.PublicKey(), lattice.ContractKeyValue, "URL=x").want(t, 0)
 
 	nats := func(args ...string) string {

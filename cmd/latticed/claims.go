@@ -10,8 +10,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/latticed/latticed/lattice"
 	"github.com/spf13/cobra"
+
+	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 func newClaimsCmd() *cobra.Command {
@@ -114,11 +116,11 @@ func runClaimsSign(cmd *cobra.Command, in string, f *signFlags) error {
 	if err != nil {
 		return err
 	}
-	if _, err := lattice.StripClaims(module); err != nil { // before any key is generated
+	if _, err := trust.StripClaims(module); err != nil { // before any key is generated
 		return fmt.Errorf("%s: %w", in, err)
 	}
 	// Check the keys given as flags before creating any key file.
-	var account, subject *lattice.KeyPair
+	var account, subject *trust.KeyPair
 	if f.issuer != "" {
 		if account, err = loadSeed(cmd.InOrStdin(), "issuer", f.issuer, lattice.KindAccount); err != nil {
 			return err
@@ -141,7 +143,7 @@ func runClaimsSign(cmd *cobra.Command, in string, f *signFlags) error {
 	}
 
 	now := time.Now()
-	opts := lattice.SignActorOptions{
+	opts := trust.SignActorOptions{
 		Name: f.name, Caps: nonEmpty(f.caps), Tags: nonEmpty(f.tags),
 		Rev: f.rev, Ver: f.ver, CallAlias: f.callAlias,
 	}
@@ -151,14 +153,14 @@ func runClaimsSign(cmd *cobra.Command, in string, f *signFlags) error {
 	if f.notBeforeDays > 0 {
 		opts.NotBefore = now.Add(time.Duration(f.notBeforeDays) * 24 * time.Hour)
 	}
-	signed, claims, err := lattice.SignActor(module, opts, account, subject)
+	signed, claims, err := trust.SignActor(module, opts, account, subject)
 	if err != nil {
 		return err
 	}
 	if err := writeFileAtomic(f.dest, signed, 0o644); err != nil {
 		return err
 	}
-	res := signResult{CachedClaims: lattice.FlattenActor(claims), ModulePath: f.dest}
+	res := signResult{CachedClaims: trust.FlattenActor(claims), ModulePath: f.dest}
 	return printResult(cmd, res, func(w io.Writer) error {
 		_, err := fmt.Fprintf(w, "Module:  %s\nAccount: %s\nWritten: %s\n", claims.Subject, claims.Issuer, f.dest)
 		return err
@@ -167,7 +169,7 @@ func runClaimsSign(cmd *cobra.Command, in string, f *signFlags) error {
 
 // storedKey is the default of --issuer/--subject: the key file
 // <keysDir>/<name>_<kind>.nk, generated when it does not exist yet.
-func storedKey(cmd *cobra.Command, flag, keysDir, name string, kind lattice.KeyKind) (*lattice.KeyPair, error) {
+func storedKey(cmd *cobra.Command, flag, keysDir, name string, kind lattice.KeyKind) (*trust.KeyPair, error) {
 	if keysDir == "" {
 		return nil, usageErrorf("--%s not given and no keys directory: set --keys-dir or LATTICED_DATA_DIR", flag)
 	}
@@ -200,11 +202,11 @@ func keyFileName(name string, kind lattice.KeyKind) string {
 
 // loadOrCreateKey reads the seed in path, or generates one and writes it
 // there (0600, directory 0700). An existing file is never overwritten.
-func loadOrCreateKey(path string, kind lattice.KeyKind) (*lattice.KeyPair, bool, error) {
+func loadOrCreateKey(path string, kind lattice.KeyKind) (*trust.KeyPair, bool, error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		kp, perr := lattice.ParseSeedOfKind(string(b), kind)
+		kp, perr := trust.ParseSeedOfKind(string(b), kind)
 		if perr != nil {
 			return nil, false, fmt.Errorf("%s: %w", path, perr)
 		}
@@ -212,7 +214,7 @@ func loadOrCreateKey(path string, kind lattice.KeyKind) (*lattice.KeyPair, bool,
 	case !errors.Is(err, os.ErrNotExist):
 		return nil, false, err
 	}
-	kp, err := lattice.CreateKeyPair(kind)
+	kp, err := trust.CreateKeyPair(kind)
 	if err != nil {
 		return nil, false, err
 	}
@@ -291,15 +293,15 @@ func runClaimsInspect(cmd *cobra.Command, path string, jwtOnly bool) error {
 	if err != nil {
 		return err
 	}
-	claims, err := lattice.VerifyActor(module, time.Now())
+	claims, err := trust.VerifyActor(module, time.Now())
 	switch {
-	case errors.Is(err, lattice.ErrNoClaims):
+	case errors.Is(err, trust.ErrNoClaims):
 		return fmt.Errorf("no claims found in %s: sign it with latticed claims sign", path)
 	case err != nil:
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	if jwtOnly {
-		token, err := lattice.ExtractClaimsJWT(module)
+		token, err := trust.ExtractClaimsJWT(module)
 		if err != nil {
 			return err
 		}
@@ -312,7 +314,7 @@ func runClaimsInspect(cmd *cobra.Command, path string, jwtOnly bool) error {
 }
 
 // writeClaimsTable renders claims the way `wash claims inspect` does.
-func writeClaimsTable(w io.Writer, c *lattice.ActorClaims) error {
+func writeClaimsTable(w io.Writer, c *trust.ActorClaims) error {
 	a := c.Wascap
 	or := func(s, none string) string {
 		if s == "" {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/latticed/latticed/internal/testing/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // The docs' test vector (wasmCloud lattice docs, `wash keys gen cluster`).
@@ -210,7 +211,7 @@ func checkPair(t *testing.T, kind lattice.KeyKind, pub, seed, pubPrefix, seedPre
 	if len(pub) != 56 || !strings.HasPrefix(pub, pubPrefix) || len(seed) != 58 || !strings.HasPrefix(seed, seedPrefix) {
 		t.Fatalf("public key %q / seed %q: want %s… (56) / %s… (58)", pub, seed, pubPrefix, seedPrefix)
 	}
-	kp, err := lattice.ParseSeedOfKind(seed, kind)
+	kp, err := trust.ParseSeedOfKind(seed, kind)
 	if err != nil || kp.PublicKey() != pub {
 		t.Fatalf("seed does not belong to the public key: %v", err)
 	}
@@ -296,7 +297,7 @@ func TestCLIClaimsSignInspect(t *testing.T) {
 
 	r = e.run("claims", "inspect", signed, "--output", "json")
 	r.want(t, 0)
-	var c lattice.ActorClaims
+	var c trust.ActorClaims
 	if err := json.Unmarshal([]byte(r.stdout), &c); err != nil {
 		t.Fatalf("inspect json: %v\n%s", err, r.stdout)
 	}
@@ -309,7 +310,7 @@ func TestCLIClaimsSignInspect(t *testing.T) {
 
 	r = e.run("claims", "inspect", signed, "--jwt-only")
 	r.want(t, 0)
-	if token, _ := lattice.ExtractClaimsJWT(mustRead(t, signed)); r.stdout != token+"\n" {
+	if token, _ := trust.ExtractClaimsJWT(mustRead(t, signed)); r.stdout != token+"\n" {
 		t.Errorf("--jwt-only printed %q, want the token", r.stdout)
 	}
 
@@ -328,8 +329,8 @@ func TestCLIClaimsSignInspect(t *testing.T) {
 	}
 
 	// Explicit keys: a seed inline and one in a file, nothing written to the keys dir.
-	acct, _ := lattice.CreateKeyPair(lattice.KindAccount)
-	mod, _ := lattice.CreateKeyPair(lattice.KindModule)
+	acct, _ := trust.CreateKeyPair(lattice.KindAccount)
+	mod, _ := trust.CreateKeyPair(lattice.KindModule)
 	modFile := e.write("mod.nk", []byte(mod.Seed()))
 	r = e.run("claims", "sign", in, "--name", "other", "--issuer", acct.Seed(), "--subject", modFile, "-o", e.path("other.wasm"))
 	r.want(t, 0)
@@ -345,32 +346,32 @@ func TestCLIClaimsSignInspect(t *testing.T) {
 func TestCLIClaimsInspectFailures(t *testing.T) {
 	e := newCLIEnv(t)
 	module := testModule(t)
-	acct, _ := lattice.CreateKeyPair(lattice.KindAccount)
-	mod, _ := lattice.CreateKeyPair(lattice.KindModule)
-	sign := func(opts lattice.SignActorOptions) []byte {
-		signed, _, err := lattice.SignActor(module, opts, acct, mod)
+	acct, _ := trust.CreateKeyPair(lattice.KindAccount)
+	mod, _ := trust.CreateKeyPair(lattice.KindModule)
+	sign := func(opts trust.SignActorOptions) []byte {
+		signed, _, err := trust.SignActor(module, opts, acct, mod)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return signed
 	}
-	signed := sign(lattice.SignActorOptions{Name: "x"})
-	token, err := lattice.ExtractClaimsJWT(signed)
+	signed := sign(trust.SignActorOptions{Name: "x"})
+	token, err := trust.ExtractClaimsJWT(signed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stripped, err := lattice.StripClaims(signed)
+	stripped, err := trust.StripClaims(signed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tampered := lattice.EmbedClaimsJWT(flipCodeByte(t, stripped), token)
+	tampered := trust.EmbedClaimsJWT(flipCodeByte(t, stripped), token)
 
 	// A token whose signature is another account's.
-	otherAcct, _ := lattice.CreateKeyPair(lattice.KindAccount)
+	otherAcct, _ := trust.CreateKeyPair(lattice.KindAccount)
 	parts := strings.Split(token, ".")
-	otherSigned, _, _ := lattice.SignActor(module, lattice.SignActorOptions{Name: "x"}, otherAcct, mod)
-	otherToken, _ := lattice.ExtractClaimsJWT(otherSigned)
-	badSig := lattice.EmbedClaimsJWT(stripped, parts[0]+"."+parts[1]+"."+strings.Split(otherToken, ".")[2])
+	otherSigned, _, _ := trust.SignActor(module, trust.SignActorOptions{Name: "x"}, otherAcct, mod)
+	otherToken, _ := trust.ExtractClaimsJWT(otherSigned)
+	badSig := trust.EmbedClaimsJWT(stripped, parts[0]+"."+parts[1]+"."+strings.Split(otherToken, ".")[2])
 
 	tests := []struct {
 		name string
@@ -380,8 +381,8 @@ func TestCLIClaimsInspectFailures(t *testing.T) {
 		{"no claims", module, "no claims found in"},
 		{"module hash mismatch", tampered, "module hash mismatch"},
 		{"bad signature", badSig, "signature"},
-		{"expired", sign(lattice.SignActorOptions{Name: "x", Expires: time.Now().Add(-48 * time.Hour)}), "expired"},
-		{"not yet valid", sign(lattice.SignActorOptions{Name: "x", NotBefore: time.Now().Add(48 * time.Hour)}), "not valid yet"},
+		{"expired", sign(trust.SignActorOptions{Name: "x", Expires: time.Now().Add(-48 * time.Hour)}), "expired"},
+		{"not yet valid", sign(trust.SignActorOptions{Name: "x", NotBefore: time.Now().Add(48 * time.Hour)}), "not valid yet"},
 		{"not wasm", []byte("hello, world"), "not a WebAssembly"},
 	}
 	for _, tt := range tests {
@@ -514,7 +515,7 @@ func checkMode(t *testing.T, path string, want os.FileMode) {
 
 func readKeyFile(t *testing.T, path string, kind lattice.KeyKind) string {
 	t.Helper()
-	kp, err := lattice.ParseSeedOfKind(string(mustRead(t, path)), kind)
+	kp, err := trust.ParseSeedOfKind(string(mustRead(t, path)), kind)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/latticed/latticed/internal/manifest"
 	"github.com/latticed/latticed/internal/supervisor"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 const defaultLinkName = "default"
@@ -820,9 +821,9 @@ An error returned by the actor is printed and the exit status is 1.`,
 
 // ctlClusterKey is the key that signs `ctl call` invocations: the configured
 // cluster seed, else the lattice of one's seed file.
-func ctlClusterKey(cfg *config.Config) (*lattice.KeyPair, error) {
+func ctlClusterKey(cfg *config.Config) (*trust.KeyPair, error) {
 	if cfg.ClusterSeed != "" {
-		kp, err := lattice.ParseSeedOfKind(cfg.ClusterSeed, lattice.KindCluster)
+		kp, err := trust.ParseSeedOfKind(cfg.ClusterSeed, lattice.KindCluster)
 		if err != nil {
 			return nil, usageErrorf("%s: %v", config.EnvClusterSeed, err)
 		}
@@ -837,7 +838,7 @@ func ctlClusterKey(cfg *config.Config) (*lattice.KeyPair, error) {
 	case err != nil:
 		return nil, usageErrorf("cluster seed: %v", err)
 	}
-	kp, err := lattice.ParseSeedOfKind(strings.TrimSpace(string(b)), lattice.KindCluster)
+	kp, err := trust.ParseSeedOfKind(strings.TrimSpace(string(b)), lattice.KindCluster)
 	if err != nil {
 		return nil, usageErrorf("cluster seed file %s: %v", p, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/latticed/latticed/ctlclient"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // On a lattice of one, `ctl scale actor` and `ctl stop actor` without
@@ -17,13 +18,13 @@ import (
 // against a real `latticed up` in TestUpWithProvidersAndAdminSocketRevocation.)
 func TestCtlTargetedCommandsEndAtFirstMatch(t *testing.T) {
 	s := testenv.NATS(t)
-	cluster, _ := lattice.CreateKeyPair(lattice.KindCluster)
+	cluster, _ := trust.CreateKeyPair(lattice.KindCluster)
 	const prefix = "firstmatch"
 	h := startTestHost(t, s, cluster, prefix, nil)
 	e := newCtlEnv(t, map[string]string{
 		"WASMCLOUD_CTL_HOST": "127.0.0.1", "WASMCLOUD_CTL_PORT": serverPort(t, s), "WASMCLOUD_LATTICE_PREFIX": prefix,
 	})
-	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", lattice.SignActorOptions{Name: "echo"})
+	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{Name: "echo"})
 	// Started on the host by id: compiling the module is not what is timed.
 	e.run("ctl", "start", "actor", "file://"+echo.Path, "--host-id", h.ID(), "--timeout", "2m").want(t, 0)
 

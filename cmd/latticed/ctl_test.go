@@ -23,6 +23,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/internal/testing/testhost"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // ctlEnv runs the latticed binary (built by TestMain) with a controlled
@@ -93,9 +94,9 @@ type testHost struct {
 	stop func() // stops the host and waits for it (idempotent)
 }
 
-func startTestHost(t *testing.T, s *server.Server, cluster *lattice.KeyPair, prefix string, labels map[string]string) *testHost {
+func startTestHost(t *testing.T, s *server.Server, cluster *trust.KeyPair, prefix string, labels map[string]string) *testHost {
 	t.Helper()
-	hostKey, err := lattice.CreateKeyPair(lattice.KindServer)
+	hostKey, err := trust.CreateKeyPair(lattice.KindServer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +152,7 @@ func mustContain(t *testing.T, what, s string, wants ...string) {
 // the host running the actor is left.
 func TestCtl(t *testing.T) {
 	s := testenv.NATS(t)
-	cluster, _ := lattice.CreateKeyPair(lattice.KindCluster)
+	cluster, _ := trust.CreateKeyPair(lattice.KindCluster)
 	const prefix = "ctltest"
 	a := startTestHost(t, s, cluster, prefix, map[string]string{"zone": "a"})
 	b := startTestHost(t, s, cluster, prefix, map[string]string{"zone": "b"})
@@ -162,7 +163,7 @@ func TestCtl(t *testing.T) {
 	writeSecretFile(t, filepath.Join(e.dataDir, "keys", "cluster.nk"), cluster.Seed()+"\n")
 
 	dir := t.TempDir()
-	echo := testenv.SignActor(t, dir, "./actor/examples/echo", lattice.SignActorOptions{
+	echo := testenv.SignActor(t, dir, "./actor/examples/echo", trust.SignActorOptions{
 		Name: "echo", CallAlias: "echo", Caps: []string{lattice.ContractHTTPServer},
 	})
 	echoRef := "file://" + echo.Path
@@ -329,7 +330,7 @@ func TestCtl(t *testing.T) {
 	})
 
 	t.Run("call errors", func(t *testing.T) {
-		stranger, _ := lattice.CreateKeyPair(lattice.KindModule)
+		stranger, _ := trust.CreateKeyPair(lattice.KindModule)
 		r := e.run("ctl", "call", stranger.PublicKey(), "Echo.Echo", "--timeout", "2s")
 		r.want(t, 1)
 		mustContain(t, "stderr", r.stderr, stranger.PublicKey(), "not running")
@@ -339,7 +340,7 @@ func TestCtl(t *testing.T) {
 		mustContain(t, "stderr", r.stderr, "No.Such")
 
 		// A seed in the environment replaces the file; an untrusted one is refused.
-		other, _ := lattice.CreateKeyPair(lattice.KindCluster)
+		other, _ := trust.CreateKeyPair(lattice.KindCluster)
 		e.env["WASMCLOUD_CLUSTER_SEED"] = other.Seed()
 		r = e.run("ctl", "call", echo.Key, "Echo.Echo")
 		delete(e.env, "WASMCLOUD_CLUSTER_SEED")
@@ -360,7 +361,7 @@ func TestCtl(t *testing.T) {
 	})
 
 	t.Run("links", func(t *testing.T) {
-		prov, _ := lattice.CreateKeyPair(lattice.KindService)
+		prov, _ := trust.CreateKeyPair(lattice.KindService)
 		r := e.run("ctl", "link", "put", echo.Key, prov.PublicKey(), lattice.ContractHTTPServer, "PORT=8080", "--link-name", "web")
 		r.want(t, 0)
 		var links []lattice.LinkDefinition
@@ -394,7 +395,7 @@ func TestCtl(t *testing.T) {
 		r = e.run("ctl", "start", "provider", "registry.example/p:1", "--host-id", b.ID(), "--config", `{"a":1}`)
 		r.want(t, 1)
 		mustContain(t, "stderr", r.stderr, "cannot manage providers")
-		prov, _ := lattice.CreateKeyPair(lattice.KindService)
+		prov, _ := trust.CreateKeyPair(lattice.KindService)
 		r = e.run("ctl", "revoke", "provider", prov.PublicKey(), "--timeout", "500ms")
 		r.want(t, 1)
 		mustContain(t, "stderr", r.stderr, "not running on any host")
@@ -415,7 +416,7 @@ func TestCtl(t *testing.T) {
 	})
 
 	t.Run("unknown host", func(t *testing.T) {
-		ghost, _ := lattice.CreateKeyPair(lattice.KindServer)
+		ghost, _ := trust.CreateKeyPair(lattice.KindServer)
 		r := e.run("ctl", "get", "inventory", ghost.PublicKey())
 		r.want(t, 1)
 		mustContain(t, "stderr", r.stderr, "no host "+ghost.PublicKey())
@@ -456,10 +457,10 @@ func TestCtlNoServer(t *testing.T) {
 func TestCtlUsageErrors(t *testing.T) {
 	// No server is needed: usage and configuration errors come first.
 	e := newCtlEnv(t, map[string]string{"WASMCLOUD_CTL_HOST": "127.0.0.1", "WASMCLOUD_CTL_PORT": strconv.Itoa(closedPort(t))})
-	mod, _ := lattice.CreateKeyPair(lattice.KindModule)
-	seed, _ := lattice.CreateKeyPair(lattice.KindCluster)
-	prov, _ := lattice.CreateKeyPair(lattice.KindService)
-	hostKey, _ := lattice.CreateKeyPair(lattice.KindServer)
+	mod, _ := trust.CreateKeyPair(lattice.KindModule)
+	seed, _ := trust.CreateKeyPair(lattice.KindCluster)
+	prov, _ := trust.CreateKeyPair(lattice.KindService)
+	hostKey, _ := trust.CreateKeyPair(lattice.KindServer)
 	tests := []struct {
 		args []string
 		want string

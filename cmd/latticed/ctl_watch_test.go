@@ -8,17 +8,18 @@ import (
 
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 func TestCtlWatchPrintsMatchingEvents(t *testing.T) {
 	s := testenv.NATS(t)
-	cluster, _ := lattice.CreateKeyPair(lattice.KindCluster)
+	cluster, _ := trust.CreateKeyPair(lattice.KindCluster)
 	const prefix = "watchtest"
 	h := startTestHost(t, s, cluster, prefix, nil)
 	e := newCtlEnv(t, map[string]string{
 		"WASMCLOUD_CTL_HOST": "127.0.0.1", "WASMCLOUD_CTL_PORT": serverPort(t, s), "WASMCLOUD_LATTICE_PREFIX": prefix,
 	})
-	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", lattice.SignActorOptions{Name: "echo"})
+	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{Name: "echo"})
 	out := make(chan result, 1)
 	go func() { out <- e.run("ctl", "watch", "--type", "actors_started", "--count", "1", "--output", "json") }()
 	// Start the actor until watch is surely subscribed: each start adds an

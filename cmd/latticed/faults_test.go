@@ -26,6 +26,7 @@ import (
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // loadResult is one HTTP request of the load.
@@ -97,12 +98,12 @@ func getBody(url string) (int, string, error) {
 
 func TestNATSClusterFaults(t *testing.T) {
 	const prefix = "faults"
-	cluster, err := lattice.CreateKeyPair(lattice.KindCluster)
+	cluster, err := trust.CreateKeyPair(lattice.KindCluster)
 	if err != nil {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	echo := testenv.SignActor(t, root, "./actor/examples/echo", lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
+	echo := testenv.SignActor(t, root, "./actor/examples/echo", trust.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
 	httpPort := testenv.FreePort(t)
 	manifestPath := filepath.Join(root, "faults.yaml")
 	if err := os.WriteFile(manifestPath, []byte(fmt.Sprintf(`actors:

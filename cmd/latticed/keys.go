@@ -8,10 +8,12 @@ import (
 	"os"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/supervisor"
 	"github.com/latticed/latticed/lattice"
-	"github.com/spf13/cobra"
+	"github.com/latticed/latticed/trust"
 )
 
 func newKeysCmd() *cobra.Command {
@@ -56,7 +58,7 @@ Kinds: %s.`, strings.Join(kinds, ", ")),
 			if err != nil {
 				return usageError{err}
 			}
-			kp, err := lattice.CreateKeyPair(kind)
+			kp, err := trust.CreateKeyPair(kind)
 			if err != nil {
 				return err
 			}
@@ -177,7 +179,7 @@ var errNoStoredKey = errors.New("no such key file")
 // readStoredSeed reads a seed file the node wrote, without creating one and
 // without echoing its content in errors. A file others can read is refused,
 // as the node itself refuses it (supervisor.LoadOrCreateKey).
-func readStoredSeed(path string, kind lattice.KeyKind) (*lattice.KeyPair, error) {
+func readStoredSeed(path string, kind lattice.KeyKind) (*trust.KeyPair, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w: latticed up generates it on its first start when %s is not set (check --data-dir or %s)",
@@ -189,7 +191,7 @@ func readStoredSeed(path string, kind lattice.KeyKind) (*lattice.KeyPair, error)
 	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("key file %s is readable by others (mode %o): chmod 600 it", path, fi.Mode().Perm())
 	}
-	kp, err := lattice.ParseSeedOfKind(strings.TrimSpace(string(b)), kind)
+	kp, err := trust.ParseSeedOfKind(strings.TrimSpace(string(b)), kind)
 	if err != nil {
 		return nil, fmt.Errorf("key file %s: %w", path, err)
 	}
@@ -200,13 +202,13 @@ func readStoredSeed(path string, kind lattice.KeyKind) (*lattice.KeyPair, error)
 type parsedKey struct {
 	kind lattice.KeyKind
 	pub  string
-	pair *lattice.KeyPair
+	pair *trust.KeyPair
 }
 
 // parseKey accepts a seed or a public nkey.
 func parseKey(s string) (parsedKey, bool) {
 	s = strings.TrimSpace(s)
-	if kp, err := lattice.ParseSeed(s); err == nil {
+	if kp, err := trust.ParseSeed(s); err == nil {
 		return parsedKey{kind: kp.Kind(), pub: kp.PublicKey(), pair: kp}, true
 	}
 	if kind, _, err := lattice.DecodePublicKey(s); err == nil {
@@ -274,7 +276,7 @@ func readKeyArg(stdin io.Reader, arg string) (parsedKey, error) {
 
 // loadSeed resolves a seed of the given kind from a flag value: the seed
 // itself, a file holding it, or "-" for stdin.
-func loadSeed(stdin io.Reader, flag, arg string, kind lattice.KeyKind) (*lattice.KeyPair, error) {
+func loadSeed(stdin io.Reader, flag, arg string, kind lattice.KeyKind) (*trust.KeyPair, error) {
 	k, err := readKeyArg(stdin, arg)
 	if err != nil {
 		var ue usageError

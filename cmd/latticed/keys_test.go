@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 func TestReadKeyArg(t *testing.T) {
@@ -19,7 +20,7 @@ func TestReadKeyArg(t *testing.T) {
 		}
 		return p
 	}
-	user, _ := lattice.CreateKeyPair(lattice.KindUser)
+	user, _ := trust.CreateKeyPair(lattice.KindUser)
 	creds := "-----BEGIN NATS USER JWT-----\neyJhbGciOi.x.y\n------END NATS USER JWT------\n\n" +
 		"************************* IMPORTANT *************************\n" +
 		"-----BEGIN USER NKEY SEED-----\n" + user.Seed() + "\n------END USER NKEY SEED------\n"
@@ -73,7 +74,7 @@ func TestReadKeyArg(t *testing.T) {
 }
 
 func TestLoadSeed(t *testing.T) {
-	acct, _ := lattice.CreateKeyPair(lattice.KindAccount)
+	acct, _ := trust.CreateKeyPair(lattice.KindAccount)
 	if kp, err := loadSeed(nil, "issuer", acct.Seed(), lattice.KindAccount); err != nil || kp.PublicKey() != acct.PublicKey() {
 		t.Fatalf("account seed: %v", err)
 	}

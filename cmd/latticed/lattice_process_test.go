@@ -22,10 +22,12 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // upNode is one `latticed up` process connected to an external NATS server.
@@ -41,9 +43,9 @@ type upNode struct {
 // startUpNode runs `latticed up` with its own data dir, host seed and
 // metrics port, on srv with the given prefix, cluster seed and issuers. It
 // is stopped (SIGTERM, then SIGKILL) and reaped at test end.
-func startUpNode(t *testing.T, name string, srv *testenv.ExternalServer, prefix string, cluster *lattice.KeyPair, issuers []string) *upNode {
+func startUpNode(t *testing.T, name string, srv *testenv.ExternalServer, prefix string, cluster *trust.KeyPair, issuers []string) *upNode {
 	t.Helper()
-	hostKey, err := lattice.CreateKeyPair(lattice.KindServer)
+	hostKey, err := trust.CreateKeyPair(lattice.KindServer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,9 +243,9 @@ func procStat(pid int) (state string, ppid int, ok bool) {
 // fourth with another prefix on the same server is a lattice of its own.
 func TestLatticeOfUpProcesses(t *testing.T) {
 	srv := testenv.ExternalNATS(t)
-	keys := make([]*lattice.KeyPair, 4)
+	keys := make([]*trust.KeyPair, 4)
 	for i := range keys {
-		k, err := lattice.CreateKeyPair(lattice.KindCluster)
+		k, err := trust.CreateKeyPair(lattice.KindCluster)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -257,7 +259,7 @@ func TestLatticeOfUpProcesses(t *testing.T) {
 	c := startUpNode(t, "C", srv, prefix, keys[2], issuers)
 	d := startUpNode(t, "D", srv, otherPrefix, keys[3], []string{keys[3].PublicKey()})
 
-	ctlFor := func(prefix string, signer *lattice.KeyPair) *ctlEnv {
+	ctlFor := func(prefix string, signer *trust.KeyPair) *ctlEnv {
 		return newCtlEnv(t, map[string]string{
 			config.EnvCtlHost: "127.0.0.1", config.EnvCtlPort: strconv.Itoa(srv.Port),
 			config.EnvLatticePrefix: prefix, config.EnvClusterSeed: signer.Seed(),
@@ -269,10 +271,10 @@ func TestLatticeOfUpProcesses(t *testing.T) {
 
 	// Build and sign the actors while the nodes start.
 	dir := t.TempDir()
-	fwd := testenv.SignActor(t, dir, "./actor/testactors/hostcall", lattice.SignActorOptions{Name: "fwd"})
-	echoC := testenv.SignActor(t, dir, "./actor/examples/echo", lattice.SignActorOptions{Name: "echo-c", CallAlias: "echo-c"})
-	shared := testenv.SignActor(t, dir, "./actor/examples/echo", lattice.SignActorOptions{Name: "shared"})
-	kvc := testenv.SignActor(t, dir, "./actor/examples/kvcounter", lattice.SignActorOptions{Name: "kvcounter", Caps: []string{lattice.ContractKeyValue}})
+	fwd := testenv.SignActor(t, dir, "./actor/testactors/hostcall", trust.SignActorOptions{Name: "fwd"})
+	echoC := testenv.SignActor(t, dir, "./actor/examples/echo", trust.SignActorOptions{Name: "echo-c", CallAlias: "echo-c"})
+	shared := testenv.SignActor(t, dir, "./actor/examples/echo", trust.SignActorOptions{Name: "shared"})
+	kvc := testenv.SignActor(t, dir, "./actor/examples/kvcounter", trust.SignActorOptions{Name: "kvcounter", Caps: []string{lattice.ContractKeyValue}})
 
 	want, wantOther := sortedIDs(a, b, c), sortedIDs(d)
 	testenv.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
@@ -368,7 +370,7 @@ func TestLatticeOfUpProcesses(t *testing.T) {
 	})
 
 	t.Run("actor on A calls provider on B", func(t *testing.T) {
-		kv, ok := lattice.LookupBuiltin("builtin:keyvalue")
+		kv, ok := builtin.Lookup("builtin:keyvalue")
 		if !ok {
 			t.Fatal("no builtin:keyvalue")
 		}

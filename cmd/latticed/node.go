@@ -27,6 +27,7 @@ import (
 	"github.com/latticed/latticed/internal/supervisor"
 	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 func newUpCmd() *cobra.Command {
@@ -416,9 +417,9 @@ var errStopped = errors.New("host stopped by control command")
 // nodeKeys resolves the cluster and host keys: configured seeds, else a
 // cluster key kept in the data dir (announced once when created) and a fresh
 // host key per start, as wasmCloud hosts do.
-func nodeKeys(cfg *config.Config, log *slog.Logger) (cluster, host *lattice.KeyPair, err error) {
+func nodeKeys(cfg *config.Config, log *slog.Logger) (cluster, host *trust.KeyPair, err error) {
 	if cfg.ClusterSeed != "" {
-		if cluster, err = lattice.ParseSeedOfKind(cfg.ClusterSeed, lattice.KindCluster); err != nil {
+		if cluster, err = trust.ParseSeedOfKind(cfg.ClusterSeed, lattice.KindCluster); err != nil {
 			return nil, nil, usageErrorf("%s: %v", config.EnvClusterSeed, err)
 		}
 	} else {
@@ -437,10 +438,10 @@ func nodeKeys(cfg *config.Config, log *slog.Logger) (cluster, host *lattice.KeyP
 		}
 	}
 	if cfg.HostSeed != "" {
-		if host, err = lattice.ParseSeedOfKind(cfg.HostSeed, lattice.KindServer); err != nil {
+		if host, err = trust.ParseSeedOfKind(cfg.HostSeed, lattice.KindServer); err != nil {
 			return nil, nil, usageErrorf("%s: %v", config.EnvHostSeed, err)
 		}
-	} else if host, err = lattice.CreateKeyPair(lattice.KindServer); err != nil {
+	} else if host, err = trust.CreateKeyPair(lattice.KindServer); err != nil {
 		return nil, nil, err
 	}
 	return cluster, host, nil

@@ -6,8 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/latticed/latticed/internal/builtin/httpserver"
-	"github.com/latticed/latticed/internal/builtin/keyvalue"
+	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/provider"
@@ -27,29 +26,20 @@ Exit status: 0 after a graceful shutdown, 1 on failure, 2 when stdin holds
 no valid HostData.`
 
 func newProviderCmd() *cobra.Command {
+	var runs []*cobra.Command
+	for _, b := range builtin.All() {
+		runs = append(runs, newProviderRunCmd(b))
+	}
 	return newGroupCmd("provider", "Run a built-in capability provider (started by a host, not by hand)",
-		"provider runs one of the capability providers built into latticed.\n\n"+providerHelp,
-		newProviderRunCmd(lattice.BuiltinProviders[0], `Each link to an actor opens one HTTP listener; every request becomes an
-HttpServer.HandleRequest invocation of the actor. Link values (keys in any
-case): address (host:port), else port (on 127.0.0.1), else 127.0.0.1:8000;
-max_content_len (bytes, or with suffix k/m/g; default 1m; larger bodies get
-413); timeout_ms (default: the host's RPC timeout; then 504);
-config_json/config_b64 as wasmCloud's httpserver takes them.`, func() provider.Capability { return httpserver.New() }),
-		newProviderRunCmd(lattice.BuiltinProviders[1], `Every KeyValue operation is served from a NATS JetStream key-value bucket
-(file storage) on the lattice's NATS server: link value "bucket" names it,
-else LATTICED_KV_{prefix}_{link name}. Set with expiry needs nats-server
-2.11+. Under latticed the supervisor creates each link's bucket and grants
-the provider's NATS user entry access to it only; elsewhere the provider
-creates a missing bucket if its user may.`, func() provider.Capability { return keyvalue.New() }),
-	)
+		"provider runs one of the capability providers built into latticed.\n\n"+providerHelp, runs...)
 }
 
-func newProviderRunCmd(b lattice.BuiltinProvider, about string, capability func() provider.Capability) *cobra.Command {
+func newProviderRunCmd(b builtin.Provider) *cobra.Command {
 	return &cobra.Command{
 		Use:   b.Name,
 		Short: "Run the built-in " + b.Contract + " provider (reads HostData on stdin)",
 		Long: "Run the built-in " + b.Contract + " provider, " + b.Ref() + ", key " + b.Key() + ".\n\n" +
-			about + "\n\n" + providerHelp,
+			b.About + "\n\n" + providerHelp,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			in := cmd.InOrStdin()
@@ -63,7 +53,7 @@ func newProviderRunCmd(b lattice.BuiltinProvider, about string, capability func(
 				return usageError{err}
 			}
 			defer stopTracing()
-			err = provider.Run(cmd.Context(), in, capability(), provider.WithLogOutput(cmd.ErrOrStderr()))
+			err = provider.Run(cmd.Context(), in, b.New(), provider.WithLogOutput(cmd.ErrOrStderr()))
 			if errors.Is(err, lattice.ErrHostData) {
 				return usageError{err}
 			}

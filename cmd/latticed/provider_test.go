@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 func TestProviderHelpExplainsHostData(t *testing.T) {
@@ -22,7 +24,7 @@ func TestProviderHelpExplainsHostData(t *testing.T) {
 		t.Fatalf("%d %s", r.code, r.stdout)
 	}
 	for _, name := range []string{"httpserver", "keyvalue"} {
-		b, _ := lattice.LookupBuiltin(name)
+		b, _ := builtin.Lookup(name)
 		r := e.run("provider", name, "--help")
 		if r.code != 0 || !strings.Contains(r.stdout, b.Contract) || !strings.Contains(r.stdout, b.Key()) || !strings.Contains(r.stdout, "never by hand") {
 			t.Fatalf("%s: %d %s", name, r.code, r.stdout)
@@ -47,11 +49,11 @@ func TestProviderWithoutHostDataIsAUsageError(t *testing.T) {
 func TestProviderExitsZeroOnShutdownAndSIGTERM(t *testing.T) {
 	srv := testenv.NATS(t)
 	nc := testenv.Connect(t, srv)
-	cluster, _ := lattice.CreateKeyPair(lattice.KindCluster)
-	host, _ := lattice.CreateKeyPair(lattice.KindServer)
+	cluster, _ := trust.CreateKeyPair(lattice.KindCluster)
+	host, _ := trust.CreateKeyPair(lattice.KindServer)
 	for _, c := range []struct{ name, stop string }{{"keyvalue", "shutdown"}, {"httpserver", "sigterm"}} {
 		t.Run(c.name+" "+c.stop, func(t *testing.T) {
-			b, _ := lattice.LookupBuiltin(c.name)
+			b, _ := builtin.Lookup(c.name)
 			hd := lattice.HostData{HostID: host.PublicKey(), LatticeRPCPrefix: "clitest", LinkName: "default",
 				LatticeRPCURL: strings.TrimPrefix(srv.ClientURL(), "nats://"), ProviderKey: b.Key(),
 				ClusterIssuers: []string{cluster.PublicKey()}, InvocationSeed: cluster.Seed()}

@@ -21,6 +21,7 @@ import (
 	"github.com/latticed/latticed/internal/supervisor"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // secretEncodings returns the forms in which a seed could be spotted in a
@@ -150,7 +151,7 @@ func TestUpNeverLogsTheClusterSeed(t *testing.T) {
 // a file others can read or one holding another kind of seed, and never
 // echoes a file's content in its errors.
 func TestCLIKeysShowFailures(t *testing.T) {
-	account, err := lattice.CreateKeyPair(lattice.KindAccount)
+	account, err := trust.CreateKeyPair(lattice.KindAccount)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,11 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/supervisor"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // The real `latticed up`, managed with the real ctl: a built-in provider is
@@ -46,7 +48,7 @@ func TestUpWithProvidersAndAdminSocketRevocation(t *testing.T) {
 
 	var started providerResult
 	e.json(&started, "ctl", "start", "provider", "builtin:keyvalue", "--host-id", hosts[0].ID)
-	kv, _ := lattice.LookupBuiltin("builtin:keyvalue")
+	kv, _ := builtin.Lookup("builtin:keyvalue")
 	if started.ProviderID != kv.Key() {
 		t.Fatalf("start provider reported key %q, want %s", started.ProviderID, kv.Key())
 	}
@@ -135,9 +137,9 @@ func TestCtlRevokeWithoutHostIDIsFastAndProviderStartsAgain(t *testing.T) {
 	host := hosts[0].ID
 	hostOnly := procChildren(t, up.Process.Pid)
 
-	kvc := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", lattice.SignActorOptions{Name: "kvcounter", Caps: []string{lattice.ContractKeyValue}})
+	kvc := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", trust.SignActorOptions{Name: "kvcounter", Caps: []string{lattice.ContractKeyValue}})
 	e.run("ctl", "start", "actor", "file://"+kvc.Path, "--host-id", host).want(t, 0)
-	kv, _ := lattice.LookupBuiltin("builtin:keyvalue")
+	kv, _ := builtin.Lookup("builtin:keyvalue")
 	running := func() lattice.ProviderDescription {
 		var d lattice.ProviderDescription
 		testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {

@@ -15,15 +15,16 @@ import (
 	"github.com/latticed/latticed/internal/testing/cachefill"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 func keys(t *testing.T) (actor, provider string) {
 	t.Helper()
-	a, err := lattice.CreateKeyPair(lattice.KindModule)
+	a, err := trust.CreateKeyPair(lattice.KindModule)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := lattice.CreateKeyPair(lattice.KindService)
+	p, err := trust.CreateKeyPair(lattice.KindService)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/latticed/latticed/internal/policy"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // MaxModuleBytes bounds an actor module read from a reference.
@@ -33,7 +34,7 @@ var (
 type actor struct {
 	key    string
 	ref    string
-	claims *lattice.ActorClaims
+	claims *trust.ActorClaims
 	pool   *pool
 	sub    *nats.Subscription
 
@@ -81,8 +82,8 @@ func loadModule(ref string, allowFile bool) ([]byte, error) {
 }
 
 // verifyModule checks the claims an actor must carry before it may start.
-func (h *Host) verifyModule(module []byte) (*lattice.ActorClaims, error) {
-	claims, err := lattice.VerifyActor(module, time.Now())
+func (h *Host) verifyModule(module []byte) (*trust.ActorClaims, error) {
+	claims, err := trust.VerifyActor(module, time.Now())
 	if err != nil {
 		return nil, fmt.Errorf("actor claims invalid: %w", err)
 	}
@@ -100,7 +101,7 @@ func (h *Host) verifyModule(module []byte) (*lattice.ActorClaims, error) {
 
 // StartActor loads, verifies and starts count instances of the actor at ref.
 // Starting an actor already running from the same reference adds instances.
-func (h *Host) StartActor(ctx context.Context, ref string, count int, annotations map[string]string) (*lattice.ActorClaims, error) {
+func (h *Host) StartActor(ctx context.Context, ref string, count int, annotations map[string]string) (*trust.ActorClaims, error) {
 	if count <= 0 {
 		count = 1
 	}
@@ -122,7 +123,7 @@ func (h *Host) StartActor(ctx context.Context, ref string, count int, annotation
 	return claims, h.startVerified(ctx, ref, module, claims, count, annotations)
 }
 
-func (h *Host) startVerified(ctx context.Context, ref string, module []byte, claims *lattice.ActorClaims, count int, annotations map[string]string) error {
+func (h *Host) startVerified(ctx context.Context, ref string, module []byte, claims *trust.ActorClaims, count int, annotations map[string]string) error {
 	unlock, err := h.lifecycle.lock(ctx, claims.Subject)
 	if err != nil {
 		return err
@@ -178,8 +179,8 @@ func (h *Host) startVerified(ctx context.Context, ref string, module []byte, cla
 	h.actors[a.key] = a
 	running := len(h.actors)
 	h.actorsMu.Unlock()
-	h.state.putClaims(lattice.FlattenActor(claims))
-	if err := h.cache.Load().putClaims(ctx, lattice.FlattenActor(claims)); err != nil {
+	h.state.putClaims(trust.FlattenActor(claims))
+	if err := h.cache.Load().putClaims(ctx, trust.FlattenActor(claims)); err != nil {
 		h.log.Warn("actor claims not written to the lattice cache", "actor", a.key, "err", err)
 	}
 	if err := h.cache.Load().putRefMap(ctx, RefMap{OCIURL: ref, PublicKey: a.key}); err != nil {
@@ -402,10 +403,10 @@ func (h *Host) observeCompile(d time.Duration) {
 	h.m.ActorStartDuration.WithLabelValues(phase).Observe(d.Seconds())
 }
 
-func claimsEventData(c *lattice.ActorClaims) map[string]any {
+func claimsEventData(c *trust.ActorClaims) map[string]any {
 	w := c.Wascap
 	if w == nil {
-		w = &lattice.Actor{}
+		w = &trust.Actor{}
 	}
 	human := func(ts int64, none string) string {
 		if ts == 0 {
@@ -415,7 +416,7 @@ func claimsEventData(c *lattice.ActorClaims) map[string]any {
 	}
 	return map[string]any{
 		"call_alias": w.CallAlias, "caps": w.Caps, "issuer": c.Issuer, "tags": w.Tags, "name": w.Name,
-		"version": w.Ver, "revision": lattice.ActorRevision(c),
+		"version": w.Ver, "revision": trust.ActorRevision(c),
 		"not_before_human": human(c.NotBefore, "immediately"), "expires_human": human(c.Expires, "never"),
 	}
 }

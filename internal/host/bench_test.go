@@ -7,6 +7,7 @@ import (
 
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/trust"
 )
 
 // benchEcho starts the echo actor on f's host, waits until it runs compiled
@@ -15,14 +16,14 @@ import (
 // bytes through NATS.
 func benchEcho(b *testing.B, f *fixture) func() error {
 	b.Helper()
-	echo := f.startActor(b, echoPkg, 2, lattice.SignActorOptions{Name: "echo"})
+	echo := f.startActor(b, echoPkg, 2, trust.SignActorOptions{Name: "echo"})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if err := f.h.WaitCompiled(ctx, echo.Key); err != nil {
 		b.Fatal(err)
 	}
 	payload := make([]byte, 256)
-	caller, _ := lattice.CreateKeyPair(lattice.KindModule)
+	caller, _ := trust.CreateKeyPair(lattice.KindModule)
 	subject := lattice.RPCActor("test", echo.Key)
 	return func() error {
 		_, err := rpc.Invoke(context.Background(), f.nc, f.cluster, f.h.ID(), lattice.ActorEntity(caller.PublicKey()), lattice.ActorEntity(echo.Key), subject, "Echo.Echo", payload)

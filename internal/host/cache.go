@@ -15,6 +15,7 @@ import (
 	"github.com/latticed/latticed/internal/jswrite"
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // replayTimeout bounds how long a starting host waits to replay the cache.
@@ -34,7 +35,7 @@ type latticeCache struct {
 	js     jetstream.JetStream
 	prefix string
 	state  *latticeState
-	policy *lattice.IssuerPolicy
+	policy *trust.Issuers
 	log    *slog.Logger
 	cc     jetstream.ConsumeContext
 	m      *metrics.Metrics

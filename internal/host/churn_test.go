@@ -12,6 +12,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/trust"
 )
 
 // heapAfterGC is the heap the host still holds once garbage is collected and
@@ -31,8 +32,8 @@ func heapAfterGC() uint64 {
 // was the collector's lag, not a leak; this proves it without the lag).
 func TestMemoryFlatUnderInstanceChurn(t *testing.T) {
 	f := newFixture(t)
-	echo := f.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo"})
-	caller, _ := lattice.CreateKeyPair(lattice.KindModule)
+	echo := f.startActor(t, echoPkg, 1, trust.SignActorOptions{Name: "echo"})
+	caller, _ := trust.CreateKeyPair(lattice.KindModule)
 	subject := lattice.RPCActor("test", echo.Key)
 	payload := make([]byte, 4096)
 	ctx := context.Background()

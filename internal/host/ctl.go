@@ -13,6 +13,7 @@ import (
 
 	"github.com/latticed/latticed/internal/buildinfo"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // ctlHandler answers one control request; the returned value is sent as JSON.
@@ -146,7 +147,7 @@ func (h *Host) Inventory() lattice.HostInventory {
 		sort.Strings(ids)
 		a.mu.Lock()
 		for _, id := range ids {
-			d.Instances = append(d.Instances, lattice.ActorInstance{InstanceID: id, Annotations: nonNil(a.annotations[id]), Revision: lattice.ActorRevision(a.claims)})
+			d.Instances = append(d.Instances, lattice.ActorInstance{InstanceID: id, Annotations: nonNil(a.annotations[id]), Revision: trust.ActorRevision(a.claims)})
 		}
 		a.mu.Unlock()
 		inv.Actors = append(inv.Actors, d)

@@ -10,6 +10,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/trust"
 )
 
 // A provider signing with a delegated key reaches actors on every node until
@@ -18,7 +19,7 @@ func TestRevokedDelegationIsRefusedOnEveryNode(t *testing.T) {
 	srv := testenv.NATS(t)
 	a := newFixtureAt(t, srv.ClientURL())
 	b := peer(t, a, srv.ClientURL())
-	sa := testenv.SignActor(t, a.dir, echoPkg, lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
+	sa := testenv.SignActor(t, a.dir, echoPkg, trust.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
 	for _, f := range []*fixture{a, b} {
 		var ack lattice.Ack
 		f.ctlRequest(t, f.ctl.Cmd(f.h.ID(), lattice.CmdLaunchActor), lattice.StartActorCommand{ActorRef: "file://" + sa.Path}, &ack)
@@ -26,14 +27,14 @@ func TestRevokedDelegationIsRefusedOnEveryNode(t *testing.T) {
 			t.Fatal(ack.Error)
 		}
 	}
-	providerKey, _ := lattice.CreateKeyPair(lattice.KindService)
+	providerKey, _ := trust.CreateKeyPair(lattice.KindService)
 	provider := lattice.Entity{PublicKey: providerKey.PublicKey(), ContractID: lattice.ContractHTTPServer, LinkName: "default"}
-	signing, _ := lattice.CreateKeyPair(lattice.KindService)
-	token, err := lattice.IssueDelegation(a.cluster, signing.PublicKey(), provider, "inst", time.Hour, time.Now())
+	signing, _ := trust.CreateKeyPair(lattice.KindService)
+	token, err := trust.IssueDelegation(a.cluster, signing.PublicKey(), provider, "inst", time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer := lattice.Signer{Key: signing, Delegation: token}
+	signer := trust.Signer{Key: signing, Delegation: token}
 	req, _ := lattice.Marshal(lattice.HTTPRequest{Method: "GET", Path: "/d"})
 	call := func(f *fixture) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

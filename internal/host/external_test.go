@@ -10,6 +10,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/trust"
 )
 
 // The host rides out a restart of a real nats-server: calls during the outage
@@ -18,13 +19,13 @@ import (
 func TestHostSurvivesExternalNATSRestart(t *testing.T) {
 	srv := testenv.ExternalNATS(t)
 	f := newFixtureAt(t, srv.URL, func(o *Options) { o.RPCTimeout = time.Second })
-	echo := f.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo"})
+	echo := f.startActor(t, echoPkg, 1, trust.SignActorOptions{Name: "echo"})
 	mustEcho(t, f, echo.Key)
 
 	srv.Stop()
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	caller, _ := lattice.CreateKeyPair(lattice.KindModule)
+	caller, _ := trust.CreateKeyPair(lattice.KindModule)
 	_, err := rpc.Invoke(ctx, f.nc, f.cluster, f.h.ID(), lattice.ActorEntity(caller.PublicKey()), lattice.ActorEntity(echo.Key),
 		lattice.RPCActor("test", echo.Key), "Echo.Echo", []byte("x"))
 	cancel()

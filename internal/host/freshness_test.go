@@ -8,13 +8,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // signedAt re-signs inv's antiforgery token with iat set to at, as anyone
 // holding the cluster seed could: the signature is valid.
-func signedAt(t *testing.T, signer *lattice.KeyPair, inv *lattice.Invocation, at time.Time) []byte {
+func signedAt(t *testing.T, signer *trust.KeyPair, inv *lattice.Invocation, at time.Time) []byte {
 	t.Helper()
-	c, err := lattice.ParseJWT[lattice.InvocationClaims](inv.EncodedClaims)
+	c, err := trust.ParseJWT[trust.InvocationClaims](inv.EncodedClaims)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,8 +40,8 @@ func waitUntil(at time.Time) {
 
 func TestAttackFutureDatedInvocationIsRefused(t *testing.T) {
 	f := newFixture(t, func(o *Options) { o.ClockSkew = 2 * time.Second })
-	echo := f.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo"})
-	caller, _ := lattice.CreateKeyPair(lattice.KindModule)
+	echo := f.startActor(t, echoPkg, 1, trust.SignActorOptions{Name: "echo"})
+	caller, _ := trust.CreateKeyPair(lattice.KindModule)
 	subject := lattice.RPCActor("test", echo.Key)
 
 	for _, ahead := range []time.Duration{time.Minute, time.Hour, 10 * 365 * 24 * time.Hour} {
@@ -67,8 +68,8 @@ func TestAttackReplayAfterGuardRotationIsRefused(t *testing.T) {
 	// in between.
 	const window, skew = 3 * time.Second, 5 * time.Second
 	f := newFixture(t, func(o *Options) { o.ReplayWindow, o.ClockSkew = window, skew })
-	echo := f.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo"})
-	caller, _ := lattice.CreateKeyPair(lattice.KindModule)
+	echo := f.startActor(t, echoPkg, 1, trust.SignActorOptions{Name: "echo"})
+	caller, _ := trust.CreateKeyPair(lattice.KindModule)
 	origin := lattice.ActorEntity(caller.PublicKey())
 	subject := lattice.RPCActor("test", echo.Key)
 

@@ -24,6 +24,7 @@ import (
 	"github.com/latticed/latticed/internal/oci"
 	"github.com/latticed/latticed/internal/policy"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // ProviderLauncher starts and stops capability providers on behalf of the
@@ -37,9 +38,9 @@ type ProviderLauncher interface {
 
 // Options configure a Host. Connections are owned by the caller.
 type Options struct {
-	HostKey    *lattice.KeyPair // N…: the host's identity
-	ClusterKey *lattice.KeyPair // C…: signs outgoing invocations
-	Issuers    []string         // trusted cluster issuers (must include ClusterKey's)
+	HostKey    *trust.KeyPair // N…: the host's identity
+	ClusterKey *trust.KeyPair // C…: signs outgoing invocations
+	Issuers    []string       // trusted cluster issuers (must include ClusterKey's)
 
 	LatticePrefix  string
 	CtlTopicPrefix string
@@ -144,7 +145,7 @@ type Host struct {
 	id        string
 	ctl       lattice.Ctl
 	runtime   *Runtime
-	policy    *lattice.IssuerPolicy
+	policy    *trust.Issuers
 	state     *latticeState
 	cache     atomic.Pointer[latticeCache] // nil until the cache stream opens (retried in the background)
 	cacheOpen chan struct{}                // closed once cache is set
@@ -203,9 +204,9 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 	for k, v := range opts.Labels {
 		h.labels[k] = v
 	}
-	h.policy = lattice.NewIssuerPolicy(opts.Issuers,
-		lattice.WithReplayGuard(lattice.NewReplayGuard(opts.ReplayWindow, lattice.DefaultReplayCapacity)),
-		lattice.WithClockSkew(opts.ClockSkew))
+	h.policy = trust.NewIssuers(opts.Issuers,
+		trust.WithReplayGuard(trust.NewReplayGuard(opts.ReplayWindow, trust.DefaultReplayCapacity)),
+		trust.WithClockSkew(opts.ClockSkew))
 	if opts.PolicyTopic != "" {
 		h.policySvc = policy.New(opts.Ctl, opts.PolicyTopic, opts.PolicyTimeout, h.policyHost)
 		h.policySvc.ObserveDecisions(policy.CountDecisions(h.m.PolicyDecisions))
@@ -377,7 +378,7 @@ func (h *Host) retryCache(ctx context.Context) {
 func (h *Host) writeRunningToCache(ctx context.Context) {
 	c := h.cache.Load()
 	for _, a := range h.actorList() {
-		if err := c.putClaims(ctx, lattice.FlattenActor(a.claims)); err != nil {
+		if err := c.putClaims(ctx, trust.FlattenActor(a.claims)); err != nil {
 			h.log.Warn("actor claims not written to the lattice cache", "actor", a.key, "err", err)
 		}
 		if err := c.putRefMap(ctx, RefMap{OCIURL: a.ref, PublicKey: a.key}); err != nil {

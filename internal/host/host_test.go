@@ -19,6 +19,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/trust"
 )
 
 func TestMain(m *testing.M) {
@@ -49,7 +50,7 @@ const (
 type fixture struct {
 	h       *Host
 	nc      *nats.Conn // a client for tests (ctl and rpc)
-	cluster *lattice.KeyPair
+	cluster *trust.KeyPair
 	dir     string
 	m       *metrics.Metrics
 	ctl     lattice.Ctl
@@ -76,8 +77,8 @@ func dial(t testing.TB, url string) *nats.Conn {
 
 func newFixtureAt(t testing.TB, url string, tweak ...func(*Options)) *fixture {
 	t.Helper()
-	cluster, _ := lattice.CreateKeyPair(lattice.KindCluster)
-	hostKey, _ := lattice.CreateKeyPair(lattice.KindServer)
+	cluster, _ := trust.CreateKeyPair(lattice.KindCluster)
+	hostKey, _ := trust.CreateKeyPair(lattice.KindServer)
 	f := &fixture{nc: dial(t, url), cluster: cluster, dir: t.TempDir(), m: metrics.New()}
 	opts := Options{
 		HostKey: hostKey, ClusterKey: cluster, LatticePrefix: "test",
@@ -139,7 +140,7 @@ func (f *fixture) ctlRequest(t testing.TB, subject string, body, out any) {
 	}
 }
 
-func (f *fixture) startActor(t testing.TB, pkg string, count int, opts lattice.SignActorOptions) testenv.SignedActor {
+func (f *fixture) startActor(t testing.TB, pkg string, count int, opts trust.SignActorOptions) testenv.SignedActor {
 	t.Helper()
 	sa := testenv.SignActor(t, f.dir, pkg, opts)
 	var a lattice.Ack
@@ -164,9 +165,9 @@ func (f *fixture) raw(t testing.TB, subject string, data []byte) *lattice.Invoca
 	return resp
 }
 
-func (f *fixture) invocation(t testing.TB, signer *lattice.KeyPair, origin lattice.Entity, actorKey, op string, payload []byte) *lattice.Invocation {
+func (f *fixture) invocation(t testing.TB, signer *trust.KeyPair, origin lattice.Entity, actorKey, op string, payload []byte) *lattice.Invocation {
 	t.Helper()
-	inv, err := lattice.NewInvocation(signer, f.h.ID(), origin, lattice.ActorEntity(actorKey), op, payload)
+	inv, err := trust.NewInvocation(signer, f.h.ID(), origin, lattice.ActorEntity(actorKey), op, payload)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +178,7 @@ func (f *fixture) call(t testing.TB, actorKey, op string, payload []byte) ([]byt
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	caller, _ := lattice.CreateKeyPair(lattice.KindModule)
+	caller, _ := trust.CreateKeyPair(lattice.KindModule)
 	return rpc.Invoke(ctx, f.nc, f.cluster, f.h.ID(), lattice.ActorEntity(caller.PublicKey()), lattice.ActorEntity(actorKey),
 		lattice.RPCActor("test", actorKey), op, payload)
 }
@@ -192,7 +193,7 @@ func mustEcho(t testing.TB, f *fixture, key string) {
 
 func TestStartCallScaleStop(t *testing.T) {
 	f := newFixture(t)
-	life := f.startActor(t, lifePkg, 1, lattice.SignActorOptions{Name: "life"})
+	life := f.startActor(t, lifePkg, 1, trust.SignActorOptions{Name: "life"})
 	if out, err := f.call(t, life.Key, "Life.Goroutine", []byte("x")); err != nil || string(out) != "from goroutine: x" {
 		t.Fatalf("call: %q %v", out, err)
 	}
@@ -242,7 +243,7 @@ func TestStartCallScaleStop(t *testing.T) {
 
 func TestPooledInstanceKeepsItsOwnState(t *testing.T) {
 	f := newFixture(t)
-	life := f.startActor(t, lifePkg, 1, lattice.SignActorOptions{Name: "life"})
+	life := f.startActor(t, lifePkg, 1, trust.SignActorOptions{Name: "life"})
 	for want := 1; want <= 3; want++ {
 		out, err := f.call(t, life.Key, "Life.Count", nil)
 		if err != nil || string(out) != string(rune('0'+want)) {
@@ -253,12 +254,12 @@ func TestPooledInstanceKeepsItsOwnState(t *testing.T) {
 
 func TestRejectedInvocationsNeverReachTheActor(t *testing.T) {
 	f := newFixture(t, func(o *Options) { o.MaxPayloadBytes = 64 << 10 })
-	echo := f.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
-	plain := f.startActor(t, lifePkg, 1, lattice.SignActorOptions{Name: "nocaps"})
-	stranger, _ := lattice.CreateKeyPair(lattice.KindCluster)
-	caller, _ := lattice.CreateKeyPair(lattice.KindModule)
+	echo := f.startActor(t, echoPkg, 1, trust.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
+	plain := f.startActor(t, lifePkg, 1, trust.SignActorOptions{Name: "nocaps"})
+	stranger, _ := trust.CreateKeyPair(lattice.KindCluster)
+	caller, _ := trust.CreateKeyPair(lattice.KindModule)
 	origin := lattice.ActorEntity(caller.PublicKey())
-	provider, _ := lattice.CreateKeyPair(lattice.KindService)
+	provider, _ := trust.CreateKeyPair(lattice.KindService)
 	httpOrigin := lattice.Entity{PublicKey: provider.PublicKey(), ContractID: lattice.ContractHTTPServer, LinkName: "default"}
 	subject := lattice.RPCActor("test", echo.Key)
 
@@ -327,11 +328,11 @@ func TestRejectedInvocationsNeverReachTheActor(t *testing.T) {
 
 func TestHostileActorsDoNotHarmOthers(t *testing.T) {
 	f := newFixture(t, func(o *Options) { o.RPCTimeout = 500 * time.Millisecond })
-	echo := f.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo"})
-	loop := f.startActor(t, loopPkg, 1, lattice.SignActorOptions{Name: "loop"})
-	trap := f.startActor(t, trapPkg, 1, lattice.SignActorOptions{Name: "trap"})
-	bomb := f.startActor(t, membombPkg, 1, lattice.SignActorOptions{Name: "bomb"})
-	deep := f.startActor(t, recursePkg, 1, lattice.SignActorOptions{Name: "deep"})
+	echo := f.startActor(t, echoPkg, 1, trust.SignActorOptions{Name: "echo"})
+	loop := f.startActor(t, loopPkg, 1, trust.SignActorOptions{Name: "loop"})
+	trap := f.startActor(t, trapPkg, 1, trust.SignActorOptions{Name: "trap"})
+	bomb := f.startActor(t, membombPkg, 1, trust.SignActorOptions{Name: "bomb"})
+	deep := f.startActor(t, recursePkg, 1, trust.SignActorOptions{Name: "deep"})
 
 	// A healthy actor keeps answering while the hostile ones misbehave.
 	stop := make(chan struct{})
@@ -385,9 +386,9 @@ func TestHostileActorsDoNotHarmOthers(t *testing.T) {
 }
 
 func TestInvalidModulesAreRefusedAtStart(t *testing.T) {
-	allowed, _ := lattice.CreateKeyPair(lattice.KindAccount)
+	allowed, _ := trust.CreateKeyPair(lattice.KindAccount)
 	f := newFixture(t, func(o *Options) { o.AllowedActorIssuers = []string{allowed.PublicKey()} })
-	good := testenv.SignActorWith(t, f.dir, echoPkg, lattice.SignActorOptions{Name: "echo"}, allowed)
+	good := testenv.SignActorWith(t, f.dir, echoPkg, trust.SignActorOptions{Name: "echo"}, allowed)
 	tampered := append([]byte(nil), good.Module...)
 	tampered[len(tampered)/3] ^= 0xff
 	write := func(name string, b []byte) string {
@@ -397,7 +398,7 @@ func TestInvalidModulesAreRefusedAtStart(t *testing.T) {
 		}
 		return "file://" + p
 	}
-	stranger := testenv.SignActor(t, f.dir, echoPkg, lattice.SignActorOptions{Name: "other"})
+	stranger := testenv.SignActor(t, f.dir, echoPkg, trust.SignActorOptions{Name: "other"})
 	for _, tc := range []struct{ name, ref, want string }{
 		{"tampered", write("tampered.wasm", tampered), "module hash mismatch"},
 		{"unsigned", write("unsigned.wasm", testenv.BuildActor(t, echoPkg)), "no embedded claims"},
@@ -422,7 +423,7 @@ func TestInvalidModulesAreRefusedAtStart(t *testing.T) {
 
 func TestFileLoadNeedsPermission(t *testing.T) {
 	f := newFixture(t, func(o *Options) { o.AllowFileLoad = false })
-	sa := testenv.SignActor(t, f.dir, echoPkg, lattice.SignActorOptions{Name: "echo"})
+	sa := testenv.SignActor(t, f.dir, echoPkg, trust.SignActorOptions{Name: "echo"})
 	var a lattice.Ack
 	f.ctlRequest(t, f.ctl.Cmd(f.h.ID(), lattice.CmdLaunchActor), lattice.StartActorCommand{ActorRef: "file://" + sa.Path}, &a)
 	if a.Accepted || !strings.Contains(a.Error, "WASMCLOUD_ALLOW_FILE_LOAD") {

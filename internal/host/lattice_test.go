@@ -14,6 +14,7 @@ import (
 
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // peer starts another host on the same NATS server and lattice, trusting and
@@ -28,8 +29,8 @@ func peer(t *testing.T, f *fixture, url string) *fixture {
 func TestLatticeCacheTeachesNewHosts(t *testing.T) {
 	srv := testenv.NATS(t)
 	a := newFixtureAt(t, srv.ClientURL())
-	echo := a.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo", CallAlias: "cached-echo"})
-	provider, _ := lattice.CreateKeyPair(lattice.KindService)
+	echo := a.startActor(t, echoPkg, 1, trust.SignActorOptions{Name: "echo", CallAlias: "cached-echo"})
+	provider, _ := trust.CreateKeyPair(lattice.KindService)
 	var ack lattice.Ack
 	keep := lattice.LinkDefinition{ActorID: echo.Key, ProviderID: provider.PublicKey(), ContractID: lattice.ContractKeyValue}
 	gone := lattice.LinkDefinition{ActorID: echo.Key, ProviderID: provider.PublicKey(), ContractID: lattice.ContractHTTPServer}
@@ -74,7 +75,7 @@ func TestTwoHostsShareAnActorsLoad(t *testing.T) {
 	srv := testenv.NATS(t)
 	a := newFixtureAt(t, srv.ClientURL())
 	b := peer(t, a, srv.ClientURL())
-	sa := testenv.SignActor(t, a.dir, lifePkg, lattice.SignActorOptions{Name: "life"})
+	sa := testenv.SignActor(t, a.dir, lifePkg, trust.SignActorOptions{Name: "life"})
 	for _, f := range []*fixture{a, b} {
 		var ack lattice.Ack
 		f.ctlRequest(t, f.ctl.Cmd(f.h.ID(), lattice.CmdLaunchActor), lattice.StartActorCommand{ActorRef: "file://" + sa.Path}, &ack)
@@ -119,8 +120,8 @@ func TestTwoHostsShareAnActorsLoad(t *testing.T) {
 func TestLinkChangesAreRefusedWithoutTheLatticeCache(t *testing.T) {
 	s := natsWithoutJetStream(t)
 	f := newFixtureAt(t, s.ClientURL())
-	actor, _ := lattice.CreateKeyPair(lattice.KindModule)
-	provider, _ := lattice.CreateKeyPair(lattice.KindService)
+	actor, _ := trust.CreateKeyPair(lattice.KindModule)
+	provider, _ := trust.CreateKeyPair(lattice.KindService)
 	var ack lattice.Ack
 	f.ctlRequest(t, f.ctl.LinkdefsPut(), lattice.LinkDefinition{ActorID: actor.PublicKey(), ProviderID: provider.PublicKey(), ContractID: lattice.ContractKeyValue}, &ack)
 	if ack.Accepted || !strings.Contains(ack.Error, "lattice cache") || !strings.Contains(ack.Error, "JetStream") {
@@ -140,14 +141,14 @@ func TestLinkChangesAreRefusedWithoutTheLatticeCache(t *testing.T) {
 func TestActorStartsBeforeTheLatticeCacheOpensAndIsCachedAfter(t *testing.T) {
 	s := natsWithoutJetStream(t) // JetStream is enabled later
 	f := newFixtureAt(t, s.ClientURL())
-	echo := f.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo", CallAlias: "late-cache-echo"})
+	echo := f.startActor(t, echoPkg, 1, trust.SignActorOptions{Name: "echo", CallAlias: "late-cache-echo"})
 	if out, err := f.call(t, echo.Key, "Echo.Echo", []byte("before the cache")); err != nil || len(out) == 0 {
 		t.Fatalf("actor started without the cache does not answer: %q, %v", out, err)
 	}
 
 	// A link put made while the cache is not open waits for it (within
 	// cacheWait) instead of being refused at once.
-	provider, _ := lattice.CreateKeyPair(lattice.KindService)
+	provider, _ := trust.CreateKeyPair(lattice.KindService)
 	ld := lattice.LinkDefinition{ActorID: echo.Key, ProviderID: provider.PublicKey(), ContractID: lattice.ContractKeyValue}
 	put := make(chan error, 1)
 	go func() {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // probeControl asks for a ping and this host's inventory, as an operator
@@ -60,7 +61,7 @@ func (f *fixture) ctlAsync(subject string, body any, timeout time.Duration) <-ch
 func TestSleepingActorMeetsItsDeadlineWhileStopKeepsControlAnswering(t *testing.T) {
 	const deadline = 2 * time.Second
 	f := newFixture(t, func(o *Options) { o.RPCTimeout = deadline })
-	life := f.startActor(t, lifePkg, 1, lattice.SignActorOptions{Name: "sleeper"})
+	life := f.startActor(t, lifePkg, 1, trust.SignActorOptions{Name: "sleeper"})
 	a := f.h.actor(life.Key)
 
 	type result struct {
@@ -140,7 +141,7 @@ func TestStartForeverActorFailsAtItsStartDeadline(t *testing.T) {
 	if err := f.nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	sa := testenv.SignActor(t, f.dir, foreverPkg, lattice.SignActorOptions{Name: "forever"})
+	sa := testenv.SignActor(t, f.dir, foreverPkg, trust.SignActorOptions{Name: "forever"})
 	ref := "file://" + sa.Path
 
 	started := f.ctlAsync(f.ctl.Cmd(f.h.ID(), lattice.CmdLaunchActor), lattice.StartActorCommand{ActorRef: ref, Count: 1}, time.Minute)
@@ -218,7 +219,7 @@ func TestHostStopsPromptlyWhileCompiling(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, func(o *Options) { o.CompileHeadStart = tc.headStart }) // a fresh, empty compile cache
-			sa := testenv.SignActor(t, f.dir, echoPkg, lattice.SignActorOptions{Name: "echo"})
+			sa := testenv.SignActor(t, f.dir, echoPkg, trust.SignActorOptions{Name: "echo"})
 			tc.during(t, f, "file://"+sa.Path)
 			testenv.CheckFor(t, 30*time.Second, 5*time.Millisecond, func() error {
 				if f.h.runtime.compiling.Load() == 0 {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // rssBytes is this process's resident set (VmRSS): the host runs in the test
@@ -60,7 +61,7 @@ func scaleInstances(t *testing.T) int {
 func TestScaleDownAndStopReturnMemory(t *testing.T) {
 	n := scaleInstances(t)
 	f := newFixture(t)
-	echo := f.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo"})
+	echo := f.startActor(t, echoPkg, 1, trust.SignActorOptions{Name: "echo"})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if err := f.h.WaitCompiled(ctx, echo.Key); err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/trust"
 )
 
 // mnode is one lattice host with its own NATS connections (so a test can
@@ -37,7 +38,7 @@ type mnode struct {
 	ctlConn *nats.Conn
 }
 
-func startNode(t *testing.T, url, prefix string, key *lattice.KeyPair, issuers []string, tweak ...func(*Options)) *mnode {
+func startNode(t *testing.T, url, prefix string, key *trust.KeyPair, issuers []string, tweak ...func(*Options)) *mnode {
 	t.Helper()
 	rpcC, ctlC := dial(t, url), dial(t, url)
 	all := append([]func(*Options){func(o *Options) {
@@ -55,11 +56,11 @@ func (n *mnode) crash() {
 	n.ctlConn.Close()
 }
 
-func clusterKeys(t *testing.T, n int) []*lattice.KeyPair {
+func clusterKeys(t *testing.T, n int) []*trust.KeyPair {
 	t.Helper()
-	out := make([]*lattice.KeyPair, n)
+	out := make([]*trust.KeyPair, n)
 	for i := range out {
-		k, err := lattice.CreateKeyPair(lattice.KindCluster)
+		k, err := trust.CreateKeyPair(lattice.KindCluster)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -68,7 +69,7 @@ func clusterKeys(t *testing.T, n int) []*lattice.KeyPair {
 	return out
 }
 
-func pubKeys(keys ...*lattice.KeyPair) []string {
+func pubKeys(keys ...*trust.KeyPair) []string {
 	var out []string
 	for _, k := range keys {
 		out = append(out, k.PublicKey())
@@ -88,12 +89,12 @@ func (n *mnode) launch(t *testing.T, sa testenv.SignedActor, count int) {
 
 // invokeVia sends one invocation signed by signer on prefix's RPC subject for
 // actorKey, bounded by timeout.
-func invokeVia(nc *nats.Conn, signer *lattice.KeyPair, prefix, hostID, actorKey, op string, payload []byte, timeout time.Duration) ([]byte, error) {
+func invokeVia(nc *nats.Conn, signer *trust.KeyPair, prefix, hostID, actorKey, op string, payload []byte, timeout time.Duration) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	caller, _ := lattice.CreateKeyPair(lattice.KindModule)
+	caller, _ := trust.CreateKeyPair(lattice.KindModule)
 	if hostID == "" { // a client outside any host: it still names a host key
-		hk, _ := lattice.CreateKeyPair(lattice.KindServer)
+		hk, _ := trust.CreateKeyPair(lattice.KindServer)
 		hostID = hk.PublicKey()
 	}
 	return rpc.Invoke(ctx, nc, signer, hostID, lattice.ActorEntity(caller.PublicKey()), lattice.ActorEntity(actorKey),
@@ -174,13 +175,13 @@ func kvLink(actor, provider string) lattice.LinkDefinition {
 // issuer check a real provider applies (trusting issuers).
 func providerResponder(t *testing.T, nc *nats.Conn, prefix, key string, issuers []string, seen chan<- *lattice.Invocation) {
 	t.Helper()
-	policy := lattice.NewIssuerPolicy(issuers)
+	policy := trust.NewIssuers(issuers)
 	sub, err := nc.Subscribe(lattice.RPCProvider(prefix, key, "default"), func(m *nats.Msg) {
 		resp := &lattice.InvocationResponse{}
 		inv, err := lattice.DecodeInvocation(m.Data)
 		if err == nil {
 			resp.InvocationID = inv.ID
-			var cl *lattice.Claims[lattice.InvocationClaims]
+			var cl *trust.Claims[trust.InvocationClaims]
 			if cl, err = policy.Check(inv, key); err == nil && cl.Issuer == "" {
 				err = errors.New("no issuer")
 			}
@@ -246,9 +247,9 @@ func TestMultiNodeThreeHosts(t *testing.T) {
 		}
 	}
 
-	fwd := a.startActor(t, hostcallPkg, 1, lattice.SignActorOptions{Name: "fwd", Caps: []string{lattice.ContractKeyValue}})
-	echo := c.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo", CallAlias: "c-echo"})
-	provider, _ := lattice.CreateKeyPair(lattice.KindService)
+	fwd := a.startActor(t, hostcallPkg, 1, trust.SignActorOptions{Name: "fwd", Caps: []string{lattice.ContractKeyValue}})
+	echo := c.startActor(t, echoPkg, 1, trust.SignActorOptions{Name: "echo", CallAlias: "c-echo"})
+	provider, _ := trust.CreateKeyPair(lattice.KindService)
 	seen := make(chan *lattice.Invocation, 1)
 	providerResponder(t, b.nc, "test", provider.PublicKey(), issuers, seen)
 
@@ -278,7 +279,7 @@ func TestMultiNodeThreeHosts(t *testing.T) {
 			t.Fatalf("invocation %+v", inv)
 		}
 		// The provider saw an invocation signed by A's own cluster key.
-		claims, err := lattice.NewIssuerPolicy([]string{keys[0].PublicKey()}).Check(inv, provider.PublicKey())
+		claims, err := trust.NewIssuers([]string{keys[0].PublicKey()}).Check(inv, provider.PublicKey())
 		if err != nil || claims.Issuer != keys[0].PublicKey() {
 			t.Fatalf("invocation not signed by host A's cluster key: %v %+v", err, claims)
 		}
@@ -317,8 +318,8 @@ func TestMultiNodeTrustUnknownIssuer(t *testing.T) {
 	_ = startNode(t, srv.URL, "test", keys[2], trusted)
 	d := startNode(t, srv.URL, "test", keys[3], pubKeys(keys...)) // trusts everyone; nobody trusts it
 
-	echo := a.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo"})
-	fwd := d.startActor(t, hostcallPkg, 1, lattice.SignActorOptions{Name: "fwd"})
+	echo := a.startActor(t, echoPkg, 1, trust.SignActorOptions{Name: "echo"})
+	fwd := d.startActor(t, hostcallPkg, 1, trust.SignActorOptions{Name: "fwd"})
 	mustEchoVia(t, b, echo.Key) // trusted peers reach it
 
 	before := testutil.ToFloat64(a.m.InvocationsRejected.WithLabelValues(string(lattice.ReasonUnknownIssuer)))
@@ -351,7 +352,7 @@ func mustEchoVia(t *testing.T, n *mnode, key string) {
 
 // caller calls one actor in a loop until stopped, counting outcomes.
 type caller struct {
-	signer     atomic.Pointer[lattice.KeyPair]
+	signer     atomic.Pointer[trust.KeyPair]
 	ok, failed atomic.Int64
 	okBySigner sync.Map // public key -> *atomic.Int64
 	mu         sync.Mutex
@@ -362,7 +363,7 @@ type caller struct {
 	done       chan struct{}
 }
 
-func startCaller(nc *nats.Conn, signer *lattice.KeyPair, prefix, actorKey string, timeout time.Duration) *caller {
+func startCaller(nc *nats.Conn, signer *trust.KeyPair, prefix, actorKey string, timeout time.Duration) *caller {
 	c := &caller{stop: make(chan struct{}), done: make(chan struct{})}
 	c.signer.Store(signer)
 	go func() {
@@ -398,7 +399,7 @@ func startCaller(nc *nats.Conn, signer *lattice.KeyPair, prefix, actorKey string
 	return c
 }
 
-func (c *caller) okWith(k *lattice.KeyPair) int64 {
+func (c *caller) okWith(k *trust.KeyPair) int64 {
 	v, ok := c.okBySigner.Load(k.PublicKey())
 	if !ok {
 		return 0
@@ -458,7 +459,7 @@ func TestMultiNodeIssuerRotation(t *testing.T) {
 	k1, k2 := keys[0], keys[1]
 	old1 := startNode(t, srv.URL, "test", k1, pubKeys(k1))
 	old2 := startNode(t, srv.URL, "test", k1, pubKeys(k1))
-	echo := testenv.SignActor(t, old1.dir, echoPkg, lattice.SignActorOptions{Name: "echo"})
+	echo := testenv.SignActor(t, old1.dir, echoPkg, trust.SignActorOptions{Name: "echo"})
 	old1.launch(t, echo, 1)
 	old2.launch(t, echo, 1)
 
@@ -520,10 +521,10 @@ func TestMultiNodeDeath(t *testing.T) {
 	issuers := pubKeys(keys...)
 	a := startNode(t, srv.URL, "test", keys[0], issuers)
 	c := startNode(t, srv.URL, "test", keys[1], issuers)
-	shared := testenv.SignActor(t, a.dir, echoPkg, lattice.SignActorOptions{Name: "shared"})
+	shared := testenv.SignActor(t, a.dir, echoPkg, trust.SignActorOptions{Name: "shared"})
 	a.launch(t, shared, 1)
 	c.launch(t, shared, 1)
-	onlyC := c.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "only-on-c"})
+	onlyC := c.startActor(t, echoPkg, 1, trust.SignActorOptions{Name: "only-on-c"})
 	mustEchoVia(t, a, onlyC.Key)
 
 	const callTimeout = 2 * time.Second
@@ -635,8 +636,8 @@ func TestMultiNodePrefixIsolation(t *testing.T) {
 		}
 	}
 
-	fwd := red.startActor(t, hostcallPkg, 1, lattice.SignActorOptions{Name: "red-fwd", Caps: []string{lattice.ContractKeyValue}})
-	blueEcho := blue.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "blue-echo", CallAlias: "blue-echo", Caps: []string{lattice.ContractKeyValue}})
+	fwd := red.startActor(t, hostcallPkg, 1, trust.SignActorOptions{Name: "red-fwd", Caps: []string{lattice.ContractKeyValue}})
+	blueEcho := blue.startActor(t, echoPkg, 1, trust.SignActorOptions{Name: "blue-echo", CallAlias: "blue-echo", Caps: []string{lattice.ContractKeyValue}})
 	mustEchoVia(t, blue2, blueEcho.Key)
 
 	// A red actor cannot reach the blue actor, by key or by alias.
@@ -653,7 +654,7 @@ func TestMultiNodePrefixIsolation(t *testing.T) {
 		t.Fatalf("red invocation of a blue actor: %v", err)
 	}
 
-	provider, _ := lattice.CreateKeyPair(lattice.KindService)
+	provider, _ := trust.CreateKeyPair(lattice.KindService)
 	var ack lattice.Ack
 	red.ctlRequest(t, red.ctl.LinkdefsPut(), kvLink(fwd.Key, provider.PublicKey()), &ack)
 	if !ack.Accepted {
@@ -884,10 +885,10 @@ func TestMultiNodeCluster(t *testing.T) {
 		t.Fatalf("ping over the cluster: %v", got)
 	}
 
-	fwd := testenv.SignActor(t, h1.dir, hostcallPkg, lattice.SignActorOptions{Name: "fwd", Caps: []string{lattice.ContractKeyValue}})
+	fwd := testenv.SignActor(t, h1.dir, hostcallPkg, trust.SignActorOptions{Name: "fwd", Caps: []string{lattice.ContractKeyValue}})
 	h1.launch(t, fwd, 1)
-	echo := h2.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo"})
-	provider, _ := lattice.CreateKeyPair(lattice.KindService)
+	echo := h2.startActor(t, echoPkg, 1, trust.SignActorOptions{Name: "echo"})
+	provider, _ := trust.CreateKeyPair(lattice.KindService)
 	var ack lattice.Ack
 	h1.ctlRequest(t, h1.ctl.LinkdefsPut(), kvLink(fwd.Key, provider.PublicKey()), &ack)
 	if !ack.Accepted {
@@ -997,7 +998,7 @@ func TestMultiNodeCluster(t *testing.T) {
 	// An actor call across the surviving servers: an echo on a host on
 	// survivor 1, called by the actor on h4 (survivor 0).
 	h5 := startNode(t, survivors[1].url, "test", keys[2], issuers, r3)
-	echo2 := h5.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo2"})
+	echo2 := h5.startActor(t, echoPkg, 1, trust.SignActorOptions{Name: "echo2"})
 	if out, err := h4.forwardVia(t, fwd.Key, forward{Namespace: echo2.Key, Operation: "Echo.Echo", Payload: []byte("x2")}); err != nil || string(out) != "x2" {
 		t.Fatalf("cross-server call after the kill: %q %v", out, err)
 	}
@@ -1005,7 +1006,7 @@ func TestMultiNodeCluster(t *testing.T) {
 		t.Fatal("echo2 not served by h5")
 	}
 	// The link also survives a put after the kill (cache still writable).
-	provider2, _ := lattice.CreateKeyPair(lattice.KindService)
+	provider2, _ := trust.CreateKeyPair(lattice.KindService)
 	ld := kvLink(echo2.Key, provider2.PublicKey())
 	h4.ctlRequest(t, h4.ctl.LinkdefsPut(), ld, &ack)
 	if !ack.Accepted {

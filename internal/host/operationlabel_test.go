@@ -9,7 +9,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/latticed/latticed/internal/metrics"
-	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 const anyopPkg = "./actor/testactors/anyop"
@@ -22,8 +22,8 @@ const anyopPkg = "./actor/testactors/anyop"
 func TestMadeUpOperationsLeaveSeriesBounded(t *testing.T) {
 	const calls = 10_000
 	f := newFixture(t)
-	anyop := f.startActor(t, anyopPkg, 4, lattice.SignActorOptions{Name: "anyop"})
-	echo := f.startActor(t, echoPkg, 4, lattice.SignActorOptions{Name: "echo"})
+	anyop := f.startActor(t, anyopPkg, 4, trust.SignActorOptions{Name: "anyop"})
+	echo := f.startActor(t, echoPkg, 4, trust.SignActorOptions{Name: "echo"})
 
 	var failedAny, answeredEcho atomic.Int64
 	var wg sync.WaitGroup

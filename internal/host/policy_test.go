@@ -11,6 +11,7 @@ import (
 	"github.com/latticed/latticed/internal/policy"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // With a policy service configured, the host asks it before starting an
@@ -36,7 +37,7 @@ func TestPolicyServiceGatesActorStartsAndInvocations(t *testing.T) {
 	}
 	defer sub.Unsubscribe()
 
-	echo := f.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo"})
+	echo := f.startActor(t, echoPkg, 1, trust.SignActorOptions{Name: "echo"})
 	mustEcho(t, f, echo.Key)
 
 	banned := f.startActorExpectingRefusal(t, lifePkg, func(key string) { bannedActor = key })
@@ -44,7 +45,7 @@ func TestPolicyServiceGatesActorStartsAndInvocations(t *testing.T) {
 		t.Fatalf("start refusal: %s", banned)
 	}
 
-	caller, _ := lattice.CreateKeyPair(lattice.KindModule)
+	caller, _ := trust.CreateKeyPair(lattice.KindModule)
 	bannedCaller = caller.PublicKey()
 	data, _ := f.invocation(t, f.cluster, lattice.ActorEntity(bannedCaller), echo.Key, "Echo.Echo", []byte("x")).Encode()
 	resp := f.raw(t, lattice.RPCActor("test", echo.Key), data)
@@ -61,7 +62,7 @@ func TestPolicyServiceGatesActorStartsAndInvocations(t *testing.T) {
 // the host sees it, asks the host to start it and returns the refusal.
 func (f *fixture) startActorExpectingRefusal(t *testing.T, pkg string, learn func(key string)) string {
 	t.Helper()
-	sa := testenv.SignActor(t, f.dir, pkg, lattice.SignActorOptions{Name: "banned"})
+	sa := testenv.SignActor(t, f.dir, pkg, trust.SignActorOptions{Name: "banned"})
 	learn(sa.Key)
 	var a lattice.Ack
 	f.ctlRequest(t, f.ctl.Cmd(f.h.ID(), lattice.CmdLaunchActor), lattice.StartActorCommand{ActorRef: "file://" + sa.Path}, &a)

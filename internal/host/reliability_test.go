@@ -11,13 +11,14 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/trust"
 )
 
 // An actor that calls itself is stopped by the call deadline, not by the
 // host running out of anything, and the actor serves again afterwards.
 func TestSelfCallingActorIsStoppedByItsDeadline(t *testing.T) {
 	f := newFixture(t, func(o *Options) { o.RPCTimeout = 500 * time.Millisecond })
-	fwd := f.startActor(t, hostcallPkg, 2, lattice.SignActorOptions{Name: "self"})
+	fwd := f.startActor(t, hostcallPkg, 2, trust.SignActorOptions{Name: "self"})
 	inner, _ := lattice.Marshal(forward{Namespace: fwd.Key, Operation: "Echo.Nope"})
 	start := time.Now()
 	_, err := f.forward(t, fwd.Key, forward{Namespace: fwd.Key, Operation: "Call.Forward", Payload: inner})
@@ -52,7 +53,7 @@ func TestTenSecondNATSOutage(t *testing.T) {
 	}
 	srv := testenv.ExternalNATS(t)
 	f := newFixtureAt(t, srv.URL, func(o *Options) { o.RPCTimeout = time.Second })
-	echo := f.startActor(t, echoPkg, 2, lattice.SignActorOptions{Name: "echo"})
+	echo := f.startActor(t, echoPkg, 2, trust.SignActorOptions{Name: "echo"})
 	mustEcho(t, f, echo.Key)
 	baseline := runtime.NumGoroutine()
 
@@ -62,7 +63,7 @@ func TestTenSecondNATSOutage(t *testing.T) {
 	for time.Now().Before(outageEnd) {
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		caller, _ := lattice.CreateKeyPair(lattice.KindModule)
+		caller, _ := trust.CreateKeyPair(lattice.KindModule)
 		_, err := rpc.Invoke(ctx, f.nc, f.cluster, f.h.ID(), lattice.ActorEntity(caller.PublicKey()), lattice.ActorEntity(echo.Key),
 			lattice.RPCActor("test", echo.Key), "Echo.Echo", []byte("x"))
 		cancel()

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 type forward struct {
@@ -32,7 +33,7 @@ func (f *fixture) forward(t *testing.T, via string, fw forward) ([]byte, error) 
 // with the same issuer policy a real provider applies.
 func fakeProvider(t *testing.T, f *fixture, key, link string, seen chan<- *lattice.Invocation) {
 	t.Helper()
-	policy := lattice.NewIssuerPolicy([]string{f.cluster.PublicKey()})
+	policy := trust.NewIssuers([]string{f.cluster.PublicKey()})
 	sub, err := f.nc.Subscribe(lattice.RPCProvider("test", key, link), func(m *nats.Msg) {
 		resp := &lattice.InvocationResponse{}
 		inv, err := lattice.DecodeInvocation(m.Data)
@@ -58,10 +59,10 @@ func fakeProvider(t *testing.T, f *fixture, key, link string, seen chan<- *latti
 
 func TestHostCallRouting(t *testing.T) {
 	f := newFixture(t)
-	fwd := f.startActor(t, hostcallPkg, 1, lattice.SignActorOptions{Name: "fwd", Caps: []string{lattice.ContractKeyValue}})
-	noCaps := f.startActor(t, hostcallPkg, 1, lattice.SignActorOptions{Name: "nocaps"})
-	echo := f.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo", CallAlias: "the-echo"})
-	provider, _ := lattice.CreateKeyPair(lattice.KindService)
+	fwd := f.startActor(t, hostcallPkg, 1, trust.SignActorOptions{Name: "fwd", Caps: []string{lattice.ContractKeyValue}})
+	noCaps := f.startActor(t, hostcallPkg, 1, trust.SignActorOptions{Name: "nocaps"})
+	echo := f.startActor(t, echoPkg, 1, trust.SignActorOptions{Name: "echo", CallAlias: "the-echo"})
+	provider, _ := trust.CreateKeyPair(lattice.KindService)
 
 	t.Run("actor by key", func(t *testing.T) {
 		out, err := f.forward(t, fwd.Key, forward{Namespace: echo.Key, Operation: "Echo.Echo", Payload: []byte("k")})
@@ -120,8 +121,8 @@ func TestHostCallRouting(t *testing.T) {
 
 func TestBuiltinsNeedTheirClaims(t *testing.T) {
 	f := newFixture(t)
-	withCaps := f.startActor(t, loggerPkg, 1, lattice.SignActorOptions{Name: "logger", Caps: []string{lattice.ContractLogging, lattice.ContractNumberGen}})
-	without := f.startActor(t, loggerPkg, 1, lattice.SignActorOptions{Name: "bare"})
+	withCaps := f.startActor(t, loggerPkg, 1, trust.SignActorOptions{Name: "logger", Caps: []string{lattice.ContractLogging, lattice.ContractNumberGen}})
+	without := f.startActor(t, loggerPkg, 1, trust.SignActorOptions{Name: "bare"})
 	out, err := f.call(t, withCaps.Key, "Gen.Guid", nil)
 	if err != nil || !regexp.MustCompile(`^[0-9a-f-]{36}$`).Match(out) {
 		t.Fatalf("guid %q %v", out, err)
@@ -144,7 +145,7 @@ func TestControlInterfaceQueries(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
-	echo := f.startActor(t, echoPkg, 2, lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}, CallAlias: "echo"})
+	echo := f.startActor(t, echoPkg, 2, trust.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}, CallAlias: "echo"})
 
 	// ping.hosts: every host answers on the inbox.
 	inbox := nats.NewInbox()
@@ -166,7 +167,7 @@ func TestControlInterfaceQueries(t *testing.T) {
 		t.Fatalf("claims %+v", claims)
 	}
 
-	provider, _ := lattice.CreateKeyPair(lattice.KindService)
+	provider, _ := trust.CreateKeyPair(lattice.KindService)
 	var a lattice.Ack
 	ld := lattice.LinkDefinition{ActorID: echo.Key, ProviderID: provider.PublicKey(), ContractID: lattice.ContractHTTPServer, Values: map[string]string{"PORT": "8080"}}
 	f.ctlRequest(t, f.ctl.LinkdefsPut(), ld, &a)

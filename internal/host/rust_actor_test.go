@@ -20,6 +20,7 @@ import (
 
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // The Rust toolchain mk/rust.mk installs (`make tools`): Debian's rustc, its
@@ -172,18 +173,18 @@ func TestRustActorRunsUnmodified(t *testing.T) {
 		len(module), sections, padded, strings.Join(imports, ", wasmbus."))
 
 	// Claims: signed with a fresh account; the hash must verify.
-	acct, _ := lattice.CreateKeyPair(lattice.KindAccount)
-	modKey, _ := lattice.CreateKeyPair(lattice.KindModule)
+	acct, _ := trust.CreateKeyPair(lattice.KindAccount)
+	modKey, _ := trust.CreateKeyPair(lattice.KindModule)
 	caps := []string{lattice.ContractHTTPServer, lattice.ContractNumberGen}
-	signed, _, err := lattice.SignActor(module, lattice.SignActorOptions{Name: "rustecho", Caps: caps, Ver: "0.1.0", Rev: 1}, acct, modKey)
+	signed, _, err := trust.SignActor(module, trust.SignActorOptions{Name: "rustecho", Caps: caps, Ver: "0.1.0", Rev: 1}, acct, modKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	claims, err := lattice.VerifyActor(signed, time.Now())
+	claims, err := trust.VerifyActor(signed, time.Now())
 	if err != nil {
 		t.Fatalf("signed Rust module does not verify: %v", err)
 	}
-	hash, err := lattice.ModuleHash(module)
+	hash, err := trust.ModuleHash(module)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +229,7 @@ func TestRustActorRunsUnmodified(t *testing.T) {
 	})
 
 	t.Run("HttpServer.HandleRequest from an httpserver provider", func(t *testing.T) {
-		provider, _ := lattice.CreateKeyPair(lattice.KindService)
+		provider, _ := trust.CreateKeyPair(lattice.KindService)
 		origin := lattice.Entity{PublicKey: provider.PublicKey(), ContractID: lattice.ContractHTTPServer, LinkName: "default"}
 		// Body sizes that make the actor's reply use bin8, bin16 and bin32.
 		for _, n := range []int{0, 300, 70 << 10} {
@@ -316,17 +317,17 @@ func TestRustActorRunsUnmodified(t *testing.T) {
 		if s, p := paddedSectionSizes(t, padded); p != s || bytes.Equal(padded, module) {
 			t.Fatalf("padding failed: %d of %d sections padded", p, s)
 		}
-		if h, err := lattice.ModuleHash(padded); err != nil || h != hash {
+		if h, err := trust.ModuleHash(padded); err != nil || h != hash {
 			t.Fatalf("hash of the padded module %s %v, want %s", h, err, hash)
 		}
-		key2, _ := lattice.CreateKeyPair(lattice.KindModule)
-		signed2, _, err := lattice.SignActor(padded, lattice.SignActorOptions{Name: "rustecho-padded"}, acct, key2)
+		key2, _ := trust.CreateKeyPair(lattice.KindModule)
+		signed2, _, err := trust.SignActor(padded, trust.SignActorOptions{Name: "rustecho-padded"}, acct, key2)
 		if err != nil {
 			t.Fatal(err)
 		}
-		stripped, _ := lattice.StripClaims(padded)
+		stripped, _ := trust.StripClaims(padded)
 		kept := append(append([]byte(nil), padded...), signed2[len(stripped):]...) // padded module ‖ jwt section
-		if _, err := lattice.VerifyActor(kept, time.Now()); err != nil {
+		if _, err := trust.VerifyActor(kept, time.Now()); err != nil {
 			t.Fatalf("padded module with claims appended: %v", err)
 		}
 		p := filepath.Join(f.dir, "rustecho_padded_s.wasm")

@@ -12,6 +12,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/wasmbuild"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/trust"
 )
 
 // Hammer: callers use the pool while it is upgraded from interpreted to
@@ -125,7 +126,7 @@ func TestPoolUpgradeHammer(t *testing.T) {
 // its instance ids.
 func TestTieredStartServesInterpretedThenCompiled(t *testing.T) {
 	f := newFixture(t)
-	echo := f.startActor(t, echoPkg, 2, lattice.SignActorOptions{Name: "echo"})
+	echo := f.startActor(t, echoPkg, 2, trust.SignActorOptions{Name: "echo"})
 	a := actorOf(f.h, echo.Key)
 	interpreted := func() bool { a.mu.Lock(); defer a.mu.Unlock(); return a.code.interpreted }
 	if !interpreted() {
@@ -135,7 +136,7 @@ func TestTieredStartServesInterpretedThenCompiled(t *testing.T) {
 	for _, id := range a.pool.ids() {
 		ids[id] = true
 	}
-	caller, _ := lattice.CreateKeyPair(lattice.KindModule)
+	caller, _ := trust.CreateKeyPair(lattice.KindModule)
 	subject := lattice.RPCActor("test", echo.Key)
 	ctx, stop := context.WithCancel(context.Background())
 	var calls, failed atomic.Int64

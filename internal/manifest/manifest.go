@@ -16,8 +16,10 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/latticed/latticed/ctlclient"
+	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/par"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // Manifest is the file's content.
@@ -86,7 +88,7 @@ func Load(path string) (*Manifest, error) {
 	}
 	for i := range m.Providers {
 		p := &m.Providers[i]
-		if _, builtin := lattice.LookupBuiltin(p.Ref); !builtin || !strings.HasPrefix(p.Ref, lattice.BuiltinRefPrefix) {
+		if _, isBuiltin := builtin.Lookup(p.Ref); !isBuiltin || !strings.HasPrefix(p.Ref, builtin.RefPrefix) {
 			p.Ref = absRef(base, p.Ref)
 		}
 		if p.Ref == "" {
@@ -100,7 +102,7 @@ func Load(path string) (*Manifest, error) {
 		l := &m.Links[i]
 		// A link may name an actor or provider by the ref it is listed under.
 		l.Actor = absRef(base, l.Actor)
-		if !strings.HasPrefix(l.Provider, lattice.BuiltinRefPrefix) {
+		if !strings.HasPrefix(l.Provider, builtin.RefPrefix) {
 			l.Provider = absRef(base, l.Provider)
 		}
 		if l.LinkName == "" {
@@ -221,8 +223,8 @@ func Apply(ctx context.Context, c *ctlclient.Client, m *Manifest, window time.Du
 // first request comes in. Otherwise the manifest's order is kept.
 func startOrder(ps []Provider) []Provider {
 	entry := func(p Provider) bool {
-		b, ok := lattice.LookupBuiltin(p.Ref)
-		return ok && strings.HasPrefix(p.Ref, lattice.BuiltinRefPrefix) && lattice.EntryContract(b.Contract)
+		b, ok := builtin.Lookup(p.Ref)
+		return ok && strings.HasPrefix(p.Ref, builtin.RefPrefix) && lattice.EntryContract(b.Contract)
 	}
 	out := make([]Provider, 0, len(ps))
 	for _, p := range ps {
@@ -401,7 +403,7 @@ func ProviderKey(ref string) (string, error) {
 	if lattice.IsPublicKey(ref, lattice.KindService) {
 		return ref, nil
 	}
-	if b, ok := lattice.LookupBuiltin(ref); ok && strings.HasPrefix(ref, lattice.BuiltinRefPrefix) {
+	if b, ok := builtin.Lookup(ref); ok && strings.HasPrefix(ref, builtin.RefPrefix) {
 		return b.Key(), nil
 	}
 	path, _ := strings.CutPrefix(ref, "file://")
@@ -416,5 +418,5 @@ func ProviderKey(ref string) (string, error) {
 		}
 		return a.Claims.Subject, nil
 	}
-	return lattice.FileProviderKey(sha256.Sum256(data)), nil
+	return trust.FileProviderKey(sha256.Sum256(data)), nil
 }

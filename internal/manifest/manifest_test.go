@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 func write(t *testing.T, dir, name, content string) string {
@@ -67,13 +69,13 @@ func TestLoadRejectsBadManifests(t *testing.T) {
 }
 
 func TestProviderKey(t *testing.T) {
-	b, _ := lattice.LookupBuiltin("builtin:keyvalue")
+	b, _ := builtin.Lookup("builtin:keyvalue")
 	if k, err := ProviderKey("builtin:keyvalue"); err != nil || k != b.Key() {
 		t.Fatalf("builtin: %s %v", k, err)
 	}
 	exe := write(t, t.TempDir(), "prov", "#!/bin/sh\n")
 	k, err := ProviderKey("file://" + exe)
-	if err != nil || k != lattice.FileProviderKey(sha256.Sum256([]byte("#!/bin/sh\n"))) {
+	if err != nil || k != trust.FileProviderKey(sha256.Sum256([]byte("#!/bin/sh\n"))) {
 		t.Fatalf("file: %s %v", k, err)
 	}
 	if k2, _ := ProviderKey(k); k2 != k {

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // Limits on what Read accepts.
@@ -46,7 +47,7 @@ var (
 
 // Archive is a verified provider archive.
 type Archive struct {
-	Claims  *lattice.ProviderClaims
+	Claims  *trust.ProviderClaims
 	Token   string            // claims.jwt as found
 	Targets map[string][]byte // target -> executable
 }
@@ -132,7 +133,7 @@ func Read(data []byte) (*Archive, error) {
 	if len(a.Targets) == 0 {
 		return nil, fmt.Errorf("%w: no {arch}-{os}.bin executable", ErrMalformed)
 	}
-	c, err := lattice.ParseProviderClaims(a.Token)
+	c, err := trust.ParseProviderClaims(a.Token)
 	if err != nil {
 		return nil, err
 	}
@@ -160,12 +161,12 @@ type CreateOptions struct {
 
 // Create writes a gzipped archive of binaries (target -> executable) with
 // claims signed by issuer (an account key) naming subject (a service key).
-func Create(w io.Writer, opts CreateOptions, binaries map[string][]byte, issuer, subject *lattice.KeyPair) (*lattice.ProviderClaims, error) {
+func Create(w io.Writer, opts CreateOptions, binaries map[string][]byte, issuer, subject *trust.KeyPair) (*trust.ProviderClaims, error) {
 	if issuer.Kind() != lattice.KindAccount {
-		return nil, fmt.Errorf("provider archive issuer: %w: want an account key, got %s", lattice.ErrWrongKind, issuer.Kind())
+		return nil, fmt.Errorf("provider archive issuer: %w: want an account key, got %s", trust.ErrWrongKind, issuer.Kind())
 	}
 	if subject.Kind() != lattice.KindService {
-		return nil, fmt.Errorf("provider archive subject: %w: want a service key, got %s", lattice.ErrWrongKind, subject.Kind())
+		return nil, fmt.Errorf("provider archive subject: %w: want a service key, got %s", trust.ErrWrongKind, subject.Kind())
 	}
 	if opts.ContractID == "" {
 		return nil, errors.New("provider archive: a capability contract id is required")
@@ -183,7 +184,7 @@ func Create(w io.Writer, opts CreateOptions, binaries map[string][]byte, issuer,
 		hashes[t] = Hash(b)
 	}
 	sort.Strings(targets)
-	c := &lattice.ProviderClaims{Subject: subject.PublicKey(), Wascap: &lattice.Provider{
+	c := &trust.ProviderClaims{Subject: subject.PublicKey(), Wascap: &trust.Provider{
 		Name: opts.Name, ContractID: opts.ContractID, Vendor: opts.Vendor, Rev: opts.Rev, Ver: opts.Ver, TargetHashes: hashes,
 	}}
 	if !opts.Expires.IsZero() {

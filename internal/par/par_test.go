@@ -10,21 +10,22 @@ import (
 	"testing"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
-func keys(t testing.TB) (issuer, subject *lattice.KeyPair) {
+func keys(t testing.TB) (issuer, subject *trust.KeyPair) {
 	t.Helper()
 	var err error
-	if issuer, err = lattice.CreateKeyPair(lattice.KindAccount); err != nil {
+	if issuer, err = trust.CreateKeyPair(lattice.KindAccount); err != nil {
 		t.Fatal(err)
 	}
-	if subject, err = lattice.CreateKeyPair(lattice.KindService); err != nil {
+	if subject, err = trust.CreateKeyPair(lattice.KindService); err != nil {
 		t.Fatal(err)
 	}
 	return issuer, subject
 }
 
-func create(t testing.TB, bins map[string][]byte) ([]byte, *lattice.KeyPair) {
+func create(t testing.TB, bins map[string][]byte) ([]byte, *trust.KeyPair) {
 	t.Helper()
 	issuer, subject := keys(t)
 	var buf bytes.Buffer
@@ -117,7 +118,7 @@ func TestReadRefusesAlteredOrIncompleteArchives(t *testing.T) {
 	names, bodies := unpack(t, data)
 	otherIssuer, _ := keys(t)
 	forged := strings.Split(string(bodies[0]), ".")
-	resigned, _ := (&lattice.ProviderClaims{Subject: "x", Wascap: &lattice.Provider{ContractID: "c"}}).Sign(otherIssuer)
+	resigned, _ := (&trust.ProviderClaims{Subject: "x", Wascap: &trust.Provider{ContractID: "c"}}).Sign(otherIssuer)
 	tests := []struct {
 		name   string
 		data   []byte
@@ -126,7 +127,7 @@ func TestReadRefusesAlteredOrIncompleteArchives(t *testing.T) {
 	}{
 		{"binary altered", pack(t, true, names, [][]byte{bodies[0], []byte("evil binary")}), ErrHashMismatch, "altered after signing"},
 		{"extra unlisted binary", pack(t, true, append(names, "aarch64-linux.bin"), append(bodies, []byte("x"))), ErrHashMismatch, "not listed"},
-		{"claims body swapped", pack(t, true, names, [][]byte{[]byte(forged[0] + "." + strings.Split(resigned, ".")[1] + "." + forged[2]), bodies[1]}), lattice.ErrJWTSignature, "signature"},
+		{"claims body swapped", pack(t, true, names, [][]byte{[]byte(forged[0] + "." + strings.Split(resigned, ".")[1] + "." + forged[2]), bodies[1]}), trust.ErrJWTSignature, "signature"},
 		{"no claims", pack(t, true, names[1:], bodies[1:]), ErrMalformed, "no claims.jwt"},
 		{"no binary", pack(t, true, names[:1], bodies[:1]), ErrMalformed, "executable"},
 		{"not an archive", []byte("hello"), ErrMalformed, "tar"},
@@ -145,10 +146,10 @@ func TestReadRefusesAlteredOrIncompleteArchives(t *testing.T) {
 func TestCreateRefusesWrongKeyKinds(t *testing.T) {
 	issuer, subject := keys(t)
 	bins := map[string][]byte{"x86_64-linux": []byte("b")}
-	if _, err := Create(io.Discard, CreateOptions{ContractID: "c"}, bins, subject, subject); !errors.Is(err, lattice.ErrWrongKind) {
+	if _, err := Create(io.Discard, CreateOptions{ContractID: "c"}, bins, subject, subject); !errors.Is(err, trust.ErrWrongKind) {
 		t.Fatalf("service key as issuer: %v", err)
 	}
-	if _, err := Create(io.Discard, CreateOptions{ContractID: "c"}, bins, issuer, issuer); !errors.Is(err, lattice.ErrWrongKind) {
+	if _, err := Create(io.Discard, CreateOptions{ContractID: "c"}, bins, issuer, issuer); !errors.Is(err, trust.ErrWrongKind) {
 		t.Fatalf("account key as subject: %v", err)
 	}
 }
@@ -157,7 +158,7 @@ func TestTargetNames(t *testing.T) {
 	for _, tc := range []struct{ arch, os, want string }{
 		{"amd64", "linux", "x86_64-linux"}, {"arm64", "darwin", "aarch64-macos"}, {"arm64", "linux", "aarch64-linux"},
 	} {
-		if got := lattice.TargetOf(tc.arch, tc.os); got != tc.want {
+		if got := trust.TargetOf(tc.arch, tc.os); got != tc.want {
 			t.Errorf("%s/%s: %s, want %s", tc.os, tc.arch, got, tc.want)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/latticed/latticed/internal/par"
 	"github.com/latticed/latticed/internal/policy"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // Paths under the data dir for artifacts.
@@ -140,7 +141,7 @@ func (s *Supervisor) providerFromArchive(ref string, data []byte) (providerProgr
 	if err := a.Claims.CheckTime(time.Now(), 0); err != nil {
 		return providerProgram{}, fmt.Errorf("provider archive %s refused: claims: %w", ref, err)
 	}
-	bin, err := a.Binary(lattice.ProviderTarget())
+	bin, err := a.Binary(trust.ProviderTarget())
 	if err != nil {
 		return providerProgram{}, fmt.Errorf("provider archive %s: %w", ref, err)
 	}
@@ -148,7 +149,7 @@ func (s *Supervisor) providerFromArchive(ref string, data []byte) (providerProgr
 	dir := filepath.Join(DataPath(s.config().DataDir, ProviderBinDir), a.Claims.Subject)
 	path := filepath.Join(dir, strings.ToLower(hash))
 	if err := writeExecutable(dir, path, hash, bin); err != nil {
-		return providerProgram{}, fmt.Errorf("provider archive %s: extract the %s binary: %w", ref, lattice.ProviderTarget(), err)
+		return providerProgram{}, fmt.Errorf("provider archive %s: extract the %s binary: %w", ref, trust.ProviderTarget(), err)
 	}
 	w := a.Claims.Wascap
 	return providerProgram{key: a.Claims.Subject, contract: w.ContractID, name: w.Name, path: path,
@@ -204,7 +205,7 @@ func (s *Supervisor) recordProvider(ref string, prog providerProgram) {
 			_, _, err = jswrite.Publish(ctx, js, subject, mustJSON(v))
 		}
 	}
-	put(lattice.CacheClaims(s.prefix, prog.key), lattice.FlattenProvider(prog.claims))
+	put(lattice.CacheClaims(s.prefix, prog.key), trust.FlattenProvider(prog.claims))
 	if prog.fromOCI {
 		put(lattice.CacheRefmap(s.prefix, ref), map[string]string{"oci_url": ref, "public_key": prog.key})
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/latticed/latticed/internal/par"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // cli runs the latticed binary and returns stdout; wantErr says whether it must fail.
@@ -54,7 +55,7 @@ func buildHTTPServerArchive(t *testing.T, dir string) string {
 	}
 	path := filepath.Join(dir, "httpserver.par.gz")
 	cli(t, nil, false, "par", "create", "--builtin", "httpserver", "--ver", "0.1.0", "--keys-dir", filepath.Join(dir, "keys"),
-		"--binary", lattice.ProviderTarget()+"="+bin, "-o", path)
+		"--binary", trust.ProviderTarget()+"="+bin, "-o", path)
 	return path
 }
 
@@ -130,7 +131,7 @@ func (n *node) cacheEntry(t *testing.T, subject string) map[string]any {
 func TestActorAndProviderArchiveFromAnOCIRegistry(t *testing.T) {
 	reg := testenv.Registry(t, nil)
 	dir := t.TempDir()
-	actor := testenv.SignActor(t, dir, "./actor/examples/echo", lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
+	actor := testenv.SignActor(t, dir, "./actor/examples/echo", trust.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
 	parPath := buildHTTPServerArchive(t, dir)
 	actorRef, provRef := reg+"/latticed/echo:0.1.0", reg+"/latticed/httpserver:0.1.0"
 	cli(t, nil, false, "push", actorRef, actor.Path, "--insecure")
@@ -142,7 +143,7 @@ func TestActorAndProviderArchiveFromAnOCIRegistry(t *testing.T) {
 		t.Fatalf("push result %+v", pushed)
 	}
 	inspect := cli(t, nil, false, "par", "inspect", parPath)
-	if !strings.Contains(inspect, pushed.PublicKey) || !strings.Contains(inspect, lattice.ProviderTarget()) {
+	if !strings.Contains(inspect, pushed.PublicKey) || !strings.Contains(inspect, trust.ProviderTarget()) {
 		t.Fatalf("par inspect:\n%s", inspect)
 	}
 
@@ -208,10 +209,10 @@ func TestActorAndProviderArchiveFromAnOCIRegistry(t *testing.T) {
 	}
 	// A small signed archive (the refusal comes before anything runs), its
 	// binary altered after signing.
-	issuer, _ := lattice.CreateKeyPair(lattice.KindAccount)
-	subject, _ := lattice.CreateKeyPair(lattice.KindService)
+	issuer, _ := trust.CreateKeyPair(lattice.KindAccount)
+	subject, _ := trust.CreateKeyPair(lattice.KindService)
 	var archive bytes.Buffer
-	if _, err := par.Create(&archive, par.CreateOptions{Name: "evil", ContractID: lattice.ContractHTTPServer}, map[string][]byte{lattice.ProviderTarget(): []byte("#!/bin/sh\nexit 0\n")}, issuer, subject); err != nil {
+	if _, err := par.Create(&archive, par.CreateOptions{Name: "evil", ContractID: lattice.ContractHTTPServer}, map[string][]byte{trust.ProviderTarget(): []byte("#!/bin/sh\nexit 0\n")}, issuer, subject); err != nil {
 		t.Fatal(err)
 	}
 	tampered := retar(t, archive.Bytes(), func(name string, body []byte) []byte {
@@ -261,8 +262,8 @@ type pushResultJSON struct {
 // target is refused with the targets it has.
 func TestProviderArchiveFromFile(t *testing.T) {
 	dir := t.TempDir()
-	issuer, _ := lattice.CreateKeyPair(lattice.KindAccount)
-	subject, _ := lattice.CreateKeyPair(lattice.KindService)
+	issuer, _ := trust.CreateKeyPair(lattice.KindAccount)
+	subject, _ := trust.CreateKeyPair(lattice.KindService)
 	prog, _ := os.ReadFile(providerBin)
 	write := func(name string, bins map[string][]byte) string {
 		var buf bytes.Buffer
@@ -275,7 +276,7 @@ func TestProviderArchiveFromFile(t *testing.T) {
 		}
 		return p
 	}
-	good := write("good.par.gz", map[string][]byte{lattice.ProviderTarget(): prog})
+	good := write("good.par.gz", map[string][]byte{trust.ProviderTarget(): prog})
 	other := write("other.par.gz", map[string][]byte{"mips-plan9": []byte("not for this machine")})
 	n := startNode(t, nil)
 	n.launch("file://"+good, "default", "")
@@ -285,7 +286,7 @@ func TestProviderArchiveFromFile(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := n.admin.LaunchProvider(ctx, lattice.LaunchProviderCommand{ProviderRef: "file://" + other, LinkName: "other"})
-	if err == nil || !strings.Contains(err.Error(), "no binary for this target "+lattice.ProviderTarget()) || !strings.Contains(err.Error(), "mips-plan9") {
+	if err == nil || !strings.Contains(err.Error(), "no binary for this target "+trust.ProviderTarget()) || !strings.Contains(err.Error(), "mips-plan9") {
 		t.Fatalf("archive without this target: %v", err)
 	}
 }
@@ -297,12 +298,12 @@ func TestPrivateRegistryCredentialsFromRegistriesPut(t *testing.T) {
 	login := &testenv.RegistryLogin{Username: "lattice", Password: "pw-" + strconv.FormatInt(time.Now().UnixNano(), 36)}
 	reg := testenv.Registry(t, login)
 	dir := t.TempDir()
-	actor := testenv.SignActor(t, dir, "./actor/examples/echo", lattice.SignActorOptions{Name: "echo"})
-	issuer, _ := lattice.CreateKeyPair(lattice.KindAccount)
-	subject, _ := lattice.CreateKeyPair(lattice.KindService)
+	actor := testenv.SignActor(t, dir, "./actor/examples/echo", trust.SignActorOptions{Name: "echo"})
+	issuer, _ := trust.CreateKeyPair(lattice.KindAccount)
+	subject, _ := trust.CreateKeyPair(lattice.KindService)
 	prog, _ := os.ReadFile(providerBin)
 	var archive bytes.Buffer
-	if _, err := par.Create(&archive, par.CreateOptions{Name: "test", ContractID: "latticed:test", CompressionLevel: gzip.BestSpeed}, map[string][]byte{lattice.ProviderTarget(): prog}, issuer, subject); err != nil {
+	if _, err := par.Create(&archive, par.CreateOptions{Name: "test", ContractID: "latticed:test", CompressionLevel: gzip.BestSpeed}, map[string][]byte{trust.ProviderTarget(): prog}, issuer, subject); err != nil {
 		t.Fatal(err)
 	}
 	parPath := filepath.Join(dir, "test.par.gz")

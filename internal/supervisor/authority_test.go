@@ -16,6 +16,7 @@ import (
 
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // operatorServer starts an embedded server in operator mode on a free port.
@@ -76,8 +77,8 @@ func connectAs(t *testing.T, url string, c Credentials, extra ...nats.Option) (*
 func TestMintedUsersHaveLeastPrivilege(t *testing.T) {
 	s, a, _ := operatorServer(t)
 	url := s.ClientURL()
-	keyA := lattice.FileProviderKey([32]byte{1})
-	keyB := lattice.FileProviderKey([32]byte{2})
+	keyA := trust.FileProviderKey([32]byte{1})
+	keyB := trust.FileProviderKey([32]byte{2})
 	mint := func(role Role, sc Scope) Credentials {
 		c, err := a.Mint(role, string(role), sc)
 		if err != nil {
@@ -155,7 +156,7 @@ func TestMintedUsersHaveLeastPrivilege(t *testing.T) {
 }
 
 func TestProviderScopeRefusesWildcardLinkNames(t *testing.T) {
-	key := lattice.FileProviderKey([32]byte{1})
+	key := trust.FileProviderKey([32]byte{1})
 	for _, link := range []string{"", "a.b", "*", ">", "x y"} {
 		if _, err := (Scope{LatticePrefix: "default", ProviderKey: key, LinkName: link}).Permissions(RoleProvider); err == nil {
 			t.Errorf("link name %q accepted", link)
@@ -168,7 +169,7 @@ func TestProviderScopeRefusesWildcardLinkNames(t *testing.T) {
 
 func TestRevokeClosesConnectionAndRefusesReconnect(t *testing.T) {
 	s, a, _ := operatorServer(t)
-	key := lattice.FileProviderKey([32]byte{1})
+	key := trust.FileProviderKey([32]byte{1})
 	c, err := a.Mint(RoleProvider, "p", Scope{ProviderKey: key, LinkName: "default"})
 	if err != nil {
 		t.Fatal(err)

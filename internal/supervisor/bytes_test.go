@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // Large bodies cross a real node byte for byte: HTTP POST → httpserver
@@ -21,14 +23,14 @@ import (
 // largest that fits the 1 MiB NATS payload with the invocation around it;
 // four different 900 KiB bodies at once catch a buffer shared between calls.
 func TestLargeBodiesRoundTripThroughANode(t *testing.T) {
-	actor := testenv.SignActor(t, t.TempDir(), "./actor/testactors/passthrough", lattice.SignActorOptions{
+	actor := testenv.SignActor(t, t.TempDir(), "./actor/testactors/passthrough", trust.SignActorOptions{
 		Name: "passthrough", Caps: []string{lattice.ContractHTTPServer},
 	})
 	n := startNode(t, nil, "file://"+actor.Path)
 	n.launch("builtin:httpserver", "default", "")
 	n.waitProviderState("builtin:httpserver", "default", stateRunning)
 	port := testenv.FreePort(t)
-	provider, _ := lattice.LookupBuiltin("builtin:httpserver")
+	provider, _ := builtin.Lookup("builtin:httpserver")
 	// A generous actor timeout: 900 KiB on a loaded 2-core machine, where
 	// the actor may still run interpreted code, is not what is tested here.
 	n.putLinks(lattice.LinkDefinition{ActorID: actor.Key, ProviderID: provider.Key(), LinkName: "default",

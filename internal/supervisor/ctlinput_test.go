@@ -13,6 +13,7 @@ import (
 
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // nodeState is what a refused control request must leave as it was.
@@ -46,7 +47,7 @@ func (n *node) state(ctl lattice.Ctl) nodeState {
 // actor behind that could not work (or matched NATS wildcards). The host now
 // refuses each with an error naming the rule, and nothing changes.
 func TestCtlRefusesInvalidInputAndChangesNothing(t *testing.T) {
-	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
+	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
 	n := startNode(t, nil, "file://"+echo.Path)
 	n.launch("builtin:httpserver", "default", "")
 	n.waitProviderState("builtin:httpserver", "default", stateRunning)
@@ -106,7 +107,7 @@ func TestCtlRefusesInvalidInputAndChangesNothing(t *testing.T) {
 // another process holds) used to close the working listener first. The
 // provider now keeps serving on the current link and says why it refused.
 func TestHTTPServerKeepsItsListenerWhenALinkChangeCannotWork(t *testing.T) {
-	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
+	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
 	n := startNode(t, nil, "file://"+echo.Path)
 	n.launch("builtin:httpserver", "default", "")
 	n.waitProviderState("builtin:httpserver", "default", stateRunning)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
@@ -258,7 +259,7 @@ links:
 		if err := json.Unmarshal(msg.Data, &inv); err != nil {
 			t.Fatal(err)
 		}
-		http, _ := lattice.LookupBuiltin("builtin:httpserver")
+		http, _ := builtin.Lookup("builtin:httpserver")
 		var outcome *lattice.LinkOutcome
 		for _, p := range inv.Providers {
 			for i, o := range p.Links {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/latticed/latticed/internal/jswrite"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // defaultDelegationTTL is how long a provider instance's delegation token is
@@ -21,7 +22,7 @@ const defaultDelegationTTL = 10 * time.Minute
 // extension: docs/protocol.md §16, docs/security.md): a key of its own vouched for by a delegation token from
 // the node's cluster key, or, in compatibility mode, the cluster seed itself.
 type signing struct {
-	key     *lattice.KeyPair
+	key     *trust.KeyPair
 	token   string // "" in compatibility mode
 	expires time.Time
 	issued  time.Time
@@ -41,7 +42,7 @@ func (p *providerInstance) newSigning(instanceID string) (signing, error) {
 	if p.compat {
 		return signing{key: s.opts.ClusterKey}, nil
 	}
-	key, err := lattice.CreateKeyPair(lattice.KindService)
+	key, err := trust.CreateKeyPair(lattice.KindService)
 	if err != nil {
 		return signing{}, err
 	}
@@ -49,14 +50,14 @@ func (p *providerInstance) newSigning(instanceID string) (signing, error) {
 }
 
 // delegate issues a delegation token for key, valid from now for the TTL.
-func (p *providerInstance) delegate(key *lattice.KeyPair, instanceID string) (signing, error) {
+func (p *providerInstance) delegate(key *trust.KeyPair, instanceID string) (signing, error) {
 	now := time.Now()
 	ttl := p.sup.delegationTTL()
 	// The contract id binds the token to the contract; an executable without
 	// claims has none known here, and an empty one covers any contract of
 	// this provider key and link name.
 	origin := lattice.Entity{PublicKey: p.key, ContractID: p.contract, LinkName: p.link}
-	token, err := lattice.IssueDelegation(p.sup.opts.ClusterKey, key.PublicKey(), origin, instanceID, ttl, now)
+	token, err := trust.IssueDelegation(p.sup.opts.ClusterKey, key.PublicKey(), origin, instanceID, ttl, now)
 	if err != nil {
 		return signing{}, fmt.Errorf("delegate signing for %s: %w", p.label(), err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/trust"
 )
 
 // A provider gets a signing key of its own, never the cluster seed; its key
@@ -31,14 +32,14 @@ func TestProviderSigningKeyIsDelegatedAndRevoked(t *testing.T) {
 	if sg.key.Kind() != lattice.KindService || sg.key.Seed() == n.cluster.Seed() || sg.token == "" {
 		t.Fatalf("provider signs with a %s key (cluster seed handed out: %v)", sg.key.Kind(), sg.key.Seed() == n.cluster.Seed())
 	}
-	tok, err := lattice.ParseJWT[lattice.Delegation](sg.token)
+	tok, err := trust.ParseJWT[trust.Delegation](sg.token)
 	if err != nil || tok.Issuer != n.cluster.PublicKey() || tok.Subject != sg.key.PublicKey() ||
 		tok.Wascap.Provider.PublicKey != p.key || tok.Wascap.InstanceID != instanceID || tok.Expires == 0 {
 		t.Fatalf("delegation %+v, %v", tok, err)
 	}
 
 	origin := lattice.Entity{PublicKey: p.key, ContractID: p.contract, LinkName: "default"}
-	signer := lattice.Signer{Key: sg.key, Delegation: sg.token}
+	signer := trust.Signer{Key: sg.key, Delegation: sg.token}
 	call := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
+	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/natsalive"
 	"github.com/latticed/latticed/lattice"
@@ -106,7 +107,7 @@ func (p *providerInstance) scope(buckets []string) Scope {
 	// Built-ins take their inbox prefix from HostData; any other
 	// executable may be a wasmCloud provider using nats' default _INBOX.
 	return Scope{ProviderKey: p.key, LinkName: p.link, Contract: p.contract,
-		Buckets: buckets, WasmCloudInbox: !strings.HasPrefix(p.ref, lattice.BuiltinRefPrefix)}
+		Buckets: buckets, WasmCloudInbox: !strings.HasPrefix(p.ref, builtin.RefPrefix)}
 }
 
 // providerCredentials are what one provider instance connects with.

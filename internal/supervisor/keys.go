@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // Paths of the node's files under the data dir (docs/operations.md, "What
@@ -26,11 +27,11 @@ const (
 
 // LoadOrCreateKey reads the seed in path, or creates a key of kind and saves
 // its seed there (0600). created tells the caller to announce a new identity.
-func LoadOrCreateKey(path string, kind lattice.KeyKind) (kp *lattice.KeyPair, created bool, err error) {
+func LoadOrCreateKey(path string, kind lattice.KeyKind) (kp *trust.KeyPair, created bool, err error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		kp, err := lattice.ParseSeedOfKind(strings.TrimSpace(string(b)), kind)
+		kp, err := trust.ParseSeedOfKind(strings.TrimSpace(string(b)), kind)
 		if err != nil {
 			return nil, false, fmt.Errorf("key file %s: %w", path, err)
 		}
@@ -39,7 +40,7 @@ func LoadOrCreateKey(path string, kind lattice.KeyKind) (kp *lattice.KeyPair, cr
 		}
 		return kp, false, nil
 	case errors.Is(err, fs.ErrNotExist):
-		kp, err := lattice.CreateKeyPair(kind)
+		kp, err := trust.CreateKeyPair(kind)
 		if err != nil {
 			return nil, false, err
 		}

@@ -15,9 +15,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/builtin/keyvalue"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 var counterRE = regexp.MustCompile(`"counter":(\d+)`)
@@ -51,7 +53,7 @@ func httpCounter(t *testing.T, port int) int {
 // providers, linked, and returns the node, the actor and the HTTP port.
 func kvcounterNode(t *testing.T) (*node, testenv.SignedActor, int) {
 	t.Helper()
-	actor := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", lattice.SignActorOptions{
+	actor := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", trust.SignActorOptions{
 		Name: "kvcounter", Caps: []string{lattice.ContractHTTPServer, lattice.ContractKeyValue},
 	})
 	n := startNode(t, nil, "file://"+actor.Path)
@@ -60,8 +62,8 @@ func kvcounterNode(t *testing.T) (*node, testenv.SignedActor, int) {
 		n.waitProviderState(ref, "default", stateRunning)
 	}
 	port := testenv.FreePort(t)
-	http, _ := lattice.LookupBuiltin("builtin:httpserver")
-	kv, _ := lattice.LookupBuiltin("builtin:keyvalue")
+	http, _ := builtin.Lookup("builtin:httpserver")
+	kv, _ := builtin.Lookup("builtin:keyvalue")
 	n.putLinks(
 		lattice.LinkDefinition{ActorID: actor.Key, ProviderID: http.Key(), LinkName: "default", ContractID: lattice.ContractHTTPServer,
 			Values: map[string]string{"address": "127.0.0.1:" + strconv.Itoa(port)}},
@@ -198,7 +200,7 @@ func TestKeyValueProviderCannotEscapeThroughTheJetStreamAPI(t *testing.T) {
 	// A new link naming another bucket: the supervisor creates it and moves
 	// the grant; counting starts afresh there, and the old bucket is no
 	// longer granted.
-	kv, _ := lattice.LookupBuiltin("builtin:keyvalue")
+	kv, _ := builtin.Lookup("builtin:keyvalue")
 	var ack lattice.Ack
 	n.ctlRequest(lattice.NewCtl("", "default").LinkdefsDel(), lattice.LinkDefinition{ActorID: actor.Key, ContractID: lattice.ContractKeyValue, LinkName: "default"}, &ack)
 	if !ack.Accepted {

@@ -24,6 +24,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/cachefill"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // Issue 24.1 as the operator met it: in a lattice of 20,000 links (far
@@ -31,7 +32,7 @@ import (
 // httpserver provider comes back with its link and serves HTTP, and so does
 // a node restarted with --apply.
 func TestProviderKeepsItsLinksInALatticeOfTwentyThousand(t *testing.T) {
-	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
+	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
 	port := strconv.Itoa(testenv.FreePort(t))
 	dir := t.TempDir()
 	path := filepath.Join(t.TempDir(), "lattice.yaml")
@@ -75,7 +76,7 @@ links:
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, _ := lattice.CreateKeyPair(lattice.KindService)
+	other, _ := trust.CreateKeyPair(lattice.KindService)
 	const n = 20000
 	if err := cachefill.Put(ctx, js, "default", cachefill.Links(echo.Key, other.PublicKey(), n)); err != nil {
 		t.Fatal(err)
@@ -173,12 +174,12 @@ func TestCacheReadNeedsNoRightBeyondTheHostControlRole(t *testing.T) {
 	if err := cachefill.EnsureStream(ctx, js, "default"); err != nil {
 		t.Fatal(err)
 	}
-	actor, _ := lattice.CreateKeyPair(lattice.KindModule)
-	prov, _ := lattice.CreateKeyPair(lattice.KindService)
+	actor, _ := trust.CreateKeyPair(lattice.KindModule)
+	prov, _ := trust.CreateKeyPair(lattice.KindService)
 	if err := cachefill.Put(ctx, js, "default", cachefill.Links(actor.PublicKey(), prov.PublicKey(), 3000)); err != nil {
 		t.Fatal(err)
 	}
-	keyA := lattice.FileProviderKey([32]byte{1})
+	keyA := trust.FileProviderKey([32]byte{1})
 	cases := []struct {
 		name  string
 		role  Role

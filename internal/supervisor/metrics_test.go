@@ -18,10 +18,12 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/trust"
 )
 
 // scrape is one parse of the node's merged /metrics.
@@ -143,21 +145,21 @@ func httpGet(url string) (int, error) {
 // built-in httpserver and keyvalue providers, traffic driven through it, and
 // the exact counter deltas read from the one merged /metrics endpoint.
 func TestNodeMetricsMergedAcrossComponents(t *testing.T) {
-	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", lattice.SignActorOptions{
+	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{
 		Name: "echo", Caps: []string{lattice.ContractHTTPServer},
 	})
-	kvc := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", lattice.SignActorOptions{
+	kvc := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", trust.SignActorOptions{
 		Name: "kvcounter", Caps: []string{lattice.ContractHTTPServer, lattice.ContractKeyValue},
 	})
-	trap := testenv.SignActor(t, t.TempDir(), "./actor/testactors/trap", lattice.SignActorOptions{Name: "trap"})
+	trap := testenv.SignActor(t, t.TempDir(), "./actor/testactors/trap", trust.SignActorOptions{Name: "trap"})
 	n := startNode(t, nil, "file://"+echo.Path, "file://"+kvc.Path, "file://"+trap.Path)
 	const httpRef, kvRef = "builtin:httpserver", "builtin:keyvalue"
 	for _, ref := range []string{httpRef, kvRef} {
 		n.launch(ref, "default", "")
 		n.waitProviderState(ref, "default", stateRunning)
 	}
-	httpB, _ := lattice.LookupBuiltin(httpRef)
-	kvB, _ := lattice.LookupBuiltin(kvRef)
+	httpB, _ := builtin.Lookup(httpRef)
+	kvB, _ := builtin.Lookup(kvRef)
 	httpComp, kvComp := providerComponent(httpB.Key(), "default"), providerComponent(kvB.Key(), "default")
 
 	echoPort, kvPort := testenv.FreePort(t), testenv.FreePort(t)
@@ -280,7 +282,7 @@ func TestNodeMetricsMergedAcrossComponents(t *testing.T) {
 	if !ok {
 		t.Errorf("no pre-created latticed_invocations_rejected_total%v series", rejected)
 	}
-	rogue, err := lattice.CreateKeyPair(lattice.KindCluster)
+	rogue, err := trust.CreateKeyPair(lattice.KindCluster)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +370,7 @@ func TestNodeMetricsMergedAcrossComponents(t *testing.T) {
 }
 
 // rpcInvoke calls Echo.Echo on actor, signed by signer.
-func rpcInvoke(ctx context.Context, n *node, signer *lattice.KeyPair, origin lattice.Entity, actor string) ([]byte, error) {
+func rpcInvoke(ctx context.Context, n *node, signer *trust.KeyPair, origin lattice.Entity, actor string) ([]byte, error) {
 	return rpc.Invoke(ctx, n.nc, signer, n.s.HostID(), origin, lattice.ActorEntity(actor),
 		lattice.RPCActor(n.cfg.LatticePrefix, actor), "Echo.Echo", []byte("x"))
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/trust"
 )
 
 // Binaries built once by TestMain: the latticed command (the host child)
@@ -87,7 +88,7 @@ type node struct {
 	cfg     *config.Config
 	env     []string
 	logs    *testenv.SyncBuffer
-	cluster *lattice.KeyPair
+	cluster *trust.KeyPair
 	admin   *AdminClient
 	nc      *nats.Conn // admin.creds
 	cancel  context.CancelFunc
@@ -127,7 +128,7 @@ func startNodeWith(t testing.TB, env map[string]string, tweak func(*Supervisor),
 	if err != nil {
 		t.Fatal(err)
 	}
-	host, err := lattice.CreateKeyPair(lattice.KindServer)
+	host, err := trust.CreateKeyPair(lattice.KindServer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,5 +284,5 @@ func tail(s string, lines int) string {
 // echoActor builds and signs the echo actor into dir.
 func echoActor(t testing.TB) testenv.SignedActor {
 	t.Helper()
-	return testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", lattice.SignActorOptions{Name: "echo"})
+	return testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{Name: "echo"})
 }

@@ -16,9 +16,11 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/oci"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 type provKey struct{ key, link string }
@@ -71,8 +73,8 @@ type providerInstance struct {
 type providerProgram struct {
 	key, contract, name, path string
 	args                      []string
-	issuer                    string                  // the claims' issuer (archives only)
-	claims                    *lattice.ProviderClaims // archives only
+	issuer                    string                // the claims' issuer (archives only)
+	claims                    *trust.ProviderClaims // archives only
 	fromOCI                   bool
 }
 
@@ -81,16 +83,12 @@ type providerProgram struct {
 // verified binary for this machine from the provider archive (artifacts.go);
 // another file path (file:// or absolute, with WASMCLOUD_ALLOW_FILE_LOAD)
 // runs that executable, its key derived from the file's SHA-256
-// (lattice.FileProviderKey).
+// (trust.FileProviderKey).
 func (s *Supervisor) resolveProvider(ctx context.Context, ref string) (providerProgram, error) {
-	if strings.HasPrefix(ref, lattice.BuiltinRefPrefix) {
-		b, ok := lattice.LookupBuiltin(ref)
+	if strings.HasPrefix(ref, builtin.RefPrefix) {
+		b, ok := builtin.Lookup(ref)
 		if !ok {
-			names := make([]string, 0, len(lattice.BuiltinProviders))
-			for _, b := range lattice.BuiltinProviders {
-				names = append(names, b.Ref())
-			}
-			return providerProgram{}, fmt.Errorf("unknown built-in provider %q (have %s)", ref, strings.Join(names, ", "))
+			return providerProgram{}, fmt.Errorf("unknown built-in provider %q (have %s)", ref, builtin.Refs())
 		}
 		return providerProgram{key: b.Key(), contract: b.Contract, name: b.Name, path: s.opts.Executable, args: []string{"provider", b.Name}}, nil
 	}
@@ -125,7 +123,7 @@ func (s *Supervisor) resolveProvider(ctx context.Context, ref string) (providerP
 	}
 	var sum [32]byte
 	copy(sum[:], h.Sum(nil))
-	return providerProgram{key: lattice.FileProviderKey(sum), name: filepath.Base(path), path: path}, nil
+	return providerProgram{key: trust.FileProviderKey(sum), name: filepath.Base(path), path: path}, nil
 }
 
 // LaunchProvider starts a provider and returns once its process runs (its

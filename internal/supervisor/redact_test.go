@@ -15,10 +15,11 @@ import (
 
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 func TestRedactorRemovesASecretInEachEncoding(t *testing.T) {
-	kp, _ := lattice.CreateKeyPair(lattice.KindService)
+	kp, _ := trust.CreateKeyPair(lattice.KindService)
 	seed := kp.Seed()
 	r := newRedactor(seed, "short")
 	cases := map[string]string{

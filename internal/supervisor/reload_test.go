@@ -13,13 +13,14 @@ import (
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // newSeed is a fresh seed of kind k (its value never appears in a test's
 // output: only whether it leaked).
 func newSeed(t *testing.T, k lattice.KeyKind) string {
 	t.Helper()
-	kp, err := lattice.CreateKeyPair(k)
+	kp, err := trust.CreateKeyPair(k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +29,7 @@ func newSeed(t *testing.T, k lattice.KeyKind) string {
 
 func newPublicKey(t *testing.T, k lattice.KeyKind) string {
 	t.Helper()
-	kp, err := lattice.CreateKeyPair(k)
+	kp, err := trust.CreateKeyPair(k)
 	if err != nil {
 		t.Fatal(err)
 	}

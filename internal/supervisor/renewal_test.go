@@ -16,9 +16,11 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // providerConns lists the open connections of the lattice account whose
@@ -58,7 +60,7 @@ func providerConns(ctx context.Context, sys *nats.Conn, account string) (map[str
 func TestBuiltinProvidersOutliveTheirCredentialsUnderLoad(t *testing.T) {
 	const lifetime = 10 * time.Second // config's floor
 	o := startOperatorServer(t)
-	actor := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", lattice.SignActorOptions{
+	actor := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", trust.SignActorOptions{
 		Name: "kvcounter", Caps: []string{lattice.ContractHTTPServer, lattice.ContractKeyValue},
 	})
 	env := o.env(false)
@@ -99,7 +101,7 @@ func TestBuiltinProvidersOutliveTheirCredentialsUnderLoad(t *testing.T) {
 	})
 	port := testenv.FreePort(t)
 	ctl := lattice.NewCtl("", "default")
-	for _, b := range lattice.BuiltinProviders {
+	for _, b := range builtin.All() {
 		ld := lattice.LinkDefinition{ActorID: actor.Key, ProviderID: b.Key(), LinkName: "default", ContractID: b.Contract}
 		if b.Contract == lattice.ContractHTTPServer {
 			ld.Values = map[string]string{"address": "127.0.0.1:" + strconv.Itoa(port)}

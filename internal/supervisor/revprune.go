@@ -68,7 +68,7 @@ func savePrunable(path, account string, m map[string]time.Time) error {
 // cacheRevocations indexes the signing-key revocations in the lattice cache
 // (lc.{prefix}.revocations.*) by when each may go: lattice.DelegationRevocation's
 // Until, past which no delegation it could refuse is valid, so hosts
-// already drop it from memory (lattice.IssuerPolicy.Revoke).
+// already drop it from memory (trust.Issuers.Revoke).
 type cacheRevocations struct {
 	mu     sync.Mutex
 	loaded bool

@@ -21,6 +21,7 @@ import (
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // shortLivedServer starts the embedded operator-mode server whose provider
@@ -46,7 +47,7 @@ func mintProviders(t *testing.T, a *Authority, n int, tag string) []Credentials 
 	t.Helper()
 	out := make([]Credentials, n)
 	for i := range out {
-		c, err := a.Mint(RoleProvider, tag, Scope{ProviderKey: lattice.FileProviderKey([32]byte{byte(i + 1)}), LinkName: "default"})
+		c, err := a.Mint(RoleProvider, tag, Scope{ProviderKey: trust.FileProviderKey([32]byte{byte(i + 1)}), LinkName: "default"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +84,7 @@ func TestMintedUsersExpireByRole(t *testing.T) {
 		{RoleProvider, true}, {RoleAdmin, false}, {RoleHostRPC, false}, {RoleHostCtl, false},
 	} {
 		t.Run(string(tt.role), func(t *testing.T) {
-			c, err := a.Mint(tt.role, "u", Scope{ProviderKey: lattice.FileProviderKey([32]byte{9}), LinkName: "default"})
+			c, err := a.Mint(tt.role, "u", Scope{ProviderKey: trust.FileProviderKey([32]byte{9}), LinkName: "default"})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // roleAction is one line of docs/security.md's role table: what a user of
@@ -37,8 +38,8 @@ func TestRolePermissions(t *testing.T) {
 	s, a, _ := operatorServer(t)
 	url := s.ClientURL()
 	const lp = "default"
-	keyA := lattice.FileProviderKey([32]byte{1})
-	keyB := lattice.FileProviderKey([32]byte{2})
+	keyA := trust.FileProviderKey([32]byte{1})
+	keyB := trust.FileProviderKey([32]byte{2})
 	actor := "MB2ZQB6ROOMAYBO4ZCTFYWN7YIVBWA3MTKZYAQKJMTIHE2ELLRW2E3ZW"
 	ctl := lattice.NewCtl("", lp)
 	cache := lattice.CacheStream(lp)

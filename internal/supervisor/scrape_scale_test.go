@@ -10,8 +10,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/testing/testenv"
-	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // envScrapeScale opts in to TestScrapeScale: it compiles 50 actor modules,
@@ -32,7 +33,7 @@ func TestScrapeScale(t *testing.T) {
 	dir := t.TempDir()
 	actors := make([]testenv.SignedActor, nActors)
 	for i := range actors {
-		actors[i] = testenv.SignActor(t, dir, "./actor/examples/echo", lattice.SignActorOptions{Name: fmt.Sprintf("echo%02d", i)})
+		actors[i] = testenv.SignActor(t, dir, "./actor/examples/echo", trust.SignActorOptions{Name: fmt.Sprintf("echo%02d", i)})
 	}
 	start := time.Now()
 	g, ctx := errgroup.WithContext(context.Background())
@@ -63,7 +64,7 @@ func TestScrapeScale(t *testing.T) {
 	var components []string
 	for _, p := range providers {
 		n.waitProviderState(p.ref, p.link, stateRunning)
-		b, _ := lattice.LookupBuiltin(p.ref)
+		b, _ := builtin.Lookup(p.ref)
 		components = append(components, providerComponent(b.Key(), p.link))
 	}
 	testenv.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {

@@ -11,10 +11,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/policy"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // The supervisor asks the external policy service before it launches a
@@ -23,7 +25,7 @@ import (
 // decision, and every decision is counted.
 func TestStartProviderAsksThePolicyService(t *testing.T) {
 	const topic, changes = "test.policy", "test.policy.changes"
-	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", lattice.SignActorOptions{Name: "echo"})
+	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{Name: "echo"})
 	n := startNode(t, map[string]string{config.EnvPolicyTopic: topic, config.EnvPolicyChangesTopic: changes, config.EnvPolicyTimeout: "500"})
 	launch := func(ref, link string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -78,7 +80,7 @@ func TestStartProviderAsksThePolicyService(t *testing.T) {
 	mu.Lock()
 	req := asked[0]
 	mu.Unlock()
-	b, _ := lattice.LookupBuiltin("builtin:httpserver")
+	b, _ := builtin.Lookup("builtin:httpserver")
 	if req.Action != policy.ActionStartProvider || req.Target.PublicKey != b.Key() || req.Target.ContractID != lattice.ContractHTTPServer ||
 		req.Target.LinkName != "default" || req.Host.PublicKey != n.s.HostID() || req.Host.LatticeID != n.cfg.LatticePrefix {
 		t.Fatalf("policy request %+v", req)

@@ -24,6 +24,7 @@ import (
 	"github.com/latticed/latticed/internal/oci"
 	"github.com/latticed/latticed/internal/policy"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // Paths under the data dir that belong to a running supervisor.
@@ -70,7 +71,7 @@ type Options struct {
 	Apply func(ctx context.Context) error
 	// ClusterKey signs invocations (the host loads the same key itself);
 	// HostKey is the host's identity, kept across host restarts.
-	ClusterKey, HostKey *lattice.KeyPair
+	ClusterKey, HostKey *trust.KeyPair
 	Logger              *slog.Logger
 	LogLevel            *slog.LevelVar // changed by Reload; may be nil
 	Metrics             *metrics.Metrics

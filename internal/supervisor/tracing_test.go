@@ -10,11 +10,13 @@ import (
 
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
+	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/internal/testing/otlptest"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // putLinks puts link definitions through the control interface.
@@ -41,7 +43,7 @@ func (n *node) putLinks(lds ...lattice.LinkDefinition) {
 // keyvalue, and the keyvalue provider's span of that invocation.
 func TestNodeTraceAcrossProcesses(t *testing.T) {
 	recv := otlptest.Start(t)
-	kvc := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", lattice.SignActorOptions{
+	kvc := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", trust.SignActorOptions{
 		Name: "kvcounter", Caps: []string{lattice.ContractHTTPServer, lattice.ContractKeyValue},
 	})
 	n := startNode(t, map[string]string{
@@ -54,8 +56,8 @@ func TestNodeTraceAcrossProcesses(t *testing.T) {
 		n.launch(ref, "default", "")
 		n.waitProviderState(ref, "default", stateRunning)
 	}
-	httpB, _ := lattice.LookupBuiltin(httpRef)
-	kvB, _ := lattice.LookupBuiltin(kvRef)
+	httpB, _ := builtin.Lookup(httpRef)
+	kvB, _ := builtin.Lookup(kvRef)
 	port := testenv.FreePort(t)
 	n.putLinks(
 		lattice.LinkDefinition{ActorID: kvc.Key, ProviderID: httpB.Key(), LinkName: "default", ContractID: httpB.Contract, Values: map[string]string{"address": "127.0.0.1:" + strconv.Itoa(port)}},

@@ -15,9 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/builtin/httpserver"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // Issue 17.7: while the key-value provider kvcounter calls is not running
@@ -41,7 +43,7 @@ func TestHTTPAnswers503WithRetryAfterWhileACalledProviderIsDown(t *testing.T) {
 		}
 		return nil
 	})
-	kv, _ := lattice.LookupBuiltin("builtin:keyvalue")
+	kv, _ := builtin.Lookup("builtin:keyvalue")
 	for i := range 3 {
 		resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/")
 		if err != nil {
@@ -81,7 +83,7 @@ func TestHTTPAnswers503WithRetryAfterWhileACalledProviderIsDown(t *testing.T) {
 // (manifest.startOrder), and a call that still finds it down is coded
 // unavailable by the actor's host.
 func TestRestartUnderHTTPLoadAnswersNo500(t *testing.T) {
-	actor := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", lattice.SignActorOptions{
+	actor := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", trust.SignActorOptions{
 		Name: "kvcounter", Caps: []string{lattice.ContractHTTPServer, lattice.ContractKeyValue},
 	})
 	port := testenv.FreePort(t)

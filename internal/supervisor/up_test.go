@@ -18,6 +18,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/trust"
 )
 
 // upProcess is `latticed up` run as the operator runs it.
@@ -28,7 +29,7 @@ type upProcess struct {
 	dataDir string
 	admin   *AdminClient
 	status  *Status
-	cluster *lattice.KeyPair
+	cluster *trust.KeyPair
 	nc      *nats.Conn
 	done    chan struct{}
 }
@@ -131,7 +132,7 @@ type forward struct {
 }
 
 func TestSIGTERMDrainsInFlightStopsProvidersAndExitsZero(t *testing.T) {
-	actor := testenv.SignActor(t, t.TempDir(), "./actor/testactors/hostcall", lattice.SignActorOptions{Name: "hostcall", Caps: []string{"test:slow"}})
+	actor := testenv.SignActor(t, t.TempDir(), "./actor/testactors/hostcall", trust.SignActorOptions{Name: "hostcall", Caps: []string{"test:slow"}})
 	u := startUp(t, map[string]string{config.EnvRPCTimeoutMS: "10000"}, "--start-actor", "file://"+actor.Path)
 	ref := "file://" + providerBin
 	if err := u.admin.LaunchProvider(context.Background(), lattice.LaunchProviderCommand{ProviderRef: ref, LinkName: "default", Configuration: `{"delay_ms": 1000}`}); err != nil {

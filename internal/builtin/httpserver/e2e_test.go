@@ -1,4 +1,4 @@
-package httpserver
+package httpserver_test
 
 import (
 	"bytes"
@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latticed/latticed/internal/builtin/httpserver"
 	"github.com/latticed/latticed/internal/testing/ptest"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 func TestRequestReachesEchoActorAndBack(t *testing.T) {
@@ -74,7 +76,7 @@ func TestListenersFollowLinks(t *testing.T) {
 	l.link(t, echo.Key, httpBuiltin, values)
 	waitListening(t, base, true)
 	// Shutdown for another host is ignored; for ours the process exits 0.
-	other, _ := lattice.CreateKeyPair(lattice.KindServer)
+	other, _ := trust.CreateKeyPair(lattice.KindServer)
 	shutdown := lattice.RPCShutdown("test", httpBuiltin.Key(), "default")
 	body, _ := json.Marshal(map[string]string{"host_id": other.PublicKey()})
 	if err := l.nc.Publish(shutdown, body); err != nil {
@@ -295,11 +297,11 @@ func TestActorErrorsKeepLatticeInternalsFromHTTPClients(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	code, body := resp.StatusCode, string(b)
-	if code != http.StatusServiceUnavailable || withoutRequestID(t, code, body) != unavailableMsg+"\n" {
+	if code != http.StatusServiceUnavailable || withoutRequestID(t, code, body) != httpserver.UnavailableMsg+"\n" {
 		t.Fatalf("%d %q", code, body)
 	}
-	if got := resp.Header.Get("Retry-After"); got != RetryAfterSeconds {
-		t.Errorf("Retry-After %q, want %q", got, RetryAfterSeconds)
+	if got := resp.Header.Get("Retry-After"); got != httpserver.RetryAfterSeconds {
+		t.Errorf("Retry-After %q, want %q", got, httpserver.RetryAfterSeconds)
 	}
 	for _, internal := range []string{"wasmbus", "_INBOX", kvBuiltin.Key(), counter.Key} {
 		if strings.Contains(body, internal) {

@@ -1,4 +1,4 @@
-package httpserver
+package httpserver_test
 
 import (
 	"encoding/json"
@@ -18,11 +18,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
+	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/host"
 	"github.com/latticed/latticed/internal/testing/ptest"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/internal/testing/testhost"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // shared holds what tests may reuse: signed actor modules (so the wasm
@@ -61,8 +63,8 @@ const (
 )
 
 var (
-	httpBuiltin, _ = lattice.LookupBuiltin("httpserver")
-	kvBuiltin, _   = lattice.LookupBuiltin("keyvalue")
+	httpBuiltin, _ = builtin.Lookup("httpserver")
+	kvBuiltin, _   = builtin.Lookup("keyvalue")
 )
 
 // testLattice is a real lattice node in this process: NATS, a wasm host
@@ -71,7 +73,7 @@ var (
 type testLattice struct {
 	url     string
 	nc      *nats.Conn
-	cluster *lattice.KeyPair
+	cluster *trust.KeyPair
 	host    *host.Host
 	ctl     lattice.Ctl
 }
@@ -88,8 +90,8 @@ func dial(t testing.TB, url string) *nats.Conn {
 
 func newLattice(t testing.TB, url string) *testLattice {
 	t.Helper()
-	cluster, _ := lattice.CreateKeyPair(lattice.KindCluster)
-	hostKey, _ := lattice.CreateKeyPair(lattice.KindServer)
+	cluster, _ := trust.CreateKeyPair(lattice.KindCluster)
+	hostKey, _ := trust.CreateKeyPair(lattice.KindServer)
 	l := &testLattice{url: url, nc: dial(t, url), cluster: cluster, ctl: lattice.NewCtl("", "test")}
 	h, _ := testhost.Start(t, host.Options{
 		HostKey: hostKey, ClusterKey: cluster, LatticePrefix: "test",
@@ -125,7 +127,7 @@ func (l *testLattice) startActor(t testing.TB, pkg string, caps ...string) teste
 	id := pkg + " " + strings.Join(caps, ",")
 	sa, ok := shared.actors[id]
 	if !ok {
-		sa = testenv.SignActor(t, shared.dir, pkg, lattice.SignActorOptions{Name: pkg, Caps: caps})
+		sa = testenv.SignActor(t, shared.dir, pkg, trust.SignActorOptions{Name: pkg, Caps: caps})
 		shared.actors[id] = sa
 	}
 	shared.mu.Unlock()
@@ -140,7 +142,7 @@ func (l *testLattice) stopActor(t testing.TB, key string) {
 
 // link puts a link definition through the host's control interface; the
 // host forwards it to the provider.
-func (l *testLattice) link(t testing.TB, actor string, b lattice.BuiltinProvider, values map[string]string) lattice.LinkDefinition {
+func (l *testLattice) link(t testing.TB, actor string, b builtin.Provider, values map[string]string) lattice.LinkDefinition {
 	t.Helper()
 	ld := lattice.LinkDefinition{ActorID: actor, ProviderID: b.Key(), ContractID: b.Contract, LinkName: "default", Values: values}
 	l.ctlRequest(t, l.ctl.LinkdefsPut(), ld)
@@ -155,7 +157,7 @@ func (l *testLattice) unlink(t testing.TB, ld lattice.LinkDefinition) {
 	l.ctlRequest(t, l.ctl.LinkdefsDel(), lattice.LinkDefinition{ActorID: ld.ActorID, ContractID: ld.ContractID, LinkName: ld.LinkName})
 }
 
-func (l *testLattice) hostData(b lattice.BuiltinProvider, links ...lattice.LinkDefinition) lattice.HostData {
+func (l *testLattice) hostData(b builtin.Provider, links ...lattice.LinkDefinition) lattice.HostData {
 	return ptest.HostData(l.url, "test", l.host.ID(), l.cluster, b, links...)
 }
 

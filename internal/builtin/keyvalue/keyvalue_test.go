@@ -1,4 +1,4 @@
-package keyvalue
+package keyvalue_test
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,11 +17,14 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 	"go.uber.org/goleak"
 
+	"github.com/latticed/latticed/internal/builtin"
+	"github.com/latticed/latticed/internal/builtin/keyvalue"
 	"github.com/latticed/latticed/internal/testing/ptest"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/provider"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/trust"
 )
 
 func TestMain(m *testing.M) {
@@ -37,23 +39,23 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-var builtin, _ = lattice.LookupBuiltin("keyvalue")
+var kvBuiltin, _ = builtin.Lookup("keyvalue")
 
 // kvEnv is a lattice without a host: the test plays the host and signs
 // invocations with the cluster key, as an actor's host would.
 type kvEnv struct {
 	url     string
 	nc      *nats.Conn
-	cluster *lattice.KeyPair
+	cluster *trust.KeyPair
 	hostID  string
 	actor   string
 }
 
 func newKVEnv(t *testing.T, url string) *kvEnv {
 	t.Helper()
-	cluster, _ := lattice.CreateKeyPair(lattice.KindCluster)
-	host, _ := lattice.CreateKeyPair(lattice.KindServer)
-	actor, _ := lattice.CreateKeyPair(lattice.KindModule)
+	cluster, _ := trust.CreateKeyPair(lattice.KindCluster)
+	host, _ := trust.CreateKeyPair(lattice.KindServer)
+	actor, _ := trust.CreateKeyPair(lattice.KindModule)
 	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +65,7 @@ func newKVEnv(t *testing.T, url string) *kvEnv {
 }
 
 func (e *kvEnv) link(actor string, values map[string]string) lattice.LinkDefinition {
-	ld := lattice.LinkDefinition{ActorID: actor, ProviderID: builtin.Key(), ContractID: lattice.ContractKeyValue, Values: values}
+	ld := lattice.LinkDefinition{ActorID: actor, ProviderID: kvBuiltin.Key(), ContractID: lattice.ContractKeyValue, Values: values}
 	if err := ld.Normalize(); err != nil {
 		panic(err)
 	}
@@ -71,14 +73,14 @@ func (e *kvEnv) link(actor string, values map[string]string) lattice.LinkDefinit
 }
 
 func (e *kvEnv) hostData(links ...lattice.LinkDefinition) lattice.HostData {
-	return ptest.HostData(e.url, "test", e.hostID, e.cluster, builtin, links...)
+	return ptest.HostData(e.url, "test", e.hostID, e.cluster, kvBuiltin, links...)
 }
 
 // inProcess runs the keyvalue provider in this test process.
 func (e *kvEnv) inProcess(t *testing.T, links ...lattice.LinkDefinition) {
 	t.Helper()
 	p, err := provider.New(provider.Config{HostData: e.hostData(links...),
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))}, New())
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))}, keyvalue.New())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,12 +107,12 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (e *kvEnv) callAs(signer *lattice.KeyPair, actor, op string, arg []byte) ([]byte, error) {
+func (e *kvEnv) callAs(signer *trust.KeyPair, actor, op string, arg []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	target := lattice.Entity{PublicKey: builtin.Key(), ContractID: lattice.ContractKeyValue, LinkName: "default"}
+	target := lattice.Entity{PublicKey: kvBuiltin.Key(), ContractID: lattice.ContractKeyValue, LinkName: "default"}
 	return rpc.Invoke(ctx, e.nc, signer, e.hostID, lattice.ActorEntity(actor), target,
-		lattice.RPCProvider("test", builtin.Key(), "default"), op, arg)
+		lattice.RPCProvider("test", kvBuiltin.Key(), "default"), op, arg)
 }
 
 func (e *kvEnv) call(t *testing.T, op string, arg any) []byte {
@@ -304,8 +306,8 @@ func TestSetWithExpiryExpires(t *testing.T) {
 func TestLinksGetTheirBuckets(t *testing.T) {
 	srv := testenv.NATS(t)
 	e := newKVEnv(t, srv.ClientURL())
-	other, _ := lattice.CreateKeyPair(lattice.KindModule)
-	third, _ := lattice.CreateKeyPair(lattice.KindModule)
+	other, _ := trust.CreateKeyPair(lattice.KindModule)
+	third, _ := trust.CreateKeyPair(lattice.KindModule)
 	e.inProcess(t, e.link(e.actor, nil), e.link(other.PublicKey(), map[string]string{"BUCKET": "mine"}),
 		e.link(third.PublicKey(), nil))
 	e.call(t, lattice.OpKVSet, m{"key": "k", "value": "shared"})
@@ -345,53 +347,10 @@ func TestBucketName(t *testing.T) {
 		{map[string]string{"Bucket": "a-b_C9"}, "p", "l", "a-b_C9", ""},
 		{map[string]string{"bucket": "bad.name"}, "p", "l", "", "letters, digits"},
 	} {
-		got, err := BucketName(c.values, c.prefix, c.link)
+		got, err := keyvalue.BucketName(c.values, c.prefix, c.link)
 		if got != c.want || (err == nil) != (c.err == "") || (err != nil && !strings.Contains(err.Error(), c.err)) {
 			t.Errorf("BucketName(%v, %q, %q) = %q, %v", c.values, c.prefix, c.link, got, err)
 		}
-	}
-}
-
-func TestStoreKeyIsValidAndDistinct(t *testing.T) {
-	seen := map[string]string{}
-	for _, k := range []string{"counter", "a.b", "a/b=c", "user:1", "a b", "*", ">", ".lead", "trail.", "a..b", "ünï", "=x",
-		"=" + "eA", "PXg", "k\x00"} {
-		sk, err := StoreKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !plainKey.MatchString(sk) {
-			t.Errorf("StoreKey(%q) = %q is not a valid KV key", k, sk)
-		}
-		if prev, dup := seen[sk]; dup {
-			t.Errorf("StoreKey(%q) = StoreKey(%q) = %q", k, prev, sk)
-		}
-		seen[sk] = k
-	}
-	if k, _ := StoreKey("counter"); k != "counter" {
-		t.Errorf("plain keys are kept: %q", k)
-	}
-	if _, err := StoreKey(""); err == nil {
-		t.Error("empty key accepted")
-	}
-}
-
-func TestListRange(t *testing.T) {
-	l := []string{"a", "b", "c", "d"}
-	for _, c := range []struct {
-		start, stop int32
-		want        []string
-	}{
-		{0, 0, []string{"a"}}, {0, 3, l}, {0, 100, l}, {1, 2, []string{"b", "c"}},
-		{-2, -1, []string{"c", "d"}}, {-100, 1, []string{"a", "b"}}, {3, 1, []string{}},
-		{4, 10, []string{}}, {0, -5, []string{}}, {-1 << 31, 1<<31 - 1, l},
-	} {
-		if got := listRange(l, c.start, c.stop); !slices.Equal(got, c.want) {
-			t.Errorf("listRange(%d, %d) = %q, want %q", c.start, c.stop, got, c.want)
-		}
-	}
-	if got := listRange(nil, 0, -1); got == nil || len(got) != 0 {
-		t.Errorf("empty list: %#v", got)
 	}
 }
 
@@ -406,7 +365,7 @@ func TestProviderProcess(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		e.call(t, lattice.OpKVIncrement, m{"key": "visits", "value": 1})
 	}
-	hm, err := e.nc.Request(lattice.RPCHealth("test", builtin.Key(), "default"), pack(t, m{"placeholder": true}), 5*time.Second)
+	hm, err := e.nc.Request(lattice.RPCHealth("test", kvBuiltin.Key(), "default"), pack(t, m{"placeholder": true}), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,11 +375,11 @@ func TestProviderProcess(t *testing.T) {
 	if _, err := e.callAs(e.cluster, e.actor, "KeyValue.Frobnicate", nil); err == nil || !strings.Contains(err.Error(), "KeyValue.Frobnicate") {
 		t.Fatalf("unknown operation: %v", err)
 	}
-	rogue, _ := lattice.CreateKeyPair(lattice.KindCluster)
+	rogue, _ := trust.CreateKeyPair(lattice.KindCluster)
 	if _, err := e.callAs(rogue, e.actor, lattice.OpKVGet, pack(t, "visits")); err == nil || !strings.Contains(err.Error(), "not a trusted cluster issuer") {
 		t.Fatalf("untrusted signer: %v", err)
 	}
-	stranger, _ := lattice.CreateKeyPair(lattice.KindModule)
+	stranger, _ := trust.CreateKeyPair(lattice.KindModule)
 	if _, err := e.callAs(e.cluster, stranger.PublicKey(), lattice.OpKVGet, pack(t, "visits")); err == nil || !strings.Contains(err.Error(), "is not linked") {
 		t.Fatalf("unlinked actor: %v", err)
 	}
@@ -451,49 +410,9 @@ func TestProviderProcess(t *testing.T) {
 }
 
 func TestUnstartedStoreRefusesLinks(t *testing.T) {
-	s := New()
+	s := keyvalue.New()
 	err := s.PutLink(context.Background(), lattice.LinkDefinition{ActorID: "M"})
 	if err == nil || errors.Is(err, context.Canceled) {
 		t.Fatalf("%v", err)
-	}
-}
-
-// The decoder takes what wasmbus-rpc peers send: fields in any order,
-// strings as str or bin, nil or absent fields as zero, unknown fields skipped.
-func TestDecodeArgs(t *testing.T) {
-	bin := func(s string) []byte { return append([]byte{0xc4, byte(len(s))}, s...) }
-	for _, c := range []struct {
-		name  string
-		shape argShape
-		data  []byte
-		want  args
-		err   string
-	}{
-		{"bare str", shapeString, pack(t, "k"), args{key: "k"}, ""},
-		{"bare bin", shapeString, bin("k"), args{key: "k"}, ""},
-		{"list of strings", shapeStrings, pack(t, []string{"a", "b"}), args{names: []string{"a", "b"}}, ""},
-		{"set request", shapeSet, pack(t, m{"expires": 9, "value": "v", "key": "k"}), args{key: "k", value: "v", expires: 9}, ""},
-		{"set request without expires", shapeSet, pack(t, m{"key": "k", "value": "v"}), args{key: "k", value: "v"}, ""},
-		{"increment with nil value", shapeIncrement, pack(t, m{"key": "k", "value": nil}), args{key: "k"}, ""},
-		{"increment negative", shapeIncrement, pack(t, m{"key": "k", "value": -9}), args{key: "k", delta: -9}, ""},
-		{"list range", shapeListRange, pack(t, m{"listName": "l", "start": -3, "stop": 70000}), args{key: "l", start: -3, stop: 70000}, ""},
-		{"unknown fields skipped", shapeSetValue, pack(t, m{"setName": "s", "value": "v", "traceContext": m{"a": []any{1, m{}}}}), args{key: "s", value: "v"}, ""},
-		{"snake_case is not camelCase", shapeListValue, pack(t, m{"list_name": "l", "value": "v"}), args{value: "v"}, ""},
-		{"negative expires", shapeSet, pack(t, m{"key": "k", "expires": -1}), args{}, "does not fit a u32"},
-		{"string where an int belongs", shapeIncrement, pack(t, m{"key": "k", "value": "1"}), args{}, "want an integer"},
-		{"empty payload", shapeString, nil, args{}, "malformed argument"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			got, err := decodeArgs(c.shape, c.data)
-			if c.err != "" {
-				if err == nil || !strings.Contains(err.Error(), c.err) {
-					t.Fatalf("error %v, want %q", err, c.err)
-				}
-				return
-			}
-			if err != nil || fmt.Sprint(got) != fmt.Sprint(c.want) {
-				t.Fatalf("%+v %v, want %+v", got, err, c.want)
-			}
-		})
 	}
 }

@@ -16,8 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 var (
@@ -61,7 +63,7 @@ func Cleanup() {
 
 // HostData is what a host would hand the built-in provider b: the test's
 // cluster key signs and is the only trusted issuer.
-func HostData(natsURL, prefix, hostID string, cluster *lattice.KeyPair, b lattice.BuiltinProvider, links ...lattice.LinkDefinition) lattice.HostData {
+func HostData(natsURL, prefix, hostID string, cluster *trust.KeyPair, b builtin.Provider, links ...lattice.LinkDefinition) lattice.HostData {
 	return lattice.HostData{
 		HostID: hostID, LatticeRPCPrefix: prefix, LinkName: "default", LatticeRPCURL: strings.TrimPrefix(natsURL, "nats://"),
 		InstanceID: "test-" + b.Name, ProviderKey: b.Key(), LinkDefinitions: links, DefaultRPCTimeoutMS: 5000,

@@ -18,6 +18,7 @@ import (
 
 	"github.com/latticed/latticed/internal/testing/wasmbuild"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // NATS starts an embedded nats-server with JetStream on 127.0.0.1 and a random
@@ -123,14 +124,14 @@ type SignedActor struct {
 	Path   string
 	Key    string // the module's public key
 	Module []byte
-	Claims *lattice.ActorClaims
+	Claims *trust.ActorClaims
 }
 
 // SignActor builds pkg and signs it with fresh keys and the given options,
 // writing the module under dir.
-func SignActor(t testing.TB, dir, pkg string, opts lattice.SignActorOptions) SignedActor {
+func SignActor(t testing.TB, dir, pkg string, opts trust.SignActorOptions) SignedActor {
 	t.Helper()
-	acct, err := lattice.CreateKeyPair(lattice.KindAccount)
+	acct, err := trust.CreateKeyPair(lattice.KindAccount)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,13 +139,13 @@ func SignActor(t testing.TB, dir, pkg string, opts lattice.SignActorOptions) Sig
 }
 
 // SignActorWith is SignActor with a given account key.
-func SignActorWith(t testing.TB, dir, pkg string, opts lattice.SignActorOptions, acct *lattice.KeyPair) SignedActor {
+func SignActorWith(t testing.TB, dir, pkg string, opts trust.SignActorOptions, acct *trust.KeyPair) SignedActor {
 	t.Helper()
-	mod, err := lattice.CreateKeyPair(lattice.KindModule)
+	mod, err := trust.CreateKeyPair(lattice.KindModule)
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed, claims, err := lattice.SignActor(BuildActor(t, pkg), opts, acct, mod)
+	signed, claims, err := trust.SignActor(BuildActor(t, pkg), opts, acct, mod)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,14 +1,16 @@
-package lattice
+package trust
 
 import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/latticed/latticed/lattice"
 )
 
 // issuedAtTime re-signs inv's antiforgery token with iat set to at, as a
 // holder of the cluster seed could.
-func (f invFixture) issuedAtTime(t *testing.T, inv *Invocation, at time.Time) *Invocation {
+func (f invFixture) issuedAtTime(t *testing.T, inv *lattice.Invocation, at time.Time) *lattice.Invocation {
 	t.Helper()
 	c, err := ParseJWT[InvocationClaims](inv.EncodedClaims)
 	if err != nil {
@@ -26,25 +28,25 @@ func TestIssuerPolicyFreshnessBothWays(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	cases := []struct {
 		name string
-		iat  time.Duration // relative to now
-		want RejectReason  // "" = accepted
+		iat  time.Duration        // relative to now
+		want lattice.RejectReason // "" = accepted
 		msg  string
 	}{
 		{"now", 0, "", ""},
 		{"ahead within skew", skew, "", ""},
-		{"ahead beyond skew", skew + 2*time.Second, ReasonExpired, "in the future"},
-		{"an hour ahead", time.Hour, ReasonExpired, "in the future"},
-		{"ten years ahead", 10 * 365 * 24 * time.Hour, ReasonExpired, "in the future"},
+		{"ahead beyond skew", skew + 2*time.Second, lattice.ReasonExpired, "in the future"},
+		{"an hour ahead", time.Hour, lattice.ReasonExpired, "in the future"},
+		{"ten years ahead", 10 * 365 * 24 * time.Hour, lattice.ReasonExpired, "in the future"},
 		{"at the window's end", -(window + skew), "", ""},
-		{"older than the window", -(window + skew + 2*time.Second), ReasonReplayed, "older than"},
+		{"older than the window", -(window + skew + 2*time.Second), lattice.ReasonReplayed, "older than"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newInvFixture(t, WithReplayGuard(NewReplayGuard(window, 1000)), WithClockSkew(skew),
 				WithClock(func() time.Time { return now }))
-			inv := f.issuedAtTime(t, f.invoke(t, ActorEntity(mustKey(t, KindModule).PublicKey()), "Echo.Echo", nil), now.Add(tc.iat))
+			inv := f.issuedAtTime(t, f.invoke(t, lattice.ActorEntity(mustKey(t, lattice.KindModule).PublicKey()), "Echo.Echo", nil), now.Add(tc.iat))
 			_, err := f.policy.Check(inv, f.actor)
-			if got := ReasonOf(err); got != tc.want || err != nil && !strings.Contains(err.Error(), tc.msg) {
+			if got := lattice.ReasonOf(err); got != tc.want || err != nil && !strings.Contains(err.Error(), tc.msg) {
 				t.Fatalf("reason %q (%v), want %q containing %q", got, err, tc.want, tc.msg)
 			}
 		})
@@ -60,12 +62,12 @@ func TestReplayIsRefusedForAsLongAsTheTokenIsFresh(t *testing.T) {
 	now := t0
 	f := newInvFixture(t, WithReplayGuard(NewReplayGuard(window, 1000)), WithClockSkew(skew),
 		WithClock(func() time.Time { return now }))
-	fresh := func() *Invocation {
-		return f.invoke(t, ActorEntity(mustKey(t, KindModule).PublicKey()), "Echo.Echo", nil)
+	fresh := func() *lattice.Invocation {
+		return f.invoke(t, lattice.ActorEntity(mustKey(t, lattice.KindModule).PublicKey()), "Echo.Echo", nil)
 	}
-	check := func(inv *Invocation, want RejectReason) {
+	check := func(inv *lattice.Invocation, want lattice.RejectReason) {
 		t.Helper()
-		if _, err := f.policy.Check(inv, f.actor); ReasonOf(err) != want {
+		if _, err := f.policy.Check(inv, f.actor); lattice.ReasonOf(err) != want {
 			t.Fatalf("at t0%+v: %v, want %q", now.Sub(t0), err, want)
 		}
 	}
@@ -78,7 +80,7 @@ func TestReplayIsRefusedForAsLongAsTheTokenIsFresh(t *testing.T) {
 	for _, at := range []time.Duration{time.Second, 61 * time.Second, 119 * time.Second, window + 2*skew} {
 		now = t0.Add(at)
 		check(f.issuedAtTime(t, fresh(), now), "") // other traffic rotates the guard
-		check(captured, ReasonReplayed)
+		check(captured, lattice.ReasonReplayed)
 	}
 	if r := f.policy.replay.Retention(); r != window+2*skew {
 		t.Fatalf("retention %s, want %s", r, window+2*skew)

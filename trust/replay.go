@@ -1,4 +1,4 @@
-package lattice
+package trust
 
 import (
 	"hash/maphash"
@@ -30,7 +30,7 @@ const replaySlices = 4
 // pointers, one per time bucket of a quarter of the retention. A bucket goes
 // whole once its newest id is older than the retention, so ids live between
 // one retention and one retention plus a bucket. When maxIDs ids are held,
-// new ids are refused (IssuerPolicy.Check says the guard is full) rather
+// new ids are refused (Issuers.Check says the guard is full) rather
 // than old ones forgotten early.
 type ReplayGuard struct {
 	window time.Duration
@@ -51,7 +51,7 @@ type replayBucket struct {
 }
 
 // NewReplayGuard refuses tokens older than window and remembers ids for at
-// least window (longer once an IssuerPolicy with a clock skew uses it), at
+// least window (longer once an Issuers with a clock skew uses it), at
 // most maxIDs at once.
 func NewReplayGuard(window time.Duration, maxIDs int) *ReplayGuard {
 	return &ReplayGuard{window: window, retain: window, maxIDs: maxIDs,

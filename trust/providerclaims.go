@@ -1,9 +1,11 @@
-package lattice
+package trust
 
 import (
 	"errors"
 	"fmt"
 	"runtime"
+
+	"github.com/latticed/latticed/lattice"
 )
 
 // ErrNotProviderClaims means a token is not a capability provider's (wrong
@@ -36,7 +38,7 @@ func ParseProviderClaims(token string) (*ProviderClaims, error) {
 	if c.Wascap == nil {
 		return nil, fmt.Errorf("provider claims: %w", ErrJWTNoMetadata)
 	}
-	if !IsPublicKey(c.Subject, KindService) || !IsPublicKey(c.Issuer, KindAccount) {
+	if !lattice.IsPublicKey(c.Subject, lattice.KindService) || !lattice.IsPublicKey(c.Issuer, lattice.KindAccount) {
 		return nil, fmt.Errorf("%w: subject must be a service (V…) key and issuer an account (A…) key", ErrNotProviderClaims)
 	}
 	if c.Wascap.ContractID == "" {
@@ -46,9 +48,9 @@ func ParseProviderClaims(token string) (*ProviderClaims, error) {
 }
 
 // FlattenProvider converts provider claims to the cached form.
-func FlattenProvider(c *ProviderClaims) CachedClaims {
+func FlattenProvider(c *ProviderClaims) lattice.CachedClaims {
 	w := c.Wascap
-	return CachedClaims{Issuer: c.Issuer, Name: w.Name, Rev: fmt.Sprint(w.Rev), Version: w.Ver, Subject: c.Subject, ContractID: w.ContractID}
+	return lattice.CachedClaims{Issuer: c.Issuer, Name: w.Name, Rev: fmt.Sprint(w.Rev), Version: w.Ver, Subject: c.Subject, ContractID: w.ContractID}
 }
 
 // ProviderTarget is this machine's provider archive target, "{arch}-{os}"

@@ -1,29 +1,30 @@
-package lattice_test
+package trust_test
 
 import (
 	"fmt"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // A host signs an invocation with its cluster key; a receiver that trusts
 // that key accepts it for the addressed actor and refuses it for any other.
-func ExampleIssuerPolicy_Check() {
-	cluster, _ := lattice.CreateKeyPair(lattice.KindCluster)
-	host, _ := lattice.CreateKeyPair(lattice.KindServer)
-	caller, _ := lattice.CreateKeyPair(lattice.KindModule)
-	target, _ := lattice.CreateKeyPair(lattice.KindModule)
+func ExampleIssuers_Check() {
+	cluster, _ := trust.CreateKeyPair(lattice.KindCluster)
+	host, _ := trust.CreateKeyPair(lattice.KindServer)
+	caller, _ := trust.CreateKeyPair(lattice.KindModule)
+	target, _ := trust.CreateKeyPair(lattice.KindModule)
 
-	inv, _ := lattice.NewInvocation(cluster, host.PublicKey(),
+	inv, _ := trust.NewInvocation(cluster, host.PublicKey(),
 		lattice.ActorEntity(caller.PublicKey()), lattice.ActorEntity(target.PublicKey()),
 		"Echo.Echo", []byte("hello"))
 	wire, _ := inv.Encode()
 
 	received, _ := lattice.DecodeInvocation(wire)
-	policy := lattice.NewIssuerPolicy([]string{cluster.PublicKey()})
-	_, err := policy.Check(received, target.PublicKey())
+	issuers := trust.NewIssuers([]string{cluster.PublicKey()})
+	_, err := issuers.Check(received, target.PublicKey())
 	fmt.Println("for the target:", err)
-	_, err = policy.Check(received, caller.PublicKey())
+	_, err = issuers.Check(received, caller.PublicKey())
 	fmt.Println("for another actor:", lattice.ReasonOf(err))
 	// Output:
 	// for the target: <nil>
@@ -34,13 +35,13 @@ func ExampleIssuerPolicy_Check() {
 // code is caught by the hash check.
 func ExampleSignActor() {
 	module := []byte{0, 'a', 's', 'm', 1, 0, 0, 0} // the smallest valid module
-	account, _ := lattice.CreateKeyPair(lattice.KindAccount)
-	subject, _ := lattice.CreateKeyPair(lattice.KindModule)
+	account, _ := trust.CreateKeyPair(lattice.KindAccount)
+	subject, _ := trust.CreateKeyPair(lattice.KindModule)
 
-	signed, _, _ := lattice.SignActor(module, lattice.SignActorOptions{
+	signed, _, _ := trust.SignActor(module, trust.SignActorOptions{
 		Name: "echo", Caps: []string{lattice.ContractHTTPServer},
 	}, account, subject)
-	claims, err := lattice.ReadActorClaims(signed)
+	claims, err := trust.ReadActorClaims(signed)
 	fmt.Println(err, claims.Wascap.Name, claims.Wascap.HasCapability(lattice.ContractHTTPServer),
 		claims.Subject == subject.PublicKey())
 	// Output: <nil> echo true true

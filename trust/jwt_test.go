@@ -1,4 +1,4 @@
-package lattice
+package trust
 
 import (
 	"encoding/json"
@@ -6,9 +6,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/latticed/latticed/lattice"
 )
 
-func mustKey(t testing.TB, kind KeyKind) *KeyPair {
+func mustKey(t testing.TB, kind lattice.KeyKind) *KeyPair {
 	t.Helper()
 	kp, err := CreateKeyPair(kind)
 	if err != nil {
@@ -19,7 +21,7 @@ func mustKey(t testing.TB, kind KeyKind) *KeyPair {
 
 func TestJWTHeaderIsWascapExactly(t *testing.T) {
 	c := &Claims[InvocationClaims]{Subject: "x", Wascap: &InvocationClaims{}}
-	tok, err := c.Sign(mustKey(t, KindCluster))
+	tok, err := c.Sign(mustKey(t, lattice.KindCluster))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,10 +43,10 @@ func TestJWTHeaderIsWascapExactly(t *testing.T) {
 }
 
 func TestParseJWTRejects(t *testing.T) {
-	kp := mustKey(t, KindCluster)
+	kp := mustKey(t, lattice.KindCluster)
 	good, _ := (&Claims[InvocationClaims]{Subject: "s", Wascap: &InvocationClaims{}}).Sign(kp)
 	parts := strings.Split(good, ".")
-	other := mustKey(t, KindCluster)
+	other := mustKey(t, lattice.KindCluster)
 	forged := parts[0] + "." + parts[1] + "." + b64url.EncodeToString(other.Sign([]byte(parts[0]+"."+parts[1])))
 	hs256 := b64url.EncodeToString([]byte(`{"typ":"jwt","alg":"HS256"}`)) + "." + parts[1] + "." + parts[2]
 	none := b64url.EncodeToString([]byte(`{"typ":"jwt","alg":"none"}`)) + "." + parts[1] + "."

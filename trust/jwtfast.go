@@ -1,4 +1,4 @@
-package lattice
+package trust
 
 import (
 	"encoding/json"

@@ -1,10 +1,12 @@
-package lattice
+package trust
 
 import (
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/latticed/latticed/lattice"
 )
 
 // An id must be refused for the whole retention after it was first seen,
@@ -128,8 +130,8 @@ func TestReplayRefusedAcrossBucketRotationsAndWhenFull(t *testing.T) {
 	now := t0
 	f := newInvFixture(t, WithReplayGuard(NewReplayGuard(window, 1000)), WithClockSkew(skew),
 		WithClock(func() time.Time { return now }))
-	fresh := func() *Invocation {
-		return f.invoke(t, ActorEntity(mustKey(t, KindModule).PublicKey()), "Echo.Echo", nil)
+	fresh := func() *lattice.Invocation {
+		return f.invoke(t, lattice.ActorEntity(mustKey(t, lattice.KindModule).PublicKey()), "Echo.Echo", nil)
 	}
 	captured := f.issuedAtTime(t, fresh(), t0.Add(skew)) // fresh until t0+window+2*skew
 	if _, err := f.policy.Check(captured, f.actor); err != nil {
@@ -141,20 +143,20 @@ func TestReplayRefusedAcrossBucketRotationsAndWhenFull(t *testing.T) {
 		if _, err := f.policy.Check(f.issuedAtTime(t, fresh(), now), f.actor); err != nil {
 			t.Fatalf("fresh call at t0+%s: %v", at, err)
 		}
-		if _, err := f.policy.Check(captured, f.actor); ReasonOf(err) != ReasonReplayed || !strings.Contains(err.Error(), "already seen") {
+		if _, err := f.policy.Check(captured, f.actor); lattice.ReasonOf(err) != lattice.ReasonReplayed || !strings.Contains(err.Error(), "already seen") {
 			t.Fatalf("replay at t0+%s: %v, want already seen", at, err)
 		}
 	}
 
 	full := newInvFixture(t, WithReplayGuard(NewReplayGuard(window, 1)), WithClock(func() time.Time { return t0 }))
-	call := func() *Invocation {
-		return full.issuedAtTime(t, full.invoke(t, ActorEntity(mustKey(t, KindModule).PublicKey()), "Echo.Echo", nil), t0)
+	call := func() *lattice.Invocation {
+		return full.issuedAtTime(t, full.invoke(t, lattice.ActorEntity(mustKey(t, lattice.KindModule).PublicKey()), "Echo.Echo", nil), t0)
 	}
 	if _, err := full.policy.Check(call(), full.actor); err != nil {
 		t.Fatal(err)
 	}
 	_, err := full.policy.Check(call(), full.actor)
-	if ReasonOf(err) != ReasonReplayed || !strings.Contains(err.Error(), "guard is full") {
+	if lattice.ReasonOf(err) != lattice.ReasonReplayed || !strings.Contains(err.Error(), "guard is full") {
 		t.Fatalf("full guard: %v, want a refusal that says the guard is full", err)
 	}
 }

@@ -1,9 +1,11 @@
-package lattice
+package trust
 
 import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/latticed/latticed/lattice"
 )
 
 // Delegation is the `wascap` metadata of a delegation token (latticed
@@ -15,7 +17,7 @@ type Delegation struct {
 	// also the token's subject.
 	SigningKey string `json:"signing_key"`
 	// Provider is the only origin the instance may claim.
-	Provider Entity `json:"provider"`
+	Provider lattice.Entity `json:"provider"`
 	// InstanceID names the provider instance.
 	InstanceID string `json:"instance_id"`
 }
@@ -24,7 +26,7 @@ type Delegation struct {
 // empty contract id (a provider executable without claims, whose contract the
 // node could not know at launch) matches any contract of that provider key
 // and link name.
-func (d *Delegation) covers(origin Entity) bool {
+func (d *Delegation) covers(origin lattice.Entity) bool {
 	return d.Provider.PublicKey == origin.PublicKey && d.Provider.LinkName == origin.LinkName &&
 		(d.Provider.ContractID == "" || d.Provider.ContractID == origin.ContractID)
 }
@@ -34,8 +36,8 @@ var ErrBadDelegation = errors.New("invalid delegation")
 
 // IssueDelegation signs a delegation token for signingKey with the cluster
 // key, valid for ttl.
-func IssueDelegation(cluster *KeyPair, signingKey string, provider Entity, instanceID string, ttl time.Duration, now time.Time) (string, error) {
-	if cluster.Kind() != KindCluster {
+func IssueDelegation(cluster *KeyPair, signingKey string, provider lattice.Entity, instanceID string, ttl time.Duration, now time.Time) (string, error) {
+	if cluster.Kind() != lattice.KindCluster {
 		return "", fmt.Errorf("issue delegation: %w: want a cluster key", ErrWrongKind)
 	}
 	c := &Claims[Delegation]{
@@ -67,9 +69,9 @@ const maxCachedDelegations = 4096
 
 // checkDelegation verifies token for an invocation signed by signer on behalf
 // of origin. It returns a *RejectError.
-func (p *IssuerPolicy) checkDelegation(token, signer string, origin Entity, now time.Time) error {
+func (p *Issuers) checkDelegation(token, signer string, origin lattice.Entity, now time.Time) error {
 	if token == "" {
-		return Reject(ReasonUnknownIssuer, "issuer %s is not a trusted cluster issuer", signer)
+		return lattice.Reject(lattice.ReasonUnknownIssuer, "issuer %s is not a trusted cluster issuer", signer)
 	}
 	p.mu.RLock()
 	e, ok := p.delegations[token]
@@ -77,13 +79,13 @@ func (p *IssuerPolicy) checkDelegation(token, signer string, origin Entity, now 
 	if !ok {
 		c, err := ParseJWT[Delegation](token)
 		if err != nil {
-			return Reject(ReasonBadDelegation, "%v", err)
+			return lattice.Reject(lattice.ReasonBadDelegation, "%v", err)
 		}
 		if _, trusted := p.issuers[c.Issuer]; !trusted {
-			return Reject(ReasonBadDelegation, "delegation issued by %s, not a trusted cluster issuer", c.Issuer)
+			return lattice.Reject(lattice.ReasonBadDelegation, "delegation issued by %s, not a trusted cluster issuer", c.Issuer)
 		}
 		if c.Wascap == nil || c.Wascap.SigningKey != c.Subject || c.Expires == 0 {
-			return Reject(ReasonBadDelegation, "delegation lacks its signing key or expiry")
+			return lattice.Reject(lattice.ReasonBadDelegation, "delegation lacks its signing key or expiry")
 		}
 		e = delegationEntry{claims: c, expires: time.Unix(c.Expires, 0)}
 		p.mu.Lock()
@@ -96,20 +98,20 @@ func (p *IssuerPolicy) checkDelegation(token, signer string, origin Entity, now 
 	d := e.claims.Wascap
 	switch {
 	case now.After(e.expires.Add(p.skew)):
-		return Reject(ReasonExpired, "delegation for %s expired at %s", d.Provider.PublicKey, e.expires.UTC().Format(time.RFC3339))
+		return lattice.Reject(lattice.ReasonExpired, "delegation for %s expired at %s", d.Provider.PublicKey, e.expires.UTC().Format(time.RFC3339))
 	case d.SigningKey != signer:
-		return Reject(ReasonBadDelegation, "invocation signed by %s, but the delegation names %s", signer, d.SigningKey)
+		return lattice.Reject(lattice.ReasonBadDelegation, "invocation signed by %s, but the delegation names %s", signer, d.SigningKey)
 	case !d.covers(origin):
-		return Reject(ReasonBadDelegation, "delegation is for %s, not the invocation's origin %s", d.Provider.URL(), origin.URL())
+		return lattice.Reject(lattice.ReasonBadDelegation, "delegation is for %s, not the invocation's origin %s", d.Provider.URL(), origin.URL())
 	case p.revoked(d.SigningKey, now):
-		return Reject(ReasonRevoked, "signing key of provider %s (instance %s) was revoked", d.Provider.PublicKey, d.InstanceID)
+		return lattice.Reject(lattice.ReasonRevoked, "signing key of provider %s (instance %s) was revoked", d.Provider.PublicKey, d.InstanceID)
 	}
 	return nil
 }
 
 // Revoke refuses invocations signed by signingKey until `until` (the end of
 // the longest delegation it could hold; later entries are pruned).
-func (p *IssuerPolicy) Revoke(signingKey string, until time.Time) {
+func (p *Issuers) Revoke(signingKey string, until time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
@@ -122,21 +124,11 @@ func (p *IssuerPolicy) Revoke(signingKey string, until time.Time) {
 }
 
 // Revoked reports whether signingKey is revoked now.
-func (p *IssuerPolicy) Revoked(signingKey string) bool { return p.revoked(signingKey, p.now()) }
+func (p *Issuers) Revoked(signingKey string) bool { return p.revoked(signingKey, p.now()) }
 
-func (p *IssuerPolicy) revoked(signingKey string, now time.Time) bool {
+func (p *Issuers) revoked(signingKey string, now time.Time) bool {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	until, ok := p.revocations[signingKey]
 	return ok && !now.After(until)
-}
-
-// DelegationRevocation is the lattice cache entry that revokes a signing key
-// (lc.{prefix}.revocations.{signing key}).
-type DelegationRevocation struct {
-	SigningKey string    `json:"signing_key"`
-	Provider   Entity    `json:"provider"`
-	InstanceID string    `json:"instance_id"`
-	RevokedAt  time.Time `json:"revoked_at"`
-	Until      time.Time `json:"until"`
 }

@@ -1,4 +1,4 @@
-package lattice
+package trust
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/latticed/latticed/lattice"
 )
 
 // decodeWithJSON is what the fast path must always agree with: the
@@ -40,9 +42,9 @@ func FuzzInvocationClaims(f *testing.F) {
 // The fast path must really be taken for the tokens signers write, or it is
 // dead weight: latticed's own, and wascap's field order and spacing.
 func TestInvocationClaimsFastPathTakesSignedTokens(t *testing.T) {
-	cluster, _ := CreateKeyPair(KindCluster)
-	host, _ := CreateKeyPair(KindServer)
-	caller, target := ActorEntity(mustKey(t, KindModule).PublicKey()), ActorEntity(mustKey(t, KindModule).PublicKey())
+	cluster, _ := CreateKeyPair(lattice.KindCluster)
+	host, _ := CreateKeyPair(lattice.KindServer)
+	caller, target := lattice.ActorEntity(mustKey(t, lattice.KindModule).PublicKey()), lattice.ActorEntity(mustKey(t, lattice.KindModule).PublicKey())
 	inv, err := NewInvocation(cluster, host.PublicKey(), caller, target, "Echo.Echo", []byte("hi"))
 	if err != nil {
 		t.Fatal(err)

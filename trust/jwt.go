@@ -1,4 +1,4 @@
-package lattice
+package trust
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nuid"
+
+	"github.com/latticed/latticed/lattice"
 )
 
 // WascapRevision is the `wascap_revision` latticed writes into every token it signs.
@@ -119,7 +121,7 @@ func ParseJWT[T any](token string) (*Claims[T], error) {
 		return nil, fmt.Errorf("%w: iss and sub are required", ErrMalformedJWT)
 	}
 	if err := Verify(c.Issuer, []byte(token[:dot2]), sig); err != nil {
-		if errors.Is(err, ErrInvalidKey) {
+		if errors.Is(err, lattice.ErrInvalidKey) {
 			return nil, fmt.Errorf("%w: issuer: %v", ErrMalformedJWT, err)
 		}
 		return nil, fmt.Errorf("%w (issuer %s)", ErrJWTSignature, c.Issuer)

@@ -1,4 +1,4 @@
-package lattice
+package trust
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/latticed/latticed/lattice"
 )
 
 // ErrModuleHashMismatch means the module changed after its claims were signed.
@@ -83,10 +85,10 @@ type SignActorOptions struct {
 // module without claims, the token is signed by the account key and names the
 // module key as subject. Existing claims are replaced.
 func SignActor(module []byte, opts SignActorOptions, account, subject *KeyPair) ([]byte, *ActorClaims, error) {
-	if account.Kind() != KindAccount {
+	if account.Kind() != lattice.KindAccount {
 		return nil, nil, fmt.Errorf("sign actor: issuer: %w: want an account key, got %s", ErrWrongKind, account.Kind())
 	}
-	if subject.Kind() != KindModule {
+	if subject.Kind() != lattice.KindModule {
 		return nil, nil, fmt.Errorf("sign actor: subject: %w: want a module key, got %s", ErrWrongKind, subject.Kind())
 	}
 	stripped, err := StripClaims(module)
@@ -129,7 +131,7 @@ func ReadActorClaims(module []byte) (*ActorClaims, error) {
 	if c.Wascap == nil {
 		return nil, fmt.Errorf("actor claims: %w", ErrJWTNoMetadata)
 	}
-	if !IsPublicKey(c.Subject, KindModule) || !IsPublicKey(c.Issuer, KindAccount) {
+	if !lattice.IsPublicKey(c.Subject, lattice.KindModule) || !lattice.IsPublicKey(c.Issuer, lattice.KindAccount) {
 		return nil, fmt.Errorf("%w: subject must be a module (M…) key and issuer an account (A…) key", ErrNotActorClaims)
 	}
 	hash, err := ModuleHash(module)
@@ -156,40 +158,15 @@ func VerifyActor(module []byte, now time.Time) (*ActorClaims, error) {
 	return c, nil
 }
 
-// CachedClaims is the flattened claims form kept in the lattice cache and
-// returned by `get.claims` (comma-joined lists, revision as a string).
-type CachedClaims struct {
-	CallAlias  string `json:"call_alias"`
-	Issuer     string `json:"iss"`
-	Name       string `json:"name"`
-	Caps       string `json:"caps"`
-	Rev        string `json:"rev"`
-	Tags       string `json:"tags"`
-	Version    string `json:"version"`
-	Subject    string `json:"sub"`
-	ContractID string `json:"contract_id,omitempty"`
-}
-
 // FlattenActor converts actor claims to the cached form.
-func FlattenActor(c *ActorClaims) CachedClaims {
+func FlattenActor(c *ActorClaims) lattice.CachedClaims {
 	w := c.Wascap
 	if w == nil {
 		w = &Actor{}
 	}
-	return CachedClaims{
+	return lattice.CachedClaims{
 		CallAlias: w.CallAlias, Issuer: c.Issuer, Name: w.Name,
 		Caps: strings.Join(w.Caps, ","), Rev: strconv.Itoa(int(w.Rev)),
 		Tags: strings.Join(w.Tags, ","), Version: w.Ver, Subject: c.Subject,
 	}
-}
-
-// CapList splits the comma-joined capabilities, dropping empty entries.
-func (c CachedClaims) CapList() []string {
-	var out []string
-	for _, s := range strings.Split(c.Caps, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }

@@ -1,10 +1,12 @@
-package lattice
+package trust
 
 import (
 	"bytes"
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/latticed/latticed/lattice"
 )
 
 // testModule is a tiny valid core module: a type section and a function
@@ -20,7 +22,7 @@ func testModule() []byte {
 
 func signTestModule(t *testing.T, opts SignActorOptions) ([]byte, *KeyPair, *KeyPair) {
 	t.Helper()
-	acct, mod := mustKey(t, KindAccount), mustKey(t, KindModule)
+	acct, mod := mustKey(t, lattice.KindAccount), mustKey(t, lattice.KindModule)
 	signed, _, err := SignActor(testModule(), opts, acct, mod)
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +31,7 @@ func signTestModule(t *testing.T, opts SignActorOptions) ([]byte, *KeyPair, *Key
 }
 
 func TestSignedModuleVerifies(t *testing.T) {
-	signed, acct, mod := signTestModule(t, SignActorOptions{Name: "echo", Caps: []string{ContractHTTPServer}, Rev: 2, Ver: "0.1.0", CallAlias: "My Echo-1.x"})
+	signed, acct, mod := signTestModule(t, SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}, Rev: 2, Ver: "0.1.0", CallAlias: "My Echo-1.x"})
 	c, err := VerifyActor(signed, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +39,7 @@ func TestSignedModuleVerifies(t *testing.T) {
 	if c.Issuer != acct.PublicKey() || c.Subject != mod.PublicKey() {
 		t.Fatal("wrong iss/sub")
 	}
-	if !c.Wascap.HasCapability(ContractHTTPServer) || c.Wascap.HasCapability(ContractKeyValue) {
+	if !c.Wascap.HasCapability(lattice.ContractHTTPServer) || c.Wascap.HasCapability(lattice.ContractKeyValue) {
 		t.Fatal("caps wrong")
 	}
 	if c.Wascap.CallAlias != "my_echo_1_x" {
@@ -77,7 +79,7 @@ func TestClaimsSignedByAnotherKeyFail(t *testing.T) {
 	c, _ := ParseJWT[Actor](tok)
 	// Keep iss, re-sign with a different account: signature must not verify.
 	body, _ := b64url.DecodeString(splitJWT(tok)[1])
-	other := mustKey(t, KindAccount)
+	other := mustKey(t, lattice.KindAccount)
 	forged := splitJWT(tok)[0] + "." + b64url.EncodeToString(body) + "." +
 		b64url.EncodeToString(other.Sign([]byte(splitJWT(tok)[0]+"."+b64url.EncodeToString(body))))
 	m := EmbedClaimsJWT(StripOrFail(t, signed), forged)
@@ -173,7 +175,7 @@ func TestFlattenActor(t *testing.T) {
 	if f.Caps != "a:b,c:d" || f.Rev != "3" || f.Tags != "t1" || f.Subject != mod.PublicKey() {
 		t.Fatalf("%+v", f)
 	}
-	if got := (CachedClaims{Caps: ",a:b,"}).CapList(); len(got) != 1 || got[0] != "a:b" {
+	if got := (lattice.CachedClaims{Caps: ",a:b,"}).CapList(); len(got) != 1 || got[0] != "a:b" {
 		t.Fatalf("caplist %v", got)
 	}
 }

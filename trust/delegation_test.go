@@ -1,23 +1,25 @@
-package lattice
+package trust
 
 import (
 	"testing"
 	"time"
+
+	"github.com/latticed/latticed/lattice"
 )
 
 type delegFixture struct {
 	cluster, signer *KeyPair
-	provider        Entity
+	provider        lattice.Entity
 	actor           string
 	token           string
-	policy          *IssuerPolicy
+	policy          *Issuers
 	now             time.Time
 }
 
 func newDelegFixture(t testing.TB) *delegFixture {
 	t.Helper()
-	f := &delegFixture{cluster: mustKey(t, KindCluster), signer: mustKey(t, KindService), actor: mustKey(t, KindModule).PublicKey(), now: time.Now()}
-	f.provider = Entity{PublicKey: mustKey(t, KindService).PublicKey(), ContractID: ContractHTTPServer, LinkName: "default"}
+	f := &delegFixture{cluster: mustKey(t, lattice.KindCluster), signer: mustKey(t, lattice.KindService), actor: mustKey(t, lattice.KindModule).PublicKey(), now: time.Now()}
+	f.provider = lattice.Entity{PublicKey: mustKey(t, lattice.KindService).PublicKey(), ContractID: lattice.ContractHTTPServer, LinkName: "default"}
 	var err error
 	f.token, err = IssueDelegation(f.cluster, f.signer.PublicKey(), f.provider, "inst-1", 10*time.Minute, f.now)
 	if err != nil {
@@ -27,14 +29,14 @@ func newDelegFixture(t testing.TB) *delegFixture {
 	// time as iat; a stopped clock would see them in the future once a
 	// second boundary passes), and jumps when a test moves f.now.
 	base := f.now
-	f.policy = NewIssuerPolicy([]string{f.cluster.PublicKey()}, WithClock(func() time.Time { return f.now.Add(time.Since(base)) }))
+	f.policy = NewIssuers([]string{f.cluster.PublicKey()}, WithClock(func() time.Time { return f.now.Add(time.Since(base)) }))
 	return f
 }
 
-func (f *delegFixture) invoke(t testing.TB, s Signer, origin Entity) *Invocation {
+func (f *delegFixture) invoke(t testing.TB, s Signer, origin lattice.Entity) *lattice.Invocation {
 	t.Helper()
-	host := mustKey(t, KindServer)
-	inv, err := s.NewInvocation(host.PublicKey(), origin, ActorEntity(f.actor), OpHTTPHandleRequest, []byte("x"))
+	host := mustKey(t, lattice.KindServer)
+	inv, err := s.NewInvocation(host.PublicKey(), origin, lattice.ActorEntity(f.actor), lattice.OpHTTPHandleRequest, []byte("x"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +49,7 @@ func TestDelegatedSignerIsAcceptedAsItsProviderOnly(t *testing.T) {
 	inv := f.invoke(t, s, f.provider)
 	// The token travels in the invocation's wire form.
 	b, _ := inv.Encode()
-	back, err := DecodeInvocation(b)
+	back, err := lattice.DecodeInvocation(b)
 	if err != nil || back.Delegation != f.token {
 		t.Fatalf("delegation lost on the wire: %v", err)
 	}
@@ -56,29 +58,29 @@ func TestDelegatedSignerIsAcceptedAsItsProviderOnly(t *testing.T) {
 	}
 
 	other := f.provider
-	other.PublicKey = mustKey(t, KindService).PublicKey()
-	stranger := mustKey(t, KindCluster)
+	other.PublicKey = mustKey(t, lattice.KindService).PublicKey()
+	stranger := mustKey(t, lattice.KindCluster)
 	strangerToken, _ := IssueDelegation(stranger, f.signer.PublicKey(), f.provider, "i", time.Minute, f.now)
 	expired, _ := IssueDelegation(f.cluster, f.signer.PublicKey(), f.provider, "i", time.Minute, f.now.Add(-time.Hour))
-	wrongKey := mustKey(t, KindService)
+	wrongKey := mustKey(t, lattice.KindService)
 
 	for _, tc := range []struct {
 		name   string
-		inv    *Invocation
-		reason RejectReason
+		inv    *lattice.Invocation
+		reason lattice.RejectReason
 	}{
-		{"claims another origin", f.invoke(t, s, other), ReasonBadDelegation},
-		{"claims to be an actor", f.invoke(t, s, ActorEntity(mustKey(t, KindModule).PublicKey())), ReasonBadDelegation},
-		{"no delegation", f.invoke(t, Signer{Key: f.signer}, f.provider), ReasonUnknownIssuer},
-		{"delegated by an untrusted cluster", f.invoke(t, Signer{Key: f.signer, Delegation: strangerToken}, f.provider), ReasonBadDelegation},
-		{"expired delegation", f.invoke(t, Signer{Key: f.signer, Delegation: expired}, f.provider), ReasonExpired},
-		{"token of another key", f.invoke(t, Signer{Key: wrongKey, Delegation: f.token}, f.provider), ReasonBadDelegation},
-		{"another contract", f.invoke(t, s, entity(f.provider.PublicKey, ContractKeyValue, "default")), ReasonBadDelegation},
-		{"another link name", f.invoke(t, s, entity(f.provider.PublicKey, ContractHTTPServer, "other")), ReasonBadDelegation},
-		{"garbage token", f.invoke(t, Signer{Key: f.signer, Delegation: "x.y.z"}, f.provider), ReasonBadDelegation},
+		{"claims another origin", f.invoke(t, s, other), lattice.ReasonBadDelegation},
+		{"claims to be an actor", f.invoke(t, s, lattice.ActorEntity(mustKey(t, lattice.KindModule).PublicKey())), lattice.ReasonBadDelegation},
+		{"no delegation", f.invoke(t, Signer{Key: f.signer}, f.provider), lattice.ReasonUnknownIssuer},
+		{"delegated by an untrusted cluster", f.invoke(t, Signer{Key: f.signer, Delegation: strangerToken}, f.provider), lattice.ReasonBadDelegation},
+		{"expired delegation", f.invoke(t, Signer{Key: f.signer, Delegation: expired}, f.provider), lattice.ReasonExpired},
+		{"token of another key", f.invoke(t, Signer{Key: wrongKey, Delegation: f.token}, f.provider), lattice.ReasonBadDelegation},
+		{"another contract", f.invoke(t, s, entity(f.provider.PublicKey, lattice.ContractKeyValue, "default")), lattice.ReasonBadDelegation},
+		{"another link name", f.invoke(t, s, entity(f.provider.PublicKey, lattice.ContractHTTPServer, "other")), lattice.ReasonBadDelegation},
+		{"garbage token", f.invoke(t, Signer{Key: f.signer, Delegation: "x.y.z"}, f.provider), lattice.ReasonBadDelegation},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := f.policy.Check(tc.inv, f.actor); ReasonOf(err) != tc.reason {
+			if _, err := f.policy.Check(tc.inv, f.actor); lattice.ReasonOf(err) != tc.reason {
 				t.Fatalf("got %v, want %s", err, tc.reason)
 			}
 		})
@@ -92,7 +94,7 @@ func TestRevokedSigningKeyIsRefusedEvenWithACachedDelegation(t *testing.T) {
 		t.Fatal(err) // now cached
 	}
 	f.policy.Revoke(f.signer.PublicKey(), f.now.Add(time.Hour))
-	if _, err := f.policy.Check(f.invoke(t, s, f.provider), f.actor); ReasonOf(err) != ReasonRevoked {
+	if _, err := f.policy.Check(f.invoke(t, s, f.provider), f.actor); lattice.ReasonOf(err) != lattice.ReasonRevoked {
 		t.Fatalf("got %v", err)
 	}
 	// Past the revocation's end (when every delegation it covered has expired) it is pruned.
@@ -124,8 +126,8 @@ func BenchmarkIssuerPolicyCheck(b *testing.B) {
 	}
 }
 
-func entity(key, contract, link string) Entity {
-	return Entity{PublicKey: key, ContractID: contract, LinkName: link}
+func entity(key, contract, link string) lattice.Entity {
+	return lattice.Entity{PublicKey: key, ContractID: contract, LinkName: link}
 }
 
 func TestDelegationWithoutContractCoversAnyContractOfItsProvider(t *testing.T) {
@@ -137,7 +139,7 @@ func TestDelegationWithoutContractCoversAnyContractOfItsProvider(t *testing.T) {
 	if _, err := f.policy.Check(f.invoke(t, s, entity(f.provider.PublicKey, "acme:anything", "default")), f.actor); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.policy.Check(f.invoke(t, s, entity(mustKey(t, KindService).PublicKey(), "acme:anything", "default")), f.actor); ReasonOf(err) != ReasonBadDelegation {
+	if _, err := f.policy.Check(f.invoke(t, s, entity(mustKey(t, lattice.KindService).PublicKey(), "acme:anything", "default")), f.actor); lattice.ReasonOf(err) != lattice.ReasonBadDelegation {
 		t.Fatalf("other provider key: %v", err)
 	}
 }

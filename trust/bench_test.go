@@ -1,0 +1,123 @@
+package trust
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/latticed/latticed/lattice"
+)
+
+// Micro-benchmarks of signing and verification: what a caller pays per
+// invocation, what the issuer check pays, and claims verification at actor
+// start.
+//
+//	go test ./trust -run '^$' -bench . -benchmem
+
+// BenchmarkNewInvocation is what a caller pays per call: hash, sign the
+// invocation claims (Ed25519), build the invocation.
+func BenchmarkNewInvocation(b *testing.B) {
+	cluster := mustKey(b, lattice.KindCluster)
+	host := mustKey(b, lattice.KindServer)
+	origin, target := lattice.ActorEntity(mustKey(b, lattice.KindModule).PublicKey()), lattice.ActorEntity(mustKey(b, lattice.KindModule).PublicKey())
+	msg := make([]byte, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := NewInvocation(cluster, host.PublicKey(), origin, target, "Echo.Echo", msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseJWT verifies the signature of an invocation's claims token
+// (decode + Ed25519 verify), the per-invocation cost of the issuer policy.
+func BenchmarkParseJWT(b *testing.B) {
+	cluster, host := mustKey(b, lattice.KindCluster), mustKey(b, lattice.KindServer)
+	inv, err := NewInvocation(cluster, host.PublicKey(), lattice.ActorEntity(mustKey(b, lattice.KindModule).PublicKey()), lattice.ActorEntity(mustKey(b, lattice.KindModule).PublicKey()), "Echo.Echo", make([]byte, 256))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseJWT[InvocationClaims](inv.EncodedClaims); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerifyActor is claims verification at actor start: strip the
+// claims sections, hash the module, verify the token, check its times; for
+// a tiny module and for one about the size of the Go echo actor.
+func BenchmarkVerifyActor(b *testing.B) {
+	for _, size := range []int{1 << 10, 2 << 20} {
+		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
+			module := []byte{0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00}
+			pad := append([]byte{3, 'p', 'a', 'd'}, make([]byte, size)...)
+			module = appendSection(module, 0, pad)
+			signed, _, err := SignActor(module, SignActorOptions{Name: "bench"}, mustKey(b, lattice.KindAccount), mustKey(b, lattice.KindModule))
+			if err != nil {
+				b.Fatal(err)
+			}
+			now := time.Now()
+			b.SetBytes(int64(len(signed)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := VerifyActor(signed, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkCryptoFloor is the cryptography the protocol requires per call,
+// alone: one Ed25519 sign and one verify of a 256-byte message. The bench's
+// crypto floor pays exactly this; BenchmarkProtocolRoundTrip is what
+// latticed pays for the same call without transport and wasm.
+func BenchmarkCryptoFloor(b *testing.B) {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	msg := make([]byte, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		if !ed25519.Verify(pub, msg, ed25519.Sign(priv, msg)) {
+			b.Fatal("verify failed")
+		}
+	}
+}
+
+// BenchmarkProtocolRoundTrip is one call's protocol work on both sides:
+// the caller builds, signs and encodes the invocation; the host decodes it,
+// runs the issuer policy and encodes a reply, which the caller decodes.
+func BenchmarkProtocolRoundTrip(b *testing.B) {
+	cluster := mustKey(b, lattice.KindCluster)
+	host := mustKey(b, lattice.KindServer)
+	origin, target := lattice.ActorEntity(mustKey(b, lattice.KindModule).PublicKey()), lattice.ActorEntity(mustKey(b, lattice.KindModule).PublicKey())
+	policy := NewIssuers([]string{cluster.PublicKey()})
+	msg := make([]byte, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		inv, err := NewInvocation(cluster, host.PublicKey(), origin, target, "Echo.Echo", msg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		data, err := inv.Encode()
+		if err != nil {
+			b.Fatal(err)
+		}
+		got, err := lattice.DecodeInvocation(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := policy.Check(got, target.PublicKey); err != nil {
+			b.Fatal(err)
+		}
+		out, err := (&lattice.InvocationResponse{InvocationID: got.ID, Msg: got.Msg, ContentLength: uint64(len(got.Msg))}).Encode()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := lattice.DecodeInvocationResponse(out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
