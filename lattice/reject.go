@@ -9,7 +9,8 @@ import (
 // metric label, the event field and the start of the error reply.
 type RejectReason string
 
-// Rejection reasons, in the order the policy checks them.
+// Rejection reasons, in the order a receiver checks them: size and shape, the
+// issuer check (package trust), capability claims, the policy service.
 const (
 	ReasonMalformed            RejectReason = "malformed"
 	ReasonTooLarge             RejectReason = "too_large"
@@ -34,7 +35,7 @@ var RejectReasons = []RejectReason{
 	ReasonCapabilityNotClaimed, ReasonChunked, ReasonBadDelegation, ReasonRevoked, ReasonPolicyDenied,
 }
 
-// RejectError is a policy refusal. Its message is what the caller sees in the
+// RejectError is a refused invocation. Its message is what the caller sees in the
 // InvocationResponse error; wasmCloud prefixes antiforgery failures with
 // "Anti-forgery check failed: ", and so do we.
 type RejectError struct {

@@ -1,6 +1,7 @@
-# Native Go fuzzing of the wire-protocol decoders (lattice/fuzz_test.go).
+# Native Go fuzzing of the wire-protocol decoders (lattice/fuzz_test.go) and
+# of the token, issuer and wasm-claims verifiers (trust/fuzz_test.go).
 # go test accepts one -fuzz target per run, so each target runs in turn for
-# $(FUZZTIME). New crashers are written to lattice/testdata/fuzz/<Target>/.
+# $(FUZZTIME). New crashers are written to {lattice,trust}/testdata/fuzz/<Target>/.
 #   make fuzz                  # every target, 10s each
 #   make fuzz FUZZTIME=2m      # longer
 #   make fuzz-FuzzParseJWT     # one target
@@ -12,23 +13,29 @@ FUZZ_TARGETS ?= \
 	FuzzDecodeInvocation \
 	FuzzDecodeInvocationResponse \
 	FuzzDecodeLinkDefinition \
-	FuzzParseJWT \
-	FuzzIssuerPolicyCheck \
-	FuzzWasmSections \
 	FuzzDecodeHostData \
-	FuzzInvocationClaims \
 	FuzzDecodeHTTPRequest \
 	FuzzDecodeHTTPResponse
+# The verifiers in trust/, seed corpus in trust/testdata/fuzz/<Target>/.
+TRUST_FUZZ_TARGETS ?= \
+	FuzzParseJWT \
+	FuzzIssuersCheck \
+	FuzzWasmSections \
+	FuzzInvocationClaims
 # The provider archive reader (par/), seed corpus in par/testdata/fuzz/FuzzRead.
 PAR_FUZZ_TARGETS ?= FuzzRead
 
-.PHONY: fuzz fuzz-seeds $(addprefix fuzz-,$(FUZZ_TARGETS))
+.PHONY: fuzz fuzz-seeds $(addprefix fuzz-,$(FUZZ_TARGETS) $(TRUST_FUZZ_TARGETS))
 
 # Every target runs even if an earlier one fails; the failures are listed at the end.
 fuzz:
 	@failed=; for t in $(FUZZ_TARGETS); do \
 		echo "== $$t ($(FUZZTIME))"; \
 		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $(FUZZ_PKG) || failed="$$failed $$t"; \
+	done; \
+	for t in $(TRUST_FUZZ_TARGETS); do \
+		echo "== $$t ($(FUZZTIME), ./trust/)"; \
+		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) ./trust/ || failed="$$failed $$t"; \
 	done; \
 	for t in $(PAR_FUZZ_TARGETS); do \
 		echo "== $$t ($(FUZZTIME), ./internal/par/)"; \
@@ -39,6 +46,9 @@ fuzz:
 $(addprefix fuzz-,$(FUZZ_TARGETS)): fuzz-%:
 	$(GO) test -run='^$$' -fuzz='^$*$$' -fuzztime=$(FUZZTIME) $(FUZZ_PKG)
 
+$(addprefix fuzz-,$(TRUST_FUZZ_TARGETS)): fuzz-%:
+	$(GO) test -run='^$$' -fuzz='^$*$$' -fuzztime=$(FUZZTIME) ./trust/
+
 # The committed seed corpus only, as plain tests (fast; suitable for CI).
 fuzz-seeds:
-	$(GO) test -run='Fuzz|Nesting' -count=1 $(FUZZ_PKG) ./internal/par/
+	$(GO) test -run='Fuzz|Nesting' -count=1 $(FUZZ_PKG) ./trust/ ./internal/par/

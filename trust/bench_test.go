@@ -31,7 +31,7 @@ func BenchmarkNewInvocation(b *testing.B) {
 }
 
 // BenchmarkParseJWT verifies the signature of an invocation's claims token
-// (decode + Ed25519 verify), the per-invocation cost of the issuer policy.
+// (decode + Ed25519 verify), the per-invocation cost of the issuer check.
 func BenchmarkParseJWT(b *testing.B) {
 	cluster, host := mustKey(b, lattice.KindCluster), mustKey(b, lattice.KindServer)
 	inv, err := NewInvocation(cluster, host.PublicKey(), lattice.ActorEntity(mustKey(b, lattice.KindModule).PublicKey()), lattice.ActorEntity(mustKey(b, lattice.KindModule).PublicKey()), "Echo.Echo", make([]byte, 256))
@@ -88,7 +88,7 @@ func BenchmarkCryptoFloor(b *testing.B) {
 
 // BenchmarkProtocolRoundTrip is one call's protocol work on both sides:
 // the caller builds, signs and encodes the invocation; the host decodes it,
-// runs the issuer policy and encodes a reply, which the caller decodes.
+// runs the issuer check and encodes a reply, which the caller decodes.
 func BenchmarkProtocolRoundTrip(b *testing.B) {
 	cluster := mustKey(b, lattice.KindCluster)
 	host := mustKey(b, lattice.KindServer)

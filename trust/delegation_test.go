@@ -107,7 +107,7 @@ func TestRevokedSigningKeyIsRefusedEvenWithACachedDelegation(t *testing.T) {
 
 // Steady state: a delegated invocation costs about what a cluster-signed one
 // does, because the delegation token is verified once and cached.
-func BenchmarkIssuerPolicyCheck(b *testing.B) {
+func BenchmarkIssuersCheck(b *testing.B) {
 	for _, mode := range []string{"cluster", "delegated"} {
 		b.Run(mode, func(b *testing.B) {
 			f := newDelegFixture(b)

@@ -23,7 +23,7 @@ func (f invFixture) issuedAtTime(t *testing.T, inv *lattice.Invocation, at time.
 	return inv
 }
 
-func TestIssuerPolicyFreshnessBothWays(t *testing.T) {
+func TestIssuersFreshnessBothWays(t *testing.T) {
 	const window, skew = 5 * time.Minute, 30 * time.Second
 	now := time.Unix(1_800_000_000, 0)
 	cases := []struct {

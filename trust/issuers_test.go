@@ -31,7 +31,7 @@ func (f invFixture) invoke(t *testing.T, origin lattice.Entity, op string, msg [
 	return inv
 }
 
-func TestIssuerPolicyAcceptsValid(t *testing.T) {
+func TestIssuersAcceptValid(t *testing.T) {
 	f := newInvFixture(t)
 	inv := f.invoke(t, lattice.ActorEntity(mustKey(t, lattice.KindModule).PublicKey()), "Echo.Echo", []byte("x"))
 	if _, err := f.policy.Check(inv, f.actor); err != nil {
@@ -39,7 +39,7 @@ func TestIssuerPolicyAcceptsValid(t *testing.T) {
 	}
 }
 
-func TestIssuerPolicyRejectsEachWithItsReason(t *testing.T) {
+func TestIssuersRejectEachWithItsReason(t *testing.T) {
 	// The real clock: the fixture's tokens carry the real time as iat, and
 	// a clock stopped before they were made would see them in the future
 	// once a second boundary passes (a flake on a loaded machine).

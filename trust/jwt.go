@@ -18,7 +18,7 @@ import (
 // WascapRevision is the `wascap_revision` latticed writes into every token it signs.
 const WascapRevision = 3
 
-// JWT errors. Each is distinct so that the invocation policy and the claims
+// JWT errors. Each is distinct so that the issuer check and the claims
 // checks can report a precise reason.
 var (
 	ErrMalformedJWT  = errors.New("malformed JWT")

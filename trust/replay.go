@@ -21,7 +21,7 @@ const replaySlices = 4
 
 // ReplayGuard remembers invocation ids for at least as long as their tokens
 // can pass the freshness check: the window, plus twice the clock skew of the
-// policy that uses it (a token may be issued up to one skew ahead and is fresh
+// Issuers that use it (a token may be issued up to one skew ahead and is fresh
 // until one skew past the window).
 //
 // Ids are kept as 16-byte keyed hashes (a random key per process, so a sender

@@ -13,7 +13,7 @@ import (
 // rate after the store has filled, with UUID-sized ids allocated per call as
 // the decoder allocates them.
 //
-//	go test ./lattice -run '^$' -bench ReplayGuard -benchtime 1x -benchmem
+//	go test ./trust -run '^$' -bench ReplayGuard -benchtime 1x -benchmem
 
 // replayID is an invocation id of the usual size (a UUID string), freshly
 // allocated like the one an invocation decoder produces.
