@@ -211,7 +211,7 @@ func runParCreate(cmd *cobra.Command, f parCreateFlags) error {
 	if f.builtin != "" {
 		b, ok := builtin.Lookup(f.builtin)
 		if !ok {
-			return usageErrorf("--builtin %q: want httpserver or keyvalue", f.builtin)
+			return usageErrorf("--builtin %q: no such built-in provider (have %s)", f.builtin, builtin.Refs())
 		}
 		if f.name == "" {
 			f.name = b.Name

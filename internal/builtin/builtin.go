@@ -66,6 +66,15 @@ func Lookup(ref string) (Provider, bool) {
 	return Provider{}, false
 }
 
+// LookupRef is Lookup for provider references: only "builtin:<name>"
+// names a built-in (a bare name in a manifest is a file path).
+func LookupRef(ref string) (Provider, bool) {
+	if !strings.HasPrefix(ref, RefPrefix) {
+		return Provider{}, false
+	}
+	return Lookup(ref)
+}
+
 // Refs lists the references of every built-in ("builtin:httpserver, …"), for
 // messages that say what exists.
 func Refs() string {

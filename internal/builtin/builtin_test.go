@@ -32,4 +32,9 @@ func TestTableLooksUpByNameAndRefWithStableDistinctKeys(t *testing.T) {
 	if _, ok := Lookup("builtin:nope"); ok {
 		t.Fatal("unknown builtin found")
 	}
+	for ref, want := range map[string]bool{"builtin:httpserver": true, "httpserver": false, "builtin:nope": false} {
+		if _, ok := LookupRef(ref); ok != want {
+			t.Errorf("LookupRef(%q) found %v, want %v", ref, ok, want)
+		}
+	}
 }

@@ -88,7 +88,7 @@ func Load(path string) (*Manifest, error) {
 	}
 	for i := range m.Providers {
 		p := &m.Providers[i]
-		if _, isBuiltin := builtin.Lookup(p.Ref); !isBuiltin || !strings.HasPrefix(p.Ref, builtin.RefPrefix) {
+		if _, isBuiltin := builtin.LookupRef(p.Ref); !isBuiltin {
 			p.Ref = absRef(base, p.Ref)
 		}
 		if p.Ref == "" {
@@ -223,8 +223,8 @@ func Apply(ctx context.Context, c *ctlclient.Client, m *Manifest, window time.Du
 // first request comes in. Otherwise the manifest's order is kept.
 func startOrder(ps []Provider) []Provider {
 	entry := func(p Provider) bool {
-		b, ok := builtin.Lookup(p.Ref)
-		return ok && strings.HasPrefix(p.Ref, builtin.RefPrefix) && lattice.EntryContract(b.Contract)
+		b, ok := builtin.LookupRef(p.Ref)
+		return ok && lattice.EntryContract(b.Contract)
 	}
 	out := make([]Provider, 0, len(ps))
 	for _, p := range ps {
@@ -403,7 +403,7 @@ func ProviderKey(ref string) (string, error) {
 	if lattice.IsPublicKey(ref, lattice.KindService) {
 		return ref, nil
 	}
-	if b, ok := builtin.Lookup(ref); ok && strings.HasPrefix(ref, builtin.RefPrefix) {
+	if b, ok := builtin.LookupRef(ref); ok {
 		return b.Key(), nil
 	}
 	path, _ := strings.CutPrefix(ref, "file://")
