@@ -68,7 +68,7 @@ type delegationEntry struct {
 const maxCachedDelegations = 4096
 
 // checkDelegation verifies token for an invocation signed by signer on behalf
-// of origin. It returns a *RejectError.
+// of origin. It returns a *lattice.RejectError.
 func (p *Issuers) checkDelegation(token, signer string, origin lattice.Entity, now time.Time) error {
 	if token == "" {
 		return lattice.Reject(lattice.ReasonUnknownIssuer, "issuer %s is not a trusted cluster issuer", signer)

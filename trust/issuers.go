@@ -62,7 +62,7 @@ func (p *Issuers) Keys() []string {
 }
 
 // Check validates inv (docs/protocol.md §3 receiver validation) for delivery to the
-// entity with public key target. It returns a *RejectError on refusal.
+// entity with public key target. It returns a *lattice.RejectError on refusal.
 func (p *Issuers) Check(inv *lattice.Invocation, target string) (*Claims[InvocationClaims], error) {
 	c, err := ParseJWT[InvocationClaims](inv.EncodedClaims)
 	if err != nil {
