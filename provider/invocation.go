@@ -52,7 +52,7 @@ func (p *Provider) serveInvocation(m *nats.Msg, nc *nats.Conn) {
 		p.reject(m, nil, lattice.Reject(lattice.ReasonMalformed, "%v", err))
 		return
 	}
-	if _, err := p.policy.Check(inv, p.hd.ProviderKey); err != nil {
+	if _, err := p.issuers.Check(inv, p.hd.ProviderKey); err != nil {
 		p.reject(m, inv, err)
 		return
 	}

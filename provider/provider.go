@@ -204,7 +204,7 @@ type Provider struct {
 	self     lattice.Entity
 	signerMu sync.RWMutex
 	signer   trust.Signer // Key is nil when HostData has no invocation_seed; Delegation is renewed
-	policy   *trust.Issuers
+	issuers  *trust.Issuers
 	timeout  time.Duration
 
 	ready    chan struct{}
@@ -313,7 +313,7 @@ func New(cfg Config, c Capability) (*Provider, error) {
 		creds: creds, renewed: make(chan struct{}, 1),
 		rejectLogs: rate.NewLimiter(rate.Limit(10), 20),
 		ops:        metrics.NewOperations(metrics.MaxOperations),
-		policy: trust.NewIssuers(hd.ClusterIssuers,
+		issuers: trust.NewIssuers(hd.ClusterIssuers,
 			trust.WithReplayGuard(trust.NewReplayGuard(cfg.ReplayWindow, trust.DefaultReplayCapacity)),
 			trust.WithClockSkew(cfg.ClockSkew)),
 	}

@@ -444,14 +444,14 @@ func TestShutdownMessageDrainsAndReturnsNil(t *testing.T) {
 func TestInvokeSignsAsTheProvider(t *testing.T) {
 	e := newEnv(t)
 	r := start(t, e.hostData(), &fakeCapability{})
-	policy := trust.NewIssuers([]string{e.cluster.PublicKey()})
+	trusted := trust.NewIssuers([]string{e.cluster.PublicKey()})
 	seen := make(chan *lattice.Invocation, 1)
 	sub, err := e.nc.Subscribe(lattice.RPCActor("test", e.actor), func(m *nats.Msg) {
 		resp := &lattice.InvocationResponse{}
 		inv, err := lattice.DecodeInvocation(m.Data)
 		if err == nil {
 			resp.InvocationID = inv.ID
-			_, err = policy.Check(inv, e.actor)
+			_, err = trusted.Check(inv, e.actor)
 		}
 		if err != nil {
 			resp.Error = err.Error()

@@ -32,13 +32,13 @@ type RefMap struct {
 // it at start and follows it live, so all hosts answer get.claims/get.links
 // alike and a new host knows what it never saw.
 type latticeCache struct {
-	js     jetstream.JetStream
-	prefix string
-	state  *latticeState
-	policy *trust.Issuers
-	log    *slog.Logger
-	cc     jetstream.ConsumeContext
-	m      *metrics.Metrics
+	js      jetstream.JetStream
+	prefix  string
+	state   *latticeState
+	issuers *trust.Issuers
+	log     *slog.Logger
+	cc      jetstream.ConsumeContext
+	m       *metrics.Metrics
 
 	replayOnce sync.Once
 	replayed   chan struct{}
@@ -57,7 +57,7 @@ func (h *Host) openCache(ctx context.Context) (*latticeCache, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &latticeCache{js: js, prefix: h.opts.LatticePrefix, state: h.state, policy: h.policy, log: h.log, m: h.m, replayed: make(chan struct{})}
+	c := &latticeCache{js: js, prefix: h.opts.LatticePrefix, state: h.state, issuers: h.issuers, log: h.log, m: h.m, replayed: make(chan struct{})}
 	name := lattice.CacheStream(c.prefix)
 	s, err := js.Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -139,7 +139,7 @@ func (c *latticeCache) apply(m jetstream.Msg) {
 	case "revocations":
 		var rv lattice.DelegationRevocation
 		if err = json.Unmarshal(m.Data(), &rv); err == nil && rv.SigningKey != "" {
-			c.policy.Revoke(rv.SigningKey, rv.Until)
+			c.issuers.Revoke(rv.SigningKey, rv.Until)
 			c.log.Info("delegated signing key revoked", "signing_key", rv.SigningKey, "provider", rv.Provider.PublicKey, "instance", rv.InstanceID)
 		}
 	case "refmap":

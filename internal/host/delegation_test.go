@@ -66,7 +66,7 @@ func TestRevokedDelegationIsRefusedOnEveryNode(t *testing.T) {
 	}
 	for _, f := range []*fixture{a, b} {
 		testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-			if f.h.policy.Revoked(signing.PublicKey()) {
+			if f.h.issuers.Revoked(signing.PublicKey()) {
 				return nil
 			}
 			return errString("revocation not applied on " + f.h.ID())

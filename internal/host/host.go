@@ -145,7 +145,7 @@ type Host struct {
 	id        string
 	ctl       lattice.Ctl
 	runtime   *Runtime
-	policy    *trust.Issuers
+	issuers   *trust.Issuers
 	state     *latticeState
 	cache     atomic.Pointer[latticeCache] // nil until the cache stream opens (retried in the background)
 	cacheOpen chan struct{}                // closed once cache is set
@@ -204,7 +204,7 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 	for k, v := range opts.Labels {
 		h.labels[k] = v
 	}
-	h.policy = trust.NewIssuers(opts.Issuers,
+	h.issuers = trust.NewIssuers(opts.Issuers,
 		trust.WithReplayGuard(trust.NewReplayGuard(opts.ReplayWindow, trust.DefaultReplayCapacity)),
 		trust.WithClockSkew(opts.ClockSkew))
 	if opts.PolicyTopic != "" {

@@ -175,14 +175,14 @@ func kvLink(actor, provider string) lattice.LinkDefinition {
 // issuer check a real provider applies (trusting issuers).
 func providerResponder(t *testing.T, nc *nats.Conn, prefix, key string, issuers []string, seen chan<- *lattice.Invocation) {
 	t.Helper()
-	policy := trust.NewIssuers(issuers)
+	trusted := trust.NewIssuers(issuers)
 	sub, err := nc.Subscribe(lattice.RPCProvider(prefix, key, "default"), func(m *nats.Msg) {
 		resp := &lattice.InvocationResponse{}
 		inv, err := lattice.DecodeInvocation(m.Data)
 		if err == nil {
 			resp.InvocationID = inv.ID
 			var cl *trust.Claims[trust.InvocationClaims]
-			if cl, err = policy.Check(inv, key); err == nil && cl.Issuer == "" {
+			if cl, err = trusted.Check(inv, key); err == nil && cl.Issuer == "" {
 				err = errors.New("no issuer")
 			}
 		}

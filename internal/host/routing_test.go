@@ -30,16 +30,16 @@ func (f *fixture) forward(t *testing.T, via string, fw forward) ([]byte, error) 
 }
 
 // fakeProvider answers invocations on a provider subject after checking them
-// with the same issuer policy a real provider applies.
+// with the same issuer check a real provider applies.
 func fakeProvider(t *testing.T, f *fixture, key, link string, seen chan<- *lattice.Invocation) {
 	t.Helper()
-	policy := trust.NewIssuers([]string{f.cluster.PublicKey()})
+	trusted := trust.NewIssuers([]string{f.cluster.PublicKey()})
 	sub, err := f.nc.Subscribe(lattice.RPCProvider("test", key, link), func(m *nats.Msg) {
 		resp := &lattice.InvocationResponse{}
 		inv, err := lattice.DecodeInvocation(m.Data)
 		if err == nil {
 			resp.InvocationID = inv.ID
-			_, err = policy.Check(inv, key)
+			_, err = trusted.Check(inv, key)
 		}
 		if err != nil {
 			resp.Error = err.Error()

@@ -47,7 +47,7 @@ func (h *Host) serve(a *actor, m *nats.Msg) {
 		h.reject(m, a, nil, lattice.Reject(lattice.ReasonMalformed, "%v", err))
 		return
 	}
-	if _, err := h.policy.Check(inv, a.key); err != nil {
+	if _, err := h.issuers.Check(inv, a.key); err != nil {
 		h.reject(m, a, inv, err)
 		return
 	}
