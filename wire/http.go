@@ -135,9 +135,9 @@ func (r *HTTPResponse) Encode() []byte {
 func DecodeHTTPRequest(data []byte) (*HTTPRequest, error) {
 	req := new(HTTPRequest)
 	r := NewReader(data)
-	err := r.Fields(func(key string) error {
+	err := r.Fields(func(key []byte) error {
 		var err error
-		switch key {
+		switch string(key) {
 		case kMethod:
 			req.Method, err = r.Str()
 		case kPath:
@@ -168,9 +168,9 @@ func DecodeHTTPRequest(data []byte) (*HTTPRequest, error) {
 func DecodeHTTPResponse(data []byte) (*HTTPResponse, error) {
 	resp := new(HTTPResponse)
 	r := NewReader(data)
-	err := r.Fields(func(key string) error {
+	err := r.Fields(func(key []byte) error {
 		var err error
-		switch key {
+		switch string(key) {
 		case kStatusCode:
 			var v uint64
 			if v, err = r.Uint(); err == nil && v > 0xffff {

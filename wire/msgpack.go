@@ -122,26 +122,22 @@ func (r *Reader) strLen(c byte) (uint64, error) {
 	case c == 0xdb:
 		return r.n(4)
 	}
-	return 0, fmt.Errorf("want a string, got code 0x%02x", c)
+	return 0, fmt.Errorf("want a string or bin, got code 0x%02x", c)
 }
 
-// Str reads a string; nil reads as "".
+// Str reads a string; nil reads as "", and bin is taken as a string, as
+// msgpack's reflection decoders take it.
 func (r *Reader) Str() (string, error) {
-	c, err := r.byte()
-	if err != nil || c == 0xc0 {
-		return "", err
-	}
-	n, err := r.strLen(c)
-	if err != nil {
-		return "", err
-	}
-	s, err := r.take(n)
+	s, err := r.byteString()
 	return string(s), err
 }
 
 // Bytes reads bin, str (as bytes) or nil, and returns a slice of the input,
 // not a copy.
-func (r *Reader) Bytes() ([]byte, error) {
+func (r *Reader) Bytes() ([]byte, error) { return r.byteString() }
+
+// byteString reads bin, str or nil as a slice of the input.
+func (r *Reader) byteString() ([]byte, error) {
 	c, err := r.byte()
 	if err != nil || c == 0xc0 {
 		return nil, err
@@ -281,8 +277,10 @@ func (r *Reader) ArrayLen() (int, error) {
 }
 
 // Fields calls fn for each key of the map at the reader's position; fn
-// reads the key's value, or skips it. Errors name the field they are in.
-func (r *Reader) Fields(fn func(key string) error) error {
+// reads the key's value, or skips it. The key is a slice of the input, so
+// reading the map allocates nothing: `switch string(key)` compares without
+// a copy, and string(key) keeps it. Errors name the field they are in.
+func (r *Reader) Fields(fn func(key []byte) error) error {
 	n, err := r.MapLen()
 	if err != nil {
 		return err
@@ -290,7 +288,7 @@ func (r *Reader) Fields(fn func(key string) error) error {
 	r.depth++
 	defer func() { r.depth-- }()
 	for i := 0; i < n; i++ {
-		key, err := r.Str()
+		key, err := r.byteString()
 		if err != nil {
 			return fmt.Errorf("map key: %w", err)
 		}
