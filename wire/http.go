@@ -12,8 +12,8 @@ import (
 // input instead of copying it. A body of 900 KiB thus crosses the provider
 // and the actor with one copy fewer on each side and no buffer regrowth.
 // The bytes are the same as msgpack's reflection encoder writes (map keys
-// of the header sorted), which TestHTTPEncodersMatchMarshal in package lattice checks
-// (this module has no reflection encoder to compare with).
+// of the header sorted), which TestHTTPEncodersMatchMarshal checks in
+// package lattice (this module has no reflection encoder to compare with).
 
 // HTTPRequest is the wasmcloud:httpserver request an HTTP provider sends to an actor.
 type HTTPRequest struct {

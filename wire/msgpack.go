@@ -238,32 +238,26 @@ func (r *Reader) container(c byte) (n uint64, ok bool, err error) {
 
 // MapLen reads a map header and returns its number of entries.
 func (r *Reader) MapLen() (int, error) {
-	c, err := r.byte()
-	if err != nil {
-		return 0, err
-	}
-	if c&0xf0 != 0x80 && c != 0xde && c != 0xdf {
-		return 0, fmt.Errorf("want a map, got code 0x%02x", c)
-	}
-	n, _, err := r.container(c)
-	if err != nil {
-		return 0, err
-	}
-	// Every entry takes at least two bytes: a count beyond that is a lie.
-	if n > uint64(len(r.b)-r.i) {
-		return 0, errShort
-	}
-	return int(n / 2), nil
+	n, err := r.containerLen(Map, "a map")
+	return int(n / 2), err
 }
 
 // ArrayLen reads an array header and returns its number of elements.
 func (r *Reader) ArrayLen() (int, error) {
-	c, err := r.byte()
+	n, err := r.containerLen(Array, "an array")
+	return int(n), err
+}
+
+// containerLen reads the header of a container of type want and returns
+// its count of elements (a map's keys and values both).
+func (r *Reader) containerLen(want Type, name string) (uint64, error) {
+	t, err := r.Next()
 	if err != nil {
 		return 0, err
 	}
-	if c&0xf0 != 0x90 && c != 0xdc && c != 0xdd {
-		return 0, fmt.Errorf("want an array, got code 0x%02x", c)
+	c, _ := r.byte() // Next saw it
+	if t != want {
+		return 0, fmt.Errorf("want %s, got code 0x%02x", name, c)
 	}
 	n, _, err := r.container(c)
 	if err != nil {
@@ -273,7 +267,7 @@ func (r *Reader) ArrayLen() (int, error) {
 	if n > uint64(len(r.b)-r.i) {
 		return 0, errShort
 	}
-	return int(n), nil
+	return n, nil
 }
 
 // Fields calls fn for each key of the map at the reader's position; fn
