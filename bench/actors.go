@@ -15,6 +15,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/wasmbuild"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
+	"github.com/latticed/latticed/wire"
 )
 
 // echoActors are the actors most sections call: the Go echo example and a
@@ -39,7 +40,7 @@ func buildEchoActors(tmp string) (*echoActors, error) {
 	a.mod, _ = trust.CreateKeyPair(lattice.KindModule)
 	// The HTTP capability lets the httpserver provider (and the provider-origin
 	// rows) reach it.
-	echoOpts := trust.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}}
+	echoOpts := trust.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}}
 	if a.signed, _, err = trust.SignActor(a.unsigned, echoOpts, a.acct, a.mod); err != nil {
 		return nil, err
 	}

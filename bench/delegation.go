@@ -10,6 +10,7 @@ import (
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
 	"github.com/latticed/latticed/trust"
+	"github.com/latticed/latticed/wire"
 )
 
 // benchDelegation is issue 13's row: a provider invoking an actor through
@@ -19,7 +20,7 @@ import (
 // concurrency 16, alternating twice, and keeps the mean of each.
 func benchDelegation(nc *nats.Conn, cluster *trust.KeyPair, hostID, actorKey string, d time.Duration, rep *Report) error {
 	providerKey, _ := trust.CreateKeyPair(lattice.KindService)
-	origin := lattice.Entity{PublicKey: providerKey.PublicKey(), ContractID: lattice.ContractHTTPServer, LinkName: "default"}
+	origin := lattice.Entity{PublicKey: providerKey.PublicKey(), ContractID: wire.ContractHTTPServer, LinkName: "default"}
 	signing, _ := trust.CreateKeyPair(lattice.KindService)
 	token, err := trust.IssueDelegation(cluster, signing.PublicKey(), origin, "bench", time.Hour, time.Now())
 	if err != nil {

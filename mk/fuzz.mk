@@ -1,7 +1,8 @@
-# Native Go fuzzing of the wire-protocol decoders (lattice/fuzz_test.go) and
-# of the token, issuer and wasm-claims verifiers (trust/fuzz_test.go).
-# go test accepts one -fuzz target per run, so each target runs in turn for
-# $(FUZZTIME). New crashers are written to {lattice,trust}/testdata/fuzz/<Target>/.
+# Native Go fuzzing of the wire-protocol decoders (lattice/fuzz_test.go, and
+# wire/fuzz_test.go in the wire module) and of the token, issuer and
+# wasm-claims verifiers (trust/fuzz_test.go). go test accepts one -fuzz target
+# per run, so each target runs in turn for $(FUZZTIME). New crashers are
+# written to <package>/testdata/fuzz/<Target>/.
 #   make fuzz                  # every target, 10s each
 #   make fuzz FUZZTIME=2m      # longer
 #   make fuzz-FuzzParseJWT     # one target
@@ -13,19 +14,19 @@ FUZZ_TARGETS ?= \
 	FuzzDecodeInvocation \
 	FuzzDecodeInvocationResponse \
 	FuzzDecodeLinkDefinition \
-	FuzzDecodeHostData \
-	FuzzDecodeHTTPRequest \
-	FuzzDecodeHTTPResponse
+	FuzzDecodeHostData
 # The verifiers in trust/, seed corpus in trust/testdata/fuzz/<Target>/.
 TRUST_FUZZ_TARGETS ?= \
 	FuzzParseJWT \
 	FuzzIssuersCheck \
 	FuzzWasmSections \
 	FuzzInvocationClaims
+# The httpserver payload codec, in the wire module (wire/testdata/fuzz).
+WIRE_FUZZ_TARGETS ?= FuzzDecodeHTTPRequest FuzzDecodeHTTPResponse
 # The provider archive reader (par/), seed corpus in par/testdata/fuzz/FuzzRead.
 PAR_FUZZ_TARGETS ?= FuzzRead
 
-.PHONY: fuzz fuzz-seeds $(addprefix fuzz-,$(FUZZ_TARGETS) $(TRUST_FUZZ_TARGETS))
+.PHONY: fuzz fuzz-seeds $(addprefix fuzz-,$(FUZZ_TARGETS) $(TRUST_FUZZ_TARGETS) $(WIRE_FUZZ_TARGETS))
 
 # Every target runs even if an earlier one fails; the failures are listed at the end.
 fuzz:
@@ -36,6 +37,10 @@ fuzz:
 	for t in $(TRUST_FUZZ_TARGETS); do \
 		echo "== $$t ($(FUZZTIME), ./trust/)"; \
 		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) ./trust/ || failed="$$failed $$t"; \
+	done; \
+	for t in $(WIRE_FUZZ_TARGETS); do \
+		echo "== $$t ($(FUZZTIME), ./wire)"; \
+		(cd wire && $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) .) || failed="$$failed $$t"; \
 	done; \
 	for t in $(PAR_FUZZ_TARGETS); do \
 		echo "== $$t ($(FUZZTIME), ./internal/par/)"; \
@@ -49,6 +54,10 @@ $(addprefix fuzz-,$(FUZZ_TARGETS)): fuzz-%:
 $(addprefix fuzz-,$(TRUST_FUZZ_TARGETS)): fuzz-%:
 	$(GO) test -run='^$$' -fuzz='^$*$$' -fuzztime=$(FUZZTIME) ./trust/
 
+$(addprefix fuzz-,$(WIRE_FUZZ_TARGETS)): fuzz-%:
+	cd wire && $(GO) test -run='^$$' -fuzz='^$*$$' -fuzztime=$(FUZZTIME) .
+
 # The committed seed corpus only, as plain tests (fast; suitable for CI).
 fuzz-seeds:
 	$(GO) test -run='Fuzz|Nesting' -count=1 $(FUZZ_PKG) ./trust/ ./internal/par/
+	cd wire && $(GO) test -run='Fuzz' -count=1 .

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // testModule is a tiny valid core module: a type section and a function
@@ -31,7 +32,7 @@ func signTestModule(t *testing.T, opts SignActorOptions) ([]byte, *KeyPair, *Key
 }
 
 func TestSignedModuleVerifies(t *testing.T) {
-	signed, acct, mod := signTestModule(t, SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}, Rev: 2, Ver: "0.1.0", CallAlias: "My Echo-1.x"})
+	signed, acct, mod := signTestModule(t, SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}, Rev: 2, Ver: "0.1.0", CallAlias: "My Echo-1.x"})
 	c, err := VerifyActor(signed, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +40,7 @@ func TestSignedModuleVerifies(t *testing.T) {
 	if c.Issuer != acct.PublicKey() || c.Subject != mod.PublicKey() {
 		t.Fatal("wrong iss/sub")
 	}
-	if !c.Wascap.HasCapability(lattice.ContractHTTPServer) || c.Wascap.HasCapability(lattice.ContractKeyValue) {
+	if !c.Wascap.HasCapability(wire.ContractHTTPServer) || c.Wascap.HasCapability(wire.ContractKeyValue) {
 		t.Fatal("caps wrong")
 	}
 	if c.Wascap.CallAlias != "my_echo_1_x" {

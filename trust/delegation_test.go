@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 type delegFixture struct {
@@ -19,7 +20,7 @@ type delegFixture struct {
 func newDelegFixture(t testing.TB) *delegFixture {
 	t.Helper()
 	f := &delegFixture{cluster: mustKey(t, lattice.KindCluster), signer: mustKey(t, lattice.KindService), actor: mustKey(t, lattice.KindModule).PublicKey(), now: time.Now()}
-	f.provider = lattice.Entity{PublicKey: mustKey(t, lattice.KindService).PublicKey(), ContractID: lattice.ContractHTTPServer, LinkName: "default"}
+	f.provider = lattice.Entity{PublicKey: mustKey(t, lattice.KindService).PublicKey(), ContractID: wire.ContractHTTPServer, LinkName: "default"}
 	var err error
 	f.token, err = IssueDelegation(f.cluster, f.signer.PublicKey(), f.provider, "inst-1", 10*time.Minute, f.now)
 	if err != nil {
@@ -36,7 +37,7 @@ func newDelegFixture(t testing.TB) *delegFixture {
 func (f *delegFixture) invoke(t testing.TB, s Signer, origin lattice.Entity) *lattice.Invocation {
 	t.Helper()
 	host := mustKey(t, lattice.KindServer)
-	inv, err := s.NewInvocation(host.PublicKey(), origin, lattice.ActorEntity(f.actor), lattice.OpHTTPHandleRequest, []byte("x"))
+	inv, err := s.NewInvocation(host.PublicKey(), origin, lattice.ActorEntity(f.actor), wire.OpHTTPHandleRequest, []byte("x"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,8 +76,8 @@ func TestDelegatedSignerIsAcceptedAsItsProviderOnly(t *testing.T) {
 		{"delegated by an untrusted cluster", f.invoke(t, Signer{Key: f.signer, Delegation: strangerToken}, f.provider), lattice.ReasonBadDelegation},
 		{"expired delegation", f.invoke(t, Signer{Key: f.signer, Delegation: expired}, f.provider), lattice.ReasonExpired},
 		{"token of another key", f.invoke(t, Signer{Key: wrongKey, Delegation: f.token}, f.provider), lattice.ReasonBadDelegation},
-		{"another contract", f.invoke(t, s, entity(f.provider.PublicKey, lattice.ContractKeyValue, "default")), lattice.ReasonBadDelegation},
-		{"another link name", f.invoke(t, s, entity(f.provider.PublicKey, lattice.ContractHTTPServer, "other")), lattice.ReasonBadDelegation},
+		{"another contract", f.invoke(t, s, entity(f.provider.PublicKey, wire.ContractKeyValue, "default")), lattice.ReasonBadDelegation},
+		{"another link name", f.invoke(t, s, entity(f.provider.PublicKey, wire.ContractHTTPServer, "other")), lattice.ReasonBadDelegation},
 		{"garbage token", f.invoke(t, Signer{Key: f.signer, Delegation: "x.y.z"}, f.provider), lattice.ReasonBadDelegation},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
+	"github.com/latticed/latticed/wire"
 )
 
 // A host signs an invocation with its cluster key; a receiver that trusts
@@ -39,10 +40,10 @@ func ExampleSignActor() {
 	subject, _ := trust.CreateKeyPair(lattice.KindModule)
 
 	signed, _, _ := trust.SignActor(module, trust.SignActorOptions{
-		Name: "echo", Caps: []string{lattice.ContractHTTPServer},
+		Name: "echo", Caps: []string{wire.ContractHTTPServer},
 	}, account, subject)
 	claims, err := trust.ReadActorClaims(signed)
-	fmt.Println(err, claims.Wascap.Name, claims.Wascap.HasCapability(lattice.ContractHTTPServer),
+	fmt.Println(err, claims.Wascap.Name, claims.Wascap.HasCapability(wire.ContractHTTPServer),
 		claims.Subject == subject.PublicKey())
 	// Output: <nil> echo true true
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 type invFixture struct {
@@ -44,7 +45,7 @@ func TestIssuersRejectEachWithItsReason(t *testing.T) {
 	// a clock stopped before they were made would see them in the future
 	// once a second boundary passes (a flake on a loaded machine).
 	f := newInvFixture(t, WithReplayGuard(NewReplayGuard(5*time.Minute, 1000)), WithClock(time.Now))
-	provider := lattice.Entity{PublicKey: mustKey(t, lattice.KindService).PublicKey(), ContractID: lattice.ContractHTTPServer, LinkName: "default"}
+	provider := lattice.Entity{PublicKey: mustKey(t, lattice.KindService).PublicKey(), ContractID: wire.ContractHTTPServer, LinkName: "default"}
 	stranger := mustKey(t, lattice.KindCluster)
 
 	cases := map[string]struct {
@@ -73,7 +74,7 @@ func TestIssuersRejectEachWithItsReason(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			inv := f.invoke(t, provider, lattice.OpHTTPHandleRequest, []byte("x"))
+			inv := f.invoke(t, provider, wire.OpHTTPHandleRequest, []byte("x"))
 			tc.mutate(inv)
 			target := f.actor
 			if tc.target != "" {

@@ -11,6 +11,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
+	"github.com/latticed/latticed/wire"
 )
 
 // natsCLI finds the pinned nats CLI (installed by `make tools`).
@@ -39,7 +40,7 @@ func TestCacheStreamWithTheNatsCLI(t *testing.T) {
 	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{Name: "echo"})
 	e.run("ctl", "start", "actor", "file://"+echo.Path, "--host-id", h.ID()).want(t, 0)
 	provider, _ := trust.CreateKeyPair(lattice.KindService)
-	e.run("ctl", "link", "put", echo.Key, provider.PublicKey(), lattice.ContractKeyValue, "URL=x").want(t, 0)
+	e.run("ctl", "link", "put", echo.Key, provider.PublicKey(), wire.ContractKeyValue, "URL=x").want(t, 0)
 
 	nats := func(args ...string) string {
 		t.Helper()

@@ -14,9 +14,9 @@ import (
 
 	"github.com/latticed/latticed/internal/builtin/httpserver"
 	"github.com/latticed/latticed/internal/builtin/keyvalue"
-	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/provider"
 	"github.com/latticed/latticed/trust"
+	"github.com/latticed/latticed/wire"
 )
 
 // RefPrefix marks a provider reference to a provider compiled into latticed.
@@ -34,7 +34,7 @@ type Provider struct {
 
 // providers is the table, in the order help texts list them.
 var providers = []Provider{
-	{Name: "httpserver", Contract: lattice.ContractHTTPServer,
+	{Name: "httpserver", Contract: wire.ContractHTTPServer,
 		New: func() provider.Capability { return httpserver.New() },
 		About: `Each link to an actor opens one HTTP listener; every request becomes an
 HttpServer.HandleRequest invocation of the actor. Link values (keys in any
@@ -42,7 +42,7 @@ case): address (host:port), else port (on 127.0.0.1), else 127.0.0.1:8000;
 max_content_len (bytes, or with suffix k/m/g; default 1m; larger bodies get
 413); timeout_ms (default: the host's RPC timeout; then 504);
 config_json/config_b64 as wasmCloud's httpserver takes them.`},
-	{Name: "keyvalue", Contract: lattice.ContractKeyValue,
+	{Name: "keyvalue", Contract: wire.ContractKeyValue,
 		New: func() provider.Capability { return keyvalue.New() },
 		About: `Every KeyValue operation is served from a NATS JetStream key-value bucket
 (file storage) on the lattice's NATS server: link value "bucket" names it,

@@ -20,6 +20,7 @@ import (
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
 	"github.com/latticed/latticed/trust"
+	"github.com/latticed/latticed/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -254,13 +255,13 @@ func TestPooledInstanceKeepsItsOwnState(t *testing.T) {
 
 func TestRejectedInvocationsNeverReachTheActor(t *testing.T) {
 	f := newFixture(t, func(o *Options) { o.MaxPayloadBytes = 64 << 10 })
-	echo := f.startActor(t, echoPkg, 1, trust.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
+	echo := f.startActor(t, echoPkg, 1, trust.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
 	plain := f.startActor(t, lifePkg, 1, trust.SignActorOptions{Name: "nocaps"})
 	stranger, _ := trust.CreateKeyPair(lattice.KindCluster)
 	caller, _ := trust.CreateKeyPair(lattice.KindModule)
 	origin := lattice.ActorEntity(caller.PublicKey())
 	provider, _ := trust.CreateKeyPair(lattice.KindService)
-	httpOrigin := lattice.Entity{PublicKey: provider.PublicKey(), ContractID: lattice.ContractHTTPServer, LinkName: "default"}
+	httpOrigin := lattice.Entity{PublicKey: provider.PublicKey(), ContractID: wire.ContractHTTPServer, LinkName: "default"}
 	subject := lattice.RPCActor("test", echo.Key)
 
 	encode := func(inv *lattice.Invocation) []byte {
@@ -293,7 +294,7 @@ func TestRejectedInvocationsNeverReachTheActor(t *testing.T) {
 			return encode(f.invocation(t, f.cluster, origin, echo.Key, "Echo.Echo", make([]byte, 100<<10)))
 		}, lattice.ReasonTooLarge},
 		{"capability not claimed", lattice.RPCActor("test", plain.Key), func() []byte {
-			return encode(f.invocation(t, f.cluster, httpOrigin, plain.Key, lattice.OpHTTPHandleRequest, []byte{0x80}))
+			return encode(f.invocation(t, f.cluster, httpOrigin, plain.Key, wire.OpHTTPHandleRequest, []byte{0x80}))
 		}, lattice.ReasonCapabilityNotClaimed},
 		{"replayed", subject, func() []byte {
 			b := encode(f.invocation(t, f.cluster, origin, echo.Key, "Echo.Echo", []byte("x")))
@@ -320,8 +321,8 @@ func TestRejectedInvocationsNeverReachTheActor(t *testing.T) {
 			mustEcho(t, f, echo.Key) // the node serves the next valid request
 		})
 	}
-	if !strings.Contains(f.raw(t, lattice.RPCActor("test", plain.Key), encode(f.invocation(t, f.cluster, httpOrigin, plain.Key, lattice.OpHTTPHandleRequest, []byte{0x80}))).Error,
-		"does not have the required capability claim "+lattice.ContractHTTPServer) {
+	if !strings.Contains(f.raw(t, lattice.RPCActor("test", plain.Key), encode(f.invocation(t, f.cluster, httpOrigin, plain.Key, wire.OpHTTPHandleRequest, []byte{0x80}))).Error,
+		"does not have the required capability claim "+wire.ContractHTTPServer) {
 		t.Fatal("capability error wording")
 	}
 }

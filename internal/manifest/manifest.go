@@ -20,6 +20,7 @@ import (
 	"github.com/latticed/latticed/internal/par"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
+	"github.com/latticed/latticed/wire"
 )
 
 // Manifest is the file's content.
@@ -224,7 +225,7 @@ func Apply(ctx context.Context, c *ctlclient.Client, m *Manifest, window time.Du
 func startOrder(ps []Provider) []Provider {
 	entry := func(p Provider) bool {
 		b, ok := builtin.LookupRef(p.Ref)
-		return ok && lattice.EntryContract(b.Contract)
+		return ok && wire.EntryContract(b.Contract)
 	}
 	out := make([]Provider, 0, len(ps))
 	for _, p := range ps {

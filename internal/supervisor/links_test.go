@@ -25,6 +25,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
+	"github.com/latticed/latticed/wire"
 )
 
 // Issue 24.1 as the operator met it: in a lattice of 20,000 links (far
@@ -32,7 +33,7 @@ import (
 // httpserver provider comes back with its link and serves HTTP, and so does
 // a node restarted with --apply.
 func TestProviderKeepsItsLinksInALatticeOfTwentyThousand(t *testing.T) {
-	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
+	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
 	port := strconv.Itoa(testenv.FreePort(t))
 	dir := t.TempDir()
 	path := filepath.Join(t.TempDir(), "lattice.yaml")
@@ -46,7 +47,7 @@ links:
     contract: %[2]s
     values:
       port: "%[3]s"
-`, echo.Path, lattice.ContractHTTPServer, port)
+`, echo.Path, wire.ContractHTTPServer, port)
 	if err := os.WriteFile(path, []byte(manifest), 0o644); err != nil {
 		t.Fatal(err)
 	}

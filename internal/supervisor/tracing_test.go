@@ -17,6 +17,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
+	"github.com/latticed/latticed/wire"
 )
 
 // putLinks puts link definitions through the control interface.
@@ -44,7 +45,7 @@ func (n *node) putLinks(lds ...lattice.LinkDefinition) {
 func TestNodeTraceAcrossProcesses(t *testing.T) {
 	recv := otlptest.Start(t)
 	kvc := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", trust.SignActorOptions{
-		Name: "kvcounter", Caps: []string{lattice.ContractHTTPServer, lattice.ContractKeyValue},
+		Name: "kvcounter", Caps: []string{wire.ContractHTTPServer, wire.ContractKeyValue},
 	})
 	n := startNode(t, map[string]string{
 		config.EnvOTelTracesExporter: config.TracesExporterOTLP,
@@ -94,9 +95,9 @@ func TestNodeTraceAcrossProcesses(t *testing.T) {
 	}
 	chain := []want{ // each the parent of the next
 		{telemetry.ServiceProviderPrefix + httpB.Name, http.MethodGet, tracepb.Span_SPAN_KIND_SERVER},
-		{telemetry.ServiceHost, lattice.OpHTTPHandleRequest, tracepb.Span_SPAN_KIND_SERVER},
-		{telemetry.ServiceHost, lattice.OpKVIncrement, tracepb.Span_SPAN_KIND_CLIENT},
-		{telemetry.ServiceProviderPrefix + kvB.Name, lattice.OpKVIncrement, tracepb.Span_SPAN_KIND_SERVER},
+		{telemetry.ServiceHost, wire.OpHTTPHandleRequest, tracepb.Span_SPAN_KIND_SERVER},
+		{telemetry.ServiceHost, wire.OpKVIncrement, tracepb.Span_SPAN_KIND_CLIENT},
+		{telemetry.ServiceProviderPrefix + kvB.Name, wire.OpKVIncrement, tracepb.Span_SPAN_KIND_SERVER},
 	}
 	var found []otlptest.Span
 	testenv.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {

@@ -20,6 +20,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
+	"github.com/latticed/latticed/wire"
 )
 
 // Issue 17.7: while the key-value provider kvcounter calls is not running
@@ -84,7 +85,7 @@ func TestHTTPAnswers503WithRetryAfterWhileACalledProviderIsDown(t *testing.T) {
 // unavailable by the actor's host.
 func TestRestartUnderHTTPLoadAnswersNo500(t *testing.T) {
 	actor := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", trust.SignActorOptions{
-		Name: "kvcounter", Caps: []string{lattice.ContractHTTPServer, lattice.ContractKeyValue},
+		Name: "kvcounter", Caps: []string{wire.ContractHTTPServer, wire.ContractKeyValue},
 	})
 	port := testenv.FreePort(t)
 	path := filepath.Join(t.TempDir(), "lattice.yaml")
