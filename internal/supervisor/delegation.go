@@ -68,7 +68,7 @@ func (p *providerInstance) delegate(key *lattice.KeyPair, instanceID string) (si
 func (p *providerInstance) renewDelegation() {
 	p.mu.Lock()
 	cur, instanceID := p.signing, p.instanceID
-	due := cur.token != "" && p.stopReason == "" && time.Since(cur.issued) >= p.sup.delegationTTL()/2
+	due := cur.token != "" && p.child.StopReason() == "" && time.Since(cur.issued) >= p.sup.delegationTTL()/2
 	p.mu.Unlock()
 	if !due {
 		return
@@ -79,7 +79,7 @@ func (p *providerInstance) renewDelegation() {
 		return
 	}
 	p.mu.Lock()
-	if p.stopReason != "" || p.signing.key != cur.key {
+	if p.child.StopReason() != "" || p.signing.key != cur.key {
 		p.mu.Unlock()
 		return
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/latticed/latticed/internal/builtin/keyvalue"
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 )
@@ -57,7 +58,7 @@ func kvcounterNode(t *testing.T) (*node, testenv.SignedActor, int) {
 	n := startNode(t, nil, "file://"+actor.Path)
 	for _, ref := range []string{"builtin:httpserver", "builtin:keyvalue"} {
 		n.launch(ref, "default", "")
-		n.waitProviderState(ref, "default", stateRunning)
+		n.waitProviderState(ref, "default", child.StateRunning)
 	}
 	port := testenv.FreePort(t)
 	http, _ := lattice.LookupBuiltin("builtin:httpserver")

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/policy"
 	"github.com/latticed/latticed/internal/testing/testenv"
@@ -74,7 +75,7 @@ func TestStartProviderAsksThePolicyService(t *testing.T) {
 	if err := launch("builtin:keyvalue", "default"); err != nil {
 		t.Fatalf("permitted launch: %v", err)
 	}
-	n.waitProviderState("builtin:keyvalue", "default", stateRunning)
+	n.waitProviderState("builtin:keyvalue", "default", child.StateRunning)
 	mu.Lock()
 	req := asked[0]
 	mu.Unlock()
@@ -112,7 +113,7 @@ func TestStartProviderAsksThePolicyService(t *testing.T) {
 	if err := launch("builtin:httpserver", "default"); err != nil {
 		t.Fatalf("launch after the change notice: %v", err)
 	}
-	n.waitProviderState("builtin:httpserver", "default", stateRunning)
+	n.waitProviderState("builtin:httpserver", "default", child.StateRunning)
 	if counted(policy.ResultPermitted, true) != 1 {
 		t.Fatalf("cached permit not counted")
 	}

@@ -10,6 +10,7 @@ import (
 
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/internal/testing/otlptest"
@@ -52,7 +53,7 @@ func TestNodeTraceAcrossProcesses(t *testing.T) {
 	const httpRef, kvRef = "builtin:httpserver", "builtin:keyvalue"
 	for _, ref := range []string{httpRef, kvRef} {
 		n.launch(ref, "default", "")
-		n.waitProviderState(ref, "default", stateRunning)
+		n.waitProviderState(ref, "default", child.StateRunning)
 	}
 	httpB, _ := lattice.LookupBuiltin(httpRef)
 	kvB, _ := lattice.LookupBuiltin(kvRef)
