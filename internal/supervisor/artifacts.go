@@ -70,11 +70,11 @@ func (s *Supervisor) startArtifacts(cfg *config.Config) error {
 }
 
 // policyHost describes the host this supervisor runs, with the labels the
-// host child itself holds (hostLabels), not the configured ones: labels
+// host child itself holds (Supervisor.labels), not the configured ones: labels
 // set through the control interface count, as in the host's own requests.
 func (s *Supervisor) policyHost() policy.Host {
 	own := s.opts.ClusterKey.PublicKey()
-	return policy.NewHost(s.hostID, own, s.prefix, s.hostLabels.get(), clusterIssuers(s.config().ClusterIssuers, own))
+	return policy.NewHost(s.hostID, own, s.prefix, s.labels.get(), clusterIssuers(s.config().ClusterIssuers, own))
 }
 
 // checkStartProvider asks the policy service whether prog may start under

@@ -61,7 +61,7 @@ func TestPolicyRequestsOfSupervisorAndHostCarryTheHostsLabels(t *testing.T) {
 	}
 	want := map[string]string{"zone": "configured", "team": "blue"}
 	testenv.CheckFor(t, 30*time.Second, 10*time.Millisecond, func() error {
-		if got := n.s.hostLabels.get(); !maps.Equal(got, want) {
+		if got := n.s.labels.get(); !maps.Equal(got, want) {
 			return fmt.Errorf("the supervisor sees the host's labels as %v, want %v", got, want)
 		}
 		return nil

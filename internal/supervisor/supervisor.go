@@ -102,26 +102,26 @@ type Supervisor struct {
 	pendingRestart []string       // settings the last reload refused
 
 	// Set up by Run before anything else runs.
-	runDir     string
-	adminPath  string
-	mode       string
-	ns         *server.Server
-	auth       *Authority // nil: no per-user credentials (external NATS without signing keys)
-	observer   connObserver
-	nc         *nats.Conn         // the supervisor's own connection (lattice account, unrestricted)
-	control    *ctlclient.Client  // the control interface over nc: actor starts, labels
-	sys        *nats.Conn         // external mode (b): the system account
-	natsURL    string             // what children connect to
-	alive      *natsalive.Watcher // whether s.nc and s.sys hear from their servers
-	health     *HealthServer
-	admin      *adminServer
-	hostProc   *hostChild
-	actors     *actorTracker
-	hostLabels *hostLabels      // the host child's labels, for policy requests
-	shared     *Credentials     // external mode without signing keys: WASMCLOUD_PROV_RPC_* for every provider
-	oci        *oci.Client      // pulls provider archives; keeps registries.put credentials
-	policySvc  *policy.Service  // nil when no policy service is configured (WASMCLOUD_POLICY_TOPIC)
-	cacheRevs  cacheRevocations // the lattice cache's signing-key revocations, pruned when expired (revprune.go)
+	runDir    string
+	adminPath string
+	mode      string
+	ns        *server.Server
+	auth      *Authority // nil: no per-user credentials (external NATS without signing keys)
+	observer  connObserver
+	nc        *nats.Conn         // the supervisor's own connection (lattice account, unrestricted)
+	control   *ctlclient.Client  // the control interface over nc: actor starts, labels
+	sys       *nats.Conn         // external mode (b): the system account
+	natsURL   string             // what children connect to
+	alive     *natsalive.Watcher // whether s.nc and s.sys hear from their servers
+	health    *HealthServer
+	admin     *adminServer
+	hostProc  *hostChild
+	actors    *actorTracker
+	labels    *hostLabels      // the host child's labels, for policy requests
+	shared    *Credentials     // external mode without signing keys: WASMCLOUD_PROV_RPC_* for every provider
+	oci       *oci.Client      // pulls provider archives; keeps registries.put credentials
+	policySvc *policy.Service  // nil when no policy service is configured (WASMCLOUD_POLICY_TOPIC)
+	cacheRevs cacheRevocations // the lattice cache's signing-key revocations, pruned when expired (revprune.go)
 
 	// providerStartup is how long a new provider may take to pass its first
 	// health check; credsLifetime, when set, overrides the configured
@@ -175,7 +175,7 @@ func New(cfg *config.Config, opts Options) (*Supervisor, error) {
 		providerStartup: providerStartup,
 	}
 	s.actors = newActorTracker(s.hostID)
-	s.hostLabels = newHostLabels(s.hostID, cfg.Labels)
+	s.labels = newHostLabels(s.hostID, cfg.Labels)
 	for _, st := range providerStates {
 		s.m.Providers.WithLabelValues(st)
 	}
@@ -286,7 +286,7 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 
 	evSub, err := s.nc.Subscribe(lattice.Events(s.prefix), func(m *nats.Msg) {
 		s.actors.handle(m)
-		s.hostLabels.handle(m)
+		s.labels.handle(m)
 	})
 	if err != nil {
 		return fmt.Errorf("subscribe to lattice events: %w", err)
