@@ -60,8 +60,8 @@ lint:
 # Packages with concurrency run under the race detector. The host's run
 # without it except for its concurrency tests: -race slows wazero's compiler
 # about twentyfold. Every other package (go list, so none is missed) runs plainly.
-RACE_PKGS        := ./lattice/... ./trust/... ./rpc/... ./provider/... ./ctlclient/... ./internal/builtin/... ./internal/cacheread/... ./internal/policy/... ./internal/supervisor/... ./internal/manifest/... ./internal/config/... ./internal/metrics/...
-RACE_PKG_PATTERN := latticed/(lattice|trust|rpc|provider|ctlclient|internal/(builtin|cacheread|policy|supervisor|manifest|config|metrics))(/|$$)
+RACE_PKGS        := ./lattice/... ./trust/... ./rpc/... ./provider/... ./ctlclient/... ./internal/builtin/... ./internal/cacheread/... ./internal/policy/... ./internal/child/... ./internal/supervisor/... ./internal/manifest/... ./internal/config/... ./internal/metrics/...
+RACE_PKG_PATTERN := latticed/(lattice|trust|rpc|provider|ctlclient|internal/(builtin|cacheread|policy|child|supervisor|manifest|config|metrics))(/|$$)
 HOST_RACE_TESTS := Gate|StartCallScaleStop|PooledInstance|RejectedInvocations|PoolUpgradeHammer|SleepingActorMeetsItsDeadline|StartForeverActor|HostStopsPromptly
 TEST_ENV         := LATTICED_NATS_SERVER_BIN=$(TOOLS)/nats-server LATTICED_NATS_CLI_BIN=$(TOOLS)/nats
 

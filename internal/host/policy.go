@@ -16,6 +16,5 @@ func (h *Host) policySourceOf(origin lattice.Entity) policy.Source {
 }
 
 func (h *Host) policyHost() policy.Host {
-	return policy.Host{PublicKey: h.id, Issuer: h.opts.ClusterKey.PublicKey(), LatticeID: h.opts.LatticePrefix,
-		Labels: h.labelsCopy(), ClusterIssuers: h.opts.Issuers}
+	return policy.NewHost(h.id, h.opts.ClusterKey.PublicKey(), h.opts.LatticePrefix, h.labelsCopy(), h.opts.Issuers)
 }

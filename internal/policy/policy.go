@@ -43,13 +43,26 @@ type Target struct {
 	LinkName   string `json:"linkName"`
 }
 
-// Host describes the asking host.
+// Host describes the asking host. Build it with NewHost.
 type Host struct {
 	PublicKey      string            `json:"publicKey"`
 	Issuer         string            `json:"issuer"`
 	LatticeID      string            `json:"latticeId"`
 	Labels         map[string]string `json:"labels"`
 	ClusterIssuers []string          `json:"clusterIssuers"`
+}
+
+// NewHost describes host hostID, whose cluster key is issuer, in lattice
+// latticeID, trusting clusterIssuers. labels are the host's labels as the
+// host itself holds them now (its configured labels plus those set or
+// removed through the control interface since it started), whichever
+// process asks on its behalf, so that the service sees one host the same
+// way in every request; the Host keeps the map, so pass a copy.
+func NewHost(hostID, issuer, latticeID string, labels map[string]string, clusterIssuers []string) Host {
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	return Host{PublicKey: hostID, Issuer: issuer, LatticeID: latticeID, Labels: labels, ClusterIssuers: clusterIssuers}
 }
 
 // Request is sent on WASMCLOUD_POLICY_TOPIC.

@@ -4,19 +4,20 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"github.com/latticed/latticed/internal/testing/testenv"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/latticed/latticed/internal/testing/testenv"
 )
 
 func TestAdminSocketIsPrivateAndRefusesUnknownVersionsAndOperations(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "run")
 	path := filepath.Join(dir, "admin.sock")
-	a, err := listenAdmin(path, &Supervisor{}, slogJSON(&testenv.SyncBuffer{}))
+	a, err := listenAdmin(path, &Supervisor{}, testenv.JSONLogger(&testenv.SyncBuffer{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +27,7 @@ func TestAdminSocketIsPrivateAndRefusesUnknownVersionsAndOperations(t *testing.T
 		t.Fatalf("socket mode: %v %v", fi.Mode(), err)
 	}
 	// A second supervisor on the same socket is refused.
-	if _, err := listenAdmin(path, &Supervisor{}, slogJSON(&testenv.SyncBuffer{})); err == nil || !strings.Contains(err.Error(), "in use") {
+	if _, err := listenAdmin(path, &Supervisor{}, testenv.JSONLogger(&testenv.SyncBuffer{})); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("second listener: %v", err)
 	}
 

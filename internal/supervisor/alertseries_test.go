@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/testing/testenv"
@@ -38,7 +39,7 @@ func TestFreshUpExposesAlertCountersAtZero(t *testing.T) {
 		{"latticed_revocations_total", map[string]string{"result": metrics.ResultError}},
 	}
 	for _, role := range []string{metrics.RoleHost, metrics.RoleProvider} {
-		for _, r := range ExitReasons {
+		for _, r := range child.ExitReasons {
 			want = append(want,
 				series{"latticed_child_restarts_total", map[string]string{"role": role, "reason": string(r)}},
 				series{"latticed_child_exits_total", map[string]string{"role": role, "reason": string(r)}})

@@ -70,15 +70,12 @@ func (s *Supervisor) startArtifacts(cfg *config.Config) error {
 	return nil
 }
 
+// policyHost describes the host this supervisor runs, with the labels the
+// host child itself holds (Supervisor.labels), not the configured ones: labels
+// set through the control interface count, as in the host's own requests.
 func (s *Supervisor) policyHost() policy.Host {
-	cfg := s.config()
-	labels := map[string]string{}
-	for k, v := range cfg.Labels {
-		labels[k] = v
-	}
 	own := s.opts.ClusterKey.PublicKey()
-	return policy.Host{PublicKey: s.hostID, Issuer: own, LatticeID: s.prefix, Labels: labels,
-		ClusterIssuers: clusterIssuers(cfg.ClusterIssuers, own)}
+	return policy.NewHost(s.hostID, own, s.prefix, s.labels.get(), clusterIssuers(s.config().ClusterIssuers, own))
 }
 
 // checkStartProvider asks the policy service whether prog may start under

@@ -21,6 +21,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/oci"
 	"github.com/latticed/latticed/internal/par"
@@ -157,7 +158,7 @@ func TestActorAndProviderArchiveFromAnOCIRegistry(t *testing.T) {
 		t.Fatalf("ctl start actor: %s", out)
 	}
 	cli(t, env, false, "ctl", "start", "provider", "--timeout", "60s", provRef)
-	d := n.waitProviderState(provRef, "default", stateRunning)
+	d := n.waitProviderState(provRef, "default", child.StateRunning)
 	if d.ID != pushed.PublicKey || d.ContractID != wire.ContractHTTPServer {
 		t.Fatalf("provider %+v, want key %s", d, pushed.PublicKey)
 	}
@@ -281,7 +282,7 @@ func TestProviderArchiveFromFile(t *testing.T) {
 	other := write("other.par.gz", map[string][]byte{"mips-plan9": []byte("not for this machine")})
 	n := startNode(t, nil)
 	n.launch("file://"+good, "default", "")
-	if d := n.waitProviderState("file://"+good, "default", stateRunning); d.ID != subject.PublicKey() {
+	if d := n.waitProviderState("file://"+good, "default", child.StateRunning); d.ID != subject.PublicKey() {
 		t.Fatalf("key %s, want the claims' subject %s", d.ID, subject.PublicKey())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -337,7 +338,7 @@ func TestPrivateRegistryCredentialsFromRegistriesPut(t *testing.T) {
 		t.Fatalf("start actor: %s", out)
 	}
 	cli(t, env, false, "ctl", "start", "provider", "--timeout", "60s", provRef)
-	if d := n.waitProviderState(provRef, "default", stateRunning); d.ID != subject.PublicKey() {
+	if d := n.waitProviderState(provRef, "default", child.StateRunning); d.ID != subject.PublicKey() {
 		t.Fatalf("provider key %s, want %s", d.ID, subject.PublicKey())
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/latticed/latticed/internal/builtin"
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
@@ -29,7 +30,7 @@ func TestLargeBodiesRoundTripThroughANode(t *testing.T) {
 	})
 	n := startNode(t, nil, "file://"+actor.Path)
 	n.launch("builtin:httpserver", "default", "")
-	n.waitProviderState("builtin:httpserver", "default", stateRunning)
+	n.waitProviderState("builtin:httpserver", "default", child.StateRunning)
 	port := testenv.FreePort(t)
 	provider, _ := builtin.Lookup("builtin:httpserver")
 	// A generous actor timeout: 900 KiB on a loaded 2-core machine, where

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
@@ -51,7 +52,7 @@ func TestCtlRefusesInvalidInputAndChangesNothing(t *testing.T) {
 	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
 	n := startNode(t, nil, "file://"+echo.Path)
 	n.launch("builtin:httpserver", "default", "")
-	n.waitProviderState("builtin:httpserver", "default", stateRunning)
+	n.waitProviderState("builtin:httpserver", "default", child.StateRunning)
 	ctl := lattice.NewCtl("", n.cfg.LatticePrefix)
 	host := n.s.HostID()
 	httpKey := n.instance("builtin:httpserver", "default").key
@@ -111,7 +112,7 @@ func TestHTTPServerKeepsItsListenerWhenALinkChangeCannotWork(t *testing.T) {
 	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
 	n := startNode(t, nil, "file://"+echo.Path)
 	n.launch("builtin:httpserver", "default", "")
-	n.waitProviderState("builtin:httpserver", "default", stateRunning)
+	n.waitProviderState("builtin:httpserver", "default", child.StateRunning)
 	ctl := lattice.NewCtl("", n.cfg.LatticePrefix)
 	httpKey := n.instance("builtin:httpserver", "default").key
 	put := func(values map[string]string) {

@@ -69,7 +69,7 @@ func (p *providerInstance) delegate(key *trust.KeyPair, instanceID string) (sign
 func (p *providerInstance) renewDelegation() {
 	p.mu.Lock()
 	cur, instanceID := p.signing, p.instanceID
-	due := cur.token != "" && p.stopReason == "" && time.Since(cur.issued) >= p.sup.delegationTTL()/2
+	due := cur.token != "" && p.child.StopReason() == "" && time.Since(cur.issued) >= p.sup.delegationTTL()/2
 	p.mu.Unlock()
 	if !due {
 		return
@@ -80,7 +80,7 @@ func (p *providerInstance) renewDelegation() {
 		return
 	}
 	p.mu.Lock()
-	if p.stopReason != "" || p.signing.key != cur.key {
+	if p.child.StopReason() != "" || p.signing.key != cur.key {
 		p.mu.Unlock()
 		return
 	}

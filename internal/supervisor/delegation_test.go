@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
@@ -21,7 +22,7 @@ func TestProviderSigningKeyIsDelegatedAndRevoked(t *testing.T) {
 	n := startNode(t, nil, "file://"+echo.Path)
 	ref := "file://" + providerBin
 	n.launch(ref, "default", "")
-	desc := n.waitProviderState(ref, "default", stateRunning)
+	desc := n.waitProviderState(ref, "default", child.StateRunning)
 	if desc.Signing != lattice.SigningDelegated {
 		t.Fatalf("inventory says signing %q", desc.Signing)
 	}
@@ -72,7 +73,7 @@ func TestCompatModeHandsOutTheClusterSeedAndSaysSo(t *testing.T) {
 	if err := n.admin.LaunchProvider(ctx, lattice.LaunchProviderCommand{ProviderRef: ref, LinkName: "default", CompatClusterSeed: true}); err != nil {
 		t.Fatal(err)
 	}
-	desc := n.waitProviderState(ref, "default", stateRunning)
+	desc := n.waitProviderState(ref, "default", child.StateRunning)
 	p := n.instance(ref, "default")
 	p.mu.Lock()
 	sg := p.signing
@@ -86,7 +87,7 @@ func TestDelegationIsRenewedWhileHealthy(t *testing.T) {
 	n := startNodeWith(t, nil, func(s *Supervisor) { s.delegationLifetime = 2 * time.Second })
 	ref := "file://" + providerBin
 	n.launch(ref, "default", "")
-	n.waitProviderState(ref, "default", stateRunning)
+	n.waitProviderState(ref, "default", child.StateRunning)
 	p := n.instance(ref, "default")
 	p.mu.Lock()
 	first := p.signing

@@ -14,12 +14,13 @@
 //     external NATS it mints short-lived users from an account signing key,
 //     and pushes revocations through the system account when also given an
 //     operator signing key (external.go).
-//   - Processes (process.go): the host (`latticed host`) and providers run
-//     as children in their own process groups with a parent-death signal,
-//     their output re-emitted in this log with the child's identity.
-//     Crashed children restart with exponential backoff and jitter; a crash
-//     loop marks them failed (restart.go). Every ended run has a typed
-//     ExitReason, shown in inventories, events and metrics.
+//   - Processes: the host (`latticed host`, hostchild.go) and every
+//     provider instance (provider.go) are each an internal/child.Child: a
+//     process in its own process group with a parent-death signal, its
+//     output re-emitted in this log with the child's identity, restarted
+//     with exponential backoff and jitter until a crash loop marks it
+//     failed, its users revoked as each run ends. Every ended run has a
+//     typed child.ExitReason, shown in inventories, events and metrics.
 //   - The admin socket (admin.go): a 0600 unix socket with a versioned JSON
 //     protocol for status, launch, stop, revoke and restart. The host child
 //     uses it (AdminClient implements the host's ProviderLauncher) to carry
@@ -34,5 +35,6 @@
 //
 // Lock order: Supervisor.cfgMu → Supervisor.provMu → providerInstance.mu,
 // and providerInstance.credMu → providerInstance.mu (never under provMu);
-// hostChild.mu, actorTracker.mu, Authority.mu and spawnMu are leaves.
+// hostChild.mu, actorTracker.mu, hostLabels.mu, Authority.mu, spawnMu and
+// each child.Child's own lock are leaves.
 package supervisor

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
@@ -140,10 +141,10 @@ func TestExternalOperatorSigningKeyRevocationCutsAtOnce(t *testing.T) {
 	n := startNode(t, o.env(true))
 	ref := "file://" + providerBin
 	n.launch(ref, "default", "")
-	n.waitProviderState(ref, "default", stateRunning)
+	n.waitProviderState(ref, "default", child.StateRunning)
 	p := n.instance(ref, "default")
 	p.mu.Lock()
-	creds, pid := p.creds, p.proc.pid
+	creds, pid := p.creds, p.pid()
 	p.mu.Unlock()
 	if creds.Expires.IsZero() {
 		t.Error("external provider credentials do not expire")
@@ -166,7 +167,7 @@ func TestExternalOperatorSigningKeyRevocationCutsAtOnce(t *testing.T) {
 	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("revoked provider process still exists")
 	}
-	if d, _ := n.provider(ref, "default"); d.State != stateRevoked {
+	if d, _ := n.provider(ref, "default"); d.State != child.StateRevoked {
 		t.Errorf("state %s", d.State)
 	}
 	// The host kept serving.
@@ -188,7 +189,7 @@ func TestExternalAccountSigningKeyCredentialsExpireAfterRevocation(t *testing.T)
 	// renewals.
 	ref := "builtin:httpserver"
 	n.launch(ref, "default", "")
-	n.waitProviderState(ref, "default", stateRunning)
+	n.waitProviderState(ref, "default", child.StateRunning)
 	p := n.instance(ref, "default")
 	p.mu.Lock()
 	first := p.creds
@@ -203,7 +204,7 @@ func TestExternalAccountSigningKeyCredentialsExpireAfterRevocation(t *testing.T)
 		return nil
 	})
 	p.mu.Lock()
-	pid := p.proc.pid
+	pid := p.pid()
 	p.mu.Unlock()
 	time.Sleep(time.Until(first.Expires.Add(time.Second)))
 	// The provider moved to a connection with the renewed JWT before the
@@ -213,7 +214,7 @@ func TestExternalAccountSigningKeyCredentialsExpireAfterRevocation(t *testing.T)
 		return err
 	})
 	p.mu.Lock()
-	last, samePID := p.creds, p.proc != nil && p.proc.pid == pid
+	last, samePID := p.creds, p.pid() == pid
 	p.mu.Unlock()
 	if !samePID {
 		t.Fatal("the provider was restarted instead of renewed")
@@ -226,7 +227,7 @@ func TestExternalAccountSigningKeyCredentialsExpireAfterRevocation(t *testing.T)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := n.provider(ref, "default"); d.State != stateRevoked {
+	if d, _ := n.provider(ref, "default"); d.State != child.StateRevoked {
 		t.Errorf("state %s", d.State)
 	}
 	// Not renewed: once the last JWT expires it is refused.
@@ -248,7 +249,7 @@ func TestExternalSharedCredentialsSayRevocationIsUnavailable(t *testing.T) {
 	}
 	ref := "file://" + providerBin
 	n.launch(ref, "default", "")
-	n.waitProviderState(ref, "default", stateRunning)
+	n.waitProviderState(ref, "default", child.StateRunning)
 	var inv lattice.HostInventory
 	n.ctlRequest(lattice.NewCtl("", "default").GetInventory(n.s.HostID()), struct{}{}, &inv)
 	if len(inv.Providers) != 1 || !strings.HasPrefix(inv.Providers[0].Revocation, "unavailable") {
@@ -258,7 +259,7 @@ func TestExternalSharedCredentialsSayRevocationIsUnavailable(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "unavailable") {
 		t.Errorf("revoke: %v, want revocation unavailable", err)
 	}
-	if d, _ := n.provider(ref, "default"); d.State != stateRevoked {
+	if d, _ := n.provider(ref, "default"); d.State != child.StateRevoked {
 		t.Errorf("provider not stopped for good: %+v", d)
 	}
 }

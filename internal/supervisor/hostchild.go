@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/lattice"
@@ -23,68 +24,63 @@ const (
 	roleProvider = metrics.RoleProvider
 )
 
-// Child states.
-const (
-	stateStarting = "starting"
-	stateRunning  = "running"
-	stateBackoff  = "backoff" // crashed; restarts after a delay
-	stateStopping = "stopping"
-	stateStopped  = "stopped"
-	stateFailed   = "failed" // crash loop: not restarted until told
-	stateRevoked  = lattice.ProviderStateRevoked
-)
-
-var providerStates = []string{stateStarting, stateRunning, stateBackoff, stateStopping, stateFailed, stateRevoked}
-
 // hostChild supervises the `latticed host` process. Providers run beside
 // it, not under it: a host crash restarts the host alone, with the same
 // host ID, and the supervisor starts its actors again.
 type hostChild struct {
-	sup     *Supervisor
-	tracker *restartTracker
+	sup   *Supervisor
+	child *child.Child
+
+	everReady bool // whether a run was ready before; only the loop uses it
 
 	mu          sync.Mutex
-	state       string
-	proc        *process
-	restarts    int
-	lastExit    Exit
-	creds       []Credentials
 	readyCh     chan HostReport // the current run's readiness report
 	metricsAddr string
-	rearm       chan struct{}
 }
 
 func newHostChild(s *Supervisor) *hostChild {
+	h := &hostChild{sup: s}
+	h.child = s.newChild(child.Spec{Name: roleHost, Noun: "the host", Role: roleHost,
+		RearmHint: "latticed ctl restart host, or restart latticed up"}, child.Hooks{
+		Start: h.start,
+		Watch: h.supervise,
+		Exit: func(child.Exit) {
+			h.mu.Lock()
+			h.metricsAddr = ""
+			h.mu.Unlock()
+		},
+		Crashed: func(exit child.Exit) {
+			s.actors.hostCrashed()
+			s.publishEvent(lattice.EventHostCrashed, map[string]any{"host_id": s.hostID, "reason": string(exit.Reason), "exit": exit.String()})
+		},
+	})
+	return h
+}
+
+// newChild is a child of this supervisor, as spec names it, with hooks:
+// the configured restart policy, this log and these metrics, and its
+// users revoked as each run ends when users can be revoked.
+func (s *Supervisor) newChild(spec child.Spec, hooks child.Hooks) *child.Child {
 	cfg := s.config()
-	return &hostChild{sup: s, state: stateStarting, rearm: make(chan struct{}, 1),
-		tracker: newRestartTracker(RestartPolicy{
-			Backoff: cfg.RestartBackoff, BackoffMax: cfg.RestartBackoffMax, Stable: cfg.RestartStable,
-			CrashLoopCount: cfg.CrashLoopCount, CrashLoopWindow: cfg.CrashLoopWindow,
-		})}
+	spec.Policy = child.RestartPolicy{
+		Backoff: cfg.RestartBackoff, BackoffMax: cfg.RestartBackoffMax, Stable: cfg.RestartStable,
+		CrashLoopCount: cfg.CrashLoopCount, CrashLoopWindow: cfg.CrashLoopWindow,
+	}
+	spec.Log, spec.Metrics, spec.Hooks = s.log, s.m, hooks
+	if s.auth != nil && s.auth.CanRevoke() {
+		spec.Revoke = s.auth.Revoke
+	}
+	return child.New(spec)
 }
 
 func (h *hostChild) status() ChildStatus {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	st := ChildStatus{State: h.state, Restarts: h.restarts, ExitReason: h.lastExit.String()}
-	if h.proc != nil {
-		st.PID = h.proc.pid
-	}
-	return st
-}
-
-func (h *hostChild) setState(st string) {
-	h.mu.Lock()
-	h.state = st
-	h.mu.Unlock()
+	st := h.child.Status()
+	return ChildStatus{State: st.State, PID: st.PID, Restarts: st.Restarts, ExitReason: st.LastExit.String()}
 }
 
 func (h *hostChild) signal(sig syscall.Signal) {
-	h.mu.Lock()
-	p := h.proc
-	h.mu.Unlock()
-	if p != nil {
-		p.signalGroup(sig)
+	if p := h.child.Process(); p != nil {
+		p.SignalGroup(sig)
 	}
 }
 
@@ -92,160 +88,91 @@ func (h *hostChild) signal(sig syscall.Signal) {
 // and returns nil) or the host stops itself on a control command
 // (errHostStopped).
 func (h *hostChild) run(ctx context.Context) error {
-	s := h.sup
-	everReady := false
-	for {
-		h.setState(stateStarting)
-		proc, readyCh, err := h.start()
-		var exit Exit
-		if err != nil {
-			s.log.Error("cannot start the host", "err", err)
-			exit = Exit{Reason: ExitCrash, Code: -1, At: time.Now()}
-		} else {
-			wasReady, stopped := h.supervise(ctx, proc, readyCh, !everReady)
-			everReady = everReady || wasReady
-			if stopped {
-				h.finish(proc.exit(ExitCleanStop))
-				h.setState(stateStopped)
-				return nil
-			}
-			exit = proc.exit("")
-			if exit.Code == 0 && exit.Signal == "" && wasReady {
-				// A ctl stop command: the host exited cleanly on its own.
-				exit.Reason = ExitCleanStop
-				h.finish(exit)
-				h.setState(stateStopped)
-				return errHostStopped
-			}
-		}
-		h.finish(exit)
-		s.actors.hostCrashed()
-		s.publishEvent(lattice.EventHostCrashed, map[string]any{"host_id": s.hostID, "reason": string(exit.Reason), "exit": exit.String()})
-		delay, loop := h.tracker.crashed(time.Now(), exit.Uptime)
-		if loop {
-			s.m.ChildExits.WithLabelValues(roleHost, string(ExitCrashLoop)).Inc()
-			h.setState(stateFailed)
-			s.log.Error("the host is crash-looping; not restarting it until told (latticed ctl restart host, or restart latticed up)",
-				"crashes", s.config().CrashLoopCount, "window", s.config().CrashLoopWindow.String(), "last_exit", exit.String())
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-h.rearm:
-				h.tracker.reset()
-			}
-		} else {
-			h.setState(stateBackoff)
-			s.log.Warn("the host ended unexpectedly; restarting it", "exit", exit.String(), "in", delay.Round(time.Millisecond).String())
-			t := time.NewTimer(delay)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return nil
-			case <-h.rearm:
-				t.Stop()
-			case <-t.C:
-			}
-		}
-		h.mu.Lock()
-		h.restarts++
-		h.mu.Unlock()
-		s.m.ChildRestarts.WithLabelValues(roleHost, string(exit.Reason)).Inc()
+	h.child.Run(ctx, nil)
+	if ctx.Err() == nil {
+		// A ctl stop command: the host exited cleanly on its own.
+		return errHostStopped
 	}
+	return nil
 }
 
-// supervise waits for the host's readiness report, then for its end. It
-// returns whether it became ready and whether ctx asked it to stop (in
-// which case it was stopped gracefully).
-func (h *hostChild) supervise(ctx context.Context, proc *process, readyCh <-chan HostReport, first bool) (ready, stopped bool) {
+// supervise waits for the host's readiness report, then for its end. When
+// ctx ends it stops the host gracefully (ExitCleanStop); a host that was
+// ready and exits 0 stopped itself on a control command (ExitCleanStop).
+func (h *hostChild) supervise(ctx context.Context, proc *child.Process) child.ExitReason {
 	s := h.sup
+	h.mu.Lock()
+	readyCh := h.readyCh
+	h.mu.Unlock()
 	limit := time.NewTimer(hostStartLimit)
 	defer limit.Stop()
+	ready := false
 	for !ready {
 		select {
 		case r := <-readyCh:
 			ready = true
 			h.mu.Lock()
-			h.state, h.metricsAddr = stateRunning, r.MetricsAddr
+			h.metricsAddr = r.MetricsAddr
 			h.mu.Unlock()
-			go s.onHostReady(first)
+			h.child.Ready()
+			go s.onHostReady(!h.everReady)
+			h.everReady = true
 		case <-proc.Done():
-			return false, false
+			return ""
 		case <-limit.C:
 			s.log.Error("the host did not become ready in time; killing it", "limit", hostStartLimit.String())
-			proc.kill()
-			return false, false
+			proc.Kill()
+			return ""
 		case <-ctx.Done():
-			h.stopGracefully(proc)
-			return false, true
+			return h.stopGracefully(proc)
 		}
 	}
 	select {
 	case <-proc.Done():
-		return true, false
+		if e := proc.Exit(""); e.Code == 0 && e.Signal == "" {
+			return child.ExitCleanStop
+		}
+		return ""
 	case <-ctx.Done():
-		h.stopGracefully(proc)
-		return true, true
+		return h.stopGracefully(proc)
 	}
 }
 
 // stopGracefully sends SIGTERM (the host stops taking invocations, drains
 // those in flight and exits) and kills it after the grace period.
-func (h *hostChild) stopGracefully(proc *process) {
-	h.setState(stateStopping)
-	proc.terminate(h.sup.config().StopGrace)
-}
-
-// finish records an ended run: metrics, log, and its users revoked so a
-// leaked creds file is worthless.
-func (h *hostChild) finish(exit Exit) {
-	s := h.sup
-	h.mu.Lock()
-	h.lastExit = exit
-	creds := h.creds
-	h.creds = nil
-	h.metricsAddr = ""
-	h.mu.Unlock()
-	s.m.ChildExits.WithLabelValues(roleHost, string(exit.Reason)).Inc()
-	if exit.Reason != ExitCleanStop {
-		s.log.Warn("host process ended", "child", roleHost, "exit", exit.String(), "uptime", exit.Uptime.Round(time.Millisecond).String())
-	}
-	if s.auth != nil && s.auth.CanRevoke() {
-		for _, c := range creds {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := s.auth.Revoke(ctx, c.UserKey); err != nil {
-				s.log.Warn("could not revoke a host user", "user", c, "err", err)
-			}
-			cancel()
-		}
-	}
+func (h *hostChild) stopGracefully(proc *child.Process) child.ExitReason {
+	_, _ = h.child.Stop(child.ExitCleanStop) // not a revocation: no error
+	proc.Terminate(h.sup.config().StopGrace)
+	return child.ExitCleanStop
 }
 
 // start mints the host's users, writes their creds files and starts
 // `latticed host`.
-func (h *hostChild) start() (*process, <-chan HostReport, error) {
+func (h *hostChild) start(context.Context) (*child.Process, []string, error) {
 	s := h.sup
 	env, creds, err := h.environment()
 	if err != nil {
 		return nil, nil, err
 	}
+	users := make([]string, len(creds))
+	for i, c := range creds {
+		users[i] = c.UserKey
+	}
 	readyCh := make(chan HostReport, 1)
 	h.mu.Lock()
-	h.creds, h.readyCh = creds, readyCh
+	h.readyCh = readyCh
 	h.mu.Unlock()
 	secrets := []string{s.opts.HostKey.Seed()}
 	for _, c := range creds {
 		secrets = append(secrets, c.Seed)
 	}
-	proc, err := startProcess(childSpec{Name: roleHost, Path: s.opts.Executable, Args: []string{"host"}, Env: env, Secrets: secrets}, s.log)
+	proc, err := child.Start(child.Command{Name: roleHost, Path: s.opts.Executable, Args: []string{"host"}, Env: env, Secrets: secrets}, s.log)
 	if err != nil {
-		return nil, nil, err
+		return nil, users, err
 	}
-	h.mu.Lock()
-	h.proc = proc
-	h.mu.Unlock()
 	s.recordSpawn(proc)
-	s.log.Info("host process started", "child", roleHost, "pid", proc.pid, "host_id", s.hostID)
-	return proc, readyCh, nil
+	s.log.Info("host process started", "child", roleHost, "pid", proc.PID(), "host_id", s.hostID)
+	return proc, users, nil
 }
 
 // hostReady is the host child's readiness report over the admin socket.
@@ -256,11 +183,8 @@ func (s *Supervisor) hostReady(r HostReport) error {
 	h := s.hostProc
 	h.mu.Lock()
 	ch := h.readyCh
-	pid := 0
-	if h.proc != nil {
-		pid = h.proc.pid
-	}
 	h.mu.Unlock()
+	pid := h.child.Status().PID
 	if ch == nil || (r.PID != 0 && r.PID != pid) {
 		return fmt.Errorf("no host start is pending for pid %d", r.PID)
 	}
@@ -374,10 +298,7 @@ func contains(list []string, s string) bool {
 func (s *Supervisor) Restart(_ context.Context, target string, p *lattice.StopProviderCommand) error {
 	switch target {
 	case roleHost:
-		select {
-		case s.hostProc.rearm <- struct{}{}:
-		default:
-		}
+		s.hostProc.child.Rearm()
 		return nil
 	case roleProvider:
 		if p == nil {
@@ -387,7 +308,8 @@ func (s *Supervisor) Restart(_ context.Context, target string, p *lattice.StopPr
 		if err != nil {
 			return err
 		}
-		return inst.restart()
+		inst.child.Rearm()
+		return nil
 	}
 	return fmt.Errorf("restart: unknown target %q (host or provider)", target)
 }

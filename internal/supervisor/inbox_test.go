@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
@@ -29,8 +30,8 @@ func TestProviderCannotReadOperatorReplies(t *testing.T) {
 	const builtin = "builtin:httpserver"
 	n.launch(builtin, "default", "")
 	n.launch(providerBin, "default", "{}")
-	n.waitProviderState(builtin, "default", stateRunning)
-	foreign := n.waitProviderState(providerBin, "default", stateRunning)
+	n.waitProviderState(builtin, "default", child.StateRunning)
+	foreign := n.waitProviderState(providerBin, "default", child.StateRunning)
 	credsOf := func(ref string) Credentials {
 		p := n.instance(ref, "default")
 		p.mu.Lock()
@@ -114,7 +115,7 @@ func TestProviderCannotReadOperatorReplies(t *testing.T) {
 	ctl("get", "inventory", n.s.HostID())
 	// The supervisor asks the host for this provider's links before it starts it.
 	n.launch(providerBin2, "default", "{}")
-	n.waitProviderState(providerBin2, "default", stateRunning)
+	n.waitProviderState(providerBin2, "default", child.StateRunning)
 
 	// Health checks, seen by an observer with admin rights: several of each
 	// provider's, after the attackers subscribed, all answered on the

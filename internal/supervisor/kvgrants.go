@@ -113,7 +113,7 @@ func (p *providerInstance) syncGrants() {
 	p.credMu.Lock()
 	defer p.credMu.Unlock()
 	p.mu.Lock()
-	want, c, granted, stopping := p.bucketSetLocked(), p.creds, p.granted, p.stopReason != ""
+	want, c, granted, stopping := p.bucketSetLocked(), p.creds, p.granted, p.child.StopReason() != ""
 	p.mu.Unlock()
 	if stopping || c.Role != RoleProvider || s.auth == nil || slices.Equal(want, granted) {
 		return
@@ -130,7 +130,7 @@ func (p *providerInstance) syncGrants() {
 		return
 	}
 	p.mu.Lock()
-	if p.stopReason != "" || p.creds.JWT != c.JWT {
+	if p.child.StopReason() != "" || p.creds.JWT != c.JWT {
 		p.mu.Unlock()
 		return
 	}

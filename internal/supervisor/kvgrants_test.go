@@ -17,6 +17,7 @@ import (
 
 	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/builtin/keyvalue"
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
@@ -60,7 +61,7 @@ func kvcounterNode(t *testing.T) (*node, testenv.SignedActor, int) {
 	n := startNode(t, nil, "file://"+actor.Path)
 	for _, ref := range []string{"builtin:httpserver", "builtin:keyvalue"} {
 		n.launch(ref, "default", "")
-		n.waitProviderState(ref, "default", stateRunning)
+		n.waitProviderState(ref, "default", child.StateRunning)
 	}
 	port := testenv.FreePort(t)
 	http, _ := builtin.Lookup("builtin:httpserver")

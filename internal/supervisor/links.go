@@ -27,14 +27,14 @@ const (
 // fetchLinks returns every link definition of this provider and link name,
 // retrying until it has them all, linksWait passes, or the instance is
 // stopped. The log says how many, and from where.
-func (p *providerInstance) fetchLinks() ([]lattice.LinkDefinition, error) {
+func (p *providerInstance) fetchLinks(ctx context.Context) ([]lattice.LinkDefinition, error) {
 	s := p.sup
 	deadline := time.Now().Add(linksWait)
 	delay := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), linksWait)
-		links, source, err := s.linksFor(ctx, p.key, p.link)
+		readCtx, cancel := context.WithTimeout(context.Background(), linksWait)
+		links, source, err := s.linksFor(readCtx, p.key, p.link)
 		cancel()
 		if err == nil {
 			s.log.Info("provider link definitions read", "child", p.label(), "links", len(links), "from", source,
@@ -47,7 +47,7 @@ func (p *providerInstance) fetchLinks() ([]lattice.LinkDefinition, error) {
 		}
 		s.log.Warn("could not read a provider's link definitions; retrying", "child", p.label(), "attempt", attempt, "in", delay.String(), "err", err)
 		select {
-		case <-p.quit:
+		case <-ctx.Done():
 			return nil, fmt.Errorf("%s was stopped while reading its link definitions", p.label())
 		case <-time.After(delay):
 		}

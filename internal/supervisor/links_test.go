@@ -20,6 +20,7 @@ import (
 
 	"github.com/latticed/latticed/ctlclient"
 	"github.com/latticed/latticed/internal/cacheread"
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/testing/cachefill"
 	"github.com/latticed/latticed/internal/testing/testenv"
@@ -99,7 +100,7 @@ links:
 			return err
 		}
 		for _, p := range st.Providers {
-			if p.LinkName == "default" && p.ImageRef == "builtin:httpserver" && p.Restarts >= 1 && p.State == stateRunning {
+			if p.LinkName == "default" && p.ImageRef == "builtin:httpserver" && p.Restarts >= 1 && p.State == child.StateRunning {
 				return nil
 			}
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/latticed/latticed/internal/builtin"
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
@@ -157,7 +158,7 @@ func TestNodeMetricsMergedAcrossComponents(t *testing.T) {
 	const httpRef, kvRef = "builtin:httpserver", "builtin:keyvalue"
 	for _, ref := range []string{httpRef, kvRef} {
 		n.launch(ref, "default", "")
-		n.waitProviderState(ref, "default", stateRunning)
+		n.waitProviderState(ref, "default", child.StateRunning)
 	}
 	httpB, _ := builtin.Lookup(httpRef)
 	kvB, _ := builtin.Lookup(kvRef)
@@ -306,19 +307,19 @@ func TestNodeMetricsMergedAcrossComponents(t *testing.T) {
 
 	// A provider restart: the keyvalue provider is killed, the supervisor
 	// restarts it, and its new process is merged again.
-	restarts := map[string]string{"component": componentSupervisor, "role": roleProvider, "reason": string(ExitCrash)}
+	restarts := map[string]string{"component": componentSupervisor, "role": roleProvider, "reason": string(child.ExitCrash)}
 	cur, _ := n.scrape()
 	restart0, _ := cur.value("latticed_child_restarts_total", restarts)
 	p := n.instance(kvRef, "default")
 	p.mu.Lock()
-	pid := p.proc.pid
+	pid := p.pid()
 	p.mu.Unlock()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	testenv.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
 		d, _ := n.provider(kvRef, "default")
-		if d.Restarts != 1 || d.State != stateRunning {
+		if d.Restarts != 1 || d.State != child.StateRunning {
 			return fmt.Errorf("keyvalue provider: %s, %d restarts", d.State, d.Restarts)
 		}
 		return nil

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/metrics"
 )
 
@@ -60,8 +61,9 @@ type component struct {
 func (s *Supervisor) components() []component {
 	var out []component
 	if h := s.hostProc; h != nil {
+		running := h.child.State() == child.StateRunning
 		h.mu.Lock()
-		out = append(out, component{name: componentHost, running: h.state == stateRunning && h.metricsAddr != "", addr: h.metricsAddr})
+		out = append(out, component{name: componentHost, running: running && h.metricsAddr != "", addr: h.metricsAddr})
 		h.mu.Unlock()
 	} else {
 		out = append(out, component{name: componentHost})
@@ -73,8 +75,9 @@ func (s *Supervisor) components() []component {
 	}
 	s.provMu.Unlock()
 	for _, p := range list {
+		st := p.child.Status()
 		p.mu.Lock()
-		c := component{name: providerComponent(p.key, p.link), running: p.proc != nil && p.state == stateRunning, addr: p.metricsAddr}
+		c := component{name: providerComponent(p.key, p.link), running: st.PID != 0 && st.State == child.StateRunning, addr: p.metricsAddr}
 		p.mu.Unlock()
 		if !c.running {
 			c.addr = ""

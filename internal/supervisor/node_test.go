@@ -74,10 +74,10 @@ func TestMain(m *testing.M) {
 }
 
 // goleakIgnore lists goroutines that outlive tests by design: the spawner
-// thread (it must never exit, see spawnRequests) and nats-server's
+// thread (it must never exit, see internal/child's spawnRequests) and nats-server's
 // process-wide helpers.
 var goleakIgnore = []goleak.Option{
-	goleak.IgnoreTopFunction("github.com/latticed/latticed/internal/supervisor.init.func1.1"),
+	goleak.IgnoreTopFunction("github.com/latticed/latticed/internal/child.init.func1.1"),
 }
 
 // node is a supervisor running in the test process, its host and providers
@@ -136,7 +136,7 @@ func startNodeWith(t testing.TB, env map[string]string, tweak func(*Supervisor),
 	m := metrics.New()
 	s, err := New(cfg, Options{
 		Executable: latticedBin, Environ: environ, StartActors: actors,
-		ClusterKey: cluster, HostKey: host, Logger: slogJSON(logs), Metrics: m,
+		ClusterKey: cluster, HostKey: host, Logger: testenv.JSONLogger(logs), Metrics: m,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,10 @@
 package supervisor
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/latticed/latticed/internal/builtin"
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/oci"
 	"github.com/latticed/latticed/lattice"
@@ -25,10 +28,14 @@ import (
 
 type provKey struct{ key, link string }
 
-// providerInstance supervises one provider (key, link name): its process,
-// its NATS user (fresh on every start), restarts, health checks.
+// providerStates are the states of the provider gauge.
+var providerStates = []string{child.StateStarting, child.StateRunning, child.StateBackoff, child.StateStopping, child.StateFailed, child.StateRevoked}
+
+// providerInstance is one provider (key, link name): its child (process,
+// restarts), its NATS user (fresh on every start), health checks.
 type providerInstance struct {
 	sup                 *Supervisor
+	child               *child.Child
 	key, link, ref      string
 	contract, name      string
 	path                string
@@ -36,27 +43,13 @@ type providerInstance struct {
 	configJSON          string
 	compat              bool // hand out the cluster seed (wasmCloud's way)
 	annotations         map[string]string
-	tracker             *restartTracker
-	rearm               chan struct{}
 	recheck             chan struct{} // a link was sent to the provider: check its health (and link outcomes) soon
-	quit                chan struct{} // closed by stop/revoke: end the supervision loop
-	quitOnce            sync.Once
-	done                chan struct{} // closed when the supervision loop returned
 	everStarted, listed bool
 
-	mu         sync.Mutex
-	state      string
-	instanceID string
-	creds      Credentials
-	signing    signing // how the running instance signs invocations
-	proc       *process
-	restarts   int
-	lastExit   Exit
-	// stopReason is why the supervisor ends this instance for good (a stop
-	// or a revocation), "" while it may run. It outlives every run. A
-	// health-check kill is not recorded here: it ends one run, which watch
-	// reports, and the next run starts with a clean slate.
-	stopReason  ExitReason
+	mu          sync.Mutex
+	instanceID  string
+	creds       Credentials
+	signing     signing           // how the running instance signs invocations
 	metricsAddr string            // the running process's private metrics endpoint, "" when none announced
 	buckets     map[string]string // key-value providers: each linked actor's bucket
 	startLinks  map[string]bool   // ids of the links the running process got in HostData
@@ -152,33 +145,49 @@ func (s *Supervisor) LaunchProvider(ctx context.Context, cmd lattice.LaunchProvi
 	k := provKey{prog.key, link}
 	s.provMu.Lock()
 	if old, ok := s.provs[k]; ok {
-		switch old.currentState() {
-		case stateFailed:
+		switch old.child.State() {
+		case child.StateFailed:
 			s.provMu.Unlock()
-			return old.restart()
-		case stateRevoked:
+			old.child.Rearm()
+			return nil
+		case child.StateRevoked:
 			delete(s.provs, k)
 		default:
 			s.provMu.Unlock()
 			return fmt.Errorf("provider %s with link name %s already runs here", prog.key, link)
 		}
 	}
-	cfg := s.config()
 	p := &providerInstance{
 		sup: s, key: prog.key, link: link, ref: cmd.ProviderRef, contract: prog.contract, name: prog.name,
 		path: prog.path, args: prog.args, configJSON: cmd.Configuration, annotations: cmd.Annotations, compat: cmd.CompatClusterSeed,
-		rearm: make(chan struct{}, 1), recheck: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
-		state: stateStarting, listed: true,
-		tracker: newRestartTracker(RestartPolicy{
-			Backoff: cfg.RestartBackoff, BackoffMax: cfg.RestartBackoffMax, Stable: cfg.RestartStable,
-			CrashLoopCount: cfg.CrashLoopCount, CrashLoopWindow: cfg.CrashLoopWindow,
-		}),
+		recheck: make(chan struct{}, 1), listed: true,
 	}
+	p.child = s.newChild(child.Spec{Name: p.label(), Noun: "provider", Role: roleProvider,
+		RearmHint: "launch it again, or admin restart"}, child.Hooks{
+		Start: p.start,
+		Watch: p.watch,
+		Exit: func(child.Exit) {
+			p.mu.Lock()
+			p.creds, p.metricsAddr = Credentials{}, ""
+			p.mu.Unlock()
+		},
+		Failed: func(exit child.Exit) {
+			s.publishEvent(lattice.EventProviderFailed, p.eventData(map[string]any{"reason": string(child.ExitCrashLoop), "last_exit": exit.String()}))
+		},
+		Ended: func(reason child.ExitReason) {
+			if reason == child.ExitCleanStop {
+				p.remove()
+				s.publishEvent(lattice.EventProviderStopped, p.eventData(map[string]any{"reason": string(reason)}))
+			}
+		},
+		State: func(string) { s.updateProviderGauge() },
+	})
 	s.provs[k] = p
 	s.provMu.Unlock()
 	s.updateProviderGauge()
 
-	proc, err := p.start()
+	// The first start is the caller's: its error is the launch's.
+	proc, err := p.child.Start(context.Background())
 	if err != nil {
 		s.provMu.Lock()
 		delete(s.provs, k)
@@ -188,7 +197,10 @@ func (s *Supervisor) LaunchProvider(ctx context.Context, cmd lattice.LaunchProvi
 		return err
 	}
 	s.provWG.Add(1)
-	go p.run(proc)
+	go func() {
+		defer s.provWG.Done()
+		p.child.Run(context.Background(), proc)
+	}()
 	s.recordProvider(cmd.ProviderRef, prog)
 	return nil
 }
@@ -252,7 +264,7 @@ func (s *Supervisor) updateProviderGauge() {
 	counts := map[string]int{}
 	s.provMu.Lock()
 	for _, p := range s.provs {
-		counts[p.currentState()]++
+		counts[p.child.State()]++
 	}
 	s.provMu.Unlock()
 	for _, st := range providerStates {
@@ -260,26 +272,17 @@ func (s *Supervisor) updateProviderGauge() {
 	}
 }
 
-func (p *providerInstance) currentState() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.state
-}
-
-func (p *providerInstance) setState(st string) {
-	p.mu.Lock()
-	p.state = st
-	p.mu.Unlock()
-	p.sup.updateProviderGauge()
-}
+// pid is the running process's id, 0 between runs.
+func (p *providerInstance) pid() int { return p.child.Status().PID }
 
 func (p *providerInstance) describe(revocation string) lattice.ProviderDescription {
+	st := p.child.Status()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	d := lattice.ProviderDescription{
 		ID: p.key, ImageRef: p.ref, ContractID: p.contract, LinkName: p.link, Name: p.name,
-		InstanceID: p.instanceID, Annotations: p.annotations, State: p.state,
-		ExitReason: p.lastExit.String(), Restarts: p.restarts, Revocation: revocation,
+		InstanceID: p.instanceID, Annotations: p.annotations, State: st.State,
+		ExitReason: st.LastExit.String(), Restarts: st.Restarts, Revocation: revocation,
 		Signing: lattice.SigningDelegated, ReportsLinks: p.reportsLinks, Links: slices.Clone(p.linkOutcomes),
 	}
 	if p.compat {
@@ -288,21 +291,23 @@ func (p *providerInstance) describe(revocation string) lattice.ProviderDescripti
 	if d.Annotations == nil {
 		d.Annotations = map[string]string{}
 	}
-	if p.state == stateFailed {
-		d.ExitReason = string(ExitCrashLoop) + " after " + p.lastExit.String()
+	if st.State == child.StateFailed {
+		d.ExitReason = string(child.ExitCrashLoop) + " after " + st.LastExit.String()
 	}
 	return d
 }
 
 func (p *providerInstance) label() string { return "provider " + p.key + "/" + p.link }
 
-// start mints a fresh user, builds HostData and starts the process.
-func (p *providerInstance) start() (*process, error) {
+// start mints a fresh user, builds HostData and starts the process. It
+// returns the user to revoke when the run ends: none with shared
+// credentials.
+func (p *providerInstance) start(ctx context.Context) (*child.Process, []string, error) {
 	s := p.sup
 	cfg := s.config()
-	links, err := p.fetchLinks()
+	links, err := p.fetchLinks(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	buckets := p.bucketsOf(links)
 	if len(buckets) > 0 && s.auth != nil {
@@ -310,18 +315,22 @@ func (p *providerInstance) start() (*process, error) {
 		err := s.ensureBuckets(ctx, buckets)
 		cancel()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	creds, err := s.providerCredentials(p, buckets)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	var users []string
+	if creds.UserKey != "" && creds.Role == RoleProvider {
+		users = []string{creds.UserKey}
 	}
 	rpcServers := config.HostPorts(s.natsURL)
 	instanceID := uuid.NewString()
 	sg, err := p.newSigning(instanceID)
 	if err != nil {
-		return nil, err
+		return nil, users, err
 	}
 	var jsDomain *string
 	if cfg.JSDomain != "" {
@@ -343,7 +352,7 @@ func (p *providerInstance) start() (*process, error) {
 	}
 	line, err := lattice.EncodeHostData(&hd)
 	if err != nil {
-		return nil, err
+		return nil, users, err
 	}
 	// The announcement may come before startProcess returns.
 	p.mu.Lock()
@@ -357,25 +366,30 @@ func (p *providerInstance) start() (*process, error) {
 		}
 		p.mu.Unlock()
 	}
-	proc, err := startProcess(childSpec{Name: p.label(), Path: p.path, Args: p.args, Env: providerEnv(s.opts.Environ), Stdin: line,
+	proc, err := child.Start(child.Command{Name: p.label(), Path: p.path, Args: p.args, Env: providerEnv(s.opts.Environ), Stdin: line,
 		Secrets: hostDataSecrets(line, creds.Seed, sg.key.Seed()), OnMetricsAddr: onAddr}, s.log)
 	if err != nil {
-		return nil, err
+		return nil, users, err
 	}
 	s.recordSpawn(proc)
 	p.mu.Lock()
-	p.proc, p.creds, p.granted, p.signing, p.instanceID, p.state = proc, creds, buckets, sg, instanceID, stateStarting
+	p.creds, p.granted, p.signing, p.instanceID = creds, buckets, sg, instanceID
 	p.startLinks = linkIDs(links)
-	// A stop or revocation that came while this process was starting saw no
-	// process to end: end it here.
-	ending := p.stopReason != ""
 	p.mu.Unlock()
-	s.updateProviderGauge()
-	if ending {
-		proc.kill()
+	s.log.Info("provider process started", "child", p.label(), "pid", proc.PID(), "ref", p.ref, "instance_id", instanceID, "user", creds.UserKey)
+	return proc, users, nil
+}
+
+// hostDataSecrets lists what a provider's output must not carry back: the
+// HostData line as sent (base64 of JSON), its JSON (which holds link values
+// and configuration too), and the seeds inside it. The user JWT and the
+// delegation token are not listed: neither is usable without its seed.
+func hostDataSecrets(line []byte, seeds ...string) []string {
+	secrets := append([]string{string(bytes.TrimSpace(line))}, seeds...)
+	if js, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(line))); err == nil {
+		secrets = append(secrets, string(js))
 	}
-	s.log.Info("provider process started", "child", p.label(), "pid", proc.pid, "ref", p.ref, "instance_id", instanceID, "user", creds.UserKey)
-	return proc, nil
+	return secrets
 }
 
 func clusterIssuers(list []string, own string) []string {
@@ -400,143 +414,15 @@ func providerEnv(environ []string) []string {
 	return env
 }
 
-// run supervises the instance from its first start until it is stopped or
-// revoked.
-func (p *providerInstance) run(proc *process) {
-	s := p.sup
-	defer s.provWG.Done()
-	defer close(p.done)
-	for {
-		var exit Exit
-		if proc != nil {
-			reason := p.watch(proc)
-			p.mu.Lock()
-			if p.stopReason != "" { // a stop or revocation outranks what this run ended for
-				reason = p.stopReason
-			}
-			p.mu.Unlock()
-			exit = proc.exit(reason)
-		} else {
-			exit = Exit{Reason: ExitCrash, Code: -1, At: time.Now()}
-		}
-		p.finish(exit)
-		switch exit.Reason {
-		case ExitCleanStop:
-			p.remove()
-			s.publishEvent(lattice.EventProviderStopped, p.eventData(map[string]any{"reason": string(exit.Reason)}))
-			return
-		case ExitRevoked:
-			p.setState(stateRevoked)
-			return
-		}
-		if !p.restartAfter(exit) {
-			return
-		}
-		s.m.ChildRestarts.WithLabelValues(roleProvider, string(exit.Reason)).Inc()
-		p.mu.Lock()
-		p.restarts++
-		p.mu.Unlock()
-		var err error
-		if proc, err = p.start(); err != nil {
-			s.log.Error("provider restart failed", "child", p.label(), "err", err)
-			proc = nil
-		}
-	}
-}
-
-// restartAfter waits out the backoff after a crash (or, in a crash loop,
-// until told to retry). It reports false when the instance was stopped or
-// revoked meanwhile.
-func (p *providerInstance) restartAfter(exit Exit) bool {
-	s := p.sup
-	delay, loop := p.tracker.crashed(time.Now(), exit.Uptime)
-	if loop {
-		// Count before the state says so: whoever sees "failed" sees it counted.
-		s.m.ChildExits.WithLabelValues(roleProvider, string(ExitCrashLoop)).Inc()
-		p.setState(stateFailed)
-		cfg := s.config()
-		s.log.Error("provider is crash-looping; not restarting it until told (launch it again, or admin restart)",
-			"child", p.label(), "crashes", cfg.CrashLoopCount, "window", cfg.CrashLoopWindow.String(), "last_exit", exit.String())
-		s.publishEvent(lattice.EventProviderFailed, p.eventData(map[string]any{"reason": string(ExitCrashLoop), "last_exit": exit.String()}))
-		select {
-		case <-p.quit:
-			return p.quitNow()
-		case <-p.rearm:
-			p.tracker.reset()
-			return true
-		}
-	}
-	p.setState(stateBackoff)
-	s.log.Warn("provider ended unexpectedly; restarting it", "child", p.label(), "exit", exit.String(), "in", delay.Round(time.Millisecond).String())
-	t := time.NewTimer(delay)
-	defer t.Stop()
-	select {
-	case <-p.quit:
-		return p.quitNow()
-	case <-p.rearm:
-	case <-t.C:
-	}
-	return true
-}
-
-// quitNow ends a loop that was waiting (no process runs): a stop removes
-// the instance, a revocation leaves it listed as revoked.
-func (p *providerInstance) quitNow() bool {
-	p.mu.Lock()
-	reason := p.stopReason
-	p.mu.Unlock()
-	if reason == ExitRevoked {
-		p.setState(stateRevoked)
-	} else {
-		p.remove()
-		p.sup.publishEvent(lattice.EventProviderStopped, p.eventData(map[string]any{"reason": string(ExitCleanStop)}))
-	}
-	return false
-}
-
+// remove takes the instance off the node's list.
 func (p *providerInstance) remove() {
 	s := p.sup
-	p.setState(stateStopped)
 	s.provMu.Lock()
 	if s.provs[provKey{p.key, p.link}] == p {
 		delete(s.provs, provKey{p.key, p.link})
 	}
 	s.provMu.Unlock()
 	s.updateProviderGauge()
-}
-
-func (p *providerInstance) restart() error {
-	select {
-	case p.rearm <- struct{}{}:
-	default:
-	}
-	return nil
-}
-
-// finish records an ended run and revokes its user (unless the revocation
-// already happened), so its credentials die with it.
-func (p *providerInstance) finish(exit Exit) {
-	s := p.sup
-	p.mu.Lock()
-	p.lastExit = exit
-	creds := p.creds
-	p.creds = Credentials{}
-	p.proc = nil
-	p.metricsAddr = ""
-	p.mu.Unlock()
-	s.m.ChildExits.WithLabelValues(roleProvider, string(exit.Reason)).Inc()
-	if exit.Reason == ExitCleanStop {
-		s.log.Info("provider stopped", "child", p.label(), "exit", exit.String())
-	} else {
-		s.log.Warn("provider process ended", "child", p.label(), "exit", exit.String(), "uptime", exit.Uptime.Round(time.Millisecond).String())
-	}
-	if exit.Reason != ExitRevoked && creds.UserKey != "" && creds.Role == RoleProvider && s.auth != nil && s.auth.CanRevoke() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.auth.Revoke(ctx, creds.UserKey); err != nil {
-			s.log.Warn("could not revoke an ended provider's user", "child", p.label(), "user", creds.UserKey, "err", err)
-		}
-	}
 }
 
 func (p *providerInstance) eventData(extra map[string]any) map[string]any {
@@ -562,8 +448,9 @@ func nonNilMap(m map[string]string) map[string]string {
 // watch runs health checks until the process ends: the first success makes
 // the instance running; healthFailures in a row (or no success within
 // providerStartup) kill it as unhealthy. It returns why it ended this run:
-// ExitHealthCheck, or "" when the process ended otherwise.
-func (p *providerInstance) watch(proc *process) ExitReason {
+// ExitHealthCheck, or "" when the process ended otherwise. It ends with the
+// process: stop and Revoke end that.
+func (p *providerInstance) watch(_ context.Context, proc *child.Process) child.ExitReason {
 	s := p.sup
 	cfg := s.config()
 	subject := lattice.RPCHealth(s.prefix, p.key, p.link)
@@ -606,12 +493,7 @@ func (p *providerInstance) watch(proc *process) ExitReason {
 		case ok && !healthy:
 			healthy, failures, interval = true, 0, steady
 			fastUntil = time.Now().Add(linkCheckWindow)
-			p.mu.Lock()
-			if p.state == stateStarting {
-				p.state = stateRunning
-			}
-			p.mu.Unlock()
-			s.updateProviderGauge()
+			p.child.Ready()
 			if !p.everStarted {
 				p.everStarted = true
 				s.publishEvent(lattice.EventProviderStarted, p.eventData(nil))
@@ -626,14 +508,14 @@ func (p *providerInstance) watch(proc *process) ExitReason {
 			s.log.Warn("provider health check failed", "child", p.label(), "failures", failures, "err", msg)
 			if failures >= healthFailures {
 				s.publishEvent(lattice.EventHealthCheckFailed, p.eventData(map[string]any{"message": msg}))
-				proc.kill()
-				return ExitHealthCheck
+				proc.Kill()
+				return child.ExitHealthCheck
 			}
 		case time.Now().After(startBy):
 			s.log.Warn("provider did not answer health checks in time", "child", p.label(), "limit", s.providerStartup.String(), "err", msg)
 			s.publishEvent(lattice.EventHealthCheckFailed, p.eventData(map[string]any{"message": msg}))
-			proc.kill()
-			return ExitHealthCheck
+			proc.Kill()
+			return child.ExitHealthCheck
 		}
 		if ok && renewing {
 			p.renewCredentials()
@@ -658,7 +540,7 @@ func (p *providerInstance) renewCredentials() {
 	defer p.credMu.Unlock()
 	p.mu.Lock()
 	c := p.creds
-	due := c.Role == RoleProvider && p.stopReason == "" && time.Since(c.Issued) >= s.auth.lifetime/2
+	due := c.Role == RoleProvider && p.child.StopReason() == "" && time.Since(c.Issued) >= s.auth.lifetime/2
 	p.mu.Unlock()
 	if !due {
 		return
@@ -669,7 +551,7 @@ func (p *providerInstance) renewCredentials() {
 		return
 	}
 	p.mu.Lock()
-	if p.stopReason != "" || p.creds.JWT != c.JWT {
+	if p.child.StopReason() != "" || p.creds.JWT != c.JWT {
 		p.mu.Unlock()
 		return
 	}
@@ -703,17 +585,9 @@ func (p *providerInstance) checkHealth(subject string, body []byte, timeout time
 func (p *providerInstance) stop(grace time.Duration) {
 	s := p.sup
 	deadline := time.Now().Add(max(grace, 0))
-	p.mu.Lock()
-	if p.stopReason == "" {
-		p.stopReason = ExitCleanStop
-	}
-	proc := p.proc
-	if proc != nil && p.state != stateRevoked {
-		p.state = stateStopping
-	}
-	p.mu.Unlock()
+	proc, _ := p.child.Stop(child.ExitCleanStop) // not a revocation: no error
 	s.updateProviderGauge()
-	p.quitOnce.Do(func() { close(p.quit) })
+	p.child.Quit()
 	if proc != nil {
 		body := mustJSON(lattice.ShutdownRequest{HostID: s.hostID})
 		// The provider acknowledges, drains and exits.
@@ -721,13 +595,13 @@ func (p *providerInstance) stop(grace time.Duration) {
 		if err != nil {
 			s.log.Warn("provider did not acknowledge shutdown", "child", p.label(), "err", err)
 		}
-		if !proc.waitDone(context.Background(), time.Until(deadline)) {
+		if !proc.WaitDone(context.Background(), time.Until(deadline)) {
 			s.log.Warn("provider still running after the grace period; killing it", "child", p.label(), "grace", grace.String())
-			proc.kill()
+			proc.Kill()
 		}
 	}
-	<-p.done
-	if p.currentState() == stateRevoked {
+	<-p.child.Done()
+	if p.child.State() == child.StateRevoked {
 		p.remove() // stopping a revoked instance takes it off the list
 	}
 }

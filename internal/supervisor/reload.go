@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/latticed/latticed/internal/config"
-	"github.com/latticed/latticed/lattice"
 )
 
 // reloadRule is the reload decision for one field of config.Config.
@@ -180,12 +179,12 @@ func (s *Supervisor) reloadLabels(prev, next map[string]string) error {
 	defer cancel()
 	for _, k := range sortedKeys(next) {
 		if old, ok := prev[k]; !ok || old != next[k] {
-			errs = append(errs, s.ctlCommand(ctx, s.ctl.LabelPut(s.hostID), mustJSON(lattice.LabelCommand{Key: k, Value: next[k]})))
+			errs = append(errs, s.control.PutLabel(ctx, s.hostID, k, next[k]))
 		}
 	}
 	for _, k := range sortedKeys(prev) {
 		if _, ok := next[k]; !ok {
-			errs = append(errs, s.ctlCommand(ctx, s.ctl.LabelDel(s.hostID), mustJSON(lattice.LabelCommand{Key: k})))
+			errs = append(errs, s.control.DelLabel(ctx, s.hostID, k))
 		}
 	}
 	return errors.Join(errs...)

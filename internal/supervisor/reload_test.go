@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
@@ -217,7 +218,7 @@ func TestRefusedReloadChangesNothingTheNextProviderGets(t *testing.T) {
 	started := func(ref string) string {
 		t.Helper()
 		n.launch(ref, "default", "")
-		n.waitProviderState(ref, "default", stateRunning)
+		n.waitProviderState(ref, "default", child.StateRunning)
 		inst := n.instance(ref, "default")
 		inst.mu.Lock()
 		id := inst.instanceID

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/internal/builtin"
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
@@ -94,7 +95,7 @@ func TestBuiltinProvidersOutliveTheirCredentialsUnderLoad(t *testing.T) {
 	}
 	testenv.CheckFor(t, 60*time.Second, 50*time.Millisecond, func() error {
 		for _, p := range providers() {
-			if p.State != stateRunning {
+			if p.State != child.StateRunning {
 				return fmt.Errorf("%s is %s", p.Name, p.State)
 			}
 		}
@@ -210,7 +211,7 @@ func TestBuiltinProvidersOutliveTheirCredentialsUnderLoad(t *testing.T) {
 		t.Errorf("%d of %d requests failed:\n%s", n, n+ok.Load(), strings.Join(failures, "\n"))
 	}
 	for _, p := range providers() {
-		if p.State != stateRunning || p.Restarts != 0 {
+		if p.State != child.StateRunning || p.Restarts != 0 {
 			t.Errorf("provider %s: state %s, %d restarts (last exit %q)", p.Name, p.State, p.Restarts, p.ExitReason)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/lattice"
 )
@@ -69,13 +70,12 @@ func (s *Supervisor) Revoke(ctx context.Context, cmd lattice.StopProviderCommand
 	if err != nil {
 		return RevocationReport{}, err
 	}
-	p.mu.Lock()
-	if p.state == stateRevoked {
-		p.mu.Unlock()
-		return RevocationReport{}, fmt.Errorf("provider %s with link name %s is already revoked", p.key, p.link)
+	proc, err := p.child.Stop(child.ExitRevoked)
+	if err != nil {
+		return RevocationReport{}, fmt.Errorf("provider %s with link name %s is %w", p.key, p.link, err)
 	}
-	p.stopReason = ExitRevoked
-	proc, creds, sg, instanceID := p.proc, p.creds, p.signing, p.instanceID
+	p.mu.Lock()
+	creds, sg, instanceID := p.creds, p.signing, p.instanceID
 	p.mu.Unlock()
 	// The signing key goes first: a stolen key must stop working on every
 	// node, whatever happens to the NATS user.
@@ -90,7 +90,7 @@ func (s *Supervisor) Revoke(ctx context.Context, cmd lattice.StopProviderCommand
 		revokeErr = fmt.Errorf("%w: %s", ErrRevocationUnavailable, s.revocationStatus())
 	case !s.auth.CanRevoke():
 		// External NATS with only an account signing key: the user's JWT
-		// expires soon and is no longer renewed (p.stopReason stops that).
+		// expires soon and is no longer renewed (the stop reason stops that).
 		if !creds.Expires.IsZero() {
 			exp := creds.Expires
 			rep.CredentialsExpire = &exp
@@ -102,11 +102,11 @@ func (s *Supervisor) Revoke(ctx context.Context, cmd lattice.StopProviderCommand
 		}
 	}
 	// Stop the process either way: a revoked (or unrevokable) provider does not run on.
-	p.quitOnce.Do(func() { close(p.quit) })
+	p.child.Quit()
 	if proc != nil {
-		proc.kill()
+		proc.Kill()
 	}
-	<-p.done
+	<-p.child.Done()
 	if revokeErr != nil && !errors.Is(revokeErr, ErrRevocationUnavailable) {
 		s.m.Revocations.WithLabelValues(metrics.ResultError).Inc()
 		s.log.Error("revocation failed; the provider was stopped and will not be restarted", "child", p.label(), "user", creds.UserKey, "err", revokeErr)

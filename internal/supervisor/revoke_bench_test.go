@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -26,7 +27,7 @@ func BenchmarkRevocation(b *testing.B) {
 		if err := n.admin.LaunchProvider(context.Background(), lattice.LaunchProviderCommand{ProviderRef: ref, LinkName: "default"}); err != nil {
 			b.Fatal(err)
 		}
-		n.waitProviderState(ref, "default", stateRunning)
+		n.waitProviderState(ref, "default", child.StateRunning)
 		b.StartTimer()
 		sent := time.Now()
 		rep, err := n.admin.Revoke(context.Background(), lattice.StopProviderCommand{ProviderRef: ref, LinkName: "default"})

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
@@ -427,10 +428,10 @@ func TestEmbeddedProviderCredentialsExpireAndAreRenewed(t *testing.T) {
 	n := startNodeWith(t, nil, func(s *Supervisor) { s.credsLifetime = lifetime })
 	ref := "builtin:httpserver"
 	n.launch(ref, "default", "")
-	n.waitProviderState(ref, "default", stateRunning)
+	n.waitProviderState(ref, "default", child.StateRunning)
 	p := n.instance(ref, "default")
 	p.mu.Lock()
-	first, pid := p.creds, p.proc.pid
+	first, pid := p.creds, p.pid()
 	p.mu.Unlock()
 	if first.Expires.IsZero() || first.Expires.After(time.Now().Add(lifetime+time.Second)) {
 		t.Fatalf("embedded provider credentials expire at %v, want within %s", first.Expires, lifetime)
@@ -442,7 +443,7 @@ func TestEmbeddedProviderCredentialsExpireAndAreRenewed(t *testing.T) {
 		return err
 	})
 	p.mu.Lock()
-	last, samePID := p.creds, p.proc != nil && p.proc.pid == pid
+	last, samePID := p.creds, p.pid() == pid
 	p.mu.Unlock()
 	if !samePID || !last.Expires.After(first.Expires) || last.UserKey != first.UserKey {
 		t.Fatalf("not renewed in place: same process %v, first expires %v, last %v", samePID, first.Expires, last.Expires)

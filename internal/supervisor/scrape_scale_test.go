@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/latticed/latticed/internal/builtin"
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/trust"
 )
@@ -63,7 +64,7 @@ func TestScrapeScale(t *testing.T) {
 	}
 	var components []string
 	for _, p := range providers {
-		n.waitProviderState(p.ref, p.link, stateRunning)
+		n.waitProviderState(p.ref, p.link, child.StateRunning)
 		b, _ := builtin.Lookup(p.ref)
 		components = append(components, providerComponent(b.Key(), p.link))
 	}

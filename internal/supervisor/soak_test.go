@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -36,7 +37,7 @@ func TestSoakSteadyLoadWithScalingAndProviderRestarts(t *testing.T) {
 	n := startNode(t, nil, "file://"+echo.Path)
 	ref := "file://" + providerBin
 	n.launch(ref, "default", "")
-	n.waitProviderState(ref, "default", stateRunning)
+	n.waitProviderState(ref, "default", child.StateRunning)
 	ctx := context.Background()
 	for i := 0; i < 50; i++ { // warm up instances, connections and caches
 		if _, err := n.invokeEcho(ctx, echo.Key, []byte("warm")); err != nil {
@@ -83,7 +84,7 @@ func TestSoakSteadyLoadWithScalingAndProviderRestarts(t *testing.T) {
 			if err := n.admin.Restart(ctx, "provider", &lattice.StopProviderCommand{ProviderRef: ref, LinkName: "default"}); err != nil {
 				t.Fatalf("restart provider: %v", err)
 			}
-			n.waitProviderState(ref, "default", stateRunning)
+			n.waitProviderState(ref, "default", child.StateRunning)
 			restarts++
 		}
 		if scales%20 == 0 {

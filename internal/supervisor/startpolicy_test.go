@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/latticed/latticed/internal/builtin"
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/policy"
 	"github.com/latticed/latticed/internal/testing/testenv"
@@ -77,7 +78,7 @@ func TestStartProviderAsksThePolicyService(t *testing.T) {
 	if err := launch("builtin:keyvalue", "default"); err != nil {
 		t.Fatalf("permitted launch: %v", err)
 	}
-	n.waitProviderState("builtin:keyvalue", "default", stateRunning)
+	n.waitProviderState("builtin:keyvalue", "default", child.StateRunning)
 	mu.Lock()
 	req := asked[0]
 	mu.Unlock()
@@ -115,7 +116,7 @@ func TestStartProviderAsksThePolicyService(t *testing.T) {
 	if err := launch("builtin:httpserver", "default"); err != nil {
 		t.Fatalf("launch after the change notice: %v", err)
 	}
-	n.waitProviderState("builtin:httpserver", "default", stateRunning)
+	n.waitProviderState("builtin:httpserver", "default", child.StateRunning)
 	if counted(policy.ResultPermitted, true) != 1 {
 		t.Fatalf("cached permit not counted")
 	}

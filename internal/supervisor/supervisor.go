@@ -18,6 +18,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/latticed/latticed/ctlclient"
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/natsalive"
@@ -84,7 +86,8 @@ type Options struct {
 // Lock order (never take an earlier lock while holding a later one):
 // Supervisor.cfgMu → Supervisor.provMu → providerInstance.mu, and
 // providerInstance.credMu → providerInstance.mu (never under provMu);
-// hostChild.mu and actorTracker.mu are leaves.
+// hostChild.mu, actorTracker.mu, hostLabels.mu and each child.Child's lock
+// are leaves.
 type Supervisor struct {
 	opts    Options
 	log     *slog.Logger
@@ -107,6 +110,7 @@ type Supervisor struct {
 	auth      *Authority // nil: no per-user credentials (external NATS without signing keys)
 	observer  connObserver
 	nc        *nats.Conn         // the supervisor's own connection (lattice account, unrestricted)
+	control   *ctlclient.Client  // the control interface over nc: actor starts, labels
 	sys       *nats.Conn         // external mode (b): the system account
 	natsURL   string             // what children connect to
 	alive     *natsalive.Watcher // whether s.nc and s.sys hear from their servers
@@ -114,6 +118,7 @@ type Supervisor struct {
 	admin     *adminServer
 	hostProc  *hostChild
 	actors    *actorTracker
+	labels    *hostLabels      // the host child's labels, for policy requests
 	shared    *Credentials     // external mode without signing keys: WASMCLOUD_PROV_RPC_* for every provider
 	oci       *oci.Client      // pulls provider archives; keeps registries.put credentials
 	policySvc *policy.Service  // nil when no policy service is configured (WASMCLOUD_POLICY_TOPIC)
@@ -171,11 +176,12 @@ func New(cfg *config.Config, opts Options) (*Supervisor, error) {
 		providerStartup: providerStartup,
 	}
 	s.actors = newActorTracker(s.hostID)
+	s.labels = newHostLabels(s.hostID, cfg.Labels)
 	for _, st := range providerStates {
 		s.m.Providers.WithLabelValues(st)
 	}
-	reasons := make([]string, len(ExitReasons))
-	for i, r := range ExitReasons {
+	reasons := make([]string, len(child.ExitReasons))
+	for i, r := range child.ExitReasons {
 		reasons[i] = string(r)
 	}
 	s.m.InitSupervisor(reasons) // alerts on increase() see the first event
@@ -224,6 +230,7 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 	if err := s.startNATS(cfg); err != nil {
 		return err
 	}
+	s.control = ctlclient.New(s.nc, cfg.CtlTopicPrefix, cfg.LatticePrefix)
 	s.m.NATS.Track("supervisor", s.nc)
 	if s.sys != nil {
 		s.m.NATS.Track("system", s.sys)
@@ -278,7 +285,10 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 	go s.admin.serve()
 	defer s.admin.close()
 
-	evSub, err := s.nc.Subscribe(lattice.Events(s.prefix), s.actors.handle)
+	evSub, err := s.nc.Subscribe(lattice.Events(s.prefix), func(m *nats.Msg) {
+		s.actors.handle(m)
+		s.labels.handle(m)
+	})
 	if err != nil {
 		return fmt.Errorf("subscribe to lattice events: %w", err)
 	}
@@ -440,7 +450,7 @@ func (s *Supervisor) readiness() error {
 	if !s.nc.IsConnected() {
 		return fmt.Errorf("NATS connection is %s", s.nc.Status())
 	}
-	if st := s.hostProc.status(); st.State != stateRunning {
+	if st := s.hostProc.status(); st.State != child.StateRunning {
 		return fmt.Errorf("host is %s", st.State)
 	}
 	return nil
@@ -504,24 +514,8 @@ const ctlStartTimeout = 2 * time.Minute
 // startActor asks the host, through the control interface, to run count
 // instances of ref.
 func (s *Supervisor) startActor(ctx context.Context, ref string, count int) error {
-	body := mustJSON(lattice.StartActorCommand{ActorRef: ref, HostID: s.hostID, Count: count})
-	return s.ctlCommand(ctx, s.ctl.Cmd(s.hostID, lattice.CmdLaunchActor), body)
-}
-
-// ctlCommand sends a control request and checks the ack.
-func (s *Supervisor) ctlCommand(ctx context.Context, subject string, body []byte) error {
-	msg, err := s.nc.RequestWithContext(ctx, subject, body)
-	if err != nil {
-		return fmt.Errorf("control request %s: %w", subject, err)
-	}
-	var ack lattice.Ack
-	if err := jsonUnmarshal(msg.Data, &ack); err != nil {
-		return fmt.Errorf("control reply on %s: %w", subject, err)
-	}
-	if !ack.Accepted {
-		return errors.New(ack.Error)
-	}
-	return nil
+	_, err := s.control.StartActor(ctx, s.hostID, lattice.StartActorCommand{ActorRef: ref, Count: count})
+	return err
 }
 
 // publishEvent emits a lattice event on behalf of this node's host.
@@ -572,9 +566,9 @@ type spawnRecord struct {
 	at   time.Time
 }
 
-func (s *Supervisor) recordSpawn(p *process) {
+func (s *Supervisor) recordSpawn(p *child.Process) {
 	s.spawnMu.Lock()
-	s.spawns = append(s.spawns, spawnRecord{name: p.name, pid: p.pid, at: p.started})
+	s.spawns = append(s.spawns, spawnRecord{name: p.Name(), pid: p.PID(), at: p.Started()})
 	s.spawnMu.Unlock()
 }
 

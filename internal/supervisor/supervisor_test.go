@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,14 +19,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 )
-
-func slogJSON(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
 
 var anySeed = regexp.MustCompile(`S[ACMNOUVX][A-Z2-7]{56}`)
 
@@ -38,8 +33,8 @@ func TestNodeRunsHostAndEachProviderAsItsOwnUser(t *testing.T) {
 	refA, refB := "file://"+providerBin, "file://"+providerBin2
 	n.launch(refA, "default", `{"probe": ["wasmbus.ctl.>", "wasmbus.rpc.default.VOTHER.default"]}`)
 	n.launch(refB, "default", "")
-	n.waitProviderState(refA, "default", stateRunning)
-	n.waitProviderState(refB, "default", stateRunning)
+	n.waitProviderState(refA, "default", child.StateRunning)
+	n.waitProviderState(refB, "default", child.StateRunning)
 
 	// The echo actor works through the host child.
 	if out, err := n.invokeEcho(context.Background(), echo.Key, []byte("hi")); err != nil || string(out) != "hi" {
@@ -120,7 +115,7 @@ func TestNodeRunsHostAndEachProviderAsItsOwnUser(t *testing.T) {
 	for _, ref := range []string{refA, refB} {
 		p := n.instance(ref, "default")
 		p.mu.Lock()
-		pid := p.proc.pid
+		pid := p.pid()
 		p.mu.Unlock()
 		env := readEnviron(t, pid)
 		if strings.Contains(env, "WASMCLOUD_") || strings.Contains(env, "LATTICED_") || anySeed.MatchString(env) {
@@ -150,14 +145,14 @@ func TestRevokeProviderUnderLoadCutsOnlyItsConnection(t *testing.T) {
 	refA, refB := "file://"+providerBin, "file://"+providerBin2
 	n.launch(refA, "default", "")
 	n.launch(refB, "default", "")
-	n.waitProviderState(refA, "default", stateRunning)
-	n.waitProviderState(refB, "default", stateRunning)
+	n.waitProviderState(refA, "default", child.StateRunning)
+	n.waitProviderState(refB, "default", child.StateRunning)
 	a, b := n.instance(refA, "default"), n.instance(refB, "default")
 	a.mu.Lock()
-	creds, pidA := a.creds, a.proc.pid
+	creds, pidA := a.creds, a.pid()
 	a.mu.Unlock()
 	b.mu.Lock()
-	pidB := b.proc.pid
+	pidB := b.pid()
 	b.mu.Unlock()
 	hostPID := n.s.Status().Host.PID
 
@@ -238,18 +233,18 @@ func TestRevokeProviderUnderLoadCutsOnlyItsConnection(t *testing.T) {
 	}
 	time.Sleep(3 * n.cfg.RestartBackoffMax) // a restart, if any, would have come by now
 	d, _ := n.provider(refA, "default")
-	if d.State != stateRevoked || d.Restarts != 0 || !strings.HasPrefix(d.ExitReason, string(ExitRevoked)) {
+	if d.State != child.StateRevoked || d.Restarts != 0 || !strings.HasPrefix(d.ExitReason, string(child.ExitRevoked)) {
 		t.Errorf("revoked provider: state %s, restarts %d, exit %q", d.State, d.Restarts, d.ExitReason)
 	}
 	if got := countSpawns(n.s, a.label()); got != 1 {
 		t.Errorf("revoked provider started %d times, want 1", got)
 	}
 	// The host and the other provider kept serving, untouched.
-	if st := n.s.Status(); st.Host.PID != hostPID || st.Host.Restarts != 0 || st.Host.State != stateRunning {
+	if st := n.s.Status(); st.Host.PID != hostPID || st.Host.Restarts != 0 || st.Host.State != child.StateRunning {
 		t.Errorf("host after revocation: %+v (pid before %d)", st.Host, hostPID)
 	}
 	b.mu.Lock()
-	samePID := b.proc != nil && b.proc.pid == pidB
+	samePID := b.pid() == pidB
 	b.mu.Unlock()
 	if !samePID {
 		t.Error("the other provider was restarted")
@@ -273,14 +268,14 @@ func TestRevokeProviderUnderLoadCutsOnlyItsConnection(t *testing.T) {
 	if v := testutil.ToFloat64(n.m.Revocations.WithLabelValues("ok")); v != 1 {
 		t.Errorf("revocations_total{result=ok} = %v, want 1", v)
 	}
-	if v := testutil.ToFloat64(n.m.ChildExits.WithLabelValues(roleProvider, string(ExitRevoked))); v != 1 {
+	if v := testutil.ToFloat64(n.m.ChildExits.WithLabelValues(roleProvider, string(child.ExitRevoked))); v != 1 {
 		t.Errorf("child_exits_total{role=provider,reason=revoked} = %v, want 1", v)
 	}
 
 	// Launching it again (a new user, minted in what may well be the same
 	// second as the revocation) works: the revocation names the old key only.
 	n.launch(refA, "default", "")
-	n.waitProviderState(refA, "default", stateRunning)
+	n.waitProviderState(refA, "default", child.StateRunning)
 }
 
 func countSpawns(s *Supervisor, name string) int {
@@ -303,7 +298,7 @@ func TestCrashingProviderBacksOffThenIsMarkedFailed(t *testing.T) {
 	}
 	defer sub.Unsubscribe()
 	n.launch(ref, "default", `{"mode": "crash", "exit_code": 3}`)
-	d := n.waitProviderState(ref, "default", stateFailed)
+	d := n.waitProviderState(ref, "default", child.StateFailed)
 	if d.ExitReason != "crash_loop after crash: exit status 3" {
 		t.Errorf("exit reason %q", d.ExitReason)
 	}
@@ -330,10 +325,10 @@ func TestCrashingProviderBacksOffThenIsMarkedFailed(t *testing.T) {
 			t.Errorf("start %d came %v after the one before, sooner than its backoff allows (%v): the backoff does not grow", i+1, gap, least)
 		}
 	}
-	if v := testutil.ToFloat64(n.m.ChildRestarts.WithLabelValues(roleProvider, string(ExitCrash))); int(v) != n.cfg.CrashLoopCount-1 {
+	if v := testutil.ToFloat64(n.m.ChildRestarts.WithLabelValues(roleProvider, string(child.ExitCrash))); int(v) != n.cfg.CrashLoopCount-1 {
 		t.Errorf("child_restarts_total{provider,crash} = %v, want %d", v, n.cfg.CrashLoopCount-1)
 	}
-	if v := testutil.ToFloat64(n.m.ChildExits.WithLabelValues(roleProvider, string(ExitCrashLoop))); v != 1 {
+	if v := testutil.ToFloat64(n.m.ChildExits.WithLabelValues(roleProvider, string(child.ExitCrashLoop))); v != 1 {
 		t.Errorf("child_exits_total{provider,crash_loop} = %v, want 1", v)
 	}
 	waitEvent(t, events, lattice.EventProviderFailed, "crash_loop")
@@ -349,7 +344,7 @@ func TestCrashingProviderBacksOffThenIsMarkedFailed(t *testing.T) {
 		return nil
 	})
 	// And a stop takes a failed provider off the list.
-	n.waitProviderState(ref, "default", stateFailed)
+	n.waitProviderState(ref, "default", child.StateFailed)
 	if err := n.admin.StopProvider(context.Background(), lattice.StopProviderCommand{ProviderRef: ref, LinkName: "default"}); err != nil {
 		t.Fatal(err)
 	}
@@ -363,10 +358,10 @@ func TestKilledHostComesBackWithItsActorsAndProvidersUntouched(t *testing.T) {
 	n := startNode(t, nil, "file://"+echo.Path)
 	ref := "file://" + providerBin
 	n.launch(ref, "default", "")
-	n.waitProviderState(ref, "default", stateRunning)
+	n.waitProviderState(ref, "default", child.StateRunning)
 	p := n.instance(ref, "default")
 	p.mu.Lock()
-	provPID := p.proc.pid
+	provPID := p.pid()
 	p.mu.Unlock()
 	events := make(chan *nats.Msg, 256)
 	sub, err := n.nc.ChanSubscribe(lattice.Events("default"), events)
@@ -381,7 +376,7 @@ func TestKilledHostComesBackWithItsActorsAndProvidersUntouched(t *testing.T) {
 	}
 	testenv.CheckFor(t, 30*time.Second, 10*time.Millisecond, func() error {
 		st := n.s.Status().Host
-		if st.Restarts != 1 || st.State != stateRunning || st.PID == before.PID {
+		if st.Restarts != 1 || st.State != child.StateRunning || st.PID == before.PID {
 			return fmt.Errorf("host %+v", st)
 		}
 		return nil
@@ -415,16 +410,16 @@ func TestKilledHostComesBackWithItsActorsAndProvidersUntouched(t *testing.T) {
 		return nil
 	})
 	// The provider never noticed, and the restarted host lists it.
-	if len(inv.Providers) != 1 || inv.Providers[0].ID != p.key || inv.Providers[0].State != stateRunning {
+	if len(inv.Providers) != 1 || inv.Providers[0].ID != p.key || inv.Providers[0].State != child.StateRunning {
 		t.Errorf("restarted host's providers: %+v", inv.Providers)
 	}
 	p.mu.Lock()
-	same := p.proc != nil && p.proc.pid == provPID && p.restarts == 0
+	same := p.pid() == provPID && p.child.Status().Restarts == 0
 	p.mu.Unlock()
 	if !same {
 		t.Error("the provider was restarted with the host")
 	}
-	if v := testutil.ToFloat64(n.m.ChildRestarts.WithLabelValues(roleHost, string(ExitCrash))); v != 1 {
+	if v := testutil.ToFloat64(n.m.ChildRestarts.WithLabelValues(roleHost, string(child.ExitCrash))); v != 1 {
 		t.Errorf("child_restarts_total{host,crash} = %v, want 1", v)
 	}
 }
@@ -470,19 +465,19 @@ func TestControlInterfaceProviderCommandsGoThroughTheSupervisor(t *testing.T) {
 	if a := ack(lattice.CmdLaunchProvider, lattice.LaunchProviderCommand{ProviderRef: ref, LinkName: "a.>"}); a.Accepted {
 		t.Errorf("lp with a wildcard link name was accepted")
 	}
-	n.waitProviderState(ref, "one", stateRunning)
-	n.waitProviderState(ref, "two", stateRunning)
+	n.waitProviderState(ref, "one", child.StateRunning)
+	n.waitProviderState(ref, "two", child.StateRunning)
 
 	var inv lattice.HostInventory
 	n.ctlRequest(ctl.GetInventory(n.s.HostID()), struct{}{}, &inv)
-	if len(inv.Providers) != 2 || inv.Providers[0].State != stateRunning || inv.Providers[0].Revocation != "" {
+	if len(inv.Providers) != 2 || inv.Providers[0].State != child.StateRunning || inv.Providers[0].Revocation != "" {
 		t.Errorf("inventory providers: %+v", inv.Providers)
 	}
 
 	if a := ack(lattice.CmdRevoke, lattice.StopProviderCommand{ProviderRef: ref, LinkName: "one"}); !a.Accepted {
 		t.Fatalf("revoke: %+v", a)
 	}
-	if d, _ := n.provider(ref, "one"); d.State != stateRevoked {
+	if d, _ := n.provider(ref, "one"); d.State != child.StateRevoked {
 		t.Errorf("after ctl revoke: %+v", d)
 	}
 	// sp: shutdown message, clean exit, off the list.
@@ -495,7 +490,7 @@ func TestControlInterfaceProviderCommandsGoThroughTheSupervisor(t *testing.T) {
 	if !strings.Contains(n.logs.String(), `"msg":"shutdown received"`) {
 		t.Error("the provider did not get its shutdown message")
 	}
-	if v := testutil.ToFloat64(n.m.ChildExits.WithLabelValues(roleProvider, string(ExitCleanStop))); v != 1 {
+	if v := testutil.ToFloat64(n.m.ChildExits.WithLabelValues(roleProvider, string(child.ExitCleanStop))); v != 1 {
 		t.Errorf("child_exits_total{provider,clean_stop} = %v", v)
 	}
 }
@@ -505,13 +500,13 @@ func TestUnhealthyProviderIsRestartedForFailingHealthChecks(t *testing.T) {
 	ref := "file://" + providerBin
 	n.launch(ref, "default", `{"mode": "unhealthy"}`)
 	testenv.CheckFor(t, 20*time.Second, 10*time.Millisecond, func() error {
-		if v := testutil.ToFloat64(n.m.ChildRestarts.WithLabelValues(roleProvider, string(ExitHealthCheck))); v < 1 {
+		if v := testutil.ToFloat64(n.m.ChildRestarts.WithLabelValues(roleProvider, string(child.ExitHealthCheck))); v < 1 {
 			return fmt.Errorf("no restart for failed health checks yet")
 		}
 		return nil
 	})
 	d, _ := n.provider(ref, "default")
-	if !strings.HasPrefix(d.ExitReason, string(ExitHealthCheck)) && d.State != stateFailed {
+	if !strings.HasPrefix(d.ExitReason, string(child.ExitHealthCheck)) && d.State != child.StateFailed {
 		t.Errorf("exit reason %q", d.ExitReason)
 	}
 }
@@ -525,7 +520,7 @@ func TestProviderThatRecoversAfterAHealthCheckKillIsRestartedOnceAndStaysUp(t *t
 	marker := filepath.Join(t.TempDir(), "ran")
 	n.launch(ref, "default", `{"marker": "`+marker+`"}`)
 	restarts := func() float64 {
-		return testutil.ToFloat64(n.m.ChildRestarts.WithLabelValues(roleProvider, string(ExitHealthCheck)))
+		return testutil.ToFloat64(n.m.ChildRestarts.WithLabelValues(roleProvider, string(child.ExitHealthCheck)))
 	}
 	testenv.CheckFor(t, 30*time.Second, 10*time.Millisecond, func() error {
 		if v := restarts(); v < 1 {
@@ -539,7 +534,7 @@ func TestProviderThatRecoversAfterAHealthCheckKillIsRestartedOnceAndStaysUp(t *t
 	laterChecks := regexp.MustCompile(`"msg":"health check answered"[^\n]*"healthy":true[^\n]*"run":"later"`)
 	testenv.CheckFor(t, 60*time.Second, 20*time.Millisecond, func() error {
 		d, _ := n.provider(ref, "default")
-		if d.State == stateFailed || d.Restarts > 1 || restarts() > 1 {
+		if d.State == child.StateFailed || d.Restarts > 1 || restarts() > 1 {
 			t.Fatalf("the recovered provider was restarted again: state %s, restarts %d, exit %q", d.State, d.Restarts, d.ExitReason)
 		}
 		if c := len(laterChecks.FindAllString(n.logs.String(), -1)); c < stable {
@@ -548,10 +543,10 @@ func TestProviderThatRecoversAfterAHealthCheckKillIsRestartedOnceAndStaysUp(t *t
 		return nil
 	})
 	d, _ := n.provider(ref, "default")
-	if d.State != stateRunning || d.Restarts != 1 || !strings.HasPrefix(d.ExitReason, string(ExitHealthCheck)) {
-		t.Errorf("after recovery: state %s, restarts %d, last exit %q; want running, 1, %s", d.State, d.Restarts, d.ExitReason, ExitHealthCheck)
+	if d.State != child.StateRunning || d.Restarts != 1 || !strings.HasPrefix(d.ExitReason, string(child.ExitHealthCheck)) {
+		t.Errorf("after recovery: state %s, restarts %d, last exit %q; want running, 1, %s", d.State, d.Restarts, d.ExitReason, child.ExitHealthCheck)
 	}
-	for _, r := range []ExitReason{ExitCrash, ExitCrashLoop} {
+	for _, r := range []child.ExitReason{child.ExitCrash, child.ExitCrashLoop} {
 		if v := testutil.ToFloat64(n.m.ChildExits.WithLabelValues(roleProvider, string(r))); v != 0 {
 			t.Errorf("child_exits_total{provider,%s} = %v, want 0", r, v)
 		}

@@ -11,6 +11,7 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/latticed/latticed/internal/builtin"
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/internal/testing/otlptest"
@@ -55,7 +56,7 @@ func TestNodeTraceAcrossProcesses(t *testing.T) {
 	const httpRef, kvRef = "builtin:httpserver", "builtin:keyvalue"
 	for _, ref := range []string{httpRef, kvRef} {
 		n.launch(ref, "default", "")
-		n.waitProviderState(ref, "default", stateRunning)
+		n.waitProviderState(ref, "default", child.StateRunning)
 	}
 	httpB, _ := builtin.Lookup(httpRef)
 	kvB, _ := builtin.Lookup(kvRef)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/builtin/httpserver"
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
@@ -71,7 +72,7 @@ func TestHTTPAnswers503WithRetryAfterWhileACalledProviderIsDown(t *testing.T) {
 	}
 	// Back once the provider runs again, counting on where it left off.
 	n.launch("builtin:keyvalue", "default", "")
-	n.waitProviderState("builtin:keyvalue", "default", stateRunning)
+	n.waitProviderState("builtin:keyvalue", "default", child.StateRunning)
 	if got := httpCounter(t, port); got != 2 {
 		t.Fatalf("count after the provider returned %d, want 2", got)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
@@ -144,7 +145,7 @@ func TestSIGTERMDrainsInFlightStopsProvidersAndExitsZero(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if len(st.Providers) != 1 || st.Providers[0].State != stateRunning {
+		if len(st.Providers) != 1 || st.Providers[0].State != child.StateRunning {
 			return fmt.Errorf("providers %+v", st.Providers)
 		}
 		provKey = st.Providers[0].ID

@@ -6,6 +6,8 @@ package testenv
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,6 +156,12 @@ func SignActorWith(t testing.TB, dir, pkg string, opts trust.SignActorOptions, a
 		t.Fatal(err)
 	}
 	return SignedActor{Path: path, Key: mod.PublicKey(), Module: signed, Claims: claims}
+}
+
+// JSONLogger logs everything from debug up into w as JSON lines, as a node
+// logs, for tests that read the records back.
+func JSONLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // SyncBuffer collects output written from several goroutines (a child

@@ -1,4 +1,4 @@
-package supervisor
+package child
 
 import (
 	"bytes"
@@ -59,8 +59,8 @@ func (e Exit) String() string {
 	}
 }
 
-// childSpec is how to start one child process.
-type childSpec struct {
+// Command is how to start one child process.
+type Command struct {
 	Name  string   // identity in the supervisor's log: "host", "provider V…/default"
 	Path  string   // executable
 	Args  []string // without argv[0]
@@ -76,8 +76,8 @@ type childSpec struct {
 	OnMetricsAddr func(addr string)
 }
 
-// process is a started child, in its own process group.
-type process struct {
+// Process is a started child, in its own process group.
+type Process struct {
 	name    string
 	cmd     *exec.Cmd
 	pid     int
@@ -107,9 +107,9 @@ type spawnRequest struct {
 	result chan error
 }
 
-// startProcess starts spec in its own process group, with a parent-death
-// signal, its output captured line by line into log with child=spec.Name.
-func startProcess(spec childSpec, log *slog.Logger) (*process, error) {
+// Start starts spec in its own process group, with a parent-death signal,
+// its output captured line by line into log with child=spec.Name.
+func Start(spec Command, log *slog.Logger) (*Process, error) {
 	cmd := exec.Command(spec.Path, spec.Args...)
 	cmd.Env = spec.Env
 	cmd.SysProcAttr = childProcAttr()
@@ -129,7 +129,7 @@ func startProcess(spec childSpec, log *slog.Logger) (*process, error) {
 	if err := <-req.result; err != nil {
 		return nil, fmt.Errorf("start %s (%s): %w", spec.Name, spec.Path, err)
 	}
-	p := &process{name: spec.Name, cmd: cmd, pid: cmd.Process.Pid, started: time.Now(), stdin: stdin, done: make(chan struct{})}
+	p := &Process{name: spec.Name, cmd: cmd, pid: cmd.Process.Pid, started: time.Now(), stdin: stdin, done: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		p.state = cmd.ProcessState
@@ -146,10 +146,19 @@ func startProcess(spec childSpec, log *slog.Logger) (*process, error) {
 }
 
 // Done is closed when the process has ended and was reaped.
-func (p *process) Done() <-chan struct{} { return p.done }
+func (p *Process) Done() <-chan struct{} { return p.done }
 
-// signalGroup sends sig to the child's whole process group.
-func (p *process) signalGroup(sig syscall.Signal) {
+// Name is the process's identity in the log (Command.Name).
+func (p *Process) Name() string { return p.name }
+
+// PID is the process's id, also its process group's.
+func (p *Process) PID() int { return p.pid }
+
+// Started is when the process was started.
+func (p *Process) Started() time.Time { return p.started }
+
+// SignalGroup sends sig to the child's whole process group.
+func (p *Process) SignalGroup(sig syscall.Signal) {
 	select {
 	case <-p.done:
 		return
@@ -160,30 +169,30 @@ func (p *process) signalGroup(sig syscall.Signal) {
 	}
 }
 
-// kill ends the process group at once and waits until it was reaped.
-func (p *process) kill() {
-	p.signalGroup(syscall.SIGKILL)
+// Kill ends the process group at once and waits until it was reaped.
+func (p *Process) Kill() {
+	p.SignalGroup(syscall.SIGKILL)
 	<-p.done
 	// Anything left in the group (a grandchild that ignored nothing: SIGKILL
 	// cannot be ignored) is gone too; sweep once more for late forks.
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 }
 
-// terminate asks the group to stop with SIGTERM and kills it after grace.
-func (p *process) terminate(grace time.Duration) {
-	p.signalGroup(syscall.SIGTERM)
+// Terminate asks the group to stop with SIGTERM and kills it after grace.
+func (p *Process) Terminate(grace time.Duration) {
+	p.SignalGroup(syscall.SIGTERM)
 	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
 	case <-p.done:
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 	case <-t.C:
-		p.kill()
+		p.Kill()
 	}
 }
 
-// waitDone waits for the process to end, up to d; it reports whether it did.
-func (p *process) waitDone(ctx context.Context, d time.Duration) bool {
+// WaitDone waits for the process to end, up to d; it reports whether it did.
+func (p *Process) WaitDone(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -196,9 +205,10 @@ func (p *process) waitDone(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// exit classifies how the process ended; reason is what the supervisor
-// asked for ("" = nothing: the process ended on its own, a crash).
-func (p *process) exit(reason ExitReason) Exit {
+// Exit classifies how the process ended; reason is what the supervisor
+// asked for ("" = nothing: the process ended on its own, a crash). Call it
+// once Done is closed.
+func (p *Process) Exit(reason ExitReason) Exit {
 	e := Exit{Reason: reason, At: time.Now(), Uptime: time.Since(p.started), Code: -1}
 	if reason == "" {
 		e.Reason = ExitCrash

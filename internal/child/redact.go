@@ -1,7 +1,6 @@
-package supervisor
+package child
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -12,8 +11,8 @@ import (
 // What replaces a secret the supervisor handed out, and anything else
 // shaped like an nkeys seed, in a child's output.
 const (
-	redactedSecret = "[redacted secret]"
-	redactedSeed   = "[redacted seed]"
+	RedactedSecret = "[redacted secret]"
+	RedactedSeed   = "[redacted seed]"
 )
 
 // minSecretLen is the shortest value redacted: shorter ones (an empty
@@ -54,7 +53,7 @@ func newRedactor(secrets ...string) *redactor {
 	needles = slices.Compact(needles)
 	pairs := make([]string, 0, 2*len(needles))
 	for _, n := range needles {
-		pairs = append(pairs, n, redactedSecret)
+		pairs = append(pairs, n, RedactedSecret)
 	}
 	return &redactor{r: strings.NewReplacer(pairs...)}
 }
@@ -99,7 +98,7 @@ func (r *redactor) redact(line []byte) []byte {
 			line = []byte(s)
 		}
 	}
-	return seedPattern.ReplaceAll(line, []byte(redactedSeed))
+	return seedPattern.ReplaceAll(line, []byte(RedactedSeed))
 }
 
 // redactString is redact for a string.
@@ -107,7 +106,7 @@ func (r *redactor) redactString(s string) string {
 	if r != nil && r.r != nil {
 		s = r.r.Replace(s)
 	}
-	return seedPattern.ReplaceAllString(s, redactedSeed)
+	return seedPattern.ReplaceAllString(s, RedactedSeed)
 }
 
 // redactValue redacts every string in a decoded JSON value, keys included:
@@ -130,16 +129,4 @@ func (r *redactor) redactValue(v any) any {
 		return out
 	}
 	return v
-}
-
-// hostDataSecrets lists what a provider's output must not carry back: the
-// HostData line as sent (base64 of JSON), its JSON (which holds link values
-// and configuration too), and the seeds inside it. The user JWT and the
-// delegation token are not listed: neither is usable without its seed.
-func hostDataSecrets(line []byte, seeds ...string) []string {
-	secrets := append([]string{string(bytes.TrimSpace(line))}, seeds...)
-	if js, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(line))); err == nil {
-		secrets = append(secrets, string(js))
-	}
-	return secrets
 }

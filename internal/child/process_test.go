@@ -1,17 +1,17 @@
-package supervisor
+package child
 
 import (
 	"encoding/json"
-	"github.com/latticed/latticed/internal/testing/testenv"
 	"strings"
 	"testing"
 
 	"github.com/latticed/latticed/internal/metrics"
+	"github.com/latticed/latticed/internal/testing/testenv"
 )
 
 func TestChildOutputIsReemittedWithItsIdentityAndWithoutSeeds(t *testing.T) {
 	var buf testenv.SyncBuffer
-	w := &lineLogger{log: slogJSON(&buf), child: "provider Vx/default", stream: "stderr"}
+	w := &lineLogger{log: testenv.JSONLogger(&buf), child: "provider Vx/default", stream: "stderr"}
 	seed := "SUAM5TQ6JHLW4SXOHFCZ3GTBUXG2SNWELWKWD4NLUFYJUBKTA2ZYNCXOXM"
 	_, _ = w.Write([]byte(`{"time":"x","level":"WARN","msg":"careful","n":3}` + "\nplain text with " + seed + "\npart"))
 	_, _ = w.Write([]byte("ial line\n"))
@@ -39,7 +39,7 @@ func TestChildOutputIsReemittedWithItsIdentityAndWithoutSeeds(t *testing.T) {
 func TestChildMetricsAnnouncementOnlyOnLoopback(t *testing.T) {
 	var buf testenv.SyncBuffer
 	var got []string
-	w := &lineLogger{log: slogJSON(&buf), child: "provider Vx/default", stream: "stderr", onAddr: func(a string) { got = append(got, a) }}
+	w := &lineLogger{log: testenv.JSONLogger(&buf), child: "provider Vx/default", stream: "stderr", onAddr: func(a string) { got = append(got, a) }}
 	for _, addr := range []string{"127.0.0.1:4123", "[::1]:4124", "10.0.0.1:80", "example.com:80", "127.0.0.1:0", "127.0.0.1"} {
 		_, _ = w.Write([]byte(`{"level":"INFO","msg":"provider metrics listening","` + metrics.AnnounceKey + `":"` + addr + `"}` + "\n"))
 	}
