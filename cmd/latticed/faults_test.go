@@ -102,7 +102,7 @@ func TestNATSClusterFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	echo := testenv.SignActor(t, root, "./actor/examples/echo", lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
+	echo := testenv.SignActor(t, root, "github.com/latticed/latticed/actor/examples/echo", lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
 	httpPort := testenv.FreePort(t)
 	manifestPath := filepath.Join(root, "faults.yaml")
 	if err := os.WriteFile(manifestPath, []byte(fmt.Sprintf(`actors:

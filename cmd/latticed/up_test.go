@@ -135,7 +135,7 @@ func TestCtlRevokeWithoutHostIDIsFastAndProviderStartsAgain(t *testing.T) {
 	host := hosts[0].ID
 	hostOnly := procChildren(t, up.Process.Pid)
 
-	kvc := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", lattice.SignActorOptions{Name: "kvcounter", Caps: []string{lattice.ContractKeyValue}})
+	kvc := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/kvcounter", lattice.SignActorOptions{Name: "kvcounter", Caps: []string{lattice.ContractKeyValue}})
 	e.run("ctl", "start", "actor", "file://"+kvc.Path, "--host-id", host).want(t, 0)
 	kv, _ := lattice.LookupBuiltin("builtin:keyvalue")
 	running := func() lattice.ProviderDescription {

@@ -21,7 +21,7 @@ import (
 // largest that fits the 1 MiB NATS payload with the invocation around it;
 // four different 900 KiB bodies at once catch a buffer shared between calls.
 func TestLargeBodiesRoundTripThroughANode(t *testing.T) {
-	actor := testenv.SignActor(t, t.TempDir(), "./actor/testactors/passthrough", lattice.SignActorOptions{
+	actor := testenv.SignActor(t, t.TempDir(), "./internal/testing/actors/passthrough", lattice.SignActorOptions{
 		Name: "passthrough", Caps: []string{lattice.ContractHTTPServer},
 	})
 	n := startNode(t, nil, "file://"+actor.Path)

@@ -46,7 +46,7 @@ func (n *node) state(ctl lattice.Ctl) nodeState {
 // actor behind that could not work (or matched NATS wildcards). The host now
 // refuses each with an error naming the rule, and nothing changes.
 func TestCtlRefusesInvalidInputAndChangesNothing(t *testing.T) {
-	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
+	echo := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/echo", lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
 	n := startNode(t, nil, "file://"+echo.Path)
 	n.launch("builtin:httpserver", "default", "")
 	n.waitProviderState("builtin:httpserver", "default", stateRunning)
@@ -106,7 +106,7 @@ func TestCtlRefusesInvalidInputAndChangesNothing(t *testing.T) {
 // another process holds) used to close the working listener first. The
 // provider now keeps serving on the current link and says why it refused.
 func TestHTTPServerKeepsItsListenerWhenALinkChangeCannotWork(t *testing.T) {
-	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
+	echo := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/echo", lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
 	n := startNode(t, nil, "file://"+echo.Path)
 	n.launch("builtin:httpserver", "default", "")
 	n.waitProviderState("builtin:httpserver", "default", stateRunning)

@@ -51,7 +51,7 @@ func httpCounter(t *testing.T, port int) int {
 // providers, linked, and returns the node, the actor and the HTTP port.
 func kvcounterNode(t *testing.T) (*node, testenv.SignedActor, int) {
 	t.Helper()
-	actor := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", lattice.SignActorOptions{
+	actor := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/kvcounter", lattice.SignActorOptions{
 		Name: "kvcounter", Caps: []string{lattice.ContractHTTPServer, lattice.ContractKeyValue},
 	})
 	n := startNode(t, nil, "file://"+actor.Path)

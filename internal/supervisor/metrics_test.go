@@ -143,13 +143,13 @@ func httpGet(url string) (int, error) {
 // built-in httpserver and keyvalue providers, traffic driven through it, and
 // the exact counter deltas read from the one merged /metrics endpoint.
 func TestNodeMetricsMergedAcrossComponents(t *testing.T) {
-	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", lattice.SignActorOptions{
+	echo := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/echo", lattice.SignActorOptions{
 		Name: "echo", Caps: []string{lattice.ContractHTTPServer},
 	})
-	kvc := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", lattice.SignActorOptions{
+	kvc := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/kvcounter", lattice.SignActorOptions{
 		Name: "kvcounter", Caps: []string{lattice.ContractHTTPServer, lattice.ContractKeyValue},
 	})
-	trap := testenv.SignActor(t, t.TempDir(), "./actor/testactors/trap", lattice.SignActorOptions{Name: "trap"})
+	trap := testenv.SignActor(t, t.TempDir(), "./internal/testing/actors/trap", lattice.SignActorOptions{Name: "trap"})
 	n := startNode(t, nil, "file://"+echo.Path, "file://"+kvc.Path, "file://"+trap.Path)
 	const httpRef, kvRef = "builtin:httpserver", "builtin:keyvalue"
 	for _, ref := range []string{httpRef, kvRef} {

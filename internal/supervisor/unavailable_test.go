@@ -81,7 +81,7 @@ func TestHTTPAnswers503WithRetryAfterWhileACalledProviderIsDown(t *testing.T) {
 // (manifest.startOrder), and a call that still finds it down is coded
 // unavailable by the actor's host.
 func TestRestartUnderHTTPLoadAnswersNo500(t *testing.T) {
-	actor := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", lattice.SignActorOptions{
+	actor := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/kvcounter", lattice.SignActorOptions{
 		Name: "kvcounter", Caps: []string{lattice.ContractHTTPServer, lattice.ContractKeyValue},
 	})
 	port := testenv.FreePort(t)
