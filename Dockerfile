@@ -21,7 +21,9 @@ ARG TARGETARCH
 ARG VERSION=dev
 ARG COMMIT=unknown
 WORKDIR /src
+# wire/ is a module of its own that go.mod replaces by its directory.
 COPY go.mod go.sum ./
+COPY wire/go.mod wire/
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 # The same command as on a workstation: the Makefile is the one source of

@@ -61,6 +61,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	GOOS=wasip1 GOARCH=wasm $(GO) vet ./actor/...
+	cd wire && $(GO) vet ./...
 
 # Packages with concurrency run under the race detector. The host's run
 # without it except for its concurrency tests: -race slows wazero's compiler
@@ -74,6 +75,7 @@ test: tools lint
 	$(TEST_ENV) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -race $(RACE_PKGS)
 	$(TEST_ENV) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -race -run '$(HOST_RACE_TESTS)' ./internal/host
 	$(TEST_ENV) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -Ev '$(RACE_PKG_PATTERN)')
+	cd wire && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -race ./...
 
 bench: tools
 	$(TEST_ENV) $(GO) run ./bench

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // fakeHost replaces the ABI's outbound half for one test.
@@ -106,7 +106,7 @@ func TestHandleRefusesProgrammingErrors(t *testing.T) {
 }
 
 func TestHostCallOutsideWasmFails(t *testing.T) {
-	_, err := HostCall("default", lattice.ContractKeyValue, lattice.OpKVGet, nil)
+	_, err := HostCall("default", wire.ContractKeyValue, wire.OpKVGet, nil)
 	if !errors.Is(err, ErrNotInActor) {
 		t.Fatalf("HostCall = %v; want ErrNotInActor", err)
 	}
@@ -138,7 +138,7 @@ func TestKVGetSendsABareString(t *testing.T) {
 		if err := Unmarshal(payload, &key); err != nil || key != "k" || operation != "KeyValue.Get" {
 			t.Errorf("%s argument %q (%v); want bare string k", operation, key, err)
 		}
-		return Marshal(lattice.KVGetResponse{Value: "v", Exists: true})
+		return Marshal(wire.KVGetResponse{Value: "v", Exists: true})
 	})
 	v, ok, err := KVGet("default", "k")
 	if err != nil || v != "v" || !ok {
@@ -147,14 +147,14 @@ func TestKVGetSendsABareString(t *testing.T) {
 }
 
 func TestKVSetIgnoresAnEmptyReply(t *testing.T) {
-	var got lattice.KVSetRequest
+	var got wire.KVSetRequest
 	fakeHost(t, func(_, _, _ string, payload []byte) ([]byte, error) {
 		return nil, Unmarshal(payload, &got)
 	})
 	if err := KVSet("default", "k", "v", 60); err != nil {
 		t.Fatal(err)
 	}
-	if got != (lattice.KVSetRequest{Key: "k", Value: "v", Expires: 60}) {
+	if got != (wire.KVSetRequest{Key: "k", Value: "v", Expires: 60}) {
 		t.Fatalf("sent %+v", got)
 	}
 }
@@ -177,14 +177,14 @@ func TestBuiltinsUseTheDefaultLink(t *testing.T) {
 	fakeHost(t, func(binding, namespace, operation string, payload []byte) ([]byte, error) {
 		calls = append(calls, binding+" "+namespace+" "+operation)
 		switch operation {
-		case lattice.OpNumGenGUID:
+		case wire.OpNumGenGUID:
 			if len(payload) != 0 {
 				t.Errorf("GenerateGuid payload %q; want empty", payload)
 			}
 			return Marshal("f47ac10b-58cc-4372-a567-0e02b2c3d479")
-		case lattice.OpLogWrite:
-			var e lattice.LogEntry
-			if err := Unmarshal(payload, &e); err != nil || e != (lattice.LogEntry{Level: "warn", Text: "careful"}) {
+		case wire.OpLogWrite:
+			var e wire.LogEntry
+			if err := Unmarshal(payload, &e); err != nil || e != (wire.LogEntry{Level: "warn", Text: "careful"}) {
 				t.Errorf("log entry %+v (%v)", e, err)
 			}
 		}
@@ -211,22 +211,22 @@ func TestBuiltinsUseTheDefaultLink(t *testing.T) {
 }
 
 func TestHandleHTTPFillsWasmCloudDefaults(t *testing.T) {
-	var seen lattice.HTTPRequest
-	HandleHTTP(func(req lattice.HTTPRequest) (lattice.HTTPResponse, error) {
+	var seen wire.HTTPRequest
+	HandleHTTP(func(req wire.HTTPRequest) (wire.HTTPResponse, error) {
 		seen = req
-		return lattice.HTTPResponse{}, nil
+		return wire.HTTPResponse{}, nil
 	})
 	t.Cleanup(func() {
 		registry.Lock()
-		delete(registry.handlers, lattice.OpHTTPHandleRequest)
+		delete(registry.handlers, wire.OpHTTPHandleRequest)
 		registry.Unlock()
 	})
-	req := lattice.HTTPRequest{Method: "POST", Path: "/p", QueryString: "a=1", Header: map[string][]string{"X": {"y"}}, Body: []byte("b")}
+	req := wire.HTTPRequest{Method: "POST", Path: "/p", QueryString: "a=1", Header: map[string][]string{"X": {"y"}}, Body: []byte("b")}
 	payload, err := Marshal(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reply, err := dispatch(lattice.OpHTTPHandleRequest, payload)
+	reply, err := dispatch(wire.OpHTTPHandleRequest, payload)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,20 +234,20 @@ func TestHandleHTTPFillsWasmCloudDefaults(t *testing.T) {
 		t.Fatalf("handler saw %+v", seen)
 	}
 	// Decode into a generic map to see the wire shape, not Go's zero values.
-	var wire map[string]any
-	if err := Unmarshal(reply, &wire); err != nil {
+	var shape map[string]any
+	if err := Unmarshal(reply, &shape); err != nil {
 		t.Fatal(err)
 	}
-	if wire["statusCode"] != uint16(200) {
-		t.Errorf("statusCode = %#v; want 200", wire["statusCode"])
+	if shape["statusCode"] != uint16(200) {
+		t.Errorf("statusCode = %#v; want 200", shape["statusCode"])
 	}
-	if h, ok := wire["header"].(map[string]any); !ok || len(h) != 0 {
-		t.Errorf("header = %#v; want an empty map, not nil", wire["header"])
+	if h, ok := shape["header"].(map[string]any); !ok || len(h) != 0 {
+		t.Errorf("header = %#v; want an empty map, not nil", shape["header"])
 	}
-	if b, ok := wire["body"].([]byte); !ok || len(b) != 0 {
-		t.Errorf("body = %#v; want empty bytes, not nil", wire["body"])
+	if b, ok := shape["body"].([]byte); !ok || len(b) != 0 {
+		t.Errorf("body = %#v; want empty bytes, not nil", shape["body"])
 	}
-	if _, err := dispatch(lattice.OpHTTPHandleRequest, []byte{0xc1}); err == nil || !strings.Contains(err.Error(), "decode HttpRequest") {
+	if _, err := dispatch(wire.OpHTTPHandleRequest, []byte{0xc1}); err == nil || !strings.Contains(err.Error(), "decode HttpRequest") {
 		t.Errorf("malformed request: %v; want a decode error", err)
 	}
 }

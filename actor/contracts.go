@@ -3,7 +3,7 @@ package actor
 import (
 	"fmt"
 
-	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // DefaultLink is the link name used when an actor has a single link per
@@ -15,11 +15,11 @@ const DefaultLink = "default"
 // or body as empty values, matching wasmCloud's HttpResponse defaults so Rust
 // providers decode the reply too. An error from fn becomes a guest error,
 // which the HTTP provider answers with a 500.
-func HandleHTTP(fn func(lattice.HTTPRequest) (lattice.HTTPResponse, error)) {
-	Handle(lattice.OpHTTPHandleRequest, func(payload []byte) ([]byte, error) {
+func HandleHTTP(fn func(wire.HTTPRequest) (wire.HTTPResponse, error)) {
+	Handle(wire.OpHTTPHandleRequest, func(payload []byte) ([]byte, error) {
 		// The body is a slice of payload, which is this call's own
 		// allocation: no second copy of a large body inside the actor.
-		req, err := lattice.DecodeHTTPRequest(payload)
+		req, err := wire.DecodeHTTPRequest(payload)
 		if err != nil {
 			return nil, fmt.Errorf("decode HttpRequest: %w", err)
 		}
@@ -46,16 +46,16 @@ func HandleHTTP(fn func(lattice.HTTPRequest) (lattice.HTTPResponse, error)) {
 // linked as binding (KeyValue.Increment) and returns the new value.
 func KVIncrement(binding, key string, by int32) (int32, error) {
 	var n int32
-	err := call(binding, lattice.ContractKeyValue, lattice.OpKVIncrement,
-		lattice.KVIncrementRequest{Key: key, Value: by}, &n)
+	err := call(binding, wire.ContractKeyValue, wire.OpKVIncrement,
+		wire.KVIncrementRequest{Key: key, Value: by}, &n)
 	return n, err
 }
 
 // KVGet reads key from the key-value store linked as binding (KeyValue.Get).
 // exists is false, and value empty, when the key is absent.
 func KVGet(binding, key string) (value string, exists bool, err error) {
-	var resp lattice.KVGetResponse
-	if err := call(binding, lattice.ContractKeyValue, lattice.OpKVGet, key, &resp); err != nil {
+	var resp wire.KVGetResponse
+	if err := call(binding, wire.ContractKeyValue, wire.OpKVGet, key, &resp); err != nil {
 		return "", false, err
 	}
 	return resp.Value, resp.Exists, nil
@@ -64,21 +64,21 @@ func KVGet(binding, key string) (value string, exists bool, err error) {
 // KVSet stores value at key in the key-value store linked as binding
 // (KeyValue.Set); expires is a lifetime in seconds, 0 for never.
 func KVSet(binding, key, value string, expires uint32) error {
-	return call(binding, lattice.ContractKeyValue, lattice.OpKVSet,
-		lattice.KVSetRequest{Key: key, Value: value, Expires: expires}, nil)
+	return call(binding, wire.ContractKeyValue, wire.OpKVSet,
+		wire.KVSetRequest{Key: key, Value: value, Expires: expires}, nil)
 }
 
 // Log writes text at level ("error", "warn", "info" or "debug") to the host's
 // log, tagged with this actor (wasmcloud:builtin:logging).
 func Log(level, text string) error {
-	return call(DefaultLink, lattice.ContractLogging, lattice.OpLogWrite,
-		lattice.LogEntry{Level: level, Text: text}, nil)
+	return call(DefaultLink, wire.ContractLogging, wire.OpLogWrite,
+		wire.LogEntry{Level: level, Text: text}, nil)
 }
 
 // GenerateGUID asks the host for a random UUID (wasmcloud:builtin:numbergen).
 func GenerateGUID() (string, error) {
 	var guid string
-	err := call(DefaultLink, lattice.ContractNumberGen, lattice.OpNumGenGUID, nil, &guid)
+	err := call(DefaultLink, wire.ContractNumberGen, wire.OpNumGenGUID, nil, &guid)
 	return guid, err
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/latticed/latticed/internal/testing/wasmbuild"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // echoActors are the actors most sections call: the Go echo example and a
@@ -38,7 +39,7 @@ func buildEchoActors(tmp string) (*echoActors, error) {
 	a.mod, _ = lattice.CreateKeyPair(lattice.KindModule)
 	// The HTTP capability lets the httpserver provider (and the provider-origin
 	// rows) reach it.
-	echoOpts := lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}}
+	echoOpts := lattice.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}}
 	if a.signed, _, err = lattice.SignActor(a.unsigned, echoOpts, a.acct, a.mod); err != nil {
 		return nil, err
 	}

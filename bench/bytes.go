@@ -19,6 +19,7 @@ import (
 	"github.com/latticed/latticed/internal/manifest"
 	"github.com/latticed/latticed/internal/testing/wasmbuild"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // bodySizes are the payload sizes of the bytes rows; 900 KiB is the largest
@@ -56,8 +57,8 @@ func benchBytes(ctx context.Context, o options, bin, tmp, echoPath string, rep *
 		Actors:    []manifest.Actor{{Ref: "file://" + passPath, Count: count}, {Ref: "file://" + echoPath, Count: count}},
 		Providers: []manifest.Provider{{Ref: "builtin:httpserver", LinkName: "default"}},
 		Links: []manifest.Link{
-			{Actor: "file://" + passPath, Provider: "builtin:httpserver", Contract: lattice.ContractHTTPServer, LinkName: "default", Values: map[string]string{"port": strconv.Itoa(passPort)}},
-			{Actor: "file://" + echoPath, Provider: "builtin:httpserver", Contract: lattice.ContractHTTPServer, LinkName: "default", Values: map[string]string{"port": strconv.Itoa(echoPort)}},
+			{Actor: "file://" + passPath, Provider: "builtin:httpserver", Contract: wire.ContractHTTPServer, LinkName: "default", Values: map[string]string{"port": strconv.Itoa(passPort)}},
+			{Actor: "file://" + echoPath, Provider: "builtin:httpserver", Contract: wire.ContractHTTPServer, LinkName: "default", Values: map[string]string{"port": strconv.Itoa(echoPort)}},
 		},
 	}
 	if _, err := manifest.Apply(ctx, n.ctl, m, 2*time.Second); err != nil {
@@ -137,7 +138,7 @@ func buildSigned(pkg, out, name string) error {
 	}
 	acct, _ := lattice.CreateKeyPair(lattice.KindAccount)
 	mod, _ := lattice.CreateKeyPair(lattice.KindModule)
-	signed, _, err := lattice.SignActor(unsigned, lattice.SignActorOptions{Name: name, Caps: []string{lattice.ContractHTTPServer}}, acct, mod)
+	signed, _, err := lattice.SignActor(unsigned, lattice.SignActorOptions{Name: name, Caps: []string{wire.ContractHTTPServer}}, acct, mod)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/wire"
 )
 
 // benchDelegation is issue 13's row: a provider invoking an actor through
@@ -18,7 +19,7 @@ import (
 // concurrency 16, alternating twice, and keeps the mean of each.
 func benchDelegation(nc *nats.Conn, cluster *lattice.KeyPair, hostID, actorKey string, d time.Duration, rep *Report) error {
 	providerKey, _ := lattice.CreateKeyPair(lattice.KindService)
-	origin := lattice.Entity{PublicKey: providerKey.PublicKey(), ContractID: lattice.ContractHTTPServer, LinkName: "default"}
+	origin := lattice.Entity{PublicKey: providerKey.PublicKey(), ContractID: wire.ContractHTTPServer, LinkName: "default"}
 	signing, _ := lattice.CreateKeyPair(lattice.KindService)
 	token, err := lattice.IssueDelegation(cluster, signing.PublicKey(), origin, "bench", time.Hour, time.Now())
 	if err != nil {

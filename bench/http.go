@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/latticed/latticed/internal/manifest"
-	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // httpLoad is the HTTP load generator: n concurrent keep-alive clients
@@ -66,7 +66,7 @@ func applyHTTPEcho(ctx context.Context, n *node, echoPath string, count int) (st
 	m := &manifest.Manifest{
 		Actors:    []manifest.Actor{{Ref: "file://" + echoPath, Count: count}},
 		Providers: []manifest.Provider{{Ref: "builtin:httpserver", LinkName: "default"}},
-		Links: []manifest.Link{{Actor: "file://" + echoPath, Provider: "builtin:httpserver", Contract: lattice.ContractHTTPServer,
+		Links: []manifest.Link{{Actor: "file://" + echoPath, Provider: "builtin:httpserver", Contract: wire.ContractHTTPServer,
 			LinkName: "default", Values: map[string]string{"port": strconv.Itoa(port)}}},
 	}
 	if _, err := manifest.Apply(ctx, n.ctl, m, 2*time.Second); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/testing/cachefill"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // runLinks is -only links (issue 24.1): control data of any size. On a real
@@ -61,7 +62,7 @@ func benchLinks(o options, bin, tmp string, rep *Report) error {
 	httpProv, _ := lattice.LookupBuiltin("builtin:httpserver")
 	// The provider's own link: one among all the others.
 	own := lattice.LinkDefinition{ActorID: actor.PublicKey(), ProviderID: httpProv.Key(), LinkName: "default",
-		ContractID: lattice.ContractHTTPServer, Values: map[string]string{"port": strconv.Itoa(freePort())}}
+		ContractID: wire.ContractHTTPServer, Values: map[string]string{"port": strconv.Itoa(freePort())}}
 	if err := n.ctl.PutLink(ctx, own); err != nil {
 		return err
 	}

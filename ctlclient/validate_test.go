@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // The client refuses bad input before sending it, with the rule the host
@@ -18,12 +19,12 @@ func TestClientRefusesInvalidInputEarly(t *testing.T) {
 	actor, _ := lattice.CreateKeyPair(lattice.KindModule)
 	provider, _ := lattice.CreateKeyPair(lattice.KindService)
 	ld := func(name string, values map[string]string) lattice.LinkDefinition {
-		return lattice.LinkDefinition{ActorID: actor.PublicKey(), ProviderID: provider.PublicKey(), ContractID: lattice.ContractKeyValue, LinkName: name, Values: values}
+		return lattice.LinkDefinition{ActorID: actor.PublicKey(), ProviderID: provider.PublicKey(), ContractID: wire.ContractKeyValue, LinkName: name, Values: values}
 	}
 	cases := map[string]func() error{
 		"put link x.>":        func() error { return l.c.PutLink(ctx, ld("x.>", nil)) },
 		"put link case twins": func() error { return l.c.PutLink(ctx, ld("", map[string]string{"URL": "a", "url": "b"})) },
-		"del link a.b*>":      func() error { return l.c.DelLink(ctx, actor.PublicKey(), lattice.ContractKeyValue, "a.b*>") },
+		"del link a.b*>":      func() error { return l.c.DelLink(ctx, actor.PublicKey(), wire.ContractKeyValue, "a.b*>") },
 		"label x.>":           func() error { return l.c.PutLabel(ctx, host, "x.>", "v") },
 		"start count -5": func() error {
 			_, err := l.c.StartActor(ctx, host, lattice.StartActorCommand{ActorRef: "file:///nowhere", Count: -5})

@@ -1,6 +1,8 @@
 package lattice
 
 import (
+	"github.com/latticed/latticed/wire"
+
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
@@ -18,8 +20,8 @@ type BuiltinProvider struct {
 
 // BuiltinProviders lists the providers latticed carries.
 var BuiltinProviders = []BuiltinProvider{
-	{Name: "httpserver", Contract: ContractHTTPServer},
-	{Name: "keyvalue", Contract: ContractKeyValue},
+	{Name: "httpserver", Contract: wire.ContractHTTPServer},
+	{Name: "keyvalue", Contract: wire.ContractKeyValue},
 }
 
 // LookupBuiltin resolves "builtin:<name>" (or a bare name) to a built-in provider.

@@ -1,6 +1,8 @@
 package lattice
 
 import (
+	"github.com/latticed/latticed/wire"
+
 	"bytes"
 	"errors"
 	"testing"
@@ -29,7 +31,7 @@ func signTestModule(t *testing.T, opts SignActorOptions) ([]byte, *KeyPair, *Key
 }
 
 func TestSignedModuleVerifies(t *testing.T) {
-	signed, acct, mod := signTestModule(t, SignActorOptions{Name: "echo", Caps: []string{ContractHTTPServer}, Rev: 2, Ver: "0.1.0", CallAlias: "My Echo-1.x"})
+	signed, acct, mod := signTestModule(t, SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}, Rev: 2, Ver: "0.1.0", CallAlias: "My Echo-1.x"})
 	c, err := VerifyActor(signed, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +39,7 @@ func TestSignedModuleVerifies(t *testing.T) {
 	if c.Issuer != acct.PublicKey() || c.Subject != mod.PublicKey() {
 		t.Fatal("wrong iss/sub")
 	}
-	if !c.Wascap.HasCapability(ContractHTTPServer) || c.Wascap.HasCapability(ContractKeyValue) {
+	if !c.Wascap.HasCapability(wire.ContractHTTPServer) || c.Wascap.HasCapability(wire.ContractKeyValue) {
 		t.Fatal("caps wrong")
 	}
 	if c.Wascap.CallAlias != "my_echo_1_x" {

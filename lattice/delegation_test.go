@@ -1,6 +1,8 @@
 package lattice
 
 import (
+	"github.com/latticed/latticed/wire"
+
 	"testing"
 	"time"
 )
@@ -17,7 +19,7 @@ type delegFixture struct {
 func newDelegFixture(t testing.TB) *delegFixture {
 	t.Helper()
 	f := &delegFixture{cluster: mustKey(t, KindCluster), signer: mustKey(t, KindService), actor: mustKey(t, KindModule).PublicKey(), now: time.Now()}
-	f.provider = Entity{PublicKey: mustKey(t, KindService).PublicKey(), ContractID: ContractHTTPServer, LinkName: "default"}
+	f.provider = Entity{PublicKey: mustKey(t, KindService).PublicKey(), ContractID: wire.ContractHTTPServer, LinkName: "default"}
 	var err error
 	f.token, err = IssueDelegation(f.cluster, f.signer.PublicKey(), f.provider, "inst-1", 10*time.Minute, f.now)
 	if err != nil {
@@ -34,7 +36,7 @@ func newDelegFixture(t testing.TB) *delegFixture {
 func (f *delegFixture) invoke(t testing.TB, s Signer, origin Entity) *Invocation {
 	t.Helper()
 	host := mustKey(t, KindServer)
-	inv, err := s.NewInvocation(host.PublicKey(), origin, ActorEntity(f.actor), OpHTTPHandleRequest, []byte("x"))
+	inv, err := s.NewInvocation(host.PublicKey(), origin, ActorEntity(f.actor), wire.OpHTTPHandleRequest, []byte("x"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,8 +75,8 @@ func TestDelegatedSignerIsAcceptedAsItsProviderOnly(t *testing.T) {
 		{"delegated by an untrusted cluster", f.invoke(t, Signer{Key: f.signer, Delegation: strangerToken}, f.provider), ReasonBadDelegation},
 		{"expired delegation", f.invoke(t, Signer{Key: f.signer, Delegation: expired}, f.provider), ReasonExpired},
 		{"token of another key", f.invoke(t, Signer{Key: wrongKey, Delegation: f.token}, f.provider), ReasonBadDelegation},
-		{"another contract", f.invoke(t, s, entity(f.provider.PublicKey, ContractKeyValue, "default")), ReasonBadDelegation},
-		{"another link name", f.invoke(t, s, entity(f.provider.PublicKey, ContractHTTPServer, "other")), ReasonBadDelegation},
+		{"another contract", f.invoke(t, s, entity(f.provider.PublicKey, wire.ContractKeyValue, "default")), ReasonBadDelegation},
+		{"another link name", f.invoke(t, s, entity(f.provider.PublicKey, wire.ContractHTTPServer, "other")), ReasonBadDelegation},
 		{"garbage token", f.invoke(t, Signer{Key: f.signer, Delegation: "x.y.z"}, f.provider), ReasonBadDelegation},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

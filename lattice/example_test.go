@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // A host signs an invocation with its cluster key; a receiver that trusts
@@ -38,10 +39,10 @@ func ExampleSignActor() {
 	subject, _ := lattice.CreateKeyPair(lattice.KindModule)
 
 	signed, _, _ := lattice.SignActor(module, lattice.SignActorOptions{
-		Name: "echo", Caps: []string{lattice.ContractHTTPServer},
+		Name: "echo", Caps: []string{wire.ContractHTTPServer},
 	}, account, subject)
 	claims, err := lattice.ReadActorClaims(signed)
-	fmt.Println(err, claims.Wascap.Name, claims.Wascap.HasCapability(lattice.ContractHTTPServer),
+	fmt.Println(err, claims.Wascap.Name, claims.Wascap.HasCapability(wire.ContractHTTPServer),
 		claims.Subject == subject.PublicKey())
 	// Output: <nil> echo true true
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // ---------------------------------------------------------------- helpers
@@ -120,7 +121,7 @@ func FuzzDecodeInvocation(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		inv, err := lattice.DecodeInvocation(data)
 		if err != nil {
-			if !errors.Is(err, lattice.ErrMalformed) {
+			if !errors.Is(err, wire.ErrMalformed) {
 				t.Fatalf("error does not wrap ErrMalformed: %v", err)
 			}
 			if inv != nil {
@@ -155,7 +156,7 @@ func FuzzDecodeInvocationResponse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		resp, err := lattice.DecodeInvocationResponse(data)
 		if err != nil {
-			if !errors.Is(err, lattice.ErrMalformed) {
+			if !errors.Is(err, wire.ErrMalformed) {
 				t.Fatalf("error does not wrap ErrMalformed: %v", err)
 			}
 			if resp != nil {
@@ -201,7 +202,7 @@ func FuzzDecodeLinkDefinition(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ld, err := lattice.DecodeLinkDefinition(data)
 		if err != nil {
-			if !errors.Is(err, lattice.ErrMalformed) {
+			if !errors.Is(err, wire.ErrMalformed) {
 				t.Fatalf("error does not wrap ErrMalformed: %v", err)
 			}
 			if ld != nil {
@@ -564,7 +565,7 @@ func TestDecodeNestingAndLengthBombs(t *testing.T) {
 				if el := time.Since(start); el > 2*time.Second {
 					t.Errorf("took %s", el)
 				}
-				if !errors.Is(err, lattice.ErrMalformed) {
+				if !errors.Is(err, wire.ErrMalformed) {
 					t.Fatalf("got %v, want ErrMalformed", err)
 				}
 			})
@@ -572,12 +573,12 @@ func TestDecodeNestingAndLengthBombs(t *testing.T) {
 	}
 	// Nesting inside a known field: an entity's unknown key.
 	inEntity := cat([]byte{0x81, 0xa6, 'o', 'r', 'i', 'g', 'i', 'n'}, unknownKey, deep)
-	if _, err := lattice.DecodeInvocation(inEntity); !errors.Is(err, lattice.ErrMalformed) {
+	if _, err := lattice.DecodeInvocation(inEntity); !errors.Is(err, wire.ErrMalformed) {
 		t.Fatalf("deep nesting in origin: got %v, want ErrMalformed", err)
 	}
 	// Nesting inside link definition values.
 	inValues := cat([]byte{0x81, 0xa6, 'v', 'a', 'l', 'u', 'e', 's', 0x81, 0xa1, 'k'}, deep)
-	if _, err := lattice.DecodeLinkDefinition(inValues); !errors.Is(err, lattice.ErrMalformed) {
+	if _, err := lattice.DecodeLinkDefinition(inValues); !errors.Is(err, wire.ErrMalformed) {
 		t.Fatalf("deep nesting in values: got %v, want ErrMalformed", err)
 	}
 	// Depth up to the limit is still fine: a short nested unknown value is skipped.
@@ -585,56 +586,4 @@ func TestDecodeNestingAndLengthBombs(t *testing.T) {
 	if _, err := lattice.DecodeInvocation(ok); err != nil {
 		t.Fatalf("shallow nesting rejected: %v", err)
 	}
-}
-
-// ---------------------------------------------------------------- httpserver
-
-// FuzzDecodeHTTPRequest: whatever decodes re-encodes to bytes that decode to
-// the same request, and decoding never panics nor reads past the input.
-func FuzzDecodeHTTPRequest(f *testing.F) {
-	f.Add((&lattice.HTTPRequest{Method: "POST", Path: "/a", QueryString: "b=c",
-		Header: map[string][]string{"host": {"x"}, "accept": {"a", "b"}}, Body: []byte{0, 1, 2}}).Encode())
-	f.Add(fuzzMsgpack(f, map[string]any{"body": "as a str", "method": "GET", "extra": []any{1, []any{2}}}))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		req, err := lattice.DecodeHTTPRequest(data)
-		if err != nil {
-			if !errors.Is(err, lattice.ErrMalformed) || req != nil {
-				t.Fatalf("bad refusal: %v, %+v", err, req)
-			}
-			return
-		}
-		enc := req.Encode()
-		back, err := lattice.DecodeHTTPRequest(enc)
-		if err != nil {
-			t.Fatalf("re-encoded request does not decode: %v\n% x", err, enc)
-		}
-		req.Body, back.Body = normBytes(req.Body), normBytes(back.Body)
-		if !reflect.DeepEqual(req, back) {
-			t.Fatalf("round trip changed the request:\n first %+v\nsecond %+v", req, back)
-		}
-	})
-}
-
-// FuzzDecodeHTTPResponse is FuzzDecodeHTTPRequest for an actor's answer.
-func FuzzDecodeHTTPResponse(f *testing.F) {
-	f.Add((&lattice.HTTPResponse{StatusCode: 200, Header: map[string][]string{"content-type": {"text/plain"}}, Body: []byte("ok")}).Encode())
-	f.Add(fuzzMsgpack(f, map[string]any{"statusCode": int8(3), "body": "s", "header": nil, "z": map[string]any{"y": 1.5}}))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		resp, err := lattice.DecodeHTTPResponse(data)
-		if err != nil {
-			if !errors.Is(err, lattice.ErrMalformed) || resp != nil {
-				t.Fatalf("bad refusal: %v, %+v", err, resp)
-			}
-			return
-		}
-		enc := resp.Encode()
-		back, err := lattice.DecodeHTTPResponse(enc)
-		if err != nil {
-			t.Fatalf("re-encoded response does not decode: %v\n% x", err, enc)
-		}
-		resp.Body, back.Body = normBytes(resp.Body), normBytes(back.Body)
-		if !reflect.DeepEqual(resp, back) {
-			t.Fatalf("round trip changed the response:\n first %+v\nsecond %+v", resp, back)
-		}
-	})
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/latticed/latticed/wire"
 )
 
 // Entity identifies an invocation's origin or target: an actor (public key
@@ -153,7 +155,7 @@ func DecodeInvocation(data []byte) (*Invocation, error) {
 		err = r.end()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: invocation: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: invocation: %v", wire.ErrMalformed, err)
 	}
 	return inv, nil
 }
@@ -229,7 +231,7 @@ func DecodeInvocationResponse(data []byte) (*InvocationResponse, error) {
 		err = r.end()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: invocation response: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: invocation response: %v", wire.ErrMalformed, err)
 	}
 	return resp, nil
 }

@@ -1,6 +1,8 @@
 package lattice
 
 import (
+	"github.com/latticed/latticed/wire"
+
 	"bytes"
 	"encoding/base64"
 	"strings"
@@ -135,7 +137,7 @@ func TestIssuerPolicyRejectsEachWithItsReason(t *testing.T) {
 	// a clock stopped before they were made would see them in the future
 	// once a second boundary passes (a flake on a loaded machine).
 	f := newInvFixture(t, WithReplayGuard(NewReplayGuard(5*time.Minute, 1000)), WithClock(time.Now))
-	provider := Entity{PublicKey: mustKey(t, KindService).PublicKey(), ContractID: ContractHTTPServer, LinkName: "default"}
+	provider := Entity{PublicKey: mustKey(t, KindService).PublicKey(), ContractID: wire.ContractHTTPServer, LinkName: "default"}
 	stranger := mustKey(t, KindCluster)
 
 	cases := map[string]struct {
@@ -164,7 +166,7 @@ func TestIssuerPolicyRejectsEachWithItsReason(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			inv := f.invoke(t, provider, OpHTTPHandleRequest, []byte("x"))
+			inv := f.invoke(t, provider, wire.OpHTTPHandleRequest, []byte("x"))
 			tc.mutate(inv)
 			target := f.actor
 			if tc.target != "" {
@@ -198,11 +200,11 @@ func TestReplayIsRejected(t *testing.T) {
 }
 
 func TestLinkIDAndDecode(t *testing.T) {
-	ld := LinkDefinition{ActorID: mustKey(t, KindModule).PublicKey(), ProviderID: mustKey(t, KindService).PublicKey(), ContractID: ContractKeyValue}
+	ld := LinkDefinition{ActorID: mustKey(t, KindModule).PublicKey(), ProviderID: mustKey(t, KindService).PublicKey(), ContractID: wire.ContractKeyValue}
 	if err := ld.Normalize(); err != nil {
 		t.Fatal(err)
 	}
-	if ld.LinkName != "default" || ld.ID != LinkID(ld.ActorID, ContractKeyValue, "default") || len(ld.ID) != 64 || strings.ToUpper(ld.ID) != ld.ID {
+	if ld.LinkName != "default" || ld.ID != LinkID(ld.ActorID, wire.ContractKeyValue, "default") || len(ld.ID) != 64 || strings.ToUpper(ld.ID) != ld.ID {
 		t.Fatalf("%+v", ld)
 	}
 	ld.Values["URL"] = "x"

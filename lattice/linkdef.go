@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+
+	"github.com/latticed/latticed/wire"
 )
 
 // LinkDefinition binds an actor to a provider for a contract and link name.
@@ -76,7 +78,7 @@ func DecodeLinkDefinition(data []byte) (*LinkDefinition, error) {
 		err = r.end()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: link definition: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: link definition: %v", wire.ErrMalformed, err)
 	}
 	return ld, nil
 }

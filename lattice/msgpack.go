@@ -7,14 +7,9 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
+
+	"github.com/latticed/latticed/wire"
 )
-
-// maxSkipDepth bounds nesting in values we skip, so hostile input cannot make
-// the decoder recurse without limit.
-const maxSkipDepth = 32
-
-// ErrMalformed wraps every decoding failure of untrusted msgpack.
-var ErrMalformed = errors.New("malformed msgpack")
 
 // Marshal encodes v as msgpack with structs as maps keyed by field name, the
 // encoding every wasmCloud peer uses.
@@ -31,7 +26,7 @@ func Marshal(v any) ([]byte, error) {
 // Unmarshal decodes msgpack into v.
 func Unmarshal(data []byte, v any) error {
 	if err := msgpack.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("%w: %v", ErrMalformed, err)
+		return fmt.Errorf("%w: %v", wire.ErrMalformed, err)
 	}
 	return nil
 }
@@ -137,10 +132,10 @@ func (r mapReader) boolean() (bool, error) {
 	return r.d.DecodeBool()
 }
 
-// skip discards one value of any type, refusing nesting deeper than maxSkipDepth.
+// skip discards one value of any type, refusing nesting deeper than wire.MaxDepth.
 func (r mapReader) skip(depth int) error {
-	if depth > maxSkipDepth {
-		return fmt.Errorf("nesting deeper than %d", maxSkipDepth)
+	if depth > wire.MaxDepth {
+		return fmt.Errorf("nesting deeper than %d", wire.MaxDepth)
 	}
 	code, err := r.d.PeekCode()
 	if err != nil {

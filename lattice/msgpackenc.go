@@ -1,8 +1,9 @@
 package lattice
 
 import (
-	"encoding/binary"
 	"sort"
+
+	"github.com/latticed/latticed/wire"
 )
 
 // Invocations and their responses are encoded on every call, so they are
@@ -11,120 +12,6 @@ import (
 // The bytes are those Marshal produces for the same value (field order,
 // omitempty, compact integers, nil msg as nil); TestEncodersMatchMarshal
 // checks that, so peers see no difference.
-
-// mpWriter appends msgpack values; size first computes the length.
-type mpWriter struct{ b []byte }
-
-func mpStrLen(n int) int {
-	switch {
-	case n < 32:
-		return 1 + n
-	case n <= 0xff:
-		return 2 + n
-	case n <= 0xffff:
-		return 3 + n
-	}
-	return 5 + n
-}
-
-func mpBinLen(b []byte) int {
-	switch n := len(b); {
-	case b == nil:
-		return 1
-	case n <= 0xff:
-		return 2 + n
-	case n <= 0xffff:
-		return 3 + n
-	default:
-		return 5 + n
-	}
-}
-
-func mpUintLen(v uint64) int {
-	switch {
-	case v <= 0x7f:
-		return 1
-	case v <= 0xff:
-		return 2
-	case v <= 0xffff:
-		return 3
-	case v <= 0xffffffff:
-		return 5
-	}
-	return 9
-}
-
-// mpContainerLen is the size of a map or array header of n entries: the
-// two kinds share their layout (fix form, 16-bit, 32-bit length).
-func mpContainerLen(n int) int {
-	switch {
-	case n < 16:
-		return 1
-	case n <= 0xffff:
-		return 3
-	}
-	return 5
-}
-
-// mapHeader writes a map header: fixmap, map 16 or map 32.
-func (w *mpWriter) mapHeader(n int) { w.containerHeader(n, 0x80, 0xde) }
-
-// containerHeader writes a map or array header: fix is the fix form's tag,
-// tag16 the 16-bit form's (the 32-bit form's is the next byte).
-func (w *mpWriter) containerHeader(n int, fix, tag16 byte) {
-	switch {
-	case n < 16:
-		w.b = append(w.b, fix|byte(n))
-	case n <= 0xffff:
-		w.b = append(w.b, tag16, byte(n>>8), byte(n))
-	default:
-		w.b = binary.BigEndian.AppendUint32(append(w.b, tag16+1), uint32(n))
-	}
-}
-
-func (w *mpWriter) str(s string) {
-	switch n := len(s); {
-	case n < 32:
-		w.b = append(w.b, 0xa0|byte(n))
-	case n <= 0xff:
-		w.b = append(w.b, 0xd9, byte(n))
-	case n <= 0xffff:
-		w.b = append(w.b, 0xda, byte(n>>8), byte(n))
-	default:
-		w.b = binary.BigEndian.AppendUint32(append(w.b, 0xdb), uint32(n))
-	}
-	w.b = append(w.b, s...)
-}
-
-func (w *mpWriter) bin(b []byte) {
-	switch n := len(b); {
-	case b == nil:
-		w.b = append(w.b, 0xc0)
-		return
-	case n <= 0xff:
-		w.b = append(w.b, 0xc4, byte(n))
-	case n <= 0xffff:
-		w.b = append(w.b, 0xc5, byte(n>>8), byte(n))
-	default:
-		w.b = binary.BigEndian.AppendUint32(append(w.b, 0xc6), uint32(n))
-	}
-	w.b = append(w.b, b...)
-}
-
-func (w *mpWriter) uint(v uint64) {
-	switch {
-	case v <= 0x7f:
-		w.b = append(w.b, byte(v))
-	case v <= 0xff:
-		w.b = append(w.b, 0xcc, byte(v))
-	case v <= 0xffff:
-		w.b = append(w.b, 0xcd, byte(v>>8), byte(v))
-	case v <= 0xffffffff:
-		w.b = binary.BigEndian.AppendUint32(append(w.b, 0xce), uint32(v))
-	default:
-		w.b = binary.BigEndian.AppendUint64(append(w.b, 0xcf), v)
-	}
-}
 
 // field names, written once here so that size and write agree.
 const (
@@ -137,18 +24,18 @@ const (
 )
 
 func entitySize(e *Entity) int {
-	return mpContainerLen(entityFields) + mpStrLen(len(kPublicKey)) + mpStrLen(len(e.PublicKey)) +
-		mpStrLen(len(kContractID)) + mpStrLen(len(e.ContractID)) + mpStrLen(len(kLinkName)) + mpStrLen(len(e.LinkName))
+	return wire.ContainerSize(entityFields) + wire.StrSize(len(kPublicKey)) + wire.StrSize(len(e.PublicKey)) +
+		wire.StrSize(len(kContractID)) + wire.StrSize(len(e.ContractID)) + wire.StrSize(len(kLinkName)) + wire.StrSize(len(e.LinkName))
 }
 
-func (w *mpWriter) entity(e *Entity) {
-	w.mapHeader(entityFields)
-	w.str(kPublicKey)
-	w.str(e.PublicKey)
-	w.str(kContractID)
-	w.str(e.ContractID)
-	w.str(kLinkName)
-	w.str(e.LinkName)
+func writeEntity(w *wire.Writer, e *Entity) {
+	w.MapHeader(entityFields)
+	w.Str(kPublicKey)
+	w.Str(e.PublicKey)
+	w.Str(kContractID)
+	w.Str(e.ContractID)
+	w.Str(kLinkName)
+	w.Str(e.LinkName)
 }
 
 // Encode is the invocation's msgpack wire form.
@@ -157,58 +44,58 @@ func (inv *Invocation) Encode() ([]byte, error) {
 	keys := sortedKeys(inv.TraceContext)
 	if inv.ContentLength != 0 {
 		fields++
-		size += mpStrLen(len(kContentLength)) + mpUintLen(inv.ContentLength)
+		size += wire.StrSize(len(kContentLength)) + wire.UintSize(inv.ContentLength)
 	}
 	if inv.Delegation != "" {
 		fields++
-		size += mpStrLen(len(kDelegation)) + mpStrLen(len(inv.Delegation))
+		size += wire.StrSize(len(kDelegation)) + wire.StrSize(len(inv.Delegation))
 	}
 	if len(inv.TraceContext) > 0 {
 		fields++
-		size += mpStrLen(len(kTraceContext)) + mpContainerLen(len(keys))
+		size += wire.StrSize(len(kTraceContext)) + wire.ContainerSize(len(keys))
 		for _, k := range keys {
-			size += mpStrLen(len(k)) + mpStrLen(len(inv.TraceContext[k]))
+			size += wire.StrSize(len(k)) + wire.StrSize(len(inv.TraceContext[k]))
 		}
 	}
-	size += mpContainerLen(fields) +
-		mpStrLen(len(kOrigin)) + entitySize(&inv.Origin) + mpStrLen(len(kTarget)) + entitySize(&inv.Target) +
-		mpStrLen(len(kOperation)) + mpStrLen(len(inv.Operation)) + mpStrLen(len(kMsg)) + mpBinLen(inv.Msg) +
-		mpStrLen(len(kID)) + mpStrLen(len(inv.ID)) + mpStrLen(len(kEncodedClaims)) + mpStrLen(len(inv.EncodedClaims)) +
-		mpStrLen(len(kHostID)) + mpStrLen(len(inv.HostID))
+	size += wire.ContainerSize(fields) +
+		wire.StrSize(len(kOrigin)) + entitySize(&inv.Origin) + wire.StrSize(len(kTarget)) + entitySize(&inv.Target) +
+		wire.StrSize(len(kOperation)) + wire.StrSize(len(inv.Operation)) + wire.StrSize(len(kMsg)) + wire.BinSize(inv.Msg) +
+		wire.StrSize(len(kID)) + wire.StrSize(len(inv.ID)) + wire.StrSize(len(kEncodedClaims)) + wire.StrSize(len(inv.EncodedClaims)) +
+		wire.StrSize(len(kHostID)) + wire.StrSize(len(inv.HostID))
 
-	w := mpWriter{b: make([]byte, 0, size)}
-	w.mapHeader(fields)
-	w.str(kOrigin)
-	w.entity(&inv.Origin)
-	w.str(kTarget)
-	w.entity(&inv.Target)
-	w.str(kOperation)
-	w.str(inv.Operation)
-	w.str(kMsg)
-	w.bin(inv.Msg)
-	w.str(kID)
-	w.str(inv.ID)
-	w.str(kEncodedClaims)
-	w.str(inv.EncodedClaims)
-	w.str(kHostID)
-	w.str(inv.HostID)
+	w := wire.NewWriter(size)
+	w.MapHeader(fields)
+	w.Str(kOrigin)
+	writeEntity(&w, &inv.Origin)
+	w.Str(kTarget)
+	writeEntity(&w, &inv.Target)
+	w.Str(kOperation)
+	w.Str(inv.Operation)
+	w.Str(kMsg)
+	w.Bin(inv.Msg)
+	w.Str(kID)
+	w.Str(inv.ID)
+	w.Str(kEncodedClaims)
+	w.Str(inv.EncodedClaims)
+	w.Str(kHostID)
+	w.Str(inv.HostID)
 	if inv.ContentLength != 0 {
-		w.str(kContentLength)
-		w.uint(inv.ContentLength)
+		w.Str(kContentLength)
+		w.Uint(inv.ContentLength)
 	}
 	if inv.Delegation != "" {
-		w.str(kDelegation)
-		w.str(inv.Delegation)
+		w.Str(kDelegation)
+		w.Str(inv.Delegation)
 	}
 	if len(inv.TraceContext) > 0 {
-		w.str(kTraceContext)
-		w.mapHeader(len(keys))
+		w.Str(kTraceContext)
+		w.MapHeader(len(keys))
 		for _, k := range keys {
-			w.str(k)
-			w.str(inv.TraceContext[k])
+			w.Str(k)
+			w.Str(inv.TraceContext[k])
 		}
 	}
-	return w.b, nil
+	return w.Bytes(), nil
 }
 
 // sortedKeys orders a trace context's keys so that an invocation always
@@ -228,36 +115,36 @@ func sortedKeys(m map[string]string) []string {
 // Encode is the response's msgpack wire form.
 func (r *InvocationResponse) Encode() ([]byte, error) {
 	fields := responseFields
-	size := mpStrLen(len(kMsg)) + mpBinLen(r.Msg) + mpStrLen(len(kInvocationID)) + mpStrLen(len(r.InvocationID))
+	size := wire.StrSize(len(kMsg)) + wire.BinSize(r.Msg) + wire.StrSize(len(kInvocationID)) + wire.StrSize(len(r.InvocationID))
 	if r.Error != "" {
 		fields++
-		size += mpStrLen(len(kError)) + mpStrLen(len(r.Error))
+		size += wire.StrSize(len(kError)) + wire.StrSize(len(r.Error))
 	}
 	if r.ContentLength != 0 {
 		fields++
-		size += mpStrLen(len(kContentLength)) + mpUintLen(r.ContentLength)
+		size += wire.StrSize(len(kContentLength)) + wire.UintSize(r.ContentLength)
 	}
 	if r.InstanceID != "" {
 		fields++
-		size += mpStrLen(len(kInstanceID)) + mpStrLen(len(r.InstanceID))
+		size += wire.StrSize(len(kInstanceID)) + wire.StrSize(len(r.InstanceID))
 	}
-	w := mpWriter{b: make([]byte, 0, size+mpContainerLen(fields))}
-	w.mapHeader(fields)
-	w.str(kMsg)
-	w.bin(r.Msg)
-	w.str(kInvocationID)
-	w.str(r.InvocationID)
+	w := wire.NewWriter(size + wire.ContainerSize(fields))
+	w.MapHeader(fields)
+	w.Str(kMsg)
+	w.Bin(r.Msg)
+	w.Str(kInvocationID)
+	w.Str(r.InvocationID)
 	if r.Error != "" {
-		w.str(kError)
-		w.str(r.Error)
+		w.Str(kError)
+		w.Str(r.Error)
 	}
 	if r.ContentLength != 0 {
-		w.str(kContentLength)
-		w.uint(r.ContentLength)
+		w.Str(kContentLength)
+		w.Uint(r.ContentLength)
 	}
 	if r.InstanceID != "" {
-		w.str(kInstanceID)
-		w.str(r.InstanceID)
+		w.Str(kInstanceID)
+		w.Str(r.InstanceID)
 	}
-	return w.b, nil
+	return w.Bytes(), nil
 }

@@ -1,6 +1,7 @@
-# Native Go fuzzing of the wire-protocol decoders (lattice/fuzz_test.go).
-# go test accepts one -fuzz target per run, so each target runs in turn for
-# $(FUZZTIME). New crashers are written to lattice/testdata/fuzz/<Target>/.
+# Native Go fuzzing of the wire-protocol decoders (lattice/fuzz_test.go, and
+# wire/fuzz_test.go in the wire module). go test accepts one -fuzz target per
+# run, so each target runs in turn for $(FUZZTIME). New crashers are written
+# to <package>/testdata/fuzz/<Target>/.
 #   make fuzz                  # every target, 10s each
 #   make fuzz FUZZTIME=2m      # longer
 #   make fuzz-FuzzParseJWT     # one target
@@ -16,19 +17,23 @@ FUZZ_TARGETS ?= \
 	FuzzIssuerPolicyCheck \
 	FuzzWasmSections \
 	FuzzDecodeHostData \
-	FuzzInvocationClaims \
-	FuzzDecodeHTTPRequest \
-	FuzzDecodeHTTPResponse
+	FuzzInvocationClaims
+# The httpserver payload codec, in the wire module (wire/testdata/fuzz).
+WIRE_FUZZ_TARGETS ?= FuzzDecodeHTTPRequest FuzzDecodeHTTPResponse
 # The provider archive reader (par/), seed corpus in par/testdata/fuzz/FuzzRead.
 PAR_FUZZ_TARGETS ?= FuzzRead
 
-.PHONY: fuzz fuzz-seeds $(addprefix fuzz-,$(FUZZ_TARGETS))
+.PHONY: fuzz fuzz-seeds $(addprefix fuzz-,$(FUZZ_TARGETS) $(WIRE_FUZZ_TARGETS))
 
 # Every target runs even if an earlier one fails; the failures are listed at the end.
 fuzz:
 	@failed=; for t in $(FUZZ_TARGETS); do \
 		echo "== $$t ($(FUZZTIME))"; \
 		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $(FUZZ_PKG) || failed="$$failed $$t"; \
+	done; \
+	for t in $(WIRE_FUZZ_TARGETS); do \
+		echo "== $$t ($(FUZZTIME), ./wire)"; \
+		(cd wire && $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) .) || failed="$$failed $$t"; \
 	done; \
 	for t in $(PAR_FUZZ_TARGETS); do \
 		echo "== $$t ($(FUZZTIME), ./internal/par/)"; \
@@ -39,6 +44,10 @@ fuzz:
 $(addprefix fuzz-,$(FUZZ_TARGETS)): fuzz-%:
 	$(GO) test -run='^$$' -fuzz='^$*$$' -fuzztime=$(FUZZTIME) $(FUZZ_PKG)
 
+$(addprefix fuzz-,$(WIRE_FUZZ_TARGETS)): fuzz-%:
+	cd wire && $(GO) test -run='^$$' -fuzz='^$*$$' -fuzztime=$(FUZZTIME) .
+
 # The committed seed corpus only, as plain tests (fast; suitable for CI).
 fuzz-seeds:
 	$(GO) test -run='Fuzz|Nesting' -count=1 $(FUZZ_PKG) ./internal/par/
+	cd wire && $(GO) test -run='Fuzz' -count=1 .

@@ -21,6 +21,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -468,7 +469,7 @@ func TestInvokeSignsAsTheProvider(t *testing.T) {
 	if err := e.nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	out, err := r.p.Invoke(context.Background(), e.actor, lattice.OpHTTPHandleRequest, []byte("hi"))
+	out, err := r.p.Invoke(context.Background(), e.actor, wire.OpHTTPHandleRequest, []byte("hi"))
 	if err != nil || string(out) != "actor got hi" {
 		t.Fatalf("%q %v", out, err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // natsCLI finds the pinned nats CLI (installed by `make tools`).
@@ -38,7 +39,7 @@ func TestCacheStreamWithTheNatsCLI(t *testing.T) {
 	echo := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/echo", lattice.SignActorOptions{Name: "echo"})
 	e.run("ctl", "start", "actor", "file://"+echo.Path, "--host-id", h.ID()).want(t, 0)
 	provider, _ := lattice.CreateKeyPair(lattice.KindService)
-	e.run("ctl", "link", "put", echo.Key, provider.PublicKey(), lattice.ContractKeyValue, "URL=x").want(t, 0)
+	e.run("ctl", "link", "put", echo.Key, provider.PublicKey(), wire.ContractKeyValue, "URL=x").want(t, 0)
 
 	nats := func(args ...string) string {
 		t.Helper()

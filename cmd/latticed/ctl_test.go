@@ -23,6 +23,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/internal/testing/testhost"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // ctlEnv runs the latticed binary (built by TestMain) with a controlled
@@ -163,7 +164,7 @@ func TestCtl(t *testing.T) {
 
 	dir := t.TempDir()
 	echo := testenv.SignActor(t, dir, "github.com/latticed/latticed/actor/examples/echo", lattice.SignActorOptions{
-		Name: "echo", CallAlias: "echo", Caps: []string{lattice.ContractHTTPServer},
+		Name: "echo", CallAlias: "echo", Caps: []string{wire.ContractHTTPServer},
 	})
 	echoRef := "file://" + echo.Path
 
@@ -311,7 +312,7 @@ func TestCtl(t *testing.T) {
 		}
 		r := e.run("ctl", "get", "claims")
 		r.want(t, 0)
-		mustContain(t, "claims table", r.stdout, "CALL ALIAS", echo.Key, lattice.ContractHTTPServer)
+		mustContain(t, "claims table", r.stdout, "CALL ALIAS", echo.Key, wire.ContractHTTPServer)
 
 		r = e.run("ctl", "call", "echo", "Echo.Echo", "--data", `{"b":[1,2.5,null,true],"a":"x"}`)
 		r.want(t, 0)
@@ -361,28 +362,28 @@ func TestCtl(t *testing.T) {
 
 	t.Run("links", func(t *testing.T) {
 		prov, _ := lattice.CreateKeyPair(lattice.KindService)
-		r := e.run("ctl", "link", "put", echo.Key, prov.PublicKey(), lattice.ContractHTTPServer, "PORT=8080", "--link-name", "web")
+		r := e.run("ctl", "link", "put", echo.Key, prov.PublicKey(), wire.ContractHTTPServer, "PORT=8080", "--link-name", "web")
 		r.want(t, 0)
 		var links []lattice.LinkDefinition
 		e.json(&links, "ctl", "link", "get")
 		if len(links) != 1 || links[0].ActorID != echo.Key || links[0].ProviderID != prov.PublicKey() ||
-			links[0].ContractID != lattice.ContractHTTPServer || links[0].LinkName != "web" || links[0].Values["PORT"] != "8080" {
+			links[0].ContractID != wire.ContractHTTPServer || links[0].LinkName != "web" || links[0].Values["PORT"] != "8080" {
 			t.Fatalf("links: %+v", links)
 		}
 		r = e.run("ctl", "get", "links")
 		r.want(t, 0)
 		mustContain(t, "links table", r.stdout, echo.Key, prov.PublicKey(), "web", "PORT=8080")
 
-		e.run("ctl", "link", "del", echo.Key, lattice.ContractHTTPServer, "--link-name", "web").want(t, 0)
+		e.run("ctl", "link", "del", echo.Key, wire.ContractHTTPServer, "--link-name", "web").want(t, 0)
 		e.json(&links, "ctl", "get", "links")
 		if len(links) != 0 {
 			t.Fatalf("links after delete: %+v", links)
 		}
-		r = e.run("ctl", "link", "del", echo.Key, lattice.ContractHTTPServer, "--link-name", "web")
+		r = e.run("ctl", "link", "del", echo.Key, wire.ContractHTTPServer, "--link-name", "web")
 		r.want(t, 1)
 		mustContain(t, "stderr", r.stderr, "no link definition")
 
-		r = e.run("ctl", "link", "put", prov.PublicKey(), echo.Key, lattice.ContractHTTPServer)
+		r = e.run("ctl", "link", "put", prov.PublicKey(), echo.Key, wire.ContractHTTPServer)
 		r.want(t, 2)
 		mustContain(t, "stderr", r.stderr, "not an actor")
 	})

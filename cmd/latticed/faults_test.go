@@ -26,6 +26,7 @@ import (
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // loadResult is one HTTP request of the load.
@@ -102,7 +103,7 @@ func TestNATSClusterFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	echo := testenv.SignActor(t, root, "github.com/latticed/latticed/actor/examples/echo", lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
+	echo := testenv.SignActor(t, root, "github.com/latticed/latticed/actor/examples/echo", lattice.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
 	httpPort := testenv.FreePort(t)
 	manifestPath := filepath.Join(root, "faults.yaml")
 	if err := os.WriteFile(manifestPath, []byte(fmt.Sprintf(`actors:

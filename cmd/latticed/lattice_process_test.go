@@ -26,6 +26,7 @@ import (
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // upNode is one `latticed up` process connected to an external NATS server.
@@ -272,7 +273,7 @@ func TestLatticeOfUpProcesses(t *testing.T) {
 	fwd := testenv.SignActor(t, dir, "./internal/testing/actors/hostcall", lattice.SignActorOptions{Name: "fwd"})
 	echoC := testenv.SignActor(t, dir, "github.com/latticed/latticed/actor/examples/echo", lattice.SignActorOptions{Name: "echo-c", CallAlias: "echo-c"})
 	shared := testenv.SignActor(t, dir, "github.com/latticed/latticed/actor/examples/echo", lattice.SignActorOptions{Name: "shared"})
-	kvc := testenv.SignActor(t, dir, "github.com/latticed/latticed/actor/examples/kvcounter", lattice.SignActorOptions{Name: "kvcounter", Caps: []string{lattice.ContractKeyValue}})
+	kvc := testenv.SignActor(t, dir, "github.com/latticed/latticed/actor/examples/kvcounter", lattice.SignActorOptions{Name: "kvcounter", Caps: []string{wire.ContractKeyValue}})
 
 	want, wantOther := sortedIDs(a, b, c), sortedIDs(d)
 	testenv.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
@@ -382,9 +383,9 @@ func TestLatticeOfUpProcesses(t *testing.T) {
 			}
 			return nil
 		})
-		e.run("ctl", "link", "put", kvc.Key, kv.Key(), lattice.ContractKeyValue).want(t, 0)
+		e.run("ctl", "link", "put", kvc.Key, kv.Key(), wire.ContractKeyValue).want(t, 0)
 		provided := func(n *upNode) float64 {
-			return n.counter(t, metrics.Namespace+"_provider_invocations_total", map[string]string{"operation": lattice.OpKVIncrement, "result": metrics.ResultOK})
+			return n.counter(t, metrics.Namespace+"_provider_invocations_total", map[string]string{"operation": wire.OpKVIncrement, "result": metrics.ResultOK})
 		}
 		// Until A knows the link (from the cache stream) the actor answers 500.
 		counter := func() (int, error) {

@@ -20,6 +20,7 @@ import (
 	"github.com/latticed/latticed/internal/supervisor"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // The real `latticed up`, managed with the real ctl: a built-in provider is
@@ -135,7 +136,7 @@ func TestCtlRevokeWithoutHostIDIsFastAndProviderStartsAgain(t *testing.T) {
 	host := hosts[0].ID
 	hostOnly := procChildren(t, up.Process.Pid)
 
-	kvc := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/kvcounter", lattice.SignActorOptions{Name: "kvcounter", Caps: []string{lattice.ContractKeyValue}})
+	kvc := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/kvcounter", lattice.SignActorOptions{Name: "kvcounter", Caps: []string{wire.ContractKeyValue}})
 	e.run("ctl", "start", "actor", "file://"+kvc.Path, "--host-id", host).want(t, 0)
 	kv, _ := lattice.LookupBuiltin("builtin:keyvalue")
 	running := func() lattice.ProviderDescription {
@@ -153,7 +154,7 @@ func TestCtlRevokeWithoutHostIDIsFastAndProviderStartsAgain(t *testing.T) {
 	}
 	e.run("ctl", "start", "provider", "builtin:keyvalue").want(t, 0) // by auction
 	first := running()
-	e.run("ctl", "link", "put", kvc.Key, kv.Key(), lattice.ContractKeyValue).want(t, 0)
+	e.run("ctl", "link", "put", kvc.Key, kv.Key(), wire.ContractKeyValue).want(t, 0)
 	counter := func() (int, error) {
 		r := e.run("ctl", "call", kvc.Key, "HttpServer.HandleRequest", "--timeout", "5s",
 			"--data", `{"method":"GET","path":"/","queryString":"","header":{},"body":""}`)

@@ -10,6 +10,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/wire"
 )
 
 // A provider signing with a delegated key reaches actors on every node until
@@ -18,7 +19,7 @@ func TestRevokedDelegationIsRefusedOnEveryNode(t *testing.T) {
 	srv := testenv.NATS(t)
 	a := newFixtureAt(t, srv.ClientURL())
 	b := peer(t, a, srv.ClientURL())
-	sa := testenv.SignActor(t, a.dir, echoPkg, lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
+	sa := testenv.SignActor(t, a.dir, echoPkg, lattice.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
 	for _, f := range []*fixture{a, b} {
 		var ack lattice.Ack
 		f.ctlRequest(t, f.ctl.Cmd(f.h.ID(), lattice.CmdLaunchActor), lattice.StartActorCommand{ActorRef: "file://" + sa.Path}, &ack)
@@ -27,20 +28,20 @@ func TestRevokedDelegationIsRefusedOnEveryNode(t *testing.T) {
 		}
 	}
 	providerKey, _ := lattice.CreateKeyPair(lattice.KindService)
-	provider := lattice.Entity{PublicKey: providerKey.PublicKey(), ContractID: lattice.ContractHTTPServer, LinkName: "default"}
+	provider := lattice.Entity{PublicKey: providerKey.PublicKey(), ContractID: wire.ContractHTTPServer, LinkName: "default"}
 	signing, _ := lattice.CreateKeyPair(lattice.KindService)
 	token, err := lattice.IssueDelegation(a.cluster, signing.PublicKey(), provider, "inst", time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	signer := lattice.Signer{Key: signing, Delegation: token}
-	req, _ := lattice.Marshal(lattice.HTTPRequest{Method: "GET", Path: "/d"})
+	req, _ := lattice.Marshal(wire.HTTPRequest{Method: "GET", Path: "/d"})
 	call := func(f *fixture) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		// Address each host's instance directly through a fresh invocation;
 		// the queue group picks a host, so try until both answered.
-		_, err := rpc.InvokeAs(ctx, f.nc, signer, f.h.ID(), provider, lattice.ActorEntity(sa.Key), lattice.RPCActor("test", sa.Key), lattice.OpHTTPHandleRequest, req)
+		_, err := rpc.InvokeAs(ctx, f.nc, signer, f.h.ID(), provider, lattice.ActorEntity(sa.Key), lattice.RPCActor("test", sa.Key), wire.OpHTTPHandleRequest, req)
 		return err
 	}
 	for i := 0; i < 20; i++ {
@@ -52,7 +53,7 @@ func TestRevokedDelegationIsRefusedOnEveryNode(t *testing.T) {
 	other := provider
 	other.PublicKey = signing.PublicKey()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	_, err = rpc.InvokeAs(ctx, a.nc, signer, a.h.ID(), other, lattice.ActorEntity(sa.Key), lattice.RPCActor("test", sa.Key), lattice.OpHTTPHandleRequest, req)
+	_, err = rpc.InvokeAs(ctx, a.nc, signer, a.h.ID(), other, lattice.ActorEntity(sa.Key), lattice.RPCActor("test", sa.Key), wire.OpHTTPHandleRequest, req)
 	cancel()
 	if err == nil || !strings.Contains(err.Error(), "bad_delegation") {
 		t.Fatalf("spoofed origin: %v", err)

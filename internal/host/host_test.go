@@ -19,6 +19,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -253,13 +254,13 @@ func TestPooledInstanceKeepsItsOwnState(t *testing.T) {
 
 func TestRejectedInvocationsNeverReachTheActor(t *testing.T) {
 	f := newFixture(t, func(o *Options) { o.MaxPayloadBytes = 64 << 10 })
-	echo := f.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
+	echo := f.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
 	plain := f.startActor(t, lifePkg, 1, lattice.SignActorOptions{Name: "nocaps"})
 	stranger, _ := lattice.CreateKeyPair(lattice.KindCluster)
 	caller, _ := lattice.CreateKeyPair(lattice.KindModule)
 	origin := lattice.ActorEntity(caller.PublicKey())
 	provider, _ := lattice.CreateKeyPair(lattice.KindService)
-	httpOrigin := lattice.Entity{PublicKey: provider.PublicKey(), ContractID: lattice.ContractHTTPServer, LinkName: "default"}
+	httpOrigin := lattice.Entity{PublicKey: provider.PublicKey(), ContractID: wire.ContractHTTPServer, LinkName: "default"}
 	subject := lattice.RPCActor("test", echo.Key)
 
 	encode := func(inv *lattice.Invocation) []byte {
@@ -292,7 +293,7 @@ func TestRejectedInvocationsNeverReachTheActor(t *testing.T) {
 			return encode(f.invocation(t, f.cluster, origin, echo.Key, "Echo.Echo", make([]byte, 100<<10)))
 		}, lattice.ReasonTooLarge},
 		{"capability not claimed", lattice.RPCActor("test", plain.Key), func() []byte {
-			return encode(f.invocation(t, f.cluster, httpOrigin, plain.Key, lattice.OpHTTPHandleRequest, []byte{0x80}))
+			return encode(f.invocation(t, f.cluster, httpOrigin, plain.Key, wire.OpHTTPHandleRequest, []byte{0x80}))
 		}, lattice.ReasonCapabilityNotClaimed},
 		{"replayed", subject, func() []byte {
 			b := encode(f.invocation(t, f.cluster, origin, echo.Key, "Echo.Echo", []byte("x")))
@@ -319,8 +320,8 @@ func TestRejectedInvocationsNeverReachTheActor(t *testing.T) {
 			mustEcho(t, f, echo.Key) // the node serves the next valid request
 		})
 	}
-	if !strings.Contains(f.raw(t, lattice.RPCActor("test", plain.Key), encode(f.invocation(t, f.cluster, httpOrigin, plain.Key, lattice.OpHTTPHandleRequest, []byte{0x80}))).Error,
-		"does not have the required capability claim "+lattice.ContractHTTPServer) {
+	if !strings.Contains(f.raw(t, lattice.RPCActor("test", plain.Key), encode(f.invocation(t, f.cluster, httpOrigin, plain.Key, wire.OpHTTPHandleRequest, []byte{0x80}))).Error,
+		"does not have the required capability claim "+wire.ContractHTTPServer) {
 		t.Fatal("capability error wording")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/wire"
 )
 
 // Host-call target kinds (metric label values, defined in package metrics).
@@ -41,7 +42,7 @@ func (h *Host) routeHostCall(ctx context.Context, a *actor, binding, namespace, 
 		binding = "default"
 	}
 	switch namespace {
-	case lattice.ContractLogging, lattice.ContractNumberGen:
+	case wire.ContractLogging, wire.ContractNumberGen:
 		if !a.claims.Wascap.HasCapability(namespace) {
 			return targetBuiltin, nil, fmt.Errorf("Invocation not authorized: missing capability claim for %s", namespace)
 		}
@@ -81,8 +82,8 @@ func (h *Host) invoke(ctx context.Context, a *actor, target lattice.Entity, subj
 // builtin answers wasmcloud:builtin:logging and wasmcloud:builtin:numbergen.
 func (h *Host) builtin(a *actor, namespace, operation string, payload []byte) ([]byte, error) {
 	switch operation {
-	case lattice.OpLogWrite:
-		var e lattice.LogEntry
+	case wire.OpLogWrite:
+		var e wire.LogEntry
 		if err := lattice.Unmarshal(payload, &e); err != nil {
 			return nil, fmt.Errorf("%s: %w", operation, err)
 		}
@@ -98,12 +99,12 @@ func (h *Host) builtin(a *actor, namespace, operation string, payload []byte) ([
 			log.Info(e.Text)
 		}
 		return nil, nil
-	case lattice.OpNumGenGUID:
+	case wire.OpNumGenGUID:
 		return lattice.Marshal(uuid.NewString())
-	case lattice.OpNumGenRandom32:
+	case wire.OpNumGenRandom32:
 		return lattice.Marshal(random32())
-	case lattice.OpNumGenRandomRange:
-		var r lattice.RangeLimit
+	case wire.OpNumGenRandomRange:
+		var r wire.RangeLimit
 		if err := lattice.Unmarshal(payload, &r); err != nil {
 			return nil, fmt.Errorf("%s: %w", operation, err)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // peer starts another host on the same NATS server and lattice, trusting and
@@ -31,8 +32,8 @@ func TestLatticeCacheTeachesNewHosts(t *testing.T) {
 	echo := a.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo", CallAlias: "cached-echo"})
 	provider, _ := lattice.CreateKeyPair(lattice.KindService)
 	var ack lattice.Ack
-	keep := lattice.LinkDefinition{ActorID: echo.Key, ProviderID: provider.PublicKey(), ContractID: lattice.ContractKeyValue}
-	gone := lattice.LinkDefinition{ActorID: echo.Key, ProviderID: provider.PublicKey(), ContractID: lattice.ContractHTTPServer}
+	keep := lattice.LinkDefinition{ActorID: echo.Key, ProviderID: provider.PublicKey(), ContractID: wire.ContractKeyValue}
+	gone := lattice.LinkDefinition{ActorID: echo.Key, ProviderID: provider.PublicKey(), ContractID: wire.ContractHTTPServer}
 	for _, ld := range []lattice.LinkDefinition{keep, gone} {
 		a.ctlRequest(t, a.ctl.LinkdefsPut(), ld, &ack)
 		if !ack.Accepted {
@@ -46,10 +47,10 @@ func TestLatticeCacheTeachesNewHosts(t *testing.T) {
 	}
 
 	b := peer(t, a, srv.ClientURL())
-	if _, ok := b.h.state.link(echo.Key, lattice.ContractKeyValue, "default"); !ok {
+	if _, ok := b.h.state.link(echo.Key, wire.ContractKeyValue, "default"); !ok {
 		t.Fatal("new host does not know the link made before it started")
 	}
-	if _, ok := b.h.state.link(echo.Key, lattice.ContractHTTPServer, "default"); ok {
+	if _, ok := b.h.state.link(echo.Key, wire.ContractHTTPServer, "default"); ok {
 		t.Fatal("new host knows a deleted link")
 	}
 	if key, ok := b.h.state.resolveAlias("cached_echo"); !ok || key != echo.Key {
@@ -59,7 +60,7 @@ func TestLatticeCacheTeachesNewHosts(t *testing.T) {
 	// Changes made through one host reach the other live.
 	a.ctlRequest(t, a.ctl.LinkdefsDel(), keep, &ack)
 	testenv.CheckFor(t, 5*time.Second, 20*time.Millisecond, func() error {
-		if _, ok := b.h.state.link(echo.Key, lattice.ContractKeyValue, "default"); ok {
+		if _, ok := b.h.state.link(echo.Key, wire.ContractKeyValue, "default"); ok {
 			return errString("deletion not seen by the other host")
 		}
 		return nil
@@ -122,7 +123,7 @@ func TestLinkChangesAreRefusedWithoutTheLatticeCache(t *testing.T) {
 	actor, _ := lattice.CreateKeyPair(lattice.KindModule)
 	provider, _ := lattice.CreateKeyPair(lattice.KindService)
 	var ack lattice.Ack
-	f.ctlRequest(t, f.ctl.LinkdefsPut(), lattice.LinkDefinition{ActorID: actor.PublicKey(), ProviderID: provider.PublicKey(), ContractID: lattice.ContractKeyValue}, &ack)
+	f.ctlRequest(t, f.ctl.LinkdefsPut(), lattice.LinkDefinition{ActorID: actor.PublicKey(), ProviderID: provider.PublicKey(), ContractID: wire.ContractKeyValue}, &ack)
 	if ack.Accepted || !strings.Contains(ack.Error, "lattice cache") || !strings.Contains(ack.Error, "JetStream") {
 		t.Fatalf("link put without a cache: %+v", ack)
 	}
@@ -148,7 +149,7 @@ func TestActorStartsBeforeTheLatticeCacheOpensAndIsCachedAfter(t *testing.T) {
 	// A link put made while the cache is not open waits for it (within
 	// cacheWait) instead of being refused at once.
 	provider, _ := lattice.CreateKeyPair(lattice.KindService)
-	ld := lattice.LinkDefinition{ActorID: echo.Key, ProviderID: provider.PublicKey(), ContractID: lattice.ContractKeyValue}
+	ld := lattice.LinkDefinition{ActorID: echo.Key, ProviderID: provider.PublicKey(), ContractID: wire.ContractKeyValue}
 	put := make(chan error, 1)
 	go func() {
 		b, _ := json.Marshal(ld)

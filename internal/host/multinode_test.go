@@ -26,6 +26,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/wire"
 )
 
 // mnode is one lattice host with its own NATS connections (so a test can
@@ -167,7 +168,7 @@ func pingHosts(t *testing.T, nc *nats.Conn, prefix string, want ...string) map[s
 }
 
 func kvLink(actor, provider string) lattice.LinkDefinition {
-	return lattice.LinkDefinition{ActorID: actor, ProviderID: provider, ContractID: lattice.ContractKeyValue, Values: map[string]string{"URL": "x"}}
+	return lattice.LinkDefinition{ActorID: actor, ProviderID: provider, ContractID: wire.ContractKeyValue, Values: map[string]string{"URL": "x"}}
 }
 
 // providerResponder answers kv invocations for provider key on nc after the
@@ -246,7 +247,7 @@ func TestMultiNodeThreeHosts(t *testing.T) {
 		}
 	}
 
-	fwd := a.startActor(t, hostcallPkg, 1, lattice.SignActorOptions{Name: "fwd", Caps: []string{lattice.ContractKeyValue}})
+	fwd := a.startActor(t, hostcallPkg, 1, lattice.SignActorOptions{Name: "fwd", Caps: []string{wire.ContractKeyValue}})
 	echo := c.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo", CallAlias: "c-echo"})
 	provider, _ := lattice.CreateKeyPair(lattice.KindService)
 	seen := make(chan *lattice.Invocation, 1)
@@ -260,12 +261,12 @@ func TestMultiNodeThreeHosts(t *testing.T) {
 		t.Fatal(ack.Error)
 	}
 	for _, n := range []*mnode{a, b, c} {
-		waitLink(t, n, fwd.Key, lattice.ContractKeyValue)
+		waitLink(t, n, fwd.Key, wire.ContractKeyValue)
 	}
 
 	t.Run("actor on A calls provider on B", func(t *testing.T) {
-		arg, _ := lattice.Marshal(lattice.KVIncrementRequest{Key: "c", Value: 1})
-		out, err := a.forwardVia(t, fwd.Key, forward{Namespace: lattice.ContractKeyValue, Operation: lattice.OpKVIncrement, Payload: arg})
+		arg, _ := lattice.Marshal(wire.KVIncrementRequest{Key: "c", Value: 1})
+		out, err := a.forwardVia(t, fwd.Key, forward{Namespace: wire.ContractKeyValue, Operation: wire.OpKVIncrement, Payload: arg})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -274,7 +275,7 @@ func TestMultiNodeThreeHosts(t *testing.T) {
 			t.Fatalf("reply %v %v", n, err)
 		}
 		inv := <-seen
-		if inv.Origin.PublicKey != fwd.Key || inv.HostID != a.h.ID() || inv.Target.ContractID != lattice.ContractKeyValue {
+		if inv.Origin.PublicKey != fwd.Key || inv.HostID != a.h.ID() || inv.Target.ContractID != wire.ContractKeyValue {
 			t.Fatalf("invocation %+v", inv)
 		}
 		// The provider saw an invocation signed by A's own cluster key.
@@ -635,8 +636,8 @@ func TestMultiNodePrefixIsolation(t *testing.T) {
 		}
 	}
 
-	fwd := red.startActor(t, hostcallPkg, 1, lattice.SignActorOptions{Name: "red-fwd", Caps: []string{lattice.ContractKeyValue}})
-	blueEcho := blue.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "blue-echo", CallAlias: "blue-echo", Caps: []string{lattice.ContractKeyValue}})
+	fwd := red.startActor(t, hostcallPkg, 1, lattice.SignActorOptions{Name: "red-fwd", Caps: []string{wire.ContractKeyValue}})
+	blueEcho := blue.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "blue-echo", CallAlias: "blue-echo", Caps: []string{wire.ContractKeyValue}})
 	mustEchoVia(t, blue2, blueEcho.Key)
 
 	// A red actor cannot reach the blue actor, by key or by alias.
@@ -663,13 +664,13 @@ func TestMultiNodePrefixIsolation(t *testing.T) {
 	if !ack.Accepted {
 		t.Fatal(ack.Error)
 	}
-	waitLink(t, red, fwd.Key, lattice.ContractKeyValue)
-	waitLink(t, blue2, blueEcho.Key, lattice.ContractKeyValue)
-	if _, ok := red.h.state.link(blueEcho.Key, lattice.ContractKeyValue, "default"); ok {
+	waitLink(t, red, fwd.Key, wire.ContractKeyValue)
+	waitLink(t, blue2, blueEcho.Key, wire.ContractKeyValue)
+	if _, ok := red.h.state.link(blueEcho.Key, wire.ContractKeyValue, "default"); ok {
 		t.Fatal("red host knows a blue link")
 	}
 	for _, n := range []*mnode{blue, blue2} {
-		if _, ok := n.h.state.link(fwd.Key, lattice.ContractKeyValue, "default"); ok {
+		if _, ok := n.h.state.link(fwd.Key, wire.ContractKeyValue, "default"); ok {
 			t.Fatal("blue host knows a red link")
 		}
 	}
@@ -694,8 +695,8 @@ func TestMultiNodePrefixIsolation(t *testing.T) {
 		t.Fatalf("streams %v", names)
 	}
 	for prefix, own := range map[string][]string{
-		"red":  {lattice.CacheLinkdef("red", lattice.LinkID(fwd.Key, lattice.ContractKeyValue, "default")), lattice.CacheClaims("red", fwd.Key)},
-		"blue": {lattice.CacheLinkdef("blue", lattice.LinkID(blueEcho.Key, lattice.ContractKeyValue, "default")), lattice.CacheClaims("blue", blueEcho.Key)},
+		"red":  {lattice.CacheLinkdef("red", lattice.LinkID(fwd.Key, wire.ContractKeyValue, "default")), lattice.CacheClaims("red", fwd.Key)},
+		"blue": {lattice.CacheLinkdef("blue", lattice.LinkID(blueEcho.Key, wire.ContractKeyValue, "default")), lattice.CacheClaims("blue", blueEcho.Key)},
 	} {
 		s, err := js.Stream(ctx, lattice.CacheStream(prefix))
 		if err != nil {
@@ -884,7 +885,7 @@ func TestMultiNodeCluster(t *testing.T) {
 		t.Fatalf("ping over the cluster: %v", got)
 	}
 
-	fwd := testenv.SignActor(t, h1.dir, hostcallPkg, lattice.SignActorOptions{Name: "fwd", Caps: []string{lattice.ContractKeyValue}})
+	fwd := testenv.SignActor(t, h1.dir, hostcallPkg, lattice.SignActorOptions{Name: "fwd", Caps: []string{wire.ContractKeyValue}})
 	h1.launch(t, fwd, 1)
 	echo := h2.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo"})
 	provider, _ := lattice.CreateKeyPair(lattice.KindService)
@@ -894,7 +895,7 @@ func TestMultiNodeCluster(t *testing.T) {
 		t.Fatal(ack.Error)
 	}
 	for _, n := range []*mnode{h1, h2, h3} {
-		waitLink(t, n, fwd.Key, lattice.ContractKeyValue)
+		waitLink(t, n, fwd.Key, wire.ContractKeyValue)
 	}
 	// Across servers: actor on h1 (server 1) → actor on h2 (server 2).
 	if out, err := h1.forwardVia(t, fwd.Key, forward{Namespace: echo.Key, Operation: "Echo.Echo", Payload: []byte("x1")}); err != nil || string(out) != "x1" {
@@ -960,7 +961,7 @@ func TestMultiNodeCluster(t *testing.T) {
 	// the stream (the host refuses link changes until then).
 	h4 := startNode(t, survivors[0].url, "test", keys[3], issuers, r3)
 	testenv.CheckFor(t, 45*time.Second, 50*time.Millisecond, func() error {
-		if _, ok := h4.h.state.link(fwd.Key, lattice.ContractKeyValue, "default"); !ok {
+		if _, ok := h4.h.state.link(fwd.Key, wire.ContractKeyValue, "default"); !ok {
 			return errors.New("a host started after the kill does not know the link")
 		}
 		return nil
@@ -972,8 +973,8 @@ func TestMultiNodeCluster(t *testing.T) {
 	providerResponder(t, provConn, "test", provider.PublicKey(), issuers, seen)
 	// fwd also runs on h1 (same queue group); retry until h4's own instance,
 	// which knows the link only from the replay, served the call.
-	arg, _ := lattice.Marshal(lattice.KVIncrementRequest{Key: "c", Value: 1})
-	b, _ := lattice.Marshal(forward{Namespace: lattice.ContractKeyValue, Operation: lattice.OpKVIncrement, Payload: arg})
+	arg, _ := lattice.Marshal(wire.KVIncrementRequest{Key: "c", Value: 1})
+	b, _ := lattice.Marshal(forward{Namespace: wire.ContractKeyValue, Operation: wire.OpKVIncrement, Payload: arg})
 	testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
 		before := testutil.ToFloat64(h4.m.InvocationsTotal.WithLabelValues(fwd.Key, "Call.Forward", metrics.ResultOK))
 		out, err := invokeVia(watch, keys[3], "test", h4.h.ID(), fwd.Key, "Call.Forward", b, 5*time.Second)
@@ -1011,5 +1012,5 @@ func TestMultiNodeCluster(t *testing.T) {
 	if !ack.Accepted {
 		t.Fatalf("link put after the kill: %s", ack.Error)
 	}
-	waitLink(t, h5, echo2.Key, lattice.ContractKeyValue)
+	waitLink(t, h5, echo2.Key, wire.ContractKeyValue)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 type forward struct {
@@ -58,7 +59,7 @@ func fakeProvider(t *testing.T, f *fixture, key, link string, seen chan<- *latti
 
 func TestHostCallRouting(t *testing.T) {
 	f := newFixture(t)
-	fwd := f.startActor(t, hostcallPkg, 1, lattice.SignActorOptions{Name: "fwd", Caps: []string{lattice.ContractKeyValue}})
+	fwd := f.startActor(t, hostcallPkg, 1, lattice.SignActorOptions{Name: "fwd", Caps: []string{wire.ContractKeyValue}})
 	noCaps := f.startActor(t, hostcallPkg, 1, lattice.SignActorOptions{Name: "nocaps"})
 	echo := f.startActor(t, echoPkg, 1, lattice.SignActorOptions{Name: "echo", CallAlias: "the-echo"})
 	provider, _ := lattice.CreateKeyPair(lattice.KindService)
@@ -76,13 +77,13 @@ func TestHostCallRouting(t *testing.T) {
 		}
 	})
 	t.Run("unclaimed contract is refused", func(t *testing.T) {
-		_, err := f.forward(t, noCaps.Key, forward{Namespace: lattice.ContractKeyValue, Operation: lattice.OpKVIncrement})
+		_, err := f.forward(t, noCaps.Key, forward{Namespace: wire.ContractKeyValue, Operation: wire.OpKVIncrement})
 		if err == nil || !strings.Contains(err.Error(), "missing capability claim for wasmcloud:keyvalue") {
 			t.Fatal(err)
 		}
 	})
 	t.Run("claimed contract without a link", func(t *testing.T) {
-		_, err := f.forward(t, fwd.Key, forward{Namespace: lattice.ContractKeyValue, Operation: lattice.OpKVIncrement})
+		_, err := f.forward(t, fwd.Key, forward{Namespace: wire.ContractKeyValue, Operation: wire.OpKVIncrement})
 		if err == nil || !strings.Contains(err.Error(), "missing link definition for wasmcloud:keyvalue") {
 			t.Fatal(err)
 		}
@@ -98,12 +99,12 @@ func TestHostCallRouting(t *testing.T) {
 		fakeProvider(t, f, provider.PublicKey(), "default", seen)
 		var a lattice.Ack
 		f.ctlRequest(t, f.ctl.LinkdefsPut(), lattice.LinkDefinition{ActorID: fwd.Key, ProviderID: provider.PublicKey(),
-			ContractID: lattice.ContractKeyValue, Values: map[string]string{"URL": "x"}}, &a)
+			ContractID: wire.ContractKeyValue, Values: map[string]string{"URL": "x"}}, &a)
 		if !a.Accepted {
 			t.Fatal(a.Error)
 		}
-		arg, _ := lattice.Marshal(lattice.KVIncrementRequest{Key: "c", Value: 1})
-		out, err := f.forward(t, fwd.Key, forward{Namespace: lattice.ContractKeyValue, Operation: lattice.OpKVIncrement, Payload: arg})
+		arg, _ := lattice.Marshal(wire.KVIncrementRequest{Key: "c", Value: 1})
+		out, err := f.forward(t, fwd.Key, forward{Namespace: wire.ContractKeyValue, Operation: wire.OpKVIncrement, Payload: arg})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +113,7 @@ func TestHostCallRouting(t *testing.T) {
 			t.Fatalf("reply %v %v", n, err)
 		}
 		inv := <-seen
-		if inv.Origin.PublicKey != fwd.Key || inv.Target.ContractID != lattice.ContractKeyValue || inv.HostID != f.h.ID() {
+		if inv.Origin.PublicKey != fwd.Key || inv.Target.ContractID != wire.ContractKeyValue || inv.HostID != f.h.ID() {
 			t.Fatalf("invocation %+v", inv)
 		}
 	})
@@ -120,7 +121,7 @@ func TestHostCallRouting(t *testing.T) {
 
 func TestBuiltinsNeedTheirClaims(t *testing.T) {
 	f := newFixture(t)
-	withCaps := f.startActor(t, loggerPkg, 1, lattice.SignActorOptions{Name: "logger", Caps: []string{lattice.ContractLogging, lattice.ContractNumberGen}})
+	withCaps := f.startActor(t, loggerPkg, 1, lattice.SignActorOptions{Name: "logger", Caps: []string{wire.ContractLogging, wire.ContractNumberGen}})
 	without := f.startActor(t, loggerPkg, 1, lattice.SignActorOptions{Name: "bare"})
 	out, err := f.call(t, withCaps.Key, "Gen.Guid", nil)
 	if err != nil || !regexp.MustCompile(`^[0-9a-f-]{36}$`).Match(out) {
@@ -144,7 +145,7 @@ func TestControlInterfaceQueries(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
-	echo := f.startActor(t, echoPkg, 2, lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}, CallAlias: "echo"})
+	echo := f.startActor(t, echoPkg, 2, lattice.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}, CallAlias: "echo"})
 
 	// ping.hosts: every host answers on the inbox.
 	inbox := nats.NewInbox()
@@ -162,20 +163,20 @@ func TestControlInterfaceQueries(t *testing.T) {
 
 	var claims lattice.ClaimsList
 	f.ctlRequest(t, f.ctl.GetClaims(), nil, &claims)
-	if len(claims.Claims) != 1 || claims.Claims[0].Subject != echo.Key || claims.Claims[0].Caps != lattice.ContractHTTPServer || claims.Claims[0].CallAlias != "echo" {
+	if len(claims.Claims) != 1 || claims.Claims[0].Subject != echo.Key || claims.Claims[0].Caps != wire.ContractHTTPServer || claims.Claims[0].CallAlias != "echo" {
 		t.Fatalf("claims %+v", claims)
 	}
 
 	provider, _ := lattice.CreateKeyPair(lattice.KindService)
 	var a lattice.Ack
-	ld := lattice.LinkDefinition{ActorID: echo.Key, ProviderID: provider.PublicKey(), ContractID: lattice.ContractHTTPServer, Values: map[string]string{"PORT": "8080"}}
+	ld := lattice.LinkDefinition{ActorID: echo.Key, ProviderID: provider.PublicKey(), ContractID: wire.ContractHTTPServer, Values: map[string]string{"PORT": "8080"}}
 	f.ctlRequest(t, f.ctl.LinkdefsPut(), ld, &a)
 	var links lattice.LinksList
 	f.ctlRequest(t, f.ctl.GetLinks(), nil, &links)
-	if !a.Accepted || len(links.Links) != 1 || links.Links[0].ID != lattice.LinkID(echo.Key, lattice.ContractHTTPServer, "default") || links.Links[0].Values["PORT"] != "8080" {
+	if !a.Accepted || len(links.Links) != 1 || links.Links[0].ID != lattice.LinkID(echo.Key, wire.ContractHTTPServer, "default") || links.Links[0].Values["PORT"] != "8080" {
 		t.Fatalf("links %+v ack %+v", links, a)
 	}
-	f.ctlRequest(t, f.ctl.LinkdefsDel(), lattice.LinkDefinition{ActorID: echo.Key, ContractID: lattice.ContractHTTPServer}, &a)
+	f.ctlRequest(t, f.ctl.LinkdefsDel(), lattice.LinkDefinition{ActorID: echo.Key, ContractID: wire.ContractHTTPServer}, &a)
 	f.ctlRequest(t, f.ctl.GetLinks(), nil, &links)
 	if !a.Accepted || len(links.Links) != 0 {
 		t.Fatalf("after del: %+v", links)

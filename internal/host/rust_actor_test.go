@@ -20,6 +20,7 @@ import (
 
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // The Rust toolchain mk/rust.mk installs (`make tools`): Debian's rustc, its
@@ -174,7 +175,7 @@ func TestRustActorRunsUnmodified(t *testing.T) {
 	// Claims: signed with a fresh account; the hash must verify.
 	acct, _ := lattice.CreateKeyPair(lattice.KindAccount)
 	modKey, _ := lattice.CreateKeyPair(lattice.KindModule)
-	caps := []string{lattice.ContractHTTPServer, lattice.ContractNumberGen}
+	caps := []string{wire.ContractHTTPServer, wire.ContractNumberGen}
 	signed, _, err := lattice.SignActor(module, lattice.SignActorOptions{Name: "rustecho", Caps: caps, Ver: "0.1.0", Rev: 1}, acct, modKey)
 	if err != nil {
 		t.Fatal(err)
@@ -229,19 +230,19 @@ func TestRustActorRunsUnmodified(t *testing.T) {
 
 	t.Run("HttpServer.HandleRequest from an httpserver provider", func(t *testing.T) {
 		provider, _ := lattice.CreateKeyPair(lattice.KindService)
-		origin := lattice.Entity{PublicKey: provider.PublicKey(), ContractID: lattice.ContractHTTPServer, LinkName: "default"}
+		origin := lattice.Entity{PublicKey: provider.PublicKey(), ContractID: wire.ContractHTTPServer, LinkName: "default"}
 		// Body sizes that make the actor's reply use bin8, bin16 and bin32.
 		for _, n := range []int{0, 300, 70 << 10} {
-			req, err := lattice.Marshal(lattice.HTTPRequest{Method: "GET", Path: "/rust", Header: map[string][]string{}, Body: bytes.Repeat([]byte("r"), n)})
+			req, err := lattice.Marshal(wire.HTTPRequest{Method: "GET", Path: "/rust", Header: map[string][]string{}, Body: bytes.Repeat([]byte("r"), n)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			data, _ := f.invocation(t, f.cluster, origin, key, lattice.OpHTTPHandleRequest, req).Encode()
+			data, _ := f.invocation(t, f.cluster, origin, key, wire.OpHTTPHandleRequest, req).Encode()
 			resp := f.raw(t, lattice.RPCActor("test", key), data)
 			if resp.Error != "" {
 				t.Fatalf("body %d: %s", n, resp.Error)
 			}
-			var hr lattice.HTTPResponse
+			var hr wire.HTTPResponse
 			if err := lattice.Unmarshal(resp.Msg, &hr); err != nil {
 				t.Fatalf("reply of body %d does not decode as HttpResponse: %v (% x)", n, err, resp.Msg[:min(len(resp.Msg), 32)])
 			}
@@ -257,20 +258,20 @@ func TestRustActorRunsUnmodified(t *testing.T) {
 	}
 
 	t.Run("Call.Host to a claimed builtin", func(t *testing.T) {
-		out, err := callHost(t, lattice.ContractNumberGen, lattice.OpNumGenRandom32, nil)
+		out, err := callHost(t, wire.ContractNumberGen, wire.OpNumGenRandom32, nil)
 		var n uint32
 		if err != nil || lattice.Unmarshal(out, &n) != nil {
 			t.Fatalf("Random32: % x %v", out, err)
 		}
-		arg, _ := lattice.Marshal(lattice.RangeLimit{Min: 7, Max: 7})
-		out, err = callHost(t, lattice.ContractNumberGen, lattice.OpNumGenRandomRange, arg)
+		arg, _ := lattice.Marshal(wire.RangeLimit{Min: 7, Max: 7})
+		out, err = callHost(t, wire.ContractNumberGen, wire.OpNumGenRandomRange, arg)
 		if err != nil || lattice.Unmarshal(out, &n) != nil || n != 7 {
 			t.Fatalf("RandomInRange 7..7: % x (%d) %v", out, n, err)
 		}
 	})
 
 	t.Run("Call.Host errors come back through __host_error", func(t *testing.T) {
-		for _, ns := range []string{lattice.ContractKeyValue, lattice.ContractLogging} {
+		for _, ns := range []string{wire.ContractKeyValue, wire.ContractLogging} {
 			_, err := callHost(t, ns, "X.Y", nil)
 			want := "host call failed: Invocation not authorized: missing capability claim for " + ns
 			if err == nil || !strings.Contains(err.Error(), want) {
@@ -281,7 +282,7 @@ func TestRustActorRunsUnmodified(t *testing.T) {
 			t.Fatalf("unknown target: %v", err)
 		}
 		// A failed host call leaves nothing behind for the next one.
-		if out, err := callHost(t, lattice.ContractNumberGen, lattice.OpNumGenRandom32, nil); err != nil || len(out) == 0 {
+		if out, err := callHost(t, wire.ContractNumberGen, wire.OpNumGenRandom32, nil); err != nil || len(out) == 0 {
 			t.Fatalf("after a failed host call: % x %v", out, err)
 		}
 	})

@@ -18,6 +18,7 @@ import (
 	"github.com/latticed/latticed/ctlclient"
 	"github.com/latticed/latticed/internal/par"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // Manifest is the file's content.
@@ -222,7 +223,7 @@ func Apply(ctx context.Context, c *ctlclient.Client, m *Manifest, window time.Du
 func startOrder(ps []Provider) []Provider {
 	entry := func(p Provider) bool {
 		b, ok := lattice.LookupBuiltin(p.Ref)
-		return ok && strings.HasPrefix(p.Ref, lattice.BuiltinRefPrefix) && lattice.EntryContract(b.Contract)
+		return ok && strings.HasPrefix(p.Ref, lattice.BuiltinRefPrefix) && wire.EntryContract(b.Contract)
 	}
 	out := make([]Provider, 0, len(ps))
 	for _, p := range ps {

@@ -26,6 +26,7 @@ import (
 	"github.com/latticed/latticed/internal/par"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // cli runs the latticed binary and returns stdout; wantErr says whether it must fail.
@@ -130,7 +131,7 @@ func (n *node) cacheEntry(t *testing.T, subject string) map[string]any {
 func TestActorAndProviderArchiveFromAnOCIRegistry(t *testing.T) {
 	reg := testenv.Registry(t, nil)
 	dir := t.TempDir()
-	actor := testenv.SignActor(t, dir, "github.com/latticed/latticed/actor/examples/echo", lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
+	actor := testenv.SignActor(t, dir, "github.com/latticed/latticed/actor/examples/echo", lattice.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
 	parPath := buildHTTPServerArchive(t, dir)
 	actorRef, provRef := reg+"/latticed/echo:0.1.0", reg+"/latticed/httpserver:0.1.0"
 	cli(t, nil, false, "push", actorRef, actor.Path, "--insecure")
@@ -156,7 +157,7 @@ func TestActorAndProviderArchiveFromAnOCIRegistry(t *testing.T) {
 	}
 	cli(t, env, false, "ctl", "start", "provider", "--timeout", "60s", provRef)
 	d := n.waitProviderState(provRef, "default", stateRunning)
-	if d.ID != pushed.PublicKey || d.ContractID != lattice.ContractHTTPServer {
+	if d.ID != pushed.PublicKey || d.ContractID != wire.ContractHTTPServer {
 		t.Fatalf("provider %+v, want key %s", d, pushed.PublicKey)
 	}
 	// The extracted binary is private to the node.
@@ -169,12 +170,12 @@ func TestActorAndProviderArchiveFromAnOCIRegistry(t *testing.T) {
 			t.Errorf("refmap of %s: %v", ref, rm)
 		}
 	}
-	if c := n.cacheEntry(t, lattice.CacheClaims(n.cfg.LatticePrefix, pushed.PublicKey)); c["contract_id"] != lattice.ContractHTTPServer {
+	if c := n.cacheEntry(t, lattice.CacheClaims(n.cfg.LatticePrefix, pushed.PublicKey)); c["contract_id"] != wire.ContractHTTPServer {
 		t.Errorf("provider claims in the cache: %v", c)
 	}
 
 	port := testenv.FreePort(t)
-	ld := lattice.LinkDefinition{ActorID: actor.Key, ProviderID: pushed.PublicKey, LinkName: "default", ContractID: lattice.ContractHTTPServer,
+	ld := lattice.LinkDefinition{ActorID: actor.Key, ProviderID: pushed.PublicKey, LinkName: "default", ContractID: wire.ContractHTTPServer,
 		Values: map[string]string{"address": "127.0.0.1:" + strconv.Itoa(port)}}
 	if err := ld.Normalize(); err != nil {
 		t.Fatal(err)
@@ -211,7 +212,7 @@ func TestActorAndProviderArchiveFromAnOCIRegistry(t *testing.T) {
 	issuer, _ := lattice.CreateKeyPair(lattice.KindAccount)
 	subject, _ := lattice.CreateKeyPair(lattice.KindService)
 	var archive bytes.Buffer
-	if _, err := par.Create(&archive, par.CreateOptions{Name: "evil", ContractID: lattice.ContractHTTPServer}, map[string][]byte{lattice.ProviderTarget(): []byte("#!/bin/sh\nexit 0\n")}, issuer, subject); err != nil {
+	if _, err := par.Create(&archive, par.CreateOptions{Name: "evil", ContractID: wire.ContractHTTPServer}, map[string][]byte{lattice.ProviderTarget(): []byte("#!/bin/sh\nexit 0\n")}, issuer, subject); err != nil {
 		t.Fatal(err)
 	}
 	tampered := retar(t, archive.Bytes(), func(name string, body []byte) []byte {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // Large bodies cross a real node byte for byte: HTTP POST → httpserver
@@ -22,7 +23,7 @@ import (
 // four different 900 KiB bodies at once catch a buffer shared between calls.
 func TestLargeBodiesRoundTripThroughANode(t *testing.T) {
 	actor := testenv.SignActor(t, t.TempDir(), "./internal/testing/actors/passthrough", lattice.SignActorOptions{
-		Name: "passthrough", Caps: []string{lattice.ContractHTTPServer},
+		Name: "passthrough", Caps: []string{wire.ContractHTTPServer},
 	})
 	n := startNode(t, nil, "file://"+actor.Path)
 	n.launch("builtin:httpserver", "default", "")
@@ -32,7 +33,7 @@ func TestLargeBodiesRoundTripThroughANode(t *testing.T) {
 	// A generous actor timeout: 900 KiB on a loaded 2-core machine, where
 	// the actor may still run interpreted code, is not what is tested here.
 	n.putLinks(lattice.LinkDefinition{ActorID: actor.Key, ProviderID: provider.Key(), LinkName: "default",
-		ContractID: lattice.ContractHTTPServer, Values: map[string]string{
+		ContractID: wire.ContractHTTPServer, Values: map[string]string{
 			"address": "127.0.0.1:" + strconv.Itoa(port), "timeout_ms": "60000"}})
 	url := "http://127.0.0.1:" + strconv.Itoa(port) + "/bytes"
 	c := &http.Client{Timeout: 90 * time.Second}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // nodeState is what a refused control request must leave as it was.
@@ -46,7 +47,7 @@ func (n *node) state(ctl lattice.Ctl) nodeState {
 // actor behind that could not work (or matched NATS wildcards). The host now
 // refuses each with an error naming the rule, and nothing changes.
 func TestCtlRefusesInvalidInputAndChangesNothing(t *testing.T) {
-	echo := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/echo", lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
+	echo := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/echo", lattice.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
 	n := startNode(t, nil, "file://"+echo.Path)
 	n.launch("builtin:httpserver", "default", "")
 	n.waitProviderState("builtin:httpserver", "default", stateRunning)
@@ -54,7 +55,7 @@ func TestCtlRefusesInvalidInputAndChangesNothing(t *testing.T) {
 	host := n.s.HostID()
 	httpKey := n.instance("builtin:httpserver", "default").key
 	link := func(name string, values map[string]string) lattice.LinkDefinition {
-		return lattice.LinkDefinition{ActorID: echo.Key, ProviderID: httpKey, ContractID: lattice.ContractHTTPServer, LinkName: name, Values: values}
+		return lattice.LinkDefinition{ActorID: echo.Key, ProviderID: httpKey, ContractID: wire.ContractHTTPServer, LinkName: name, Values: values}
 	}
 	var ack lattice.Ack
 	n.ctlRequest(ctl.LabelPut(host), lattice.LabelCommand{Key: "zone", Value: "eu"}, &ack)
@@ -106,7 +107,7 @@ func TestCtlRefusesInvalidInputAndChangesNothing(t *testing.T) {
 // another process holds) used to close the working listener first. The
 // provider now keeps serving on the current link and says why it refused.
 func TestHTTPServerKeepsItsListenerWhenALinkChangeCannotWork(t *testing.T) {
-	echo := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/echo", lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
+	echo := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/echo", lattice.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
 	n := startNode(t, nil, "file://"+echo.Path)
 	n.launch("builtin:httpserver", "default", "")
 	n.waitProviderState("builtin:httpserver", "default", stateRunning)
@@ -116,7 +117,7 @@ func TestHTTPServerKeepsItsListenerWhenALinkChangeCannotWork(t *testing.T) {
 		t.Helper()
 		var ack lattice.Ack
 		n.ctlRequest(ctl.LinkdefsPut(), lattice.LinkDefinition{ActorID: echo.Key, ProviderID: httpKey,
-			ContractID: lattice.ContractHTTPServer, LinkName: "default", Values: values}, &ack)
+			ContractID: wire.ContractHTTPServer, LinkName: "default", Values: values}, &ack)
 		if !ack.Accepted {
 			t.Fatalf("link put %v: %s", values, ack.Error)
 		}

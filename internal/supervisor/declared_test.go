@@ -18,6 +18,7 @@ import (
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // runUpToExit runs `latticed up` with args in a fresh data dir and waits
@@ -212,9 +213,9 @@ links:
 				continue
 			}
 			switch rec["ref"] {
-			case lattice.ContractHTTPServer + "/default":
+			case wire.ContractHTTPServer + "/default":
 				httpStep = rec
-			case lattice.ContractKeyValue + "/default":
+			case wire.ContractKeyValue + "/default":
 				kvStep = rec
 			}
 		}

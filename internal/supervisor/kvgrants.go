@@ -11,6 +11,7 @@ import (
 
 	"github.com/latticed/latticed/internal/builtin/keyvalue"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // A key-value provider may use exactly the buckets its links name
@@ -61,7 +62,7 @@ func (s *Supervisor) linkChanged(m *nats.Msg, put bool) {
 	if put {
 		p.pokeHealth() // its outcome is wanted soon (provider.go)
 	}
-	if p.contract != lattice.ContractKeyValue {
+	if p.contract != wire.ContractKeyValue {
 		return
 	}
 	p.mu.Lock()
@@ -84,7 +85,7 @@ func (p *providerInstance) bucketsOf(links []lattice.LinkDefinition) []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.buckets = map[string]string{}
-	if p.contract != lattice.ContractKeyValue {
+	if p.contract != wire.ContractKeyValue {
 		return nil
 	}
 	for _, ld := range links {

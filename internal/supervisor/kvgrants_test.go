@@ -18,6 +18,7 @@ import (
 	"github.com/latticed/latticed/internal/builtin/keyvalue"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 var counterRE = regexp.MustCompile(`"counter":(\d+)`)
@@ -52,7 +53,7 @@ func httpCounter(t *testing.T, port int) int {
 func kvcounterNode(t *testing.T) (*node, testenv.SignedActor, int) {
 	t.Helper()
 	actor := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/kvcounter", lattice.SignActorOptions{
-		Name: "kvcounter", Caps: []string{lattice.ContractHTTPServer, lattice.ContractKeyValue},
+		Name: "kvcounter", Caps: []string{wire.ContractHTTPServer, wire.ContractKeyValue},
 	})
 	n := startNode(t, nil, "file://"+actor.Path)
 	for _, ref := range []string{"builtin:httpserver", "builtin:keyvalue"} {
@@ -63,9 +64,9 @@ func kvcounterNode(t *testing.T) (*node, testenv.SignedActor, int) {
 	http, _ := lattice.LookupBuiltin("builtin:httpserver")
 	kv, _ := lattice.LookupBuiltin("builtin:keyvalue")
 	n.putLinks(
-		lattice.LinkDefinition{ActorID: actor.Key, ProviderID: http.Key(), LinkName: "default", ContractID: lattice.ContractHTTPServer,
+		lattice.LinkDefinition{ActorID: actor.Key, ProviderID: http.Key(), LinkName: "default", ContractID: wire.ContractHTTPServer,
 			Values: map[string]string{"address": "127.0.0.1:" + strconv.Itoa(port)}},
-		lattice.LinkDefinition{ActorID: actor.Key, ProviderID: kv.Key(), LinkName: "default", ContractID: lattice.ContractKeyValue},
+		lattice.LinkDefinition{ActorID: actor.Key, ProviderID: kv.Key(), LinkName: "default", ContractID: wire.ContractKeyValue},
 	)
 	return n, actor, port
 }
@@ -200,11 +201,11 @@ func TestKeyValueProviderCannotEscapeThroughTheJetStreamAPI(t *testing.T) {
 	// longer granted.
 	kv, _ := lattice.LookupBuiltin("builtin:keyvalue")
 	var ack lattice.Ack
-	n.ctlRequest(lattice.NewCtl("", "default").LinkdefsDel(), lattice.LinkDefinition{ActorID: actor.Key, ContractID: lattice.ContractKeyValue, LinkName: "default"}, &ack)
+	n.ctlRequest(lattice.NewCtl("", "default").LinkdefsDel(), lattice.LinkDefinition{ActorID: actor.Key, ContractID: wire.ContractKeyValue, LinkName: "default"}, &ack)
 	if !ack.Accepted {
 		t.Fatalf("link del: %s", ack.Error)
 	}
-	n.putLinks(lattice.LinkDefinition{ActorID: actor.Key, ProviderID: kv.Key(), LinkName: "default", ContractID: lattice.ContractKeyValue,
+	n.putLinks(lattice.LinkDefinition{ActorID: actor.Key, ProviderID: kv.Key(), LinkName: "default", ContractID: wire.ContractKeyValue,
 		Values: map[string]string{"bucket": "FRESH"}})
 	fresh := grantedCreds(t, n, "FRESH")
 	if fresh.UserKey != creds.UserKey {

@@ -24,6 +24,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/cachefill"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // Issue 24.1 as the operator met it: in a lattice of 20,000 links (far
@@ -31,7 +32,7 @@ import (
 // httpserver provider comes back with its link and serves HTTP, and so does
 // a node restarted with --apply.
 func TestProviderKeepsItsLinksInALatticeOfTwentyThousand(t *testing.T) {
-	echo := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/echo", lattice.SignActorOptions{Name: "echo", Caps: []string{lattice.ContractHTTPServer}})
+	echo := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/echo", lattice.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
 	port := strconv.Itoa(testenv.FreePort(t))
 	dir := t.TempDir()
 	path := filepath.Join(t.TempDir(), "lattice.yaml")
@@ -45,7 +46,7 @@ links:
     contract: %[2]s
     values:
       port: "%[3]s"
-`, echo.Path, lattice.ContractHTTPServer, port)
+`, echo.Path, wire.ContractHTTPServer, port)
 	if err := os.WriteFile(path, []byte(manifest), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/wire"
 )
 
 // scrape is one parse of the node's merged /metrics.
@@ -144,10 +145,10 @@ func httpGet(url string) (int, error) {
 // the exact counter deltas read from the one merged /metrics endpoint.
 func TestNodeMetricsMergedAcrossComponents(t *testing.T) {
 	echo := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/echo", lattice.SignActorOptions{
-		Name: "echo", Caps: []string{lattice.ContractHTTPServer},
+		Name: "echo", Caps: []string{wire.ContractHTTPServer},
 	})
 	kvc := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/kvcounter", lattice.SignActorOptions{
-		Name: "kvcounter", Caps: []string{lattice.ContractHTTPServer, lattice.ContractKeyValue},
+		Name: "kvcounter", Caps: []string{wire.ContractHTTPServer, wire.ContractKeyValue},
 	})
 	trap := testenv.SignActor(t, t.TempDir(), "./internal/testing/actors/trap", lattice.SignActorOptions{Name: "trap"})
 	n := startNode(t, nil, "file://"+echo.Path, "file://"+kvc.Path, "file://"+trap.Path)
@@ -249,12 +250,12 @@ func TestNodeMetricsMergedAcrossComponents(t *testing.T) {
 
 	// 50 requests to echo: exactly 50 more ok invocations of echo, 50 more
 	// 2xx requests in the httpserver provider.
-	echoOK := map[string]string{"component": componentHost, "actor": echo.Key, "operation": lattice.OpHTTPHandleRequest, "result": metrics.ResultOK}
+	echoOK := map[string]string{"component": componentHost, "actor": echo.Key, "operation": wire.OpHTTPHandleRequest, "result": metrics.ResultOK}
 	echo0, _ := base.value("latticed_invocations_total", echoOK)
 	http2xx := map[string]string{"component": httpComp, "status_class": "2xx"}
 	http0, _ := base.value("latticed_http_requests_total", http2xx)
 	httpDur0, _ := base.value("latticed_http_request_duration_seconds", map[string]string{"component": httpComp})
-	kvInc := map[string]string{"component": kvComp, "operation": lattice.OpKVIncrement, "result": metrics.ResultOK}
+	kvInc := map[string]string{"component": kvComp, "operation": wire.OpKVIncrement, "result": metrics.ResultOK}
 	kv0, _ := base.value("latticed_kv_operations_total", kvInc)
 	kvInv0, _ := base.value("latticed_provider_invocations_total", kvInc)
 	for i := 0; i < 50; i++ {

@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/jwt/v2"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // Role is what a minted NATS user is for. Every user the supervisor mints
@@ -111,7 +112,7 @@ var permissionTable = map[Role]rule{
 // functions, not literals: a literal here would renumber the package's init
 // closures, which the tests' goroutine-leak filter names.)
 var contractRules = map[string]func(Scope) rule{
-	lattice.ContractKeyValue: keyValueRule,
+	wire.ContractKeyValue: keyValueRule,
 }
 
 // keyValueRule: the key-value provider manages no stream and no consumer:

@@ -19,6 +19,7 @@ import (
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // providerConns lists the open connections of the lattice account whose
@@ -38,7 +39,7 @@ func providerConns(ctx context.Context, sys *nats.Conn, account string) (map[str
 	}
 	out := map[string][]uint64{}
 	for _, c := range resp.Data.Conns {
-		for _, contract := range []string{lattice.ContractHTTPServer, lattice.ContractKeyValue} {
+		for _, contract := range []string{wire.ContractHTTPServer, wire.ContractKeyValue} {
 			if strings.HasPrefix(c.Name, "provider "+contract+" ") {
 				out[contract] = append(out[contract], c.Cid)
 			}
@@ -59,7 +60,7 @@ func TestBuiltinProvidersOutliveTheirCredentialsUnderLoad(t *testing.T) {
 	const lifetime = 10 * time.Second // config's floor
 	o := startOperatorServer(t)
 	actor := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/kvcounter", lattice.SignActorOptions{
-		Name: "kvcounter", Caps: []string{lattice.ContractHTTPServer, lattice.ContractKeyValue},
+		Name: "kvcounter", Caps: []string{wire.ContractHTTPServer, wire.ContractKeyValue},
 	})
 	env := o.env(false)
 	env[config.EnvProviderCredsLifetime] = lifetime.String()
@@ -101,7 +102,7 @@ func TestBuiltinProvidersOutliveTheirCredentialsUnderLoad(t *testing.T) {
 	ctl := lattice.NewCtl("", "default")
 	for _, b := range lattice.BuiltinProviders {
 		ld := lattice.LinkDefinition{ActorID: actor.Key, ProviderID: b.Key(), LinkName: "default", ContractID: b.Contract}
-		if b.Contract == lattice.ContractHTTPServer {
+		if b.Contract == wire.ContractHTTPServer {
 			ld.Values = map[string]string{"address": "127.0.0.1:" + strconv.Itoa(port)}
 		}
 		if err := ld.Normalize(); err != nil {
@@ -186,7 +187,7 @@ func TestBuiltinProvidersOutliveTheirCredentialsUnderLoad(t *testing.T) {
 			continue
 		}
 		samples++
-		for _, c := range []string{lattice.ContractHTTPServer, lattice.ContractKeyValue} {
+		for _, c := range []string{wire.ContractHTTPServer, wire.ContractKeyValue} {
 			if seen[c] == nil {
 				seen[c] = map[uint64]bool{}
 			}
@@ -201,7 +202,7 @@ func TestBuiltinProvidersOutliveTheirCredentialsUnderLoad(t *testing.T) {
 	}
 	<-loadDone
 	t.Logf("%d requests ok, %d failed over %s (credentials lifetime %s); %d connection samples, %d with a provider not at exactly one connection; connections per provider over the run: httpserver %d, keyvalue %d",
-		ok.Load(), failed.Load(), lifetime*11/2, lifetime, samples, overlaps, len(seen[lattice.ContractHTTPServer]), len(seen[lattice.ContractKeyValue]))
+		ok.Load(), failed.Load(), lifetime*11/2, lifetime, samples, overlaps, len(seen[wire.ContractHTTPServer]), len(seen[wire.ContractKeyValue]))
 
 	if n := failed.Load(); n > 0 {
 		t.Errorf("%d of %d requests failed:\n%s", n, n+ok.Load(), strings.Join(failures, "\n"))
@@ -215,7 +216,7 @@ func TestBuiltinProvidersOutliveTheirCredentialsUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []string{lattice.ContractHTTPServer, lattice.ContractKeyValue} {
+	for _, c := range []string{wire.ContractHTTPServer, wire.ContractKeyValue} {
 		if len(conns[c]) != 1 {
 			t.Errorf("%s holds %d connections at the end, want 1", c, len(conns[c]))
 		}

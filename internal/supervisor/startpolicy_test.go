@@ -15,6 +15,7 @@ import (
 	"github.com/latticed/latticed/internal/policy"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // The supervisor asks the external policy service before it launches a
@@ -51,7 +52,7 @@ func TestStartProviderAsksThePolicyService(t *testing.T) {
 		mu.Lock()
 		asked = append(asked, req)
 		mu.Unlock()
-		d := policy.Decision{RequestID: req.RequestID, Permitted: req.Target.ContractID == lattice.ContractKeyValue || req.Action == policy.ActionStartActor}
+		d := policy.Decision{RequestID: req.RequestID, Permitted: req.Target.ContractID == wire.ContractKeyValue || req.Action == policy.ActionStartActor}
 		if !d.Permitted {
 			d.Message = "no HTTP servers on this host"
 		}
@@ -79,7 +80,7 @@ func TestStartProviderAsksThePolicyService(t *testing.T) {
 	req := asked[0]
 	mu.Unlock()
 	b, _ := lattice.LookupBuiltin("builtin:httpserver")
-	if req.Action != policy.ActionStartProvider || req.Target.PublicKey != b.Key() || req.Target.ContractID != lattice.ContractHTTPServer ||
+	if req.Action != policy.ActionStartProvider || req.Target.PublicKey != b.Key() || req.Target.ContractID != wire.ContractHTTPServer ||
 		req.Target.LinkName != "default" || req.Host.PublicKey != n.s.HostID() || req.Host.LatticeID != n.cfg.LatticePrefix {
 		t.Fatalf("policy request %+v", req)
 	}

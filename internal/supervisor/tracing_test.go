@@ -15,6 +15,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/otlptest"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // putLinks puts link definitions through the control interface.
@@ -42,7 +43,7 @@ func (n *node) putLinks(lds ...lattice.LinkDefinition) {
 func TestNodeTraceAcrossProcesses(t *testing.T) {
 	recv := otlptest.Start(t)
 	kvc := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/kvcounter", lattice.SignActorOptions{
-		Name: "kvcounter", Caps: []string{lattice.ContractHTTPServer, lattice.ContractKeyValue},
+		Name: "kvcounter", Caps: []string{wire.ContractHTTPServer, wire.ContractKeyValue},
 	})
 	n := startNode(t, map[string]string{
 		config.EnvOTelTracesExporter: config.TracesExporterOTLP,
@@ -92,9 +93,9 @@ func TestNodeTraceAcrossProcesses(t *testing.T) {
 	}
 	chain := []want{ // each the parent of the next
 		{telemetry.ServiceProviderPrefix + httpB.Name, http.MethodGet, tracepb.Span_SPAN_KIND_SERVER},
-		{telemetry.ServiceHost, lattice.OpHTTPHandleRequest, tracepb.Span_SPAN_KIND_SERVER},
-		{telemetry.ServiceHost, lattice.OpKVIncrement, tracepb.Span_SPAN_KIND_CLIENT},
-		{telemetry.ServiceProviderPrefix + kvB.Name, lattice.OpKVIncrement, tracepb.Span_SPAN_KIND_SERVER},
+		{telemetry.ServiceHost, wire.OpHTTPHandleRequest, tracepb.Span_SPAN_KIND_SERVER},
+		{telemetry.ServiceHost, wire.OpKVIncrement, tracepb.Span_SPAN_KIND_CLIENT},
+		{telemetry.ServiceProviderPrefix + kvB.Name, wire.OpKVIncrement, tracepb.Span_SPAN_KIND_SERVER},
 	}
 	var found []otlptest.Span
 	testenv.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {

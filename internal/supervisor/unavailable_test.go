@@ -18,6 +18,7 @@ import (
 	"github.com/latticed/latticed/internal/builtin/httpserver"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // Issue 17.7: while the key-value provider kvcounter calls is not running
@@ -82,7 +83,7 @@ func TestHTTPAnswers503WithRetryAfterWhileACalledProviderIsDown(t *testing.T) {
 // unavailable by the actor's host.
 func TestRestartUnderHTTPLoadAnswersNo500(t *testing.T) {
 	actor := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/kvcounter", lattice.SignActorOptions{
-		Name: "kvcounter", Caps: []string{lattice.ContractHTTPServer, lattice.ContractKeyValue},
+		Name: "kvcounter", Caps: []string{wire.ContractHTTPServer, wire.ContractKeyValue},
 	})
 	port := testenv.FreePort(t)
 	path := filepath.Join(t.TempDir(), "lattice.yaml")

@@ -15,6 +15,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/otlptest"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 func env(vars map[string]string) func(string) (string, bool) {
@@ -65,14 +66,14 @@ func TestOffAllocatesNothing(t *testing.T) {
 		t.Fatal("tracing on without OTEL_TRACES_EXPORTER")
 	}
 	ctx := context.Background()
-	inv := &lattice.Invocation{Operation: lattice.OpHTTPHandleRequest, ID: "id",
+	inv := &lattice.Invocation{Operation: wire.OpHTTPHandleRequest, ID: "id",
 		TraceContext: map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}
 	resp := &lattice.InvocationResponse{}
 	err = errors.New("x")
 	h := http.NotFoundHandler()
 	allocs := testing.AllocsPerRun(1000, func() {
 		c, s := StartInvocation(ctx, inv, "MACTOR")
-		c2, s2 := StartHostCall(c, "MACTOR", lattice.ContractKeyValue, "default", lattice.OpKVIncrement)
+		c2, s2 := StartHostCall(c, "MACTOR", wire.ContractKeyValue, "default", wire.OpKVIncrement)
 		if Inject(c2) != nil {
 			t.Fatal("trace context injected while tracing is off")
 		}
@@ -106,7 +107,7 @@ func TestSpansExported(t *testing.T) {
 	// An HTTP request → an invocation (encoded, decoded) → a host call → an invocation.
 	var inner []byte
 	srv := httptest.NewServer(HTTPHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		inv := &lattice.Invocation{Operation: lattice.OpHTTPHandleRequest, ID: "inv-1", TraceContext: Inject(r.Context())}
+		inv := &lattice.Invocation{Operation: wire.OpHTTPHandleRequest, ID: "inv-1", TraceContext: Inject(r.Context())}
 		b, err := inv.Encode()
 		if err != nil {
 			t.Error(err)
@@ -128,8 +129,8 @@ func TestSpansExported(t *testing.T) {
 		t.Fatalf("invocation carries no traceparent: %v", inv.TraceContext)
 	}
 	c, s := StartInvocation(ctx, inv, "MACTOR")
-	c2, s2 := StartHostCall(c, "MACTOR", lattice.ContractKeyValue, "default", lattice.OpKVIncrement)
-	out := &lattice.Invocation{Operation: lattice.OpKVIncrement, ID: "inv-2", TraceContext: Inject(c2)}
+	c2, s2 := StartHostCall(c, "MACTOR", wire.ContractKeyValue, "default", wire.OpKVIncrement)
+	out := &lattice.Invocation{Operation: wire.OpKVIncrement, ID: "inv-2", TraceContext: Inject(c2)}
 	s2.End(nil)
 	s.EndResponse(&lattice.InvocationResponse{Error: "boom"})
 	c3, s3 := StartInvocation(ctx, out, "VPROVIDER")
@@ -156,8 +157,8 @@ func TestSpansExported(t *testing.T) {
 			t.Errorf("span %v: service %q, want svc", sp, sp.Service)
 		}
 	}
-	httpSpan, hostSpan := by["GET/SPAN_KIND_SERVER"], by[lattice.OpHTTPHandleRequest+"/SPAN_KIND_SERVER"]
-	callSpan, kvSpan := by[lattice.OpKVIncrement+"/SPAN_KIND_CLIENT"], by[lattice.OpKVIncrement+"/SPAN_KIND_SERVER"]
+	httpSpan, hostSpan := by["GET/SPAN_KIND_SERVER"], by[wire.OpHTTPHandleRequest+"/SPAN_KIND_SERVER"]
+	callSpan, kvSpan := by[wire.OpKVIncrement+"/SPAN_KIND_CLIENT"], by[wire.OpKVIncrement+"/SPAN_KIND_SERVER"]
 	for _, link := range []struct{ child, parent otlptest.Span }{{hostSpan, httpSpan}, {callSpan, hostSpan}, {kvSpan, callSpan}} {
 		if link.child.SpanID == "" || link.child.ParentSpanID != link.parent.SpanID || link.child.TraceID != httpSpan.TraceID {
 			t.Errorf("span %v: want a child of %v", link.child, link.parent)
@@ -169,7 +170,7 @@ func TestSpansExported(t *testing.T) {
 	if hostSpan.StatusCode != tracepb.Status_STATUS_CODE_ERROR || kvSpan.StatusCode == tracepb.Status_STATUS_CODE_ERROR {
 		t.Errorf("status: failed invocation %v, ok invocation %v", hostSpan.StatusCode, kvSpan.StatusCode)
 	}
-	if hostSpan.Attributes["latticed.invocation.id"] != "inv-1" || hostSpan.Attributes["rpc.method"] != lattice.OpHTTPHandleRequest {
+	if hostSpan.Attributes["latticed.invocation.id"] != "inv-1" || hostSpan.Attributes["rpc.method"] != wire.OpHTTPHandleRequest {
 		t.Errorf("invocation span attributes: %v", hostSpan.Attributes)
 	}
 }

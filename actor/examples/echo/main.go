@@ -9,7 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/latticed/latticed/actor"
-	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // echoBody is the reply body, with the wasmCloud sample's field names.
@@ -21,13 +21,13 @@ type echoBody struct {
 }
 
 func init() {
-	actor.HandleHTTP(func(req lattice.HTTPRequest) (lattice.HTTPResponse, error) {
+	actor.HandleHTTP(func(req wire.HTTPRequest) (wire.HTTPResponse, error) {
 		b := echoBody{Method: req.Method, Path: req.Path, QueryString: req.QueryString,
 			Body: unsafe.String(unsafe.SliceData(req.Body), len(req.Body))} // read only: no copy of the body
 		// Room for the escapes of a text body; a binary one grows once.
 		size := len(req.Body) + len(req.Path) + len(req.QueryString) + len(req.Method) + 128
 		body := appendEchoJSON(make([]byte, 0, size+size/8), &b)
-		return lattice.HTTPResponse{
+		return wire.HTTPResponse{
 			StatusCode: 200,
 			Header:     map[string][]string{"Content-Type": {"application/json"}},
 			Body:       body,

@@ -9,27 +9,27 @@ import (
 	"encoding/json"
 
 	"github.com/latticed/latticed/actor"
-	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 const counterKey = "counter"
 
 func init() {
-	actor.HandleHTTP(func(lattice.HTTPRequest) (lattice.HTTPResponse, error) {
+	actor.HandleHTTP(func(wire.HTTPRequest) (wire.HTTPResponse, error) {
 		n, err := actor.KVIncrement(actor.DefaultLink, counterKey, 1)
 		if err != nil {
 			// The error names lattice internals (subjects, provider keys):
 			// it goes back as a guest error, which the HTTP server provider
 			// logs under a request id and answers with a short 500.
-			return lattice.HTTPResponse{}, err
+			return wire.HTTPResponse{}, err
 		}
 		body, err := json.Marshal(struct {
 			Counter int32 `json:"counter"`
 		}{n})
 		if err != nil {
-			return lattice.HTTPResponse{}, err
+			return wire.HTTPResponse{}, err
 		}
-		return lattice.HTTPResponse{
+		return wire.HTTPResponse{
 			StatusCode: 200,
 			Header:     map[string][]string{"Content-Type": {"application/json"}},
 			Body:       body,

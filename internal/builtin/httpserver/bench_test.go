@@ -15,6 +15,7 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/provider"
+	"github.com/latticed/latticed/wire"
 )
 
 // BenchmarkHTTP compares one HTTP request through the lattice (net/http
@@ -24,7 +25,7 @@ import (
 func BenchmarkHTTP(b *testing.B) {
 	b.Run("lattice", func(b *testing.B) {
 		l := newLattice(b, testenv.NATS(b).ClientURL())
-		echo := l.startActor(b, echoPkg, lattice.ContractHTTPServer)
+		echo := l.startActor(b, echoPkg, wire.ContractHTTPServer)
 		// As many instances as the agent's own BenchmarkInvokeEcho runs.
 		l.ctlRequest(b, l.ctl.Cmd(l.host.ID(), lattice.CmdScaleActor), lattice.ScaleActorCommand{ActorID: echo.Key, Count: 2})
 		base, values := port(b)

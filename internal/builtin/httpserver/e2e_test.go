@@ -16,11 +16,12 @@ import (
 	"github.com/latticed/latticed/internal/testing/ptest"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 func TestRequestReachesEchoActorAndBack(t *testing.T) {
 	l := newLattice(t, testenv.NATS(t).ClientURL())
-	echo := l.startActor(t, echoPkg, lattice.ContractHTTPServer)
+	echo := l.startActor(t, echoPkg, wire.ContractHTTPServer)
 	base, values := port(t)
 	ld := l.link(t, echo.Key, httpBuiltin, values)
 	ptest.Start(t, "httpserver", l.hostData(httpBuiltin, ld))
@@ -54,7 +55,7 @@ func TestRequestReachesEchoActorAndBack(t *testing.T) {
 // restarted provider gets its links from HostData again.
 func TestListenersFollowLinks(t *testing.T) {
 	l := newLattice(t, testenv.NATS(t).ClientURL())
-	echo := l.startActor(t, echoPkg, lattice.ContractHTTPServer)
+	echo := l.startActor(t, echoPkg, wire.ContractHTTPServer)
 	p := ptest.Start(t, "httpserver", l.hostData(httpBuiltin))
 	base, values := port(t)
 	c := newClient(t)
@@ -101,7 +102,7 @@ func TestListenersFollowLinks(t *testing.T) {
 
 func TestOversizedBodyIs413AndServingGoesOn(t *testing.T) {
 	l := newLattice(t, testenv.NATS(t).ClientURL())
-	echo := l.startActor(t, echoPkg, lattice.ContractHTTPServer)
+	echo := l.startActor(t, echoPkg, wire.ContractHTTPServer)
 	base, values := port(t)
 	ptest.Start(t, "httpserver", l.hostData(httpBuiltin, l.link(t, echo.Key, httpBuiltin, values)))
 	c := newClient(t)
@@ -122,7 +123,7 @@ func TestOversizedBodyIs413AndServingGoesOn(t *testing.T) {
 
 func TestActorFailuresBecomeStatusCodes(t *testing.T) {
 	l := newLattice(t, testenv.NATS(t).ClientURL())
-	fail := l.startActor(t, httpfailPkg, lattice.ContractHTTPServer)
+	fail := l.startActor(t, httpfailPkg, wire.ContractHTTPServer)
 	base, values := port(t)
 	values["timeout_ms"] = "1000"
 	ld := l.link(t, fail.Key, httpBuiltin, values)
@@ -173,7 +174,7 @@ func TestActorWithoutHTTPClaimGetsNoTraffic(t *testing.T) {
 	base, values := port(t)
 	ptest.Start(t, "httpserver", l.hostData(httpBuiltin, l.link(t, echo.Key, httpBuiltin, values)))
 	code, body := newClient(t).get(base + "/x")
-	if code != http.StatusForbidden || !strings.Contains(body, lattice.ContractHTTPServer) {
+	if code != http.StatusForbidden || !strings.Contains(body, wire.ContractHTTPServer) {
 		t.Fatalf("%d %q", code, body)
 	}
 }
@@ -183,7 +184,7 @@ func TestActorWithoutHTTPClaimGetsNoTraffic(t *testing.T) {
 func TestKVCounterThroughBothProviders(t *testing.T) {
 	srv := testenv.ExternalNATS(t)
 	l := newLattice(t, srv.URL)
-	counter := l.startActor(t, kvcounterPkg, lattice.ContractHTTPServer, lattice.ContractKeyValue)
+	counter := l.startActor(t, kvcounterPkg, wire.ContractHTTPServer, wire.ContractKeyValue)
 	base, values := port(t)
 	httpLink := l.link(t, counter.Key, httpBuiltin, values)
 	kvLink := l.link(t, counter.Key, kvBuiltin, nil)
@@ -253,7 +254,7 @@ func TestKVCounterThroughBothProviders(t *testing.T) {
 
 func TestActorWithoutKVClaimCannotUseTheStore(t *testing.T) {
 	l := newLattice(t, testenv.NATS(t).ClientURL())
-	counter := l.startActor(t, kvcounterPkg, lattice.ContractHTTPServer) // no wasmcloud:keyvalue
+	counter := l.startActor(t, kvcounterPkg, wire.ContractHTTPServer) // no wasmcloud:keyvalue
 	base, values := port(t)
 	httpLink := l.link(t, counter.Key, httpBuiltin, values)
 	kvLink := l.link(t, counter.Key, kvBuiltin, nil)
@@ -267,7 +268,7 @@ func TestActorWithoutKVClaimCannotUseTheStore(t *testing.T) {
 	id := requestID(body)
 	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		for _, line := range strings.Split(hs.Output(), "\n") {
-			if strings.Contains(line, id) && strings.Contains(line, "missing capability claim for "+lattice.ContractKeyValue) {
+			if strings.Contains(line, id) && strings.Contains(line, "missing capability claim for "+wire.ContractKeyValue) {
 				return nil
 			}
 		}
@@ -283,7 +284,7 @@ func TestActorWithoutKVClaimCannotUseTheStore(t *testing.T) {
 // that id.
 func TestActorErrorsKeepLatticeInternalsFromHTTPClients(t *testing.T) {
 	l := newLattice(t, testenv.NATS(t).ClientURL())
-	counter := l.startActor(t, kvcounterPkg, lattice.ContractHTTPServer, lattice.ContractKeyValue)
+	counter := l.startActor(t, kvcounterPkg, wire.ContractHTTPServer, wire.ContractKeyValue)
 	base, values := port(t)
 	httpLink := l.link(t, counter.Key, httpBuiltin, values)
 	l.link(t, counter.Key, kvBuiltin, nil) // linked, but no key-value provider runs

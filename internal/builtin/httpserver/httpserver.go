@@ -43,6 +43,7 @@ import (
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/provider"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/wire"
 )
 
 // Connection limits of every listener.
@@ -78,7 +79,7 @@ type Server struct {
 func New() *Server { return &Server{listeners: map[string]*listener{}, log: slog.Default()} }
 
 // Contract is wasmcloud:httpserver.
-func (s *Server) Contract() string { return lattice.ContractHTTPServer }
+func (s *Server) Contract() string { return wire.ContractHTTPServer }
 
 // Start keeps the provider for outbound invocations.
 func (s *Server) Start(_ context.Context, p *provider.Provider) error {
@@ -102,7 +103,7 @@ func (s *Server) UseInvoker(inv Invoker, log *slog.Logger) {
 
 // Handle: actors do not call the HTTP server provider.
 func (s *Server) Handle(_ context.Context, call provider.Call) ([]byte, error) {
-	return nil, provider.UnknownOperation(lattice.ContractHTTPServer, call.Operation)
+	return nil, provider.UnknownOperation(wire.ContractHTTPServer, call.Operation)
 }
 
 // ValidateLink checks the link's values without opening anything, so a
@@ -271,19 +272,19 @@ func (l *listener) serve(w http.ResponseWriter, r *http.Request) {
 		l.fail(w, http.StatusBadRequest, "could not read the request body", err)
 		return
 	}
-	payload := (&lattice.HTTPRequest{
+	payload := (&wire.HTTPRequest{
 		Method: r.Method, Path: r.URL.EscapedPath(), QueryString: r.URL.RawQuery,
 		Header: requestHeader(r), Body: body,
 	}).Encode()
 	ctx, cancel := context.WithTimeout(r.Context(), l.timeout)
 	defer cancel()
-	out, err := l.inv.Invoke(ctx, l.actor, lattice.OpHTTPHandleRequest, payload)
+	out, err := l.inv.Invoke(ctx, l.actor, wire.OpHTTPHandleRequest, payload)
 	if err != nil {
 		code, msg := classify(ctx, err, l.timeout)
 		l.fail(w, code, msg, err)
 		return
 	}
-	resp, err := lattice.DecodeHTTPResponse(out)
+	resp, err := wire.DecodeHTTPResponse(out)
 	if err != nil {
 		l.fail(w, http.StatusInternalServerError, "actor returned a malformed HTTP response", err)
 		return
@@ -362,7 +363,7 @@ func classify(ctx context.Context, err error, timeout time.Duration) (int, strin
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, fmt.Sprintf("actor did not answer within %s", timeout)
 	case strings.Contains(msg, capabilityClaimError):
-		return http.StatusForbidden, "actor may not handle HTTP requests: its claims lack the " + lattice.ContractHTTPServer + " capability"
+		return http.StatusForbidden, "actor may not handle HTTP requests: its claims lack the " + wire.ContractHTTPServer + " capability"
 	case errors.Is(err, nats.ErrMaxPayload), strings.Contains(msg, "("+string(lattice.ReasonTooLarge)+")"):
 		return http.StatusRequestEntityTooLarge, "request too large for the lattice"
 	case strings.Contains(msg, "actor is busy"):

@@ -17,6 +17,7 @@ import (
 
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/wire"
 )
 
 func TestParseSettings(t *testing.T) {
@@ -66,12 +67,12 @@ type fakeInvoker struct {
 	reply []byte
 	err   error
 	wait  bool // block until the context ends
-	got   lattice.HTTPRequest
+	got   wire.HTTPRequest
 }
 
 func (f *fakeInvoker) RPCTimeout() time.Duration { return time.Second }
 func (f *fakeInvoker) Invoke(ctx context.Context, _, op string, payload []byte) ([]byte, error) {
-	if op != lattice.OpHTTPHandleRequest {
+	if op != wire.OpHTTPHandleRequest {
 		return nil, fmt.Errorf("operation %s", op)
 	}
 	if err := lattice.Unmarshal(payload, &f.got); err != nil {
@@ -85,7 +86,7 @@ func (f *fakeInvoker) Invoke(ctx context.Context, _, op string, payload []byte) 
 }
 
 func TestResponsesAndFailuresMapToStatusCodes(t *testing.T) {
-	reply := func(r lattice.HTTPResponse) []byte {
+	reply := func(r wire.HTTPResponse) []byte {
 		b, _ := lattice.Marshal(r)
 		return b
 	}
@@ -96,10 +97,10 @@ func TestResponsesAndFailuresMapToStatusCodes(t *testing.T) {
 		body   string
 		header http.Header
 	}{
-		{"status 0 is 200", &fakeInvoker{reply: reply(lattice.HTTPResponse{Body: []byte("hi")})}, 200, "hi", nil},
-		{"actor headers and status", &fakeInvoker{reply: reply(lattice.HTTPResponse{StatusCode: 404, Header: map[string][]string{"x-a": {"1", "2"}, "Content-Length": {"999"}}, Body: []byte("nf")})},
+		{"status 0 is 200", &fakeInvoker{reply: reply(wire.HTTPResponse{Body: []byte("hi")})}, 200, "hi", nil},
+		{"actor headers and status", &fakeInvoker{reply: reply(wire.HTTPResponse{StatusCode: 404, Header: map[string][]string{"x-a": {"1", "2"}, "Content-Length": {"999"}}, Body: []byte("nf")})},
 			404, "nf", http.Header{"X-A": {"1", "2"}}},
-		{"invalid status", &fakeInvoker{reply: reply(lattice.HTTPResponse{StatusCode: 42})}, 500, "actor returned an invalid HTTP status\n", nil},
+		{"invalid status", &fakeInvoker{reply: reply(wire.HTTPResponse{StatusCode: 42})}, 500, "actor returned an invalid HTTP status\n", nil},
 		{"malformed reply", &fakeInvoker{reply: []byte{0xc1}}, 500, "actor returned a malformed HTTP response\n", nil},
 		{"no responders", &fakeInvoker{err: fmt.Errorf("Failed to perform RPC call: %w", rpc.ErrNoResponders)}, 503, "actor unavailable: it is not running in this lattice\n", nil},
 		{"busy", &fakeInvoker{err: errors.New("actor MX: actor is busy: all instances in use")}, 503, "actor busy: retry later\n", nil},

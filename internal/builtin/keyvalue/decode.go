@@ -8,7 +8,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
 
-	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // MaxArgBytes bounds an operation's msgpack argument.
@@ -43,21 +43,21 @@ const (
 )
 
 var opShapes = map[string]argShape{
-	lattice.OpKVGet:          shapeString,
-	lattice.OpKVSet:          shapeSet,
-	lattice.OpKVDel:          shapeString,
-	lattice.OpKVContains:     shapeString,
-	lattice.OpKVIncrement:    shapeIncrement,
-	lattice.OpKVListAdd:      shapeListValue,
-	lattice.OpKVListClear:    shapeString,
-	lattice.OpKVListDel:      shapeListValue,
-	lattice.OpKVListRange:    shapeListRange,
-	lattice.OpKVSetAdd:       shapeSetValue,
-	lattice.OpKVSetDel:       shapeSetValue,
-	lattice.OpKVSetQuery:     shapeString,
-	lattice.OpKVSetIntersect: shapeStrings,
-	lattice.OpKVSetUnion:     shapeStrings,
-	lattice.OpKVSetClear:     shapeString,
+	wire.OpKVGet:          shapeString,
+	wire.OpKVSet:          shapeSet,
+	wire.OpKVDel:          shapeString,
+	wire.OpKVContains:     shapeString,
+	wire.OpKVIncrement:    shapeIncrement,
+	wire.OpKVListAdd:      shapeListValue,
+	wire.OpKVListClear:    shapeString,
+	wire.OpKVListDel:      shapeListValue,
+	wire.OpKVListRange:    shapeListRange,
+	wire.OpKVSetAdd:       shapeSetValue,
+	wire.OpKVSetDel:       shapeSetValue,
+	wire.OpKVSetQuery:     shapeString,
+	wire.OpKVSetIntersect: shapeStrings,
+	wire.OpKVSetUnion:     shapeStrings,
+	wire.OpKVSetClear:     shapeString,
 }
 
 // errMalformedArg wraps every argument decoding failure.

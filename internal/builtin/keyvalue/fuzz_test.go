@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // FuzzDecodeArgs feeds untrusted bytes to the argument decoder of every
@@ -12,11 +13,11 @@ import (
 func FuzzDecodeArgs(f *testing.F) {
 	for _, arg := range []any{
 		"counter", []string{"s1", "s2"},
-		lattice.KVSetRequest{Key: "k", Value: "v", Expires: 10},
-		lattice.KVIncrementRequest{Key: "k", Value: -3},
-		lattice.KVListAddRequest{ListName: "l", Value: "v"},
-		lattice.KVListRangeRequest{ListName: "l", Start: -2, Stop: 5},
-		lattice.KVSetAddRequest{SetName: "s", Value: "v"},
+		wire.KVSetRequest{Key: "k", Value: "v", Expires: 10},
+		wire.KVIncrementRequest{Key: "k", Value: -3},
+		wire.KVListAddRequest{ListName: "l", Value: "v"},
+		wire.KVListRangeRequest{ListName: "l", Start: -2, Stop: 5},
+		wire.KVSetAddRequest{SetName: "s", Value: "v"},
 	} {
 		b, err := lattice.Marshal(arg)
 		if err != nil {
@@ -39,15 +40,15 @@ func FuzzDecodeArgs(f *testing.F) {
 		case shapeStrings:
 			again, err = lattice.Marshal(a.names)
 		case shapeSet:
-			again, err = lattice.Marshal(lattice.KVSetRequest{Key: a.key, Value: a.value, Expires: a.expires})
+			again, err = lattice.Marshal(wire.KVSetRequest{Key: a.key, Value: a.value, Expires: a.expires})
 		case shapeIncrement:
-			again, err = lattice.Marshal(lattice.KVIncrementRequest{Key: a.key, Value: a.delta})
+			again, err = lattice.Marshal(wire.KVIncrementRequest{Key: a.key, Value: a.delta})
 		case shapeListValue:
-			again, err = lattice.Marshal(lattice.KVListAddRequest{ListName: a.key, Value: a.value})
+			again, err = lattice.Marshal(wire.KVListAddRequest{ListName: a.key, Value: a.value})
 		case shapeListRange:
-			again, err = lattice.Marshal(lattice.KVListRangeRequest{ListName: a.key, Start: a.start, Stop: a.stop})
+			again, err = lattice.Marshal(wire.KVListRangeRequest{ListName: a.key, Start: a.start, Stop: a.stop})
 		case shapeSetValue:
-			again, err = lattice.Marshal(lattice.KVSetAddRequest{SetName: a.key, Value: a.value})
+			again, err = lattice.Marshal(wire.KVSetAddRequest{SetName: a.key, Value: a.value})
 		}
 		if err != nil {
 			t.Fatal(err)

@@ -49,6 +49,7 @@ import (
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/provider"
+	"github.com/latticed/latticed/wire"
 )
 
 // BucketPrefix starts every default bucket name.
@@ -83,7 +84,7 @@ type bucket struct {
 func New() *Store { return &Store{buckets: map[string]*bucket{}, log: slog.Default()} }
 
 // Contract is wasmcloud:keyvalue.
-func (s *Store) Contract() string { return lattice.ContractKeyValue }
+func (s *Store) Contract() string { return wire.ContractKeyValue }
 
 // Start opens JetStream on the provider's lattice connection (in HostData's
 // JetStream domain, if any).
@@ -317,7 +318,7 @@ func (s *Store) Close(context.Context) error {
 func (s *Store) Handle(ctx context.Context, call provider.Call) (out []byte, err error) {
 	shape, ok := opShapes[call.Operation]
 	if !ok {
-		return nil, provider.UnknownOperation(lattice.ContractKeyValue, call.Operation)
+		return nil, provider.UnknownOperation(wire.ContractKeyValue, call.Operation)
 	}
 	if s.m != nil { // known operations only: a bounded label
 		defer func() { s.m.KVOperations.WithLabelValues(call.Operation, metrics.Result(err)).Inc() }()
@@ -358,22 +359,22 @@ func (s *Store) Handle(ctx context.Context, call provider.Call) (out []byte, err
 // do runs a decoded operation and returns the value to encode (nil: none).
 func (b *bucket) do(ctx context.Context, op string, a args) (any, error) {
 	switch op {
-	case lattice.OpKVGet:
+	case wire.OpKVGet:
 		e, err := b.get(ctx, a.key)
 		if err != nil || e == nil {
-			return &lattice.KVGetResponse{}, err
+			return &wire.KVGetResponse{}, err
 		}
-		return &lattice.KVGetResponse{Value: string(e.Value()), Exists: true}, nil
-	case lattice.OpKVContains:
+		return &wire.KVGetResponse{Value: string(e.Value()), Exists: true}, nil
+	case wire.OpKVContains:
 		e, err := b.get(ctx, a.key)
 		return e != nil, err
-	case lattice.OpKVSet:
+	case wire.OpKVSet:
 		return nil, b.set(ctx, a.key, a.value, a.expires)
-	case lattice.OpKVDel, lattice.OpKVListClear, lattice.OpKVSetClear:
+	case wire.OpKVDel, wire.OpKVListClear, wire.OpKVSetClear:
 		return b.del(ctx, a.key)
-	case lattice.OpKVIncrement:
+	case wire.OpKVIncrement:
 		return b.increment(ctx, a.key, a.delta)
-	case lattice.OpKVListAdd:
+	case wire.OpKVListAdd:
 		var n uint32
 		err := b.update(ctx, a.key, "list", func(l []string) []string {
 			l = append(l, a.value)
@@ -381,7 +382,7 @@ func (b *bucket) do(ctx context.Context, op string, a args) (any, error) {
 			return l
 		})
 		return n, err
-	case lattice.OpKVListDel:
+	case wire.OpKVListDel:
 		var found bool
 		err := b.update(ctx, a.key, "list", func(l []string) []string {
 			i := slices.Index(l, a.value)
@@ -391,29 +392,29 @@ func (b *bucket) do(ctx context.Context, op string, a args) (any, error) {
 			return l
 		})
 		return found, err
-	case lattice.OpKVListRange:
+	case wire.OpKVListRange:
 		l, err := b.strings(ctx, a.key, "list")
 		return listRange(l, a.start, a.stop), err
-	case lattice.OpKVSetAdd, lattice.OpKVSetDel:
+	case wire.OpKVSetAdd, wire.OpKVSetDel:
 		var changed uint32
 		err := b.update(ctx, a.key, "set", func(set []string) []string {
 			i, in := slices.BinarySearch(set, a.value)
 			switch {
-			case op == lattice.OpKVSetAdd && !in:
+			case op == wire.OpKVSetAdd && !in:
 				set, changed = slices.Insert(set, i, a.value), 1
-			case op == lattice.OpKVSetDel && in:
+			case op == wire.OpKVSetDel && in:
 				set, changed = slices.Delete(set, i, i+1), 1
 			}
 			return set
 		})
 		return changed, err
-	case lattice.OpKVSetQuery:
+	case wire.OpKVSetQuery:
 		set, err := b.strings(ctx, a.key, "set")
 		return orEmpty(set), err
-	case lattice.OpKVSetUnion, lattice.OpKVSetIntersect:
-		return b.combine(ctx, a.names, op == lattice.OpKVSetIntersect)
+	case wire.OpKVSetUnion, wire.OpKVSetIntersect:
+		return b.combine(ctx, a.names, op == wire.OpKVSetIntersect)
 	}
-	return nil, provider.UnknownOperation(lattice.ContractKeyValue, op)
+	return nil, provider.UnknownOperation(wire.ContractKeyValue, op)
 }
 
 // StoreKey maps an actor's key to a valid, distinct JetStream KV key.

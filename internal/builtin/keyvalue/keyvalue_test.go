@@ -23,6 +23,7 @@ import (
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/provider"
 	"github.com/latticed/latticed/rpc"
+	"github.com/latticed/latticed/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -63,7 +64,7 @@ func newKVEnv(t *testing.T, url string) *kvEnv {
 }
 
 func (e *kvEnv) link(actor string, values map[string]string) lattice.LinkDefinition {
-	ld := lattice.LinkDefinition{ActorID: actor, ProviderID: builtin.Key(), ContractID: lattice.ContractKeyValue, Values: values}
+	ld := lattice.LinkDefinition{ActorID: actor, ProviderID: builtin.Key(), ContractID: wire.ContractKeyValue, Values: values}
 	if err := ld.Normalize(); err != nil {
 		panic(err)
 	}
@@ -108,7 +109,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 func (e *kvEnv) callAs(signer *lattice.KeyPair, actor, op string, arg []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	target := lattice.Entity{PublicKey: builtin.Key(), ContractID: lattice.ContractKeyValue, LinkName: "default"}
+	target := lattice.Entity{PublicKey: builtin.Key(), ContractID: wire.ContractKeyValue, LinkName: "default"}
 	return rpc.Invoke(ctx, e.nc, signer, e.hostID, lattice.ActorEntity(actor), target,
 		lattice.RPCProvider("test", builtin.Key(), "default"), op, arg)
 }
@@ -158,44 +159,44 @@ func TestOperationShapes(t *testing.T) {
 		arg  any
 		want any // nil: empty reply
 	}{
-		{lattice.OpKVGet, "greeting", m{"value": "", "exists": false}},
-		{lattice.OpKVSet, m{"key": "greeting", "value": "hello", "expires": 0}, nil},
-		{lattice.OpKVGet, "greeting", m{"value": "hello", "exists": true}},
-		{lattice.OpKVContains, "greeting", true},
-		{lattice.OpKVContains, "nothing", false},
-		{lattice.OpKVDel, "greeting", true},
-		{lattice.OpKVDel, "greeting", false},
-		{lattice.OpKVIncrement, m{"key": "n", "value": 5}, int8(5)},
-		{lattice.OpKVIncrement, m{"key": "n", "value": -7}, int8(-2)},
-		{lattice.OpKVGet, "n", m{"value": "-2", "exists": true}},
-		{lattice.OpKVListAdd, m{"listName": "l", "value": "a"}, uint8(1)},
-		{lattice.OpKVListAdd, m{"listName": "l", "value": "b"}, uint8(2)},
-		{lattice.OpKVListAdd, m{"listName": "l", "value": "a"}, uint8(3)},
-		{lattice.OpKVListRange, m{"listName": "l", "start": 0, "stop": 10}, []any{"a", "b", "a"}},
-		{lattice.OpKVListRange, m{"listName": "l", "start": 1, "stop": -1}, []any{"b", "a"}},
-		{lattice.OpKVListDel, m{"listName": "l", "value": "a"}, true}, // the first only
-		{lattice.OpKVListRange, m{"listName": "l", "start": 0, "stop": -1}, []any{"b", "a"}},
-		{lattice.OpKVListDel, m{"listName": "l", "value": "zz"}, false},
-		{lattice.OpKVListClear, "l", true},
-		{lattice.OpKVListClear, "l", false},
-		{lattice.OpKVListRange, m{"listName": "l", "start": 0, "stop": -1}, []any{}},
-		{lattice.OpKVSetAdd, m{"setName": "s1", "value": "x"}, uint8(1)},
-		{lattice.OpKVSetAdd, m{"setName": "s1", "value": "x"}, uint8(0)},
-		{lattice.OpKVSetAdd, m{"setName": "s1", "value": "y"}, uint8(1)},
-		{lattice.OpKVSetAdd, m{"setName": "s2", "value": "y"}, uint8(1)},
-		{lattice.OpKVSetAdd, m{"setName": "s2", "value": "z"}, uint8(1)},
-		{lattice.OpKVSetQuery, "s1", []any{"x", "y"}},
-		{lattice.OpKVSetIntersect, []string{"s1", "s2"}, []any{"y"}},
-		{lattice.OpKVSetUnion, []string{"s1", "s2"}, []any{"x", "y", "z"}},
-		{lattice.OpKVSetDel, m{"setName": "s1", "value": "x"}, uint8(1)},
-		{lattice.OpKVSetDel, m{"setName": "s1", "value": "x"}, uint8(0)},
-		{lattice.OpKVSetClear, "s2", true},
-		{lattice.OpKVSetQuery, "s2", []any{}},
-		{lattice.OpKVSetClear, "s2", false},
+		{wire.OpKVGet, "greeting", m{"value": "", "exists": false}},
+		{wire.OpKVSet, m{"key": "greeting", "value": "hello", "expires": 0}, nil},
+		{wire.OpKVGet, "greeting", m{"value": "hello", "exists": true}},
+		{wire.OpKVContains, "greeting", true},
+		{wire.OpKVContains, "nothing", false},
+		{wire.OpKVDel, "greeting", true},
+		{wire.OpKVDel, "greeting", false},
+		{wire.OpKVIncrement, m{"key": "n", "value": 5}, int8(5)},
+		{wire.OpKVIncrement, m{"key": "n", "value": -7}, int8(-2)},
+		{wire.OpKVGet, "n", m{"value": "-2", "exists": true}},
+		{wire.OpKVListAdd, m{"listName": "l", "value": "a"}, uint8(1)},
+		{wire.OpKVListAdd, m{"listName": "l", "value": "b"}, uint8(2)},
+		{wire.OpKVListAdd, m{"listName": "l", "value": "a"}, uint8(3)},
+		{wire.OpKVListRange, m{"listName": "l", "start": 0, "stop": 10}, []any{"a", "b", "a"}},
+		{wire.OpKVListRange, m{"listName": "l", "start": 1, "stop": -1}, []any{"b", "a"}},
+		{wire.OpKVListDel, m{"listName": "l", "value": "a"}, true}, // the first only
+		{wire.OpKVListRange, m{"listName": "l", "start": 0, "stop": -1}, []any{"b", "a"}},
+		{wire.OpKVListDel, m{"listName": "l", "value": "zz"}, false},
+		{wire.OpKVListClear, "l", true},
+		{wire.OpKVListClear, "l", false},
+		{wire.OpKVListRange, m{"listName": "l", "start": 0, "stop": -1}, []any{}},
+		{wire.OpKVSetAdd, m{"setName": "s1", "value": "x"}, uint8(1)},
+		{wire.OpKVSetAdd, m{"setName": "s1", "value": "x"}, uint8(0)},
+		{wire.OpKVSetAdd, m{"setName": "s1", "value": "y"}, uint8(1)},
+		{wire.OpKVSetAdd, m{"setName": "s2", "value": "y"}, uint8(1)},
+		{wire.OpKVSetAdd, m{"setName": "s2", "value": "z"}, uint8(1)},
+		{wire.OpKVSetQuery, "s1", []any{"x", "y"}},
+		{wire.OpKVSetIntersect, []string{"s1", "s2"}, []any{"y"}},
+		{wire.OpKVSetUnion, []string{"s1", "s2"}, []any{"x", "y", "z"}},
+		{wire.OpKVSetDel, m{"setName": "s1", "value": "x"}, uint8(1)},
+		{wire.OpKVSetDel, m{"setName": "s1", "value": "x"}, uint8(0)},
+		{wire.OpKVSetClear, "s2", true},
+		{wire.OpKVSetQuery, "s2", []any{}},
+		{wire.OpKVSetClear, "s2", false},
 		// Keys that are not valid JetStream KV keys still work.
-		{lattice.OpKVSet, m{"key": "user:1 name*>", "value": "ann"}, nil},
-		{lattice.OpKVGet, "user:1 name*>", m{"value": "ann", "exists": true}},
-		{lattice.OpKVGet, "user:1 name*", m{"value": "", "exists": false}},
+		{wire.OpKVSet, m{"key": "user:1 name*>", "value": "ann"}, nil},
+		{wire.OpKVGet, "user:1 name*>", m{"value": "ann", "exists": true}},
+		{wire.OpKVGet, "user:1 name*", m{"value": "", "exists": false}},
 	}
 	for i, s := range steps {
 		out := e.call(t, s.op, s.arg)
@@ -222,19 +223,19 @@ func TestOperationShapes(t *testing.T) {
 func TestArgumentErrors(t *testing.T) {
 	e := newKVEnv(t, testenv.NATS(t).ClientURL())
 	e.inProcess(t, e.link(e.actor, nil))
-	e.call(t, lattice.OpKVSet, m{"key": "text", "value": "abc"})
+	e.call(t, wire.OpKVSet, m{"key": "text", "value": "abc"})
 	for _, c := range []struct {
 		name, op string
 		arg      []byte
 		want     string
 	}{
-		{"map where a bare string belongs", lattice.OpKVGet, pack(t, m{"key": "x"}), "want a string"},
-		{"bare string where a map belongs", lattice.OpKVIncrement, pack(t, "x"), "want a map"},
-		{"empty key", lattice.OpKVGet, pack(t, ""), "key must not be empty"},
-		{"increment of text", lattice.OpKVIncrement, pack(t, m{"key": "text", "value": 1}), `value at key "text" is not an integer`},
-		{"list op on text", lattice.OpKVListAdd, pack(t, m{"listName": "text", "value": "v"}), `value at key "text" is not a list`},
-		{"i32 overflow in argument", lattice.OpKVIncrement, pack(t, m{"key": "k", "value": int64(1) << 40}), "does not fit an i32"},
-		{"trailing bytes", lattice.OpKVGet, append(pack(t, "a"), 0x01), "trailing bytes"},
+		{"map where a bare string belongs", wire.OpKVGet, pack(t, m{"key": "x"}), "want a string"},
+		{"bare string where a map belongs", wire.OpKVIncrement, pack(t, "x"), "want a map"},
+		{"empty key", wire.OpKVGet, pack(t, ""), "key must not be empty"},
+		{"increment of text", wire.OpKVIncrement, pack(t, m{"key": "text", "value": 1}), `value at key "text" is not an integer`},
+		{"list op on text", wire.OpKVListAdd, pack(t, m{"listName": "text", "value": "v"}), `value at key "text" is not a list`},
+		{"i32 overflow in argument", wire.OpKVIncrement, pack(t, m{"key": "k", "value": int64(1) << 40}), "does not fit an i32"},
+		{"trailing bytes", wire.OpKVGet, append(pack(t, "a"), 0x01), "trailing bytes"},
 		{"unknown operation", "KeyValue.Frobnicate", nil, `"KeyValue.Frobnicate"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -244,8 +245,8 @@ func TestArgumentErrors(t *testing.T) {
 			}
 		})
 	}
-	e.call(t, lattice.OpKVIncrement, m{"key": "big", "value": int32(1<<31 - 1)})
-	if _, err := e.callAs(e.cluster, e.actor, lattice.OpKVIncrement, pack(t, m{"key": "big", "value": 1})); err == nil || !strings.Contains(err.Error(), "overflows an i32") {
+	e.call(t, wire.OpKVIncrement, m{"key": "big", "value": int32(1<<31 - 1)})
+	if _, err := e.callAs(e.cluster, e.actor, wire.OpKVIncrement, pack(t, m{"key": "big", "value": 1})); err == nil || !strings.Contains(err.Error(), "overflows an i32") {
 		t.Fatalf("overflow: %v", err)
 	}
 }
@@ -260,7 +261,7 @@ func TestConcurrentIncrementsAreAtomic(t *testing.T) {
 	for range callers {
 		wg.Go(func() {
 			for range each {
-				if _, err := e.callAs(e.cluster, e.actor, lattice.OpKVIncrement, pack(t, m{"key": "hits", "value": 1})); err != nil {
+				if _, err := e.callAs(e.cluster, e.actor, wire.OpKVIncrement, pack(t, m{"key": "hits", "value": 1})); err != nil {
 					errs <- err
 				}
 			}
@@ -271,7 +272,7 @@ func TestConcurrentIncrementsAreAtomic(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if got := unpack[lattice.KVGetResponse](t, e.call(t, lattice.OpKVGet, "hits")); got.Value != fmt.Sprint(callers*each) {
+	if got := unpack[wire.KVGetResponse](t, e.call(t, wire.OpKVGet, "hits")); got.Value != fmt.Sprint(callers*each) {
 		t.Fatalf("hits = %q, want %d", got.Value, callers*each)
 	}
 }
@@ -279,24 +280,24 @@ func TestConcurrentIncrementsAreAtomic(t *testing.T) {
 func TestSetWithExpiryExpires(t *testing.T) {
 	e := newKVEnv(t, testenv.NATS(t).ClientURL())
 	e.inProcess(t, e.link(e.actor, nil))
-	e.call(t, lattice.OpKVSet, m{"key": "session", "value": "old"})
-	e.call(t, lattice.OpKVSet, m{"key": "session", "value": "s3cret", "expires": 1})
-	e.call(t, lattice.OpKVSet, m{"key": "keep", "value": "v", "expires": 0})
-	if got := unpack[lattice.KVGetResponse](t, e.call(t, lattice.OpKVGet, "session")); got.Value != "s3cret" {
+	e.call(t, wire.OpKVSet, m{"key": "session", "value": "old"})
+	e.call(t, wire.OpKVSet, m{"key": "session", "value": "s3cret", "expires": 1})
+	e.call(t, wire.OpKVSet, m{"key": "keep", "value": "v", "expires": 0})
+	if got := unpack[wire.KVGetResponse](t, e.call(t, wire.OpKVGet, "session")); got.Value != "s3cret" {
 		t.Fatalf("before expiry: %+v", got)
 	}
 	testenv.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
-		if got := unpack[lattice.KVGetResponse](t, e.call(t, lattice.OpKVGet, "session")); got.Exists {
+		if got := unpack[wire.KVGetResponse](t, e.call(t, wire.OpKVGet, "session")); got.Exists {
 			return fmt.Errorf("still there: %+v", got)
 		}
 		return nil
 	})
-	if !unpack[bool](t, e.call(t, lattice.OpKVContains, "keep")) {
+	if !unpack[bool](t, e.call(t, wire.OpKVContains, "keep")) {
 		t.Fatal("a key without expiry expired")
 	}
 	// An expired key can be set again.
-	e.call(t, lattice.OpKVSet, m{"key": "session", "value": "new", "expires": 60})
-	if got := unpack[lattice.KVGetResponse](t, e.call(t, lattice.OpKVGet, "session")); got.Value != "new" {
+	e.call(t, wire.OpKVSet, m{"key": "session", "value": "new", "expires": 60})
+	if got := unpack[wire.KVGetResponse](t, e.call(t, wire.OpKVGet, "session")); got.Value != "new" {
 		t.Fatalf("after re-set: %+v", got)
 	}
 }
@@ -308,12 +309,12 @@ func TestLinksGetTheirBuckets(t *testing.T) {
 	third, _ := lattice.CreateKeyPair(lattice.KindModule)
 	e.inProcess(t, e.link(e.actor, nil), e.link(other.PublicKey(), map[string]string{"BUCKET": "mine"}),
 		e.link(third.PublicKey(), nil))
-	e.call(t, lattice.OpKVSet, m{"key": "k", "value": "shared"})
-	if _, err := e.callAs(e.cluster, other.PublicKey(), lattice.OpKVSet, pack(t, m{"key": "k", "value": "own"})); err != nil {
+	e.call(t, wire.OpKVSet, m{"key": "k", "value": "shared"})
+	if _, err := e.callAs(e.cluster, other.PublicKey(), wire.OpKVSet, pack(t, m{"key": "k", "value": "own"})); err != nil {
 		t.Fatal(err)
 	}
-	out, err := e.callAs(e.cluster, third.PublicKey(), lattice.OpKVGet, pack(t, "k"))
-	if err != nil || unpack[lattice.KVGetResponse](t, out).Value != "shared" {
+	out, err := e.callAs(e.cluster, third.PublicKey(), wire.OpKVGet, pack(t, "k"))
+	if err != nil || unpack[wire.KVGetResponse](t, out).Value != "shared" {
 		t.Fatalf("default bucket is shared by link name: %v", err)
 	}
 	js, _ := jetstream.New(e.nc)
@@ -404,7 +405,7 @@ func TestProviderProcess(t *testing.T) {
 	p := ptest.Start(t, "keyvalue", e.hostData(ld))
 
 	for i := 0; i < 3; i++ {
-		e.call(t, lattice.OpKVIncrement, m{"key": "visits", "value": 1})
+		e.call(t, wire.OpKVIncrement, m{"key": "visits", "value": 1})
 	}
 	hm, err := e.nc.Request(lattice.RPCHealth("test", builtin.Key(), "default"), pack(t, m{"placeholder": true}), 5*time.Second)
 	if err != nil {
@@ -417,31 +418,31 @@ func TestProviderProcess(t *testing.T) {
 		t.Fatalf("unknown operation: %v", err)
 	}
 	rogue, _ := lattice.CreateKeyPair(lattice.KindCluster)
-	if _, err := e.callAs(rogue, e.actor, lattice.OpKVGet, pack(t, "visits")); err == nil || !strings.Contains(err.Error(), "not a trusted cluster issuer") {
+	if _, err := e.callAs(rogue, e.actor, wire.OpKVGet, pack(t, "visits")); err == nil || !strings.Contains(err.Error(), "not a trusted cluster issuer") {
 		t.Fatalf("untrusted signer: %v", err)
 	}
 	stranger, _ := lattice.CreateKeyPair(lattice.KindModule)
-	if _, err := e.callAs(e.cluster, stranger.PublicKey(), lattice.OpKVGet, pack(t, "visits")); err == nil || !strings.Contains(err.Error(), "is not linked") {
+	if _, err := e.callAs(e.cluster, stranger.PublicKey(), wire.OpKVGet, pack(t, "visits")); err == nil || !strings.Contains(err.Error(), "is not linked") {
 		t.Fatalf("unlinked actor: %v", err)
 	}
 
 	p.Stop() // SIGTERM: exit 0
 	p = ptest.Start(t, "keyvalue", e.hostData(ld))
-	if got := unpack[int32](t, e.call(t, lattice.OpKVIncrement, m{"key": "visits", "value": 1})); got != 4 {
+	if got := unpack[int32](t, e.call(t, wire.OpKVIncrement, m{"key": "visits", "value": 1})); got != 4 {
 		t.Fatalf("after provider restart: %d", got)
 	}
 
 	srv.Stop()
 	srv.Start()
 	testenv.CheckFor(t, 20*time.Second, 100*time.Millisecond, func() error {
-		out, err := e.callAs(e.cluster, e.actor, lattice.OpKVIncrement, pack(t, m{"key": "after", "value": 1}))
+		out, err := e.callAs(e.cluster, e.actor, wire.OpKVIncrement, pack(t, m{"key": "after", "value": 1}))
 		if err != nil {
 			return err
 		}
 		_ = out
 		return nil
 	})
-	if got := unpack[int32](t, e.call(t, lattice.OpKVIncrement, m{"key": "visits", "value": 1})); got != 5 {
+	if got := unpack[int32](t, e.call(t, wire.OpKVIncrement, m{"key": "visits", "value": 1})); got != 5 {
 		t.Fatalf("after NATS restart: %d", got)
 	}
 	p.Signal(syscall.SIGINT)

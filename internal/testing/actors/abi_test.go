@@ -29,7 +29,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/latticed/latticed/actor"
-	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 // buildDir holds the actors built by this test binary, each built once.
@@ -333,7 +333,7 @@ func TestEchoOverTheABI(t *testing.T) {
 	})
 
 	t.Run("HandleRequest twice on one instance", func(t *testing.T) {
-		for i, req := range []lattice.HTTPRequest{
+		for i, req := range []wire.HTTPRequest{
 			{Method: "GET", Path: "/a", QueryString: "x=1"},
 			{Method: "POST", Path: "/b/c", Body: []byte(`{"k":"v"}`), Header: map[string][]string{"Accept": {"*/*"}}},
 		} {
@@ -341,8 +341,8 @@ func TestEchoOverTheABI(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var resp lattice.HTTPResponse
-			if err := actor.Unmarshal(in.mustCall(t, lattice.OpHTTPHandleRequest, payload), &resp); err != nil {
+			var resp wire.HTTPResponse
+			if err := actor.Unmarshal(in.mustCall(t, wire.OpHTTPHandleRequest, payload), &resp); err != nil {
 				t.Fatal(err)
 			}
 			if resp.StatusCode != 200 || resp.Header["Content-Type"][0] != "application/json" {
@@ -422,23 +422,23 @@ func TestKVCounterIncrementsThroughTheHost(t *testing.T) {
 		if failure != nil {
 			return nil, failure
 		}
-		if binding != "default" || namespace != lattice.ContractKeyValue || operation != lattice.OpKVIncrement {
+		if binding != "default" || namespace != wire.ContractKeyValue || operation != wire.OpKVIncrement {
 			return nil, fmt.Errorf("unexpected call %s %s %s", binding, namespace, operation)
 		}
-		var arg lattice.KVIncrementRequest
+		var arg wire.KVIncrementRequest
 		if err := actor.Unmarshal(payload, &arg); err != nil {
 			return nil, err
 		}
 		store[arg.Key] += arg.Value
 		return actor.Marshal(store[arg.Key])
 	}
-	request, err := actor.Marshal(lattice.HTTPRequest{Method: "GET", Path: "/"})
+	request, err := actor.Marshal(wire.HTTPRequest{Method: "GET", Path: "/"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	handle := func() lattice.HTTPResponse {
-		var resp lattice.HTTPResponse
-		if err := actor.Unmarshal(in.mustCall(t, lattice.OpHTTPHandleRequest, request), &resp); err != nil {
+	handle := func() wire.HTTPResponse {
+		var resp wire.HTTPResponse
+		if err := actor.Unmarshal(in.mustCall(t, wire.OpHTTPHandleRequest, request), &resp); err != nil {
 			t.Fatal(err)
 		}
 		return resp
@@ -453,7 +453,7 @@ func TestKVCounterIncrementsThroughTheHost(t *testing.T) {
 	// which the HTTP server provider logs and answers with a short 500),
 	// never as a body: the host's error names lattice internals.
 	failure = errors.New("missing link definition")
-	reply, guestErr, err := in.call(context.Background(), lattice.OpHTTPHandleRequest, request)
+	reply, guestErr, err := in.call(context.Background(), wire.OpHTTPHandleRequest, request)
 	if err != nil || reply != nil || !strings.Contains(guestErr, "missing link definition") {
 		t.Errorf("failed increment: reply %q, guest error %q, err %v; want the host's error as a guest error", reply, guestErr, err)
 	}
@@ -493,17 +493,17 @@ func TestHostCallForwarding(t *testing.T) {
 func TestLoggerUsesTheBuiltins(t *testing.T) {
 	t.Parallel()
 	in := load(t, "./logger", wazero.NewRuntimeConfig())
-	var logged []lattice.LogEntry
+	var logged []wire.LogEntry
 	in.onHost = func(binding, namespace, operation string, payload []byte) ([]byte, error) {
 		switch namespace + " " + operation {
-		case lattice.ContractLogging + " " + lattice.OpLogWrite:
-			var e lattice.LogEntry
+		case wire.ContractLogging + " " + wire.OpLogWrite:
+			var e wire.LogEntry
 			if err := actor.Unmarshal(payload, &e); err != nil {
 				return nil, err
 			}
 			logged = append(logged, e)
 			return nil, nil
-		case lattice.ContractNumberGen + " " + lattice.OpNumGenGUID:
+		case wire.ContractNumberGen + " " + wire.OpNumGenGUID:
 			return actor.Marshal("3f2504e0-4f89-11d3-9a0c-0305e82c3301")
 		}
 		return nil, fmt.Errorf("unexpected %s %s %s", binding, namespace, operation)
@@ -625,14 +625,14 @@ func BenchmarkGuestCall(b *testing.B) {
 	in := load(b, "github.com/latticed/latticed/actor/examples/echo", wazero.NewRuntimeConfig())
 	ctx := context.Background()
 	echo := []byte("0123456789abcdef0123456789abcdef")
-	httpReq, err := actor.Marshal(lattice.HTTPRequest{Method: "GET", Path: "/bench", QueryString: "a=b"})
+	httpReq, err := actor.Marshal(wire.HTTPRequest{Method: "GET", Path: "/bench", QueryString: "a=b"})
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, bc := range []struct {
 		op      string
 		payload []byte
-	}{{"Echo.Echo", echo}, {lattice.OpHTTPHandleRequest, httpReq}} {
+	}{{"Echo.Echo", echo}, {wire.OpHTTPHandleRequest, httpReq}} {
 		b.Run(bc.op, func(b *testing.B) {
 			for b.Loop() {
 				if _, guestErr, err := in.call(ctx, bc.op, bc.payload); err != nil || guestErr != "" {

@@ -17,7 +17,7 @@ import (
 	"unsafe"
 
 	"github.com/latticed/latticed/actor"
-	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 var anchor byte
@@ -33,21 +33,21 @@ func query(q, name string) int {
 }
 
 func init() {
-	actor.HandleHTTP(func(req lattice.HTTPRequest) (lattice.HTTPResponse, error) {
+	actor.HandleHTTP(func(req wire.HTTPRequest) (wire.HTTPResponse, error) {
 		switch req.Path {
 		case "/error":
-			return lattice.HTTPResponse{}, errors.New("the actor refused")
+			return wire.HTTPResponse{}, errors.New("the actor refused")
 		case "/panic":
 			panic("boom")
 		case "/fault":
 			p := (*byte)(unsafe.Add(unsafe.Pointer(&anchor), 3<<30))
-			return lattice.HTTPResponse{Body: []byte{*p}}, nil
+			return wire.HTTPResponse{Body: []byte{*p}}, nil
 		case "/sleep":
 			time.Sleep(time.Duration(query(req.QueryString, "ms")) * time.Millisecond)
 		case "/status":
-			return lattice.HTTPResponse{StatusCode: uint16(query(req.QueryString, "code")), Body: []byte("status")}, nil
+			return wire.HTTPResponse{StatusCode: uint16(query(req.QueryString, "code")), Body: []byte("status")}, nil
 		}
-		return lattice.HTTPResponse{StatusCode: 200, Body: []byte("ok")}, nil
+		return wire.HTTPResponse{StatusCode: 200, Body: []byte("ok")}, nil
 	})
 }
 

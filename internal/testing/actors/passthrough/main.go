@@ -5,12 +5,12 @@ package main
 
 import (
 	"github.com/latticed/latticed/actor"
-	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/wire"
 )
 
 func init() {
-	actor.HandleHTTP(func(req lattice.HTTPRequest) (lattice.HTTPResponse, error) {
-		return lattice.HTTPResponse{StatusCode: 200, Body: req.Body}, nil
+	actor.HandleHTTP(func(req wire.HTTPRequest) (wire.HTTPResponse, error) {
+		return wire.HTTPResponse{StatusCode: 200, Body: req.Body}, nil
 	})
 }
 

@@ -1,4 +1,4 @@
-package lattice
+package wire
 
 // Capability contract ids known to latticed. Each is the wasmCloud contract id
 // string that appears in actor claims (`caps`), link definitions and entity URLs.
@@ -41,22 +41,6 @@ const (
 	OpNumGenRandomRange = "NumberGen.RandomInRange"
 	OpNumGenRandom32    = "NumberGen.Random32"
 )
-
-// HTTPRequest is the wasmcloud:httpserver request an HTTP provider sends to an actor.
-type HTTPRequest struct {
-	Method      string              `msgpack:"method" json:"method"`
-	Path        string              `msgpack:"path" json:"path"`
-	QueryString string              `msgpack:"queryString" json:"queryString"`
-	Header      map[string][]string `msgpack:"header" json:"header"`
-	Body        []byte              `msgpack:"body" json:"body"`
-}
-
-// HTTPResponse is an actor's answer to HttpServer.HandleRequest.
-type HTTPResponse struct {
-	StatusCode uint16              `msgpack:"statusCode" json:"statusCode"`
-	Header     map[string][]string `msgpack:"header" json:"header"`
-	Body       []byte              `msgpack:"body" json:"body"`
-}
 
 // KVGetResponse is the reply to KeyValue.Get.
 type KVGetResponse struct {
