@@ -28,7 +28,6 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 
-	"github.com/latticed/latticed/actor"
 	"github.com/latticed/latticed/wire"
 )
 
@@ -337,12 +336,8 @@ func TestEchoOverTheABI(t *testing.T) {
 			{Method: "GET", Path: "/a", QueryString: "x=1"},
 			{Method: "POST", Path: "/b/c", Body: []byte(`{"k":"v"}`), Header: map[string][]string{"Accept": {"*/*"}}},
 		} {
-			payload, err := actor.Marshal(req)
+			resp, err := wire.DecodeHTTPResponse(in.mustCall(t, wire.OpHTTPHandleRequest, req.Encode()))
 			if err != nil {
-				t.Fatal(err)
-			}
-			var resp wire.HTTPResponse
-			if err := actor.Unmarshal(in.mustCall(t, wire.OpHTTPHandleRequest, payload), &resp); err != nil {
 				t.Fatal(err)
 			}
 			if resp.StatusCode != 200 || resp.Header["Content-Type"][0] != "application/json" {
@@ -425,20 +420,19 @@ func TestKVCounterIncrementsThroughTheHost(t *testing.T) {
 		if binding != "default" || namespace != wire.ContractKeyValue || operation != wire.OpKVIncrement {
 			return nil, fmt.Errorf("unexpected call %s %s %s", binding, namespace, operation)
 		}
-		var arg wire.KVIncrementRequest
-		if err := actor.Unmarshal(payload, &arg); err != nil {
+		arg, err := wire.DecodeKVIncrementRequest(payload)
+		if err != nil {
 			return nil, err
 		}
 		store[arg.Key] += arg.Value
-		return actor.Marshal(store[arg.Key])
+		w := wire.NewWriter(5)
+		w.Int32(store[arg.Key])
+		return w.Bytes(), nil
 	}
-	request, err := actor.Marshal(wire.HTTPRequest{Method: "GET", Path: "/"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	handle := func() wire.HTTPResponse {
-		var resp wire.HTTPResponse
-		if err := actor.Unmarshal(in.mustCall(t, wire.OpHTTPHandleRequest, request), &resp); err != nil {
+	request := (&wire.HTTPRequest{Method: "GET", Path: "/"}).Encode()
+	handle := func() *wire.HTTPResponse {
+		resp, err := wire.DecodeHTTPResponse(in.mustCall(t, wire.OpHTTPHandleRequest, request))
+		if err != nil {
 			t.Fatal(err)
 		}
 		return resp
@@ -469,11 +463,15 @@ func TestHostCallForwarding(t *testing.T) {
 		return append([]byte(binding+"|"+namespace+"|"+operation+"|"), payload...), nil
 	}
 	forward := func(binding, namespace, operation string, payload []byte) []byte {
-		b, err := actor.Marshal(map[string]any{"binding": binding, "namespace": namespace, "operation": operation, "payload": payload})
-		if err != nil {
-			t.Fatal(err)
+		w := wire.NewWriter(0)
+		w.MapHeader(4)
+		for _, kv := range [][2]string{{"binding", binding}, {"namespace", namespace}, {"operation", operation}} {
+			w.Str(kv[0])
+			w.Str(kv[1])
 		}
-		return b
+		w.Str("payload")
+		w.Bin(payload)
+		return w.Bytes()
 	}
 
 	reply := in.mustCall(t, "Call.Forward", forward("b", "MABC", "X.Y", []byte("data")))
@@ -497,14 +495,16 @@ func TestLoggerUsesTheBuiltins(t *testing.T) {
 	in.onHost = func(binding, namespace, operation string, payload []byte) ([]byte, error) {
 		switch namespace + " " + operation {
 		case wire.ContractLogging + " " + wire.OpLogWrite:
-			var e wire.LogEntry
-			if err := actor.Unmarshal(payload, &e); err != nil {
+			e, err := wire.DecodeLogEntry(payload)
+			if err != nil {
 				return nil, err
 			}
-			logged = append(logged, e)
+			logged = append(logged, *e)
 			return nil, nil
 		case wire.ContractNumberGen + " " + wire.OpNumGenGUID:
-			return actor.Marshal("3f2504e0-4f89-11d3-9a0c-0305e82c3301")
+			w := wire.NewWriter(0)
+			w.Str("3f2504e0-4f89-11d3-9a0c-0305e82c3301")
+			return w.Bytes(), nil
 		}
 		return nil, fmt.Errorf("unexpected %s %s %s", binding, namespace, operation)
 	}
@@ -625,10 +625,7 @@ func BenchmarkGuestCall(b *testing.B) {
 	in := load(b, "github.com/latticed/latticed/actor/examples/echo", wazero.NewRuntimeConfig())
 	ctx := context.Background()
 	echo := []byte("0123456789abcdef0123456789abcdef")
-	httpReq, err := actor.Marshal(wire.HTTPRequest{Method: "GET", Path: "/bench", QueryString: "a=b"})
-	if err != nil {
-		b.Fatal(err)
-	}
+	httpReq := (&wire.HTTPRequest{Method: "GET", Path: "/bench", QueryString: "a=b"}).Encode()
 	for _, bc := range []struct {
 		op      string
 		payload []byte

@@ -8,25 +8,54 @@ package main
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/latticed/latticed/actor"
+	"github.com/latticed/latticed/wire"
 )
 
 // forward is the Call.Forward argument.
 type forward struct {
-	Binding   string `msgpack:"binding"`
-	Namespace string `msgpack:"namespace"`
-	Operation string `msgpack:"operation"`
-	Payload   []byte `msgpack:"payload"`
+	binding, namespace, operation string
+	payload                       []byte
+}
+
+// decodeForward reads the Call.Forward map; payload may be bin or str (what
+// `latticed ctl call --data` sends for a JSON string).
+func decodeForward(p []byte) (forward, error) {
+	var f forward
+	r := wire.NewReader(p)
+	err := r.Fields(func(key string) (err error) {
+		switch key {
+		case "binding":
+			f.binding, err = r.Str()
+		case "namespace":
+			f.namespace, err = r.Str()
+		case "operation":
+			f.operation, err = r.Str()
+		case "payload":
+			f.payload, err = r.Bytes()
+		default:
+			err = r.Skip()
+		}
+		return err
+	})
+	if err == nil {
+		err = r.End()
+	}
+	if err != nil {
+		return forward{}, fmt.Errorf("decode Call.Forward argument: %w", err)
+	}
+	return f, nil
 }
 
 func init() {
 	actor.Handle("Call.Forward", func(p []byte) ([]byte, error) {
-		var f forward
-		if err := actor.Unmarshal(p, &f); err != nil {
+		f, err := decodeForward(p)
+		if err != nil {
 			return nil, err
 		}
-		reply, err := actor.HostCall(f.Binding, f.Namespace, f.Operation, f.Payload)
+		reply, err := actor.HostCall(f.binding, f.namespace, f.operation, f.payload)
 		var hostErr *actor.HostError
 		if errors.As(err, &hostErr) {
 			return nil, errors.New(hostErr.Message)
