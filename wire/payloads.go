@@ -93,22 +93,17 @@ func (q *KVIncrementRequest) Encode() []byte {
 // DecodeKVIncrementRequest parses a KeyValue.Increment argument from
 // untrusted bytes.
 func DecodeKVIncrementRequest(data []byte) (*KVIncrementRequest, error) {
-	q := new(KVIncrementRequest)
-	err := decodeFields(data, func(r *Reader, key string) (err error) {
+	return decodeMap("increment request", data, func(v *KVIncrementRequest, r *Reader, key string) (err error) {
 		switch key {
 		case kKey:
-			q.Key, err = r.Str()
+			v.Key, err = r.Str()
 		case kValue:
-			q.Value, err = r.Int32()
+			v.Value, err = r.Int32()
 		default:
 			err = r.Skip()
 		}
 		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: increment request: %v", ErrMalformed, err)
-	}
-	return q, nil
 }
 
 // Encode is the KeyValue.Set argument's msgpack wire form.
@@ -127,24 +122,19 @@ func (q *KVSetRequest) Encode() []byte {
 
 // DecodeKVSetRequest parses a KeyValue.Set argument from untrusted bytes.
 func DecodeKVSetRequest(data []byte) (*KVSetRequest, error) {
-	q := new(KVSetRequest)
-	err := decodeFields(data, func(r *Reader, key string) (err error) {
+	return decodeMap("set request", data, func(v *KVSetRequest, r *Reader, key string) (err error) {
 		switch key {
 		case kKey:
-			q.Key, err = r.Str()
+			v.Key, err = r.Str()
 		case kValue:
-			q.Value, err = r.Str()
+			v.Value, err = r.Str()
 		case kExpires:
-			q.Expires, err = r.Uint32()
+			v.Expires, err = r.Uint32()
 		default:
 			err = r.Skip()
 		}
 		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: set request: %v", ErrMalformed, err)
-	}
-	return q, nil
 }
 
 // Encode is the KeyValue.Get reply's msgpack wire form.
@@ -160,22 +150,17 @@ func (p *KVGetResponse) Encode() []byte {
 
 // DecodeKVGetResponse parses a KeyValue.Get reply from untrusted bytes.
 func DecodeKVGetResponse(data []byte) (*KVGetResponse, error) {
-	p := new(KVGetResponse)
-	err := decodeFields(data, func(r *Reader, key string) (err error) {
+	return decodeMap("get response", data, func(v *KVGetResponse, r *Reader, key string) (err error) {
 		switch key {
 		case kValue:
-			p.Value, err = r.Str()
+			v.Value, err = r.Str()
 		case kExists:
-			p.Exists, err = r.Bool()
+			v.Exists, err = r.Bool()
 		default:
 			err = r.Skip()
 		}
 		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: get response: %v", ErrMalformed, err)
-	}
-	return p, nil
 }
 
 // Encode is the Logging.WriteLog argument's msgpack wire form.
@@ -191,31 +176,37 @@ func (e *LogEntry) Encode() []byte {
 
 // DecodeLogEntry parses a Logging.WriteLog argument from untrusted bytes.
 func DecodeLogEntry(data []byte) (*LogEntry, error) {
-	e := new(LogEntry)
-	err := decodeFields(data, func(r *Reader, key string) (err error) {
+	return decodeMap("log entry", data, func(v *LogEntry, r *Reader, key string) (err error) {
 		switch key {
 		case kLevel:
-			e.Level, err = r.Str()
+			v.Level, err = r.Str()
 		case kText:
-			e.Text, err = r.Str()
+			v.Text, err = r.Str()
 		default:
 			err = r.Skip()
 		}
 		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: log entry: %v", ErrMalformed, err)
-	}
-	return e, nil
 }
 
-// decodeFields reads data as one map, calling fn for each key, and refuses
-// trailing bytes. Its errors are plain; the caller wraps them in
+// ReadMap reads data as one msgpack map, calling field for each key (field
+// reads the key's value, or skips it), and refuses bytes after the map. Its
+// errors are plain, as Reader's are; a decoder wraps the one it returns in
 // ErrMalformed.
-func decodeFields(data []byte, fn func(r *Reader, key string) error) error {
+func ReadMap(data []byte, field func(r *Reader, key string) error) error {
 	r := NewReader(data)
-	if err := r.Fields(func(key string) error { return fn(r, key) }); err != nil {
+	if err := r.Fields(func(key string) error { return field(r, key) }); err != nil {
 		return err
 	}
 	return r.End()
+}
+
+// decodeMap is ReadMap into a new T, its error wrapped in ErrMalformed and
+// named what.
+func decodeMap[T any](what string, data []byte, field func(v *T, r *Reader, key string) error) (*T, error) {
+	v := new(T)
+	if err := ReadMap(data, func(r *Reader, key string) error { return field(v, r, key) }); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, what, err)
+	}
+	return v, nil
 }

@@ -24,8 +24,7 @@ type forward struct {
 // `latticed ctl call --data` sends for a JSON string).
 func decodeForward(p []byte) (forward, error) {
 	var f forward
-	r := wire.NewReader(p)
-	err := r.Fields(func(key string) (err error) {
+	err := wire.ReadMap(p, func(r *wire.Reader, key string) (err error) {
 		switch key {
 		case "binding":
 			f.binding, err = r.Str()
@@ -40,9 +39,6 @@ func decodeForward(p []byte) (forward, error) {
 		}
 		return err
 	})
-	if err == nil {
-		err = r.End()
-	}
 	if err != nil {
 		return forward{}, fmt.Errorf("decode Call.Forward argument: %w", err)
 	}
