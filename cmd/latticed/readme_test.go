@@ -95,8 +95,9 @@ func TestReadmeWritingAnActorInGo(t *testing.T) {
 	}
 
 	// The reader's environment, minus their lattice settings: latticed from
-	// make install first on PATH, Go's caches kept (a cold build cache would
-	// rebuild the standard library twice), no module proxy, no workspace.
+	// make install first on PATH, Go's settings file and caches kept though
+	// HOME moves (a cold build cache would rebuild the standard library
+	// twice), no module proxy, no workspace.
 	var env []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
@@ -107,7 +108,7 @@ func TestReadmeWritingAnActorInGo(t *testing.T) {
 		}
 		env = append(env, kv)
 	}
-	for _, v := range []string{"GOCACHE", "GOMODCACHE", "GOPATH"} {
+	for _, v := range []string{"GOENV", "GOCACHE", "GOMODCACHE", "GOPATH"} {
 		out, err := exec.Command("go", "env", v).Output()
 		if err != nil {
 			t.Fatalf("go env %s: %v", v, err)
