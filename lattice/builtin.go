@@ -1,12 +1,12 @@
 package lattice
 
 import (
-	"github.com/latticed/latticed/wire"
-
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
 	"strings"
+
+	"github.com/latticed/latticed/wire"
 )
 
 // BuiltinRefPrefix marks a provider reference to a provider compiled into latticed.

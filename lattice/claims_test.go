@@ -1,12 +1,12 @@
 package lattice
 
 import (
-	"github.com/latticed/latticed/wire"
-
 	"bytes"
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/latticed/latticed/wire"
 )
 
 // testModule is a tiny valid core module: a type section and a function

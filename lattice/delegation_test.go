@@ -1,10 +1,10 @@
 package lattice
 
 import (
-	"github.com/latticed/latticed/wire"
-
 	"testing"
 	"time"
+
+	"github.com/latticed/latticed/wire"
 )
 
 type delegFixture struct {

@@ -1,7 +1,9 @@
 package lattice
 
 import (
+	"cmp"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -118,41 +120,43 @@ func (s Signer) NewInvocation(hostID string, origin, target Entity, operation st
 }
 
 // DecodeInvocation parses an invocation from untrusted bytes. It accepts keys
-// in any order, `msg` as bin or str, and ignores unknown keys.
+// in any order, `msg` as bin, str or an empty array, and ignores unknown
+// keys. The returned Msg aliases data (a slice of it, not a copy), so data
+// must not be modified while the invocation is in use; a NATS message's
+// data is its own.
 func DecodeInvocation(data []byte) (*Invocation, error) {
 	inv := new(Invocation)
-	r := newMapReader(data)
-	defer r.release()
-	err := r.fields(func(key string) error {
+	r := wire.NewReader(data)
+	err := r.Fields(func(key []byte) error {
 		var err error
-		switch key {
-		case "origin":
-			inv.Origin, err = r.entity()
-		case "target":
-			inv.Target, err = r.entity()
-		case "operation":
-			inv.Operation, err = r.str()
-		case "msg":
-			inv.Msg, err = r.bytesLoose()
-		case "id":
-			inv.ID, err = r.str()
-		case "encoded_claims":
-			inv.EncodedClaims, err = r.str()
-		case "host_id":
-			inv.HostID, err = r.str()
-		case "content_length":
-			inv.ContentLength, err = r.uint()
-		case "delegation":
-			inv.Delegation, err = r.str()
-		case "traceContext":
-			inv.TraceContext, err = r.strMap()
+		switch string(key) {
+		case kOrigin:
+			inv.Origin, err = readEntity(r)
+		case kTarget:
+			inv.Target, err = readEntity(r)
+		case kOperation:
+			inv.Operation, err = r.Str()
+		case kMsg:
+			inv.Msg, err = readMsg(r)
+		case kID:
+			inv.ID, err = r.Str()
+		case kEncodedClaims:
+			inv.EncodedClaims, err = r.Str()
+		case kHostID:
+			inv.HostID, err = r.Str()
+		case kContentLength:
+			inv.ContentLength, err = r.Uint()
+		case kDelegation:
+			inv.Delegation, err = r.Str()
+		case kTraceContext:
+			inv.TraceContext, err = readTraceContext(r)
 		default:
-			err = r.skip(1)
+			err = r.Skip()
 		}
 		return err
 	})
 	if err == nil {
-		err = r.end()
+		err = r.End()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: invocation: %v", wire.ErrMalformed, err)
@@ -160,23 +164,35 @@ func DecodeInvocation(data []byte) (*Invocation, error) {
 	return inv, nil
 }
 
-func (r mapReader) entity() (Entity, error) {
+func readEntity(r *wire.Reader) (Entity, error) {
 	var e Entity
-	err := r.fields(func(key string) error {
+	err := r.Fields(func(key []byte) error {
 		var err error
-		switch key {
-		case "public_key":
-			e.PublicKey, err = r.str()
-		case "contract_id":
-			e.ContractID, err = r.str()
-		case "link_name":
-			e.LinkName, err = r.str()
+		switch string(key) {
+		case kPublicKey:
+			e.PublicKey, err = r.Str()
+		case kContractID:
+			e.ContractID, err = r.Str()
+		case kLinkName:
+			e.LinkName, err = r.Str()
 		default:
-			err = r.skip(2)
+			err = r.Skip()
 		}
 		return err
 	})
 	return e, err
+}
+
+// readMsg reads an invocation's or a response's msg: bin, str (Elixir
+// peers), nil, or an empty array (the OTP host's "actor not running" reply).
+func readMsg(r *wire.Reader) ([]byte, error) {
+	if t, err := r.Next(); err != nil || t != wire.Array {
+		return r.Bytes()
+	}
+	if n, err := r.ArrayLen(); err != nil || n > 0 {
+		return nil, cmp.Or(err, errors.New("want bytes, got a non-empty array"))
+	}
+	return nil, nil
 }
 
 // InvocationResponse is the reply to an Invocation. A non-empty Error means the call failed.
@@ -204,31 +220,31 @@ const HeaderErrorCode = "Latticed-Error-Code"
 const ErrorCodeUnavailable = "unavailable"
 
 // DecodeInvocationResponse parses a reply from untrusted bytes, accepting
-// `msg` as bin, str or an empty array as wasmCloud's hosts produce them.
+// `msg` as bin, str or an empty array as wasmCloud's hosts produce them. The
+// returned Msg aliases data, as in DecodeInvocation.
 func DecodeInvocationResponse(data []byte) (*InvocationResponse, error) {
 	resp := new(InvocationResponse)
-	r := newMapReader(data)
-	defer r.release()
-	err := r.fields(func(key string) error {
+	r := wire.NewReader(data)
+	err := r.Fields(func(key []byte) error {
 		var err error
-		switch key {
-		case "msg":
-			resp.Msg, err = r.bytesLoose()
-		case "invocation_id":
-			resp.InvocationID, err = r.str()
-		case "error":
-			resp.Error, err = r.str()
-		case "content_length":
-			resp.ContentLength, err = r.uint()
-		case "instance_id":
-			resp.InstanceID, err = r.str()
+		switch string(key) {
+		case kMsg:
+			resp.Msg, err = readMsg(r)
+		case kInvocationID:
+			resp.InvocationID, err = r.Str()
+		case kError:
+			resp.Error, err = r.Str()
+		case kContentLength:
+			resp.ContentLength, err = r.Uint()
+		case kInstanceID:
+			resp.InstanceID, err = r.Str()
 		default:
-			err = r.skip(1)
+			err = r.Skip()
 		}
 		return err
 	})
 	if err == nil {
-		err = r.end()
+		err = r.End()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: invocation response: %v", wire.ErrMalformed, err)

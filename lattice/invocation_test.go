@@ -1,15 +1,17 @@
 package lattice
 
 import (
-	"github.com/latticed/latticed/wire"
-
 	"bytes"
 	"encoding/base64"
+	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/latticed/latticed/wire"
 )
 
 type invFixture struct {
@@ -112,6 +114,60 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 	} {
 		if _, err := DecodeInvocation(b); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// The invocation's payload is read in place: Msg is a slice of the input
+// whose capacity ends with it, for invocations and responses alike.
+func TestDecodeReadsMsgInPlace(t *testing.T) {
+	msg := bytes.Repeat([]byte("m"), 300)
+	inv, err := (&Invocation{Operation: "Op", Msg: msg, ID: "id"}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := (&InvocationResponse{Msg: msg, InvocationID: "id"}).Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		data   []byte
+		decode func([]byte) ([]byte, error)
+	}{
+		"invocation": {inv, func(b []byte) ([]byte, error) { v, err := DecodeInvocation(b); return v.Msg, err }},
+		"response":   {resp, func(b []byte) ([]byte, error) { v, err := DecodeInvocationResponse(b); return v.Msg, err }},
+	} {
+		got, err := c.decode(c.data)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		i := bytes.Index(c.data, msg)
+		if !bytes.Equal(got, msg) || &got[0] != &c.data[i] || cap(got) != len(msg) {
+			t.Errorf("%s: msg was copied, or its capacity reaches past it", name)
+		}
+	}
+}
+
+// Peers' integer and string forms: strings as bin are read as strings, as
+// msgpack's reflection decoders read them; a negative content_length is
+// malformed, not a huge length.
+func TestDecodeStringsAndLengths(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		in   []byte
+		want *Invocation // nil: malformed
+	}{
+		{"operation as bin", []byte{0x81, 0xa9, 'o', 'p', 'e', 'r', 'a', 't', 'i', 'o', 'n', 0xc4, 2, 'O', 'p'}, &Invocation{Operation: "Op"}},
+		{"content_length as int8", append([]byte{0x81, 0xae}, append([]byte("content_length"), 0xd0, 0x05)...), &Invocation{ContentLength: 5}},
+		{"negative content_length", append([]byte{0x81, 0xae}, append([]byte("content_length"), 0xff)...), nil},
+		{"negative int16 content_length", append([]byte{0x81, 0xae}, append([]byte("content_length"), 0xd1, 0xff, 0xff)...), nil},
+	} {
+		got, err := DecodeInvocation(c.in)
+		switch {
+		case c.want == nil && !errors.Is(err, wire.ErrMalformed):
+			t.Errorf("%s: %+v, %v; want ErrMalformed", c.name, got, err)
+		case c.want != nil && (err != nil || !reflect.DeepEqual(got, c.want)):
+			t.Errorf("%s: %+v, %v; want %+v", c.name, got, err, c.want)
 		}
 	}
 }

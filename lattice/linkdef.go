@@ -52,30 +52,29 @@ func (l *LinkDefinition) Normalize() error {
 // DecodeLinkDefinition parses a msgpack link definition from untrusted bytes.
 func DecodeLinkDefinition(data []byte) (*LinkDefinition, error) {
 	ld := &LinkDefinition{Values: map[string]string{}}
-	r := newMapReader(data)
-	defer r.release()
-	err := r.fields(func(key string) error {
+	r := wire.NewReader(data)
+	err := r.Fields(func(key []byte) error {
 		var err error
-		switch key {
+		switch string(key) {
 		case "id":
-			ld.ID, err = r.str()
+			ld.ID, err = r.Str()
 		case "actor_id":
-			ld.ActorID, err = r.str()
+			ld.ActorID, err = r.Str()
 		case "provider_id":
-			ld.ProviderID, err = r.str()
+			ld.ProviderID, err = r.Str()
 		case "link_name":
-			ld.LinkName, err = r.str()
+			ld.LinkName, err = r.Str()
 		case "contract_id":
-			ld.ContractID, err = r.str()
+			ld.ContractID, err = r.Str()
 		case "values":
-			err = r.stringMap(ld.Values)
+			err = readValues(r, ld.Values)
 		default:
-			err = r.skip(1)
+			err = r.Skip()
 		}
 		return err
 	})
 	if err == nil {
-		err = r.end()
+		err = r.End()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: link definition: %v", wire.ErrMalformed, err)
@@ -83,17 +82,14 @@ func DecodeLinkDefinition(data []byte) (*LinkDefinition, error) {
 	return ld, nil
 }
 
-func (r mapReader) stringMap(into map[string]string) error {
-	code, err := r.d.PeekCode()
-	if err != nil {
-		return err
+// readValues reads a link's values, a map of strings or nil, into into.
+func readValues(r *wire.Reader, into map[string]string) error {
+	if t, err := r.Next(); err != nil || t == wire.Nil {
+		return r.Skip()
 	}
-	if code == 0xc0 { // nil
-		return r.d.Skip()
-	}
-	return r.fields(func(key string) error {
-		v, err := r.str()
-		into[key] = v
+	return r.Fields(func(key []byte) error {
+		v, err := r.Str()
+		into[string(key)] = v
 		return err
 	})
 }

@@ -12,8 +12,8 @@ import (
 // input instead of copying it. A body of 900 KiB thus crosses the provider
 // and the actor with one copy fewer on each side and no buffer regrowth.
 // The bytes are the same as msgpack's reflection encoder writes (map keys
-// of the header sorted), which TestHTTPEncodersMatchMarshal in package lattice checks
-// (this module has no reflection encoder to compare with).
+// of the header sorted), which TestHTTPEncodersMatchMarshal checks in
+// package lattice (this module has no reflection encoder to compare with).
 
 // HTTPRequest is the wasmcloud:httpserver request an HTTP provider sends to an actor.
 type HTTPRequest struct {
@@ -135,9 +135,9 @@ func (r *HTTPResponse) Encode() []byte {
 func DecodeHTTPRequest(data []byte) (*HTTPRequest, error) {
 	req := new(HTTPRequest)
 	r := NewReader(data)
-	err := r.Fields(func(key string) error {
+	err := r.Fields(func(key []byte) error {
 		var err error
-		switch key {
+		switch string(key) {
 		case kMethod:
 			req.Method, err = r.Str()
 		case kPath:
@@ -168,9 +168,9 @@ func DecodeHTTPRequest(data []byte) (*HTTPRequest, error) {
 func DecodeHTTPResponse(data []byte) (*HTTPResponse, error) {
 	resp := new(HTTPResponse)
 	r := NewReader(data)
-	err := r.Fields(func(key string) error {
+	err := r.Fields(func(key []byte) error {
 		var err error
-		switch key {
+		switch string(key) {
 		case kStatusCode:
 			var v uint64
 			if v, err = r.Uint(); err == nil && v > 0xffff {

@@ -122,26 +122,22 @@ func (r *Reader) strLen(c byte) (uint64, error) {
 	case c == 0xdb:
 		return r.n(4)
 	}
-	return 0, fmt.Errorf("want a string, got code 0x%02x", c)
+	return 0, fmt.Errorf("want a string or bin, got code 0x%02x", c)
 }
 
-// Str reads a string; nil reads as "".
+// Str reads a string; nil reads as "", and bin is taken as a string, as
+// msgpack's reflection decoders take it.
 func (r *Reader) Str() (string, error) {
-	c, err := r.byte()
-	if err != nil || c == 0xc0 {
-		return "", err
-	}
-	n, err := r.strLen(c)
-	if err != nil {
-		return "", err
-	}
-	s, err := r.take(n)
+	s, err := r.byteString()
 	return string(s), err
 }
 
 // Bytes reads bin, str (as bytes) or nil, and returns a slice of the input,
 // not a copy.
-func (r *Reader) Bytes() ([]byte, error) {
+func (r *Reader) Bytes() ([]byte, error) { return r.byteString() }
+
+// byteString reads bin, str or nil as a slice of the input.
+func (r *Reader) byteString() ([]byte, error) {
 	c, err := r.byte()
 	if err != nil || c == 0xc0 {
 		return nil, err
@@ -242,32 +238,26 @@ func (r *Reader) container(c byte) (n uint64, ok bool, err error) {
 
 // MapLen reads a map header and returns its number of entries.
 func (r *Reader) MapLen() (int, error) {
-	c, err := r.byte()
-	if err != nil {
-		return 0, err
-	}
-	if c&0xf0 != 0x80 && c != 0xde && c != 0xdf {
-		return 0, fmt.Errorf("want a map, got code 0x%02x", c)
-	}
-	n, _, err := r.container(c)
-	if err != nil {
-		return 0, err
-	}
-	// Every entry takes at least two bytes: a count beyond that is a lie.
-	if n > uint64(len(r.b)-r.i) {
-		return 0, errShort
-	}
-	return int(n / 2), nil
+	n, err := r.containerLen(Map, "a map")
+	return int(n / 2), err
 }
 
 // ArrayLen reads an array header and returns its number of elements.
 func (r *Reader) ArrayLen() (int, error) {
-	c, err := r.byte()
+	n, err := r.containerLen(Array, "an array")
+	return int(n), err
+}
+
+// containerLen reads the header of a container of type want and returns
+// its count of elements (a map's keys and values both).
+func (r *Reader) containerLen(want Type, name string) (uint64, error) {
+	t, err := r.Next()
 	if err != nil {
 		return 0, err
 	}
-	if c&0xf0 != 0x90 && c != 0xdc && c != 0xdd {
-		return 0, fmt.Errorf("want an array, got code 0x%02x", c)
+	c, _ := r.byte() // Next saw it
+	if t != want {
+		return 0, fmt.Errorf("want %s, got code 0x%02x", name, c)
 	}
 	n, _, err := r.container(c)
 	if err != nil {
@@ -277,12 +267,14 @@ func (r *Reader) ArrayLen() (int, error) {
 	if n > uint64(len(r.b)-r.i) {
 		return 0, errShort
 	}
-	return int(n), nil
+	return n, nil
 }
 
 // Fields calls fn for each key of the map at the reader's position; fn
-// reads the key's value, or skips it. Errors name the field they are in.
-func (r *Reader) Fields(fn func(key string) error) error {
+// reads the key's value, or skips it. The key is a slice of the input, so
+// reading the map allocates nothing: `switch string(key)` compares without
+// a copy, and string(key) keeps it. Errors name the field they are in.
+func (r *Reader) Fields(fn func(key []byte) error) error {
 	n, err := r.MapLen()
 	if err != nil {
 		return err
@@ -290,7 +282,7 @@ func (r *Reader) Fields(fn func(key string) error) error {
 	r.depth++
 	defer func() { r.depth-- }()
 	for i := 0; i < n; i++ {
-		key, err := r.Str()
+		key, err := r.byteString()
 		if err != nil {
 			return fmt.Errorf("map key: %w", err)
 		}

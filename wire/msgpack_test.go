@@ -125,7 +125,7 @@ func TestSkipDepthCountsEnclosingFields(t *testing.T) {
 		ok    bool
 	}{{MaxDepth - 1, true}, {MaxDepth, false}} {
 		r := NewReader(nested(c.depth))
-		err := r.Fields(func(string) error { return r.Skip() })
+		err := r.Fields(func([]byte) error { return r.Skip() })
 		if (err == nil) != c.ok {
 			t.Errorf("%d arrays deep: %v, want ok=%v", c.depth, err, c.ok)
 		}

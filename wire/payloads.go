@@ -93,8 +93,8 @@ func (q *KVIncrementRequest) Encode() []byte {
 // DecodeKVIncrementRequest parses a KeyValue.Increment argument from
 // untrusted bytes.
 func DecodeKVIncrementRequest(data []byte) (*KVIncrementRequest, error) {
-	return decodeMap("increment request", data, func(v *KVIncrementRequest, r *Reader, key string) (err error) {
-		switch key {
+	return decodeMap("increment request", data, func(v *KVIncrementRequest, r *Reader, key []byte) (err error) {
+		switch string(key) {
 		case kKey:
 			v.Key, err = r.Str()
 		case kValue:
@@ -122,8 +122,8 @@ func (q *KVSetRequest) Encode() []byte {
 
 // DecodeKVSetRequest parses a KeyValue.Set argument from untrusted bytes.
 func DecodeKVSetRequest(data []byte) (*KVSetRequest, error) {
-	return decodeMap("set request", data, func(v *KVSetRequest, r *Reader, key string) (err error) {
-		switch key {
+	return decodeMap("set request", data, func(v *KVSetRequest, r *Reader, key []byte) (err error) {
+		switch string(key) {
 		case kKey:
 			v.Key, err = r.Str()
 		case kValue:
@@ -150,8 +150,8 @@ func (p *KVGetResponse) Encode() []byte {
 
 // DecodeKVGetResponse parses a KeyValue.Get reply from untrusted bytes.
 func DecodeKVGetResponse(data []byte) (*KVGetResponse, error) {
-	return decodeMap("get response", data, func(v *KVGetResponse, r *Reader, key string) (err error) {
-		switch key {
+	return decodeMap("get response", data, func(v *KVGetResponse, r *Reader, key []byte) (err error) {
+		switch string(key) {
 		case kValue:
 			v.Value, err = r.Str()
 		case kExists:
@@ -176,8 +176,8 @@ func (e *LogEntry) Encode() []byte {
 
 // DecodeLogEntry parses a Logging.WriteLog argument from untrusted bytes.
 func DecodeLogEntry(data []byte) (*LogEntry, error) {
-	return decodeMap("log entry", data, func(v *LogEntry, r *Reader, key string) (err error) {
-		switch key {
+	return decodeMap("log entry", data, func(v *LogEntry, r *Reader, key []byte) (err error) {
+		switch string(key) {
 		case kLevel:
 			v.Level, err = r.Str()
 		case kText:
@@ -190,12 +190,13 @@ func DecodeLogEntry(data []byte) (*LogEntry, error) {
 }
 
 // ReadMap reads data as one msgpack map, calling field for each key (field
-// reads the key's value, or skips it), and refuses bytes after the map. Its
+// reads the key's value, or skips it; key is as in Reader.Fields), and
+// refuses bytes after the map. Its
 // errors are plain, as Reader's are; a decoder wraps the one it returns in
 // ErrMalformed.
-func ReadMap(data []byte, field func(r *Reader, key string) error) error {
+func ReadMap(data []byte, field func(r *Reader, key []byte) error) error {
 	r := NewReader(data)
-	if err := r.Fields(func(key string) error { return field(r, key) }); err != nil {
+	if err := r.Fields(func(key []byte) error { return field(r, key) }); err != nil {
 		return err
 	}
 	return r.End()
@@ -203,9 +204,9 @@ func ReadMap(data []byte, field func(r *Reader, key string) error) error {
 
 // decodeMap is ReadMap into a new T, its error wrapped in ErrMalformed and
 // named what.
-func decodeMap[T any](what string, data []byte, field func(v *T, r *Reader, key string) error) (*T, error) {
+func decodeMap[T any](what string, data []byte, field func(v *T, r *Reader, key []byte) error) (*T, error) {
 	v := new(T)
-	if err := ReadMap(data, func(r *Reader, key string) error { return field(v, r, key) }); err != nil {
+	if err := ReadMap(data, func(r *Reader, key []byte) error { return field(v, r, key) }); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, what, err)
 	}
 	return v, nil

@@ -24,8 +24,8 @@ type forward struct {
 // `latticed ctl call --data` sends for a JSON string).
 func decodeForward(p []byte) (forward, error) {
 	var f forward
-	err := wire.ReadMap(p, func(r *wire.Reader, key string) (err error) {
-		switch key {
+	err := wire.ReadMap(p, func(r *wire.Reader, key []byte) (err error) {
+		switch string(key) {
 		case "binding":
 			f.binding, err = r.Str()
 		case "namespace":
