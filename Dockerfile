@@ -21,9 +21,11 @@ ARG TARGETARCH
 ARG VERSION=dev
 ARG COMMIT=unknown
 WORKDIR /src
-# wire/ is a module of its own that go.mod replaces by its directory.
+# wire/ and actor/ are modules of their own that go.mod replaces by their
+# directories: go mod download reads their go.mod files.
 COPY go.mod go.sum ./
 COPY wire/go.mod wire/
+COPY actor/go.mod actor/
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 # The same command as on a workstation: the Makefile is the one source of

@@ -14,7 +14,7 @@ NATS_CLI_VERSION    := v0.5.1
 
 TEST_TIMEOUT ?= 9m
 
-.PHONY: all build run actors test unit lint bench soak fuzz tools clean help
+.PHONY: all build install run actors test unit lint bench soak fuzz tools clean help
 
 all: build
 
@@ -25,16 +25,22 @@ help:
 	@echo "make soak    steady load with scaling and provider restarts for SOAK (default 2m)"
 	@echo "make fuzz    each fuzz target for FUZZTIME (default 10s)"
 	@echo "make build   bin/latticed"
+	@echo "make install latticed into \$$(go env GOPATH)/bin (go install ./cmd/latticed)"
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/latticed ./cmd/latticed
 
+# latticed on PATH for actor authors (README, Writing an actor in Go).
+install:
+	$(GO) install ./cmd/latticed
+
 # The demo actors, built from source and signed with keys kept in the data
-# dir (so their identities survive rebuilds).
+# dir (so their identities survive rebuilds). They are the SDK's examples and
+# build in the actor module, as an actor author's would.
 actors: build
 	@mkdir -p $(BIN)/actors
-	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o $(BIN)/actors/echo.wasm ./actor/examples/echo
-	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o $(BIN)/actors/kvcounter.wasm ./actor/examples/kvcounter
+	cd actor && GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o $(BIN)/actors/echo.wasm ./examples/echo
+	cd actor && GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o $(BIN)/actors/kvcounter.wasm ./examples/kvcounter
 	$(BIN)/latticed claims sign $(BIN)/actors/echo.wasm -o $(BIN)/actors/echo_s.wasm \
 		--name echo --call-alias echo --cap wasmcloud:httpserver --ver 0.1.0 --rev 1 >/dev/null
 	$(BIN)/latticed claims sign $(BIN)/actors/kvcounter.wasm -o $(BIN)/actors/kvcounter_s.wasm \
@@ -54,8 +60,8 @@ $(TOOLS)/nats:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	GOOS=wasip1 GOARCH=wasm $(GO) vet ./actor/...
 	cd wire && $(GO) vet ./...
+	cd actor && $(GO) vet ./... && GOOS=wasip1 GOARCH=wasm $(GO) vet ./...
 
 # Packages with concurrency run under the race detector. The host's run
 # without it except for its concurrency tests: -race slows wazero's compiler
@@ -70,6 +76,7 @@ test: tools lint
 	$(TEST_ENV) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -race -run '$(HOST_RACE_TESTS)' ./internal/host
 	$(TEST_ENV) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -Ev '$(RACE_PKG_PATTERN)')
 	cd wire && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -race ./...
+	cd actor && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -race ./...
 
 bench: tools
 	$(TEST_ENV) $(GO) run ./bench

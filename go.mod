@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/google/uuid v1.6.0
+	github.com/latticed/latticed/actor v0.0.0
 	github.com/latticed/latticed/wire v0.0.0
 	github.com/nats-io/jwt/v2 v2.8.3
 	github.com/nats-io/nats-server/v2 v2.15.2
@@ -71,3 +72,5 @@ require (
 )
 
 replace github.com/latticed/latticed/wire => ./wire
+
+replace github.com/latticed/latticed/actor => ./actor

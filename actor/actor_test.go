@@ -1,6 +1,7 @@
 package actor
 
 import (
+	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
@@ -117,14 +118,11 @@ func TestKVIncrementEncodesAMapAndDecodesAnInteger(t *testing.T) {
 		if binding != "store" || namespace != "wasmcloud:keyvalue" || operation != "KeyValue.Increment" {
 			t.Errorf("call %s %s %s", binding, namespace, operation)
 		}
-		var arg map[string]any
-		if err := Unmarshal(payload, &arg); err != nil {
-			t.Fatal(err)
+		arg, err := wire.DecodeKVIncrementRequest(payload)
+		if err != nil || *arg != (wire.KVIncrementRequest{Key: "hits", Value: 5}) {
+			t.Errorf("argument %+v (%v); want map {key: hits, value: 5}", arg, err)
 		}
-		if arg["key"] != "hits" || arg["value"] != int32(5) {
-			t.Errorf("argument %#v; want map {key: hits, value: 5}", arg)
-		}
-		return Marshal(uint8(42)) // a provider may use the narrowest encoding
+		return []byte{0xcc, 42}, nil // a provider may use any integer width
 	})
 	n, err := KVIncrement("store", "hits", 5)
 	if err != nil || n != 42 {
@@ -134,11 +132,11 @@ func TestKVIncrementEncodesAMapAndDecodesAnInteger(t *testing.T) {
 
 func TestKVGetSendsABareString(t *testing.T) {
 	fakeHost(t, func(_, _, operation string, payload []byte) ([]byte, error) {
-		var key string
-		if err := Unmarshal(payload, &key); err != nil || key != "k" || operation != "KeyValue.Get" {
+		key, err := wire.NewReader(payload).Str()
+		if err != nil || key != "k" || operation != "KeyValue.Get" {
 			t.Errorf("%s argument %q (%v); want bare string k", operation, key, err)
 		}
-		return Marshal(wire.KVGetResponse{Value: "v", Exists: true})
+		return (&wire.KVGetResponse{Value: "v", Exists: true}).Encode(), nil
 	})
 	v, ok, err := KVGet("default", "k")
 	if err != nil || v != "v" || !ok {
@@ -149,7 +147,11 @@ func TestKVGetSendsABareString(t *testing.T) {
 func TestKVSetIgnoresAnEmptyReply(t *testing.T) {
 	var got wire.KVSetRequest
 	fakeHost(t, func(_, _, _ string, payload []byte) ([]byte, error) {
-		return nil, Unmarshal(payload, &got)
+		arg, err := wire.DecodeKVSetRequest(payload)
+		if err == nil {
+			got = *arg
+		}
+		return nil, err
 	})
 	if err := KVSet("default", "k", "v", 60); err != nil {
 		t.Fatal(err)
@@ -181,10 +183,12 @@ func TestBuiltinsUseTheDefaultLink(t *testing.T) {
 			if len(payload) != 0 {
 				t.Errorf("GenerateGuid payload %q; want empty", payload)
 			}
-			return Marshal("f47ac10b-58cc-4372-a567-0e02b2c3d479")
+			w := wire.NewWriter(0)
+			w.Str("f47ac10b-58cc-4372-a567-0e02b2c3d479")
+			return w.Bytes(), nil
 		case wire.OpLogWrite:
-			var e wire.LogEntry
-			if err := Unmarshal(payload, &e); err != nil || e != (wire.LogEntry{Level: "warn", Text: "careful"}) {
+			e, err := wire.DecodeLogEntry(payload)
+			if err != nil || *e != (wire.LogEntry{Level: "warn", Text: "careful"}) {
 				t.Errorf("log entry %+v (%v)", e, err)
 			}
 		}
@@ -222,30 +226,18 @@ func TestHandleHTTPFillsWasmCloudDefaults(t *testing.T) {
 		registry.Unlock()
 	})
 	req := wire.HTTPRequest{Method: "POST", Path: "/p", QueryString: "a=1", Header: map[string][]string{"X": {"y"}}, Body: []byte("b")}
-	payload, err := Marshal(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reply, err := dispatch(wire.OpHTTPHandleRequest, payload)
+	reply, err := dispatch(wire.OpHTTPHandleRequest, req.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if seen.Method != "POST" || seen.Path != "/p" || seen.QueryString != "a=1" || string(seen.Body) != "b" || seen.Header["X"][0] != "y" {
 		t.Fatalf("handler saw %+v", seen)
 	}
-	// Decode into a generic map to see the wire shape, not Go's zero values.
-	var shape map[string]any
-	if err := Unmarshal(reply, &shape); err != nil {
-		t.Fatal(err)
-	}
-	if shape["statusCode"] != uint16(200) {
-		t.Errorf("statusCode = %#v; want 200", shape["statusCode"])
-	}
-	if h, ok := shape["header"].(map[string]any); !ok || len(h) != 0 {
-		t.Errorf("header = %#v; want an empty map, not nil", shape["header"])
-	}
-	if b, ok := shape["body"].([]byte); !ok || len(b) != 0 {
-		t.Errorf("body = %#v; want empty bytes, not nil", shape["body"])
+	// The wire shape, not Go's zero values: status 200 as a uint16, an
+	// empty header map and an empty bin, never nil.
+	want := "83" + "aa737461747573436f6465" + "cd00c8" + "a6686561646572" + "80" + "a4626f6479" + "c400"
+	if got := hex.EncodeToString(reply); got != want {
+		t.Errorf("reply %s; want %s", got, want)
 	}
 	if _, err := dispatch(wire.OpHTTPHandleRequest, []byte{0xc1}); err == nil || !strings.Contains(err.Error(), "decode HttpRequest") {
 		t.Errorf("malformed request: %v; want a decode error", err)

@@ -45,40 +45,61 @@ func HandleHTTP(fn func(wire.HTTPRequest) (wire.HTTPResponse, error)) {
 // KVIncrement adds by to the integer stored at key in the key-value store
 // linked as binding (KeyValue.Increment) and returns the new value.
 func KVIncrement(binding, key string, by int32) (int32, error) {
+	reply, err := HostCall(binding, wire.ContractKeyValue, wire.OpKVIncrement,
+		(&wire.KVIncrementRequest{Key: key, Value: by}).Encode())
+	if err != nil {
+		return 0, err
+	}
 	var n int32
-	err := call(binding, wire.ContractKeyValue, wire.OpKVIncrement,
-		wire.KVIncrementRequest{Key: key, Value: by}, &n)
+	err = decodeReply(wire.OpKVIncrement, reply, func(r *wire.Reader) (err error) {
+		n, err = r.Int32()
+		return err
+	})
 	return n, err
 }
 
 // KVGet reads key from the key-value store linked as binding (KeyValue.Get).
 // exists is false, and value empty, when the key is absent.
 func KVGet(binding, key string) (value string, exists bool, err error) {
-	var resp wire.KVGetResponse
-	if err := call(binding, wire.ContractKeyValue, wire.OpKVGet, key, &resp); err != nil {
+	reply, err := HostCall(binding, wire.ContractKeyValue, wire.OpKVGet, encodeStr(key))
+	if err != nil {
 		return "", false, err
+	}
+	resp, err := wire.DecodeKVGetResponse(reply)
+	if err != nil {
+		return "", false, fmt.Errorf("decode %s reply: %w", wire.OpKVGet, err)
 	}
 	return resp.Value, resp.Exists, nil
 }
 
 // KVSet stores value at key in the key-value store linked as binding
-// (KeyValue.Set); expires is a lifetime in seconds, 0 for never.
+// (KeyValue.Set); expires is a lifetime in seconds, 0 for never. The reply,
+// if any, is ignored.
 func KVSet(binding, key, value string, expires uint32) error {
-	return call(binding, wire.ContractKeyValue, wire.OpKVSet,
-		wire.KVSetRequest{Key: key, Value: value, Expires: expires}, nil)
+	_, err := HostCall(binding, wire.ContractKeyValue, wire.OpKVSet,
+		(&wire.KVSetRequest{Key: key, Value: value, Expires: expires}).Encode())
+	return err
 }
 
 // Log writes text at level ("error", "warn", "info" or "debug") to the host's
 // log, tagged with this actor (wasmcloud:builtin:logging).
 func Log(level, text string) error {
-	return call(DefaultLink, wire.ContractLogging, wire.OpLogWrite,
-		wire.LogEntry{Level: level, Text: text}, nil)
+	_, err := HostCall(DefaultLink, wire.ContractLogging, wire.OpLogWrite,
+		(&wire.LogEntry{Level: level, Text: text}).Encode())
+	return err
 }
 
 // GenerateGUID asks the host for a random UUID (wasmcloud:builtin:numbergen).
 func GenerateGUID() (string, error) {
+	reply, err := HostCall(DefaultLink, wire.ContractNumberGen, wire.OpNumGenGUID, nil)
+	if err != nil {
+		return "", err
+	}
 	var guid string
-	err := call(DefaultLink, wire.ContractNumberGen, wire.OpNumGenGUID, nil, &guid)
+	err = decodeReply(wire.OpNumGenGUID, reply, func(r *wire.Reader) (err error) {
+		guid, err = r.Str()
+		return err
+	})
 	return guid, err
 }
 
@@ -89,25 +110,23 @@ func CallActor(target, operation string, payload []byte) ([]byte, error) {
 	return HostCall(DefaultLink, target, operation, payload)
 }
 
-// call is a host call with msgpack on both sides. A nil arg sends an empty
-// payload (operations without an argument); a nil out ignores the reply.
-func call(binding, namespace, operation string, arg, out any) error {
-	var payload []byte
-	if arg != nil {
-		var err error
-		if payload, err = Marshal(arg); err != nil {
-			return fmt.Errorf("encode %s argument: %w", operation, err)
-		}
+// encodeStr is a bare msgpack string, the argument of the key-value
+// operations that take only a key.
+func encodeStr(s string) []byte {
+	w := wire.NewWriter(wire.StrSize(len(s)))
+	w.Str(s)
+	return w.Bytes()
+}
+
+// decodeReply reads a reply that is one bare msgpack value with read.
+func decodeReply(operation string, reply []byte, read func(*wire.Reader) error) error {
+	r := wire.NewReader(reply)
+	err := read(r)
+	if err == nil {
+		err = r.End()
 	}
-	reply, err := HostCall(binding, namespace, operation, payload)
 	if err != nil {
-		return err
-	}
-	if out == nil {
-		return nil
-	}
-	if err := Unmarshal(reply, out); err != nil {
-		return fmt.Errorf("decode %s reply: %w", operation, err)
+		return fmt.Errorf("decode %s reply: %w: %v", operation, wire.ErrMalformed, err)
 	}
 	return nil
 }

@@ -43,7 +43,7 @@ func runBytes(o options) error {
 func benchBytes(ctx context.Context, o options, bin, tmp, echoPath string, rep *Report) error {
 	progress("building the pass-through actor")
 	passPath := filepath.Join(tmp, "passthrough.wasm")
-	if err := buildSigned("./actor/testactors/passthrough", passPath, "passthrough"); err != nil {
+	if err := buildSigned("./internal/testing/actors/passthrough", passPath, "passthrough"); err != nil {
 		return err
 	}
 	progress("starting a node (supervisor + host child)")

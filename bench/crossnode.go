@@ -276,7 +276,7 @@ func benchCrossNode(ctx context.Context, o options, bin, tmp string, rep *Report
 		n.started++
 		return waitCompiled(n.metrics, n.started)
 	}
-	fwdPath, fwdKey, err := sign("./actor/testactors/hostcall", "fwd")
+	fwdPath, fwdKey, err := sign("./internal/testing/actors/hostcall", "fwd")
 	if err != nil {
 		return err
 	}
@@ -285,7 +285,7 @@ func benchCrossNode(ctx context.Context, o options, bin, tmp string, rep *Report
 	}
 	echoKeys := make([]string, len(nodes))
 	for i, n := range nodes {
-		path, key, err := sign("./actor/examples/echo", "echo-"+n.name)
+		path, key, err := sign("github.com/latticed/latticed/actor/examples/echo", "echo-"+n.name)
 		if err != nil {
 			return err
 		}

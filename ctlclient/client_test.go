@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-const echoPkg = "./actor/examples/echo"
+const echoPkg = "github.com/latticed/latticed/actor/examples/echo"
 
 // startHost runs a real host on s until the test ends.
 func startHost(t *testing.T, s *server.Server, cluster *trust.KeyPair, prefix string, labels map[string]string) *host.Host {

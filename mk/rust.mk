@@ -1,5 +1,5 @@
 # The Rust toolchain the ABI-compatibility test (internal/host/rust_actor_test.go)
-# builds actor/testactors/rustecho with: Debian's rustc and its wasm32 std,
+# builds internal/testing/actors/rustecho with: Debian's rustc and its wasm32 std,
 # pinned to Debian 12's version. Installed by `make tools` only when missing.
 # The test calls $(RUST_RUSTC) by its full path (a rustup rustc elsewhere on
 # PATH has no wasm32 std) and fails with "run make tools" when it is missing.

@@ -21,7 +21,7 @@ func TestApplyIsIdempotent(t *testing.T) {
 		"WASMCLOUD_CTL_HOST": "127.0.0.1", "WASMCLOUD_CTL_PORT": serverPort(t, s), "WASMCLOUD_LATTICE_PREFIX": prefix,
 	})
 	dir := t.TempDir()
-	echo := testenv.SignActor(t, dir, "./actor/examples/echo", trust.SignActorOptions{Name: "echo", CallAlias: "applied-echo"})
+	echo := testenv.SignActor(t, dir, "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{Name: "echo", CallAlias: "applied-echo"})
 	if err := os.Rename(echo.Path, filepath.Join(dir, "echo_s.wasm")); err != nil {
 		t.Fatal(err)
 	}

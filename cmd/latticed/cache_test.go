@@ -37,7 +37,7 @@ func TestCacheStreamWithTheNatsCLI(t *testing.T) {
 	e := newCtlEnv(t, map[string]string{
 		"WASMCLOUD_CTL_HOST": "127.0.0.1", "WASMCLOUD_CTL_PORT": serverPort(t, s), "WASMCLOUD_LATTICE_PREFIX": prefix,
 	})
-	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{Name: "echo"})
+	echo := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{Name: "echo"})
 	e.run("ctl", "start", "actor", "file://"+echo.Path, "--host-id", h.ID()).want(t, 0)
 	provider, _ := trust.CreateKeyPair(lattice.KindService)
 	e.run("ctl", "link", "put", echo.Key, provider.PublicKey(), wire.ContractKeyValue, "URL=x").want(t, 0)

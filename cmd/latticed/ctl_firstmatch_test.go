@@ -24,7 +24,7 @@ func TestCtlTargetedCommandsEndAtFirstMatch(t *testing.T) {
 	e := newCtlEnv(t, map[string]string{
 		"WASMCLOUD_CTL_HOST": "127.0.0.1", "WASMCLOUD_CTL_PORT": serverPort(t, s), "WASMCLOUD_LATTICE_PREFIX": prefix,
 	})
-	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{Name: "echo"})
+	echo := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{Name: "echo"})
 	// Started on the host by id: compiling the module is not what is timed.
 	e.run("ctl", "start", "actor", "file://"+echo.Path, "--host-id", h.ID(), "--timeout", "2m").want(t, 0)
 

@@ -164,7 +164,7 @@ func TestCtl(t *testing.T) {
 	writeSecretFile(t, filepath.Join(e.dataDir, "keys", "cluster.nk"), cluster.Seed()+"\n")
 
 	dir := t.TempDir()
-	echo := testenv.SignActor(t, dir, "./actor/examples/echo", trust.SignActorOptions{
+	echo := testenv.SignActor(t, dir, "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{
 		Name: "echo", CallAlias: "echo", Caps: []string{wire.ContractHTTPServer},
 	})
 	echoRef := "file://" + echo.Path
@@ -213,7 +213,7 @@ func TestCtl(t *testing.T) {
 		mustContain(t, "stderr", r.stderr, "no host matches constraints zone=c")
 
 		unsigned := filepath.Join(dir, "unsigned.wasm")
-		if err := os.WriteFile(unsigned, testenv.BuildActor(t, "./actor/examples/echo"), 0o644); err != nil {
+		if err := os.WriteFile(unsigned, testenv.BuildActor(t, "github.com/latticed/latticed/actor/examples/echo"), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		r = e.run("ctl", "start", "actor", "file://"+unsigned, "--host-id", a.ID())

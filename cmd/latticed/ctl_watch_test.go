@@ -19,7 +19,7 @@ func TestCtlWatchPrintsMatchingEvents(t *testing.T) {
 	e := newCtlEnv(t, map[string]string{
 		"WASMCLOUD_CTL_HOST": "127.0.0.1", "WASMCLOUD_CTL_PORT": serverPort(t, s), "WASMCLOUD_LATTICE_PREFIX": prefix,
 	})
-	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{Name: "echo"})
+	echo := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{Name: "echo"})
 	out := make(chan result, 1)
 	go func() { out <- e.run("ctl", "watch", "--type", "actors_started", "--count", "1", "--output", "json") }()
 	// Start the actor until watch is surely subscribed: each start adds an

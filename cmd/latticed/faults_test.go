@@ -104,7 +104,7 @@ func TestNATSClusterFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	echo := testenv.SignActor(t, root, "./actor/examples/echo", trust.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
+	echo := testenv.SignActor(t, root, "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
 	httpPort := testenv.FreePort(t)
 	manifestPath := filepath.Join(root, "faults.yaml")
 	if err := os.WriteFile(manifestPath, []byte(fmt.Sprintf(`actors:

@@ -272,10 +272,10 @@ func TestLatticeOfUpProcesses(t *testing.T) {
 
 	// Build and sign the actors while the nodes start.
 	dir := t.TempDir()
-	fwd := testenv.SignActor(t, dir, "./actor/testactors/hostcall", trust.SignActorOptions{Name: "fwd"})
-	echoC := testenv.SignActor(t, dir, "./actor/examples/echo", trust.SignActorOptions{Name: "echo-c", CallAlias: "echo-c"})
-	shared := testenv.SignActor(t, dir, "./actor/examples/echo", trust.SignActorOptions{Name: "shared"})
-	kvc := testenv.SignActor(t, dir, "./actor/examples/kvcounter", trust.SignActorOptions{Name: "kvcounter", Caps: []string{wire.ContractKeyValue}})
+	fwd := testenv.SignActor(t, dir, "./internal/testing/actors/hostcall", trust.SignActorOptions{Name: "fwd"})
+	echoC := testenv.SignActor(t, dir, "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{Name: "echo-c", CallAlias: "echo-c"})
+	shared := testenv.SignActor(t, dir, "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{Name: "shared"})
+	kvc := testenv.SignActor(t, dir, "github.com/latticed/latticed/actor/examples/kvcounter", trust.SignActorOptions{Name: "kvcounter", Caps: []string{wire.ContractKeyValue}})
 
 	want, wantOther := sortedIDs(a, b, c), sortedIDs(d)
 	testenv.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {

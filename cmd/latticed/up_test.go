@@ -138,7 +138,7 @@ func TestCtlRevokeWithoutHostIDIsFastAndProviderStartsAgain(t *testing.T) {
 	host := hosts[0].ID
 	hostOnly := procChildren(t, up.Process.Pid)
 
-	kvc := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", trust.SignActorOptions{Name: "kvcounter", Caps: []string{wire.ContractKeyValue}})
+	kvc := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/kvcounter", trust.SignActorOptions{Name: "kvcounter", Caps: []string{wire.ContractKeyValue}})
 	e.run("ctl", "start", "actor", "file://"+kvc.Path, "--host-id", host).want(t, 0)
 	kv, _ := builtin.Lookup("builtin:keyvalue")
 	running := func() lattice.ProviderDescription {

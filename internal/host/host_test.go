@@ -36,16 +36,16 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	echoPkg      = "./actor/examples/echo"
-	loopPkg      = "./actor/testactors/loop"
-	trapPkg      = "./actor/testactors/trap"
-	lifePkg      = "./actor/testactors/lifecycle"
-	hostcallPkg  = "./actor/testactors/hostcall"
-	membombPkg   = "./actor/testactors/membomb"
-	recursePkg   = "./actor/testactors/recurse"
-	loggerPkg    = "./actor/testactors/logger"
-	foreverPkg   = "./actor/testactors/startforever"
-	kvcounterPkg = "./actor/examples/kvcounter"
+	echoPkg      = "github.com/latticed/latticed/actor/examples/echo"
+	loopPkg      = "./internal/testing/actors/loop"
+	trapPkg      = "./internal/testing/actors/trap"
+	lifePkg      = "./internal/testing/actors/lifecycle"
+	hostcallPkg  = "./internal/testing/actors/hostcall"
+	membombPkg   = "./internal/testing/actors/membomb"
+	recursePkg   = "./internal/testing/actors/recurse"
+	loggerPkg    = "./internal/testing/actors/logger"
+	foreverPkg   = "./internal/testing/actors/startforever"
+	kvcounterPkg = "github.com/latticed/latticed/actor/examples/kvcounter"
 )
 
 type fixture struct {

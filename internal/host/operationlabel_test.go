@@ -12,7 +12,7 @@ import (
 	"github.com/latticed/latticed/trust"
 )
 
-const anyopPkg = "./actor/testactors/anyop"
+const anyopPkg = "./internal/testing/actors/anyop"
 
 // Invokers choose operation names, so the operation label must not follow
 // them: 10,000 distinct made-up operations, sent to an actor that answers

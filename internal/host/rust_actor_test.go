@@ -31,10 +31,10 @@ const (
 	rustRustc   = "/usr/bin/rustc"
 	rustWasmStd = "/usr/lib/rustlib/wasm32-unknown-unknown/lib"
 	rustLLD     = "/usr/bin/rust-lld"
-	rustEchoSrc = "actor/testactors/rustecho/lib.rs"
+	rustEchoSrc = "internal/testing/actors/rustecho/lib.rs"
 )
 
-// buildRustEcho compiles actor/testactors/rustecho with rustc for
+// buildRustEcho compiles internal/testing/actors/rustecho with rustc for
 // wasm32-unknown-unknown and returns the module exactly as rustc wrote it.
 func buildRustEcho(t *testing.T) []byte {
 	t.Helper()

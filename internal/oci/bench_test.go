@@ -21,7 +21,7 @@ func TestMain(m *testing.M) {
 func BenchmarkPullActor(b *testing.B) {
 	reg := testenv.Registry(b, nil)
 	ctx := context.Background()
-	actor := testenv.SignActor(b, b.TempDir(), "./actor/examples/echo", trust.SignActorOptions{Name: "echo"})
+	actor := testenv.SignActor(b, b.TempDir(), "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{Name: "echo"})
 	ref := reg + "/bench/echo:0.1.0"
 	if _, err := newClient(b, reg, Settings{}).Push(ctx, ref, Actor, actor.Module, false); err != nil {
 		b.Fatal(err)

@@ -133,7 +133,7 @@ func (n *node) cacheEntry(t *testing.T, subject string) map[string]any {
 func TestActorAndProviderArchiveFromAnOCIRegistry(t *testing.T) {
 	reg := testenv.Registry(t, nil)
 	dir := t.TempDir()
-	actor := testenv.SignActor(t, dir, "./actor/examples/echo", trust.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
+	actor := testenv.SignActor(t, dir, "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
 	parPath := buildHTTPServerArchive(t, dir)
 	actorRef, provRef := reg+"/latticed/echo:0.1.0", reg+"/latticed/httpserver:0.1.0"
 	cli(t, nil, false, "push", actorRef, actor.Path, "--insecure")
@@ -300,7 +300,7 @@ func TestPrivateRegistryCredentialsFromRegistriesPut(t *testing.T) {
 	login := &testenv.RegistryLogin{Username: "lattice", Password: "pw-" + strconv.FormatInt(time.Now().UnixNano(), 36)}
 	reg := testenv.Registry(t, login)
 	dir := t.TempDir()
-	actor := testenv.SignActor(t, dir, "./actor/examples/echo", trust.SignActorOptions{Name: "echo"})
+	actor := testenv.SignActor(t, dir, "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{Name: "echo"})
 	issuer, _ := trust.CreateKeyPair(lattice.KindAccount)
 	subject, _ := trust.CreateKeyPair(lattice.KindService)
 	prog, _ := os.ReadFile(providerBin)

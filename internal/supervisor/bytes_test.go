@@ -25,7 +25,7 @@ import (
 // largest that fits the 1 MiB NATS payload with the invocation around it;
 // four different 900 KiB bodies at once catch a buffer shared between calls.
 func TestLargeBodiesRoundTripThroughANode(t *testing.T) {
-	actor := testenv.SignActor(t, t.TempDir(), "./actor/testactors/passthrough", trust.SignActorOptions{
+	actor := testenv.SignActor(t, t.TempDir(), "./internal/testing/actors/passthrough", trust.SignActorOptions{
 		Name: "passthrough", Caps: []string{wire.ContractHTTPServer},
 	})
 	n := startNode(t, nil, "file://"+actor.Path)

@@ -49,7 +49,7 @@ func (n *node) state(ctl lattice.Ctl) nodeState {
 // actor behind that could not work (or matched NATS wildcards). The host now
 // refuses each with an error naming the rule, and nothing changes.
 func TestCtlRefusesInvalidInputAndChangesNothing(t *testing.T) {
-	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
+	echo := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
 	n := startNode(t, nil, "file://"+echo.Path)
 	n.launch("builtin:httpserver", "default", "")
 	n.waitProviderState("builtin:httpserver", "default", child.StateRunning)
@@ -109,7 +109,7 @@ func TestCtlRefusesInvalidInputAndChangesNothing(t *testing.T) {
 // another process holds) used to close the working listener first. The
 // provider now keeps serving on the current link and says why it refused.
 func TestHTTPServerKeepsItsListenerWhenALinkChangeCannotWork(t *testing.T) {
-	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
+	echo := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
 	n := startNode(t, nil, "file://"+echo.Path)
 	n.launch("builtin:httpserver", "default", "")
 	n.waitProviderState("builtin:httpserver", "default", child.StateRunning)

@@ -69,7 +69,7 @@ func runUpToExit(t *testing.T, env map[string]string, args ...string) (int, stri
 func TestUpExitsWhenADeclaredActorCannotStart(t *testing.T) {
 	dir := t.TempDir()
 	unsigned := filepath.Join(dir, "unsigned.wasm")
-	if err := os.WriteFile(unsigned, testenv.BuildActor(t, "./actor/examples/echo"), 0o644); err != nil {
+	if err := os.WriteFile(unsigned, testenv.BuildActor(t, "github.com/latticed/latticed/actor/examples/echo"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	garbage := filepath.Join(dir, "garbage.wasm")

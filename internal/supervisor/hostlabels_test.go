@@ -24,7 +24,7 @@ import (
 // removed there does not.
 func TestPolicyRequestsOfSupervisorAndHostCarryTheHostsLabels(t *testing.T) {
 	const topic = "test.policy"
-	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{Name: "echo"})
+	echo := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{Name: "echo"})
 	n := startNode(t, map[string]string{config.EnvPolicyTopic: topic, config.EnvPolicyTimeout: "2000",
 		config.EnvLabelPrefix + "zone": "configured", config.EnvLabelPrefix + "tier": "gold"})
 	var mu sync.Mutex

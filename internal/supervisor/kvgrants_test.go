@@ -55,7 +55,7 @@ func httpCounter(t *testing.T, port int) int {
 // providers, linked, and returns the node, the actor and the HTTP port.
 func kvcounterNode(t *testing.T) (*node, testenv.SignedActor, int) {
 	t.Helper()
-	actor := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", trust.SignActorOptions{
+	actor := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/kvcounter", trust.SignActorOptions{
 		Name: "kvcounter", Caps: []string{wire.ContractHTTPServer, wire.ContractKeyValue},
 	})
 	n := startNode(t, nil, "file://"+actor.Path)

@@ -34,7 +34,7 @@ import (
 // httpserver provider comes back with its link and serves HTTP, and so does
 // a node restarted with --apply.
 func TestProviderKeepsItsLinksInALatticeOfTwentyThousand(t *testing.T) {
-	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
+	echo := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
 	port := strconv.Itoa(testenv.FreePort(t))
 	dir := t.TempDir()
 	path := filepath.Join(t.TempDir(), "lattice.yaml")

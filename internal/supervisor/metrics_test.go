@@ -147,13 +147,13 @@ func httpGet(url string) (int, error) {
 // built-in httpserver and keyvalue providers, traffic driven through it, and
 // the exact counter deltas read from the one merged /metrics endpoint.
 func TestNodeMetricsMergedAcrossComponents(t *testing.T) {
-	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{
+	echo := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{
 		Name: "echo", Caps: []string{wire.ContractHTTPServer},
 	})
-	kvc := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", trust.SignActorOptions{
+	kvc := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/kvcounter", trust.SignActorOptions{
 		Name: "kvcounter", Caps: []string{wire.ContractHTTPServer, wire.ContractKeyValue},
 	})
-	trap := testenv.SignActor(t, t.TempDir(), "./actor/testactors/trap", trust.SignActorOptions{Name: "trap"})
+	trap := testenv.SignActor(t, t.TempDir(), "./internal/testing/actors/trap", trust.SignActorOptions{Name: "trap"})
 	n := startNode(t, nil, "file://"+echo.Path, "file://"+kvc.Path, "file://"+trap.Path)
 	const httpRef, kvRef = "builtin:httpserver", "builtin:keyvalue"
 	for _, ref := range []string{httpRef, kvRef} {

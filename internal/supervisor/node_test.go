@@ -284,5 +284,5 @@ func tail(s string, lines int) string {
 // echoActor builds and signs the echo actor into dir.
 func echoActor(t testing.TB) testenv.SignedActor {
 	t.Helper()
-	return testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{Name: "echo"})
+	return testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{Name: "echo"})
 }

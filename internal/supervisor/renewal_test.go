@@ -62,7 +62,7 @@ func providerConns(ctx context.Context, sys *nats.Conn, account string) (map[str
 func TestBuiltinProvidersOutliveTheirCredentialsUnderLoad(t *testing.T) {
 	const lifetime = 10 * time.Second // config's floor
 	o := startOperatorServer(t)
-	actor := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", trust.SignActorOptions{
+	actor := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/kvcounter", trust.SignActorOptions{
 		Name: "kvcounter", Caps: []string{wire.ContractHTTPServer, wire.ContractKeyValue},
 	})
 	env := o.env(false)

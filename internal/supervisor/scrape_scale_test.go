@@ -34,7 +34,7 @@ func TestScrapeScale(t *testing.T) {
 	dir := t.TempDir()
 	actors := make([]testenv.SignedActor, nActors)
 	for i := range actors {
-		actors[i] = testenv.SignActor(t, dir, "./actor/examples/echo", trust.SignActorOptions{Name: fmt.Sprintf("echo%02d", i)})
+		actors[i] = testenv.SignActor(t, dir, "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{Name: fmt.Sprintf("echo%02d", i)})
 	}
 	start := time.Now()
 	g, ctx := errgroup.WithContext(context.Background())

@@ -27,7 +27,7 @@ import (
 // decision, and every decision is counted.
 func TestStartProviderAsksThePolicyService(t *testing.T) {
 	const topic, changes = "test.policy", "test.policy.changes"
-	echo := testenv.SignActor(t, t.TempDir(), "./actor/examples/echo", trust.SignActorOptions{Name: "echo"})
+	echo := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{Name: "echo"})
 	n := startNode(t, map[string]string{config.EnvPolicyTopic: topic, config.EnvPolicyChangesTopic: changes, config.EnvPolicyTimeout: "500"})
 	launch := func(ref, link string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

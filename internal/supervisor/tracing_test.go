@@ -45,7 +45,7 @@ func (n *node) putLinks(lds ...lattice.LinkDefinition) {
 // keyvalue, and the keyvalue provider's span of that invocation.
 func TestNodeTraceAcrossProcesses(t *testing.T) {
 	recv := otlptest.Start(t)
-	kvc := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", trust.SignActorOptions{
+	kvc := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/kvcounter", trust.SignActorOptions{
 		Name: "kvcounter", Caps: []string{wire.ContractHTTPServer, wire.ContractKeyValue},
 	})
 	n := startNode(t, map[string]string{

@@ -85,7 +85,7 @@ func TestHTTPAnswers503WithRetryAfterWhileACalledProviderIsDown(t *testing.T) {
 // (manifest.startOrder), and a call that still finds it down is coded
 // unavailable by the actor's host.
 func TestRestartUnderHTTPLoadAnswersNo500(t *testing.T) {
-	actor := testenv.SignActor(t, t.TempDir(), "./actor/examples/kvcounter", trust.SignActorOptions{
+	actor := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/kvcounter", trust.SignActorOptions{
 		Name: "kvcounter", Caps: []string{wire.ContractHTTPServer, wire.ContractKeyValue},
 	})
 	port := testenv.FreePort(t)

@@ -133,7 +133,7 @@ type forward struct {
 }
 
 func TestSIGTERMDrainsInFlightStopsProvidersAndExitsZero(t *testing.T) {
-	actor := testenv.SignActor(t, t.TempDir(), "./actor/testactors/hostcall", trust.SignActorOptions{Name: "hostcall", Caps: []string{"test:slow"}})
+	actor := testenv.SignActor(t, t.TempDir(), "./internal/testing/actors/hostcall", trust.SignActorOptions{Name: "hostcall", Caps: []string{"test:slow"}})
 	u := startUp(t, map[string]string{config.EnvRPCTimeoutMS: "10000"}, "--start-actor", "file://"+actor.Path)
 	ref := "file://" + providerBin
 	if err := u.admin.LaunchProvider(context.Background(), lattice.LaunchProviderCommand{ProviderRef: ref, LinkName: "default", Configuration: `{"delay_ms": 1000}`}); err != nil {

@@ -2,7 +2,7 @@
 // HTTP requests with a JSON description of the request, and Echo.Echo with
 // its own payload (the trivial actor the benchmarks call).
 //
-// Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o echo.wasm ./actor/examples/echo
+// Build (in actor/, the SDK module): GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o echo.wasm ./examples/echo
 package main
 
 import (

@@ -2,7 +2,7 @@
 // increments the key "counter" through the link named "default" and the
 // reply is {"counter": N}.
 //
-// Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o kvcounter.wasm ./actor/examples/kvcounter
+// Build (in actor/, the SDK module): GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o kvcounter.wasm ./examples/kvcounter
 package main
 
 import (

@@ -57,9 +57,9 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	echoPkg      = "./actor/examples/echo"
-	kvcounterPkg = "./actor/examples/kvcounter"
-	httpfailPkg  = "./actor/testactors/httpfail"
+	echoPkg      = "github.com/latticed/latticed/actor/examples/echo"
+	kvcounterPkg = "github.com/latticed/latticed/actor/examples/kvcounter"
+	httpfailPkg  = "./internal/testing/actors/httpfail"
 )
 
 var (

@@ -84,8 +84,8 @@ func ModuleRoot(t testing.TB) string {
 	return root
 }
 
-// BuildActor compiles the Go actor package (e.g. "./actor/examples/echo") to a
-// wasip1 reactor module once per test binary and returns its bytes.
+// BuildActor compiles the Go actor package pkg (as wasmbuild.Build takes it)
+// to a wasip1 reactor module once per test binary and returns its bytes.
 func BuildActor(t testing.TB, pkg string) []byte {
 	t.Helper()
 	buildMu.Lock()

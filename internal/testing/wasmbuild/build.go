@@ -24,7 +24,10 @@ func ModuleRoot() (string, error) {
 	return filepath.Dir(mod), nil
 }
 
-// Build compiles pkg (e.g. "./actor/examples/echo") to out.
+// Build compiles the actor package pkg to out. pkg is a directory relative to
+// the repository root ("./internal/testing/actors/trap") or an import path:
+// the SDK's examples are in the actor module, which a relative path from the
+// root does not enter ("github.com/latticed/latticed/actor/examples/echo").
 func Build(pkg, out string) error {
 	root, err := ModuleRoot()
 	if err != nil {

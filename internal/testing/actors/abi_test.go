@@ -1,11 +1,11 @@
 //go:build !wasip1
 
-package actor_test
+package actors_test
 
 // The SDK's end-to-end proof: build real actors with `go build`, run them in
 // wazero behind a minimal wasmbus host written here, and drive __guest_call
-// the way latticed's agent does. The host below is deliberately small; it is
-// a model of the ABI, not of the agent.
+// the way latticed's host does. The host below is deliberately small; it is
+// a model of the ABI, not of internal/host.
 
 import (
 	"bytes"
@@ -28,7 +28,6 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 
-	"github.com/latticed/latticed/actor"
 	"github.com/latticed/latticed/wire"
 )
 
@@ -59,7 +58,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// buildActor compiles the actor package (relative to this directory) as a
+// buildActor compiles the actor package (relative to this directory, or an
+// import path) as a
 // wasip1 reactor and returns the module bytes.
 func buildActor(tb testing.TB, pkg string) []byte {
 	tb.Helper()
@@ -276,7 +276,7 @@ func load(tb testing.TB, pkg string, cfg wazero.RuntimeConfig) *instance {
 func TestEchoOverTheABI(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	wasm := buildActor(t, "./examples/echo")
+	wasm := buildActor(t, "github.com/latticed/latticed/actor/examples/echo")
 	// A runtime without the shared cache, so the compile time is real.
 	r := wazero.NewRuntime(ctx)
 	defer r.Close(ctx)
@@ -336,12 +336,8 @@ func TestEchoOverTheABI(t *testing.T) {
 			{Method: "GET", Path: "/a", QueryString: "x=1"},
 			{Method: "POST", Path: "/b/c", Body: []byte(`{"k":"v"}`), Header: map[string][]string{"Accept": {"*/*"}}},
 		} {
-			payload, err := actor.Marshal(req)
+			resp, err := wire.DecodeHTTPResponse(in.mustCall(t, wire.OpHTTPHandleRequest, req.Encode()))
 			if err != nil {
-				t.Fatal(err)
-			}
-			var resp wire.HTTPResponse
-			if err := actor.Unmarshal(in.mustCall(t, wire.OpHTTPHandleRequest, payload), &resp); err != nil {
 				t.Fatal(err)
 			}
 			if resp.StatusCode != 200 || resp.Header["Content-Type"][0] != "application/json" {
@@ -393,7 +389,7 @@ func TestEchoOverTheABI(t *testing.T) {
 
 func TestReactorLifecycle(t *testing.T) {
 	t.Parallel()
-	in := load(t, "./testactors/lifecycle", wazero.NewRuntimeConfig())
+	in := load(t, "./lifecycle", wazero.NewRuntimeConfig())
 
 	if got := string(in.mustCall(t, "Life.MainRan", nil)); got != "false" {
 		t.Errorf("main ran = %s: a c-shared reactor must not run main", got)
@@ -414,7 +410,7 @@ func TestReactorLifecycle(t *testing.T) {
 
 func TestKVCounterIncrementsThroughTheHost(t *testing.T) {
 	t.Parallel()
-	in := load(t, "./examples/kvcounter", wazero.NewRuntimeConfig())
+	in := load(t, "github.com/latticed/latticed/actor/examples/kvcounter", wazero.NewRuntimeConfig())
 	store := map[string]int32{}
 	var failure error
 	in.onHost = func(binding, namespace, operation string, payload []byte) ([]byte, error) {
@@ -424,20 +420,19 @@ func TestKVCounterIncrementsThroughTheHost(t *testing.T) {
 		if binding != "default" || namespace != wire.ContractKeyValue || operation != wire.OpKVIncrement {
 			return nil, fmt.Errorf("unexpected call %s %s %s", binding, namespace, operation)
 		}
-		var arg wire.KVIncrementRequest
-		if err := actor.Unmarshal(payload, &arg); err != nil {
+		arg, err := wire.DecodeKVIncrementRequest(payload)
+		if err != nil {
 			return nil, err
 		}
 		store[arg.Key] += arg.Value
-		return actor.Marshal(store[arg.Key])
+		w := wire.NewWriter(5)
+		w.Int32(store[arg.Key])
+		return w.Bytes(), nil
 	}
-	request, err := actor.Marshal(wire.HTTPRequest{Method: "GET", Path: "/"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	handle := func() wire.HTTPResponse {
-		var resp wire.HTTPResponse
-		if err := actor.Unmarshal(in.mustCall(t, wire.OpHTTPHandleRequest, request), &resp); err != nil {
+	request := (&wire.HTTPRequest{Method: "GET", Path: "/"}).Encode()
+	handle := func() *wire.HTTPResponse {
+		resp, err := wire.DecodeHTTPResponse(in.mustCall(t, wire.OpHTTPHandleRequest, request))
+		if err != nil {
 			t.Fatal(err)
 		}
 		return resp
@@ -460,7 +455,7 @@ func TestKVCounterIncrementsThroughTheHost(t *testing.T) {
 
 func TestHostCallForwarding(t *testing.T) {
 	t.Parallel()
-	in := load(t, "./testactors/hostcall", wazero.NewRuntimeConfig())
+	in := load(t, "./hostcall", wazero.NewRuntimeConfig())
 	in.onHost = func(binding, namespace, operation string, payload []byte) ([]byte, error) {
 		if namespace == "wasmcloud:denied" {
 			return nil, errors.New("missing capability claim")
@@ -468,11 +463,15 @@ func TestHostCallForwarding(t *testing.T) {
 		return append([]byte(binding+"|"+namespace+"|"+operation+"|"), payload...), nil
 	}
 	forward := func(binding, namespace, operation string, payload []byte) []byte {
-		b, err := actor.Marshal(map[string]any{"binding": binding, "namespace": namespace, "operation": operation, "payload": payload})
-		if err != nil {
-			t.Fatal(err)
+		w := wire.NewWriter(0)
+		w.MapHeader(4)
+		for _, kv := range [][2]string{{"binding", binding}, {"namespace", namespace}, {"operation", operation}} {
+			w.Str(kv[0])
+			w.Str(kv[1])
 		}
-		return b
+		w.Str("payload")
+		w.Bin(payload)
+		return w.Bytes()
 	}
 
 	reply := in.mustCall(t, "Call.Forward", forward("b", "MABC", "X.Y", []byte("data")))
@@ -491,19 +490,21 @@ func TestHostCallForwarding(t *testing.T) {
 
 func TestLoggerUsesTheBuiltins(t *testing.T) {
 	t.Parallel()
-	in := load(t, "./testactors/logger", wazero.NewRuntimeConfig())
+	in := load(t, "./logger", wazero.NewRuntimeConfig())
 	var logged []wire.LogEntry
 	in.onHost = func(binding, namespace, operation string, payload []byte) ([]byte, error) {
 		switch namespace + " " + operation {
 		case wire.ContractLogging + " " + wire.OpLogWrite:
-			var e wire.LogEntry
-			if err := actor.Unmarshal(payload, &e); err != nil {
+			e, err := wire.DecodeLogEntry(payload)
+			if err != nil {
 				return nil, err
 			}
-			logged = append(logged, e)
+			logged = append(logged, *e)
 			return nil, nil
 		case wire.ContractNumberGen + " " + wire.OpNumGenGUID:
-			return actor.Marshal("3f2504e0-4f89-11d3-9a0c-0305e82c3301")
+			w := wire.NewWriter(0)
+			w.Str("3f2504e0-4f89-11d3-9a0c-0305e82c3301")
+			return w.Bytes(), nil
 		}
 		return nil, fmt.Errorf("unexpected %s %s %s", binding, namespace, operation)
 	}
@@ -521,7 +522,7 @@ func TestFailureModes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	r := newRuntime(t, wazero.NewRuntimeConfig())
-	compiled, err := r.CompileModule(ctx, buildActor(t, "./testactors/trap"))
+	compiled, err := r.CompileModule(ctx, buildActor(t, "./trap"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -575,7 +576,7 @@ func TestHostileActors(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("a spinning guest is stopped by the call's deadline", func(t *testing.T) {
-		in := load(t, "./testactors/loop", wazero.NewRuntimeConfig().WithCloseOnContextDone(true))
+		in := load(t, "./loop", wazero.NewRuntimeConfig().WithCloseOnContextDone(true))
 		callCtx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 		defer cancel()
 		_, _, err := in.call(callCtx, "Loop.Forever", nil)
@@ -603,7 +604,7 @@ func TestHostileActors(t *testing.T) {
 	}
 
 	t.Run("memory exhaustion is a fatal error and a trap", func(t *testing.T) {
-		in := load(t, "./testactors/membomb", limited)
+		in := load(t, "./membomb", limited)
 		if got := string(in.mustCall(t, "Mem.GrowOnce", nil)); got != "1" {
 			t.Fatalf("Mem.GrowOnce = %q", got)
 		}
@@ -612,7 +613,7 @@ func TestHostileActors(t *testing.T) {
 	})
 
 	t.Run("unbounded recursion is a fatal error and a trap", func(t *testing.T) {
-		in := load(t, "./testactors/recurse", limited)
+		in := load(t, "./recurse", limited)
 		_, _, err := in.call(ctx, "Recurse.Deep", nil)
 		// The goroutine stack doubles in linear memory, so the memory limit
 		// is hit long before Go's 1 GB stack limit.
@@ -621,13 +622,10 @@ func TestHostileActors(t *testing.T) {
 }
 
 func BenchmarkGuestCall(b *testing.B) {
-	in := load(b, "./examples/echo", wazero.NewRuntimeConfig())
+	in := load(b, "github.com/latticed/latticed/actor/examples/echo", wazero.NewRuntimeConfig())
 	ctx := context.Background()
 	echo := []byte("0123456789abcdef0123456789abcdef")
-	httpReq, err := actor.Marshal(wire.HTTPRequest{Method: "GET", Path: "/bench", QueryString: "a=b"})
-	if err != nil {
-		b.Fatal(err)
-	}
+	httpReq := (&wire.HTTPRequest{Method: "GET", Path: "/bench", QueryString: "a=b"}).Encode()
 	for _, bc := range []struct {
 		op      string
 		payload []byte
@@ -647,7 +645,7 @@ func BenchmarkGuestCall(b *testing.B) {
 func BenchmarkInstantiate(b *testing.B) {
 	ctx := context.Background()
 	r := newRuntime(b, wazero.NewRuntimeConfig())
-	compiled, err := r.CompileModule(ctx, buildActor(b, "./examples/echo"))
+	compiled, err := r.CompileModule(ctx, buildActor(b, "github.com/latticed/latticed/actor/examples/echo"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,6 +1,13 @@
-// Package testactors holds hostile and diagnostic actors that host tests
-// build (GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared) and run to
-// prove isolation, limits and routing. None of them is meant to be deployed.
+// Package actors holds hostile and diagnostic actors that the product's
+// tests build (GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared) and run
+// to prove isolation, limits and routing. None of them is meant to be
+// deployed; the actors an author would copy are the SDK's examples
+// (actor/examples).
+//
+// The package's test is also the actor SDK's end-to-end test over the wasmbus
+// ABI (real actors in wazero behind a minimal host). It lives here, in the
+// root module, because it needs wazero, and the SDK's own module depends on
+// the standard library and wire only.
 //
 //   - loop: Loop.Forever never returns (timeouts); Echo.Echo.
 //   - trap: Trap.Panic (a handler panic: the SDK turns it into a guest error
@@ -22,4 +29,6 @@
 //     GUID from wasmcloud:builtin:numbergen; Log.Write logs its payload.
 //   - passthrough: answers every HTTP request with its body, byte for byte
 //     (large-payload round trips and the payload benchmark).
-package testactors
+//   - rustecho: lib.rs, a wasmbus actor for wasm32-unknown-unknown that
+//     internal/host's Rust ABI test compiles with rustc.
+package actors

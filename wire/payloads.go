@@ -1,0 +1,213 @@
+package wire
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+)
+
+// The codecs of the key-value and logging payloads an actor sends and
+// receives through its host calls. Encoders write what msgpack's reflection
+// encoder wrote for these structs (fixed-width int32 and uint32), the bytes
+// actors have always sent; decoders take any integer width, keys in any
+// order, and skip unknown keys, as serde does for wasmCloud's structs.
+
+// Field names of the payloads below (their msgpack tags).
+const (
+	kKey     = "key"
+	kValue   = "value"
+	kExpires = "expires"
+	kExists  = "exists"
+	kLevel   = "level"
+	kText    = "text"
+)
+
+// Int32 writes v in the fixed-width int 32 form (0xd2 and four bytes), as
+// reflection encoders without compact integers write a Go int32.
+func (w *Writer) Int32(v int32) {
+	w.b = binary.BigEndian.AppendUint32(append(w.b, 0xd2), uint32(v))
+}
+
+// Uint32 writes v in the fixed-width uint 32 form (0xce and four bytes), as
+// reflection encoders without compact integers write a Go uint32.
+func (w *Writer) Uint32(v uint32) {
+	w.b = binary.BigEndian.AppendUint32(append(w.b, 0xce), v)
+}
+
+// Int reads an integer of any msgpack width, signed or not, that fits an
+// int64; nil reads as 0.
+func (r *Reader) Int() (int64, error) {
+	if r.i < len(r.b) {
+		switch c := r.b[r.i]; {
+		case c >= 0xe0: // negative fixint
+			r.i++
+			return int64(int8(c)), nil
+		case c >= 0xd0 && c <= 0xd3:
+			r.i++
+			size := 1 << (c - 0xd0)
+			v, err := r.n(size)
+			if err != nil {
+				return 0, err
+			}
+			shift := 64 - 8*size // sign-extend from size bytes
+			return int64(v<<shift) >> shift, nil
+		}
+	}
+	v, err := r.Uint()
+	if err == nil && v > math.MaxInt64 {
+		return 0, fmt.Errorf("integer %d does not fit 64 signed bits", v)
+	}
+	return int64(v), err
+}
+
+// Int32 reads an integer of any msgpack width that fits an int32.
+func (r *Reader) Int32() (int32, error) {
+	v, err := r.Int()
+	if err == nil && (v < math.MinInt32 || v > math.MaxInt32) {
+		return 0, fmt.Errorf("integer %d does not fit 32 bits", v)
+	}
+	return int32(v), err
+}
+
+// Uint32 reads a non-negative integer of any msgpack width that fits a
+// uint32.
+func (r *Reader) Uint32() (uint32, error) {
+	v, err := r.Uint()
+	if err == nil && v > math.MaxUint32 {
+		return 0, fmt.Errorf("integer %d does not fit 32 bits", v)
+	}
+	return uint32(v), err
+}
+
+// Encode is the KeyValue.Increment argument's msgpack wire form.
+func (q *KVIncrementRequest) Encode() []byte {
+	w := NewWriter(ContainerSize(2) + StrSize(len(kKey)) + StrSize(len(q.Key)) + StrSize(len(kValue)) + 5)
+	w.MapHeader(2)
+	w.Str(kKey)
+	w.Str(q.Key)
+	w.Str(kValue)
+	w.Int32(q.Value)
+	return w.Bytes()
+}
+
+// DecodeKVIncrementRequest parses a KeyValue.Increment argument from
+// untrusted bytes.
+func DecodeKVIncrementRequest(data []byte) (*KVIncrementRequest, error) {
+	return decodeMap("increment request", data, func(v *KVIncrementRequest, r *Reader, key []byte) (err error) {
+		switch string(key) {
+		case kKey:
+			v.Key, err = r.Str()
+		case kValue:
+			v.Value, err = r.Int32()
+		default:
+			err = r.Skip()
+		}
+		return err
+	})
+}
+
+// Encode is the KeyValue.Set argument's msgpack wire form.
+func (q *KVSetRequest) Encode() []byte {
+	w := NewWriter(ContainerSize(3) + StrSize(len(kKey)) + StrSize(len(q.Key)) +
+		StrSize(len(kValue)) + StrSize(len(q.Value)) + StrSize(len(kExpires)) + 5)
+	w.MapHeader(3)
+	w.Str(kKey)
+	w.Str(q.Key)
+	w.Str(kValue)
+	w.Str(q.Value)
+	w.Str(kExpires)
+	w.Uint32(q.Expires)
+	return w.Bytes()
+}
+
+// DecodeKVSetRequest parses a KeyValue.Set argument from untrusted bytes.
+func DecodeKVSetRequest(data []byte) (*KVSetRequest, error) {
+	return decodeMap("set request", data, func(v *KVSetRequest, r *Reader, key []byte) (err error) {
+		switch string(key) {
+		case kKey:
+			v.Key, err = r.Str()
+		case kValue:
+			v.Value, err = r.Str()
+		case kExpires:
+			v.Expires, err = r.Uint32()
+		default:
+			err = r.Skip()
+		}
+		return err
+	})
+}
+
+// Encode is the KeyValue.Get reply's msgpack wire form.
+func (p *KVGetResponse) Encode() []byte {
+	w := NewWriter(ContainerSize(2) + StrSize(len(kValue)) + StrSize(len(p.Value)) + StrSize(len(kExists)) + 1)
+	w.MapHeader(2)
+	w.Str(kValue)
+	w.Str(p.Value)
+	w.Str(kExists)
+	w.Bool(p.Exists)
+	return w.Bytes()
+}
+
+// DecodeKVGetResponse parses a KeyValue.Get reply from untrusted bytes.
+func DecodeKVGetResponse(data []byte) (*KVGetResponse, error) {
+	return decodeMap("get response", data, func(v *KVGetResponse, r *Reader, key []byte) (err error) {
+		switch string(key) {
+		case kValue:
+			v.Value, err = r.Str()
+		case kExists:
+			v.Exists, err = r.Bool()
+		default:
+			err = r.Skip()
+		}
+		return err
+	})
+}
+
+// Encode is the Logging.WriteLog argument's msgpack wire form.
+func (e *LogEntry) Encode() []byte {
+	w := NewWriter(ContainerSize(2) + StrSize(len(kLevel)) + StrSize(len(e.Level)) + StrSize(len(kText)) + StrSize(len(e.Text)))
+	w.MapHeader(2)
+	w.Str(kLevel)
+	w.Str(e.Level)
+	w.Str(kText)
+	w.Str(e.Text)
+	return w.Bytes()
+}
+
+// DecodeLogEntry parses a Logging.WriteLog argument from untrusted bytes.
+func DecodeLogEntry(data []byte) (*LogEntry, error) {
+	return decodeMap("log entry", data, func(v *LogEntry, r *Reader, key []byte) (err error) {
+		switch string(key) {
+		case kLevel:
+			v.Level, err = r.Str()
+		case kText:
+			v.Text, err = r.Str()
+		default:
+			err = r.Skip()
+		}
+		return err
+	})
+}
+
+// ReadMap reads data as one msgpack map, calling field for each key (field
+// reads the key's value, or skips it; key is as in Reader.Fields), and
+// refuses bytes after the map. Its
+// errors are plain, as Reader's are; a decoder wraps the one it returns in
+// ErrMalformed.
+func ReadMap(data []byte, field func(r *Reader, key []byte) error) error {
+	r := NewReader(data)
+	if err := r.Fields(func(key []byte) error { return field(r, key) }); err != nil {
+		return err
+	}
+	return r.End()
+}
+
+// decodeMap is ReadMap into a new T, its error wrapped in ErrMalformed and
+// named what.
+func decodeMap[T any](what string, data []byte, field func(v *T, r *Reader, key []byte) error) (*T, error) {
+	v := new(T)
+	if err := ReadMap(data, func(r *Reader, key []byte) error { return field(v, r, key) }); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, what, err)
+	}
+	return v, nil
+}
