@@ -320,7 +320,7 @@ func (h *Host) scale(ctx context.Context, a *actor, n int, annotations map[strin
 			a.annotations[id] = annotations
 			h.events.publish(lattice.EventActorStarted, map[string]any{
 				"public_key": a.key, "image_ref": a.ref, "api_version": "n/a", "instance_id": id,
-				"annotations": nonNil(annotations), "claims": claimsEventData(a.claims),
+				"annotations": lattice.NonNil(annotations), "claims": claimsEventData(a.claims),
 			})
 		}
 	}
@@ -418,13 +418,6 @@ func claimsEventData(c *lattice.ActorClaims) map[string]any {
 		"version": w.Ver, "revision": lattice.ActorRevision(c),
 		"not_before_human": human(c.NotBefore, "immediately"), "expires_human": human(c.Expires, "never"),
 	}
-}
-
-func nonNil(m map[string]string) map[string]string {
-	if m == nil {
-		return map[string]string{}
-	}
-	return m
 }
 
 // drainTimeout bounds how long stopping an actor waits for the invocations

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 )
@@ -209,8 +210,8 @@ func TestRevokeClosesConnectionAndRefusesReconnect(t *testing.T) {
 
 func TestCredsFilesAndKeysAreSecret(t *testing.T) {
 	_, a, dir := operatorServer(t)
-	for _, rel := range []string{OperatorSeedFile, SystemAccountSeedFile, LatticeAccountSeedFile} {
-		fi, err := os.Stat(DataPath(dir, rel))
+	for _, rel := range []string{datadir.OperatorSeedFile, datadir.SystemAccountSeedFile, datadir.LatticeAccountSeedFile} {
+		fi, err := os.Stat(datadir.Path(dir, rel))
 		if err != nil {
 			t.Fatal(err)
 		}

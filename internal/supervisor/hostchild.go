@@ -12,7 +12,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/latticed/latticed/internal/admin"
 	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/lattice"
 )
@@ -49,7 +51,7 @@ type hostChild struct {
 	restarts    int
 	lastExit    Exit
 	creds       []Credentials
-	readyCh     chan HostReport // the current run's readiness report
+	readyCh     chan admin.HostReport // the current run's readiness report
 	metricsAddr string
 	rearm       chan struct{}
 }
@@ -63,10 +65,10 @@ func newHostChild(s *Supervisor) *hostChild {
 		})}
 }
 
-func (h *hostChild) status() ChildStatus {
+func (h *hostChild) status() admin.ChildStatus {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st := ChildStatus{State: h.state, Restarts: h.restarts, ExitReason: h.lastExit.String()}
+	st := admin.ChildStatus{State: h.state, Restarts: h.restarts, ExitReason: h.lastExit.String()}
 	if h.proc != nil {
 		st.PID = h.proc.pid
 	}
@@ -156,7 +158,7 @@ func (h *hostChild) run(ctx context.Context) error {
 // supervise waits for the host's readiness report, then for its end. It
 // returns whether it became ready and whether ctx asked it to stop (in
 // which case it was stopped gracefully).
-func (h *hostChild) supervise(ctx context.Context, proc *process, readyCh <-chan HostReport, first bool) (ready, stopped bool) {
+func (h *hostChild) supervise(ctx context.Context, proc *process, readyCh <-chan admin.HostReport, first bool) (ready, stopped bool) {
 	s := h.sup
 	limit := time.NewTimer(hostStartLimit)
 	defer limit.Stop()
@@ -222,13 +224,13 @@ func (h *hostChild) finish(exit Exit) {
 
 // start mints the host's users, writes their creds files and starts
 // `latticed host`.
-func (h *hostChild) start() (*process, <-chan HostReport, error) {
+func (h *hostChild) start() (*process, <-chan admin.HostReport, error) {
 	s := h.sup
 	env, creds, err := h.environment()
 	if err != nil {
 		return nil, nil, err
 	}
-	readyCh := make(chan HostReport, 1)
+	readyCh := make(chan admin.HostReport, 1)
 	h.mu.Lock()
 	h.creds, h.readyCh = creds, readyCh
 	h.mu.Unlock()
@@ -249,7 +251,7 @@ func (h *hostChild) start() (*process, <-chan HostReport, error) {
 }
 
 // hostReady is the host child's readiness report over the admin socket.
-func (s *Supervisor) hostReady(r HostReport) error {
+func (s *Supervisor) hostReady(r admin.HostReport) error {
 	if r.HostID != s.hostID {
 		return fmt.Errorf("host %s is not the host this supervisor runs (%s)", r.HostID, s.hostID)
 	}
@@ -272,11 +274,11 @@ func (s *Supervisor) hostReady(r HostReport) error {
 }
 
 // hostSettings tells the host child how to use the users minted for it.
-func (s *Supervisor) hostSettings() HostSettings {
+func (s *Supervisor) hostSettings() admin.HostSettings {
 	if s.mode != modeEmbedded {
-		return HostSettings{}
+		return admin.HostSettings{}
 	}
-	return HostSettings{RPCInboxPrefix: InboxPrefix(s.prefix, RoleHostRPC), CtlInboxPrefix: InboxPrefix(s.prefix, RoleHostCtl)}
+	return admin.HostSettings{RPCInboxPrefix: InboxPrefix(s.prefix, RoleHostRPC), CtlInboxPrefix: InboxPrefix(s.prefix, RoleHostCtl)}
 }
 
 // supervisorOnly are settings the host child must not see: they are the
@@ -309,8 +311,8 @@ func (h *hostChild) environment() ([]string, []Credentials, error) {
 			env  connEnv
 			file string
 		}{
-			{RoleHostRPC, connEnv{config.EnvRPCHost, config.EnvRPCPort, config.EnvRPCCredsFile, config.EnvRPCJWT, config.EnvRPCSeed, config.EnvRPCTLS}, HostRPCCreds},
-			{RoleHostCtl, connEnv{config.EnvCtlHost, config.EnvCtlPort, config.EnvCtlCredsFile, config.EnvCtlJWT, config.EnvCtlSeed, config.EnvCtlTLS}, HostCtlCreds},
+			{RoleHostRPC, connEnv{config.EnvRPCHost, config.EnvRPCPort, config.EnvRPCCredsFile, config.EnvRPCJWT, config.EnvRPCSeed, config.EnvRPCTLS}, datadir.HostRPCCreds},
+			{RoleHostCtl, connEnv{config.EnvCtlHost, config.EnvCtlPort, config.EnvCtlCredsFile, config.EnvCtlJWT, config.EnvCtlSeed, config.EnvCtlTLS}, datadir.HostCtlCreds},
 		} {
 			c, err := s.auth.Mint(r.role, "host "+string(r.role), Scope{})
 			if err != nil {
@@ -321,7 +323,7 @@ func (h *hostChild) environment() ([]string, []Credentials, error) {
 				return nil, nil, err
 			}
 			path := filepath.Join(s.runDir, r.file)
-			if err := WriteSecret(path, b); err != nil {
+			if err := datadir.WriteSecret(path, b); err != nil {
 				return nil, nil, fmt.Errorf("write %s: %w", path, err)
 			}
 			creds = append(creds, c)

@@ -15,12 +15,12 @@ type Role string
 
 // Roles of minted users.
 const (
-	RoleHostRPC  Role = "host-rpc" // the host's RPC connection: actors' subjects
-	RoleHostCtl  Role = "host-ctl" // the host's control connection: ctl, events, lattice cache
-	RoleProvider Role = "provider" // one provider instance
+	RoleHostRPC  Role = lattice.InboxHostRPC // the host's RPC connection: actors' subjects
+	RoleHostCtl  Role = lattice.InboxHostCtl // the host's control connection: ctl, events, lattice cache
+	RoleProvider Role = "provider"           // one provider instance
 	// RoleAdmin is admin.creds and the supervisor's own connection: the whole
 	// lattice account, no restrictions.
-	RoleAdmin Role = "admin"
+	RoleAdmin Role = lattice.InboxOperator
 )
 
 // rule is the permission template of one role. Subjects may use these

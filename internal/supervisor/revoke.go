@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/latticed/latticed/internal/admin"
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/lattice"
 )
@@ -63,16 +64,16 @@ func waitClosed(ctx context.Context, o connObserver, userKey string) (time.Time,
 // Without a way to revoke (external NATS with shared provider credentials)
 // the provider is stopped and not restarted, and the error says revocation
 // is unavailable.
-func (s *Supervisor) Revoke(ctx context.Context, cmd lattice.StopProviderCommand) (RevocationReport, error) {
+func (s *Supervisor) Revoke(ctx context.Context, cmd lattice.StopProviderCommand) (admin.RevocationReport, error) {
 	requested := time.Now()
 	p, err := s.findProvider(cmd)
 	if err != nil {
-		return RevocationReport{}, err
+		return admin.RevocationReport{}, err
 	}
 	p.mu.Lock()
 	if p.state == stateRevoked {
 		p.mu.Unlock()
-		return RevocationReport{}, fmt.Errorf("provider %s with link name %s is already revoked", p.key, p.link)
+		return admin.RevocationReport{}, fmt.Errorf("provider %s with link name %s is already revoked", p.key, p.link)
 	}
 	p.stopReason = ExitRevoked
 	proc, creds, sg, instanceID := p.proc, p.creds, p.signing, p.instanceID
@@ -82,7 +83,7 @@ func (s *Supervisor) Revoke(ctx context.Context, cmd lattice.StopProviderCommand
 	if err := s.revokeSigning(ctx, p, sg, instanceID); err != nil {
 		s.log.Error("could not revoke the provider's signing key", "child", p.label(), "err", err)
 	}
-	rep := RevocationReport{ProviderID: p.key, LinkName: p.link, InstanceID: instanceID, User: creds.UserKey, Requested: requested}
+	rep := admin.RevocationReport{ProviderID: p.key, LinkName: p.link, InstanceID: instanceID, User: creds.UserKey, Requested: requested}
 
 	var revokeErr error
 	switch {
