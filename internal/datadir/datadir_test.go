@@ -12,15 +12,14 @@ import (
 	"github.com/latticed/latticed/lattice"
 )
 
-func checkMode(t *testing.T, path string, want fs.FileMode) {
+// mode is path's permission bits, with fs.ModeDir for a directory.
+func mode(t *testing.T, path string) fs.FileMode {
 	t.Helper()
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := fi.Mode() & (fs.ModePerm | fs.ModeDir); got != want {
-		t.Errorf("%s: mode %v, want %v", path, got, want)
-	}
+	return fi.Mode() & (fs.ModePerm | fs.ModeDir)
 }
 
 func readFile(t *testing.T, path string) string {
@@ -43,8 +42,12 @@ func TestLoadOrCreateKey(t *testing.T) {
 	if err != nil || !created || kp.Kind() != lattice.KindModule {
 		t.Fatalf("create: %v created=%v", err, created)
 	}
-	checkMode(t, path, 0o600)
-	checkMode(t, dir, 0o700|fs.ModeDir)
+	if got := mode(t, path); got != 0o600 {
+		t.Errorf("%s: mode %v, want %v", path, got, fs.FileMode(0o600))
+	}
+	if got := mode(t, dir); got != 0o700|fs.ModeDir {
+		t.Errorf("%s: mode %v, want %v", dir, got, fs.FileMode(0o700|fs.ModeDir))
+	}
 
 	again, created, err := LoadOrCreateKey(path, lattice.KindModule)
 	if err != nil || created || again.PublicKey() != kp.PublicKey() {
@@ -119,7 +122,9 @@ func TestWriteFile(t *testing.T) {
 	if err := WriteFile(p, []byte("new"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	checkMode(t, p, 0o644)
+	if got := mode(t, p); got != 0o644 {
+		t.Errorf("%s: mode %v, want %v", p, got, fs.FileMode(0o644))
+	}
 	if got := readFile(t, p); got != "new" {
 		t.Errorf("content %q, want new", got)
 	}
@@ -156,8 +161,12 @@ func TestWriteSecret(t *testing.T) {
 	if err := WriteSecret(p, []byte("secret")); err != nil {
 		t.Fatal(err)
 	}
-	checkMode(t, p, 0o600)
-	checkMode(t, filepath.Dir(p), 0o700|fs.ModeDir)
+	if got := mode(t, p); got != 0o600 {
+		t.Errorf("%s: mode %v, want %v", p, got, fs.FileMode(0o600))
+	}
+	if got := mode(t, filepath.Dir(p)); got != 0o700|fs.ModeDir {
+		t.Errorf("%s: mode %v, want %v", filepath.Dir(p), got, fs.FileMode(0o700|fs.ModeDir))
+	}
 }
 
 func TestPaths(t *testing.T) {
