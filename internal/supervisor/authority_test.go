@@ -137,7 +137,7 @@ func TestMintedUsersHaveLeastPrivilege(t *testing.T) {
 	}
 
 	// The host's RPC user serves actors but not providers and not ctl.
-	rpcNC, rpcErrs := connectAs(t, url, hostRPC, nats.CustomInboxPrefix(InboxPrefix("default", RoleHostRPC)))
+	rpcNC, rpcErrs := connectAs(t, url, hostRPC, nats.CustomInboxPrefix(inboxPrefix("default", RoleHostRPC)))
 	for _, subj := range []string{lattice.RPCProvider("default", keyB, "default"), "wasmbus.ctl.default.>", "_INBOX.>"} {
 		_, _ = rpcNC.SubscribeSync(subj)
 		testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error { return rpcErrs.has(`Subscription to "` + subj + `"`) })
@@ -146,11 +146,11 @@ func TestMintedUsersHaveLeastPrivilege(t *testing.T) {
 		t.Fatalf("host RPC invoking an actor: %v", err)
 	}
 	// A provider cannot read the host's replies.
-	_, _ = aNC.SubscribeSync(InboxPrefix("default", RoleHostRPC) + ".>")
+	_, _ = aNC.SubscribeSync(inboxPrefix("default", RoleHostRPC) + ".>")
 	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error { return aErrs.has(`Subscription to "_INBOX_LATTICED`) })
 
 	// The control user cannot touch RPC subjects.
-	ctlNC, ctlErrs := connectAs(t, url, hostCtl, nats.CustomInboxPrefix(InboxPrefix("default", RoleHostCtl)))
+	ctlNC, ctlErrs := connectAs(t, url, hostCtl, nats.CustomInboxPrefix(inboxPrefix("default", RoleHostCtl)))
 	_ = ctlNC.Publish(lattice.RPCActor("default", actor), nil)
 	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error { return ctlErrs.has(`Publish to "wasmbus.rpc.`) })
 }

@@ -278,7 +278,7 @@ func (s *Supervisor) hostSettings() admin.HostSettings {
 	if s.mode != modeEmbedded {
 		return admin.HostSettings{}
 	}
-	return admin.HostSettings{RPCInboxPrefix: InboxPrefix(s.prefix, RoleHostRPC), CtlInboxPrefix: InboxPrefix(s.prefix, RoleHostCtl)}
+	return admin.HostSettings{RPCInboxPrefix: inboxPrefix(s.prefix, RoleHostRPC), CtlInboxPrefix: inboxPrefix(s.prefix, RoleHostCtl)}
 }
 
 // supervisorOnly are settings the host child must not see: they are the

@@ -31,21 +31,21 @@ type EmbeddedNATS struct {
 	jwts     operatorJWTs
 }
 
-// ErrAddrInUse is returned (wrapped) by CheckListen when another process
+// errAddrInUse is returned (wrapped) by checkListen when another process
 // holds the address.
-var ErrAddrInUse = errors.New("address already in use")
+var errAddrInUse = errors.New("address already in use")
 
-// CheckListen reports whether this process can listen on addr (host:port)
+// checkListen reports whether this process can listen on addr (host:port)
 // right now, by binding it and letting it go. `latticed up` calls it for
 // the embedded NATS and metrics addresses before it creates any key, so a
 // taken port fails in milliseconds and leaves the data dir untouched,
 // instead of after nats-server's start timeout. what names the setting in
 // the error, e.g. config.EnvNATSListen.
-func CheckListen(addr, what string) error {
+func checkListen(addr, what string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("%s %s: %w by another process (stop it or set %s to a free address)", what, addr, ErrAddrInUse, what)
+			return fmt.Errorf("%s %s: %w by another process (stop it or set %s to a free address)", what, addr, errAddrInUse, what)
 		}
 		return fmt.Errorf("%s %s: %w", what, addr, err)
 	}
@@ -57,7 +57,7 @@ func CheckListen(addr, what string) error {
 func StartNATS(e EmbeddedNATS) (*server.Server, error) {
 	// nats-server reports a failed listen only in its log and then never
 	// becomes ready: check first, so a taken port fails at once.
-	if err := CheckListen(e.Listen, config.EnvNATSListen); err != nil {
+	if err := checkListen(e.Listen, config.EnvNATSListen); err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
 	}
 	host, portStr, err := net.SplitHostPort(e.Listen)
@@ -98,27 +98,16 @@ func StartNATS(e EmbeddedNATS) (*server.Server, error) {
 	return s, nil
 }
 
-// ConnURL picks the URL for a configured connection, or the embedded server's.
-func ConnURL(c config.NATSConn, embedded *server.Server) (string, error) {
-	if c.Configured() {
-		return c.URL(), nil
-	}
-	if embedded != nil {
-		return embedded.ClientURL(), nil
-	}
-	return "", errors.New("no NATS server configured")
-}
-
 // CheckAddrs checks that the addresses `latticed up` will listen on with
 // cfg are free: the embedded NATS server's (when no NATS is configured) and
 // the metrics endpoint's. Run it before creating keys or files.
 func CheckAddrs(cfg *config.Config) error {
 	if cfg.EmbeddedNATS() {
-		if err := CheckListen(cfg.NATSListen, config.EnvNATSListen); err != nil {
+		if err := checkListen(cfg.NATSListen, config.EnvNATSListen); err != nil {
 			return fmt.Errorf("embedded NATS: %w", err)
 		}
 	}
-	if err := CheckListen(cfg.MetricsAddr, config.EnvMetricsAddr); err != nil {
+	if err := checkListen(cfg.MetricsAddr, config.EnvMetricsAddr); err != nil {
 		return fmt.Errorf("metrics endpoint: %w", err)
 	}
 	return nil

@@ -88,7 +88,7 @@ func (s *Supervisor) Revoke(ctx context.Context, cmd lattice.StopProviderCommand
 	var revokeErr error
 	switch {
 	case s.auth == nil || creds.Role != RoleProvider:
-		revokeErr = fmt.Errorf("%w: %s", ErrRevocationUnavailable, s.revocationStatus())
+		revokeErr = fmt.Errorf("%w: %s", errRevocationUnavailable, s.revocationStatus())
 	case !s.auth.CanRevoke():
 		// External NATS with only an account signing key: the user's JWT
 		// expires soon and is no longer renewed (p.stopReason stops that).
@@ -108,7 +108,7 @@ func (s *Supervisor) Revoke(ctx context.Context, cmd lattice.StopProviderCommand
 		proc.kill()
 	}
 	<-p.done
-	if revokeErr != nil && !errors.Is(revokeErr, ErrRevocationUnavailable) {
+	if revokeErr != nil && !errors.Is(revokeErr, errRevocationUnavailable) {
 		s.m.Revocations.WithLabelValues(metrics.ResultError).Inc()
 		s.log.Error("revocation failed; the provider was stopped and will not be restarted", "child", p.label(), "user", creds.UserKey, "err", revokeErr)
 		return rep, revokeErr

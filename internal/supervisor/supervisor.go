@@ -369,7 +369,7 @@ func (s *Supervisor) startNATS(cfg *config.Config) error {
 		return s.startExternal(cfg, scope)
 	}
 	s.mode = modeEmbedded
-	if err := CheckListen(cfg.NATSListen, config.EnvNATSListen); err != nil { // before any operator key is created
+	if err := checkListen(cfg.NATSListen, config.EnvNATSListen); err != nil { // before any operator key is created
 		return fmt.Errorf("embedded NATS: %w", err)
 	}
 	keys, err := LoadOperatorKeys(cfg.DataDir)
