@@ -13,7 +13,6 @@ import "path/filepath"
 const (
 	// Keys: each a seed in its own 0600 file of the 0700 keys dir.
 	ClusterSeedFile        = "keys/cluster.nk"         // the ad hoc cluster key of a lattice of one
-	HostSeedFile           = "keys/host.nk"            // reserved for a host key kept across starts
 	OperatorSeedFile       = "keys/operator.nk"        // the embedded server's operator
 	SystemAccountSeedFile  = "keys/system-account.nk"  // the embedded server's system account
 	LatticeAccountSeedFile = "keys/lattice-account.nk" // the account everything of the lattice runs in
