@@ -367,7 +367,7 @@ func runHost(cmd *cobra.Command, _ []string) error {
 		CacheMemoryStorage: cfg.CacheStorage == "memory", CacheReplicas: cfg.CacheReplicas,
 		PolicyTopic: cfg.PolicyTopic, PolicyChangesTopic: cfg.PolicyChangesTopic, PolicyTimeout: cfg.PolicyTimeout,
 		CtlHost: ctlURL, RPCHost: rpcURL, ProvRPCHost: rpcURL, Providers: launcher, Metrics: m, Logger: log,
-		OCI: oci.New(cfg.OCI(log)),
+		OCI: oci.New(oci.NodeSettings(cfg, log)),
 	})
 	if err != nil {
 		return err

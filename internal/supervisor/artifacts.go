@@ -30,7 +30,7 @@ const maxArchiveFileBytes = 512 << 20
 // OCI client (its credentials follow registries.put, which the host
 // answers) and the external policy service for start_provider.
 func (s *Supervisor) startArtifacts(cfg *config.Config) error {
-	s.oci = oci.New(cfg.OCI(s.log))
+	s.oci = oci.New(oci.NodeSettings(cfg, s.log))
 	if _, err := s.nc.Subscribe(s.ctl.RegistriesPut(), func(m *nats.Msg) {
 		var creds map[string]oci.Credential
 		if err := json.Unmarshal(m.Data, &creds); err != nil {
