@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/internal/config"
-	"github.com/latticed/latticed/internal/supervisor"
+	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/internal/testing/wasmbuild"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
@@ -126,7 +126,7 @@ func timeToFirstReply(bin, dataDir, echoPath string) (time.Duration, int64, erro
 // adminCreds authenticates as the operator of the lattice of one when the
 // supervisor wrote admin credentials (operator mode); else connects plainly.
 func adminCreds(dataDir string) nats.Option {
-	p := supervisor.DataPath(dataDir, supervisor.AdminCredsFile)
+	p := datadir.Path(dataDir, datadir.AdminCredsFile)
 	if _, err := os.Stat(p); err == nil {
 		return nats.UserCredentials(p)
 	}
@@ -134,7 +134,7 @@ func adminCreds(dataDir string) nats.Option {
 }
 
 func readCluster(dataDir string) (*trust.KeyPair, error) {
-	b, err := os.ReadFile(supervisor.DataPath(dataDir, supervisor.ClusterSeedFile))
+	b, err := os.ReadFile(datadir.Path(dataDir, datadir.ClusterSeedFile))
 	if err != nil {
 		return nil, err
 	}

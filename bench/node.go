@@ -15,6 +15,7 @@ import (
 
 	"github.com/latticed/latticed/ctlclient"
 	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/internal/supervisor"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
@@ -33,7 +34,7 @@ type node struct {
 }
 
 func startNode(bin, dataDir string) (*node, error) {
-	cluster, _, err := supervisor.LoadOrCreateKey(supervisor.DataPath(dataDir, supervisor.ClusterSeedFile), lattice.KindCluster)
+	cluster, _, err := datadir.LoadOrCreateKey(datadir.Path(dataDir, datadir.ClusterSeedFile), lattice.KindCluster)
 	if err != nil {
 		return nil, err
 	}

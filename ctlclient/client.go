@@ -327,7 +327,7 @@ func (c *Client) latticeErr(err error) error {
 // AuctionActor asks hosts whose labels match constraints to offer to run
 // ref and returns the first host that answers within window.
 func (c *Client) AuctionActor(ctx context.Context, ref string, constraints map[string]string, window time.Duration) (string, error) {
-	req := lattice.ActorAuctionRequest{ActorRef: ref, Constraints: nonNil(constraints)}
+	req := lattice.ActorAuctionRequest{ActorRef: ref, Constraints: lattice.NonNil(constraints)}
 	host := ""
 	err := c.gather(ctx, c.ctl.AuctionActor(), req, window, func(data []byte) bool {
 		var a lattice.ActorAuctionAck
@@ -349,7 +349,7 @@ func (c *Client) AuctionActor(ctx context.Context, ref string, constraints map[s
 // AuctionProvider asks hosts that match constraints and do not run ref on
 // linkName yet to offer to run it; it returns the first offer within window.
 func (c *Client) AuctionProvider(ctx context.Context, ref, linkName string, constraints map[string]string, window time.Duration) (string, error) {
-	req := lattice.ProviderAuctionRequest{ProviderRef: ref, LinkName: linkName, Constraints: nonNil(constraints)}
+	req := lattice.ProviderAuctionRequest{ProviderRef: ref, LinkName: linkName, Constraints: lattice.NonNil(constraints)}
 	host := ""
 	err := c.gather(ctx, c.ctl.AuctionProvider(), req, window, func(data []byte) bool {
 		var a lattice.ProviderAuctionAck
@@ -719,13 +719,6 @@ func FormatLabels(labels map[string]string) string {
 		parts[i] = k + "=" + labels[k]
 	}
 	return strings.Join(parts, ",")
-}
-
-func nonNil(m map[string]string) map[string]string {
-	if m == nil {
-		return map[string]string{}
-	}
-	return m
 }
 
 // ErrHostsRunning means hosts of the lattice answered, so purging its cache

@@ -191,3 +191,13 @@ func LabelsMatch(labels, constraints map[string]string) bool {
 	}
 	return true
 }
+
+// NonNil returns m, or an empty map when m is nil: the control interface's
+// maps (constraints, annotations) travel as JSON objects, "{}" when empty,
+// never null.
+func NonNil(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}

@@ -173,8 +173,17 @@ func PrivateInbox(latticePrefix, owner string) string {
 	return PrivateInboxRoot + "." + latticePrefix + "." + owner
 }
 
+// Owners of private inboxes (PrivateInbox) with a fixed name: the host's
+// RPC and control connections, and the operator's requesters. The
+// supervisor names the users it mints for these roles the same.
+const (
+	InboxHostRPC  = "host-rpc"
+	InboxHostCtl  = "host-ctl"
+	InboxOperator = "admin"
+)
+
 // OperatorInbox is the reply-inbox prefix of the operator's requesters in a
 // lattice: the supervisor, `latticed ctl`, `up --apply` and any other
 // ctlclient user holding admin credentials. Control replies (link values,
 // claims, inventories) travel there, where no provider may subscribe.
-func OperatorInbox(latticePrefix string) string { return PrivateInbox(latticePrefix, "admin") }
+func OperatorInbox(latticePrefix string) string { return PrivateInbox(latticePrefix, InboxOperator) }

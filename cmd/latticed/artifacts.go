@@ -18,6 +18,7 @@ import (
 
 	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/internal/oci"
 	"github.com/latticed/latticed/internal/par"
 	"github.com/latticed/latticed/lattice"
@@ -281,7 +282,7 @@ func runParCreate(cmd *cobra.Command, f parCreateFlags) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(f.dest, buf.Bytes(), 0o644); err != nil {
+	if err := datadir.WriteFile(f.dest, buf.Bytes(), 0o644); err != nil {
 		return err
 	}
 	res := parInfo(claims, f.dest)

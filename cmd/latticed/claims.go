@@ -10,9 +10,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/latticed/latticed/internal/datadir"
+	"github.com/latticed/latticed/lattice"
 	"github.com/spf13/cobra"
 
-	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
 )
 
@@ -157,7 +158,7 @@ func runClaimsSign(cmd *cobra.Command, in string, f *signFlags) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(f.dest, signed, 0o644); err != nil {
+	if err := datadir.WriteFile(f.dest, signed, 0o644); err != nil {
 		return err
 	}
 	res := signResult{CachedClaims: trust.FlattenActor(claims), ModulePath: f.dest}
@@ -174,7 +175,7 @@ func storedKey(cmd *cobra.Command, flag, keysDir, name string, kind lattice.KeyK
 		return nil, usageErrorf("--%s not given and no keys directory: set --keys-dir or LATTICED_DATA_DIR", flag)
 	}
 	path := filepath.Join(keysDir, keyFileName(name, kind))
-	kp, created, err := loadOrCreateKey(path, kind)
+	kp, created, err := datadir.LoadOrCreateKey(path, kind)
 	if err != nil {
 		return nil, fmt.Errorf("--%s not given: %w", flag, err)
 	}
@@ -198,63 +199,6 @@ func keyFileName(name string, kind lattice.KeyKind) string {
 		safe = "actor"
 	}
 	return safe + "_" + kind.String() + ".nk"
-}
-
-// loadOrCreateKey reads the seed in path, or generates one and writes it
-// there (0600, directory 0700). An existing file is never overwritten.
-func loadOrCreateKey(path string, kind lattice.KeyKind) (*trust.KeyPair, bool, error) {
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		kp, perr := trust.ParseSeedOfKind(string(b), kind)
-		if perr != nil {
-			return nil, false, fmt.Errorf("%s: %w", path, perr)
-		}
-		return kp, false, nil
-	case !errors.Is(err, os.ErrNotExist):
-		return nil, false, err
-	}
-	kp, err := trust.CreateKeyPair(kind)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, false, err
-	}
-	fd, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, false, err
-	}
-	_, err = fd.WriteString(kp.Seed() + "\n")
-	if cerr := fd.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-		return nil, false, fmt.Errorf("write %s: %w", path, err)
-	}
-	return kp, true, nil
-}
-
-// writeFileAtomic replaces path with data through a temporary file in the same directory.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 func nonEmpty(list []string) []string {

@@ -16,8 +16,8 @@ import (
 	"github.com/latticed/latticed/ctlclient"
 	"github.com/latticed/latticed/internal/cacheread"
 	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/internal/natsalive"
-	"github.com/latticed/latticed/internal/supervisor"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -38,10 +38,11 @@ hosts and inventories, start, scale and stop actors and providers, manage link
 definitions and host labels, and call actors with signed invocations.
 
 Connection: the server and credentials come from --ctl-host/--ctl-port and
---ctl-credsfile or --ctl-jwt/--ctl-seed (WASMCLOUD_CTL_*). With no control host
-configured, ctl connects to the embedded server of a lattice of one at
-LATTICED_NATS_LISTEN (default `+config.DefaultNATSListen+`) with
-{data dir}/`+supervisor.AdminCredsFile+` when that file exists (data dir:
+--ctl-credsfile or --ctl-jwt/--ctl-seed (WASMCLOUD_CTL_*); with no control host
+configured, from WASMCLOUD_RPC_*, as the host's. With neither, ctl connects to
+the embedded server of a lattice of one at LATTICED_NATS_LISTEN (default
+`+config.DefaultNATSListen+`) with {data dir}/`+datadir.AdminCredsFile+` when
+that file exists (data dir:
 LATTICED_DATA_DIR, default $XDG_DATA_HOME/latticed or ~/.local/share/latticed).
 
 Queries that every host answers (get hosts, auctions) collect replies for
@@ -156,35 +157,37 @@ func withCtl(cmd *cobra.Command, fn func(ctx context.Context, s *ctlSession) err
 	return fn(cmd.Context(), s)
 }
 
-// ctlConnect connects as docs/operations.md ("What runs, and where") says: the
-// configured control server, else the embedded server's listen address with
-// the admin credentials when they exist.
+// ctlConnect connects as docs/operations.md ("What runs, and where") says:
+// to the control interface's server as every process finds it
+// (config.Endpoints), and with no server configured to the embedded
+// server's listen address, with the admin credentials when they exist.
 func ctlConnect(cmd *cobra.Command, cfg *config.Config) (*nats.Conn, error) {
-	auth := cfg.CTL
-	url, hint := "", ""
-	if cfg.CTL.Configured() {
-		url = cfg.CTL.URL()
-		hint = fmt.Sprintf("check %s/%s (--ctl-host/--ctl-port) and that the server is up", config.EnvCtlHost, config.EnvCtlPort)
-	} else {
-		url = config.ListenConn(cfg.NATSListen, cfg.CTL.TLS).URL()
+	ep := cfg.Endpoints()
+	auth := ep.Ctl
+	hint := fmt.Sprintf("check %s/%s (--ctl-host/--ctl-port; else %s) and that the server is up", config.EnvCtlHost, config.EnvCtlPort, config.EnvRPCHost)
+	if ep.Embedded {
+		// The operator's own control credentials, if given, else those
+		// the lattice of one wrote for its operator.
+		auth.JWT, auth.Seed, auth.CredsFile, auth.TLS = cfg.CTL.JWT, cfg.CTL.Seed, cfg.CTL.CredsFile, cfg.CTL.TLS
 		hint = fmt.Sprintf("no control server is configured (%s), so this is the address of a lattice of one's embedded server (%s); is `latticed up` running? To reach another server set %s and %s (or --ctl-host/--ctl-port)",
 			config.EnvCtlHost, config.EnvNATSListen, config.EnvCtlHost, config.EnvCtlPort)
 		if auth.CredsFile == "" && auth.JWT == "" && auth.Seed == "" {
-			if p := supervisor.DataPath(cfg.DataDir, supervisor.AdminCredsFile); fileExists(p) {
+			if p := datadir.Path(cfg.DataDir, datadir.AdminCredsFile); fileExists(p) {
 				auth.CredsFile = p
 			}
 		}
 	}
+	url := auth.URL()
 	log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// Replies (link values, claims) to an inbox no provider may read.
-	nc, err := supervisor.Connect(url, auth, "latticed-ctl", log,
-		append(natsalive.Options(cfg.NATSKeepalive), supervisor.OperatorInbox(auth, cfg.LatticePrefix)...)...)
+	nc, err := natsalive.Connect(url, auth, "latticed-ctl", log,
+		append(natsalive.Options(cfg.NATSKeepalive), natsalive.OperatorInbox(auth, cfg.LatticePrefix)...)...)
 	if err != nil {
 		creds := ""
 		if auth.CredsFile != "" {
 			creds = " with credentials " + auth.CredsFile
 		}
-		cause := errors.Unwrap(err) // supervisor.Connect's wrapping names the URL too
+		cause := errors.Unwrap(err) // natsalive.Connect's wrapping names the URL too
 		if cause == nil {
 			cause = err
 		}

@@ -14,9 +14,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latticed/latticed/ctlclient"
+	"github.com/latticed/latticed/internal/admin"
 	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/internal/manifest"
-	"github.com/latticed/latticed/internal/supervisor"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
 )
@@ -516,10 +517,10 @@ and lists the provider in its inventory; that first match ends the wait.`),
 // providerViaAdmin stops or revokes a provider through the local supervisor's
 // admin socket, which needs no NATS credentials (only access to the socket).
 func providerViaAdmin(cmd *cobra.Command, path, verb string, req lattice.StopProviderCommand) error {
-	admin := supervisor.NewAdminClient(path, nil)
+	client := admin.NewClient(path, nil)
 	ctx := cmd.Context()
 	if verb != "revoke" {
-		if err := admin.StopProvider(ctx, req); err != nil {
+		if err := client.StopProvider(ctx, req); err != nil {
 			return fmt.Errorf("stop provider %s (link name %s) via %s: %w", req.ProviderRef, req.LinkName, path, err)
 		}
 		return printResult(cmd, providerResult{Accepted: true, ProviderRef: req.ProviderRef, LinkName: req.LinkName}, func(w io.Writer) error {
@@ -527,7 +528,7 @@ func providerViaAdmin(cmd *cobra.Command, path, verb string, req lattice.StopPro
 			return err
 		})
 	}
-	rep, err := admin.Revoke(ctx, req)
+	rep, err := client.Revoke(ctx, req)
 	if err != nil {
 		return fmt.Errorf("revoke provider %s (link name %s) via %s: %w", req.ProviderRef, req.LinkName, path, err)
 	}
@@ -746,7 +747,7 @@ bytes as they are.
 
 The target is an actor key (M…) or a call alias from the actors' claims.
 The invocation is signed with the cluster seed from --cluster-seed or
-WASMCLOUD_CLUSTER_SEED, else {data dir}/` + supervisor.ClusterSeedFile + ` (the seed of a
+WASMCLOUD_CLUSTER_SEED, else {data dir}/` + datadir.ClusterSeedFile + ` (the seed of a
 lattice of one); the actor's host must trust its public key. Its origin is
 an actor with a freshly generated key.
 
@@ -814,7 +815,7 @@ An error returned by the actor is printed and the exit status is 1.`,
 	seed := configFlags(flagClusterSeed)[0]
 	// config's text says a host generates an ad hoc seed; a client does not.
 	seed.Usage = fmt.Sprintf("cluster seed (SC...) that signs the invocation (default the seed in {data dir}/%s); visible in ps, prefer the environment [%s]",
-		supervisor.ClusterSeedFile, config.EnvClusterSeed)
+		datadir.ClusterSeedFile, config.EnvClusterSeed)
 	fl.AddFlag(seed)
 	return cmd
 }
@@ -829,7 +830,7 @@ func ctlClusterKey(cfg *config.Config) (*trust.KeyPair, error) {
 		}
 		return kp, nil
 	}
-	p := supervisor.DataPath(cfg.DataDir, supervisor.ClusterSeedFile)
+	p := datadir.Path(cfg.DataDir, datadir.ClusterSeedFile)
 	b, err := os.ReadFile(p)
 	switch {
 	case errors.Is(err, os.ErrNotExist):

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latticed/latticed/internal/config"
-	"github.com/latticed/latticed/internal/supervisor"
+	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
 )
@@ -107,7 +107,7 @@ var storedKeys = map[string]struct {
 	kind lattice.KeyKind
 	file string
 }{
-	"cluster": {lattice.KindCluster, supervisor.ClusterSeedFile},
+	"cluster": {lattice.KindCluster, datadir.ClusterSeedFile},
 }
 
 type storedKeyJSON struct {
@@ -126,7 +126,7 @@ func newKeysShowCmd() *cobra.Command {
 		Short: "Print the public key and seed of the lattice of one's cluster key",
 		Long: `Print the public key and seed of a key the node keeps in its data dir:
 "cluster" is the ad hoc cluster key that latticed up generates into
-{data dir}/` + supervisor.ClusterSeedFile + ` when no WASMCLOUD_CLUSTER_SEED is set.
+{data dir}/` + datadir.ClusterSeedFile + ` when no WASMCLOUD_CLUSTER_SEED is set.
 Its log names only the public key and that file, never the seed.
 
 Give the seed to other nodes in WASMCLOUD_CLUSTER_SEED (to sign as this
@@ -155,7 +155,7 @@ Environment:
 					return usageErrorf("no data dir: set --data-dir or %s (%v)", config.EnvDataDir, err)
 				}
 			}
-			path := supervisor.DataPath(dir, sk.file)
+			path := datadir.Path(dir, sk.file)
 			kp, err := readStoredSeed(path, sk.kind)
 			if err != nil {
 				return err
@@ -177,25 +177,15 @@ Environment:
 var errNoStoredKey = errors.New("no such key file")
 
 // readStoredSeed reads a seed file the node wrote, without creating one and
-// without echoing its content in errors. A file others can read is refused,
-// as the node itself refuses it (supervisor.LoadOrCreateKey).
+// without echoing its content in errors; a file others can read is refused,
+// as the node itself refuses it (datadir.ReadKey).
 func readStoredSeed(path string, kind lattice.KeyKind) (*trust.KeyPair, error) {
-	b, err := os.ReadFile(path)
+	kp, err := datadir.ReadKey(path, kind)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w: latticed up generates it on its first start when %s is not set (check --data-dir or %s)",
 			path, errNoStoredKey, config.EnvClusterSeed, config.EnvDataDir)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read key file: %w", err)
-	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("key file %s is readable by others (mode %o): chmod 600 it", path, fi.Mode().Perm())
-	}
-	kp, err := trust.ParseSeedOfKind(strings.TrimSpace(string(b)), kind)
-	if err != nil {
-		return nil, fmt.Errorf("key file %s: %w", path, err)
-	}
-	return kp, nil
+	return kp, err
 }
 
 // parsedKey is a public key, with its key pair when it came from a seed.

@@ -18,12 +18,16 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/latticed/latticed/ctlclient"
+	"github.com/latticed/latticed/internal/admin"
 	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/datadir"
+	"github.com/latticed/latticed/internal/health"
 	"github.com/latticed/latticed/internal/host"
 	"github.com/latticed/latticed/internal/manifest"
 	"github.com/latticed/latticed/internal/memreturn"
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/natsalive"
+	"github.com/latticed/latticed/internal/oci"
 	"github.com/latticed/latticed/internal/supervisor"
 	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/lattice"
@@ -157,10 +161,10 @@ func runUp(cmd *cobra.Command, startActors []string, applyPath string) error {
 // control interface's credentials, and logs each item's outcome.
 func applyManifest(ctx context.Context, sup *supervisor.Supervisor, cfg *config.Config, m *manifest.Manifest, log *slog.Logger) error {
 	auth := cfg.CTL
-	if creds := supervisor.DataPath(cfg.DataDir, supervisor.AdminCredsFile); fileExists(creds) {
+	if creds := datadir.Path(cfg.DataDir, datadir.AdminCredsFile); fileExists(creds) {
 		auth = config.NATSConn{CredsFile: creds}
 	}
-	nc, err := supervisor.Connect(sup.NATSURL(), auth, "latticed-apply", log, supervisor.OperatorInbox(auth, cfg.LatticePrefix)...)
+	nc, err := natsalive.Connect(sup.NATSURL(), auth, "latticed-apply", log, natsalive.OperatorInbox(auth, cfg.LatticePrefix)...)
 	if err != nil {
 		return fmt.Errorf("apply manifest: %w", err)
 	}
@@ -263,12 +267,12 @@ func runHost(cmd *cobra.Command, _ []string) error {
 	// Under a supervisor: providers are its business, and the users it
 	// minted for us read replies on private inboxes.
 	var launcher host.ProviderLauncher
-	var admin *supervisor.AdminClient
+	var sup *admin.Client
 	var rpcOpts, ctlOpts []nats.Option
 	if cfg.AdminSocket != "" {
-		admin = supervisor.NewAdminClient(cfg.AdminSocket, log)
+		sup = admin.NewClient(cfg.AdminSocket, log)
 		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		hs, err := admin.HostHello(hctx)
+		hs, err := sup.HostHello(hctx)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("supervisor (%s): %w", config.EnvAdminSocket, err)
@@ -279,39 +283,30 @@ func runHost(cmd *cobra.Command, _ []string) error {
 		if hs.CtlInboxPrefix != "" {
 			ctlOpts = append(ctlOpts, nats.CustomInboxPrefix(hs.CtlInboxPrefix))
 		}
-		launcher = admin
+		launcher = sup
 	}
 
-	rpcConn, ctlConn := cfg.RPC, cfg.CTL
-	// One configured server serves both roles unless both are given.
-	if !ctlConn.Configured() {
-		ctlConn = rpcConn
-	} else if !rpcConn.Configured() {
-		rpcConn = ctlConn
-	}
-	if !rpcConn.Configured() {
-		rpcConn = config.ListenConn(cfg.NATSListen, false)
-		ctlConn = rpcConn
-	}
+	ep := cfg.Endpoints()
+	rpcConn, ctlConn := ep.RPC, ep.Ctl
 	// Users not minted by a supervisor (an external NATS): the private
 	// inboxes too, where their permissions allow them.
 	if len(rpcOpts) == 0 {
-		rpcOpts = supervisor.PrivateInbox(rpcConn, supervisor.InboxPrefix(cfg.LatticePrefix, supervisor.RoleHostRPC))
+		rpcOpts = natsalive.PrivateInbox(rpcConn, lattice.PrivateInbox(cfg.LatticePrefix, lattice.InboxHostRPC))
 	}
 	if len(ctlOpts) == 0 {
-		ctlOpts = supervisor.PrivateInbox(ctlConn, supervisor.InboxPrefix(cfg.LatticePrefix, supervisor.RoleHostCtl))
+		ctlOpts = natsalive.PrivateInbox(ctlConn, lattice.PrivateInbox(cfg.LatticePrefix, lattice.InboxHostCtl))
 	}
 	rpcURL, ctlURL := rpcConn.URL(), ctlConn.URL()
 	// Keep trying while no server of the list answers: the health server
 	// below says why the host is not ready meanwhile.
 	keep := append(natsalive.Options(cfg.NATSKeepalive), nats.RetryOnFailedConnect(true))
 	keep = keep[:len(keep):len(keep)] // each append below gets its own copy
-	rpc, err := supervisor.Connect(rpcURL, rpcConn, cfg.LatticePrefix+"-rpc", log, append(keep, rpcOpts...)...)
+	rpc, err := natsalive.Connect(rpcURL, rpcConn, cfg.LatticePrefix+"-rpc", log, append(keep, rpcOpts...)...)
 	if err != nil {
 		return err
 	}
 	defer rpc.Close()
-	ctl, err := supervisor.Connect(ctlURL, ctlConn, cfg.LatticePrefix+"-ctl", log, append(keep, ctlOpts...)...)
+	ctl, err := natsalive.Connect(ctlURL, ctlConn, cfg.LatticePrefix+"-ctl", log, append(keep, ctlOpts...)...)
 	if err != nil {
 		return err
 	}
@@ -333,7 +328,7 @@ func runHost(cmd *cobra.Command, _ []string) error {
 	m.NATS.Track("ctl", ctl)
 	var h *host.Host
 	created := make(chan struct{}) // h is set
-	health, err := supervisor.NewHealthServer(cfg.MetricsAddr, m.Handler(), func() error {
+	healthSrv, err := health.New(cfg.MetricsAddr, m.Handler(), func() error {
 		if err := alive.Check(); err != nil {
 			return err
 		}
@@ -354,7 +349,7 @@ func runHost(cmd *cobra.Command, _ []string) error {
 	}
 	healthCtx, stopHealth := context.WithCancel(ctx)
 	healthDone := make(chan error, 1)
-	go func() { healthDone <- health.Run(healthCtx, log) }()
+	go func() { healthDone <- healthSrv.Run(healthCtx, log) }()
 	defer func() { stopHealth(); <-healthDone }()
 	if err := natsalive.WaitConnected(ctx, log, map[string]*nats.Conn{"rpc": rpc, "ctl": ctl}); err != nil {
 		if ctx.Err() != nil {
@@ -368,12 +363,12 @@ func runHost(cmd *cobra.Command, _ []string) error {
 		RPCTimeout: cfg.RPCTimeout, AllowFileLoad: cfg.AllowFileLoad, AllowedActorIssuers: cfg.AllowedActorIssuers,
 		MaxPayloadBytes: cfg.MaxPayloadBytes, QueueLength: cfg.ActorQueueLength,
 		StartTimeout:     cfg.ActorStartTimeout,
-		MemoryLimitPages: cfg.ActorMemoryLimitPages, CompileCacheDir: supervisor.DataPath(cfg.DataDir, supervisor.CompileCacheDir),
+		MemoryLimitPages: cfg.ActorMemoryLimitPages, CompileCacheDir: datadir.Path(cfg.DataDir, datadir.CompileCacheDir),
 		ReplayWindow: cfg.ReplayWindow, ClockSkew: cfg.ClockSkew, Labels: cfg.Labels, JSDomain: cfg.JSDomain,
 		CacheMemoryStorage: cfg.CacheStorage == "memory", CacheReplicas: cfg.CacheReplicas,
 		PolicyTopic: cfg.PolicyTopic, PolicyChangesTopic: cfg.PolicyChangesTopic, PolicyTimeout: cfg.PolicyTimeout,
 		CtlHost: ctlURL, RPCHost: rpcURL, ProvRPCHost: rpcURL, Providers: launcher, Metrics: m, Logger: log,
-		OCI: supervisor.NewOCIClient(cfg, log),
+		OCI: oci.New(oci.NodeSettings(cfg, log)),
 	})
 	if err != nil {
 		return err
@@ -389,10 +384,10 @@ func runHost(cmd *cobra.Command, _ []string) error {
 			return nil
 		}
 		log.Info("host serving", "host_id", h.ID(), "lattice_prefix", cfg.LatticePrefix, "nats_url", ctlURL,
-			"metrics", "http://"+health.Addr()+"/metrics")
-		if admin != nil {
+			"metrics", "http://"+healthSrv.Addr()+"/metrics")
+		if sup != nil {
 			rctx, cancel := context.WithTimeout(gctx, 10*time.Second)
-			err := admin.HostReady(rctx, supervisor.HostReport{HostID: h.ID(), MetricsAddr: health.Addr(), PID: os.Getpid()})
+			err := sup.HostReady(rctx, admin.HostReport{HostID: h.ID(), MetricsAddr: healthSrv.Addr(), PID: os.Getpid()})
 			cancel()
 			if err != nil {
 				return fmt.Errorf("report to the supervisor: %w", err)
@@ -423,9 +418,9 @@ func nodeKeys(cfg *config.Config, log *slog.Logger) (cluster, host *trust.KeyPai
 			return nil, nil, usageErrorf("%s: %v", config.EnvClusterSeed, err)
 		}
 	} else {
-		path := supervisor.DataPath(cfg.DataDir, supervisor.ClusterSeedFile)
+		path := datadir.Path(cfg.DataDir, datadir.ClusterSeedFile)
 		var created bool
-		if cluster, created, err = supervisor.LoadOrCreateKey(path, lattice.KindCluster); err != nil {
+		if cluster, created, err = datadir.LoadOrCreateKey(path, lattice.KindCluster); err != nil {
 			return nil, nil, err
 		}
 		if created {

@@ -18,7 +18,7 @@ import (
 
 	"github.com/nats-io/nkeys"
 
-	"github.com/latticed/latticed/internal/supervisor"
+	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
@@ -120,7 +120,7 @@ func TestUpNeverLogsTheClusterSeed(t *testing.T) {
 	})
 	stop() // and the shutdown lines too
 
-	seedFile := supervisor.DataPath(e.dataDir, supervisor.ClusterSeedFile)
+	seedFile := datadir.Path(e.dataDir, datadir.ClusterSeedFile)
 	checkMode(t, seedFile, 0o600)
 	seed := strings.TrimSpace(string(mustRead(t, seedFile)))
 	pub := readKeyFile(t, seedFile, lattice.KindCluster)
@@ -172,9 +172,9 @@ func TestCLIKeysShowFailures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newCLIEnv(t)
-			seedFile := supervisor.DataPath(e.dataDir, supervisor.ClusterSeedFile)
+			seedFile := datadir.Path(e.dataDir, datadir.ClusterSeedFile)
 			if tt.content != "" {
-				if err := supervisor.WriteSecret(seedFile, []byte(tt.content+"\n")); err != nil {
+				if err := datadir.WriteSecret(seedFile, []byte(tt.content+"\n")); err != nil {
 					t.Fatal(err)
 				}
 				if err := os.Chmod(seedFile, tt.mode); err != nil {

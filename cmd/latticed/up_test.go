@@ -15,10 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latticed/latticed/internal/admin"
 	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/internal/metrics"
-	"github.com/latticed/latticed/internal/supervisor"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
@@ -62,8 +63,8 @@ func TestUpWithProvidersAndAdminSocketRevocation(t *testing.T) {
 		return nil
 	})
 
-	sock := supervisor.DataPath(e.dataDir, supervisor.RuntimeDir) + "/admin.sock"
-	var rep supervisor.RevocationReport
+	sock := datadir.Path(e.dataDir, datadir.RuntimeDir) + "/admin.sock"
+	var rep admin.RevocationReport
 	e.json(&rep, "ctl", "revoke", "provider", kv.Key(), "--admin-socket", sock)
 	if rep.ProviderID != kv.Key() || rep.Seconds <= 0 || rep.Seconds > 1 {
 		t.Fatalf("revocation report %+v", rep)
@@ -243,8 +244,8 @@ func TestUpFailsFastWhenNATSPortIsTaken(t *testing.T) {
 		t.Errorf("latticed up took %s to fail, want well under the 15s nats-server start timeout", took)
 	}
 	mustContain(t, "stderr", r.stderr, addr, "in use", "LATTICED_NATS_LISTEN")
-	for _, rel := range []string{supervisor.ClusterSeedFile, "keys"} {
-		if _, err := os.Stat(supervisor.DataPath(e.dataDir, rel)); !errors.Is(err, os.ErrNotExist) {
+	for _, rel := range []string{datadir.ClusterSeedFile, "keys"} {
+		if _, err := os.Stat(datadir.Path(e.dataDir, rel)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s exists after a failed start (err %v): no key may be created", rel, err)
 		}
 	}

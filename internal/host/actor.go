@@ -321,7 +321,7 @@ func (h *Host) scale(ctx context.Context, a *actor, n int, annotations map[strin
 			a.annotations[id] = annotations
 			h.events.publish(lattice.EventActorStarted, map[string]any{
 				"public_key": a.key, "image_ref": a.ref, "api_version": "n/a", "instance_id": id,
-				"annotations": nonNil(annotations), "claims": claimsEventData(a.claims),
+				"annotations": lattice.NonNil(annotations), "claims": claimsEventData(a.claims),
 			})
 		}
 	}
@@ -419,13 +419,6 @@ func claimsEventData(c *trust.ActorClaims) map[string]any {
 		"version": w.Ver, "revision": trust.ActorRevision(c),
 		"not_before_human": human(c.NotBefore, "immediately"), "expires_human": human(c.Expires, "never"),
 	}
-}
-
-func nonNil(m map[string]string) map[string]string {
-	if m == nil {
-		return map[string]string{}
-	}
-	return m
 }
 
 // drainTimeout bounds how long stopping an actor waits for the invocations

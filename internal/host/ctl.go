@@ -147,7 +147,7 @@ func (h *Host) Inventory() lattice.HostInventory {
 		sort.Strings(ids)
 		a.mu.Lock()
 		for _, id := range ids {
-			d.Instances = append(d.Instances, lattice.ActorInstance{InstanceID: id, Annotations: nonNil(a.annotations[id]), Revision: trust.ActorRevision(a.claims)})
+			d.Instances = append(d.Instances, lattice.ActorInstance{InstanceID: id, Annotations: lattice.NonNil(a.annotations[id]), Revision: trust.ActorRevision(a.claims)})
 		}
 		a.mu.Unlock()
 		inv.Actors = append(inv.Actors, d)
@@ -164,7 +164,7 @@ func (h *Host) ctlAuctionActor(_ context.Context, m *nats.Msg) any {
 	if decodeCtl(m, &req) != nil || req.ActorRef == "" || !lattice.LabelsMatch(h.labelsCopy(), req.Constraints) {
 		return nil
 	}
-	return lattice.ActorAuctionAck{ActorRef: req.ActorRef, Constraints: nonNil(req.Constraints), HostID: h.id}
+	return lattice.ActorAuctionAck{ActorRef: req.ActorRef, Constraints: lattice.NonNil(req.Constraints), HostID: h.id}
 }
 
 func (h *Host) ctlAuctionProvider(_ context.Context, m *nats.Msg) any {
@@ -182,7 +182,7 @@ func (h *Host) ctlAuctionProvider(_ context.Context, m *nats.Msg) any {
 			return nil
 		}
 	}
-	return lattice.ProviderAuctionAck{ProviderRef: req.ProviderRef, LinkName: req.LinkName, Constraints: nonNil(req.Constraints), HostID: h.id}
+	return lattice.ProviderAuctionAck{ProviderRef: req.ProviderRef, LinkName: req.LinkName, Constraints: lattice.NonNil(req.Constraints), HostID: h.id}
 }
 
 func (h *Host) ctlLinkPut(ctx context.Context, m *nats.Msg) any {
@@ -341,12 +341,12 @@ func (h *Host) ctlStartActor(ctx context.Context, req lattice.StartActorCommand)
 			key = claims.Subject
 		}
 		h.events.publish(lattice.EventActorsStartFailed, map[string]any{"public_key": key, "image_ref": req.ActorRef,
-			"annotations": nonNil(req.Annotations), "host_id": h.id, "error": err.Error()})
+			"annotations": lattice.NonNil(req.Annotations), "host_id": h.id, "error": err.Error()})
 		h.log.Warn("actor start failed", "ref", req.ActorRef, "err", err)
 		return err
 	}
 	h.events.publish(lattice.EventActorsStarted, map[string]any{"public_key": claims.Subject, "image_ref": req.ActorRef,
-		"annotations": nonNil(req.Annotations), "host_id": h.id, "claims": claimsEventData(claims), "count": count})
+		"annotations": lattice.NonNil(req.Annotations), "host_id": h.id, "claims": claimsEventData(claims), "count": count})
 	return nil
 }
 

@@ -1,5 +1,7 @@
-// Package natsalive keeps NATS connections honest about their server: the
-// keepalive options every latticed connection is made with, and a Watcher
+// Package natsalive makes every NATS connection of a latticed process and
+// keeps it honest about its server: Connect (reconnects that never give
+// up, the role's credentials, the private reply inbox its user may take),
+// the keepalive options every connection is made with, and a Watcher
 // that probes each connection and tells readiness when one has not heard
 // from its server within the keepalive bound. nats.go itself only notices a
 // silent server when PINGs go unanswered, and has no "last PONG" accessor,

@@ -11,23 +11,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latticed/latticed/internal/admin"
 	"github.com/latticed/latticed/internal/testing/testenv"
 )
 
 func TestAdminSocketIsPrivateAndRefusesUnknownVersionsAndOperations(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "run")
 	path := filepath.Join(dir, "admin.sock")
-	a, err := listenAdmin(path, &Supervisor{}, testenv.JSONLogger(&testenv.SyncBuffer{}))
+	a, err := admin.Listen(path, (&Supervisor{}).answerAdmin, testenv.JSONLogger(&testenv.SyncBuffer{}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	go a.serve()
-	t.Cleanup(a.close)
+	go a.Serve()
+	t.Cleanup(a.Close)
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("socket mode: %v %v", fi.Mode(), err)
 	}
 	// A second supervisor on the same socket is refused.
-	if _, err := listenAdmin(path, &Supervisor{}, testenv.JSONLogger(&testenv.SyncBuffer{})); err == nil || !strings.Contains(err.Error(), "in use") {
+	if _, err := admin.Listen(path, (&Supervisor{}).answerAdmin, testenv.JSONLogger(&testenv.SyncBuffer{})); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("second listener: %v", err)
 	}
 
@@ -51,16 +52,16 @@ func TestAdminSocketIsPrivateAndRefusesUnknownVersionsAndOperations(t *testing.T
 		if err != nil {
 			t.Fatal(err)
 		}
-		var resp AdminResponse
+		var resp admin.Response
 		if err := json.Unmarshal(line, &resp); err != nil {
 			t.Fatal(err)
 		}
-		if resp.OK || resp.V != AdminProtocolVersion || !strings.Contains(resp.Error, tc.wantErr) {
+		if resp.OK || resp.V != admin.ProtocolVersion || !strings.Contains(resp.Error, tc.wantErr) {
 			t.Errorf("%s → %+v, want error %q", tc.req, resp, tc.wantErr)
 		}
 	}
 	// The client reports the supervisor's error as its own.
-	if _, err := NewAdminClient(path, nil).Do(context.Background(), AdminRequest{Op: "reboot"}); err == nil || !strings.Contains(err.Error(), "unknown admin operation") {
+	if _, err := admin.NewClient(path, nil).Do(context.Background(), admin.Request{Op: "reboot"}); err == nil || !strings.Contains(err.Error(), "unknown admin operation") {
 		t.Errorf("client: %v", err)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/internal/jswrite"
 	"github.com/latticed/latticed/internal/oci"
 	"github.com/latticed/latticed/internal/par"
@@ -24,29 +24,14 @@ import (
 	"github.com/latticed/latticed/trust"
 )
 
-// Paths under the data dir for artifacts.
-const (
-	OCICacheDir    = "oci-cache" // pulled blobs by digest (host and supervisor share it)
-	ProviderBinDir = "providers" // 0700: executables extracted from provider archives, {V key}/{hash}
-)
-
 // maxArchiveFileBytes bounds a .par.gz read from a file.
 const maxArchiveFileBytes = 512 << 20
-
-// NewOCIClient is the node's OCI client: WASMCLOUD_OCI_ALLOW_LATEST,
-// WASMCLOUD_OCI_ALLOWED_INSECURE, blobs cached in {data dir}/oci-cache.
-func NewOCIClient(cfg *config.Config, log *slog.Logger) *oci.Client {
-	return oci.New(oci.Settings{
-		AllowLatest: cfg.OCIAllowLatest, AllowedInsecure: cfg.OCIAllowedInsecure,
-		CacheDir: DataPath(cfg.DataDir, OCICacheDir), Logger: log,
-	})
-}
 
 // startArtifacts sets up what provider starts need besides processes: the
 // OCI client (its credentials follow registries.put, which the host
 // answers) and the external policy service for start_provider.
 func (s *Supervisor) startArtifacts(cfg *config.Config) error {
-	s.oci = NewOCIClient(cfg, s.log)
+	s.oci = oci.New(oci.NodeSettings(cfg, s.log))
 	if _, err := s.nc.Subscribe(s.ctl.RegistriesPut(), func(m *nats.Msg) {
 		var creds map[string]oci.Credential
 		if err := json.Unmarshal(m.Data, &creds); err != nil {
@@ -143,7 +128,7 @@ func (s *Supervisor) providerFromArchive(ref string, data []byte) (providerProgr
 		return providerProgram{}, fmt.Errorf("provider archive %s: %w", ref, err)
 	}
 	hash := par.Hash(bin)
-	dir := filepath.Join(DataPath(s.config().DataDir, ProviderBinDir), a.Claims.Subject)
+	dir := filepath.Join(datadir.Path(s.config().DataDir, datadir.ProviderBinDir), a.Claims.Subject)
 	path := filepath.Join(dir, strings.ToLower(hash))
 	if err := writeExecutable(dir, path, hash, bin); err != nil {
 		return providerProgram{}, fmt.Errorf("provider archive %s: extract the %s binary: %w", ref, trust.ProviderTarget(), err)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/internal/oci"
 	"github.com/latticed/latticed/internal/par"
 	"github.com/latticed/latticed/internal/testing/testenv"
@@ -163,7 +164,7 @@ func TestActorAndProviderArchiveFromAnOCIRegistry(t *testing.T) {
 		t.Fatalf("provider %+v, want key %s", d, pushed.PublicKey)
 	}
 	// The extracted binary is private to the node.
-	fi, err := os.Stat(filepath.Join(DataPath(n.cfg.DataDir, ProviderBinDir), d.ID))
+	fi, err := os.Stat(filepath.Join(datadir.Path(n.cfg.DataDir, datadir.ProviderBinDir), d.ID))
 	if err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("extracted binary dir: %v %v", fi, err)
 	}

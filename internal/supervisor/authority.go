@@ -39,9 +39,9 @@ func (c Credentials) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("role", string(c.Role)), slog.String("user", c.UserKey), slog.String("name", c.Name))
 }
 
-// ErrRevocationUnavailable means this authority cannot revoke users: it was
+// errRevocationUnavailable means this authority cannot revoke users: it was
 // given no way to update the account (external NATS without signing keys).
-var ErrRevocationUnavailable = errors.New("per-provider revocation is unavailable")
+var errRevocationUnavailable = errors.New("per-provider revocation is unavailable")
 
 // Authority mints NATS users in the lattice account, each with its role's
 // permissions (permissions.go), and revokes them by updating the account's
@@ -131,9 +131,9 @@ func (a *Authority) Remint(c Credentials, s Scope) (Credentials, error) {
 
 // issue signs a user JWT for the user key pub.
 func (a *Authority) issue(role Role, name, pub, seed string, perms jwt.Permissions) (Credentials, error) {
-	inbox := InboxPrefix(a.scope.LatticePrefix, role)
+	inbox := inboxPrefix(a.scope.LatticePrefix, role)
 	if role == RoleProvider {
-		inbox = ProviderInbox(a.scope.LatticePrefix, pub)
+		inbox = providerInbox(a.scope.LatticePrefix, pub)
 	}
 	uc := jwt.NewUserClaims(pub)
 	uc.Name = name
@@ -215,7 +215,7 @@ func (a *Authority) RevocationCount() (entries int, jwtBytes int, err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.claims == nil || a.encode == nil {
-		return 0, 0, ErrRevocationUnavailable
+		return 0, 0, errRevocationUnavailable
 	}
 	// Encode a copy: encoding stamps the claims, and the applied ones may
 	// be held by the embedded server.
@@ -232,7 +232,7 @@ func (a *Authority) RevocationCount() (entries int, jwtBytes int, err error) {
 // applies nothing.
 func (a *Authority) updateLocked(ctx context.Context, userKey string) error {
 	if a.claims == nil || a.apply == nil {
-		return ErrRevocationUnavailable
+		return errRevocationUnavailable
 	}
 	if a.fetch != nil {
 		current, err := a.fetch(ctx)

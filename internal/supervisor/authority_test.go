@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
@@ -137,7 +138,7 @@ func TestMintedUsersHaveLeastPrivilege(t *testing.T) {
 	}
 
 	// The host's RPC user serves actors but not providers and not ctl.
-	rpcNC, rpcErrs := connectAs(t, url, hostRPC, nats.CustomInboxPrefix(InboxPrefix("default", RoleHostRPC)))
+	rpcNC, rpcErrs := connectAs(t, url, hostRPC, nats.CustomInboxPrefix(inboxPrefix("default", RoleHostRPC)))
 	for _, subj := range []string{lattice.RPCProvider("default", keyB, "default"), "wasmbus.ctl.default.>", "_INBOX.>"} {
 		_, _ = rpcNC.SubscribeSync(subj)
 		testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error { return rpcErrs.has(`Subscription to "` + subj + `"`) })
@@ -146,11 +147,11 @@ func TestMintedUsersHaveLeastPrivilege(t *testing.T) {
 		t.Fatalf("host RPC invoking an actor: %v", err)
 	}
 	// A provider cannot read the host's replies.
-	_, _ = aNC.SubscribeSync(InboxPrefix("default", RoleHostRPC) + ".>")
+	_, _ = aNC.SubscribeSync(inboxPrefix("default", RoleHostRPC) + ".>")
 	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error { return aErrs.has(`Subscription to "_INBOX_LATTICED`) })
 
 	// The control user cannot touch RPC subjects.
-	ctlNC, ctlErrs := connectAs(t, url, hostCtl, nats.CustomInboxPrefix(InboxPrefix("default", RoleHostCtl)))
+	ctlNC, ctlErrs := connectAs(t, url, hostCtl, nats.CustomInboxPrefix(inboxPrefix("default", RoleHostCtl)))
 	_ = ctlNC.Publish(lattice.RPCActor("default", actor), nil)
 	testenv.CheckFor(t, 5*time.Second, 5*time.Millisecond, func() error { return ctlErrs.has(`Publish to "wasmbus.rpc.`) })
 }
@@ -210,8 +211,8 @@ func TestRevokeClosesConnectionAndRefusesReconnect(t *testing.T) {
 
 func TestCredsFilesAndKeysAreSecret(t *testing.T) {
 	_, a, dir := operatorServer(t)
-	for _, rel := range []string{OperatorSeedFile, SystemAccountSeedFile, LatticeAccountSeedFile} {
-		fi, err := os.Stat(DataPath(dir, rel))
+	for _, rel := range []string{datadir.OperatorSeedFile, datadir.SystemAccountSeedFile, datadir.LatticeAccountSeedFile} {
+		fi, err := os.Stat(datadir.Path(dir, rel))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -21,12 +21,17 @@
 //     with exponential backoff and jitter until a crash loop marks it
 //     failed, its users revoked as each run ends. Every ended run has a
 //     typed child.ExitReason, shown in inventories, events and metrics.
-//   - The admin socket (admin.go): a 0600 unix socket with a versioned JSON
-//     protocol for status, launch, stop, revoke and restart. The host child
-//     uses it (AdminClient implements the host's ProviderLauncher) to carry
-//     out ctl lp/sp/revoke; `latticed ctl` can use it too.
-//   - One /metrics, /healthz, /readyz endpoint for the node, merging the
-//     host child's metrics (metricsmerge.go).
+//   - The admin socket (package admin; the operations in admin.go): a 0600
+//     unix socket with a versioned JSON protocol for status, launch, stop,
+//     revoke and restart. The host child uses it (admin.Client implements
+//     the host's ProviderLauncher) to carry out ctl lp/sp/revoke;
+//     `latticed ctl` can use it too.
+//   - One /metrics, /healthz, /readyz endpoint for the node (package
+//     health), merging the host child's metrics (metricsmerge.go).
+//
+// What the supervisor shares with the host child lives in packages of its
+// own: the data dir's layout and key store (datadir), NATS connections
+// (natsalive), which server serves which role (config.Endpoints).
 //
 // Credentials reach children as 0600 files in the 0700 runtime dir
 // ({data dir}/run; the host gets their paths in its environment) or, for

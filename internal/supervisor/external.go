@@ -16,6 +16,7 @@ import (
 
 	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/internal/natsalive"
 	"github.com/latticed/latticed/lattice"
 )
@@ -34,21 +35,11 @@ import (
 //	    per-provider revocation, which the log and inventories say.
 func (s *Supervisor) startExternal(cfg *config.Config, scope Scope) error {
 	s.mode = modeExternal
-	ctl, rpc := cfg.CTL, cfg.RPC
-	if !ctl.Configured() {
-		ctl = rpc
-	}
-	if !rpc.Configured() {
-		rpc = ctl
-	}
-	prov := cfg.ProvRPC
-	if !prov.Configured() {
-		prov = config.NATSConn{Host: rpc.Host, Port: rpc.Port, TLS: rpc.TLS,
-			JWT: cfg.ProvRPC.JWT, Seed: cfg.ProvRPC.Seed, CredsFile: cfg.ProvRPC.CredsFile}
-	}
+	ep := cfg.Endpoints()
+	ctl, prov := ep.Ctl, ep.ProvRPC
 	s.natsURL = prov.URL()
 	var err error
-	inbox := OperatorInbox(ctl, cfg.LatticePrefix)
+	inbox := natsalive.OperatorInbox(ctl, cfg.LatticePrefix)
 	if len(inbox) == 0 {
 		s.log.Warn("the supervisor's requests (link definitions, health checks) get their replies on _INBOX, which providers of other "+
 			"wasmCloud SDKs may subscribe to; allow the control user to subscribe to "+lattice.OperatorInbox(cfg.LatticePrefix)+".> to keep them private",
@@ -57,7 +48,7 @@ func (s *Supervisor) startExternal(cfg *config.Config, scope Scope) error {
 	// No server of the list answering yet is no reason to exit: the
 	// connection keeps trying, and Run waits for it while /readyz says why.
 	opts := append(natsalive.Options(cfg.NATSKeepalive), nats.RetryOnFailedConnect(true))
-	if s.nc, err = Connect(ctl.URL(), ctl, "latticed-supervisor", s.log, append(opts, inbox...)...); err != nil {
+	if s.nc, err = natsalive.Connect(ctl.URL(), ctl, "latticed-supervisor", s.log, append(opts, inbox...)...); err != nil {
 		return err
 	}
 	if cfg.AccountSigningSeed != "" {
@@ -166,7 +157,7 @@ func (s *Supervisor) startExternalAuthority(cfg *config.Config, scope Scope, ctl
 	if err != nil {
 		return fmt.Errorf("%s: not a valid seed", config.EnvOperatorSigningSeed)
 	}
-	sys, err := Connect(ctl.URL(), config.NATSConn{CredsFile: cfg.SystemCredsFile, TLS: ctl.TLS}, "latticed-supervisor-system", s.log,
+	sys, err := natsalive.Connect(ctl.URL(), config.NATSConn{CredsFile: cfg.SystemCredsFile, TLS: ctl.TLS}, "latticed-supervisor-system", s.log,
 		natsalive.Options(cfg.NATSKeepalive)...)
 	if err != nil {
 		return fmt.Errorf("system account (%s): %w", config.EnvSystemCredsFile, err)
@@ -185,7 +176,7 @@ func (s *Supervisor) startExternalAuthority(cfg *config.Config, scope Scope, ctl
 	a.apply = ext.push
 	// The account outlives this process: what this node revoked before is
 	// in its record, and what of it expired meanwhile goes now.
-	record := DataPath(cfg.DataDir, RevocationsFile)
+	record := datadir.Path(cfg.DataDir, datadir.RevocationsFile)
 	if a.prunable, err = loadPrunable(record, account); err != nil {
 		s.log.Warn("revocations made before this start are not pruned", "err", err)
 	}

@@ -12,8 +12,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/latticed/latticed/internal/admin"
 	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/lattice"
 )
@@ -34,7 +36,7 @@ type hostChild struct {
 	everReady bool // whether a run was ready before; only the loop uses it
 
 	mu          sync.Mutex
-	readyCh     chan HostReport // the current run's readiness report
+	readyCh     chan admin.HostReport // the current run's readiness report
 	metricsAddr string
 }
 
@@ -73,9 +75,9 @@ func (s *Supervisor) newChild(spec child.Spec, hooks child.Hooks) *child.Child {
 	return child.New(spec)
 }
 
-func (h *hostChild) status() ChildStatus {
+func (h *hostChild) status() admin.ChildStatus {
 	st := h.child.Status()
-	return ChildStatus{State: st.State, PID: st.PID, Restarts: st.Restarts, ExitReason: st.LastExit.String()}
+	return admin.ChildStatus{State: st.State, PID: st.PID, Restarts: st.Restarts, ExitReason: st.LastExit.String()}
 }
 
 func (h *hostChild) signal(sig syscall.Signal) {
@@ -158,7 +160,7 @@ func (h *hostChild) start(context.Context) (*child.Process, []string, error) {
 	for i, c := range creds {
 		users[i] = c.UserKey
 	}
-	readyCh := make(chan HostReport, 1)
+	readyCh := make(chan admin.HostReport, 1)
 	h.mu.Lock()
 	h.readyCh = readyCh
 	h.mu.Unlock()
@@ -176,7 +178,7 @@ func (h *hostChild) start(context.Context) (*child.Process, []string, error) {
 }
 
 // hostReady is the host child's readiness report over the admin socket.
-func (s *Supervisor) hostReady(r HostReport) error {
+func (s *Supervisor) hostReady(r admin.HostReport) error {
 	if r.HostID != s.hostID {
 		return fmt.Errorf("host %s is not the host this supervisor runs (%s)", r.HostID, s.hostID)
 	}
@@ -196,11 +198,11 @@ func (s *Supervisor) hostReady(r HostReport) error {
 }
 
 // hostSettings tells the host child how to use the users minted for it.
-func (s *Supervisor) hostSettings() HostSettings {
+func (s *Supervisor) hostSettings() admin.HostSettings {
 	if s.mode != modeEmbedded {
-		return HostSettings{}
+		return admin.HostSettings{}
 	}
-	return HostSettings{RPCInboxPrefix: InboxPrefix(s.prefix, RoleHostRPC), CtlInboxPrefix: InboxPrefix(s.prefix, RoleHostCtl)}
+	return admin.HostSettings{RPCInboxPrefix: inboxPrefix(s.prefix, RoleHostRPC), CtlInboxPrefix: inboxPrefix(s.prefix, RoleHostCtl)}
 }
 
 // supervisorOnly are settings the host child must not see: they are the
@@ -233,8 +235,8 @@ func (h *hostChild) environment() ([]string, []Credentials, error) {
 			env  connEnv
 			file string
 		}{
-			{RoleHostRPC, connEnv{config.EnvRPCHost, config.EnvRPCPort, config.EnvRPCCredsFile, config.EnvRPCJWT, config.EnvRPCSeed, config.EnvRPCTLS}, HostRPCCreds},
-			{RoleHostCtl, connEnv{config.EnvCtlHost, config.EnvCtlPort, config.EnvCtlCredsFile, config.EnvCtlJWT, config.EnvCtlSeed, config.EnvCtlTLS}, HostCtlCreds},
+			{RoleHostRPC, connEnv{config.EnvRPCHost, config.EnvRPCPort, config.EnvRPCCredsFile, config.EnvRPCJWT, config.EnvRPCSeed, config.EnvRPCTLS}, datadir.HostRPCCreds},
+			{RoleHostCtl, connEnv{config.EnvCtlHost, config.EnvCtlPort, config.EnvCtlCredsFile, config.EnvCtlJWT, config.EnvCtlSeed, config.EnvCtlTLS}, datadir.HostCtlCreds},
 		} {
 			c, err := s.auth.Mint(r.role, "host "+string(r.role), Scope{})
 			if err != nil {
@@ -245,7 +247,7 @@ func (h *hostChild) environment() ([]string, []Credentials, error) {
 				return nil, nil, err
 			}
 			path := filepath.Join(s.runDir, r.file)
-			if err := WriteSecret(path, b); err != nil {
+			if err := datadir.WriteSecret(path, b); err != nil {
 				return nil, nil, fmt.Errorf("write %s: %w", path, err)
 			}
 			creds = append(creds, c)

@@ -15,7 +15,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
+	"github.com/latticed/latticed/internal/admin"
 	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
@@ -89,7 +91,7 @@ type node struct {
 	env     []string
 	logs    *testenv.SyncBuffer
 	cluster *trust.KeyPair
-	admin   *AdminClient
+	admin   *admin.Client
 	nc      *nats.Conn // admin.creds
 	cancel  context.CancelFunc
 	done    chan error
@@ -106,7 +108,7 @@ func startNode(t testing.TB, env map[string]string, actors ...string) *node {
 func startNodeWith(t testing.TB, env map[string]string, tweak func(*Supervisor), actors ...string) *node {
 	t.Helper()
 	dir := t.TempDir()
-	cluster, _, err := LoadOrCreateKey(DataPath(dir, ClusterSeedFile), lattice.KindCluster)
+	cluster, _, err := datadir.LoadOrCreateKey(datadir.Path(dir, datadir.ClusterSeedFile), lattice.KindCluster)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,8 +164,8 @@ func startNodeWith(t testing.TB, env map[string]string, tweak func(*Supervisor),
 	case <-time.After(60 * time.Second):
 		t.Fatalf("supervisor not ready in 60s\n%s", logs.String())
 	}
-	n.admin = NewAdminClient(s.AdminSocket(), nil)
-	creds, url := DataPath(dir, AdminCredsFile), s.NATSURL()
+	n.admin = admin.NewClient(s.AdminSocket(), nil)
+	creds, url := datadir.Path(dir, datadir.AdminCredsFile), s.NATSURL()
 	if !cfg.EmbeddedNATS() {
 		creds, url = cfg.CTL.CredsFile, cfg.CTL.URL()
 	}

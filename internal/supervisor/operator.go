@@ -2,23 +2,15 @@ package supervisor
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
-)
 
-// Key files of the embedded server's trust chain, under the data dir (0600).
-const (
-	OperatorSeedFile       = "keys/operator.nk"
-	SystemAccountSeedFile  = "keys/system-account.nk"
-	LatticeAccountSeedFile = "keys/lattice-account.nk"
+	"github.com/latticed/latticed/internal/datadir"
+	"github.com/latticed/latticed/lattice"
 )
 
 // nkey is a key pair with its public key at hand.
@@ -43,52 +35,26 @@ func (k *OperatorKeys) LatticeAccount() string { return k.Lattice.pub }
 func LoadOperatorKeys(dataDir string) (*OperatorKeys, error) {
 	var k OperatorKeys
 	for _, f := range []struct {
-		rel    string
-		dst    *nkey
-		prefix nkeys.PrefixByte
+		rel  string
+		dst  *nkey
+		kind lattice.KeyKind
 	}{
-		{OperatorSeedFile, &k.Operator, nkeys.PrefixByteOperator},
-		{SystemAccountSeedFile, &k.System, nkeys.PrefixByteAccount},
-		{LatticeAccountSeedFile, &k.Lattice, nkeys.PrefixByteAccount},
+		{datadir.OperatorSeedFile, &k.Operator, lattice.KindOperator},
+		{datadir.SystemAccountSeedFile, &k.System, lattice.KindAccount},
+		{datadir.LatticeAccountSeedFile, &k.Lattice, lattice.KindAccount},
 	} {
-		kp, err := loadOrCreateNKey(DataPath(dataDir, f.rel), f.prefix)
+		stored, _, err := datadir.LoadOrCreateKey(datadir.Path(dataDir, f.rel), f.kind)
 		if err != nil {
 			return nil, err
 		}
-		pub, _ := kp.PublicKey()
-		*f.dst = nkey{kp: kp, pub: pub}
+		// The same key as nkeys sees it, which signs the server's JWTs.
+		kp, err := nkeys.FromSeed([]byte(stored.Seed()))
+		if err != nil {
+			return nil, fmt.Errorf("key file %s: %w", f.rel, err)
+		}
+		*f.dst = nkey{kp: kp, pub: stored.PublicKey()}
 	}
 	return &k, nil
-}
-
-func loadOrCreateNKey(path string, prefix nkeys.PrefixByte) (nkeys.KeyPair, error) {
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-			return nil, fmt.Errorf("key file %s is readable by others (mode %o): chmod 600 it", path, fi.Mode().Perm())
-		}
-		kp, err := nkeys.FromSeed([]byte(strings.TrimSpace(string(b))))
-		if err != nil {
-			return nil, fmt.Errorf("key file %s: not an nkeys seed", path)
-		}
-		if p, _, err := nkeys.DecodeSeed([]byte(strings.TrimSpace(string(b)))); err != nil || p != prefix {
-			return nil, fmt.Errorf("key file %s: want a %s seed", path, prefix)
-		}
-		return kp, nil
-	case errors.Is(err, fs.ErrNotExist):
-		kp, err := nkeys.CreatePair(prefix)
-		if err != nil {
-			return nil, err
-		}
-		seed, _ := kp.Seed()
-		if err := WriteSecret(path, append(seed, '\n')); err != nil {
-			return nil, fmt.Errorf("save %s key: %w", prefix, err)
-		}
-		return kp, nil
-	default:
-		return nil, fmt.Errorf("read key file: %w", err)
-	}
 }
 
 // embeddedPruneMargin is how long after a revoked user's last JWT expired

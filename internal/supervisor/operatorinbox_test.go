@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/natsalive"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -109,7 +110,7 @@ func TestOperatorInboxIsPrivateWhenTheUserMaySubscribeThere(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var o nats.Options
-			for _, opt := range OperatorInbox(tc.auth, "default") {
+			for _, opt := range natsalive.OperatorInbox(tc.auth, "default") {
 				if err := opt(&o); err != nil {
 					t.Fatal(err)
 				}

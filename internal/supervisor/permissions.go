@@ -16,12 +16,12 @@ type Role string
 
 // Roles of minted users.
 const (
-	RoleHostRPC  Role = "host-rpc" // the host's RPC connection: actors' subjects
-	RoleHostCtl  Role = "host-ctl" // the host's control connection: ctl, events, lattice cache
-	RoleProvider Role = "provider" // one provider instance
+	RoleHostRPC  Role = lattice.InboxHostRPC // the host's RPC connection: actors' subjects
+	RoleHostCtl  Role = lattice.InboxHostCtl // the host's control connection: ctl, events, lattice cache
+	RoleProvider Role = "provider"           // one provider instance
 	// RoleAdmin is admin.creds and the supervisor's own connection: the whole
 	// lattice account, no restrictions.
-	RoleAdmin Role = "admin"
+	RoleAdmin Role = lattice.InboxOperator
 )
 
 // rule is the permission template of one role. Subjects may use these
@@ -54,7 +54,7 @@ type rule struct {
 // Request/reply: replies are covered by Respond. Each role also has to
 // receive the replies to its own requests, and only those: every minted
 // user may subscribe to its own private inbox prefix ({inbox}, see
-// InboxPrefix and ProviderInbox) and no other, so nothing else can read the
+// inboxPrefix and providerInbox) and no other, so nothing else can read the
 // replies it gets (provider results, JetStream API answers). The operator's
 // requesters (supervisor, latticed ctl, --apply) use lattice.OperatorInbox,
 // where no minted role may subscribe. A provider of the latticed SDK is
@@ -134,19 +134,19 @@ func keyValueRule(s Scope) rule {
 	return r
 }
 
-// InboxPrefix is the private reply-inbox prefix of a host role, which the
+// inboxPrefix is the private reply-inbox prefix of a host role, which the
 // host must pass to nats.CustomInboxPrefix when its user was minted here.
-// InboxPrefix(p, RoleAdmin) is lattice.OperatorInbox(p).
-func InboxPrefix(latticePrefix string, role Role) string {
+// inboxPrefix(p, RoleAdmin) is lattice.OperatorInbox(p).
+func inboxPrefix(latticePrefix string, role Role) string {
 	return lattice.PrivateInbox(latticePrefix, string(role))
 }
 
-// ProviderInbox is the private reply-inbox prefix of one provider user,
+// providerInbox is the private reply-inbox prefix of one provider user,
 // named by its user key so that no two provider instances share one, even
 // of the same provider on two hosts. The provider gets it in HostData
 // (lattice.HostData.InboxPrefix).
-func ProviderInbox(latticePrefix, userKey string) string {
-	return InboxPrefix(latticePrefix, RoleProvider) + "." + userKey
+func providerInbox(latticePrefix, userKey string) string {
+	return inboxPrefix(latticePrefix, RoleProvider) + "." + userKey
 }
 
 // wasmCloudInbox is nats' default inbox prefix, which wasmCloud providers use.
@@ -161,7 +161,7 @@ type Scope struct {
 	LinkName       string // RoleProvider only
 	Contract       string // RoleProvider only; selects contractRules
 	// UserKey is the provider user's public key (U…), which names its
-	// private inbox (ProviderInbox). RoleProvider only; Authority.Mint sets it.
+	// private inbox (providerInbox). RoleProvider only; Authority.Mint sets it.
 	UserKey string
 	// WasmCloudInbox also lets a provider subscribe to nats' default
 	// "_INBOX.>", for provider executables that are not known to take their
@@ -208,7 +208,7 @@ func (s Scope) Permissions(role Role) (jwt.Permissions, error) {
 	if s.JSDomain != "" {
 		jsapi = "$JS." + s.JSDomain + ".API"
 	}
-	inbox := InboxPrefix(s.LatticePrefix, role)
+	inbox := inboxPrefix(s.LatticePrefix, role)
 	// Subject roots come from package lattice, the one place that spells them.
 	vars := []string{
 		"{rpc}", lattice.RPCRoot(s.LatticePrefix),
@@ -232,7 +232,7 @@ func (s Scope) Permissions(role Role) (jwt.Permissions, error) {
 			return jwt.Permissions{}, fmt.Errorf("provider user key %q is not a user public key (U…)", s.UserKey)
 		}
 		vars = append(vars, "{provider}", lattice.RPCProvider(s.LatticePrefix, s.ProviderKey, s.LinkName))
-		inbox = ProviderInbox(s.LatticePrefix, s.UserKey)
+		inbox = providerInbox(s.LatticePrefix, s.UserKey)
 		if s.WasmCloudInbox {
 			r = merge(r, rule{SubAllow: []string{wasmCloudInbox}})
 		}

@@ -429,20 +429,13 @@ func (p *providerInstance) eventData(extra map[string]any) map[string]any {
 	p.mu.Lock()
 	d := map[string]any{
 		"host_id": p.sup.hostID, "public_key": p.key, "link_name": p.link, "contract_id": p.contract,
-		"instance_id": p.instanceID, "image_ref": p.ref, "annotations": nonNilMap(p.annotations),
+		"instance_id": p.instanceID, "image_ref": p.ref, "annotations": lattice.NonNil(p.annotations),
 	}
 	p.mu.Unlock()
 	for k, v := range extra {
 		d[k] = v
 	}
 	return d
-}
-
-func nonNilMap(m map[string]string) map[string]string {
-	if m == nil {
-		return map[string]string{}
-	}
-	return m
 }
 
 // watch runs health checks until the process ends: the first success makes

@@ -73,7 +73,7 @@ func reloadMutations(t *testing.T) map[string]func(c *config.Config) {
 		"LogLevel":           func(c *config.Config) { c.LogLevel = flip(c.LogLevel, "warn", "info") },
 		"Labels": func(c *config.Config) {
 			l := maps.Clone(c.Labels)
-			l = nonNilMap(l)
+			l = lattice.NonNil(l)
 			l["zone"] = "reloaded"
 			c.Labels = l
 		},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/latticed/latticed/internal/admin"
 	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/lattice"
@@ -64,15 +65,15 @@ func waitClosed(ctx context.Context, o connObserver, userKey string) (time.Time,
 // Without a way to revoke (external NATS with shared provider credentials)
 // the provider is stopped and not restarted, and the error says revocation
 // is unavailable.
-func (s *Supervisor) Revoke(ctx context.Context, cmd lattice.StopProviderCommand) (RevocationReport, error) {
+func (s *Supervisor) Revoke(ctx context.Context, cmd lattice.StopProviderCommand) (admin.RevocationReport, error) {
 	requested := time.Now()
 	p, err := s.findProvider(cmd)
 	if err != nil {
-		return RevocationReport{}, err
+		return admin.RevocationReport{}, err
 	}
 	proc, err := p.child.Stop(child.ExitRevoked)
 	if err != nil {
-		return RevocationReport{}, fmt.Errorf("provider %s with link name %s is %w", p.key, p.link, err)
+		return admin.RevocationReport{}, fmt.Errorf("provider %s with link name %s is %w", p.key, p.link, err)
 	}
 	p.mu.Lock()
 	creds, sg, instanceID := p.creds, p.signing, p.instanceID
@@ -82,12 +83,12 @@ func (s *Supervisor) Revoke(ctx context.Context, cmd lattice.StopProviderCommand
 	if err := s.revokeSigning(ctx, p, sg, instanceID); err != nil {
 		s.log.Error("could not revoke the provider's signing key", "child", p.label(), "err", err)
 	}
-	rep := RevocationReport{ProviderID: p.key, LinkName: p.link, InstanceID: instanceID, User: creds.UserKey, Requested: requested}
+	rep := admin.RevocationReport{ProviderID: p.key, LinkName: p.link, InstanceID: instanceID, User: creds.UserKey, Requested: requested}
 
 	var revokeErr error
 	switch {
 	case s.auth == nil || creds.Role != RoleProvider:
-		revokeErr = fmt.Errorf("%w: %s", ErrRevocationUnavailable, s.revocationStatus())
+		revokeErr = fmt.Errorf("%w: %s", errRevocationUnavailable, s.revocationStatus())
 	case !s.auth.CanRevoke():
 		// External NATS with only an account signing key: the user's JWT
 		// expires soon and is no longer renewed (the stop reason stops that).
@@ -107,7 +108,7 @@ func (s *Supervisor) Revoke(ctx context.Context, cmd lattice.StopProviderCommand
 		proc.Kill()
 	}
 	<-p.child.Done()
-	if revokeErr != nil && !errors.Is(revokeErr, ErrRevocationUnavailable) {
+	if revokeErr != nil && !errors.Is(revokeErr, errRevocationUnavailable) {
 		s.m.Revocations.WithLabelValues(metrics.ResultError).Inc()
 		s.log.Error("revocation failed; the provider was stopped and will not be restarted", "child", p.label(), "user", creds.UserKey, "err", revokeErr)
 		return rep, revokeErr

@@ -14,15 +14,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/lattice"
 )
-
-// RevocationsFile records, in external mode, which of the account's NATS
-// user revocations this node made and when each may go (docs/security.md,
-// "Revocations are bounded"). The account outlives the process there, so
-// without it a restarted node could not tell its expired entries from
-// anyone else's, which it must never remove.
-const RevocationsFile = "nats-revocations.json"
 
 // prunableRecord is the file's content.
 type prunableRecord struct {
@@ -62,7 +56,7 @@ func savePrunable(path, account string, m map[string]time.Time) error {
 	if err != nil {
 		return err
 	}
-	return WriteSecret(path, b)
+	return datadir.WriteSecret(path, b)
 }
 
 // cacheRevocations indexes the signing-key revocations in the lattice cache

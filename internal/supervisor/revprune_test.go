@@ -20,6 +20,7 @@ import (
 
 	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
@@ -284,12 +285,12 @@ func TestExternalRevocationsArePrunedAtStartAndKeepOthers(t *testing.T) {
 	if got := len(serverRevocations(t, first)); got != 6 {
 		t.Fatalf("%d entries on the server, want 6", got)
 	}
-	fi, err := os.Stat(DataPath(dataDir, RevocationsFile))
+	fi, err := os.Stat(datadir.Path(dataDir, datadir.RevocationsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fi.Mode().Perm() != 0o600 {
-		t.Errorf("%s mode %o, want 600", RevocationsFile, fi.Mode().Perm())
+		t.Errorf("%s mode %o, want 600", datadir.RevocationsFile, fi.Mode().Perm())
 	}
 	first.sys.Close()
 
@@ -316,7 +317,7 @@ func TestExternalRevocationsArePrunedAtStartAndKeepOthers(t *testing.T) {
 
 func TestPrunableRecordBadInputIsSetAside(t *testing.T) {
 	dir := t.TempDir()
-	path := filepath.Join(dir, RevocationsFile)
+	path := filepath.Join(dir, datadir.RevocationsFile)
 	for _, tt := range []struct {
 		name, content string
 		wantErr       string

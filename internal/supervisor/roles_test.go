@@ -79,10 +79,10 @@ func TestRolePermissions(t *testing.T) {
 		{actPub, ctl.GetLinks(), false},
 		{actPub, lattice.CacheLinkdef(lp, "forged"), false},
 		{actSub, lattice.CacheSubjects(lp), false},
-		{actSub, InboxPrefix(lp, RoleHostRPC) + ".>", false},
-		{actSub, InboxPrefix(lp, RoleHostCtl) + ".>", false},
+		{actSub, inboxPrefix(lp, RoleHostRPC) + ".>", false},
+		{actSub, inboxPrefix(lp, RoleHostCtl) + ".>", false},
 		{actSub, lattice.PrivateInboxRoot + ".>", false},
-		{actSub, ProviderInbox(lp, otherUser) + ".>", false},
+		{actSub, providerInbox(lp, otherUser) + ".>", false},
 		{actCreate, "$JS.API.CONSUMER.CREATE." + cache, false},
 	}, noneOf...)
 	roles := []struct {
@@ -103,7 +103,7 @@ func TestRolePermissions(t *testing.T) {
 			{actPub, ctl.PingHosts(), false},
 			{actPub, lattice.Events(lp), false},
 			{actPub, lattice.CacheLinkdef(lp, "forged"), false},
-			{actSub, InboxPrefix(lp, RoleHostCtl) + ".>", false},
+			{actSub, inboxPrefix(lp, RoleHostCtl) + ".>", false},
 			{actCreate, "$JS.API.STREAM.CREATE." + cache, false},
 		}, noneOf...)},
 		{"host-ctl", RoleHostCtl, Scope{}, append([]roleAction{
@@ -116,7 +116,7 @@ func TestRolePermissions(t *testing.T) {
 			{actRespond, ctl.GetLinks(), true},
 			{actPub, lattice.RPCActor(lp, actor), false},
 			{actSub, lattice.RPCActor(lp, actor), false},
-			{actSub, InboxPrefix(lp, RoleHostRPC) + ".>", false},
+			{actSub, inboxPrefix(lp, RoleHostRPC) + ".>", false},
 			{actCreate, "$JS.API.CONSUMER.CREATE.KV_other", false},
 			{actPub, "policy.decide", false}, // only with a policy service
 		}, noneOf...)},

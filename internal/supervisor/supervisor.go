@@ -19,8 +19,11 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/ctlclient"
+	"github.com/latticed/latticed/internal/admin"
 	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/datadir"
+	"github.com/latticed/latticed/internal/health"
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/natsalive"
 	"github.com/latticed/latticed/internal/oci"
@@ -31,28 +34,14 @@ import (
 
 // Paths under the data dir that belong to a running supervisor.
 const (
-	RuntimeDir      = "run"             // 0700: creds of children, the admin socket
-	AdminSocketFile = "admin.sock"      // in RuntimeDir unless LATTICED_ADMIN_SOCKET says otherwise
-	HostRPCCreds    = "host-rpc.creds"  // in RuntimeDir
-	HostCtlCreds    = "host-ctl.creds"  // in RuntimeDir
-	supervisorLock  = "supervisor.lock" // in RuntimeDir
-	hostStartLimit  = 2 * time.Minute   // a host not ready by then is killed and restarted
-	providerStartup = 30 * time.Second  // a provider not healthy by then failed its health check
-	healthFailures  = 3                 // consecutive failed health checks that restart a provider
-	revokeObserve   = 10 * time.Second  // how long a revocation waits to see the connection closed
+	hostStartLimit  = 2 * time.Minute  // a host not ready by then is killed and restarted
+	providerStartup = 30 * time.Second // a provider not healthy by then failed its health check
+	healthFailures  = 3                // consecutive failed health checks that restart a provider
+	revokeObserve   = 10 * time.Second // how long a revocation waits to see the connection closed
 	adminCredsNote  = "admin.creds: full access to the lattice account, for latticed ctl and nats --creds (with nats, add --inbox-prefix {inbox_prefix}: providers may read replies sent to _INBOX)"
 	modeEmbedded    = "embedded"
 	modeExternal    = "external"
 )
-
-// AdminSocketPath is where `latticed up` listens and `latticed ctl` looks
-// by default: LATTICED_ADMIN_SOCKET, else {data dir}/run/admin.sock.
-func AdminSocketPath(cfg *config.Config) string {
-	if cfg.AdminSocket != "" {
-		return cfg.AdminSocket
-	}
-	return filepath.Join(DataPath(cfg.DataDir, RuntimeDir), AdminSocketFile)
-}
 
 // Options are what `latticed up` hands its supervisor besides configuration.
 type Options struct {
@@ -114,8 +103,8 @@ type Supervisor struct {
 	sys       *nats.Conn         // external mode (b): the system account
 	natsURL   string             // what children connect to
 	alive     *natsalive.Watcher // whether s.nc and s.sys hear from their servers
-	health    *HealthServer
-	admin     *adminServer
+	health    *health.Server
+	adminSrv  *admin.Server
 	hostProc  *hostChild
 	actors    *actorTracker
 	labels    *hostLabels      // the host child's labels, for policy requests
@@ -172,7 +161,7 @@ func New(cfg *config.Config, opts Options) (*Supervisor, error) {
 		hostID: opts.HostKey.PublicKey(), prefix: cfg.LatticePrefix,
 		ctl:   lattice.NewCtl(cfg.CtlTopicPrefix, cfg.LatticePrefix),
 		ready: make(chan struct{}), fatal: make(chan error, 1), provs: map[provKey]*providerInstance{},
-		runDir: DataPath(cfg.DataDir, RuntimeDir), adminPath: AdminSocketPath(cfg),
+		runDir: datadir.Path(cfg.DataDir, datadir.RuntimeDir), adminPath: datadir.AdminSocket(cfg.DataDir, cfg.AdminSocket),
 		providerStartup: providerStartup,
 	}
 	s.actors = newActorTracker(s.hostID)
@@ -260,7 +249,7 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 	aliveDone := make(chan struct{})
 	go func() { defer close(aliveDone); s.alive.Run(aliveCtx) }()
 	defer func() { stopAlive(); <-aliveDone }()
-	s.health, err = NewHealthServer(cfg.MetricsAddr, s.metricsHandler(), s.readiness)
+	s.health, err = health.New(cfg.MetricsAddr, s.metricsHandler(), s.readiness)
 	if err != nil {
 		return err
 	}
@@ -279,11 +268,11 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 		return err
 	}
 	s.hostProc = newHostChild(s) // before the admin socket: the host child reports to it
-	if s.admin, err = listenAdmin(s.adminPath, s, s.log); err != nil {
+	if s.adminSrv, err = admin.Listen(s.adminPath, s.answerAdmin, s.log); err != nil {
 		return err
 	}
-	go s.admin.serve()
-	defer s.admin.close()
+	go s.adminSrv.Serve()
+	defer s.adminSrv.Close()
 
 	evSub, err := s.nc.Subscribe(lattice.Events(s.prefix), func(m *nats.Msg) {
 		s.actors.handle(m)
@@ -371,7 +360,7 @@ func (s *Supervisor) prepareRuntimeDir() (unlock func(), err error) {
 	if err := os.Chmod(s.runDir, 0o700); err != nil {
 		return nil, fmt.Errorf("runtime dir: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(s.runDir, supervisorLock), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(filepath.Join(s.runDir, datadir.SupervisorLock), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("runtime dir lock: %w", err)
 	}
@@ -391,14 +380,14 @@ func (s *Supervisor) startNATS(cfg *config.Config) error {
 		return s.startExternal(cfg, scope)
 	}
 	s.mode = modeEmbedded
-	if err := CheckListen(cfg.NATSListen, config.EnvNATSListen); err != nil { // before any operator key is created
+	if err := checkListen(cfg.NATSListen, config.EnvNATSListen); err != nil { // before any operator key is created
 		return fmt.Errorf("embedded NATS: %w", err)
 	}
 	keys, err := LoadOperatorKeys(cfg.DataDir)
 	if err != nil {
 		return err
 	}
-	store := DataPath(cfg.DataDir, JetStreamDir)
+	store := datadir.Path(cfg.DataDir, datadir.JetStreamDir)
 	ns, auth, err := StartOperatorNATS(EmbeddedNATS{Listen: cfg.NATSListen, StoreDir: store, MaxPayload: int32(cfg.MaxPayloadBytes),
 		ProviderCredsLifetime: s.providerCredsLifetime(cfg)}, keys, scope)
 	if err != nil {
@@ -410,16 +399,16 @@ func (s *Supervisor) startNATS(cfg *config.Config) error {
 		return errors.New("embedded NATS has no TCP address")
 	}
 	s.natsURL = "nats://" + net.JoinHostPort(addr.IP.String(), strconv.Itoa(addr.Port))
-	admin, err := auth.Mint(RoleAdmin, "admin", Scope{})
+	adminUser, err := auth.Mint(RoleAdmin, "admin", Scope{})
 	if err != nil {
 		return err
 	}
-	adminPath := DataPath(cfg.DataDir, AdminCredsFile)
-	b, err := admin.CredsFile()
+	adminPath := datadir.Path(cfg.DataDir, datadir.AdminCredsFile)
+	b, err := adminUser.CredsFile()
 	if err != nil {
 		return err
 	}
-	if err := WriteSecret(adminPath, b); err != nil {
+	if err := datadir.WriteSecret(adminPath, b); err != nil {
 		return fmt.Errorf("write %s: %w", adminPath, err)
 	}
 	self, err := auth.Mint(RoleAdmin, "supervisor", Scope{})
@@ -427,7 +416,7 @@ func (s *Supervisor) startNATS(cfg *config.Config) error {
 		return err
 	}
 	// Its replies (link values, health) go where no provider may subscribe.
-	s.nc, err = Connect(s.natsURL, config.NATSConn{JWT: self.JWT, Seed: self.Seed}, "latticed-supervisor", s.log,
+	s.nc, err = natsalive.Connect(s.natsURL, config.NATSConn{JWT: self.JWT, Seed: self.Seed}, "latticed-supervisor", s.log,
 		append(natsalive.Options(cfg.NATSKeepalive), nats.CustomInboxPrefix(self.InboxPrefix))...)
 	if err != nil {
 		return err
@@ -530,14 +519,14 @@ func (s *Supervisor) publishEvent(eventType string, data any) {
 }
 
 // Status reports the node as the admin socket's status shows it.
-func (s *Supervisor) Status() Status {
+func (s *Supervisor) Status() admin.Status {
 	ready := false
 	select {
 	case <-s.ready:
 		ready = true
 	default:
 	}
-	st := Status{
+	st := admin.Status{
 		HostID: s.hostID, LatticePrefix: s.prefix, NATSURL: s.natsURL, Mode: s.mode,
 		Revocation: s.revocationStatus(), Ready: ready,
 		UptimeSeconds: int64(time.Since(s.started).Seconds()), Providers: s.Providers(),

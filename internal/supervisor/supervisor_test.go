@@ -21,6 +21,7 @@ import (
 
 	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 )
@@ -86,12 +87,12 @@ func TestNodeRunsHostAndEachProviderAsItsOwnUser(t *testing.T) {
 		rel  string
 		mode os.FileMode
 	}{
-		{AdminCredsFile, 0o600}, {"creds", 0o700}, {RuntimeDir, 0o700},
-		{filepath.Join(RuntimeDir, HostRPCCreds), 0o600}, {filepath.Join(RuntimeDir, HostCtlCreds), 0o600},
-		{filepath.Join(RuntimeDir, AdminSocketFile), 0o600},
-		{OperatorSeedFile, 0o600}, {SystemAccountSeedFile, 0o600}, {LatticeAccountSeedFile, 0o600}, {ClusterSeedFile, 0o600},
+		{datadir.AdminCredsFile, 0o600}, {"creds", 0o700}, {datadir.RuntimeDir, 0o700},
+		{filepath.Join(datadir.RuntimeDir, datadir.HostRPCCreds), 0o600}, {filepath.Join(datadir.RuntimeDir, datadir.HostCtlCreds), 0o600},
+		{filepath.Join(datadir.RuntimeDir, datadir.AdminSocketFile), 0o600},
+		{datadir.OperatorSeedFile, 0o600}, {datadir.SystemAccountSeedFile, 0o600}, {datadir.LatticeAccountSeedFile, 0o600}, {datadir.ClusterSeedFile, 0o600},
 	} {
-		fi, err := os.Stat(DataPath(dir, f.rel))
+		fi, err := os.Stat(datadir.Path(dir, f.rel))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +105,7 @@ func TestNodeRunsHostAndEachProviderAsItsOwnUser(t *testing.T) {
 	// providers get no lattice settings at all.
 	hostPID := n.s.Status().Host.PID
 	hostEnv := readEnviron(t, hostPID)
-	if !strings.Contains(hostEnv, "WASMCLOUD_RPC_CREDSFILE="+DataPath(dir, filepath.Join(RuntimeDir, HostRPCCreds))) {
+	if !strings.Contains(hostEnv, "WASMCLOUD_RPC_CREDSFILE="+datadir.Path(dir, filepath.Join(datadir.RuntimeDir, datadir.HostRPCCreds))) {
 		t.Errorf("host environment lacks its creds file path")
 	}
 	for _, seed := range anySeed.FindAllString(hostEnv, -1) {

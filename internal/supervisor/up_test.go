@@ -14,8 +14,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/latticed/latticed/internal/admin"
 	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
@@ -28,8 +30,8 @@ type upProcess struct {
 	cmd     *exec.Cmd
 	stderr  *testenv.SyncBuffer
 	dataDir string
-	admin   *AdminClient
-	status  *Status
+	admin   *admin.Client
+	status  *admin.Status
 	cluster *trust.KeyPair
 	nc      *nats.Conn
 	done    chan struct{}
@@ -55,7 +57,7 @@ func launchUp(t *testing.T, env map[string]string, args ...string) *upProcess {
 // launchUpIn is launchUp with the data dir dir (a restart reuses one).
 func launchUpIn(t *testing.T, dir string, env map[string]string, args ...string) *upProcess {
 	t.Helper()
-	cluster, _, err := LoadOrCreateKey(DataPath(dir, ClusterSeedFile), lattice.KindCluster)
+	cluster, _, err := datadir.LoadOrCreateKey(datadir.Path(dir, datadir.ClusterSeedFile), lattice.KindCluster)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +87,7 @@ func launchUpIn(t *testing.T, dir string, env map[string]string, args ...string)
 			t.Logf("latticed up stderr:\n%s", tail(u.stderr.String(), 120))
 		}
 	})
-	u.admin = NewAdminClient(filepath.Join(dir, RuntimeDir, AdminSocketFile), nil)
+	u.admin = admin.NewClient(filepath.Join(dir, datadir.RuntimeDir, datadir.AdminSocketFile), nil)
 	return u
 }
 
@@ -112,7 +114,7 @@ func (u *upProcess) waitReady() {
 		u.status = st
 		return nil
 	})
-	creds := DataPath(u.dataDir, AdminCredsFile)
+	creds := datadir.Path(u.dataDir, datadir.AdminCredsFile)
 	if _, err := os.Stat(creds); errors.Is(err, os.ErrNotExist) {
 		return // an external NATS: no admin.creds; the test has its own credentials
 	}

@@ -1,4 +1,7 @@
-package supervisor
+// Package health serves a latticed process's /metrics, /healthz and /readyz
+// on one address: the supervisor's for the node, and the host child's,
+// which the supervisor merges into its own (docs/operations.md).
+package health
 
 import (
 	"context"
@@ -13,15 +16,15 @@ import (
 // ReadyFunc reports nil when the node is ready to serve, or why it is not.
 type ReadyFunc func() error
 
-// HealthServer serves /metrics, /healthz and /readyz on one address.
-type HealthServer struct {
+// Server serves /metrics, /healthz and /readyz on one address.
+type Server struct {
 	srv *http.Server
 	ln  net.Listener
 }
 
-// NewHealthServer listens on addr now (so a port conflict fails start-up) and
+// New listens on addr now (so a port conflict fails start-up) and
 // serves once Run is called.
-func NewHealthServer(addr string, metrics http.Handler, ready ReadyFunc) (*HealthServer, error) {
+func New(addr string, metrics http.Handler, ready ReadyFunc) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener on %s: %w (set LATTICED_METRICS_ADDR)", addr, err)
@@ -41,14 +44,14 @@ func NewHealthServer(addr string, metrics http.Handler, ready ReadyFunc) (*Healt
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
-	return &HealthServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
+	return &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
 }
 
 // Addr is the bound address (useful when addr asked for port 0).
-func (h *HealthServer) Addr() string { return h.ln.Addr().String() }
+func (h *Server) Addr() string { return h.ln.Addr().String() }
 
 // Run serves until ctx ends.
-func (h *HealthServer) Run(ctx context.Context, log *slog.Logger) error {
+func (h *Server) Run(ctx context.Context, log *slog.Logger) error {
 	errc := make(chan error, 1)
 	go func() { errc <- h.srv.Serve(h.ln) }()
 	select {
