@@ -74,7 +74,9 @@ func TestSpansCrossAnInvocation(t *testing.T) {
 	l := newLattice(t)
 	recv, off := tracingOn(t)
 	kv := l.serve(t, lattice.KindService, lattice.ContractKeyValue, &rpc.Server{
-		Handle: func(context.Context, *lattice.Invocation) (rpc.Result, error) { return rpc.Result{Msg: []byte("1")}, nil }})
+		Handle: func(context.Context, *lattice.Invocation) (rpc.Result, error) {
+			return rpc.Result{Msg: []byte("1")}, nil
+		}})
 	var actor callee
 	actor = l.serve(t, lattice.KindModule, "", &rpc.Server{
 		Handle: func(ctx context.Context, inv *lattice.Invocation) (rpc.Result, error) {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latticed/latticed/internal/host"
 	"github.com/latticed/latticed/internal/testing/ptest"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
@@ -117,6 +118,72 @@ func TestOversizedBodyIs413AndServingGoesOn(t *testing.T) {
 	}
 	if code, body, err := c.do(http.MethodPost, base+"/small", strings.NewReader("fine")); err != nil || code != http.StatusOK || !strings.Contains(body, `"body":"fine"`) {
 		t.Fatalf("next request: %d %q %v", code, body, err)
+	}
+}
+
+// A body the provider accepts (its link allows 2 MB) but the host refuses
+// (its payload limit is 1 MiB): the host's too_large refusal is a 413.
+func TestRequestTooLargeForTheHostIs413(t *testing.T) {
+	l := newLattice(t, testenv.NATS(t).ClientURL())
+	echo := l.startActor(t, echoPkg, lattice.ContractHTTPServer)
+	base, values := port(t)
+	values["max_content_len"] = "2M"
+	ptest.Start(t, "httpserver", l.hostData(httpBuiltin, l.link(t, echo.Key, httpBuiltin, values)))
+	c := newClient(t)
+
+	code, body, err := c.do(http.MethodPost, base+"/big", bytes.NewReader(make([]byte, 3<<19))) // 1.5 MiB
+	if err != nil || code != http.StatusRequestEntityTooLarge || withoutRequestID(t, code, body) != "request too large for the lattice\n" {
+		t.Fatalf("1.5 MiB body: %d %q %v", code, body, err)
+	}
+	if code, body, err := c.do(http.MethodPost, base+"/small", strings.NewReader("fine")); err != nil || code != http.StatusOK {
+		t.Fatalf("next request: %d %q %v", code, body, err)
+	}
+}
+
+// An actor with one instance and a wait queue of one: of four concurrent
+// requests, one runs, one waits, and the host refuses the rest as busy,
+// which is a 503 with Retry-After.
+func TestBusyActorIs503(t *testing.T) {
+	l := newLattice(t, testenv.NATS(t).ClientURL(), func(o *host.Options) { o.QueueLength = 1 })
+	sleeper := l.startActor(t, httpfailPkg, lattice.ContractHTTPServer)
+	base, values := port(t)
+	values["timeout_ms"] = "8000"
+	ptest.Start(t, "httpserver", l.hostData(httpBuiltin, l.link(t, sleeper.Key, httpBuiltin, values)))
+	c := newClient(t)
+
+	type result struct {
+		code       int
+		body, wait string
+	}
+	results := make(chan result, 4)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			resp, err := c.c.Get(base + "/sleep?ms=1500")
+			if err != nil {
+				results <- result{body: err.Error()}
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			results <- result{resp.StatusCode, string(b), resp.Header.Get("Retry-After")}
+		})
+	}
+	wg.Wait()
+	close(results)
+	var ok, busy int
+	for r := range results {
+		switch {
+		case r.code == http.StatusOK:
+			ok++
+		case r.code == http.StatusServiceUnavailable && withoutRequestID(t, r.code, r.body) == "actor busy: retry later\n" && r.wait == RetryAfterSeconds:
+			busy++
+		default:
+			t.Errorf("%d %q (Retry-After %q), want 200, or 503 busy", r.code, r.body, r.wait)
+		}
+	}
+	if ok < 1 || busy < 1 {
+		t.Errorf("%d served and %d busy, want at least one of each", ok, busy)
 	}
 }
 
