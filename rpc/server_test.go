@@ -28,18 +28,20 @@ type testLattice struct {
 func newLattice(t *testing.T) *testLattice {
 	t.Helper()
 	nc := testenv.Connect(t, testenv.NATS(t))
-	cluster, err := lattice.CreateKeyPair(lattice.KindCluster)
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, err := lattice.CreateKeyPair(lattice.KindServer)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cluster, host := newKey(t, lattice.KindCluster), newKey(t, lattice.KindServer)
 	issuers := lattice.NewIssuerPolicy([]string{cluster.PublicKey()},
 		lattice.WithReplayGuard(lattice.NewReplayGuard(rpc.DefaultReplayWindow, lattice.DefaultReplayCapacity)),
 		lattice.WithClockSkew(rpc.DefaultClockSkew))
 	return &testLattice{nc: nc, cluster: cluster, host: host, issuers: issuers}
+}
+
+func newKey(t *testing.T, kind lattice.KeyKind) *lattice.KeyPair {
+	t.Helper()
+	kp, err := lattice.CreateKeyPair(kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
 }
 
 // callee is an entity served by srv on its own subject until the test ends.
@@ -50,10 +52,7 @@ type callee struct {
 
 func (l *testLattice) serve(t *testing.T, kind lattice.KeyKind, contract string, srv *rpc.Server) callee {
 	t.Helper()
-	kp, err := lattice.CreateKeyPair(kind)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kp := newKey(t, kind)
 	c := callee{entity: lattice.Entity{PublicKey: kp.PublicKey(), ContractID: contract}}
 	if contract != "" {
 		c.entity.LinkName = "default"

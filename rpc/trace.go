@@ -21,13 +21,20 @@ import (
 
 // Span attribute keys of our own (the semantic conventions have none for a
 // lattice); the actor and provider keys are public keys, never secrets.
+// An invocation's span names the invocation, its caller and its callee.
 const (
 	AttrInvocationID = attribute.Key("latticed.invocation.id")
-	AttrActor        = attribute.Key("latticed.actor")
 	AttrOrigin       = attribute.Key("latticed.origin")
 	AttrTarget       = attribute.Key("latticed.target")
-	AttrContract     = attribute.Key("latticed.contract")
-	AttrLinkName     = attribute.Key("latticed.link_name")
+)
+
+// A provider's side of a span: the contract and link name (on an
+// invocation of a provider, and on an actor's call out), and the actor a
+// host call or an HTTP request is for.
+const (
+	AttrContract = attribute.Key("latticed.contract")
+	AttrLinkName = attribute.Key("latticed.link_name")
+	AttrActor    = attribute.Key("latticed.actor")
 )
 
 // SystemAttr is the rpc.system.name of lattice invocations.
