@@ -72,9 +72,9 @@ func (e *RemoteError) Reason() lattice.RejectReason {
 	return ""
 }
 
-// CodeOf is the code a reply carrying err is sent with: a rejection's
+// codeOf is the code a reply carrying err is sent with: a rejection's
 // reason, else the code of the sentinel err matches, else "" (no header).
-func CodeOf(err error) string {
+func codeOf(err error) string {
 	if r := lattice.ReasonOf(err); r != "" {
 		return string(r)
 	}

@@ -58,7 +58,8 @@ type Server struct {
 	// reason.
 	Authorize func(ctx context.Context, inv *lattice.Invocation) error
 	// Handle serves an admitted invocation (required). Its error becomes
-	// the reply's error text, coded with CodeOf.
+	// the reply's error text, coded by its reason or the sentinel it
+	// matches (see Mark).
 	Handle func(ctx context.Context, inv *lattice.Invocation) (Result, error)
 	// Observer is told of each refusal and each served invocation; nil
 	// means nobody is.
@@ -124,7 +125,7 @@ func (s *Server) Serve(m *nats.Msg) {
 	res, err := s.Handle(ctx, inv)
 	resp := &lattice.InvocationResponse{InvocationID: inv.ID, InstanceID: res.InstanceID}
 	if err != nil {
-		resp.Error, resp.ErrorCode = err.Error(), CodeOf(err)
+		resp.Error, resp.ErrorCode = err.Error(), codeOf(err)
 	} else {
 		resp.Msg, resp.ContentLength = res.Msg, uint64(len(res.Msg))
 	}
@@ -140,7 +141,7 @@ func (s *Server) Serve(m *nats.Msg) {
 
 // reject answers a refused invocation with its reason.
 func (s *Server) reject(m *nats.Msg, inv *lattice.Invocation, err error) {
-	resp := &lattice.InvocationResponse{Error: err.Error(), ErrorCode: CodeOf(err)}
+	resp := &lattice.InvocationResponse{Error: err.Error(), ErrorCode: codeOf(err)}
 	if inv != nil {
 		resp.InvocationID = inv.ID
 	}
@@ -153,7 +154,7 @@ func (s *Server) reject(m *nats.Msg, inv *lattice.Invocation, err error) {
 // Reply sends resp as the reply to m, logging a failure: for answers the
 // owner gives without Serve (it is stopping, or has no room).
 func (s *Server) Reply(m *nats.Msg, resp *lattice.InvocationResponse) {
-	if err := Respond(m, resp); err != nil {
+	if err := respond(m, resp); err != nil {
 		log := s.Log
 		if log == nil {
 			log = slog.Default()
@@ -176,11 +177,11 @@ func (s *Server) timeout() time.Duration {
 	return DefaultTimeout
 }
 
-// Respond sends resp as the reply to m, with resp.ErrorCode in the
+// respond sends resp as the reply to m, with resp.ErrorCode in the
 // lattice.HeaderErrorCode header when it has one. A reply too large for NATS
 // is replaced by an error reply saying so, so the caller is never left to
 // time out.
-func Respond(m *nats.Msg, resp *lattice.InvocationResponse) error {
+func respond(m *nats.Msg, resp *lattice.InvocationResponse) error {
 	if m.Reply == "" {
 		return nil
 	}
