@@ -173,11 +173,19 @@ type InvocationResponse struct {
 // InvocationResponse.ErrorCode (docs/protocol.md §3).
 const HeaderErrorCode = "Latticed-Error-Code"
 
-// ErrorCodeUnavailable marks a failure that retrying later can cure: the
-// callee, or a capability provider it called, is not running yet (a node
-// starting) or is stopping. The HTTP server provider answers it with 503 and
-// Retry-After.
-const ErrorCodeUnavailable = "unavailable"
+// Error codes (HeaderErrorCode values) besides the rejection reasons: a
+// refused invocation's code is its RejectReason.
+const (
+	// ErrorCodeUnavailable marks a failure that retrying later can cure:
+	// the callee, or a capability provider it called, is not running yet
+	// (a node starting) or is stopping. The HTTP server provider answers it
+	// with 503 and Retry-After.
+	ErrorCodeUnavailable = "unavailable"
+	// ErrorCodeBusy marks a call the callee had no room for: every instance
+	// in use and its wait queue full. Retrying later can succeed; the HTTP
+	// server provider answers it with 503 and Retry-After.
+	ErrorCodeBusy = "busy"
+)
 
 // DecodeInvocationResponse parses a reply from untrusted bytes, accepting
 // `msg` as bin, str or an empty array as wasmCloud's hosts produce them. The

@@ -125,9 +125,14 @@ type Config struct {
 	// and closing the capability (default 10s).
 	DrainTimeout time.Duration
 	// ReplayWindow and ClockSkew tune the replay guard as on the host
-	// (defaults LATTICED_REPLAY_WINDOW's and LATTICED_CLOCK_SKEW's).
+	// (defaults rpc.DefaultReplayWindow and rpc.DefaultClockSkew).
 	ReplayWindow time.Duration
 	ClockSkew    time.Duration
+	// MaxPayloadBytes refuses bigger invocations unread, as the host does;
+	// 0 means the lattice connection's max payload (the NATS server's
+	// max_payload, which a latticed node sets to LATTICED_MAX_PAYLOAD_BYTES,
+	// the host's limit).
+	MaxPayloadBytes int
 	// NATSOptions are appended to the connection options (tests, TLS material).
 	NATSOptions []nats.Option
 	// Metrics is the provider's registry; nil means metrics.NewProvider().
@@ -165,9 +170,6 @@ func WithMaxConcurrent(n int) Option { return func(c *Config) { c.MaxConcurrent 
 func WithNATSOptions(o ...nats.Option) Option {
 	return func(c *Config) { c.NATSOptions = append(c.NATSOptions, o...) }
 }
-
-// DefaultRPCTimeout applies when HostData has no default_rpc_timeout_ms.
-const DefaultRPCTimeout = 2 * time.Second
 
 // QueueGroup is the queue group of the invocation subscription (the
 // wasmCloud SDK's), so several instances of one provider share the load.
@@ -278,14 +280,14 @@ func New(cfg Config, c Capability) (*Provider, error) {
 		cfg.DrainTimeout = 10 * time.Second
 	}
 	if cfg.ReplayWindow <= 0 {
-		cfg.ReplayWindow = config.DefaultReplayWindow
+		cfg.ReplayWindow = rpc.DefaultReplayWindow
 	}
 	if cfg.ClockSkew <= 0 {
-		cfg.ClockSkew = config.DefaultClockSkew
+		cfg.ClockSkew = rpc.DefaultClockSkew
 	}
 	timeout := time.Duration(hd.DefaultRPCTimeoutMS) * time.Millisecond
 	if timeout <= 0 {
-		timeout = DefaultRPCTimeout
+		timeout = rpc.DefaultTimeout
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -361,7 +363,7 @@ func (p *Provider) LatticePrefix() string { return p.hd.LatticeRPCPrefix }
 // LinkName is this instance's link name.
 func (p *Provider) LinkName() string { return p.hd.LinkName }
 
-// RPCTimeout is the host's default_rpc_timeout_ms (or DefaultRPCTimeout).
+// RPCTimeout is the host's default_rpc_timeout_ms (or rpc.DefaultTimeout).
 func (p *Provider) RPCTimeout() time.Duration { return p.timeout }
 
 // JSDomain is the JetStream domain from HostData ("" for none).
@@ -600,8 +602,9 @@ func (p *Provider) subscribe(nc *nats.Conn, perms *jwt.Permissions, linkMsgs cha
 
 // subscribeRPC subscribes s to the provider's invocations.
 func (p *Provider) subscribeRPC(s *session) error {
+	srv := p.newServer(s.nc)
 	sub, err := s.nc.QueueSubscribe(lattice.RPCProvider(p.hd.LatticeRPCPrefix, p.hd.ProviderKey, p.hd.LinkName), QueueGroup,
-		func(m *nats.Msg) { p.handleInvocation(s, m) })
+		func(m *nats.Msg) { p.handleInvocation(s, srv, m) })
 	if err != nil {
 		return err
 	}

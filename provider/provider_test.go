@@ -156,11 +156,16 @@ type running struct {
 	done   chan error
 }
 
-// start runs a provider until the test ends (or stop).
-func start(t *testing.T, hd lattice.HostData, c Capability) *running {
+// start runs a provider until the test ends (or stop); tune, if given,
+// changes its Config.
+func start(t *testing.T, hd lattice.HostData, c Capability, tune ...func(*Config)) *running {
 	t.Helper()
-	p, err := New(Config{HostData: hd, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		DrainTimeout: 5 * time.Second}, c)
+	cfg := Config{HostData: hd, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		DrainTimeout: 5 * time.Second}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	p, err := New(cfg, c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,6 +340,45 @@ func TestInvocationsAreChecked(t *testing.T) {
 			t.Fatalf("%+v %v", resp, err)
 		}
 	})
+}
+
+// A provider holds invocations to its payload limit as the host does: a
+// bigger one is refused as too_large, coded so; a linked actor's call
+// within the limit is served, an unlinked actor's refused.
+func TestPayloadLimitAndLinkHoldOnTheProvider(t *testing.T) {
+	e := newEnv(t)
+	start(t, e.hostData(e.link(e.actor, "1")), &fakeCapability{}, func(c *Config) { c.MaxPayloadBytes = 4096 })
+	stranger, _ := trust.CreateKeyPair(lattice.KindModule)
+	for _, tc := range []struct {
+		name    string
+		actor   string
+		payload []byte
+		reason  string
+	}{
+		{"within the limit", e.actor, make([]byte, 1024), ""},
+		{"over the limit", e.actor, make([]byte, 8192), string(lattice.ReasonTooLarge)},
+		{"not linked", stranger.PublicKey(), nil, ReasonNotLinked},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := e.call(e.cluster, tc.actor, "Thing.Echo", tc.payload)
+			if tc.reason == "" {
+				if err != nil || len(out) != 2+len(tc.payload) {
+					t.Fatalf("%d bytes, %v", len(out), err)
+				}
+				return
+			}
+			var re *rpc.RemoteError
+			if !errors.As(err, &re) {
+				t.Fatalf("%v, want a refusal", err)
+			}
+			if tc.reason == string(lattice.ReasonTooLarge) && (!errors.Is(err, rpc.ErrTooLarge) || re.Reason() != lattice.ReasonTooLarge) {
+				t.Errorf("%v (code %q): want rpc.ErrTooLarge", err, re.Code)
+			}
+			if tc.reason == ReasonNotLinked && (re.Code != "" || !strings.HasPrefix(re.Msg, "Invocation not authorized: actor "+tc.actor)) {
+				t.Errorf("%v (code %q): want the not-linked refusal, uncoded", err, re.Code)
+			}
+		})
+	}
 }
 
 func (e *env) raw(t *testing.T, inv *lattice.Invocation) *lattice.InvocationResponse {

@@ -1,5 +1,9 @@
-// Package rpc sends signed invocations over NATS and decodes the replies: the
-// one client path shared by the wasm host, providers and `latticed ctl call`.
+// Package rpc carries lattice invocations over NATS, both ways: Invoke signs
+// and sends one and decodes the reply (the one client path shared by the
+// wasm host, providers and `latticed ctl call`), and Server receives them
+// for a callee (the host's actors, each provider) through the checks every
+// receiver makes, and replies. Errors carry their reason across: a
+// *RemoteError matches this package's sentinels with errors.Is.
 package rpc
 
 import (
@@ -9,33 +13,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
 )
-
-// ErrNoResponders means nothing in the lattice serves the target.
-var ErrNoResponders = errors.New("no responders: the target is not running in this lattice")
-
-// ErrUnavailable matches a callee's error reply coded
-// lattice.ErrorCodeUnavailable: the callee, or a provider it called, is not
-// running yet or is stopping; retrying later can succeed.
-var ErrUnavailable = errors.New("unavailable: retry later")
-
-// RemoteError is the callee's error reply: its text, unchanged, and the
-// code the callee classified it with (lattice.HeaderErrorCode; "" when the
-// callee gave none, as wasmCloud's hosts and providers do).
-type RemoteError struct {
-	Msg  string
-	Code string
-}
-
-func (e *RemoteError) Error() string { return e.Msg }
-
-// Is makes errors.Is(err, ErrUnavailable) true for a reply coded unavailable.
-func (e *RemoteError) Is(target error) bool {
-	return target == ErrUnavailable && e.Code == lattice.ErrorCodeUnavailable
-}
 
 // Invoke signs an invocation from origin to target with signer (a cluster key
 // or, for providers, the key they were handed), sends it on subject and
@@ -51,7 +31,7 @@ func InvokeAs(ctx context.Context, nc *nats.Conn, signer trust.Signer, hostID st
 	if err != nil {
 		return nil, err
 	}
-	inv.TraceContext = telemetry.Inject(ctx) // nil while tracing is off
+	inv.TraceContext = inject(ctx) // nil while tracing is off
 	data, err := inv.Encode()
 	if err != nil {
 		return nil, err
@@ -76,28 +56,4 @@ func InvokeAs(ctx context.Context, nc *nats.Conn, signer trust.Signer, hostID st
 		return nil, fmt.Errorf("response of %d bytes was chunked to the object store, which latticed does not read", resp.ContentLength)
 	}
 	return resp.Msg, nil
-}
-
-// Respond sends resp as the reply to m. A reply too large for NATS is
-// replaced by an error reply saying so, so the caller is never left to time out.
-func Respond(m *nats.Msg, resp *lattice.InvocationResponse) error {
-	if m.Reply == "" {
-		return nil
-	}
-	b, err := resp.Encode()
-	switch {
-	case err != nil:
-	case resp.ErrorCode != "": // only coded errors carry a header; replies stay as they were
-		err = m.RespondMsg(&nats.Msg{Data: b, Header: nats.Header{lattice.HeaderErrorCode: []string{resp.ErrorCode}}})
-	default:
-		err = m.Respond(b)
-	}
-	if errors.Is(err, nats.ErrMaxPayload) {
-		tooBig := &lattice.InvocationResponse{InvocationID: resp.InvocationID,
-			Error: fmt.Sprintf("response of %d bytes exceeds the NATS max payload", len(resp.Msg))}
-		if b, err = tooBig.Encode(); err == nil {
-			err = m.Respond(b)
-		}
-	}
-	return err
 }

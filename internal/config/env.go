@@ -5,6 +5,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/latticed/latticed/rpc"
 )
 
 // Environment variable names. This block is the one source of truth: flags,
@@ -92,19 +94,17 @@ const (
 	envHome        = "HOME"
 )
 
-// Defaults that other packages may want to show or compare against.
+// Defaults that other packages may want to show or compare against. The
+// invocation defaults (timeout, payload limit, replay window, clock skew)
+// are rpc's, beside the Server that uses them.
 const (
 	DefaultLatticePrefix         = "default"
 	DefaultNATSPort              = 4222
-	DefaultRPCTimeout            = 2000 * time.Millisecond
 	DefaultCtlTopicPrefix        = "wasmbus.ctl"
 	DefaultPolicyTimeout         = 1000 * time.Millisecond
 	DefaultLogLevel              = "info"
 	DefaultNATSListen            = "127.0.0.1:4222"
 	DefaultMetricsAddr           = "127.0.0.1:9464"
-	DefaultMaxPayloadBytes       = 1 << 20 // NATS's own default max_payload
-	DefaultReplayWindow          = time.Minute
-	DefaultClockSkew             = 30 * time.Second
 	DefaultActorMemoryLimitPages = 4096 // 64 KiB pages: 256 MiB
 	DefaultActorQueueLength      = 256
 	DefaultActorStartTimeout     = 5 * time.Second
@@ -222,7 +222,7 @@ var settings = func() []setting {
 	s = append(s, natsSettings("CTL", "the control interface", func(c *Config) *NATSConn { return &c.CTL })...)
 	s = append(s, natsSettings("PROV_RPC", "providers", func(c *Config) *NATSConn { return &c.ProvRPC })...)
 	s = append(s, []setting{
-		{env: EnvRPCTimeoutMS, kind: kindMillis, def: int(DefaultRPCTimeout / time.Millisecond),
+		{env: EnvRPCTimeoutMS, kind: kindMillis, def: int(rpc.DefaultTimeout / time.Millisecond),
 			usage: "RPC timeout in milliseconds; also sent to providers",
 			set:   func(c *Config, v any) { c.RPCTimeout = v.(time.Duration) }},
 		{env: EnvCtlTopicPrefix, kind: kindString, def: DefaultCtlTopicPrefix,
@@ -272,13 +272,13 @@ var settings = func() []setting {
 		{env: EnvAllowedActorIssuers, kind: kindList, defHelp: "(any)",
 			usage: "comma list of account keys (A...) allowed to sign actors; empty = any",
 			set:   func(c *Config, v any) { c.AllowedActorIssuers = v.([]string) }},
-		{env: EnvMaxPayloadBytes, kind: kindInt, def: DefaultMaxPayloadBytes,
+		{env: EnvMaxPayloadBytes, kind: kindInt, def: rpc.DefaultMaxPayloadBytes,
 			usage: "largest NATS message payload in bytes",
 			set:   func(c *Config, v any) { c.MaxPayloadBytes = v.(int) }},
-		{env: EnvReplayWindow, kind: kindDuration, def: DefaultReplayWindow.String(),
+		{env: EnvReplayWindow, kind: kindDuration, def: rpc.DefaultReplayWindow.String(),
 			usage: "invocations issued longer ago (plus the clock skew) are refused; IDs are remembered for the window plus twice the skew",
 			set:   func(c *Config, v any) { c.ReplayWindow = v.(time.Duration) }},
-		{env: EnvClockSkew, kind: kindDuration, def: DefaultClockSkew.String(),
+		{env: EnvClockSkew, kind: kindDuration, def: rpc.DefaultClockSkew.String(),
 			usage: "tolerated clock difference for invocation timestamps",
 			set:   func(c *Config, v any) { c.ClockSkew = v.(time.Duration) }},
 		{env: EnvActorMemoryPages, kind: kindUint32, def: DefaultActorMemoryLimitPages,

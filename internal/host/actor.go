@@ -16,6 +16,7 @@ import (
 
 	"github.com/latticed/latticed/internal/policy"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/rpc"
 	"github.com/latticed/latticed/trust"
 )
 
@@ -43,7 +44,8 @@ type actor struct {
 	code        *module                      // the code new instances run; closed with the actor
 	removed     bool
 
-	gate  gate // invocations dispatched to this actor
+	gate  gate        // invocations dispatched to this actor
+	srv   *rpc.Server // receives them (Host.newServer)
 	calls *callMetrics
 }
 
@@ -149,6 +151,7 @@ func (h *Host) startVerified(ctx context.Context, ref string, module []byte, cla
 	a := &actor{key: claims.Subject, ref: ref, claims: claims, annotations: map[string]map[string]string{},
 		calls: newCallMetrics(h.m, claims.Subject), code: code}
 	a.pool = newPool(h.spawner(a, code), h.opts.QueueLength)
+	a.srv = h.newServer(a)
 	// From here on, an upgrade that arrives must be applied or released.
 	if upgrade != nil {
 		h.upgrades.Add(1)

@@ -24,6 +24,7 @@ import (
 	"github.com/latticed/latticed/internal/oci"
 	"github.com/latticed/latticed/internal/policy"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/rpc"
 	"github.com/latticed/latticed/trust"
 )
 
@@ -97,10 +98,10 @@ func (o *Options) setDefaults() error {
 		o.LatticePrefix = lattice.DefaultLatticePrefix
 	}
 	if o.RPCTimeout <= 0 {
-		o.RPCTimeout = 2 * time.Second
+		o.RPCTimeout = rpc.DefaultTimeout
 	}
 	if o.MaxPayloadBytes <= 0 {
-		o.MaxPayloadBytes = 1 << 20
+		o.MaxPayloadBytes = rpc.DefaultMaxPayloadBytes
 	}
 	if o.QueueLength <= 0 {
 		o.QueueLength = 256
@@ -118,7 +119,7 @@ func (o *Options) setDefaults() error {
 		o.HeartbeatInterval = 30 * time.Second
 	}
 	if o.ReplayWindow <= 0 {
-		o.ReplayWindow = 5 * time.Minute
+		o.ReplayWindow = rpc.DefaultReplayWindow
 	}
 	if o.Metrics == nil {
 		o.Metrics = metrics.New()

@@ -7,13 +7,16 @@ import (
 	"sync"
 
 	"github.com/google/uuid"
+
+	"github.com/latticed/latticed/rpc"
 )
 
 // MaxInstances bounds one actor's instance count on a node.
 const MaxInstances = 1024
 
-// ErrBusy means every instance is busy and the wait queue is full.
-var ErrBusy = errors.New("actor is busy: all instances in use and the wait queue is full; scale the actor up or retry")
+// errBusy means every instance is busy and the wait queue is full; the
+// reply is coded busy (rpc.ErrBusy).
+var errBusy = rpc.Mark(errors.New("actor is busy: all instances in use and the wait queue is full; scale the actor up or retry"), rpc.ErrBusy)
 
 // errPoolClosed means the actor stopped while the caller waited.
 var errPoolClosed = errors.New("actor stopped")
@@ -135,7 +138,7 @@ func (p *pool) acquire(ctx context.Context) (*instance, error) {
 	p.mu.Lock()
 	if p.waiting >= p.queueLen {
 		p.mu.Unlock()
-		return nil, ErrBusy
+		return nil, errBusy
 	}
 	p.waiting++
 	p.mu.Unlock()

@@ -9,84 +9,60 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/internal/policy"
-	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
 )
+
+// newServer is a's receive pipeline (rpc.Server): the host's limits and
+// issuer policy, then a's own admission — its claims must name the calling
+// provider's contract, and the policy service (when configured) must agree.
+func (h *Host) newServer(a *actor) *rpc.Server {
+	return &rpc.Server{
+		Key: a.key, Issuers: h.issuers, MaxPayloadBytes: h.opts.MaxPayloadBytes, Timeout: h.opts.RPCTimeout,
+		Authorize: func(ctx context.Context, inv *lattice.Invocation) error { return h.authorize(ctx, a, inv) },
+		Handle: func(ctx context.Context, inv *lattice.Invocation) (rpc.Result, error) {
+			msg, instanceID, release, err := h.invokeActor(ctx, a, inv.Operation, inv.Msg)
+			return rpc.Result{Msg: msg, InstanceID: instanceID, Done: release}, err
+		},
+		Observer: actorObserver{h: h, a: a},
+		Log:      h.log,
+	}
+}
 
 // dispatch hands an invocation to its own goroutine: nats.go runs one
 // subscription's callbacks serially, and actors must serve concurrently. The
 // pool's bounded queue limits how many wait.
 func (h *Host) dispatch(a *actor, m *nats.Msg) {
 	if !h.rpcGate.enter() {
-		h.respond(m, &lattice.InvocationResponse{Error: "host is stopping: actor " + a.key + " is no longer served here", ErrorCode: lattice.ErrorCodeUnavailable})
+		a.srv.Reply(m, &lattice.InvocationResponse{Error: "host is stopping: actor " + a.key + " is no longer served here", ErrorCode: lattice.ErrorCodeUnavailable})
 		return
 	}
 	if !a.gate.enter() {
 		h.rpcGate.leave()
-		h.respond(m, &lattice.InvocationResponse{Error: "actor " + a.key + " is stopping on this host", ErrorCode: lattice.ErrorCodeUnavailable})
+		a.srv.Reply(m, &lattice.InvocationResponse{Error: "actor " + a.key + " is stopping on this host", ErrorCode: lattice.ErrorCodeUnavailable})
 		return
 	}
 	go func() {
 		defer h.rpcGate.leave()
 		defer a.gate.leave()
-		h.serve(a, m)
+		a.srv.Serve(m)
 	}()
 }
 
-// serve runs one invocation: size → decode → issuer policy → capability →
-// instance → reply. Rejections never reach the actor.
-func (h *Host) serve(a *actor, m *nats.Msg) {
-	start := time.Now()
-	if len(m.Data) > h.opts.MaxPayloadBytes {
-		h.reject(m, a, nil, lattice.Reject(lattice.ReasonTooLarge, "invocation of %d bytes exceeds the %d byte limit (LATTICED_MAX_PAYLOAD_BYTES)", len(m.Data), h.opts.MaxPayloadBytes))
-		return
-	}
-	inv, err := lattice.DecodeInvocation(m.Data)
-	if err != nil {
-		h.reject(m, a, nil, lattice.Reject(lattice.ReasonMalformed, "%v", err))
-		return
-	}
-	if _, err := h.issuers.Check(inv, a.key); err != nil {
-		h.reject(m, a, inv, err)
-		return
-	}
+// authorize admits an invocation that passed the issuer policy: a provider
+// may call only an actor that claims its contract, and the policy service
+// has the last word.
+func (h *Host) authorize(ctx context.Context, a *actor, inv *lattice.Invocation) error {
 	if c := inv.Origin.ContractID; c != "" && !a.claims.Wascap.HasCapability(c) {
-		h.reject(m, a, inv, lattice.Reject(lattice.ReasonCapabilityNotClaimed, "%s", c))
-		return
+		return lattice.Reject(lattice.ReasonCapabilityNotClaimed, "%s", c)
 	}
 	if h.policySvc != nil {
 		tgt := policy.Target{PublicKey: a.key, Issuer: a.claims.Issuer, ContractID: inv.Target.ContractID, LinkName: inv.Target.LinkName}
-		ctx, cancel := context.WithTimeout(context.Background(), h.opts.RPCTimeout)
-		_, err := h.policySvc.Decide(ctx, policy.ActionPerformInvocation, h.policySourceOf(inv.Origin), tgt)
-		cancel()
-		if err != nil {
-			h.reject(m, a, inv, lattice.Reject(lattice.ReasonPolicyDenied, "%v", err))
-			return
+		if _, err := h.policySvc.Decide(ctx, policy.ActionPerformInvocation, h.policySourceOf(inv.Origin), tgt); err != nil {
+			return lattice.Reject(lattice.ReasonPolicyDenied, "%v", err)
 		}
 	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), h.opts.RPCTimeout)
-	defer cancel()
-	resp := &lattice.InvocationResponse{InvocationID: inv.ID}
-	ctx, span := telemetry.StartInvocation(ctx, inv, a.key) // a no-op while tracing is off
-	defer span.EndResponse(resp)
-	msg, instanceID, release, err := h.invokeActor(ctx, a, inv.Operation, inv.Msg)
-	resp.InstanceID = instanceID
-	if err != nil {
-		resp.Error = err.Error()
-		if ge := (*errGuest)(nil); errors.As(err, &ge) && ge.unavailable {
-			resp.ErrorCode = lattice.ErrorCodeUnavailable
-		}
-	} else {
-		resp.Msg, resp.ContentLength = msg, uint64(len(msg))
-	}
-	h.respond(m, resp)
-	a.calls.done(inv.Operation, err != nil, since(start))
-	// After the reply: replacing a broken instance starts a new one, which
-	// takes as long as the actor's initialiser, and the caller whose call
-	// hit its deadline should not wait for that too.
-	release()
+	return nil
 }
 
 // invokeActor runs operation on a free instance of a, waiting in the queue if
@@ -115,27 +91,29 @@ func (h *Host) invokeActor(ctx context.Context, a *actor, operation string, msg 
 	return out, in.id, func() { a.pool.release(context.WithoutCancel(ctx), in, broken) }, err
 }
 
-// reject answers a refused invocation with its reason, counts it, and emits a
-// (rate-limited) invocation_rejected event.
-func (h *Host) reject(m *nats.Msg, a *actor, inv *lattice.Invocation, err error) {
+// actorObserver counts an actor's invocations and reports its refusals:
+// each one is counted by reason and emitted as a (rate-limited)
+// invocation_rejected event.
+type actorObserver struct {
+	h *Host
+	a *actor
+}
+
+func (o actorObserver) Served(inv *lattice.Invocation, err error, elapsed time.Duration) {
+	o.a.calls.done(inv.Operation, err != nil, elapsed.Seconds())
+}
+
+func (o actorObserver) Rejected(inv *lattice.Invocation, err error) {
+	h, a := o.h, o.a
 	reason := lattice.ReasonOf(err)
 	h.m.InvocationsRejected.WithLabelValues(string(reason)).Inc()
-	resp := &lattice.InvocationResponse{Error: err.Error()}
 	data := map[string]any{"reason": reason, "error": err.Error(), "dest": map[string]string{"public_key": a.key}}
 	if inv != nil {
-		resp.InvocationID = inv.ID
 		data["source"] = inv.Origin
 		data["operation"] = inv.Operation
 	}
-	h.respond(m, resp)
 	h.log.Debug("invocation rejected", "actor", a.key, "reason", reason, "err", err)
 	if h.rejectEvents.Allow() {
 		h.events.publish(lattice.EventInvocationRejected, data)
-	}
-}
-
-func (h *Host) respond(m *nats.Msg, resp *lattice.InvocationResponse) {
-	if err := rpc.Respond(m, resp); err != nil {
-		h.log.Warn("send invocation response failed", "err", err)
 	}
 }

@@ -55,6 +55,9 @@ type errGuest struct {
 
 func (e *errGuest) Error() string { return e.msg }
 
+// Is makes an unavailable guest error rpc.ErrUnavailable, which codes the reply.
+func (e *errGuest) Is(target error) bool { return e.unavailable && target == rpc.ErrUnavailable }
+
 // instanceError is a failure that leaves the instance unusable.
 type instanceError struct {
 	kind string

@@ -7,6 +7,9 @@
 // Tracing is off unless OTEL_TRACES_EXPORTER=otlp (wasmCloud's convention:
 // its host's exporter defaults to none). While it is off every function here
 // returns at once, without allocating: the hot path pays an atomic load.
+// Setup installs the SDK as OpenTelemetry's global tracer provider and
+// propagator, which is where package rpc, on the OTel API only, finds it
+// for the spans and trace context of invocations.
 package telemetry
 
 import (
@@ -26,6 +29,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/latticed/latticed/internal/buildinfo"
 	"github.com/latticed/latticed/internal/config"
@@ -103,6 +107,9 @@ func Setup(ctx context.Context, lookup func(string) (string, bool), service, ins
 	log.Info("tracing on: exporting spans over OTLP/HTTP", "endpoint", endpoint, "service", service)
 	return func(ctx context.Context) error {
 		current.Store(nil)
+		// rpc reads the globals: a no-op provider and propagator say off.
+		otel.SetTracerProvider(tracenoop.NewTracerProvider())
+		otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator())
 		if _, ok := ctx.Deadline(); !ok {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, 5*time.Second)

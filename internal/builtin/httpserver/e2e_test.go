@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/latticed/latticed/internal/builtin/httpserver"
+	"github.com/latticed/latticed/internal/host"
 	"github.com/latticed/latticed/internal/testing/ptest"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
@@ -118,13 +119,20 @@ func TestOversizedBodyIs413AndServingGoesOn(t *testing.T) {
 	if err != nil || code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("chunked 2 MB body: %d %q %v", code, body, err)
 	}
+	// Within the provider's limit, but not once wrapped in an invocation
+	// (headers, token, keys): the host refuses it as too_large, also a 413.
+	code, body, err = c.do(http.MethodPost, base+"/almost", bytes.NewReader(make([]byte, 1<<20-256)))
+	if err != nil || code != http.StatusRequestEntityTooLarge || withoutRequestID(t, code, body) != "request too large for the lattice\n" {
+		t.Fatalf("body just under the provider's limit: %d %q %v", code, body, err)
+	}
 	if code, body, err := c.do(http.MethodPost, base+"/small", strings.NewReader("fine")); err != nil || code != http.StatusOK || !strings.Contains(body, `"body":"fine"`) {
 		t.Fatalf("next request: %d %q %v", code, body, err)
 	}
 }
 
 func TestActorFailuresBecomeStatusCodes(t *testing.T) {
-	l := newLattice(t, testenv.NATS(t).ClientURL())
+	// A wait queue of one, so that the host can be made busy.
+	l := newLattice(t, testenv.NATS(t).ClientURL(), func(o *host.Options) { o.QueueLength = 1 })
 	fail := l.startActor(t, httpfailPkg, wire.ContractHTTPServer)
 	base, values := port(t)
 	values["timeout_ms"] = "1000"
@@ -161,6 +169,7 @@ func TestActorFailuresBecomeStatusCodes(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	busy(t, c, base)
 	l.stopActor(t, fail.Key)
 	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 		if code, body := c.get(base + "/ok"); code != http.StatusServiceUnavailable {
@@ -168,6 +177,45 @@ func TestActorFailuresBecomeStatusCodes(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// busy sends four requests at once to an actor with one instance and a wait
+// queue of one: one runs, one waits, and the host refuses the rest as busy,
+// which is a 503 with Retry-After. The others outlast the link's timeout.
+func busy(t *testing.T, c *client, base string) {
+	t.Helper()
+	type result struct {
+		code       int
+		body, wait string
+	}
+	results := make(chan result, 4)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			resp, err := c.c.Get(base + "/sleep?ms=1500")
+			if err != nil {
+				results <- result{body: err.Error()}
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			results <- result{resp.StatusCode, string(b), resp.Header.Get("Retry-After")}
+		})
+	}
+	wg.Wait()
+	close(results)
+	var refused int
+	for r := range results {
+		switch {
+		case r.code == http.StatusServiceUnavailable && withoutRequestID(t, r.code, r.body) == "actor busy: retry later\n" && r.wait == httpserver.RetryAfterSeconds:
+			refused++
+		case r.code != http.StatusGatewayTimeout && r.code != http.StatusOK:
+			t.Errorf("%d %q (Retry-After %q), want 503 busy, or 504 or 200", r.code, r.body, r.wait)
+		}
+	}
+	if refused < 1 {
+		t.Errorf("no request of four refused as busy by an actor with room for two")
+	}
 }
 
 func TestActorWithoutHTTPClaimGetsNoTraffic(t *testing.T) {

@@ -347,12 +347,10 @@ func hopByHop(name string) bool {
 	return false
 }
 
-// capabilityClaimError is the host's refusal (docs/protocol.md §3 check 7).
-const capabilityClaimError = "does not have the required capability claim"
-
-// classify maps an invocation failure to a status and a short message.
+// classify maps an invocation failure to a status and a short message, by
+// the failure's reason (the code of the host's reply, rpc's sentinels) and
+// never by its text, which the host may reword.
 func classify(ctx context.Context, err error, timeout time.Duration) (int, string) {
-	msg := err.Error()
 	switch {
 	case errors.Is(err, rpc.ErrNoResponders):
 		return http.StatusServiceUnavailable, "actor unavailable: it is not running in this lattice"
@@ -362,11 +360,11 @@ func classify(ctx context.Context, err error, timeout time.Duration) (int, strin
 		return http.StatusServiceUnavailable, unavailableMsg
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, fmt.Sprintf("actor did not answer within %s", timeout)
-	case strings.Contains(msg, capabilityClaimError):
+	case errors.Is(err, rpc.ErrCapabilityNotClaimed): // docs/protocol.md §3 check 7
 		return http.StatusForbidden, "actor may not handle HTTP requests: its claims lack the " + wire.ContractHTTPServer + " capability"
-	case errors.Is(err, nats.ErrMaxPayload), strings.Contains(msg, "("+string(lattice.ReasonTooLarge)+")"):
+	case errors.Is(err, nats.ErrMaxPayload), errors.Is(err, rpc.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, "request too large for the lattice"
-	case strings.Contains(msg, "actor is busy"):
+	case errors.Is(err, rpc.ErrBusy):
 		return http.StatusServiceUnavailable, "actor busy: retry later"
 	case errors.Is(ctx.Err(), context.Canceled):
 		return 499, "client closed the request" // nginx's convention; the client is gone anyway

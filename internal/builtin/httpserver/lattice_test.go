@@ -88,17 +88,22 @@ func dial(t testing.TB, url string) *nats.Conn {
 	return nc
 }
 
-func newLattice(t testing.TB, url string) *testLattice {
+// newLattice starts the node; tune, if given, changes the host's options.
+func newLattice(t testing.TB, url string, tune ...func(*host.Options)) *testLattice {
 	t.Helper()
 	cluster, _ := trust.CreateKeyPair(lattice.KindCluster)
 	hostKey, _ := trust.CreateKeyPair(lattice.KindServer)
 	l := &testLattice{url: url, nc: dial(t, url), cluster: cluster, ctl: lattice.NewCtl("", "test")}
-	h, _ := testhost.Start(t, host.Options{
+	opts := host.Options{
 		HostKey: hostKey, ClusterKey: cluster, LatticePrefix: "test",
 		RPC: dial(t, url), Ctl: dial(t, url), RPCTimeout: 5 * time.Second, AllowFileLoad: true,
 		CompileCacheDir: shared.compiled, MemoryLimitPages: 2048, HeartbeatInterval: time.Hour,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	for _, f := range tune {
+		f(&opts)
+	}
+	h, _ := testhost.Start(t, opts)
 	l.host = h
 	return l
 }

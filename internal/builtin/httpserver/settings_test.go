@@ -85,6 +85,39 @@ func (f *fakeInvoker) Invoke(ctx context.Context, _, op string, payload []byte) 
 	return f.reply, f.err
 }
 
+// The status of a failed call follows its reason, as the callee coded it in
+// its reply (rpc's sentinels), wrapped or not, and never its text: a
+// reworded error keeps its status, and the old texts without a code are
+// plain failures.
+func TestReasonsMapToStatus(t *testing.T) {
+	remote := func(code, msg string) error { return &rpc.RemoteError{Msg: msg, Code: code} }
+	for _, tc := range []struct {
+		name string
+		err  error
+		code int
+	}{
+		{"unavailable", remote(lattice.ErrorCodeUnavailable, "kv provider not running"), http.StatusServiceUnavailable},
+		{"busy", remote(lattice.ErrorCodeBusy, "reworded: no room"), http.StatusServiceUnavailable},
+		{"busy, wrapped", fmt.Errorf("call: %w", remote(lattice.ErrorCodeBusy, "x")), http.StatusServiceUnavailable},
+		{"capability not claimed", remote(string(lattice.ReasonCapabilityNotClaimed), "reworded"), http.StatusForbidden},
+		{"too large", remote(string(lattice.ReasonTooLarge), "reworded"), http.StatusRequestEntityTooLarge},
+		{"too large for NATS", fmt.Errorf("Failed to perform RPC call: %w", nats.ErrMaxPayload), http.StatusRequestEntityTooLarge},
+		{"no responders", fmt.Errorf("Failed to perform RPC call: %w", rpc.ErrNoResponders), http.StatusServiceUnavailable},
+		{"another rejection", remote(string(lattice.ReasonPolicyDenied), "Policy evaluation rejected invocation attempt: no"), http.StatusInternalServerError},
+		{"failed", remote("", "actor trapped"), http.StatusInternalServerError},
+		{"busy text, no code", remote("", "actor is busy: all instances in use"), http.StatusInternalServerError},
+		{"claim text, no code", remote("", "Invocation source does not have the required capability claim wasmcloud:httpserver"), http.StatusInternalServerError},
+		{"too large text, no code", remote("", "invocation rejected (too_large): invocation of 2000000 bytes exceeds"), http.StatusInternalServerError},
+		{"unknown code", remote("some_future_code", "x"), http.StatusInternalServerError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if code, _ := classify(context.Background(), tc.err, time.Second); code != tc.code {
+				t.Errorf("classify(%v) = %d, want %d", tc.err, code, tc.code)
+			}
+		})
+	}
+}
+
 func TestResponsesAndFailuresMapToStatusCodes(t *testing.T) {
 	reply := func(r wire.HTTPResponse) []byte {
 		b, _ := lattice.Marshal(r)
@@ -103,11 +136,11 @@ func TestResponsesAndFailuresMapToStatusCodes(t *testing.T) {
 		{"invalid status", &fakeInvoker{reply: reply(wire.HTTPResponse{StatusCode: 42})}, 500, "actor returned an invalid HTTP status\n", nil},
 		{"malformed reply", &fakeInvoker{reply: []byte{0xc1}}, 500, "actor returned a malformed HTTP response\n", nil},
 		{"no responders", &fakeInvoker{err: fmt.Errorf("Failed to perform RPC call: %w", rpc.ErrNoResponders)}, 503, "actor unavailable: it is not running in this lattice\n", nil},
-		{"busy", &fakeInvoker{err: errors.New("actor MX: actor is busy: all instances in use")}, 503, "actor busy: retry later\n", nil},
+		{"busy", &fakeInvoker{err: &rpc.RemoteError{Msg: "actor MX: actor is busy: all instances in use", Code: lattice.ErrorCodeBusy}}, 503, "actor busy: retry later\n", nil},
 		{"timeout", &fakeInvoker{wait: true}, 504, "actor did not answer within 200ms\n", nil},
-		{"missing claim", &fakeInvoker{err: errors.New("Invocation source does not have the required capability claim wasmcloud:httpserver")}, 403,
+		{"missing claim", &fakeInvoker{err: &rpc.RemoteError{Msg: "Invocation source does not have the required capability claim wasmcloud:httpserver", Code: string(lattice.ReasonCapabilityNotClaimed)}}, 403,
 			"actor may not handle HTTP requests: its claims lack the wasmcloud:httpserver capability\n", nil},
-		{"too large for the host", &fakeInvoker{err: errors.New("invocation rejected (too_large): invocation of 2000000 bytes exceeds")}, 413, "request too large for the lattice\n", nil},
+		{"too large for the host", &fakeInvoker{err: &rpc.RemoteError{Msg: "invocation rejected (too_large): invocation of 2000000 bytes exceeds", Code: string(lattice.ReasonTooLarge)}}, 413, "request too large for the lattice\n", nil},
 		{"too large for NATS", &fakeInvoker{err: fmt.Errorf("Failed to perform RPC call: %w", nats.ErrMaxPayload)}, 413, "request too large for the lattice\n", nil},
 		{"trap", &fakeInvoker{err: errors.New("actor trapped: wasm error: out of bounds memory access")}, 500, "actor failed to handle the request\n", nil},
 	} {
