@@ -36,10 +36,7 @@ import (
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
-	"golang.org/x/time/rate"
 
-	"github.com/latticed/latticed/internal/config"
-	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/natsalive"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
@@ -124,29 +121,17 @@ type Config struct {
 	// and closing the capability (default 10s).
 	DrainTimeout time.Duration
 	// ReplayWindow and ClockSkew tune the replay guard as on the host
-	// (defaults LATTICED_REPLAY_WINDOW's and LATTICED_CLOCK_SKEW's).
+	// (defaults lattice.DefaultReplayWindow and lattice.DefaultClockSkew).
 	ReplayWindow time.Duration
 	ClockSkew    time.Duration
 	// NATSOptions are appended to the connection options (tests, TLS material).
 	NATSOptions []nats.Option
-	// Metrics is the provider's registry; nil means metrics.NewProvider().
-	Metrics *metrics.Metrics
-	// MetricsAddr, when set, is a loopback address (e.g. 127.0.0.1:0) where
-	// Run serves the registry on /metrics for the supervisor, announcing the
-	// bound address in one JSON line on MetricsAnnounce (see
-	// metrics.AnnounceKey), whatever the log level. Run from stdin (a provider process) defaults it
-	// to 127.0.0.1:0; "off" disables it.
-	MetricsAddr string
-	// MetricsAnnounce receives the announcement; nil means LogOutput, else
-	// stderr.
-	MetricsAnnounce io.Writer
+	// Metrics receives what the provider counts; nil counts nothing.
+	Metrics Metrics
 }
 
 // WithMetrics sets Config.Metrics.
-func WithMetrics(m *metrics.Metrics) Option { return func(c *Config) { c.Metrics = m } }
-
-// WithMetricsAddr sets Config.MetricsAddr.
-func WithMetricsAddr(addr string) Option { return func(c *Config) { c.MetricsAddr = addr } }
+func WithMetrics(m Metrics) Option { return func(c *Config) { c.Metrics = m } }
 
 // Option changes a Config; see Run.
 type Option func(*Config)
@@ -180,7 +165,7 @@ func Run(ctx context.Context, stdin io.Reader, c Capability, opts ...Option) err
 	if err != nil {
 		return err
 	}
-	cfg := Config{HostData: *hd, MetricsAddr: "127.0.0.1:0"}
+	cfg := Config{HostData: *hd}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -219,10 +204,8 @@ type Provider struct {
 	sem      chan struct{}
 	inflight sync.WaitGroup
 	running  atomic.Bool
-	m        *metrics.Metrics
-	ops      *metrics.Operations // bounds the operation label: invokers choose names
-
-	rejectLogs *rate.Limiter // refusals are logged, but not at an attacker's pace
+	metrics  Metrics
+	receiveCounts // what invocation.go counts with (receivecounts.go)
 
 	linksMu  sync.RWMutex
 	links    map[string]lattice.LinkDefinition // by actor key
@@ -271,16 +254,16 @@ func New(cfg Config, c Capability) (*Provider, error) {
 		cfg.MaxConcurrent = 256
 	}
 	if cfg.Metrics == nil {
-		cfg.Metrics = metrics.NewProvider()
+		cfg.Metrics = noMetrics{}
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 10 * time.Second
 	}
 	if cfg.ReplayWindow <= 0 {
-		cfg.ReplayWindow = config.DefaultReplayWindow
+		cfg.ReplayWindow = lattice.DefaultReplayWindow
 	}
 	if cfg.ClockSkew <= 0 {
-		cfg.ClockSkew = config.DefaultClockSkew
+		cfg.ClockSkew = lattice.DefaultClockSkew
 	}
 	timeout := time.Duration(hd.DefaultRPCTimeoutMS) * time.Millisecond
 	if timeout <= 0 {
@@ -296,13 +279,8 @@ func New(cfg Config, c Capability) (*Provider, error) {
 	}
 	// Identity only: never the seed or the JWT.
 	log = log.With("provider", hd.ProviderKey, "contract", c.Contract(), "link_name", hd.LinkName)
-	reasons := make([]string, len(lattice.RejectReasons))
-	for i, r := range lattice.RejectReasons {
-		reasons[i] = string(r)
-	}
-	cfg.Metrics.InitRejectReasons(append(reasons, ReasonNotLinked))
 	p := &Provider{
-		cfg: cfg, hd: hd, c: c, log: log, timeout: timeout, m: cfg.Metrics,
+		cfg: cfg, hd: hd, c: c, log: log, timeout: timeout, metrics: cfg.Metrics, receiveCounts: newReceiveCounts(cfg.Metrics),
 		// A delegated key signs with the token that vouches for it; a cluster
 		// seed (wasmCloud's way, and compatibility mode) needs none.
 		signer: lattice.Signer{Key: signer, Delegation: hd.InvocationDelegation},
@@ -310,8 +288,6 @@ func New(cfg Config, c Capability) (*Provider, error) {
 		ready:  make(chan struct{}), stop: make(chan struct{}), lost: make(chan struct{}), abandon: make(chan struct{}),
 		sem: make(chan struct{}, cfg.MaxConcurrent), links: map[string]lattice.LinkDefinition{}, outcomes: map[string]lattice.LinkOutcome{},
 		creds: creds, renewed: make(chan struct{}, 1),
-		rejectLogs: rate.NewLimiter(rate.Limit(10), 20),
-		ops:        metrics.NewOperations(metrics.MaxOperations),
 		policy: lattice.NewIssuerPolicy(hd.ClusterIssuers,
 			lattice.WithReplayGuard(lattice.NewReplayGuard(cfg.ReplayWindow, lattice.DefaultReplayCapacity)),
 			lattice.WithClockSkew(cfg.ClockSkew)),
@@ -343,10 +319,6 @@ func NewLogger(w io.Writer, structured bool, level string) *slog.Logger {
 
 // Ready is closed once the provider serves invocations.
 func (p *Provider) Ready() <-chan struct{} { return p.ready }
-
-// Metrics is the provider's registry: capabilities count their own
-// families on it (HTTP requests, key-value operations).
-func (p *Provider) Metrics() *metrics.Metrics { return p.m }
 
 // Logger is the provider's logger, tagged with its identity.
 func (p *Provider) Logger() *slog.Logger { return p.log }
@@ -434,11 +406,6 @@ func (p *Provider) Run(ctx context.Context) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return errors.New("provider: Run called twice")
 	}
-	if stop, err := p.serveMetrics(); err != nil {
-		return err
-	} else if stop != nil {
-		defer stop()
-	}
 	nc, err := p.connect(ctx)
 	if err != nil || nc == nil {
 		return err // nil when ctx ended first
@@ -446,7 +413,7 @@ func (p *Provider) Run(ctx context.Context) error {
 	// Renewals replace the connection: close whichever is current.
 	defer func() { p.Conn().Close() }()
 	p.nc.Store(nc)
-	p.m.NATS.Track("provider", nc)
+	p.metrics.Conn(nc)
 
 	if err := p.c.Start(ctx, p); err != nil {
 		return fmt.Errorf("start %s provider: %w", p.c.Contract(), err)
@@ -533,7 +500,7 @@ func (p *Provider) natsOptions(first bool) []nats.Option {
 	}
 	// Keepalive as the host says (HostData), so a frozen server is given
 	// up in seconds and another server of the list tried.
-	opts = append(opts, natsalive.Options(config.Keepalive{
+	opts = append(opts, natsalive.Options(natsalive.Keepalive{
 		Interval: time.Duration(p.hd.NATSPingIntervalMS) * time.Millisecond, Misses: p.hd.NATSPingMisses})...)
 	if p.creds != nil {
 		// The JWT is asked for at each (re)connect, so it is always the

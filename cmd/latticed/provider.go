@@ -8,6 +8,8 @@ import (
 
 	"github.com/latticed/latticed/internal/builtin/httpserver"
 	"github.com/latticed/latticed/internal/builtin/keyvalue"
+	"github.com/latticed/latticed/internal/metrics"
+	"github.com/latticed/latticed/internal/providermain"
 	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/provider"
@@ -34,17 +36,17 @@ HttpServer.HandleRequest invocation of the actor. Link values (keys in any
 case): address (host:port), else port (on 127.0.0.1), else 127.0.0.1:8000;
 max_content_len (bytes, or with suffix k/m/g; default 1m; larger bodies get
 413); timeout_ms (default: the host's RPC timeout; then 504);
-config_json/config_b64 as wasmCloud's httpserver takes them.`, func() provider.Capability { return httpserver.New() }),
+config_json/config_b64 as wasmCloud's httpserver takes them.`, func(m *metrics.Metrics) provider.Capability { return httpserver.New(m) }),
 		newProviderRunCmd(lattice.BuiltinProviders[1], `Every KeyValue operation is served from a NATS JetStream key-value bucket
 (file storage) on the lattice's NATS server: link value "bucket" names it,
 else LATTICED_KV_{prefix}_{link name}. Set with expiry needs nats-server
 2.11+. Under latticed the supervisor creates each link's bucket and grants
 the provider's NATS user entry access to it only; elsewhere the provider
-creates a missing bucket if its user may.`, func() provider.Capability { return keyvalue.New() }),
+creates a missing bucket if its user may.`, func(m *metrics.Metrics) provider.Capability { return keyvalue.New(m) }),
 	)
 }
 
-func newProviderRunCmd(b lattice.BuiltinProvider, about string, capability func() provider.Capability) *cobra.Command {
+func newProviderRunCmd(b lattice.BuiltinProvider, about string, build providermain.Build) *cobra.Command {
 	return &cobra.Command{
 		Use:   b.Name,
 		Short: "Run the built-in " + b.Contract + " provider (reads HostData on stdin)",
@@ -63,7 +65,7 @@ func newProviderRunCmd(b lattice.BuiltinProvider, about string, capability func(
 				return usageError{err}
 			}
 			defer stopTracing()
-			err = provider.Run(cmd.Context(), in, capability(), provider.WithLogOutput(cmd.ErrOrStderr()))
+			err = providermain.Serve(cmd.Context(), in, cmd.ErrOrStderr(), build)
 			if errors.Is(err, lattice.ErrHostData) {
 				return usageError{err}
 			}

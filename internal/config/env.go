@@ -5,6 +5,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/latticed/latticed/internal/natsalive"
+	"github.com/latticed/latticed/lattice"
 )
 
 // Environment variable names. This block is the one source of truth: flags,
@@ -67,8 +70,9 @@ const (
 	EnvActorStartTimeout     = "LATTICED_ACTOR_START_TIMEOUT"
 	EnvCacheStorage          = "LATTICED_CACHE_STORAGE"
 	EnvCacheReplicas         = "LATTICED_CACHE_REPLICAS"
-	EnvNATSPingInterval      = "LATTICED_NATS_PING_INTERVAL"
-	EnvNATSPingMisses        = "LATTICED_NATS_PING_MISSES"
+	// The keepalive's names are natsalive's: its readiness messages name them.
+	EnvNATSPingInterval = natsalive.EnvPingInterval
+	EnvNATSPingMisses   = natsalive.EnvPingMisses
 
 	// Supervisor (latticed up) settings.
 	EnvAdminSocket           = "LATTICED_ADMIN_SOCKET"
@@ -103,9 +107,7 @@ const (
 	DefaultNATSListen            = "127.0.0.1:4222"
 	DefaultMetricsAddr           = "127.0.0.1:9464"
 	DefaultMaxPayloadBytes       = 1 << 20 // NATS's own default max_payload
-	DefaultReplayWindow          = time.Minute
-	DefaultClockSkew             = 30 * time.Second
-	DefaultActorMemoryLimitPages = 4096 // 64 KiB pages: 256 MiB
+	DefaultActorMemoryLimitPages = 4096    // 64 KiB pages: 256 MiB
 	DefaultActorQueueLength      = 256
 	DefaultActorStartTimeout     = 5 * time.Second
 	DefaultCacheStorage          = "file"
@@ -275,10 +277,10 @@ var settings = func() []setting {
 		{env: EnvMaxPayloadBytes, kind: kindInt, def: DefaultMaxPayloadBytes,
 			usage: "largest NATS message payload in bytes",
 			set:   func(c *Config, v any) { c.MaxPayloadBytes = v.(int) }},
-		{env: EnvReplayWindow, kind: kindDuration, def: DefaultReplayWindow.String(),
+		{env: EnvReplayWindow, kind: kindDuration, def: lattice.DefaultReplayWindow.String(),
 			usage: "invocations issued longer ago (plus the clock skew) are refused; IDs are remembered for the window plus twice the skew",
 			set:   func(c *Config, v any) { c.ReplayWindow = v.(time.Duration) }},
-		{env: EnvClockSkew, kind: kindDuration, def: DefaultClockSkew.String(),
+		{env: EnvClockSkew, kind: kindDuration, def: lattice.DefaultClockSkew.String(),
 			usage: "tolerated clock difference for invocation timestamps",
 			set:   func(c *Config, v any) { c.ClockSkew = v.(time.Duration) }},
 		{env: EnvActorMemoryPages, kind: kindUint32, def: DefaultActorMemoryLimitPages,
@@ -296,10 +298,10 @@ var settings = func() []setting {
 		{env: EnvCacheReplicas, kind: kindInt, def: DefaultCacheReplicas,
 			usage: "replicas of the LATTICECACHE_{prefix} stream in a clustered NATS (1-5)",
 			set:   func(c *Config, v any) { c.CacheReplicas = v.(int) }},
-		{env: EnvNATSPingInterval, kind: kindDuration, def: DefaultNATSPingInterval.String(),
+		{env: EnvNATSPingInterval, kind: kindDuration, def: natsalive.DefaultPingInterval.String(),
 			usage: "keepalive: every NATS connection PINGs its server this often",
 			set:   func(c *Config, v any) { c.NATSKeepalive.Interval = v.(time.Duration) }},
-		{env: EnvNATSPingMisses, kind: kindInt, def: DefaultNATSPingMisses,
+		{env: EnvNATSPingMisses, kind: kindInt, def: natsalive.DefaultPingMisses,
 			usage: "keepalive: unanswered PINGs after which a connection fails over and /readyz is unready",
 			set:   func(c *Config, v any) { c.NATSKeepalive.Misses = v.(int) }},
 		{env: EnvAdminSocket, kind: kindString, defHelp: "{data dir}/run/admin.sock",

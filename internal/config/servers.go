@@ -6,7 +6,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // ParseServers is the one rule for a role's server list
@@ -124,34 +123,4 @@ func ListenConn(listen string, tls bool) NATSConn {
 	}
 	port, _ := strconv.Atoi(portStr)
 	return NATSConn{Host: host, Port: port, TLS: tls}
-}
-
-// Keepalive is how every NATS connection of every latticed process notices
-// a server that stopped answering without closing the connection (a frozen
-// or partitioned server): a PING every Interval, and after Misses PINGs
-// without a PONG the client drops the connection and fails over to another
-// server of its list.
-type Keepalive struct {
-	// Interval is the time between PINGs (LATTICED_NATS_PING_INTERVAL).
-	Interval time.Duration
-	// Misses is how many PINGs may go unanswered (LATTICED_NATS_PING_MISSES).
-	Misses int
-}
-
-// Keepalive defaults: a frozen server is noticed within about
-// DefaultNATSPingInterval × (DefaultNATSPingMisses+1) = 3 s, inside the
-// 5 s docs/operations.md promises for a failover.
-const (
-	DefaultNATSPingInterval = time.Second
-	DefaultNATSPingMisses   = 2
-)
-
-// DefaultKeepalive is the keepalive of a connection made without a Config.
-var DefaultKeepalive = Keepalive{Interval: DefaultNATSPingInterval, Misses: DefaultNATSPingMisses}
-
-// Bound is the longest a healthy connection goes without hearing from its
-// server: past it, the client gives the server up, and /readyz reports the
-// connection unready.
-func (k Keepalive) Bound() time.Duration {
-	return k.Interval * time.Duration(k.Misses+1)
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/testing/testenv"
 )
 
@@ -116,7 +115,7 @@ func TestWatcherTellsASilentServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	k := config.Keepalive{Interval: 100 * time.Millisecond, Misses: 2}
+	k := Keepalive{Interval: 100 * time.Millisecond, Misses: 2}
 	w := New(k)
 	w.Add("test", nc)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -171,7 +170,7 @@ func TestWatcherTellsASilentServer(t *testing.T) {
 func TestOptionsDropASilentServer(t *testing.T) {
 	s := testenv.NATS(t)
 	fr := newFreezer(t, s.Addr().String())
-	k := config.Keepalive{Interval: 100 * time.Millisecond, Misses: 2}
+	k := Keepalive{Interval: 100 * time.Millisecond, Misses: 2}
 	dropped := make(chan error, 1)
 	nc, err := nats.Connect(fr.url(), append(Options(k),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -212,7 +211,7 @@ func TestWaitConnected(t *testing.T) {
 	if err := WaitConnected(ctx, log, map[string]*nats.Conn{"rpc": nc}); err == nil || !strings.Contains(err.Error(), "NATS rpc connection") {
 		t.Fatalf("WaitConnected with no server = %v, want an error naming the connection", err)
 	}
-	w := New(config.DefaultKeepalive)
+	w := New(DefaultKeepalive)
 	w.Add("rpc", nc)
 	if err := w.Check(); err == nil || !strings.Contains(err.Error(), "NATS rpc connection is RECONNECTING") {
 		t.Fatalf("Check of a connection that never connected = %v", err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/provider"
@@ -29,7 +30,7 @@ func BenchmarkHTTP(b *testing.B) {
 		l.ctlRequest(b, l.ctl.Cmd(l.host.ID(), lattice.CmdScaleActor), lattice.ScaleActorCommand{ActorID: echo.Key, Count: 2})
 		base, values := port(b)
 		ld := l.link(b, echo.Key, httpBuiltin, values)
-		srv := New()
+		srv := New(metrics.NewProvider())
 		p, err := provider.New(provider.Config{HostData: l.hostData(httpBuiltin, ld),
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, srv)
 		if err != nil {

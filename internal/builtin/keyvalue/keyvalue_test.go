@@ -18,6 +18,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 	"go.uber.org/goleak"
 
+	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/testing/ptest"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
@@ -78,7 +79,7 @@ func (e *kvEnv) hostData(links ...lattice.LinkDefinition) lattice.HostData {
 func (e *kvEnv) inProcess(t *testing.T, links ...lattice.LinkDefinition) {
 	t.Helper()
 	p, err := provider.New(provider.Config{HostData: e.hostData(links...),
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))}, New())
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))}, New(metrics.NewProvider()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,7 +452,7 @@ func TestProviderProcess(t *testing.T) {
 }
 
 func TestUnstartedStoreRefusesLinks(t *testing.T) {
-	s := New()
+	s := New(nil)
 	err := s.PutLink(context.Background(), lattice.LinkDefinition{ActorID: "M"})
 	if err == nil || errors.Is(err, context.Canceled) {
 		t.Fatalf("%v", err)
