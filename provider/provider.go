@@ -205,6 +205,7 @@ type Provider struct {
 	inflight sync.WaitGroup
 	running  atomic.Bool
 	metrics  Metrics
+
 	receiveCounts // what invocation.go counts with (receivecounts.go)
 
 	linksMu  sync.RWMutex
