@@ -14,14 +14,6 @@ import (
 // refused rather than ids forgotten (docs/security.md, "Replay protection").
 const DefaultReplayCapacity = 1 << 24
 
-// Defaults of the replay window (a token issued longer ago is refused) and
-// of the clock skew tolerated between nodes, for hosts and providers alike
-// (the host's LATTICED_REPLAY_WINDOW and LATTICED_CLOCK_SKEW default to them).
-const (
-	DefaultReplayWindow = time.Minute
-	DefaultClockSkew    = 30 * time.Second
-)
-
 // replaySlices is how many time buckets one retention period spans. More
 // buckets keep fewer ids past their retention (at most 1/replaySlices of a
 // period) but cost a lookup each.

@@ -37,6 +37,7 @@ import (
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 
+	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/natsalive"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
@@ -121,7 +122,7 @@ type Config struct {
 	// and closing the capability (default 10s).
 	DrainTimeout time.Duration
 	// ReplayWindow and ClockSkew tune the replay guard as on the host
-	// (defaults lattice.DefaultReplayWindow and lattice.DefaultClockSkew).
+	// (defaults LATTICED_REPLAY_WINDOW's and LATTICED_CLOCK_SKEW's).
 	ReplayWindow time.Duration
 	ClockSkew    time.Duration
 	// NATSOptions are appended to the connection options (tests, TLS material).
@@ -261,10 +262,10 @@ func New(cfg Config, c Capability) (*Provider, error) {
 		cfg.DrainTimeout = 10 * time.Second
 	}
 	if cfg.ReplayWindow <= 0 {
-		cfg.ReplayWindow = lattice.DefaultReplayWindow
+		cfg.ReplayWindow = config.DefaultReplayWindow
 	}
 	if cfg.ClockSkew <= 0 {
-		cfg.ClockSkew = lattice.DefaultClockSkew
+		cfg.ClockSkew = config.DefaultClockSkew
 	}
 	timeout := time.Duration(hd.DefaultRPCTimeoutMS) * time.Millisecond
 	if timeout <= 0 {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/latticed/latticed/internal/natsalive"
-	"github.com/latticed/latticed/lattice"
 )
 
 // Environment variable names. This block is the one source of truth: flags,
@@ -107,7 +106,9 @@ const (
 	DefaultNATSListen            = "127.0.0.1:4222"
 	DefaultMetricsAddr           = "127.0.0.1:9464"
 	DefaultMaxPayloadBytes       = 1 << 20 // NATS's own default max_payload
-	DefaultActorMemoryLimitPages = 4096    // 64 KiB pages: 256 MiB
+	DefaultReplayWindow          = time.Minute
+	DefaultClockSkew             = 30 * time.Second
+	DefaultActorMemoryLimitPages = 4096 // 64 KiB pages: 256 MiB
 	DefaultActorQueueLength      = 256
 	DefaultActorStartTimeout     = 5 * time.Second
 	DefaultCacheStorage          = "file"
@@ -277,10 +278,10 @@ var settings = func() []setting {
 		{env: EnvMaxPayloadBytes, kind: kindInt, def: DefaultMaxPayloadBytes,
 			usage: "largest NATS message payload in bytes",
 			set:   func(c *Config, v any) { c.MaxPayloadBytes = v.(int) }},
-		{env: EnvReplayWindow, kind: kindDuration, def: lattice.DefaultReplayWindow.String(),
+		{env: EnvReplayWindow, kind: kindDuration, def: DefaultReplayWindow.String(),
 			usage: "invocations issued longer ago (plus the clock skew) are refused; IDs are remembered for the window plus twice the skew",
 			set:   func(c *Config, v any) { c.ReplayWindow = v.(time.Duration) }},
-		{env: EnvClockSkew, kind: kindDuration, def: lattice.DefaultClockSkew.String(),
+		{env: EnvClockSkew, kind: kindDuration, def: DefaultClockSkew.String(),
 			usage: "tolerated clock difference for invocation timestamps",
 			set:   func(c *Config, v any) { c.ClockSkew = v.(time.Duration) }},
 		{env: EnvActorMemoryPages, kind: kindUint32, def: DefaultActorMemoryLimitPages,
