@@ -157,8 +157,15 @@ type running struct {
 // start runs a provider until the test ends (or stop).
 func start(t *testing.T, hd lattice.HostData, c Capability) *running {
 	t.Helper()
-	p, err := New(Config{HostData: hd, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		DrainTimeout: 5 * time.Second}, c)
+	return startConfig(t, Config{HostData: hd}, c)
+}
+
+// startConfig is start with more of the Config than HostData.
+func startConfig(t *testing.T, cfg Config, c Capability) *running {
+	t.Helper()
+	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.DrainTimeout = 5 * time.Second
+	p, err := New(cfg, c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,6 +340,74 @@ func TestInvocationsAreChecked(t *testing.T) {
 			t.Fatalf("%+v %v", resp, err)
 		}
 	})
+}
+
+// recordedMetrics is a Metrics that remembers what it was told.
+type recordedMetrics struct {
+	mu     sync.Mutex
+	events []string
+	conns  []*nats.Conn
+}
+
+func (m *recordedMetrics) add(e string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.events = append(m.events, e)
+}
+
+func (m *recordedMetrics) Invocation(op string, ok bool) {
+	m.add(fmt.Sprintf("invocation %s %v", op, ok))
+}
+func (m *recordedMetrics) Rejected(reason string)      { m.add("rejected " + reason) }
+func (m *recordedMetrics) CredentialRenewal(r Renewal) { m.add(fmt.Sprintf("renewal %d", r)) }
+func (m *recordedMetrics) Conn(nc *nats.Conn) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.conns = append(m.conns, nc)
+}
+
+func (m *recordedMetrics) Events() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.events)
+}
+
+func TestMetricsAreToldOfEveryInvocation(t *testing.T) {
+	e := newEnv(t)
+	m := &recordedMetrics{}
+	r := startConfig(t, Config{HostData: e.hostData(e.link(e.actor, "1")), Metrics: m}, &fakeCapability{})
+	rogue, _ := lattice.CreateKeyPair(lattice.KindCluster)
+	stranger, _ := lattice.CreateKeyPair(lattice.KindModule)
+	calls := []struct {
+		signer *lattice.KeyPair
+		actor  string
+		op     string
+		want   string
+	}{
+		{e.cluster, e.actor, "Thing.Echo", "invocation Thing.Echo true"},
+		{e.cluster, e.actor, "Thing.Frobnicate", "invocation Thing.Frobnicate false"},
+		{rogue, e.actor, "Thing.Echo", "rejected " + string(lattice.ReasonUnknownIssuer)},
+		{e.cluster, stranger.PublicKey(), "Thing.Echo", "rejected " + ReasonNotLinked},
+	}
+	var want []string
+	for _, c := range calls {
+		_, _ = e.call(c.signer, c.actor, c.op, []byte("x")) // the outcome is the recorded event
+		want = append(want, c.want)
+		// One at a time: the provider serves concurrently, so only the
+		// order of completed calls is defined.
+		testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+			if got := m.Events(); !slices.Equal(got, want) {
+				return fmt.Errorf("metrics told %q, want %q", got, want)
+			}
+			return nil
+		})
+	}
+	m.mu.Lock()
+	conns := slices.Clone(m.conns)
+	m.mu.Unlock()
+	if len(conns) != 1 || conns[0] != r.p.Conn() {
+		t.Errorf("metrics told of connections %v, want the one the provider runs on (%p)", conns, r.p.Conn())
+	}
 }
 
 func (e *env) raw(t *testing.T, inv *lattice.Invocation) *lattice.InvocationResponse {
