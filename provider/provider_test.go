@@ -342,40 +342,31 @@ func TestInvocationsAreChecked(t *testing.T) {
 	})
 }
 
-// recordedMetrics is a Metrics that remembers what it was told.
-type recordedMetrics struct {
-	mu     sync.Mutex
-	events []string
-	conns  []*nats.Conn
+// toldMetrics is a Metrics that passes on what it is told, in order.
+type toldMetrics struct {
+	told  chan string
+	conns chan *nats.Conn
 }
 
-func (m *recordedMetrics) add(e string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.events = append(m.events, e)
+func (m toldMetrics) Invocation(op string, ok bool) {
+	m.told <- fmt.Sprintf("invocation %s %v", op, ok)
 }
-
-func (m *recordedMetrics) Invocation(op string, ok bool) {
-	m.add(fmt.Sprintf("invocation %s %v", op, ok))
-}
-func (m *recordedMetrics) Rejected(reason string)      { m.add("rejected " + reason) }
-func (m *recordedMetrics) CredentialRenewal(r Renewal) { m.add(fmt.Sprintf("renewal %d", r)) }
-func (m *recordedMetrics) Conn(nc *nats.Conn) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.conns = append(m.conns, nc)
-}
-
-func (m *recordedMetrics) Events() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Clone(m.events)
-}
+func (m toldMetrics) Rejected(reason string)      { m.told <- "rejected " + reason }
+func (m toldMetrics) CredentialRenewal(r Renewal) { m.told <- fmt.Sprintf("renewal %d", r) }
+func (m toldMetrics) Conn(nc *nats.Conn)          { m.conns <- nc }
 
 func TestMetricsAreToldOfEveryInvocation(t *testing.T) {
 	e := newEnv(t)
-	m := &recordedMetrics{}
+	m := toldMetrics{told: make(chan string, 16), conns: make(chan *nats.Conn, 4)}
 	r := startConfig(t, Config{HostData: e.hostData(e.link(e.actor, "1")), Metrics: m}, &fakeCapability{})
+	select {
+	case nc := <-m.conns:
+		if nc != r.p.Conn() {
+			t.Errorf("metrics told of connection %p, the provider runs on %p", nc, r.p.Conn())
+		}
+	default:
+		t.Error("metrics not told of the provider's connection")
+	}
 	rogue, _ := lattice.CreateKeyPair(lattice.KindCluster)
 	stranger, _ := lattice.CreateKeyPair(lattice.KindModule)
 	calls := []struct {
@@ -389,24 +380,16 @@ func TestMetricsAreToldOfEveryInvocation(t *testing.T) {
 		{rogue, e.actor, "Thing.Echo", "rejected " + string(lattice.ReasonUnknownIssuer)},
 		{e.cluster, stranger.PublicKey(), "Thing.Echo", "rejected " + ReasonNotLinked},
 	}
-	var want []string
 	for _, c := range calls {
-		_, _ = e.call(c.signer, c.actor, c.op, []byte("x")) // the outcome is the recorded event
-		want = append(want, c.want)
-		// One at a time: the provider serves concurrently, so only the
-		// order of completed calls is defined.
-		testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-			if got := m.Events(); !slices.Equal(got, want) {
-				return fmt.Errorf("metrics told %q, want %q", got, want)
+		_, _ = e.call(c.signer, c.actor, c.op, []byte("x")) // what counts is what the metrics are told
+		select {
+		case got := <-m.told:
+			if got != c.want {
+				t.Errorf("%s from %s: metrics told %q, want %q", c.op, c.actor, got, c.want)
 			}
-			return nil
-		})
-	}
-	m.mu.Lock()
-	conns := slices.Clone(m.conns)
-	m.mu.Unlock()
-	if len(conns) != 1 || conns[0] != r.p.Conn() {
-		t.Errorf("metrics told of connections %v, want the one the provider runs on (%p)", conns, r.p.Conn())
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s from %s: metrics told nothing, want %q", c.op, c.actor, c.want)
+		}
 	}
 }
 
