@@ -8,7 +8,10 @@
 // definitions (first from HostData, then live), answers health checks,
 // accepts invocations only from linked actors whose invocations a trusted
 // cluster issuer signed, and shuts down gracefully on a shutdown message for
-// its host or on SIGTERM/SIGINT:
+// its host or on SIGTERM/SIGINT. It counts what it does through the Metrics
+// its caller gives it, if any, and serves no endpoint of its own: the
+// process chooses its metrics library (latticed's providers: Prometheus,
+// in internal/providermain):
 //
 //	func main() {
 //		ctx := context.Background()
