@@ -41,7 +41,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/internal/config"
-	"github.com/latticed/latticed/internal/natsalive"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
 )
@@ -505,8 +504,11 @@ func (p *Provider) natsOptions(first bool) []nats.Option {
 	}
 	// Keepalive as the host says (HostData), so a frozen server is given
 	// up in seconds and another server of the list tried.
-	opts = append(opts, natsalive.Options(natsalive.Keepalive{
-		Interval: time.Duration(p.hd.NATSPingIntervalMS) * time.Millisecond, Misses: p.hd.NATSPingMisses})...)
+	interval, misses := time.Duration(p.hd.NATSPingIntervalMS)*time.Millisecond, p.hd.NATSPingMisses
+	if interval <= 0 || misses < 1 {
+		interval, misses = lattice.DefaultNATSPingInterval, lattice.DefaultNATSPingMisses
+	}
+	opts = append(opts, nats.PingInterval(interval), nats.MaxPingsOutstanding(misses))
 	if p.creds != nil {
 		// The JWT is asked for at each (re)connect, so it is always the
 		// latest renewal, never the one HostData carried.

@@ -19,8 +19,6 @@ import (
 	"unicode"
 
 	"github.com/nats-io/nkeys"
-
-	"github.com/latticed/latticed/internal/natsalive"
 )
 
 // NATSConn is how to reach and authenticate to the NATS servers of one role.
@@ -175,7 +173,7 @@ type Config struct {
 	CacheReplicas int
 	// NATSKeepalive is every NATS connection's keepalive
 	// (LATTICED_NATS_PING_INTERVAL, LATTICED_NATS_PING_MISSES).
-	NATSKeepalive natsalive.Keepalive
+	NATSKeepalive Keepalive
 
 	// AdminSocket is the supervisor's admin socket; "" = {data dir}/run/admin.sock
 	// for `up`, and no supervisor for `host` (LATTICED_ADMIN_SOCKET).

@@ -6,7 +6,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/latticed/latticed/internal/natsalive"
+	"github.com/latticed/latticed/lattice"
 )
 
 // Environment variable names. This block is the one source of truth: flags,
@@ -69,9 +69,8 @@ const (
 	EnvActorStartTimeout     = "LATTICED_ACTOR_START_TIMEOUT"
 	EnvCacheStorage          = "LATTICED_CACHE_STORAGE"
 	EnvCacheReplicas         = "LATTICED_CACHE_REPLICAS"
-	// The keepalive's names are natsalive's: its readiness messages name them.
-	EnvNATSPingInterval = natsalive.EnvPingInterval
-	EnvNATSPingMisses   = natsalive.EnvPingMisses
+	EnvNATSPingInterval      = "LATTICED_NATS_PING_INTERVAL"
+	EnvNATSPingMisses        = "LATTICED_NATS_PING_MISSES"
 
 	// Supervisor (latticed up) settings.
 	EnvAdminSocket           = "LATTICED_ADMIN_SOCKET"
@@ -299,10 +298,10 @@ var settings = func() []setting {
 		{env: EnvCacheReplicas, kind: kindInt, def: DefaultCacheReplicas,
 			usage: "replicas of the LATTICECACHE_{prefix} stream in a clustered NATS (1-5)",
 			set:   func(c *Config, v any) { c.CacheReplicas = v.(int) }},
-		{env: EnvNATSPingInterval, kind: kindDuration, def: natsalive.DefaultPingInterval.String(),
+		{env: EnvNATSPingInterval, kind: kindDuration, def: lattice.DefaultNATSPingInterval.String(),
 			usage: "keepalive: every NATS connection PINGs its server this often",
 			set:   func(c *Config, v any) { c.NATSKeepalive.Interval = v.(time.Duration) }},
-		{env: EnvNATSPingMisses, kind: kindInt, def: natsalive.DefaultPingMisses,
+		{env: EnvNATSPingMisses, kind: kindInt, def: lattice.DefaultNATSPingMisses,
 			usage: "keepalive: unanswered PINGs after which a connection fails over and /readyz is unready",
 			set:   func(c *Config, v any) { c.NATSKeepalive.Misses = v.(int) }},
 		{env: EnvAdminSocket, kind: kindString, defHelp: "{data dir}/run/admin.sock",

@@ -6,6 +6,9 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/latticed/latticed/lattice"
 )
 
 // ParseServers is the one rule for a role's server list
@@ -123,4 +126,28 @@ func ListenConn(listen string, tls bool) NATSConn {
 	}
 	port, _ := strconv.Atoi(portStr)
 	return NATSConn{Host: host, Port: port, TLS: tls}
+}
+
+// Keepalive is how every NATS connection of every latticed process notices
+// a server that stopped answering without closing the connection (a frozen
+// or partitioned server): a PING every Interval, and after Misses PINGs
+// without a PONG the client drops the connection and fails over to another
+// server of its list.
+type Keepalive struct {
+	// Interval is the time between PINGs (LATTICED_NATS_PING_INTERVAL).
+	Interval time.Duration
+	// Misses is how many PINGs may go unanswered (LATTICED_NATS_PING_MISSES).
+	Misses int
+}
+
+// DefaultKeepalive is the keepalive of a connection made without a Config;
+// its values are lattice's, which a provider uses too when its HostData
+// names none.
+var DefaultKeepalive = Keepalive{Interval: lattice.DefaultNATSPingInterval, Misses: lattice.DefaultNATSPingMisses}
+
+// Bound is the longest a healthy connection goes without hearing from its
+// server: past it, the client gives the server up, and /readyz reports the
+// connection unready.
+func (k Keepalive) Bound() time.Duration {
+	return k.Interval * time.Duration(k.Misses+1)
 }

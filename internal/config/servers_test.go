@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/latticed/latticed/internal/natsalive"
+	"github.com/latticed/latticed/lattice"
 )
 
 func TestParseServers(t *testing.T) {
@@ -110,7 +110,7 @@ func TestListenConn(t *testing.T) {
 
 func TestKeepaliveSettings(t *testing.T) {
 	c, _ := mustLoad(t, nil, baseEnv(nil))
-	if c.NATSKeepalive != natsalive.DefaultKeepalive || natsalive.DefaultKeepalive.Bound() != 3*natsalive.DefaultPingInterval {
+	if c.NATSKeepalive != DefaultKeepalive || DefaultKeepalive.Bound() != 3*lattice.DefaultNATSPingInterval {
 		t.Errorf("default keepalive = %+v (bound %s)", c.NATSKeepalive, c.NATSKeepalive.Bound())
 	}
 	for _, tt := range []struct{ env, val string }{

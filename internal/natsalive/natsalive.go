@@ -17,60 +17,23 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/latticed/latticed/internal/config"
 )
-
-// Keepalive is how every NATS connection of every latticed process notices
-// a server that stopped answering without closing the connection (a frozen
-// or partitioned server): a PING every Interval, and after Misses PINGs
-// without a PONG the client drops the connection and fails over to another
-// server of its list. A provider takes it from its HostData, the other
-// processes from their settings; this package depends on nats.go only, so
-// that the provider SDK can use it.
-type Keepalive struct {
-	// Interval is the time between PINGs (EnvPingInterval).
-	Interval time.Duration
-	// Misses is how many PINGs may go unanswered (EnvPingMisses).
-	Misses int
-}
-
-// The settings of a keepalive; internal/config reads them, and Check names
-// them, so an operator knows what to tune.
-const (
-	EnvPingInterval = "LATTICED_NATS_PING_INTERVAL"
-	EnvPingMisses   = "LATTICED_NATS_PING_MISSES"
-)
-
-// Keepalive defaults: a frozen server is noticed within about
-// DefaultPingInterval × (DefaultPingMisses+1) = 3 s, inside the 5 s
-// docs/operations.md promises for a failover.
-const (
-	DefaultPingInterval = time.Second
-	DefaultPingMisses   = 2
-)
-
-// DefaultKeepalive is the keepalive of a connection made without settings.
-var DefaultKeepalive = Keepalive{Interval: DefaultPingInterval, Misses: DefaultPingMisses}
-
-// Bound is the longest a healthy connection goes without hearing from its
-// server: past it, the client gives the server up, and /readyz reports the
-// connection unready.
-func (k Keepalive) Bound() time.Duration {
-	return k.Interval * time.Duration(k.Misses+1)
-}
 
 // Options are the nats.go options of keepalive k: a PING every k.Interval,
 // and the connection given up (and another server of the list tried) after
 // k.Misses unanswered PINGs.
-func Options(k Keepalive) []nats.Option {
+func Options(k config.Keepalive) []nats.Option {
 	if k.Interval <= 0 || k.Misses < 1 {
-		k = DefaultKeepalive
+		k = config.DefaultKeepalive
 	}
 	return []nats.Option{nats.PingInterval(k.Interval), nats.MaxPingsOutstanding(k.Misses)}
 }
 
 // Watcher probes connections and reports the first that is unhealthy.
 type Watcher struct {
-	k     Keepalive
+	k     config.Keepalive
 	mu    sync.Mutex
 	conns []*watched
 	added chan struct{} // wakes Run to start probing a new connection
@@ -83,9 +46,9 @@ type watched struct {
 }
 
 // New returns a Watcher for keepalive k.
-func New(k Keepalive) *Watcher {
+func New(k config.Keepalive) *Watcher {
 	if k.Interval <= 0 || k.Misses < 1 {
-		k = DefaultKeepalive
+		k = config.DefaultKeepalive
 	}
 	return &Watcher{k: k, added: make(chan struct{}, 1)}
 }
@@ -163,7 +126,7 @@ func (w *Watcher) Check() error {
 		if since := time.Since(time.Unix(0, c.last.Load())); since > w.k.Bound() {
 			return fmt.Errorf("NATS %s connection has not heard from its server %s for %s (keepalive bound %s; %s, %s)",
 				c.name, c.nc.ConnectedUrlRedacted(), since.Round(100*time.Millisecond), w.k.Bound(),
-				EnvPingInterval, EnvPingMisses)
+				config.EnvNATSPingInterval, config.EnvNATSPingMisses)
 		}
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/testing/testenv"
 )
 
@@ -115,7 +116,7 @@ func TestWatcherTellsASilentServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	k := Keepalive{Interval: 100 * time.Millisecond, Misses: 2}
+	k := config.Keepalive{Interval: 100 * time.Millisecond, Misses: 2}
 	w := New(k)
 	w.Add("test", nc)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -170,7 +171,7 @@ func TestWatcherTellsASilentServer(t *testing.T) {
 func TestOptionsDropASilentServer(t *testing.T) {
 	s := testenv.NATS(t)
 	fr := newFreezer(t, s.Addr().String())
-	k := Keepalive{Interval: 100 * time.Millisecond, Misses: 2}
+	k := config.Keepalive{Interval: 100 * time.Millisecond, Misses: 2}
 	dropped := make(chan error, 1)
 	nc, err := nats.Connect(fr.url(), append(Options(k),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -211,7 +212,7 @@ func TestWaitConnected(t *testing.T) {
 	if err := WaitConnected(ctx, log, map[string]*nats.Conn{"rpc": nc}); err == nil || !strings.Contains(err.Error(), "NATS rpc connection") {
 		t.Fatalf("WaitConnected with no server = %v, want an error naming the connection", err)
 	}
-	w := New(DefaultKeepalive)
+	w := New(config.DefaultKeepalive)
 	w.Add("rpc", nc)
 	if err := w.Check(); err == nil || !strings.Contains(err.Error(), "NATS rpc connection is RECONNECTING") {
 		t.Fatalf("Check of a connection that never connected = %v", err)

@@ -107,7 +107,7 @@ func StartNATS(e EmbeddedNATS) (*server.Server, error) {
 // Connect opens a NATS connection for one role with reconnects that never give
 // up: a sidecar must ride out a NATS restart. url may list several servers,
 // comma-separated (config.NATSConn.URL); any one answering will do. The
-// connection has the default keepalive (natsalive.DefaultKeepalive), so a
+// connection has the default keepalive (config.DefaultKeepalive), so a
 // frozen server is given up in seconds. extra options come last and win
 // (e.g. natsalive.Options with the configured keepalive,
 // nats.RetryOnFailedConnect(true) to keep trying when no server answers
@@ -137,7 +137,7 @@ func Connect(url string, auth config.NATSConn, name string, log *slog.Logger, ex
 			}
 			log.Warn("NATS async error", "conn", name, "subject", subj, "err", err)
 		}),
-	}, natsalive.Options(natsalive.DefaultKeepalive)...)
+	}, natsalive.Options(config.DefaultKeepalive)...)
 	switch {
 	case auth.CredsFile != "":
 		opts = append(opts, nats.UserCredentials(auth.CredsFile))
