@@ -7,10 +7,22 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // MaxHostDataLine bounds the HostData line a provider reads from stdin.
 const MaxHostDataLine = 4 << 20
+
+// The keepalive of a lattice connection when nothing sets one: a provider's
+// whose HostData has no NATSPingIntervalMS and NATSPingMisses, and every
+// connection of a node without LATTICED_NATS_PING_INTERVAL and
+// LATTICED_NATS_PING_MISSES. A frozen server is then noticed within about
+// DefaultNATSPingInterval × (DefaultNATSPingMisses+1) = 3 s, inside the 5 s
+// docs/operations.md promises for a failover.
+const (
+	DefaultNATSPingInterval = time.Second
+	DefaultNATSPingMisses   = 2
+)
 
 // HostData is what a host hands a provider on stdin at launch: one line of
 // standard base64 of this JSON object.
@@ -42,7 +54,8 @@ type HostData struct {
 	InboxPrefix string `json:"inbox_prefix,omitempty"`
 	// NATSPingIntervalMS and NATSPingMisses are the keepalive the
 	// provider's lattice connection should use (latticed extensions; zero:
-	// the provider's default). docs/operations.md, "When NATS fails".
+	// DefaultNATSPingInterval and DefaultNATSPingMisses).
+	// docs/operations.md, "When NATS fails".
 	NATSPingIntervalMS uint64 `json:"nats_ping_interval_ms,omitempty"`
 	NATSPingMisses     int    `json:"nats_ping_misses,omitempty"`
 	// LatticeRPCURLs is every server of the lattice connection's list,

@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
-	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -241,7 +240,7 @@ func (p *Provider) handleCredentials(m *nats.Msg) {
 	case errors.Is(err, errUnchanged):
 		return
 	case err != nil:
-		p.m.CredentialRenewals.WithLabelValues(metrics.RenewalRefused).Inc()
+		p.metrics.CredentialRenewal(RenewalRefused)
 		p.log.Warn("ignoring renewed credentials", "err", err)
 		return
 	}
@@ -274,11 +273,11 @@ func (p *Provider) runHandovers(ctx context.Context, quit <-chan struct{}, linkM
 		if err := p.handover(ctx, linkMsgs); err != nil {
 			// The old connection stays; when the server closes it at its
 			// JWT's expiry, its reconnect presents the renewed JWT.
-			p.m.CredentialRenewals.WithLabelValues(metrics.RenewalHandoverFailed).Inc()
+			p.metrics.CredentialRenewal(RenewalHandoverFailed)
 			p.log.Warn("could not move to a connection with the renewed credentials; keeping the current one", "err", err)
 			continue
 		}
-		p.m.CredentialRenewals.WithLabelValues(metrics.RenewalApplied).Inc()
+		p.metrics.CredentialRenewal(RenewalApplied)
 	}
 }
 
@@ -297,7 +296,7 @@ func (p *Provider) handover(ctx context.Context, linkMsgs chan *nats.Msg) error 
 	}
 	old := p.sess.Swap(next)
 	p.nc.Store(nc)
-	p.m.NATS.Track("provider", nc)
+	p.metrics.Conn(nc)
 	p.log.Info("moved to a new lattice connection with renewed credentials", "url", nc.ConnectedUrlRedacted())
 	if old != nil {
 		p.retire(ctx, old)

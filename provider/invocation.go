@@ -7,7 +7,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
 )
@@ -87,7 +86,7 @@ type providerObserver struct{ p *Provider }
 
 func (o providerObserver) Served(inv *lattice.Invocation, err error, _ time.Duration) {
 	p := o.p
-	p.m.ProviderInvocations.WithLabelValues(p.ops.Label(inv.Operation, err == nil), metrics.Result(err)).Inc()
+	p.metrics.Invocation(inv.Operation, err == nil)
 	if err != nil {
 		p.log.Debug("invocation failed", "actor", inv.Origin.PublicKey, "operation", inv.Operation, "err", err)
 	}
@@ -99,7 +98,7 @@ func (o providerObserver) Rejected(inv *lattice.Invocation, err error) {
 	if reason == "" {
 		reason = ReasonNotLinked // the one refusal that is not a policy rejection
 	}
-	p.m.InvocationsRejected.WithLabelValues(reason).Inc()
+	p.metrics.Rejected(reason)
 	if !p.rejectLogs.Allow() {
 		return
 	}

@@ -1,57 +1,54 @@
 package provider
 
-import (
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"os"
-	"time"
+import "github.com/nats-io/nats.go"
 
-	"github.com/latticed/latticed/internal/metrics"
-)
+// Metrics receives what a Provider counts. The SDK keeps no registry of its
+// own, so that it needs no metrics library: a provider process that latticed
+// runs backs Metrics with the Prometheus registry its supervisor scrapes
+// (internal/providermain), and another process may back it with anything
+// or leave it nil (Config.Metrics), which counts nothing. Its methods are
+// called concurrently and must not block.
+type Metrics interface {
+	// Invocation counts one invocation a linked actor made that reached the
+	// capability: its operation (chosen by the invoker, so unbounded) and
+	// whether Handle returned without an error.
+	Invocation(operation string, ok bool)
+	// Rejected counts one invocation refused before it reached the
+	// capability, by reason: a lattice.Reason or ReasonNotLinked.
+	Rejected(reason string)
+	// CredentialRenewal counts one renewed NATS user JWT the provider
+	// received, by what became of it.
+	CredentialRenewal(r Renewal)
+	// Conn is the provider's current lattice connection, given when Run
+	// connects and again each time a credential renewal hands over to a
+	// new one, for connection statistics.
+	Conn(nc *nats.Conn)
+}
 
-// ReasonNotLinked is the reason label of invocations refused because their
-// origin actor is not linked to the provider.
+// ReasonNotLinked is the reason of invocations refused because their origin
+// actor is not linked to the provider (the one refusal that is not an
+// issuer policy rejection).
 const ReasonNotLinked = "not_linked"
 
-// serveMetrics serves the registry on a private loopback listener, when
-// Config.MetricsAddr asks for one, and announces its address (one JSON line
-// that the supervisor reads from the process's output). It returns how to
-// stop serving (nil when disabled).
-func (p *Provider) serveMetrics() (func(), error) {
-	addr := p.cfg.MetricsAddr
-	if addr == "" || addr == "off" {
-		return nil, nil
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("provider metrics listener on %s: %w", addr, err)
-	}
-	if ta, ok := ln.Addr().(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
-		ln.Close()
-		return nil, errors.New("provider metrics listener: " + addr + " is not a loopback address (metrics are served privately to the supervisor)")
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", p.m.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	w := p.cfg.MetricsAnnounce
-	if w == nil {
-		w = p.cfg.LogOutput
-	}
-	if w == nil {
-		w = os.Stderr
-	}
-	announce(w, ln.Addr().String())
-	return func() { _ = srv.Close() }, nil
-}
+// Renewal is what became of a renewed NATS user JWT (Metrics.CredentialRenewal).
+type Renewal int
 
-func announce(w io.Writer, addr string) {
-	line, _ := json.Marshal(map[string]string{
-		"time": time.Now().Format(time.RFC3339Nano), "level": "INFO", "msg": "provider metrics listening", metrics.AnnounceKey: addr,
-	})
-	_, _ = w.Write(append(line, '\n'))
-}
+// Renewal outcomes.
+const (
+	// RenewalApplied: the JWT passed its checks and the provider moved to a
+	// connection made with it.
+	RenewalApplied Renewal = iota
+	// RenewalRefused: the JWT failed its checks and was ignored.
+	RenewalRefused
+	// RenewalHandoverFailed: the JWT passed its checks, but no connection
+	// could be made with it, so the provider keeps its current one.
+	RenewalHandoverFailed
+)
+
+// noMetrics counts nothing: the Metrics of a Config without one.
+type noMetrics struct{}
+
+func (noMetrics) Invocation(string, bool)   {}
+func (noMetrics) Rejected(string)           {}
+func (noMetrics) CredentialRenewal(Renewal) {}
+func (noMetrics) Conn(*nats.Conn)           {}

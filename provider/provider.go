@@ -8,7 +8,10 @@
 // definitions (first from HostData, then live), answers health checks,
 // accepts invocations only from linked actors whose invocations a trusted
 // cluster issuer signed, and shuts down gracefully on a shutdown message for
-// its host or on SIGTERM/SIGINT:
+// its host or on SIGTERM/SIGINT. It counts what it does through the Metrics
+// its caller gives it, if any, and serves no endpoint of its own: the
+// process chooses its metrics library (latticed's providers: Prometheus,
+// in internal/providermain):
 //
 //	func main() {
 //		ctx := context.Background()
@@ -38,9 +41,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"golang.org/x/time/rate"
 
-	"github.com/latticed/latticed/internal/config"
-	"github.com/latticed/latticed/internal/metrics"
-	"github.com/latticed/latticed/internal/natsalive"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
 	"github.com/latticed/latticed/trust"
@@ -135,24 +135,12 @@ type Config struct {
 	MaxPayloadBytes int
 	// NATSOptions are appended to the connection options (tests, TLS material).
 	NATSOptions []nats.Option
-	// Metrics is the provider's registry; nil means metrics.NewProvider().
-	Metrics *metrics.Metrics
-	// MetricsAddr, when set, is a loopback address (e.g. 127.0.0.1:0) where
-	// Run serves the registry on /metrics for the supervisor, announcing the
-	// bound address in one JSON line on MetricsAnnounce (see
-	// metrics.AnnounceKey), whatever the log level. Run from stdin (a provider process) defaults it
-	// to 127.0.0.1:0; "off" disables it.
-	MetricsAddr string
-	// MetricsAnnounce receives the announcement; nil means LogOutput, else
-	// stderr.
-	MetricsAnnounce io.Writer
+	// Metrics receives what the provider counts; nil counts nothing.
+	Metrics Metrics
 }
 
 // WithMetrics sets Config.Metrics.
-func WithMetrics(m *metrics.Metrics) Option { return func(c *Config) { c.Metrics = m } }
-
-// WithMetricsAddr sets Config.MetricsAddr.
-func WithMetricsAddr(addr string) Option { return func(c *Config) { c.MetricsAddr = addr } }
+func WithMetrics(m Metrics) Option { return func(c *Config) { c.Metrics = m } }
 
 // Option changes a Config; see Run.
 type Option func(*Config)
@@ -183,7 +171,7 @@ func Run(ctx context.Context, stdin io.Reader, c Capability, opts ...Option) err
 	if err != nil {
 		return err
 	}
-	cfg := Config{HostData: *hd, MetricsAddr: "127.0.0.1:0"}
+	cfg := Config{HostData: *hd}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -222,8 +210,7 @@ type Provider struct {
 	sem      chan struct{}
 	inflight sync.WaitGroup
 	running  atomic.Bool
-	m        *metrics.Metrics
-	ops      *metrics.Operations // bounds the operation label: invokers choose names
+	metrics  Metrics
 
 	rejectLogs *rate.Limiter // refusals are logged, but not at an attacker's pace
 
@@ -274,7 +261,7 @@ func New(cfg Config, c Capability) (*Provider, error) {
 		cfg.MaxConcurrent = 256
 	}
 	if cfg.Metrics == nil {
-		cfg.Metrics = metrics.NewProvider()
+		cfg.Metrics = noMetrics{}
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 10 * time.Second
@@ -299,13 +286,8 @@ func New(cfg Config, c Capability) (*Provider, error) {
 	}
 	// Identity only: never the seed or the JWT.
 	log = log.With("provider", hd.ProviderKey, "contract", c.Contract(), "link_name", hd.LinkName)
-	reasons := make([]string, len(lattice.RejectReasons))
-	for i, r := range lattice.RejectReasons {
-		reasons[i] = string(r)
-	}
-	cfg.Metrics.InitRejectReasons(append(reasons, ReasonNotLinked))
 	p := &Provider{
-		cfg: cfg, hd: hd, c: c, log: log, timeout: timeout, m: cfg.Metrics,
+		cfg: cfg, hd: hd, c: c, log: log, timeout: timeout, metrics: cfg.Metrics,
 		// A delegated key signs with the token that vouches for it; a cluster
 		// seed (wasmCloud's way, and compatibility mode) needs none.
 		signer: trust.Signer{Key: signer, Delegation: hd.InvocationDelegation},
@@ -314,7 +296,6 @@ func New(cfg Config, c Capability) (*Provider, error) {
 		sem: make(chan struct{}, cfg.MaxConcurrent), links: map[string]lattice.LinkDefinition{}, outcomes: map[string]lattice.LinkOutcome{},
 		creds: creds, renewed: make(chan struct{}, 1),
 		rejectLogs: rate.NewLimiter(rate.Limit(10), 20),
-		ops:        metrics.NewOperations(metrics.MaxOperations),
 		issuers: trust.NewIssuers(hd.ClusterIssuers,
 			trust.WithReplayGuard(trust.NewReplayGuard(cfg.ReplayWindow, trust.DefaultReplayCapacity)),
 			trust.WithClockSkew(cfg.ClockSkew)),
@@ -346,10 +327,6 @@ func NewLogger(w io.Writer, structured bool, level string) *slog.Logger {
 
 // Ready is closed once the provider serves invocations.
 func (p *Provider) Ready() <-chan struct{} { return p.ready }
-
-// Metrics is the provider's registry: capabilities count their own
-// families on it (HTTP requests, key-value operations).
-func (p *Provider) Metrics() *metrics.Metrics { return p.m }
 
 // Logger is the provider's logger, tagged with its identity.
 func (p *Provider) Logger() *slog.Logger { return p.log }
@@ -437,11 +414,6 @@ func (p *Provider) Run(ctx context.Context) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return errors.New("provider: Run called twice")
 	}
-	if stop, err := p.serveMetrics(); err != nil {
-		return err
-	} else if stop != nil {
-		defer stop()
-	}
 	nc, err := p.connect(ctx)
 	if err != nil || nc == nil {
 		return err // nil when ctx ended first
@@ -449,7 +421,7 @@ func (p *Provider) Run(ctx context.Context) error {
 	// Renewals replace the connection: close whichever is current.
 	defer func() { p.Conn().Close() }()
 	p.nc.Store(nc)
-	p.m.NATS.Track("provider", nc)
+	p.metrics.Conn(nc)
 
 	if err := p.c.Start(ctx, p); err != nil {
 		return fmt.Errorf("start %s provider: %w", p.c.Contract(), err)
@@ -536,8 +508,11 @@ func (p *Provider) natsOptions(first bool) []nats.Option {
 	}
 	// Keepalive as the host says (HostData), so a frozen server is given
 	// up in seconds and another server of the list tried.
-	opts = append(opts, natsalive.Options(config.Keepalive{
-		Interval: time.Duration(p.hd.NATSPingIntervalMS) * time.Millisecond, Misses: p.hd.NATSPingMisses})...)
+	interval, misses := time.Duration(p.hd.NATSPingIntervalMS)*time.Millisecond, p.hd.NATSPingMisses
+	if interval <= 0 || misses < 1 {
+		interval, misses = lattice.DefaultNATSPingInterval, lattice.DefaultNATSPingMisses
+	}
+	opts = append(opts, nats.PingInterval(interval), nats.MaxPingsOutstanding(misses))
 	if p.creds != nil {
 		// The JWT is asked for at each (re)connect, so it is always the
 		// latest renewal, never the one HostData carried.

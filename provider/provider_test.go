@@ -160,11 +160,18 @@ type running struct {
 // changes its Config.
 func start(t *testing.T, hd lattice.HostData, c Capability, tune ...func(*Config)) *running {
 	t.Helper()
-	cfg := Config{HostData: hd, Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		DrainTimeout: 5 * time.Second}
+	cfg := Config{HostData: hd}
 	for _, f := range tune {
 		f(&cfg)
 	}
+	return startConfig(t, cfg, c)
+}
+
+// startConfig is start with more of the Config than HostData.
+func startConfig(t *testing.T, cfg Config, c Capability) *running {
+	t.Helper()
+	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.DrainTimeout = 5 * time.Second
 	p, err := New(cfg, c)
 	if err != nil {
 		t.Fatal(err)
@@ -378,6 +385,57 @@ func TestPayloadLimitAndLinkHoldOnTheProvider(t *testing.T) {
 				t.Errorf("%v (code %q): want the not-linked refusal, uncoded", err, re.Code)
 			}
 		})
+	}
+}
+
+// toldMetrics is a Metrics that passes on what it is told, in order.
+type toldMetrics struct {
+	told  chan string
+	conns chan *nats.Conn
+}
+
+func (m toldMetrics) Invocation(op string, ok bool) {
+	m.told <- fmt.Sprintf("invocation %s %v", op, ok)
+}
+func (m toldMetrics) Rejected(reason string)      { m.told <- "rejected " + reason }
+func (m toldMetrics) CredentialRenewal(r Renewal) { m.told <- fmt.Sprintf("renewal %d", r) }
+func (m toldMetrics) Conn(nc *nats.Conn)          { m.conns <- nc }
+
+func TestMetricsAreToldOfEveryInvocation(t *testing.T) {
+	e := newEnv(t)
+	m := toldMetrics{told: make(chan string, 16), conns: make(chan *nats.Conn, 4)}
+	r := startConfig(t, Config{HostData: e.hostData(e.link(e.actor, "1")), Metrics: m}, &fakeCapability{})
+	select {
+	case nc := <-m.conns:
+		if nc != r.p.Conn() {
+			t.Errorf("metrics told of connection %p, the provider runs on %p", nc, r.p.Conn())
+		}
+	default:
+		t.Error("metrics not told of the provider's connection")
+	}
+	rogue, _ := trust.CreateKeyPair(lattice.KindCluster)
+	stranger, _ := trust.CreateKeyPair(lattice.KindModule)
+	calls := []struct {
+		signer *trust.KeyPair
+		actor  string
+		op     string
+		want   string
+	}{
+		{e.cluster, e.actor, "Thing.Echo", "invocation Thing.Echo true"},
+		{e.cluster, e.actor, "Thing.Frobnicate", "invocation Thing.Frobnicate false"},
+		{rogue, e.actor, "Thing.Echo", "rejected " + string(lattice.ReasonUnknownIssuer)},
+		{e.cluster, stranger.PublicKey(), "Thing.Echo", "rejected " + ReasonNotLinked},
+	}
+	for _, c := range calls {
+		_, _ = e.call(c.signer, c.actor, c.op, []byte("x")) // what counts is what the metrics are told
+		select {
+		case got := <-m.told:
+			if got != c.want {
+				t.Errorf("%s from %s: metrics told %q, want %q", c.op, c.actor, got, c.want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s from %s: metrics told nothing, want %q", c.op, c.actor, c.want)
+		}
 	}
 }
 

@@ -7,9 +7,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latticed/latticed/internal/builtin"
+	"github.com/latticed/latticed/internal/providermain"
 	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/lattice"
-	"github.com/latticed/latticed/provider"
 )
 
 const providerHelp = `A capability provider is started by a host (its supervisor), never by hand.
@@ -53,7 +53,7 @@ func newProviderRunCmd(b builtin.Provider) *cobra.Command {
 				return usageError{err}
 			}
 			defer stopTracing()
-			err = provider.Run(cmd.Context(), in, b.New(), provider.WithLogOutput(cmd.ErrOrStderr()))
+			err = providermain.Serve(cmd.Context(), in, cmd.ErrOrStderr(), b.New)
 			if errors.Is(err, lattice.ErrHostData) {
 				return usageError{err}
 			}

@@ -8,7 +8,11 @@ import (
 	"os"
 
 	"github.com/latticed/latticed/internal/builtin/httpserver"
+	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/providermain"
+	"github.com/latticed/latticed/provider"
 )
 
-func main() { os.Exit(providermain.Run(httpserver.New())) }
+func main() {
+	os.Exit(providermain.Run(func(m *metrics.Metrics) provider.Capability { return httpserver.New(m) }))
+}

@@ -8,7 +8,11 @@ import (
 	"os"
 
 	"github.com/latticed/latticed/internal/builtin/keyvalue"
+	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/providermain"
+	"github.com/latticed/latticed/provider"
 )
 
-func main() { os.Exit(providermain.Run(keyvalue.New())) }
+func main() {
+	os.Exit(providermain.Run(func(m *metrics.Metrics) provider.Capability { return keyvalue.New(m) }))
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/latticed/latticed/internal/builtin/httpserver"
 	"github.com/latticed/latticed/internal/builtin/keyvalue"
+	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/provider"
 	"github.com/latticed/latticed/trust"
 	"github.com/latticed/latticed/wire"
@@ -26,8 +27,9 @@ const RefPrefix = "builtin:"
 type Provider struct {
 	Name     string // e.g. "httpserver": `latticed provider <Name>`
 	Contract string
-	// New makes the capability `latticed provider <Name>` serves.
-	New func() provider.Capability
+	// New makes the capability `latticed provider <Name>` serves, counting
+	// into m (the provider process's registry; nil counts nothing).
+	New func(m *metrics.Metrics) provider.Capability
 	// About is what `latticed provider <Name> --help` says of the provider.
 	About string
 }
@@ -35,7 +37,7 @@ type Provider struct {
 // providers is the table, in the order help texts list them.
 var providers = []Provider{
 	{Name: "httpserver", Contract: wire.ContractHTTPServer,
-		New: func() provider.Capability { return httpserver.New() },
+		New: func(m *metrics.Metrics) provider.Capability { return httpserver.New(m) },
 		About: `Each link to an actor opens one HTTP listener; every request becomes an
 HttpServer.HandleRequest invocation of the actor. Link values (keys in any
 case): address (host:port), else port (on 127.0.0.1), else 127.0.0.1:8000;
@@ -43,7 +45,7 @@ max_content_len (bytes, or with suffix k/m/g; default 1m; larger bodies get
 413); timeout_ms (default: the host's RPC timeout; then 504);
 config_json/config_b64 as wasmCloud's httpserver takes them.`},
 	{Name: "keyvalue", Contract: wire.ContractKeyValue,
-		New: func() provider.Capability { return keyvalue.New() },
+		New: func(m *metrics.Metrics) provider.Capability { return keyvalue.New(m) },
 		About: `Every KeyValue operation is served from a NATS JetStream key-value bucket
 (file storage) on the lattice's NATS server: link value "bucket" names it,
 else LATTICED_KV_{prefix}_{link name}. Set with expiry needs nats-server

@@ -22,7 +22,7 @@ func TestTableLooksUpByNameAndRefWithStableDistinctKeys(t *testing.T) {
 				t.Fatalf("lookup %q: %v %+v", ref, ok, got)
 			}
 		}
-		if c := b.New(); c.Contract() != b.Contract {
+		if c := b.New(nil); c.Contract() != b.Contract {
 			t.Fatalf("%s: table says contract %s, its constructor %s", b.Name, b.Contract, c.Contract())
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
 )
 
@@ -296,10 +297,10 @@ var settings = func() []setting {
 		{env: EnvCacheReplicas, kind: kindInt, def: DefaultCacheReplicas,
 			usage: "replicas of the LATTICECACHE_{prefix} stream in a clustered NATS (1-5)",
 			set:   func(c *Config, v any) { c.CacheReplicas = v.(int) }},
-		{env: EnvNATSPingInterval, kind: kindDuration, def: DefaultNATSPingInterval.String(),
+		{env: EnvNATSPingInterval, kind: kindDuration, def: lattice.DefaultNATSPingInterval.String(),
 			usage: "keepalive: every NATS connection PINGs its server this often",
 			set:   func(c *Config, v any) { c.NATSKeepalive.Interval = v.(time.Duration) }},
-		{env: EnvNATSPingMisses, kind: kindInt, def: DefaultNATSPingMisses,
+		{env: EnvNATSPingMisses, kind: kindInt, def: lattice.DefaultNATSPingMisses,
 			usage: "keepalive: unanswered PINGs after which a connection fails over and /readyz is unready",
 			set:   func(c *Config, v any) { c.NATSKeepalive.Misses = v.(int) }},
 		{env: EnvAdminSocket, kind: kindString, defHelp: "{data dir}/run/admin.sock",

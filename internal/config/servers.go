@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/latticed/latticed/lattice"
 )
 
 // ParseServers is the one rule for a role's server list
@@ -138,16 +140,10 @@ type Keepalive struct {
 	Misses int
 }
 
-// Keepalive defaults: a frozen server is noticed within about
-// DefaultNATSPingInterval × (DefaultNATSPingMisses+1) = 3 s, inside the
-// 5 s docs/operations.md promises for a failover.
-const (
-	DefaultNATSPingInterval = time.Second
-	DefaultNATSPingMisses   = 2
-)
-
-// DefaultKeepalive is the keepalive of a connection made without a Config.
-var DefaultKeepalive = Keepalive{Interval: DefaultNATSPingInterval, Misses: DefaultNATSPingMisses}
+// DefaultKeepalive is the keepalive of a connection made without a Config;
+// its values are lattice's, which a provider uses too when its HostData
+// names none.
+var DefaultKeepalive = Keepalive{Interval: lattice.DefaultNATSPingInterval, Misses: lattice.DefaultNATSPingMisses}
 
 // Bound is the longest a healthy connection goes without hearing from its
 // server: past it, the client gives the server up, and /readyz reports the

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/latticed/latticed/lattice"
 )
 
 func TestParseServers(t *testing.T) {
@@ -108,7 +110,7 @@ func TestListenConn(t *testing.T) {
 
 func TestKeepaliveSettings(t *testing.T) {
 	c, _ := mustLoad(t, nil, baseEnv(nil))
-	if c.NATSKeepalive != DefaultKeepalive || DefaultKeepalive.Bound() != 3*DefaultNATSPingInterval {
+	if c.NATSKeepalive != DefaultKeepalive || DefaultKeepalive.Bound() != 3*lattice.DefaultNATSPingInterval {
 		t.Errorf("default keepalive = %+v (bound %s)", c.NATSKeepalive, c.NATSKeepalive.Bound())
 	}
 	for _, tt := range []struct{ env, val string }{

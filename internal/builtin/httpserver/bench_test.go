@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/latticed/latticed/internal/builtin/httpserver"
+	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/provider"
@@ -31,7 +32,7 @@ func BenchmarkHTTP(b *testing.B) {
 		l.ctlRequest(b, l.ctl.Cmd(l.host.ID(), lattice.CmdScaleActor), lattice.ScaleActorCommand{ActorID: echo.Key, Count: 2})
 		base, values := port(b)
 		ld := l.link(b, echo.Key, httpBuiltin, values)
-		srv := httpserver.New()
+		srv := httpserver.New(metrics.NewProvider())
 		p, err := provider.New(provider.Config{HostData: l.hostData(httpBuiltin, ld),
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, srv)
 		if err != nil {

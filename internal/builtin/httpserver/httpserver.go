@@ -75,8 +75,11 @@ type Server struct {
 	closed    bool
 }
 
-// New returns the capability; pass it to provider.Run.
-func New() *Server { return &Server{listeners: map[string]*listener{}, log: slog.Default()} }
+// New returns the capability, counting its requests on m (nil: not
+// counted); internal/providermain runs it.
+func New(m *metrics.Metrics) *Server {
+	return &Server{listeners: map[string]*listener{}, log: slog.Default(), m: m}
+}
 
 // Contract is wasmcloud:httpserver.
 func (s *Server) Contract() string { return wire.ContractHTTPServer }
@@ -84,9 +87,6 @@ func (s *Server) Contract() string { return wire.ContractHTTPServer }
 // Start keeps the provider for outbound invocations.
 func (s *Server) Start(_ context.Context, p *provider.Provider) error {
 	s.UseInvoker(p, p.Logger())
-	s.mu.Lock()
-	s.m = p.Metrics()
-	s.mu.Unlock()
 	if s.m != nil {
 		s.m.InitHTTPServer() // the first 5xx shows in increase()
 	}

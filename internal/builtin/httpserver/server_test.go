@@ -14,7 +14,7 @@ import (
 )
 
 func TestOneListenerPerLinkAndPortsAreNotShared(t *testing.T) {
-	s := New()
+	s := New(nil)
 	s.UseInvoker(&fakeInvoker{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx := context.Background()
 	port := strconv.Itoa(testenv.FreePort(t))

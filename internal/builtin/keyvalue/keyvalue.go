@@ -80,8 +80,11 @@ type bucket struct {
 	ttl  bool       // per-key TTL allowed
 }
 
-// New returns the capability; pass it to provider.Run.
-func New() *Store { return &Store{buckets: map[string]*bucket{}, log: slog.Default()} }
+// New returns the capability, counting its operations on m (nil: not
+// counted); internal/providermain runs it.
+func New(m *metrics.Metrics) *Store {
+	return &Store{buckets: map[string]*bucket{}, log: slog.Default(), m: m}
+}
 
 // Contract is wasmcloud:keyvalue.
 func (s *Store) Contract() string { return wire.ContractKeyValue }
@@ -89,7 +92,7 @@ func (s *Store) Contract() string { return wire.ContractKeyValue }
 // Start opens JetStream on the provider's lattice connection (in HostData's
 // JetStream domain, if any).
 func (s *Store) Start(_ context.Context, p *provider.Provider) error {
-	s.p, s.prefix, s.link, s.log, s.m = p, p.LatticePrefix(), p.LinkName(), p.Logger(), p.Metrics()
+	s.p, s.prefix, s.link, s.log = p, p.LatticePrefix(), p.LinkName(), p.Logger()
 	if _, err := s.jetStream(p.Conn()); err != nil {
 		return err
 	}

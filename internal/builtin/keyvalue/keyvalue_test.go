@@ -19,6 +19,7 @@ import (
 
 	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/builtin/keyvalue"
+	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/testing/ptest"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
@@ -81,7 +82,7 @@ func (e *kvEnv) hostData(links ...lattice.LinkDefinition) lattice.HostData {
 func (e *kvEnv) inProcess(t *testing.T, links ...lattice.LinkDefinition) {
 	t.Helper()
 	p, err := provider.New(provider.Config{HostData: e.hostData(links...),
-		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))}, keyvalue.New())
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))}, keyvalue.New(metrics.NewProvider()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -411,7 +412,7 @@ func TestProviderProcess(t *testing.T) {
 }
 
 func TestUnstartedStoreRefusesLinks(t *testing.T) {
-	s := keyvalue.New()
+	s := keyvalue.New(nil)
 	err := s.PutLink(context.Background(), lattice.LinkDefinition{ActorID: "M"})
 	if err == nil || errors.Is(err, context.Canceled) {
 		t.Fatalf("%v", err)

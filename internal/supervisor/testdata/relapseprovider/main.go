@@ -91,7 +91,7 @@ func run() error {
 	} else if !errors.Is(err, os.ErrExist) {
 		return err
 	}
-	p, err := provider.New(provider.Config{HostData: *hd, MetricsAddr: "off"}, &relapse{first: first})
+	p, err := provider.New(provider.Config{HostData: *hd}, &relapse{first: first})
 	if err != nil {
 		return err
 	}
