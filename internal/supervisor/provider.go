@@ -403,7 +403,10 @@ func clusterIssuers(list []string, own string) []string {
 // credentials (everything it needs arrives in HostData), but the
 // OpenTelemetry settings, so its spans reach the node's collector.
 func providerEnv(environ []string) []string {
-	keep := map[string]bool{"PATH": true, "HOME": true, "TMPDIR": true, "TZ": true, "LANG": true, "USER": true, "RUST_BACKTRACE": true, "RUST_LOG": true, "GODEBUG": true, "GOTRACEBACK": true}
+	// GOCOVERDIR: a coverage-built node's providers write their counters
+	// beside the host's and the supervisor's (docs/architecture.md measures
+	// the invocation path that way).
+	keep := map[string]bool{"PATH": true, "HOME": true, "TMPDIR": true, "TZ": true, "LANG": true, "USER": true, "RUST_BACKTRACE": true, "RUST_LOG": true, "GODEBUG": true, "GOTRACEBACK": true, "GOCOVERDIR": true}
 	var env []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
