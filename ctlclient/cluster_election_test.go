@@ -3,6 +3,7 @@ package ctlclient
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strings"
 	"syscall"
@@ -155,6 +156,20 @@ func streamState(t *testing.T, js jetstream.JetStream, stream string) jetstream.
 }
 
 func jsGetLast(js jetstream.JetStream, stream, subject string) (*jetstream.RawStreamMsg, error) {
+	// Reads, like writes, meet "JetStream system temporarily unavailable"
+	// while the cluster settles after an election: retry those, but not an
+	// answer that the message is not there.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		msg, err := getLast(js, stream, subject)
+		if err == nil || errors.Is(err, jetstream.ErrMsgNotFound) || time.Now().After(deadline) {
+			return msg, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func getLast(js jetstream.JetStream, stream, subject string) (*jetstream.RawStreamMsg, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s, err := js.Stream(ctx, stream)
