@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -11,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -37,8 +40,7 @@ var skipDirs = map[string]bool{".git": true, ".tools": true, "bin": true, "dist"
 // modules returns the directory of every Go module in the repository
 // (go.mod files), relative to the root: the root module and nested ones
 // alike, so a module split out later is checked without editing this test.
-func modules(t *testing.T) []string {
-	t.Helper()
+func modules() ([]string, error) {
 	var mods []string
 	err := filepath.WalkDir(repoRoot, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -57,18 +59,17 @@ func modules(t *testing.T) []string {
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("find modules: %v", err)
+		return nil, fmt.Errorf("find modules: %w", err)
 	}
 	if !slices.Contains(mods, ".") {
-		t.Fatalf("no go.mod at the repository root %s", repoRoot)
+		return nil, fmt.Errorf("no go.mod at the repository root %s", repoRoot)
 	}
-	return mods
+	return mods, nil
 }
 
 // goList lists every package of the module in dir (relative to the root)
 // with `go list`, for the platform env selects.
-func goList(t *testing.T, dir string, env ...string) []pkg {
-	t.Helper()
+func goList(dir string, env ...string) ([]pkg, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "list", "-e", "-f",
@@ -81,44 +82,54 @@ func goList(t *testing.T, dir string, env ...string) []pkg {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("go list ./... in %s: %v\n%s", cmd.Dir, err, stderr.String())
+		return nil, fmt.Errorf("go list ./... in %s: %w\n%s", cmd.Dir, err, stderr.String())
 	}
 	root, err := filepath.Abs(repoRoot)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	var pkgs []pkg
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		f := strings.Split(sc.Text(), "\t")
 		if len(f) != 4 {
-			t.Fatalf("go list in %s: cannot read line %q", cmd.Dir, sc.Text())
+			return nil, fmt.Errorf("go list in %s: cannot read line %q", cmd.Dir, sc.Text())
 		}
 		rel, err := filepath.Rel(root, f[0])
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		pkgs = append(pkgs, pkg{rel: filepath.ToSlash(rel), importPath: f[1], doc: f[2], imports: strings.Fields(f[3])})
 	}
-	return pkgs
+	return pkgs, nil
 }
 
-// packages lists every package of every module in the repository. A
+// listAll lists every package of every module in the repository. A
 // package whose files all build for wasip1 only (an actor) has its doc
 // read from a wasip1 listing.
-func packages(t *testing.T) []pkg {
-	t.Helper()
+func listAll() ([]pkg, error) {
+	mods, err := modules()
+	if err != nil {
+		return nil, err
+	}
 	var all []pkg
-	for _, mod := range modules(t) {
-		pkgs := goList(t, mod)
+	for _, mod := range mods {
+		pkgs, err := goList(mod)
+		if err != nil {
+			return nil, err
+		}
 		var wasm map[string]string
 		for i, p := range pkgs {
 			if p.doc != "" {
 				continue
 			}
 			if wasm == nil {
+				ws, err := goList(mod, "GOOS=wasip1", "GOARCH=wasm")
+				if err != nil {
+					return nil, err
+				}
 				wasm = map[string]string{}
-				for _, w := range goList(t, mod, "GOOS=wasip1", "GOARCH=wasm") {
+				for _, w := range ws {
 					wasm[w.rel] = w.doc
 				}
 			}
@@ -127,9 +138,22 @@ func packages(t *testing.T) []pkg {
 		all = append(all, pkgs...)
 	}
 	if len(all) == 0 {
-		t.Fatal("go list found no packages")
+		return nil, errors.New("go list found no packages")
 	}
-	return all
+	return all, nil
+}
+
+// listed is listAll's result, computed once for all the tests that need it.
+var listed = sync.OnceValues(listAll)
+
+// packages returns every package of every module in the repository.
+func packages(t *testing.T) []pkg {
+	t.Helper()
+	pkgs, err := listed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pkgs
 }
 
 // Every package says what it owns: `go doc` and pkg.go.dev show nothing
@@ -214,9 +238,9 @@ type depRule struct {
 var depRules = []depRule{
 	// The wire types are the floor every process speaks: they import no
 	// other package of ours.
-	{from: "lattice", only: []string{"wire/..."}},
+	{from: "lattice", only: []string{}},
 	// The actor SDK compiles into guests: wire types only.
-	{from: "actor/...", only: []string{"actor/...", "lattice", "wire/..."}},
+	{from: "actor/...", only: []string{"actor/...", "lattice"}},
 	// The public SDKs never reach into a process's implementation.
 	{from: "rpc/...", never: []string{"internal/host/...", "internal/supervisor/...", "internal/builtin/...", "ctlclient/...", "provider/..."}},
 	{from: "provider/...", never: []string{"internal/host/...", "internal/supervisor/...", "internal/builtin/...", "ctlclient/..."}},
