@@ -285,7 +285,11 @@ func TestDependencyRules(t *testing.T) {
 					continue
 				}
 				if r.only != nil && !matchAny(r.only, dep) {
-					t.Errorf("%s imports %s: %s may import only %v of this repository (%s, \"Dependency rules\")", p.rel, dep, r.from, r.only, archDoc)
+					allowed := "no package"
+					if len(r.only) > 0 {
+						allowed = "only " + strings.Join(r.only, ", ")
+					}
+					t.Errorf("%s imports %s: %s may import %s of this repository (%s, \"Dependency rules\")", p.rel, dep, r.from, allowed, archDoc)
 				}
 				if matchAny(r.never, dep) {
 					t.Errorf("%s imports %s, which %s must never import (%s, \"Dependency rules\")", p.rel, dep, r.from, archDoc)
@@ -381,6 +385,47 @@ func TestCitationsStayInTheRepository(t *testing.T) {
 	})
 	if checked == 0 {
 		t.Fatal("found no citation of docs/ at all: is the walk reading the repository?")
+	}
+}
+
+// pathDocs are the documents that describe the layout: every path into the
+// repository they name in backquotes must exist, so that a move or a rename
+// that forgets them fails here.
+var pathDocs = []string{archDoc, "RATIONALE.md"}
+
+// quoted is a span in backquotes.
+var quoted = regexp.MustCompile("`([^`\\s]+)`")
+
+// The layout documents name only files and directories that exist.
+func TestLayoutDocsNamePathsThatExist(t *testing.T) {
+	entries, err := os.ReadDir(repoRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := map[string]bool{}
+	for _, e := range entries {
+		if e.IsDir() && !skipDirs[e.Name()] && !strings.HasPrefix(e.Name(), ".") {
+			top[e.Name()] = true
+		}
+	}
+	for _, doc := range pathDocs {
+		checked := 0
+		for i, line := range strings.Split(readFile(t, doc), "\n") {
+			for _, m := range quoted.FindAllStringSubmatch(line, -1) {
+				path := strings.TrimSuffix(strings.TrimSuffix(m[1], "/…"), "/")
+				first, _, nested := strings.Cut(path, "/")
+				if !nested || !top[first] || strings.ContainsAny(path, "*{}<>…") {
+					continue // not a path into the repository, or a pattern
+				}
+				checked++
+				if _, err := os.Stat(filepath.Join(repoRoot, path)); err != nil {
+					t.Errorf("%s:%d names %s, which does not exist: update the document", doc, i+1, path)
+				}
+			}
+		}
+		if checked == 0 {
+			t.Errorf("%s names no path into the repository: is this test reading it?", doc)
+		}
 	}
 }
 
