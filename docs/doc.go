@@ -6,7 +6,7 @@
 //   - every package of every module in the repository has a package doc;
 //   - architecture.md's package map names exactly the packages that exist;
 //   - the dependency rules architecture.md states hold in the import graph;
-//   - every path architecture.md and RATIONALE.md name exists;
+//   - every path into the repository that a markdown file names exists;
 //   - no file cites a document outside the repository, and every citation of
 //     a document under docs/ names a file, section number or heading that
 //     exists.

@@ -388,16 +388,17 @@ func TestCitationsStayInTheRepository(t *testing.T) {
 	}
 }
 
-// pathDocs are the documents that describe the layout: every path into the
-// repository they name in backquotes must exist, so that a move or a rename
-// that forgets them fails here.
-var pathDocs = []string{archDoc, "RATIONALE.md"}
+// quoted is a span in backquotes without white space; dotted is a path
+// written from the root as a command would (go test ./internal/host).
+var (
+	quoted = regexp.MustCompile("`([^`\\s]+)`")
+	dotted = regexp.MustCompile(`(?:^|[\s(=])\./([a-z][a-z0-9_./-]*[a-z0-9_])`)
+)
 
-// quoted is a span in backquotes.
-var quoted = regexp.MustCompile("`([^`\\s]+)`")
-
-// The layout documents name only files and directories that exist.
-func TestLayoutDocsNamePathsThatExist(t *testing.T) {
+// Documents name only paths that exist: every path into the repository that
+// a markdown file names, in backquotes or as ./path, is a file or directory,
+// so that a move or a rename that forgets the docs fails here.
+func TestDocsNamePathsThatExist(t *testing.T) {
 	entries, err := os.ReadDir(repoRoot)
 	if err != nil {
 		t.Fatal(err)
@@ -408,24 +409,34 @@ func TestLayoutDocsNamePathsThatExist(t *testing.T) {
 			top[e.Name()] = true
 		}
 	}
-	for _, doc := range pathDocs {
-		checked := 0
-		for i, line := range strings.Split(readFile(t, doc), "\n") {
+	checked := 0
+	textFiles(t, func(rel string, data []byte) {
+		if !strings.HasSuffix(rel, ".md") {
+			return
+		}
+		for i, line := range strings.Split(string(data), "\n") {
+			var paths []string
 			for _, m := range quoted.FindAllStringSubmatch(line, -1) {
-				path := strings.TrimSuffix(strings.TrimSuffix(m[1], "/…"), "/")
+				paths = append(paths, strings.TrimPrefix(m[1], "./"))
+			}
+			for _, m := range dotted.FindAllStringSubmatch(line, -1) {
+				paths = append(paths, m[1])
+			}
+			for _, path := range paths {
+				path = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(path, "/..."), "/…"), "/")
 				first, _, nested := strings.Cut(path, "/")
-				if !nested || !top[first] || strings.ContainsAny(path, "*{}<>…") {
+				if !nested || !top[first] || strings.ContainsAny(path, "*{}<>…$") {
 					continue // not a path into the repository, or a pattern
 				}
 				checked++
 				if _, err := os.Stat(filepath.Join(repoRoot, path)); err != nil {
-					t.Errorf("%s:%d names %s, which does not exist: update the document", doc, i+1, path)
+					t.Errorf("%s:%d names %s, which does not exist: update the document", rel, i+1, path)
 				}
 			}
 		}
-		if checked == 0 {
-			t.Errorf("%s names no path into the repository: is this test reading it?", doc)
-		}
+	})
+	if checked < 100 {
+		t.Errorf("checked only %d paths in the repository's markdown: is this test reading it?", checked)
 	}
 }
 
