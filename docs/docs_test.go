@@ -104,9 +104,10 @@ func goList(dir string, env ...string) ([]pkg, error) {
 	return pkgs, nil
 }
 
-// listAll lists every package of every module in the repository. A
-// package whose files all build for wasip1 only (an actor) has its doc
-// read from a wasip1 listing.
+// listAll lists every package of every module in the repository, for the
+// host platform and for wasip1: `go list ./...` leaves out a package whose
+// files all build for wasip1 only (an actor that speaks the ABI by hand),
+// and a package has its doc from whichever listing has one.
 func listAll() ([]pkg, error) {
 	mods, err := modules()
 	if err != nil {
@@ -114,28 +115,36 @@ func listAll() ([]pkg, error) {
 	}
 	var all []pkg
 	for _, mod := range mods {
-		pkgs, err := goList(mod)
+		native, err := goList(mod)
 		if err != nil {
 			return nil, err
 		}
-		var wasm map[string]string
-		for i, p := range pkgs {
-			if p.doc != "" {
+		wasm, err := goList(mod, "GOOS=wasip1", "GOARCH=wasm")
+		if err != nil {
+			return nil, err
+		}
+		byRel := map[string]*pkg{}
+		var order []string
+		for _, p := range append(native, wasm...) {
+			seen, ok := byRel[p.rel]
+			if !ok {
+				p := p
+				byRel[p.rel] = &p
+				order = append(order, p.rel)
 				continue
 			}
-			if wasm == nil {
-				ws, err := goList(mod, "GOOS=wasip1", "GOARCH=wasm")
-				if err != nil {
-					return nil, err
-				}
-				wasm = map[string]string{}
-				for _, w := range ws {
-					wasm[w.rel] = w.doc
+			if seen.doc == "" {
+				seen.doc = p.doc
+			}
+			for _, imp := range p.imports {
+				if !slices.Contains(seen.imports, imp) {
+					seen.imports = append(seen.imports, imp)
 				}
 			}
-			pkgs[i].doc = wasm[p.rel]
 		}
-		all = append(all, pkgs...)
+		for _, rel := range order {
+			all = append(all, *byRel[rel])
+		}
 	}
 	if len(all) == 0 {
 		return nil, errors.New("go list found no packages")
