@@ -213,6 +213,33 @@ func mappedPackages(t *testing.T) map[string]int {
 	return named
 }
 
+// arriving and leaving reconcile this branch with the issue-19 branches
+// that are merged beside it: docs/architecture.md describes the tree after
+// the merge, so it names packages and files those branches bring
+// (arriving) and leaves out packages they move or delete (leaving). Both
+// are patterns relative to the root ("x/..." is x and everything under
+// it). An entry fails the tests as soon as the merge has made it true, so
+// whoever merges deletes it there: the lists end empty.
+var (
+	arriving = []string{}
+	leaving  = []string{}
+)
+
+// TestMergeReconciliationIsCurrent fails for each entry of arriving that
+// exists and each entry of leaving that no longer does.
+func TestMergeReconciliationIsCurrent(t *testing.T) {
+	for _, a := range arriving {
+		if _, err := os.Stat(filepath.Join(repoRoot, strings.TrimSuffix(a, "/..."))); err == nil {
+			t.Errorf("%s exists now: delete it from arriving (docs/docs_test.go)", a)
+		}
+	}
+	for _, l := range leaving {
+		if _, err := os.Stat(filepath.Join(repoRoot, strings.TrimSuffix(l, "/..."))); err != nil {
+			t.Errorf("%s is gone now: delete it from leaving (docs/docs_test.go)", l)
+		}
+	}
+}
+
 // The package map in docs/architecture.md names every package and no
 // package that does not exist. Run after merging a restructuring, this
 // lists what the map lacks and what it names in vain.
@@ -221,12 +248,12 @@ func TestArchitecturePackageMap(t *testing.T) {
 	exists := map[string]bool{}
 	for _, p := range packages(t) {
 		exists[p.rel] = true
-		if _, ok := named[p.rel]; !ok {
+		if _, ok := named[p.rel]; !ok && !matchAny(leaving, p.rel) {
 			t.Errorf("%s: the package map lacks %s: add a row saying what it owns", archDoc, p.rel)
 		}
 	}
 	for name := range named {
-		if !exists[name] {
+		if !exists[name] && !matchAny(arriving, name) {
 			t.Errorf("%s: the package map names %s, which is no package: remove or rename its row", archDoc, name)
 		}
 	}
@@ -438,6 +465,9 @@ func TestDocsNamePathsThatExist(t *testing.T) {
 					continue // not a path into the repository, or a pattern
 				}
 				checked++
+				if matchAny(arriving, path) {
+					continue
+				}
 				if _, err := os.Stat(filepath.Join(repoRoot, path)); err != nil {
 					t.Errorf("%s:%d names %s, which does not exist: update the document", rel, i+1, path)
 				}
