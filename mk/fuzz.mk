@@ -19,7 +19,7 @@ FUZZ_TARGETS ?= \
 	FuzzInvocationClaims \
 	FuzzDecodeHTTPRequest \
 	FuzzDecodeHTTPResponse
-# The provider archive reader (internal/par/), seed corpus in internal/par/testdata/fuzz/FuzzRead.
+# The provider archive reader (par/), seed corpus in par/testdata/fuzz/FuzzRead.
 PAR_FUZZ_TARGETS ?= FuzzRead
 
 .PHONY: fuzz fuzz-seeds $(addprefix fuzz-,$(FUZZ_TARGETS))

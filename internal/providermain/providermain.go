@@ -1,8 +1,7 @@
 // Package providermain is the main function of a standalone provider
 // executable: HostData on stdin, SIGTERM/SIGINT stop it, exit status 0
 // after a graceful shutdown, 1 on failure, 2 when stdin holds no HostData
-// (as `latticed provider <name>`). cmd/provider-httpserver and
-// cmd/provider-keyvalue share it, so each of them is one line.
+// (as `latticed provider <name>`).
 package providermain
 
 import (
