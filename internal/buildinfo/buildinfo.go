@@ -4,7 +4,9 @@
 //	go build -ldflags '-X github.com/latticed/latticed/internal/buildinfo.Version=v1.2.3
 //	                   -X github.com/latticed/latticed/internal/buildinfo.Commit=0123abcd'
 //
-// `make build` (and `make dist`, `make image`, which run it) set both.
+// `make build` (and `make dist`, `make image`, which run it) set both. It is
+// a leaf package of its own because -X needs one fixed import path, and the
+// command, the host's control replies, metrics and telemetry all report it.
 package buildinfo
 
 import "runtime/debug"

@@ -1,6 +1,11 @@
 // Package host is the wasm host: it runs actors under wazero, serves their
 // RPC subjects behind the issuer policy, routes their outgoing calls, and
 // answers the lattice control interface.
+//
+// It runs as its own process (`latticed host`), a child of the supervisor
+// under `latticed up` or alone against an existing NATS server, and imports
+// nothing of the supervisor: they meet over NATS and the admin socket
+// (docs/architecture.md, "Process tree").
 package host
 
 import (

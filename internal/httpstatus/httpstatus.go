@@ -1,5 +1,8 @@
 // Package httpstatus records the status code an HTTP handler answers with,
-// for the metrics and spans around the httpserver provider's handler.
+// for the metrics and spans around the httpserver provider's handler. It is
+// a package of its own because both wrap the same handler from different
+// places: the provider counts statuses, package telemetry sets the server
+// span's status, and telemetry must not import a provider.
 package httpstatus
 
 import "net/http"

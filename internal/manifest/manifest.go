@@ -1,6 +1,8 @@
 // Package manifest reads a declarative lattice manifest (actors with counts,
 // providers with link names and config, link definitions) and applies it
 // through the control interface, idempotently: applying twice changes nothing.
+// `latticed apply`, `latticed up --apply` and the bench share it; it speaks
+// to a lattice only through ctlclient, so it works against any host.
 package manifest
 
 import (

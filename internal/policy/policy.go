@@ -1,6 +1,8 @@
 // Package policy asks an external policy service whether an actor may start,
 // a provider may start, or an invocation may pass (docs/protocol.md §14,
-// wasmCloud-compatible), caching decisions and failing closed.
+// wasmCloud-compatible), caching decisions and failing closed. Two processes
+// ask it: the host about actors and invocations, the supervisor about
+// provider starts.
 package policy
 
 import (

@@ -1,6 +1,6 @@
 // Package testhost runs a real wasm host (host.Host) inside a test, for the
-// packages that drive a host from outside (ctl, providers). The agent
-// package's own tests have their fixture, since they cannot import this one.
+// packages that drive a host from outside (ctl, providers). Package host's
+// own tests have their own fixture, since they cannot import this one.
 package testhost
 
 import (

@@ -1,6 +1,6 @@
 //! rustecho: a wasmCloud actor written in Rust against the wasmbus actor ABI
-//! (PROTOCOL.md §5) by hand, with plain std and no crates, built for
-//! wasm32-unknown-unknown (no WASI). agent/rust_actor_test.go builds it with
+//! (docs/protocol.md §5) by hand, with plain std and no crates, built for
+//! wasm32-unknown-unknown (no WASI). internal/host/rust_actor_test.go builds it with
 //! Debian's rustc (`make tools` installs it, see mk/rust.mk) and checks that
 //! the host runs it unmodified, the way it must run actors built with
 //! wasmbus-rpc:
@@ -110,7 +110,7 @@ fn call_host(msg: &[u8]) -> Result<Vec<u8>, String> {
     Ok(reply)
 }
 
-/// HttpResponse as a msgpack map keyed by field name (PROTOCOL.md §9):
+/// HttpResponse as a msgpack map keyed by field name (docs/protocol.md §9):
 /// fixmap of 3, statusCode as uint16, header as an empty fixmap, body as bin.
 fn http_response(status: u16, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 40);
