@@ -213,104 +213,6 @@ func mappedPackages(t *testing.T) map[string]int {
 	return named
 }
 
-// arriving, leaving and leavingImports reconcile this branch with the
-// issue-19 branches merged beside it (rpcserve, child, node, actormod, wire,
-// providersdk, trust): docs/architecture.md and RATIONALE.md describe the
-// tree after that merge, so they name packages and files those branches
-// bring (arriving), leave out packages those branches move or delete
-// (leaving), and state dependency rules that an import still here breaks
-// until they land (leavingImports). Paths are relative to the root; "x/..."
-// is x and everything under it. Each entry fails
-// TestMergeReconciliationIsCurrent as soon as the merge has made it come
-// true, so whoever merges deletes it there and the lists end empty.
-var (
-	arriving = []string{
-		"wire/...", "trust/...", "internal/child/...", "internal/admin/...",
-		"internal/datadir/...", "internal/health/...", "internal/builtin",
-		"internal/testing/actors/...",
-		"rpc/server.go", "rpc/errors.go", "rpc/trace.go", "lattice/marshal.go",
-		"internal/config/endpoints.go", "internal/providermain/counts.go",
-	}
-	leaving = []string{
-		"actor/testactors/...",
-		"lattice/httpcodec.go", "lattice/msgpack.go", "lattice/policy.go",
-		"lattice/replay.go", "lattice/delegation.go", "lattice/jwt.go",
-		"lattice/jwtfast.go", "lattice/claims.go", "actor/codec.go",
-	}
-	leavingImports = []struct{ from, to string }{
-		{"actor/...", "lattice"}, // the actor module depends on wire only
-	}
-)
-
-// present reports whether pattern names something that exists: a file, a
-// directory holding Go files (a package), or for "x/...", such a package at
-// x or below it.
-func present(pattern string) bool {
-	base, tree := strings.CutSuffix(pattern, "/...")
-	path := filepath.Join(repoRoot, base)
-	fi, err := os.Stat(path)
-	if err != nil {
-		return false
-	}
-	if !fi.IsDir() {
-		return true
-	}
-	found := false
-	_ = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
-		switch {
-		case err != nil || found:
-			return filepath.SkipAll
-		case d.IsDir() && p != path && (!tree || d.Name() == "testdata"):
-			return filepath.SkipDir
-		case !d.IsDir() && strings.HasSuffix(d.Name(), ".go"):
-			found = true
-		}
-		return nil
-	})
-	return found
-}
-
-// imports reports whether a package matching from imports one matching to.
-func imports(pkgs []pkg, from, to string) bool {
-	relOf := map[string]string{}
-	for _, p := range pkgs {
-		relOf[p.importPath] = p.rel
-	}
-	for _, p := range pkgs {
-		if !match(from, p.rel) {
-			continue
-		}
-		for _, imp := range p.imports {
-			if dep, ok := relOf[imp]; ok && match(to, dep) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// TestMergeReconciliationIsCurrent fails for each entry of arriving that
-// exists, each entry of leaving that no longer does, and each entry of
-// leavingImports that is no import any more.
-func TestMergeReconciliationIsCurrent(t *testing.T) {
-	for _, a := range arriving {
-		if present(a) {
-			t.Errorf("%s exists now: delete it from arriving (docs/docs_test.go)", a)
-		}
-	}
-	for _, l := range leaving {
-		if !present(l) {
-			t.Errorf("%s is gone now: delete it from leaving (docs/docs_test.go)", l)
-		}
-	}
-	pkgs := packages(t)
-	for _, e := range leavingImports {
-		if !imports(pkgs, e.from, e.to) {
-			t.Errorf("%s imports %s no more: delete the entry from leavingImports (docs/docs_test.go)", e.from, e.to)
-		}
-	}
-}
-
 // The package map in docs/architecture.md names every package and no
 // package that does not exist. Run after merging a restructuring, this
 // lists what the map lacks and what it names in vain.
@@ -319,12 +221,12 @@ func TestArchitecturePackageMap(t *testing.T) {
 	exists := map[string]bool{}
 	for _, p := range packages(t) {
 		exists[p.rel] = true
-		if _, ok := named[p.rel]; !ok && !matchAny(leaving, p.rel) {
+		if _, ok := named[p.rel]; !ok {
 			t.Errorf("%s: the package map lacks %s: add a row saying what it owns", archDoc, p.rel)
 		}
 	}
 	for name := range named {
-		if !exists[name] && !matchAny(arriving, name) {
+		if !exists[name] {
 			t.Errorf("%s: the package map names %s, which is no package: remove or rename its row", archDoc, name)
 		}
 	}
@@ -397,9 +299,7 @@ func TestDependencyRules(t *testing.T) {
 				continue
 			}
 			for _, r := range depRules {
-				if !match(r.from, p.rel) || slices.ContainsFunc(leavingImports, func(e struct{ from, to string }) bool {
-					return match(e.from, p.rel) && match(e.to, dep)
-				}) {
+				if !match(r.from, p.rel) {
 					continue
 				}
 				if r.only != nil && !matchAny(r.only, dep) {
@@ -547,9 +447,6 @@ func TestDocsNamePathsThatExist(t *testing.T) {
 					continue // not a path into the repository, or a pattern
 				}
 				checked++
-				if matchAny(arriving, path) {
-					continue
-				}
 				if _, err := os.Stat(filepath.Join(repoRoot, path)); err != nil {
 					t.Errorf("%s:%d names %s, which does not exist: update the document", rel, i+1, path)
 				}
