@@ -11,10 +11,6 @@
 //     a document under docs/ names a file, section number or heading that
 //     exists.
 //
-// While the issue-19 branches merge, docs_test.go's arriving, leaving and
-// leavingImports lists name what architecture.md describes ahead of this
-// branch; each entry fails once the merge makes it true, to be deleted.
-//
 // It is a package of its own, not part of deploy, so that these checks run
 // in seconds: deploy's tests build and run the latticed binary.
 package docs
