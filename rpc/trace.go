@@ -47,8 +47,9 @@ const instrumentation = "github.com/latticed/latticed"
 // installed: it makes only non-recording spans.
 var apiDefault = otel.GetTracerProvider()
 
-// tracer is the installed SDK's tracer, nil while tracing is off.
-func tracer() trace.Tracer {
+// Tracer is the installed SDK's tracer, nil while tracing is off: the one
+// tracer of invocation, host-call and HTTP request spans.
+func Tracer() trace.Tracer {
 	tp := otel.GetTracerProvider()
 	if _, off := tp.(noop.TracerProvider); off || tp == apiDefault {
 		return nil
@@ -64,7 +65,7 @@ type serverSpan struct{ s trace.Span }
 // receiver (an actor or provider key), as a child of the trace context the
 // invocation carries (a new trace when it carries none).
 func startServerSpan(ctx context.Context, inv *lattice.Invocation, receiver string) (context.Context, serverSpan) {
-	t := tracer()
+	t := Tracer()
 	if t == nil {
 		return ctx, serverSpan{}
 	}
@@ -105,4 +106,35 @@ func inject(ctx context.Context) map[string]string {
 		return nil
 	}
 	return carrier
+}
+
+// Span is an outgoing call's client span in progress; the zero Span
+// (tracing off) does nothing.
+type Span struct{ s trace.Span }
+
+// End ends the span, marking it failed when err is not nil.
+func (s Span) End(err error) {
+	if s.s == nil {
+		return
+	}
+	if err != nil {
+		s.s.RecordError(err)
+		s.s.SetStatus(codes.Error, err.Error())
+	}
+	s.s.End()
+}
+
+// StartHostCall starts the client span of an actor's call out of the host
+// (to a provider, another actor or a built-in); the invocation it sends
+// carries this span as its parent (Invoke injects it, and the callee's
+// Server continues it).
+func StartHostCall(ctx context.Context, actor, namespace, binding, operation string) (context.Context, Span) {
+	t := Tracer()
+	if t == nil {
+		return ctx, Span{}
+	}
+	ctx, s := t.Start(ctx, operation, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+		SystemAttr, semconv.RPCMethod(operation), AttrActor.String(actor),
+		AttrContract.String(namespace), AttrLinkName.String(binding)))
+	return ctx, Span{s}
 }
