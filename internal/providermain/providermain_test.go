@@ -25,27 +25,27 @@ import (
 func TestCountsKeepTheProviderSeries(t *testing.T) {
 	tests := []struct {
 		name   string
-		count  func(c *counts)
+		count  func(c *metrics.ProviderCounts)
 		family string
 		series string // the one series of family counted, its labels sorted
 	}{
-		{"served invocation", func(c *counts) { c.Invocation("KeyValue.Get", true) },
+		{"served invocation", func(c *metrics.ProviderCounts) { c.Invocation("KeyValue.Get", true) },
 			"latticed_provider_invocations_total", "operation=KeyValue.Get,result=ok"},
-		{"failed invocation of an unknown operation", func(c *counts) { c.Invocation("Made.Up", false) },
+		{"failed invocation of an unknown operation", func(c *metrics.ProviderCounts) { c.Invocation("Made.Up", false) },
 			"latticed_provider_invocations_total", "operation=other,result=error"},
-		{"rejection", func(c *counts) { c.Rejected(string(lattice.ReasonReplayed)) },
+		{"rejection", func(c *metrics.ProviderCounts) { c.Rejected(string(lattice.ReasonReplayed)) },
 			"latticed_invocations_rejected_total", "reason=" + string(lattice.ReasonReplayed)},
-		{"renewal applied", func(c *counts) { c.CredentialRenewal(provider.RenewalApplied) },
+		{"renewal applied", func(c *metrics.ProviderCounts) { c.CredentialRenewal(provider.RenewalApplied) },
 			"latticed_provider_credential_renewals_total", "result=applied"},
-		{"renewal refused", func(c *counts) { c.CredentialRenewal(provider.RenewalRefused) },
+		{"renewal refused", func(c *metrics.ProviderCounts) { c.CredentialRenewal(provider.RenewalRefused) },
 			"latticed_provider_credential_renewals_total", "result=refused"},
-		{"renewal handed over in vain", func(c *counts) { c.CredentialRenewal(provider.RenewalHandoverFailed) },
+		{"renewal handed over in vain", func(c *metrics.ProviderCounts) { c.CredentialRenewal(provider.RenewalHandoverFailed) },
 			"latticed_provider_credential_renewals_total", "result=handover_failed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := metrics.NewProvider()
-			tt.count(newCounts(m))
+			tt.count(metrics.NewProviderCounts(m))
 			want := map[string]float64{tt.series: 1}
 			if got := counted(t, m, tt.family); !maps.Equal(got, want) {
 				t.Errorf("%s counted %v, want %v", tt.family, got, want)
@@ -88,7 +88,7 @@ func counted(t *testing.T, m *metrics.Metrics, name string) map[string]float64 {
 // counts on its reason's.
 func TestRejectionSeriesStartAtZero(t *testing.T) {
 	m := metrics.NewProvider()
-	c := newCounts(m)
+	c := metrics.NewProviderCounts(m)
 	reasons := []string{provider.ReasonNotLinked}
 	for _, r := range lattice.RejectReasons {
 		reasons = append(reasons, string(r))
@@ -111,7 +111,7 @@ func TestRejectionSeriesStartAtZero(t *testing.T) {
 // registry, until stopped.
 func TestMetricsEndpointIsAnnounced(t *testing.T) {
 	m := metrics.NewProvider()
-	newCounts(m).Invocation("KeyValue.Set", true)
+	metrics.NewProviderCounts(m).Invocation("KeyValue.Set", true)
 	var out bytes.Buffer
 	stop, err := serveMetrics(m, &out)
 	if err != nil {
