@@ -14,7 +14,7 @@ NATS_CLI_VERSION    := v0.5.1
 
 TEST_TIMEOUT ?= 9m
 
-.PHONY: all build install run actors test unit lint bench soak fuzz tools clean help
+.PHONY: all build install run actors test unit lint bench soak walk fuzz tools clean help
 
 all: build
 
@@ -23,6 +23,7 @@ help:
 	@echo "make test    lint + every test, with pinned tools installed into .tools/bin"
 	@echo "make bench   benchmarks with ratios to the floor measured in the same run"
 	@echo "make soak    steady load with scaling and provider restarts for SOAK (default 2m)"
+	@echo "make walk    the Go files one HTTP request through the demo node runs code in (coverage)"
 	@echo "make fuzz    each fuzz target for FUZZTIME (default 10s)"
 	@echo "make build   bin/latticed"
 	@echo "make install latticed into \$$(go env GOPATH)/bin (go install ./cmd/latticed)"
@@ -94,3 +95,11 @@ include mk/fuzz.mk
 include mk/deploy.mk
 include mk/rust.mk
 include mk/oci.mk
+
+# The Go files one HTTP request through a real demo node runs code in
+# (docs/architecture.md, "Where an invocation goes"): coverage of every
+# process of the node, idle versus 200 requests.
+walk: tools
+	mk/walk.sh $(CURDIR) $(CURDIR)/bin/walk0 0 >/dev/null
+	mk/walk.sh $(CURDIR) $(CURDIR)/bin/walk1 200 >/dev/null
+	python3 mk/walkdiff.py bin/walk0/cov.txt bin/walk1/cov.txt 200

@@ -12,8 +12,8 @@ import (
 // Marshal and Unmarshal are the reflection codec, for the messages of any
 // shape (link definitions, health checks, control payloads, contract
 // arguments in tests). The messages on every call's path are written and
-// read by hand on wire.Writer and wire.Reader instead (msgpackenc.go,
-// DecodeInvocation, wire's httpserver codec).
+// read by hand on wire.Writer and wire.Reader instead (the Invocation's
+// codec in invocation.go, wire's payload codecs, the key-value results).
 
 // Marshal encodes v as msgpack with structs as maps keyed by field name, the
 // encoding every wasmCloud peer uses.

@@ -2,7 +2,9 @@ package lattice
 
 import "encoding/base64"
 
-// This file is the one source of truth for NATS subjects and cache names.
+// This file is the one source of truth for NATS subjects and cache names,
+// but for the subjects invocations travel on (RPCRoot, RPCActor,
+// RPCProvider), which invocation.go defines beside the Invocation.
 
 // DefaultCtlTopicPrefix is the control interface prefix (WASMCLOUD_CTL_TOPIC_PREFIX).
 const DefaultCtlTopicPrefix = "wasmbus.ctl"
@@ -21,17 +23,6 @@ const (
 	CmdStopHost       = "stop"
 	CmdRevoke         = "revoke" // latticed extension
 )
-
-// RPCRoot is the root of a lattice's RPC subjects ("wasmbus.rpc.{prefix}").
-func RPCRoot(prefix string) string { return "wasmbus.rpc." + prefix }
-
-// RPCActor is the subject an actor's invocations arrive on (queue group = the subject).
-func RPCActor(prefix, actorKey string) string { return RPCRoot(prefix) + "." + actorKey }
-
-// RPCProvider is the subject a provider instance's invocations arrive on.
-func RPCProvider(prefix, providerKey, linkName string) string {
-	return RPCRoot(prefix) + "." + providerKey + "." + linkName
-}
 
 // RPCLinkdefPut carries a link definition to a provider (msgpack).
 func RPCLinkdefPut(prefix, providerKey, linkName string) string {

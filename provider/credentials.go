@@ -110,27 +110,6 @@ func checkRenewal(cur *jwt.UserClaims, token string, now time.Time) (*jwt.UserCl
 	return next, nil
 }
 
-// session is one lattice connection and the subscriptions made on it. A
-// renewal replaces the session make-before-break: the new connection
-// subscribes first, then the old one stops taking invocations, finishes the
-// ones it holds (their replies must leave on the connection that received
-// them: allow_responses is per connection) and closes.
-type session struct {
-	nc     *nats.Conn
-	perms  *jwt.Permissions     // what the JWT it connected with grants; nil: unknown
-	subs   []*nats.Subscription // everything but rpc
-	rpcSub *nats.Subscription
-
-	mu      sync.Mutex
-	busy    int  // invocations and outbound calls using nc
-	retired bool // no new users; idle is closed when busy reaches 0
-	idle    chan struct{}
-}
-
-func newSession(nc *nats.Conn, perms *jwt.Permissions) *session {
-	return &session{nc: nc, perms: perms, idle: make(chan struct{})}
-}
-
 // permissions are the current JWT's permissions (nil: no JWT).
 func (c *userCreds) permissions() *jwt.Permissions {
 	if c == nil {
@@ -177,57 +156,6 @@ func subjectMatches(filter, subject string) bool {
 		}
 	}
 	return len(ft) == len(st)
-}
-
-// acquire counts one user of the connection; false once it is retired.
-func (s *session) acquire() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.retired {
-		return false
-	}
-	s.busy++
-	return true
-}
-
-func (s *session) release() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.busy--
-	if s.retired && s.busy == 0 {
-		close(s.idle)
-	}
-}
-
-// retire refuses new users and returns a channel closed when the last one left.
-func (s *session) retire() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.retired {
-		s.retired = true
-		if s.busy == 0 {
-			close(s.idle)
-		}
-	}
-	return s.idle
-}
-
-// acquireSession returns the current session, counted as used; release it.
-func (p *Provider) acquireSession() (*session, error) {
-	for {
-		s := p.sess.Load()
-		if s == nil {
-			return nil, errors.New("provider: not connected to the lattice")
-		}
-		if s.acquire() {
-			return s, nil
-		}
-		// Retired between the load and the acquire: its successor is
-		// already stored (a session is retired only after it is replaced).
-		if p.sess.Load() == s {
-			return nil, errors.New("provider: lattice connection closed")
-		}
-	}
 }
 
 // handleCredentials receives a renewed JWT. It only checks and records it

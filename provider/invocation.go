@@ -2,9 +2,12 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/lattice"
@@ -107,4 +110,127 @@ func (o providerObserver) Rejected(inv *lattice.Invocation, err error) {
 		attrs = append(attrs, "origin", inv.Origin.PublicKey, "operation", inv.Operation)
 	}
 	p.log.Warn("invocation rejected", attrs...)
+}
+
+// subscribeRPC subscribes s to the provider's invocations.
+func (p *Provider) subscribeRPC(s *session) error {
+	srv := p.newServer(s.nc)
+	sub, err := s.nc.QueueSubscribe(lattice.RPCProvider(p.hd.LatticeRPCPrefix, p.hd.ProviderKey, p.hd.LinkName), QueueGroup,
+		func(m *nats.Msg) { p.handleInvocation(s, srv, m) })
+	if err != nil {
+		return err
+	}
+	s.rpcSub = sub
+	return nil
+}
+
+// Link returns the link of actor, if it is linked.
+func (p *Provider) Link(actor string) (lattice.LinkDefinition, bool) {
+	p.linksMu.RLock()
+	defer p.linksMu.RUnlock()
+	ld, ok := p.links[actor]
+	return ld, ok
+}
+
+// ErrNoSigner means HostData carried no invocation_seed, so the provider
+// cannot call actors.
+var ErrNoSigner = errors.New("provider: no invocation_seed in host data: this provider cannot invoke actors")
+
+// Invoke calls operation on actorKey, signed with HostData's
+// invocation_seed, with origin = this provider instance. Without a deadline
+// on ctx, the host's default RPC timeout applies. Errors are rpc.Invoke's
+// (rpc.ErrNoResponders when the actor runs nowhere).
+func (p *Provider) Invoke(ctx context.Context, actorKey, operation string, payload []byte) ([]byte, error) {
+	p.signerMu.RLock()
+	signer := p.signer
+	p.signerMu.RUnlock()
+	if signer.Key == nil {
+		return nil, ErrNoSigner
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.timeout)
+		defer cancel()
+	}
+	// The call keeps its connection open until the reply is in, even if a
+	// renewal moves the provider to a new one meanwhile.
+	sess, err := p.acquireSession()
+	if err != nil {
+		return nil, err
+	}
+	defer sess.release()
+	return rpc.InvokeAs(ctx, sess.nc, signer, p.hd.HostID, p.self, lattice.ActorEntity(actorKey),
+		lattice.RPCActor(p.hd.LatticeRPCPrefix, actorKey), operation, payload)
+}
+
+// session is one lattice connection and the subscriptions made on it. A
+// renewal replaces the session make-before-break: the new connection
+// subscribes first, then the old one stops taking invocations, finishes the
+// ones it holds (their replies must leave on the connection that received
+// them: allow_responses is per connection) and closes.
+type session struct {
+	nc     *nats.Conn
+	perms  *jwt.Permissions     // what the JWT it connected with grants; nil: unknown
+	subs   []*nats.Subscription // everything but rpc
+	rpcSub *nats.Subscription
+
+	mu      sync.Mutex
+	busy    int  // invocations and outbound calls using nc
+	retired bool // no new users; idle is closed when busy reaches 0
+	idle    chan struct{}
+}
+
+func newSession(nc *nats.Conn, perms *jwt.Permissions) *session {
+	return &session{nc: nc, perms: perms, idle: make(chan struct{})}
+}
+
+// acquire counts one user of the connection; false once it is retired.
+func (s *session) acquire() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.retired {
+		return false
+	}
+	s.busy++
+	return true
+}
+
+func (s *session) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.busy--
+	if s.retired && s.busy == 0 {
+		close(s.idle)
+	}
+}
+
+// retire refuses new users and returns a channel closed when the last one left.
+func (s *session) retire() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.retired {
+		s.retired = true
+		if s.busy == 0 {
+			close(s.idle)
+		}
+	}
+	return s.idle
+}
+
+// acquireSession returns the current session, counted as used; release it.
+func (p *Provider) acquireSession() (*session, error) {
+	for {
+		s := p.sess.Load()
+		if s == nil {
+			return nil, errors.New("provider: not connected to the lattice")
+		}
+		if s.acquire() {
+			return s, nil
+		}
+		// Retired between the load and the acquire: its successor is
+		// already stored (a session is retired only after it is replaced).
+		if p.sess.Load() == s {
+			return nil, errors.New("provider: lattice connection closed")
+		}
+	}
 }

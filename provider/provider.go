@@ -354,14 +354,6 @@ func (p *Provider) JSDomain() string {
 // Conn is the lattice connection; nil before Run connects.
 func (p *Provider) Conn() *nats.Conn { return p.nc.Load() }
 
-// Link returns the link of actor, if it is linked.
-func (p *Provider) Link(actor string) (lattice.LinkDefinition, bool) {
-	p.linksMu.RLock()
-	defer p.linksMu.RUnlock()
-	ld, ok := p.links[actor]
-	return ld, ok
-}
-
 // Links returns the current links.
 func (p *Provider) Links() []lattice.LinkDefinition {
 	p.linksMu.RLock()
@@ -371,37 +363,6 @@ func (p *Provider) Links() []lattice.LinkDefinition {
 		out = append(out, ld)
 	}
 	return out
-}
-
-// ErrNoSigner means HostData carried no invocation_seed, so the provider
-// cannot call actors.
-var ErrNoSigner = errors.New("provider: no invocation_seed in host data: this provider cannot invoke actors")
-
-// Invoke calls operation on actorKey, signed with HostData's
-// invocation_seed, with origin = this provider instance. Without a deadline
-// on ctx, the host's default RPC timeout applies. Errors are rpc.Invoke's
-// (rpc.ErrNoResponders when the actor runs nowhere).
-func (p *Provider) Invoke(ctx context.Context, actorKey, operation string, payload []byte) ([]byte, error) {
-	p.signerMu.RLock()
-	signer := p.signer
-	p.signerMu.RUnlock()
-	if signer.Key == nil {
-		return nil, ErrNoSigner
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, p.timeout)
-		defer cancel()
-	}
-	// The call keeps its connection open until the reply is in, even if a
-	// renewal moves the provider to a new one meanwhile.
-	sess, err := p.acquireSession()
-	if err != nil {
-		return nil, err
-	}
-	defer sess.release()
-	return rpc.InvokeAs(ctx, sess.nc, signer, p.hd.HostID, p.self, lattice.ActorEntity(actorKey),
-		lattice.RPCActor(p.hd.LatticeRPCPrefix, actorKey), operation, payload)
 }
 
 // Shutdown starts the graceful shutdown a shutdown message would.
@@ -573,18 +534,6 @@ func (p *Provider) subscribe(nc *nats.Conn, perms *jwt.Permissions, linkMsgs cha
 		return fail("(flush)", err)
 	}
 	return s, nil
-}
-
-// subscribeRPC subscribes s to the provider's invocations.
-func (p *Provider) subscribeRPC(s *session) error {
-	srv := p.newServer(s.nc)
-	sub, err := s.nc.QueueSubscribe(lattice.RPCProvider(p.hd.LatticeRPCPrefix, p.hd.ProviderKey, p.hd.LinkName), QueueGroup,
-		func(m *nats.Msg) { p.handleInvocation(s, srv, m) })
-	if err != nil {
-		return err
-	}
-	s.rpcSub = sub
-	return nil
 }
 
 // serve subscribes, replays HostData's links, serves until the end, and

@@ -6,7 +6,6 @@ import "github.com/latticed/latticed/lattice"
 var (
 	StartServerSpan = startServerSpan
 	Inject          = inject
-	Tracer          = tracer
 )
 
 func (s serverSpan) End(resp *lattice.InvocationResponse) { s.end(resp) }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latticed/latticed/internal/builtin/httpserver"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/internal/testing/otlptest"
@@ -38,12 +39,15 @@ func tracingOn(t *testing.T) (*otlptest.Receiver, func()) {
 
 // Off, before tracing was ever on and after it was turned off: an
 // invocation's span and the trace context of its calls out cost nothing,
-// even for an invocation that carries a trace context.
+// even for an invocation that carries a trace context; nor do an actor's
+// call out and an HTTP request.
 func TestTracingOffAllocatesNothing(t *testing.T) {
 	ctx := context.Background()
 	inv := &lattice.Invocation{Operation: wire.OpHTTPHandleRequest, ID: "id",
 		TraceContext: map[string]string{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}
 	resp := &lattice.InvocationResponse{Error: "x"}
+	errFailed := errors.New("x")
+	h := http.NotFoundHandler()
 	check := func(when string) {
 		t.Helper()
 		if rpc.Tracer() != nil {
@@ -55,6 +59,11 @@ func TestTracingOffAllocatesNothing(t *testing.T) {
 				t.Fatal("trace context injected while tracing is off")
 			}
 			s.End(resp)
+			_, hs := rpc.StartHostCall(c, "MACTOR", wire.ContractKeyValue, "default", wire.OpKVIncrement)
+			hs.End(errFailed)
+			if httpserver.Traced(h, "MACTOR") == nil {
+				t.Fatal("nil handler")
+			}
 		})
 		if allocs != 0 {
 			t.Errorf("tracing off %s: the invocation path allocates %v times per invocation, want 0", when, allocs)
@@ -79,7 +88,7 @@ func TestSpansCrossAnInvocation(t *testing.T) {
 	var actor callee
 	actor = l.serve(t, lattice.KindModule, "", &rpc.Server{
 		Handle: func(ctx context.Context, inv *lattice.Invocation) (rpc.Result, error) {
-			ctx, s := telemetry.StartHostCall(ctx, actor.entity.PublicKey, wire.ContractKeyValue, "default", wire.OpKVIncrement)
+			ctx, s := rpc.StartHostCall(ctx, actor.entity.PublicKey, wire.ContractKeyValue, "default", wire.OpKVIncrement)
 			_, err := l.call(ctx, actor.entity, kv, wire.OpKVIncrement, nil)
 			s.End(err)
 			if err != nil {
@@ -88,7 +97,7 @@ func TestSpansCrossAnInvocation(t *testing.T) {
 			return rpc.Result{}, errors.New("boom")
 		}})
 	httpProvider := lattice.Entity{PublicKey: "VHTTP", ContractID: wire.ContractHTTPServer, LinkName: "default"}
-	srv := httptest.NewServer(telemetry.HTTPHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(httpserver.Traced(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, err := l.call(r.Context(), httpProvider, actor, wire.OpHTTPHandleRequest, nil)
 		if err == nil || err.Error() != "boom" {
 			t.Errorf("actor call: %v, want boom", err)

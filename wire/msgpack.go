@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 )
 
 // ErrMalformed wraps every failure to decode untrusted msgpack, here and in
@@ -514,6 +515,26 @@ func (w *Writer) Uint(v uint64) {
 		w.b = binary.BigEndian.AppendUint32(append(w.b, 0xce), uint32(v))
 	default:
 		w.b = binary.BigEndian.AppendUint64(append(w.b, 0xcf), v)
+	}
+}
+
+// Int writes v in its most compact form: non-negative values as Uint
+// does, negative ones as a negative fixint or the narrowest signed width (the
+// bytes of a reflection encoder with compact integers).
+func (w *Writer) Int(v int64) {
+	switch {
+	case v >= 0:
+		w.Uint(uint64(v))
+	case v >= -32:
+		w.b = append(w.b, byte(v))
+	case v >= math.MinInt8:
+		w.b = append(w.b, 0xd0, byte(v))
+	case v >= math.MinInt16:
+		w.b = append(w.b, 0xd1, byte(v>>8), byte(v))
+	case v >= math.MinInt32:
+		w.b = binary.BigEndian.AppendUint32(append(w.b, 0xd2), uint32(v))
+	default:
+		w.b = binary.BigEndian.AppendUint64(append(w.b, 0xd3), uint64(v))
 	}
 }
 

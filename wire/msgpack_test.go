@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 )
@@ -128,6 +129,29 @@ func TestSkipDepthCountsEnclosingFields(t *testing.T) {
 		err := r.Fields(func([]byte) error { return r.Skip() })
 		if (err == nil) != c.ok {
 			t.Errorf("%d arrays deep: %v, want ok=%v", c.depth, err, c.ok)
+		}
+	}
+}
+
+// Int writes the narrowest form, and Reader.Int reads it back.
+func TestWriterIntIsCompact(t *testing.T) {
+	for _, tc := range []struct {
+		v    int64
+		want []byte
+	}{
+		{0, []byte{0x00}}, {127, []byte{0x7f}}, {128, []byte{0xcc, 0x80}},
+		{-1, []byte{0xff}}, {-32, []byte{0xe0}}, {-33, []byte{0xd0, 0xdf}},
+		{-128, []byte{0xd0, 0x80}}, {-129, []byte{0xd1, 0xff, 0x7f}},
+		{-32769, []byte{0xd2, 0xff, 0xff, 0x7f, 0xff}},
+		{math.MinInt64, []byte{0xd3, 0x80, 0, 0, 0, 0, 0, 0, 0}},
+	} {
+		w := NewWriter(0)
+		w.Int(tc.v)
+		if !bytes.Equal(w.Bytes(), tc.want) {
+			t.Errorf("Int(%d) = % x, want % x", tc.v, w.Bytes(), tc.want)
+		}
+		if got, err := NewReader(w.Bytes()).Int(); err != nil || got != tc.v {
+			t.Errorf("read back %d: %d, %v", tc.v, got, err)
 		}
 	}
 }

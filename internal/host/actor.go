@@ -164,18 +164,10 @@ func (h *Host) startVerified(ctx context.Context, ref string, module []byte, cla
 		h.release(ctx, a)
 		return err
 	}
-	subject := lattice.RPCActor(h.opts.LatticePrefix, a.key)
-	sub, err := h.opts.RPC.QueueSubscribe(subject, subject, func(m *nats.Msg) { h.dispatch(a, m) })
+	sub, err := h.subscribe(a)
 	if err != nil {
 		h.release(ctx, a)
-		return fmt.Errorf("subscribe %s: %w", subject, err)
-	}
-	// Whoever is told the actor started may call it at once: the server
-	// must know the subscription before we say so.
-	if err := h.opts.RPC.FlushTimeout(5 * time.Second); err != nil {
-		_ = sub.Unsubscribe()
-		h.release(ctx, a)
-		return fmt.Errorf("subscribe %s: %w", subject, err)
+		return err
 	}
 	a.sub = sub
 	h.actorsMu.Lock()

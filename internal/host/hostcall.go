@@ -10,7 +10,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/latticed/latticed/internal/metrics"
-	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
 	"github.com/latticed/latticed/wire"
@@ -26,7 +25,7 @@ const (
 // hostCall routes an actor's __host_call (docs/protocol.md §5): built-ins answered
 // here, then a linked provider, an actor key, or a call alias.
 func (h *Host) hostCall(ctx context.Context, a *actor, binding, namespace, operation string, payload []byte) ([]byte, error) {
-	ctx, span := telemetry.StartHostCall(ctx, a.key, namespace, binding, operation) // a no-op while tracing is off
+	ctx, span := rpc.StartHostCall(ctx, a.key, namespace, binding, operation) // a no-op while tracing is off
 	kind, resp, err := h.routeHostCall(ctx, a, binding, namespace, operation, payload)
 	span.End(err)
 	result := metrics.ResultOK

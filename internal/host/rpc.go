@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/policy"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
@@ -27,6 +30,22 @@ func (h *Host) newServer(a *actor) *rpc.Server {
 		Observer: actorObserver{h: h, a: a},
 		Log:      h.log,
 	}
+}
+
+// subscribe starts receiving a's invocations on its queue subject. Whoever
+// is told the actor started may call it at once, so the server knows the
+// subscription before subscribe returns.
+func (h *Host) subscribe(a *actor) (*nats.Subscription, error) {
+	subject := lattice.RPCActor(h.opts.LatticePrefix, a.key)
+	sub, err := h.opts.RPC.QueueSubscribe(subject, subject, func(m *nats.Msg) { h.dispatch(a, m) })
+	if err != nil {
+		return nil, fmt.Errorf("subscribe %s: %w", subject, err)
+	}
+	if err := h.opts.RPC.FlushTimeout(5 * time.Second); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("subscribe %s: %w", subject, err)
+	}
+	return sub, nil
 }
 
 // dispatch hands an invocation to its own goroutine: nats.go runs one
@@ -116,4 +135,88 @@ func (o actorObserver) Rejected(inv *lattice.Invocation, err error) {
 	if h.rejectEvents.Allow() {
 		h.events.publish(lattice.EventInvocationRejected, data)
 	}
+}
+
+// gate counts work in flight and, once closed, admits no more, so that
+// waiting for the work to finish cannot race with new work arriving (a bare
+// WaitGroup would: Add during Wait is a misuse).
+type gate struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// enter admits one unit of work, or reports false once the gate is closed.
+func (g *gate) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.wg.Add(1)
+	return true
+}
+
+// leave ends one unit of work admitted by enter.
+func (g *gate) leave() { g.wg.Done() }
+
+// closeAndWait admits nothing more and waits for the work already admitted.
+func (g *gate) closeAndWait() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.wg.Wait()
+}
+
+// callMetrics are one actor's per-invocation metric children, looked up by
+// their labels once instead of hashed on every call.
+type callMetrics struct {
+	m          *metrics.Metrics
+	key        string
+	queueDepth prometheus.Gauge
+	queueWait  prometheus.Observer
+	ops        sync.Map // operation label -> *opMetrics
+	// names bounds the operation label: invokers choose operation names.
+	names *metrics.Operations
+}
+
+type opMetrics struct {
+	ok, failed prometheus.Counter
+	duration   prometheus.Observer
+}
+
+// newCallMetrics also creates the actor's fixed-label counter series at 0,
+// so that alerts see its first failure.
+func newCallMetrics(m *metrics.Metrics, key string) *callMetrics {
+	m.InitActor(key)
+	return &callMetrics{
+		m: m, key: key,
+		queueDepth: m.ActorQueueDepth.WithLabelValues(key),
+		queueWait:  m.ActorQueueWait.WithLabelValues(key),
+		names:      metrics.NewOperations(metrics.MaxOperations),
+	}
+}
+
+// op returns the children for one operation label of the actor.
+func (c *callMetrics) op(operation string) *opMetrics {
+	if o, ok := c.ops.Load(operation); ok {
+		return o.(*opMetrics)
+	}
+	o, _ := c.ops.LoadOrStore(operation, &opMetrics{
+		ok:       c.m.InvocationsTotal.WithLabelValues(c.key, operation, metrics.ResultOK),
+		failed:   c.m.InvocationsTotal.WithLabelValues(c.key, operation, metrics.ResultError),
+		duration: c.m.InvocationDuration.WithLabelValues(c.key, operation),
+	})
+	return o.(*opMetrics)
+}
+
+// done counts one finished invocation of operation.
+func (c *callMetrics) done(operation string, failed bool, seconds float64) {
+	o := c.op(c.names.Label(operation, !failed))
+	if failed {
+		o.failed.Inc()
+	} else {
+		o.ok.Inc()
+	}
+	o.duration.Observe(seconds)
 }

@@ -5,12 +5,17 @@ package metrics
 import (
 	"net/http"
 	"runtime"
+	"sync"
+	"sync/atomic"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/latticed/latticed/internal/buildinfo"
+	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/provider"
 )
 
 // Namespace prefixes every metric name.
@@ -340,3 +345,96 @@ func newNATSConns() *NATSConns {
 		conns:      map[string]natsConn{},
 	}
 }
+
+// OperationOther is the operation label value that stands for every
+// operation outside an Operations set.
+const OperationOther = "other"
+
+// MaxOperations is how many operations of one actor (or one provider) get a
+// label value of their own; the rest are counted as OperationOther.
+const MaxOperations = 32
+
+// Operations bounds the values of an operation label, which comes from
+// whoever sends an invocation: an operation gets a value of its own once
+// the actor (or provider) has answered it successfully, while fewer than
+// max have; every other call is counted as OperationOther. Made-up names
+// thus fail into "other", and even an actor that answers anything (an
+// echo) adds at most max series. The zero value is not usable; see
+// NewOperations. Safe for concurrent use; a known operation costs one map
+// read.
+type Operations struct {
+	max   int32
+	n     atomic.Int32
+	known sync.Map // operation → struct{}
+}
+
+// NewOperations returns an empty set that admits up to max operations.
+func NewOperations(max int) *Operations { return &Operations{max: int32(max)} }
+
+// Label is the label value for one call of operation that succeeded (ok)
+// or not.
+func (o *Operations) Label(operation string, ok bool) string {
+	if _, known := o.known.Load(operation); known {
+		return operation
+	}
+	if !ok || operation == OperationOther {
+		return OperationOther
+	}
+	if o.n.Add(1) > o.max {
+		o.n.Add(-1)
+		return OperationOther
+	}
+	if _, loaded := o.known.LoadOrStore(operation, struct{}{}); loaded {
+		o.n.Add(-1) // a concurrent call admitted it first
+	}
+	return operation
+}
+
+// ProviderCounts is provider.Metrics on a provider process's registry: the
+// series
+// the supervisor scrapes, merges and alerts on (docs/operations.md).
+type ProviderCounts struct {
+	m   *Metrics
+	ops *Operations // bounds the operation label: invokers choose names
+}
+
+// NewProviderCounts counts on m, whose rejection series all exist from now on, at 0,
+// so that increase() sees the first rejection of each reason.
+func NewProviderCounts(m *Metrics) *ProviderCounts {
+	reasons := make([]string, 0, len(lattice.RejectReasons)+1)
+	for _, r := range lattice.RejectReasons {
+		reasons = append(reasons, string(r))
+	}
+	m.InitRejectReasons(append(reasons, provider.ReasonNotLinked))
+	return &ProviderCounts{m: m, ops: NewOperations(MaxOperations)}
+}
+
+// Invocation implements provider.Metrics.
+func (c *ProviderCounts) Invocation(operation string, ok bool) {
+	result := ResultOK
+	if !ok {
+		result = ResultError
+	}
+	c.m.ProviderInvocations.WithLabelValues(c.ops.Label(operation, ok), result).Inc()
+}
+
+// Rejected implements provider.Metrics.
+func (c *ProviderCounts) Rejected(reason string) {
+	c.m.InvocationsRejected.WithLabelValues(reason).Inc()
+}
+
+// CredentialRenewal implements provider.Metrics.
+func (c *ProviderCounts) CredentialRenewal(r provider.Renewal) {
+	result := RenewalApplied
+	switch r {
+	case provider.RenewalRefused:
+		result = RenewalRefused
+	case provider.RenewalHandoverFailed:
+		result = RenewalHandoverFailed
+	}
+	c.m.CredentialRenewals.WithLabelValues(result).Inc()
+}
+
+// Conn implements provider.Metrics: the connection's statistics are read at
+// each scrape, under conn="provider".
+func (c *ProviderCounts) Conn(nc *nats.Conn) { c.m.NATS.Track("provider", nc) }

@@ -78,7 +78,7 @@ func serve(ctx context.Context, stdin io.Reader, logOutput io.Writer, m *metrics
 	if err != nil {
 		return err
 	}
-	p, err := provider.New(provider.Config{HostData: *hd, LogOutput: logOutput, Metrics: newCounts(m)}, c)
+	p, err := provider.New(provider.Config{HostData: *hd, LogOutput: logOutput, Metrics: metrics.NewProviderCounts(m)}, c)
 	if err != nil {
 		return err
 	}

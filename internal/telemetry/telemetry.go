@@ -28,7 +28,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
-	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/latticed/latticed/internal/buildinfo"
@@ -43,19 +42,12 @@ const (
 	ServiceProviderPrefix = "latticed-"
 )
 
-// instrumentation is the tracer's name (the instrumentation scope).
-const instrumentation = "github.com/latticed/latticed"
-
-// tracing is the live state; nil while tracing is off.
-type tracing struct {
-	tracer     trace.Tracer
-	propagator propagation.TextMapPropagator
-}
-
-var current atomic.Pointer[tracing]
+// enabled says whether Setup turned tracing on. The spans themselves come from
+// OpenTelemetry's global tracer provider (rpc.Tracer), which Setup installs.
+var enabled atomic.Bool
 
 // Enabled reports whether spans are being recorded and exported.
-func Enabled() bool { return current.Load() != nil }
+func Enabled() bool { return enabled.Load() }
 
 // Setup turns tracing on when lookup (os.LookupEnv in a process) says
 // OTEL_TRACES_EXPORTER=otlp, exporting spans of service (with instance, e.g.
@@ -103,10 +95,10 @@ func Setup(ctx context.Context, lookup func(string) (string, bool), service, ins
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(prop)
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("trace export", "err", err) }))
-	current.Store(&tracing{tracer: tp.Tracer(instrumentation, trace.WithInstrumentationVersion(buildinfo.Version)), propagator: prop})
+	enabled.Store(true)
 	log.Info("tracing on: exporting spans over OTLP/HTTP", "endpoint", endpoint, "service", service)
 	return func(ctx context.Context) error {
-		current.Store(nil)
+		enabled.Store(false)
 		// rpc reads the globals: a no-op provider and propagator say off.
 		otel.SetTracerProvider(tracenoop.NewTracerProvider())
 		otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator())

@@ -2,13 +2,10 @@ package telemetry
 
 import (
 	"context"
-	"errors"
-	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/latticed/latticed/internal/config"
-	"github.com/latticed/latticed/wire"
 )
 
 func env(vars map[string]string) func(string) (string, bool) {
@@ -47,9 +44,9 @@ func TestCheckEnv(t *testing.T) {
 	}
 }
 
-// Off by default: Setup without the setting turns nothing on, and every hook
-// on the invocation path allocates nothing (rpc's own are tested in rpc).
-func TestOffAllocatesNothing(t *testing.T) {
+// Off by default: Setup without the setting turns nothing on (the hooks on
+// the invocation path are rpc's; their cost while off is tested there).
+func TestOffByDefault(t *testing.T) {
 	shutdown, err := Setup(context.Background(), env(nil), ServiceHost, "", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -57,18 +54,5 @@ func TestOffAllocatesNothing(t *testing.T) {
 	defer shutdown(context.Background())
 	if Enabled() {
 		t.Fatal("tracing on without OTEL_TRACES_EXPORTER")
-	}
-	ctx := context.Background()
-	err = errors.New("x")
-	h := http.NotFoundHandler()
-	allocs := testing.AllocsPerRun(1000, func() {
-		_, s2 := StartHostCall(ctx, "MACTOR", wire.ContractKeyValue, "default", wire.OpKVIncrement)
-		s2.End(err)
-		if HTTPHandler(h, "MACTOR") == nil {
-			t.Fatal("nil handler")
-		}
-	})
-	if allocs != 0 {
-		t.Errorf("tracing off: the invocation path's hooks allocate %v times per invocation, want 0", allocs)
 	}
 }

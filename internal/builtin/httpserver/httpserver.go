@@ -36,10 +36,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
-	"github.com/latticed/latticed/internal/httpstatus"
 	"github.com/latticed/latticed/internal/metrics"
-	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/provider"
 	"github.com/latticed/latticed/rpc"
@@ -215,7 +218,7 @@ func (s *Server) listen(actor string, st Settings) (*listener, error) {
 	l := &listener{actor: actor, addr: ln.Addr(), served: make(chan struct{}), timeout: timeout,
 		maxBody: st.MaxContentLen, inv: s.inv, m: s.m, log: s.log.With("actor", actor)}
 	l.srv = &http.Server{
-		Handler:           telemetry.HTTPHandler(l, actor), // l itself while tracing is off
+		Handler:           Traced(l, actor), // l itself while tracing is off
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		ReadTimeout:       ReadTimeout,
 		WriteTimeout:      timeout + writeMargin,
@@ -250,7 +253,7 @@ func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
-	sw := &httpstatus.Writer{ResponseWriter: w}
+	sw := &statusWriter{ResponseWriter: w}
 	l.serve(sw, r)
 	l.m.HTTPRequests.WithLabelValues(metrics.StatusClass(sw.Status())).Inc()
 	l.m.HTTPRequestDuration.Observe(time.Since(start).Seconds())
@@ -406,3 +409,63 @@ const unavailableMsg = "temporarily unavailable: a service the actor uses is not
 // long enough for a provider or actor that is starting to come up (a few
 // seconds on a node start), short enough that clients do not wait long.
 const RetryAfterSeconds = "2"
+
+// Traced wraps h with a server span per request, continuing the trace of an
+// incoming traceparent header. While tracing is off it returns h itself.
+func Traced(h http.Handler, actor string) http.Handler {
+	t := rpc.Tracer()
+	if t == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, s := t.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
+			semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(r.URL.Path),
+			semconv.URLScheme("http"), rpc.AttrActor.String(actor)))
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			code := sw.Status()
+			s.SetAttributes(semconv.HTTPResponseStatusCode(code))
+			if code >= http.StatusInternalServerError {
+				s.SetStatus(codes.Error, http.StatusText(code))
+			}
+			s.End()
+		}()
+		h.ServeHTTP(sw, r.WithContext(ctx))
+	})
+}
+
+// statusWriter wraps a ResponseWriter and records the first status written,
+// for the request metrics and span.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+// WriteHeader records code and passes it on.
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Write records an implicit 200 and passes b on.
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Status is the status the client got: 200 when the handler wrote nothing,
+// as net/http answers then.
+func (w *statusWriter) Status() int {
+	if w.code == 0 {
+		return http.StatusOK
+	}
+	return w.code
+}

@@ -356,7 +356,35 @@ func (s *Store) Handle(ctx context.Context, call provider.Call) (out []byte, err
 	if result == nil {
 		return nil, nil // Set returns nothing
 	}
-	return lattice.Marshal(result)
+	return encodeResult(result)
+}
+
+// encodeResult writes an operation's result in the bytes wasmCloud's
+// reflection encoder (compact integers, structs as maps) writes for it.
+func encodeResult(v any) ([]byte, error) {
+	w := wire.NewWriter(64)
+	switch v := v.(type) {
+	case *wire.KVGetResponse:
+		return v.Encode(), nil
+	case bool:
+		w.Bool(v)
+	case int32:
+		w.Int(int64(v))
+	case uint32:
+		w.Uint(uint64(v))
+	case []string:
+		if v == nil {
+			w.Nil()
+			break
+		}
+		w.ArrayHeader(len(v))
+		for _, s := range v {
+			w.Str(s)
+		}
+	default:
+		return nil, fmt.Errorf("encode result: no wire form for %T", v)
+	}
+	return w.Bytes(), nil
 }
 
 // do runs a decoded operation and returns the value to encode (nil: none).

@@ -1,4 +1,4 @@
-package httpstatus
+package httpserver
 
 import (
 	"net/http"
@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func TestStatus(t *testing.T) {
+func TestStatusWriter(t *testing.T) {
 	for name, tc := range map[string]struct {
 		handle func(w http.ResponseWriter)
 		want   int
@@ -19,7 +19,7 @@ func TestStatus(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
-			w := &Writer{ResponseWriter: rec}
+			w := &statusWriter{ResponseWriter: rec}
 			tc.handle(w)
 			if got := w.Status(); got != tc.want {
 				t.Fatalf("Status() = %d, want %d", got, tc.want)
