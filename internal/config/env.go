@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
 )
@@ -97,11 +98,11 @@ const (
 
 // Defaults that other packages may want to show or compare against. The
 // invocation defaults (timeout, payload limit, replay window, clock skew)
-// are rpc's, beside the Server that uses them.
+// are rpc's, beside the Server that uses them; the restart defaults are
+// child's, beside its RestartPolicy; the lattice and control-interface
+// prefixes are lattice's, beside the subjects they begin.
 const (
-	DefaultLatticePrefix         = "default"
 	DefaultNATSPort              = 4222
-	DefaultCtlTopicPrefix        = "wasmbus.ctl"
 	DefaultPolicyTimeout         = 1000 * time.Millisecond
 	DefaultLogLevel              = "info"
 	DefaultNATSListen            = "127.0.0.1:4222"
@@ -111,11 +112,6 @@ const (
 	DefaultActorStartTimeout     = 5 * time.Second
 	DefaultCacheStorage          = "file"
 	DefaultCacheReplicas         = 1
-	DefaultRestartBackoff        = 500 * time.Millisecond
-	DefaultRestartBackoffMax     = 30 * time.Second
-	DefaultRestartStable         = time.Minute
-	DefaultCrashLoopCount        = 5
-	DefaultCrashLoopWindow       = 2 * time.Minute
 	DefaultStopGrace             = 10 * time.Second
 	DefaultHealthInterval        = 30 * time.Second
 	DefaultProviderCredsLifetime = 15 * time.Minute
@@ -218,7 +214,7 @@ var settings = func() []setting {
 	s := []setting{
 		{env: EnvConfig, reads: partNode, kind: kindConfig,
 			usage: "YAML (.yaml/.yml) or TOML (.toml) config file"},
-		{env: EnvLatticePrefix, reads: partHost | partNode | partSupervisor, kind: kindString, def: DefaultLatticePrefix,
+		{env: EnvLatticePrefix, reads: partHost | partNode | partSupervisor, kind: kindString, def: lattice.DefaultLatticePrefix,
 			usage: "lattice ID used in every subject; no '.', '*', '>' or spaces",
 			set:   func(c *Config, v any) { c.LatticePrefix = v.(string) }},
 		{env: EnvClusterSeed, reads: partNode, kind: kindString, secret: true, defHelp: "ad hoc",
@@ -238,7 +234,7 @@ var settings = func() []setting {
 		{env: EnvRPCTimeoutMS, reads: partHost | partSupervisor, kind: kindMillis, def: int(rpc.DefaultTimeout / time.Millisecond),
 			usage: "RPC timeout in milliseconds; also sent to providers",
 			set:   func(c *Config, v any) { c.RPCTimeout = v.(time.Duration) }},
-		{env: EnvCtlTopicPrefix, reads: partHost | partNode | partSupervisor, kind: kindString, def: DefaultCtlTopicPrefix,
+		{env: EnvCtlTopicPrefix, reads: partHost | partNode | partSupervisor, kind: kindString, def: lattice.DefaultCtlTopicPrefix,
 			usage: "control interface subject prefix",
 			set:   func(c *Config, v any) { c.CtlTopicPrefix = v.(string) }},
 		{env: EnvJSDomain, reads: partHost | partSupervisor, kind: kindString,
@@ -318,19 +314,19 @@ var settings = func() []setting {
 		{env: EnvAdminSocket, reads: partNode | partSupervisor, kind: kindString, defHelp: "{data dir}/run/admin.sock",
 			usage: "supervisor admin socket: up listens on it; host and ctl reach their supervisor through it",
 			set:   func(c *Config, v any) { c.AdminSocket = v.(string) }},
-		{env: EnvRestartBackoff, reads: partSupervisor, kind: kindDuration, def: DefaultRestartBackoff.String(),
+		{env: EnvRestartBackoff, reads: partSupervisor, kind: kindDuration, def: child.DefaultBackoff.String(),
 			usage: "first delay before restarting a crashed child; doubles per crash, with jitter",
 			set:   func(c *Config, v any) { c.RestartBackoff = v.(time.Duration) }},
-		{env: EnvRestartBackoffMax, reads: partSupervisor, kind: kindDuration, def: DefaultRestartBackoffMax.String(),
+		{env: EnvRestartBackoffMax, reads: partSupervisor, kind: kindDuration, def: child.DefaultBackoffMax.String(),
 			usage: "longest delay before restarting a crashed child",
 			set:   func(c *Config, v any) { c.RestartBackoffMax = v.(time.Duration) }},
-		{env: EnvRestartStable, reads: partSupervisor, kind: kindDuration, def: DefaultRestartStable.String(),
+		{env: EnvRestartStable, reads: partSupervisor, kind: kindDuration, def: child.DefaultStable.String(),
 			usage: "a child up this long has its restart delay reset",
 			set:   func(c *Config, v any) { c.RestartStable = v.(time.Duration) }},
-		{env: EnvCrashLoopCount, reads: partSupervisor, kind: kindInt, def: DefaultCrashLoopCount,
+		{env: EnvCrashLoopCount, reads: partSupervisor, kind: kindInt, def: child.DefaultCrashLoopCount,
 			usage: "this many crashes within the crash-loop window mark a child failed",
 			set:   func(c *Config, v any) { c.CrashLoopCount = v.(int) }},
-		{env: EnvCrashLoopWindow, reads: partSupervisor, kind: kindDuration, def: DefaultCrashLoopWindow.String(),
+		{env: EnvCrashLoopWindow, reads: partSupervisor, kind: kindDuration, def: child.DefaultCrashLoopWindow.String(),
 			usage: "window in which crashes count toward a crash loop",
 			set:   func(c *Config, v any) { c.CrashLoopWindow = v.(time.Duration) }},
 		{env: EnvStopGrace, reads: partSupervisor, kind: kindDuration, def: DefaultStopGrace.String(),

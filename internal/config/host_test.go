@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/latticed/latticed/lattice"
 )
 
 // TestHostSettingsCarryEveryHostSetting walks the settings table: each
@@ -68,7 +70,7 @@ func sampleSetting(t *testing.T, s *setting, c *Config, n int) {
 func TestWithDefaultsTakesTheTable(t *testing.T) {
 	got := HostSettings{}.WithDefaults()
 	want := HostSettings{
-		LatticePrefix: DefaultLatticePrefix, RPCTimeout: 2 * time.Second, MaxPayloadBytes: 1 << 20,
+		LatticePrefix: lattice.DefaultLatticePrefix, RPCTimeout: 2 * time.Second, MaxPayloadBytes: 1 << 20,
 		ReplayWindow: time.Minute, QueueLength: DefaultActorQueueLength,
 		MemoryLimitPages: DefaultActorMemoryLimitPages, StartTimeout: DefaultActorStartTimeout,
 	}
