@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/datadir"
 )
 
@@ -141,4 +142,13 @@ func defaultConfig() *Config {
 		s.set(c, v)
 	}
 	return c
+}
+
+// RestartPolicy resolves when latticed up restarts a crashed child: its
+// host child and each provider instance.
+func (c *Config) RestartPolicy() child.RestartPolicy {
+	return child.RestartPolicy{
+		Backoff: c.RestartBackoff, BackoffMax: c.RestartBackoffMax, Stable: c.RestartStable,
+		CrashLoopCount: c.CrashLoopCount, CrashLoopWindow: c.CrashLoopWindow,
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -88,5 +89,31 @@ func TestWithDefaultsTakesTheTable(t *testing.T) {
 	set := HostSettings{QueueLength: 7}.WithDefaults()
 	if set.QueueLength != 7 {
 		t.Errorf("WithDefaults replaced a set queue length: %d", set.QueueLength)
+	}
+}
+
+// TestRestartPolicyTakesEachSetting loads each restart setting from the
+// environment and checks it lands in the resolved child.RestartPolicy.
+func TestRestartPolicyTakesEachSetting(t *testing.T) {
+	for _, tc := range []struct {
+		env, val string
+		got      func(p child.RestartPolicy) any
+		want     any
+	}{
+		{EnvRestartBackoff, "3s", func(p child.RestartPolicy) any { return p.Backoff }, 3 * time.Second},
+		{EnvRestartBackoffMax, "3m", func(p child.RestartPolicy) any { return p.BackoffMax }, 3 * time.Minute},
+		{EnvRestartStable, "4m", func(p child.RestartPolicy) any { return p.Stable }, 4 * time.Minute},
+		{EnvCrashLoopCount, "9", func(p child.RestartPolicy) any { return p.CrashLoopCount }, 9},
+		{EnvCrashLoopWindow, "7m", func(p child.RestartPolicy) any { return p.CrashLoopWindow }, 7 * time.Minute},
+	} {
+		t.Run(tc.env, func(t *testing.T) {
+			cfg, _, err := LoadEnviron(nil, []string{EnvDataDir + "=" + t.TempDir(), tc.env + "=" + tc.val})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := tc.got(cfg.RestartPolicy()); got != tc.want {
+				t.Errorf("%s=%s resolves to %v, want %v", tc.env, tc.val, got, tc.want)
+			}
+		})
 	}
 }
