@@ -27,6 +27,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/host"
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/supervisor"
@@ -242,8 +243,10 @@ func benchInProcess(ctx context.Context, o options, tmp string, a *echoActors, r
 	cluster, _ := trust.CreateKeyPair(lattice.KindCluster)
 	hostKey, _ := trust.CreateKeyPair(lattice.KindServer)
 	h, err := host.New(ctx, host.Options{
-		HostKey: hostKey, ClusterKey: cluster, RPC: hostRPC, Ctl: hostCtl, AllowFileLoad: true,
-		CompileCacheDir: filepath.Join(tmp, "cache"), Metrics: metrics.New(), QueueLength: 1024,
+		HostSettings: config.HostSettings{
+			AllowFileLoad: true, CompileCacheDir: filepath.Join(tmp, "cache"), QueueLength: 1024,
+		},
+		HostKey: hostKey, ClusterKey: cluster, RPC: hostRPC, Ctl: hostCtl, Metrics: metrics.New(),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/host"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/internal/testing/testhost"
@@ -54,9 +55,11 @@ func TestLinkPutRidesOutStreamLeaderElection(t *testing.T) {
 	clusterKey, _ := trust.CreateKeyPair(lattice.KindCluster)
 	var hostLog lineLog
 	h, _ := testhost.Start(t, host.Options{
-		HostKey: hostKey, ClusterKey: clusterKey, LatticePrefix: prefix,
-		RPC: connectCluster(t, cl), Ctl: connectCluster(t, cl), CacheReplicas: 3,
-		AllowFileLoad: true, CompileCacheDir: t.TempDir(), MemoryLimitPages: 1024,
+		HostSettings: config.HostSettings{
+			LatticePrefix: prefix, CacheReplicas: 3, AllowFileLoad: true, CompileCacheDir: t.TempDir(), MemoryLimitPages: 1024,
+		},
+		HostKey: hostKey, ClusterKey: clusterKey,
+		RPC: connectCluster(t, cl), Ctl: connectCluster(t, cl),
 		HeartbeatInterval: time.Hour, Logger: hostLog.logger(),
 	})
 	nc := connectCluster(t, cl)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/host"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/internal/testing/testhost"
@@ -102,11 +103,13 @@ func startTestHost(t *testing.T, s *server.Server, cluster *trust.KeyPair, prefi
 		t.Fatal(err)
 	}
 	h, stop := testhost.Start(t, host.Options{
-		HostKey: hostKey, ClusterKey: cluster, LatticePrefix: prefix,
+		HostSettings: config.HostSettings{
+			LatticePrefix: prefix, AllowFileLoad: true, CompileCacheDir: t.TempDir(), MemoryLimitPages: 1024, Labels: labels,
+		},
+		HostKey: hostKey, ClusterKey: cluster,
 		RPC: testenv.Connect(t, s), Ctl: testenv.Connect(t, s),
-		AllowFileLoad: true, CompileCacheDir: t.TempDir(), MemoryLimitPages: 1024,
-		HeartbeatInterval: time.Hour, Labels: labels,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		HeartbeatInterval: time.Hour,
+		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	return &testHost{Host: h, stop: stop}
 }

@@ -358,15 +358,7 @@ func runHost(cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	h, err = host.New(ctx, host.Options{
-		HostKey: hostKey, ClusterKey: clusterKey, Issuers: cfg.ClusterIssuers,
-		LatticePrefix: cfg.LatticePrefix, CtlTopicPrefix: cfg.CtlTopicPrefix, RPC: rpc, Ctl: ctl,
-		RPCTimeout: cfg.RPCTimeout, AllowFileLoad: cfg.AllowFileLoad, AllowedActorIssuers: cfg.AllowedActorIssuers,
-		MaxPayloadBytes: cfg.MaxPayloadBytes, QueueLength: cfg.ActorQueueLength,
-		StartTimeout:     cfg.ActorStartTimeout,
-		MemoryLimitPages: cfg.ActorMemoryLimitPages, CompileCacheDir: datadir.Path(cfg.DataDir, datadir.CompileCacheDir),
-		ReplayWindow: cfg.ReplayWindow, ClockSkew: cfg.ClockSkew, Labels: cfg.Labels, JSDomain: cfg.JSDomain,
-		CacheMemoryStorage: cfg.CacheStorage == "memory", CacheReplicas: cfg.CacheReplicas,
-		PolicyTopic: cfg.PolicyTopic, PolicyChangesTopic: cfg.PolicyChangesTopic, PolicyTimeout: cfg.PolicyTimeout,
+		HostSettings: cfg.Host(), HostKey: hostKey, ClusterKey: clusterKey, RPC: rpc, Ctl: ctl,
 		CtlHost: ctlURL, RPCHost: rpcURL, ProvRPCHost: rpcURL, Providers: launcher, Metrics: m, Logger: log,
 		OCI: oci.New(oci.NodeSettings(cfg, log)),
 	})

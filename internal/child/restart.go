@@ -16,21 +16,31 @@ type RestartPolicy struct {
 	CrashLoopWindow time.Duration
 }
 
+// The defaults of a RestartPolicy, taken by its zero fields. latticed's
+// settings (LATTICED_RESTART_*, LATTICED_CRASH_LOOP_*) default to these.
+const (
+	DefaultBackoff         = 500 * time.Millisecond
+	DefaultBackoffMax      = 30 * time.Second
+	DefaultStable          = time.Minute
+	DefaultCrashLoopCount  = 5
+	DefaultCrashLoopWindow = 2 * time.Minute
+)
+
 func (p RestartPolicy) withDefaults() RestartPolicy {
 	if p.Backoff <= 0 {
-		p.Backoff = 500 * time.Millisecond
+		p.Backoff = DefaultBackoff
 	}
 	if p.BackoffMax < p.Backoff {
-		p.BackoffMax = max(p.Backoff, 30*time.Second)
+		p.BackoffMax = max(p.Backoff, DefaultBackoffMax)
 	}
 	if p.Stable <= 0 {
-		p.Stable = time.Minute
+		p.Stable = DefaultStable
 	}
 	if p.CrashLoopCount <= 0 {
-		p.CrashLoopCount = 5
+		p.CrashLoopCount = DefaultCrashLoopCount
 	}
 	if p.CrashLoopWindow <= 0 {
-		p.CrashLoopWindow = 2 * time.Minute
+		p.CrashLoopWindow = DefaultCrashLoopWindow
 	}
 	return p
 }

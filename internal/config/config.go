@@ -4,6 +4,9 @@
 //
 // Load returns a validated *Config. Treat it as read-only: it is shared by
 // every component of a process, and the slices and maps in it are not copied.
+// The wasm host never sees it: Config.Host resolves the host's settings once
+// into a HostSettings of its own, and the settings table says of each
+// setting who reads it.
 package config
 
 import (

@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nkeys"
 	"github.com/spf13/pflag"
+
+	"github.com/latticed/latticed/lattice"
 )
 
 // A fixed test vector (the one lattice/keys_test.go checks the encoding with); not a secret of any real lattice.
@@ -595,7 +597,7 @@ func TestLoadLookup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.LatticePrefix != DefaultLatticePrefix {
+	if c.LatticePrefix != lattice.DefaultLatticePrefix {
 		t.Errorf("LatticePrefix = %q: Load read the process environment", c.LatticePrefix)
 	}
 	if len(c.Labels) != 1 || c.Labels["region"] != "lookup-value" {

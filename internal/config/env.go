@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
 )
@@ -97,11 +98,11 @@ const (
 
 // Defaults that other packages may want to show or compare against. The
 // invocation defaults (timeout, payload limit, replay window, clock skew)
-// are rpc's, beside the Server that uses them.
+// are rpc's, beside the Server that uses them; the restart defaults are
+// child's, beside its RestartPolicy; the lattice and control-interface
+// prefixes are lattice's, beside the subjects they begin.
 const (
-	DefaultLatticePrefix         = "default"
 	DefaultNATSPort              = 4222
-	DefaultCtlTopicPrefix        = "wasmbus.ctl"
 	DefaultPolicyTimeout         = 1000 * time.Millisecond
 	DefaultLogLevel              = "info"
 	DefaultNATSListen            = "127.0.0.1:4222"
@@ -111,11 +112,6 @@ const (
 	DefaultActorStartTimeout     = 5 * time.Second
 	DefaultCacheStorage          = "file"
 	DefaultCacheReplicas         = 1
-	DefaultRestartBackoff        = 500 * time.Millisecond
-	DefaultRestartBackoffMax     = 30 * time.Second
-	DefaultRestartStable         = time.Minute
-	DefaultCrashLoopCount        = 5
-	DefaultCrashLoopWindow       = 2 * time.Minute
 	DefaultStopGrace             = 10 * time.Second
 	DefaultHealthInterval        = 30 * time.Second
 	DefaultProviderCredsLifetime = 15 * time.Minute
@@ -146,8 +142,20 @@ type setting struct {
 	defHelp string // default as shown by EnvHelp when def is not self-explanatory
 	usage   string // one line, shown by EnvHelp and --help
 	secret  bool   // never echo the value (seeds, JWTs)
+	reads   part   // who reads the value; every setting names at least one
 	set     func(c *Config, v any)
 }
+
+// part is a reader of settings. A setting marked partHost is resolved into
+// HostSettings by Config.Host; TestHostSettingsCarryEveryHostSetting checks
+// both directions, so a new setting must say where it goes.
+type part uint8
+
+const (
+	partHost       part = 1 << iota // the wasm host (HostSettings)
+	partNode                        // the process around it: NATS connections, keys, logs, data dir, health server
+	partSupervisor                  // latticed up's supervisor and the providers it starts
+)
 
 // key is the config-file and viper key of s.
 func (s *setting) key() string {
@@ -180,22 +188,22 @@ func (s *setting) envDisplay() string {
 func natsSettings(prefix, what string, field func(c *Config) *NATSConn) []setting {
 	env := func(s string) string { return "WASMCLOUD_" + prefix + "_" + s }
 	return []setting{
-		{env: env("HOST"), kind: kindString,
+		{env: env("HOST"), reads: partNode | partSupervisor, kind: kindString,
 			usage: "NATS server(s) for " + what + ": comma list of host, host:port or nats://host:port; empty = not configured",
 			set:   func(c *Config, v any) { field(c).Host = v.(string) }},
-		{env: env("PORT"), kind: kindInt, def: DefaultNATSPort,
+		{env: env("PORT"), reads: partNode | partSupervisor, kind: kindInt, def: DefaultNATSPort,
 			usage: "NATS port for " + what + " (entries of the host list without one)",
 			set:   func(c *Config, v any) { field(c).Port = v.(int) }},
-		{env: env("JWT"), kind: kindString, secret: true,
+		{env: env("JWT"), reads: partNode | partSupervisor, kind: kindString, secret: true,
 			usage: "NATS user JWT for " + what + " (needs the matching seed)",
 			set:   func(c *Config, v any) { field(c).JWT = v.(string) }},
-		{env: env("SEED"), kind: kindString, secret: true,
+		{env: env("SEED"), reads: partNode | partSupervisor, kind: kindString, secret: true,
 			usage: "NATS user seed (SU...) for " + what,
 			set:   func(c *Config, v any) { field(c).Seed = v.(string) }},
-		{env: env("CREDSFILE"), kind: kindString,
+		{env: env("CREDSFILE"), reads: partNode | partSupervisor, kind: kindString,
 			usage: "NATS .creds file for " + what + " (instead of JWT+seed)",
 			set:   func(c *Config, v any) { field(c).CredsFile = v.(string) }},
-		{env: env("TLS"), kind: kindBool, def: false,
+		{env: env("TLS"), reads: partNode | partSupervisor, kind: kindBool, def: false,
 			usage: "use TLS for " + what,
 			set:   func(c *Config, v any) { field(c).TLS = v.(bool) }},
 	}
@@ -204,18 +212,18 @@ func natsSettings(prefix, what string, field func(c *Config) *NATSConn) []settin
 // settings is the table every other part of this package is derived from.
 var settings = func() []setting {
 	s := []setting{
-		{env: EnvConfig, kind: kindConfig,
+		{env: EnvConfig, reads: partNode, kind: kindConfig,
 			usage: "YAML (.yaml/.yml) or TOML (.toml) config file"},
-		{env: EnvLatticePrefix, kind: kindString, def: DefaultLatticePrefix,
+		{env: EnvLatticePrefix, reads: partHost | partNode | partSupervisor, kind: kindString, def: lattice.DefaultLatticePrefix,
 			usage: "lattice ID used in every subject; no '.', '*', '>' or spaces",
 			set:   func(c *Config, v any) { c.LatticePrefix = v.(string) }},
-		{env: EnvClusterSeed, kind: kindString, secret: true, defHelp: "ad hoc",
+		{env: EnvClusterSeed, reads: partNode, kind: kindString, secret: true, defHelp: "ad hoc",
 			usage: "cluster seed (SC...) that signs invocations",
 			set:   func(c *Config, v any) { c.ClusterSeed = v.(string) }},
-		{env: EnvClusterIssuers, kind: kindList,
+		{env: EnvClusterIssuers, reads: partHost | partSupervisor, kind: kindList,
 			usage: "comma list of trusted cluster public keys (C...)",
 			set:   func(c *Config, v any) { c.ClusterIssuers = v.([]string) }},
-		{env: EnvHostSeed, kind: kindString, secret: true, defHelp: "generated",
+		{env: EnvHostSeed, reads: partNode, kind: kindString, secret: true, defHelp: "generated",
 			usage: "host server seed (SN...); host ID = its public key",
 			set:   func(c *Config, v any) { c.HostSeed = v.(string) }},
 	}
@@ -223,120 +231,120 @@ var settings = func() []setting {
 	s = append(s, natsSettings("CTL", "the control interface", func(c *Config) *NATSConn { return &c.CTL })...)
 	s = append(s, natsSettings("PROV_RPC", "providers", func(c *Config) *NATSConn { return &c.ProvRPC })...)
 	s = append(s, []setting{
-		{env: EnvRPCTimeoutMS, kind: kindMillis, def: int(rpc.DefaultTimeout / time.Millisecond),
+		{env: EnvRPCTimeoutMS, reads: partHost | partSupervisor, kind: kindMillis, def: int(rpc.DefaultTimeout / time.Millisecond),
 			usage: "RPC timeout in milliseconds; also sent to providers",
 			set:   func(c *Config, v any) { c.RPCTimeout = v.(time.Duration) }},
-		{env: EnvCtlTopicPrefix, kind: kindString, def: DefaultCtlTopicPrefix,
+		{env: EnvCtlTopicPrefix, reads: partHost | partNode | partSupervisor, kind: kindString, def: lattice.DefaultCtlTopicPrefix,
 			usage: "control interface subject prefix",
 			set:   func(c *Config, v any) { c.CtlTopicPrefix = v.(string) }},
-		{env: EnvJSDomain, kind: kindString,
+		{env: EnvJSDomain, reads: partHost | partSupervisor, kind: kindString,
 			usage: "JetStream domain for the lattice cache and KV",
 			set:   func(c *Config, v any) { c.JSDomain = v.(string) }},
-		{env: EnvAllowFileLoad, kind: kindBool, def: false,
+		{env: EnvAllowFileLoad, reads: partHost | partSupervisor, kind: kindBool, def: false,
 			usage: "allow file:// actor and provider references",
 			set:   func(c *Config, v any) { c.AllowFileLoad = v.(bool) }},
-		{env: EnvOCIAllowLatest, kind: kindBool, def: false,
+		{env: EnvOCIAllowLatest, reads: partNode | partSupervisor, kind: kindBool, def: false,
 			usage: "allow OCI references tagged :latest",
 			set:   func(c *Config, v any) { c.OCIAllowLatest = v.(bool) }},
-		{env: EnvOCIAllowedInsecure, kind: kindList,
+		{env: EnvOCIAllowedInsecure, reads: partNode | partSupervisor, kind: kindList,
 			usage: "comma list of OCI registries that may be used over plain HTTP",
 			set:   func(c *Config, v any) { c.OCIAllowedInsecure = v.([]string) }},
-		{env: EnvPolicyTopic, kind: kindString, defHelp: "(policy off)",
+		{env: EnvPolicyTopic, reads: partHost | partSupervisor, kind: kindString, defHelp: "(policy off)",
 			usage: "policy service subject; empty = no policy checks",
 			set:   func(c *Config, v any) { c.PolicyTopic = v.(string) }},
-		{env: EnvPolicyChangesTopic, kind: kindString,
+		{env: EnvPolicyChangesTopic, reads: partHost, kind: kindString,
 			usage: "subject on which the policy service announces changed decisions",
 			set:   func(c *Config, v any) { c.PolicyChangesTopic = v.(string) }},
-		{env: EnvPolicyTimeout, kind: kindMillis, def: int(DefaultPolicyTimeout / time.Millisecond),
+		{env: EnvPolicyTimeout, reads: partHost, kind: kindMillis, def: int(DefaultPolicyTimeout / time.Millisecond),
 			usage: "policy request timeout in milliseconds; no answer = deny",
 			set:   func(c *Config, v any) { c.PolicyTimeout = v.(time.Duration) }},
-		{env: EnvStructuredLogging, kind: kindBool, def: false,
+		{env: EnvStructuredLogging, reads: partNode | partSupervisor, kind: kindBool, def: false,
 			usage: "JSON logs on stderr; passed to providers",
 			set:   func(c *Config, v any) { c.StructuredLogging = v.(bool) }},
-		{env: EnvLogLevel, kind: kindString, def: DefaultLogLevel,
+		{env: EnvLogLevel, reads: partNode | partSupervisor, kind: kindString, def: DefaultLogLevel,
 			usage: "debug|info|warn|error (trace=debug, warning=warn)",
 			set:   func(c *Config, v any) { c.LogLevel = v.(string) }},
-		{env: EnvLabelPrefix, kind: kindLabels,
+		{env: EnvLabelPrefix, reads: partHost | partSupervisor, kind: kindLabels,
 			usage: "host label {name, lower-cased}=value (flag: --label k=v)"},
-		{env: EnvDataDir, kind: kindString, defHelp: "$XDG_DATA_HOME/latticed or ~/.local/share/latticed",
+		{env: EnvDataDir, reads: partHost | partNode | partSupervisor, kind: kindString, defHelp: "$XDG_DATA_HOME/latticed or ~/.local/share/latticed",
 			usage: "JetStream store, compile cache, keys, creds",
 			set:   func(c *Config, v any) { c.DataDir = v.(string) }},
-		{env: EnvNATSListen, kind: kindString, def: DefaultNATSListen,
+		{env: EnvNATSListen, reads: partNode | partSupervisor, kind: kindString, def: DefaultNATSListen,
 			usage: "embedded NATS listen host:port (only without RPC/CTL hosts)",
 			set:   func(c *Config, v any) { c.NATSListen = v.(string) }},
-		{env: EnvMetricsAddr, kind: kindString, def: DefaultMetricsAddr,
+		{env: EnvMetricsAddr, reads: partNode | partSupervisor, kind: kindString, def: DefaultMetricsAddr,
 			usage: "host:port for /metrics, /healthz, /readyz",
 			set:   func(c *Config, v any) { c.MetricsAddr = v.(string) }},
-		{env: EnvTolerateStartFailures, kind: kindBool, def: false,
+		{env: EnvTolerateStartFailures, reads: partSupervisor, kind: kindBool, def: false,
 			usage: "up: keep running when a --start-actor or --apply item fails (default: exit 1)",
 			set:   func(c *Config, v any) { c.TolerateStartFailures = v.(bool) }},
-		{env: EnvAllowedActorIssuers, kind: kindList, defHelp: "(any)",
+		{env: EnvAllowedActorIssuers, reads: partHost | partSupervisor, kind: kindList, defHelp: "(any)",
 			usage: "comma list of account keys (A...) allowed to sign actors; empty = any",
 			set:   func(c *Config, v any) { c.AllowedActorIssuers = v.([]string) }},
-		{env: EnvMaxPayloadBytes, kind: kindInt, def: rpc.DefaultMaxPayloadBytes,
+		{env: EnvMaxPayloadBytes, reads: partHost | partSupervisor, kind: kindInt, def: rpc.DefaultMaxPayloadBytes,
 			usage: "largest NATS message payload in bytes",
 			set:   func(c *Config, v any) { c.MaxPayloadBytes = v.(int) }},
-		{env: EnvReplayWindow, kind: kindDuration, def: rpc.DefaultReplayWindow.String(),
+		{env: EnvReplayWindow, reads: partHost | partSupervisor, kind: kindDuration, def: rpc.DefaultReplayWindow.String(),
 			usage: "invocations issued longer ago (plus the clock skew) are refused; IDs are remembered for the window plus twice the skew",
 			set:   func(c *Config, v any) { c.ReplayWindow = v.(time.Duration) }},
-		{env: EnvClockSkew, kind: kindDuration, def: rpc.DefaultClockSkew.String(),
+		{env: EnvClockSkew, reads: partHost | partSupervisor, kind: kindDuration, def: rpc.DefaultClockSkew.String(),
 			usage: "tolerated clock difference for invocation timestamps",
 			set:   func(c *Config, v any) { c.ClockSkew = v.(time.Duration) }},
-		{env: EnvActorMemoryPages, kind: kindUint32, def: DefaultActorMemoryLimitPages,
+		{env: EnvActorMemoryPages, reads: partHost, kind: kindUint32, def: DefaultActorMemoryLimitPages,
 			usage: "actor memory limit in 64 KiB wasm pages (4096 = 256 MiB)",
 			set:   func(c *Config, v any) { c.ActorMemoryLimitPages = v.(uint32) }},
-		{env: EnvActorQueue, kind: kindInt, def: DefaultActorQueueLength,
+		{env: EnvActorQueue, reads: partHost, kind: kindInt, def: DefaultActorQueueLength,
 			usage: "invocations that may wait for a free actor instance",
 			set:   func(c *Config, v any) { c.ActorQueueLength = v.(int) }},
-		{env: EnvActorStartTimeout, kind: kindDuration, def: DefaultActorStartTimeout.String(),
+		{env: EnvActorStartTimeout, reads: partHost, kind: kindDuration, def: DefaultActorStartTimeout.String(),
 			usage: "deadline for starting one actor instance (its initialisation code), e.g. 5s",
 			set:   func(c *Config, v any) { c.ActorStartTimeout = v.(time.Duration) }},
-		{env: EnvCacheStorage, kind: kindString, def: DefaultCacheStorage,
+		{env: EnvCacheStorage, reads: partHost | partSupervisor, kind: kindString, def: DefaultCacheStorage,
 			usage: "storage of the LATTICECACHE_{prefix} stream: file or memory (wasmCloud uses memory)",
 			set:   func(c *Config, v any) { c.CacheStorage = v.(string) }},
-		{env: EnvCacheReplicas, kind: kindInt, def: DefaultCacheReplicas,
+		{env: EnvCacheReplicas, reads: partHost | partSupervisor, kind: kindInt, def: DefaultCacheReplicas,
 			usage: "replicas of the LATTICECACHE_{prefix} stream in a clustered NATS (1-5)",
 			set:   func(c *Config, v any) { c.CacheReplicas = v.(int) }},
-		{env: EnvNATSPingInterval, kind: kindDuration, def: lattice.DefaultNATSPingInterval.String(),
+		{env: EnvNATSPingInterval, reads: partNode | partSupervisor, kind: kindDuration, def: lattice.DefaultNATSPingInterval.String(),
 			usage: "keepalive: every NATS connection PINGs its server this often",
 			set:   func(c *Config, v any) { c.NATSKeepalive.Interval = v.(time.Duration) }},
-		{env: EnvNATSPingMisses, kind: kindInt, def: lattice.DefaultNATSPingMisses,
+		{env: EnvNATSPingMisses, reads: partNode | partSupervisor, kind: kindInt, def: lattice.DefaultNATSPingMisses,
 			usage: "keepalive: unanswered PINGs after which a connection fails over and /readyz is unready",
 			set:   func(c *Config, v any) { c.NATSKeepalive.Misses = v.(int) }},
-		{env: EnvAdminSocket, kind: kindString, defHelp: "{data dir}/run/admin.sock",
+		{env: EnvAdminSocket, reads: partNode | partSupervisor, kind: kindString, defHelp: "{data dir}/run/admin.sock",
 			usage: "supervisor admin socket: up listens on it; host and ctl reach their supervisor through it",
 			set:   func(c *Config, v any) { c.AdminSocket = v.(string) }},
-		{env: EnvRestartBackoff, kind: kindDuration, def: DefaultRestartBackoff.String(),
+		{env: EnvRestartBackoff, reads: partSupervisor, kind: kindDuration, def: child.DefaultBackoff.String(),
 			usage: "first delay before restarting a crashed child; doubles per crash, with jitter",
 			set:   func(c *Config, v any) { c.RestartBackoff = v.(time.Duration) }},
-		{env: EnvRestartBackoffMax, kind: kindDuration, def: DefaultRestartBackoffMax.String(),
+		{env: EnvRestartBackoffMax, reads: partSupervisor, kind: kindDuration, def: child.DefaultBackoffMax.String(),
 			usage: "longest delay before restarting a crashed child",
 			set:   func(c *Config, v any) { c.RestartBackoffMax = v.(time.Duration) }},
-		{env: EnvRestartStable, kind: kindDuration, def: DefaultRestartStable.String(),
+		{env: EnvRestartStable, reads: partSupervisor, kind: kindDuration, def: child.DefaultStable.String(),
 			usage: "a child up this long has its restart delay reset",
 			set:   func(c *Config, v any) { c.RestartStable = v.(time.Duration) }},
-		{env: EnvCrashLoopCount, kind: kindInt, def: DefaultCrashLoopCount,
+		{env: EnvCrashLoopCount, reads: partSupervisor, kind: kindInt, def: child.DefaultCrashLoopCount,
 			usage: "this many crashes within the crash-loop window mark a child failed",
 			set:   func(c *Config, v any) { c.CrashLoopCount = v.(int) }},
-		{env: EnvCrashLoopWindow, kind: kindDuration, def: DefaultCrashLoopWindow.String(),
+		{env: EnvCrashLoopWindow, reads: partSupervisor, kind: kindDuration, def: child.DefaultCrashLoopWindow.String(),
 			usage: "window in which crashes count toward a crash loop",
 			set:   func(c *Config, v any) { c.CrashLoopWindow = v.(time.Duration) }},
-		{env: EnvStopGrace, kind: kindDuration, def: DefaultStopGrace.String(),
+		{env: EnvStopGrace, reads: partSupervisor, kind: kindDuration, def: DefaultStopGrace.String(),
 			usage: "how long a stopping node waits for children to drain before killing them",
 			set:   func(c *Config, v any) { c.StopGrace = v.(time.Duration) }},
-		{env: EnvHealthInterval, kind: kindDuration, def: DefaultHealthInterval.String(),
+		{env: EnvHealthInterval, reads: partSupervisor, kind: kindDuration, def: DefaultHealthInterval.String(),
 			usage: "interval between provider health checks",
 			set:   func(c *Config, v any) { c.HealthInterval = v.(time.Duration) }},
-		{env: EnvAccountSigningSeed, kind: kindString, secret: true,
+		{env: EnvAccountSigningSeed, reads: partSupervisor, kind: kindString, secret: true,
 			usage: "external NATS: account signing seed (SA...) to mint a user per provider",
 			set:   func(c *Config, v any) { c.AccountSigningSeed = v.(string) }},
-		{env: EnvOperatorSigningSeed, kind: kindString, secret: true,
+		{env: EnvOperatorSigningSeed, reads: partSupervisor, kind: kindString, secret: true,
 			usage: "external NATS: operator signing seed (SO...) to push account revocations",
 			set:   func(c *Config, v any) { c.OperatorSigningSeed = v.(string) }},
-		{env: EnvSystemCredsFile, kind: kindString,
+		{env: EnvSystemCredsFile, reads: partSupervisor, kind: kindString,
 			usage: "external NATS: system-account .creds file, to push account revocations",
 			set:   func(c *Config, v any) { c.SystemCredsFile = v.(string) }},
-		{env: EnvProviderCredsLifetime, kind: kindDuration, def: DefaultProviderCredsLifetime.String(),
+		{env: EnvProviderCredsLifetime, reads: partSupervisor, kind: kindDuration, def: DefaultProviderCredsLifetime.String(),
 			usage: "lifetime of a provider's minted NATS user (renewed while healthy); its revocation is pruned once it has passed",
 			set:   func(c *Config, v any) { c.ProviderCredsLifetime = v.(time.Duration) }},
 	}...)

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,6 @@ import (
 	"github.com/latticed/latticed/internal/oci"
 	"github.com/latticed/latticed/internal/policy"
 	"github.com/latticed/latticed/lattice"
-	"github.com/latticed/latticed/rpc"
 	"github.com/latticed/latticed/trust"
 )
 
@@ -42,49 +42,27 @@ type ProviderLauncher interface {
 	Providers() []lattice.ProviderDescription
 }
 
-// Options configure a Host. Connections are owned by the caller.
+// Options configure a Host: its settings, resolved once by config (see
+// config.HostSettings), and what the process hands it. Connections are
+// owned by the caller.
 type Options struct {
+	config.HostSettings
+
 	HostKey    *trust.KeyPair // N…: the host's identity
 	ClusterKey *trust.KeyPair // C…: signs outgoing invocations
-	Issuers    []string       // trusted cluster issuers (must include ClusterKey's)
 
-	LatticePrefix  string
-	CtlTopicPrefix string
-	RPC            *nats.Conn // invocations
-	Ctl            *nats.Conn // control interface and events
+	RPC *nats.Conn // invocations
+	Ctl *nats.Conn // control interface and events
 
-	RPCTimeout          time.Duration
-	AllowFileLoad       bool
-	AllowedActorIssuers []string
-	MaxPayloadBytes     int
-	QueueLength         int
-	MemoryLimitPages    uint32
-	CompileCacheDir     string // "" = memory only
 	// CompileHeadStart is how long an actor start waits for optimized code
 	// (from the compilation cache, typically) before it starts the actor
 	// interpreted and switches it to compiled code when the compiler is
 	// done. 0 means 100ms; negative never interprets.
-	CompileHeadStart time.Duration
-	// StartTimeout bounds the start of one actor instance: instantiation
-	// and its initialiser (Go's runtime init, _initialize, _start), which
-	// guest code controls. 0 means config.DefaultActorStartTimeout.
-	StartTimeout      time.Duration
-	ReplayWindow      time.Duration
-	ClockSkew         time.Duration
-	Labels            map[string]string
+	CompileHeadStart  time.Duration
 	HeartbeatInterval time.Duration // default 30s
-	JSDomain          string
 	FriendlyName      string
 	CtlHost, RPCHost  string // reported in host info
 	ProvRPCHost       string
-
-	CacheMemoryStorage bool // LATTICECACHE stream in memory (as wasmCloud) instead of file
-	CacheReplicas      int
-
-	// PolicyTopic enables the external policy service (WASMCLOUD_POLICY_TOPIC);
-	// PolicyChangesTopic carries its changed decisions.
-	PolicyTopic, PolicyChangesTopic string
-	PolicyTimeout                   time.Duration
 
 	// OCI pulls actors given as OCI references (registry/repo:tag) and keeps
 	// the registry credentials registries.put sends; nil: file references only.
@@ -97,34 +75,14 @@ type Options struct {
 
 func (o *Options) setDefaults() error {
 	if o.HostKey == nil || o.ClusterKey == nil || o.RPC == nil || o.Ctl == nil {
-		return errors.New("agent: HostKey, ClusterKey, RPC and Ctl are required")
+		return errors.New("host: HostKey, ClusterKey, RPC and Ctl are required")
 	}
-	if o.LatticePrefix == "" {
-		o.LatticePrefix = lattice.DefaultLatticePrefix
-	}
-	if o.RPCTimeout <= 0 {
-		o.RPCTimeout = rpc.DefaultTimeout
-	}
-	if o.MaxPayloadBytes <= 0 {
-		o.MaxPayloadBytes = rpc.DefaultMaxPayloadBytes
-	}
-	if o.QueueLength <= 0 {
-		o.QueueLength = 256
-	}
-	if o.MemoryLimitPages == 0 {
-		o.MemoryLimitPages = 4096
-	}
+	o.HostSettings = o.HostSettings.WithDefaults()
 	if o.CompileHeadStart == 0 {
 		o.CompileHeadStart = 100 * time.Millisecond
 	}
-	if o.StartTimeout <= 0 {
-		o.StartTimeout = config.DefaultActorStartTimeout
-	}
 	if o.HeartbeatInterval <= 0 {
 		o.HeartbeatInterval = 30 * time.Second
-	}
-	if o.ReplayWindow <= 0 {
-		o.ReplayWindow = rpc.DefaultReplayWindow
 	}
 	if o.Metrics == nil {
 		o.Metrics = metrics.New()
@@ -135,11 +93,7 @@ func (o *Options) setDefaults() error {
 	if o.FriendlyName == "" {
 		o.FriendlyName = friendlyName(o.HostKey.PublicKey())
 	}
-	trusted := false
-	for _, i := range o.Issuers {
-		trusted = trusted || i == o.ClusterKey.PublicKey()
-	}
-	if !trusted {
+	if !slices.Contains(o.Issuers, o.ClusterKey.PublicKey()) {
 		o.Issuers = append([]string{o.ClusterKey.PublicKey()}, o.Issuers...)
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
@@ -82,14 +83,17 @@ func newFixtureAt(t testing.TB, url string, tweak ...func(*Options)) *fixture {
 	hostKey, _ := trust.CreateKeyPair(lattice.KindServer)
 	f := &fixture{nc: dial(t, url), cluster: cluster, dir: t.TempDir(), m: metrics.New()}
 	opts := Options{
-		HostKey: hostKey, ClusterKey: cluster, LatticePrefix: "test",
+		HostSettings: config.HostSettings{
+			LatticePrefix: "test", RPCTimeout: 2 * time.Second, AllowFileLoad: true, CompileCacheDir: t.TempDir(),
+			MemoryLimitPages: 2048,
+			// Under -race an interpreted Go actor's initialiser outlasts the
+			// production start deadline; the tests of that deadline set it.
+			StartTimeout: 2 * time.Minute,
+		},
+		HostKey: hostKey, ClusterKey: cluster,
 		RPC: dial(t, url), Ctl: dial(t, url),
-		RPCTimeout: 2 * time.Second, AllowFileLoad: true, CompileCacheDir: t.TempDir(),
-		MemoryLimitPages: 2048, HeartbeatInterval: time.Hour, Metrics: f.m,
-		// Under -race an interpreted Go actor's initialiser outlasts the
-		// production start deadline; the tests of that deadline set it.
-		StartTimeout: 2 * time.Minute,
-		Logger:       slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		HeartbeatInterval: time.Hour, Metrics: f.m,
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	for _, fn := range tweak {
 		fn(&opts)

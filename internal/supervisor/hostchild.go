@@ -63,11 +63,7 @@ func newHostChild(s *Supervisor) *hostChild {
 // the configured restart policy, this log and these metrics, and its
 // users revoked as each run ends when users can be revoked.
 func (s *Supervisor) newChild(spec child.Spec, hooks child.Hooks) *child.Child {
-	cfg := s.config()
-	spec.Policy = child.RestartPolicy{
-		Backoff: cfg.RestartBackoff, BackoffMax: cfg.RestartBackoffMax, Stable: cfg.RestartStable,
-		CrashLoopCount: cfg.CrashLoopCount, CrashLoopWindow: cfg.CrashLoopWindow,
-	}
+	spec.Policy = s.config().RestartPolicy()
 	spec.Log, spec.Metrics, spec.Hooks = s.log, s.m, hooks
 	if s.auth != nil && s.auth.CanRevoke() {
 		spec.Revoke = s.auth.Revoke

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/latticed/latticed/internal/builtin"
+	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/host"
 	"github.com/latticed/latticed/internal/testing/ptest"
 	"github.com/latticed/latticed/internal/testing/testenv"
@@ -95,9 +96,12 @@ func newLattice(t testing.TB, url string, tune ...func(*host.Options)) *testLatt
 	hostKey, _ := trust.CreateKeyPair(lattice.KindServer)
 	l := &testLattice{url: url, nc: dial(t, url), cluster: cluster, ctl: lattice.NewCtl("", "test")}
 	opts := host.Options{
-		HostKey: hostKey, ClusterKey: cluster, LatticePrefix: "test",
-		RPC: dial(t, url), Ctl: dial(t, url), RPCTimeout: 5 * time.Second, AllowFileLoad: true,
-		CompileCacheDir: shared.compiled, MemoryLimitPages: 2048, HeartbeatInterval: time.Hour,
+		HostSettings: config.HostSettings{
+			LatticePrefix: "test", RPCTimeout: 5 * time.Second, AllowFileLoad: true,
+			CompileCacheDir: shared.compiled, MemoryLimitPages: 2048,
+		},
+		HostKey: hostKey, ClusterKey: cluster,
+		RPC: dial(t, url), Ctl: dial(t, url), HeartbeatInterval: time.Hour,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	for _, f := range tune {
