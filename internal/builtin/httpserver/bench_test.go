@@ -28,7 +28,7 @@ func BenchmarkHTTP(b *testing.B) {
 	b.Run("lattice", func(b *testing.B) {
 		l := newLattice(b, testenv.NATS(b).ClientURL())
 		echo := l.startActor(b, echoPkg, wire.ContractHTTPServer)
-		// As many instances as the agent's own BenchmarkInvokeEcho runs.
+		// As many instances as the host's own BenchmarkInvokeEcho runs.
 		l.ctlRequest(b, l.ctl.Cmd(l.host.ID(), lattice.CmdScaleActor), lattice.ScaleActorCommand{ActorID: echo.Key, Count: 2})
 		base, values := port(b)
 		ld := l.link(b, echo.Key, httpBuiltin, values)

@@ -36,7 +36,7 @@ var (
 	buildDir string
 	builds   sync.Map // package path → *build
 	// compileCache lets every runtime in the process reuse one compilation
-	// of each module, as the agent's disk cache does across restarts.
+	// of each module, as the host's disk cache does across restarts.
 	compileCache = wazero.NewCompilationCache()
 )
 
