@@ -15,7 +15,7 @@
 //
 //	func main() {
 //		ctx := context.Background()
-//		if err := provider.Run(ctx, os.Stdin, mycapability.New()); err != nil {
+//		if err := provider.Run(ctx, os.Stdin, mycapability.New(), provider.Config{}); err != nil {
 //			fmt.Fprintln(os.Stderr, err)
 //			os.Exit(1)
 //		}
@@ -139,42 +139,21 @@ type Config struct {
 	Metrics Metrics
 }
 
-// WithMetrics sets Config.Metrics.
-func WithMetrics(m Metrics) Option { return func(c *Config) { c.Metrics = m } }
-
-// Option changes a Config; see Run.
-type Option func(*Config)
-
-// WithLogger sets Config.Logger.
-func WithLogger(l *slog.Logger) Option { return func(c *Config) { c.Logger = l } }
-
-// WithLogOutput sets Config.LogOutput.
-func WithLogOutput(w io.Writer) Option { return func(c *Config) { c.LogOutput = w } }
-
-// WithMaxConcurrent sets Config.MaxConcurrent.
-func WithMaxConcurrent(n int) Option { return func(c *Config) { c.MaxConcurrent = n } }
-
-// WithNATSOptions appends to Config.NATSOptions.
-func WithNATSOptions(o ...nats.Option) Option {
-	return func(c *Config) { c.NATSOptions = append(c.NATSOptions, o...) }
-}
-
 // QueueGroup is the queue group of the invocation subscription (the
 // wasmCloud SDK's), so several instances of one provider share the load.
 const QueueGroup = "rpc"
 
-// Run reads HostData from stdin, then runs c as a provider until a shutdown
-// message for this host, SIGTERM/SIGINT or the end of ctx. A graceful end
-// returns nil, so a provider process exits 0.
-func Run(ctx context.Context, stdin io.Reader, c Capability, opts ...Option) error {
+// Run reads HostData from stdin into cfg, then runs c as a provider until a
+// shutdown message for this host, SIGTERM/SIGINT or the end of ctx. A
+// graceful end returns nil, so a provider process exits 0. cfg is the one
+// way to tune a provider (the zero Config takes every default); its
+// HostData is the one read from stdin.
+func Run(ctx context.Context, stdin io.Reader, c Capability, cfg Config) error {
 	hd, err := ReadHostData(stdin)
 	if err != nil {
 		return err
 	}
-	cfg := Config{HostData: *hd}
-	for _, o := range opts {
-		o(&cfg)
-	}
+	cfg.HostData = *hd
 	p, err := New(cfg, c)
 	if err != nil {
 		return err

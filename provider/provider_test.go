@@ -719,3 +719,40 @@ func TestRefusedCredentialsEndRun(t *testing.T) {
 		t.Fatal("Run still retrying refused credentials")
 	}
 }
+
+// Run is the SDK's whole entry point: HostData from stdin, everything else
+// from the one Config it is given (here its Metrics), until ctx ends.
+func TestRunTakesHostDataFromStdinAndTheRestFromConfig(t *testing.T) {
+	if err := Run(context.Background(), strings.NewReader("not base64!\n"), &fakeCapability{}, Config{}); !errors.Is(err, lattice.ErrHostData) {
+		t.Fatalf("garbage on stdin: %v, want ErrHostData", err)
+	}
+	e := newEnv(t)
+	hd := e.hostData(e.link(e.actor, "1"))
+	line, err := lattice.EncodeHostData(&hd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := toldMetrics{told: make(chan string, 16), conns: make(chan *nats.Conn, 4)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, bytes.NewReader(line), &fakeCapability{}, Config{Metrics: m}) }()
+	select {
+	case nc := <-m.conns:
+		if nc.ConnectedUrl() == "" {
+			t.Error("the Config's Metrics were told of a connection that is not connected")
+		}
+	case err := <-done:
+		t.Fatalf("Run ended before connecting: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run never connected with the HostData from stdin")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run after ctx ended: %v, want nil (a graceful end)", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not end with its context")
+	}
+}
