@@ -103,7 +103,7 @@ type Server struct {
 	// MaxPayloadBytes refuses bigger invocations before decoding them
 	// (lattice.ReasonTooLarge); 0 means DefaultMaxPayloadBytes.
 	MaxPayloadBytes int
-	// Timeout bounds Authorize, and separately Handle; 0 means
+	// Timeout bounds Authorize and Handle together; 0 means
 	// DefaultTimeout.
 	Timeout time.Duration
 	// Authorize, when set, is the callee's own admission check after the
@@ -164,18 +164,18 @@ func (s *Server) Serve(m *nats.Msg) {
 		s.reject(m, inv, err)
 		return
 	}
+	// One deadline for the whole invocation, admission included: the
+	// caller waits no longer than that either, and one timer per invocation
+	// is cheaper than one per step.
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout())
+	defer cancel()
 	if s.Authorize != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), s.timeout())
-		err := s.Authorize(ctx, inv)
-		cancel()
-		if err != nil {
+		if err := s.Authorize(ctx, inv); err != nil {
 			s.reject(m, inv, err)
 			return
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout())
-	defer cancel()
 	ctx, span := startServerSpan(ctx, inv, s.Key)
 	res, err := s.Handle(ctx, inv)
 	resp := &lattice.InvocationResponse{InvocationID: inv.ID, InstanceID: res.InstanceID}
