@@ -541,3 +541,60 @@ func (w *Writer) Int(v int64) {
 // Uint16 writes v in the fixed-width uint 16 form (0xcd and two bytes), as
 // reflection encoders without compact integers write a Go uint16.
 func (w *Writer) Uint16(v uint16) { w.b = append(w.b, 0xcd, byte(v>>8), byte(v)) }
+
+// Int32 writes v in the fixed-width int 32 form (0xd2 and four bytes), as
+// reflection encoders without compact integers write a Go int32.
+func (w *Writer) Int32(v int32) {
+	w.b = binary.BigEndian.AppendUint32(append(w.b, 0xd2), uint32(v))
+}
+
+// Uint32 writes v in the fixed-width uint 32 form (0xce and four bytes), as
+// reflection encoders without compact integers write a Go uint32.
+func (w *Writer) Uint32(v uint32) {
+	w.b = binary.BigEndian.AppendUint32(append(w.b, 0xce), v)
+}
+
+// Int reads an integer of any msgpack width, signed or not, that fits an
+// int64; nil reads as 0.
+func (r *Reader) Int() (int64, error) {
+	if r.i < len(r.b) {
+		switch c := r.b[r.i]; {
+		case c >= 0xe0: // negative fixint
+			r.i++
+			return int64(int8(c)), nil
+		case c >= 0xd0 && c <= 0xd3:
+			r.i++
+			size := 1 << (c - 0xd0)
+			v, err := r.n(size)
+			if err != nil {
+				return 0, err
+			}
+			shift := 64 - 8*size // sign-extend from size bytes
+			return int64(v<<shift) >> shift, nil
+		}
+	}
+	v, err := r.Uint()
+	if err == nil && v > math.MaxInt64 {
+		return 0, fmt.Errorf("integer %d does not fit 64 signed bits", v)
+	}
+	return int64(v), err
+}
+
+// Int32 reads an integer of any msgpack width that fits an int32.
+func (r *Reader) Int32() (int32, error) {
+	v, err := r.Int()
+	if err == nil && (v < math.MinInt32 || v > math.MaxInt32) {
+		return 0, fmt.Errorf("integer %d does not fit 32 bits", v)
+	}
+	return int32(v), err
+}
+
+// Uint32 reads a non-negative integer of any msgpack width that fits a
+// uint32.
+func (r *Reader) Uint32() (uint32, error) {
+	v, err := r.Uint()
+	if err == nil && v > math.MaxUint32 {
+		return 0, fmt.Errorf("integer %d does not fit 32 bits", v)
+	}
+	return uint32(v), err
+}
