@@ -31,6 +31,10 @@ import (
 // DefaultTimeout bounds a single request when Client.Timeout is not set.
 const DefaultTimeout = 5 * time.Second
 
+// DefaultQuiet is the Quiet that `latticed ctl` sets: on a loopback or LAN
+// lattice every host answers a ping within a few milliseconds of the others.
+const DefaultQuiet = 250 * time.Millisecond
+
 // WriteWait is the least a link put or delete waits for its reply, whatever
 // Client.Timeout says: the host's lattice cache write waits out a JetStream
 // leader election for up to jswrite.WriteTimeout and then answers, so the
@@ -75,6 +79,14 @@ type Client struct {
 	// OnSkipped, when set, hears about lattice cache entries that Links or
 	// Claims skipped because they do not decode.
 	OnSkipped func(cacheread.Skipped)
+	// Quiet, when positive, lets Hosts and SoleHost return before their
+	// window is over: once the first host has answered, they stop when no
+	// new answer has arrived for Quiet, or for four times the first answer's
+	// round trip when that is longer (a loaded lattice answers slowly and
+	// its answers spread). Zero waits out the window, the only way to be
+	// sure that a host which answers late is counted. The lookups that
+	// decide what to start (ActorHosts, ProviderHosts) always wait it out.
+	Quiet time.Duration
 }
 
 // New returns a client for the lattice prefix; topicPrefix is the control
@@ -158,6 +170,13 @@ func (c *Client) hostCommand(ctx context.Context, timeout time.Duration, hostID,
 // every reply arriving within window to each, until each returns false.
 // Many hosts answer these subjects, so a plain request would see only one.
 func (c *Client) gather(ctx context.Context, subject string, body any, window time.Duration, each func(data []byte) (more bool)) error {
+	return c.gatherQuiet(ctx, subject, body, window, 0, each)
+}
+
+// gatherQuiet is gather that, when quiet is positive, also ends once no
+// reply has arrived for max(quiet, 4 × the first reply's round trip) after
+// the first one.
+func (c *Client) gatherQuiet(ctx context.Context, subject string, body any, window, quiet time.Duration, each func(data []byte) (more bool)) error {
 	data, err := marshalBody(body)
 	if err != nil {
 		return err
@@ -171,15 +190,19 @@ func (c *Client) gather(ctx context.Context, subject string, body any, window ti
 	if err := c.nc.PublishRequest(subject, inbox, data); err != nil {
 		return fmt.Errorf("publish %s: %w", subject, err)
 	}
+	sent := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, window)
 	defer cancel()
+	rctx, quietOver := context.WithCancel(wctx)
+	defer quietOver()
+	var quietTimer *time.Timer
 	for {
-		msg, err := sub.NextMsgWithContext(wctx)
+		msg, err := sub.NextMsgWithContext(rctx)
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case wctx.Err() != nil:
-			return nil // the window is over
+		case rctx.Err() != nil:
+			return nil // the window, or the quiet period, is over
 		case errors.Is(err, nats.ErrNoResponders):
 			return nil // the server says nobody listens: no need to wait
 		case err != nil:
@@ -188,14 +211,27 @@ func (c *Client) gather(ctx context.Context, subject string, body any, window ti
 		if !each(msg.Data) {
 			return nil
 		}
+		switch {
+		case quiet <= 0:
+		case quietTimer == nil: // the first reply sets the quiet period
+			quiet = max(quiet, 4*time.Since(sent))
+			quietTimer = time.AfterFunc(quiet, quietOver)
+			defer quietTimer.Stop()
+		default:
+			quietTimer.Reset(quiet)
+		}
 	}
 }
 
 // Hosts pings every host of the lattice and returns those that answer
-// within window, sorted by ID.
+// within window (or before the Quiet period ends), sorted by ID.
 func (c *Client) Hosts(ctx context.Context, window time.Duration) ([]lattice.HostInfo, error) {
+	return c.hosts(ctx, window, c.Quiet)
+}
+
+func (c *Client) hosts(ctx context.Context, window, quiet time.Duration) ([]lattice.HostInfo, error) {
 	hosts := []lattice.HostInfo{}
-	err := c.gather(ctx, c.ctl.PingHosts(), nil, window, func(data []byte) bool {
+	err := c.gatherQuiet(ctx, c.ctl.PingHosts(), nil, window, quiet, func(data []byte) bool {
 		var h lattice.HostInfo
 		if json.Unmarshal(data, &h) == nil && h.ID != "" && !slices.ContainsFunc(hosts, func(o lattice.HostInfo) bool { return o.ID == h.ID }) {
 			hosts = append(hosts, h)
@@ -627,7 +663,7 @@ func (c *Client) firstHostWhere(ctx context.Context, window time.Duration, match
 }
 
 func (c *Client) hostsWhere(ctx context.Context, window time.Duration, match func(*lattice.HostInventory) bool) ([]string, error) {
-	hosts, err := c.Hosts(ctx, window)
+	hosts, err := c.hosts(ctx, window, 0) // a host missed here would get a second copy
 	if err != nil {
 		return nil, err
 	}

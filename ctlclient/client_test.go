@@ -6,11 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/host"
@@ -52,6 +54,7 @@ type testLattice struct {
 	a, b    *host.Host
 	cluster *trust.KeyPair
 	dir     string
+	nats    *server.Server
 }
 
 // newLattice is host a (labelled zone=a), with two hosts also host b
@@ -63,7 +66,7 @@ type testLattice struct {
 func newLattice(t *testing.T, twoHosts bool) *testLattice {
 	s := testenv.NATS(t)
 	cluster, _ := trust.CreateKeyPair(lattice.KindCluster)
-	l := &testLattice{cluster: cluster, dir: t.TempDir()}
+	l := &testLattice{cluster: cluster, dir: t.TempDir(), nats: s}
 	l.a = startHost(t, s, cluster, "ct", map[string]string{"zone": "a"})
 	if twoHosts {
 		l.b = startHost(t, s, cluster, "ct", map[string]string{"zone": "b"})
@@ -185,6 +188,58 @@ func TestHostsAuctionsAndStart(t *testing.T) {
 	}
 	if hs, err := l.c.ActorHosts(ctx, echo.Key, 300*time.Millisecond); err != nil || len(hs) != 0 {
 		t.Fatalf("ActorHosts after stop: %v %v", hs, err)
+	}
+}
+
+// TestHostsQuietPeriod checks both ends of Quiet: with it, Hosts returns
+// every real host long before the window is over; a host that answers
+// later than the quiet period is missed, and without Quiet it is counted
+// because the whole window is waited out.
+func TestHostsQuietPeriod(t *testing.T) {
+	l := newLattice(t, true)
+	ctx := context.Background()
+	const window = 30 * time.Second
+
+	quiet := *l.c
+	quiet.Quiet = 100 * time.Millisecond
+	start := time.Now()
+	hosts, err := quiet.Hosts(ctx, window)
+	if err != nil || len(hosts) != 2 {
+		t.Fatalf("hosts with Quiet: %+v %v, want both", hosts, err)
+	}
+	if took := time.Since(start); took > window/2 {
+		t.Errorf("Hosts with Quiet %s took %s: it waited out the window", quiet.Quiet, took)
+	}
+
+	// A third answer that comes 2.5 s after each ping: a host on a far or
+	// overloaded node.
+	late := testenv.Connect(t, l.nats)
+	lateID := "NLATE"
+	sub, err := late.Subscribe(lattice.NewCtl("", "ct").PingHosts(), func(m *nats.Msg) {
+		time.AfterFunc(2500*time.Millisecond, func() {
+			_ = m.Respond([]byte(`{"id":"` + lateID + `","lattice_prefix":"ct"}`))
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := late.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	has := func(hs []lattice.HostInfo) bool {
+		return slices.ContainsFunc(hs, func(h lattice.HostInfo) bool { return h.ID == lateID })
+	}
+	if hosts, err := quiet.Hosts(ctx, window); err != nil || len(hosts) != 2 || has(hosts) {
+		t.Errorf("hosts with Quiet and a late answer: %+v %v, want the two prompt hosts only", hosts, err)
+	}
+	start = time.Now()
+	hosts, err = l.c.Hosts(ctx, 4*time.Second)
+	if err != nil || len(hosts) != 3 || !has(hosts) {
+		t.Errorf("hosts without Quiet: %+v %v, want the late host too", hosts, err)
+	}
+	if took := time.Since(start); took < 4*time.Second {
+		t.Errorf("Hosts without Quiet returned after %s, before its 4s window", took)
 	}
 }
 

@@ -45,8 +45,10 @@ the embedded server of a lattice of one at LATTICED_NATS_LISTEN (default
 that file exists (data dir:
 LATTICED_DATA_DIR, default $XDG_DATA_HOME/latticed or ~/.local/share/latticed).
 
-Queries that every host answers (get hosts, auctions) collect replies for
---timeout; single requests wait at most --timeout.`,
+Queries that every host answers collect replies: get hosts (and get
+inventory without a host ID) until no new host has answered for --quiet after
+the first, at most --timeout; auctions until the first offer. Single requests
+wait at most --timeout.`,
 		newCtlGetCmd(), newCtlStartCmd(), newCtlStopCmd(), newCtlScaleCmd(), newCtlRevokeCmd(),
 		newCtlLinkCmd(), newCtlLabelCmd(), newCtlCallCmd(), newCtlWatchCmd())
 	addCtlFlags(cmd)
@@ -61,6 +63,7 @@ func addCtlFlags(cmd *cobra.Command) {
 		pf.AddFlag(f)
 	}
 	pf.Duration("timeout", ctlclient.DefaultTimeout, "how long to wait for a reply, or to collect replies from all hosts")
+	pf.Duration("quiet", ctlclient.DefaultQuiet, "get hosts: stop collecting once no new host has answered for this long (longer on a slow lattice); 0 waits out --timeout")
 }
 
 // configFlags returns the named flags as config.RegisterFlags defines them.
@@ -127,6 +130,13 @@ func openCtl(cmd *cobra.Command) (*ctlSession, error) {
 	if err != nil {
 		return nil, err
 	}
+	quiet, err := cmd.Flags().GetDuration("quiet")
+	if err != nil {
+		return nil, err
+	}
+	if quiet < 0 {
+		return nil, usageErrorf("--quiet must not be negative, got %s", quiet)
+	}
 	cfg, err := loadCtlConfig(cmd)
 	if err != nil {
 		return nil, err
@@ -137,6 +147,7 @@ func openCtl(cmd *cobra.Command) (*ctlSession, error) {
 	}
 	client := ctlclient.New(nc, cfg.CtlTopicPrefix, cfg.LatticePrefix)
 	client.Timeout = timeout
+	client.Quiet = quiet
 	// get links / get claims read the lattice cache (LATTICECACHE_{prefix})
 	// in this JetStream domain; an entry that does not decode is skipped,
 	// and said so.

@@ -58,9 +58,11 @@ func newCtlGetCmd() *cobra.Command {
 func newCtlGetHostsCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "hosts",
-		Short: "List the hosts that answer a ping within --timeout",
-		Long: `Ping every host of the lattice and list those that answer within --timeout
-(all replies are collected, so the command always takes that long).
+		Short: "List the hosts that answer a ping",
+		Long: `Ping every host of the lattice and list those that answer. Collecting ends
+once no new host has answered for --quiet after the first (four times the
+first answer's round trip when that is longer), or at --timeout; --quiet 0
+waits out --timeout, to be sure a slow host is counted.
 JSON output is a list of host info objects as hosts send them.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
