@@ -686,32 +686,61 @@ func (c *Client) hostsWhere(ctx context.Context, window time.Duration, match fun
 // ResolveActor returns keyOrAlias when it is an actor key (M…), else the
 // key of the actor whose claims carry that call alias.
 func (c *Client) ResolveActor(ctx context.Context, keyOrAlias string) (string, error) {
-	if lattice.IsPublicKey(keyOrAlias, lattice.KindModule) {
+	keyErr := lattice.CheckPublicKey(keyOrAlias, lattice.KindModule)
+	if keyErr == nil {
 		return keyOrAlias, nil
+	}
+	if len(keyOrAlias) == 56 && keyOrAlias[0] == lattice.KindModule.Letter() {
+		// No alias looks like this: it is a mistyped key, and saying so
+		// beats "no such alias".
+		return "", fmt.Errorf("actor key %q: %w", lattice.Abbreviate(keyOrAlias), keyErr)
 	}
 	claims, err := c.Claims(ctx)
 	if err != nil {
 		return "", fmt.Errorf("resolve call alias %q: %w", keyOrAlias, err)
 	}
-	var aliases []string
+	aliases := map[string]string{} // alias → actor key
 	for _, want := range []string{keyOrAlias, trust.NormalizeCallAlias(keyOrAlias)} {
 		for _, cl := range claims {
 			if cl.CallAlias != "" && lattice.IsPublicKey(cl.Subject, lattice.KindModule) {
 				if cl.CallAlias == want {
 					return cl.Subject, nil
 				}
-				if !slices.Contains(aliases, cl.CallAlias) {
-					aliases = append(aliases, cl.CallAlias)
-				}
+				aliases[cl.CallAlias] = cl.Subject
 			}
 		}
 	}
-	known := "none"
-	if len(aliases) > 0 {
-		slices.Sort(aliases)
-		known = strings.Join(aliases, ", ")
+	return "", fmt.Errorf("%q is neither an actor key (56 characters starting with M) nor the call alias of a running actor in lattice %s (%s)",
+		keyOrAlias, c.prefix, c.runningAliases(ctx, aliases))
+}
+
+// runningAliases lists, for an error message, the aliases of actors some
+// host runs now: the lattice cache keeps the claims of every actor that
+// ever ran, and an alias nobody serves would only mislead.
+func (c *Client) runningAliases(ctx context.Context, aliases map[string]string) string {
+	running := map[string]bool{}
+	hosts, err := c.Hosts(ctx, c.timeout())
+	if err != nil {
+		return "running actors unknown: " + err.Error()
 	}
-	return "", fmt.Errorf("%q is neither an actor key (56 characters starting with M) nor a call alias known in lattice %s (known aliases: %s)", keyOrAlias, c.prefix, known)
+	for _, h := range hosts {
+		if inv, err := c.Inventory(ctx, h.ID); err == nil {
+			for _, a := range inv.Actors {
+				running[a.ID] = true
+			}
+		}
+	}
+	var names []string
+	for alias, key := range aliases {
+		if running[key] {
+			names = append(names, alias)
+		}
+	}
+	if len(names) == 0 {
+		return "no running actor has a call alias"
+	}
+	slices.Sort(names)
+	return "known aliases: " + strings.Join(names, ", ")
 }
 
 // Call sends a signed invocation of operation with payload to the actor and

@@ -189,6 +189,18 @@ func TestHostsAuctionsAndStart(t *testing.T) {
 	if hs, err := l.c.ActorHosts(ctx, echo.Key, 300*time.Millisecond); err != nil || len(hs) != 0 {
 		t.Fatalf("ActorHosts after stop: %v %v", hs, err)
 	}
+	// The cache still has echo's claims, but no host runs it: its alias is
+	// no hint any more.
+	quiet := *l.c
+	quiet.Quiet = DefaultQuiet
+	if _, err := quiet.ResolveActor(ctx, "nope"); err == nil || strings.Contains(err.Error(), "echo_svc") || !strings.Contains(err.Error(), "no running actor has a call alias") {
+		t.Errorf("unknown alias with echo stopped: %v", err)
+	}
+	mistyped := []byte(echo.Key)
+	mistyped[20] = map[bool]byte{true: 'B', false: 'A'}[mistyped[20] == 'A']
+	if _, err := l.c.ResolveActor(ctx, string(mistyped)); !errors.Is(err, lattice.ErrInvalidKey) || !strings.Contains(err.Error(), "checksum") {
+		t.Errorf("mistyped actor key: %v, want a checksum error", err)
+	}
 }
 
 // TestHostsQuietPeriod checks both ends of Quiet: with it, Hosts returns

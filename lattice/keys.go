@@ -97,9 +97,31 @@ func DecodePublicKey(pub string) (KeyKind, ed25519.PublicKey, error) {
 }
 
 // IsPublicKey reports whether s is a well-formed public nkey of the given role.
-func IsPublicKey(s string, kind KeyKind) bool {
+func IsPublicKey(s string, kind KeyKind) bool { return CheckPublicKey(s, kind) == nil }
+
+// CheckPublicKey says what is wrong with s as a public nkey of the given
+// role, precisely enough for a person to fix a pasted key: its length, a
+// character base32 has no place for, a checksum that does not match (one
+// character mistyped), or another role. It is nil for a good key, and its
+// errors wrap ErrInvalidKey.
+func CheckPublicKey(s string, kind KeyKind) error {
+	shape := fmt.Sprintf("a %s key is 56 characters starting with %c", kind, kind.Letter())
+	if len(s) != 56 {
+		return fmt.Errorf("%w: it is %d characters; %s", ErrInvalidKey, len(s), shape)
+	}
+	if i := strings.IndexFunc(s, func(r rune) bool { return !(r >= 'A' && r <= 'Z' || r >= '2' && r <= '7') }); i >= 0 {
+		return fmt.Errorf("%w: character %d is %q, but keys use only A-Z and 2-7; %s", ErrInvalidKey, i+1, s[i], shape)
+	}
 	k, _, err := DecodePublicKey(s)
-	return err == nil && k == kind
+	switch {
+	case err != nil && s[0] == kind.Letter():
+		return fmt.Errorf("%w: its checksum does not match: a character is mistyped", ErrInvalidKey)
+	case err != nil:
+		return fmt.Errorf("%w: it starts with %c; %s", ErrInvalidKey, s[0], shape)
+	case k != kind:
+		return fmt.Errorf("%w: it is a %s key (%c…), not a %s key (%c…)", ErrInvalidKey, k, k.Letter(), kind, kind.Letter())
+	}
+	return nil
 }
 
 // EncodeSeed is the 58-character nkey seed (`S` + role letter) of an Ed25519

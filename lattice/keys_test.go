@@ -127,3 +127,41 @@ func TestParseKeyKind(t *testing.T) {
 		t.Fatal("unknown kind accepted")
 	}
 }
+
+// TestCheckPublicKeySaysWhatIsWrong: each way a pasted key goes wrong gets
+// its own message, so a mistyped character is not reported as a wrong
+// length (first-hour report), and no message echoes the input.
+func TestCheckPublicKeySaysWhatIsWrong(t *testing.T) {
+	mistyped := []byte(realModuleKey)
+	mistyped[30] = map[bool]byte{true: 'B', false: 'A'}[mistyped[30] == 'A']
+	for _, tc := range []struct {
+		name, in string
+		kind     KeyKind
+		want     string // "" = valid
+	}{
+		{"good module key", realModuleKey, KindModule, ""},
+		{"good cluster key", docClusterPub, KindCluster, ""},
+		{"checksum", string(mistyped), KindModule, "checksum does not match: a character is mistyped"},
+		{"too short", realModuleKey[:55], KindModule, "it is 55 characters; a module key is 56 characters starting with M"},
+		{"lower case", strings.ToLower(realModuleKey), KindModule, "character 1 is 'm', but keys use only A-Z and 2-7"},
+		{"other role", docClusterPub, KindModule, "it is a cluster key (C…), not a module key (M…)"},
+		{"seed", docClusterSeed, KindModule, "it is 58 characters"},
+		{"empty", "", KindServer, "it is 0 characters; a server key is 56 characters starting with N"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckPublicKey(tc.in, tc.kind)
+			if tc.want == "" {
+				if err != nil || !IsPublicKey(tc.in, tc.kind) {
+					t.Fatalf("valid key refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalidKey) || !strings.Contains(err.Error(), tc.want) || IsPublicKey(tc.in, tc.kind) {
+				t.Fatalf("got %v, want ErrInvalidKey saying %q", err, tc.want)
+			}
+			if tc.in != "" && strings.Contains(err.Error(), tc.in) {
+				t.Fatal("error message echoes the input")
+			}
+		})
+	}
+}

@@ -394,7 +394,7 @@ func TestCLIClaimsInspectFailures(t *testing.T) {
 				if !strings.Contains(r.stderr, tt.want) || !strings.HasPrefix(r.stderr, "latticed: ") {
 					t.Errorf("%v: stderr %q, want it to contain %q", args, r.stderr, tt.want)
 				}
-				if r.stdout != "" || strings.Contains(r.stderr, "Usage:") {
+				if r.stdout != "" || strings.Contains(r.stderr, "for usage.") {
 					t.Errorf("%v: an operation failure prints no output or usage: stdout %q stderr %q", args, r.stdout, r.stderr)
 				}
 			}
@@ -489,8 +489,12 @@ func TestCLIUsageErrors(t *testing.T) {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			r := e.run(tt.args...)
 			r.want(t, 2)
-			if !strings.HasPrefix(r.stderr, "latticed: ") || !strings.Contains(r.stderr, tt.want) || !strings.Contains(r.stderr, "Usage:") {
-				t.Errorf("stderr %q, want latticed: …%s… and the usage", r.stderr, tt.want)
+			// The error and one line pointing to --help: the whole usage
+			// text would bury the line that matters.
+			lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+			if len(lines) != 2 || !strings.HasPrefix(lines[0], "latticed: ") || !strings.Contains(lines[0], tt.want) ||
+				!strings.HasPrefix(lines[1], "Run 'latticed ") || !strings.HasSuffix(lines[1], " --help' for usage.") {
+				t.Errorf("stderr %q, want latticed: …%s… and a line pointing to --help", r.stderr, tt.want)
 			}
 			if strings.Contains(r.stderr, vectorSeed) {
 				t.Errorf("usage error echoes a seed")

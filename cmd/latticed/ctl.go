@@ -236,8 +236,11 @@ func parseKVs(what string, items []string) (map[string]string, error) {
 
 // checkHostID rejects a --host-id or host argument that is no host key, before connecting.
 func checkHostID(id, what string) error {
-	if id != "" && !lattice.IsPublicKey(id, lattice.KindServer) {
-		return usageErrorf("%s %q is not a host ID (56 characters starting with N)", what, id)
+	if id == "" {
+		return nil
+	}
+	if err := lattice.CheckPublicKey(id, lattice.KindServer); err != nil {
+		return usageErrorf("%s %q is not a host ID: %w", what, lattice.Abbreviate(id), err)
 	}
 	return nil
 }

@@ -632,8 +632,8 @@ waits out a JetStream leader election.`,
 		Args: exactArgs("<actor-key>", "<contract-id>"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			actor, contract := args[0], args[1]
-			if !lattice.IsPublicKey(actor, lattice.KindModule) {
-				return usageErrorf("<actor-key> %q is not an actor key (56 characters starting with M)", actor)
+			if err := lattice.CheckPublicKey(actor, lattice.KindModule); err != nil {
+				return usageErrorf("<actor-key> %q: %w", lattice.Abbreviate(actor), err)
 			}
 			if linkName == "" {
 				return usageErrorf("--link-name must not be empty")

@@ -361,7 +361,7 @@ func TestCtl(t *testing.T) {
 
 		r = e.run("ctl", "call", echo.Key, "Echo.Echo", "--data", `{"a":`)
 		r.want(t, 2)
-		mustContain(t, "stderr", r.stderr, "--data", "invalid JSON", "Usage:")
+		mustContain(t, "stderr", r.stderr, "--data", "invalid JSON", "Run 'latticed ctl call --help' for usage.")
 	})
 
 	t.Run("links", func(t *testing.T) {
@@ -448,7 +448,7 @@ func TestCtlNoServer(t *testing.T) {
 	r := e.run("ctl", "get", "hosts")
 	r.want(t, 1)
 	mustContain(t, "stderr", r.stderr, "cannot connect to NATS at nats://127.0.0.1:"+port, "WASMCLOUD_CTL_HOST")
-	if strings.Contains(r.stderr, "Usage:") {
+	if strings.Contains(r.stderr, "for usage.") {
 		t.Errorf("a connection failure is no usage error:\n%s", r.stderr)
 	}
 

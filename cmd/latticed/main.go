@@ -27,7 +27,9 @@ func main() {
 }
 
 // run executes the command line and returns the process exit status. Errors
-// are printed once, as "latticed: <message>"; usage errors add the usage text.
+// are printed once, as "latticed: <message>"; usage errors add one line that
+// points to the command's --help, not the whole usage text, which would bury
+// the one line that matters.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRootCmd()
 	root.SetArgs(args)
@@ -46,6 +48,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if cmd == nil {
 		cmd = root
 	}
-	fmt.Fprintf(stderr, "\n%s", cmd.UsageString())
+	fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 	return exitUsage
 }

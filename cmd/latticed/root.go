@@ -42,7 +42,7 @@ Environment:
 		Args:          noSubcommand,
 		RunE:          showHelp,
 		SilenceErrors: true, // run prints errors once, as "latticed: ..."
-		SilenceUsage:  true, // and the usage text only for usage errors
+		SilenceUsage:  true, // and for usage errors only a pointer to --help
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	for _, newCmd := range commands {
@@ -89,7 +89,7 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 	}
 }
 
-// usageError makes the command exit with status 2 and print its usage.
+// usageError makes the command exit with status 2 and point to its --help.
 type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
