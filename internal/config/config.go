@@ -405,10 +405,10 @@ func (c *Config) problems() *errs {
 	if c.DataDir == "" {
 		e.add(EnvDataDir, "must not be empty (with neither %s nor %s set there is no default)", envXDGDataHome, envHome)
 	}
-	if msg := checkListen(c.NATSListen); msg != "" {
+	if msg := checkListen(c.NATSListen, DefaultNATSListen); msg != "" {
 		e.add(EnvNATSListen, "%q: %s", c.NATSListen, msg)
 	}
-	if msg := checkListen(c.MetricsAddr); msg != "" {
+	if msg := checkListen(c.MetricsAddr, DefaultMetricsAddr); msg != "" {
 		e.add(EnvMetricsAddr, "%q: %s", c.MetricsAddr, msg)
 	}
 	for i, k := range c.AllowedActorIssuers {
@@ -572,11 +572,12 @@ func checkSubject(s string, wildcards bool) string {
 }
 
 // checkListen checks a host:port listen address; port 0 (any free port) is
-// allowed because tests and ad hoc runs use it.
-func checkListen(addr string) string {
+// allowed because tests and ad hoc runs use it. example is the setting's own
+// default, so the hint never suggests another listener's port.
+func checkListen(addr, example string) string {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "expected host:port, e.g. 127.0.0.1:4222"
+		return "expected host:port, e.g. " + example
 	}
 	p, err := strconv.Atoi(port)
 	if err != nil || p < 0 || p > 65535 {
