@@ -107,7 +107,7 @@ func IsPublicKey(s string, kind KeyKind) bool { return CheckPublicKey(s, kind) =
 func CheckPublicKey(s string, kind KeyKind) error {
 	shape := fmt.Sprintf("a %s key is 56 characters starting with %c", kind, kind.Letter())
 	if len(s) != 56 {
-		return fmt.Errorf("%w: it is %d characters; %s", ErrInvalidKey, len(s), shape)
+		return fmt.Errorf("%w: it has %d characters; %s", ErrInvalidKey, len(s), shape)
 	}
 	if i := strings.IndexFunc(s, func(r rune) bool { return !(r >= 'A' && r <= 'Z' || r >= '2' && r <= '7') }); i >= 0 {
 		return fmt.Errorf("%w: character %d is %q, but keys use only A-Z and 2-7; %s", ErrInvalidKey, i+1, s[i], shape)

@@ -142,11 +142,11 @@ func TestCheckPublicKeySaysWhatIsWrong(t *testing.T) {
 		{"good module key", realModuleKey, KindModule, ""},
 		{"good cluster key", docClusterPub, KindCluster, ""},
 		{"checksum", string(mistyped), KindModule, "checksum does not match: a character is mistyped"},
-		{"too short", realModuleKey[:55], KindModule, "it is 55 characters; a module key is 56 characters starting with M"},
+		{"too short", realModuleKey[:55], KindModule, "it has 55 characters; a module key is 56 characters starting with M"},
 		{"lower case", strings.ToLower(realModuleKey), KindModule, "character 1 is 'm', but keys use only A-Z and 2-7"},
 		{"other role", docClusterPub, KindModule, "it is a cluster key (C…), not a module key (M…)"},
-		{"seed", docClusterSeed, KindModule, "it is 58 characters"},
-		{"empty", "", KindServer, "it is 0 characters; a server key is 56 characters starting with N"},
+		{"seed", docClusterSeed, KindModule, "it has 58 characters"},
+		{"empty", "", KindServer, "it has 0 characters; a server key is 56 characters starting with N"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := CheckPublicKey(tc.in, tc.kind)

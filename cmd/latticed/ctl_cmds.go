@@ -15,6 +15,7 @@ import (
 
 	"github.com/latticed/latticed/ctlclient"
 	"github.com/latticed/latticed/internal/admin"
+	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/internal/manifest"
@@ -271,6 +272,9 @@ a slow registry a longer --timeout.`,
 		Args: exactArgs("<ref>"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref := args[0]
+			if err := builtin.CheckRef(ref); err != nil {
+				return usageError{err}
+			}
 			if err := checkHostID(hostID, "--host-id"); err != nil {
 				return err
 			}
@@ -633,7 +637,7 @@ waits out a JetStream leader election.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			actor, contract := args[0], args[1]
 			if err := lattice.CheckPublicKey(actor, lattice.KindModule); err != nil {
-				return usageErrorf("<actor-key> %q: %w", lattice.Abbreviate(actor), err)
+				return usageErrorf("<actor-key> %q is not an actor key: %w", lattice.Abbreviate(actor), err)
 			}
 			if linkName == "" {
 				return usageErrorf("--link-name must not be empty")

@@ -494,6 +494,10 @@ func TestCtlUsageErrors(t *testing.T) {
 		{[]string{"ctl", "call", mod.PublicKey(), "Op"}, filepath.Join(e.dataDir, "keys", "cluster.nk")},
 		{[]string{"ctl", "call", mod.PublicKey(), "Op", "--cluster-seed", "SCNOTASEED"}, "WASMCLOUD_CLUSTER_SEED"},
 		{[]string{"ctl", "get", "hosts", "--ctl-port", "70000"}, "WASMCLOUD_CTL_PORT"},
+		{[]string{"ctl", "get", "hosts", "--quiet", "-1s"}, "--quiet must not be negative"},
+		{[]string{"ctl", "start", "provider", "builtin:nope"}, `"builtin:nope" is no built-in provider: the built-ins are builtin:httpserver, builtin:keyvalue`},
+		{[]string{"ctl", "link", "del", mod.PublicKey()[:55] + "A", "c"}, "checksum does not match"},
+		{[]string{"ctl", "get", "inventory", hostKey.PublicKey()[:50]}, "it has 50 characters; a server key is 56 characters starting with N"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

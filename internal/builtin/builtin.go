@@ -77,6 +77,19 @@ func LookupRef(ref string) (Provider, bool) {
 	return Lookup(ref)
 }
 
+// CheckRef refuses a "builtin:<name>" reference to no built-in, and lists
+// the ones there are (a typo would otherwise be reported as a missing file);
+// other references are nil, checked where they are used.
+func CheckRef(ref string) error {
+	if !strings.HasPrefix(ref, RefPrefix) {
+		return nil
+	}
+	if _, ok := LookupRef(ref); !ok {
+		return fmt.Errorf("%q is no built-in provider: the built-ins are %s", ref, Refs())
+	}
+	return nil
+}
+
 // Refs lists the references of every built-in ("builtin:httpserver, …"), for
 // messages that say what exists.
 func Refs() string {

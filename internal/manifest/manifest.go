@@ -60,15 +60,12 @@ type Link struct {
 // Load parses the manifest at path. Relative file references are resolved
 // against the manifest's directory; unknown fields are errors (typos).
 func Load(path string) (*Manifest, error) {
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	var m Manifest
-	dec := yaml.NewDecoder(f)
-	dec.KnownFields(true)
-	if err := dec.Decode(&m); err != nil {
+	if err := decode(data, &m); err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", path, err)
 	}
 	base, err := filepath.Abs(filepath.Dir(path))
@@ -91,6 +88,9 @@ func Load(path string) (*Manifest, error) {
 	}
 	for i := range m.Providers {
 		p := &m.Providers[i]
+		if err := builtin.CheckRef(p.Ref); err != nil {
+			problems = append(problems, fmt.Errorf("providers[%d]: %w", i, err))
+		}
 		if _, isBuiltin := builtin.LookupRef(p.Ref); !isBuiltin {
 			p.Ref = absRef(base, p.Ref)
 		}
@@ -107,6 +107,8 @@ func Load(path string) (*Manifest, error) {
 		l.Actor = absRef(base, l.Actor)
 		if !strings.HasPrefix(l.Provider, builtin.RefPrefix) {
 			l.Provider = absRef(base, l.Provider)
+		} else if err := builtin.CheckRef(l.Provider); err != nil {
+			problems = append(problems, fmt.Errorf("links[%d]: provider: %w", i, err))
 		}
 		if l.LinkName == "" {
 			l.LinkName = "default"
@@ -398,6 +400,52 @@ func waitProviderRunning(ctx context.Context, c *ctlclient.Client, host, key, li
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// decode parses a manifest strictly (unknown fields are errors), with
+// messages a person can act on: an empty file says what it should hold, and
+// a syntax error shows the lines it is about. yaml.v3 reports a scanner
+// error at the line of its context, often the line before the fault (a tab
+// on line 3 is "line 2"), so the excerpt shows that line and the next, and
+// a tab in the indentation, the commonest case, is found and named exactly.
+func decode(data []byte, m *Manifest) error {
+	if len(strings.TrimSpace(stripComments(string(data)))) == 0 {
+		return errors.New("the file is empty: a manifest lists actors, providers and/or links (see `latticed apply --help` for an example)")
+	}
+	lines := strings.Split(string(data), "\n")
+	for i, l := range lines {
+		if indent := l[:len(l)-len(strings.TrimLeft(l, " \t"))]; strings.Contains(indent, "\t") {
+			return fmt.Errorf("line %d: indented with a tab; YAML indents with spaces only", i+1)
+		}
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	err := dec.Decode(m)
+	if err == nil {
+		return nil
+	}
+	var line int
+	if _, scanErr := fmt.Sscanf(err.Error(), "yaml: line %d:", &line); scanErr != nil || line < 1 || line > len(lines) {
+		return err // a type error: yaml.v3 names the right line
+	}
+	excerpt := fmt.Sprintf("\n  %4d | %s", line, lines[line-1])
+	if line < len(lines) && strings.TrimSpace(lines[line]) != "" {
+		excerpt += fmt.Sprintf("\n  %4d | %s", line+1, lines[line])
+	}
+	return fmt.Errorf("%w (the fault is on one of these lines):%s", err, excerpt)
+}
+
+// stripComments drops YAML comment lines, so a file of only comments counts
+// as empty.
+func stripComments(s string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(s, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			b.WriteString(l)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
 }
 
 // ProviderKey is the public key a provider reference stands for: a key

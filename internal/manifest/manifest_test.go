@@ -54,10 +54,16 @@ links:
 func TestLoadRejectsBadManifests(t *testing.T) {
 	dir := t.TempDir()
 	for name, tc := range map[string]struct{ body, want string }{
-		"typo":           {"actor:\n  - ref: x.wasm\n", "field actor not found"},
-		"no ref":         {"actors:\n  - count: 2\n", "actors[0]: ref is required"},
-		"negative count": {"actors:\n  - {ref: x.wasm, count: -1}\n", "must be positive"},
-		"link fields":    {"links:\n  - {actor: a}\n", "links[0]: actor, provider and contract are required"},
+		"typo":                     {"actor:\n  - ref: x.wasm\n", "field actor not found"},
+		"no ref":                   {"actors:\n  - count: 2\n", "actors[0]: ref is required"},
+		"negative count":           {"actors:\n  - {ref: x.wasm, count: -1}\n", "must be positive"},
+		"link fields":              {"links:\n  - {actor: a}\n", "links[0]: actor, provider and contract are required"},
+		"empty":                    {"", "the file is empty: a manifest lists actors, providers and/or links"},
+		"only comments":            {"# nothing yet\n\n", "the file is empty"},
+		"tab indent":               {"actors:\n  - ref: x\n\tcount: 2\n", "line 3: indented with a tab"},
+		"syntax":                   {"actors:\n- ref: x\n  count: 1\n providers: []\n", "3 |   count: 1\n     4 |  providers: []"},
+		"unknown builtin provider": {"providers:\n  - ref: builtin:nope\n", `providers[0]: "builtin:nope" is no built-in provider: the built-ins are builtin:httpserver, builtin:keyvalue`},
+		"unknown builtin in link":  {"links:\n  - {actor: a, provider: builtin:http, contract: wasmcloud:httpserver}\n", `links[0]: provider: "builtin:http" is no built-in`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Load(write(t, dir, strings.ReplaceAll(name, " ", "_")+".yaml", tc.body))
