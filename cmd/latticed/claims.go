@@ -105,6 +105,17 @@ func runClaimsSign(cmd *cobra.Command, in string, f *signFlags) error {
 	if f.notBeforeDays < 0 {
 		return usageErrorf("--not-before-days must not be negative")
 	}
+	for _, c := range f.caps {
+		// A contract id is namespace:name; a bare name would be signed as
+		// it is and then never match the provider's contract.
+		if ns, name, ok := strings.Cut(c, ":"); !ok || ns == "" || name == "" {
+			example := "wasmcloud:httpserver"
+			if !ok {
+				example = "wasmcloud:" + c
+			}
+			return usageErrorf("--cap %q: a capability contract id is namespace:name, e.g. %s", c, example)
+		}
+	}
 	stem := strings.TrimSuffix(filepath.Base(in), filepath.Ext(in))
 	if f.name == "" {
 		f.name = stem

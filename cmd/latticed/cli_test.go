@@ -480,6 +480,8 @@ func TestCLIUsageErrors(t *testing.T) {
 		{[]string{"claims", "inspect"}, "missing argument <module.wasm>"},
 		{[]string{"claims", "sign", in, "--rev", "x"}, "--rev"},
 		{[]string{"claims", "sign", in, "--rev", "-1"}, "--rev must not be negative"},
+		{[]string{"claims", "sign", in, "--cap", "httpserver"}, `--cap "httpserver": a capability contract id is namespace:name, e.g. wasmcloud:httpserver`},
+		{[]string{"claims", "sign", in, "-c", "wasmcloud:"}, `--cap "wasmcloud:": a capability contract id is namespace:name`},
 		{[]string{"claims", "sign", in, "-o", "json"}, "--output json"},
 		{[]string{"claims", "sign", in, "--expires-in-days", "0"}, "--expires-in-days must be positive"},
 		{[]string{"claims", "sign", in, "--issuer", vectorSeed}, "want an account seed (SA…), got a cluster seed"},
