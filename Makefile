@@ -42,9 +42,9 @@ actors: build
 	@mkdir -p $(BIN)/actors
 	cd actor && GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o $(BIN)/actors/echo.wasm ./examples/echo
 	cd actor && GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -o $(BIN)/actors/kvcounter.wasm ./examples/kvcounter
-	$(BIN)/latticed claims sign $(BIN)/actors/echo.wasm -o $(BIN)/actors/echo_s.wasm \
+	$(BIN)/latticed claims sign $(BIN)/actors/echo.wasm -d $(BIN)/actors/echo_s.wasm \
 		--name echo --call-alias echo --cap wasmcloud:httpserver --ver 0.1.0 --rev 1 >/dev/null
-	$(BIN)/latticed claims sign $(BIN)/actors/kvcounter.wasm -o $(BIN)/actors/kvcounter_s.wasm \
+	$(BIN)/latticed claims sign $(BIN)/actors/kvcounter.wasm -d $(BIN)/actors/kvcounter_s.wasm \
 		--name kvcounter --call-alias kvcounter --cap wasmcloud:httpserver --cap wasmcloud:keyvalue --ver 0.1.0 --rev 1 >/dev/null
 
 run: actors

@@ -30,6 +30,6 @@ providers: build
 			CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '-s -w' -o $$out ./cmd/provider-$$name; \
 			bins="$$bins --binary $$os/$$arch=$$out"; \
 		done; \
-		$(BIN)/latticed par create --builtin $$name --ver $(PROVIDER_VER) $$bins -o $(BIN)/providers/$$name.par.gz; \
+		$(BIN)/latticed par create --builtin $$name --ver $(PROVIDER_VER) $$bins --destination $(BIN)/providers/$$name.par.gz; \
 	done
 	@rm -rf $(BIN)/providers/.stage

@@ -157,6 +157,7 @@ WASMCLOUD_ALLOW_FILE_LOAD, file:///path/provider.par.gz.`,
 
 type parCreateFlags struct {
 	name, contract, vendor, ver, builtin string
+	arch                                 string
 	issuer, subject, keysDir, dest       string
 	binaries                             []string
 	rev                                  int32
@@ -175,7 +176,8 @@ func newParCreateCmd() *cobra.Command {
 		Long: `Pack one executable per target into a provider archive with signed claims.
 
 --binary takes target=file, the target either wasmCloud's {arch}-{os}
-(x86_64-linux) or Go's os/arch (linux/amd64); repeat it per target. Each
+(x86_64-linux) or Go's os/arch (linux/amd64); repeat it per target. As in
+wash, --arch <target> --binary <file> names one target the other way. Each
 executable must run without arguments and read HostData on stdin (as every
 wasmCloud provider does). --builtin <name> fills in the name, contract and
 vendor of one of latticed's built-in providers (httpserver, keyvalue),
@@ -187,24 +189,26 @@ from, or generated into, the keys directory as <name>_account.nk and
 <name>_service.nk (0600), so a new archive of the same provider keeps its
 identity (the subject's V… key is the provider's key in the lattice).`,
 		Example: `  latticed par create --contract wasmcloud:httpserver --name "HTTP Server" --vendor acme \
-      --binary x86_64-linux=./httpserver-amd64 --binary aarch64-linux=./httpserver-arm64 -o httpserver.par.gz
+      --binary x86_64-linux=./httpserver-amd64 --binary aarch64-linux=./httpserver-arm64 --destination httpserver.par.gz
   latticed par create --builtin keyvalue --binary linux/amd64=bin/provider-keyvalue`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error { return runParCreate(cmd, f) },
 	}
 	fl := cmd.Flags()
+	washAliases(fl, map[string]string{"capid": "contract", "revision": "rev"})
 	fl.StringArrayVar(&f.binaries, "binary", nil, "`target=file`: an executable for a target (repeatable)")
+	fl.StringVar(&f.arch, "arch", "", "`target` of the one --binary given as a plain file, as wash takes it (e.g. x86_64-linux)")
 	fl.StringVar(&f.builtin, "builtin", "", "`name` of a built-in provider whose name, contract and vendor to use")
-	fl.StringVar(&f.contract, "contract", "", "capability contract `id` the provider serves, e.g. wasmcloud:httpserver")
+	fl.StringVar(&f.contract, "contract", "", "capability contract `id` the provider serves, e.g. wasmcloud:httpserver (wash: --capid)")
 	fl.StringVar(&f.name, "name", "", "provider `name`")
 	fl.StringVar(&f.vendor, "vendor", "", "`vendor` name")
 	fl.StringVar(&f.ver, "ver", "", "human-readable `version`, e.g. 0.1.0")
-	fl.Int32Var(&f.rev, "rev", 0, "revision `number`")
+	fl.Int32Var(&f.rev, "rev", 0, "revision `number` (wash: --revision)")
 	fl.IntVar(&f.expiresDays, "expires-in-days", 0, "claims expire after this many `days` (default: never)")
 	fl.StringVar(&f.issuer, "issuer", "", "`seed|file` of the issuer: an account seed (SA…), a file holding one, or - for stdin (default <keys-dir>/<name>_account.nk)")
 	fl.StringVar(&f.subject, "subject", "", "`seed|file` of the provider's service key (SV…), a file, or - (default <keys-dir>/<name>_service.nk)")
 	fl.StringVar(&f.keysDir, "keys-dir", keysDirDefault, "`dir` of the default issuer and subject key files")
-	fl.StringVarP(&f.dest, "destination", "o", "", "output `file` (default <name>.par.gz)")
+	fl.StringVar(&f.dest, "destination", "", "output `file` (default <name>.par.gz)")
 	return cmd
 }
 
@@ -229,6 +233,12 @@ func runParCreate(cmd *cobra.Command, f parCreateFlags) error {
 	}
 	if len(f.binaries) == 0 {
 		return usageErrorf("at least one --binary target=file is required")
+	}
+	if f.arch != "" {
+		if len(f.binaries) != 1 || strings.Contains(f.binaries[0], "=") {
+			return usageErrorf("--arch %s names the target of exactly one --binary <file>; for several targets give --binary target=file for each", f.arch)
+		}
+		f.binaries = []string{f.arch + "=" + f.binaries[0]}
 	}
 	bins := map[string][]byte{}
 	for _, spec := range f.binaries {

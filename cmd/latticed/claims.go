@@ -61,13 +61,13 @@ directory as <name>_account.nk and <name>_module.nk (mode 0600, directory
 0700), so re-signing a module keeps its identity. Where they are is reported
 on stderr.
 
-Without -o the signed module is written beside the input as <stem>_s.wasm.
+Without -d the signed module is written beside the input as <stem>_s.wasm.
 
 Environment (for the default --keys-dir, {data dir}/keys):
   LATTICED_DATA_DIR   data directory; default $XDG_DATA_HOME/latticed,
                       else $HOME/.local/share/latticed`,
 		Example: `  latticed claims sign echo.wasm -c wasmcloud:httpserver --ver 0.1.0 --rev 1
-  latticed claims sign echo.wasm -o echo_signed.wasm --issuer account.nk --subject echo_module.nk
+  latticed claims sign echo.wasm -d echo_signed.wasm --issuer account.nk --subject echo_module.nk
   latticed claims sign echo.wasm -c wasmcloud:keyvalue -t web --expires-in-days 90 --output json`,
 		Args: exactArgs("<module.wasm>"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -76,7 +76,8 @@ Environment (for the default --keys-dir, {data dir}/keys):
 	}
 	fl := cmd.Flags()
 	fl.SortFlags = false
-	fl.StringVarP(&f.dest, "destination", "o", "", "`file` to write the signed module to (default <stem>_s.wasm beside the input)")
+	washAliases(fl, map[string]string{"expires": "expires-in-days", "nbf": "not-before-days"})
+	fl.StringVarP(&f.dest, "destination", "d", "", "`file` to write the signed module to (default <stem>_s.wasm beside the input)")
 	fl.StringVar(&f.name, "name", "", "actor `name` (default the file name without .wasm)")
 	fl.StringSliceVarP(&f.caps, "cap", "c", nil, "capability `contract` id the actor may use, e.g. wasmcloud:httpserver (repeatable)")
 	fl.StringSliceVarP(&f.tags, "tag", "t", nil, "`tag` to attach (repeatable)")
@@ -85,17 +86,14 @@ Environment (for the default --keys-dir, {data dir}/keys):
 	fl.StringVar(&f.callAlias, "call-alias", "", "`alias` other actors may call this one by (normalised: lowercase, '_' for space, '-' and '.')")
 	fl.StringVar(&f.issuer, "issuer", "", "`seed|file` of the issuer: an account seed (SA…), a file holding one, or - for stdin (default <keys-dir>/<name>_account.nk)")
 	fl.StringVar(&f.subject, "subject", "", "`seed|file` of the subject: a module seed (SM…), a file holding one, or - for stdin (default <keys-dir>/<name>_module.nk)")
-	fl.IntVar(&f.expiresDays, "expires-in-days", 0, "claims expire in this many `days` (default never)")
-	fl.IntVar(&f.notBeforeDays, "not-before-days", 0, "claims become valid in this many `days` (default immediately)")
+	fl.IntVarP(&f.expiresDays, "expires-in-days", "x", 0, "claims expire in this many `days` (default never; wash: --expires)")
+	fl.IntVarP(&f.notBeforeDays, "not-before-days", "b", 0, "claims become valid in this many `days` (default immediately; wash: --nbf)")
 	fl.StringVar(&f.keysDir, "keys-dir", keysDirDefault, "`dir` of the default issuer and subject key files")
 	return cmd
 }
 
 func runClaimsSign(cmd *cobra.Command, in string, f *signFlags) error {
 	fl := cmd.Flags()
-	if f.dest == string(outputJSON) || f.dest == string(outputText) {
-		return usageErrorf("-o is the destination file; for the output format use --output %s", f.dest)
-	}
 	if f.rev < 0 {
 		return usageErrorf("--rev must not be negative")
 	}

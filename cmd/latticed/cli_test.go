@@ -315,7 +315,7 @@ func TestCLIClaimsSignInspect(t *testing.T) {
 	}
 
 	// Re-signing without --subject reuses the stored keys: same identity.
-	r = e.run("claims", "sign", in, "-o", e.path("again.wasm"), "--output", "json", "--expires-in-days", "30", "--not-before-days", "0")
+	r = e.run("claims", "sign", in, "-d", e.path("again.wasm"), "-o", "json", "--expires", "30", "--nbf", "0")
 	r.want(t, 0)
 	var flat map[string]string
 	if err := json.Unmarshal([]byte(r.stdout), &flat); err != nil {
@@ -332,7 +332,7 @@ func TestCLIClaimsSignInspect(t *testing.T) {
 	acct, _ := trust.CreateKeyPair(lattice.KindAccount)
 	mod, _ := trust.CreateKeyPair(lattice.KindModule)
 	modFile := e.write("mod.nk", []byte(mod.Seed()))
-	r = e.run("claims", "sign", in, "--name", "other", "--issuer", acct.Seed(), "--subject", modFile, "-o", e.path("other.wasm"))
+	r = e.run("claims", "sign", in, "--name", "other", "--issuer", acct.Seed(), "--subject", modFile, "--destination", e.path("other.wasm"))
 	r.want(t, 0)
 	if !strings.Contains(r.stdout, mod.PublicKey()) || strings.Contains(r.stdout+r.stderr, mod.Seed()) || strings.Contains(r.stdout+r.stderr, acct.Seed()) {
 		t.Errorf("explicit keys:\n%s%s", r.stdout, r.stderr)
@@ -482,7 +482,7 @@ func TestCLIUsageErrors(t *testing.T) {
 		{[]string{"claims", "sign", in, "--rev", "-1"}, "--rev must not be negative"},
 		{[]string{"claims", "sign", in, "--cap", "httpserver"}, `--cap "httpserver": a capability contract id is namespace:name, e.g. wasmcloud:httpserver`},
 		{[]string{"claims", "sign", in, "-c", "wasmcloud:"}, `--cap "wasmcloud:": a capability contract id is namespace:name`},
-		{[]string{"claims", "sign", in, "-o", "json"}, "--output json"},
+		{[]string{"claims", "sign", in, "-o", "out.wasm"}, "-o is the output format; the file to write is -d/--destination"},
 		{[]string{"claims", "sign", in, "--expires-in-days", "0"}, "--expires-in-days must be positive"},
 		{[]string{"claims", "sign", in, "--issuer", vectorSeed}, "want an account seed (SA…), got a cluster seed"},
 		{[]string{"claims", "sign", in, "--subject", vectorPub}, "is a public key"},
@@ -535,4 +535,34 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestCLIWashSpellings: an operator who knows wash types its flag
+// spellings; each is accepted and means what it means in wash.
+func TestCLIWashSpellings(t *testing.T) {
+	e := newCLIEnv(t)
+	bin := e.write("provider", []byte("#!/bin/sh\n"))
+	dest := e.path("p.par.gz")
+	r := e.run("par", "create", "--capid", "wasmcloud:test", "--name", "T", "--vendor", "acme", "--revision", "3",
+		"--arch", "x86_64-linux", "--binary", bin, "--destination", dest, "-o", "json")
+	r.want(t, 0)
+	var p parSummary
+	if err := json.Unmarshal([]byte(r.stdout), &p); err != nil {
+		t.Fatalf("par create -o json: %v\n%s", err, r.stdout)
+	}
+	if p.ContractID != "wasmcloud:test" || p.Rev != 3 || strings.Join(p.Targets, ",") != "x86_64-linux" || p.Path != dest {
+		t.Errorf("par create with wash spellings: %+v", p)
+	}
+	r = e.run("par", "create", "--capid", "wasmcloud:test", "--name", "T", "--vendor", "acme",
+		"--arch", "x86_64-linux", "--binary", "x86_64-linux="+bin, "--destination", e.path("q.par.gz"))
+	r.want(t, 2)
+	if !strings.Contains(r.stderr, "--arch x86_64-linux names the target of exactly one --binary <file>") {
+		t.Errorf("--arch with target=file: %s", r.stderr)
+	}
+
+	r = e.run("--version")
+	r.want(t, 0)
+	if !strings.HasPrefix(r.stdout, "latticed ") || !strings.Contains(r.stdout, "commit") {
+		t.Errorf("--version printed %q", r.stdout)
+	}
 }

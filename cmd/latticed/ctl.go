@@ -63,6 +63,7 @@ func addCtlFlags(cmd *cobra.Command) {
 		pf.AddFlag(f)
 	}
 	pf.Duration("timeout", ctlclient.DefaultTimeout, "how long to wait for a reply, or to collect replies from all hosts")
+	pf.Int64("timeout-ms", 0, "--timeout in milliseconds, as wash spells it")
 	pf.Duration("quiet", ctlclient.DefaultQuiet, "get hosts: stop collecting once no new host has answered for this long (longer on a slow lattice); 0 waits out --timeout")
 }
 
@@ -111,11 +112,24 @@ func loadCtlConfig(cmd *cobra.Command) (*config.Config, error) {
 	return cfg, nil
 }
 
-// ctlTimeout is --timeout, checked.
+// ctlTimeout is --timeout (or wash's --timeout-ms), checked.
 func ctlTimeout(cmd *cobra.Command) (time.Duration, error) {
 	d, err := cmd.Flags().GetDuration("timeout")
 	if err != nil {
 		return 0, usageError{err}
+	}
+	if fl := cmd.Flags().Lookup("timeout-ms"); fl != nil && fl.Changed {
+		if cmd.Flags().Changed("timeout") {
+			return 0, usageErrorf("--timeout and --timeout-ms say the same thing: give one")
+		}
+		ms, err := cmd.Flags().GetInt64("timeout-ms")
+		if err != nil {
+			return 0, usageError{err}
+		}
+		if ms <= 0 {
+			return 0, usageErrorf("--timeout-ms must be positive, got %d", ms)
+		}
+		d = time.Duration(ms) * time.Millisecond
 	}
 	if d <= 0 {
 		return 0, usageErrorf("--timeout must be positive, got %s", d)

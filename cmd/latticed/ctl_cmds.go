@@ -136,10 +136,11 @@ cannot fit it answers with an error, printed here.`,
 	}
 }
 
-func newCtlGetLinksCmd(use string) *cobra.Command {
+func newCtlGetLinksCmd(use string, aliases ...string) *cobra.Command {
 	return &cobra.Command{
-		Use:   use,
-		Short: "List the lattice's link definitions",
+		Use:     use,
+		Aliases: aliases,
+		Short:   "List the lattice's link definitions",
 		Long: `List every link definition of the lattice, read from the lattice cache
 (JetStream stream LATTICECACHE_{prefix}), however many there are. Only when
 the cache cannot be read (no JetStream, no stream) does it ask a host on
@@ -572,7 +573,7 @@ func newCtlStopHostCmd() *cobra.Command {
 
 func newCtlLinkCmd() *cobra.Command {
 	return newGroupCmd("link", "Put, list and delete link definitions", "",
-		newCtlLinkPutCmd(), newCtlGetLinksCmd("get"), newCtlLinkDelCmd())
+		newCtlLinkPutCmd(), newCtlGetLinksCmd("get", "query"), newCtlLinkDelCmd()) // wash: ctl link query
 }
 
 // writeWaitText is ctlclient.WriteWait for --help texts.

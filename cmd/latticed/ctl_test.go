@@ -178,7 +178,7 @@ func TestCtl(t *testing.T) {
 		mustContain(t, "hosts table", r.stdout, "HOST ID", "FRIENDLY NAME", "UPTIME", "LABELS", a.ID(), b.ID(), "zone=a", "zone=b")
 
 		var hosts []lattice.HostInfo
-		e.json(&hosts, "ctl", "get", "hosts", "--timeout", "1s")
+		e.json(&hosts, "ctl", "get", "hosts", "--timeout-ms", "1000", "--quiet", "0") // wash's spelling; both hosts in the whole window
 		if len(hosts) != 2 {
 			t.Fatalf("hosts: %+v", hosts)
 		}
@@ -495,6 +495,8 @@ func TestCtlUsageErrors(t *testing.T) {
 		{[]string{"ctl", "call", mod.PublicKey(), "Op", "--cluster-seed", "SCNOTASEED"}, "WASMCLOUD_CLUSTER_SEED"},
 		{[]string{"ctl", "get", "hosts", "--ctl-port", "70000"}, "WASMCLOUD_CTL_PORT"},
 		{[]string{"ctl", "get", "hosts", "--quiet", "-1s"}, "--quiet must not be negative"},
+		{[]string{"ctl", "get", "hosts", "--timeout-ms", "0"}, "--timeout-ms must be positive"},
+		{[]string{"ctl", "get", "hosts", "--timeout-ms", "10", "--timeout", "1s"}, "give one"},
 		{[]string{"ctl", "start", "provider", "builtin:nope"}, `"builtin:nope" is no built-in provider: the built-ins are builtin:httpserver, builtin:keyvalue`},
 		{[]string{"ctl", "link", "del", mod.PublicKey()[:55] + "A", "c"}, "checksum does not match"},
 		{[]string{"ctl", "get", "inventory", hostKey.PublicKey()[:50]}, "it has 50 characters; a server key is 56 characters starting with N"},
@@ -518,7 +520,8 @@ func TestCtlHelp(t *testing.T) {
 		want []string
 	}{
 		{[]string{"ctl", "--help"}, []string{"get", "start", "stop", "scale", "revoke", "link", "label", "call", "LATTICED_NATS_LISTEN", "admin.creds"}},
-		{[]string{"ctl", "get", "hosts", "--help"}, []string{"--ctl-host", "WASMCLOUD_CTL_HOST", "--ctl-credsfile", "--ctl-tls", "--lattice-prefix", "WASMCLOUD_LATTICE_PREFIX", "--ctl-topic-prefix", "--timeout", "--output"}},
+		{[]string{"ctl", "get", "hosts", "--help"}, []string{"--ctl-host", "WASMCLOUD_CTL_HOST", "--ctl-credsfile", "--ctl-tls", "--lattice-prefix", "WASMCLOUD_LATTICE_PREFIX", "--ctl-topic-prefix", "--timeout", "--timeout-ms", "--quiet", "-o, --output"}},
+		{[]string{"ctl", "link", "query", "--help"}, []string{"List every link definition"}},
 		{[]string{"ctl", "start", "actor", "--help"}, []string{"--host-id", "--count", "--annotation", "--constraint", "--wait"}},
 		{[]string{"ctl", "call", "--help"}, []string{"--data", "--raw", "--cluster-seed", "WASMCLOUD_CLUSTER_SEED", "keys/cluster.nk", "base64"}},
 	}

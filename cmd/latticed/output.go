@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -25,13 +26,19 @@ func (f *outputFormat) Set(s string) error {
 		*f = outputFormat(s)
 		return nil
 	}
+	if strings.ContainsAny(s, "./") {
+		// -o is wash's output format; claims sign and par create take
+		// the file to write as -d/--destination (also as in wash).
+		return fmt.Errorf("want json or text, got %q: -o is the output format; the file to write is -d/--destination", s)
+	}
 	return fmt.Errorf("want json or text, got %q", s)
 }
 
-// addOutputFlag gives cmd and all its subcommands --output json|text.
+// addOutputFlag gives cmd and all its subcommands -o/--output json|text
+// (wash spells it the same).
 func addOutputFlag(cmd *cobra.Command) {
 	f := outputText
-	cmd.PersistentFlags().Var(&f, "output", "output format: text for people, json for scripts")
+	cmd.PersistentFlags().VarP(&f, "output", "o", "output format: text for people, json for scripts")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(
 		[]string{string(outputText), string(outputJSON)}, cobra.ShellCompDirectiveNoFileComp))
 }

@@ -7,7 +7,9 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/latticed/latticed/internal/buildinfo"
 	"github.com/latticed/latticed/internal/config"
 )
 
@@ -41,9 +43,11 @@ Environment:
                       default $XDG_DATA_HOME/latticed, else ~/.local/share/latticed`,
 		Args:          noSubcommand,
 		RunE:          showHelp,
+		Version:       buildinfo.Version,
 		SilenceErrors: true, // run prints errors once, as "latticed: ..."
 		SilenceUsage:  true, // and for usage errors only a pointer to --help
 	}
+	root.SetVersionTemplate(`latticed {{.Version}}` + fmt.Sprintf(" (commit %s)\n", buildinfo.GetCommit()))
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	for _, newCmd := range commands {
 		root.AddCommand(newCmd())
@@ -87,6 +91,18 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 		}
 		return nil
 	}
+}
+
+// washAliases makes fl accept wash's spelling of a flag (alias → name) as
+// well as ours: operators who know wash need not relearn. The alias is a
+// spelling, not a second flag, so giving both is one flag given twice.
+func washAliases(fl *pflag.FlagSet, aliases map[string]string) {
+	fl.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if to, ok := aliases[name]; ok {
+			name = to
+		}
+		return pflag.NormalizedName(name)
+	})
 }
 
 // usageError makes the command exit with status 2 and point to its --help.

@@ -58,7 +58,7 @@ func buildHTTPServerArchive(t *testing.T, dir string) string {
 	}
 	path := filepath.Join(dir, "httpserver.par.gz")
 	cli(t, nil, false, "par", "create", "--builtin", "httpserver", "--ver", "0.1.0", "--keys-dir", filepath.Join(dir, "keys"),
-		"--binary", trust.ProviderTarget()+"="+bin, "-o", path)
+		"--binary", trust.ProviderTarget()+"="+bin, "--destination", path)
 	return path
 }
 
