@@ -56,6 +56,15 @@ func (a *actor) name() string {
 	return ""
 }
 
+// infoLabels are the actor's latticed_actor_info labels: key, name, call
+// alias, version.
+func (a *actor) infoLabels() []string {
+	if w := a.claims.Wascap; w != nil {
+		return []string{a.key, w.Name, w.CallAlias, w.Ver}
+	}
+	return []string{a.key, "", "", ""}
+}
+
 // loadModule reads the bytes an actor reference points at.
 func loadModule(ref string, allowFile bool) ([]byte, error) {
 	path, ok := strings.CutPrefix(ref, "file://")
@@ -183,6 +192,7 @@ func (h *Host) startVerified(ctx context.Context, ref string, module []byte, cla
 	}
 	h.events.publish(lattice.EventRefmapSet, RefMap{OCIURL: ref, PublicKey: a.key})
 	h.m.ActorsRunning.Set(float64(running))
+	h.m.ActorInfo.WithLabelValues(a.infoLabels()...).Set(1)
 	h.log.Info("actor started", "actor", a.key, "name", a.name(), "ref", ref, "instances", count,
 		"compile_seconds", time.Since(start).Seconds(), "interpreted", code.interpreted)
 	return nil
@@ -372,6 +382,7 @@ func (h *Host) remove(ctx context.Context, a *actor) {
 	ids := a.pool.ids()
 	h.release(ctx, a)
 	h.m.ActorInstances.DeleteLabelValues(a.key)
+	h.m.ActorInfo.DeleteLabelValues(a.infoLabels()...)
 	for _, id := range ids {
 		h.events.publish(lattice.EventActorStopped, map[string]any{"public_key": a.key, "instance_id": id, "annotations": map[string]string{}})
 	}

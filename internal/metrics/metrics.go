@@ -44,6 +44,7 @@ type Metrics struct {
 	HostCallsTotal        *prometheus.CounterVec   // actor, namespace kind, result
 	ActorsRunning         prometheus.Gauge
 	ActorInstances        *prometheus.GaugeVec     // actor
+	ActorInfo             *prometheus.GaugeVec     // actor, name, call_alias, version: 1 while running
 	ActorQueueDepth       *prometheus.GaugeVec     // actor
 	ActorQueueWait        *prometheus.HistogramVec // actor
 	ActorStartDuration    *prometheus.HistogramVec // phase: compile|cached|interpreted
@@ -88,7 +89,7 @@ const (
 func New() *Metrics {
 	m := define()
 	m.Registry.MustRegister(m.InvocationsTotal, m.InvocationDuration, m.InvocationsRejected, m.HostCallsTotal,
-		m.ActorsRunning, m.ActorInstances, m.ActorQueueDepth, m.ActorQueueWait, m.ActorStartDuration,
+		m.ActorsRunning, m.ActorInstances, m.ActorInfo, m.ActorQueueDepth, m.ActorQueueWait, m.ActorStartDuration,
 		m.ActorInstanceFailures, m.PolicyDecisions,
 		m.Providers, m.ChildExits, m.ChildRestarts, m.Revocations, m.RevocationDuration, m.ComponentUp,
 		m.NATS, m.LatticeCacheEntries,
@@ -146,6 +147,10 @@ func define() *Metrics {
 		ActorInstances: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: Namespace, Name: "actor_instances", Help: "Live wasm instances per actor.",
 		}, []string{"actor"}),
+		ActorInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "actor_info",
+			Help: "1 for each actor running on this node, labelled with the name, call alias and version of its claims, so that panels and alerts can show names for actor keys: join on actor (… * on(actor) group_left(name) latticed_actor_info).",
+		}, []string{"actor", "name", "call_alias", "version"}),
 		ActorQueueDepth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: Namespace, Name: "actor_queue_depth", Help: "Invocations waiting for a free instance, per actor.",
 		}, []string{"actor"}),

@@ -210,6 +210,14 @@ func TestNodeMetricsMergedAcrossComponents(t *testing.T) {
 	base, took := n.scrape()
 	t.Logf("scrape of the merged /metrics (supervisor, host, 2 providers): %v, %d bytes, %d families", took, len(base.text), len(base.fams))
 
+	t.Run("actor names for keys", func(t *testing.T) {
+		for _, a := range []struct{ key, name string }{{echo.Key, "echo"}, {kvc.Key, "kvcounter"}, {trap.Key, "trap"}} {
+			if v, ok := base.value("latticed_actor_info", map[string]string{"component": componentHost, "actor": a.key, "name": a.name}); !ok || v != 1 {
+				t.Errorf("latticed_actor_info{actor=%q,name=%q} = %v (present %v), want 1", a.key, a.name, v, ok)
+			}
+		}
+	})
+
 	t.Run("child metrics under their component label", func(t *testing.T) {
 		for _, c := range []struct{ family, component string }{
 			{"latticed_build_info", componentSupervisor}, {"latticed_build_info", componentHost},
