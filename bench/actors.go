@@ -29,7 +29,7 @@ type echoActors struct {
 func buildEchoActors(tmp string) (*echoActors, error) {
 	progress("building the echo actor")
 	a := &echoActors{echoPath: filepath.Join(tmp, "echo.wasm"), tinyPath: filepath.Join(tmp, "tiny.wasm")}
-	if err := wasmbuild.Build("github.com/latticed/latticed/actor/examples/echo", a.echoPath); err != nil {
+	if err := buildActor(echoPkg, a.echoPath); err != nil {
 		return nil, err
 	}
 	var err error
