@@ -77,8 +77,13 @@ func runPaths(o options) error {
 		if err != nil {
 			return err
 		}
+		f, err := newFloors(tmp, o.dur, rep)
+		if err != nil {
+			return err
+		}
+		defer f.close()
 		o.pathsOnly = true
-		return benchInProcess(context.Background(), o, tmp, a, rep)
+		return benchInProcess(context.Background(), o, tmp, a, f, rep)
 	})
 }
 
@@ -119,7 +124,7 @@ func runMemory(o options) error {
 
 // sections are what -only runs.
 var sections = map[string]func(options) error{
-	"paths": runPaths, "crossnode": runCrossNode, "coldstart": runColdStart,
+	"paths": runPaths, "node": runNodePaths, "crossnode": runCrossNode, "coldstart": runColdStart,
 	"memory": runMemory, "revocations": runRevocationCurve, "links": runLinks, "bytes": runBytes,
 }
 
