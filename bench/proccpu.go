@@ -1,16 +1,29 @@
 package main
 
 import (
+	"encoding/binary"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// clockTick is the unit of utime and stime in /proc/<pid>/stat (USER_HZ,
-// 100 on every Linux architecture Go supports: the kernel's ABI, whatever
-// its internal HZ).
-const clockTick = 10 * time.Millisecond
+// clockTick is the unit of utime and stime in /proc/<pid>/stat: one second
+// over sysconf(_SC_CLK_TCK), which the kernel hands every process as AT_CLKTCK
+// in its auxiliary vector (USER_HZ, 100 on every architecture Go supports).
+var clockTick = func() time.Duration {
+	const atClkTck = 17
+	if b, err := os.ReadFile("/proc/self/auxv"); err == nil {
+		for i := 0; i+16 <= len(b); i += 16 {
+			if binary.NativeEndian.Uint64(b[i:]) == atClkTck {
+				if hz := binary.NativeEndian.Uint64(b[i+8:]); hz > 0 {
+					return time.Second / time.Duration(hz)
+				}
+			}
+		}
+	}
+	return 10 * time.Millisecond
+}()
 
 // treeCPU is the user and system CPU time so far of this process (client,
 // in-process supervisor with its embedded NATS server) and every live
