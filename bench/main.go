@@ -1,7 +1,7 @@
 // Command bench measures latticed against the floor on the same machine, in
 // the same run, and prints each figure with its ratio to that floor.
 //
-//	go run ./bench [-duration 2s] [-concurrency 1,16,64] [-out bench/results/latest.json] [-only crossnode]
+//	go run ./bench [-duration 2s] [-concurrency 1,16,64,256] [-http-concurrency 16,64,256] [-out bench/results/latest.json] [-only node] [-make-kit DIR]
 package main
 
 import (
