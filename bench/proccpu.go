@@ -13,7 +13,8 @@ import (
 // in its auxiliary vector (USER_HZ, 100 on every architecture Go supports).
 var clockTick = func() time.Duration {
 	const atClkTck = 17
-	if b, err := os.ReadFile("/proc/self/auxv"); err == nil {
+	// Entries are two native words; this reads 64-bit ones only.
+	if b, err := os.ReadFile("/proc/self/auxv"); err == nil && strconv.IntSize == 64 {
 		for i := 0; i+16 <= len(b); i += 16 {
 			if binary.NativeEndian.Uint64(b[i:]) == atClkTck {
 				if hz := binary.NativeEndian.Uint64(b[i+8:]); hz > 0 {
