@@ -14,7 +14,7 @@ NATS_CLI_VERSION    := v0.5.1
 
 TEST_TIMEOUT ?= 9m
 
-.PHONY: all build install run actors test unit lint bench soak walk fuzz tools clean help
+.PHONY: all build install run actors test unit lint bench bench-kit bench-kit-test soak walk fuzz tools clean help
 
 all: build
 
@@ -22,6 +22,8 @@ help:
 	@echo "make run     build, start a lattice of one (embedded NATS) and the echo actor"
 	@echo "make test    lint + every test, with pinned tools installed into .tools/bin"
 	@echo "make bench   benchmarks with ratios to the floor measured in the same run"
+	@echo "make bench-kit  bin/latticed-bench-kit-<os>-<arch>.tar.gz: make bench for a machine without Go"
+	@echo "make bench-kit-test  build the kit, unpack it, run it without Go outside the repository"
 	@echo "make soak    steady load with scaling and provider restarts for SOAK (default 2m)"
 	@echo "make walk    the Go files one HTTP request through the demo node runs code in (coverage)"
 	@echo "make fuzz    each fuzz target for FUZZTIME (default 10s)"
@@ -81,6 +83,24 @@ test: tools lint
 
 bench: tools
 	$(TEST_ENV) $(GO) run ./bench
+
+# The bench kit (bench/README.md): the bench binary, latticed, the prebuilt
+# actors and the pinned nats-server, built static (CGO_ENABLED=0) so that the
+# tarball runs on another Linux machine without Go or the repository.
+KIT_TOOLS := $(BIN)/kit-tools
+
+$(KIT_TOOLS)/nats-server:
+	CGO_ENABLED=0 GOBIN=$(KIT_TOOLS) $(GO) install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
+
+bench-kit: $(KIT_TOOLS)/nats-server
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(KIT_TOOLS)/bench ./bench
+	LATTICED_NATS_SERVER_BIN=$(KIT_TOOLS)/nats-server $(KIT_TOOLS)/bench -make-kit $(BIN)
+
+# Builds a kit into a temp dir, unpacks it and runs ./bench -quick -only node
+# from outside the repository with no go on PATH (about a minute on 2 idle
+# cores, so not part of make test).
+bench-kit-test: tools
+	$(TEST_ENV) $(GO) test -count=1 -timeout 10m -tags benchkit -run TestBenchKit -v ./bench
 
 # A longer soak than make test's short one: steady load, actor scaling and
 # provider restarts for SOAK (default 2m); memory and goroutines must stay flat.

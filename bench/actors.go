@@ -29,7 +29,7 @@ type echoActors struct {
 func buildEchoActors(tmp string) (*echoActors, error) {
 	progress("building the echo actor")
 	a := &echoActors{echoPath: filepath.Join(tmp, "echo.wasm"), tinyPath: filepath.Join(tmp, "tiny.wasm")}
-	if err := wasmbuild.Build("github.com/latticed/latticed/actor/examples/echo", a.echoPath); err != nil {
+	if err := buildActor(echoPkg, a.echoPath); err != nil {
 		return nil, err
 	}
 	var err error
@@ -77,8 +77,13 @@ func runPaths(o options) error {
 		if err != nil {
 			return err
 		}
+		f, err := newFloors(tmp, o.dur, rep)
+		if err != nil {
+			return err
+		}
+		defer f.close()
 		o.pathsOnly = true
-		return benchInProcess(context.Background(), o, tmp, a, rep)
+		return benchInProcess(context.Background(), o, tmp, a, f, rep)
 	})
 }
 
@@ -119,7 +124,7 @@ func runMemory(o options) error {
 
 // sections are what -only runs.
 var sections = map[string]func(options) error{
-	"paths": runPaths, "crossnode": runCrossNode, "coldstart": runColdStart,
+	"paths": runPaths, "node": runNodePaths, "crossnode": runCrossNode, "coldstart": runColdStart,
 	"memory": runMemory, "revocations": runRevocationCurve, "links": runLinks, "bytes": runBytes,
 }
 

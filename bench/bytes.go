@@ -17,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/internal/manifest"
-	"github.com/latticed/latticed/internal/testing/wasmbuild"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
 	"github.com/latticed/latticed/wire"
@@ -43,7 +42,7 @@ func runBytes(o options) error {
 func benchBytes(ctx context.Context, o options, bin, tmp, echoPath string, rep *Report) error {
 	progress("building the pass-through actor")
 	passPath := filepath.Join(tmp, "passthrough.wasm")
-	if err := buildSigned("./internal/testing/actors/passthrough", passPath, "passthrough"); err != nil {
+	if err := buildSigned(passthroughPkg, passPath, "passthrough"); err != nil {
 		return err
 	}
 	progress("starting a node (supervisor + host child)")
@@ -130,7 +129,7 @@ func benchBytes(ctx context.Context, o options, bin, tmp, echoPath string, rep *
 // buildSigned builds the actor package pkg for wasip1 and signs it, with the
 // httpserver capability, to out.
 func buildSigned(pkg, out, name string) error {
-	if err := wasmbuild.Build(pkg, out); err != nil {
+	if err := buildActor(pkg, out); err != nil {
 		return err
 	}
 	unsigned, err := os.ReadFile(out)

@@ -15,27 +15,10 @@ import (
 
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/datadir"
-	"github.com/latticed/latticed/internal/testing/wasmbuild"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
 	"github.com/latticed/latticed/trust"
 )
-
-// buildLatticed builds bin/latticed into tmp: the binary the cold-start rows
-// run and the node's supervisor spawns as host and providers.
-func buildLatticed(tmp string) (string, error) {
-	root, err := wasmbuild.ModuleRoot()
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(tmp, "latticed")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/latticed")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build latticed: %v\n%s", err, out)
-	}
-	return bin, nil
-}
 
 // benchColdStart times `latticed up --start-actor echo` from process start to
 // the first successful echo reply, first with an empty data dir (no compiled

@@ -70,10 +70,14 @@ func finishOnly(rep *Report, o options) error {
 }
 
 // natsServerBin is the pinned nats-server: $LATTICED_NATS_SERVER_BIN (make
-// bench sets it), else .tools/bin/nats-server (make tools installs it).
+// bench sets it), else the bench kit's, else .tools/bin/nats-server (make
+// tools installs it).
 func natsServerBin() (string, error) {
 	if p := os.Getenv("LATTICED_NATS_SERVER_BIN"); p != "" {
 		return p, nil
+	}
+	if kit := kitDir(); kit != "" {
+		return filepath.Join(kit, "nats-server"), nil
 	}
 	root, err := wasmbuild.ModuleRoot()
 	if err != nil {
@@ -251,7 +255,7 @@ func benchCrossNode(ctx context.Context, o options, bin, tmp string, rep *Report
 	acct, _ := trust.CreateKeyPair(lattice.KindAccount)
 	sign := func(pkg, name string) (string, string, error) {
 		wasm := filepath.Join(root, name+".unsigned.wasm")
-		if err := wasmbuild.Build(pkg, wasm); err != nil {
+		if err := buildActor(pkg, wasm); err != nil {
 			return "", "", err
 		}
 		unsigned, err := os.ReadFile(wasm)
@@ -276,7 +280,7 @@ func benchCrossNode(ctx context.Context, o options, bin, tmp string, rep *Report
 		n.started++
 		return waitCompiled(n.metrics, n.started)
 	}
-	fwdPath, fwdKey, err := sign("./internal/testing/actors/hostcall", "fwd")
+	fwdPath, fwdKey, err := sign(hostcallPkg, "fwd")
 	if err != nil {
 		return err
 	}
@@ -285,7 +289,7 @@ func benchCrossNode(ctx context.Context, o options, bin, tmp string, rep *Report
 	}
 	echoKeys := make([]string, len(nodes))
 	for i, n := range nodes {
-		path, key, err := sign("github.com/latticed/latticed/actor/examples/echo", "echo-"+n.name)
+		path, key, err := sign(echoPkg, "echo-"+n.name)
 		if err != nil {
 			return err
 		}

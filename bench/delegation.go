@@ -47,18 +47,21 @@ func benchDelegation(nc *nats.Conn, cluster *trust.KeyPair, hostID, actorKey str
 	}
 	const conc, rounds = 16, 2
 	payload := make([]byte, payloadSize)
-	var sum [2]float64
+	var sum, cpu [2]float64
 	for r := 0; r < rounds; r++ {
 		for i, s := range signers {
-			rps, _, errs, _ := load(call(s.s), payload, conc, d)
+			got, errs := measureCell(call(s.s), payload, conc, d, processCPU)
 			if errs > 0 {
 				return fmt.Errorf("provider -> actor (%s): %d errors", s.name, errs)
 			}
-			sum[i] += rps / rounds
+			sum[i] += got.rps / rounds
+			cpu[i] += got.cpuPerCall / rounds
 		}
 	}
 	rep.Rows = append(rep.Rows,
 		Row{Name: fmt.Sprintf("provider -> actor c=%d: signed with cluster seed", conc), Value: sum[0], Unit: "req/s"},
-		Row{Name: fmt.Sprintf("provider -> actor c=%d: delegated signing vs cluster seed (target >= 0.95)", conc), Value: sum[1], Unit: "req/s", Ratio: sum[1] / sum[0], RatioTo: "cluster seed"})
+		Row{Name: fmt.Sprintf("provider -> actor c=%d: delegated signing vs cluster seed (target >= 0.95)", conc), Value: sum[1], Unit: "req/s", Ratio: sum[1] / sum[0], RatioTo: "cluster seed"},
+		Row{Name: fmt.Sprintf("CPU per call provider -> actor c=%d: signed with cluster seed", conc), Value: cpu[0], Unit: "µs"},
+		Row{Name: fmt.Sprintf("CPU per call provider -> actor c=%d: delegated signing", conc), Value: cpu[1], Unit: "µs", Ratio: cpu[1] / cpu[0], RatioTo: "cluster seed"})
 	return nil
 }

@@ -17,10 +17,11 @@ import (
 )
 
 // httpLoad is the HTTP load generator: n concurrent keep-alive clients
-// issuing GET url back to back for d. It returns requests/s, the latencies of
-// every request and the error count (a non-200 answer or a body without the
-// echoed path counts as an error).
-func httpLoad(url string, n int, d time.Duration) (float64, []time.Duration, int64) {
+// issuing GET url back to back for d. It returns the cell (requests/s, the
+// latency of every request, CPU per call of every process of the bench's
+// tree) and the error count (a non-200 answer or a body without the echoed
+// path counts as an error).
+func httpLoad(url string, n int, d time.Duration) (cell, int64) {
 	tr := &http.Transport{MaxIdleConns: n * 2, MaxIdleConnsPerHost: n * 2, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -36,8 +37,7 @@ func httpLoad(url string, n int, d time.Duration) (float64, []time.Duration, int
 		}
 		return err
 	}
-	rps, lat, errs, _ := load(func([]byte) error { return get() }, nil, n, d)
-	return rps, lat, errs
+	return measureCell(func([]byte) error { return get() }, nil, n, d, treeCPU)
 }
 
 // bareHTTP serves what the echo actor answers (method, path, query, body as
@@ -92,23 +92,31 @@ func applyHTTPEcho(ctx context.Context, n *node, echoPath string, count int) (st
 }
 
 // benchHTTP compares the HTTP path through the lattice with a bare handler,
-// with the same generator, at each concurrency.
-func benchHTTP(url string, concs []int, d time.Duration, rep *Report) error {
+// with the same generator, at each concurrency, and with the crypto floor at
+// the same concurrency.
+func benchHTTP(url string, concs []int, d time.Duration, f *floors, rep *Report) error {
 	bare, stop, err := bareHTTP()
 	if err != nil {
 		return err
 	}
 	defer stop()
+	const name = "provider httpserver -> echo actor"
 	for _, c := range concs {
-		floor, _, ferrs := httpLoad(bare, c, d)
-		rps, lat, errs := httpLoad(url, c, d)
+		fl, err := f.cell(c)
+		if err != nil {
+			return err
+		}
+		progress("HTTP at concurrency %d", c)
+		floor, ferrs := httpLoad(bare, c, d)
+		got, errs := httpLoad(url, c, d)
 		if ferrs > 0 || errs > 0 {
 			return fmt.Errorf("http c=%d: %d errors (bare: %d)", c, errs, ferrs)
 		}
 		rep.Rows = append(rep.Rows,
-			Row{Name: fmt.Sprintf("http c=%d: bare net/http handler", c), Value: floor, Unit: "req/s"},
-			Row{Name: fmt.Sprintf("http c=%d: provider httpserver -> echo actor", c), Value: rps, Unit: "req/s", Ratio: rps / floor, RatioTo: "bare net/http handler"},
-			Row{Name: fmt.Sprintf("http c=%d p99: provider httpserver -> echo actor", c), Value: float64(quantile(lat, 0.99).Microseconds()), Unit: "µs"})
+			Row{Name: fmt.Sprintf("http c=%d: bare net/http handler", c), Value: floor.rps, Unit: "req/s"},
+			Row{Name: fmt.Sprintf("CPU per call http c=%d: bare net/http handler", c), Value: floor.cpuPerCall, Unit: "µs"},
+			Row{Name: fmt.Sprintf("http c=%d: %s", c, name), Value: got.rps, Unit: "req/s", Ratio: got.rps / floor.rps, RatioTo: "bare net/http handler"})
+		rep.Rows = append(rep.Rows, throughputRows("http", c, name, got, fl)...)
 	}
 	return nil
 }

@@ -1,7 +1,7 @@
 // Command bench measures latticed against the floor on the same machine, in
 // the same run, and prints each figure with its ratio to that floor.
 //
-//	go run ./bench [-duration 2s] [-concurrency 1,16,64] [-out bench/results/latest.json] [-only crossnode]
+//	go run ./bench [-duration 2s] [-concurrency 1,16,64,256] [-http-concurrency 16,64,256] [-out bench/results/latest.json] [-only node] [-make-kit DIR]
 package main
 
 import (
@@ -69,8 +69,8 @@ type options struct {
 
 func main() {
 	dur := flag.Duration("duration", 2*time.Second, "how long each throughput cell runs")
-	conc := flag.String("concurrency", "1,16,64", "client concurrency levels (NATS paths)")
-	httpConc := flag.String("http-concurrency", "16", "HTTP load generator clients (keep-alive)")
+	conc := flag.String("concurrency", "1,16,64,256", "client concurrency levels (NATS paths: in-process host and node)")
+	httpConc := flag.String("http-concurrency", "16,64,256", "HTTP load generator clients (keep-alive)")
 	scale := flag.String("scale", "1,10,100", "distinct actors for the scaling rows")
 	links := flag.String("links", "1000,10000,100000", "link counts for -only links (issue 24.1)")
 	revocations := flag.Int("revocations", 100, "revocations measured (at least 100 for a p99)")
@@ -78,7 +78,18 @@ func main() {
 	out := flag.String("out", "bench/results/latest.json", "where to write the JSON report")
 	only := flag.String("only", "", "run only this section and print its rows ("+sectionNames()+"); JSON only with an explicit -out")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	kitOut := flag.String("make-kit", "", "build the bench kit tarball (this bench, latticed, the actors, nats-server) into this directory and exit; needs Go and the repository (make bench-kit)")
 	flag.Parse()
+	if *kitOut != "" {
+		out, err := makeKit(*kitOut)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: make kit:", err)
+			os.Exit(1)
+		}
+		fmt.Println(out)
+		return
+	}
+	kitNote()
 	o := options{dur: *dur, revocations: *revocations, out: *out}
 	if *quick {
 		o.dur, *conc, *scale, o.revocations, *links = 500*time.Millisecond, "1,16", "1,10", 20, "1000,10000"
@@ -155,8 +166,13 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	echoPath, tinyPath, signed, mod := a.echoPath, a.tinyPath, a.signed, a.mod
+	echoPath, signed := a.echoPath, a.signed
 	rep := &Report{Time: time.Now().UTC(), Machine: machine()}
+	f, err := newFloors(tmp, o.dur, rep)
+	if err != nil {
+		return err
+	}
+	defer f.close()
 	progress("actor start (compile cold vs cached)")
 	if err := benchActorStart(ctx, tmp, signed, rep); err != nil {
 		return err
@@ -169,10 +185,10 @@ func run(o options) error {
 	if err := benchColdStart(bin, tmp, echoPath, rep); err != nil {
 		return err
 	}
-	if err := benchInProcess(ctx, o, tmp, a, rep); err != nil {
+	if err := benchInProcess(ctx, o, tmp, a, f, rep); err != nil {
 		return err
 	}
-	if err := benchNode(ctx, o, bin, tmp, echoPath, tinyPath, mod.PublicKey(), rep); err != nil {
+	if err := benchNode(ctx, o, bin, tmp, a, f, rep); err != nil {
 		return err
 	}
 	if err := benchCrossNode(ctx, o, bin, tmp, rep); err != nil {
@@ -194,8 +210,9 @@ func run(o options) error {
 }
 
 // benchNode runs the rows that need a real node: memory of the host child,
-// the HTTP path through `latticed provider httpserver`, and revocations.
-func benchNode(ctx context.Context, o options, bin, tmp, echoPath, tinyPath, echoKey string, rep *Report) error {
+// invocations from a client outside the node, the HTTP path through
+// `latticed provider httpserver`, and revocations.
+func benchNode(ctx context.Context, o options, bin, tmp string, a *echoActors, f *floors, rep *Report) error {
 	progress("starting a node (supervisor + host child)")
 	n, err := startNode(bin, filepath.Join(tmp, "node"))
 	if err != nil {
@@ -203,19 +220,17 @@ func benchNode(ctx context.Context, o options, bin, tmp, echoPath, tinyPath, ech
 	}
 	defer n.stop()
 	progress("memory of the host child")
-	if err := benchMemory(ctx, n, []struct{ name, path string }{{"tiny wat echo", tinyPath}, {"Go echo", echoPath}}, rep); err != nil {
+	if err := benchMemory(ctx, n, []struct{ name, path string }{{"tiny wat echo", a.tinyPath}, {"Go echo", a.echoPath}}, rep); err != nil {
 		return fmt.Errorf("memory: %w", err)
 	}
-	progress("HTTP path")
-	url, err := applyHTTPEcho(ctx, n, echoPath, runtime.NumCPU()*2)
-	if err != nil {
-		return fmt.Errorf("http: %w", err)
+	if err := benchNodePaths(ctx, o, n, a, f, rep); err != nil {
+		return err
 	}
-	if err := benchHTTP(url, o.httpConc, o.dur, rep); err != nil {
+	if err := benchHTTPPath(ctx, o, n, a, f, rep); err != nil {
 		return err
 	}
 	progress("%d revocations", o.revocations)
-	if err := benchRevocation(n, echoKey, o.revocations, rep); err != nil {
+	if err := benchRevocation(n, a.mod.PublicKey(), o.revocations, rep); err != nil {
 		return err
 	}
 	return benchRevocationCurve(tmp, o, rep)
@@ -225,20 +240,20 @@ func benchNode(ctx context.Context, o options, bin, tmp, echoPath, tinyPath, ech
 // process: throughput and latency of the floors and the latticed path (to
 // the Go echo and to the minimal wasm echo), delegated signing vs the
 // cluster seed, and scaling over distinct actors.
-func benchInProcess(ctx context.Context, o options, tmp string, a *echoActors, rep *Report) error {
+func benchInProcess(ctx context.Context, o options, tmp string, a *echoActors, f *floors, rep *Report) error {
 	ns, err := supervisor.StartNATS(supervisor.EmbeddedNATS{Listen: "127.0.0.1:0", StoreDir: filepath.Join(tmp, "js"), MaxPayload: 1 << 20})
 	if err != nil {
 		return err
 	}
 	defer ns.Shutdown()
-	conns := make([]*nats.Conn, 4)
+	conns := make([]*nats.Conn, 3)
 	for i := range conns {
 		if conns[i], err = nats.Connect(ns.ClientURL()); err != nil {
 			return err
 		}
 		defer conns[i].Close()
 	}
-	client, server, hostRPC, hostCtl := conns[0], conns[1], conns[2], conns[3]
+	client, hostRPC, hostCtl := conns[0], conns[1], conns[2]
 
 	cluster, _ := trust.CreateKeyPair(lattice.KindCluster)
 	hostKey, _ := trust.CreateKeyPair(lattice.KindServer)
@@ -272,51 +287,32 @@ func benchInProcess(ctx context.Context, o options, tmp string, a *echoActors, r
 		}
 	}
 
-	// The two floors come first; each latticed path is compared with both.
-	paths := []struct {
-		name  string
-		setup func() (call func(payload []byte) error, stop func(), err error)
-	}{
-		{"raw NATS request/reply", func() (func([]byte) error, func(), error) { return rawPath(client, server, false) }},
-		{"NATS + Ed25519 sign/verify", func() (func([]byte) error, func(), error) { return rawPath(client, server, true) }},
-		{"latticed signed invocation -> policy -> Go echo", func() (func([]byte) error, func(), error) {
-			return latticedPath(client, cluster, hostKey.PublicKey(), a.mod.PublicKey()), func() {}, nil
-		}},
-		{"latticed signed invocation -> policy -> minimal wasm echo", func() (func([]byte) error, func(), error) {
-			return latticedPath(client, cluster, hostKey.PublicKey(), a.tinyKey.PublicKey()), func() {}, nil
-		}},
+	// The two floors come first (floors.cell); each latticed path is
+	// compared with both.
+	paths := []struct{ name, actor string }{
+		{"latticed signed invocation -> policy -> Go echo", a.mod.PublicKey()},
+		{"latticed signed invocation -> policy -> minimal wasm echo", a.tinyKey.PublicKey()},
 	}
 	payload := make([]byte, payloadSize)
 	for _, n := range o.conc {
-		progress("NATS paths at concurrency %d", n)
-		var floors, cpuFloors [2]float64
-		for i, p := range paths {
-			call, stop, err := p.setup()
-			if err != nil {
-				return err
-			}
-			rps, lat, errs, cpu := load(call, payload, n, o.dur)
-			cpuPerCall := float64(cpu.Nanoseconds()) / 1000 / float64(len(lat))
-			stop()
+		fl, err := f.cell(n)
+		if err != nil {
+			return err
+		}
+		progress("in-process latticed paths at concurrency %d", n)
+		for _, p := range paths {
+			got, errs := measureCell(latticedPath(client, cluster, hostKey.PublicKey(), p.actor), payload, n, o.dur, processCPU)
 			if errs > 0 {
 				return fmt.Errorf("%s at concurrency %d: %d errors", p.name, n, errs)
 			}
-			row := Row{Name: fmt.Sprintf("throughput c=%d: %s", n, p.name), Value: rps, Unit: "req/s"}
-			cpuRow := Row{Name: fmt.Sprintf("CPU per call c=%d: %s", n, p.name), Value: cpuPerCall, Unit: "µs"}
-			if i < len(floors) {
-				floors[i], cpuFloors[i] = rps, cpuPerCall
-				rep.Rows = append(rep.Rows, row, cpuRow)
-			} else {
-				row.Ratio, row.RatioTo = rps/floors[0], paths[0].name
-				cpuRow.Ratio, cpuRow.RatioTo = cpuPerCall/cpuFloors[1], paths[1].name
-				rep.Rows = append(rep.Rows, row,
-					Row{Name: fmt.Sprintf("throughput c=%d: %s vs crypto floor", n, p.name), Value: rps, Unit: "req/s", Ratio: rps / floors[1], RatioTo: paths[1].name},
-					cpuRow)
-			}
+			rep.Rows = append(rep.Rows,
+				Row{Name: fmt.Sprintf("throughput c=%d: %s", n, p.name), Value: got.rps, Unit: "req/s", Ratio: got.rps / fl.raw.rps, RatioTo: rawFloorName},
+				Row{Name: fmt.Sprintf("throughput c=%d: %s vs crypto floor", n, p.name), Value: got.rps, Unit: "req/s", Ratio: got.rps / fl.crypto.rps, RatioTo: cryptoFloorName},
+				Row{Name: fmt.Sprintf("CPU per call c=%d: %s", n, p.name), Value: got.cpuPerCall, Unit: "µs", Ratio: got.cpuPerCall / fl.crypto.cpuPerCall, RatioTo: cryptoFloorName})
 			if n == 1 {
 				for _, q := range []float64{0.5, 0.99, 0.999} {
 					rep.Rows = append(rep.Rows, Row{Name: fmt.Sprintf("latency c=1 p%s: %s", strconv.FormatFloat(q*100, 'f', -1, 64), p.name),
-						Value: float64(quantile(lat, q).Microseconds()), Unit: "µs"})
+						Value: float64(quantile(got.lat, q).Microseconds()), Unit: "µs"})
 				}
 			}
 		}
@@ -431,12 +427,18 @@ func latticedPath(client *nats.Conn, cluster *trust.KeyPair, hostID, actorKey st
 // every call (for percentiles), the error count, and the CPU time this
 // process spent meanwhile (client, NATS server and in-process host alike).
 func load(call func([]byte) error, payload []byte, n int, d time.Duration) (float64, []time.Duration, int64, time.Duration) {
-	return measure(call, payload, n, d, 200)
+	return measureWith(call, payload, n, d, 200, processCPU)
 }
 
 // measure is load with warm calls before the clock starts: few for large
 // payloads, whose calls are slow.
 func measure(call func([]byte) error, payload []byte, n int, d time.Duration, warm int) (float64, []time.Duration, int64, time.Duration) {
+	return measureWith(call, payload, n, d, warm, processCPU)
+}
+
+// measureWith is measure with the CPU clock it reads before and after the
+// cell: processCPU, or treeCPU when the work happens in child processes.
+func measureWith(call func([]byte) error, payload []byte, n int, d time.Duration, warm int, cpuNow func() time.Duration) (float64, []time.Duration, int64, time.Duration) {
 	// Warm up connections, instances and caches.
 	for i := 0; i < warm; i++ {
 		_ = call(payload)
@@ -446,7 +448,7 @@ func measure(call func([]byte) error, payload []byte, n int, d time.Duration, wa
 	var lats []time.Duration
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
-	start, cpu0 := time.Now(), processCPU()
+	start, cpu0 := time.Now(), cpuNow()
 	for w := 0; w < n; w++ {
 		wg.Add(1)
 		go func() {
@@ -467,7 +469,7 @@ func measure(call func([]byte) error, payload []byte, n int, d time.Duration, wa
 		}()
 	}
 	wg.Wait()
-	return float64(total.Load()) / time.Since(start).Seconds(), lats, errs.Load(), processCPU() - cpu0
+	return float64(total.Load()) / time.Since(start).Seconds(), lats, errs.Load(), cpuNow() - cpu0
 }
 
 // processCPU is the user and system CPU time of this process so far. CPU per

@@ -25,7 +25,7 @@ const scaleConc = 16
 // new actor pays a cold compile (not timed).
 func benchScaling(ctx context.Context, h *host.Host, nc *nats.Conn, cluster *trust.KeyPair, tmp string, unsigned []byte, acct *trust.KeyPair, o options, rep *Report) error {
 	var keys []string
-	var first float64
+	var first cell
 	payload := make([]byte, payloadSize)
 	for _, n := range o.scale {
 		for len(keys) < n {
@@ -53,17 +53,20 @@ func benchScaling(ctx context.Context, h *host.Host, nc *nats.Conn, cluster *tru
 		}
 		var next atomic.Uint64
 		rr := func(p []byte) error { return calls[next.Add(1)%uint64(n)](p) }
-		rps, _, errs, _ := load(rr, payload, scaleConc, o.dur)
+		got, errs := measureCell(rr, payload, scaleConc, o.dur, processCPU)
 		if errs > 0 {
 			return fmt.Errorf("scaling over %d actors: %d errors", n, errs)
 		}
-		row := Row{Name: fmt.Sprintf("scaling c=%d: %d distinct actors x1 instance, round-robin", scaleConc, n), Value: rps, Unit: "req/s"}
-		if first == 0 {
-			first = rps
+		name := fmt.Sprintf("scaling c=%d: %d distinct actors x1 instance, round-robin", scaleConc, n)
+		row := Row{Name: name, Value: got.rps, Unit: "req/s"}
+		cpuRow := Row{Name: "CPU per call " + name, Value: got.cpuPerCall, Unit: "µs"}
+		if first.rps == 0 {
+			first = got
 		} else {
-			row.Ratio, row.RatioTo = rps/first, fmt.Sprintf("%d actor(s)", o.scale[0])
+			row.Ratio, row.RatioTo = got.rps/first.rps, fmt.Sprintf("%d actor(s)", o.scale[0])
+			cpuRow.Ratio, cpuRow.RatioTo = got.cpuPerCall/first.cpuPerCall, row.RatioTo
 		}
-		rep.Rows = append(rep.Rows, row)
+		rep.Rows = append(rep.Rows, row, cpuRow)
 	}
 	return nil
 }

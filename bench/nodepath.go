@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/latticed/latticed/lattice"
+)
+
+// nodeInstances is how many instances of each actor the node rows start:
+// two per core, so that at every concurrency each core has an instance to
+// run while another waits on NATS.
+func nodeInstances() int { return 2 * runtime.NumCPU() }
+
+// runNodePaths is -only node: the floors, then a real node's paths at each
+// concurrency (a client outside the node, and HTTP ingress).
+func runNodePaths(o options) error {
+	return onlyNodeSection(o, func(tmp, bin string, a *echoActors, rep *Report) error {
+		f, err := newFloors(tmp, o.dur, rep)
+		if err != nil {
+			return err
+		}
+		defer f.close()
+		ctx := context.Background()
+		progress("starting a node (supervisor + host child)")
+		n, err := startNode(bin, filepath.Join(tmp, "node"))
+		if err != nil {
+			return err
+		}
+		defer n.stop()
+		if err := benchNodePaths(ctx, o, n, a, f, rep); err != nil {
+			return err
+		}
+		return benchHTTPPath(ctx, o, n, a, f, rep)
+	})
+}
+
+// benchNodePaths measures invocations from a client outside the node, as
+// `latticed ctl call` makes them but back to back: its own NATS connection
+// with the node's admin credentials, signed invocations to the host child,
+// to the Go echo and to the tiny echo (nodeInstances each, compiled), at each
+// -concurrency. The actors are stopped afterwards.
+func benchNodePaths(ctx context.Context, o options, n *node, a *echoActors, f *floors, rep *Report) error {
+	nc, err := natsConnect(n)
+	if err != nil {
+		return fmt.Errorf("node client: %w", err)
+	}
+	defer nc.Close()
+	count := nodeInstances()
+	host := n.sup.HostID()
+	actors := []struct{ name, path, key string }{
+		{"Go echo", a.echoPath, a.mod.PublicKey()},
+		{"tiny wat echo", a.tinyPath, a.tinyKey.PublicKey()},
+	}
+	for _, act := range actors {
+		progress("node: starting %s x%d", act.name, count)
+		compiled, err := compiledCount(n.cfg.MetricsAddr)
+		if err != nil {
+			return err
+		}
+		started, err := n.ctl.StartActor(ctx, host, lattice.StartActorCommand{ActorRef: "file://" + act.path, Count: count})
+		if err != nil {
+			return fmt.Errorf("node: start %s: %w", act.name, err)
+		}
+		if err := waitCompiled(n.cfg.MetricsAddr, compiled+1); err != nil {
+			return fmt.Errorf("node: %s: %w", act.name, err)
+		}
+		// Stopped when the rows are done, and gone before the HTTP rows
+		// apply the Go echo again.
+		defer func(id string) {
+			if n.ctl.StopActor(ctx, host, id, 0) == nil {
+				_ = n.waitInstances(ctx, id, 0)
+			}
+		}(started.ActorID)
+		if err := n.waitInstances(ctx, started.ActorID, count); err != nil {
+			return err
+		}
+	}
+	payload := make([]byte, payloadSize)
+	for _, c := range o.conc {
+		fl, err := f.cell(c)
+		if err != nil {
+			return err
+		}
+		progress("node paths at concurrency %d", c)
+		for _, act := range actors {
+			name := fmt.Sprintf("client -> node (host child) -> %s x%d", act.name, count)
+			got, errs := measureCell(latticedPath(nc, n.cluster, host, act.key), payload, c, o.dur, treeCPU)
+			if errs > 0 {
+				return fmt.Errorf("node c=%d %s: %d errors", c, act.name, errs)
+			}
+			rep.Rows = append(rep.Rows, throughputRows("node", c, name, got, fl)...)
+		}
+	}
+	return nil
+}
+
+// throughputRows are the rows of a path measured across processes:
+// requests/s and p50 against the crypto floor, p99, and CPU per call of
+// every process of the bench's tree against the crypto floor's.
+func throughputRows(kind string, c int, name string, got cell, fl floorCell) []Row {
+	p50 := quantile(got.lat, 0.5)
+	return []Row{
+		{Name: fmt.Sprintf("%s c=%d: %s vs crypto floor", kind, c, name), Value: got.rps, Unit: "req/s", Ratio: got.rps / fl.crypto.rps, RatioTo: cryptoFloorName},
+		{Name: fmt.Sprintf("%s c=%d p50: %s", kind, c, name), Value: float64(p50.Microseconds()), Unit: "µs",
+			Ratio: float64(p50) / float64(max(quantile(fl.crypto.lat, 0.5), time.Microsecond)), RatioTo: cryptoFloorName + " p50"},
+		{Name: fmt.Sprintf("%s c=%d p99: %s", kind, c, name), Value: float64(quantile(got.lat, 0.99).Microseconds()), Unit: "µs"},
+		{Name: fmt.Sprintf("CPU per call %s c=%d: %s (all processes)", kind, c, name), Value: got.cpuPerCall, Unit: "µs",
+			Ratio: got.cpuPerCall / fl.crypto.cpuPerCall, RatioTo: cryptoFloorName},
+	}
+}
+
+// benchHTTPPath applies the Go echo behind the httpserver provider and runs
+// the HTTP rows.
+func benchHTTPPath(ctx context.Context, o options, n *node, a *echoActors, f *floors, rep *Report) error {
+	progress("HTTP path")
+	url, err := applyHTTPEcho(ctx, n, a.echoPath, nodeInstances())
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	return benchHTTP(url, o.httpConc, o.dur, f, rep)
+}
