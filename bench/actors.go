@@ -120,7 +120,7 @@ func runMemory(o options) error {
 // sections are what -only runs.
 var sections = map[string]func(options) error{
 	"paths": runPaths, "crossnode": runCrossNode, "coldstart": runColdStart,
-	"memory": runMemory, "revocations": runRevocationCurve, "links": runLinks, "bytes": runBytes,
+	"memory": runMemory, "realpaths": runRealPaths, "revocations": runRevocationCurve, "links": runLinks, "bytes": runBytes,
 }
 
 // sectionNames lists what -only accepts, for its help and its error.

@@ -20,6 +20,7 @@ import (
 	"github.com/latticed/latticed/ctlclient"
 	"github.com/latticed/latticed/internal/admin"
 	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/cpuprofile"
 	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/internal/health"
 	"github.com/latticed/latticed/internal/host"
@@ -110,6 +111,11 @@ func runUp(cmd *cobra.Command, startActors []string, applyPath string) error {
 	if err := telemetry.CheckEnv(os.LookupEnv); err != nil {
 		return usageError{err}
 	}
+	stopProfile, err := cpuprofile.Start(os.LookupEnv, "supervisor")
+	if err != nil {
+		return usageError{err}
+	}
+	defer stopProfile()
 	var m *manifest.Manifest
 	if applyPath != "" {
 		if m, err = manifest.Load(applyPath); err != nil {
@@ -251,6 +257,11 @@ func runHost(cmd *cobra.Command, _ []string) error {
 		return usageError{err}
 	}
 	defer stopTracing()
+	stopProfile, err := cpuprofile.Start(os.LookupEnv, "host")
+	if err != nil {
+		return usageError{err}
+	}
+	defer stopProfile()
 	stopReload := onSIGHUP(func() {
 		next, _, err := config.Load(cmd.Flags(), os.LookupEnv)
 		if err != nil {
