@@ -60,6 +60,11 @@ exits with status 1, naming what failed; with
 LATTICED_TOLERATE_START_FAILURES=true (--tolerate-start-failures) it logs the
 failure and runs on.
 
+With LATTICED_CPUPROFILE_DIR set, the supervisor (with its embedded NATS
+server), the host and every built-in provider each write a CPU profile of
+their run to that directory when they stop ({role}-{pid}.pprof, read with
+go tool pprof); off by default.
+
 To add a node to this lattice, start it with the same WASMCLOUD_LATTICE_PREFIX
 and WASMCLOUD_CLUSTER_ISSUERS, its own WASMCLOUD_CLUSTER_SEED, and
 WASMCLOUD_RPC_HOST/WASMCLOUD_CTL_HOST pointing at this node's NATS server.
