@@ -1,9 +1,6 @@
 package main
 
 import (
-	"compress/gzip"
-	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,7 +10,6 @@ import (
 
 	"github.com/latticed/latticed/internal/cpuprofile"
 	"github.com/latticed/latticed/internal/testing/testenv"
-	"github.com/latticed/latticed/lattice"
 )
 
 // With LATTICED_CPUPROFILE_DIR the real `latticed up` and its children each
@@ -31,15 +27,7 @@ func TestUpWritesCPUProfilesOfEveryProcess(t *testing.T) {
 	})
 	up := startUp(t, e)
 
-	var hosts []lattice.HostInfo
-	testenv.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
-		r := e.run("ctl", "get", "hosts", "--timeout", "500ms", "--output", "json")
-		if r.code != 0 || !strings.Contains(r.stdout, `"id"`) {
-			return errNotYet
-		}
-		return nil
-	})
-	e.json(&hosts, "ctl", "get", "hosts", "--timeout", "500ms")
+	hosts := waitHosts(t, e)
 	var started providerResult
 	e.json(&started, "ctl", "start", "provider", "builtin:httpserver", "--host-id", hosts[0].ID)
 	testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
@@ -65,31 +53,8 @@ func TestUpWritesCPUProfilesOfEveryProcess(t *testing.T) {
 			t.Errorf("%s: profiles %v, want one", role, matches)
 			continue
 		}
-		checkProfile(t, matches[0])
-	}
-}
-
-// checkProfile fails unless path is a non-empty gzipped profile readable by
-// its owner only.
-func checkProfile(t *testing.T, path string) {
-	t.Helper()
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode().Perm() != 0o600 {
-		t.Errorf("%s: mode %v, want 0600", path, fi.Mode().Perm())
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatalf("%s: not a finished profile (gzip): %v", path, err)
-	}
-	if b, err := io.ReadAll(zr); err != nil || len(b) == 0 {
-		t.Errorf("%s: %d bytes, %v", path, len(b), err)
+		if err := cpuprofile.Check(matches[0]); err != nil {
+			t.Error(err)
+		}
 	}
 }

@@ -6,7 +6,9 @@
 package cpuprofile
 
 import (
+	"compress/gzip"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -42,4 +44,32 @@ func Start(lookup func(string) (string, bool), role string) (stop func(), err er
 		pprof.StopCPUProfile()
 		_ = f.Close()
 	}, nil
+}
+
+// Check reports whether path holds a finished profile as Start writes one:
+// readable by its owner only, and a complete gzip stream (pprof's format is
+// a gzipped protocol buffer; a profile cut short by a killed process is
+// not one).
+func Check(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		return fmt.Errorf("cpu profile %s: mode %v, want 0600", path, perm)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return fmt.Errorf("cpu profile %s is not finished (did the process stop on SIGTERM?): %w", path, err)
+	}
+	n, err := io.Copy(io.Discard, zr)
+	if err != nil || n == 0 {
+		return fmt.Errorf("cpu profile %s is not finished: %d bytes, %v", path, n, err)
+	}
+	return nil
 }
