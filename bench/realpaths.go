@@ -39,45 +39,64 @@ func runRealPaths(o options) error {
 		}
 		defer server.Close()
 		payload := make([]byte, payloadSize)
-		for _, c := range o.conc {
-			floor, stop, err := rawPath(n.nc, server, true)
+		// floor is the crypto floor over the node's NATS server at
+		// concurrency c: requests/s, and its row of CPU per call.
+		floor := func(c int) (float64, error) {
+			call, stop, err := rawPath(n.nc, server, true)
 			if err != nil {
-				return err
+				return 0, err
 			}
-			frps, flat, ferrs, fcpu := load(floor, payload, c, o.dur)
+			rps, lat, errs, cpu := load(call, payload, c, o.dur)
 			stop()
-			rep.Rows = append(rep.Rows, Row{Name: fmt.Sprintf("node c=%d CPU per call: crypto floor (all in the bench process)", c), Value: float64(fcpu.Microseconds()) / float64(max(len(flat), 1)), Unit: "µs"})
-			before := childrenCPU()
-			rps, lat, errs, cpu := load(latticedPath(n.nc, n.cluster, n.sup.HostID(), a.mod.PublicKey()), payload, c, o.dur)
-			rep.Rows = append(rep.Rows, cpuRows(fmt.Sprintf("node c=%d", c), cpu, before, len(lat))...)
-			if ferrs > 0 || errs > 0 {
-				return fmt.Errorf("node c=%d: %d errors (floor: %d)", c, errs, ferrs)
+			if errs > 0 {
+				return 0, fmt.Errorf("crypto floor c=%d: %d errors", c, errs)
 			}
 			rep.Rows = append(rep.Rows,
-				Row{Name: fmt.Sprintf("node c=%d: NATS + Ed25519 sign/verify", c), Value: frps, Unit: "req/s"},
-				Row{Name: fmt.Sprintf("node c=%d: admin client -> host child -> Go echo", c), Value: rps, Unit: "req/s", Ratio: rps / frps, RatioTo: "crypto floor"},
-				Row{Name: fmt.Sprintf("node c=%d p99: admin client -> host child -> Go echo", c), Value: float64(quantile(lat, 0.99).Microseconds()), Unit: "µs"})
+				Row{Name: fmt.Sprintf("c=%d: NATS + Ed25519 sign/verify (crypto floor)", c), Value: rps, Unit: "req/s"},
+				Row{Name: fmt.Sprintf("c=%d CPU per call: crypto floor (all in the bench process)", c), Value: float64(cpu.Microseconds()) / float64(max(len(lat), 1)), Unit: "µs"})
+			return rps, nil
 		}
-		for _, c := range o.httpConc {
-			floor, stop, err := rawPath(n.nc, server, true)
+		echo := latticedPath(n.nc, n.cluster, n.sup.HostID(), a.mod.PublicKey())
+		for _, c := range o.conc {
+			frps, err := floor(c)
 			if err != nil {
 				return err
 			}
-			frps, _, _, _ := load(floor, payload, c, o.dur)
-			stop()
+			before := childrenCPU()
+			rps, lat, errs, cpu := load(echo, payload, c, o.dur)
+			if errs > 0 {
+				return fmt.Errorf("node c=%d: %d errors", c, errs)
+			}
+			prefix := fmt.Sprintf("node c=%d", c)
+			rep.Rows = append(rep.Rows, pathRows(prefix, "admin client -> host child -> Go echo", rps, frps, lat)...)
+			rep.Rows = append(rep.Rows, cpuRows(prefix, cpu, before, len(lat))...)
+		}
+		for _, c := range o.httpConc {
+			frps, err := floor(c)
+			if err != nil {
+				return err
+			}
 			before, cpu0 := childrenCPU(), processCPU()
 			rps, lat, errs := httpLoad(url, c, o.dur)
-			rep.Rows = append(rep.Rows, cpuRows(fmt.Sprintf("http c=%d", c), processCPU()-cpu0, before, len(lat))...)
 			if errs > 0 {
 				return fmt.Errorf("http c=%d: %d errors", c, errs)
 			}
-			rep.Rows = append(rep.Rows,
-				Row{Name: fmt.Sprintf("http c=%d: provider httpserver -> echo actor", c), Value: rps, Unit: "req/s", Ratio: rps / frps, RatioTo: "crypto floor"},
-				Row{Name: fmt.Sprintf("http c=%d p50: provider httpserver -> echo actor", c), Value: float64(quantile(lat, 0.5).Microseconds()), Unit: "µs"},
-				Row{Name: fmt.Sprintf("http c=%d p99: provider httpserver -> echo actor", c), Value: float64(quantile(lat, 0.99).Microseconds()), Unit: "µs"})
+			prefix := fmt.Sprintf("http c=%d", c)
+			rep.Rows = append(rep.Rows, pathRows(prefix, "provider httpserver -> echo actor", rps, frps, lat)...)
+			rep.Rows = append(rep.Rows, cpuRows(prefix, processCPU()-cpu0, before, len(lat))...)
 		}
 		return nil
 	})
+}
+
+// pathRows are a path's requests/s against the crypto floor of the same
+// run, and its latency percentiles.
+func pathRows(prefix, path string, rps, floor float64, lat []time.Duration) []Row {
+	rows := []Row{{Name: prefix + ": " + path, Value: rps, Unit: "req/s", Ratio: rps / floor, RatioTo: "crypto floor"}}
+	for _, q := range []float64{0.5, 0.99} {
+		rows = append(rows, Row{Name: fmt.Sprintf("%s p%.0f: %s", prefix, q*100, path), Value: float64(quantile(lat, q).Microseconds()), Unit: "µs"})
+	}
+	return rows
 }
 
 // cpuRows are the CPU per call of this process (client, supervisor and its
