@@ -20,6 +20,7 @@ import (
 	"github.com/latticed/latticed/ctlclient"
 	"github.com/latticed/latticed/internal/admin"
 	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/cpuprofile"
 	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/internal/health"
 	"github.com/latticed/latticed/internal/host"
@@ -58,6 +59,11 @@ item is in place, each provider running. If any of it fails, up stops and
 exits with status 1, naming what failed; with
 LATTICED_TOLERATE_START_FAILURES=true (--tolerate-start-failures) it logs the
 failure and runs on.
+
+With LATTICED_CPUPROFILE_DIR set, the supervisor (with its embedded NATS
+server), the host and every built-in provider each write a CPU profile of
+their run to that directory when they stop ({role}-{pid}.pprof, read with
+go tool pprof); off by default.
 
 To add a node to this lattice, start it with the same WASMCLOUD_LATTICE_PREFIX
 and WASMCLOUD_CLUSTER_ISSUERS, its own WASMCLOUD_CLUSTER_SEED, and
@@ -110,6 +116,11 @@ func runUp(cmd *cobra.Command, startActors []string, applyPath string) error {
 	if err := telemetry.CheckEnv(os.LookupEnv); err != nil {
 		return usageError{err}
 	}
+	stopProfile, err := cpuprofile.Start(os.LookupEnv, "supervisor")
+	if err != nil {
+		return usageError{err}
+	}
+	defer stopProfile()
 	var m *manifest.Manifest
 	if applyPath != "" {
 		if m, err = manifest.Load(applyPath); err != nil {
@@ -251,6 +262,11 @@ func runHost(cmd *cobra.Command, _ []string) error {
 		return usageError{err}
 	}
 	defer stopTracing()
+	stopProfile, err := cpuprofile.Start(os.LookupEnv, "host")
+	if err != nil {
+		return usageError{err}
+	}
+	defer stopProfile()
 	stopReload := onSIGHUP(func() {
 		next, _, err := config.Load(cmd.Flags(), os.LookupEnv)
 		if err != nil {

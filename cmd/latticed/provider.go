@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/latticed/latticed/internal/builtin"
+	"github.com/latticed/latticed/internal/cpuprofile"
 	"github.com/latticed/latticed/internal/providermain"
 	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/lattice"
@@ -53,6 +54,11 @@ func newProviderRunCmd(b builtin.Provider) *cobra.Command {
 				return usageError{err}
 			}
 			defer stopTracing()
+			stopProfile, err := cpuprofile.Start(os.LookupEnv, "provider-"+b.Name)
+			if err != nil {
+				return usageError{err}
+			}
+			defer stopProfile()
 			err = providermain.Serve(cmd.Context(), in, cmd.ErrOrStderr(), b.New)
 			if errors.Is(err, lattice.ErrHostData) {
 				return usageError{err}

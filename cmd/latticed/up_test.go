@@ -37,16 +37,7 @@ func TestUpWithProvidersAndAdminSocketRevocation(t *testing.T) {
 		"WASMCLOUD_LATTICE_PREFIX": "uptest",
 	})
 	startUp(t, e)
-
-	var hosts []lattice.HostInfo
-	testenv.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
-		r := e.run("ctl", "get", "hosts", "--timeout", "500ms", "--output", "json")
-		if r.code != 0 || !strings.Contains(r.stdout, `"id"`) {
-			return errNotYet
-		}
-		return nil
-	})
-	e.json(&hosts, "ctl", "get", "hosts", "--timeout", "500ms")
+	hosts := waitHosts(t, e)
 
 	var started providerResult
 	e.json(&started, "ctl", "start", "provider", "builtin:keyvalue", "--host-id", hosts[0].ID)
@@ -74,6 +65,21 @@ func TestUpWithProvidersAndAdminSocketRevocation(t *testing.T) {
 	if len(inv.Providers) != 1 || inv.Providers[0].State != "revoked" {
 		t.Fatalf("after revocation: %+v", inv.Providers)
 	}
+}
+
+// waitHosts waits until `ctl get hosts` lists the node's host, and returns
+// the hosts it lists.
+func waitHosts(t *testing.T, e *ctlEnv) []lattice.HostInfo {
+	t.Helper()
+	var hosts []lattice.HostInfo
+	testenv.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
+		r := e.run("ctl", "get", "hosts", "--timeout", "500ms", "--output", "json")
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &hosts) != nil || len(hosts) == 0 {
+			return errNotYet
+		}
+		return nil
+	})
+	return hosts
 }
 
 // startUp runs the real `latticed up` (embedded NATS) with e's data dir and

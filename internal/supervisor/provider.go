@@ -21,6 +21,7 @@ import (
 	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/cpuprofile"
 	"github.com/latticed/latticed/internal/oci"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
@@ -405,8 +406,9 @@ func clusterIssuers(list []string, own string) []string {
 func providerEnv(environ []string) []string {
 	// GOCOVERDIR: a coverage-built node's providers write their counters
 	// beside the host's and the supervisor's (docs/architecture.md measures
-	// the invocation path that way).
-	keep := map[string]bool{"PATH": true, "HOME": true, "TMPDIR": true, "TZ": true, "LANG": true, "USER": true, "RUST_BACKTRACE": true, "RUST_LOG": true, "GODEBUG": true, "GOTRACEBACK": true, "GOCOVERDIR": true}
+	// the invocation path that way); LATTICED_CPUPROFILE_DIR: their CPU
+	// profiles too (internal/cpuprofile).
+	keep := map[string]bool{"PATH": true, "HOME": true, "TMPDIR": true, "TZ": true, "LANG": true, "USER": true, "RUST_BACKTRACE": true, "RUST_LOG": true, "GODEBUG": true, "GOTRACEBACK": true, "GOCOVERDIR": true, cpuprofile.Env: true}
 	var env []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
