@@ -116,8 +116,10 @@ func runUp(cmd *cobra.Command, startActors []string, applyPath string) error {
 			return usageError{err}
 		}
 	}
+	// The supervisor's settings, resolved once; it never sees cfg.
+	set := cfg.Supervisor()
 	// A taken port fails now, before any key or file is created.
-	if err := supervisor.CheckAddrs(cfg); err != nil {
+	if err := supervisor.CheckAddrs(set); err != nil {
 		return err
 	}
 	clusterKey, hostKey, err := nodeKeys(cfg, log)
@@ -129,7 +131,7 @@ func runUp(cmd *cobra.Command, startActors []string, applyPath string) error {
 	if m != nil { // part of readiness: the node is ready once it is applied
 		apply = func(ctx context.Context) error { return applyManifest(ctx, sup, cfg, m, log) }
 	}
-	sup, err = supervisor.New(cfg, supervisor.Options{
+	sup, err = supervisor.New(set, supervisor.Options{
 		Environ: childEnviron(cmd.Flags()), StartActors: startActors, Apply: apply,
 		ClusterKey: clusterKey, HostKey: hostKey, Logger: log, LogLevel: level, Metrics: metrics.New(),
 	})
@@ -142,7 +144,7 @@ func runUp(cmd *cobra.Command, startActors []string, applyPath string) error {
 			log.Error("configuration not reloaded", "err", err)
 			return
 		}
-		if err := sup.Reload(next); err != nil {
+		if err := sup.Reload(next.Supervisor()); err != nil {
 			if errors.Is(err, supervisor.ErrReloadRefused) {
 				log.Error("configuration not reloaded: nothing was applied", "err", err)
 			} else {
