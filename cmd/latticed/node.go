@@ -78,7 +78,7 @@ func newHostCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "host",
 		Short: "Run only the wasm host, against a NATS server that is already running",
-		Long: `host runs the wasm host: actors, the control interface and the issuer policy.
+		Long: `host runs the wasm host: actors, the control interface and the issuer check.
 It connects to WASMCLOUD_RPC_* and WASMCLOUD_CTL_* (default: the address in
 LATTICED_NATS_LISTEN, 127.0.0.1:4222) and never starts a NATS server itself.
 latticed up runs it as a child; with LATTICED_ADMIN_SOCKET it asks that
@@ -361,7 +361,7 @@ func runHost(cmd *cobra.Command, _ []string) error {
 	}
 	h, err = host.New(ctx, host.Options{
 		HostSettings: cfg.Host(), HostKey: hostKey, ClusterKey: clusterKey, RPC: rpc, Ctl: ctl,
-		CtlHost: ctlURL, RPCHost: rpcURL, ProvRPCHost: rpcURL, Providers: launcher, Metrics: m, Logger: log,
+		CtlHost: ctlURL, RPCHost: rpcURL, ProvRPCHost: ep.ProvRPC.URL(), Providers: launcher, Metrics: m, Logger: log,
 		OCI: oci.New(oci.NodeSettings(cfg, log)),
 	})
 	if err != nil {
