@@ -55,7 +55,7 @@ func startNode(bin, dataDir string) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := supervisor.New(cfg, supervisor.Options{
+	s, err := supervisor.New(cfg.Supervisor(), supervisor.Options{
 		Executable: bin, Environ: environ, ClusterKey: cluster, HostKey: hostKey,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})

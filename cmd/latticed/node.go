@@ -84,7 +84,7 @@ func newHostCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "host",
 		Short: "Run only the wasm host, against a NATS server that is already running",
-		Long: `host runs the wasm host: actors, the control interface and the issuer policy.
+		Long: `host runs the wasm host: actors, the control interface and the issuer check.
 It connects to WASMCLOUD_RPC_* and WASMCLOUD_CTL_* (default: the address in
 LATTICED_NATS_LISTEN, 127.0.0.1:4222) and never starts a NATS server itself.
 latticed up runs it as a child; with LATTICED_ADMIN_SOCKET it asks that
@@ -127,8 +127,10 @@ func runUp(cmd *cobra.Command, startActors []string, applyPath string) error {
 			return usageError{err}
 		}
 	}
+	// The supervisor's settings, resolved once; it never sees cfg.
+	set := cfg.Supervisor()
 	// A taken port fails now, before any key or file is created.
-	if err := supervisor.CheckAddrs(cfg); err != nil {
+	if err := supervisor.CheckAddrs(set); err != nil {
 		return err
 	}
 	clusterKey, hostKey, err := nodeKeys(cfg, log)
@@ -140,7 +142,7 @@ func runUp(cmd *cobra.Command, startActors []string, applyPath string) error {
 	if m != nil { // part of readiness: the node is ready once it is applied
 		apply = func(ctx context.Context) error { return applyManifest(ctx, sup, cfg, m, log) }
 	}
-	sup, err = supervisor.New(cfg, supervisor.Options{
+	sup, err = supervisor.New(set, supervisor.Options{
 		Environ: childEnviron(cmd.Flags()), StartActors: startActors, Apply: apply,
 		ClusterKey: clusterKey, HostKey: hostKey, Logger: log, LogLevel: level, Metrics: metrics.New(),
 	})
@@ -153,7 +155,7 @@ func runUp(cmd *cobra.Command, startActors []string, applyPath string) error {
 			log.Error("configuration not reloaded", "err", err)
 			return
 		}
-		if err := sup.Reload(next); err != nil {
+		if err := sup.Reload(next.Supervisor()); err != nil {
 			if errors.Is(err, supervisor.ErrReloadRefused) {
 				log.Error("configuration not reloaded: nothing was applied", "err", err)
 			} else {
@@ -375,7 +377,7 @@ func runHost(cmd *cobra.Command, _ []string) error {
 	}
 	h, err = host.New(ctx, host.Options{
 		HostSettings: cfg.Host(), HostKey: hostKey, ClusterKey: clusterKey, RPC: rpc, Ctl: ctl,
-		CtlHost: ctlURL, RPCHost: rpcURL, ProvRPCHost: rpcURL, Providers: launcher, Metrics: m, Logger: log,
+		CtlHost: ctlURL, RPCHost: rpcURL, ProvRPCHost: ep.ProvRPC.URL(), Providers: launcher, Metrics: m, Logger: log,
 		OCI: oci.New(oci.NodeSettings(cfg, log)),
 	})
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/latticed/latticed/internal/metrics"
+	"github.com/latticed/latticed/internal/restart"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -50,7 +51,7 @@ type Spec struct {
 	// RearmHint tells an operator, in the crash-loop log message, how to
 	// have the child started again.
 	RearmHint string
-	Policy    RestartPolicy
+	Policy    restart.Policy
 	Log       *slog.Logger
 	Metrics   *metrics.Metrics // ChildExits and ChildRestarts are counted here
 	// Revoke revokes one NATS user of an ended run, so a leaked credential

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/latticed/latticed/internal/metrics"
+	"github.com/latticed/latticed/internal/restart"
 	"github.com/latticed/latticed/internal/testing/testenv"
 )
 
@@ -27,7 +28,7 @@ type shChild struct {
 	ended   []ExitReason
 }
 
-func newShChild(t *testing.T, script string, policy RestartPolicy) *shChild {
+func newShChild(t *testing.T, script string, policy restart.Policy) *shChild {
 	t.Helper()
 	var buf testenv.SyncBuffer
 	c := &shChild{m: metrics.New()}
@@ -128,7 +129,7 @@ func (c *shChild) revokedUsers() []string {
 	return append([]string(nil), c.revoked...)
 }
 
-var fastPolicy = RestartPolicy{Backoff: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond, Stable: time.Minute,
+var fastPolicy = restart.Policy{Backoff: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond, Stable: time.Minute,
 	CrashLoopCount: 3, CrashLoopWindow: time.Minute}
 
 // A crashing process is restarted after a backoff until a crash loop marks
@@ -232,7 +233,7 @@ func TestChildRevokedIsNotRestarted(t *testing.T) {
 
 // A stop while the child waits out its backoff ends the loop at once.
 func TestChildStopDuringBackoffEndsTheLoop(t *testing.T) {
-	c := newShChild(t, "exit 1", RestartPolicy{Backoff: time.Hour, BackoffMax: time.Hour, CrashLoopCount: 100, CrashLoopWindow: time.Minute})
+	c := newShChild(t, "exit 1", restart.Policy{Backoff: time.Hour, BackoffMax: time.Hour, CrashLoopCount: 100, CrashLoopWindow: time.Minute})
 	ended := c.run(t, context.Background())
 	c.waitState(t, StateBackoff)
 	if proc, err := c.Stop(ExitCleanStop); err != nil || proc != nil {

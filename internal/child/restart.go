@@ -3,59 +3,21 @@ package child
 import (
 	"math/rand/v2"
 	"time"
+
+	"github.com/latticed/latticed/internal/restart"
 )
 
-// RestartPolicy says when a crashed child is started again.
-type RestartPolicy struct {
-	Backoff    time.Duration // delay after the first crash; doubles per crash
-	BackoffMax time.Duration // delays never exceed this
-	Stable     time.Duration // a run this long resets the delay to Backoff
-	// CrashLoopCount crashes within CrashLoopWindow mark the child failed;
-	// it is not restarted until told.
-	CrashLoopCount  int
-	CrashLoopWindow time.Duration
-}
-
-// The defaults of a RestartPolicy, taken by its zero fields. latticed's
-// settings (LATTICED_RESTART_*, LATTICED_CRASH_LOOP_*) default to these.
-const (
-	DefaultBackoff         = 500 * time.Millisecond
-	DefaultBackoffMax      = 30 * time.Second
-	DefaultStable          = time.Minute
-	DefaultCrashLoopCount  = 5
-	DefaultCrashLoopWindow = 2 * time.Minute
-)
-
-func (p RestartPolicy) withDefaults() RestartPolicy {
-	if p.Backoff <= 0 {
-		p.Backoff = DefaultBackoff
-	}
-	if p.BackoffMax < p.Backoff {
-		p.BackoffMax = max(p.Backoff, DefaultBackoffMax)
-	}
-	if p.Stable <= 0 {
-		p.Stable = DefaultStable
-	}
-	if p.CrashLoopCount <= 0 {
-		p.CrashLoopCount = DefaultCrashLoopCount
-	}
-	if p.CrashLoopWindow <= 0 {
-		p.CrashLoopWindow = DefaultCrashLoopWindow
-	}
-	return p
-}
-
-// restartTracker applies a RestartPolicy to one child's history. It is not
+// restartTracker applies a restart.Policy to one child's history. It is not
 // safe for concurrent use; its owner serialises calls.
 type restartTracker struct {
-	policy  RestartPolicy
+	policy  restart.Policy
 	attempt int         // crashes since the last stable run
 	crashes []time.Time // crash times within the window
 	jitter  func() float64
 }
 
-func newRestartTracker(p RestartPolicy) *restartTracker {
-	return &restartTracker{policy: p.withDefaults(), jitter: rand.Float64}
+func newRestartTracker(p restart.Policy) *restartTracker {
+	return &restartTracker{policy: p.WithDefaults(), jitter: rand.Float64}
 }
 
 // crashed records a crash at now after a run of uptime and returns the

@@ -3,10 +3,12 @@ package child
 import (
 	"testing"
 	"time"
+
+	"github.com/latticed/latticed/internal/restart"
 )
 
 func TestRestartTrackerBacksOffResetsAndDetectsCrashLoops(t *testing.T) {
-	p := RestartPolicy{Backoff: 100 * time.Millisecond, BackoffMax: time.Second, Stable: time.Minute, CrashLoopCount: 4, CrashLoopWindow: time.Minute}
+	p := restart.Policy{Backoff: 100 * time.Millisecond, BackoffMax: time.Second, Stable: time.Minute, CrashLoopCount: 4, CrashLoopWindow: time.Minute}
 	type crash struct {
 		after     time.Duration // since the previous crash
 		uptime    time.Duration
@@ -61,7 +63,7 @@ func TestRestartTrackerBacksOffResetsAndDetectsCrashLoops(t *testing.T) {
 
 func TestRestartJitterStaysWithinTwentyPercent(t *testing.T) {
 	for _, j := range []float64{0, 0.999} {
-		tr := newRestartTracker(RestartPolicy{Backoff: time.Second, BackoffMax: time.Hour})
+		tr := newRestartTracker(restart.Policy{Backoff: time.Second, BackoffMax: time.Hour})
 		tr.jitter = func() float64 { return j }
 		d, _ := tr.crashed(time.Now(), 0)
 		if d < 800*time.Millisecond || d >= 1200*time.Millisecond {

@@ -4,8 +4,9 @@
 //
 // Load returns a validated *Config. Treat it as read-only: it is shared by
 // every component of a process, and the slices and maps in it are not copied.
-// The wasm host never sees it: Config.Host resolves the host's settings once
-// into a HostSettings of its own, and the settings table says of each
+// The wasm host and the supervisor never see it: Config.Host and
+// Config.Supervisor resolve their settings once into a HostSettings and a
+// SupervisorSettings of their own, and the settings table says of each
 // setting who reads it.
 package config
 
@@ -218,8 +219,10 @@ func (c *Config) EmbeddedNATS() bool {
 }
 
 // SlogLevel is LogLevel as a slog.Level (info when LogLevel is not valid).
-func (c *Config) SlogLevel() slog.Level {
-	switch c.LogLevel {
+func (c *Config) SlogLevel() slog.Level { return slogLevel(c.LogLevel) }
+
+func slogLevel(level string) slog.Level {
+	switch level {
 	case "debug":
 		return slog.LevelDebug
 	case "warn":

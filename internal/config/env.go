@@ -6,7 +6,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/latticed/latticed/internal/child"
+	"github.com/latticed/latticed/internal/restart"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
 )
@@ -99,7 +99,7 @@ const (
 // Defaults that other packages may want to show or compare against. The
 // invocation defaults (timeout, payload limit, replay window, clock skew)
 // are rpc's, beside the Server that uses them; the restart defaults are
-// child's, beside its RestartPolicy; the lattice and control-interface
+// restart's, beside its Policy; the lattice and control-interface
 // prefixes are lattice's, beside the subjects they begin.
 const (
 	DefaultNATSPort              = 4222
@@ -314,19 +314,19 @@ var settings = func() []setting {
 		{env: EnvAdminSocket, reads: partNode | partSupervisor, kind: kindString, defHelp: "{data dir}/run/admin.sock",
 			usage: "supervisor admin socket: up listens on it; host and ctl reach their supervisor through it",
 			set:   func(c *Config, v any) { c.AdminSocket = v.(string) }},
-		{env: EnvRestartBackoff, reads: partSupervisor, kind: kindDuration, def: child.DefaultBackoff.String(),
+		{env: EnvRestartBackoff, reads: partSupervisor, kind: kindDuration, def: restart.DefaultBackoff.String(),
 			usage: "first delay before restarting a crashed child; doubles per crash, with jitter",
 			set:   func(c *Config, v any) { c.RestartBackoff = v.(time.Duration) }},
-		{env: EnvRestartBackoffMax, reads: partSupervisor, kind: kindDuration, def: child.DefaultBackoffMax.String(),
+		{env: EnvRestartBackoffMax, reads: partSupervisor, kind: kindDuration, def: restart.DefaultBackoffMax.String(),
 			usage: "longest delay before restarting a crashed child",
 			set:   func(c *Config, v any) { c.RestartBackoffMax = v.(time.Duration) }},
-		{env: EnvRestartStable, reads: partSupervisor, kind: kindDuration, def: child.DefaultStable.String(),
+		{env: EnvRestartStable, reads: partSupervisor, kind: kindDuration, def: restart.DefaultStable.String(),
 			usage: "a child up this long has its restart delay reset",
 			set:   func(c *Config, v any) { c.RestartStable = v.(time.Duration) }},
-		{env: EnvCrashLoopCount, reads: partSupervisor, kind: kindInt, def: child.DefaultCrashLoopCount,
+		{env: EnvCrashLoopCount, reads: partSupervisor, kind: kindInt, def: restart.DefaultCrashLoopCount,
 			usage: "this many crashes within the crash-loop window mark a child failed",
 			set:   func(c *Config, v any) { c.CrashLoopCount = v.(int) }},
-		{env: EnvCrashLoopWindow, reads: partSupervisor, kind: kindDuration, def: child.DefaultCrashLoopWindow.String(),
+		{env: EnvCrashLoopWindow, reads: partSupervisor, kind: kindDuration, def: restart.DefaultCrashLoopWindow.String(),
 			usage: "window in which crashes count toward a crash loop",
 			set:   func(c *Config, v any) { c.CrashLoopWindow = v.(time.Duration) }},
 		{env: EnvStopGrace, reads: partSupervisor, kind: kindDuration, def: DefaultStopGrace.String(),

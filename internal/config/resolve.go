@@ -6,8 +6,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/datadir"
+	"github.com/latticed/latticed/internal/restart"
 )
 
 // HostSettings are the wasm host's settings, resolved from a Config once by
@@ -146,8 +146,8 @@ func defaultConfig() *Config {
 
 // RestartPolicy resolves when latticed up restarts a crashed child: its
 // host child and each provider instance.
-func (c *Config) RestartPolicy() child.RestartPolicy {
-	return child.RestartPolicy{
+func (c *Config) RestartPolicy() restart.Policy {
+	return restart.Policy{
 		Backoff: c.RestartBackoff, BackoffMax: c.RestartBackoffMax, Stable: c.RestartStable,
 		CrashLoopCount: c.CrashLoopCount, CrashLoopWindow: c.CrashLoopWindow,
 	}

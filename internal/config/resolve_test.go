@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latticed/latticed/internal/child"
+	"github.com/latticed/latticed/internal/restart"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -93,18 +93,18 @@ func TestWithDefaultsTakesTheTable(t *testing.T) {
 }
 
 // TestRestartPolicyTakesEachSetting loads each restart setting from the
-// environment and checks it lands in the resolved child.RestartPolicy.
+// environment and checks it lands in the resolved restart.Policy.
 func TestRestartPolicyTakesEachSetting(t *testing.T) {
 	for _, tc := range []struct {
 		env, val string
-		got      func(p child.RestartPolicy) any
+		got      func(p restart.Policy) any
 		want     any
 	}{
-		{EnvRestartBackoff, "3s", func(p child.RestartPolicy) any { return p.Backoff }, 3 * time.Second},
-		{EnvRestartBackoffMax, "3m", func(p child.RestartPolicy) any { return p.BackoffMax }, 3 * time.Minute},
-		{EnvRestartStable, "4m", func(p child.RestartPolicy) any { return p.Stable }, 4 * time.Minute},
-		{EnvCrashLoopCount, "9", func(p child.RestartPolicy) any { return p.CrashLoopCount }, 9},
-		{EnvCrashLoopWindow, "7m", func(p child.RestartPolicy) any { return p.CrashLoopWindow }, 7 * time.Minute},
+		{EnvRestartBackoff, "3s", func(p restart.Policy) any { return p.Backoff }, 3 * time.Second},
+		{EnvRestartBackoffMax, "3m", func(p restart.Policy) any { return p.BackoffMax }, 3 * time.Minute},
+		{EnvRestartStable, "4m", func(p restart.Policy) any { return p.Stable }, 4 * time.Minute},
+		{EnvCrashLoopCount, "9", func(p restart.Policy) any { return p.CrashLoopCount }, 9},
+		{EnvCrashLoopWindow, "7m", func(p restart.Policy) any { return p.CrashLoopWindow }, 7 * time.Minute},
 	} {
 		t.Run(tc.env, func(t *testing.T) {
 			cfg, _, err := LoadEnviron(nil, []string{EnvDataDir + "=" + t.TempDir(), tc.env + "=" + tc.val})
@@ -115,5 +115,47 @@ func TestRestartPolicyTakesEachSetting(t *testing.T) {
 				t.Errorf("%s=%s resolves to %v, want %v", tc.env, tc.val, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestSupervisorSettingsCarryEverySetting walks the settings table: every
+// setting reaches SupervisorSettings (two different values give two
+// different resolved settings), since a reload must see each change, even
+// of a setting only the host child reads. The base names a NATS server for
+// each role: with the embedded server the WASMCLOUD_* connection settings
+// are not used, and without WASMCLOUD_PROV_RPC_HOST providers connect to
+// the RPC server, so those settings rightly leave the endpoints alone.
+func TestSupervisorSettingsCarryEverySetting(t *testing.T) {
+	for i := range settings {
+		s := &settings[i]
+		if s.set == nil {
+			continue
+		}
+		t.Run(s.env, func(t *testing.T) {
+			a, b := defaultConfig(), defaultConfig()
+			for _, c := range []*Config{a, b} {
+				c.RPC.Host, c.CTL.Host, c.ProvRPC.Host = "rpc.example", "ctl.example", "prov.example"
+			}
+			sampleSetting(t, s, a, 0)
+			sampleSetting(t, s, b, 1)
+			if reflect.DeepEqual(a.Supervisor(), b.Supervisor()) {
+				t.Errorf("%s does not reach SupervisorSettings: carry it in Config.Supervisor", s.env)
+			}
+		})
+	}
+}
+
+// The supervisor's settings are its own: changing the Config's slices and
+// maps afterwards does not change them.
+func TestSupervisorSettingsAreCopies(t *testing.T) {
+	c := defaultConfig()
+	c.ClusterIssuers, c.OCIAllowedInsecure, c.AllowedActorIssuers = []string{"a"}, []string{"r"}, []string{"i"}
+	c.Labels = map[string]string{"k": "v"}
+	set := c.Supervisor()
+	c.ClusterIssuers[0], c.OCIAllowedInsecure[0], c.AllowedActorIssuers[0] = "x", "x", "x"
+	c.Labels["k"] = "x"
+	if set.Lattice.ClusterIssuers[0] != "a" || set.Artifacts.OCIAllowedInsecure[0] != "r" ||
+		set.Host.AllowedActorIssuers[0] != "i" || set.Host.Labels["k"] != "v" {
+		t.Errorf("SupervisorSettings share memory with the Config: %+v", set)
 	}
 }

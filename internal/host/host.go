@@ -1,5 +1,5 @@
 // Package host is the wasm host: it runs actors under wazero, serves their
-// RPC subjects behind the issuer policy, routes their outgoing calls, and
+// RPC subjects behind the issuer check, routes their outgoing calls, and
 // answers the lattice control interface.
 //
 // It runs as its own process (`latticed host`), a child of the supervisor

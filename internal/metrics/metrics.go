@@ -200,7 +200,7 @@ func define() *Metrics {
 		}, []string{"kind"}),
 		ProviderInvocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "provider_invocations_total",
-			Help: "Invocations a provider handled for linked actors (after the issuer policy), by operation and result (ok, error).",
+			Help: "Invocations a provider handled for linked actors (after the issuer check), by operation and result (ok, error).",
 		}, []string{"operation", "result"}),
 		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "http_requests_total",

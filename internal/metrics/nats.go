@@ -33,14 +33,6 @@ func (c *NATSConns) Track(role string, nc *nats.Conn) {
 	c.conns[role] = nc
 }
 
-// NATSCollector is a collector for one connection, for a registry of one's
-// own; a Metrics registry already has NATS (use m.NATS.Track).
-func NATSCollector(role string, nc *nats.Conn) prometheus.Collector {
-	c := newNATSConns()
-	c.Track(role, nc)
-	return c
-}
-
 // Describe implements prometheus.Collector.
 func (c *NATSConns) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.connected, c.reconnects, c.inBytes, c.outBytes, c.inMsgs, c.outMsgs} {

@@ -30,8 +30,11 @@ const maxArchiveFileBytes = 512 << 20
 // startArtifacts sets up what provider starts need besides processes: the
 // OCI client (its credentials follow registries.put, which the host
 // answers) and the external policy service for start_provider.
-func (s *Supervisor) startArtifacts(cfg *config.Config) error {
-	s.oci = oci.New(oci.NodeSettings(cfg, s.log))
+func (s *Supervisor) startArtifacts(set config.SupervisorSettings) error {
+	s.oci = oci.New(oci.Settings{
+		AllowLatest: set.Artifacts.OCIAllowLatest, AllowedInsecure: set.Artifacts.OCIAllowedInsecure,
+		CacheDir: datadir.Path(set.Paths.DataDir, datadir.OCICacheDir), Logger: s.log,
+	})
 	if _, err := s.nc.Subscribe(s.ctl.RegistriesPut(), func(m *nats.Msg) {
 		var creds map[string]oci.Credential
 		if err := json.Unmarshal(m.Data, &creds); err != nil {
@@ -42,13 +45,13 @@ func (s *Supervisor) startArtifacts(cfg *config.Config) error {
 	}); err != nil {
 		return fmt.Errorf("subscribe to registries.put: %w", err)
 	}
-	if cfg.PolicyTopic == "" {
+	if set.Policy.Topic == "" {
 		return nil
 	}
-	s.policySvc = policy.New(s.nc, cfg.PolicyTopic, cfg.PolicyTimeout, s.policyHost)
+	s.policySvc = policy.New(s.nc, set.Policy.Topic, set.Policy.Timeout, s.policyHost)
 	s.policySvc.ObserveDecisions(policy.CountDecisions(s.m.PolicyDecisions))
-	if cfg.PolicyChangesTopic != "" {
-		if _, err := s.policySvc.SubscribeChanges(cfg.PolicyChangesTopic, s.log.Debug); err != nil {
+	if set.Policy.ChangesTopic != "" {
+		if _, err := s.policySvc.SubscribeChanges(set.Policy.ChangesTopic, s.log.Debug); err != nil {
 			return fmt.Errorf("subscribe to policy changes: %w", err)
 		}
 	}
@@ -60,7 +63,7 @@ func (s *Supervisor) startArtifacts(cfg *config.Config) error {
 // set through the control interface count, as in the host's own requests.
 func (s *Supervisor) policyHost() policy.Host {
 	own := s.opts.ClusterKey.PublicKey()
-	return policy.NewHost(s.hostID, own, s.prefix, s.labels.get(), clusterIssuers(s.config().ClusterIssuers, own))
+	return policy.NewHost(s.hostID, own, s.prefix, s.labels.get(), clusterIssuers(s.settings().Lattice.ClusterIssuers, own))
 }
 
 // checkStartProvider asks the policy service whether prog may start under
@@ -128,7 +131,7 @@ func (s *Supervisor) providerFromArchive(ref string, data []byte) (providerProgr
 		return providerProgram{}, fmt.Errorf("provider archive %s: %w", ref, err)
 	}
 	hash := par.Hash(bin)
-	dir := filepath.Join(datadir.Path(s.config().DataDir, datadir.ProviderBinDir), a.Claims.Subject)
+	dir := filepath.Join(datadir.Path(s.settings().Paths.DataDir, datadir.ProviderBinDir), a.Claims.Subject)
 	path := filepath.Join(dir, strings.ToLower(hash))
 	if err := writeExecutable(dir, path, hash, bin); err != nil {
 		return providerProgram{}, fmt.Errorf("provider archive %s: extract the %s binary: %w", ref, trust.ProviderTarget(), err)
@@ -177,7 +180,7 @@ func (s *Supervisor) recordProvider(ref string, prog providerProgram) {
 	defer cancel()
 	var js jetstream.JetStream
 	var err error
-	if d := s.config().JSDomain; d != "" {
+	if d := s.settings().Lattice.JSDomain; d != "" {
 		js, err = jetstream.NewWithDomain(s.nc, d)
 	} else {
 		js, err = jetstream.New(s.nc)

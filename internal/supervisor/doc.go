@@ -29,6 +29,11 @@
 //   - One /metrics, /healthz, /readyz endpoint for the node (package
 //     health), merging the host child's metrics (metricsmerge.go).
 //
+// Its settings are one config.SupervisorSettings, resolved from the
+// configuration once by the command (docs/architecture.md, "Settings");
+// a reload replaces them whole after Diff (reload.go) found only changes
+// that apply live.
+//
 // What the supervisor shares with the host child lives in packages of its
 // own: the data dir's layout and key store (datadir), NATS connections
 // (natsalive), which server serves which role (config.Endpoints).

@@ -33,26 +33,26 @@ import (
 //	    the server's claims-update subject, cutting the connection at once;
 //	(c) neither: the shared WASMCLOUD_PROV_RPC_* credentials, and no
 //	    per-provider revocation, which the log and inventories say.
-func (s *Supervisor) startExternal(cfg *config.Config, scope Scope) error {
+func (s *Supervisor) startExternal(set config.SupervisorSettings, scope Scope) error {
 	s.mode = modeExternal
-	ep := cfg.Endpoints()
+	ep := set.NATS.Endpoints
 	ctl, prov := ep.Ctl, ep.ProvRPC
 	s.natsURL = prov.URL()
 	var err error
-	inbox := natsalive.OperatorInbox(ctl, cfg.LatticePrefix)
+	inbox := natsalive.OperatorInbox(ctl, set.Lattice.Prefix)
 	if len(inbox) == 0 {
 		s.log.Warn("the supervisor's requests (link definitions, health checks) get their replies on _INBOX, which providers of other "+
-			"wasmCloud SDKs may subscribe to; allow the control user to subscribe to "+lattice.OperatorInbox(cfg.LatticePrefix)+".> to keep them private",
+			"wasmCloud SDKs may subscribe to; allow the control user to subscribe to "+lattice.OperatorInbox(set.Lattice.Prefix)+".> to keep them private",
 			"nats_url", ctl.URL())
 	}
 	// No server of the list answering yet is no reason to exit: the
 	// connection keeps trying, and Run waits for it while /readyz says why.
-	opts := append(natsalive.Options(cfg.NATSKeepalive), nats.RetryOnFailedConnect(true))
+	opts := append(natsalive.Options(set.NATS.Keepalive), nats.RetryOnFailedConnect(true))
 	if s.nc, err = natsalive.Connect(ctl.URL(), ctl, "latticed-supervisor", s.log, append(opts, inbox...)...); err != nil {
 		return err
 	}
-	if cfg.AccountSigningSeed != "" {
-		return s.startExternalAuthority(cfg, scope, ctl)
+	if set.Authority.AccountSigningSeed != "" {
+		return s.startExternalAuthority(set, scope, ep)
 	}
 	shared, err := sharedProviderCredentials(prov)
 	if err != nil {
@@ -113,52 +113,41 @@ func (s *Supervisor) providerCredentials(p *providerInstance, buckets []string) 
 	return Credentials{Role: "shared"}, nil
 }
 
-// providerTLS says whether providers must use TLS.
-func (s *Supervisor) providerTLS() bool {
-	if s.mode == modeEmbedded {
-		return false
-	}
-	cfg := s.config()
-	if cfg.ProvRPC.Configured() {
-		return cfg.ProvRPC.TLS
-	}
-	return cfg.RPC.TLS || cfg.CTL.TLS
-}
-
 // startExternalAuthority sets up modes (a) and (b).
-func (s *Supervisor) startExternalAuthority(cfg *config.Config, scope Scope, ctl config.NATSConn) error {
-	signer, err := nkeys.FromSeed([]byte(cfg.AccountSigningSeed))
+func (s *Supervisor) startExternalAuthority(set config.SupervisorSettings, scope Scope, ep config.Endpoints) error {
+	ctl := ep.Ctl
+	signer, err := nkeys.FromSeed([]byte(set.Authority.AccountSigningSeed))
 	if err != nil {
 		return fmt.Errorf("%s: not a valid seed", config.EnvAccountSigningSeed)
 	}
 	signerPub, _ := signer.PublicKey()
-	account, err := latticeAccount(ctl, cfg.RPC)
+	account, err := latticeAccount(ctl, ep.RPC)
 	if err != nil {
 		return err
 	}
 	if account == "" {
 		account = signerPub // the seed is the account's own key
 	}
-	lifetime := s.providerCredsLifetime(cfg)
+	lifetime := s.providerCredsLifetime(set)
 	// The server's clock may differ from this one by up to the lattice's
 	// clock-skew tolerance.
-	a := &Authority{scope: scope, account: account, signer: signer, lifetime: lifetime, margin: embeddedPruneMargin + cfg.ClockSkew}
+	a := &Authority{scope: scope, account: account, signer: signer, lifetime: lifetime, margin: embeddedPruneMargin + set.Lattice.ClockSkew}
 	if account != signerPub {
 		a.issuerAccount = account
 	}
-	if cfg.OperatorSigningSeed == "" {
+	if set.Authority.OperatorSigningSeed == "" {
 		s.auth, s.observer = a, nil
 		s.log.Warn("provider users are minted with short-lived credentials; revoking one stops renewing them and stops the process, "+
 			"but its connection lasts until they expire. Set "+config.EnvOperatorSigningSeed+" and "+config.EnvSystemCredsFile+" for an immediate cut",
 			"account", account, "lifetime", lifetime.String())
 		return nil
 	}
-	op, err := nkeys.FromSeed([]byte(cfg.OperatorSigningSeed))
+	op, err := nkeys.FromSeed([]byte(set.Authority.OperatorSigningSeed))
 	if err != nil {
 		return fmt.Errorf("%s: not a valid seed", config.EnvOperatorSigningSeed)
 	}
-	sys, err := natsalive.Connect(ctl.URL(), config.NATSConn{CredsFile: cfg.SystemCredsFile, TLS: ctl.TLS}, "latticed-supervisor-system", s.log,
-		natsalive.Options(cfg.NATSKeepalive)...)
+	sys, err := natsalive.Connect(ctl.URL(), config.NATSConn{CredsFile: set.Authority.SystemCredsFile, TLS: ctl.TLS}, "latticed-supervisor-system", s.log,
+		natsalive.Options(set.NATS.Keepalive)...)
 	if err != nil {
 		return fmt.Errorf("system account (%s): %w", config.EnvSystemCredsFile, err)
 	}
@@ -176,7 +165,7 @@ func (s *Supervisor) startExternalAuthority(cfg *config.Config, scope Scope, ctl
 	a.apply = ext.push
 	// The account outlives this process: what this node revoked before is
 	// in its record, and what of it expired meanwhile goes now.
-	record := datadir.Path(cfg.DataDir, datadir.RevocationsFile)
+	record := datadir.Path(set.Paths.DataDir, datadir.RevocationsFile)
 	if a.prunable, err = loadPrunable(record, account); err != nil {
 		s.log.Warn("revocations made before this start are not pruned", "err", err)
 	}
@@ -195,11 +184,11 @@ func (s *Supervisor) startExternalAuthority(cfg *config.Config, scope Scope, ctl
 
 // providerCredsLifetime is the lifetime of minted provider users: the
 // configured one, or the tests' override.
-func (s *Supervisor) providerCredsLifetime(cfg *config.Config) time.Duration {
+func (s *Supervisor) providerCredsLifetime(set config.SupervisorSettings) time.Duration {
 	if s.credsLifetime > 0 {
 		return s.credsLifetime
 	}
-	return cfg.ProviderCredsLifetime
+	return set.Authority.ProviderCredsLifetime
 }
 
 // latticeAccount finds the lattice account from the host's credentials:

@@ -263,3 +263,24 @@ func TestExternalSharedCredentialsSayRevocationIsUnavailable(t *testing.T) {
 		t.Errorf("provider not stopped for good: %+v", d)
 	}
 }
+
+// The host reports each role's endpoint in its ping reply: with
+// WASMCLOUD_PROV_RPC_HOST naming another address of the same server,
+// prov_rpc_host is that address, not the RPC server's.
+func TestExternalHostReportsEachRoleEndpoint(t *testing.T) {
+	srv := testenv.ExternalNATS(t)
+	port := strconv.Itoa(srv.Port)
+	n := startNode(t, map[string]string{
+		config.EnvRPCHost: "127.0.0.1", config.EnvRPCPort: port,
+		config.EnvCtlHost: "127.0.0.1", config.EnvCtlPort: port,
+		config.EnvProvRPCHost: "localhost", config.EnvProvRPCPort: port,
+	})
+	var info lattice.HostInfo
+	n.ctlRequest(n.s.ctl.PingHosts(), struct{}{}, &info)
+	if want := "nats://127.0.0.1:" + port; info.RPCHost != want || info.CtlHost != want {
+		t.Errorf("rpc_host %q, ctl_host %q, want %q", info.RPCHost, info.CtlHost, want)
+	}
+	if want := "nats://localhost:" + port; info.ProvRPCHost != want {
+		t.Errorf("prov_rpc_host %q, want %q (the provider RPC endpoint)", info.ProvRPCHost, want)
+	}
+}

@@ -63,7 +63,7 @@ func newHostChild(s *Supervisor) *hostChild {
 // the configured restart policy, this log and these metrics, and its
 // users revoked as each run ends when users can be revoked.
 func (s *Supervisor) newChild(spec child.Spec, hooks child.Hooks) *child.Child {
-	spec.Policy = s.config().RestartPolicy()
+	spec.Policy = s.settings().Children.Restart
 	spec.Log, spec.Metrics, spec.Hooks = s.log, s.m, hooks
 	if s.auth != nil && s.auth.CanRevoke() {
 		spec.Revoke = s.auth.Revoke
@@ -140,7 +140,7 @@ func (h *hostChild) supervise(ctx context.Context, proc *child.Process) child.Ex
 // those in flight and exits) and kills it after the grace period.
 func (h *hostChild) stopGracefully(proc *child.Process) child.ExitReason {
 	_, _ = h.child.Stop(child.ExitCleanStop) // not a revocation: no error
-	proc.Terminate(h.sup.config().StopGrace)
+	proc.Terminate(h.sup.settings().Children.StopGrace)
 	return child.ExitCleanStop
 }
 

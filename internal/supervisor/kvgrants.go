@@ -151,7 +151,7 @@ func (s *Supervisor) ensureBuckets(ctx context.Context, names []string) error {
 	}
 	var js jetstream.JetStream
 	var err error
-	if d := s.config().JSDomain; d != "" {
+	if d := s.settings().Lattice.JSDomain; d != "" {
 		js, err = jetstream.NewWithDomain(s.nc, d)
 	} else {
 		js, err = jetstream.New(s.nc)

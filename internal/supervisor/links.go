@@ -61,7 +61,7 @@ func (p *providerInstance) fetchLinks(ctx context.Context) ([]lattice.LinkDefini
 // host answers that with an error when the list does not fit one NATS
 // message, and that is an error here too, never an empty list.
 func (s *Supervisor) linksFor(ctx context.Context, key, link string) ([]lattice.LinkDefinition, string, error) {
-	r, err := cacheread.New(s.nc, s.config().JSDomain, s.prefix)
+	r, err := cacheread.New(s.nc, s.settings().Lattice.JSDomain, s.prefix)
 	if err == nil {
 		r.OnSkipped = func(sk cacheread.Skipped) {
 			s.log.Warn("skipping bad lattice cache entry", "subject", sk.Subject, "err", sk.Err)

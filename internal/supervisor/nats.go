@@ -99,15 +99,15 @@ func StartNATS(e EmbeddedNATS) (*server.Server, error) {
 }
 
 // CheckAddrs checks that the addresses `latticed up` will listen on with
-// cfg are free: the embedded NATS server's (when no NATS is configured) and
-// the metrics endpoint's. Run it before creating keys or files.
-func CheckAddrs(cfg *config.Config) error {
-	if cfg.EmbeddedNATS() {
-		if err := checkListen(cfg.NATSListen, config.EnvNATSListen); err != nil {
+// set are free: the embedded NATS server's (when no NATS is configured)
+// and the metrics endpoint's. Run it before creating keys or files.
+func CheckAddrs(set config.SupervisorSettings) error {
+	if set.NATS.Endpoints.Embedded {
+		if err := checkListen(set.NATS.Listen, config.EnvNATSListen); err != nil {
 			return fmt.Errorf("embedded NATS: %w", err)
 		}
 	}
-	if err := checkListen(cfg.MetricsAddr, config.EnvMetricsAddr); err != nil {
+	if err := checkListen(set.Health.MetricsAddr, config.EnvMetricsAddr); err != nil {
 		return fmt.Errorf("metrics endpoint: %w", err)
 	}
 	return nil

@@ -136,7 +136,7 @@ func startNodeWith(t testing.TB, env map[string]string, tweak func(*Supervisor),
 	}
 	logs := &testenv.SyncBuffer{}
 	m := metrics.New()
-	s, err := New(cfg, Options{
+	s, err := New(cfg.Supervisor(), Options{
 		Executable: latticedBin, Environ: environ, StartActors: actors,
 		ClusterKey: cluster, HostKey: host, Logger: testenv.JSONLogger(logs), Metrics: m,
 	})

@@ -27,9 +27,6 @@ type OperatorKeys struct {
 	Operator, System, Lattice nkey
 }
 
-// LatticeAccount is the lattice account's public key (A…).
-func (k *OperatorKeys) LatticeAccount() string { return k.Lattice.pub }
-
 // LoadOperatorKeys reads the three seeds from the data dir, creating any
 // that is missing.
 func LoadOperatorKeys(dataDir string) (*OperatorKeys, error) {

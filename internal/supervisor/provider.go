@@ -93,7 +93,7 @@ func (s *Supervisor) resolveProvider(ctx context.Context, ref string) (providerP
 	if !isFile && !filepath.IsAbs(ref) {
 		return providerProgram{}, fmt.Errorf("provider reference %q: want builtin:<name>, an OCI reference (registry/repo:tag) to a provider archive, or a file path (file:///… or absolute: a .par.gz or an executable) with WASMCLOUD_ALLOW_FILE_LOAD", ref)
 	}
-	if !s.config().AllowFileLoad {
+	if !s.settings().Artifacts.AllowFileLoad {
 		return providerProgram{}, fmt.Errorf("provider reference %q is a file: set WASMCLOUD_ALLOW_FILE_LOAD=true to allow it", ref)
 	}
 	if isArchivePath(path) {
@@ -232,7 +232,7 @@ func (s *Supervisor) StopProvider(_ context.Context, cmd lattice.StopProviderCom
 	if err != nil {
 		return err
 	}
-	p.stop(s.config().StopGrace)
+	p.stop(s.settings().Children.StopGrace)
 	return nil
 }
 
@@ -305,7 +305,7 @@ func (p *providerInstance) label() string { return "provider " + p.key + "/" + p
 // credentials.
 func (p *providerInstance) start(ctx context.Context) (*child.Process, []string, error) {
 	s := p.sup
-	cfg := s.config()
+	set := s.settings()
 	links, err := p.fetchLinks(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -334,8 +334,8 @@ func (p *providerInstance) start(ctx context.Context) (*child.Process, []string,
 		return nil, users, err
 	}
 	var jsDomain *string
-	if cfg.JSDomain != "" {
-		d := cfg.JSDomain
+	if set.Lattice.JSDomain != "" {
+		d := set.Lattice.JSDomain
 		jsDomain = &d
 	}
 	hd := lattice.HostData{
@@ -343,13 +343,13 @@ func (p *providerInstance) start(ctx context.Context) (*child.Process, []string,
 		LatticeRPCUserJWT: creds.JWT, LatticeRPCUserSeed: creds.Seed,
 		// host:port as wasmCloud hosts send it: the first server in the
 		// field wasmCloud's SDK reads as one address, all of them in ours.
-		LatticeRPCURL: rpcServers[0], LatticeRPCURLs: rpcServers, LatticeRPCTLS: lattice.FlexBool(s.providerTLS()),
+		LatticeRPCURL: rpcServers[0], LatticeRPCURLs: rpcServers, LatticeRPCTLS: lattice.FlexBool(set.NATS.Endpoints.ProvRPC.TLS),
 		InstanceID: instanceID, ProviderKey: p.key, LinkDefinitions: links,
-		ConfigJSON: p.configJSON, DefaultRPCTimeoutMS: uint64(cfg.RPCTimeout.Milliseconds()),
-		ClusterIssuers: clusterIssuers(cfg.ClusterIssuers, s.opts.ClusterKey.PublicKey()),
+		ConfigJSON: p.configJSON, DefaultRPCTimeoutMS: uint64(set.Lattice.RPCTimeout.Milliseconds()),
+		ClusterIssuers: clusterIssuers(set.Lattice.ClusterIssuers, s.opts.ClusterKey.PublicKey()),
 		InvocationSeed: sg.key.Seed(), InvocationDelegation: sg.token, JSDomain: jsDomain,
-		StructuredLogging: true, LogLevel: cfg.LogLevel, InboxPrefix: creds.InboxPrefix,
-		NATSPingIntervalMS: uint64(cfg.NATSKeepalive.Interval.Milliseconds()), NATSPingMisses: cfg.NATSKeepalive.Misses,
+		StructuredLogging: true, LogLevel: set.Log.Level, InboxPrefix: creds.InboxPrefix,
+		NATSPingIntervalMS: uint64(set.NATS.Keepalive.Interval.Milliseconds()), NATSPingMisses: set.NATS.Keepalive.Misses,
 	}
 	line, err := lattice.EncodeHostData(&hd)
 	if err != nil {
@@ -450,7 +450,7 @@ func (p *providerInstance) eventData(extra map[string]any) map[string]any {
 // process: stop and Revoke end that.
 func (p *providerInstance) watch(_ context.Context, proc *child.Process) child.ExitReason {
 	s := p.sup
-	cfg := s.config()
+	set := s.settings()
 	subject := lattice.RPCHealth(s.prefix, p.key, p.link)
 	body, _ := lattice.Marshal(lattice.HealthCheckRequest{})
 	healthy, failures := false, 0
@@ -461,7 +461,7 @@ func (p *providerInstance) watch(_ context.Context, proc *child.Process) child.E
 	// provider made of its links (the ones in HostData are applied after
 	// it first answers) shows in the inventory within a moment.
 	var fastUntil time.Time
-	steady := cfg.HealthInterval
+	steady := set.Children.HealthInterval
 	renewing := s.auth != nil && s.auth.lifetime > 0
 	if renewing {
 		steady = min(steady, s.auth.lifetime/4)
@@ -486,7 +486,7 @@ func (p *providerInstance) watch(_ context.Context, proc *child.Process) child.E
 				continue
 			}
 		}
-		ok, msg := p.checkHealth(subject, body, cfg.RPCTimeout)
+		ok, msg := p.checkHealth(subject, body, set.Lattice.RPCTimeout)
 		switch {
 		case ok && !healthy:
 			healthy, failures, interval = true, 0, steady

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
+	"maps"
 	"slices"
 	"strings"
 	"syscall"
@@ -13,158 +13,174 @@ import (
 	"github.com/latticed/latticed/internal/config"
 )
 
-// reloadRule is the reload decision for one field of config.Config.
-type reloadRule struct {
-	name string // how the setting is reported, e.g. "rpc_timeout" (config.Config.LogValue's key)
-	live bool   // a reload applies it; otherwise a change refuses the reload
+// Change is one setting that differs between two SupervisorSettings.
+type Change struct {
+	// Setting is how the setting is reported, e.g. "rpc_timeout" (the key
+	// config.Config.LogValue logs it under).
+	Setting string
+	// Live says a reload applies it; any other change refuses the reload.
+	Live bool
 }
 
-// reloadRules has a decision for every field of config.Config, keyed by the
-// Go field name; a field without one is refused (and a test fails until it
-// gets one). Only what the supervisor and its host child can change while
-// they run is live: the log level (the host child re-reads its own on
-// SIGHUP) and the host's labels (sent to the host as label commands).
-// Everything else was handed to NATS, the host or running providers at
-// start, so changing it needs a restart of latticed up.
-var reloadRules = map[string]reloadRule{
-	"ConfigFile":            {name: "config_file"},
-	"LatticePrefix":         {name: "lattice_prefix"},
-	"ClusterSeed":           {name: "cluster_seed"},
-	"ClusterIssuers":        {name: "cluster_issuers"},
-	"HostSeed":              {name: "host_seed"},
-	"RPC":                   {name: "rpc"},
-	"CTL":                   {name: "ctl"},
-	"ProvRPC":               {name: "prov_rpc"},
-	"RPCTimeout":            {name: "rpc_timeout"},
-	"CtlTopicPrefix":        {name: "ctl_topic_prefix"},
-	"JSDomain":              {name: "js_domain"},
-	"AllowFileLoad":         {name: "allow_file_load"},
-	"OCIAllowLatest":        {name: "oci_allow_latest"},
-	"OCIAllowedInsecure":    {name: "oci_allowed_insecure"},
-	"PolicyTopic":           {name: "policy_topic"},
-	"PolicyChangesTopic":    {name: "policy_changes_topic"},
-	"PolicyTimeout":         {name: "policy_timeout"},
-	"StructuredLogging":     {name: "structured_logging"},
-	"LogLevel":              {name: "log_level", live: true},
-	"Labels":                {name: "labels", live: true},
-	"DataDir":               {name: "data_dir"},
-	"NATSListen":            {name: "nats_listen"},
-	"MetricsAddr":           {name: "metrics_addr"},
-	"AllowedActorIssuers":   {name: "allowed_actor_issuers"},
-	"MaxPayloadBytes":       {name: "max_payload_bytes"},
-	"ReplayWindow":          {name: "replay_window"},
-	"ClockSkew":             {name: "clock_skew"},
-	"ActorMemoryLimitPages": {name: "actor_memory_pages"},
-	"ActorQueueLength":      {name: "actor_queue"},
-	"ActorStartTimeout":     {name: "actor_start_timeout"},
-	"TolerateStartFailures": {name: "tolerate_start_failures"},
-	"CacheStorage":          {name: "cache_storage"},
-	"CacheReplicas":         {name: "cache_replicas"},
-	"NATSKeepalive":         {name: "nats_ping_interval/nats_ping_misses"},
-	"AdminSocket":           {name: "admin_socket"},
-	"RestartBackoff":        {name: "restart_backoff"},
-	"RestartBackoffMax":     {name: "restart_backoff_max"},
-	"RestartStable":         {name: "restart_stable"},
-	"CrashLoopCount":        {name: "crash_loop_count"},
-	"CrashLoopWindow":       {name: "crash_loop_window"},
-	"StopGrace":             {name: "stop_grace"},
-	"HealthInterval":        {name: "health_interval"},
-	"AccountSigningSeed":    {name: "account_signing_seed"},
-	"OperatorSigningSeed":   {name: "operator_signing_seed"},
-	"SystemCredsFile":       {name: "system_credsfile"},
-	"ProviderCredsLifetime": {name: "provider_creds_lifetime"},
-}
+// Changes are what Diff found, in the order of the settings' fields.
+type Changes []Change
 
-// configChange is one setting that differs between two configurations.
-type configChange struct {
-	field string // config.Config's Go field name
-	rule  reloadRule
-}
-
-// diffConfig lists the settings that differ between prev and next, in
-// field order. Values are compared as values, secrets included (a changed
-// seed is a change even though both log as "[redacted]"); they are never
-// formatted. Empty and nil slices and maps count as equal.
-func diffConfig(prev, next *config.Config) []configChange {
-	a, b := reflect.ValueOf(prev).Elem(), reflect.ValueOf(next).Elem()
-	var out []configChange
-	for i := range a.NumField() {
-		f := a.Type().Field(i)
-		if !f.IsExported() {
-			continue // bookkeeping (where a value came from), not a setting
+// Refused names the changed settings that need a restart.
+func (cs Changes) Refused() []string {
+	var out []string
+	for _, c := range cs {
+		if !c.Live {
+			out = append(out, c.Setting)
 		}
-		if sameValue(a.Field(i), b.Field(i)) {
-			continue
-		}
-		rule, ok := reloadRules[f.Name]
-		if !ok {
-			rule = reloadRule{name: f.Name} // no decision: refused
-		}
-		out = append(out, configChange{field: f.Name, rule: rule})
 	}
 	return out
 }
 
-func sameValue(a, b reflect.Value) bool {
-	switch a.Kind() {
-	case reflect.Slice, reflect.Map:
-		if a.Len() == 0 && b.Len() == 0 {
-			return true
-		}
+// Has reports whether setting changed.
+func (cs Changes) Has(setting string) bool {
+	return slices.ContainsFunc(cs, func(c Change) bool { return c.Setting == setting })
+}
+
+// The settings a reload applies while the node runs.
+const (
+	settingLogLevel = "log_level"
+	settingLabels   = "labels"
+)
+
+// Diff lists the settings that differ between prev and next, field by
+// field, each with its reload decision. Only what the supervisor and its
+// host child can change while they run is live: the log level (the host
+// child re-reads its own on SIGHUP) and the host's labels (sent to the host
+// as label commands). Everything else was handed to NATS, the host or
+// running providers at start, so changing it needs a restart of latticed
+// up. Values are compared as values, secrets included (a changed seed is a
+// change even though both log as "[redacted]"); they are never formatted.
+// Empty and nil slices and maps count as equal.
+//
+// A field added to config.SupervisorSettings needs a line here:
+// TestDiffDecidesEverySetting fails until it has one.
+func Diff(prev, next config.SupervisorSettings) Changes {
+	var d differ
+	d.restart("config_file", prev.ConfigFile != next.ConfigFile)
+
+	pl, nl := prev.Lattice, next.Lattice
+	d.restart("lattice_prefix", pl.Prefix != nl.Prefix)
+	d.restart("ctl_topic_prefix", pl.CtlTopicPrefix != nl.CtlTopicPrefix)
+	d.restart("js_domain", pl.JSDomain != nl.JSDomain)
+	d.restart("cluster_issuers", !slices.Equal(pl.ClusterIssuers, nl.ClusterIssuers))
+	d.restart("rpc_timeout", pl.RPCTimeout != nl.RPCTimeout)
+	d.restart("max_payload_bytes", pl.MaxPayloadBytes != nl.MaxPayloadBytes)
+	d.restart("clock_skew", pl.ClockSkew != nl.ClockSkew)
+
+	d.restart("cluster_seed", prev.Keys.ClusterSeed != next.Keys.ClusterSeed)
+	d.restart("host_seed", prev.Keys.HostSeed != next.Keys.HostSeed)
+
+	pn, nn := prev.NATS, next.NATS
+	d.restart("rpc", pn.Endpoints.RPC != nn.Endpoints.RPC)
+	d.restart("ctl", pn.Endpoints.Ctl != nn.Endpoints.Ctl)
+	d.restart("prov_rpc", pn.Endpoints.ProvRPC != nn.Endpoints.ProvRPC)
+	d.restart("embedded_nats", pn.Endpoints.Embedded != nn.Endpoints.Embedded)
+	d.restart("nats_listen", pn.Listen != nn.Listen)
+	d.restart("nats_ping_interval/nats_ping_misses", pn.Keepalive != nn.Keepalive)
+
+	pa, na := prev.Authority, next.Authority
+	d.restart("account_signing_seed", pa.AccountSigningSeed != na.AccountSigningSeed)
+	d.restart("operator_signing_seed", pa.OperatorSigningSeed != na.OperatorSigningSeed)
+	d.restart("system_credsfile", pa.SystemCredsFile != na.SystemCredsFile)
+	d.restart("provider_creds_lifetime", pa.ProviderCredsLifetime != na.ProviderCredsLifetime)
+
+	d.restart("data_dir", prev.Paths.DataDir != next.Paths.DataDir)
+	d.restart("admin_socket", prev.Paths.AdminSocket != next.Paths.AdminSocket)
+
+	pc, nc := prev.Children, next.Children
+	d.restart("restart_backoff", pc.Restart.Backoff != nc.Restart.Backoff)
+	d.restart("restart_backoff_max", pc.Restart.BackoffMax != nc.Restart.BackoffMax)
+	d.restart("restart_stable", pc.Restart.Stable != nc.Restart.Stable)
+	d.restart("crash_loop_count", pc.Restart.CrashLoopCount != nc.Restart.CrashLoopCount)
+	d.restart("crash_loop_window", pc.Restart.CrashLoopWindow != nc.Restart.CrashLoopWindow)
+	d.restart("stop_grace", pc.StopGrace != nc.StopGrace)
+	d.restart("health_interval", pc.HealthInterval != nc.HealthInterval)
+	d.restart("tolerate_start_failures", pc.TolerateStartFailures != nc.TolerateStartFailures)
+
+	d.restart("allow_file_load", prev.Artifacts.AllowFileLoad != next.Artifacts.AllowFileLoad)
+	d.restart("oci_allow_latest", prev.Artifacts.OCIAllowLatest != next.Artifacts.OCIAllowLatest)
+	d.restart("oci_allowed_insecure", !slices.Equal(prev.Artifacts.OCIAllowedInsecure, next.Artifacts.OCIAllowedInsecure))
+
+	d.restart("metrics_addr", prev.Health.MetricsAddr != next.Health.MetricsAddr)
+
+	d.restart("policy_topic", prev.Policy.Topic != next.Policy.Topic)
+	d.restart("policy_changes_topic", prev.Policy.ChangesTopic != next.Policy.ChangesTopic)
+	d.restart("policy_timeout", prev.Policy.Timeout != next.Policy.Timeout)
+
+	d.restart("structured_logging", prev.Log.Structured != next.Log.Structured)
+	d.live(settingLogLevel, prev.Log.Level != next.Log.Level)
+
+	ph, nh := prev.Host, next.Host
+	d.live(settingLabels, !maps.Equal(ph.Labels, nh.Labels))
+	d.restart("allowed_actor_issuers", !slices.Equal(ph.AllowedActorIssuers, nh.AllowedActorIssuers))
+	d.restart("replay_window", ph.ReplayWindow != nh.ReplayWindow)
+	d.restart("actor_memory_pages", ph.ActorMemoryLimitPages != nh.ActorMemoryLimitPages)
+	d.restart("actor_queue", ph.ActorQueueLength != nh.ActorQueueLength)
+	d.restart("actor_start_timeout", ph.ActorStartTimeout != nh.ActorStartTimeout)
+	d.restart("cache_storage", ph.CacheStorage != nh.CacheStorage)
+	d.restart("cache_replicas", ph.CacheReplicas != nh.CacheReplicas)
+	return d.out
+}
+
+// differ collects the changes Diff finds.
+type differ struct{ out Changes }
+
+func (d *differ) restart(setting string, changed bool) {
+	if changed {
+		d.out = append(d.out, Change{Setting: setting})
 	}
-	return reflect.DeepEqual(a.Interface(), b.Interface())
+}
+
+func (d *differ) live(setting string, changed bool) {
+	if changed {
+		d.out = append(d.out, Change{Setting: setting, Live: true})
+	}
 }
 
 // ErrReloadRefused is returned (wrapped, naming the settings) when a
 // reload changes settings that need a restart; nothing was applied.
 var ErrReloadRefused = errors.New("configuration not reloaded: these settings need a restart of latticed up")
 
-// Reload applies a new configuration as one typed diff against the applied
-// one, the way nats-server reloads: if any changed setting cannot change
-// while the node runs, the whole reload is refused before anything is
-// applied, and the error (ErrReloadRefused) names each such setting.
+// Reload applies new settings as one typed diff (Diff) against the
+// applied ones, the way nats-server reloads: if any changed setting cannot
+// change while the node runs, the whole reload is refused before anything
+// is applied, and the error (ErrReloadRefused) names each such setting.
 // Otherwise the live settings — log level, host labels — take effect in the
 // supervisor, the host child and every provider started from then on.
 //
-// The applied configuration stays apart from the desired one: after a
-// refused reload the supervisor and every child it starts keep using the
-// applied one, and PendingRestart names what differs.
-func (s *Supervisor) Reload(next *config.Config) error {
-	if next == nil {
-		return errors.New("reload: no configuration")
-	}
+// The applied settings stay apart from the desired ones: after a refused
+// reload the supervisor and every child it starts keep using the applied
+// ones, and PendingRestart names what differs.
+func (s *Supervisor) Reload(next config.SupervisorSettings) error {
 	s.notify(notifyReloading())
 	defer s.notify(notifyReady)
 
 	s.cfgMu.Lock()
-	prev := s.cfg
-	changes := diffConfig(prev, next)
-	var refused []string
-	for _, c := range changes {
-		if !c.rule.live {
-			refused = append(refused, c.rule.name)
-		}
-	}
-	if len(refused) > 0 {
+	prev := s.set
+	changes := Diff(prev, next)
+	if refused := changes.Refused(); len(refused) > 0 {
 		s.pendingRestart = refused
 		s.cfgMu.Unlock()
 		return fmt.Errorf("%w: %s", ErrReloadRefused, strings.Join(refused, ", "))
 	}
-	// Every change is live: the applied configuration becomes next.
-	s.cfg, s.pendingRestart = next, nil
+	// Every change is live: the applied settings become next.
+	s.set, s.pendingRestart = next, nil
 	s.cfgMu.Unlock()
 
 	var errs []error
-	for _, c := range changes {
-		switch c.field {
-		case "LogLevel":
-			if s.opts.LogLevel != nil {
-				s.opts.LogLevel.Set(next.SlogLevel())
-			}
-			s.log.Info("log level changed", "from", prev.LogLevel, "to", next.LogLevel)
-		case "Labels":
-			errs = append(errs, s.reloadLabels(prev.Labels, next.Labels))
+	if changes.Has(settingLogLevel) {
+		if s.opts.LogLevel != nil {
+			s.opts.LogLevel.Set(next.Log.SlogLevel())
 		}
+		s.log.Info("log level changed", "from", prev.Log.Level, "to", next.Log.Level)
+	}
+	if changes.Has(settingLabels) {
+		errs = append(errs, s.reloadLabels(prev.Host.Labels, next.Host.Labels))
 	}
 	if len(changes) > 0 && s.hostProc != nil {
 		s.hostProc.signal(syscall.SIGHUP) // the host reloads its own log level

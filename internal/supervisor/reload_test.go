@@ -3,7 +3,6 @@ package supervisor
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -37,145 +36,168 @@ func newPublicKey(t *testing.T, k lattice.KeyKind) string {
 	return kp.PublicKey()
 }
 
-// reloadMutations changes each setting of config.Config to another value.
-// Every field must have one: a new setting without a reload decision (and
-// a case here) fails TestReloadDecidesEverySetting.
-func reloadMutations(t *testing.T) map[string]func(c *config.Config) {
-	flip := func(s, a, b string) string {
-		if s == a {
-			return b
+// settingLeaf is one field of config.SupervisorSettings that holds a
+// setting (a field of a nested struct counts, not the struct).
+type settingLeaf struct {
+	path   string // e.g. "NATS.Endpoints.RPC.Seed"
+	mutate func(set *config.SupervisorSettings)
+}
+
+// leafSeedKinds gives the seed fields a real seed of their kind, so that a
+// refusal's text can be checked for leaked seeds.
+var leafSeedKinds = map[string]lattice.KeyKind{
+	"Keys.ClusterSeed": lattice.KindCluster, "Keys.HostSeed": lattice.KindServer,
+	"Authority.AccountSigningSeed": lattice.KindAccount, "Authority.OperatorSigningSeed": lattice.KindOperator,
+}
+
+// settingLeaves walks config.SupervisorSettings by reflection (the product
+// code does not; Diff is written field by field) and gives each leaf field
+// a change to another value of its type. A field added to the settings is
+// found here without anyone listing it, so Diff must decide it.
+func settingLeaves(t *testing.T) []settingLeaf {
+	t.Helper()
+	var out []settingLeaf
+	var walk func(typ reflect.Type, path string, index []int)
+	walk = func(typ reflect.Type, path string, index []int) {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			if !f.IsExported() {
+				t.Fatalf("%s%s is unexported: settings are plain exported values", path, f.Name)
+			}
+			p, idx := path+f.Name, append(slices.Clone(index), i)
+			if f.Type.Kind() == reflect.Struct {
+				walk(f.Type, p+".", idx)
+				continue
+			}
+			out = append(out, settingLeaf{path: p, mutate: func(set *config.SupervisorSettings) {
+				v := reflect.ValueOf(set).Elem().FieldByIndex(idx)
+				mutateValue(t, p, v)
+			}})
 		}
-		return a
 	}
-	return map[string]func(c *config.Config){
-		"ConfigFile":    func(c *config.Config) { c.ConfigFile += ".other.yaml" },
-		"LatticePrefix": func(c *config.Config) { c.LatticePrefix += "other" },
-		"ClusterSeed":   func(c *config.Config) { c.ClusterSeed = newSeed(t, lattice.KindCluster) },
-		"ClusterIssuers": func(c *config.Config) {
-			c.ClusterIssuers = append(slices.Clone(c.ClusterIssuers), newPublicKey(t, lattice.KindCluster))
-		},
-		"HostSeed":       func(c *config.Config) { c.HostSeed = newSeed(t, lattice.KindServer) },
-		"RPC":            func(c *config.Config) { c.RPC.Seed = newSeed(t, lattice.KindUser) },
-		"CTL":            func(c *config.Config) { c.CTL.JWT += "x" },
-		"ProvRPC":        func(c *config.Config) { c.ProvRPC.Seed = newSeed(t, lattice.KindUser) },
-		"RPCTimeout":     func(c *config.Config) { c.RPCTimeout += time.Second },
-		"CtlTopicPrefix": func(c *config.Config) { c.CtlTopicPrefix += ".other" },
-		"JSDomain":       func(c *config.Config) { c.JSDomain += "other" },
-		"AllowFileLoad":  func(c *config.Config) { c.AllowFileLoad = !c.AllowFileLoad },
-		"OCIAllowLatest": func(c *config.Config) { c.OCIAllowLatest = !c.OCIAllowLatest },
-		"OCIAllowedInsecure": func(c *config.Config) {
-			c.OCIAllowedInsecure = append(slices.Clone(c.OCIAllowedInsecure), "reg.example:5000")
-		},
-		"PolicyTopic":        func(c *config.Config) { c.PolicyTopic += "policy.other" },
-		"PolicyChangesTopic": func(c *config.Config) { c.PolicyChangesTopic += "policy.changes.other" },
-		"PolicyTimeout":      func(c *config.Config) { c.PolicyTimeout += time.Second },
-		"StructuredLogging":  func(c *config.Config) { c.StructuredLogging = !c.StructuredLogging },
-		"LogLevel":           func(c *config.Config) { c.LogLevel = flip(c.LogLevel, "warn", "info") },
-		"Labels": func(c *config.Config) {
-			l := maps.Clone(c.Labels)
-			l = lattice.NonNil(l)
-			l["zone"] = "reloaded"
-			c.Labels = l
-		},
-		"DataDir":     func(c *config.Config) { c.DataDir += "/other" },
-		"NATSListen":  func(c *config.Config) { c.NATSListen = "127.0.0.1:1" },
-		"MetricsAddr": func(c *config.Config) { c.MetricsAddr = "127.0.0.1:1" },
-		"AllowedActorIssuers": func(c *config.Config) {
-			c.AllowedActorIssuers = append(slices.Clone(c.AllowedActorIssuers), newPublicKey(t, lattice.KindAccount))
-		},
-		"MaxPayloadBytes":       func(c *config.Config) { c.MaxPayloadBytes++ },
-		"ReplayWindow":          func(c *config.Config) { c.ReplayWindow += time.Minute },
-		"ClockSkew":             func(c *config.Config) { c.ClockSkew += time.Second },
-		"ActorMemoryLimitPages": func(c *config.Config) { c.ActorMemoryLimitPages++ },
-		"ActorQueueLength":      func(c *config.Config) { c.ActorQueueLength++ },
-		"ActorStartTimeout":     func(c *config.Config) { c.ActorStartTimeout += time.Second },
-		"TolerateStartFailures": func(c *config.Config) { c.TolerateStartFailures = !c.TolerateStartFailures },
-		"CacheStorage":          func(c *config.Config) { c.CacheStorage = flip(c.CacheStorage, "file", "memory") },
-		"CacheReplicas":         func(c *config.Config) { c.CacheReplicas++ },
-		"NATSKeepalive":         func(c *config.Config) { c.NATSKeepalive.Misses++ },
-		"AdminSocket":           func(c *config.Config) { c.AdminSocket += ".other" },
-		"RestartBackoff":        func(c *config.Config) { c.RestartBackoff += time.Millisecond },
-		"RestartBackoffMax":     func(c *config.Config) { c.RestartBackoffMax += time.Millisecond },
-		"RestartStable":         func(c *config.Config) { c.RestartStable += time.Millisecond },
-		"CrashLoopCount":        func(c *config.Config) { c.CrashLoopCount++ },
-		"CrashLoopWindow":       func(c *config.Config) { c.CrashLoopWindow += time.Second },
-		"StopGrace":             func(c *config.Config) { c.StopGrace += time.Second },
-		"HealthInterval":        func(c *config.Config) { c.HealthInterval += time.Millisecond },
-		"AccountSigningSeed":    func(c *config.Config) { c.AccountSigningSeed = newSeed(t, lattice.KindAccount) },
-		"OperatorSigningSeed":   func(c *config.Config) { c.OperatorSigningSeed = newSeed(t, lattice.KindOperator) },
-		"SystemCredsFile":       func(c *config.Config) { c.SystemCredsFile += "/other.creds" },
-		"ProviderCredsLifetime": func(c *config.Config) { c.ProviderCredsLifetime += time.Minute },
+	walk(reflect.TypeFor[config.SupervisorSettings](), "", nil)
+	return out
+}
+
+// mutateValue sets v, the leaf at path, to another value of its type.
+func mutateValue(t *testing.T, path string, v reflect.Value) {
+	t.Helper()
+	switch {
+	case path == "Log.Level":
+		if v.String() == "warn" { // a valid level, so the host child takes it
+			v.SetString("info")
+		} else {
+			v.SetString("warn")
+		}
+		return
+	case strings.HasSuffix(path, "Seed"):
+		kind, ok := leafSeedKinds[path]
+		if !ok {
+			kind = lattice.KindUser // a NATS connection's user seed
+		}
+		v.SetString(newSeed(t, kind))
+		return
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(v.String() + ".other")
+	case reflect.Bool:
+		v.SetBool(!v.Bool())
+	case reflect.Int, reflect.Int64: // time.Duration too
+		v.SetInt(v.Int() + 1)
+	case reflect.Uint32:
+		v.SetUint(v.Uint() + 1)
+	case reflect.Slice: // []string
+		n := reflect.MakeSlice(v.Type(), v.Len(), v.Len()+1)
+		reflect.Copy(n, v)
+		v.Set(reflect.Append(n, reflect.ValueOf("other")))
+	case reflect.Map: // map[string]string: the labels
+		n := reflect.MakeMap(v.Type())
+		iter := v.MapRange()
+		for iter.Next() {
+			n.SetMapIndex(iter.Key(), iter.Value())
+		}
+		n.SetMapIndex(reflect.ValueOf("zone"), reflect.ValueOf("reloaded"))
+		v.Set(n)
+	default:
+		t.Fatalf("%s: no way to change a %s; teach mutateValue", path, v.Type())
 	}
 }
 
-// Every setting has a reload decision. A live one takes effect; a refused
-// one refuses the whole reload by name (secrets compared by value, never
-// shown) and changes nothing: the applied configuration is the same value.
-func TestReloadDecidesEverySetting(t *testing.T) {
-	mutations := reloadMutations(t)
-	typ := reflect.TypeFor[config.Config]()
-	for i := range typ.NumField() {
-		f := typ.Field(i)
-		if !f.IsExported() {
+// Diff decides every setting: changing any one field of the settings is
+// seen as exactly one change, live only for the log level and labels
+// (the fields of one connection or keepalive share a name). A field
+// added to config.SupervisorSettings without a line in Diff fails here.
+func TestDiffDecidesEverySetting(t *testing.T) {
+	base := config.SupervisorSettings{Log: config.LogSettings{Level: "info"}}
+	if c := Diff(base, base); len(c) != 0 {
+		t.Fatalf("equal settings differ: %+v", c)
+	}
+	for _, leaf := range settingLeaves(t) {
+		next := base
+		leaf.mutate(&next)
+		changes := Diff(base, next)
+		if len(changes) != 1 {
+			t.Errorf("changing %s is seen as %+v, want one change: decide it in Diff", leaf.path, changes)
 			continue
 		}
-		if _, ok := reloadRules[f.Name]; !ok {
-			t.Errorf("config.Config.%s has no reload decision in reloadRules", f.Name)
-		}
-		if _, ok := mutations[f.Name]; !ok {
-			t.Errorf("config.Config.%s has no case in reloadMutations", f.Name)
+		name := changes[0].Setting
+		if live := name == settingLogLevel || name == settingLabels; changes[0].Live != live {
+			t.Errorf("%s: live %v, want %v", leaf.path, changes[0].Live, live)
 		}
 	}
-	for name := range reloadRules {
-		if _, ok := typ.FieldByName(name); !ok {
-			t.Errorf("reloadRules names %s, which config.Config does not have", name)
-		}
+	// Empty and nil slices and maps are the same setting.
+	empty := base
+	empty.Lattice.ClusterIssuers, empty.Host.Labels = []string{}, map[string]string{}
+	if c := Diff(base, empty); len(c) != 0 {
+		t.Errorf("nil and empty differ: %+v", c)
 	}
-	if t.Failed() {
-		t.FailNow()
-	}
+}
 
+// Every setting has a reload decision that a running node follows. A live
+// one takes effect; a refused one refuses the whole reload by name
+// (secrets compared by value, never shown) and changes nothing: the
+// applied settings stay as they were.
+func TestReloadDecidesEverySetting(t *testing.T) {
 	n := startNode(t, nil)
 	labels := func() map[string]string {
 		var info lattice.HostInfo
 		n.ctlRequest(n.s.ctl.PingHosts(), struct{}{}, &info)
 		return info.Labels
 	}
-	for _, field := range slices.Sorted(maps.Keys(reloadRules)) {
-		rule := reloadRules[field]
-		t.Run(rule.name, func(t *testing.T) {
-			before := n.s.config()
-			next := *before
-			mutations[field](&next)
-			changes := diffConfig(before, &next)
-			if len(changes) != 1 || changes[0].field != field {
-				t.Fatalf("changing %s is seen as %+v", field, changes)
+	for _, leaf := range settingLeaves(t) {
+		t.Run(leaf.path, func(t *testing.T) {
+			before := n.s.settings()
+			next := before
+			leaf.mutate(&next)
+			changes := Diff(before, next)
+			if len(changes) != 1 {
+				t.Fatalf("changing %s is seen as %+v", leaf.path, changes)
 			}
-			err := n.s.Reload(&next)
-			if !rule.live {
-				if !errors.Is(err, ErrReloadRefused) || !strings.Contains(err.Error(), ": "+rule.name) {
-					t.Fatalf("reload of %s: %v, want %v naming %s", field, err, ErrReloadRefused, rule.name)
+			c := changes[0]
+			err := n.s.Reload(next)
+			if !c.Live {
+				if !errors.Is(err, ErrReloadRefused) || !strings.Contains(err.Error(), ": "+c.Setting) {
+					t.Fatalf("reload of %s: %v, want %v naming %s", leaf.path, err, ErrReloadRefused, c.Setting)
 				}
 				if s := anySeed.FindString(err.Error()); s != "" {
 					t.Errorf("the refusal shows a seed of kind %s", s[:2])
 				}
-				if after := n.s.config(); after != before {
-					t.Errorf("a refused reload of %s replaced the applied configuration", field)
+				if d := Diff(before, n.s.settings()); len(d) != 0 {
+					t.Errorf("a refused reload of %s changed the applied settings: %+v", leaf.path, d)
 				}
-				if p := n.s.PendingRestart(); !slices.Equal(p, []string{rule.name}) {
-					t.Errorf("pending restart %v, want [%s]", p, rule.name)
+				if p := n.s.PendingRestart(); !slices.Equal(p, []string{c.Setting}) {
+					t.Errorf("pending restart %v, want [%s]", p, c.Setting)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("reload of live setting %s: %v", field, err)
+				t.Fatalf("reload of live setting %s: %v", leaf.path, err)
 			}
-			after := n.s.config()
-			got, want := reflect.ValueOf(after).Elem().FieldByName(field), reflect.ValueOf(&next).Elem().FieldByName(field)
-			if !reflect.DeepEqual(got.Interface(), want.Interface()) {
-				t.Errorf("%s after reload: %v, want %v", field, got, want)
+			if d := Diff(next, n.s.settings()); len(d) != 0 {
+				t.Errorf("after the reload of %s the applied settings differ from the reloaded ones: %+v", leaf.path, d)
 			}
-			if field == "Labels" {
+			if c.Setting == settingLabels {
 				testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
 					if l := labels(); l["zone"] != "reloaded" {
 						return fmt.Errorf("host labels %v", l)
@@ -196,13 +218,13 @@ func TestReloadDecidesEverySetting(t *testing.T) {
 // ones); a live change reaches the next provider.
 func TestRefusedReloadChangesNothingTheNextProviderGets(t *testing.T) {
 	n := startNode(t, nil)
-	applied := n.s.config()
-	next := *applied
-	next.RPCTimeout += 3 * time.Second
-	next.ClusterIssuers = append(slices.Clone(applied.ClusterIssuers), newPublicKey(t, lattice.KindCluster))
-	next.ClusterSeed = newSeed(t, lattice.KindCluster)
-	next.LogLevel = "warn"
-	err := n.s.Reload(&next)
+	applied := n.s.settings()
+	next := applied
+	next.Lattice.RPCTimeout += 3 * time.Second
+	next.Lattice.ClusterIssuers = append(slices.Clone(applied.Lattice.ClusterIssuers), newPublicKey(t, lattice.KindCluster))
+	next.Keys.ClusterSeed = newSeed(t, lattice.KindCluster)
+	next.Log.Level = "warn"
+	err := n.s.Reload(next)
 	if !errors.Is(err, ErrReloadRefused) {
 		t.Fatalf("reload: %v, want %v", err, ErrReloadRefused)
 	}
@@ -214,7 +236,7 @@ func TestRefusedReloadChangesNothingTheNextProviderGets(t *testing.T) {
 	if strings.Contains(err.Error(), "log_level") {
 		t.Errorf("the refusal names a live setting: %v", err)
 	}
-	issuers := strings.Join(clusterIssuers(applied.ClusterIssuers, n.cluster.PublicKey()), ",")
+	issuers := strings.Join(clusterIssuers(applied.Lattice.ClusterIssuers, n.cluster.PublicKey()), ",")
 	started := func(ref string) string {
 		t.Helper()
 		n.launch(ref, "default", "")
@@ -233,18 +255,18 @@ func TestRefusedReloadChangesNothingTheNextProviderGets(t *testing.T) {
 	}
 	line := started("file://" + providerBin)
 	for _, want := range []string{
-		fmt.Sprintf(`"rpc_timeout_ms":%d`, applied.RPCTimeout.Milliseconds()),
+		fmt.Sprintf(`"rpc_timeout_ms":%d`, applied.Lattice.RPCTimeout.Milliseconds()),
 		fmt.Sprintf(`"cluster_issuers":%q`, issuers),
-		fmt.Sprintf(`"log_level":%q`, applied.LogLevel),
+		fmt.Sprintf(`"log_level":%q`, applied.Log.Level),
 	} {
 		if !strings.Contains(line, want) {
 			t.Errorf("after a refused reload the next provider started with other settings: no %s in %s", want, line)
 		}
 	}
 
-	live := *applied
-	live.LogLevel = "warn"
-	if err := n.s.Reload(&live); err != nil {
+	live := applied
+	live.Log.Level = "warn"
+	if err := n.s.Reload(live); err != nil {
 		t.Fatalf("live reload: %v", err)
 	}
 	if line := started("file://" + providerBin2); !strings.Contains(line, `"log_level":"warn"`) {

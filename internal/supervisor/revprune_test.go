@@ -222,11 +222,11 @@ func TestRevocationsOfUsersThatNeverExpireStay(t *testing.T) {
 // real external nats-server, as `latticed up` does in external mode (b).
 func externalAuthority(t *testing.T, o *operatorCluster, dataDir string, lifetime time.Duration) *Supervisor {
 	t.Helper()
-	cfg := &config.Config{DataDir: dataDir, AccountSigningSeed: o.accountSigningSeed, OperatorSigningSeed: o.operatorSigningSeed,
-		SystemCredsFile: o.sysCreds}
+	set := config.SupervisorSettings{Paths: config.PathSettings{DataDir: dataDir}, Authority: config.AuthoritySettings{
+		AccountSigningSeed: o.accountSigningSeed, OperatorSigningSeed: o.operatorSigningSeed, SystemCredsFile: o.sysCreds}}
 	ctl := config.NATSConn{Host: "127.0.0.1", Port: o.port, CredsFile: o.hostCreds}
 	s := &Supervisor{log: slog.New(slog.NewTextHandler(io.Discard, nil)), credsLifetime: lifetime}
-	if err := s.startExternalAuthority(cfg, Scope{LatticePrefix: "default"}, ctl); err != nil {
+	if err := s.startExternalAuthority(set, Scope{LatticePrefix: "default"}, config.Endpoints{RPC: ctl, Ctl: ctl, ProvRPC: ctl}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.sys.Close)

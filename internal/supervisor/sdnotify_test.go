@@ -41,7 +41,7 @@ func TestSystemdNotifications(t *testing.T) {
 	}
 	n := startNode(t, map[string]string{"NOTIFY_SOCKET": sock})
 	next("READY=1")
-	if err := n.s.Reload(n.cfg); err != nil {
+	if err := n.s.Reload(n.cfg.Supervisor()); err != nil {
 		t.Fatal(err)
 	}
 	next("RELOADING=1\nMONOTONIC_USEC=")

@@ -88,8 +88,8 @@ type Supervisor struct {
 	ready   chan struct{}
 
 	cfgMu          sync.Mutex
-	cfg            *config.Config // the applied configuration (see Reload)
-	pendingRestart []string       // settings the last reload refused
+	set            config.SupervisorSettings // the applied settings (see Reload)
+	pendingRestart []string                  // settings the last reload refused
 
 	// Set up by Run before anything else runs.
 	runDir    string
@@ -132,11 +132,9 @@ type Supervisor struct {
 	provWG   sync.WaitGroup
 }
 
-// New checks the configuration and prepares a supervisor; Run starts it.
-func New(cfg *config.Config, opts Options) (*Supervisor, error) {
-	if cfg == nil {
-		return nil, errors.New("supervisor: no configuration")
-	}
+// New prepares a supervisor with settings resolved by
+// config.Config.Supervisor; Run starts it.
+func New(set config.SupervisorSettings, opts Options) (*Supervisor, error) {
 	if opts.ClusterKey == nil || opts.HostKey == nil {
 		return nil, errors.New("supervisor: ClusterKey and HostKey are required")
 	}
@@ -157,15 +155,15 @@ func New(cfg *config.Config, opts Options) (*Supervisor, error) {
 		opts.Metrics = metrics.New()
 	}
 	s := &Supervisor{
-		opts: opts, cfg: cfg, log: opts.Logger, m: opts.Metrics,
-		hostID: opts.HostKey.PublicKey(), prefix: cfg.LatticePrefix,
-		ctl:   lattice.NewCtl(cfg.CtlTopicPrefix, cfg.LatticePrefix),
+		opts: opts, set: set, log: opts.Logger, m: opts.Metrics,
+		hostID: opts.HostKey.PublicKey(), prefix: set.Lattice.Prefix,
+		ctl:   lattice.NewCtl(set.Lattice.CtlTopicPrefix, set.Lattice.Prefix),
 		ready: make(chan struct{}), fatal: make(chan error, 1), provs: map[provKey]*providerInstance{},
-		runDir: datadir.Path(cfg.DataDir, datadir.RuntimeDir), adminPath: datadir.AdminSocket(cfg.DataDir, cfg.AdminSocket),
+		runDir: datadir.Path(set.Paths.DataDir, datadir.RuntimeDir), adminPath: datadir.AdminSocket(set.Paths.DataDir, set.Paths.AdminSocket),
 		providerStartup: providerStartup,
 	}
 	s.actors = newActorTracker(s.hostID)
-	s.labels = newHostLabels(s.hostID, cfg.Labels)
+	s.labels = newHostLabels(s.hostID, set.Host.Labels)
 	for _, st := range providerStates {
 		s.m.Providers.WithLabelValues(st)
 	}
@@ -194,10 +192,12 @@ func (s *Supervisor) NATSURL() string { return s.natsURL }
 // NATSServer is the embedded server, nil with an external NATS.
 func (s *Supervisor) NATSServer() *server.Server { return s.ns }
 
-func (s *Supervisor) config() *config.Config {
+// settings are the applied settings; a reload replaces them whole, so a
+// caller holding a value keeps a consistent one.
+func (s *Supervisor) settings() config.SupervisorSettings {
 	s.cfgMu.Lock()
 	defer s.cfgMu.Unlock()
-	return s.cfg
+	return s.set
 }
 
 // errHostStopped ends Run without error: a ctl stop command stopped the host.
@@ -210,16 +210,16 @@ var errHostStopped = errors.New("host stopped by control command")
 // clean stop.
 func (s *Supervisor) Run(ctx context.Context) (err error) {
 	s.started = time.Now()
-	cfg := s.config()
+	set := s.settings()
 	unlock, err := s.prepareRuntimeDir()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if err := s.startNATS(cfg); err != nil {
+	if err := s.startNATS(set); err != nil {
 		return err
 	}
-	s.control = ctlclient.New(s.nc, cfg.CtlTopicPrefix, cfg.LatticePrefix)
+	s.control = ctlclient.New(s.nc, set.Lattice.CtlTopicPrefix, set.Lattice.Prefix)
 	s.m.NATS.Track("supervisor", s.nc)
 	if s.sys != nil {
 		s.m.NATS.Track("system", s.sys)
@@ -240,7 +240,7 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 	// Readiness tells the truth about NATS from here on: /healthz answers
 	// and /readyz says why the node is not ready while no server of the
 	// list answers (docs/operations.md, "When NATS fails").
-	s.alive = natsalive.New(cfg.NATSKeepalive)
+	s.alive = natsalive.New(set.NATS.Keepalive)
 	s.alive.Add("supervisor", s.nc)
 	if s.sys != nil {
 		s.alive.Add("system", s.sys)
@@ -249,7 +249,7 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 	aliveDone := make(chan struct{})
 	go func() { defer close(aliveDone); s.alive.Run(aliveCtx) }()
 	defer func() { stopAlive(); <-aliveDone }()
-	s.health, err = health.New(cfg.MetricsAddr, s.metricsHandler(), s.readiness)
+	s.health, err = health.New(set.Health.MetricsAddr, s.metricsHandler(), s.readiness)
 	if err != nil {
 		return err
 	}
@@ -264,7 +264,7 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 		return err
 	}
 
-	if err := s.startArtifacts(cfg); err != nil { // before anything can launch a provider
+	if err := s.startArtifacts(set); err != nil { // before anything can launch a provider
 		return err
 	}
 	s.hostProc = newHostChild(s) // before the admin socket: the host child reports to it
@@ -303,17 +303,17 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 	var hostErr, fatal error
 	select {
 	case <-ctx.Done():
-		s.log.Info("stopping the node", "grace", cfg.StopGrace.String())
+		s.log.Info("stopping the node", "grace", set.Children.StopGrace.String())
 	case fatal = <-s.fatal:
 		s.log.Error("stopping the node: what it was told to start failed (set "+config.EnvTolerateStartFailures+"=true to run on)",
-			"err", fatal, "grace", cfg.StopGrace.String())
+			"err", fatal, "grace", set.Children.StopGrace.String())
 	case hostErr = <-hostDone:
 		hostDone <- hostErr // the stop sequence below waits for it again
 		if errors.Is(hostErr, errHostStopped) {
-			s.log.Info("the host was stopped by a control command; stopping the node", "grace", cfg.StopGrace.String())
+			s.log.Info("the host was stopped by a control command; stopping the node", "grace", set.Children.StopGrace.String())
 		}
 	}
-	s.stop(cfg.StopGrace, stopHost, hostDone)
+	s.stop(set.Children.StopGrace, stopHost, hostDone)
 	if fatal != nil {
 		return fatal
 	}
@@ -373,23 +373,23 @@ func (s *Supervisor) prepareRuntimeDir() (unlock func(), err error) {
 
 // startNATS starts the embedded server in operator mode (or connects to the
 // configured one) and opens the supervisor's own connection.
-func (s *Supervisor) startNATS(cfg *config.Config) error {
-	scope := Scope{LatticePrefix: cfg.LatticePrefix, CtlTopicPrefix: cfg.CtlTopicPrefix, JSDomain: cfg.JSDomain,
-		PolicyTopic: cfg.PolicyTopic, PolicyChangesTopic: cfg.PolicyChangesTopic}
-	if !cfg.EmbeddedNATS() {
-		return s.startExternal(cfg, scope)
+func (s *Supervisor) startNATS(set config.SupervisorSettings) error {
+	scope := Scope{LatticePrefix: set.Lattice.Prefix, CtlTopicPrefix: set.Lattice.CtlTopicPrefix, JSDomain: set.Lattice.JSDomain,
+		PolicyTopic: set.Policy.Topic, PolicyChangesTopic: set.Policy.ChangesTopic}
+	if !set.NATS.Endpoints.Embedded {
+		return s.startExternal(set, scope)
 	}
 	s.mode = modeEmbedded
-	if err := checkListen(cfg.NATSListen, config.EnvNATSListen); err != nil { // before any operator key is created
+	if err := checkListen(set.NATS.Listen, config.EnvNATSListen); err != nil { // before any operator key is created
 		return fmt.Errorf("embedded NATS: %w", err)
 	}
-	keys, err := LoadOperatorKeys(cfg.DataDir)
+	keys, err := LoadOperatorKeys(set.Paths.DataDir)
 	if err != nil {
 		return err
 	}
-	store := datadir.Path(cfg.DataDir, datadir.JetStreamDir)
-	ns, auth, err := StartOperatorNATS(EmbeddedNATS{Listen: cfg.NATSListen, StoreDir: store, MaxPayload: int32(cfg.MaxPayloadBytes),
-		ProviderCredsLifetime: s.providerCredsLifetime(cfg)}, keys, scope)
+	store := datadir.Path(set.Paths.DataDir, datadir.JetStreamDir)
+	ns, auth, err := StartOperatorNATS(EmbeddedNATS{Listen: set.NATS.Listen, StoreDir: store, MaxPayload: int32(set.Lattice.MaxPayloadBytes),
+		ProviderCredsLifetime: s.providerCredsLifetime(set)}, keys, scope)
 	if err != nil {
 		return err
 	}
@@ -403,7 +403,7 @@ func (s *Supervisor) startNATS(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	adminPath := datadir.Path(cfg.DataDir, datadir.AdminCredsFile)
+	adminPath := datadir.Path(set.Paths.DataDir, datadir.AdminCredsFile)
 	b, err := adminUser.CredsFile()
 	if err != nil {
 		return err
@@ -417,7 +417,7 @@ func (s *Supervisor) startNATS(cfg *config.Config) error {
 	}
 	// Its replies (link values, health) go where no provider may subscribe.
 	s.nc, err = natsalive.Connect(s.natsURL, config.NATSConn{JWT: self.JWT, Seed: self.Seed}, "latticed-supervisor", s.log,
-		append(natsalive.Options(cfg.NATSKeepalive), nats.CustomInboxPrefix(self.InboxPrefix))...)
+		append(natsalive.Options(set.NATS.Keepalive), nats.CustomInboxPrefix(self.InboxPrefix))...)
 	if err != nil {
 		return err
 	}
@@ -451,7 +451,7 @@ func (s *Supervisor) onHostReady(first bool) {
 	defer cancel()
 	if first {
 		if err := s.declaredStarts(ctx); err != nil {
-			if !s.config().TolerateStartFailures {
+			if !s.settings().Children.TolerateStartFailures {
 				s.fatal <- err // buffered; sent once: first is true once
 				return
 			}
