@@ -194,6 +194,12 @@ type Config struct {
 	StopGrace time.Duration
 	// HealthInterval is the period of provider health checks (LATTICED_HEALTH_INTERVAL).
 	HealthInterval time.Duration
+	// ConsoleAddr is the web console's host:port, "" = no console
+	// (LATTICED_CONSOLE_ADDR); ConsoleToken makes it ask for the login token
+	// in {data dir}/console.token, which it needs off loopback
+	// (LATTICED_CONSOLE_TOKEN).
+	ConsoleAddr  string
+	ConsoleToken bool
 	// AccountSigningSeed lets the supervisor mint provider users on an
 	// external NATS (LATTICED_ACCOUNT_SIGNING_SEED, SA...).
 	AccountSigningSeed string
@@ -273,6 +279,8 @@ func (c *Config) LogValue() slog.Value {
 		slog.Duration("crash_loop_window", c.CrashLoopWindow),
 		slog.Duration("stop_grace", c.StopGrace),
 		slog.Duration("health_interval", c.HealthInterval),
+		slog.String("console_addr", c.ConsoleAddr),
+		slog.Bool("console_token", c.ConsoleToken),
 		slog.String("account_signing_seed", redact(c.AccountSigningSeed)),
 		slog.String("operator_signing_seed", redact(c.OperatorSigningSeed)),
 		slog.String("system_credsfile", c.SystemCredsFile),
@@ -410,6 +418,13 @@ func (c *Config) problems() *errs {
 	}
 	if msg := checkListen(c.MetricsAddr); msg != "" {
 		e.add(EnvMetricsAddr, "%q: %s", c.MetricsAddr, msg)
+	}
+	if c.ConsoleAddr != "" {
+		if msg := checkListen(c.ConsoleAddr); msg != "" {
+			e.add(EnvConsoleAddr, "%q: %s (or empty to turn the console off)", c.ConsoleAddr, msg)
+		} else if !IsLoopbackAddr(c.ConsoleAddr) && !c.ConsoleToken {
+			e.add(EnvConsoleAddr, "%q is not a loopback address: the console runs the lattice, so off loopback it needs a login (set %s=true)", c.ConsoleAddr, EnvConsoleToken)
+		}
 	}
 	for i, k := range c.AllowedActorIssuers {
 		if !nkeys.IsValidPublicAccountKey(k) {
@@ -583,6 +598,20 @@ func checkListen(addr string) string {
 		return "port must be a number 0-65535"
 	}
 	return ""
+}
+
+// IsLoopbackAddr tells whether a host:port listens on loopback only: a
+// loopback IP or "localhost". An empty host or 0.0.0.0 listens everywhere.
+func IsLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func hasSpace(s string) bool { return strings.IndexFunc(s, unicode.IsSpace) >= 0 }

@@ -73,6 +73,8 @@ var reloadRules = map[string]reloadRule{
 	"OperatorSigningSeed":   {name: "operator_signing_seed"},
 	"SystemCredsFile":       {name: "system_credsfile"},
 	"ProviderCredsLifetime": {name: "provider_creds_lifetime"},
+	"ConsoleAddr":           {name: "console_addr"},
+	"ConsoleToken":          {name: "console_token"},
 }
 
 // configChange is one setting that differs between two configurations.
