@@ -419,13 +419,6 @@ func (c *Config) problems() *errs {
 	if msg := checkListen(c.MetricsAddr); msg != "" {
 		e.add(EnvMetricsAddr, "%q: %s", c.MetricsAddr, msg)
 	}
-	if c.ConsoleAddr != "" {
-		if msg := checkListen(c.ConsoleAddr); msg != "" {
-			e.add(EnvConsoleAddr, "%q: %s (or empty to turn the console off)", c.ConsoleAddr, msg)
-		} else if !IsLoopbackAddr(c.ConsoleAddr) && !c.ConsoleToken {
-			e.add(EnvConsoleAddr, "%q is not a loopback address: the console runs the lattice, so off loopback it needs a login (set %s=true)", c.ConsoleAddr, EnvConsoleToken)
-		}
-	}
 	for i, k := range c.AllowedActorIssuers {
 		if !nkeys.IsValidPublicAccountKey(k) {
 			e.add(EnvAllowedActorIssuers, "entry %d %s: expected an account public key (56 characters starting with A)", i+1, showKey(k))
@@ -618,6 +611,13 @@ func hasSpace(s string) bool { return strings.IndexFunc(s, unicode.IsSpace) >= 0
 
 // supervisorProblems checks the settings of `latticed up`'s supervisor.
 func (c *Config) supervisorProblems(e *errs) {
+	if c.ConsoleAddr != "" {
+		if msg := checkListen(c.ConsoleAddr); msg != "" {
+			e.add(EnvConsoleAddr, "%q: %s (or empty to turn the console off)", c.ConsoleAddr, msg)
+		} else if !IsLoopbackAddr(c.ConsoleAddr) && !c.ConsoleToken {
+			e.add(EnvConsoleAddr, "%q is not a loopback address: the console runs the lattice, so off loopback it needs a login (set %s=true)", c.ConsoleAddr, EnvConsoleToken)
+		}
+	}
 	for _, d := range []struct {
 		env string
 		v   time.Duration
