@@ -224,6 +224,32 @@ func TestConsoleCSRF(t *testing.T) {
 	}
 }
 
+// Without login, only loopback names reach the console: a rebound DNS name
+// of another site would otherwise read the page and its CSRF token.
+func TestConsoleRefusesOtherHostNames(t *testing.T) {
+	s, err := newConsole(t, "127.0.0.1:0", false, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(s.Addr(), ":")
+	c := &http.Client{Timeout: 10 * time.Second}
+	for host, want := range map[string]int{
+		"127.0.0.1:" + port: http.StatusOK, "localhost:" + port: http.StatusOK, "[::1]:" + port: http.StatusOK,
+		"evil.example:" + port: http.StatusMisdirectedRequest, "evil.example": http.StatusMisdirectedRequest,
+	} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+s.Addr()+"/", nil)
+		req.Host = host
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("GET / with Host %s: %d, want %d", host, res.StatusCode, want)
+		}
+	}
+}
+
 func TestHideSecrets(t *testing.T) {
 	in := []lattice.LinkDefinition{{ActorID: "M1", Values: map[string]string{"port": "8080", "PASSWORD": "p", "api_token": "t", "bucket": "b"}}}
 	out := hideSecrets(in)

@@ -3,9 +3,12 @@ package console
 import (
 	"bytes"
 	"io/fs"
+	"net"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/latticed/latticed/internal/config"
 )
 
 // Names the page and the server share.
@@ -31,7 +34,28 @@ func (s *Server) routes() http.Handler {
 	outer.HandleFunc("GET "+loginPath, s.loginPage)
 	outer.HandleFunc("POST "+loginPath, s.login)
 	outer.Handle("/", s.requireLogin(mux))
-	return secureHeaders(outer)
+	return secureHeaders(s.loopbackHost(outer))
+}
+
+// loopbackHost guards a console without login against DNS rebinding: a
+// page of another site whose name resolves to 127.0.0.1 would be of the
+// same origin as the console and could read the CSRF token. Such a request
+// names the other site in its Host header, so only loopback names pass.
+func (s *Server) loopbackHost(h http.Handler) http.Handler {
+	if s.token != "" {
+		return h // the login cookie is not sent to another site's name
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if hst, _, err := net.SplitHostPort(r.Host); err == nil {
+			host = hst
+		}
+		if !config.IsLoopbackAddr(net.JoinHostPort(host, "0")) {
+			http.Error(w, "the console answers only to a loopback name (127.0.0.1, [::1] or localhost)", http.StatusMisdirectedRequest)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // secureHeaders keeps the page to its own scripts and out of frames, and
@@ -72,13 +96,18 @@ func (s *Server) requireLogin(h http.Handler) http.Handler {
 }
 
 func (s *Server) loginPage(w http.ResponseWriter, _ *http.Request) {
-	b, err := static.ReadFile("static/login.html")
+	servePage(w, "static/login.html", "{{TOKEN_PATH}}", htmlEscape(s.tokenPath))
+}
+
+// servePage writes an embedded page with its one placeholder filled in.
+func servePage(w http.ResponseWriter, name, placeholder, value string) {
+	b, err := static.ReadFile(name)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_, _ = w.Write(bytes.ReplaceAll(b, []byte("{{TOKEN_PATH}}"), []byte(htmlEscape(s.tokenPath))))
+	_, _ = w.Write(bytes.ReplaceAll(b, []byte(placeholder), []byte(value)))
 }
 
 // login takes the token from a form and sets it as a cookie the browser
@@ -97,13 +126,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 
 // index is the page, with the CSRF token its scripts send back.
 func (s *Server) index(w http.ResponseWriter, _ *http.Request) {
-	b, err := static.ReadFile("static/index.html")
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_, _ = w.Write(bytes.ReplaceAll(b, []byte(csrfMeta), []byte(s.csrf)))
+	servePage(w, "static/index.html", csrfMeta, s.csrf)
 }
 
 // checkCSRF refuses a state-changing request without the page's token:

@@ -3,7 +3,6 @@ package supervisor
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
 
 	"github.com/latticed/latticed/internal/config"
@@ -56,12 +55,7 @@ func (s *Supervisor) ConsoleURL() string { return s.consoleURL }
 // providerUsers is what the console shows of each provider instance's NATS
 // user: its public key and when it expires, never the seed or JWT.
 func (s *Supervisor) providerUsers() []console.ProviderUser {
-	s.provMu.Lock()
-	list := make([]*providerInstance, 0, len(s.provs))
-	for _, p := range s.provs {
-		list = append(list, p)
-	}
-	s.provMu.Unlock()
+	list := s.instances()
 	out := make([]console.ProviderUser, 0, len(list))
 	for _, p := range list {
 		p.mu.Lock()
@@ -72,7 +66,10 @@ func (s *Supervisor) providerUsers() []console.ProviderUser {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
-		return fmt.Sprint(out[i].ProviderID, "/", out[i].LinkName) < fmt.Sprint(out[j].ProviderID, "/", out[j].LinkName)
+		if out[i].ProviderID != out[j].ProviderID {
+			return out[i].ProviderID < out[j].ProviderID
+		}
+		return out[i].LinkName < out[j].LinkName
 	})
 	return out
 }
