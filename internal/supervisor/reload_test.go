@@ -105,6 +105,8 @@ func reloadMutations(t *testing.T) map[string]func(c *config.Config) {
 		"OperatorSigningSeed":   func(c *config.Config) { c.OperatorSigningSeed = newSeed(t, lattice.KindOperator) },
 		"SystemCredsFile":       func(c *config.Config) { c.SystemCredsFile += "/other.creds" },
 		"ProviderCredsLifetime": func(c *config.Config) { c.ProviderCredsLifetime += time.Minute },
+		"ConsoleAddr":           func(c *config.Config) { c.ConsoleAddr = "127.0.0.1:1" },
+		"ConsoleToken":          func(c *config.Config) { c.ConsoleToken = !c.ConsoleToken },
 	}
 }
 
