@@ -175,7 +175,15 @@ providers:
 	)
 	shot(t, bctx, art, "1-demo")
 
+	run("an action that fails shows the error",
+		js(`(() => { const f = document.getElementById('start-actor');
+			f.ref.value = 'file:///nonexistent/actor.wasm'; f.querySelector('button').click(); })()`),
+		wait(`document.querySelector('#outcome [data-ok="false"]') !== null`),
+		wait(`document.querySelector('#outcome').textContent.includes('nonexistent/actor.wasm')`),
+	)
+
 	run("scale echo to 3 instances",
+		js(`document.getElementById('outcome').replaceChildren()`),
 		js(`(() => { const f = document.querySelector('tr[data-name="echo"] form.scale');
 			f.querySelector('input[name=count]').value = '3'; f.querySelector('button.scale-btn').click(); })()`),
 		wait(`document.querySelector('#outcome [data-ok="true"]') !== null`),
