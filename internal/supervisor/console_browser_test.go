@@ -203,6 +203,20 @@ providers:
 	)
 	shot(t, bctx, art, "3-linked")
 
+	// A second link, deleted again: delete goes through the control interface too.
+	run("put and delete a link from echo to the key-value provider under link name spare",
+		js(`document.getElementById('outcome').replaceChildren()`),
+		js(fmt.Sprintf(`(() => { const f = document.getElementById('put-link');
+			f.actor_id.value = %q; f.provider_id.value = %q; f.contract_id.value = %q; f.link_name.value = 'spare';
+			f.values.value = ''; f.querySelector('button').click(); })()`, echo.Key, kv.Key(), wire.ContractKeyValue)),
+		wait(fmt.Sprintf(`document.querySelector('#links-table tr[data-link=%q]') !== null`, echo.Key+"|"+wire.ContractKeyValue+"|spare")),
+		js(`document.getElementById('outcome').replaceChildren()`),
+		js(fmt.Sprintf(`document.querySelector('#links-table tr[data-link=%q] button.delete-link-btn').click()`, echo.Key+"|"+wire.ContractKeyValue+"|spare")),
+		wait(`document.querySelector('#outcome [data-ok="true"]') !== null`),
+		wait(feedHas("linkdef_deleted")),
+		wait(fmt.Sprintf(`document.querySelector('#links-table tr[data-link=%q]') === null`, echo.Key+"|"+wire.ContractKeyValue+"|spare")),
+	)
+
 	run("revoke the key-value provider",
 		js(`document.getElementById('outcome').replaceChildren()`),
 		js(`document.querySelector('#providers-table tr[data-provider^="`+kv.Key()+`/"] button.revoke-btn').click()`),
