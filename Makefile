@@ -115,6 +115,7 @@ include mk/fuzz.mk
 include mk/deploy.mk
 include mk/rust.mk
 include mk/oci.mk
+include mk/console.mk
 
 # The Go files one HTTP request through a real demo node runs code in
 # (docs/architecture.md, "Where an invocation goes"): coverage of every

@@ -65,6 +65,14 @@ server), the host and every built-in provider each write a CPU profile of
 their run to that directory when they stop ({role}-{pid}.pprof, read with
 go tool pprof); off by default.
 
+The web console (LATTICED_CONSOLE_ADDR, default 127.0.0.1:4000; empty turns
+it off) shows the lattice's hosts, actors, providers and links, follows its
+events live, and starts, scales and stops actors, puts and deletes links and
+revokes providers through the control interface. It is an admin surface: off
+loopback, up refuses to start unless LATTICED_CONSOLE_TOKEN=true, which makes
+the console ask for the token it writes to {data dir}/console.token (0600);
+the log names that file, never the token.
+
 To add a node to this lattice, start it with the same WASMCLOUD_LATTICE_PREFIX
 and WASMCLOUD_CLUSTER_ISSUERS, its own WASMCLOUD_CLUSTER_SEED, and
 WASMCLOUD_RPC_HOST/WASMCLOUD_CTL_HOST pointing at this node's NATS server.
@@ -166,7 +174,29 @@ func runUp(cmd *cobra.Command, startActors []string, applyPath string) error {
 		log.Info("configuration reloaded")
 	})
 	defer stopReload()
-	return sup.Run(cmd.Context())
+	ctx, stopBanner := context.WithCancel(cmd.Context())
+	defer stopBanner()
+	go consoleBanner(ctx, sup, cmd.ErrOrStderr())
+	return sup.Run(ctx)
+}
+
+// consoleBanner tells a person at a terminal where the web console is, once
+// the node is ready (logs have it in the "node ready" line).
+func consoleBanner(ctx context.Context, sup *supervisor.Supervisor, w io.Writer) {
+	f, ok := w.(*os.File)
+	if !ok {
+		return
+	}
+	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		return
+	}
+	select {
+	case <-sup.Ready():
+		if u := sup.ConsoleURL(); u != "" {
+			fmt.Fprintf(w, "\n  console   %s\n\n", u)
+		}
+	case <-ctx.Done():
+	}
 }
 
 // applyManifest applies the manifest once the supervisor's host serves, as

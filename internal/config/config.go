@@ -195,6 +195,12 @@ type Config struct {
 	StopGrace time.Duration
 	// HealthInterval is the period of provider health checks (LATTICED_HEALTH_INTERVAL).
 	HealthInterval time.Duration
+	// ConsoleAddr is the web console's host:port, "" = no console
+	// (LATTICED_CONSOLE_ADDR); ConsoleToken makes it ask for the login token
+	// in {data dir}/console.token, which it needs off loopback
+	// (LATTICED_CONSOLE_TOKEN).
+	ConsoleAddr  string
+	ConsoleToken bool
 	// AccountSigningSeed lets the supervisor mint provider users on an
 	// external NATS (LATTICED_ACCOUNT_SIGNING_SEED, SA...).
 	AccountSigningSeed string
@@ -276,6 +282,8 @@ func (c *Config) LogValue() slog.Value {
 		slog.Duration("crash_loop_window", c.CrashLoopWindow),
 		slog.Duration("stop_grace", c.StopGrace),
 		slog.Duration("health_interval", c.HealthInterval),
+		slog.String("console_addr", c.ConsoleAddr),
+		slog.Bool("console_token", c.ConsoleToken),
 		slog.String("account_signing_seed", redact(c.AccountSigningSeed)),
 		slog.String("operator_signing_seed", redact(c.OperatorSigningSeed)),
 		slog.String("system_credsfile", c.SystemCredsFile),
@@ -589,10 +597,31 @@ func checkListen(addr, example string) string {
 	return ""
 }
 
+// IsLoopbackAddr tells whether a host:port listens on loopback only: a
+// loopback IP or "localhost". An empty host or 0.0.0.0 listens everywhere.
+func IsLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 func hasSpace(s string) bool { return strings.IndexFunc(s, unicode.IsSpace) >= 0 }
 
 // supervisorProblems checks the settings of `latticed up`'s supervisor.
 func (c *Config) supervisorProblems(e *errs) {
+	if c.ConsoleAddr != "" {
+		if msg := checkListen(c.ConsoleAddr, DefaultConsoleAddr); msg != "" {
+			e.add(EnvConsoleAddr, "%q: %s (or empty to turn the console off)", c.ConsoleAddr, msg)
+		} else if !IsLoopbackAddr(c.ConsoleAddr) && !c.ConsoleToken {
+			e.add(EnvConsoleAddr, "%q is not a loopback address: the console runs the lattice, so off loopback it needs a login (set %s=true)", c.ConsoleAddr, EnvConsoleToken)
+		}
+	}
 	for _, d := range []struct {
 		env string
 		v   time.Duration

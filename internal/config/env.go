@@ -87,6 +87,8 @@ const (
 	EnvOperatorSigningSeed   = "LATTICED_OPERATOR_SIGNING_SEED"
 	EnvSystemCredsFile       = "LATTICED_SYSTEM_CREDSFILE"
 	EnvProviderCredsLifetime = "LATTICED_PROVIDER_CREDS_LIFETIME"
+	EnvConsoleAddr           = "LATTICED_CONSOLE_ADDR"
+	EnvConsoleToken          = "LATTICED_CONSOLE_TOKEN"
 )
 
 // Variables read only to compute the default data directory. They are not
@@ -115,6 +117,7 @@ const (
 	DefaultStopGrace             = 10 * time.Second
 	DefaultHealthInterval        = 30 * time.Second
 	DefaultProviderCredsLifetime = 15 * time.Minute
+	DefaultConsoleAddr           = "127.0.0.1:4000" // wasmCloud's washboard port
 )
 
 // kind says how a setting's raw value (env string, file value, flag) is decoded.
@@ -347,6 +350,12 @@ var settings = func() []setting {
 		{env: EnvProviderCredsLifetime, reads: partSupervisor, kind: kindDuration, def: DefaultProviderCredsLifetime.String(),
 			usage: "lifetime of a provider's minted NATS user (renewed while healthy); its revocation is pruned once it has passed",
 			set:   func(c *Config, v any) { c.ProviderCredsLifetime = v.(time.Duration) }},
+		{env: EnvConsoleAddr, reads: partSupervisor, kind: kindString, def: DefaultConsoleAddr,
+			usage: "up: host:port of the web console (an admin surface; empty = off); off loopback it needs " + EnvConsoleToken,
+			set:   func(c *Config, v any) { c.ConsoleAddr = v.(string) }},
+		{env: EnvConsoleToken, reads: partSupervisor, kind: kindBool, def: false,
+			usage: "up: the console asks for a login token, generated into {data dir}/console.token (0600)",
+			set:   func(c *Config, v any) { c.ConsoleToken = v.(bool) }},
 	}...)
 	return s
 }()

@@ -41,6 +41,8 @@ type SupervisorSettings struct {
 	Artifacts ArtifactSettings
 	// Health is the node's /metrics, /healthz and /readyz endpoint.
 	Health HealthSettings
+	// Console is the web console's.
+	Console ConsoleSettings
 	// Policy is the external policy service, asked before a provider starts.
 	Policy PolicySettings
 	// Log is the node's logging, handed on to every child.
@@ -138,6 +140,14 @@ type HealthSettings struct {
 	MetricsAddr string
 }
 
+// ConsoleSettings are the web console's (internal/console).
+type ConsoleSettings struct {
+	// Addr is its host:port, "" for no console.
+	Addr string
+	// Token makes it ask for the login token it keeps in the data dir.
+	Token bool
+}
+
 // PolicySettings are the external policy service's.
 type PolicySettings struct {
 	// Topic is its subject; empty disables it.
@@ -204,9 +214,10 @@ func (c *Config) Supervisor() SupervisorSettings {
 			AllowFileLoad: c.AllowFileLoad, OCIAllowLatest: c.OCIAllowLatest,
 			OCIAllowedInsecure: slices.Clone(c.OCIAllowedInsecure),
 		},
-		Health: HealthSettings{MetricsAddr: c.MetricsAddr},
-		Policy: PolicySettings{Topic: c.PolicyTopic, ChangesTopic: c.PolicyChangesTopic, Timeout: c.PolicyTimeout},
-		Log:    LogSettings{Level: c.LogLevel, Structured: c.StructuredLogging},
+		Health:  HealthSettings{MetricsAddr: c.MetricsAddr},
+		Console: ConsoleSettings{Addr: c.ConsoleAddr, Token: c.ConsoleToken},
+		Policy:  PolicySettings{Topic: c.PolicyTopic, ChangesTopic: c.PolicyChangesTopic, Timeout: c.PolicyTimeout},
+		Log:     LogSettings{Level: c.LogLevel, Structured: c.StructuredLogging},
 		Host: HostChildSettings{
 			Labels: maps.Clone(c.Labels), AllowedActorIssuers: slices.Clone(c.AllowedActorIssuers),
 			ReplayWindow: c.ReplayWindow, ActorMemoryLimitPages: c.ActorMemoryLimitPages,

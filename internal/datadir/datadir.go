@@ -20,6 +20,8 @@ const (
 	// AdminCredsFile gives full access to the lattice account of the
 	// embedded server, for `latticed ctl` and `nats --creds`.
 	AdminCredsFile = "creds/admin.creds"
+	// ConsoleTokenFile is the web console's login token (LATTICED_CONSOLE_TOKEN), mode 0600.
+	ConsoleTokenFile = "console.token"
 
 	JetStreamDir    = "jetstream"     // the embedded server's JetStream store
 	CompileCacheDir = "compile-cache" // wazero's compiled modules

@@ -31,7 +31,8 @@ func runUpToExit(t *testing.T, env map[string]string, args ...string) (int, stri
 	vars := map[string]string{
 		config.EnvDataDir: dir, config.EnvNATSListen: "127.0.0.1:0", config.EnvMetricsAddr: "127.0.0.1:0",
 		config.EnvAllowFileLoad: "true", config.EnvStopGrace: "5s",
-		"PATH": os.Getenv("PATH"), "HOME": os.Getenv("HOME"),
+		config.EnvConsoleAddr: "", // no console unless a test asks: many nodes run at once
+		"PATH":                os.Getenv("PATH"), "HOME": os.Getenv("HOME"),
 	}
 	for k, v := range env {
 		vars[k] = v

@@ -117,7 +117,8 @@ func startNodeWith(t testing.TB, env map[string]string, tweak func(*Supervisor),
 		config.EnvAllowFileLoad: "true", config.EnvRestartBackoff: "50ms", config.EnvRestartBackoffMax: "1s",
 		config.EnvCrashLoopCount: "5", config.EnvCrashLoopWindow: "1m", config.EnvStopGrace: "5s",
 		config.EnvHealthInterval: "500ms", config.EnvLogLevel: "debug",
-		"PATH": os.Getenv("PATH"), "HOME": os.Getenv("HOME"),
+		config.EnvConsoleAddr: "", // no console unless a test asks: many nodes run at once
+		"PATH":                os.Getenv("PATH"), "HOME": os.Getenv("HOME"),
 	}
 	for k, v := range env {
 		vars[k] = v

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -238,12 +239,7 @@ func (s *Supervisor) StopProvider(_ context.Context, cmd lattice.StopProviderCom
 
 // Providers lists the providers with their state, sorted by key and link.
 func (s *Supervisor) Providers() []lattice.ProviderDescription {
-	s.provMu.Lock()
-	list := make([]*providerInstance, 0, len(s.provs))
-	for _, p := range s.provs {
-		list = append(list, p)
-	}
-	s.provMu.Unlock()
+	list := s.instances()
 	out := make([]lattice.ProviderDescription, 0, len(list))
 	revocation := ""
 	if st := s.revocationStatus(); st != "available" {
@@ -259,6 +255,13 @@ func (s *Supervisor) Providers() []lattice.ProviderDescription {
 		return out[i].LinkName < out[j].LinkName
 	})
 	return out
+}
+
+// instances are the provider instances now known, in no order.
+func (s *Supervisor) instances() []*providerInstance {
+	s.provMu.Lock()
+	defer s.provMu.Unlock()
+	return slices.Collect(maps.Values(s.provs))
 }
 
 func (s *Supervisor) updateProviderGauge() {

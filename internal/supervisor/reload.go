@@ -107,6 +107,8 @@ func Diff(prev, next config.SupervisorSettings) Changes {
 	d.restart("oci_allowed_insecure", !slices.Equal(prev.Artifacts.OCIAllowedInsecure, next.Artifacts.OCIAllowedInsecure))
 
 	d.restart("metrics_addr", prev.Health.MetricsAddr != next.Health.MetricsAddr)
+	d.restart("console_addr", prev.Console.Addr != next.Console.Addr)
+	d.restart("console_token", prev.Console.Token != next.Console.Token)
 
 	d.restart("policy_topic", prev.Policy.Topic != next.Policy.Topic)
 	d.restart("policy_changes_topic", prev.Policy.ChangesTopic != next.Policy.ChangesTopic)

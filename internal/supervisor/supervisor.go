@@ -92,26 +92,27 @@ type Supervisor struct {
 	pendingRestart []string                  // settings the last reload refused
 
 	// Set up by Run before anything else runs.
-	runDir    string
-	adminPath string
-	mode      string
-	ns        *server.Server
-	auth      *Authority // nil: no per-user credentials (external NATS without signing keys)
-	observer  connObserver
-	nc        *nats.Conn         // the supervisor's own connection (lattice account, unrestricted)
-	control   *ctlclient.Client  // the control interface over nc: actor starts, labels
-	sys       *nats.Conn         // external mode (b): the system account
-	natsURL   string             // what children connect to
-	alive     *natsalive.Watcher // whether s.nc and s.sys hear from their servers
-	health    *health.Server
-	adminSrv  *admin.Server
-	hostProc  *hostChild
-	actors    *actorTracker
-	labels    *hostLabels      // the host child's labels, for policy requests
-	shared    *Credentials     // external mode without signing keys: WASMCLOUD_PROV_RPC_* for every provider
-	oci       *oci.Client      // pulls provider archives; keeps registries.put credentials
-	policySvc *policy.Service  // nil when no policy service is configured (WASMCLOUD_POLICY_TOPIC)
-	cacheRevs cacheRevocations // the lattice cache's signing-key revocations, pruned when expired (revprune.go)
+	runDir     string
+	adminPath  string
+	mode       string
+	ns         *server.Server
+	auth       *Authority // nil: no per-user credentials (external NATS without signing keys)
+	observer   connObserver
+	nc         *nats.Conn         // the supervisor's own connection (lattice account, unrestricted)
+	control    *ctlclient.Client  // the control interface over nc: actor starts, labels
+	sys        *nats.Conn         // external mode (b): the system account
+	natsURL    string             // what children connect to
+	alive      *natsalive.Watcher // whether s.nc and s.sys hear from their servers
+	health     *health.Server
+	adminSrv   *admin.Server
+	hostProc   *hostChild
+	actors     *actorTracker
+	labels     *hostLabels      // the host child's labels, for policy requests
+	shared     *Credentials     // external mode without signing keys: WASMCLOUD_PROV_RPC_* for every provider
+	oci        *oci.Client      // pulls provider archives; keeps registries.put credentials
+	policySvc  *policy.Service  // nil when no policy service is configured (WASMCLOUD_POLICY_TOPIC)
+	cacheRevs  cacheRevocations // the lattice cache's signing-key revocations, pruned when expired (revprune.go)
+	consoleURL string           // the web console's, "" when it does not run (console.go)
 
 	// providerStartup is how long a new provider may take to pass its first
 	// health check; credsLifetime, when set, overrides the configured
@@ -294,6 +295,11 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 	if err := s.nc.Flush(); err != nil {
 		return fmt.Errorf("NATS: %w", err)
 	}
+	stopConsole, err := s.startConsole(ctx, set)
+	if err != nil {
+		return err
+	}
+	defer stopConsole()
 
 	hostCtx, stopHost := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHost()
@@ -460,7 +466,7 @@ func (s *Supervisor) onHostReady(first bool) {
 		close(s.ready)
 		s.notify(notifyReady)
 		s.log.Info("node ready", "host_id", s.hostID, "cluster_issuer", s.opts.ClusterKey.PublicKey(), "lattice_prefix", s.prefix, "nats_url", s.natsURL,
-			"metrics", "http://"+s.health.Addr()+"/metrics", "admin_socket", s.adminPath)
+			"metrics", "http://"+s.health.Addr()+"/metrics", "admin_socket", s.adminPath, "console", s.consoleURL)
 		// At start, the host has made the cache stream: drop what expired while the node was down.
 		if err := s.pruneCacheRevocations(ctx); err != nil {
 			s.log.Warn("could not remove expired signing-key revocations from the lattice cache", "err", err)

@@ -64,7 +64,8 @@ func launchUpIn(t *testing.T, dir string, env map[string]string, args ...string)
 	vars := map[string]string{
 		config.EnvDataDir: dir, config.EnvNATSListen: "127.0.0.1:0", config.EnvMetricsAddr: "127.0.0.1:0",
 		config.EnvAllowFileLoad: "true", config.EnvStopGrace: "5s", config.EnvHealthInterval: "500ms",
-		"PATH": os.Getenv("PATH"), "HOME": os.Getenv("HOME"),
+		config.EnvConsoleAddr: "", // no console unless a test asks: many nodes run at once
+		"PATH":                os.Getenv("PATH"), "HOME": os.Getenv("HOME"),
 	}
 	for k, v := range env {
 		vars[k] = v
