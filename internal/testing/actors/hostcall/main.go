@@ -3,7 +3,8 @@
 //
 // Call.Forward takes a msgpack map {binding, namespace, operation, payload}
 // and returns the reply payload unchanged, or the host's error message,
-// verbatim, as the guest error.
+// verbatim, as the guest error. Call.Answer takes the same map and answers
+// the host's error message as its reply, after "host error: ".
 package main
 
 import (
@@ -58,6 +59,24 @@ func init() {
 		}
 		return reply, err
 	})
+	// Call.Answer is Call.Forward for an actor that copes with a failed host
+	// call: it answers (successfully) with the host's error text after
+	// hostErrorPrefix, so tests see exactly what __host_error gave it.
+	actor.Handle("Call.Answer", func(p []byte) ([]byte, error) {
+		f, err := decodeForward(p)
+		if err != nil {
+			return nil, err
+		}
+		reply, err := actor.HostCall(f.binding, f.namespace, f.operation, f.payload)
+		var hostErr *actor.HostError
+		if errors.As(err, &hostErr) {
+			return []byte(hostErrorPrefix + hostErr.Message), nil
+		}
+		return reply, err
+	})
 }
+
+// hostErrorPrefix starts Call.Answer's reply when the host call failed.
+const hostErrorPrefix = "host error: "
 
 func main() {}
