@@ -79,13 +79,14 @@ func TestHostCallRouting(t *testing.T) {
 	})
 	t.Run("unclaimed contract is refused", func(t *testing.T) {
 		_, err := f.forward(t, noCaps.Key, forward{Namespace: wire.ContractKeyValue, Operation: wire.OpKVIncrement})
-		if err == nil || !strings.Contains(err.Error(), "missing capability claim for wasmcloud:keyvalue") {
+		// wasmCloud's text, exactly (docs/protocol.md §5).
+		if err == nil || err.Error() != "Host call function failed: Invocation not authorized: missing capability claim for wasmcloud:keyvalue" {
 			t.Fatal(err)
 		}
 	})
 	t.Run("claimed contract without a link", func(t *testing.T) {
 		_, err := f.forward(t, fwd.Key, forward{Namespace: wire.ContractKeyValue, Operation: wire.OpKVIncrement})
-		if err == nil || !strings.Contains(err.Error(), "missing link definition for wasmcloud:keyvalue") {
+		if err == nil || err.Error() != "Host call function failed: Invocation not authorized: missing link definition for wasmcloud:keyvalue on test" {
 			t.Fatal(err)
 		}
 	})
