@@ -38,3 +38,21 @@ func TestRejectReasonTexts(t *testing.T) {
 		t.Errorf("NotRunning: %q", got)
 	}
 }
+
+// The core labels take Rust's names (std::env::consts), not Go's.
+func TestCoreLabels(t *testing.T) {
+	for _, tc := range []struct{ goarch, goos, arch, os, family string }{
+		{"amd64", "linux", "x86_64", "linux", "unix"},
+		{"arm64", "darwin", "aarch64", "macos", "unix"},
+		{"386", "windows", "x86", "windows", "windows"},
+		{"ppc64le", "linux", "powerpc64", "linux", "unix"},
+	} {
+		got := CoreLabels(tc.goarch, tc.goos)
+		if got[LabelArch] != tc.arch || got[LabelOS] != tc.os || got[LabelOSFamily] != tc.family || len(got) != 3 {
+			t.Errorf("%s/%s: %v", tc.goos, tc.goarch, got)
+		}
+	}
+	if err := ValidateLabelPut(nil, LabelOS); err == nil {
+		t.Error("a core label may be put")
+	}
+}
