@@ -169,63 +169,59 @@ func TestSlowProviderFailsTheHostCallNotTheActor(t *testing.T) {
 
 // strOnlyMsg reads a reply as wasmCloud's Go provider SDK does: msg must be
 // a msgpack str (fixstr, str 8/16/32), anything else fails the decode.
-func strOnlyMsg(b []byte) (msg []byte, errText string, err error) {
-	err = wire.ReadMap(b, func(r *wire.Reader, key []byte) error {
-		switch string(key) {
-		case "msg":
-			if t, err := r.Next(); err != nil || t != wire.Str {
-				return fmt.Errorf("bad prefix for string length (msg is %v)", t)
-			}
-			s, err := r.Str()
-			msg = []byte(s)
-			return err
-		case "error":
-			var err error
-			errText, err = r.Str()
-			return err
+func strOnlyMsg(b []byte) ([]byte, string, error) {
+	return readReply(b, nil, func(r *wire.Reader) ([]byte, error) {
+		if t, err := r.Next(); err != nil || t != wire.Str {
+			return nil, fmt.Errorf("bad prefix for string length (msg is type %v)", t)
 		}
-		return r.Skip()
+		return r.Bytes()
 	})
-	return msg, errText, err
 }
 
 // wasmbusMsg reads a reply by wasmbus-rpc's rules (serde_bytes' ByteBuf on
 // msg): bin, str or an array of integers 0..255; nil is refused (no unit
 // visitor); a missing msg is empty.
-func wasmbusMsg(b []byte) (msg []byte, errText string, err error) {
-	msg = []byte{}
-	err = wire.ReadMap(b, func(r *wire.Reader, key []byte) error {
+func wasmbusMsg(b []byte) ([]byte, string, error) {
+	return readReply(b, []byte{}, func(r *wire.Reader) ([]byte, error) {
+		switch t, err := r.Next(); {
+		case err != nil:
+			return nil, err
+		case t == wire.Bin || t == wire.Str:
+			return r.Bytes()
+		case t == wire.Array:
+			n, err := r.ArrayLen()
+			if err != nil {
+				return nil, err
+			}
+			msg := make([]byte, 0, n)
+			for range n {
+				v, err := r.Uint()
+				if err != nil || v > 255 {
+					return nil, fmt.Errorf("invalid value in byte array: %d, %v", v, err)
+				}
+				msg = append(msg, byte(v))
+			}
+			return msg, nil
+		default:
+			return nil, fmt.Errorf("invalid type %v, expected a byte array", t)
+		}
+	})
+}
+
+// readReply reads a reply's msg with readMsg (missing: msg stays as given)
+// and its error text, skipping the other fields.
+func readReply(b, msg []byte, readMsg func(r *wire.Reader) ([]byte, error)) ([]byte, string, error) {
+	var errText string
+	err := wire.ReadMap(b, func(r *wire.Reader, key []byte) (err error) {
 		switch string(key) {
 		case "msg":
-			t, err := r.Next()
-			switch {
-			case err != nil:
-				return err
-			case t == wire.Bin || t == wire.Str:
-				msg, err = r.Bytes()
-				return err
-			case t == wire.Array:
-				n, err := r.ArrayLen()
-				if err != nil {
-					return err
-				}
-				msg = make([]byte, 0, n)
-				for range n {
-					v, err := r.Uint()
-					if err != nil || v > 255 {
-						return fmt.Errorf("invalid value in byte array: %d, %v", v, err)
-					}
-					msg = append(msg, byte(v))
-				}
-				return nil
-			}
-			return fmt.Errorf("invalid type: %v, expected a byte array", t)
+			msg, err = readMsg(r)
 		case "error":
-			var err error
 			errText, err = r.Str()
-			return err
+		default:
+			err = r.Skip()
 		}
-		return r.Skip()
+		return err
 	})
 	return msg, errText, err
 }
