@@ -13,7 +13,7 @@ type CachedClaims struct {
 	Tags       string `json:"tags"`
 	Version    string `json:"version"`
 	Subject    string `json:"sub"`
-	ContractID string `json:"contract_id,omitempty"`
+	ContractID string `json:"contract_id"` // a provider's contract; "" for an actor, as wasmCloud writes it
 }
 
 // CapList splits the comma-joined capabilities, dropping empty entries.

@@ -1,9 +1,7 @@
 package lattice
 
 import (
-	"cmp"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -144,17 +142,11 @@ func readEntity(r *wire.Reader) (Entity, error) {
 	return e, err
 }
 
-// readMsg reads an invocation's or a response's msg: bin, str (Elixir
-// peers), nil, or an empty array (the OTP host's "actor not running" reply).
-func readMsg(r *wire.Reader) ([]byte, error) {
-	if t, err := r.Next(); err != nil || t != wire.Array {
-		return r.Bytes()
-	}
-	if n, err := r.ArrayLen(); err != nil || n > 0 {
-		return nil, cmp.Or(err, errors.New("want bytes, got a non-empty array"))
-	}
-	return nil, nil
-}
+// readMsg reads an invocation's or a response's msg in every form peers
+// write it (wire.Reader.ByteArray): bin, str (the OTP host's replies), an
+// array of bytes (the OTP host's "actor not running" reply is an empty one),
+// or nil.
+func readMsg(r *wire.Reader) ([]byte, error) { return r.ByteArray() }
 
 // InvocationResponse is the reply to an Invocation. A non-empty Error means the call failed.
 type InvocationResponse struct {
@@ -225,8 +217,9 @@ func DecodeInvocationResponse(data []byte) (*InvocationResponse, error) {
 // written by hand rather than through msgpack's reflection: one allocation of
 // the exact size instead of a growing buffer and a walk over struct tags.
 // The bytes are those Marshal produces for the same value (field order,
-// omitempty, compact integers, nil msg as nil); TestEncodersMatchMarshal
-// checks that, so peers see no difference.
+// omitempty, compact integers, an invocation's nil msg as nil), except that
+// a response's msg is written as Marshal writes a string (str, "" for
+// none); TestEncodersMatchMarshal checks that, so peers see no difference.
 
 // field names, written once here so that size and write agree.
 const (
@@ -327,10 +320,13 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-// Encode is the response's msgpack wire form.
+// Encode is the response's msgpack wire form. Its msg is a str, as the OTP
+// host writes replies, and empty (never nil) when there is none: wasmCloud's
+// Go provider SDK reads only str there, and wasmbus-rpc refuses nil
+// (docs/protocol.md §3).
 func (r *InvocationResponse) Encode() ([]byte, error) {
 	fields := responseFields
-	size := wire.StrSize(len(kMsg)) + wire.BinSize(r.Msg) + wire.StrSize(len(kInvocationID)) + wire.StrSize(len(r.InvocationID))
+	size := wire.StrSize(len(kMsg)) + wire.StrSize(len(r.Msg)) + wire.StrSize(len(kInvocationID)) + wire.StrSize(len(r.InvocationID))
 	if r.Error != "" {
 		fields++
 		size += wire.StrSize(len(kError)) + wire.StrSize(len(r.Error))
@@ -346,7 +342,7 @@ func (r *InvocationResponse) Encode() ([]byte, error) {
 	w := wire.NewWriter(size + wire.ContainerSize(fields))
 	w.MapHeader(fields)
 	w.Str(kMsg)
-	w.Bin(r.Msg)
+	w.StrBytes(r.Msg) // str as the OTP host writes replies, never nil (docs/protocol.md §3)
 	w.Str(kInvocationID)
 	w.Str(r.InvocationID)
 	if r.Error != "" {

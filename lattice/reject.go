@@ -52,7 +52,28 @@ func (e *RejectError) Error() string {
 	case ReasonMalformed, ReasonTooLarge, ReasonChunked:
 		return fmt.Sprintf("invocation rejected (%s): %s", e.Reason, e.Detail)
 	}
+	if text, ok := antiforgeryTexts[e.Reason]; ok {
+		return fmt.Sprintf("Anti-forgery check failed: %s (%s: %s)", text, e.Reason, e.Detail)
+	}
 	return fmt.Sprintf("Anti-forgery check failed (%s): %s", e.Reason, e.Detail)
+}
+
+// antiforgeryTexts are wasmCloud's texts for the anti-forgery refusals that
+// have exactly one cause in both hosts (the OTP host's
+// Invocation::validate_antiforgery): a reply refused for one of these
+// reasons starts with "Anti-forgery check failed: " and the text, as
+// wasmCloud's does, and names latticed's reason and detail after it.
+var antiforgeryTexts = map[RejectReason]string{
+	ReasonUnknownIssuer: "Issuer of this invocation is not among the list of valid issuers",
+	ReasonBadSignature:  "Invocation claims signature invalid",
+	ReasonHashMismatch:  "Invocation hash does not match signed claims hash",
+}
+
+// NotRunning is wasmCloud's text for an invocation of an actor that has no
+// instance to serve it on the host that received it; a host that is
+// stopping the actor, or stopping altogether, answers with it.
+func NotRunning(actorKey string) string {
+	return "Invocation received for actor " + actorKey + " that is not running"
 }
 
 // Reject builds a RejectError.

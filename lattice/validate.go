@@ -69,6 +69,9 @@ func ValidateLabelPut(labels map[string]string, key string) error {
 	if err := ValidateLabelKey(key); err != nil {
 		return err
 	}
+	if IsCoreLabel(key) {
+		return invalid("label %q is a core label the host sets from its platform; it cannot be changed", key)
+	}
 	for k := range labels {
 		if k != key && strings.EqualFold(k, key) {
 			return invalid("label key %q differs only in case from the existing label %q: remove that first, or use its spelling", key, k)

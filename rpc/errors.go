@@ -6,8 +6,16 @@ import (
 	"github.com/latticed/latticed/lattice"
 )
 
-// ErrNoResponders means nothing in the lattice serves the target.
+// ErrNoResponders means nothing in the lattice serves the target. Invoke's
+// error for it also matches ErrRequestTimeout and reads as it does:
+// wasmCloud gives both failures one text.
 var ErrNoResponders = errors.New("no responders: the target is not running in this lattice")
+
+// ErrRequestTimeout means the callee did not answer in time, or nothing
+// serves it (then the error matches ErrNoResponders too). Its text is
+// wasmCloud's for the same failure (docs/protocol.md §5), and Invoke's error
+// starts with it; the detail after it names the subject.
+var ErrRequestTimeout = errors.New("Failed to perform RPC call: request timeout")
 
 // Sentinels for the codes a callee's error reply can carry
 // (lattice.HeaderErrorCode, docs/protocol.md §3). Invoke's *RemoteError

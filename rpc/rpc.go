@@ -48,9 +48,9 @@ func InvokeAs(ctx context.Context, nc *nats.Conn, signer trust.Signer, hostID st
 	msg, err := nc.RequestWithContext(ctx, subject, data)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
-		return nil, fmt.Errorf("Failed to perform RPC call to %s: %w", subject, ErrNoResponders)
+		return nil, fmt.Errorf("%w (%w on %s)", ErrRequestTimeout, ErrNoResponders, subject)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
-		return nil, fmt.Errorf("Failed to perform RPC call to %s: request timeout", subject)
+		return nil, fmt.Errorf("%w (no reply on %s in time)", ErrRequestTimeout, subject)
 	case err != nil:
 		return nil, fmt.Errorf("Failed to perform RPC call to %s: %w", subject, err)
 	}

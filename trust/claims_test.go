@@ -3,6 +3,7 @@ package trust
 import (
 	"bytes"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -178,5 +179,29 @@ func TestFlattenActor(t *testing.T) {
 	}
 	if got := (lattice.CachedClaims{Caps: ",a:b,"}).CapList(); len(got) != 1 || got[0] != "a:b" {
 		t.Fatalf("caplist %v", got)
+	}
+}
+
+// Without a positive rev, a revision is the claims' iat, for actors and
+// provider archives alike, wherever it is shown (wasmCloud's
+// revision_or_iat); a provider without claims has revision 0.
+func TestRevisionFallsBackToIssuedAt(t *testing.T) {
+	signed, _, _ := signTestModule(t, SignActorOptions{Name: "n"})
+	c, _ := ReadActorClaims(signed)
+	iat := int32(c.IssuedAt)
+	if c.IssuedAt == 0 || ActorRevision(c) != iat || FlattenActor(c).Rev != strconv.Itoa(int(iat)) || FlattenActor(c).ContractID != "" {
+		t.Fatalf("actor: revision %d, flattened %+v, iat %d", ActorRevision(c), FlattenActor(c), c.IssuedAt)
+	}
+	for _, tc := range []struct {
+		rev  int32
+		want int32
+	}{{0, 1700000000}, {-1, 1700000000}, {7, 7}} {
+		p := &ProviderClaims{IssuedAt: 1700000000, Wascap: &Provider{Rev: tc.rev, ContractID: "wasmcloud:x"}}
+		if got := ProviderRevision(p); got != tc.want || FlattenProvider(p).Rev != strconv.Itoa(int(tc.want)) {
+			t.Errorf("provider rev %d: revision %d, flattened %q; want %d", tc.rev, got, FlattenProvider(p).Rev, tc.want)
+		}
+	}
+	if ProviderRevision(nil) != 0 {
+		t.Error("a provider without claims has a revision")
 	}
 }

@@ -50,7 +50,7 @@ func ParseProviderClaims(token string) (*ProviderClaims, error) {
 // FlattenProvider converts provider claims to the cached form.
 func FlattenProvider(c *ProviderClaims) lattice.CachedClaims {
 	w := c.Wascap
-	return lattice.CachedClaims{Issuer: c.Issuer, Name: w.Name, Rev: fmt.Sprint(w.Rev), Version: w.Ver, Subject: c.Subject, ContractID: w.ContractID}
+	return lattice.CachedClaims{Issuer: c.Issuer, Name: w.Name, Rev: fmt.Sprint(ProviderRevision(c)), Version: w.Ver, Subject: c.Subject, ContractID: w.ContractID}
 }
 
 // ProviderTarget is this machine's provider archive target, "{arch}-{os}"
@@ -58,13 +58,8 @@ func FlattenProvider(c *ProviderClaims) lattice.CachedClaims {
 func ProviderTarget() string { return TargetOf(runtime.GOARCH, runtime.GOOS) }
 
 // TargetOf maps a Go GOARCH/GOOS pair to a provider archive target name.
+// wasmCloud names it with Rust's std::env::consts ARCH and OS, as the host
+// labels hostcore.arch and hostcore.os (lattice.CoreLabels).
 func TargetOf(goarch, goos string) string {
-	arch := map[string]string{"amd64": "x86_64", "arm64": "aarch64", "386": "x86", "arm": "arm", "riscv64": "riscv64", "ppc64le": "powerpc64le", "s390x": "s390x"}[goarch]
-	if arch == "" {
-		arch = goarch
-	}
-	if goos == "darwin" {
-		goos = "macos"
-	}
-	return arch + "-" + goos
+	return lattice.RustArch(goarch) + "-" + lattice.RustOS(goos)
 }

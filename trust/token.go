@@ -280,10 +280,35 @@ type ActorClaims = Claims[Actor]
 
 // ActorRevision is `rev` when positive, else `iat`, as wasmCloud derives it.
 func ActorRevision(c *ActorClaims) int32 {
-	if c.Wascap != nil && c.Wascap.Rev > 0 {
-		return c.Wascap.Rev
+	var rev int32
+	if c.Wascap != nil {
+		rev = c.Wascap.Rev
 	}
-	return int32(c.IssuedAt)
+	return revisionOrIAT(rev, c.IssuedAt)
+}
+
+// ProviderRevision is ActorRevision for a provider archive's claims; 0
+// without claims (a built-in provider).
+func ProviderRevision(c *ProviderClaims) int32 {
+	if c == nil {
+		return 0
+	}
+	var rev int32
+	if c.Wascap != nil {
+		rev = c.Wascap.Rev
+	}
+	return revisionOrIAT(rev, c.IssuedAt)
+}
+
+// revisionOrIAT is wasmCloud's rule for a claim set's revision: `rev` when
+// it is positive, else `iat` (issued-at, seconds) cast to 32 bits. It holds
+// wherever a revision is shown: get.claims' `rev`, the inventories'
+// `revision`, the actor_started event.
+func revisionOrIAT(rev int32, iat int64) int32 {
+	if rev > 0 {
+		return rev
+	}
+	return int32(iat)
 }
 
 // NormalizeCallAlias applies wascap's normalisation: trimmed, lowercased,
@@ -399,7 +424,7 @@ func FlattenActor(c *ActorClaims) lattice.CachedClaims {
 	}
 	return lattice.CachedClaims{
 		CallAlias: w.CallAlias, Issuer: c.Issuer, Name: w.Name,
-		Caps: strings.Join(w.Caps, ","), Rev: strconv.Itoa(int(w.Rev)),
+		Caps: strings.Join(w.Caps, ","), Rev: strconv.Itoa(int(ActorRevision(c))),
 		Tags: strings.Join(w.Tags, ","), Version: w.Ver, Subject: c.Subject,
 	}
 }

@@ -137,6 +137,37 @@ func (r *Reader) Str() (string, error) {
 // not a copy.
 func (r *Reader) Bytes() ([]byte, error) { return r.byteString() }
 
+// ByteArray reads a byte string in every form wasmCloud's peers write one:
+// bin (wasmbus-rpc, the OTP host's invocations), str (the OTP host's
+// replies, Msgpax packs every binary as str), an array of integers 0..255
+// (serde_bytes' reader takes that too) or nil (latticed's replies before
+// docs/protocol.md §3 made it empty). Bin and str come back as slices of the
+// input; an array is copied, one byte per element.
+func (r *Reader) ByteArray() ([]byte, error) {
+	if t, err := r.Next(); err != nil || t != Array {
+		return r.byteString()
+	}
+	n, err := r.ArrayLen()
+	if err != nil {
+		return nil, err
+	}
+	if n > len(r.b)-r.i { // each element takes at least a byte
+		return nil, errShort
+	}
+	out := make([]byte, n)
+	for i := range out {
+		v, err := r.Uint()
+		if err != nil {
+			return nil, err
+		}
+		if v > 0xff {
+			return nil, fmt.Errorf("byte array element %d is %d, above 255", i, v)
+		}
+		out[i] = byte(v)
+	}
+	return out, nil
+}
+
 // byteString reads bin, str or nil as a slice of the input.
 func (r *Reader) byteString() ([]byte, error) {
 	c, err := r.byte()
@@ -472,7 +503,13 @@ func (w *Writer) Bool(v bool) {
 
 // Str writes a string in its most compact form.
 func (w *Writer) Str(s string) {
-	switch n := len(s); {
+	w.strHeader(len(s))
+	w.b = append(w.b, s...)
+}
+
+// strHeader writes the header of a str of n bytes: fixstr, str 8, 16 or 32.
+func (w *Writer) strHeader(n int) {
+	switch {
 	case n < 32:
 		w.b = append(w.b, 0xa0|byte(n))
 	case n <= 0xff:
@@ -482,7 +519,6 @@ func (w *Writer) Str(s string) {
 	default:
 		w.b = binary.BigEndian.AppendUint32(append(w.b, 0xdb), uint32(n))
 	}
-	w.b = append(w.b, s...)
 }
 
 // Bin writes a byte string; nil is written as msgpack nil, as reflection
@@ -499,6 +535,14 @@ func (w *Writer) Bin(b []byte) {
 	default:
 		w.b = binary.BigEndian.AppendUint32(append(w.b, 0xc6), uint32(n))
 	}
+	w.b = append(w.b, b...)
+}
+
+// StrBytes writes b as a msgpack str, as the OTP host writes a reply's
+// msg (docs/protocol.md §3); nil is written as the empty str, never nil.
+// The bytes need not be UTF-8: every reader of msg takes them as bytes.
+func (w *Writer) StrBytes(b []byte) {
+	w.strHeader(len(b))
 	w.b = append(w.b, b...)
 }
 

@@ -155,3 +155,42 @@ func TestWriterIntIsCompact(t *testing.T) {
 		}
 	}
 }
+
+// ByteArray reads every form a peer writes a byte string in (bin, str, an
+// array of bytes, nil) and refuses the rest; StrBytes writes a str of the
+// bytes, empty for nil.
+func TestByteArrayForms(t *testing.T) {
+	str := NewWriter(0)
+	str.StrBytes([]byte{0xff, 0})
+	empty := NewWriter(0)
+	empty.StrBytes(nil)
+	for _, tc := range []struct {
+		name string
+		in   []byte
+		want []byte
+		bad  bool
+	}{
+		{name: "bin", in: []byte{0xc4, 2, 0xff, 0}, want: []byte{0xff, 0}},
+		{name: "str, not UTF-8", in: str.Bytes(), want: []byte{0xff, 0}},
+		{name: "empty str for nil", in: empty.Bytes(), want: []byte{}},
+		{name: "array of bytes", in: []byte{0x93, 1, 0xcc, 0xff, 0xd0, 5}, want: []byte{1, 0xff, 5}},
+		{name: "empty array", in: []byte{0x90}, want: []byte{}},
+		{name: "nil", in: []byte{0xc0}},
+		{name: "array element above 255", in: []byte{0x91, 0xcd, 1, 0}, bad: true},
+		{name: "negative array element", in: []byte{0x91, 0xff}, bad: true},
+		{name: "array of strings", in: []byte{0x91, 0xa1, 'x'}, bad: true},
+		{name: "array longer than the input", in: []byte{0xdd, 0xff, 0xff, 0xff, 0xff, 1}, bad: true},
+		{name: "int", in: []byte{5}, bad: true},
+	} {
+		got, err := NewReader(tc.in).ByteArray()
+		if tc.bad {
+			if err == nil {
+				t.Errorf("%s: accepted as % x", tc.name, got)
+			}
+			continue
+		}
+		if err != nil || !bytes.Equal(got, tc.want) || (tc.want != nil) != (got != nil) {
+			t.Errorf("%s: got % x (nil %v), %v; want % x", tc.name, got, got == nil, err, tc.want)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -126,9 +128,25 @@ func (h *Host) HostInfo() lattice.HostInfo {
 		ID: h.id, Issuer: h.opts.ClusterKey.PublicKey(), Labels: h.labelsCopy(),
 		FriendlyName: h.opts.FriendlyName, UptimeSeconds: secs, UptimeHuman: human, Version: buildinfo.Version,
 		ClusterIssuers: strings.Join(h.opts.Issuers, ","), JSDomain: js,
-		CtlHost: h.opts.CtlHost, RPCHost: h.opts.RPCHost, ProvRPCHost: h.opts.ProvRPCHost,
+		CtlHost: bareHost(h.opts.CtlHost), RPCHost: bareHost(h.opts.RPCHost), ProvRPCHost: bareHost(h.opts.ProvRPCHost),
 		LatticePrefix: h.opts.LatticePrefix,
 	}
+}
+
+// bareHost is the host part of a NATS address as wasmCloud reports it in
+// ping replies (ctl_host, rpc_host, prov_rpc_host: the configured host, no
+// scheme, no port): "nats://10.0.0.5:4222" gives "10.0.0.5". Of a list of
+// servers it takes the first.
+func bareHost(addr string) string {
+	addr, _, _ = strings.Cut(addr, ",")
+	addr = strings.TrimSpace(addr)
+	if u, err := url.Parse(addr); err == nil && u.Host != "" {
+		return u.Hostname()
+	}
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
 }
 
 func (h *Host) ctlPing(context.Context, *nats.Msg) any {
@@ -271,6 +289,9 @@ func (h *Host) ctlLabelDel(_ context.Context, m *nats.Msg) any {
 	var req lattice.LabelCommand
 	if err := decodeCtl(m, &req); err != nil {
 		return ack(err)
+	}
+	if lattice.IsCoreLabel(req.Key) {
+		return ack(fmt.Errorf("label %q is a core label the host sets from its platform; it cannot be removed", req.Key))
 	}
 	h.labelsMu.Lock()
 	_, ok := h.labels[req.Key]

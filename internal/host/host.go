@@ -14,6 +14,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -164,6 +166,9 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 	for k, v := range opts.Labels {
 		h.labels[k] = v
 	}
+	// The core labels win over configured ones of the same name, as in
+	// wasmCloud's hosts.
+	maps.Copy(h.labels, lattice.CoreLabels(runtime.GOARCH, runtime.GOOS))
 	h.issuers = trust.NewIssuers(opts.Issuers,
 		trust.WithReplayGuard(trust.NewReplayGuard(opts.ReplayWindow, trust.DefaultReplayCapacity)),
 		trust.WithClockSkew(opts.ClockSkew))

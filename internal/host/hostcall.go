@@ -1,11 +1,14 @@
 package host
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -24,17 +27,66 @@ const (
 
 // hostCall routes an actor's __host_call (docs/protocol.md §5): built-ins answered
 // here, then a linked provider, an actor key, or a call alias.
+//
+// A failed call is not the end of the invocation: its error goes back to the
+// actor (through __host_error, as a hostCallError with wasmCloud's text),
+// which decides what to answer. So the call gets its own deadline, ending
+// before the invocation's (hostCallContext), and the instance is replaced
+// only when the actor itself overruns the invocation's deadline.
 func (h *Host) hostCall(ctx context.Context, a *actor, binding, namespace, operation string, payload []byte) ([]byte, error) {
+	ctx, cancel := h.hostCallContext(ctx)
+	defer cancel()
 	ctx, span := rpc.StartHostCall(ctx, a.key, namespace, binding, operation) // a no-op while tracing is off
 	kind, resp, err := h.routeHostCall(ctx, a, binding, namespace, operation, payload)
 	span.End(err)
 	result := metrics.ResultOK
 	if err != nil {
 		result = metrics.ResultError
+		h.log.Debug("host call failed", "actor", a.key, "namespace", namespace, "binding", binding, "operation", operation, "err", err)
+		err = &hostCallError{err: err}
 	}
 	h.m.HostCallsTotal.WithLabelValues(a.key, kind, result).Inc()
 	return resp, err
 }
+
+// hostCallContext bounds one outbound host call: the RPC timeout, or what
+// is left of the inbound invocation's deadline less a tenth of it, whichever
+// is shorter. The tenth is the actor's time to answer after a failed call;
+// without it a callee that never answers would use up the invocation's
+// deadline and the actor would be interrupted rather than told.
+func (h *Host) hostCallContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	timeout := cmp.Or(h.opts.RPCTimeout, rpc.DefaultTimeout)
+	if d, ok := ctx.Deadline(); ok {
+		left := time.Until(d)
+		timeout = min(timeout, left-left/answerReserve)
+	}
+	return context.WithTimeout(ctx, timeout)
+}
+
+// answerReserve: 1/answerReserve of what is left of the invocation's
+// deadline is kept for the actor to answer after a host call failed.
+const answerReserve = 10
+
+// hostCallFailed starts every host call error the actor reads, as in
+// wasmCloud's hosts (docs/protocol.md §5).
+const hostCallFailed = "Host call function failed: "
+
+// hostCallError is a failed host call as the actor reads it through
+// __host_error: wasmCloud's text, "Host call function failed: " and the
+// cause's text, where a call that got no reply in time (or had nobody to
+// answer it) reads exactly as in wasmCloud, without latticed's detail
+// (logged instead). It unwraps to the cause, so the host still sees
+// rpc.ErrNoResponders and the other sentinels.
+type hostCallError struct{ err error }
+
+func (e *hostCallError) Error() string {
+	if errors.Is(e.err, rpc.ErrRequestTimeout) {
+		return hostCallFailed + rpc.ErrRequestTimeout.Error()
+	}
+	return hostCallFailed + e.err.Error()
+}
+
+func (e *hostCallError) Unwrap() error { return e.err }
 
 func (h *Host) routeHostCall(ctx context.Context, a *actor, binding, namespace, operation string, payload []byte) (string, []byte, error) {
 	if binding == "" {
@@ -68,7 +120,8 @@ func (h *Host) routeHostCall(ctx context.Context, a *actor, binding, namespace, 
 		if !a.claims.Wascap.HasCapability(namespace) {
 			return targetProvider, nil, fmt.Errorf("Invocation not authorized: missing capability claim for %s", namespace)
 		}
-		return targetProvider, nil, fmt.Errorf("Invocation not authorized: missing link definition for %s on %s (link name %q)", namespace, h.opts.LatticePrefix, binding)
+		// wasmCloud's text, which does not name the link (hostCall logs it).
+		return targetProvider, nil, fmt.Errorf("Invocation not authorized: missing link definition for %s on %s", namespace, h.opts.LatticePrefix)
 	}
 	return targetActor, nil, fmt.Errorf("Could not identify suitable target for invocation: %q is no linked contract, actor key or call alias", namespace)
 }

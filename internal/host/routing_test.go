@@ -3,6 +3,8 @@ package host
 import (
 	"encoding/json"
 	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,13 +81,14 @@ func TestHostCallRouting(t *testing.T) {
 	})
 	t.Run("unclaimed contract is refused", func(t *testing.T) {
 		_, err := f.forward(t, noCaps.Key, forward{Namespace: wire.ContractKeyValue, Operation: wire.OpKVIncrement})
-		if err == nil || !strings.Contains(err.Error(), "missing capability claim for wasmcloud:keyvalue") {
+		// wasmCloud's text, exactly (docs/protocol.md §5).
+		if err == nil || err.Error() != "Host call function failed: Invocation not authorized: missing capability claim for wasmcloud:keyvalue" {
 			t.Fatal(err)
 		}
 	})
 	t.Run("claimed contract without a link", func(t *testing.T) {
 		_, err := f.forward(t, fwd.Key, forward{Namespace: wire.ContractKeyValue, Operation: wire.OpKVIncrement})
-		if err == nil || !strings.Contains(err.Error(), "missing link definition for wasmcloud:keyvalue") {
+		if err == nil || err.Error() != "Host call function failed: Invocation not authorized: missing link definition for wasmcloud:keyvalue on test" {
 			t.Fatal(err)
 		}
 	})
@@ -134,7 +137,11 @@ func TestBuiltinsNeedTheirClaims(t *testing.T) {
 }
 
 func TestControlInterfaceQueries(t *testing.T) {
-	f := newFixture(t, func(o *Options) { o.Labels = map[string]string{"region": "eu"} })
+	f := newFixture(t, func(o *Options) {
+		// A configured core label loses to the platform's, as in wasmCloud.
+		o.Labels = map[string]string{"region": "eu", lattice.LabelOS: "plan9"}
+		o.CtlHost, o.RPCHost, o.ProvRPCHost = "nats://127.0.0.1:4222", "tls://[::1]:4223,nats://10.0.0.7:4222", "10.0.0.6:4224"
+	})
 	events := make(chan lattice.CloudEvent, 64)
 	sub, err := f.nc.Subscribe(lattice.Events("test"), func(m *nats.Msg) {
 		var e lattice.CloudEvent
@@ -161,11 +168,35 @@ func TestControlInterfaceQueries(t *testing.T) {
 		!strings.Contains(info.ClusterIssuers, f.cluster.PublicKey()) || info.LatticePrefix != "test" {
 		t.Fatalf("host info %+v %v", info, err)
 	}
+	// wasmCloud's values: Rust's platform names, bare hosts.
+	for k, v := range lattice.CoreLabels(runtime.GOARCH, runtime.GOOS) {
+		if info.Labels[k] != v {
+			t.Errorf("label %s = %q, want %q", k, info.Labels[k], v)
+		}
+	}
+	if info.CtlHost != "127.0.0.1" || info.RPCHost != "::1" || info.ProvRPCHost != "10.0.0.6" {
+		t.Errorf("ctl_host %q, rpc_host %q, prov_rpc_host %q: want bare hosts", info.CtlHost, info.RPCHost, info.ProvRPCHost)
+	}
 
 	var claims lattice.ClaimsList
 	f.ctlRequest(t, f.ctl.GetClaims(), nil, &claims)
 	if len(claims.Claims) != 1 || claims.Claims[0].Subject != echo.Key || claims.Claims[0].Caps != wire.ContractHTTPServer || claims.Claims[0].CallAlias != "echo" {
 		t.Fatalf("claims %+v", claims)
+	}
+	// No rev in the claims: wasmCloud shows iat instead, as a string; an
+	// actor's contract_id is there, empty.
+	iat := strconv.FormatInt(echo.Claims.IssuedAt, 10)
+	if echo.Claims.Wascap.Rev != 0 || claims.Claims[0].Rev != iat {
+		t.Errorf("rev %q, want iat %s", claims.Claims[0].Rev, iat)
+	}
+	raw, err := f.nc.Request(f.ctl.GetClaims(), nil, 10*time.Second)
+	if err != nil || !strings.Contains(string(raw.Data), `"contract_id":""`) {
+		t.Errorf("get.claims %s %v: want an empty contract_id", raw.Data, err)
+	}
+	var inventory lattice.HostInventory
+	f.ctlRequest(t, f.ctl.GetInventory(f.h.ID()), nil, &inventory)
+	if len(inventory.Actors) != 1 || len(inventory.Actors[0].Instances) != 2 || strconv.Itoa(int(inventory.Actors[0].Instances[0].Revision)) != iat {
+		t.Errorf("inventory %+v: want revision %s", inventory, iat)
 	}
 
 	provider, _ := trust.CreateKeyPair(lattice.KindService)
@@ -203,6 +234,15 @@ func TestControlInterfaceQueries(t *testing.T) {
 	f.ctlRequest(t, f.ctl.LabelDel(f.h.ID()), lattice.LabelCommand{Key: "region"}, &a)
 	if !a.Accepted || auction(map[string]string{"region": "us"}) {
 		t.Fatal("label del not applied")
+	}
+	// The core labels are the platform's: neither changed nor removed.
+	f.ctlRequest(t, f.ctl.LabelPut(f.h.ID()), lattice.LabelCommand{Key: lattice.LabelArch, Value: "vax"}, &a)
+	if a.Accepted {
+		t.Fatal("core label changed")
+	}
+	f.ctlRequest(t, f.ctl.LabelDel(f.h.ID()), lattice.LabelCommand{Key: lattice.LabelOSFamily}, &a)
+	if a.Accepted {
+		t.Fatal("core label removed")
 	}
 
 	// Providers need a supervisor; without one the host says so.

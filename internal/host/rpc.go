@@ -53,12 +53,12 @@ func (h *Host) subscribe(a *actor) (*nats.Subscription, error) {
 // pool's bounded queue limits how many wait.
 func (h *Host) dispatch(a *actor, m *nats.Msg) {
 	if !h.rpcGate.enter() {
-		a.srv.Reply(m, &lattice.InvocationResponse{Error: "host is stopping: actor " + a.key + " is no longer served here", ErrorCode: lattice.ErrorCodeUnavailable})
+		a.srv.Reply(m, &lattice.InvocationResponse{Error: lattice.NotRunning(a.key) + ": the host is stopping", ErrorCode: lattice.ErrorCodeUnavailable})
 		return
 	}
 	if !a.gate.enter() {
 		h.rpcGate.leave()
-		a.srv.Reply(m, &lattice.InvocationResponse{Error: "actor " + a.key + " is stopping on this host", ErrorCode: lattice.ErrorCodeUnavailable})
+		a.srv.Reply(m, &lattice.InvocationResponse{Error: lattice.NotRunning(a.key) + ": it is stopping on this host", ErrorCode: lattice.ErrorCodeUnavailable})
 		return
 	}
 	go func() {

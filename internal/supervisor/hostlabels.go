@@ -3,6 +3,7 @@ package supervisor
 import (
 	"encoding/json"
 	"maps"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -16,7 +17,7 @@ import (
 // so that the supervisor, asking the policy service on the host's behalf,
 // describes the host with the labels the host holds, including those set
 // through the control interface. Until the host first says, they are the
-// configured labels the host starts with.
+// labels the host starts with: the configured ones and the core labels.
 type hostLabels struct {
 	hostID string
 
@@ -25,7 +26,12 @@ type hostLabels struct {
 }
 
 func newHostLabels(hostID string, configured map[string]string) *hostLabels {
-	return &hostLabels{hostID: hostID, labels: maps.Clone(configured)}
+	labels := maps.Clone(configured)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	maps.Copy(labels, lattice.CoreLabels(runtime.GOARCH, runtime.GOOS)) // they win, as on the host
+	return &hostLabels{hostID: hostID, labels: labels}
 }
 
 // handle folds one lattice event in.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -61,6 +62,7 @@ func TestPolicyRequestsOfSupervisorAndHostCarryTheHostsLabels(t *testing.T) {
 		}
 	}
 	want := map[string]string{"zone": "configured", "team": "blue"}
+	maps.Copy(want, lattice.CoreLabels(runtime.GOARCH, runtime.GOOS))
 	testenv.CheckFor(t, 30*time.Second, 10*time.Millisecond, func() error {
 		if got := n.s.labels.get(); !maps.Equal(got, want) {
 			return fmt.Errorf("the supervisor sees the host's labels as %v, want %v", got, want)

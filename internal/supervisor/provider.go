@@ -40,6 +40,7 @@ type providerInstance struct {
 	child               *child.Child
 	key, link, ref      string
 	contract, name      string
+	revision            int32 // the archive claims' revision (trust.ProviderRevision), 0 for others
 	path                string
 	args                []string
 	configJSON          string
@@ -162,7 +163,7 @@ func (s *Supervisor) LaunchProvider(ctx context.Context, cmd lattice.LaunchProvi
 	p := &providerInstance{
 		sup: s, key: prog.key, link: link, ref: cmd.ProviderRef, contract: prog.contract, name: prog.name,
 		path: prog.path, args: prog.args, configJSON: cmd.Configuration, annotations: cmd.Annotations, compat: cmd.CompatClusterSeed,
-		recheck: make(chan struct{}, 1), listed: true,
+		recheck: make(chan struct{}, 1), listed: true, revision: trust.ProviderRevision(prog.claims),
 	}
 	p.child = s.newChild(child.Spec{Name: p.label(), Noun: "provider", Role: roleProvider,
 		RearmHint: "launch it again, or admin restart"}, child.Hooks{
@@ -285,7 +286,7 @@ func (p *providerInstance) describe(revocation string) lattice.ProviderDescripti
 	defer p.mu.Unlock()
 	d := lattice.ProviderDescription{
 		ID: p.key, ImageRef: p.ref, ContractID: p.contract, LinkName: p.link, Name: p.name,
-		InstanceID: p.instanceID, Annotations: p.annotations, State: st.State,
+		InstanceID: p.instanceID, Annotations: p.annotations, Revision: p.revision, State: st.State,
 		ExitReason: st.LastExit.String(), Restarts: st.Restarts, Revocation: revocation,
 		Signing: lattice.SigningDelegated, ReportsLinks: p.reportsLinks, Links: slices.Clone(p.linkOutcomes),
 	}

@@ -18,7 +18,8 @@
 //   - membomb: Mem.Grow allocates 64 MiB chunks until memory runs out;
 //     Mem.GrowOnce keeps one more 64 MiB chunk per call and returns the count.
 //   - recurse: Recurse.Deep recurses until the goroutine stack overflows.
-//   - hostcall: Call.Forward performs the host call described by its payload.
+//   - hostcall: Call.Forward performs the host call described by its payload;
+//     Call.Answer too, and answers a failed one with the host's error text.
 //   - lifecycle: Life.MainRan, Life.Count, Life.Sleep, Life.Goroutine report
 //     how the Go reactor behaves (main not run, state kept across calls).
 //   - startforever: its initialiser sleeps forever, so its start never

@@ -3,7 +3,8 @@
 //
 // Call.Forward takes a msgpack map {binding, namespace, operation, payload}
 // and returns the reply payload unchanged, or the host's error message,
-// verbatim, as the guest error.
+// verbatim, as the guest error. Call.Answer takes the same map and answers
+// the host's error message as its reply, after "host error: ".
 package main
 
 import (
@@ -47,17 +48,32 @@ func decodeForward(p []byte) (forward, error) {
 
 func init() {
 	actor.Handle("Call.Forward", func(p []byte) ([]byte, error) {
-		f, err := decodeForward(p)
-		if err != nil {
-			return nil, err
-		}
-		reply, err := actor.HostCall(f.binding, f.namespace, f.operation, f.payload)
-		var hostErr *actor.HostError
-		if errors.As(err, &hostErr) {
-			return nil, errors.New(hostErr.Message)
-		}
-		return reply, err
+		return forwardThen(p, func(msg string) ([]byte, error) { return nil, errors.New(msg) })
+	})
+	// Call.Answer is Call.Forward for an actor that copes with a failed host
+	// call: it answers (successfully) with the host's error text after
+	// hostErrorPrefix, so tests see exactly what __host_error gave it.
+	actor.Handle("Call.Answer", func(p []byte) ([]byte, error) {
+		return forwardThen(p, func(msg string) ([]byte, error) { return []byte(hostErrorPrefix + msg), nil })
 	})
 }
+
+// forwardThen performs the host call p describes and returns its reply, or
+// what onHostErr makes of the host's error message.
+func forwardThen(p []byte, onHostErr func(msg string) ([]byte, error)) ([]byte, error) {
+	f, err := decodeForward(p)
+	if err != nil {
+		return nil, err
+	}
+	reply, err := actor.HostCall(f.binding, f.namespace, f.operation, f.payload)
+	var hostErr *actor.HostError
+	if errors.As(err, &hostErr) {
+		return onHostErr(hostErr.Message)
+	}
+	return reply, err
+}
+
+// hostErrorPrefix starts Call.Answer's reply when the host call failed.
+const hostErrorPrefix = "host error: "
 
 func main() {}
