@@ -112,7 +112,7 @@ func TestHostsAuctionsAndStart(t *testing.T) {
 			t.Errorf("unexpected host info %+v", h)
 		}
 	}
-	if _, err := l.c.SoleHost(ctx, 300*time.Millisecond); err == nil || !strings.Contains(err.Error(), "2 hosts answered") {
+	if _, err := l.c.SoleHost(ctx, 2*time.Second); err == nil || !strings.Contains(err.Error(), "2 hosts answered") {
 		t.Errorf("SoleHost with two hosts: %v", err)
 	}
 
@@ -139,7 +139,7 @@ func TestHostsAuctionsAndStart(t *testing.T) {
 	if err != nil || len(inv.Actors) != 1 || len(inv.Actors[0].Instances) != 2 {
 		t.Fatalf("inventory: %+v %v", inv, err)
 	}
-	if hs, err := l.c.ActorHosts(ctx, echo.Key, 300*time.Millisecond); err != nil || len(hs) != 1 || hs[0] != l.b.ID() {
+	if hs, err := l.c.ActorHosts(ctx, echo.Key, 2*time.Second); err != nil || len(hs) != 1 || hs[0] != l.b.ID() {
 		t.Fatalf("ActorHosts: %v %v", hs, err)
 	}
 
@@ -186,7 +186,7 @@ func TestHostsAuctionsAndStart(t *testing.T) {
 	if err := l.c.StopActor(ctx, l.b.ID(), echo.Key, 0); err != nil {
 		t.Fatal(err)
 	}
-	if hs, err := l.c.ActorHosts(ctx, echo.Key, 300*time.Millisecond); err != nil || len(hs) != 0 {
+	if hs, err := l.c.ActorHosts(ctx, echo.Key, 2*time.Second); err != nil || len(hs) != 0 {
 		t.Fatalf("ActorHosts after stop: %v %v", hs, err)
 	}
 	// The cache still has echo's claims, but no host runs it: its alias is
