@@ -500,12 +500,25 @@ func softMemoryLimit(log *slog.Logger) {
 	}
 }
 
+// jsonLogs says whether the node logs JSON: as
+// WASMCLOUD_STRUCTURED_LOGGING_ENABLED says when it is given, else JSON
+// unless w is a terminal (a person reads text; a collector parses JSON).
+func jsonLogs(cfg *config.Config, w io.Writer) bool {
+	if cfg.StructuredLoggingSet {
+		return cfg.StructuredLogging
+	}
+	f, ok := w.(*os.File)
+	if !ok {
+		return true
+	}
+	fi, err := f.Stat()
+	return err != nil || fi.Mode()&os.ModeCharDevice == 0
+}
+
 func newLogger(cfg *config.Config, w io.Writer, level *slog.LevelVar) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
-	if f, ok := w.(*os.File); ok && !cfg.StructuredLogging {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			return slog.New(slog.NewTextHandler(w, opts))
-		}
+	if !jsonLogs(cfg, w) {
+		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
 }

@@ -137,8 +137,11 @@ type Config struct {
 	// PolicyTimeout bounds a policy request; no answer in time means deny
 	// (WASMCLOUD_POLICY_TIMEOUT, milliseconds).
 	PolicyTimeout time.Duration
-	// StructuredLogging selects JSON logs (WASMCLOUD_STRUCTURED_LOGGING_ENABLED).
-	StructuredLogging bool
+	// StructuredLogging selects JSON logs (WASMCLOUD_STRUCTURED_LOGGING_ENABLED)
+	// when StructuredLoggingSet says it was given (flag, environment or
+	// file); unset, logs are JSON unless stderr is a terminal.
+	StructuredLogging    bool
+	StructuredLoggingSet bool
 	// LogLevel is one of debug, info, warn, error (WASMCLOUD_LOG_LEVEL).
 	LogLevel string
 	// Labels are the host's labels (WASMCLOUD_LABEL_{name}, --label, file "labels").

@@ -262,7 +262,7 @@ var settings = func() []setting {
 			usage: "policy request timeout in milliseconds; no answer = deny",
 			set:   func(c *Config, v any) { c.PolicyTimeout = v.(time.Duration) }},
 		{env: EnvStructuredLogging, reads: partNode | partSupervisor, kind: kindBool, def: false,
-			usage: "JSON logs on stderr; passed to providers",
+			usage: "JSON logs on stderr (true) or text (false); unset: JSON unless stderr is a terminal",
 			set:   func(c *Config, v any) { c.StructuredLogging = v.(bool) }},
 		{env: EnvLogLevel, reads: partNode | partSupervisor, kind: kindString, def: DefaultLogLevel,
 			usage: "debug|info|warn|error (trace=debug, warning=warn)",

@@ -185,6 +185,8 @@ func load(fs *pflag.FlagSet, lookup func(string) (string, bool), names []string)
 	}
 
 	c.Labels = loadLabels(v, fs, lookup, names, path, e, &warnings)
+	_, structuredInEnv := lookup(EnvStructuredLogging)
+	c.StructuredLoggingSet = structuredInEnv || sources[EnvStructuredLogging] != ""
 
 	c.LogLevel = normalizeLogLevel(c.LogLevel)
 	c.ClusterIssuers = dedupe(c.ClusterIssuers)
