@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/latticed/latticed/internal/memreturn"
@@ -412,7 +413,7 @@ func (r *Runtime) instantiateUnbounded(ctx context.Context, m *module, id string
 		WithRandSource(rand.Reader).
 		WithStderr(stderr).
 		WithStartFunctions()
-	mod, err := m.rt.InstantiateModule(ctx, cm, cfg)
+	mod, err := m.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, linearMemory), cm, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
