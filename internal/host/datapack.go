@@ -18,7 +18,7 @@ import (
 // in each instance, a quarter of its extra RSS (docs/architecture.md, "Actor
 // memory"). Its segments are a few dozen bytes apart, so the pages of the
 // gaps are written by the segment copy at instantiation anyway; merged
-// across gaps smaller than a page, it needs a few hundred segments and
+// across gaps smaller than a page, it is one segment, and the copy
 // touches no page it did not touch before.
 //
 // Only the plain form is rewritten: every segment active in memory 0 at an

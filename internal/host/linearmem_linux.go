@@ -6,9 +6,9 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 )
 
-// linearMemory gives each instance its own anonymous mapping for its linear
+// instanceMemory gives each instance its own anonymous mapping for its linear
 // memory instead of a Go []byte (wazero's default). Measured with the Go echo
-// actor (docs/performance.md, "Per-instance memory"): a Go guest's runtime
+// actor (docs/architecture.md, "Actor memory"): a Go guest's runtime
 // grows its 3 MiB memory in steps at init; wazero's default copies the slice
 // into a larger one each time, so an instance held about 4 MiB of Go heap
 // (capacity slack plus zeroing of reused spans) and left the copies as
@@ -17,7 +17,23 @@ import (
 // never copies, and costs resident memory only for the pages the guest (or
 // its data segments) actually writes; closing the instance unmaps it, so the
 // memory goes back to the system at once rather than after a collection.
-var linearMemory experimental.MemoryAllocator = experimental.MemoryAllocatorFunc(newMappedMemory)
+type instanceMemory struct {
+	mem *mappedMemory
+}
+
+// allocator is what InstantiateModule is given for the instance.
+func (a *instanceMemory) allocator() experimental.MemoryAllocator { return a }
+
+// Allocate implements experimental.MemoryAllocator, once per instance.
+func (a *instanceMemory) Allocate(capacity, max uint64) experimental.LinearMemory {
+	a.mem = newMappedMemory(capacity, max)
+	return a.mem
+}
+
+// onGoHeap reports whether the instance's memory is Go heap (the fallback),
+// which the memory returner must hear of when the instance closes; a
+// mapping goes back to the system as it closes.
+func (a *instanceMemory) onGoHeap() bool { return a.mem == nil || !a.mem.mapped }
 
 // mappedMemory is one instance's linear memory: reserved holds the whole
 // maximum as inaccessible address space, of which the first committed bytes
@@ -33,7 +49,7 @@ type mappedMemory struct {
 // the host's memory limit, LATTICED_ACTOR_MEMORY_PAGES) of address space. A
 // reservation that fails (an address-space ulimit) falls back to a Go slice:
 // slower to grow and heavier, but the instance still runs.
-func newMappedMemory(capacity, max uint64) experimental.LinearMemory {
+func newMappedMemory(capacity, max uint64) *mappedMemory {
 	if max == 0 {
 		return &mappedMemory{fallback: make([]byte, 0, capacity)}
 	}

@@ -4,6 +4,12 @@ package host
 
 import "github.com/tetratelabs/wazero/experimental"
 
-// linearMemory is nil off Linux: wazero's default, a Go []byte per instance
-// (see linearmem_linux.go for why Linux maps it instead).
-var linearMemory experimental.MemoryAllocator
+// instanceMemory leaves an instance's linear memory to wazero's default off
+// Linux, a Go []byte (see linearmem_linux.go for why Linux maps it instead).
+type instanceMemory struct{}
+
+// allocator is nil: wazero's default.
+func (*instanceMemory) allocator() experimental.MemoryAllocator { return nil }
+
+// onGoHeap is always true: the memory is Go heap.
+func (*instanceMemory) onGoHeap() bool { return true }
