@@ -15,8 +15,8 @@ import (
 // Why: wazero keeps, for every instance, a slice header (24 bytes) per data
 // segment of its module, and Go's linker emits a segment for every run of
 // non-zero bytes: the Go echo actor has 31,491 segments, 740 KiB of headers
-// in each instance, a quarter of its extra RSS (docs/architecture.md, "Actor
-// memory"). Its segments are a few dozen bytes apart, so the pages of the
+// in each instance, a quarter of its extra RSS (RATIONALE.md, "Data
+// segments are packed"). Its segments are a few dozen bytes apart, so the pages of the
 // gaps are written by the segment copy at instantiation anyway; merged
 // across gaps smaller than a page, it is one segment, and the copy
 // touches no page it did not touch before.

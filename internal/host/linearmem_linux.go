@@ -6,17 +6,17 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 )
 
-// instanceMemory gives each instance its own anonymous mapping for its linear
-// memory instead of a Go []byte (wazero's default). Measured with the Go echo
-// actor (docs/architecture.md, "Actor memory"): a Go guest's runtime
-// grows its 3 MiB memory in steps at init; wazero's default copies the slice
-// into a larger one each time, so an instance held about 4 MiB of Go heap
-// (capacity slack plus zeroing of reused spans) and left the copies as
-// garbage, 5–6 MiB of RSS an instance. A reservation of the instance's
-// maximum that is made readable page by page as the guest grows never moves,
-// never copies, and costs resident memory only for the pages the guest (or
-// its data segments) actually writes; closing the instance unmaps it, so the
-// memory goes back to the system at once rather than after a collection.
+// instanceMemory gives each instance its own anonymous mapping for its
+// linear memory instead of a Go []byte (wazero's default); see RATIONALE.md,
+// "Each instance's linear memory is its own mapping". Measured with the Go
+// echo actor: its runtime grows the 3 MiB memory in steps at init, wazero's
+// default copies the slice into a larger one each time, so an instance held
+// about 4 MiB of Go heap and left the copies as garbage, 6.3 MiB of RSS an
+// instance. A reservation of the instance's maximum, made accessible page by
+// page as the guest grows, never moves, never copies, and costs resident
+// memory only for the pages the guest (or its data segments) writes; closing
+// the instance unmaps it, so the memory goes back at once rather than after
+// a collection.
 type instanceMemory struct {
 	mem *mappedMemory
 }
