@@ -153,6 +153,7 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
+	rt.log = opts.Logger
 	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
 	h := &Host{
 		life: life, endLife: endLife, lifecycle: keyLocks{m: map[string]*keyLock{}},

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/latticed/latticed/internal/memreturn"
@@ -349,6 +350,7 @@ type instance struct {
 	code      *module     // what it runs; the pool replaces interpreted instances
 	clock     *sleeper    // ends the guest's sleeps with the call's context
 	returner  *memreturn.Returner
+	mem       *instanceMemory // where its linear memory lives
 }
 
 // sleeper is an instance's WASI sleep (clock subscriptions of poll_oneoff:
@@ -412,7 +414,8 @@ func (r *Runtime) instantiateUnbounded(ctx context.Context, m *module, id string
 		WithRandSource(rand.Reader).
 		WithStderr(stderr).
 		WithStartFunctions()
-	mod, err := m.rt.InstantiateModule(ctx, cm, cfg)
+	mem := &instanceMemory{}
+	mod, err := m.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, mem.allocator()), cm, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
@@ -431,7 +434,7 @@ func (r *Runtime) instantiateUnbounded(ctx context.Context, m *module, id string
 		break
 	}
 	return &instance{id: id, mod: mod, guestCall: mod.ExportedFunction(exportGuestCall), stack: make([]uint64, 2),
-		stderr: stderr, code: m, clock: clock, returner: r.returner}, nil
+		stderr: stderr, code: m, clock: clock, returner: r.returner, mem: mem}, nil
 }
 
 // call runs one operation in the instance. A deadline on ctx interrupts it.
@@ -459,12 +462,12 @@ func (in *instance) call(ctx context.Context, st *callState) ([]byte, error) {
 	return st.response, nil
 }
 
-// close releases the instance. Its linear memory, a Go heap allocation, is
-// garbage from here on; the returner hands it back to the system once enough
-// has been released.
+// close releases the instance. Linear memory on the Go heap is garbage from
+// here on, and the returner hands it back to the system once enough has been
+// released; a mapping (instanceMemory) is unmapped as the module closes.
 func (in *instance) close(ctx context.Context) {
 	var size uint64
-	if mem := in.mod.Memory(); mem != nil {
+	if mem := in.mod.Memory(); mem != nil && in.mem.onGoHeap() {
 		size = uint64(mem.Size())
 	}
 	_ = in.mod.Close(ctx)

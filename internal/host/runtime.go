@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -62,6 +63,9 @@ type Runtime struct {
 	// forced collection minutes later; its goroutine stops in Close.
 	returner     *memreturn.Returner
 	stopReturner func()
+	// warm lists the modules the compiler has cached in cacheDir.
+	warm warmIndex
+	log  *slog.Logger // the host sets its own after NewRuntime
 }
 
 // maxInterpreting bounds the actors running interpreted at once.
@@ -73,6 +77,7 @@ type module struct {
 	cm          wazero.CompiledModule
 	rt          wazero.Runtime
 	interpreted bool
+	cached      bool // optimized code the warm index expected in the compilation cache
 }
 
 func (m *module) close(ctx context.Context) { _ = m.cm.Close(ctx) }
@@ -101,7 +106,8 @@ func NewRuntime(ctx context.Context, cacheDir string, memoryLimitPages uint32) (
 	compiles, stop := context.WithCancel(context.WithoutCancel(ctx))
 	r := &Runtime{rt: rt, interp: interp, cache: cache, compiles: compiles, stopCompiles: stop,
 		interpreting: make(chan struct{}, maxInterpreting),
-		returner:     memreturn.New(memreturn.DefaultThreshold, memreturn.DefaultSettle, memreturn.DefaultInterval)}
+		returner:     memreturn.New(memreturn.DefaultThreshold, memreturn.DefaultSettle, memreturn.DefaultInterval),
+		warm:         newWarmIndex(cacheDir), log: slog.Default()}
 	returnCtx, stopReturns := context.WithCancel(context.WithoutCancel(ctx))
 	returned := make(chan struct{})
 	go func() { defer close(returned); r.returner.Run(returnCtx) }()
@@ -154,7 +160,7 @@ func (r *Runtime) cancelCompiles() { r.stopCompiles() }
 // Compile compiles (or loads from the cache) a module and checks it exports
 // the wasmbus ABI.
 func (r *Runtime) Compile(ctx context.Context, wasm []byte) (wazero.CompiledModule, error) {
-	return compileABI(ctx, r.rt, wasm)
+	return compileABI(ctx, r.rt, packDataSegments(wasm))
 }
 
 // compiled is the outcome of a background compile.
@@ -164,8 +170,9 @@ type compiled struct {
 }
 
 // compileTiered returns code to run the actor with as soon as there is some.
-// Optimized code from the compilation cache arrives within headStart and is
-// returned alone. Otherwise the interpreter's code (a few hundred
+// Optimized code from the compilation cache arrives within headStart (at
+// least warmHeadStart for a module the warm index lists) and is returned
+// alone. Otherwise the interpreter's code (a few hundred
 // milliseconds for a Go actor, against seconds for the compiler) is
 // returned, and the optimized code follows on upgrade when the compiler is
 // done; upgrade always delivers exactly once, and its receiver must call
@@ -176,6 +183,11 @@ func (r *Runtime) compileTiered(ctx context.Context, wasm []byte, headStart time
 	done := make(chan compiled, 1)
 	if !r.background.enter() {
 		return nil, nil, errRuntimeClosed
+	}
+	wasm = packDataSegments(wasm) // both engines compile the packed module
+	warm := r.warm.has(wasm)
+	if warm && headStart >= 0 {
+		headStart = max(headStart, warmHeadStart)
 	}
 	r.compiling.Add(1)
 	go func() {
@@ -189,7 +201,13 @@ func (r *Runtime) compileTiered(ctx context.Context, wasm []byte, headStart time
 			done <- compiled{err: err}
 			return
 		}
-		done <- compiled{m: &module{cm: cm, rt: r.rt}}
+		if !warm {
+			if err := r.warm.add(wasm); err != nil {
+				// Only the next start's head start depends on it.
+				r.log.Warn("compiled module not recorded as cached; its next start may run interpreted first", "err", err)
+			}
+		}
+		done <- compiled{m: &module{cm: cm, rt: r.rt, cached: warm}}
 	}()
 	// abandon hands the compile's result, whenever it comes, to a
 	// goroutine that closes it, for a caller that no longer waits.

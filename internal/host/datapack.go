@@ -1,0 +1,218 @@
+package host
+
+import (
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// packDataSegments merges a module's active data segments that lie close
+// together into one segment each, filling the gaps with zeros; the memory
+// the module starts with is the same byte for byte.
+//
+// Why: wazero keeps, for every instance, a slice header (24 bytes) per data
+// segment of its module, and Go's linker emits a segment for every run of
+// non-zero bytes: the Go echo actor has 31,491 segments, 740 KiB of headers
+// in each instance, a quarter of its extra RSS (RATIONALE.md, "Data
+// segments are packed"). Its segments are a few dozen bytes apart, so the pages of the
+// gaps are written by the segment copy at instantiation anyway; merged
+// across gaps smaller than a page, it is one segment, and the copy
+// touches no page it did not touch before.
+//
+// Only the plain form is rewritten: every segment active in memory 0 at an
+// i32.const offset, no two overlapping, and no data count
+// section (whose bulk-memory instructions name segments by index). Anything
+// else, and anything malformed, is returned unchanged for wazero to accept
+// or reject as it would.
+func packDataSegments(wasm []byte) []byte {
+	out, err := packData(wasm)
+	if err != nil {
+		return wasm
+	}
+	return out
+}
+
+// maxDataGap is the widest run of zeros merged into a segment: less than a
+// page, so a merged segment writes no page the separate ones would not.
+const maxDataGap = 4096
+
+const (
+	sectionData      = 11
+	sectionDataCount = 12
+	opI32Const       = 0x41
+	opEnd            = 0x0b
+)
+
+var errNotPlain = errors.New("not a plain data section")
+
+// dataSegment is an active data segment of memory 0.
+type dataSegment struct {
+	offset uint32
+	init   []byte
+}
+
+// packData returns the module with its data section packed, or errNotPlain
+// (or a decoding error) when it leaves the module alone.
+func packData(wasm []byte) ([]byte, error) {
+	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
+		return nil, errNotPlain
+	}
+	var dataStart, dataEnd int // the data section, id and size included
+	var body []byte
+	for pos := 8; pos < len(wasm); {
+		start := pos
+		id := wasm[pos]
+		size, n := binary.Uvarint(wasm[pos+1:])
+		if n <= 0 || size > uint64(len(wasm)-pos-1-n) {
+			return nil, errNotPlain
+		}
+		pos += 1 + n
+		switch id {
+		case sectionDataCount:
+			return nil, errNotPlain
+		case sectionData:
+			if body != nil {
+				return nil, errNotPlain
+			}
+			dataStart, dataEnd, body = start, pos+int(size), wasm[pos:pos+int(size)]
+		}
+		pos += int(size)
+	}
+	if body == nil {
+		return nil, errNotPlain
+	}
+	segs, err := parseDataSection(body)
+	if err != nil {
+		return nil, err
+	}
+	packed := mergeSegments(segs)
+	if len(packed) == len(segs) {
+		return nil, errNotPlain
+	}
+	newBody := appendDataSection(nil, packed)
+	out := make([]byte, 0, len(wasm)-(dataEnd-dataStart)+len(newBody)+6)
+	out = append(out, wasm[:dataStart]...)
+	out = append(out, sectionData)
+	out = binary.AppendUvarint(out, uint64(len(newBody)))
+	out = append(out, newBody...)
+	return append(out, wasm[dataEnd:]...), nil
+}
+
+// parseDataSection decodes a data section of plain segments (see
+// packDataSegments) and returns them sorted by offset.
+func parseDataSection(b []byte) ([]dataSegment, error) {
+	count, n := binary.Uvarint(b)
+	if n <= 0 || count > uint64(len(b)) {
+		return nil, errNotPlain
+	}
+	b = b[n:]
+	segs := make([]dataSegment, 0, count)
+	for i := uint64(0); i < count; i++ {
+		// flags 0: active, memory 0, then a constant expression.
+		if len(b) < 2 || b[0] != 0 || b[1] != opI32Const {
+			return nil, fmt.Errorf("segment %d: %w: not active at an i32.const offset", i, errNotPlain)
+		}
+		off, n, ok := signedLEB32(b[2:])
+		if !ok || len(b) < 2+n+1 || b[2+n] != opEnd {
+			return nil, fmt.Errorf("segment %d: %w: offset not a lone i32.const", i, errNotPlain)
+		}
+		b = b[2+n+1:]
+		size, m := binary.Uvarint(b)
+		if m <= 0 || size > uint64(len(b)-m) {
+			return nil, fmt.Errorf("segment %d: %w: size %d past the section's end", i, errNotPlain, size)
+		}
+		init := b[m : m+int(size)]
+		b = b[m+int(size):]
+		segs = append(segs, dataSegment{offset: uint32(off), init: init})
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the last segment", errNotPlain, len(b))
+	}
+	// Segments apply in order, a later one overwriting an earlier one;
+	// without overlap the order does not matter, and sorted they merge.
+	slices.SortStableFunc(segs, func(a, b dataSegment) int { return cmp.Compare(a.offset, b.offset) })
+	var end uint64
+	for _, s := range segs {
+		if uint64(s.offset) < end {
+			return nil, fmt.Errorf("%w: segments overlap at offset %d", errNotPlain, s.offset)
+		}
+		end = uint64(s.offset) + uint64(len(s.init))
+	}
+	return segs, nil
+}
+
+// signedLEB32 decodes a signed LEB128 i32 (at most 5 bytes), the encoding of
+// an i32.const immediate.
+func signedLEB32(b []byte) (v int32, n int, ok bool) {
+	var r int64
+	var shift uint
+	for n < len(b) && n < 5 {
+		c := b[n]
+		n++
+		r |= int64(c&0x7f) << shift
+		shift += 7
+		if c&0x80 == 0 {
+			if shift < 64 && c&0x40 != 0 {
+				r |= -1 << shift
+			}
+			if r < -1<<31 || r > 1<<31-1 {
+				return 0, 0, false
+			}
+			return int32(r), n, true
+		}
+	}
+	return 0, 0, false
+}
+
+// appendSignedLEB32 encodes v as a signed LEB128.
+func appendSignedLEB32(b []byte, v int32) []byte {
+	x := int64(v)
+	for {
+		c := byte(x & 0x7f)
+		x >>= 7
+		if (x == 0 && c&0x40 == 0) || (x == -1 && c&0x40 != 0) {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
+
+// mergeSegments joins segments less than maxDataGap apart, zero filled.
+// Segments are sorted and do not overlap (parseDataSection).
+func mergeSegments(segs []dataSegment) []dataSegment {
+	var out []dataSegment
+	owned := false // whether the last output segment's bytes are a copy this builds on
+	for _, s := range segs {
+		if len(out) > 0 {
+			last := &out[len(out)-1]
+			end := uint64(last.offset) + uint64(len(last.init))
+			if gap := uint64(s.offset) - end; gap < maxDataGap {
+				if !owned {
+					last.init = append([]byte(nil), last.init...)
+					owned = true
+				}
+				last.init = append(last.init, make([]byte, gap)...)
+				last.init = append(last.init, s.init...)
+				continue
+			}
+		}
+		out = append(out, s)
+		owned = false
+	}
+	return out
+}
+
+// appendDataSection encodes segments as a data section body.
+func appendDataSection(b []byte, segs []dataSegment) []byte {
+	b = binary.AppendUvarint(b, uint64(len(segs)))
+	for _, s := range segs {
+		b = append(b, 0, opI32Const)
+		b = appendSignedLEB32(b, int32(s.offset))
+		b = append(b, opEnd)
+		b = binary.AppendUvarint(b, uint64(len(s.init)))
+		b = append(b, s.init...)
+	}
+	return b
+}
