@@ -138,10 +138,34 @@ func CacheLinkdefsFilter(prefix string) string { return "lc." + prefix + ".linkd
 // CacheClaimsFilter matches every claims entry of the cache.
 func CacheClaimsFilter(prefix string) string { return "lc." + prefix + ".claims.>" }
 
-// CacheRevocation revokes a delegated signing key lattice-wide (latticed extension).
-func CacheRevocation(prefix, signingKey string) string {
-	return "lc." + prefix + ".revocations." + signingKey
+// LegacyCacheRevocationsFilter matches the signing-key revocations latticed
+// once wrote into the lattice cache stream (lc.{prefix}.revocations.*), a key
+// type wasmCloud 0.60-0.63 cannot migrate (docs/protocol.md §11). It is read
+// only to move such entries into RevocationsBucket at start.
+func LegacyCacheRevocationsFilter(prefix string) string {
+	return "lc." + prefix + ".revocations.>"
 }
+
+// RevocationsBucket is latticed's own key-value bucket of delegated
+// signing-key revocations (a latticed extension, docs/protocol.md §11.3):
+// one key per revoked signing key. wasmCloud hosts never read it, so
+// nothing in it can reach their LATTICECACHE or LATTICEDATA migration.
+func RevocationsBucket(prefix string) string { return "LATTICED_REVOCATIONS_" + prefix }
+
+// RevocationsStream is the JetStream stream behind RevocationsBucket.
+func RevocationsStream(prefix string) string { return "KV_" + RevocationsBucket(prefix) }
+
+// RevocationsSubjects is RevocationsStream's subject filter.
+func RevocationsSubjects(prefix string) string { return "$KV." + RevocationsBucket(prefix) + ".>" }
+
+// Revocation is the entry revoking one signing key (a public nkey, which is
+// a valid key-value key).
+func Revocation(prefix, signingKey string) string {
+	return "$KV." + RevocationsBucket(prefix) + "." + signingKey
+}
+
+// CacheRefmapsFilter matches every reference map entry of the cache.
+func CacheRefmapsFilter(prefix string) string { return "lc." + prefix + ".refmap.*" }
 
 // CacheRefmap maps an artifact reference to a public key.
 func CacheRefmap(prefix, ref string) string {

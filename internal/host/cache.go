@@ -14,6 +14,7 @@ import (
 
 	"github.com/latticed/latticed/internal/jswrite"
 	"github.com/latticed/latticed/internal/metrics"
+	"github.com/latticed/latticed/internal/revstore"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
 )
@@ -42,6 +43,10 @@ type latticeCache struct {
 
 	replayOnce sync.Once
 	replayed   chan struct{}
+
+	revs         jetstream.ConsumeContext // the revocations bucket's consumer
+	revsOnce     sync.Once
+	revsReplayed chan struct{}
 }
 
 // openCache ensures the stream exists and starts following it. A host whose
@@ -57,7 +62,7 @@ func (h *Host) openCache(ctx context.Context) (*latticeCache, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &latticeCache{js: js, prefix: h.opts.LatticePrefix, state: h.state, issuers: h.issuers, log: h.log, m: h.m, replayed: make(chan struct{})}
+	c := &latticeCache{js: js, prefix: h.opts.LatticePrefix, state: h.state, issuers: h.issuers, log: h.log, m: h.m, replayed: make(chan struct{}), revsReplayed: make(chan struct{})}
 	name := lattice.CacheStream(c.prefix)
 	s, err := js.Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -98,15 +103,74 @@ func (h *Host) openCache(ctx context.Context) (*latticeCache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lattice cache consumer: %w", err)
 	}
+	if err := c.followRevocations(ctx, h.opts.CacheReplicas); err != nil {
+		c.close()
+		return nil, err
+	}
 	return c, nil
 }
 
 func (c *latticeCache) replayDone() { c.replayOnce.Do(func() { close(c.replayed) }) }
 
 func (c *latticeCache) close() {
-	if c != nil && c.cc != nil {
+	if c == nil {
+		return
+	}
+	if c.cc != nil {
 		c.cc.Stop()
 	}
+	if c.revs != nil {
+		c.revs.Stop()
+	}
+}
+
+// followRevocations replays and follows latticed's revocations bucket
+// (lattice.RevocationsBucket), creating it when this host is the lattice's
+// first. The supervisor writes it; the host only reads.
+func (c *latticeCache) followRevocations(ctx context.Context, replicas int) error {
+	s, err := revstore.Ensure(ctx, c.js, c.prefix, replicas)
+	if err != nil {
+		return err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("revocations bucket %s: %w", lattice.RevocationsBucket(c.prefix), err)
+	}
+	if info.State.Msgs == 0 {
+		c.revsReplayDone()
+	}
+	cons, err := c.js.OrderedConsumer(ctx, lattice.RevocationsStream(c.prefix), jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{lattice.RevocationsSubjects(c.prefix)},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("revocations bucket consumer: %w", err)
+	}
+	c.revs, err = cons.Consume(c.applyRevocation)
+	if err != nil {
+		return fmt.Errorf("revocations bucket consumer: %w", err)
+	}
+	return nil
+}
+
+func (c *latticeCache) revsReplayDone() { c.revsOnce.Do(func() { close(c.revsReplayed) }) }
+
+// applyRevocation revokes one signing key. Purges (the supervisor's
+// pruning of expired entries) carry no body and revoke nothing.
+func (c *latticeCache) applyRevocation(m jetstream.Msg) {
+	if meta, err := m.Metadata(); err == nil && meta.NumPending == 0 {
+		defer c.revsReplayDone()
+	}
+	if len(m.Data()) == 0 {
+		return
+	}
+	var rv lattice.DelegationRevocation
+	if err := json.Unmarshal(m.Data(), &rv); err != nil || rv.SigningKey == "" {
+		c.log.Warn("skipping bad signing-key revocation", "subject", m.Subject(), "err", err)
+		return
+	}
+	c.issuers.Revoke(rv.SigningKey, rv.Until)
+	c.log.Info("delegated signing key revoked", "signing_key", rv.SigningKey, "provider", rv.Provider.PublicKey, "instance", rv.InstanceID)
 }
 
 // apply folds one cache entry into the host's state. Bad entries are logged
@@ -135,12 +199,6 @@ func (c *latticeCache) apply(m jetstream.Msg) {
 			} else if err = ld.Normalize(); err == nil {
 				c.state.putLink(ld)
 			}
-		}
-	case "revocations":
-		var rv lattice.DelegationRevocation
-		if err = json.Unmarshal(m.Data(), &rv); err == nil && rv.SigningKey != "" {
-			c.issuers.Revoke(rv.SigningKey, rv.Until)
-			c.log.Info("delegated signing key revoked", "signing_key", rv.SigningKey, "provider", rv.Provider.PublicKey, "instance", rv.InstanceID)
 		}
 	case "refmap":
 		var rm RefMap

@@ -279,10 +279,13 @@ func (h *Host) startCache(ctx context.Context) error {
 	}
 	h.cache.Store(c)
 	h.cacheOnce.Do(func() { close(h.cacheOpen) })
-	select {
-	case <-c.replayed:
-	case <-cctx.Done():
-		h.log.Warn("lattice cache replay did not finish in time; continuing with what arrived", "timeout", replayTimeout)
+	for _, replayed := range []chan struct{}{c.replayed, c.revsReplayed} {
+		select {
+		case <-replayed:
+		case <-cctx.Done():
+			h.log.Warn("lattice cache replay did not finish in time; continuing with what arrived", "timeout", replayTimeout)
+			return nil
+		}
 	}
 	return nil
 }
