@@ -33,6 +33,8 @@ const (
 //	{cacheentries}  the lattice cache's entries of the three key types wasmCloud knows
 //	                lc.default.claims.*, lc.default.linkdefs.*, lc.default.refmap.*
 //	{revocations}   latticed's revocations bucket's stream  KV_LATTICED_REVOCATIONS_default
+//	{data}          wasmCloud 0.60+'s lattice data bucket's stream  KV_LATTICEDATA_default
+//	{datakeys}      its keys, one token each             $KV.LATTICEDATA_default.*
 //	{ctl}      control topic prefix + lattice       wasmbus.ctl.default
 //	{jsapi}    JetStream API prefix                 $JS.API, or $JS.{domain}.API
 //	{cache}    lattice cache stream                 LATTICECACHE_default
@@ -95,6 +97,14 @@ var permissionTable = map[Role]rule{
 			"{jsapi}.CONSUMER.CREATE.{revocations}", "{jsapi}.CONSUMER.CREATE.{revocations}.>",
 			"{jsapi}.CONSUMER.DELETE.{revocations}.*", "{jsapi}.CONSUMER.INFO.{revocations}.*",
 			"{jsapi}.CONSUMER.MSG.NEXT.{revocations}.*",
+			// The bucket wasmCloud 0.60+ keep the cache in (LATTICED_CACHE=kv
+			// or auto): create, follow and write keys of one token (wasmCloud's
+			// watcher drops keys with a '.'); never delete or purge it.
+			"{jsapi}.STREAM.INFO.{data}", "{jsapi}.STREAM.CREATE.{data}",
+			"{jsapi}.CONSUMER.CREATE.{data}", "{jsapi}.CONSUMER.CREATE.{data}.>",
+			"{jsapi}.CONSUMER.DELETE.{data}.*", "{jsapi}.CONSUMER.INFO.{data}.*",
+			"{jsapi}.CONSUMER.MSG.NEXT.{data}.*",
+			"{datakeys}",
 		},
 		// The whole control interface of this lattice.
 		SubAllow: []string{"{ctl}.>", "{inbox}.>"},
@@ -227,6 +237,8 @@ func (s Scope) Permissions(role Role) (jwt.Permissions, error) {
 		"{cachelinkdefs}", lattice.CacheLinkdef(s.LatticePrefix, "*"),
 		"{cacherefmaps}", lattice.CacheRefmapsFilter(s.LatticePrefix),
 		"{revocations}", lattice.RevocationsStream(s.LatticePrefix),
+		"{data}", lattice.DataStream(s.LatticePrefix),
+		"{datakeys}", strings.TrimSuffix(lattice.DataSubjects(s.LatticePrefix), ">") + "*",
 		"{ctl}", lattice.NewCtl(ctl, s.LatticePrefix).Base(),
 		"{jsapi}", jsapi,
 		"{cache}", lattice.CacheStream(s.LatticePrefix),

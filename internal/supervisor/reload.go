@@ -58,6 +58,7 @@ var reloadRules = map[string]reloadRule{
 	"ActorQueueLength":      {name: "actor_queue"},
 	"ActorStartTimeout":     {name: "actor_start_timeout"},
 	"TolerateStartFailures": {name: "tolerate_start_failures"},
+	"Cache":                 {name: "cache"},
 	"CacheStorage":          {name: "cache_storage"},
 	"CacheReplicas":         {name: "cache_replicas"},
 	"NATSKeepalive":         {name: "nats_ping_interval/nats_ping_misses"},

@@ -125,6 +125,10 @@ func TestRolePermissions(t *testing.T) {
 			{actPub, lattice.Revocation(lp, "SKEY"), false},
 			{actCreate, "$JS.API.STREAM.DELETE." + cache, false},
 			{actCreate, "$JS.API.STREAM.PURGE." + revs, false},
+			{actCreate, "$JS.API.STREAM.CREATE." + lattice.DataStream(lp), true},
+			{actPub, lattice.DataLinkdef(lp, "X"), true},
+			{actPub, lattice.DataLinkdef(lp, "X.Y"), false},
+			{actCreate, "$JS.API.STREAM.DELETE." + lattice.DataStream(lp), false},
 			{actSub, ctl.Base() + ".>", true},
 			{actSub, "{inbox}.>", true},
 			{actRespond, ctl.GetLinks(), true},
@@ -275,6 +279,8 @@ func jsCreate(nc *nats.Conn, apiSubject string) (json.RawMessage, error) {
 			subjects = []string{lattice.CacheSubjects("default")}
 		} else if name == lattice.RevocationsStream("default") {
 			subjects = []string{lattice.RevocationsSubjects("default")}
+		} else if name == lattice.DataStream("default") {
+			subjects = []string{lattice.DataSubjects("default")}
 		} else if name == "ADMIN_MADE" {
 			subjects = []string{"admin.made.>"}
 		}
