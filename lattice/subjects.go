@@ -156,6 +156,15 @@ const (
 	DataRefmapPrefix  = "REFMAP_"  // + unpadded base64url of the reference
 )
 
+// Key-value message headers, as nats-server's key-value convention has them
+// and wasmCloud reads them: a message whose KVOperationHeader is
+// KVOperationPurge or KVOperationDel deletes its key.
+const (
+	KVOperationHeader = "KV-Operation"
+	KVOperationPurge  = "PURGE"
+	KVOperationDel    = "DEL"
+)
+
 // DataLinkdef is where a link definition lives in DataBucket (deleted by
 // a purge, not a tombstone).
 func DataLinkdef(prefix, id string) string {

@@ -238,8 +238,8 @@ func (r *Reader) read(ctx context.Context, kind entryKind, each func(subject str
 		if keyPrefix == "" {
 			each(msg.Subject(), msg.Data(), false)
 		} else if strings.HasPrefix(msg.Subject(), keyPrefix) {
-			op := msg.Headers().Get("KV-Operation")
-			each(msg.Subject(), msg.Data(), op == "PURGE" || op == "DEL")
+			op := msg.Headers().Get(lattice.KVOperationHeader)
+			each(msg.Subject(), msg.Data(), op == lattice.KVOperationPurge || op == lattice.KVOperationDel)
 		}
 		meta, err := msg.Metadata()
 		if err != nil {

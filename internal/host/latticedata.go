@@ -22,14 +22,8 @@ import (
 // deletes, the migration of a LATTICECACHE stream into it, and the switch
 // of a host in auto mode once the bucket appears.
 
-// Key-value headers (nats-server's KV conventions, as wasmCloud reads them:
-// a message whose KV-Operation is DEL or PURGE deletes its key).
-const (
-	kvOperationHdr = "KV-Operation"
-	kvOpPurge      = "PURGE"
-	kvOpDel        = "DEL"
-	rollupHdr      = "Nats-Rollup"
-)
+// rollupHdr makes a purge replace every earlier message of its key.
+const rollupHdr = "Nats-Rollup"
 
 // dataMigrationQuiet ends a migration's read of the stream as wasmCloud's
 // does: once nothing arrived for this long.
@@ -213,7 +207,7 @@ func (c *latticeCache) create(ctx context.Context, subject string, value []byte)
 // purge deletes a key the way wasmCloud does (and `nats kv purge`).
 func (c *latticeCache) purge(ctx context.Context, subject string) error {
 	msg := nats.NewMsg(subject)
-	msg.Header.Set(kvOperationHdr, kvOpPurge)
+	msg.Header.Set(lattice.KVOperationHeader, lattice.KVOperationPurge)
 	msg.Header.Set(rollupHdr, "sub")
 	if _, _, err := jswrite.PublishMsg(ctx, c.js, msg); err != nil {
 		return fmt.Errorf("purge lattice data %s: %w", subject, err)
@@ -229,8 +223,8 @@ func (c *latticeCache) applyData(m jetstream.Msg) {
 	if !ok || strings.Contains(key, ".") {
 		return
 	}
-	op := m.Headers().Get(kvOperationHdr)
-	deleted := op == kvOpPurge || op == kvOpDel
+	op := m.Headers().Get(lattice.KVOperationHeader)
+	deleted := op == lattice.KVOperationPurge || op == lattice.KVOperationDel
 	var err error
 	switch {
 	case strings.HasPrefix(key, lattice.DataLinkdefPrefix):
