@@ -127,26 +127,39 @@ func (c *latticeCache) openStream(ctx context.Context, memory bool, replicas int
 
 // follow replays stream (last message per subject) and keeps consuming it.
 func (c *latticeCache) follow(ctx context.Context, s jetstream.Stream, name, filter string) error {
-	info, err := s.Info(ctx)
+	c.countEntries()
+	var err error
+	c.cc, err = followLast(ctx, c.js, s, name, filter, c.apply, c.replayDone)
 	if err != nil {
 		return fmt.Errorf("lattice cache %s: %w", name, err)
 	}
-	if info.State.Msgs == 0 {
-		c.replayDone()
+	return nil
+}
+
+// followLast delivers the last message of every subject of stream matching
+// filter to apply, then every new one, until the returned consumer is
+// stopped; replayed is called at once when the stream is empty (apply
+// calls it on the last replayed message otherwise).
+func followLast(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, name, filter string, apply jetstream.MessageHandler, replayed func()) (jetstream.ConsumeContext, error) {
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, err
 	}
-	c.countEntries()
-	cons, err := c.js.OrderedConsumer(ctx, name, jetstream.OrderedConsumerConfig{
+	if info.State.Msgs == 0 {
+		replayed()
+	}
+	cons, err := js.OrderedConsumer(ctx, name, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{filter},
 		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
 	})
 	if err != nil {
-		return fmt.Errorf("lattice cache consumer: %w", err)
+		return nil, fmt.Errorf("consumer: %w", err)
 	}
-	c.cc, err = cons.Consume(c.apply)
+	cc, err := cons.Consume(apply)
 	if err != nil {
-		return fmt.Errorf("lattice cache consumer: %w", err)
+		return nil, fmt.Errorf("consumer: %w", err)
 	}
-	return nil
+	return cc, nil
 }
 
 func (c *latticeCache) replayDone() { c.replayOnce.Do(func() { close(c.replayed) }) }
@@ -171,23 +184,9 @@ func (c *latticeCache) followRevocations(ctx context.Context, replicas int) erro
 	if err != nil {
 		return err
 	}
-	info, err := s.Info(ctx)
+	c.revs, err = followLast(ctx, c.js, s, lattice.RevocationsStream(c.prefix), lattice.RevocationsSubjects(c.prefix), c.applyRevocation, c.revsReplayDone)
 	if err != nil {
 		return fmt.Errorf("revocations bucket %s: %w", lattice.RevocationsBucket(c.prefix), err)
-	}
-	if info.State.Msgs == 0 {
-		c.revsReplayDone()
-	}
-	cons, err := c.js.OrderedConsumer(ctx, lattice.RevocationsStream(c.prefix), jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{lattice.RevocationsSubjects(c.prefix)},
-		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
-	})
-	if err != nil {
-		return fmt.Errorf("revocations bucket consumer: %w", err)
-	}
-	c.revs, err = cons.Consume(c.applyRevocation)
-	if err != nil {
-		return fmt.Errorf("revocations bucket consumer: %w", err)
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/jswrite"
+	"github.com/latticed/latticed/internal/revstore"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -40,29 +41,6 @@ type dataClaims struct {
 	ContractID string `json:"contract_id"`
 }
 
-// dataStreamConfig is the bucket's stream as wasmCloud 0.60-0.63 create it
-// (history 1, file storage, no age limit, discard new, direct gets,
-// rollups, no deletes of single messages, a two-minute duplicate window).
-func dataStreamConfig(prefix string, replicas int) jetstream.StreamConfig {
-	return jetstream.StreamConfig{
-		Name:              lattice.DataStream(prefix),
-		Subjects:          []string{lattice.DataSubjects(prefix)},
-		Retention:         jetstream.LimitsPolicy,
-		MaxMsgsPerSubject: 1,
-		MaxMsgs:           -1,
-		MaxBytes:          -1,
-		MaxMsgSize:        -1,
-		MaxConsumers:      -1,
-		Discard:           jetstream.DiscardNew,
-		Storage:           jetstream.FileStorage,
-		Replicas:          max(replicas, 1),
-		Duplicates:        2 * time.Minute,
-		AllowRollup:       true,
-		DenyDelete:        true,
-		AllowDirect:       true,
-	}
-}
-
 // dataBucketExists reports whether LATTICEDATA_{prefix} exists: a
 // wasmCloud 0.60+ host makes it at its start, before anything else.
 func dataBucketExists(ctx context.Context, js jetstream.JetStream, prefix string) (bool, error) {
@@ -82,7 +60,7 @@ func (c *latticeCache) openData(ctx context.Context, replicas int) error {
 	name := lattice.DataStream(c.prefix)
 	s, err := c.js.Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		s, err = c.js.CreateStream(ctx, dataStreamConfig(c.prefix, replicas))
+		s, err = c.js.CreateStream(ctx, revstore.BucketStream(lattice.DataBucket(c.prefix), replicas))
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			s, err = c.js.Stream(ctx, name) // a peer made it meanwhile
 		}

@@ -21,14 +21,23 @@ import (
 	"github.com/latticed/latticed/lattice"
 )
 
-// Config is the bucket's stream: a key-value bucket (one entry per key,
-// rollups allowed, direct gets), so `nats kv ls LATTICED_REVOCATIONS_{prefix}`
-// lists it. File storage: a revocation must outlive a server restart, or a
-// revoked key would be accepted again until its delegations expire.
+// Config is the bucket's stream, a key-value bucket's (BucketStream), so
+// `nats kv ls LATTICED_REVOCATIONS_{prefix}` lists it. File storage: a
+// revocation must outlive a server restart, or a revoked key would be
+// accepted again until its delegations expire.
 func Config(prefix string, replicas int) jetstream.StreamConfig {
+	return BucketStream(lattice.RevocationsBucket(prefix), replicas)
+}
+
+// BucketStream is the stream of the key-value bucket named bucket as
+// wasmCloud 0.60-0.63 create LATTICEDATA_{prefix} (docs/protocol.md §11.2):
+// one message per key, file storage, no age limit, discard new, direct
+// gets, rollups, no deletes of single messages, a two-minute duplicate
+// window. latticed's buckets of lattice data all take it.
+func BucketStream(bucket string, replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:              lattice.RevocationsStream(prefix),
-		Subjects:          []string{lattice.RevocationsSubjects(prefix)},
+		Name:              "KV_" + bucket,
+		Subjects:          []string{"$KV." + bucket + ".>"},
 		Retention:         jetstream.LimitsPolicy,
 		MaxMsgsPerSubject: 1,
 		MaxMsgs:           -1,
