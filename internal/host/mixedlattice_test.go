@@ -351,3 +351,69 @@ func TestMixedLatticeWithAWasmCloud060Host(t *testing.T) {
 		}
 	}
 }
+
+// TestKVHostCopiesTheStreamAndLeavesIt: a latticed host in kv mode starting
+// beside one on the stream copies the stream into the bucket but does not
+// delete it; the auto host switches to the bucket; and a stream left behind
+// never brings back a link deleted in the bucket since.
+func TestKVHostCopiesTheStreamAndLeavesIt(t *testing.T) {
+	srv := testenv.NATS(t)
+	url := srv.ClientURL()
+	a := newFixtureAt(t, url)
+	actor, _ := trust.CreateKeyPair(lattice.KindModule)
+	provider, _ := trust.CreateKeyPair(lattice.KindService)
+	link := func(name string) lattice.LinkDefinition {
+		return lattice.LinkDefinition{ActorID: actor.PublicKey(), ProviderID: provider.PublicKey(), ContractID: wire.ContractKeyValue, LinkName: name, Values: map[string]string{}}
+	}
+	put := func(f *fixture, ld lattice.LinkDefinition, subject string) {
+		t.Helper()
+		var ack lattice.Ack
+		f.ctlRequest(t, subject, ld, &ack)
+		if !ack.Accepted {
+			t.Fatal(ack.Error)
+		}
+	}
+	put(a, link("first"), a.ctl.LinkdefsPut())
+	b := newFixtureAt(t, url, func(o *Options) { o.Cache = config.CacheKV })
+	if c := b.h.cache.Load(); c == nil || !c.kv {
+		t.Fatal("host in kv mode is not on the bucket")
+	}
+	if _, ok := b.h.state.link(actor.PublicKey(), wire.ContractKeyValue, "first"); !ok {
+		t.Fatal("kv host did not copy the stream's link")
+	}
+	js, err := jetstream.New(a.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := js.Stream(ctx, lattice.CacheStream("test")); err != nil {
+		t.Fatalf("the stream should stay: %v", err)
+	}
+	testenv.CheckFor(t, 4*dataPoll, 50*time.Millisecond, func() error {
+		if c := a.h.cache.Load(); c == nil || !c.kv {
+			return fmt.Errorf("auto host still on the stream")
+		}
+		return nil
+	})
+	put(b, link("second"), b.ctl.LinkdefsPut())
+	put(b, link("first"), b.ctl.LinkdefsDel())
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if _, ok := a.h.state.link(actor.PublicKey(), wire.ContractKeyValue, "second"); !ok {
+			return fmt.Errorf("auto host does not see the kv host's link")
+		}
+		if _, ok := a.h.state.link(actor.PublicKey(), wire.ContractKeyValue, "first"); ok {
+			return fmt.Errorf("auto host still has the deleted link")
+		}
+		return nil
+	})
+	// The stream still has "first"; a new kv host copies it again, but the
+	// bucket's delete wins.
+	c := newFixtureAt(t, url, func(o *Options) { o.Cache = config.CacheKV })
+	if _, ok := c.h.state.link(actor.PublicKey(), wire.ContractKeyValue, "first"); ok {
+		t.Error("the stream left behind brought back a link deleted in the bucket")
+	}
+	if _, ok := c.h.state.link(actor.PublicKey(), wire.ContractKeyValue, "second"); !ok {
+		t.Error("new kv host lacks the bucket's link")
+	}
+}
