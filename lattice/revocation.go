@@ -2,8 +2,8 @@ package lattice
 
 import "time"
 
-// DelegationRevocation is the lattice cache entry that revokes a signing key
-// (lc.{prefix}.revocations.{signing key}).
+// DelegationRevocation is the entry of RevocationsBucket that revokes a
+// signing key (key: the signing key).
 type DelegationRevocation struct {
 	SigningKey string    `json:"signing_key"`
 	Provider   Entity    `json:"provider"`

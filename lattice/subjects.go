@@ -138,10 +138,77 @@ func CacheLinkdefsFilter(prefix string) string { return "lc." + prefix + ".linkd
 // CacheClaimsFilter matches every claims entry of the cache.
 func CacheClaimsFilter(prefix string) string { return "lc." + prefix + ".claims.>" }
 
-// CacheRevocation revokes a delegated signing key lattice-wide (latticed extension).
-func CacheRevocation(prefix, signingKey string) string {
-	return "lc." + prefix + ".revocations." + signingKey
+// DataBucket is the key-value bucket wasmCloud 0.60 and later keep the
+// lattice cache in (docs/protocol.md §11.2), in place of CacheStream.
+func DataBucket(prefix string) string { return "LATTICEDATA_" + prefix }
+
+// DataStream is the JetStream stream behind DataBucket.
+func DataStream(prefix string) string { return "KV_" + DataBucket(prefix) }
+
+// DataSubjects is DataStream's subject filter.
+func DataSubjects(prefix string) string { return "$KV." + DataBucket(prefix) + ".>" }
+
+// The key prefixes of DataBucket: wasmCloud hosts know these three and no
+// other (a key without a '.', the rest of the key after the prefix).
+const (
+	DataLinkdefPrefix = "LINKDEF_" // + LinkID
+	DataClaimsPrefix  = "CLAIMS_"  // + the public key
+	DataRefmapPrefix  = "REFMAP_"  // + unpadded base64url of the reference
+)
+
+// Key-value message headers, as nats-server's key-value convention has them
+// and wasmCloud reads them: a message whose KVOperationHeader is
+// KVOperationPurge or KVOperationDel deletes its key.
+const (
+	KVOperationHeader = "KV-Operation"
+	KVOperationPurge  = "PURGE"
+	KVOperationDel    = "DEL"
+)
+
+// DataLinkdef is where a link definition lives in DataBucket (deleted by
+// a purge, not a tombstone).
+func DataLinkdef(prefix, id string) string {
+	return "$KV." + DataBucket(prefix) + "." + DataLinkdefPrefix + id
 }
+
+// DataClaims is where an actor's (or provider's) flattened claims live in DataBucket.
+func DataClaims(prefix, key string) string {
+	return "$KV." + DataBucket(prefix) + "." + DataClaimsPrefix + key
+}
+
+// DataRefmap is where an artifact reference's public key lives in DataBucket.
+func DataRefmap(prefix, ref string) string {
+	return "$KV." + DataBucket(prefix) + "." + DataRefmapPrefix + base64.RawURLEncoding.EncodeToString([]byte(ref))
+}
+
+// LegacyCacheRevocationsFilter matches the signing-key revocations latticed
+// once wrote into the lattice cache stream (lc.{prefix}.revocations.*), a key
+// type wasmCloud 0.60-0.63 cannot migrate (docs/protocol.md §11). It is read
+// only to move such entries into RevocationsBucket at start.
+func LegacyCacheRevocationsFilter(prefix string) string {
+	return "lc." + prefix + ".revocations.>"
+}
+
+// RevocationsBucket is latticed's own key-value bucket of delegated
+// signing-key revocations (a latticed extension, docs/protocol.md §11.3):
+// one key per revoked signing key. wasmCloud hosts never read it, so
+// nothing in it can reach their LATTICECACHE or LATTICEDATA migration.
+func RevocationsBucket(prefix string) string { return "LATTICED_REVOCATIONS_" + prefix }
+
+// RevocationsStream is the JetStream stream behind RevocationsBucket.
+func RevocationsStream(prefix string) string { return "KV_" + RevocationsBucket(prefix) }
+
+// RevocationsSubjects is RevocationsStream's subject filter.
+func RevocationsSubjects(prefix string) string { return "$KV." + RevocationsBucket(prefix) + ".>" }
+
+// Revocation is the entry revoking one signing key (a public nkey, which is
+// a valid key-value key).
+func Revocation(prefix, signingKey string) string {
+	return "$KV." + RevocationsBucket(prefix) + "." + signingKey
+}
+
+// CacheRefmapsFilter matches every reference map entry of the cache.
+func CacheRefmapsFilter(prefix string) string { return "lc." + prefix + ".refmap.*" }
 
 // CacheRefmap maps an artifact reference to a public key.
 func CacheRefmap(prefix, ref string) string {

@@ -1,5 +1,6 @@
 // Package cacheread reads link definitions and claims out of the lattice
-// cache stream LATTICECACHE_{prefix} (docs/protocol.md §11) in one ordered
+// cache, the bucket LATTICEDATA_{prefix} when it exists, else the stream
+// LATTICECACHE_{prefix} (docs/protocol.md §11), in one ordered
 // pass. It exists so that lattice data of any size reaches whoever needs it
 // (`latticed ctl get links`, the supervisor handing a provider its links):
 // a control reply must fit one NATS message, a stream read has no such
@@ -13,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,6 +37,14 @@ const DefaultIdle = 5 * time.Second
 // large enough that 100,000 entries take few round trips, small enough
 // (about 1 MB of link JSON) to bound the client's buffer.
 const pullBatch = 4096
+
+// entryKind is what a read looks for.
+type entryKind int
+
+const (
+	kindLinks entryKind = iota
+	kindClaims
+)
 
 // Skipped is a cache entry that did not decode; the read goes on without it.
 type Skipped struct {
@@ -92,8 +102,8 @@ func (r *Reader) LinksOf(ctx context.Context, providerKey, linkName string) ([]l
 // the decoded links.
 func (r *Reader) links(ctx context.Context, mention func([]byte) bool, keep func(lattice.LinkDefinition) bool) ([]lattice.LinkDefinition, error) {
 	bySubject := map[string]lattice.LinkDefinition{}
-	err := r.read(ctx, lattice.CacheLinkdefsFilter(r.Prefix), func(subject string, data []byte) {
-		if mention != nil && !mention(data) {
+	err := r.read(ctx, kindLinks, func(subject string, data []byte, deleted bool) {
+		if deleted || (mention != nil && !mention(data)) {
 			// A newer entry of a subject seen earlier in this read
 			// replaces it, even when it no longer concerns the caller.
 			delete(bySubject, subject)
@@ -133,7 +143,11 @@ func (r *Reader) links(ctx context.Context, mention func([]byte) bool, keep func
 // sorted by subject.
 func (r *Reader) Claims(ctx context.Context) ([]lattice.CachedClaims, error) {
 	bySubject := map[string]lattice.CachedClaims{}
-	err := r.read(ctx, lattice.CacheClaimsFilter(r.Prefix), func(subject string, data []byte) {
+	err := r.read(ctx, kindClaims, func(subject string, data []byte, deleted bool) {
+		if deleted {
+			delete(bySubject, subject)
+			return
+		}
 		var cl lattice.CachedClaims
 		if err := json.Unmarshal(data, &cl); err != nil {
 			r.skip(subject, err)
@@ -167,13 +181,29 @@ func (r *Reader) skip(subject string, err error) {
 // consumer delivering the last message per subject, read until the
 // server says nothing is pending. Entries written meanwhile may be seen
 // too; each replaces what its subject had.
-func (r *Reader) read(ctx context.Context, filter string, each func(subject string, data []byte)) error {
-	stream := lattice.CacheStream(r.Prefix)
+//
+// It reads the bucket LATTICEDATA_{prefix} when it exists (the hosts of a
+// lattice with a wasmCloud 0.60+ host, or with LATTICED_CACHE=kv, keep the
+// cache there; docs/protocol.md §11.2), else the stream; deleted is true
+// for a bucket key's delete.
+func (r *Reader) read(ctx context.Context, kind entryKind, each func(subject string, data []byte, deleted bool)) error {
 	idle := r.Idle
 	if idle <= 0 {
 		idle = DefaultIdle
 	}
 	cctx, cancel := context.WithTimeout(ctx, idle)
+	stream, filter, keyPrefix := lattice.CacheStream(r.Prefix), lattice.CacheLinkdefsFilter(r.Prefix), ""
+	if kind == kindClaims {
+		filter = lattice.CacheClaimsFilter(r.Prefix)
+	}
+	if _, err := r.JS.Stream(cctx, lattice.DataStream(r.Prefix)); err == nil {
+		// Key-value filters match whole tokens only: read every key, keep one type.
+		stream, filter, keyPrefix = lattice.DataStream(r.Prefix), lattice.DataSubjects(r.Prefix), lattice.DataLinkdefPrefix
+		if kind == kindClaims {
+			keyPrefix = lattice.DataClaimsPrefix
+		}
+		keyPrefix = strings.TrimSuffix(filter, ">") + keyPrefix
+	}
 	cons, err := r.JS.OrderedConsumer(cctx, stream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{filter},
 		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
@@ -205,7 +235,12 @@ func (r *Reader) read(ctx context.Context, filter string, each func(subject stri
 			}
 			return fmt.Errorf("read lattice cache %s: no entry within %s (server or connection lost?): %w", stream, idle, err)
 		}
-		each(msg.Subject(), msg.Data())
+		if keyPrefix == "" {
+			each(msg.Subject(), msg.Data(), false)
+		} else if strings.HasPrefix(msg.Subject(), keyPrefix) {
+			op := msg.Headers().Get(lattice.KVOperationHeader)
+			each(msg.Subject(), msg.Data(), op == lattice.KVOperationPurge || op == lattice.KVOperationDel)
+		}
 		meta, err := msg.Metadata()
 		if err != nil {
 			return fmt.Errorf("read lattice cache %s: entry %s without JetStream metadata: %w", stream, msg.Subject(), err)

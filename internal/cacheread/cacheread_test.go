@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/latticed/latticed/internal/revstore"
 	"github.com/latticed/latticed/internal/testing/cachefill"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
@@ -234,5 +235,73 @@ func TestNoCacheIsUnavailableAndAnEmptyOneIsEmpty(t *testing.T) {
 	}
 	if d := time.Since(start); d > 4*time.Second {
 		t.Errorf("an empty read took %s: it should not wait for entries", d)
+	}
+}
+
+// With the bucket LATTICEDATA_{prefix} present (a wasmCloud 0.60+ host, or
+// latticed in kv mode), the reader reads it, not a stream left behind: link
+// keys whose last message is a purge are gone, other key types are skipped.
+func TestReadsTheDataBucketWhenItExists(t *testing.T) {
+	s := testenv.NATS(t)
+	nc := testenv.Connect(t, s)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const prefix = "kv"
+	if err := cachefill.EnsureStream(ctx, js, prefix); err != nil {
+		t.Fatal(err)
+	}
+	actor, provider := keys(t)
+	links := cachefill.Links(actor, provider, 3)
+	// The stream still holds a link the bucket no longer has.
+	if err := cachefill.Put(ctx, js, prefix, links); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, revstore.BucketStream(lattice.DataBucket(prefix), 1)); err != nil {
+		t.Fatal(err)
+	}
+	put := func(subject string, v any) {
+		t.Helper()
+		b, _ := json.Marshal(v)
+		if _, err := js.Publish(ctx, subject, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, l := range links {
+		put(lattice.DataLinkdef(prefix, l.ID), l)
+	}
+	purge := nats.NewMsg(lattice.DataLinkdef(prefix, links[0].ID))
+	purge.Header.Set(lattice.KVOperationHeader, lattice.KVOperationPurge)
+	if _, err := js.PublishMsg(ctx, purge); err != nil {
+		t.Fatal(err)
+	}
+	put(lattice.DataClaims(prefix, actor), lattice.CachedClaims{Subject: actor, Name: "a", Issuer: "A", Rev: "1"})
+	put(lattice.DataRefmap(prefix, "registry/a:1"), map[string]string{"oci_url": "registry/a:1", "public_key": actor})
+	r, err := New(nc, "", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var skipped []Skipped
+	r.OnSkipped = func(s Skipped) { skipped = append(skipped, s) }
+	got, err := r.Links(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID == links[0].ID || got[1].ID == links[0].ID {
+		t.Fatalf("links from the bucket: %+v; want the two not purged", got)
+	}
+	of, err := r.LinksOf(ctx, provider, "default")
+	if err != nil || len(of) != 2 {
+		t.Fatalf("LinksOf: %+v, %v", of, err)
+	}
+	claims, err := r.Claims(ctx)
+	if err != nil || len(claims) != 1 || claims[0].Subject != actor {
+		t.Fatalf("claims from the bucket: %+v, %v", claims, err)
+	}
+	if len(skipped) != 0 {
+		t.Errorf("skipped: %+v", skipped)
 	}
 }

@@ -173,6 +173,9 @@ type Config struct {
 	// ActorStartTimeout bounds the start of one actor instance, its
 	// initialisation code included (LATTICED_ACTOR_START_TIMEOUT).
 	ActorStartTimeout time.Duration
+	// Cache is the lattice cache's form (LATTICED_CACHE): CacheAuto,
+	// CacheStream or CacheKV (docs/protocol.md §11).
+	Cache string
 	// CacheStorage is the LATTICECACHE stream's storage, "file" or "memory"
 	// (LATTICED_CACHE_STORAGE).
 	CacheStorage string
@@ -447,6 +450,9 @@ func (c *Config) problems() *errs {
 	}
 	if c.ActorStartTimeout <= 0 {
 		e.add(EnvActorStartTimeout, "%s: must be a positive duration such as 5s", c.ActorStartTimeout)
+	}
+	if c.Cache != CacheAuto && c.Cache != CacheStream && c.Cache != CacheKV {
+		e.add(EnvCache, "%q: must be auto, stream or kv", c.Cache)
 	}
 	if c.CacheStorage != "file" && c.CacheStorage != "memory" {
 		e.add(EnvCacheStorage, "%q: must be file or memory", c.CacheStorage)

@@ -407,6 +407,8 @@ func TestValidationErrors(t *testing.T) {
 			want: []string{EnvActorMemoryPages + ": 0: out of range 1-65536"}},
 		{name: "memory pages negative", env: map[string]string{EnvActorMemoryPages: "-1"},
 			want: []string{EnvActorMemoryPages + ": -1: out of range 0-4294967295"}},
+		{name: "bad cache form", env: map[string]string{EnvCache: "both"},
+			want: []string{EnvCache + `: "both": must be auto, stream or kv`}},
 		{name: "bad cache storage", env: map[string]string{EnvCacheStorage: "disk"},
 			want: []string{EnvCacheStorage + `: "disk": must be file or memory`}},
 		{name: "too many cache replicas", env: map[string]string{EnvCacheReplicas: "7"},

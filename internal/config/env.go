@@ -70,6 +70,7 @@ const (
 	EnvActorQueue            = "LATTICED_ACTOR_QUEUE"
 	EnvActorStartTimeout     = "LATTICED_ACTOR_START_TIMEOUT"
 	EnvCacheStorage          = "LATTICED_CACHE_STORAGE"
+	EnvCache                 = "LATTICED_CACHE"
 	EnvCacheReplicas         = "LATTICED_CACHE_REPLICAS"
 	EnvNATSPingInterval      = "LATTICED_NATS_PING_INTERVAL"
 	EnvNATSPingMisses        = "LATTICED_NATS_PING_MISSES"
@@ -113,6 +114,7 @@ const (
 	DefaultActorQueueLength      = 256
 	DefaultActorStartTimeout     = 5 * time.Second
 	DefaultCacheStorage          = "file"
+	DefaultCache                 = CacheAuto
 	DefaultCacheReplicas         = 1
 	DefaultStopGrace             = 10 * time.Second
 	DefaultHealthInterval        = 30 * time.Second
@@ -302,6 +304,9 @@ var settings = func() []setting {
 		{env: EnvActorStartTimeout, reads: partHost, kind: kindDuration, def: DefaultActorStartTimeout.String(),
 			usage: "deadline for starting one actor instance (its initialisation code), e.g. 5s",
 			set:   func(c *Config, v any) { c.ActorStartTimeout = v.(time.Duration) }},
+		{env: EnvCache, reads: partHost, kind: kindString, def: DefaultCache,
+			usage: "lattice cache form: stream (LATTICECACHE_{prefix}, wasmCloud <= 0.59), kv (bucket LATTICEDATA_{prefix}, wasmCloud >= 0.60) or auto (kv once the bucket exists, else stream)",
+			set:   func(c *Config, v any) { c.Cache = v.(string) }},
 		{env: EnvCacheStorage, reads: partHost | partSupervisor, kind: kindString, def: DefaultCacheStorage,
 			usage: "storage of the LATTICECACHE_{prefix} stream: file or memory (wasmCloud uses memory)",
 			set:   func(c *Config, v any) { c.CacheStorage = v.(string) }},
@@ -406,3 +411,15 @@ func FlagEnv(flag string) (env string, ok bool) {
 	}
 	return "", false
 }
+
+// The lattice cache's forms (LATTICED_CACHE, docs/protocol.md §11).
+const (
+	// CacheAuto uses the bucket LATTICEDATA_{prefix} once it exists (a
+	// wasmCloud 0.60+ host, or a latticed in kv mode, made it), else the
+	// stream, and switches when the bucket appears.
+	CacheAuto = "auto"
+	// CacheStream uses the stream LATTICECACHE_{prefix} (wasmCloud <= 0.59).
+	CacheStream = "stream"
+	// CacheKV uses the bucket LATTICEDATA_{prefix} (wasmCloud >= 0.60).
+	CacheKV = "kv"
+)

@@ -51,6 +51,8 @@ type HostSettings struct {
 	Labels map[string]string
 	// JSDomain is the JetStream domain of the lattice cache.
 	JSDomain string
+	// Cache is the lattice cache's form: CacheAuto, CacheStream or CacheKV.
+	Cache string
 	// CacheMemoryStorage keeps the LATTICECACHE stream in memory (as
 	// wasmCloud does) instead of in files; CacheReplicas is its replica count.
 	CacheMemoryStorage bool
@@ -80,6 +82,7 @@ func (c *Config) Host() HostSettings {
 		StartTimeout:        c.ActorStartTimeout,
 		Labels:              maps.Clone(c.Labels),
 		JSDomain:            c.JSDomain,
+		Cache:               c.Cache,
 		CacheMemoryStorage:  c.CacheStorage == "memory",
 		CacheReplicas:       c.CacheReplicas,
 		PolicyTopic:         c.PolicyTopic,

@@ -187,6 +187,8 @@ type HostChildSettings struct {
 	// LATTICECACHE stream.
 	CacheStorage  string
 	CacheReplicas int
+	// Cache is the lattice cache's form: auto, stream or kv (LATTICED_CACHE).
+	Cache string
 }
 
 // Supervisor resolves the supervisor's settings. Slices and maps are
@@ -222,7 +224,7 @@ func (c *Config) Supervisor() SupervisorSettings {
 			Labels: maps.Clone(c.Labels), AllowedActorIssuers: slices.Clone(c.AllowedActorIssuers),
 			ReplayWindow: c.ReplayWindow, ActorMemoryLimitPages: c.ActorMemoryLimitPages,
 			ActorQueueLength: c.ActorQueueLength, ActorStartTimeout: c.ActorStartTimeout,
-			CacheStorage: c.CacheStorage, CacheReplicas: c.CacheReplicas,
+			CacheStorage: c.CacheStorage, CacheReplicas: c.CacheReplicas, Cache: c.Cache,
 		},
 	}
 }

@@ -12,8 +12,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/jswrite"
 	"github.com/latticed/latticed/internal/metrics"
+	"github.com/latticed/latticed/internal/revstore"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
 )
@@ -34,6 +36,7 @@ type RefMap struct {
 type latticeCache struct {
 	js      jetstream.JetStream
 	prefix  string
+	kv      bool // the bucket LATTICEDATA_{prefix}, not the stream (latticedata.go)
 	state   *latticeState
 	issuers *trust.Issuers
 	log     *slog.Logger
@@ -42,33 +45,73 @@ type latticeCache struct {
 
 	replayOnce sync.Once
 	replayed   chan struct{}
+
+	revs         jetstream.ConsumeContext // the revocations bucket's consumer
+	revsOnce     sync.Once
+	revsReplayed chan struct{}
 }
 
-// openCache ensures the stream exists and starts following it. A host whose
-// NATS has no JetStream still runs, knowing only what it sees itself.
+// openCache opens the lattice cache in the form LATTICED_CACHE asks for
+// (docs/protocol.md §11): the stream LATTICECACHE_{prefix}, or the bucket
+// LATTICEDATA_{prefix} of wasmCloud 0.60+; auto takes the bucket when it
+// exists. A host whose NATS has no JetStream still runs, knowing only what
+// it sees itself.
 func (h *Host) openCache(ctx context.Context) (*latticeCache, error) {
-	var js jetstream.JetStream
-	var err error
-	if h.opts.JSDomain != "" {
-		js, err = jetstream.NewWithDomain(h.opts.Ctl, h.opts.JSDomain)
-	} else {
-		js, err = jetstream.New(h.opts.Ctl)
-	}
+	js, err := h.jetStream()
 	if err != nil {
 		return nil, err
 	}
-	c := &latticeCache{js: js, prefix: h.opts.LatticePrefix, state: h.state, issuers: h.issuers, log: h.log, m: h.m, replayed: make(chan struct{})}
+	kv := h.opts.Cache == config.CacheKV
+	if h.opts.Cache == config.CacheAuto || h.opts.Cache == "" {
+		if kv, err = dataBucketExists(ctx, js, h.opts.LatticePrefix); err != nil {
+			return nil, err
+		}
+	}
+	return h.openCacheAs(ctx, js, kv)
+}
+
+func (h *Host) jetStream() (jetstream.JetStream, error) {
+	if h.opts.JSDomain != "" {
+		return jetstream.NewWithDomain(h.opts.Ctl, h.opts.JSDomain)
+	}
+	return jetstream.New(h.opts.Ctl)
+}
+
+// openCacheAs opens the cache as the bucket (kv) or the stream, replays it
+// and follows it, and follows the revocations bucket.
+func (h *Host) openCacheAs(ctx context.Context, js jetstream.JetStream, kv bool) (*latticeCache, error) {
+	c := &latticeCache{js: js, prefix: h.opts.LatticePrefix, kv: kv, state: h.state, issuers: h.issuers, log: h.log, m: h.m, replayed: make(chan struct{}), revsReplayed: make(chan struct{})}
+	var err error
+	if kv {
+		err = c.openData(ctx, h.opts.CacheReplicas)
+	} else {
+		err = c.openStream(ctx, h.opts.CacheMemoryStorage, h.opts.CacheReplicas)
+	}
+	if err != nil {
+		c.close()
+		return nil, err
+	}
+	if err := c.followRevocations(ctx, h.opts.CacheReplicas); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// openStream ensures LATTICECACHE_{prefix} exists and follows it.
+func (c *latticeCache) openStream(ctx context.Context, memory bool, replicas int) error {
+	js := c.js
 	name := lattice.CacheStream(c.prefix)
 	s, err := js.Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		storage := jetstream.FileStorage
-		if h.opts.CacheMemoryStorage {
+		if memory {
 			storage = jetstream.MemoryStorage
 		}
 		s, err = js.CreateStream(ctx, jetstream.StreamConfig{
 			Name: name, Subjects: []string{lattice.CacheSubjects(c.prefix)},
 			Retention: jetstream.LimitsPolicy, MaxMsgsPerSubject: 1, Discard: jetstream.DiscardOld,
-			Storage: storage, Replicas: max(h.opts.CacheReplicas, 1), Duplicates: 2 * time.Minute,
+			Storage: storage, Replicas: max(replicas, 1), Duplicates: 2 * time.Minute,
 		})
 		// Another host may have created it meanwhile; use theirs (wasmCloud
 		// hosts create it with memory storage, which we accept as it is).
@@ -77,36 +120,95 @@ func (h *Host) openCache(ctx context.Context) (*latticeCache, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("lattice cache stream %s: %w", name, err)
+		return fmt.Errorf("lattice cache stream %s: %w", name, err)
 	}
+	return c.follow(ctx, s, name, lattice.CacheSubjects(c.prefix))
+}
+
+// follow replays stream (last message per subject) and keeps consuming it.
+func (c *latticeCache) follow(ctx context.Context, s jetstream.Stream, name, filter string) error {
+	c.countEntries()
+	var err error
+	c.cc, err = followLast(ctx, c.js, s, name, filter, c.apply, c.replayDone)
+	if err != nil {
+		return fmt.Errorf("lattice cache %s: %w", name, err)
+	}
+	return nil
+}
+
+// followLast delivers the last message of every subject of stream matching
+// filter to apply, then every new one, until the returned consumer is
+// stopped; replayed is called at once when the stream is empty (apply
+// calls it on the last replayed message otherwise).
+func followLast(ctx context.Context, js jetstream.JetStream, s jetstream.Stream, name, filter string, apply jetstream.MessageHandler, replayed func()) (jetstream.ConsumeContext, error) {
 	info, err := s.Info(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("lattice cache stream %s: %w", name, err)
+		return nil, err
 	}
 	if info.State.Msgs == 0 {
-		c.replayDone()
+		replayed()
 	}
-	c.countEntries()
 	cons, err := js.OrderedConsumer(ctx, name, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{lattice.CacheSubjects(c.prefix)},
+		FilterSubjects: []string{filter},
 		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("lattice cache consumer: %w", err)
+		return nil, fmt.Errorf("consumer: %w", err)
 	}
-	c.cc, err = cons.Consume(c.apply)
+	cc, err := cons.Consume(apply)
 	if err != nil {
-		return nil, fmt.Errorf("lattice cache consumer: %w", err)
+		return nil, fmt.Errorf("consumer: %w", err)
 	}
-	return c, nil
+	return cc, nil
 }
 
 func (c *latticeCache) replayDone() { c.replayOnce.Do(func() { close(c.replayed) }) }
 
 func (c *latticeCache) close() {
-	if c != nil && c.cc != nil {
+	if c == nil {
+		return
+	}
+	if c.cc != nil {
 		c.cc.Stop()
 	}
+	if c.revs != nil {
+		c.revs.Stop()
+	}
+}
+
+// followRevocations replays and follows latticed's revocations bucket
+// (lattice.RevocationsBucket), creating it when this host is the lattice's
+// first. The supervisor writes it; the host only reads.
+func (c *latticeCache) followRevocations(ctx context.Context, replicas int) error {
+	s, err := revstore.Ensure(ctx, c.js, c.prefix, replicas)
+	if err != nil {
+		return err
+	}
+	c.revs, err = followLast(ctx, c.js, s, lattice.RevocationsStream(c.prefix), lattice.RevocationsSubjects(c.prefix), c.applyRevocation, c.revsReplayDone)
+	if err != nil {
+		return fmt.Errorf("revocations bucket %s: %w", lattice.RevocationsBucket(c.prefix), err)
+	}
+	return nil
+}
+
+func (c *latticeCache) revsReplayDone() { c.revsOnce.Do(func() { close(c.revsReplayed) }) }
+
+// applyRevocation revokes one signing key. Purges (the supervisor's
+// pruning of expired entries) carry no body and revoke nothing.
+func (c *latticeCache) applyRevocation(m jetstream.Msg) {
+	if meta, err := m.Metadata(); err == nil && meta.NumPending == 0 {
+		defer c.revsReplayDone()
+	}
+	if len(m.Data()) == 0 {
+		return
+	}
+	var rv lattice.DelegationRevocation
+	if err := json.Unmarshal(m.Data(), &rv); err != nil || rv.SigningKey == "" {
+		c.log.Warn("skipping bad signing-key revocation", "subject", m.Subject(), "err", err)
+		return
+	}
+	c.issuers.Revoke(rv.SigningKey, rv.Until)
+	c.log.Info("delegated signing key revoked", "signing_key", rv.SigningKey, "provider", rv.Provider.PublicKey, "instance", rv.InstanceID)
 }
 
 // apply folds one cache entry into the host's state. Bad entries are logged
@@ -114,6 +216,11 @@ func (c *latticeCache) close() {
 func (c *latticeCache) apply(m jetstream.Msg) {
 	if meta, err := m.Metadata(); err == nil && meta.NumPending == 0 {
 		defer c.replayDone()
+	}
+	if c.kv {
+		c.applyData(m)
+		c.countEntries()
+		return
 	}
 	rest, ok := strings.CutPrefix(m.Subject(), strings.TrimSuffix(lattice.CacheSubjects(c.prefix), ">"))
 	kind, _, _ := strings.Cut(rest, ".")
@@ -135,12 +242,6 @@ func (c *latticeCache) apply(m jetstream.Msg) {
 			} else if err = ld.Normalize(); err == nil {
 				c.state.putLink(ld)
 			}
-		}
-	case "revocations":
-		var rv lattice.DelegationRevocation
-		if err = json.Unmarshal(m.Data(), &rv); err == nil && rv.SigningKey != "" {
-			c.issuers.Revoke(rv.SigningKey, rv.Until)
-			c.log.Info("delegated signing key revoked", "signing_key", rv.SigningKey, "provider", rv.Provider.PublicKey, "instance", rv.InstanceID)
 		}
 	case "refmap":
 		var rm RefMap
@@ -196,6 +297,9 @@ func (c *latticeCache) putClaims(ctx context.Context, cl lattice.CachedClaims) e
 	if c == nil {
 		return nil
 	}
+	if c.kv {
+		return c.put(ctx, lattice.DataClaims(c.prefix, cl.Subject), dataClaims{CachedClaims: cl, ContractID: cl.ContractID})
+	}
 	return c.put(ctx, lattice.CacheClaims(c.prefix, cl.Subject), cl)
 }
 
@@ -203,14 +307,20 @@ func (c *latticeCache) putLink(ctx context.Context, ld lattice.LinkDefinition) e
 	if c == nil {
 		return nil
 	}
+	if c.kv {
+		return c.put(ctx, lattice.DataLinkdef(c.prefix, ld.ID), ld)
+	}
 	return c.put(ctx, lattice.CacheLinkdef(c.prefix, ld.ID), ld)
 }
 
-// deleteLink tombstones the link: with one message per subject, the tombstone
-// replaces it.
+// deleteLink tombstones the link in the stream (with one message per
+// subject, the tombstone replaces it) and purges it from the bucket.
 func (c *latticeCache) deleteLink(ctx context.Context, ld lattice.LinkDefinition) error {
 	if c == nil {
 		return nil
+	}
+	if c.kv {
+		return c.purge(ctx, lattice.DataLinkdef(c.prefix, ld.ID))
 	}
 	ld.Deleted = true
 	return c.put(ctx, lattice.CacheLinkdef(c.prefix, ld.ID), ld)
@@ -219,6 +329,9 @@ func (c *latticeCache) deleteLink(ctx context.Context, ld lattice.LinkDefinition
 func (c *latticeCache) putRefMap(ctx context.Context, rm RefMap) error {
 	if c == nil {
 		return nil
+	}
+	if c.kv {
+		return c.put(ctx, lattice.DataRefmap(c.prefix, rm.OCIURL), rm)
 	}
 	return c.put(ctx, lattice.CacheRefmap(c.prefix, rm.OCIURL), rm)
 }

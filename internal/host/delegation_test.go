@@ -62,7 +62,7 @@ func TestRevokedDelegationIsRefusedOnEveryNode(t *testing.T) {
 
 	rv, _ := json.Marshal(lattice.DelegationRevocation{SigningKey: signing.PublicKey(), Provider: provider, InstanceID: "inst",
 		RevokedAt: time.Now(), Until: time.Now().Add(time.Hour)})
-	if _, err := a.h.cache.Load().js.Publish(context.Background(), lattice.CacheRevocation("test", signing.PublicKey()), rv); err != nil {
+	if _, err := a.h.cache.Load().js.Publish(context.Background(), lattice.Revocation("test", signing.PublicKey()), rv); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []*fixture{a, b} {

@@ -207,6 +207,13 @@ func (h *Host) Run(ctx context.Context) error {
 		stopRetry = func() { cancel(); <-retried }
 	}
 	defer stopRetry() // on early returns; shutdown stops it first otherwise
+	// Auto mode on the stream: switch to the bucket once a wasmCloud 0.60+
+	// host (or a latticed in kv mode) made it.
+	watchCtx, stopWatchCancel := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() { defer close(watched); h.watchForData(watchCtx) }()
+	stopWatch := func() { stopWatchCancel(); <-watched }
+	defer stopWatch()
 	subs, err := h.subscribeCtl()
 	if err == nil && h.policySvc != nil && h.opts.PolicyChangesTopic != "" {
 		var s *nats.Subscription
@@ -248,6 +255,7 @@ func (h *Host) Run(ctx context.Context) error {
 	}
 	unsubscribe()
 	stopRetry() // a cache opened after shutdown closed it would leak its consumer
+	stopWatch()
 	return h.shutdown(context.WithoutCancel(ctx))
 }
 
@@ -285,10 +293,13 @@ func (h *Host) startCache(ctx context.Context) error {
 	}
 	h.cache.Store(c)
 	h.cacheOnce.Do(func() { close(h.cacheOpen) })
-	select {
-	case <-c.replayed:
-	case <-cctx.Done():
-		h.log.Warn("lattice cache replay did not finish in time; continuing with what arrived", "timeout", replayTimeout)
+	for _, replayed := range []chan struct{}{c.replayed, c.revsReplayed} {
+		select {
+		case <-replayed:
+		case <-cctx.Done():
+			h.log.Warn("lattice cache replay did not finish in time; continuing with what arrived", "timeout", replayTimeout)
+			return nil
+		}
 	}
 	return nil
 }

@@ -692,7 +692,12 @@ func TestMultiNodePrefixIsolation(t *testing.T) {
 	for n := range js.StreamNames(ctx).Name() {
 		names[n] = true
 	}
-	if !names["LATTICECACHE_red"] || !names["LATTICECACHE_blue"] || len(names) != 2 {
+	for _, p := range []string{"red", "blue"} {
+		if !names[lattice.CacheStream(p)] || !names[lattice.RevocationsStream(p)] {
+			t.Fatalf("streams %v: want each prefix's cache and revocations bucket", names)
+		}
+	}
+	if len(names) != 4 {
 		t.Fatalf("streams %v", names)
 	}
 	for prefix, own := range map[string][]string{

@@ -50,6 +50,13 @@ const (
 // through a leader election until the write is stored or ctx ends (and at
 // most WriteTimeout). attempts reports how many publishes it took.
 func Publish(ctx context.Context, js jetstream.JetStream, subject string, data []byte) (ack *jetstream.PubAck, attempts int, err error) {
+	return PublishMsg(ctx, js, &nats.Msg{Subject: subject, Data: data})
+}
+
+// PublishMsg is Publish for a message with headers (a key-value purge) and
+// publish options (an expected last sequence); an expectation the stream
+// refuses is returned at once, not retried.
+func PublishMsg(ctx context.Context, js jetstream.JetStream, msg *nats.Msg, opts ...jetstream.PublishOpt) (ack *jetstream.PubAck, attempts int, err error) {
 	ctx, cancel := context.WithTimeout(ctx, WriteTimeout)
 	defer cancel()
 	// One id for every attempt of this write: the stream drops a repeat
@@ -61,7 +68,7 @@ func Publish(ctx context.Context, js jetstream.JetStream, subject string, data [
 		actx, acancel := context.WithTimeout(ctx, attemptTimeout)
 		// Retries are ours (with backoff and the caller's deadline), not the
 		// client library's two fixed ones.
-		ack, err = js.Publish(actx, subject, data, jetstream.WithMsgID(id), jetstream.WithRetryAttempts(0))
+		ack, err = js.PublishMsg(actx, msg, append([]jetstream.PublishOpt{jetstream.WithMsgID(id), jetstream.WithRetryAttempts(0)}, opts...)...)
 		acancel()
 		if err == nil {
 			return ack, attempts, nil

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/latticed/latticed/internal/jswrite"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
@@ -91,8 +89,8 @@ func (p *providerInstance) renewDelegation() {
 	}
 }
 
-// revokeSigning writes the instance's signing key into the lattice cache's
-// revocations, which every host follows: from then on no node accepts an
+// revokeSigning writes the instance's signing key into latticed's
+// revocations bucket (lattice.RevocationsBucket), which every host follows: from then on no node accepts an
 // invocation signed with it, whatever token comes with it.
 func (s *Supervisor) revokeSigning(ctx context.Context, p *providerInstance, sg signing, instanceID string) error {
 	if sg.token == "" {
@@ -108,14 +106,14 @@ func (s *Supervisor) revokeSigning(ctx context.Context, p *providerInstance, sg 
 	if err != nil {
 		return err
 	}
-	js, err := jetstream.New(s.nc)
+	js, err := s.jetStream()
 	if err != nil {
 		return err
 	}
-	subject := lattice.CacheRevocation(s.prefix, rv.SigningKey)
+	subject := lattice.Revocation(s.prefix, rv.SigningKey)
 	if _, _, err := jswrite.Publish(ctx, js, subject, b); err != nil {
-		return fmt.Errorf("write signing-key revocation to %s: %w", lattice.CacheStream(s.prefix), err)
+		return fmt.Errorf("write signing-key revocation to bucket %s: %w", lattice.RevocationsBucket(s.prefix), err)
 	}
-	s.recordCacheRevocation(ctx, subject, rv.Until)
+	s.recordSigningRevocation(ctx, subject, rv.Until)
 	return nil
 }

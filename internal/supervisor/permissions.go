@@ -30,7 +30,11 @@ const (
 //	{rpc}           the lattice's RPC root              wasmbus.rpc.default
 //	{rpcevents}     invocation events                   wasmbus.rpcevt.default
 //	{events}        lattice events                      wasmbus.evt.default
-//	{cachesubjects} the lattice cache's subjects        lc.default.>
+//	{cacheentries}  the lattice cache's entries of the three key types wasmCloud knows
+//	                lc.default.claims.*, lc.default.linkdefs.*, lc.default.refmap.*
+//	{revocations}   latticed's revocations bucket's stream  KV_LATTICED_REVOCATIONS_default
+//	{data}          wasmCloud 0.60+'s lattice data bucket's stream  KV_LATTICEDATA_default
+//	{datakeys}      its keys, one token each             $KV.LATTICEDATA_default.*
 //	{ctl}      control topic prefix + lattice       wasmbus.ctl.default
 //	{jsapi}    JetStream API prefix                 $JS.API, or $JS.{domain}.API
 //	{cache}    lattice cache stream                 LATTICECACHE_default
@@ -77,7 +81,10 @@ var permissionTable = map[Role]rule{
 	RoleHostCtl: {
 		// Events, and the lattice cache stream through the JetStream API:
 		// only that stream, only what the host does with it (create, info,
-		// an ordered consumer, publish entries).
+		// an ordered consumer, publish entries), and only entries of the
+		// key types a wasmCloud host can migrate, each one token after its
+		// type (docs/protocol.md §11.3). The revocations bucket it may
+		// create and follow, but not write: revoking is the supervisor's.
 		PubAllow: []string{
 			"{events}",
 			"{jsapi}.INFO",
@@ -85,7 +92,19 @@ var permissionTable = map[Role]rule{
 			"{jsapi}.CONSUMER.CREATE.{cache}", "{jsapi}.CONSUMER.CREATE.{cache}.>",
 			"{jsapi}.CONSUMER.DELETE.{cache}.*", "{jsapi}.CONSUMER.INFO.{cache}.*",
 			"{jsapi}.CONSUMER.MSG.NEXT.{cache}.*",
-			"{cachesubjects}",
+			"{cacheclaims}", "{cachelinkdefs}", "{cacherefmaps}",
+			"{jsapi}.STREAM.INFO.{revocations}", "{jsapi}.STREAM.CREATE.{revocations}",
+			"{jsapi}.CONSUMER.CREATE.{revocations}", "{jsapi}.CONSUMER.CREATE.{revocations}.>",
+			"{jsapi}.CONSUMER.DELETE.{revocations}.*", "{jsapi}.CONSUMER.INFO.{revocations}.*",
+			"{jsapi}.CONSUMER.MSG.NEXT.{revocations}.*",
+			// The bucket wasmCloud 0.60+ keep the cache in (LATTICED_CACHE=kv
+			// or auto): create, follow and write keys of one token (wasmCloud's
+			// watcher drops keys with a '.'); never delete or purge it.
+			"{jsapi}.STREAM.INFO.{data}", "{jsapi}.STREAM.CREATE.{data}",
+			"{jsapi}.CONSUMER.CREATE.{data}", "{jsapi}.CONSUMER.CREATE.{data}.>",
+			"{jsapi}.CONSUMER.DELETE.{data}.*", "{jsapi}.CONSUMER.INFO.{data}.*",
+			"{jsapi}.CONSUMER.MSG.NEXT.{data}.*",
+			"{datakeys}",
 		},
 		// The whole control interface of this lattice.
 		SubAllow: []string{"{ctl}.>", "{inbox}.>"},
@@ -214,7 +233,12 @@ func (s Scope) Permissions(role Role) (jwt.Permissions, error) {
 		"{rpc}", lattice.RPCRoot(s.LatticePrefix),
 		"{rpcevents}", lattice.RPCEvents(s.LatticePrefix),
 		"{events}", lattice.Events(s.LatticePrefix),
-		"{cachesubjects}", lattice.CacheSubjects(s.LatticePrefix),
+		"{cacheclaims}", lattice.CacheClaims(s.LatticePrefix, "*"),
+		"{cachelinkdefs}", lattice.CacheLinkdef(s.LatticePrefix, "*"),
+		"{cacherefmaps}", lattice.CacheRefmapsFilter(s.LatticePrefix),
+		"{revocations}", lattice.RevocationsStream(s.LatticePrefix),
+		"{data}", lattice.DataStream(s.LatticePrefix),
+		"{datakeys}", strings.TrimSuffix(lattice.DataSubjects(s.LatticePrefix), ">") + "*",
 		"{ctl}", lattice.NewCtl(ctl, s.LatticePrefix).Base(),
 		"{jsapi}", jsapi,
 		"{cache}", lattice.CacheStream(s.LatticePrefix),

@@ -126,6 +126,7 @@ func Diff(prev, next config.SupervisorSettings) Changes {
 	d.restart("actor_start_timeout", ph.ActorStartTimeout != nh.ActorStartTimeout)
 	d.restart("cache_storage", ph.CacheStorage != nh.CacheStorage)
 	d.restart("cache_replicas", ph.CacheReplicas != nh.CacheReplicas)
+	d.restart("cache", ph.Cache != nh.Cache)
 	return d.out
 }
 

@@ -8,13 +8,13 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/latticed/latticed/internal/datadir"
+	"github.com/latticed/latticed/internal/revstore"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -59,59 +59,87 @@ func savePrunable(path, account string, m map[string]time.Time) error {
 	return datadir.WriteSecret(path, b)
 }
 
-// cacheRevocations indexes the signing-key revocations in the lattice cache
-// (lc.{prefix}.revocations.*) by when each may go: lattice.DelegationRevocation's
+// revocationsIndex indexes the entries of latticed's revocations bucket
+// (lattice.RevocationsBucket) by when each may go: lattice.DelegationRevocation's
 // Until, past which no delegation it could refuse is valid, so hosts
 // already drop it from memory (trust.Issuers.Revoke).
-type cacheRevocations struct {
+type revocationsIndex struct {
 	mu     sync.Mutex
 	loaded bool
 	until  map[string]time.Time // subject -> removable after
 }
 
-// recordCacheRevocation notes an entry just written and prunes the cache.
-func (s *Supervisor) recordCacheRevocation(ctx context.Context, subject string, until time.Time) {
-	s.cacheRevs.mu.Lock()
-	if s.cacheRevs.until == nil {
-		s.cacheRevs.until = map[string]time.Time{}
+// jetStream is the supervisor's JetStream context, in the configured domain.
+func (s *Supervisor) jetStream() (jetstream.JetStream, error) {
+	if d := s.settings().Lattice.JSDomain; d != "" {
+		return jetstream.NewWithDomain(s.nc, d)
 	}
-	s.cacheRevs.until[subject] = until
-	s.cacheRevs.mu.Unlock()
-	if err := s.pruneCacheRevocations(ctx); err != nil {
-		s.log.Warn("could not remove expired signing-key revocations from the lattice cache; they stay until the next revocation or restart",
-			"stream", lattice.CacheStream(s.prefix), "err", err)
-	}
+	return jetstream.New(s.nc)
 }
 
-// pruneCacheRevocations purges the cache's revocation entries whose Until
-// has passed. The first call reads every such entry from the stream (the
-// node's start); later ones work from the index.
-func (s *Supervisor) pruneCacheRevocations(ctx context.Context) error {
-	s.cacheRevs.mu.Lock()
-	defer s.cacheRevs.mu.Unlock()
-	now := time.Now()
-	if s.cacheRevs.loaded && !anyDue(s.cacheRevs.until, now) {
-		return nil // the common case costs no request
-	}
-	js, err := jetstream.New(s.nc)
+// moveRevocations makes the revocations bucket and moves into it the
+// revocations an older latticed wrote into the lattice cache stream, before
+// the host starts: a wasmCloud 0.60+ host starting beside this node must find
+// only key types it can migrate there (docs/protocol.md §11.3).
+func (s *Supervisor) moveRevocations(ctx context.Context) error {
+	js, err := s.jetStream()
 	if err != nil {
 		return err
 	}
-	stream, err := js.Stream(ctx, lattice.CacheStream(s.prefix))
+	if _, err := revstore.Ensure(ctx, js, s.prefix, s.settings().Host.CacheReplicas); err != nil {
+		return err
+	}
+	n, err := revstore.MoveLegacy(ctx, js, s.prefix)
+	if n > 0 {
+		s.log.Info("moved signing-key revocations out of the lattice cache", "moved", n,
+			"from", lattice.CacheStream(s.prefix), "to", lattice.RevocationsBucket(s.prefix))
+	}
+	return err
+}
+
+// recordSigningRevocation notes an entry just written and prunes the bucket.
+func (s *Supervisor) recordSigningRevocation(ctx context.Context, subject string, until time.Time) {
+	s.sigRevs.mu.Lock()
+	if s.sigRevs.until == nil {
+		s.sigRevs.until = map[string]time.Time{}
+	}
+	s.sigRevs.until[subject] = until
+	s.sigRevs.mu.Unlock()
+	if err := s.pruneSigningRevocations(ctx); err != nil {
+		s.log.Warn("could not remove expired signing-key revocations; they stay until the next revocation or restart",
+			"bucket", lattice.RevocationsBucket(s.prefix), "err", err)
+	}
+}
+
+// pruneSigningRevocations purges the bucket's entries whose Until has
+// passed. The first call reads every entry from the stream (the node's
+// start); later ones work from the index.
+func (s *Supervisor) pruneSigningRevocations(ctx context.Context) error {
+	s.sigRevs.mu.Lock()
+	defer s.sigRevs.mu.Unlock()
+	now := time.Now()
+	if s.sigRevs.loaded && !anyDue(s.sigRevs.until, now) {
+		return nil // the common case costs no request
+	}
+	js, err := s.jetStream()
 	if err != nil {
-		return fmt.Errorf("lattice cache %s: %w", lattice.CacheStream(s.prefix), err)
+		return err
 	}
-	if s.cacheRevs.until == nil {
-		s.cacheRevs.until = map[string]time.Time{}
+	stream, err := js.Stream(ctx, lattice.RevocationsStream(s.prefix))
+	if err != nil {
+		return fmt.Errorf("revocations bucket %s: %w", lattice.RevocationsBucket(s.prefix), err)
 	}
-	if !s.cacheRevs.loaded {
-		if err := loadCacheRevocations(ctx, stream, s.prefix, s.cacheRevs.until, s.log); err != nil {
+	if s.sigRevs.until == nil {
+		s.sigRevs.until = map[string]time.Time{}
+	}
+	if !s.sigRevs.loaded {
+		if err := loadSigningRevocations(ctx, stream, s.prefix, s.sigRevs.until, s.log); err != nil {
 			return err
 		}
-		s.cacheRevs.loaded = true
+		s.sigRevs.loaded = true
 	}
 	var errs []error
-	for subject, until := range s.cacheRevs.until {
+	for subject, until := range s.sigRevs.until {
 		if !now.After(until) {
 			continue
 		}
@@ -119,7 +147,7 @@ func (s *Supervisor) pruneCacheRevocations(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("purge %s: %w", subject, err))
 			continue
 		}
-		delete(s.cacheRevs.until, subject)
+		delete(s.sigRevs.until, subject)
 	}
 	return errors.Join(errs...)
 }
@@ -133,9 +161,9 @@ func anyDue(until map[string]time.Time, now time.Time) bool {
 	return false
 }
 
-// loadCacheRevocations adds every revocation entry of the cache to until.
-func loadCacheRevocations(ctx context.Context, stream jetstream.Stream, prefix string, until map[string]time.Time, log *slog.Logger) error {
-	filter := strings.TrimSuffix(lattice.CacheRevocation(prefix, "*"), "*") + ">"
+// loadSigningRevocations adds every entry of the revocations bucket to until.
+func loadSigningRevocations(ctx context.Context, stream jetstream.Stream, prefix string, until map[string]time.Time, log *slog.Logger) error {
+	filter := lattice.RevocationsSubjects(prefix)
 	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(filter))
 	if err != nil {
 		return fmt.Errorf("list %s: %w", filter, err)
@@ -151,7 +179,7 @@ func loadCacheRevocations(ctx context.Context, stream jetstream.Stream, prefix s
 		var rv lattice.DelegationRevocation
 		if err := json.Unmarshal(m.Data, &rv); err != nil || rv.Until.IsZero() {
 			// Not ours to judge: an entry without a time is kept.
-			log.Warn("lattice cache revocation entry has no expiry; it is kept", "subject", subject)
+			log.Warn("signing-key revocation has no expiry; it is kept", "subject", subject)
 			continue
 		}
 		until[subject] = rv.Until

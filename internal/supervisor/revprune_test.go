@@ -351,10 +351,12 @@ func TestPrunableRecordBadInputIsSetAside(t *testing.T) {
 	}
 }
 
-// TestCacheRevocationsArePrunedWhenExpired: the lattice cache's signing-key
-// revocations go once their Until passed, at start and on each new one;
-// other cache entries and unexpired revocations stay.
-func TestCacheRevocationsArePrunedWhenExpired(t *testing.T) {
+// TestSigningRevocationsMoveOutOfTheCacheAndArePrunedWhenExpired: the
+// revocations an older latticed wrote into the lattice cache move into the
+// revocations bucket at start (the cache keeps only key types wasmCloud can
+// migrate); the bucket's entries go once their Until passed, at start and
+// on each new one; unexpired ones stay.
+func TestSigningRevocationsMoveOutOfTheCacheAndArePrunedWhenExpired(t *testing.T) {
 	srv, a, _ := operatorServer(t)
 	admin, err := a.Mint(RoleAdmin, "admin", Scope{})
 	if err != nil {
@@ -367,56 +369,78 @@ func TestCacheRevocationsArePrunedWhenExpired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: lattice.CacheStream("default"), Subjects: []string{lattice.CacheSubjects("default")},
+	cache, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: lattice.CacheStream("default"), Subjects: []string{lattice.CacheSubjects("default")},
 		MaxMsgsPerSubject: 1, Storage: jetstream.MemoryStorage})
 	if err != nil {
 		t.Fatal(err)
 	}
-	put := func(key string, until time.Time) string {
-		t.Helper()
-		subj := lattice.CacheRevocation("default", key)
+	rev := func(key string, until time.Time) []byte {
 		b, _ := json.Marshal(lattice.DelegationRevocation{SigningKey: key, RevokedAt: time.Now(), Until: until})
-		if _, err := js.Publish(ctx, subj, b); err != nil {
+		return b
+	}
+	// As an older latticed wrote them: into the cache stream.
+	legacy := strings.TrimSuffix(lattice.LegacyCacheRevocationsFilter("default"), ">")
+	for key, until := range map[string]time.Time{"SKEXPIRED1": time.Now().Add(-time.Minute), "SKEXPIRED2": time.Now().Add(-time.Second), "SKLIVE": time.Now().Add(time.Hour)} {
+		if _, err := js.Publish(ctx, legacy+key, rev(key, until)); err != nil {
 			t.Fatal(err)
 		}
-		return subj
 	}
-	expired1, expired2 := put("SKEXPIRED1", time.Now().Add(-time.Minute)), put("SKEXPIRED2", time.Now().Add(-time.Second))
-	live := put("SKLIVE", time.Now().Add(time.Hour))
 	if _, err := js.Publish(ctx, lattice.CacheClaims("default", "MACTOR"), []byte(`{"sub":"MACTOR"}`)); err != nil {
 		t.Fatal(err)
 	}
-	subjects := func() map[string]uint64 {
+	subjects := func(s jetstream.Stream, filter string) map[string]uint64 {
 		t.Helper()
-		info, err := stream.Info(ctx, jetstream.WithSubjectFilter(lattice.CacheSubjects("default")))
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return info.State.Subjects
 	}
 	s := &Supervisor{nc: nc, prefix: "default", log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if err := s.pruneCacheRevocations(ctx); err != nil { // the node's start
+	if err := s.moveRevocations(ctx); err != nil { // the node's start, before the host
 		t.Fatal(err)
 	}
-	got := subjects()
-	if _, ok := got[expired1]; ok {
-		t.Errorf("%s still in the cache", expired1)
+	if got := subjects(cache, lattice.CacheSubjects("default")); len(got) != 1 || got[lattice.CacheClaims("default", "MACTOR")] == 0 {
+		t.Fatalf("cache after the move: %v; want only the claims", got)
 	}
-	if _, ok := got[expired2]; ok {
-		t.Errorf("%s still in the cache", expired2)
+	bucket, err := js.Stream(ctx, lattice.RevocationsStream("default"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(got) != 2 || got[live] == 0 || got[lattice.CacheClaims("default", "MACTOR")] == 0 {
-		t.Fatalf("cache after pruning at start: %v; want the live revocation and the claims", got)
+	if got := subjects(bucket, lattice.RevocationsSubjects("default")); len(got) != 3 {
+		t.Fatalf("revocations bucket after the move: %v; want the three moved entries", got)
+	}
+	if err := s.pruneSigningRevocations(ctx); err != nil { // the host is ready
+		t.Fatal(err)
+	}
+	got := subjects(bucket, lattice.RevocationsSubjects("default"))
+	if len(got) != 1 || got[lattice.Revocation("default", "SKLIVE")] == 0 {
+		t.Fatalf("bucket after pruning at start: %v; want the live revocation only", got)
+	}
+	put := func(key string, until time.Time) string {
+		t.Helper()
+		subj := lattice.Revocation("default", key)
+		if _, err := js.Publish(ctx, subj, rev(key, until)); err != nil {
+			t.Fatal(err)
+		}
+		return subj
 	}
 	// A revocation that expires soon goes with the next one written after it.
 	soon := time.Now().Add(500 * time.Millisecond)
-	s.recordCacheRevocation(ctx, put("SKSOON", soon), soon)
+	s.recordSigningRevocation(ctx, put("SKSOON", soon), soon)
 	time.Sleep(time.Until(soon.Add(100 * time.Millisecond)))
 	later := time.Now().Add(time.Hour)
-	s.recordCacheRevocation(ctx, put("SKLATER", later), later)
-	got = subjects()
-	if _, ok := got[lattice.CacheRevocation("default", "SKSOON")]; ok || len(got) != 3 {
-		t.Fatalf("cache after the next revocation: %v; want SKLIVE, SKLATER and the claims", got)
+	s.recordSigningRevocation(ctx, put("SKLATER", later), later)
+	got = subjects(bucket, lattice.RevocationsSubjects("default"))
+	if _, ok := got[lattice.Revocation("default", "SKSOON")]; ok || len(got) != 2 {
+		t.Fatalf("bucket after the next revocation: %v; want SKLIVE and SKLATER", got)
+	}
+	// A second start moves nothing and loses nothing.
+	if err := s.moveRevocations(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := subjects(bucket, lattice.RevocationsSubjects("default")); len(got) != 2 {
+		t.Fatalf("bucket after a second start: %v", got)
 	}
 }
 

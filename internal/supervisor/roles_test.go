@@ -43,6 +43,7 @@ func TestRolePermissions(t *testing.T) {
 	actor := "MB2ZQB6ROOMAYBO4ZCTFYWN7YIVBWA3MTKZYAQKJMTIHE2ELLRW2E3ZW"
 	ctl := lattice.NewCtl("", lp)
 	cache := lattice.CacheStream(lp)
+	revs := lattice.RevocationsStream(lp)
 	own := lattice.RPCProvider(lp, keyA, "default")
 	other := lattice.RPCProvider(lp, keyB, "default")
 	otherUser := "UAIE4Z3TECZZVSFD7U22MSZG5EYOSYFYQ6Z5T4QGPBM2JDIDUAHT4X2U" // another provider instance's user
@@ -55,6 +56,9 @@ func TestRolePermissions(t *testing.T) {
 	// The cache stream exists, as the host creates it, so that consumers on
 	// it can be created.
 	if _, err := jsCreate(adminNC, "$JS.API.STREAM.CREATE."+cache); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jsCreate(adminNC, "$JS.API.STREAM.CREATE."+revs); err != nil {
 		t.Fatal(err)
 	}
 
@@ -109,8 +113,22 @@ func TestRolePermissions(t *testing.T) {
 		{"host-ctl", RoleHostCtl, Scope{}, append([]roleAction{
 			{actCreate, "$JS.API.STREAM.CREATE." + cache, true},
 			{actCreate, "$JS.API.CONSUMER.CREATE." + cache, true},
+			{actCreate, "$JS.API.CONSUMER.CREATE." + revs, true},
 			{actPub, lattice.Events(lp), true},
 			{actPub, lattice.CacheLinkdef(lp, "x"), true},
+			{actPub, lattice.CacheClaims(lp, actor), true},
+			{actPub, lattice.CacheRefmap(lp, "registry/actor:1"), true},
+			// Only the key types wasmCloud 0.60+ can migrate, one token each;
+			// revocations are the supervisor's to write.
+			{actPub, strings.TrimSuffix(lattice.LegacyCacheRevocationsFilter(lp), ">") + "SKEY", false},
+			{actPub, lattice.CacheLinkdef(lp, "x.y"), false},
+			{actPub, lattice.Revocation(lp, "SKEY"), false},
+			{actCreate, "$JS.API.STREAM.DELETE." + cache, false},
+			{actCreate, "$JS.API.STREAM.PURGE." + revs, false},
+			{actCreate, "$JS.API.STREAM.CREATE." + lattice.DataStream(lp), true},
+			{actPub, lattice.DataLinkdef(lp, "X"), true},
+			{actPub, lattice.DataLinkdef(lp, "X.Y"), false},
+			{actCreate, "$JS.API.STREAM.DELETE." + lattice.DataStream(lp), false},
 			{actSub, ctl.Base() + ".>", true},
 			{actSub, "{inbox}.>", true},
 			{actRespond, ctl.GetLinks(), true},
@@ -259,6 +277,10 @@ func jsCreate(nc *nats.Conn, apiSubject string) (json.RawMessage, error) {
 		subjects := []string{"attack.>"}
 		if name == lattice.CacheStream("default") {
 			subjects = []string{lattice.CacheSubjects("default")}
+		} else if name == lattice.RevocationsStream("default") {
+			subjects = []string{lattice.RevocationsSubjects("default")}
+		} else if name == lattice.DataStream("default") {
+			subjects = []string{lattice.DataSubjects("default")}
 		} else if name == "ADMIN_MADE" {
 			subjects = []string{"admin.made.>"}
 		}

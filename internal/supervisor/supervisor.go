@@ -24,6 +24,7 @@ import (
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/internal/health"
+	"github.com/latticed/latticed/internal/jswrite"
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/natsalive"
 	"github.com/latticed/latticed/internal/oci"
@@ -111,7 +112,7 @@ type Supervisor struct {
 	shared     *Credentials     // external mode without signing keys: WASMCLOUD_PROV_RPC_* for every provider
 	oci        *oci.Client      // pulls provider archives; keeps registries.put credentials
 	policySvc  *policy.Service  // nil when no policy service is configured (WASMCLOUD_POLICY_TOPIC)
-	cacheRevs  cacheRevocations // the lattice cache's signing-key revocations, pruned when expired (revprune.go)
+	sigRevs    revocationsIndex // the revocations bucket's entries, pruned when expired (revprune.go)
 	consoleURL string           // the web console's, "" when it does not run (console.go)
 
 	// providerStartup is how long a new provider may take to pass its first
@@ -268,6 +269,12 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 	if err := s.startArtifacts(set); err != nil { // before anything can launch a provider
 		return err
 	}
+	moveCtx, cancelMove := context.WithTimeout(ctx, jswrite.WriteTimeout)
+	if err := s.moveRevocations(moveCtx); err != nil {
+		s.log.Warn("signing-key revocations not (all) moved out of the lattice cache; the next start tries again",
+			"bucket", lattice.RevocationsBucket(s.prefix), "err", err)
+	}
+	cancelMove()
 	s.hostProc = newHostChild(s) // before the admin socket: the host child reports to it
 	if s.adminSrv, err = admin.Listen(s.adminPath, s.answerAdmin, s.log); err != nil {
 		return err
@@ -467,9 +474,9 @@ func (s *Supervisor) onHostReady(first bool) {
 		s.notify(notifyReady)
 		s.log.Info("node ready", "host_id", s.hostID, "cluster_issuer", s.opts.ClusterKey.PublicKey(), "lattice_prefix", s.prefix, "nats_url", s.natsURL,
 			"metrics", "http://"+s.health.Addr()+"/metrics", "admin_socket", s.adminPath, "console", s.consoleURL)
-		// At start, the host has made the cache stream: drop what expired while the node was down.
-		if err := s.pruneCacheRevocations(ctx); err != nil {
-			s.log.Warn("could not remove expired signing-key revocations from the lattice cache", "err", err)
+		// At start: drop the revocations that expired while the node was down.
+		if err := s.pruneSigningRevocations(ctx); err != nil {
+			s.log.Warn("could not remove expired signing-key revocations", "bucket", lattice.RevocationsBucket(s.prefix), "err", err)
 		}
 		return
 	}
