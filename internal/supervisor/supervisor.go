@@ -388,7 +388,9 @@ func (s *Supervisor) startNATS(cfg *config.Config) error {
 		return err
 	}
 	store := datadir.Path(cfg.DataDir, datadir.JetStreamDir)
-	ns, auth, err := StartOperatorNATS(EmbeddedNATS{Listen: cfg.NATSListen, StoreDir: store, MaxPayload: int32(cfg.MaxPayloadBytes),
+	// max_payload stays NATS's default: larger payloads are chunked
+	// through the object store (rpc.ChunkThreshold), not sent whole.
+	ns, auth, err := StartOperatorNATS(EmbeddedNATS{Listen: cfg.NATSListen, StoreDir: store,
 		ProviderCredsLifetime: s.providerCredsLifetime(cfg)}, keys, scope)
 	if err != nil {
 		return err
@@ -419,6 +421,9 @@ func (s *Supervisor) startNATS(cfg *config.Config) error {
 	s.nc, err = natsalive.Connect(s.natsURL, config.NATSConn{JWT: self.JWT, Seed: self.Seed}, "latticed-supervisor", s.log,
 		append(natsalive.Options(cfg.NATSKeepalive), nats.CustomInboxPrefix(self.InboxPrefix))...)
 	if err != nil {
+		return err
+	}
+	if err := s.ensureChunkBucket(); err != nil {
 		return err
 	}
 	s.log.Info("embedded NATS server started (operator mode)", "url", s.natsURL, "admin_creds", adminPath,
