@@ -318,7 +318,7 @@ func (e *errs) err() error { return errors.Join(e.list...) }
 
 // Limits enforced by Validate.
 const (
-	maxWasmPages = 65536    // 4 GiB, the wasm32 address space
+	maxWasmPages = 65536   // 4 GiB, the wasm32 address space
 	maxPayload   = 1 << 30 // a whole (chunked) payload, held in memory by both ends
 )
 
