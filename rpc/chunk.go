@@ -159,9 +159,9 @@ func (s *Server) dechunk(m *nats.Msg, inv *lattice.Invocation) error {
 	if s.Conn == nil {
 		return lattice.Reject(lattice.ReasonChunkFetch, "payload of %d bytes was sent through the object store, which this receiver has no connection to", inv.ContentLength)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout())
-	defer cancel()
-	b, err := fetchChunked(ctx, s.Conn, m.Subject, inv.ID, inv.ContentLength)
+	// Bounded by ChunkTimeout, not Timeout: wasmCloud gives chunked calls
+	// that much extra time, and the handler's deadline starts afterwards.
+	b, err := fetchChunked(context.Background(), s.Conn, m.Subject, inv.ID, inv.ContentLength)
 	if err != nil {
 		return lattice.Reject(lattice.ReasonChunkFetch, "%v", err)
 	}
