@@ -279,11 +279,17 @@ func (l *listener) serve(w http.ResponseWriter, r *http.Request) {
 		Method: r.Method, Path: r.URL.EscapedPath(), QueryString: r.URL.RawQuery,
 		Header: requestHeader(r), Body: body,
 	}).Encode()
-	ctx, cancel := context.WithTimeout(r.Context(), l.timeout)
+	timeout := l.timeout
+	if len(payload) > rpc.ChunkThreshold && timeout < rpc.ChunkTimeout {
+		// Chunked through the object store: wasmCloud's request timeout
+		// for such calls.
+		timeout = rpc.ChunkTimeout
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	out, err := l.inv.Invoke(ctx, l.actor, wire.OpHTTPHandleRequest, payload)
 	if err != nil {
-		code, msg := classify(ctx, err, l.timeout)
+		code, msg := classify(ctx, err, timeout)
 		l.fail(w, code, msg, err)
 		return
 	}
