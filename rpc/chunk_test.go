@@ -125,7 +125,9 @@ func TestChunkingAcceptsAnotherHostsBucket(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := l.serve(t, lattice.KindModule, "", &rpc.Server{Conn: l.nc,
-		Handle: func(_ context.Context, inv *lattice.Invocation) (rpc.Result, error) { return rpc.Result{Msg: inv.Msg}, nil }})
+		Handle: func(_ context.Context, inv *lattice.Invocation) (rpc.Result, error) {
+			return rpc.Result{Msg: inv.Msg}, nil
+		}})
 	in := pattern(2 << 20)
 	out, err := l.call(ctx, lattice.ActorEntity("MCALLER"), c, "Echo.Echo", in)
 	if err != nil || !bytes.Equal(out, in) {
