@@ -99,7 +99,7 @@ func roundTrip(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return err
 	}
-	want := bytes.Repeat([]byte("chunk"), 100_000)
+	want := bytes.Repeat([]byte("chunk"), 1_000_000) // 5 MB: 39 chunks, enough for flow control
 	if _, err := store.PutBytes(ctx, "inv-1", want); err != nil {
 		return err
 	}
