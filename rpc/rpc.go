@@ -117,7 +117,7 @@ type Server struct {
 	// invocations (lattice.ReasonChunkFetch) and replies inline only.
 	Conn *nats.Conn
 	// Timeout bounds Authorize and Handle together; 0 means
-	// DefaultTimeout.
+	// DefaultTimeout. A chunked invocation gets at least ChunkTimeout.
 	Timeout time.Duration
 	// Authorize, when set, is the callee's own admission check after the
 	// issuer check (the host: capability claims and the policy service; a
@@ -173,12 +173,14 @@ func (s *Server) Serve(m *nats.Msg) {
 		s.reject(m, nil, lattice.Reject(lattice.ReasonMalformed, "%v", err))
 		return
 	}
+	timeout := s.timeout()
 	if chunked(len(inv.Msg), inv.ContentLength) {
 		// Fetched before the issuer check, which hashes the full payload.
 		if err := s.dechunk(m, inv); err != nil {
 			s.reject(m, inv, err)
 			return
 		}
+		timeout = max(timeout, ChunkTimeout) // as long as a chunked call's caller waits
 	}
 	if _, err := s.Issuers.Check(inv, s.Key); err != nil {
 		s.reject(m, inv, err)
@@ -187,7 +189,7 @@ func (s *Server) Serve(m *nats.Msg) {
 	// One deadline for the whole invocation, admission included: the
 	// caller waits no longer than that either, and one timer per invocation
 	// is cheaper than one per step.
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout())
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if s.Authorize != nil {
 		if err := s.Authorize(ctx, inv); err != nil {
