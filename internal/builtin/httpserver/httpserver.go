@@ -55,7 +55,8 @@ const (
 	ReadTimeout       = 60 * time.Second
 	IdleTimeout       = 120 * time.Second
 	MaxHeaderBytes    = 64 << 10
-	// writeMargin is added to the actor timeout for WriteTimeout.
+	// writeMargin is added to the actor timeout, at least rpc.ChunkTimeout,
+	// for WriteTimeout.
 	writeMargin = 10 * time.Second
 	// closeTimeout bounds draining one listener when its link goes.
 	closeTimeout = 5 * time.Second
@@ -221,7 +222,7 @@ func (s *Server) listen(actor string, st Settings) (*listener, error) {
 		Handler:           Traced(l, actor), // l itself while tracing is off
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		ReadTimeout:       ReadTimeout,
-		WriteTimeout:      timeout + writeMargin,
+		WriteTimeout:      max(timeout, rpc.ChunkTimeout) + writeMargin, // a chunked call may take ChunkTimeout (serve)
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(l.log.Handler(), slog.LevelDebug),
