@@ -17,7 +17,7 @@ func TestRejectReasonTexts(t *testing.T) {
 		ReasonWrongTarget:          "Anti-forgery check failed (wrong_target): D",
 		ReasonReplayed:             "Anti-forgery check failed (replayed): D",
 		ReasonCapabilityNotClaimed: "Invocation source does not have the required capability claim D",
-		ReasonChunked:              "invocation rejected (chunked_unsupported): D",
+		ReasonChunkFetch:           "invocation rejected (chunk_fetch_failed): D",
 		ReasonBadDelegation:        "Anti-forgery check failed (bad_delegation): D",
 		ReasonRevoked:              "Anti-forgery check failed (revoked): D",
 		ReasonPolicyDenied:         "Policy evaluation rejected invocation attempt: D",

@@ -22,7 +22,7 @@ const (
 	ReasonWrongTarget          RejectReason = "wrong_target"
 	ReasonReplayed             RejectReason = "replayed"
 	ReasonCapabilityNotClaimed RejectReason = "capability_not_claimed"
-	ReasonChunked              RejectReason = "chunked_unsupported"
+	ReasonChunkFetch           RejectReason = "chunk_fetch_failed"
 	ReasonBadDelegation        RejectReason = "bad_delegation" // latticed extension
 	ReasonRevoked              RejectReason = "revoked"        // latticed extension
 	ReasonPolicyDenied         RejectReason = "policy_denied"
@@ -32,7 +32,7 @@ const (
 var RejectReasons = []RejectReason{
 	ReasonMalformed, ReasonTooLarge, ReasonBadSignature, ReasonExpired, ReasonHashMismatch,
 	ReasonBadHostID, ReasonUnknownIssuer, ReasonWrongTarget, ReasonReplayed,
-	ReasonCapabilityNotClaimed, ReasonChunked, ReasonBadDelegation, ReasonRevoked, ReasonPolicyDenied,
+	ReasonCapabilityNotClaimed, ReasonChunkFetch, ReasonBadDelegation, ReasonRevoked, ReasonPolicyDenied,
 }
 
 // RejectError is a refused invocation. Its message is what the caller sees in the
@@ -49,7 +49,7 @@ func (e *RejectError) Error() string {
 		return "Invocation source does not have the required capability claim " + e.Detail
 	case ReasonPolicyDenied:
 		return "Policy evaluation rejected invocation attempt: " + e.Detail
-	case ReasonMalformed, ReasonTooLarge, ReasonChunked:
+	case ReasonMalformed, ReasonTooLarge, ReasonChunkFetch:
 		return fmt.Sprintf("invocation rejected (%s): %s", e.Reason, e.Detail)
 	}
 	if text, ok := antiforgeryTexts[e.Reason]; ok {

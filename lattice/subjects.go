@@ -1,6 +1,9 @@
 package lattice
 
-import "encoding/base64"
+import (
+	"encoding/base64"
+	"strings"
+)
 
 // This file is the one source of truth for NATS subjects and cache names,
 // but for the subjects invocations travel on (RPCRoot, RPCActor,
@@ -245,3 +248,31 @@ const (
 // ctlclient user holding admin credentials. Control replies (link values,
 // claims, inventories) travel there, where no provider may subscribe.
 func OperatorInbox(latticePrefix string) string { return PrivateInbox(latticePrefix, InboxOperator) }
+
+// ChunkBucket is the JetStream object store that carries invocation and
+// response payloads too large for one NATS message (docs/protocol.md §3,
+// "Large payloads"): the lattice prefix itself, as wasmCloud names it.
+func ChunkBucket(prefix string) string { return prefix }
+
+// ChunkStream is the stream behind ChunkBucket (the NATS object store's
+// naming: OBJ_<bucket>).
+func ChunkStream(prefix string) string { return "OBJ_" + ChunkBucket(prefix) }
+
+// ChunkSubjects are the subjects of ChunkStream: object metadata
+// ($O.<bucket>.M.…) and chunks ($O.<bucket>.C.…).
+func ChunkSubjects(prefix string) string { return "$O." + ChunkBucket(prefix) + ".>" }
+
+// ChunkResponseObject is the object a chunked response to invocation id is
+// stored as; a chunked invocation is stored under its id unchanged.
+func ChunkResponseObject(invocationID string) string { return invocationID + "-r" }
+
+// RPCPrefixOf is the lattice prefix of an RPC subject (RPCActor,
+// RPCProvider), false when subject is not one.
+func RPCPrefixOf(subject string) (string, bool) {
+	rest, ok := strings.CutPrefix(subject, RPCRoot(""))
+	if !ok {
+		return "", false
+	}
+	prefix, _, ok := strings.Cut(rest, ".")
+	return prefix, ok && prefix != ""
+}

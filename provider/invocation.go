@@ -19,12 +19,8 @@ import (
 // calling actor must be linked), then the capability. nc is the connection
 // the capability's calls out go on (Call.Conn).
 func (p *Provider) newServer(nc *nats.Conn) *rpc.Server {
-	limit := p.cfg.MaxPayloadBytes
-	if limit <= 0 {
-		limit = int(nc.MaxPayload())
-	}
 	return &rpc.Server{
-		Key: p.hd.ProviderKey, Issuers: p.issuers, MaxPayloadBytes: limit, Timeout: p.timeout,
+		Key: p.hd.ProviderKey, Issuers: p.issuers, MaxPayloadBytes: p.cfg.MaxPayloadBytes, Timeout: p.timeout, Conn: nc,
 		Authorize: func(_ context.Context, inv *lattice.Invocation) error {
 			if _, linked := p.Link(inv.Origin.PublicKey); !linked {
 				return p.notLinked(inv)

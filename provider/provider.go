@@ -128,10 +128,9 @@ type Config struct {
 	// (defaults rpc.DefaultReplayWindow and rpc.DefaultClockSkew).
 	ReplayWindow time.Duration
 	ClockSkew    time.Duration
-	// MaxPayloadBytes refuses bigger invocations unread, as the host does;
-	// 0 means the lattice connection's max payload (the NATS server's
-	// max_payload, which a latticed node sets to LATTICED_MAX_PAYLOAD_BYTES,
-	// the host's limit).
+	// MaxPayloadBytes refuses bigger invocations unread, chunked ones by
+	// their content_length, as the host does; 0 means
+	// rpc.DefaultMaxPayloadBytes.
 	MaxPayloadBytes int
 	// NATSOptions are appended to the connection options (tests, TLS material).
 	NATSOptions []nats.Option

@@ -41,6 +41,13 @@ func InvokeAs(ctx context.Context, nc *nats.Conn, signer trust.Signer, hostID st
 		return nil, err
 	}
 	inv.TraceContext = inject(ctx) // nil while tracing is off
+	if len(payload) > ChunkThreshold {
+		// Signed over the full payload above; the message carries none of it.
+		if err := putChunked(ctx, nc, subject, inv.ID, payload); err != nil {
+			return nil, err
+		}
+		inv.Msg = []byte{}
+	}
 	data, err := inv.Encode()
 	if err != nil {
 		return nil, err
@@ -61,8 +68,8 @@ func InvokeAs(ctx context.Context, nc *nats.Conn, signer trust.Signer, hostID st
 	if resp.Error != "" {
 		return nil, &RemoteError{Msg: resp.Error, Code: msg.Header.Get(lattice.HeaderErrorCode)}
 	}
-	if resp.ContentLength > uint64(len(resp.Msg)) {
-		return nil, fmt.Errorf("response of %d bytes was chunked to the object store, which latticed does not read", resp.ContentLength)
+	if chunked(len(resp.Msg), resp.ContentLength) {
+		return fetchResponse(ctx, nc, subject, inv.ID, resp)
 	}
 	return resp.Msg, nil
 }
@@ -73,9 +80,10 @@ const (
 	// DefaultTimeout bounds an invocation: the caller's wait, and the
 	// callee's work (Server.Timeout).
 	DefaultTimeout = 2 * time.Second
-	// DefaultMaxPayloadBytes is the largest invocation a callee accepts
-	// (Server.MaxPayloadBytes): NATS's own default max_payload.
-	DefaultMaxPayloadBytes = 1 << 20
+	// DefaultMaxPayloadBytes is the largest payload a callee accepts
+	// (Server.MaxPayloadBytes) and the largest response Invoke reads,
+	// chunked payloads included (ChunkThreshold).
+	DefaultMaxPayloadBytes = 64 << 20
 	// DefaultReplayWindow is how long the replay guard behind
 	// Server.Issuers remembers invocation ids; older tokens are refused.
 	DefaultReplayWindow = time.Minute
@@ -100,11 +108,16 @@ type Server struct {
 	Key string
 	// Issuers verifies each invocation's token (required).
 	Issuers *trust.Issuers
-	// MaxPayloadBytes refuses bigger invocations before decoding them
+	// MaxPayloadBytes refuses bigger invocations, and chunked ones whose
+	// content_length is bigger, before reading them
 	// (lattice.ReasonTooLarge); 0 means DefaultMaxPayloadBytes.
 	MaxPayloadBytes int
+	// Conn is the connection the invocations arrive on: chunked payloads
+	// are fetched and chunked responses put through it. nil refuses chunked
+	// invocations (lattice.ReasonChunkFetch) and replies inline only.
+	Conn *nats.Conn
 	// Timeout bounds Authorize and Handle together; 0 means
-	// DefaultTimeout.
+	// DefaultTimeout. A chunked invocation gets at least ChunkTimeout.
 	Timeout time.Duration
 	// Authorize, when set, is the callee's own admission check after the
 	// issuer check (the host: capability claims and the policy service; a
@@ -160,6 +173,15 @@ func (s *Server) Serve(m *nats.Msg) {
 		s.reject(m, nil, lattice.Reject(lattice.ReasonMalformed, "%v", err))
 		return
 	}
+	timeout := s.timeout()
+	if chunked(len(inv.Msg), inv.ContentLength) {
+		// Fetched before the issuer check, which hashes the full payload.
+		if err := s.dechunk(m, inv); err != nil {
+			s.reject(m, inv, err)
+			return
+		}
+		timeout = max(timeout, ChunkTimeout) // as long as a chunked call's caller waits
+	}
 	if _, err := s.Issuers.Check(inv, s.Key); err != nil {
 		s.reject(m, inv, err)
 		return
@@ -167,7 +189,7 @@ func (s *Server) Serve(m *nats.Msg) {
 	// One deadline for the whole invocation, admission included: the
 	// caller waits no longer than that either, and one timer per invocation
 	// is cheaper than one per step.
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout())
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if s.Authorize != nil {
 		if err := s.Authorize(ctx, inv); err != nil {
@@ -183,6 +205,9 @@ func (s *Server) Serve(m *nats.Msg) {
 		resp.Error, resp.ErrorCode = err.Error(), codeOf(err)
 	} else {
 		resp.Msg, resp.ContentLength = res.Msg, uint64(len(res.Msg))
+		if len(res.Msg) > ChunkThreshold {
+			s.chunkResponse(ctx, m, resp)
+		}
 	}
 	span.end(resp)
 	s.Reply(m, resp)

@@ -127,11 +127,8 @@ func (p *Issuers) Check(inv *lattice.Invocation, target string) (*Claims[Invocat
 	if c.Wascap == nil {
 		return nil, lattice.Reject(lattice.ReasonMalformed, "antiforgery token has no wascap metadata")
 	}
-	// An empty msg with a content length means the body went to chunked
-	// storage; the hash then covers bytes we do not have.
-	if len(inv.Msg) == 0 && inv.ContentLength > 0 {
-		return nil, lattice.Reject(lattice.ReasonChunked, "payload of %d bytes was sent through the object store, which latticed does not read; send payloads under the 700 KiB chunking threshold", inv.ContentLength)
-	}
+	// A chunked payload (docs/protocol.md §3) was fetched before this check
+	// (rpc.Server): the hash covers the full payload, as wasmbus-rpc checks it.
 	originURL, targetURL := inv.Origin.URL(), inv.TargetURL()
 	if want := lattice.InvocationHash(originURL, targetURL, inv.Operation, inv.Msg); want != c.Wascap.Hash {
 		return nil, lattice.Reject(lattice.ReasonHashMismatch, "invocation hash does not match the body")

@@ -63,14 +63,14 @@ func TestIssuersRejectEachWithItsReason(t *testing.T) {
 			other, _ := NewInvocation(stranger, f.host.PublicKey(), i.Origin, i.Target, i.Operation, i.Msg)
 			*i = *other
 		}, "", lattice.ReasonUnknownIssuer},
-		"tampered body": {func(i *lattice.Invocation) { i.Msg = []byte("y") }, "", lattice.ReasonHashMismatch},
-		"tampered op":   {func(i *lattice.Invocation) { i.Operation = "Other.Op" }, "", lattice.ReasonHashMismatch},
-		"wrong target":  {func(*lattice.Invocation) {}, mustKey(t, lattice.KindModule).PublicKey(), lattice.ReasonWrongTarget},
-		"retargeted":    {func(i *lattice.Invocation) { i.Target.PublicKey = mustKey(t, lattice.KindModule).PublicKey() }, "", lattice.ReasonHashMismatch},
-		"bad host id":   {func(i *lattice.Invocation) { i.HostID = "N123" }, "", lattice.ReasonBadHostID},
-		"chunked":       {func(i *lattice.Invocation) { i.Msg = nil; i.ContentLength = 800 << 10 }, "", lattice.ReasonChunked},
-		"id swapped":    {func(i *lattice.Invocation) { i.ID = "another-id" }, "", lattice.ReasonReplayed},
-		"not a jwt":     {func(i *lattice.Invocation) { i.EncodedClaims = "nope" }, "", lattice.ReasonBadSignature},
+		"tampered body":        {func(i *lattice.Invocation) { i.Msg = []byte("y") }, "", lattice.ReasonHashMismatch},
+		"tampered op":          {func(i *lattice.Invocation) { i.Operation = "Other.Op" }, "", lattice.ReasonHashMismatch},
+		"wrong target":         {func(*lattice.Invocation) {}, mustKey(t, lattice.KindModule).PublicKey(), lattice.ReasonWrongTarget},
+		"retargeted":           {func(i *lattice.Invocation) { i.Target.PublicKey = mustKey(t, lattice.KindModule).PublicKey() }, "", lattice.ReasonHashMismatch},
+		"bad host id":          {func(i *lattice.Invocation) { i.HostID = "N123" }, "", lattice.ReasonBadHostID},
+		"chunked, not fetched": {func(i *lattice.Invocation) { i.Msg = nil; i.ContentLength = 800 << 10 }, "", lattice.ReasonHashMismatch},
+		"id swapped":           {func(i *lattice.Invocation) { i.ID = "another-id" }, "", lattice.ReasonReplayed},
+		"not a jwt":            {func(i *lattice.Invocation) { i.EncodedClaims = "nope" }, "", lattice.ReasonBadSignature},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -737,8 +737,8 @@ func newCtlLabelDelCmd() *cobra.Command {
 
 func newCtlCallCmd() *cobra.Command {
 	var (
-		data string
-		raw  bool
+		data, dataFile string
+		raw            bool
 	)
 	cmd := &cobra.Command{
 		Use:   "call <actor-key|call-alias> <operation>",
@@ -747,8 +747,11 @@ func newCtlCallCmd() *cobra.Command {
 
 --data is a JSON value, converted to msgpack (the payload encoding of
 wasmbus): objects become maps with string keys, integers msgpack integers,
-other numbers float64, strings str, null nil. Without --data the payload is
-empty. The reply is decoded from msgpack and printed as JSON, byte strings as
+other numbers float64, strings str, null nil. --data-file reads the JSON
+value from a file ("-": standard input) instead, for payloads too long for
+a command line. Without either the payload is empty. Payloads and replies
+over 900 KiB travel through the lattice's JetStream object store, as
+wasmCloud chunks them, up to the host's LATTICED_MAX_PAYLOAD_BYTES. The reply is decoded from msgpack and printed as JSON, byte strings as
 text when they are UTF-8 and as base64 otherwise; --raw writes the reply
 bytes as they are.
 
@@ -765,7 +768,17 @@ An error returned by the actor is printed and the exit status is 1.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			target, op := args[0], args[1]
 			var payload []byte
-			if cmd.Flags().Changed("data") {
+			if cmd.Flags().Changed("data") && cmd.Flags().Changed("data-file") {
+				return usageErrorf("--data and --data-file both give the payload; use one")
+			}
+			if cmd.Flags().Changed("data-file") {
+				b, err := readDataFile(cmd, dataFile)
+				if err != nil {
+					return err
+				}
+				data = string(b)
+			}
+			if cmd.Flags().Changed("data") || cmd.Flags().Changed("data-file") {
 				p, err := ctlclient.JSONToMsgpack([]byte(data))
 				if err != nil {
 					return usageErrorf("--data: %v", err)
@@ -818,6 +831,7 @@ An error returned by the actor is printed and the exit status is 1.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&data, "data", "", "payload as a `json` value, sent as msgpack (default: an empty payload)")
+	fl.StringVar(&dataFile, "data-file", "", "read the payload's `json` value from this file (\"-\": standard input)")
 	fl.BoolVar(&raw, "raw", false, "write the reply bytes as they are instead of decoding them")
 	seed := configFlags(flagClusterSeed)[0]
 	// config's text says a host generates an ad hoc seed; a client does not.
@@ -825,6 +839,23 @@ An error returned by the actor is printed and the exit status is 1.`,
 		datadir.ClusterSeedFile, config.EnvClusterSeed)
 	fl.AddFlag(seed)
 	return cmd
+}
+
+// readDataFile is the content of `ctl call --data-file`: the file, or
+// standard input for "-".
+func readDataFile(cmd *cobra.Command, path string) ([]byte, error) {
+	if path == "-" {
+		b, err := io.ReadAll(cmd.InOrStdin())
+		if err != nil {
+			return nil, fmt.Errorf("--data-file -: read standard input: %w", err)
+		}
+		return b, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usageErrorf("--data-file: %v", err)
+	}
+	return b, nil
 }
 
 // ctlClusterKey is the key that signs `ctl call` invocations: the configured

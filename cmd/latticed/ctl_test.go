@@ -235,6 +235,23 @@ func TestCtl(t *testing.T) {
 		}
 	})
 
+	// Over the chunking threshold both ways: the invocation and the actor's
+	// reply travel through the lattice's object store.
+	t.Run("call Echo.Echo chunked", func(t *testing.T) {
+		big := strings.Repeat("latticed", 2<<20/8)
+		file := filepath.Join(dir, "big.json")
+		if err := os.WriteFile(file, []byte(`"`+big+`"`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := e.run("ctl", "call", echo.Key, "Echo.Echo", "--data-file", file, "--raw", "--timeout", "15s")
+		r.want(t, 0)
+		if want := "\xdb\x00\x20\x00\x00" + big; r.stdout != want { // msgpack str32 of 2 MiB
+			t.Fatalf("raw reply of %d bytes, want the %d bytes sent back", len(r.stdout), len(want))
+		}
+		r = e.run("ctl", "call", echo.Key, "Echo.Echo", "--data-file", file, "--data", `"x"`)
+		r.want(t, 2)
+	})
+
 	t.Run("call HttpServer.HandleRequest", func(t *testing.T) {
 		r := e.run("ctl", "call", echo.Key, "HttpServer.HandleRequest",
 			"--data", `{"method":"GET","path":"/hi","queryString":"a=1","header":{},"body":""}`)

@@ -335,8 +335,8 @@ func (e *errs) err() error { return errors.Join(e.list...) }
 
 // Limits enforced by Validate.
 const (
-	maxWasmPages = 65536    // 4 GiB, the wasm32 address space
-	maxPayload   = 64 << 20 // NATS's default max_pending; max_payload may not exceed it
+	maxWasmPages = 65536   // 4 GiB, the wasm32 address space
+	maxPayload   = 1 << 30 // a whole (chunked) payload, held in memory by both ends
 )
 
 // Validate checks every setting and returns all problems joined, each naming

@@ -287,7 +287,7 @@ var settings = func() []setting {
 			usage: "comma list of account keys (A...) allowed to sign actors; empty = any",
 			set:   func(c *Config, v any) { c.AllowedActorIssuers = v.([]string) }},
 		{env: EnvMaxPayloadBytes, reads: partHost | partSupervisor, kind: kindInt, def: rpc.DefaultMaxPayloadBytes,
-			usage: "largest NATS message payload in bytes",
+			usage: "largest invocation or response payload in bytes; payloads over 900 KiB travel through the lattice object store",
 			set:   func(c *Config, v any) { c.MaxPayloadBytes = v.(int) }},
 		{env: EnvReplayWindow, reads: partHost | partSupervisor, kind: kindDuration, def: rpc.DefaultReplayWindow.String(),
 			usage: "invocations issued longer ago (plus the clock skew) are refused; IDs are remembered for the window plus twice the skew",

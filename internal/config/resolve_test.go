@@ -71,7 +71,7 @@ func sampleSetting(t *testing.T, s *setting, c *Config, n int) {
 func TestWithDefaultsTakesTheTable(t *testing.T) {
 	got := HostSettings{}.WithDefaults()
 	want := HostSettings{
-		LatticePrefix: lattice.DefaultLatticePrefix, RPCTimeout: 2 * time.Second, MaxPayloadBytes: 1 << 20,
+		LatticePrefix: lattice.DefaultLatticePrefix, RPCTimeout: 2 * time.Second, MaxPayloadBytes: 64 << 20,
 		ReplayWindow: time.Minute, QueueLength: DefaultActorQueueLength,
 		MemoryLimitPages: DefaultActorMemoryLimitPages, StartTimeout: DefaultActorStartTimeout,
 	}

@@ -21,7 +21,7 @@ import (
 // provider's contract, and the policy service (when configured) must agree.
 func (h *Host) newServer(a *actor) *rpc.Server {
 	return &rpc.Server{
-		Key: a.key, Issuers: h.issuers, MaxPayloadBytes: h.opts.MaxPayloadBytes, Timeout: h.opts.RPCTimeout,
+		Key: a.key, Issuers: h.issuers, MaxPayloadBytes: h.opts.MaxPayloadBytes, Timeout: h.opts.RPCTimeout, Conn: h.opts.RPC,
 		Authorize: func(ctx context.Context, inv *lattice.Invocation) error { return h.authorize(ctx, a, inv) },
 		Handle: func(ctx context.Context, inv *lattice.Invocation) (rpc.Result, error) {
 			msg, instanceID, release, err := h.invokeActor(ctx, a, inv.Operation, inv.Msg)

@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
@@ -11,19 +12,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/rpc"
 	"github.com/latticed/latticed/trust"
 	"github.com/latticed/latticed/wire"
 )
 
 // Large bodies cross a real node byte for byte: HTTP POST → httpserver
 // provider (child process) → NATS → host child → pass-through actor → back.
-// Sizes straddle the msgpack length classes (bin8/16/32) up to 900 KiB, the
-// largest that fits the 1 MiB NATS payload with the invocation around it;
-// four different 900 KiB bodies at once catch a buffer shared between calls.
+// Sizes straddle the msgpack length classes (bin8/16/32) and the chunking
+// threshold: from 900 KiB (with the request around it) the invocation and
+// the reply travel through the object store the supervisor made
+// (docs/protocol.md §3), under the provider's and the host's minted users;
+// four different 2 MiB bodies at once catch a buffer or an object shared
+// between calls.
 func TestLargeBodiesRoundTripThroughANode(t *testing.T) {
 	actor := testenv.SignActor(t, t.TempDir(), "./internal/testing/actors/passthrough", trust.SignActorOptions{
 		Name: "passthrough", Caps: []string{wire.ContractHTTPServer},
@@ -68,7 +75,20 @@ func TestLargeBodiesRoundTripThroughANode(t *testing.T) {
 	}
 	testenv.CheckFor(t, 60*time.Second, 20*time.Millisecond, func() error { return post([]byte("ready?")) })
 
-	for _, size := range []int{0, 1, 255, 256, 65535, 65536, 256 << 10, 900 << 10} {
+	js, err := jetstream.New(n.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store, err := js.ObjectStore(ctx, lattice.ChunkBucket(n.cfg.LatticePrefix))
+	if err != nil {
+		t.Fatalf("the supervisor made no object store: %v", err)
+	}
+	if st, err := store.Status(ctx); err != nil || st.TTL() != rpc.ChunkMaxAge {
+		t.Fatalf("object store status %v, %v; want max age %s", st, err, rpc.ChunkMaxAge)
+	}
+	for _, size := range []int{0, 1, 255, 256, 65535, 65536, 256 << 10, 900 << 10, 5 << 20} {
 		if err := post(random(size)); err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +99,7 @@ func TestLargeBodiesRoundTripThroughANode(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- post(random(900 << 10))
+			errs <- post(random(2 << 20))
 		}()
 	}
 	wg.Wait()

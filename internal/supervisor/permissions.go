@@ -41,6 +41,9 @@ const (
 //	{inbox}    the user's private reply inbox       _INBOX_LATTICED.default.host-rpc
 //	                                                _INBOX_LATTICED.default.provider.U…
 //	{provider}      the provider instance's subject     wasmbus.rpc.default.V….default
+//	{chunkapi}      JetStream API of chunking           $JS.API (never a domain: wasmbus-rpc passes none)
+//	{chunkstream}   the lattice object store's stream   OBJ_default
+//	{chunksubjects} its object subjects                 $O.default.>
 //
 // Everything not allowed is denied; deny entries carve holes in wide allows.
 // Respond grants allow_responses: the user may publish one reply to the
@@ -69,7 +72,7 @@ type rule struct {
 // read the replies to another foreign provider's requests (and to clients
 // outside latticed's control that keep nats' default inbox).
 var permissionTable = map[Role]rule{
-	RoleHostRPC: {
+	RoleHostRPC: merge(rule{
 		// Invoke actors ({rpc}.{M…}) and providers ({rpc}.{V…}.{link},
 		// ….linkdefs.put/del); publish invocation events.
 		PubAllow: []string{"{rpc}.>", "{rpcevents}"},
@@ -77,7 +80,7 @@ var permissionTable = map[Role]rule{
 		// only; provider subjects have two or more.
 		SubAllow: []string{"{rpc}.*", "{inbox}.>"},
 		Respond:  true,
-	},
+	}, chunkRule),
 	RoleHostCtl: {
 		// Events, and the lattice cache stream through the JetStream API:
 		// only that stream, only what the host does with it (create, info,
@@ -110,7 +113,7 @@ var permissionTable = map[Role]rule{
 		SubAllow: []string{"{ctl}.>", "{inbox}.>"},
 		Respond:  true,
 	},
-	RoleProvider: {
+	RoleProvider: merge(rule{
 		// Invoke actors: one token after the prefix, so a provider cannot
 		// publish into another provider's subjects (invocations, link
 		// definitions, health, shutdown), nor anything on wasmbus.ctl.
@@ -119,13 +122,31 @@ var permissionTable = map[Role]rule{
 		// and the replies to its own requests.
 		SubAllow: []string{"{provider}", "{provider}.>", "{inbox}.>"},
 		Respond:  true,
-	},
+	}, chunkRule),
 	// Everything in the account, said explicitly: a user JWT without
 	// permissions, signed by a signing key, may get its permissions from
 	// that key's scope, so PrivateInbox cannot tell that it may use its
 	// private inbox (lattice.OperatorInbox).
 	RoleAdmin: {PubAllow: []string{">"}, SubAllow: []string{">"}},
 }
+
+// chunkRule lets the roles that send and receive invocations (host RPC,
+// provider) use the lattice's object store for large payloads, and only
+// that one (docs/protocol.md §3): put (publish chunks and metadata), get
+// (the stream's info, the metadata by direct or plain get, an ordered
+// consumer over one object's chunks, whose flow control it answers) and
+// delete (purge one object's chunks). The supervisor creates the bucket;
+// no role may create, update or delete a stream.
+var chunkRule = rule{PubAllow: []string{
+	"{chunksubjects}",
+	"{chunkapi}.STREAM.INFO.{chunkstream}",
+	"{chunkapi}.DIRECT.GET.{chunkstream}", "{chunkapi}.DIRECT.GET.{chunkstream}.>",
+	"{chunkapi}.STREAM.MSG.GET.{chunkstream}",
+	"{chunkapi}.CONSUMER.CREATE.{chunkstream}", "{chunkapi}.CONSUMER.CREATE.{chunkstream}.>",
+	"{chunkapi}.CONSUMER.DELETE.{chunkstream}.*",
+	"{chunkapi}.STREAM.PURGE.{chunkstream}",
+	"$JS.FC.{chunkstream}.>",
+}}
 
 // contractRules add to RoleProvider for providers of one contract. (Named
 // functions, not literals: a literal here would renumber the package's init
@@ -242,6 +263,9 @@ func (s Scope) Permissions(role Role) (jwt.Permissions, error) {
 		"{ctl}", lattice.NewCtl(ctl, s.LatticePrefix).Base(),
 		"{jsapi}", jsapi,
 		"{cache}", lattice.CacheStream(s.LatticePrefix),
+		"{chunkapi}", "$JS.API",
+		"{chunkstream}", lattice.ChunkStream(s.LatticePrefix),
+		"{chunksubjects}", lattice.ChunkSubjects(s.LatticePrefix),
 	}
 	if role == RoleProvider {
 		// Both come from control requests: a link name like "x.>" would

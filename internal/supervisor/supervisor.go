@@ -401,7 +401,9 @@ func (s *Supervisor) startNATS(set config.SupervisorSettings) error {
 		return err
 	}
 	store := datadir.Path(set.Paths.DataDir, datadir.JetStreamDir)
-	ns, auth, err := StartOperatorNATS(EmbeddedNATS{Listen: set.NATS.Listen, StoreDir: store, MaxPayload: int32(set.Lattice.MaxPayloadBytes),
+	// max_payload stays NATS's default: larger payloads are chunked
+	// through the object store (rpc.ChunkThreshold), not sent whole.
+	ns, auth, err := StartOperatorNATS(EmbeddedNATS{Listen: set.NATS.Listen, StoreDir: store,
 		ProviderCredsLifetime: s.providerCredsLifetime(set)}, keys, scope)
 	if err != nil {
 		return err
@@ -432,6 +434,9 @@ func (s *Supervisor) startNATS(set config.SupervisorSettings) error {
 	s.nc, err = natsalive.Connect(s.natsURL, config.NATSConn{JWT: self.JWT, Seed: self.Seed}, "latticed-supervisor", s.log,
 		append(natsalive.Options(set.NATS.Keepalive), nats.CustomInboxPrefix(self.InboxPrefix))...)
 	if err != nil {
+		return err
+	}
+	if err := s.ensureChunkBucket(); err != nil {
 		return err
 	}
 	s.log.Info("embedded NATS server started (operator mode)", "url", s.natsURL, "admin_creds", adminPath,

@@ -55,7 +55,8 @@ const (
 	ReadTimeout       = 60 * time.Second
 	IdleTimeout       = 120 * time.Second
 	MaxHeaderBytes    = 64 << 10
-	// writeMargin is added to the actor timeout for WriteTimeout.
+	// writeMargin is added to the actor timeout, at least rpc.ChunkTimeout,
+	// for WriteTimeout.
 	writeMargin = 10 * time.Second
 	// closeTimeout bounds draining one listener when its link goes.
 	closeTimeout = 5 * time.Second
@@ -221,7 +222,7 @@ func (s *Server) listen(actor string, st Settings) (*listener, error) {
 		Handler:           Traced(l, actor), // l itself while tracing is off
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		ReadTimeout:       ReadTimeout,
-		WriteTimeout:      timeout + writeMargin,
+		WriteTimeout:      max(timeout, rpc.ChunkTimeout) + writeMargin, // a chunked call may take ChunkTimeout (serve)
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(l.log.Handler(), slog.LevelDebug),
@@ -279,11 +280,17 @@ func (l *listener) serve(w http.ResponseWriter, r *http.Request) {
 		Method: r.Method, Path: r.URL.EscapedPath(), QueryString: r.URL.RawQuery,
 		Header: requestHeader(r), Body: body,
 	}).Encode()
-	ctx, cancel := context.WithTimeout(r.Context(), l.timeout)
+	timeout := l.timeout
+	if len(payload) > rpc.ChunkThreshold && timeout < rpc.ChunkTimeout {
+		// Chunked through the object store: wasmCloud's request timeout
+		// for such calls.
+		timeout = rpc.ChunkTimeout
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
 	defer cancel()
 	out, err := l.inv.Invoke(ctx, l.actor, wire.OpHTTPHandleRequest, payload)
 	if err != nil {
-		code, msg := classify(ctx, err, l.timeout)
+		code, msg := classify(ctx, err, timeout)
 		l.fail(w, code, msg, err)
 		return
 	}

@@ -8,15 +8,18 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/latticed/latticed/rpc"
 )
 
 // Defaults of a link's settings.
 const (
 	// DefaultAddress is wasmCloud's httpserver default listen address.
 	DefaultAddress = "127.0.0.1:8000"
-	// DefaultMaxContentLen bounds request bodies (wasmCloud: 10 MiB; ours is
-	// lower because the host's invocation limit is 1 MiB by default).
-	DefaultMaxContentLen = 1 << 20
+	// DefaultMaxContentLen bounds request bodies: the host's default
+	// payload limit (LATTICED_MAX_PAYLOAD_BYTES), since bodies over 900 KiB
+	// travel through the lattice object store (wasmCloud: 10 MiB).
+	DefaultMaxContentLen = rpc.DefaultMaxPayloadBytes
 	// MaxContentLenLimit is the highest max_content_len accepted.
 	MaxContentLenLimit = 500 << 20
 )

@@ -28,11 +28,11 @@ func TestParseSettings(t *testing.T) {
 		want   Settings
 		err    string
 	}{
-		{"defaults: loopback, 1 MiB", nil, Settings{Address: "127.0.0.1:8000", MaxContentLen: 1 << 20}, ""},
-		{"PORT binds loopback", map[string]string{"PORT": "8080"}, Settings{Address: "127.0.0.1:8080", MaxContentLen: 1 << 20}, ""},
-		{"port in any case", map[string]string{"Port": "8081"}, Settings{Address: "127.0.0.1:8081", MaxContentLen: 1 << 20}, ""},
-		{"address wins over port", map[string]string{"ADDRESS": "0.0.0.0:9000", "port": "8080"}, Settings{Address: "0.0.0.0:9000", MaxContentLen: 1 << 20}, ""},
-		{"ipv6 address", map[string]string{"address": "[::1]:9000"}, Settings{Address: "[::1]:9000", MaxContentLen: 1 << 20}, ""},
+		{"defaults: loopback, 64 MiB", nil, Settings{Address: "127.0.0.1:8000", MaxContentLen: 64 << 20}, ""},
+		{"PORT binds loopback", map[string]string{"PORT": "8080"}, Settings{Address: "127.0.0.1:8080", MaxContentLen: 64 << 20}, ""},
+		{"port in any case", map[string]string{"Port": "8081"}, Settings{Address: "127.0.0.1:8081", MaxContentLen: 64 << 20}, ""},
+		{"address wins over port", map[string]string{"ADDRESS": "0.0.0.0:9000", "port": "8080"}, Settings{Address: "0.0.0.0:9000", MaxContentLen: 64 << 20}, ""},
+		{"ipv6 address", map[string]string{"address": "[::1]:9000"}, Settings{Address: "[::1]:9000", MaxContentLen: 64 << 20}, ""},
 		{"config_json", map[string]string{"config_json": `{"address":"127.0.0.1:9002","timeout_ms":1500,"max_content_len":4096,"tls":{}}`},
 			Settings{Address: "127.0.0.1:9002", MaxContentLen: 4096, Timeout: 1500 * time.Millisecond}, ""},
 		{"config_b64", map[string]string{"config_b64": b64}, Settings{Address: "127.0.0.1:9001", MaxContentLen: 2048}, ""},
