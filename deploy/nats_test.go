@@ -78,22 +78,38 @@ func (s *natsSecrets) user(t *testing.T, name string, perms jwt.Permissions) []b
 // rolePermissions are the least-privilege users of docs/operations.md
 // ("Credentials per role") for a host on an external NATS.
 func rolePermissions(prefix string) map[string]jwt.Permissions {
-	cache := "LATTICECACHE_" + prefix
 	resp := &jwt.ResponsePermission{MaxMsgs: 1}
+	// What the host does with a stream or bucket: create it, read its info,
+	// follow it with an ordered consumer.
+	follow := func(stream string) []string {
+		return []string{
+			"$JS.API.STREAM.INFO." + stream, "$JS.API.STREAM.CREATE." + stream,
+			"$JS.API.CONSUMER.CREATE." + stream, "$JS.API.CONSUMER.CREATE." + stream + ".>",
+			"$JS.API.CONSUMER.DELETE." + stream + ".*", "$JS.API.CONSUMER.INFO." + stream + ".*",
+			"$JS.API.CONSUMER.MSG.NEXT." + stream + ".*",
+		}
+	}
+	obj := "OBJ_" + prefix
+	ctlPub := jwt.StringList{"wasmbus.evt." + prefix, "$JS.API.INFO",
+		"lc." + prefix + ".claims.*", "lc." + prefix + ".linkdefs.*", "lc." + prefix + ".refmap.*",
+		"$KV.LATTICEDATA_" + prefix + ".*"}
+	for _, stream := range []string{"LATTICECACHE_" + prefix, "KV_LATTICED_REVOCATIONS_" + prefix, "KV_LATTICEDATA_" + prefix} {
+		ctlPub = append(ctlPub, follow(stream)...)
+	}
 	return map[string]jwt.Permissions{
 		"host-rpc": {
-			Pub:  jwt.Permission{Allow: jwt.StringList{"wasmbus.rpc." + prefix + ".>", "wasmbus.rpcevt." + prefix}},
+			Pub: jwt.Permission{Allow: jwt.StringList{"wasmbus.rpc." + prefix + ".>", "wasmbus.rpcevt." + prefix,
+				// The object store of large payloads (chunking), which the
+				// operator creates: read, write and delete objects.
+				"$O." + prefix + ".>", "$JS.API.STREAM.INFO." + obj, "$JS.API.DIRECT.GET." + obj, "$JS.API.DIRECT.GET." + obj + ".>",
+				"$JS.API.STREAM.MSG.GET." + obj, "$JS.API.CONSUMER.CREATE." + obj, "$JS.API.CONSUMER.CREATE." + obj + ".>",
+				"$JS.API.CONSUMER.DELETE." + obj + ".*", "$JS.API.STREAM.PURGE." + obj, "$JS.FC." + obj + ".>",
+			}},
 			Sub:  jwt.Permission{Allow: jwt.StringList{"wasmbus.rpc." + prefix + ".*", "_INBOX.>"}},
 			Resp: resp,
 		},
 		"host-ctl": {
-			Pub: jwt.Permission{Allow: jwt.StringList{
-				"wasmbus.evt." + prefix, "lc." + prefix + ".>",
-				"$JS.API.INFO", "$JS.API.STREAM.INFO." + cache, "$JS.API.STREAM.CREATE." + cache,
-				"$JS.API.CONSUMER.CREATE." + cache, "$JS.API.CONSUMER.CREATE." + cache + ".>",
-				"$JS.API.CONSUMER.DELETE." + cache + ".*", "$JS.API.CONSUMER.INFO." + cache + ".*",
-				"$JS.API.CONSUMER.MSG.NEXT." + cache + ".*",
-			}},
+			Pub:  jwt.Permission{Allow: ctlPub},
 			Sub:  jwt.Permission{Allow: jwt.StringList{"wasmbus.ctl." + prefix + ".>", "_INBOX.>"}},
 			Resp: resp,
 		},
