@@ -20,6 +20,7 @@ import (
 
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/rpc"
 	"github.com/latticed/latticed/trust"
 	"github.com/latticed/latticed/wire"
 )
@@ -250,6 +251,33 @@ func TestRustActorRunsUnmodified(t *testing.T) {
 			if hr.StatusCode != 200 || len(hr.Header) != 0 || !bytes.Equal(hr.Body, req) {
 				t.Fatalf("body %d: status %d header %v body %d bytes, want 200, {}, the %d request bytes", n, hr.StatusCode, hr.Header, len(hr.Body), len(req))
 			}
+		}
+	})
+
+	t.Run("HttpServer.HandleRequest of 5 MiB through the object store", func(t *testing.T) {
+		// Above rpc.ChunkThreshold both ways: the request reaches the Rust
+		// actor's linear memory from the object store, and its 5 MiB reply
+		// goes back the same way (docs/protocol.md §3).
+		provider, _ := trust.CreateKeyPair(lattice.KindService)
+		origin := lattice.Entity{PublicKey: provider.PublicKey(), ContractID: wire.ContractHTTPServer, LinkName: "default"}
+		body := make([]byte, 5<<20)
+		_, _ = rand.Read(body)
+		req, err := lattice.Marshal(wire.HTTPRequest{Method: "POST", Path: "/large", Header: map[string][]string{}, Body: body})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		out, err := rpc.Invoke(ctx, f.nc, f.cluster, f.h.ID(), origin, lattice.ActorEntity(key), lattice.RPCActor("test", key), wire.OpHTTPHandleRequest, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var hr wire.HTTPResponse
+		if err := lattice.Unmarshal(out, &hr); err != nil {
+			t.Fatalf("5 MiB reply does not decode as HttpResponse: %v", err)
+		}
+		if hr.StatusCode != 200 || !bytes.Equal(hr.Body, req) {
+			t.Fatalf("status %d, body of %d bytes, want 200 and the %d request bytes", hr.StatusCode, len(hr.Body), len(req))
 		}
 	})
 

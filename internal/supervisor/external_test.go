@@ -264,9 +264,10 @@ func TestExternalSharedCredentialsSayRevocationIsUnavailable(t *testing.T) {
 	}
 }
 
-// The host reports each role's endpoint in its ping reply: with
-// WASMCLOUD_PROV_RPC_HOST naming another address of the same server,
-// prov_rpc_host is that address, not the RPC server's.
+// The host reports each role's endpoint in its ping reply, as the bare
+// host wasmCloud gives (docs/protocol.md §6): with WASMCLOUD_PROV_RPC_HOST
+// naming another address of the same server, prov_rpc_host is that
+// address, not the RPC server's.
 func TestExternalHostReportsEachRoleEndpoint(t *testing.T) {
 	srv := testenv.ExternalNATS(t)
 	port := strconv.Itoa(srv.Port)
@@ -277,10 +278,10 @@ func TestExternalHostReportsEachRoleEndpoint(t *testing.T) {
 	})
 	var info lattice.HostInfo
 	n.ctlRequest(n.s.ctl.PingHosts(), struct{}{}, &info)
-	if want := "nats://127.0.0.1:" + port; info.RPCHost != want || info.CtlHost != want {
-		t.Errorf("rpc_host %q, ctl_host %q, want %q", info.RPCHost, info.CtlHost, want)
+	if info.RPCHost != "127.0.0.1" || info.CtlHost != "127.0.0.1" {
+		t.Errorf("rpc_host %q, ctl_host %q, want 127.0.0.1", info.RPCHost, info.CtlHost)
 	}
-	if want := "nats://localhost:" + port; info.ProvRPCHost != want {
-		t.Errorf("prov_rpc_host %q, want %q (the provider RPC endpoint)", info.ProvRPCHost, want)
+	if info.ProvRPCHost != "localhost" {
+		t.Errorf("prov_rpc_host %q, want localhost (the provider RPC endpoint)", info.ProvRPCHost)
 	}
 }
