@@ -302,12 +302,12 @@ func TestRustActorRunsUnmodified(t *testing.T) {
 	t.Run("Call.Host errors come back through __host_error", func(t *testing.T) {
 		for _, ns := range []string{wire.ContractKeyValue, wire.ContractLogging} {
 			_, err := callHost(t, ns, "X.Y", nil)
-			want := "host call failed: Invocation not authorized: missing capability claim for " + ns
+			want := "host call failed: Host call function failed: Invocation not authorized: missing capability claim for " + ns
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Fatalf("%s: got %v, want an error containing %q", ns, err, want)
 			}
 		}
-		if _, err := callHost(t, "nobody", "X.Y", nil); err == nil || !strings.Contains(err.Error(), "host call failed: Could not identify suitable target") {
+		if _, err := callHost(t, "nobody", "X.Y", nil); err == nil || !strings.Contains(err.Error(), "host call failed: Host call function failed: Could not identify suitable target") {
 			t.Fatalf("unknown target: %v", err)
 		}
 		// A failed host call leaves nothing behind for the next one.
