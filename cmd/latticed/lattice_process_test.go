@@ -570,7 +570,8 @@ func TestLatticeOfUpProcesses(t *testing.T) {
 		})
 
 		// Callers now: a ctl client, and the actor on A, both get a clean
-		// "no responders" error well within their timeouts.
+		// error well within their timeouts: "no responders" for the client,
+		// wasmCloud's host-call text for the actor (docs/protocol.md §5).
 		start := time.Now()
 		r = e.run("ctl", "call", echoC.Key, "Echo.Echo", "--data", `"x"`, "--timeout", timeout.String())
 		direct := time.Since(start)
@@ -581,7 +582,7 @@ func TestLatticeOfUpProcesses(t *testing.T) {
 		r = e.run("ctl", "call", fwd.Key, "Call.Forward", "--data", forwardData(echoC.Key, "x"), "--raw", "--timeout", timeout.String())
 		viaActor := time.Since(start)
 		r.want(t, 1)
-		mustContain(t, "actor call of the dead node's actor", r.stderr, "no responders")
+		mustContain(t, "actor call of the dead node's actor", r.stderr, "Host call function failed: Failed to perform RPC call: request timeout")
 		t.Logf("node death: A's actor calling it: exit 1 after %.3fs: %s", viaActor.Seconds(), strings.TrimSpace(r.stderr))
 		if direct > timeout/2 || viaActor > timeout/2 {
 			t.Fatalf("errors took %v and %v; no responders should be immediate", direct, viaActor)
