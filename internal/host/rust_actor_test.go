@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -19,36 +18,20 @@ import (
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/latticed/latticed/internal/testing/testenv"
+	"github.com/latticed/latticed/internal/testing/wasmbuild"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
 	"github.com/latticed/latticed/trust"
 	"github.com/latticed/latticed/wire"
 )
 
-// The Rust toolchain mk/rust.mk installs (`make tools`): Debian's rustc, its
-// wasm32 std, and lld-14 behind Debian's rust-lld link. Called by full path:
-// a rustup rustc on PATH has no wasm32 std.
-const (
-	rustRustc   = "/usr/bin/rustc"
-	rustWasmStd = "/usr/lib/rustlib/wasm32-unknown-unknown/lib"
-	rustLLD     = "/usr/bin/rust-lld"
-	rustEchoSrc = "internal/testing/actors/rustecho/lib.rs"
-)
-
-// buildRustEcho compiles internal/testing/actors/rustecho with rustc for
-// wasm32-unknown-unknown and returns the module exactly as rustc wrote it.
+// buildRustEcho compiles the Rust echo actor (wasmbuild.RustEcho) and
+// returns the module exactly as rustc wrote it.
 func buildRustEcho(t *testing.T) []byte {
 	t.Helper()
-	for _, p := range []string{rustRustc, rustWasmStd, rustLLD} {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("Rust wasm32 toolchain incomplete (%v): run `make tools` (mk/rust.mk installs Debian's rustc, libstd-rust-dev-wasm32 and lld-14)", err)
-		}
-	}
 	out := filepath.Join(t.TempDir(), "rustecho.wasm")
-	cmd := exec.Command(rustRustc, "--edition", "2021", "--crate-type", "cdylib", "--target", "wasm32-unknown-unknown",
-		"-C", "opt-level=s", "-C", "panic=abort", "-o", out, filepath.Join(testenv.ModuleRoot(t), rustEchoSrc))
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("rustc: %v\n%s", err, b)
+	if err := wasmbuild.RustEcho(out); err != nil {
+		t.Fatal(err)
 	}
 	module, err := os.ReadFile(out)
 	if err != nil {

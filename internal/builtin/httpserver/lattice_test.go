@@ -24,8 +24,10 @@ import (
 	"github.com/latticed/latticed/internal/testing/ptest"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/internal/testing/testhost"
+	"github.com/latticed/latticed/internal/testing/wasmbuild"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
+	"github.com/latticed/latticed/wire"
 )
 
 // shared holds what tests may reuse: signed actor modules (so the wasm
@@ -142,6 +144,32 @@ func (l *testLattice) startActor(t testing.TB, pkg string, caps ...string) teste
 	shared.mu.Unlock()
 	l.ctlRequest(t, l.ctl.Cmd(l.host.ID(), lattice.CmdLaunchActor), lattice.StartActorCommand{ActorRef: "file://" + sa.Path, Count: 1})
 	return sa
+}
+
+// startRustEcho runs the Rust actor (wasmbuild.RustEcho), signed with the
+// HTTP server capability, and returns its key.
+func (l *testLattice) startRustEcho(t testing.TB) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "rustecho.wasm")
+	if err := wasmbuild.RustEcho(out); err != nil {
+		t.Fatal(err)
+	}
+	module, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct, _ := trust.CreateKeyPair(lattice.KindAccount)
+	mod, _ := trust.CreateKeyPair(lattice.KindModule)
+	signed, _, err := trust.SignActor(module, trust.SignActorOptions{Name: "rustecho", Caps: []string{wire.ContractHTTPServer}}, acct, mod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "rustecho_s.wasm")
+	if err := os.WriteFile(path, signed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l.ctlRequest(t, l.ctl.Cmd(l.host.ID(), lattice.CmdLaunchActor), lattice.StartActorCommand{ActorRef: "file://" + path, Count: 1})
+	return mod.PublicKey()
 }
 
 func (l *testLattice) stopActor(t testing.TB, key string) {
