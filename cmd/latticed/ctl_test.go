@@ -515,7 +515,7 @@ func TestCtlUsageErrors(t *testing.T) {
 		{[]string{"ctl", "get", "hosts", "--timeout-ms", "0"}, "--timeout-ms must be positive"},
 		{[]string{"ctl", "get", "hosts", "--timeout-ms", "10", "--timeout", "1s"}, "give one"},
 		{[]string{"ctl", "start", "provider", "builtin:nope"}, `"builtin:nope" is no built-in provider: the built-ins are builtin:httpserver, builtin:keyvalue`},
-		{[]string{"ctl", "link", "del", mod.PublicKey()[:55] + "A", "c"}, "checksum does not match"},
+		{[]string{"ctl", "link", "del", mistype(mod.PublicKey()), "c"}, "checksum does not match"},
 		{[]string{"ctl", "get", "inventory", hostKey.PublicKey()[:50]}, "it has 50 characters; a server key is 56 characters starting with N"},
 	}
 	for _, tt := range tests {
@@ -549,4 +549,14 @@ func TestCtlHelp(t *testing.T) {
 			mustContain(t, "help", r.stdout, tt.want...)
 		})
 	}
+}
+
+// mistype changes a key's last character, as a typo would: the key keeps
+// its length and alphabet, and its checksum no longer matches.
+func mistype(key string) string {
+	last := byte('A')
+	if key[len(key)-1] == 'A' {
+		last = 'B'
+	}
+	return key[:len(key)-1] + string(last)
 }

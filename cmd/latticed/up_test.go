@@ -198,12 +198,14 @@ func TestCtlRevokeWithoutHostIDIsFastAndProviderStartsAgain(t *testing.T) {
 	}
 
 	begin := time.Now()
-	r := e.run("ctl", "revoke", "provider", kv.Key())
+	// A long --timeout, so that returning at the first match is told apart
+	// from waiting out the window however loaded the machine is.
+	r := e.run("ctl", "revoke", "provider", kv.Key(), "--timeout", "30s")
 	took := time.Since(begin)
 	r.want(t, 0)
 	t.Logf("ctl revoke provider without --host-id returned after %s: %s", took.Round(time.Millisecond), strings.TrimSpace(r.stdout))
-	if took >= 2*time.Second {
-		t.Errorf("ctl revoke provider without --host-id took %s, want well under the 5 s --timeout (< 2 s)", took)
+	if took >= 15*time.Second {
+		t.Errorf("ctl revoke provider without --host-id took %s, want well under the 30 s --timeout: it returns at the first host that runs the provider", took)
 	}
 	mustContain(t, "revoke output", r.stdout, "revoked on host "+host)
 	// The supervisor counts a revocation ok only once it saw the user's
