@@ -29,11 +29,7 @@ import (
 // returns the module exactly as rustc wrote it.
 func buildRustEcho(t *testing.T) []byte {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "rustecho.wasm")
-	if err := wasmbuild.RustEcho(out); err != nil {
-		t.Fatal(err)
-	}
-	module, err := os.ReadFile(out)
+	module, err := wasmbuild.RustEcho()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -150,11 +150,7 @@ func (l *testLattice) startActor(t testing.TB, pkg string, caps ...string) teste
 // HTTP server capability, and returns its key.
 func (l *testLattice) startRustEcho(t testing.TB) string {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), "rustecho.wasm")
-	if err := wasmbuild.RustEcho(out); err != nil {
-		t.Fatal(err)
-	}
-	module, err := os.ReadFile(out)
+	module, err := wasmbuild.RustEcho()
 	if err != nil {
 		t.Fatal(err)
 	}

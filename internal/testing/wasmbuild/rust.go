@@ -20,22 +20,28 @@ const (
 	RustEchoSrc = "internal/testing/actors/rustecho/lib.rs"
 )
 
-// RustEcho compiles RustEchoSrc with rustc for wasm32-unknown-unknown to
-// out, exactly as rustc writes it (unsigned).
-func RustEcho(out string) error {
+// RustEcho compiles RustEchoSrc with rustc for wasm32-unknown-unknown and
+// returns the module exactly as rustc writes it (unsigned).
+func RustEcho() ([]byte, error) {
 	for _, p := range []string{rustRustc, rustWasmStd, rustLLD} {
 		if _, err := os.Stat(p); err != nil {
-			return fmt.Errorf("rust wasm32 toolchain incomplete (%w): run `make tools` (mk/rust.mk installs Debian's rustc, libstd-rust-dev-wasm32 and lld-14)", err)
+			return nil, fmt.Errorf("rust wasm32 toolchain incomplete (%w): run `make tools` (mk/rust.mk installs Debian's rustc, libstd-rust-dev-wasm32 and lld-14)", err)
 		}
 	}
 	root, err := ModuleRoot()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	dir, err := os.MkdirTemp("", "rustecho")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	out := filepath.Join(dir, "rustecho.wasm")
 	cmd := exec.Command(rustRustc, "--edition", "2021", "--crate-type", "cdylib", "--target", "wasm32-unknown-unknown",
 		"-C", "opt-level=s", "-C", "panic=abort", "-o", out, filepath.Join(root, RustEchoSrc))
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("rustc %s: %w\n%s", RustEchoSrc, err, b)
+		return nil, fmt.Errorf("rustc %s: %w\n%s", RustEchoSrc, err, b)
 	}
-	return nil
+	return os.ReadFile(out)
 }
