@@ -67,7 +67,9 @@ type Options struct {
 	EventSubject string
 	// ProviderUsers lists the NATS users of this node's provider instances.
 	ProviderUsers func() []ProviderUser
-	// HostWindow is how long a refresh waits for hosts to answer a ping.
+	// HostWindow is the longest a refresh waits for hosts to answer a ping;
+	// it stops earlier, once no new host has answered for
+	// ctlclient.DefaultQuiet (as `latticed ctl get hosts` does).
 	HostWindow time.Duration
 	Logger     *slog.Logger
 }
@@ -90,11 +92,15 @@ func New(opts Options) (*Server, error) {
 		opts.Logger = slog.Default()
 	}
 	if opts.HostWindow <= 0 {
-		opts.HostWindow = 500 * time.Millisecond
+		opts.HostWindow = 2 * time.Second
 	}
 	if opts.Control == nil || opts.Events == nil || opts.EventSubject == "" {
 		return nil, errors.New("console: Control, Events and EventSubject are required")
 	}
+	// A copy: the caller's client keeps its own Quiet.
+	quiet := *opts.Control
+	quiet.Quiet = ctlclient.DefaultQuiet
+	opts.Control = &quiet
 	if !config.IsLoopbackAddr(opts.Addr) && !opts.Token {
 		return nil, fmt.Errorf("console on %s: %w", opts.Addr, ErrNeedsLogin)
 	}
