@@ -6,6 +6,7 @@
 package manifest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -418,7 +419,7 @@ func decode(data []byte, m *Manifest) error {
 			return fmt.Errorf("line %d: indented with a tab; YAML indents with spaces only", i+1)
 		}
 	}
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	err := dec.Decode(m)
 	if err == nil {
