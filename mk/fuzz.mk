@@ -23,8 +23,16 @@ TRUST_FUZZ_TARGETS ?= \
 	FuzzInvocationClaims
 # The httpserver payload codec, in the wire module (wire/testdata/fuzz).
 WIRE_FUZZ_TARGETS ?= FuzzDecodeHTTPRequest FuzzDecodeHTTPResponse
-# The provider archive reader (par/), seed corpus in par/testdata/fuzz/FuzzRead.
-PAR_FUZZ_TARGETS ?= FuzzRead
+# The other decoders of untrusted bytes, as package:Target (seed corpus in
+# each package's testdata/fuzz/<Target>/): the provider archive reader, the
+# key-value provider's argument decoder, NATS server lists, the data-segment
+# packer of Go actors, and the console's live-feed events.
+PKG_FUZZ_TARGETS ?= \
+	./internal/par/:FuzzRead \
+	./internal/builtin/keyvalue/:FuzzDecodeArgs \
+	./internal/config/:FuzzParseServers \
+	./internal/host/:FuzzPackDataSegments \
+	./internal/console/:FuzzFeedEvent
 
 .PHONY: fuzz fuzz-seeds $(addprefix fuzz-,$(FUZZ_TARGETS) $(TRUST_FUZZ_TARGETS) $(WIRE_FUZZ_TARGETS))
 
@@ -42,9 +50,10 @@ fuzz:
 		echo "== $$t ($(FUZZTIME), ./wire)"; \
 		(cd wire && $(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) .) || failed="$$failed $$t"; \
 	done; \
-	for t in $(PAR_FUZZ_TARGETS); do \
-		echo "== $$t ($(FUZZTIME), ./internal/par/)"; \
-		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) ./internal/par/ || failed="$$failed $$t"; \
+	for pt in $(PKG_FUZZ_TARGETS); do \
+		p=$${pt%%:*}; t=$${pt##*:}; \
+		echo "== $$t ($(FUZZTIME), $$p)"; \
+		$(GO) test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) $$p || failed="$$failed $$t"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz: failing targets:$$failed"; exit 1; fi
 
@@ -59,5 +68,5 @@ $(addprefix fuzz-,$(WIRE_FUZZ_TARGETS)): fuzz-%:
 
 # The committed seed corpus only, as plain tests (fast; suitable for CI).
 fuzz-seeds:
-	$(GO) test -run='Fuzz|Nesting' -count=1 $(FUZZ_PKG) ./trust/ ./internal/par/
+	$(GO) test -run='Fuzz|Nesting' -count=1 $(FUZZ_PKG) ./trust/ $(foreach pt,$(PKG_FUZZ_TARGETS),$(firstword $(subst :, ,$(pt))))
 	cd wire && $(GO) test -run='Fuzz' -count=1 .
