@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -158,7 +157,8 @@ WASMCLOUD_ALLOW_FILE_LOAD, file:///path/provider.par.gz.`,
 type parCreateFlags struct {
 	name, contract, vendor, ver, builtin string
 	arch                                 string
-	issuer, subject, keysDir, dest       string
+	issuer, subject, dest                string
+	keys                                 keyDirFlags
 	binaries                             []string
 	rev                                  int32
 	expiresDays                          int
@@ -166,10 +166,6 @@ type parCreateFlags struct {
 
 func newParCreateCmd() *cobra.Command {
 	var f parCreateFlags
-	keysDirDefault := ""
-	if d, err := defaultDataDir(); err == nil {
-		keysDirDefault = filepath.Join(d, "keys")
-	}
 	cmd := &cobra.Command{
 		Use:   "create --binary <target>=<file> … (--contract <id> --name <name> | --builtin <name>)",
 		Short: "Pack provider executables into a signed provider archive",
@@ -184,10 +180,13 @@ vendor of one of latticed's built-in providers (httpserver, keyvalue),
 whose standalone executables are built from ./cmd/provider-<name>.
 
 --issuer (an account seed, SA…) and --subject (a service seed, SV…) take a
-seed, a file holding one, or "-" for stdin. Without them the keys are read
-from, or generated into, the keys directory as <name>_account.nk and
-<name>_service.nk (0600), so a new archive of the same provider keeps its
-identity (the subject's V… key is the provider's key in the lattice).`,
+seed, a file holding one, or "-" for stdin (else $` + envWashIssuerKey + ` and
+$` + envWashSubjectKey + `, as in wash).
+
+` + keyDirHelp("service", "the first --binary's file name without its extension") + `
+
+A new archive signed with the same keys keeps the provider's identity (the
+subject's V… key is the provider's key in the lattice).`,
 		Example: `  latticed par create --contract wasmcloud:httpserver --name "HTTP Server" --vendor acme \
       --binary x86_64-linux=./httpserver-amd64 --binary aarch64-linux=./httpserver-arm64 --destination httpserver.par.gz
   latticed par create --builtin keyvalue --binary linux/amd64=bin/provider-keyvalue`,
@@ -205,9 +204,9 @@ identity (the subject's V… key is the provider's key in the lattice).`,
 	fl.StringVar(&f.ver, "ver", "", "human-readable `version`, e.g. 0.1.0")
 	fl.Int32Var(&f.rev, "rev", 0, "revision `number` (wash: --revision)")
 	fl.IntVar(&f.expiresDays, "expires-in-days", 0, "claims expire after this many `days` (default: never)")
-	fl.StringVar(&f.issuer, "issuer", "", "`seed|file` of the issuer: an account seed (SA…), a file holding one, or - for stdin (default <keys-dir>/<name>_account.nk)")
-	fl.StringVar(&f.subject, "subject", "", "`seed|file` of the provider's service key (SV…), a file, or - (default <keys-dir>/<name>_service.nk)")
-	fl.StringVar(&f.keysDir, "keys-dir", keysDirDefault, "`dir` of the default issuer and subject key files")
+	fl.StringVar(&f.issuer, "issuer", "", "`seed|file` of the issuer: an account seed (SA…), a file holding one, or - for stdin (default: the account key in the keys directory)")
+	fl.StringVar(&f.subject, "subject", "", "`seed|file` of the provider's service key (SV…), a file, or - (default: the provider's key in the keys directory)")
+	addKeyDirFlags(fl, &f.keys)
 	fl.StringVar(&f.dest, "destination", "", "output `file` (default <name>.par.gz)")
 	return cmd
 }
@@ -241,6 +240,7 @@ func runParCreate(cmd *cobra.Command, f parCreateFlags) error {
 		f.binaries = []string{f.arch + "=" + f.binaries[0]}
 	}
 	bins := map[string][]byte{}
+	firstFile := "" // names the service key in a wash key directory, as wash's one --binary does
 	for _, spec := range f.binaries {
 		target, file, ok := strings.Cut(spec, "=")
 		if !ok || target == "" || file == "" {
@@ -257,31 +257,16 @@ func runParCreate(cmd *cobra.Command, f parCreateFlags) error {
 			return err
 		}
 		bins[target] = b
+		if firstFile == "" {
+			firstFile = file
+		}
 	}
 	if f.dest == "" {
 		f.dest = keyFileStem(f.name) + ".par.gz"
 	}
-	var issuer, subject *trust.KeyPair
-	var err error
-	if f.issuer != "" {
-		if issuer, err = loadSeed(cmd.InOrStdin(), "issuer", f.issuer, lattice.KindAccount); err != nil {
-			return err
-		}
-	}
-	if f.subject != "" {
-		if subject, err = loadSeed(cmd.InOrStdin(), "subject", f.subject, lattice.KindService); err != nil {
-			return err
-		}
-	}
-	if issuer == nil {
-		if issuer, err = storedKey(cmd, "issuer", f.keysDir, f.name, lattice.KindAccount); err != nil {
-			return err
-		}
-	}
-	if subject == nil {
-		if subject, err = storedKey(cmd, "subject", f.keysDir, f.name, lattice.KindService); err != nil {
-			return err
-		}
+	issuer, subject, err := signingKeys(cmd, f.issuer, f.subject, f.keys, lattice.KindService, f.name, firstFile)
+	if err != nil {
+		return err
 	}
 	opts := par.CreateOptions{Name: f.name, ContractID: f.contract, Vendor: f.vendor, Ver: f.ver, Rev: f.rev}
 	if f.expiresDays > 0 {

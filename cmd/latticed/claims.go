@@ -30,7 +30,8 @@ their validity period, and match the module's hash.`,
 
 type signFlags struct {
 	dest, name, ver, callAlias string
-	issuer, subject, keysDir   string
+	issuer, subject            string
+	keys                       keyDirFlags
 	caps, tags                 []string
 	rev                        int32
 	expiresDays, notBeforeDays int
@@ -45,25 +46,25 @@ type signResult struct {
 
 func newClaimsSignCmd() *cobra.Command {
 	var f signFlags
-	keysDirDefault := ""
-	if d, err := defaultDataDir(); err == nil {
-		keysDirDefault = filepath.Join(d, "keys")
-	}
 	cmd := &cobra.Command{
 		Use:   "sign <module.wasm>",
 		Short: "Sign an actor module with capability claims",
 		Long: `Sign an actor module: embed claims naming its module key (subject), signed by
 an account key (issuer), listing the capability contracts it may use.
 
---issuer and --subject take a seed, a file holding one, or "-" for stdin.
-Without them the keys are read from, or on first use generated into, the keys
-directory as <name>_account.nk and <name>_module.nk (mode 0600, directory
-0700), so re-signing a module keeps its identity. Where they are is reported
-on stderr.
+--issuer and --subject take a seed, a file holding one, or "-" for stdin
+(else $` + envWashIssuerKey + ` and $` + envWashSubjectKey + `, as in wash).
+
+` + keyDirHelp("module", "the module's file name without .wasm") + `
+
+Re-signing a module with the same keys keeps its identity.
 
 Without -d the signed module is written beside the input as <stem>_s.wasm.
 
-Environment (for the default --keys-dir, {data dir}/keys):
+Environment:
+  ` + envWashKeys + `           wash's key directory (see above)
+  ` + envWashIssuerKey + `     default for --issuer; ` + envWashSubjectKey + ` for --subject
+  ` + envUser + `                names the account key file in a wash key directory
   LATTICED_DATA_DIR   data directory; default $XDG_DATA_HOME/latticed,
                       else $HOME/.local/share/latticed`,
 		Example: `  latticed claims sign echo.wasm -c wasmcloud:httpserver --ver 0.1.0 --rev 1
@@ -84,11 +85,11 @@ Environment (for the default --keys-dir, {data dir}/keys):
 	fl.Int32Var(&f.rev, "rev", 0, "revision number")
 	fl.StringVar(&f.ver, "ver", "", "human-readable `version`, e.g. 0.1.0")
 	fl.StringVar(&f.callAlias, "call-alias", "", "`alias` other actors may call this one by (normalised: lowercase, '_' for space, '-' and '.')")
-	fl.StringVar(&f.issuer, "issuer", "", "`seed|file` of the issuer: an account seed (SA…), a file holding one, or - for stdin (default <keys-dir>/<name>_account.nk)")
-	fl.StringVar(&f.subject, "subject", "", "`seed|file` of the subject: a module seed (SM…), a file holding one, or - for stdin (default <keys-dir>/<name>_module.nk)")
+	fl.StringVar(&f.issuer, "issuer", "", "`seed|file` of the issuer: an account seed (SA…), a file holding one, or - for stdin (default: the account key in the keys directory)")
+	fl.StringVar(&f.subject, "subject", "", "`seed|file` of the subject: a module seed (SM…), a file holding one, or - for stdin (default: the module's key in the keys directory)")
 	fl.IntVarP(&f.expiresDays, "expires-in-days", "x", 0, "claims expire in this many `days` (default never; wash: --expires)")
 	fl.IntVarP(&f.notBeforeDays, "not-before-days", "b", 0, "claims become valid in this many `days` (default immediately; wash: --nbf)")
-	fl.StringVar(&f.keysDir, "keys-dir", keysDirDefault, "`dir` of the default issuer and subject key files")
+	addKeyDirFlags(fl, &f.keys)
 	return cmd
 }
 
@@ -129,27 +130,9 @@ func runClaimsSign(cmd *cobra.Command, in string, f *signFlags) error {
 	if _, err := trust.StripClaims(module); err != nil { // before any key is generated
 		return fmt.Errorf("%s: %w", in, err)
 	}
-	// Check the keys given as flags before creating any key file.
-	var account, subject *trust.KeyPair
-	if f.issuer != "" {
-		if account, err = loadSeed(cmd.InOrStdin(), "issuer", f.issuer, lattice.KindAccount); err != nil {
-			return err
-		}
-	}
-	if f.subject != "" {
-		if subject, err = loadSeed(cmd.InOrStdin(), "subject", f.subject, lattice.KindModule); err != nil {
-			return err
-		}
-	}
-	if account == nil {
-		if account, err = storedKey(cmd, "issuer", f.keysDir, f.name, lattice.KindAccount); err != nil {
-			return err
-		}
-	}
-	if subject == nil {
-		if subject, err = storedKey(cmd, "subject", f.keysDir, f.name, lattice.KindModule); err != nil {
-			return err
-		}
+	account, subject, err := signingKeys(cmd, f.issuer, f.subject, f.keys, lattice.KindModule, f.name, in)
+	if err != nil {
+		return err
 	}
 
 	now := time.Now()
@@ -177,23 +160,36 @@ func runClaimsSign(cmd *cobra.Command, in string, f *signFlags) error {
 	})
 }
 
-// storedKey is the default of --issuer/--subject: the key file
-// <keysDir>/<name>_<kind>.nk, generated when it does not exist yet.
-func storedKey(cmd *cobra.Command, flag, keysDir, name string, kind lattice.KeyKind) (*trust.KeyPair, error) {
-	if keysDir == "" {
-		return nil, usageErrorf("--%s not given and no keys directory: set --keys-dir or LATTICED_DATA_DIR", flag)
+// signingKeys are the issuer (account) and subject (of subjectKind) keys
+// of claims sign and par create: the ones given (--issuer, --subject, or
+// wash's variables), checked before any key file is created, and the
+// others from the keys directory, named after name (latticed's layout) or
+// file (wash's).
+func signingKeys(cmd *cobra.Command, issuerArg, subjectArg string, dirs keyDirFlags, subjectKind lattice.KeyKind, name, file string) (issuer, subject *trust.KeyPair, err error) {
+	if issuer, err = explicitKey(cmd, "issuer", issuerArg, envWashIssuerKey, lattice.KindAccount, os.LookupEnv); err != nil {
+		return nil, nil, err
 	}
-	path := filepath.Join(keysDir, keyFileName(name, kind))
-	kp, created, err := datadir.LoadOrCreateKey(path, kind)
+	if subject, err = explicitKey(cmd, "subject", subjectArg, envWashSubjectKey, subjectKind, os.LookupEnv); err != nil {
+		return nil, nil, err
+	}
+	if issuer != nil && subject != nil {
+		return issuer, subject, nil
+	}
+	ks, err := resolveKeyStore(cmd.Flags(), dirs, os.LookupEnv)
 	if err != nil {
-		return nil, fmt.Errorf("--%s not given: %w", flag, err)
+		return nil, nil, err
 	}
-	verb := "Using"
-	if created {
-		verb = "Generated"
+	if issuer == nil {
+		if issuer, err = ks.key(cmd.ErrOrStderr(), "issuer", lattice.KindAccount, name, file); err != nil {
+			return nil, nil, err
+		}
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "%s %s key %s (seed in %s)\n", verb, kind, kp.PublicKey(), path)
-	return kp, nil
+	if subject == nil {
+		if subject, err = ks.key(cmd.ErrOrStderr(), "subject", subjectKind, name, file); err != nil {
+			return nil, nil, err
+		}
+	}
+	return issuer, subject, nil
 }
 
 // keyFileName is <name>_<kind>.nk with name reduced to safe file-name characters.

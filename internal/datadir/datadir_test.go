@@ -32,7 +32,7 @@ func readFile(t *testing.T, path string) string {
 }
 
 // TestLoadOrCreateKey: a key is created once (0600 in a 0700 dir), then
-// read back; a file of another kind or one others can read is refused and
+// read back; the file holds the bare seed, as wash writes it; a file of another kind or one others can read is refused and
 // left alone.
 func TestLoadOrCreateKey(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data", "keys")
@@ -47,6 +47,10 @@ func TestLoadOrCreateKey(t *testing.T) {
 	}
 	if got := mode(t, dir); got != 0o700|fs.ModeDir {
 		t.Errorf("%s: mode %v, want %v", dir, got, fs.FileMode(0o700|fs.ModeDir))
+	}
+
+	if got := readFile(t, path); got != kp.Seed() {
+		t.Errorf("%s holds %d bytes, want the bare seed (no newline: wash and nkeys read it)", path, len(got))
 	}
 
 	again, created, err := LoadOrCreateKey(path, lattice.KindModule)

@@ -36,7 +36,10 @@ func ReadKey(path string, kind lattice.KeyKind) (*trust.KeyPair, error) {
 
 // LoadOrCreateKey is the key store: it reads the seed in path (ReadKey), or
 // creates a key of kind and saves its seed there (0600, directory 0700).
-// An existing file is never overwritten; when another process creates the
+// The file holds the seed alone, without a trailing newline, as wash and
+// the nkeys tools write one: they refuse to read a seed followed by
+// anything, and wash signs with these files too (docs/operations.md,
+// "Signing keys"). An existing file is never overwritten; when another process creates the
 // key at the same moment, both use the one saved first. created tells the
 // caller to announce a new identity.
 func LoadOrCreateKey(path string, kind lattice.KeyKind) (kp *trust.KeyPair, created bool, err error) {
@@ -47,7 +50,7 @@ func LoadOrCreateKey(path string, kind lattice.KeyKind) (kp *trust.KeyPair, crea
 	if kp, err = trust.CreateKeyPair(kind); err != nil {
 		return nil, false, err
 	}
-	err = createSecret(path, []byte(kp.Seed()+"\n"))
+	err = createSecret(path, []byte(kp.Seed()))
 	if errors.Is(err, fs.ErrExist) {
 		kp, err = ReadKey(path, kind)
 		return kp, false, err
