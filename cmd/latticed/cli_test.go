@@ -117,12 +117,13 @@ func (e *cliEnv) runEnv(env map[string]string, args ...string) result {
 	cmd.Dir = e.dir
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		if name != "HOME" && name != "XDG_DATA_HOME" && !strings.HasPrefix(name, "LATTICED_") && !strings.HasPrefix(name, "WASMCLOUD_") {
+		if name != "HOME" && name != "XDG_DATA_HOME" && name != "USER" && !strings.HasPrefix(name, "LATTICED_") &&
+			!strings.HasPrefix(name, "WASMCLOUD_") && !strings.HasPrefix(name, "WASH_") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
 	root := filepath.Dir(e.dir)
-	cmd.Env = append(cmd.Env, "HOME="+filepath.Join(root, "home"), "XDG_DATA_HOME="+filepath.Join(root, "xdg"), "LATTICED_DATA_DIR="+e.dataDir)
+	cmd.Env = append(cmd.Env, "HOME="+e.home(), "XDG_DATA_HOME="+filepath.Join(root, "xdg"), "LATTICED_DATA_DIR="+e.dataDir)
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
@@ -142,6 +143,9 @@ func (e *cliEnv) runEnv(env map[string]string, args ...string) result {
 }
 
 func (e *cliEnv) path(name string) string { return filepath.Join(e.dir, name) }
+
+// home is the HOME latticed runs with; it does not exist until a test makes it.
+func (e *cliEnv) home() string { return filepath.Join(filepath.Dir(e.dir), "home") }
 
 func (e *cliEnv) write(name string, data []byte) string {
 	e.t.Helper()
