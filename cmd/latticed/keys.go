@@ -6,7 +6,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -23,7 +25,7 @@ lattice. The first letter of a public key is its role: C cluster, A account,
 M module (actor), V service (provider), N server (host), O operator, U user.
 Seeds start with S followed by that letter; treat them as secrets. "keys show
 cluster" prints the seed a lattice of one generated (its log never does).`,
-		newKeysGenCmd(), newKeysInspectCmd(), newKeysShowCmd())
+		newKeysGenCmd(), newKeysInspectCmd(), newKeysShowCmd(), newKeysListCmd())
 	addOutputFlag(cmd)
 	return cmd
 }
@@ -289,4 +291,90 @@ func withArticle(k lattice.KeyKind) string {
 		return "an " + n
 	}
 	return "a " + k.String()
+}
+
+// keysListJSON is keys list's JSON: wash's {"keys": [file names]}, with
+// the directory and each readable key's public key.
+type keysListJSON struct {
+	Directory  string            `json:"directory"`
+	From       string            `json:"from"`
+	Keys       []string          `json:"keys"`
+	PublicKeys map[string]string `json:"public_keys"`
+	Refused    map[string]string `json:"refused,omitempty"`
+}
+
+// newKeysListCmd lists the keys directory claims sign and par create use,
+// so that an operator sees which account and actor keys will sign, and
+// where, before signing.
+func newKeysListCmd() *cobra.Command {
+	var f keyDirFlags
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the key files of the keys directory claims sign and par create use",
+		Long: `List the .nk key files of the keys directory that claims sign and par create
+use for the keys they are not given, chosen the same way (first of --keys-dir,
+--directory, $` + envWashKeys + `, $HOME/` + washKeysHome + ` when it exists, {data dir}/keys),
+with each key's kind and public key. Seeds are never printed; a key file
+others may read, or that holds no seed, is listed as refused with the reason.`,
+		Example: "  latticed keys list\n  WASH_KEYS=~/keys latticed keys list -o json",
+		Args:    exactArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ks, err := resolveKeyStore(cmd.Flags(), f, os.LookupEnv)
+			if err != nil {
+				return err
+			}
+			names, err := filepath.Glob(filepath.Join(ks.dir, "*.nk"))
+			if err != nil {
+				return err
+			}
+			out := keysListJSON{Directory: ks.dir, From: ks.from, Keys: []string{}, PublicKeys: map[string]string{}}
+			kinds := map[string]string{}
+			for _, p := range names {
+				name := filepath.Base(p)
+				out.Keys = append(out.Keys, name)
+				kp, kind, err := readAnyKey(p)
+				if err != nil {
+					if out.Refused == nil {
+						out.Refused = map[string]string{}
+					}
+					out.Refused[name] = err.Error()
+					continue
+				}
+				out.PublicKeys[name], kinds[name] = kp.PublicKey(), kind.String()
+			}
+			return printResult(cmd, out, func(w io.Writer) error {
+				fmt.Fprintf(w, "Keys directory: %s (%s)\n", out.Directory, out.From)
+				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+				for _, n := range out.Keys {
+					if why, bad := out.Refused[n]; bad {
+						fmt.Fprintf(tw, "%s\trefused\t%s\n", n, why)
+						continue
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", n, kinds[n], out.PublicKeys[n])
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	addKeyDirChoiceFlags(cmd.Flags(), &f, "d")
+	return cmd
+}
+
+// readAnyKey reads a key file of whatever kind its seed says, refusing it
+// as datadir.ReadKey does (readable by others, not a seed), without ever
+// quoting its content.
+func readAnyKey(path string) (*trust.KeyPair, lattice.KeyKind, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	kp, err := trust.ParseSeed(strings.TrimSpace(string(b)))
+	if err != nil {
+		return nil, 0, errors.New("holds no valid seed")
+	}
+	// The kind is known now: datadir.ReadKey applies the node's checks.
+	if kp, err = datadir.ReadKey(path, kp.Kind()); err != nil {
+		return nil, 0, err
+	}
+	return kp, kp.Kind(), nil
 }

@@ -56,16 +56,22 @@ type keyDirFlags struct {
 
 // addKeyDirFlags registers --keys-dir, --directory and --disable-keygen.
 func addKeyDirFlags(fl *pflag.FlagSet, f *keyDirFlags) {
+	addKeyDirChoiceFlags(fl, f, "")
+	fl.BoolVar(&f.disableKeygen, "disable-keygen", false,
+		"fail instead of generating a default key that does not exist yet (wash's --disable-keygen)")
+}
+
+// addKeyDirChoiceFlags registers --keys-dir and --directory (with
+// shorthand dirShort, as wash's keys commands have -d, when not empty).
+func addKeyDirChoiceFlags(fl *pflag.FlagSet, f *keyDirFlags, dirShort string) {
 	keysDirDefault := ""
 	if d, err := defaultDataDir(); err == nil {
 		keysDirDefault = filepath.Join(d, "keys")
 	}
 	fl.StringVar(&f.keysDir, "keys-dir", keysDirDefault,
 		"`dir` of the default keys, named the latticed way (<name>_<kind>.nk); the default is used only when there is no wash key directory")
-	fl.StringVar(&f.directory, "directory", "",
+	fl.StringVarP(&f.directory, "directory", dirShort, "",
 		"wash key `dir`: the default keys, named the wash way (as "+envWashKeys+"; wash's --directory)")
-	fl.BoolVar(&f.disableKeygen, "disable-keygen", false,
-		"fail instead of generating a default key that does not exist yet (wash's --disable-keygen)")
 }
 
 // keyDirHelp is the part of claims sign's and par create's --help that

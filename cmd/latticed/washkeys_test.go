@@ -191,10 +191,26 @@ func TestCLIWashKeysWrittenByWash(t *testing.T) {
 		t.Errorf("USER unset: signed by %s, want wash's user_account.nk %s", iss, nobody.PublicKey())
 	}
 
+	// keys list shows what will sign, and from where, never a seed.
+	r = w.run(nil, "keys", "list")
+	r.want(t, 0)
+	mustContain(t, "keys list", r.stdout, "Keys directory: "+washKeys+" ($HOME/.wash/keys exists)",
+		"alice_account.nk  account  "+alice.PublicKey(), "echo_module.nk    module   "+echoKey.PublicKey())
+
 	// Older wash versions wrote key files with the umask's mode: refused.
 	acctFile := filepath.Join(washKeys, "alice_account.nk")
 	if err := os.Chmod(acctFile, 0o644); err != nil {
 		t.Fatal(err)
+	}
+	r = w.run(nil, "keys", "list", "-o", "json")
+	r.want(t, 0)
+	var list keysListJSON
+	if err := json.Unmarshal([]byte(r.stdout), &list); err != nil {
+		t.Fatalf("keys list -o json: %v\n%s", err, r.stdout)
+	}
+	if strings.Join(list.Keys, ",") != "alice_account.nk,echo_module.nk,user_account.nk" || list.Directory != washKeys ||
+		list.PublicKeys["echo_module.nk"] != echoKey.PublicKey() || !strings.Contains(list.Refused["alice_account.nk"], "readable by others") {
+		t.Errorf("keys list -o json: %s", r.stdout)
 	}
 	r = w.run(map[string]string{"USER": "alice"}, "claims", "sign", echo, "-d", e.path("x.wasm"))
 	r.want(t, 1)
