@@ -103,7 +103,7 @@ func TestReadmeWritingAnActorInGo(t *testing.T) {
 		name, _, _ := strings.Cut(kv, "=")
 		switch {
 		case name == "HOME", name == "XDG_DATA_HOME", name == "PATH", name == "GOFLAGS", name == "GOBIN",
-			strings.HasPrefix(name, "LATTICED_"), strings.HasPrefix(name, "WASMCLOUD_"):
+			strings.HasPrefix(name, "LATTICED_"), strings.HasPrefix(name, "WASMCLOUD_"), strings.HasPrefix(name, "WASH_"):
 			continue
 		}
 		env = append(env, kv)
