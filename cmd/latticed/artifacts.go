@@ -206,7 +206,7 @@ subject's V… key is the provider's key in the lattice).`,
 	fl.IntVar(&f.expiresDays, "expires-in-days", 0, "claims expire after this many `days` (default: never)")
 	fl.StringVar(&f.issuer, "issuer", "", "`seed|file` of the issuer: an account seed (SA…), a file holding one, or - for stdin (default: the account key in the keys directory)")
 	fl.StringVar(&f.subject, "subject", "", "`seed|file` of the provider's service key (SV…), a file, or - (default: the provider's key in the keys directory)")
-	addKeyDirFlags(fl, &f.keys)
+	addKeyDirFlags(fl, &f.keys, "d") // wash's par create -d
 	fl.StringVar(&f.dest, "destination", "", "output `file` (default <name>.par.gz)")
 	return cmd
 }

@@ -89,7 +89,7 @@ Environment:
 	fl.StringVar(&f.subject, "subject", "", "`seed|file` of the subject: a module seed (SM…), a file holding one, or - for stdin (default: the module's key in the keys directory)")
 	fl.IntVarP(&f.expiresDays, "expires-in-days", "x", 0, "claims expire in this many `days` (default never; wash: --expires)")
 	fl.IntVarP(&f.notBeforeDays, "not-before-days", "b", 0, "claims become valid in this many `days` (default immediately; wash: --nbf)")
-	addKeyDirFlags(fl, &f.keys)
+	addKeyDirFlags(fl, &f.keys, "") // -d is --destination, as in wash's claims sign
 	return cmd
 }
 

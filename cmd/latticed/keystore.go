@@ -54,9 +54,10 @@ type keyDirFlags struct {
 	disableKeygen      bool
 }
 
-// addKeyDirFlags registers --keys-dir, --directory and --disable-keygen.
-func addKeyDirFlags(fl *pflag.FlagSet, f *keyDirFlags) {
-	addKeyDirChoiceFlags(fl, f, "")
+// addKeyDirFlags registers --keys-dir, --directory (with shorthand
+// dirShort when not empty, as wash's par create has -d) and --disable-keygen.
+func addKeyDirFlags(fl *pflag.FlagSet, f *keyDirFlags, dirShort string) {
+	addKeyDirChoiceFlags(fl, f, dirShort)
 	fl.BoolVar(&f.disableKeygen, "disable-keygen", false,
 		"fail instead of generating a default key that does not exist yet (wash's --disable-keygen)")
 }

@@ -318,5 +318,13 @@ func TestCLIDisableKeygen(t *testing.T) {
 		"--binary", bin, "--destination", e.path("x.par.gz"), "--disable-keygen")
 	r.want(t, 1)
 	mustContain(t, "stderr", r.stderr, filepath.Join(dir, "prov_service.nk"))
-	w.noSeedIn(t, dir)
+
+	// wash's par create -d names the key directory.
+	other := filepath.Join(e.dir, "other")
+	r = w.run(env, "par", "create", "--capid", "wasmcloud:x", "--name", "X", "--vendor", "v", "--arch", "x86_64-linux",
+		"--binary", bin, "--destination", e.path("x.par.gz"), "-d", other)
+	r.want(t, 0)
+	mustContain(t, "stderr", r.stderr, "Keys directory: "+other+" (--directory)", filepath.Join(other, "bob_account.nk"),
+		filepath.Join(other, "prov_service.nk"))
+	w.noSeedIn(t, dir, other)
 }
