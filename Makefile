@@ -37,8 +37,9 @@ build:
 install:
 	$(GO) install ./cmd/latticed
 
-# The demo actors, built from source and signed with keys kept in the data
-# dir (so their identities survive rebuilds). They are the SDK's examples and
+# The demo actors, built from source and signed with the default keys (the
+# data dir's, or wash's key directory when there is one: claims sign --help),
+# so their identities survive rebuilds. They are the SDK's examples and
 # build in the actor module, as an actor author's would.
 actors: build
 	@mkdir -p $(BIN)/actors
