@@ -139,6 +139,7 @@ type Host struct {
 
 	upgrades sync.WaitGroup // actors started interpreted, waiting for compiled code
 	rpcGate  gate           // invocations being served
+	serving  *workers       // the goroutines serving them
 	ctlGate  gate           // control requests being answered
 	stop     chan struct{}  // closed by a ctl stop command
 	stopOnce sync.Once
@@ -164,6 +165,7 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 		labels: map[string]string{}, stop: make(chan struct{}),
 		rejectEvents: rate.NewLimiter(rate.Limit(10), 20),
 	}
+	h.serving = newWorkers(life.Done(), h.serve)
 	for k, v := range opts.Labels {
 		h.labels[k] = v
 	}

@@ -48,9 +48,9 @@ func (h *Host) subscribe(a *actor) (*nats.Subscription, error) {
 	return sub, nil
 }
 
-// dispatch hands an invocation to its own goroutine: nats.go runs one
-// subscription's callbacks serially, and actors must serve concurrently. The
-// pool's bounded queue limits how many wait.
+// dispatch hands an invocation to a serving goroutine (workers): nats.go
+// runs one subscription's callbacks serially, and actors must serve
+// concurrently. The pool's bounded queue limits how many wait.
 func (h *Host) dispatch(a *actor, m *nats.Msg) {
 	if !h.rpcGate.enter() {
 		a.srv.Reply(m, &lattice.InvocationResponse{Error: lattice.NotRunning(a.key) + ": the host is stopping", ErrorCode: lattice.ErrorCodeUnavailable})
@@ -61,11 +61,14 @@ func (h *Host) dispatch(a *actor, m *nats.Msg) {
 		a.srv.Reply(m, &lattice.InvocationResponse{Error: lattice.NotRunning(a.key) + ": it is stopping on this host", ErrorCode: lattice.ErrorCodeUnavailable})
 		return
 	}
-	go func() {
-		defer h.rpcGate.leave()
-		defer a.gate.leave()
-		a.srv.Serve(m)
-	}()
+	h.serving.run(delivery{a: a, m: m})
+}
+
+// serve answers one invocation dispatch admitted.
+func (h *Host) serve(d delivery) {
+	defer h.rpcGate.leave()
+	defer d.a.gate.leave()
+	d.a.srv.Serve(d.m)
 }
 
 // authorize admits an invocation that passed the issuer policy: a provider
