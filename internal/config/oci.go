@@ -26,10 +26,9 @@ func (c *Config) validateOCILogin(e *errs) {
 		}
 	}
 	if len(missing) == 1 || len(missing) == 2 {
-		for _, env := range missing {
-			e.add(env, "not set, but %s is: set all three of %s, %s and %s, or none",
-				other(set, env), EnvOCIRegistry, EnvOCIRegistryUser, EnvOCIRegistryPassword)
-		}
+		// One problem, one error, under the first setting missing.
+		e.add(missing[0], "not set, but %s is: set %s, %s and %s together, or none (missing: %s)",
+			other(set, ""), EnvOCIRegistry, EnvOCIRegistryUser, EnvOCIRegistryPassword, strings.Join(missing, ", "))
 	}
 	if r := c.OCIRegistry; r != "" && (hasSpace(r) || strings.Contains(r, "://") || strings.Contains(r, "/")) {
 		e.add(EnvOCIRegistry, "%q: expected a registry host[:port] without scheme, path or spaces (as in host:port/repo:tag)", r)
