@@ -110,3 +110,19 @@ func TestCredentialsSavedAndLoaded(t *testing.T) {
 		t.Fatalf("damaged file: %v", err)
 	}
 }
+
+// A save that cannot write says so (the host then answers registries.put
+// with that error) and leaves no partial file.
+func TestSaveCredentialsFailsWhenTheFileCannotBeWritten(t *testing.T) {
+	dir := t.TempDir()
+	blocker := filepath.Join(dir, "not-a-dir")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := New(Settings{CredentialsFile: filepath.Join(blocker, "oci-credentials.json")})
+	c.PutCredentials(map[string]Credential{"registry.example.com": {Username: "u", Password: "pw-" + t.Name()}})
+	err := c.SaveCredentials()
+	if err == nil || !strings.Contains(err.Error(), "save registry credentials") || strings.Contains(err.Error(), "pw-") {
+		t.Fatalf("save into a file's place: %v", err)
+	}
+}
