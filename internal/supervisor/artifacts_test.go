@@ -368,7 +368,7 @@ func (a privateArtifacts) assertNoSecretLogged(t *testing.T, n *node) {
 
 // A node configured with WASMCLOUD_OCI_REGISTRY, _USER and _PASSWORD pulls
 // from that private registry, the host an actor and the supervisor a
-// provider archive, and logs no password.
+// provider archive, and neither its log nor /metrics shows the password.
 func TestPrivateRegistryLoginFromSettings(t *testing.T) {
 	a := pushPrivateArtifacts(t)
 	n := startNode(t, map[string]string{
@@ -377,6 +377,15 @@ func TestPrivateRegistryLoginFromSettings(t *testing.T) {
 	})
 	a.startBoth(t, n)
 	a.assertNoSecretLogged(t, n)
+	resp, err := http.Get("http://" + n.s.health.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || len(body) == 0 || strings.Contains(string(body), a.login.Password) {
+		t.Fatalf("/metrics: status %d, %d bytes, shows the password: %v", resp.StatusCode, len(body), strings.Contains(string(body), a.login.Password))
+	}
 }
 
 // Credentials for a private registry reach both pullers (the host for
