@@ -183,7 +183,8 @@ actors_start_failed event, and prints the actor's public key.
 An OCI reference (registry/repo:tag, published with latticed push) is pulled
 by the host through its digest cache; :latest or no tag needs
 WASMCLOUD_OCI_ALLOW_LATEST, a plain-HTTP registry WASMCLOUD_OCI_ALLOWED_INSECURE
-on the host. A file:// reference is read by the host, which must allow it
+and a private one a login (WASMCLOUD_OCI_REGISTRY with _USER and _PASSWORD,
+or registries.put) on the host. A file:// reference is read by the host, which must allow it
 (WASMCLOUD_ALLOW_FILE_LOAD).`,
 		Example: `  latticed ctl start actor file:///srv/actors/echo_s.wasm
   latticed ctl start actor registry.example.com/echo:0.1.0 --constraint zone=eu --count 4`,
@@ -263,7 +264,7 @@ asked (an auction, for --timeout) and the first to offer launches it.
 <ref> is builtin:<name> (httpserver, keyvalue), an OCI reference to a
 provider archive (registry/repo:tag, published with latticed push; :latest
 needs WASMCLOUD_OCI_ALLOW_LATEST on the host, plain-HTTP registries
-WASMCLOUD_OCI_ALLOWED_INSECURE), or, when the host allows
+WASMCLOUD_OCI_ALLOWED_INSECURE, private ones a login as for actors), or, when the host allows
 WASMCLOUD_ALLOW_FILE_LOAD, a file on the host: file:///path/provider.par.gz
 or an executable. An archive's claims and binary hash are verified first;
 the reply comes once the provider's process runs, so give a large archive on

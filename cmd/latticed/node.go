@@ -312,6 +312,12 @@ func runHost(cmd *cobra.Command, _ []string) error {
 	})
 	defer stopReload()
 
+	// Credentials a registries.put sent before a restart still log in.
+	ociClient := oci.New(oci.NodeSettings(cfg, log))
+	if _, err := ociClient.LoadCredentials(); err != nil {
+		return err
+	}
+
 	// Under a supervisor: providers are its business, and the users it
 	// minted for us read replies on private inboxes.
 	var launcher host.ProviderLauncher
@@ -408,7 +414,7 @@ func runHost(cmd *cobra.Command, _ []string) error {
 	h, err = host.New(ctx, host.Options{
 		HostSettings: cfg.Host(), HostKey: hostKey, ClusterKey: clusterKey, RPC: rpc, Ctl: ctl,
 		CtlHost: ctlURL, RPCHost: rpcURL, ProvRPCHost: ep.ProvRPC.URL(), Providers: launcher, Metrics: m, Logger: log,
-		OCI: oci.New(oci.NodeSettings(cfg, log)),
+		OCI: ociClient,
 	})
 	if err != nil {
 		return err

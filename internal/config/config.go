@@ -128,6 +128,11 @@ type Config struct {
 	// OCIAllowedInsecure are registries that may be reached over plain HTTP
 	// (WASMCLOUD_OCI_ALLOWED_INSECURE).
 	OCIAllowedInsecure []string
+	// OCIRegistry, OCIRegistryUser and OCIRegistryPassword log in to one
+	// registry (host[:port]) and no other, as wasmCloud hosts do
+	// (WASMCLOUD_OCI_REGISTRY, WASMCLOUD_OCI_REGISTRY_USER,
+	// WASMCLOUD_OCI_REGISTRY_PASSWORD): all three or none.
+	OCIRegistry, OCIRegistryUser, OCIRegistryPassword string
 	// PolicyTopic is the policy service's subject; empty disables the policy
 	// service (WASMCLOUD_POLICY_TOPIC).
 	PolicyTopic string
@@ -263,6 +268,9 @@ func (c *Config) LogValue() slog.Value {
 		slog.Bool("allow_file_load", c.AllowFileLoad),
 		slog.Bool("oci_allow_latest", c.OCIAllowLatest),
 		slog.Any("oci_allowed_insecure", c.OCIAllowedInsecure),
+		slog.String("oci_registry", c.OCIRegistry),
+		slog.String("oci_registry_user", c.OCIRegistryUser),
+		slog.String("oci_registry_password", redact(c.OCIRegistryPassword)),
 		slog.String("policy_topic", c.PolicyTopic),
 		slog.String("policy_changes_topic", c.PolicyChangesTopic),
 		slog.Duration("policy_timeout", c.PolicyTimeout),
@@ -395,6 +403,7 @@ func (c *Config) problems() *errs {
 			e.add(EnvOCIAllowedInsecure, "entry %d %q: expected a registry host[:port] without scheme or spaces", i+1, r)
 		}
 	}
+	c.validateOCILogin(e)
 	if c.PolicyTopic != "" {
 		if msg := checkSubject(c.PolicyTopic, false); msg != "" {
 			e.add(EnvPolicyTopic, "%q: %s", c.PolicyTopic, msg)

@@ -427,6 +427,12 @@ func TestValidationErrors(t *testing.T) {
 			want: []string{EnvLabelPrefix + "{name} (--label): \"novalue\": expected key=value"}},
 		{name: "list of non-strings in file", file: "cluster_issuers: [1, 2]\n",
 			want: []string{EnvClusterIssuers + " (cluster_issuers in ", "entry 1: expected a string"}},
+		{name: "OCI login without a registry", env: map[string]string{EnvOCIRegistryUser: "u", EnvOCIRegistryPassword: "pw-not-echoed"},
+			want: []string{EnvOCIRegistry + ": not set, but " + EnvOCIRegistryUser + " is", "(missing: " + EnvOCIRegistry + ")"}},
+		{name: "OCI registry without a login", env: map[string]string{EnvOCIRegistry: "registry.example.com"},
+			want: []string{EnvOCIRegistryUser + ": not set, but " + EnvOCIRegistry + " is", "missing: " + EnvOCIRegistryUser + ", " + EnvOCIRegistryPassword}},
+		{name: "OCI registry with a scheme", env: map[string]string{EnvOCIRegistry: "https://registry.example.com", EnvOCIRegistryUser: "u", EnvOCIRegistryPassword: "pw-not-echoed"},
+			want: []string{EnvOCIRegistry + ": \"https://registry.example.com\": expected a registry host[:port]"}},
 		{name: "secret of wrong type in file is not echoed", file: "cluster_seed: [1]\n",
 			want: []string{EnvClusterSeed + " (cluster_seed in ", "(value not shown)"}},
 	}
@@ -450,9 +456,9 @@ func TestValidationErrors(t *testing.T) {
 			if !errors.As(err, &se) {
 				t.Errorf("error %T is not a *SettingError", err)
 			}
-			for _, secret := range []string{k.clusterSeed, k.accountSeed, k.userSeed, k.serverSeed} {
+			for _, secret := range []string{k.clusterSeed, k.accountSeed, k.userSeed, k.serverSeed, "pw-not-echoed"} {
 				if strings.Contains(msg, secret) {
-					t.Errorf("error %q leaks a seed", msg)
+					t.Errorf("error %q leaks a secret", msg)
 				}
 			}
 			// One problem, one line: a bad value must not also fail validation.
@@ -692,14 +698,18 @@ func TestLogValueRedactsSecrets(t *testing.T) {
 	k := newKeys(t)
 	c, _ := mustLoad(t, nil, baseEnv(map[string]string{
 		EnvClusterSeed: k.clusterSeed, EnvHostSeed: k.serverSeed, EnvRPCSeed: k.userSeed, EnvRPCJWT: "hdr.payload.sig",
+		EnvOCIRegistry: "registry.example.com:5000", EnvOCIRegistryUser: "lattice", EnvOCIRegistryPassword: "oci-password",
 	}))
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", c)
 	out := buf.String()
-	for _, secret := range []string{k.clusterSeed, k.serverSeed, k.userSeed, "hdr.payload.sig"} {
+	for _, secret := range []string{k.clusterSeed, k.serverSeed, k.userSeed, "hdr.payload.sig", "oci-password"} {
 		if strings.Contains(out, secret) {
 			t.Errorf("log output leaks a secret: %s", out)
 		}
+	}
+	if !strings.Contains(out, `"oci_registry":"registry.example.com:5000"`) || !strings.Contains(out, `"oci_registry_user":"lattice"`) {
+		t.Errorf("log output lacks the OCI registry and user: %s", out)
 	}
 	if !strings.Contains(out, k.clusterPub) || !strings.Contains(out, "[redacted]") {
 		t.Errorf("log output lacks the issuer or the redaction marker: %s", out)

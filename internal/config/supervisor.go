@@ -132,6 +132,9 @@ type ArtifactSettings struct {
 	OCIAllowLatest bool
 	// OCIAllowedInsecure are registries reachable over plain HTTP.
 	OCIAllowedInsecure []string
+	// OCIRegistry is the one registry OCIRegistryUser and
+	// OCIRegistryPassword (a secret) log in to.
+	OCIRegistry, OCIRegistryUser, OCIRegistryPassword string
 }
 
 // HealthSettings are the node's health endpoint.
@@ -215,6 +218,7 @@ func (c *Config) Supervisor() SupervisorSettings {
 		Artifacts: ArtifactSettings{
 			AllowFileLoad: c.AllowFileLoad, OCIAllowLatest: c.OCIAllowLatest,
 			OCIAllowedInsecure: slices.Clone(c.OCIAllowedInsecure),
+			OCIRegistry:        c.OCIRegistry, OCIRegistryUser: c.OCIRegistryUser, OCIRegistryPassword: c.OCIRegistryPassword,
 		},
 		Health:  HealthSettings{MetricsAddr: c.MetricsAddr},
 		Console: ConsoleSettings{Addr: c.ConsoleAddr, Token: c.ConsoleToken},

@@ -28,6 +28,11 @@ const (
 	OCICacheDir     = "oci-cache"     // pulled blobs by digest (host and supervisor share it)
 	ProviderBinDir  = "providers"     // 0700: executables extracted from provider archives, {V key}/{hash}
 
+	// OCICredentialsFile (0600) keeps the registry credentials that
+	// registries.put sent, across restarts: the host writes it; host and
+	// supervisor read it when they start.
+	OCICredentialsFile = "oci-credentials.json"
+
 	// RevocationsFile records, in external mode, which of the account's
 	// NATS user revocations this node made and when each may go
 	// (docs/security.md, "Revocations are bounded").

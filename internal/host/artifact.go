@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/nats-io/nats.go"
 
@@ -27,7 +28,9 @@ func (h *Host) loadActor(ctx context.Context, ref string) ([]byte, error) {
 
 // ctlRegistriesPut keeps the registry credentials of a registries.put
 // ({"<registry>": {"registryType": "oci", "username", "password", "token"}})
-// for later pulls. They live in memory only.
+// for later pulls, and saves them in the data dir so that they outlive a
+// restart (docs/operations.md, "Artifacts"). The host is the one process of
+// a node that saves them; the supervisor only reads them.
 func (h *Host) ctlRegistriesPut(_ context.Context, m *nats.Msg) any {
 	var creds map[string]oci.Credential
 	if err := decodeCtl(m, &creds); err != nil {
@@ -37,6 +40,10 @@ func (h *Host) ctlRegistriesPut(_ context.Context, m *nats.Msg) any {
 		return ack(errors.New("this host pulls no OCI artifacts"))
 	}
 	n := h.opts.OCI.PutCredentials(creds)
-	h.log.Info("registry credentials updated", "registries", n)
+	if err := h.opts.OCI.SaveCredentials(); err != nil {
+		h.log.Error("registry credentials in use but not saved", "registries", n, "err", err)
+		return ack(fmt.Errorf("registry credentials are in use but not saved, so a restart loses them: %w", err))
+	}
+	h.log.Info("registry credentials updated", "registries", h.opts.OCI.Registries(), "applied", n)
 	return ack(nil)
 }

@@ -81,6 +81,14 @@ type Settings struct {
 	AllowedInsecure []string
 	// CacheDir holds pulled blobs by digest; empty disables the cache.
 	CacheDir string
+	// Login is the credential of one registry from the node's settings
+	// (WASMCLOUD_OCI_REGISTRY, _USER, _PASSWORD). It applies to that
+	// registry only; credentials of a registries.put for it win.
+	Login Login
+	// CredentialsFile keeps what registries.put sent, so that a restarted
+	// node still pulls from private registries (LoadCredentials,
+	// SaveCredentials); empty: memory only.
+	CredentialsFile string
 	// HTTPClient is the transport; nil uses oras's retrying default client.
 	HTTPClient *http.Client
 	Logger     *slog.Logger
@@ -102,8 +110,10 @@ type Client struct {
 	cache *blobCache
 
 	mu    sync.RWMutex
-	creds map[string]Credential // registry host[:port] -> credential
+	creds map[string]Credential // registry host[:port] -> credential of registries.put
 	auth  auth.Cache
+
+	saveMu sync.Mutex // orders SaveCredentials: the last write holds the latest map
 }
 
 // New returns a client with s.
@@ -134,11 +144,19 @@ func (c *Client) PutCredentials(creds map[string]Credential) (applied int) {
 	return applied
 }
 
+// credential is what the client logs in to hostport with: the credential
+// of a registries.put for it, else the configured Login if it names
+// hostport, else none. A registries.put without username, password or
+// token thus makes a registry anonymous, as in wasmCloud hosts.
 func (c *Client) credential(_ context.Context, hostport string) (auth.Credential, error) {
+	hostport = strings.ToLower(hostport)
 	c.mu.RLock()
-	cr, ok := c.creds[strings.ToLower(hostport)]
+	cr, ok := c.creds[hostport]
 	c.mu.RUnlock()
 	if !ok {
+		if l := c.s.Login; l.Registry != "" && strings.EqualFold(l.Registry, hostport) {
+			return auth.Credential{Username: l.Username, Password: l.Password}, nil
+		}
 		return auth.EmptyCredential, nil
 	}
 	return auth.Credential{Username: cr.Username, Password: cr.Password, AccessToken: cr.Token}, nil

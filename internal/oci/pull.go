@@ -3,7 +3,9 @@ package oci
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -11,6 +13,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/errcode"
 )
 
 // maxManifestBytes bounds a manifest (they are a few hundred bytes).
@@ -109,7 +113,18 @@ func pickLayer(m ocispec.Manifest, kind Kind) (ocispec.Descriptor, error) {
 }
 
 func (c *Client) pullError(r Reference, plain bool, err error) error {
-	hint := "check the reference, that the registry is reachable, and credentials (registries.put)"
+	var resp *errcode.ErrorResponse
+	switch {
+	case errors.Is(err, auth.ErrBasicCredentialNotFound):
+		return fmt.Errorf("pull %s: %w (the registry wants a login and this node has none for %s: send it with registries.put, "+
+			"or set WASMCLOUD_OCI_REGISTRY=%s with WASMCLOUD_OCI_REGISTRY_USER and WASMCLOUD_OCI_REGISTRY_PASSWORD)",
+			r.Original, err, r.Registry, r.Registry)
+	case errors.As(err, &resp) && resp.StatusCode == http.StatusUnauthorized:
+		return fmt.Errorf("pull %s: %w (the registry refused this node's login for %s: check the username and password "+
+			"sent with registries.put or set in WASMCLOUD_OCI_REGISTRY_USER and WASMCLOUD_OCI_REGISTRY_PASSWORD)",
+			r.Original, err, r.Registry)
+	}
+	hint := "check the reference, that the registry is reachable, and credentials (registries.put, or WASMCLOUD_OCI_REGISTRY with _USER and _PASSWORD)"
 	if !plain {
 		hint += "; a plain-HTTP registry must be listed in WASMCLOUD_OCI_ALLOWED_INSECURE"
 	}

@@ -29,19 +29,22 @@ const maxArchiveFileBytes = 512 << 20
 
 // startArtifacts sets up what provider starts need besides processes: the
 // OCI client (its credentials follow registries.put, which the host
-// answers) and the external policy service for start_provider.
+// answers and saves) and the external policy service for start_provider.
 func (s *Supervisor) startArtifacts(set config.SupervisorSettings) error {
-	s.oci = oci.New(oci.Settings{
-		AllowLatest: set.Artifacts.OCIAllowLatest, AllowedInsecure: set.Artifacts.OCIAllowedInsecure,
-		CacheDir: datadir.Path(set.Paths.DataDir, datadir.OCICacheDir), Logger: s.log,
-	})
+	s.oci = oci.New(oci.ArtifactSettings(set.Artifacts, set.Paths.DataDir, s.log))
+	// The host saves what registries.put sends; read here, the credentials
+	// of the last run pull provider archives before any new put arrives.
+	if _, err := s.oci.LoadCredentials(); err != nil {
+		return err
+	}
 	if _, err := s.nc.Subscribe(s.ctl.RegistriesPut(), func(m *nats.Msg) {
 		var creds map[string]oci.Credential
 		if err := json.Unmarshal(m.Data, &creds); err != nil {
 			s.log.Warn("undecodable registries.put ignored", "err", err)
 			return
 		}
-		s.log.Info("registry credentials updated", "registries", s.oci.PutCredentials(creds))
+		n := s.oci.PutCredentials(creds)
+		s.log.Info("registry credentials updated", "registries", s.oci.Registries(), "applied", n)
 	}); err != nil {
 		return fmt.Errorf("subscribe to registries.put: %w", err)
 	}

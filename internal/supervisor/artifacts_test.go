@@ -294,10 +294,20 @@ func TestProviderArchiveFromFile(t *testing.T) {
 	}
 }
 
-// Credentials for a private registry reach both pullers (the host for
-// actors, the supervisor for provider archives) with registries.put;
-// `latticed push` logs in with --user and --password-stdin.
-func TestPrivateRegistryCredentialsFromRegistriesPut(t *testing.T) {
+// privateArtifacts are an actor and a provider archive pushed to a real
+// registry that requires login.
+type privateArtifacts struct {
+	reg                string
+	login              *testenv.RegistryLogin
+	actorRef, actorKey string
+	provRef, provKey   string
+}
+
+// pushPrivateArtifacts starts a registry requiring a login and pushes an
+// actor and a provider archive to it with `latticed push --user
+// --password-stdin`, after checking that an anonymous push is refused.
+func pushPrivateArtifacts(t *testing.T) privateArtifacts {
+	t.Helper()
 	login := &testenv.RegistryLogin{Username: "lattice", Password: "pw-" + strconv.FormatInt(time.Now().UnixNano(), 36)}
 	reg := testenv.Registry(t, login)
 	dir := t.TempDir()
@@ -313,33 +323,105 @@ func TestPrivateRegistryCredentialsFromRegistriesPut(t *testing.T) {
 	if err := os.WriteFile(parPath, archive.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	actorRef, provRef := reg+"/private/echo:1.0.0", reg+"/private/test:1.0.0"
-	if out := cli(t, nil, true, "push", actorRef, actor.Path, "--insecure"); !strings.Contains(out, "credential") {
+	a := privateArtifacts{reg: reg, login: login, actorRef: reg + "/private/echo:1.0.0", actorKey: actor.Key,
+		provRef: reg + "/private/test:1.0.0", provKey: subject.PublicKey()}
+	if out := cli(t, nil, true, "push", a.actorRef, actor.Path, "--insecure"); !strings.Contains(out, "credential") {
 		t.Fatalf("anonymous push to a private registry: %s", out)
 	}
-	for ref, file := range map[string]string{actorRef: actor.Path, provRef: parPath} {
+	for ref, file := range map[string]string{a.actorRef: actor.Path, a.provRef: parPath} {
 		cmd := exec.Command(latticedBin, "push", ref, file, "--insecure", "--user", login.Username, "--password-stdin")
 		cmd.Stdin = strings.NewReader(login.Password + "\n")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("push %s: %v\n%s", ref, err, out)
 		}
 	}
+	return a
+}
 
-	n := startNode(t, map[string]string{config.EnvOCIAllowedInsecure: reg})
+// startBoth starts the actor (pulled by the host) and the provider archive
+// (pulled by the supervisor) from the private registry on n.
+func (a privateArtifacts) startBoth(t *testing.T, n *node) {
+	t.Helper()
 	env := n.ctlEnv(t)
-	if out := cli(t, env, true, "ctl", "start", "actor", actorRef); !strings.Contains(out, "credential") {
+	if out := cli(t, env, false, "ctl", "start", "actor", a.actorRef); !strings.Contains(out, a.actorKey) {
+		t.Fatalf("start actor: %s", out)
+	}
+	cli(t, env, false, "ctl", "start", "provider", "--timeout", "60s", a.provRef)
+	if d := n.waitProviderState(a.provRef, "default", child.StateRunning); d.ID != a.provKey {
+		t.Fatalf("provider key %s, want %s", d.ID, a.provKey)
+	}
+}
+
+// assertNoSecretLogged checks that n's log (the supervisor's and, relayed,
+// its children's) neither shows password nor needed the redactor to hide a
+// secret that a child printed.
+func (a privateArtifacts) assertNoSecretLogged(t *testing.T, n *node) {
+	t.Helper()
+	logs := n.logs.String()
+	if strings.Contains(logs, a.login.Password) {
+		t.Errorf("the registry password is in the node's log")
+	}
+	if strings.Contains(logs, child.RedactedSecret) {
+		t.Errorf("a child printed a secret (redacted in the log):\n%s", tail(logs, 50))
+	}
+}
+
+// A node configured with WASMCLOUD_OCI_REGISTRY, _USER and _PASSWORD pulls
+// from that private registry, the host an actor and the supervisor a
+// provider archive, and neither its log nor /metrics shows the password.
+func TestPrivateRegistryLoginFromSettings(t *testing.T) {
+	a := pushPrivateArtifacts(t)
+	n := startNode(t, map[string]string{
+		config.EnvOCIAllowedInsecure: a.reg, config.EnvOCIRegistry: a.reg,
+		config.EnvOCIRegistryUser: a.login.Username, config.EnvOCIRegistryPassword: a.login.Password,
+	})
+	a.startBoth(t, n)
+	a.assertNoSecretLogged(t, n)
+	resp, err := http.Get("http://" + n.s.health.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || len(body) == 0 || strings.Contains(string(body), a.login.Password) {
+		t.Fatalf("/metrics: status %d, %d bytes, shows the password: %v", resp.StatusCode, len(body), strings.Contains(string(body), a.login.Password))
+	}
+}
+
+// Credentials for a private registry reach both pullers (the host for
+// actors, the supervisor for provider archives) with registries.put, and
+// are kept: after the node restarts on the same data dir both pull again
+// without another registries.put. The kept file is 0600 and no log line
+// shows the password.
+func TestPrivateRegistryCredentialsFromRegistriesPut(t *testing.T) {
+	a := pushPrivateArtifacts(t)
+	n := startNode(t, map[string]string{config.EnvOCIAllowedInsecure: a.reg})
+	env := n.ctlEnv(t)
+	out := cli(t, env, true, "ctl", "start", "actor", a.actorRef)
+	if !strings.Contains(out, "wants a login") || !strings.Contains(out, config.EnvOCIRegistry) {
 		t.Fatalf("start from a private registry without credentials: %s", out)
 	}
-	creds, _ := json.Marshal(map[string]oci.Credential{reg: {RegistryType: "oci", Username: login.Username, Password: login.Password}})
+	creds, _ := json.Marshal(map[string]oci.Credential{a.reg: {RegistryType: "oci", Username: a.login.Username, Password: a.login.Password}})
 	msg, err := n.nc.Request(lattice.NewCtl("", n.cfg.LatticePrefix).RegistriesPut(), creds, 10*time.Second)
 	if err != nil || !strings.Contains(string(msg.Data), `"accepted":true`) {
 		t.Fatalf("registries.put: %v %s", err, msg.Data)
 	}
-	if out := cli(t, env, false, "ctl", "start", "actor", actorRef); !strings.Contains(out, actor.Key) {
-		t.Fatalf("start actor: %s", out)
+	a.startBoth(t, n)
+	file := datadir.Path(n.cfg.DataDir, datadir.OCICredentialsFile)
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("kept credentials %s: %v %v, want mode 0600", file, fi, err)
 	}
-	cli(t, env, false, "ctl", "start", "provider", "--timeout", "60s", provRef)
-	if d := n.waitProviderState(provRef, "default", child.StateRunning); d.ID != subject.PublicKey() {
-		t.Fatalf("provider key %s, want %s", d.ID, subject.PublicKey())
+	a.assertNoSecretLogged(t, n)
+	if err := n.stop(); err != nil {
+		t.Fatal(err)
 	}
+
+	// Same data dir, new processes, no registries.put; without the blob
+	// cache, so that everything comes from the registry again.
+	if err := os.RemoveAll(datadir.Path(n.cfg.DataDir, datadir.OCICacheDir)); err != nil {
+		t.Fatal(err)
+	}
+	again := startNode(t, map[string]string{config.EnvOCIAllowedInsecure: a.reg, config.EnvDataDir: n.cfg.DataDir})
+	a.startBoth(t, again)
+	a.assertNoSecretLogged(t, again)
 }

@@ -164,6 +164,9 @@ func (h *hostChild) start(context.Context) (*child.Process, []string, error) {
 	for _, c := range creds {
 		secrets = append(secrets, c.Seed)
 	}
+	if pw := s.settings().Artifacts.OCIRegistryPassword; pw != "" {
+		secrets = append(secrets, pw) // the host has it from the environment
+	}
 	proc, err := child.Start(child.Command{Name: roleHost, Path: s.opts.Executable, Args: []string{"host"}, Env: env, Secrets: secrets}, s.log)
 	if err != nil {
 		return nil, users, err

@@ -104,10 +104,14 @@ func startNode(t testing.TB, env map[string]string, actors ...string) *node {
 	return startNodeWith(t, env, nil, actors...)
 }
 
-// startNodeWith is startNode with tweak applied to the supervisor before it runs.
+// startNodeWith is startNode with tweak applied to the supervisor before it
+// runs. The data dir is new unless env names one (a restart).
 func startNodeWith(t testing.TB, env map[string]string, tweak func(*Supervisor), actors ...string) *node {
 	t.Helper()
-	dir := t.TempDir()
+	dir := env[config.EnvDataDir]
+	if dir == "" {
+		dir = t.TempDir()
+	}
 	cluster, _, err := datadir.LoadOrCreateKey(datadir.Path(dir, datadir.ClusterSeedFile), lattice.KindCluster)
 	if err != nil {
 		t.Fatal(err)

@@ -105,6 +105,9 @@ func Diff(prev, next config.SupervisorSettings) Changes {
 	d.restart("allow_file_load", prev.Artifacts.AllowFileLoad != next.Artifacts.AllowFileLoad)
 	d.restart("oci_allow_latest", prev.Artifacts.OCIAllowLatest != next.Artifacts.OCIAllowLatest)
 	d.restart("oci_allowed_insecure", !slices.Equal(prev.Artifacts.OCIAllowedInsecure, next.Artifacts.OCIAllowedInsecure))
+	d.restart("oci_registry", prev.Artifacts.OCIRegistry != next.Artifacts.OCIRegistry)
+	d.restart("oci_registry_user", prev.Artifacts.OCIRegistryUser != next.Artifacts.OCIRegistryUser)
+	d.restart("oci_registry_password", prev.Artifacts.OCIRegistryPassword != next.Artifacts.OCIRegistryPassword)
 
 	d.restart("metrics_addr", prev.Health.MetricsAddr != next.Health.MetricsAddr)
 	d.restart("console_addr", prev.Console.Addr != next.Console.Addr)
