@@ -122,6 +122,28 @@ func envelopeValue(stdout, key string, out any) error {
 	return nil
 }
 
+// errorEnvelope checks r is a failure as --output json reports one, wash's
+// error envelope {"success": false, "error": "..."} alone on stderr and
+// nothing on stdout, and returns the error message.
+func errorEnvelope(t testing.TB, r result) string {
+	t.Helper()
+	var env struct {
+		Success *bool  `json:"success"`
+		Error   string `json:"error"`
+	}
+	if r.stdout != "" {
+		t.Errorf("a failure under --output json printed on stdout: %q", r.stdout)
+	}
+	dec := json.NewDecoder(strings.NewReader(r.stderr))
+	if err := dec.Decode(&env); err != nil || env.Success == nil || *env.Success || env.Error == "" {
+		t.Fatalf(`stderr is not {"success": false, "error": "..."} (%v):\n%s`, err, r.stderr)
+	}
+	if dec.More() {
+		t.Errorf("stderr holds more than the error envelope:\n%s", r.stderr)
+	}
+	return env.Error
+}
+
 // testHost is a real wasm host running in this process.
 type testHost struct {
 	*host.Host

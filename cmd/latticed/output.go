@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -87,12 +88,14 @@ func printKeyed(cmd *cobra.Command, key string, v any, text func(w io.Writer) er
 
 // envelopeFields is v's JSON object as fields an envelope can add to.
 func envelopeFields(v any) (map[string]json.RawMessage, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // as writeJSON: the fields are written as they are encoded here
+	if err := enc.Encode(v); err != nil {
 		return nil, fmt.Errorf("encode the result as JSON: %w", err)
 	}
 	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(b, &fields); err != nil || fields == nil {
+	if err := json.Unmarshal(b.Bytes(), &fields); err != nil || fields == nil {
 		// A command passed a list or a scalar to printResult: a bug, not
 		// the user's doing; printKeyed is the call it meant.
 		return nil, fmt.Errorf("internal error: a %T result is no JSON object; please report it", v)
