@@ -83,7 +83,13 @@ func printResult(cmd *cobra.Command, v any, text func(w io.Writer) error) error 
 // printKeyed prints a result under one key naming it (wash's shape for
 // queries: {"hosts": [...], "success": true}); text otherwise.
 func printKeyed(cmd *cobra.Command, key string, v any, text func(w io.Writer) error) error {
-	return printResult(cmd, map[string]any{key: v}, text)
+	w := cmd.OutOrStdout()
+	if outputOf(cmd) != outputJSON {
+		return text(w)
+	}
+	// Encoded once, straight to the output: a list of 100 000 links is
+	// not worth a round trip through envelopeFields.
+	return writeJSON(w, map[string]any{key: v, envelopeSuccess: true})
 }
 
 // envelopeFields is v's JSON object as fields an envelope can add to.
