@@ -814,8 +814,8 @@ value from a file ("-": standard input) instead, for payloads too long for
 a command line. Without either the payload is empty. Payloads and replies
 over 900 KiB travel through the lattice's JetStream object store, as
 wasmCloud chunks them, up to the host's LATTICED_MAX_PAYLOAD_BYTES. The reply is decoded from msgpack and printed as JSON, byte strings as
-text when they are UTF-8 and as base64 otherwise; --raw writes the reply
-bytes as they are.
+text when they are UTF-8 and as base64 otherwise (with --output json under
+"response", as wash prints it); --raw writes the reply bytes as they are.
 
 The target is an actor key (M…) or a call alias from the actors' claims.
 The invocation is signed with the cluster seed from --cluster-seed or

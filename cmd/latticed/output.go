@@ -56,7 +56,7 @@ func outputOf(cmd *cobra.Command) outputFormat {
 // Under --output json every command prints one JSON object, the envelope
 // wash prints (wash's main.rs): the result's fields plus "success": true on
 // standard output, or {"success": false, "error": "..."} on standard error
-// with a non-zero exit status. docs/operations.md ("Output") lists each
+// with a non-zero exit status. docs/operations.md ("JSON output") lists each
 // command's keys.
 const (
 	envelopeSuccess = "success"

@@ -16,7 +16,7 @@ import (
 // TestOutputJSONEnvelopes runs each command with -o json against a real host
 // on a real NATS server and checks it prints the envelope wash prints: on
 // success one object on stdout, the command's keys (docs/operations.md,
-// "Output") plus "success": true; on failure {"success": false, "error"}
+// "JSON output") plus "success": true; on failure {"success": false, "error"}
 // alone on stderr, nothing on stdout, and a non-zero exit status. The rows
 // run in order: each acts on what the rows before it did.
 func TestOutputJSONEnvelopes(t *testing.T) {
