@@ -561,7 +561,6 @@ func TestCtlUsageErrors(t *testing.T) {
 		{[]string{"ctl", "start", "provider", "x", "--link-name", "x.>"}, `invalid request: link name "x.>"`},
 		{[]string{"ctl", "start", "actor", "x", "--count", "-5"}, "--count must be at least 1"},
 		{[]string{"ctl", "call", mod.PublicKey(), "Op", "--data", "1 2"}, "more than one value"},
-		{[]string{"ctl", "call", mod.PublicKey(), "Op", "--raw", "--output", "json"}, "--raw"},
 		{[]string{"ctl", "call", mod.PublicKey(), "Op"}, filepath.Join(e.dataDir, "keys", "cluster.nk")},
 		{[]string{"ctl", "call", mod.PublicKey(), "Op", "--cluster-seed", "SCNOTASEED"}, "WASMCLOUD_CLUSTER_SEED"},
 		{[]string{"ctl", "get", "hosts", "--ctl-port", "70000"}, "WASMCLOUD_CTL_PORT"},

@@ -134,6 +134,8 @@ func TestOutputJSONEnvelopes(t *testing.T) {
 			code: exitUsage, wantErr: "--timeout must be positive"},
 		{name: "unknown flag", args: []string{"ctl", "get", "hosts", "--bogus"},
 			code: exitUsage, wantErr: "unknown flag: --bogus"},
+		{name: "call --raw", args: []string{"ctl", "call", "echo", "Echo.Echo", "--raw"},
+			code: exitUsage, wantErr: "--raw writes the reply as it is; it cannot be combined with --output json"},
 
 		// Last: the host stops.
 		{name: "stop host", args: []string{"ctl", "stop", "host", h.ID()}, keys: []string{"result", "host_id"}},
