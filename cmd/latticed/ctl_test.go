@@ -168,6 +168,21 @@ func startTestHost(t *testing.T, s *server.Server, cluster *trust.KeyPair, prefi
 	return &testHost{Host: h, stop: stop}
 }
 
+// oneHostLattice is a real NATS server with one real host on it, and the
+// latticed binary set up to control that lattice (the lattice of one's seed
+// file holds the cluster seed, so ctl call signs with it).
+func oneHostLattice(t *testing.T, prefix string, labels map[string]string) (*testHost, *ctlEnv) {
+	t.Helper()
+	s := testenv.NATS(t)
+	cluster, _ := trust.CreateKeyPair(lattice.KindCluster)
+	h := startTestHost(t, s, cluster, prefix, labels)
+	e := newCtlEnv(t, map[string]string{
+		"WASMCLOUD_CTL_HOST": "127.0.0.1", "WASMCLOUD_CTL_PORT": serverPort(t, s), "WASMCLOUD_LATTICE_PREFIX": prefix,
+	})
+	writeSecretFile(t, filepath.Join(e.dataDir, "keys", "cluster.nk"), cluster.Seed()+"\n")
+	return h, e
+}
+
 // closedPort is a loopback port nothing listens on.
 func closedPort(t *testing.T) int {
 	t.Helper()

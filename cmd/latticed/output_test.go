@@ -20,14 +20,7 @@ import (
 // alone on stderr, nothing on stdout, and a non-zero exit status. The rows
 // run in order: each acts on what the rows before it did.
 func TestOutputJSONEnvelopes(t *testing.T) {
-	s := testenv.NATS(t)
-	cluster, _ := trust.CreateKeyPair(lattice.KindCluster)
-	const prefix = "envelopetest"
-	h := startTestHost(t, s, cluster, prefix, map[string]string{"zone": "a"})
-	e := newCtlEnv(t, map[string]string{
-		"WASMCLOUD_CTL_HOST": "127.0.0.1", "WASMCLOUD_CTL_PORT": serverPort(t, s), "WASMCLOUD_LATTICE_PREFIX": prefix,
-	})
-	writeSecretFile(t, filepath.Join(e.dataDir, "keys", "cluster.nk"), cluster.Seed()+"\n") // signs ctl call
+	h, e := oneHostLattice(t, "envelopetest", nil)
 	dir := t.TempDir()
 	echo := testenv.SignActor(t, dir, "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{
 		Name: "echo", CallAlias: "echo", Caps: []string{wire.ContractHTTPServer},
