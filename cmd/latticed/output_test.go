@@ -30,6 +30,9 @@ func TestOutputJSONEnvelopes(t *testing.T) {
 	providerBin := filepath.Join(dir, "provider")
 	writeSecretFile(t, providerBin, "#!/bin/sh\n")
 	parPath := filepath.Join(dir, "p.par.gz")
+	// The actor starts; the provider cannot (a test host runs none).
+	manifestPath := filepath.Join(dir, "m.yaml")
+	writeSecretFile(t, manifestPath, "actors:\n  - ref: file://"+echo.Path+"\n    count: 1\nproviders:\n  - ref: builtin:httpserver\n")
 
 	// field decodes one key of an envelope.
 	field := func(t *testing.T, fields map[string]json.RawMessage, key string, out any) {
@@ -52,7 +55,9 @@ func TestOutputJSONEnvelopes(t *testing.T) {
 		// unless atLeast.
 		keys    []string
 		atLeast bool
-		check   func(t *testing.T, fields map[string]json.RawMessage)
+		// check looks at the envelope's values (the error envelope's, for
+		// a failure).
+		check func(t *testing.T, fields map[string]json.RawMessage)
 		// For a failure: the exit status and part of the error message.
 		code    int
 		wantErr string
@@ -127,6 +132,18 @@ func TestOutputJSONEnvelopes(t *testing.T) {
 			code: exitUsage, wantErr: "--timeout must be positive"},
 		{name: "unknown flag", args: []string{"ctl", "get", "hosts", "--bogus"},
 			code: exitUsage, wantErr: "unknown flag: --bogus"},
+		{name: "apply, a step fails", args: []string{"apply", manifestPath, "--timeout", "2s"},
+			code: exitFailure, wantErr: "provider builtin:httpserver",
+			check: func(t *testing.T, f map[string]json.RawMessage) {
+				var steps []struct {
+					Kind string `json:"kind"`
+					Key  string `json:"key"`
+				}
+				field(t, f, "steps", &steps)
+				if len(steps) != 1 || steps[0].Kind != "actor" || steps[0].Key != echo.Key {
+					t.Errorf("the error envelope's steps %+v, want the actor's", steps)
+				}
+			}},
 		{name: "call --raw", args: []string{"ctl", "call", "echo", "Echo.Echo", "--raw"},
 			code: exitUsage, wantErr: "--raw writes the reply as it is; it cannot be combined with --output json"},
 
@@ -142,6 +159,13 @@ func TestOutputJSONEnvelopes(t *testing.T) {
 				r.want(t, tt.code)
 				if msg := errorEnvelope(t, r); !strings.Contains(msg, tt.wantErr) {
 					t.Errorf("error %q, want it to contain %q", msg, tt.wantErr)
+				}
+				if tt.check != nil {
+					var fields map[string]json.RawMessage
+					if err := json.Unmarshal([]byte(r.stderr), &fields); err != nil {
+						t.Fatal(err)
+					}
+					tt.check(t, fields)
 				}
 				return
 			}
