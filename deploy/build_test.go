@@ -248,10 +248,14 @@ func TestDistArchives(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s version: %v\n%s", bin, err, out)
 	}
-	var v struct{ Version, Commit, Platform string }
-	if err := json.Unmarshal([]byte(out), &v); err != nil {
+	var env struct { // wash's envelope: {"version": {...}, "success": true}
+		Version struct{ Version, Commit, Platform string } `json:"version"`
+		Success bool                                       `json:"success"`
+	}
+	if err := json.Unmarshal([]byte(out), &env); err != nil || !env.Success {
 		t.Fatalf("version JSON %q: %v", out, err)
 	}
+	v := env.Version
 	if v.Version != version || v.Commit != commit || v.Platform != platform {
 		t.Errorf("dist binary reports %+v, want version %s commit %s platform %s", v, version, commit, platform)
 	}

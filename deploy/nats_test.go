@@ -477,15 +477,18 @@ func TestNATSClusterLive(t *testing.T) {
 	if err != nil {
 		t.Fatalf("latticed ctl get hosts: %v\n%s", err, out)
 	}
-	var hosts []struct {
-		ID            string `json:"id"`
-		LatticePrefix string `json:"lattice_prefix"`
+	var env struct { // wash's envelope: {"hosts": [...], "success": true}
+		Hosts []struct {
+			ID            string `json:"id"`
+			LatticePrefix string `json:"lattice_prefix"`
+		} `json:"hosts"`
+		Success bool `json:"success"`
 	}
-	if err := json.Unmarshal([]byte(out), &hosts); err != nil {
+	if err := json.Unmarshal([]byte(out), &env); err != nil || !env.Success {
 		t.Fatalf("latticed ctl get hosts --output json: %v\n%s", err, out)
 	}
 	ids := map[string]bool{}
-	for _, h := range hosts {
+	for _, h := range env.Hosts {
 		if h.LatticePrefix == prefix {
 			ids[h.ID] = true
 		}

@@ -43,7 +43,14 @@ latticed ctl.
 			}
 			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
 				steps, err := manifest.Apply(ctx, s.client, m, s.timeout)
-				if perr := printResult(cmd, steps, func(w io.Writer) error { return writeSteps(w, steps) }); perr != nil {
+				if steps == nil {
+					steps = []manifest.Step{}
+				}
+				if err != nil && outputOf(cmd) == outputJSON {
+					// One envelope: the error, with the steps taken before it.
+					return withPartial(err, "steps", steps)
+				}
+				if perr := printKeyed(cmd, "steps", steps, func(w io.Writer) error { return writeSteps(w, steps) }); perr != nil {
 					return perr
 				}
 				return err

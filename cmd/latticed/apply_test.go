@@ -48,7 +48,7 @@ links:
 		// Short, since each apply also looks for the link's provider (none
 		// runs here) for up to the timeout; not 1s, which a scale request
 		// on a loaded machine outlasts.
-		e.json(&steps, "apply", writeManifest(count), "--timeout", "3s")
+		e.json(&steps, "steps", "apply", writeManifest(count), "--timeout", "3s")
 		return steps
 	}
 
@@ -63,12 +63,12 @@ links:
 		t.Fatalf("apply with a new count: %+v", steps)
 	}
 	var inv lattice.HostInventory
-	e.json(&inv, "ctl", "get", "inventory", h.ID())
+	e.json(&inv, "inventory", "ctl", "get", "inventory", h.ID())
 	if len(inv.Actors) != 1 || len(inv.Actors[0].Instances) != 3 {
 		t.Fatalf("inventory %+v", inv.Actors)
 	}
 	var links []lattice.LinkDefinition
-	e.json(&links, "ctl", "get", "links")
+	e.json(&links, "links", "ctl", "get", "links")
 	if len(links) != 1 || links[0].ActorID != echo.Key || links[0].Values["bucket"] != "counters" {
 		t.Fatalf("links %+v", links)
 	}

@@ -24,9 +24,10 @@ import (
 	"github.com/latticed/latticed/trust"
 )
 
-// pushResult is the JSON output of push.
+// pushResult is the JSON output of push: wash's key for push ("url") and
+// what was pushed.
 type pushResult struct {
-	Reference string `json:"reference"`
+	Reference string `json:"url"`
 	Digest    string `json:"digest"`
 	Kind      string `json:"kind"`
 	PublicKey string `json:"public_key"`
@@ -292,19 +293,22 @@ func keyFileStem(name string) string {
 	return strings.TrimSuffix(keyFileName(name, lattice.KindService), "_"+lattice.KindService.String()+".nk")
 }
 
-// parSummary is the JSON output of par create and par inspect.
+// parSummary is the JSON output of par create and par inspect: the keys
+// wash's par inspect prints (name, issuer, service, capability_contract_id,
+// vendor, version, revision, targets), wash's par create "file" (the
+// archive's path), and the expiry and target hashes.
 type parSummary struct {
-	PublicKey    string            `json:"public_key"`
+	PublicKey    string            `json:"service"`
 	Issuer       string            `json:"issuer"`
 	Name         string            `json:"name"`
-	ContractID   string            `json:"contract_id"`
+	ContractID   string            `json:"capability_contract_id"`
 	Vendor       string            `json:"vendor"`
-	Ver          string            `json:"ver,omitempty"`
-	Rev          int32             `json:"rev,omitempty"`
+	Ver          string            `json:"version,omitempty"`
+	Rev          int32             `json:"revision,omitempty"`
 	Expires      int64             `json:"exp,omitempty"`
 	Targets      []string          `json:"targets"`
 	TargetHashes map[string]string `json:"target_hashes"`
-	Path         string            `json:"path"`
+	Path         string            `json:"file"`
 }
 
 func parInfo(c *trust.ProviderClaims, path string) parSummary {

@@ -35,9 +35,10 @@ Equivalent to: nats stream purge LATTICECACHE_{prefix}`,
 				if err != nil {
 					return err
 				}
-				res := map[string]any{"stream": lattice.CacheStream(s.cfg.LatticePrefix), "purged": n}
+				stream := lattice.CacheStream(s.cfg.LatticePrefix)
+				res := purgeResult{Result: fmt.Sprintf("Purged %d entries from %s.", n, stream), Stream: stream, Purged: n}
 				return printResult(cmd, res, func(w io.Writer) error {
-					_, err := fmt.Fprintf(w, "Purged %d entries from %s.\n", n, res["stream"])
+					_, err := fmt.Fprintln(w, res.Result)
 					return err
 				})
 			})
@@ -45,4 +46,12 @@ Equivalent to: nats stream purge LATTICECACHE_{prefix}`,
 	}
 	cmd.Flags().BoolVar(&force, "force", false, "purge even though hosts of the lattice are running")
 	return cmd
+}
+
+// purgeResult is what cache purge prints under --output json: an action's
+// envelope as wash prints one ("result" and what was done).
+type purgeResult struct {
+	Result string `json:"result"`
+	Stream string `json:"stream"`
+	Purged uint64 `json:"purged"`
 }

@@ -76,15 +76,15 @@ func TestCacheStreamWithTheNatsCLI(t *testing.T) {
 	nats("stream", "purge", lattice.CacheStream(prefix), "-f")
 	h2 := startTestHost(t, s, cluster, prefix, nil)
 	var links []lattice.LinkDefinition
-	e.json(&links, "ctl", "get", "links")
+	e.json(&links, "links", "ctl", "get", "links")
 	var claims []lattice.CachedClaims
-	e.json(&claims, "ctl", "get", "claims")
+	e.json(&claims, "claims", "ctl", "get", "claims")
 	if len(links) != 0 || len(claims) != 0 {
 		t.Fatalf("after purge a new host knows links %v, claims %v", links, claims)
 	}
 	e.run("ctl", "start", "actor", "file://"+echo.Path, "--host-id", h2.ID()).want(t, 0)
 	var purged map[string]any
-	e.json(&purged, "cache", "purge", "--force", "--timeout", "1s")
+	e.json(&purged, "", "cache", "purge", "--force", "--timeout", "1s")
 	if purged["purged"].(float64) < 1 || !strings.HasPrefix(purged["stream"].(string), "LATTICECACHE_") {
 		t.Fatalf("purge --force: %v", purged)
 	}

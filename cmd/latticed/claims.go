@@ -37,11 +37,13 @@ type signFlags struct {
 	expiresDays, notBeforeDays int
 }
 
-// signResult is the JSON output of claims sign: the flattened claims (as the
-// lattice cache keeps them) and where the module was written.
+// signResult is the JSON output of claims sign: wash's keys for it
+// (destination, the module written; capabilities) and the flattened claims
+// as the lattice cache keeps them.
 type signResult struct {
 	lattice.CachedClaims
-	ModulePath string `json:"module_path"`
+	Destination  string   `json:"destination"`
+	Capabilities []string `json:"capabilities"`
 }
 
 func newClaimsSignCmd() *cobra.Command {
@@ -153,7 +155,10 @@ func runClaimsSign(cmd *cobra.Command, in string, f *signFlags) error {
 	if err := datadir.WriteFile(f.dest, signed, 0o644); err != nil {
 		return err
 	}
-	res := signResult{CachedClaims: trust.FlattenActor(claims), ModulePath: f.dest}
+	res := signResult{CachedClaims: trust.FlattenActor(claims), Destination: f.dest, Capabilities: nonEmpty(claims.Wascap.Caps)}
+	if res.Capabilities == nil {
+		res.Capabilities = []string{}
+	}
 	return printResult(cmd, res, func(w io.Writer) error {
 		_, err := fmt.Fprintf(w, "Module:  %s\nAccount: %s\nWritten: %s\n", claims.Subject, claims.Issuer, f.dest)
 		return err
@@ -226,7 +231,10 @@ func newClaimsInspectCmd() *cobra.Command {
 module was altered after signing (module hash mismatch), or they are expired
 or not yet valid.
 
---output json prints the decoded claims (iss, sub, iat, exp, nbf, jti, wascap).`,
+--output json prints the keys wash prints (account, module and actor: the
+module key, expires, can_be_used, version, revision, capabilities, tags,
+call_alias, name) and the decoded token under "claims" (iss, sub, iat, exp,
+nbf, jti, wascap); with --jwt-only the token under "jwt".`,
 		Example: "  latticed claims inspect echo_s.wasm\n  latticed claims inspect echo_s.wasm --jwt-only",
 		Args:    exactArgs("<module.wasm>"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -254,12 +262,58 @@ func runClaimsInspect(cmd *cobra.Command, path string, jwtOnly bool) error {
 		if err != nil {
 			return err
 		}
-		return printResult(cmd, map[string]string{"jwt": token}, func(w io.Writer) error {
+		return printKeyed(cmd, "jwt", token, func(w io.Writer) error {
 			_, err := fmt.Fprintln(w, token)
 			return err
 		})
 	}
-	return printResult(cmd, claims, func(w io.Writer) error { return writeClaimsTable(w, claims) })
+	return printResult(cmd, newInspectResult(claims), func(w io.Writer) error { return writeClaimsTable(w, claims) })
+}
+
+// inspectResult is what claims inspect prints under --output json: the
+// keys wash's claims inspect prints for an actor, and the decoded token.
+type inspectResult struct {
+	Account string `json:"account"`
+	Module  string `json:"module"`
+	// Actor repeats Module: wash prints the module key under both names.
+	Actor        string             `json:"actor"`
+	Expires      string             `json:"expires"`
+	CanBeUsed    string             `json:"can_be_used"`
+	Version      string             `json:"version"`
+	Revision     int32              `json:"revision"`
+	Capabilities []string           `json:"capabilities"`
+	Tags         []string           `json:"tags"`
+	CallAlias    string             `json:"call_alias"`
+	Name         string             `json:"name"`
+	Claims       *trust.ActorClaims `json:"claims"`
+}
+
+func newInspectResult(c *trust.ActorClaims) inspectResult {
+	var a trust.Actor
+	if c.Wascap != nil {
+		a = *c.Wascap
+	}
+	list := func(items []string) []string {
+		if items = nonEmpty(items); items == nil {
+			return []string{}
+		}
+		return items
+	}
+	return inspectResult{
+		Account: c.Issuer, Module: c.Subject, Actor: c.Subject,
+		Expires: claimsTime(c.Expires, "never"), CanBeUsed: claimsTime(c.NotBefore, "immediately"),
+		Version: a.Ver, Revision: a.Rev, Capabilities: list(a.Caps), Tags: list(a.Tags),
+		CallAlias: a.CallAlias, Name: a.Name, Claims: c,
+	}
+}
+
+// claimsTime is a claims time as inspect shows it: RFC 3339 in UTC, or none
+// when the claims have none.
+func claimsTime(unix int64, none string) string {
+	if unix == 0 {
+		return none
+	}
+	return time.Unix(unix, 0).UTC().Format(time.RFC3339)
 }
 
 // writeClaimsTable renders claims the way `wash claims inspect` does.
@@ -271,12 +325,6 @@ func writeClaimsTable(w io.Writer, c *trust.ActorClaims) error {
 		}
 		return s
 	}
-	when := func(unix int64, none string) string {
-		if unix == 0 {
-			return none
-		}
-		return time.Unix(unix, 0).UTC().Format(time.RFC3339)
-	}
 	list := func(items []string) string {
 		if items = nonEmpty(items); len(items) == 0 {
 			return " None\n"
@@ -287,8 +335,8 @@ func writeClaimsTable(w io.Writer, c *trust.ActorClaims) error {
 	fmt.Fprintf(tw, "%q - Module\n", a.Name)
 	fmt.Fprintf(tw, " Account\t%s\n", c.Issuer)
 	fmt.Fprintf(tw, " Module\t%s\n", c.Subject)
-	fmt.Fprintf(tw, " Expires\t%s\n", when(c.Expires, "never"))
-	fmt.Fprintf(tw, " Can Be Used\t%s\n", when(c.NotBefore, "immediately"))
+	fmt.Fprintf(tw, " Expires\t%s\n", claimsTime(c.Expires, "never"))
+	fmt.Fprintf(tw, " Can Be Used\t%s\n", claimsTime(c.NotBefore, "immediately"))
 	fmt.Fprintf(tw, " Version\t%s (%d)\n", or(a.Ver, "None"), a.Rev)
 	fmt.Fprintf(tw, " Call Alias\t%s\n", or(a.CallAlias, "(Not set)"))
 	if err := tw.Flush(); err != nil {

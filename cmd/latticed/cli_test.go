@@ -187,14 +187,14 @@ func TestCLIKeysGen(t *testing.T) {
 
 			r = e.run("keys", "gen", kind.String(), "--output", "json")
 			r.want(t, 0)
-			var out map[string]string
-			if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
-				t.Fatalf("json output: %v\n%s", err, r.stdout)
+			var out map[string]any
+			decodeEnvelope(t, r.stdout, "", &out)
+			if len(out) != 3 {
+				t.Errorf("json keys: %v, want public_key, seed and success, as wash prints them", out)
 			}
-			if len(out) != 2 {
-				t.Errorf("json keys: %v, want public_key and seed", out)
-			}
-			checkPair(t, kind, out["public_key"], out["seed"], pubPrefix, seedPrefix)
+			pub, _ = out["public_key"].(string)
+			seed, _ = out["seed"].(string)
+			checkPair(t, kind, pub, seed, pubPrefix, seedPrefix)
 		})
 	}
 
@@ -301,10 +301,14 @@ func TestCLIClaimsSignInspect(t *testing.T) {
 
 	r = e.run("claims", "inspect", signed, "--output", "json")
 	r.want(t, 0)
-	var c trust.ActorClaims
-	if err := json.Unmarshal([]byte(r.stdout), &c); err != nil {
-		t.Fatalf("inspect json: %v\n%s", err, r.stdout)
+	var ins inspectResult
+	decodeEnvelope(t, r.stdout, "", &ins)
+	if ins.Account != accountKey || ins.Module != moduleKey || ins.Actor != moduleKey || ins.Expires != "never" || ins.CanBeUsed != "immediately" ||
+		ins.Version != "0.1.0" || ins.Revision != 7 || ins.CallAlias != "echo_service" || ins.Name != "echo" ||
+		strings.Join(ins.Capabilities, ",") != "wasmcloud:httpserver,wasmcloud:keyvalue" || strings.Join(ins.Tags, ",") != "web,demo" || ins.Claims == nil {
+		t.Fatalf("inspect json, wash's keys: %s", r.stdout)
 	}
+	c := ins.Claims
 	w := c.Wascap
 	if c.Issuer != accountKey || c.Subject != moduleKey || c.ID == "" || c.IssuedAt == 0 || w == nil ||
 		w.Name != "echo" || w.Rev != 7 || w.Ver != "0.1.0" || w.CallAlias != "echo_service" ||
@@ -321,12 +325,10 @@ func TestCLIClaimsSignInspect(t *testing.T) {
 	// Re-signing without --subject reuses the stored keys: same identity.
 	r = e.run("claims", "sign", in, "-d", e.path("again.wasm"), "-o", "json", "--expires", "30", "--nbf", "0")
 	r.want(t, 0)
-	var flat map[string]string
-	if err := json.Unmarshal([]byte(r.stdout), &flat); err != nil {
-		t.Fatalf("sign json: %v\n%s", err, r.stdout)
-	}
-	if flat["sub"] != moduleKey || flat["iss"] != accountKey || flat["name"] != "echo" || flat["module_path"] != e.path("again.wasm") {
-		t.Errorf("re-sign json: %v (want sub %s, iss %s)", flat, moduleKey, accountKey)
+	var flat signResult
+	decodeEnvelope(t, r.stdout, "", &flat)
+	if flat.Subject != moduleKey || flat.Issuer != accountKey || flat.Name != "echo" || flat.Destination != e.path("again.wasm") || flat.Capabilities == nil {
+		t.Errorf("re-sign json: %+v (want sub %s, iss %s)", flat, moduleKey, accountKey)
 	}
 	if r = e.run("claims", "inspect", e.path("again.wasm")); !strings.Contains(r.stdout, "Expires      20") {
 		t.Errorf("expiry not shown as a time:\n%s", r.stdout)
@@ -392,7 +394,7 @@ func TestCLIClaimsInspectFailures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := e.write(strings.ReplaceAll(tt.name, " ", "_")+".wasm", tt.data)
-			for _, args := range [][]string{{"claims", "inspect", p}, {"claims", "inspect", p, "--output", "json"}, {"claims", "inspect", p, "--jwt-only"}} {
+			for _, args := range [][]string{{"claims", "inspect", p}, {"claims", "inspect", p, "--jwt-only"}} {
 				r := e.run(args...)
 				r.want(t, 1)
 				if !strings.Contains(r.stderr, tt.want) || !strings.HasPrefix(r.stderr, "latticed: ") {
@@ -401,6 +403,12 @@ func TestCLIClaimsInspectFailures(t *testing.T) {
 				if r.stdout != "" || strings.Contains(r.stderr, "for usage.") {
 					t.Errorf("%v: an operation failure prints no output or usage: stdout %q stderr %q", args, r.stdout, r.stderr)
 				}
+			}
+			// Under --output json the failure is wash's error envelope.
+			r := e.run("claims", "inspect", p, "--output", "json")
+			r.want(t, 1)
+			if msg := errorEnvelope(t, r); !strings.Contains(msg, tt.want) {
+				t.Errorf("claims inspect --output json: error %q, want it to contain %q", msg, tt.want)
 			}
 		})
 	}

@@ -29,7 +29,7 @@ func TestUpWritesCPUProfilesOfEveryProcess(t *testing.T) {
 
 	hosts := waitHosts(t, e)
 	var started providerResult
-	e.json(&started, "ctl", "start", "provider", "builtin:httpserver", "--host-id", hosts[0].ID)
+	e.json(&started, "", "ctl", "start", "provider", "builtin:httpserver", "--host-id", hosts[0].ID)
 	testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 		if r := e.run("ctl", "get", "inventory", hosts[0].ID); !strings.Contains(r.stdout, "running") {
 			return errNotYet

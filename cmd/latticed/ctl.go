@@ -259,8 +259,9 @@ func checkHostID(id, what string) error {
 	return nil
 }
 
-// ackResult is the JSON output of commands a host acknowledges.
-type ackResult struct {
-	Accepted bool   `json:"accepted"`
-	HostID   string `json:"host_id,omitempty"`
+// hostResult is what stop host prints under --output json: wash's
+// "result" and the host.
+type hostResult struct {
+	Result string `json:"result"`
+	HostID string `json:"host_id"`
 }

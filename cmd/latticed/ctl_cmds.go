@@ -64,7 +64,7 @@ func newCtlGetHostsCmd() *cobra.Command {
 once no new host has answered for --quiet after the first (four times the
 first answer's round trip when that is longer), or at --timeout; --quiet 0
 waits out --timeout, to be sure a slow host is counted.
-JSON output is a list of host info objects as hosts send them.`,
+JSON output: {"hosts": [host info as each host sends it], "success": true}.`,
 		Args: exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
@@ -76,7 +76,10 @@ JSON output is a list of host info objects as hosts send them.`,
 					fmt.Fprintf(cmd.ErrOrStderr(), "No host answered in lattice %s within %s.\n", s.cfg.LatticePrefix, s.timeout)
 					return nil
 				}
-				return printResult(cmd, hosts, func(w io.Writer) error { return writeHosts(w, hosts) })
+				if hosts == nil {
+					hosts = []lattice.HostInfo{} // "hosts": [], as wash prints no hosts
+				}
+				return printKeyed(cmd, "hosts", hosts, func(w io.Writer) error { return writeHosts(w, hosts) })
 			})
 		},
 	}
@@ -108,7 +111,7 @@ ID may be left out when exactly one host answers a ping within --timeout.`,
 				if err != nil {
 					return err
 				}
-				return printResult(cmd, inv, func(w io.Writer) error { return writeInventory(w, inv) })
+				return printKeyed(cmd, "inventory", inv, func(w io.Writer) error { return writeInventory(w, inv) })
 			})
 		},
 	}
@@ -130,7 +133,10 @@ cannot fit it answers with an error, printed here.`,
 				if err != nil {
 					return err
 				}
-				return printResult(cmd, claims, func(w io.Writer) error { return writeClaims(w, claims) })
+				if claims == nil {
+					claims = []lattice.CachedClaims{}
+				}
+				return printKeyed(cmd, "claims", claims, func(w io.Writer) error { return writeClaims(w, claims) })
 			})
 		},
 	}
@@ -153,7 +159,10 @@ answers with an error, printed here.`,
 				if err != nil {
 					return err
 				}
-				return printResult(cmd, links, func(w io.Writer) error { return writeLinks(w, links) })
+				if links == nil {
+					links = []lattice.LinkDefinition{}
+				}
+				return printKeyed(cmd, "links", links, func(w io.Writer) error { return writeLinks(w, links) })
 			})
 		},
 	}
@@ -232,7 +241,11 @@ or registries.put) on the host. A file:// reference is read by the host, which m
 				if err != nil {
 					return err
 				}
-				return printResult(cmd, started, func(w io.Writer) error {
+				res := actorResult{
+					Result: fmt.Sprintf("Actor %s (ref: %s) started on host %s", started.ActorID, ref, started.HostID),
+					HostID: started.HostID, ActorID: started.ActorID, ActorRef: ref, Count: started.Count,
+				}
+				return printResult(cmd, res, func(w io.Writer) error {
 					_, err := fmt.Fprintln(w, started.ActorID)
 					return err
 				})
@@ -310,8 +323,12 @@ a slow registry a longer --timeout.`,
 				// The key is what links name; a ref this machine cannot read
 				// (a path on the host's machine) is reported without it.
 				key, _ := manifest.ProviderKey(ref)
-				return printResult(cmd, providerResult{Accepted: true, HostID: host, ProviderRef: ref, LinkName: linkName, ProviderID: key}, func(w io.Writer) error {
-					_, err := fmt.Fprintf(w, "Provider %s (link name %s) started on host %s\n", ref, linkName, host)
+				res := providerResult{
+					Result: fmt.Sprintf("Provider %s (link name %s) started on host %s", ref, linkName, host),
+					HostID: host, ProviderRef: ref, LinkName: linkName, ProviderID: key,
+				}
+				return printResult(cmd, res, func(w io.Writer) error {
+					_, err := fmt.Fprintln(w, res.Result)
 					if err == nil && key != "" {
 						_, err = fmt.Fprintln(w, key)
 					}
@@ -329,12 +346,15 @@ a slow registry a longer --timeout.`,
 	return cmd
 }
 
+// providerResult is what start, stop and revoke provider print under
+// --output json: wash's keys for these commands (result, provider_ref,
+// provider_id, link_name, host_id), each set when known.
 type providerResult struct {
-	Accepted    bool   `json:"accepted"`
-	HostID      string `json:"host_id"`
-	ProviderRef string `json:"provider_ref"`
-	LinkName    string `json:"link_name"`
+	Result      string `json:"result"`
+	HostID      string `json:"host_id,omitempty"`
+	ProviderRef string `json:"provider_ref,omitempty"`
 	ProviderID  string `json:"provider_id,omitempty"`
+	LinkName    string `json:"link_name"`
 }
 
 // ---- stop, scale, revoke ----
@@ -389,8 +409,9 @@ lists the actor in its inventory; that first match ends the wait.`,
 				if err := s.client.StopActor(ctx, host, actor, count); err != nil {
 					return fmt.Errorf("host %s could not stop actor %s: %w", host, actor, err)
 				}
-				return printResult(cmd, actorResult{true, host, actor, count}, func(w io.Writer) error {
-					_, err := fmt.Fprintf(w, "Actor %s stopped on host %s\n", actor, host)
+				res := actorResult{Result: fmt.Sprintf("Actor %s stopped on host %s", actor, host), HostID: host, ActorID: actor, Count: count}
+				return printResult(cmd, res, func(w io.Writer) error {
+					_, err := fmt.Fprintln(w, res.Result)
 					return err
 				})
 			})
@@ -401,10 +422,14 @@ lists the actor in its inventory; that first match ends the wait.`,
 	return cmd
 }
 
+// actorResult is what start, stop and scale actor print under --output
+// json: wash's keys for these commands (result, actor_id, actor_ref,
+// host_id) and the instance count asked for (0: all, for stop).
 type actorResult struct {
-	Accepted bool   `json:"accepted"`
+	Result   string `json:"result"`
 	HostID   string `json:"host_id"`
 	ActorID  string `json:"actor_id"`
+	ActorRef string `json:"actor_ref,omitempty"`
 	Count    int    `json:"count"`
 }
 
@@ -447,8 +472,12 @@ start it: the given one, or else the first to offer in an auction.`,
 				if err := s.client.ScaleActor(ctx, host, req); err != nil {
 					return fmt.Errorf("host %s could not scale actor %s: %w", host, actor, err)
 				}
-				return printResult(cmd, actorResult{true, host, actor, count}, func(w io.Writer) error {
-					_, err := fmt.Fprintf(w, "Actor %s scaled to %d instances on host %s\n", actor, count, host)
+				res := actorResult{
+					Result: fmt.Sprintf("Actor %s scaled to %d instances on host %s", actor, count, host),
+					HostID: host, ActorID: actor, ActorRef: actorRef, Count: count,
+				}
+				return printResult(cmd, res, func(w io.Writer) error {
+					_, err := fmt.Fprintln(w, res.Result)
 					return err
 				})
 			})
@@ -509,8 +538,12 @@ and lists the provider in its inventory; that first match ends the wait.`),
 				if err := do(ctx, host, req); err != nil {
 					return fmt.Errorf("host %s could not %s provider %s (link name %s): %w", host, verb, provider, linkName, err)
 				}
-				return printResult(cmd, providerResult{Accepted: true, HostID: host, ProviderRef: provider, LinkName: linkName}, func(w io.Writer) error {
-					_, err := fmt.Fprintf(w, "Provider %s (link name %s) %s on host %s\n", provider, linkName, done, host)
+				res := providerResult{
+					Result: fmt.Sprintf("Provider %s (link name %s) %s on host %s", provider, linkName, done, host),
+					HostID: host, ProviderID: provider, LinkName: linkName,
+				}
+				return printResult(cmd, res, func(w io.Writer) error {
+					_, err := fmt.Fprintln(w, res.Result)
 					return err
 				})
 			})
@@ -531,8 +564,12 @@ func providerViaAdmin(cmd *cobra.Command, path, verb string, req lattice.StopPro
 		if err := client.StopProvider(ctx, req); err != nil {
 			return fmt.Errorf("stop provider %s (link name %s) via %s: %w", req.ProviderRef, req.LinkName, path, err)
 		}
-		return printResult(cmd, providerResult{Accepted: true, ProviderRef: req.ProviderRef, LinkName: req.LinkName}, func(w io.Writer) error {
-			_, err := fmt.Fprintf(w, "Provider %s (link name %s) stopped\n", req.ProviderRef, req.LinkName)
+		res := providerResult{
+			Result:     fmt.Sprintf("Provider %s (link name %s) stopped", req.ProviderRef, req.LinkName),
+			ProviderID: req.ProviderRef, LinkName: req.LinkName,
+		}
+		return printResult(cmd, res, func(w io.Writer) error {
+			_, err := fmt.Fprintln(w, res.Result)
 			return err
 		})
 	}
@@ -540,11 +577,22 @@ func providerViaAdmin(cmd *cobra.Command, path, verb string, req lattice.StopPro
 	if err != nil {
 		return fmt.Errorf("revoke provider %s (link name %s) via %s: %w", req.ProviderRef, req.LinkName, path, err)
 	}
-	return printResult(cmd, rep, func(w io.Writer) error {
-		_, err := fmt.Fprintf(w, "Provider %s (link name %s) revoked: its connection was closed %s after the request\n",
-			rep.ProviderID, rep.LinkName, time.Duration(rep.Seconds*float64(time.Second)).Round(10*time.Microsecond))
+	res := revokeResult{
+		Result: fmt.Sprintf("Provider %s (link name %s) revoked: its connection was closed %s after the request",
+			rep.ProviderID, rep.LinkName, time.Duration(rep.Seconds*float64(time.Second)).Round(10*time.Microsecond)),
+		RevocationReport: rep,
+	}
+	return printResult(cmd, res, func(w io.Writer) error {
+		_, err := fmt.Fprintln(w, res.Result)
 		return err
 	})
+}
+
+// revokeResult is a revocation through the admin socket under --output
+// json: stop provider's "result" and the supervisor's report, flat.
+type revokeResult struct {
+	Result string `json:"result"`
+	*admin.RevocationReport
 }
 
 func newCtlStopHostCmd() *cobra.Command {
@@ -561,8 +609,9 @@ func newCtlStopHostCmd() *cobra.Command {
 				if err := s.client.StopHost(ctx, host, 0); err != nil {
 					return fmt.Errorf("stop host: %w", err)
 				}
-				return printResult(cmd, ackResult{true, host}, func(w io.Writer) error {
-					_, err := fmt.Fprintf(w, "Host %s is stopping\n", host)
+				res := hostResult{Result: fmt.Sprintf("Host %s is stopping", host), HostID: host}
+				return printResult(cmd, res, func(w io.Writer) error {
+					_, err := fmt.Fprintln(w, res.Result)
 					return err
 				})
 			})
@@ -651,7 +700,7 @@ waits out a JetStream leader election.`,
 				if err := s.client.DelLink(ctx, actor, contract, linkName); err != nil {
 					return fmt.Errorf("delete link: %w", err)
 				}
-				out := lattice.LinkDefinition{ID: lattice.LinkID(actor, contract, linkName), ActorID: actor, ContractID: contract, LinkName: linkName}
+				out := linkDelResult{ID: lattice.LinkID(actor, contract, linkName), ActorID: actor, ContractID: contract, LinkName: linkName}
 				return printResult(cmd, out, func(w io.Writer) error {
 					_, err := fmt.Fprintf(w, "Deleted the link of actor %s for %s (link name %s)\n", actor, contract, linkName)
 					return err
@@ -663,17 +712,28 @@ waits out a JetStream leader election.`,
 	return cmd
 }
 
+// linkDelResult is what link del prints under --output json: wash's keys
+// (actor_id, contract_id, link_name) and the link's ID.
+type linkDelResult struct {
+	ID         string `json:"id"`
+	ActorID    string `json:"actor_id"`
+	ContractID string `json:"contract_id"`
+	LinkName   string `json:"link_name"`
+}
+
 // ---- label ----
 
 func newCtlLabelCmd() *cobra.Command {
 	return newGroupCmd("label", "Set and remove host labels", "", newCtlLabelPutCmd(), newCtlLabelDelCmd())
 }
 
+// labelResult is what label put and del print under --output json: wash's
+// "result" and the label.
 type labelResult struct {
-	Accepted bool   `json:"accepted"`
-	HostID   string `json:"host_id"`
-	Key      string `json:"key"`
-	Value    string `json:"value,omitempty"`
+	Result string `json:"result"`
+	HostID string `json:"host_id"`
+	Key    string `json:"key"`
+	Value  string `json:"value,omitempty"`
 }
 
 func newCtlLabelPutCmd() *cobra.Command {
@@ -699,8 +759,9 @@ func newCtlLabelPutCmd() *cobra.Command {
 				if err := s.client.PutLabel(ctx, host, key, value); err != nil {
 					return fmt.Errorf("host %s: put label %s: %w", host, key, err)
 				}
-				return printResult(cmd, labelResult{true, host, key, value}, func(w io.Writer) error {
-					_, err := fmt.Fprintf(w, "Label %s=%s set on host %s\n", key, value, host)
+				res := labelResult{Result: fmt.Sprintf("Label %s=%s set on host %s", key, value, host), HostID: host, Key: key, Value: value}
+				return printResult(cmd, res, func(w io.Writer) error {
+					_, err := fmt.Fprintln(w, res.Result)
 					return err
 				})
 			})
@@ -725,8 +786,9 @@ func newCtlLabelDelCmd() *cobra.Command {
 				if err := s.client.DelLabel(ctx, host, key); err != nil {
 					return fmt.Errorf("host %s: delete label %s: %w", host, key, err)
 				}
-				return printResult(cmd, labelResult{Accepted: true, HostID: host, Key: key}, func(w io.Writer) error {
-					_, err := fmt.Fprintf(w, "Label %s removed from host %s\n", key, host)
+				res := labelResult{Result: fmt.Sprintf("Label %s removed from host %s", key, host), HostID: host, Key: key}
+				return printResult(cmd, res, func(w io.Writer) error {
+					_, err := fmt.Fprintln(w, res.Result)
 					return err
 				})
 			})
@@ -753,8 +815,8 @@ value from a file ("-": standard input) instead, for payloads too long for
 a command line. Without either the payload is empty. Payloads and replies
 over 900 KiB travel through the lattice's JetStream object store, as
 wasmCloud chunks them, up to the host's LATTICED_MAX_PAYLOAD_BYTES. The reply is decoded from msgpack and printed as JSON, byte strings as
-text when they are UTF-8 and as base64 otherwise; --raw writes the reply
-bytes as they are.
+text when they are UTF-8 and as base64 otherwise (with --output json under
+"response", as wash prints it); --raw writes the reply bytes as they are.
 
 The target is an actor key (M…) or a call alias from the actors' claims.
 The invocation is signed with the cluster seed from --cluster-seed or
@@ -825,9 +887,9 @@ An error returned by the actor is printed and the exit status is 1.`,
 			if err != nil {
 				return fmt.Errorf("the reply (%d bytes) cannot be shown as JSON: %w; use --raw to get it as it is", len(reply), err)
 			}
-			// JSON in either output format; written directly so that
-			// "<" in a body is not escaped as printResult's encoder would.
-			return writeIndentedJSON(cmd.OutOrStdout(), js)
+			// The reply as JSON in either format; --output json wraps it
+			// as wash does, under "response".
+			return printKeyed(cmd, "response", json.RawMessage(js), func(w io.Writer) error { return writeIndentedJSON(w, js) })
 		},
 	}
 	fl := cmd.Flags()

@@ -13,7 +13,7 @@ import (
 	"github.com/latticed/latticed/lattice"
 )
 
-// Text renderings of ctl results; --output json prints the values themselves.
+// Text renderings of ctl results; --output json prints them in wash's envelope (output.go).
 
 func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
 

@@ -80,14 +80,68 @@ func (e *ctlEnv) run(args ...string) result {
 	return result{stdout.String(), stderr.String(), code}
 }
 
-// json runs args with --output json and decodes stdout into out.
-func (e *ctlEnv) json(out any, args ...string) {
+// json runs args with --output json and decodes the envelope's value under
+// key (the whole envelope when key is "") into out.
+func (e *ctlEnv) json(out any, key string, args ...string) {
 	e.t.Helper()
 	r := e.run(append(args, "--output", "json")...)
 	r.want(e.t, 0)
-	if err := json.Unmarshal([]byte(r.stdout), out); err != nil {
-		e.t.Fatalf("%v: output is not the expected JSON: %v\n%s", args, err, r.stdout)
+	decodeEnvelope(e.t, r.stdout, key, out)
+}
+
+// decodeEnvelope decodes the envelope --output json prints on success
+// (envelopeValue) or fails the test.
+func decodeEnvelope(t testing.TB, stdout, key string, out any) {
+	t.Helper()
+	if err := envelopeValue(stdout, key, out); err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
 	}
+}
+
+// envelopeValue checks stdout is the envelope --output json prints on
+// success, one object saying "success": true, and decodes its value under
+// key (the whole object when key is "") into out.
+func envelopeValue(stdout, key string, out any) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(stdout), &fields); err != nil {
+		return fmt.Errorf("output is not one JSON object: %w", err)
+	}
+	if string(fields["success"]) != "true" {
+		return errors.New(`output lacks "success": true`)
+	}
+	raw := json.RawMessage(stdout)
+	if key != "" {
+		var ok bool
+		if raw, ok = fields[key]; !ok {
+			return fmt.Errorf("output lacks the key %q", key)
+		}
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("output under %q is not the expected JSON: %w", key, err)
+	}
+	return nil
+}
+
+// errorEnvelope checks r is a failure as --output json reports one, wash's
+// error envelope {"success": false, "error": "..."} alone on stderr and
+// nothing on stdout, and returns the error message.
+func errorEnvelope(t testing.TB, r result) string {
+	t.Helper()
+	var env struct {
+		Success *bool  `json:"success"`
+		Error   string `json:"error"`
+	}
+	if r.stdout != "" {
+		t.Errorf("a failure under --output json printed on stdout: %q", r.stdout)
+	}
+	dec := json.NewDecoder(strings.NewReader(r.stderr))
+	if err := dec.Decode(&env); err != nil || env.Success == nil || *env.Success || env.Error == "" {
+		t.Fatalf(`stderr is not {"success": false, "error": "..."} (%v):\n%s`, err, r.stderr)
+	}
+	if dec.More() {
+		t.Errorf("stderr holds more than the error envelope:\n%s", r.stderr)
+	}
+	return env.Error
 }
 
 // testHost is a real wasm host running in this process.
@@ -112,6 +166,21 @@ func startTestHost(t *testing.T, s *server.Server, cluster *trust.KeyPair, prefi
 		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	return &testHost{Host: h, stop: stop}
+}
+
+// oneHostLattice is a real NATS server with one real host on it, and the
+// latticed binary set up to control that lattice (the lattice of one's seed
+// file holds the cluster seed, so ctl call signs with it).
+func oneHostLattice(t *testing.T, prefix string, labels map[string]string) (*testHost, *ctlEnv) {
+	t.Helper()
+	s := testenv.NATS(t)
+	cluster, _ := trust.CreateKeyPair(lattice.KindCluster)
+	h := startTestHost(t, s, cluster, prefix, labels)
+	e := newCtlEnv(t, map[string]string{
+		"WASMCLOUD_CTL_HOST": "127.0.0.1", "WASMCLOUD_CTL_PORT": serverPort(t, s), "WASMCLOUD_LATTICE_PREFIX": prefix,
+	})
+	writeSecretFile(t, filepath.Join(e.dataDir, "keys", "cluster.nk"), cluster.Seed()+"\n")
+	return h, e
 }
 
 // closedPort is a loopback port nothing listens on.
@@ -178,7 +247,7 @@ func TestCtl(t *testing.T) {
 		mustContain(t, "hosts table", r.stdout, "HOST ID", "FRIENDLY NAME", "UPTIME", "LABELS", a.ID(), b.ID(), "zone=a", "zone=b")
 
 		var hosts []lattice.HostInfo
-		e.json(&hosts, "ctl", "get", "hosts", "--timeout-ms", "1000", "--quiet", "0") // wash's spelling; both hosts in the whole window
+		e.json(&hosts, "hosts", "ctl", "get", "hosts", "--timeout-ms", "1000", "--quiet", "0") // wash's spelling; both hosts in the whole window
 		if len(hosts) != 2 {
 			t.Fatalf("hosts: %+v", hosts)
 		}
@@ -282,7 +351,7 @@ func TestCtl(t *testing.T) {
 		r.want(t, 0)
 		mustContain(t, "stdout", r.stdout, b.ID())
 		var inv lattice.HostInventory
-		e.json(&inv, "ctl", "get", "inventory", b.ID())
+		e.json(&inv, "inventory", "ctl", "get", "inventory", b.ID())
 		if inv.HostID != b.ID() || len(inv.Actors) != 1 || len(inv.Actors[0].Instances) != 3 || inv.Actors[0].ImageRef != echoRef {
 			t.Fatalf("inventory after scale: %+v", inv)
 		}
@@ -294,7 +363,7 @@ func TestCtl(t *testing.T) {
 	t.Run("labels", func(t *testing.T) {
 		e.run("ctl", "label", "put", a.ID(), "tier=gold").want(t, 0)
 		var hosts []lattice.HostInfo
-		e.json(&hosts, "ctl", "get", "hosts", "--timeout", "1s")
+		e.json(&hosts, "hosts", "ctl", "get", "hosts", "--timeout", "1s")
 		for _, h := range hosts {
 			if (h.ID == a.ID()) != (h.Labels["tier"] == "gold") {
 				t.Errorf("labels of %s: %v", h.ID, h.Labels)
@@ -327,7 +396,7 @@ func TestCtl(t *testing.T) {
 
 	t.Run("get claims and call by alias", func(t *testing.T) {
 		var claims []lattice.CachedClaims
-		e.json(&claims, "ctl", "get", "claims")
+		e.json(&claims, "claims", "ctl", "get", "claims")
 		if len(claims) != 1 || claims[0].Subject != echo.Key || claims[0].CallAlias != "echo" {
 			t.Fatalf("claims: %+v", claims)
 		}
@@ -386,7 +455,7 @@ func TestCtl(t *testing.T) {
 		r := e.run("ctl", "link", "put", echo.Key, prov.PublicKey(), wire.ContractHTTPServer, "PORT=8080", "--link-name", "web")
 		r.want(t, 0)
 		var links []lattice.LinkDefinition
-		e.json(&links, "ctl", "link", "get")
+		e.json(&links, "links", "ctl", "link", "get")
 		if len(links) != 1 || links[0].ActorID != echo.Key || links[0].ProviderID != prov.PublicKey() ||
 			links[0].ContractID != wire.ContractHTTPServer || links[0].LinkName != "web" || links[0].Values["PORT"] != "8080" {
 			t.Fatalf("links: %+v", links)
@@ -396,7 +465,7 @@ func TestCtl(t *testing.T) {
 		mustContain(t, "links table", r.stdout, echo.Key, prov.PublicKey(), "web", "PORT=8080")
 
 		e.run("ctl", "link", "del", echo.Key, wire.ContractHTTPServer, "--link-name", "web").want(t, 0)
-		e.json(&links, "ctl", "get", "links")
+		e.json(&links, "links", "ctl", "get", "links")
 		if len(links) != 0 {
 			t.Fatalf("links after delete: %+v", links)
 		}
@@ -425,9 +494,9 @@ func TestCtl(t *testing.T) {
 	t.Run("stop actor", func(t *testing.T) {
 		r := e.run("ctl", "stop", "actor", echo.Key, "--host-id", b.ID(), "--output", "json")
 		r.want(t, 0)
-		mustContain(t, "stdout", r.stdout, `"accepted": true`)
+		mustContain(t, "stdout", r.stdout, `"success": true`, `"result": "Actor `+echo.Key+` stopped on host `+b.ID())
 		var inv lattice.HostInventory
-		e.json(&inv, "ctl", "get", "inventory", b.ID())
+		e.json(&inv, "inventory", "ctl", "get", "inventory", b.ID())
 		if len(inv.Actors) != 0 {
 			t.Fatalf("actors after stop: %+v", inv.Actors)
 		}
@@ -446,7 +515,7 @@ func TestCtl(t *testing.T) {
 	t.Run("embedded server address by default", func(t *testing.T) {
 		d := newCtlEnv(t, map[string]string{"LATTICED_NATS_LISTEN": "127.0.0.1:" + serverPort(t, s), "WASMCLOUD_LATTICE_PREFIX": prefix})
 		var hosts []lattice.HostInfo
-		d.json(&hosts, "ctl", "get", "hosts", "--timeout", "500ms")
+		d.json(&hosts, "hosts", "ctl", "get", "hosts", "--timeout", "500ms")
 		if len(hosts) != 1 || hosts[0].ID != b.ID() {
 			t.Fatalf("hosts: %+v", hosts)
 		}
@@ -507,7 +576,6 @@ func TestCtlUsageErrors(t *testing.T) {
 		{[]string{"ctl", "start", "provider", "x", "--link-name", "x.>"}, `invalid request: link name "x.>"`},
 		{[]string{"ctl", "start", "actor", "x", "--count", "-5"}, "--count must be at least 1"},
 		{[]string{"ctl", "call", mod.PublicKey(), "Op", "--data", "1 2"}, "more than one value"},
-		{[]string{"ctl", "call", mod.PublicKey(), "Op", "--raw", "--output", "json"}, "--raw"},
 		{[]string{"ctl", "call", mod.PublicKey(), "Op"}, filepath.Join(e.dataDir, "keys", "cluster.nk")},
 		{[]string{"ctl", "call", mod.PublicKey(), "Op", "--cluster-seed", "SCNOTASEED"}, "WASMCLOUD_CLUSTER_SEED"},
 		{[]string{"ctl", "get", "hosts", "--ctl-port", "70000"}, "WASMCLOUD_CTL_PORT"},

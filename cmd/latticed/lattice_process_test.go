@@ -6,7 +6,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -165,7 +164,7 @@ func hostIDs(t *testing.T, e *ctlEnv) ([]string, error) {
 		return nil, fmt.Errorf("ctl get hosts: exit %d: %s", r.code, r.stderr)
 	}
 	var hosts []lattice.HostInfo
-	if err := jsonUnmarshalString(r.stdout, &hosts); err != nil {
+	if err := envelopeValue(r.stdout, "hosts", &hosts); err != nil {
 		return nil, fmt.Errorf("ctl get hosts: %v\n%s", err, r.stdout)
 	}
 	ids := make([]string, 0, len(hosts))
@@ -191,7 +190,7 @@ func startActorOn(t *testing.T, e *ctlEnv, n *upNode, sa testenv.SignedActor) {
 	var started struct {
 		ActorID string `json:"actor_id"`
 	}
-	e.json(&started, "ctl", "start", "actor", "file://"+sa.Path, "--host-id", n.hostID)
+	e.json(&started, "", "ctl", "start", "actor", "file://"+sa.Path, "--host-id", n.hostID)
 	if started.ActorID != sa.Key {
 		t.Fatalf("start on %s reported actor %q, want %s", n.name, started.ActorID, sa.Key)
 	}
@@ -299,7 +298,7 @@ func TestLatticeOfUpProcesses(t *testing.T) {
 
 	t.Run("get hosts lists the three nodes with their issuers", func(t *testing.T) {
 		var hosts []lattice.HostInfo
-		e.json(&hosts, "ctl", "get", "hosts", "--timeout", "500ms")
+		e.json(&hosts, "hosts", "ctl", "get", "hosts", "--timeout", "500ms")
 		if len(hosts) != 3 {
 			t.Fatalf("ctl get hosts: %d hosts, want 3: %+v", len(hosts), hosts)
 		}
@@ -379,7 +378,7 @@ func TestLatticeOfUpProcesses(t *testing.T) {
 		e.run("ctl", "start", "provider", "builtin:keyvalue", "--host-id", b.hostID).want(t, 0)
 		testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 			var inv lattice.HostInventory
-			e.json(&inv, "ctl", "get", "inventory", b.hostID)
+			e.json(&inv, "inventory", "ctl", "get", "inventory", b.hostID)
 			if len(inv.Providers) != 1 || inv.Providers[0].State != "running" {
 				return fmt.Errorf("node B providers: %+v", inv.Providers)
 			}
@@ -591,11 +590,4 @@ func TestLatticeOfUpProcesses(t *testing.T) {
 		r = e.run("ctl", "call", shared.Key, "Echo.Echo", "--data", `"after"`, "--timeout", timeout.String())
 		r.want(t, 0)
 	})
-}
-
-func jsonUnmarshalString(s string, v any) error {
-	if strings.TrimSpace(s) == "" {
-		return errors.New("empty output")
-	}
-	return json.Unmarshal([]byte(s), v)
 }

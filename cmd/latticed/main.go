@@ -29,7 +29,8 @@ func main() {
 // run executes the command line and returns the process exit status. Errors
 // are printed once, as "latticed: <message>"; usage errors add one line that
 // points to the command's --help, not the whole usage text, which would bury
-// the one line that matters.
+// the one line that matters. Under --output json the error is wash's error
+// envelope instead (output.go).
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRootCmd()
 	root.SetArgs(args)
@@ -40,14 +41,24 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "%s: %v\n", root.Name(), err)
-	var ue usageError
-	if !errors.As(err, &ue) {
-		return exitFailure
-	}
 	if cmd == nil {
 		cmd = root
 	}
-	fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
-	return exitUsage
+	var ue usageError
+	code := exitFailure
+	if errors.As(err, &ue) {
+		code = exitUsage
+	}
+	if outputOf(cmd) == outputJSON {
+		// wash's error envelope, on stderr as wash writes it; stdout
+		// stays empty, so a script reads either a result or nothing.
+		if werr := writeErrorEnvelope(stderr, err); werr == nil {
+			return code
+		}
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", root.Name(), err)
+	if code == exitUsage {
+		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
+	}
+	return code
 }

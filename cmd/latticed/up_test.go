@@ -40,7 +40,7 @@ func TestUpWithProvidersAndAdminSocketRevocation(t *testing.T) {
 	hosts := waitHosts(t, e)
 
 	var started providerResult
-	e.json(&started, "ctl", "start", "provider", "builtin:keyvalue", "--host-id", hosts[0].ID)
+	e.json(&started, "", "ctl", "start", "provider", "builtin:keyvalue", "--host-id", hosts[0].ID)
 	kv, _ := builtin.Lookup("builtin:keyvalue")
 	if started.ProviderID != kv.Key() {
 		t.Fatalf("start provider reported key %q, want %s", started.ProviderID, kv.Key())
@@ -56,12 +56,12 @@ func TestUpWithProvidersAndAdminSocketRevocation(t *testing.T) {
 
 	sock := datadir.Path(e.dataDir, datadir.RuntimeDir) + "/admin.sock"
 	var rep admin.RevocationReport
-	e.json(&rep, "ctl", "revoke", "provider", kv.Key(), "--admin-socket", sock)
+	e.json(&rep, "", "ctl", "revoke", "provider", kv.Key(), "--admin-socket", sock)
 	if rep.ProviderID != kv.Key() || rep.Seconds <= 0 || rep.Seconds > 1 {
 		t.Fatalf("revocation report %+v", rep)
 	}
 	var inv lattice.HostInventory
-	e.json(&inv, "ctl", "get", "inventory", hosts[0].ID)
+	e.json(&inv, "inventory", "ctl", "get", "inventory", hosts[0].ID)
 	if len(inv.Providers) != 1 || inv.Providers[0].State != "revoked" {
 		t.Fatalf("after revocation: %+v", inv.Providers)
 	}
@@ -74,7 +74,7 @@ func waitHosts(t *testing.T, e *ctlEnv) []lattice.HostInfo {
 	var hosts []lattice.HostInfo
 	testenv.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
 		r := e.run("ctl", "get", "hosts", "--timeout", "500ms", "--output", "json")
-		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &hosts) != nil || len(hosts) == 0 {
+		if r.code != 0 || envelopeValue(r.stdout, "hosts", &hosts) != nil || len(hosts) == 0 {
 			return errNotYet
 		}
 		return nil
@@ -137,7 +137,7 @@ func TestCtlRevokeWithoutHostIDIsFastAndProviderStartsAgain(t *testing.T) {
 	var hosts []lattice.HostInfo
 	testenv.CheckFor(t, 60*time.Second, 100*time.Millisecond, func() error {
 		r := e.run("ctl", "get", "hosts", "--timeout", "500ms", "--output", "json")
-		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &hosts) != nil || len(hosts) != 1 {
+		if r.code != 0 || envelopeValue(r.stdout, "hosts", &hosts) != nil || len(hosts) != 1 {
 			return errNotYet
 		}
 		return nil
@@ -152,7 +152,7 @@ func TestCtlRevokeWithoutHostIDIsFastAndProviderStartsAgain(t *testing.T) {
 		var d lattice.ProviderDescription
 		testenv.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 			var inv lattice.HostInventory
-			e.json(&inv, "ctl", "get", "inventory", host)
+			e.json(&inv, "inventory", "ctl", "get", "inventory", host)
 			if len(inv.Providers) != 1 || inv.Providers[0].State != "running" {
 				return fmt.Errorf("providers: %+v", inv.Providers)
 			}

@@ -10,7 +10,8 @@ import (
 	"github.com/latticed/latticed/internal/buildinfo"
 )
 
-// versionInfo is what `latticed version --output json` prints.
+// versionInfo is what `latticed version --output json` prints under
+// "version".
 type versionInfo struct {
 	Version   string `json:"version"`
 	Commit    string `json:"commit"`
@@ -30,7 +31,7 @@ at build time (make build, make dist, make image), the Go version and platform.`
 				Version: buildinfo.Version, Commit: buildinfo.GetCommit(),
 				GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH,
 			}
-			return printResult(cmd, v, func(w io.Writer) error {
+			return printKeyed(cmd, "version", v, func(w io.Writer) error {
 				_, err := fmt.Fprintf(w, "latticed %s (commit %s, %s, %s)\n", v.Version, v.Commit, v.GoVersion, v.Platform)
 				return err
 			})

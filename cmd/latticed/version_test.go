@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"runtime"
 	"strings"
 	"testing"
@@ -32,9 +31,7 @@ func TestVersionCmd(t *testing.T) {
 		t.Fatalf("latticed version --output json: exit %d: %s", code, stderr.String())
 	}
 	var got versionInfo
-	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
-		t.Fatalf("version JSON %q: %v", stdout.String(), err)
-	}
+	decodeEnvelope(t, stdout.String(), "version", &got)
 	wantInfo := versionInfo{Version: "v1.2.3-test", Commit: "0123456789ab", GoVersion: runtime.Version(), Platform: runtime.GOOS + "/" + runtime.GOARCH}
 	if got != wantInfo {
 		t.Errorf("version JSON = %+v, want %+v", got, wantInfo)
@@ -52,9 +49,7 @@ func TestVersionUnstamped(t *testing.T) {
 	r := newCLIEnv(t).run("version", "--output", "json")
 	r.want(t, exitOK)
 	var got versionInfo
-	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
-		t.Fatalf("version JSON %q: %v", r.stdout, err)
-	}
+	decodeEnvelope(t, r.stdout, "version", &got)
 	if got.Version != "dev" || got.Commit == "" {
 		t.Errorf("unstamped version = %+v, want version dev and a commit (or unknown)", got)
 	}
