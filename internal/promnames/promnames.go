@@ -1,6 +1,8 @@
 // Package promnames finds the metric names that PromQL expressions use, in
 // the Grafana dashboard and the Prometheus rules latticed ships, so tests can
-// check them against what a node defines and what a live node serves.
+// check them against what a node defines and what a live node serves; and
+// has promtool evaluate the dashboard's queries on given series (a live
+// node's scrape included), so tests can check what a panel shows.
 //
 // It reads identifiers, not the PromQL grammar: strings, label matchers,
 // ranges, grouping clauses, keywords and function calls are removed first.
