@@ -192,34 +192,11 @@ func TestConsoleClientCertificates(t *testing.T) {
 
 	t.Run("valid client certificate", func(t *testing.T) {
 		c := client(0, clientCA.ClientCert(t, "alice"))
-		res, err := c.Get(s.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		page, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode != http.StatusOK {
-			t.Fatalf("GET /: %d, want 200", res.StatusCode)
-		}
-		m := regexp.MustCompile(`<meta name="csrf-token" content="([A-Za-z0-9_-]{43})">`).FindSubmatch(page)
-		if m == nil {
-			t.Fatalf("the page has no CSRF token:\n%s", page)
-		}
-		for _, tc := range []struct {
-			token string
-			want  int
-		}{{"", http.StatusForbidden}, {string(m[1]), http.StatusBadRequest}} { // past the CSRF check, {} lacks the link's fields
-			req, _ := http.NewRequest(http.MethodPost, s.URL()+"api/links/put", strings.NewReader(`{}`))
-			if tc.token != "" {
-				req.Header.Set(csrfHeader, tc.token)
-			}
-			res, err := c.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res.Body.Close()
-			if res.StatusCode != tc.want {
-				t.Errorf("POST /api/links/put with CSRF token %v: %d, want %d", tc.token != "", res.StatusCode, tc.want)
+		csrf := pageCSRF(t, c, s.URL())
+		// Past the CSRF check, {} lacks the link's fields.
+		for token, want := range map[string]int{"": http.StatusForbidden, csrf: http.StatusBadRequest} {
+			if got := postStatus(t, c, s.URL()+"api/links/put", token); got != want {
+				t.Errorf("POST /api/links/put with CSRF token %v: %d, want %d", token != "", got, want)
 			}
 		}
 	})
@@ -262,6 +239,42 @@ func TestConsoleTokenFile(t *testing.T) {
 	if _, err := newConsole(t, "127.0.0.1:0", true, dir, nil); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("token file mode 644: err %v, want a refusal saying chmod 600", err)
 	}
+}
+
+// pageCSRF loads the console's page (200) and returns its CSRF token.
+func pageCSRF(t *testing.T, c *http.Client, url string) string {
+	t.Helper()
+	res, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d, want 200", url, res.StatusCode)
+	}
+	m := regexp.MustCompile(`<meta name="csrf-token" content="([A-Za-z0-9_-]{43})">`).FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("the page has no CSRF token:\n%s", page)
+	}
+	return string(m[1])
+}
+
+// postStatus POSTs {} to an action with the CSRF token ("" for none) and
+// returns the status.
+func postStatus(t *testing.T, c *http.Client, url, csrf string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{}`))
+	req.Header.Set("Content-Type", "application/json")
+	if csrf != "" {
+		req.Header.Set(csrfHeader, csrf)
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
 }
 
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -330,17 +343,7 @@ func TestConsoleCSRF(t *testing.T) {
 	}
 	c := &http.Client{Timeout: 30 * time.Second}
 	base := "http://" + s.Addr()
-	res, err := c.Get(base + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	m := regexp.MustCompile(`<meta name="csrf-token" content="([A-Za-z0-9_-]{43})">`).FindSubmatch(page)
-	if m == nil {
-		t.Fatalf("the page has no CSRF token:\n%s", page)
-	}
-	csrf := string(m[1])
+	csrf := pageCSRF(t, c, base+"/")
 	for path := range s.actions() {
 		for _, tc := range []struct {
 			name, token string
@@ -351,18 +354,8 @@ func TestConsoleCSRF(t *testing.T) {
 			// Past the CSRF check, the empty body is the page's mistake.
 			{"right", csrf, http.StatusBadRequest},
 		} {
-			req, _ := http.NewRequest(http.MethodPost, base+"/api/"+path, strings.NewReader(`{}`))
-			req.Header.Set("Content-Type", "application/json")
-			if tc.token != "" {
-				req.Header.Set(csrfHeader, tc.token)
-			}
-			res, err := c.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res.Body.Close()
-			if res.StatusCode != tc.want {
-				t.Errorf("POST /api/%s with %s CSRF token: %d, want %d", path, tc.name, res.StatusCode, tc.want)
+			if got := postStatus(t, c, base+"/api/"+path, tc.token); got != tc.want {
+				t.Errorf("POST /api/%s with %s CSRF token: %d, want %d", path, tc.name, got, tc.want)
 			}
 		}
 		// A GET changes nothing: actions answer POST only.

@@ -3,10 +3,12 @@ package promnames
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -138,13 +140,8 @@ func InputSeries(fams map[string]*dto.MetricFamily, names []string, extra map[st
 // seriesString is name{k="v",…} with the labels sorted and the values
 // quoted as PromQL strings.
 func seriesString(name string, labels map[string]string) string {
-	keys := make([]string, 0, len(labels))
-	for k := range labels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
+	parts := make([]string, 0, len(labels))
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		parts = append(parts, k+"="+strconv.Quote(labels[k]))
 	}
 	return name + "{" + strings.Join(parts, ", ") + "}"
@@ -170,10 +167,5 @@ func Families(fams map[string]*dto.MetricFamily, series []string) []string {
 			}
 		}
 	}
-	out := make([]string, 0, len(set))
-	for f := range set {
-		out = append(out, f)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(set))
 }

@@ -34,7 +34,7 @@ type Usage int
 
 // The usages Issue knows.
 const (
-	Server Usage = iota // TLS server: hosts are its DNS names and IP addresses
+	Server Usage = iota // TLS server (and client): hosts are its DNS names and IP addresses
 	Client              // TLS client: the name is its common name
 )
 
@@ -87,7 +87,8 @@ func (ca *CA) Issue(t testing.TB, u Usage, name string, hosts ...string) (certPE
 		KeyUsage: x509.KeyUsageDigitalSignature,
 	}
 	if u == Server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		// Client use too: a NATS server dials its cluster's routes with it.
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 		for _, h := range hosts {
 			if ip := net.ParseIP(h); ip != nil {
 				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
