@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -101,4 +103,45 @@ func TestConsoleClientCertificateLogin(t *testing.T) {
 		}
 		return errors.New("the link put through the console is not in /api/state yet")
 	})
+}
+
+// `latticed up` refuses a console it cannot secure, with the reason and
+// what to set: off loopback without a login (a configuration error, before
+// anything listens), or with client CAs it cannot load (never a fallback to
+// plain HTTP).
+func TestUpRefusesConsoleWithoutLogin(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := testpki.NewCA(t, "console-server-ca").IssueFiles(t, dir, testpki.Server, "console", "127.0.0.1")
+	notPEM := filepath.Join(dir, "not-a-ca.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"off loopback without a login", map[string]string{config.EnvConsoleAddr: "0.0.0.0:" + strconv.Itoa(testenv.FreePort(t))},
+			[]string{"is not a loopback address", config.EnvConsoleToken + "=true", config.EnvConsoleTLSClientCA}},
+		{"client CA file without a certificate", map[string]string{config.EnvConsoleAddr: "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)),
+			config.EnvConsoleTLSCert: cert, config.EnvConsoleTLSKey: key, config.EnvConsoleTLSClientCA: notPEM},
+			[]string{"holds no PEM certificate", config.EnvConsoleTLSClientCA}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := launchUp(t, tc.env)
+			select {
+			case <-u.done:
+			case <-time.After(60 * time.Second):
+				t.Fatalf("latticed up still runs after 60s:\n%s", tail(u.stderr.String(), 40))
+			}
+			if code := u.cmd.ProcessState.ExitCode(); code == 0 {
+				t.Errorf("latticed up exited 0; want a failure")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(u.stderr.String(), w) {
+					t.Errorf("latticed up's error does not say %q:\n%s", w, tail(u.stderr.String(), 20))
+				}
+			}
+		})
+	}
 }
