@@ -447,3 +447,53 @@ func FuzzFeedEvent(f *testing.F) {
 		}
 	})
 }
+
+// With a token and client certificates, a client needs both: the
+// certificate to connect, then the token (a Secure cookie over HTTPS).
+func TestConsoleTokenAndClientCertificates(t *testing.T) {
+	dir := t.TempDir()
+	serverCA, clientCA := testpki.NewCA(t, "server-ca"), testpki.NewCA(t, "client-ca")
+	cert, key := serverCA.IssueFiles(t, dir, testpki.Server, "console", "127.0.0.1")
+	s, err := newConsoleOpts(t, Options{Addr: "127.0.0.1:0", DataDir: dir, Token: true, CertFile: cert, KeyFile: key, ClientCAFile: clientCA.WriteCA(t, dir)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsClient := func(certs ...tls.Certificate) *http.Client {
+		return &http.Client{Timeout: 10 * time.Second, CheckRedirect: noRedirect, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: serverCA.Pool(), Certificates: certs, MinVersion: tls.VersionTLS12}}}
+	}
+	if res, err := tlsClient().Get(s.URL()); err == nil {
+		res.Body.Close()
+		t.Fatalf("without a client certificate: %d; want the handshake refused", res.StatusCode)
+	}
+	c := tlsClient(clientCA.ClientCert(t, "alice"))
+	for path, want := range map[string]int{"": http.StatusSeeOther, "api/state": http.StatusUnauthorized} {
+		res, err := c.Get(s.URL() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("GET /%s with a certificate but no token: %d, want %d", path, res.StatusCode, want)
+		}
+	}
+	b, _ := os.ReadFile(s.TokenPath())
+	res, err := c.PostForm(s.URL()+"login", url.Values{"token": {strings.TrimSpace(string(b))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	cookies := res.Cookies()
+	if res.StatusCode != http.StatusSeeOther || len(cookies) != 1 || !cookies[0].Secure {
+		t.Fatalf("login: %d, cookies %+v; want 303 and one Secure cookie", res.StatusCode, cookies)
+	}
+	req, _ := http.NewRequest(http.MethodGet, s.URL(), nil)
+	req.AddCookie(cookies[0])
+	if res, err = c.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("GET / with certificate and token: %d, want 200", res.StatusCode)
+	}
+}
