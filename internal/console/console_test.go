@@ -105,10 +105,7 @@ func TestConsoleOffLoopbackNeedsToken(t *testing.T) {
 func TestConsoleTLSFilesRefused(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := testpki.NewCA(t, "server-ca").IssueFiles(t, dir, testpki.Server, "console", "127.0.0.1")
-	notPEM := filepath.Join(dir, "not.pem")
-	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	notPEM := testpki.NotPEM(t, dir)
 	for _, tc := range []struct {
 		name string
 		opts Options

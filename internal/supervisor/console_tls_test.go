@@ -6,8 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -112,10 +110,6 @@ func TestConsoleClientCertificateLogin(t *testing.T) {
 func TestUpRefusesConsoleWithoutLogin(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := testpki.NewCA(t, "console-server-ca").IssueFiles(t, dir, testpki.Server, "console", "127.0.0.1")
-	notPEM := filepath.Join(dir, "not-a-ca.pem")
-	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
@@ -124,7 +118,7 @@ func TestUpRefusesConsoleWithoutLogin(t *testing.T) {
 		{"off loopback without a login", map[string]string{config.EnvConsoleAddr: "0.0.0.0:" + strconv.Itoa(testenv.FreePort(t))},
 			[]string{"is not a loopback address", config.EnvConsoleToken + "=true", config.EnvConsoleTLSClientCA}},
 		{"client CA file without a certificate", map[string]string{config.EnvConsoleAddr: "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)),
-			config.EnvConsoleTLSCert: cert, config.EnvConsoleTLSKey: key, config.EnvConsoleTLSClientCA: notPEM},
+			config.EnvConsoleTLSCert: cert, config.EnvConsoleTLSKey: key, config.EnvConsoleTLSClientCA: testpki.NotPEM(t, dir)},
 			[]string{"holds no PEM certificate", config.EnvConsoleTLSClientCA}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -147,3 +147,12 @@ func write(t testing.TB, path string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+// NotPEM writes a file into dir that holds no PEM block, for tests of TLS
+// files a server must refuse.
+func NotPEM(t testing.TB, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "not-pem.crt")
+	write(t, p, []byte("not a certificate\n"))
+	return p
+}
