@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"context"
 	"encoding/json"
 	"reflect"
 	"regexp"
@@ -351,4 +352,60 @@ func TestGrafanaDashboard(t *testing.T) {
 func asList(v any) []any {
 	l, _ := v.([]any)
 	return l
+}
+
+// Every per-actor panel of the dashboard shows the actor's name: promtool
+// evaluates each panel's query (variables at "All") on series of two
+// actors, one with a latticed_actor_info series (named "echo") and one
+// without (a stopped actor whose counters are still in the window), and
+// each panel returns both: the first named by its claims, the second by its
+// key, not dropped by the join.
+func TestGrafanaActorNames(t *testing.T) {
+	pt := tool(t, "promtool", "LATTICED_PROMTOOL_BIN")
+	queries, err := promnames.DashboardQueries([]byte(readFile(t, "deploy/grafana/latticed.json")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const named, bare = "MNAMEDACTOR", "MBAREACTOR"
+	series := map[string]string{
+		`latticed_actor_info{job="latticed", instance="n1", component="host", actor="` + named + `", name="echo", call_alias="echo", version="0.1.0"}`: "1x10",
+	}
+	var cases []promnames.ExprCase
+	for _, q := range queries {
+		if !strings.HasPrefix(q.Where, "panel ") || !strings.Contains(q.Expr, "by (actor") {
+			continue
+		}
+		if !strings.Contains(q.Expr, "group_left(name)") {
+			t.Errorf("%s shows actors by key: join it with latticed_actor_info (* on(actor) group_left(name) …)", q.Where)
+			continue
+		}
+		for _, m := range promnames.Metrics(q.Expr) {
+			if m == "latticed_actor_info" {
+				continue
+			}
+			for _, a := range []string{named, bare} {
+				// Every label a panel filters or groups on, so each query
+				// has samples on both sides of its divisions.
+				base := `{job="latticed", instance="n1", component="host", actor="` + a + `", operation="Echo.Echo", result="error", target="provider", kind="trap"`
+				if strings.HasSuffix(m, "_bucket") {
+					series[m+base+`, le="0.1"}`] = "0+1x10"
+					series[m+base+`, le="+Inf"}`] = "0+2x10"
+				} else {
+					series[m+base+"}"] = "0+1x10"
+				}
+			}
+		}
+		cases = append(cases, promnames.ExprCase{Where: q.Where,
+			Expr: "group by (actor, name) (" + promnames.Instantiate(q.Expr) + ")",
+			Want: []string{`{actor="` + named + `", name="echo"}`, `{actor="` + bare + `", name="` + bare + `"}`}})
+	}
+	if len(cases) < 5 {
+		t.Fatalf("only %d per-actor panels found", len(cases))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if out, err := promnames.RunExprTests(ctx, pt, t.TempDir(), series, "10m", cases); err != nil {
+		t.Errorf("%v\n%s", err, out)
+	}
+	t.Logf("%d per-actor panels show names", len(cases))
 }

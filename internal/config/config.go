@@ -212,6 +212,11 @@ type Config struct {
 	// (LATTICED_CONSOLE_TOKEN).
 	ConsoleAddr  string
 	ConsoleToken bool
+	// ConsoleTLSCert and ConsoleTLSKey make the console serve HTTPS
+	// (LATTICED_CONSOLE_TLS_CERT, LATTICED_CONSOLE_TLS_KEY); with
+	// ConsoleTLSClientCA it requires a client certificate those CAs issued
+	// (LATTICED_CONSOLE_TLS_CLIENT_CA), a login that allows it off loopback.
+	ConsoleTLSCert, ConsoleTLSKey, ConsoleTLSClientCA string
 	// AccountSigningSeed lets the supervisor mint provider users on an
 	// external NATS (LATTICED_ACCOUNT_SIGNING_SEED, SA...).
 	AccountSigningSeed string
@@ -298,6 +303,9 @@ func (c *Config) LogValue() slog.Value {
 		slog.Duration("health_interval", c.HealthInterval),
 		slog.String("console_addr", c.ConsoleAddr),
 		slog.Bool("console_token", c.ConsoleToken),
+		slog.String("console_tls_cert", c.ConsoleTLSCert),
+		slog.String("console_tls_key", c.ConsoleTLSKey),
+		slog.String("console_tls_client_ca", c.ConsoleTLSClientCA),
 		slog.String("account_signing_seed", redact(c.AccountSigningSeed)),
 		slog.String("operator_signing_seed", redact(c.OperatorSigningSeed)),
 		slog.String("system_credsfile", c.SystemCredsFile),
@@ -516,6 +524,29 @@ func (n NATSConn) validate(e *errs, prefix string) {
 }
 
 // statMsg words a stat error for a user (the PathError already names the file).
+// consoleTLSProblems checks the console's TLS files: certificate and key
+// go together, client certificates need HTTPS, and each file exists.
+func (c *Config) consoleTLSProblems(e *errs) {
+	if (c.ConsoleTLSCert == "") != (c.ConsoleTLSKey == "") {
+		e.add(EnvConsoleTLSCert, "%s and %s go together: set both for HTTPS, or neither", EnvConsoleTLSCert, EnvConsoleTLSKey)
+	}
+	if c.ConsoleTLSClientCA != "" && c.ConsoleTLSCert == "" {
+		e.add(EnvConsoleTLSClientCA, "client certificates need HTTPS: set %s and %s to the console's certificate and key", EnvConsoleTLSCert, EnvConsoleTLSKey)
+	}
+	for _, f := range []struct{ env, path string }{
+		{EnvConsoleTLSCert, c.ConsoleTLSCert}, {EnvConsoleTLSKey, c.ConsoleTLSKey}, {EnvConsoleTLSClientCA, c.ConsoleTLSClientCA},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if fi, err := os.Stat(f.path); err != nil {
+			e.add(f.env, "%s", statMsg(err))
+		} else if fi.IsDir() {
+			e.add(f.env, "%s is a directory, expected a PEM file", f.path)
+		}
+	}
+}
+
 func statMsg(err error) string {
 	if errors.Is(err, os.ErrNotExist) {
 		var pe *os.PathError
@@ -636,9 +667,11 @@ func (c *Config) supervisorProblems(e *errs) {
 	if c.ConsoleAddr != "" {
 		if msg := checkListen(c.ConsoleAddr, DefaultConsoleAddr); msg != "" {
 			e.add(EnvConsoleAddr, "%q: %s (or empty to turn the console off)", c.ConsoleAddr, msg)
-		} else if !IsLoopbackAddr(c.ConsoleAddr) && !c.ConsoleToken {
-			e.add(EnvConsoleAddr, "%q is not a loopback address: the console runs the lattice, so off loopback it needs a login (set %s=true)", c.ConsoleAddr, EnvConsoleToken)
+		} else if !IsLoopbackAddr(c.ConsoleAddr) && !c.ConsoleToken && c.ConsoleTLSClientCA == "" {
+			e.add(EnvConsoleAddr, "%q is not a loopback address: the console runs the lattice, so off loopback it needs a login (set %s=true, or %s with %s and %s for client certificates)",
+				c.ConsoleAddr, EnvConsoleToken, EnvConsoleTLSClientCA, EnvConsoleTLSCert, EnvConsoleTLSKey)
 		}
+		c.consoleTLSProblems(e)
 	}
 	for _, d := range []struct {
 		env string

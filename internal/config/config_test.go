@@ -392,7 +392,15 @@ func TestValidationErrors(t *testing.T) {
 		{name: "bad console addr", env: map[string]string{EnvConsoleAddr: "4000"},
 			want: []string{EnvConsoleAddr + ": \"4000\": expected host:port"}},
 		{name: "console off loopback without a token", env: map[string]string{EnvConsoleAddr: "0.0.0.0:4000"},
-			want: []string{EnvConsoleAddr + ": \"0.0.0.0:4000\" is not a loopback address", "set " + EnvConsoleToken + "=true"}},
+			want: []string{EnvConsoleAddr + ": \"0.0.0.0:4000\" is not a loopback address", "set " + EnvConsoleToken + "=true", EnvConsoleTLSClientCA}},
+		{name: "console off loopback with HTTPS but no login", env: map[string]string{EnvConsoleAddr: "0.0.0.0:4000", EnvConsoleTLSCert: creds, EnvConsoleTLSKey: creds},
+			want: []string{EnvConsoleAddr + ": \"0.0.0.0:4000\" is not a loopback address"}},
+		{name: "console certificate without key", env: map[string]string{EnvConsoleTLSCert: creds},
+			want: []string{EnvConsoleTLSCert + ": " + EnvConsoleTLSCert + " and " + EnvConsoleTLSKey + " go together"}},
+		{name: "console client CAs without HTTPS", env: map[string]string{EnvConsoleTLSClientCA: creds},
+			want: []string{EnvConsoleTLSClientCA + ": client certificates need HTTPS"}},
+		{name: "console client CA file missing", env: map[string]string{EnvConsoleTLSCert: creds, EnvConsoleTLSKey: creds, EnvConsoleTLSClientCA: "/nonexistent/ca.pem"},
+			want: []string{EnvConsoleTLSClientCA + ": /nonexistent/ca.pem: no such file"}},
 		{name: "actor issuer not an account", env: map[string]string{EnvAllowedActorIssuers: k.userPub},
 			want: []string{EnvAllowedActorIssuers + ": entry 1 \"" + k.userPub + "\": expected an account public key"}},
 		{name: "payload 0", env: map[string]string{EnvMaxPayloadBytes: "0"},
@@ -509,6 +517,25 @@ func TestValidConnections(t *testing.T) {
 	}
 	if c.ProvRPC.Seed != k.userSeed || c.ProvRPC.Configured() {
 		t.Errorf("ProvRPC = %+v", c.ProvRPC)
+	}
+}
+
+// Off loopback, the console starts with a token or with client
+// certificates (and HTTPS); TLS settings are left alone when it is off.
+func TestConsoleLogins(t *testing.T) {
+	pem := writeFile(t, "console.pem", "x")
+	for _, env := range []map[string]string{
+		{EnvConsoleAddr: "0.0.0.0:4000", EnvConsoleToken: "true"},
+		{EnvConsoleAddr: "0.0.0.0:4000", EnvConsoleTLSCert: pem, EnvConsoleTLSKey: pem, EnvConsoleTLSClientCA: pem},
+		{EnvConsoleAddr: "0.0.0.0:4000", EnvConsoleToken: "true", EnvConsoleTLSCert: pem, EnvConsoleTLSKey: pem, EnvConsoleTLSClientCA: pem},
+		{EnvConsoleAddr: "127.0.0.1:4000", EnvConsoleTLSCert: pem, EnvConsoleTLSKey: pem},
+		{EnvConsoleAddr: "", EnvConsoleTLSClientCA: "/nonexistent/ca.pem"},
+	} {
+		c, _ := mustLoad(t, nil, baseEnv(env))
+		set := c.Supervisor().Console
+		if set.Addr != env[EnvConsoleAddr] || set.CertFile != env[EnvConsoleTLSCert] || set.KeyFile != env[EnvConsoleTLSKey] || set.ClientCAFile != env[EnvConsoleTLSClientCA] {
+			t.Errorf("%v: console settings %+v", env, set)
+		}
 	}
 }
 

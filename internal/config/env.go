@@ -90,6 +90,12 @@ const (
 	EnvProviderCredsLifetime = "LATTICED_PROVIDER_CREDS_LIFETIME"
 	EnvConsoleAddr           = "LATTICED_CONSOLE_ADDR"
 	EnvConsoleToken          = "LATTICED_CONSOLE_TOKEN"
+
+	// The web console's TLS: its certificate and key (HTTPS), and the CAs
+	// whose client certificates it requires (a login by certificate).
+	EnvConsoleTLSCert     = "LATTICED_CONSOLE_TLS_CERT"
+	EnvConsoleTLSKey      = "LATTICED_CONSOLE_TLS_KEY"
+	EnvConsoleTLSClientCA = "LATTICED_CONSOLE_TLS_CLIENT_CA"
 )
 
 // Variables read only to compute the default data directory. They are not
@@ -365,11 +371,20 @@ var settings = func() []setting {
 			usage: "lifetime of a provider's minted NATS user (renewed while healthy); its revocation is pruned once it has passed",
 			set:   func(c *Config, v any) { c.ProviderCredsLifetime = v.(time.Duration) }},
 		{env: EnvConsoleAddr, reads: partSupervisor, kind: kindString, def: DefaultConsoleAddr,
-			usage: "up: host:port of the web console (an admin surface; empty = off); off loopback it needs " + EnvConsoleToken,
+			usage: "up: host:port of the web console (an admin surface; empty = off); off loopback it needs " + EnvConsoleToken + " or " + EnvConsoleTLSClientCA,
 			set:   func(c *Config, v any) { c.ConsoleAddr = v.(string) }},
 		{env: EnvConsoleToken, reads: partSupervisor, kind: kindBool, def: false,
 			usage: "up: the console asks for a login token, generated into {data dir}/console.token (0600)",
 			set:   func(c *Config, v any) { c.ConsoleToken = v.(bool) }},
+		{env: EnvConsoleTLSCert, reads: partSupervisor, kind: kindString,
+			usage: "up: PEM certificate (chain) the console serves HTTPS with; needs " + EnvConsoleTLSKey,
+			set:   func(c *Config, v any) { c.ConsoleTLSCert = v.(string) }},
+		{env: EnvConsoleTLSKey, reads: partSupervisor, kind: kindString,
+			usage: "up: PEM private key of " + EnvConsoleTLSCert,
+			set:   func(c *Config, v any) { c.ConsoleTLSKey = v.(string) }},
+		{env: EnvConsoleTLSClientCA, reads: partSupervisor, kind: kindString,
+			usage: "up: PEM CA certificates; set, the console (HTTPS) requires a client certificate they issued: a login that works off loopback",
+			set:   func(c *Config, v any) { c.ConsoleTLSClientCA = v.(string) }},
 	}...)
 	return s
 }()

@@ -149,6 +149,9 @@ type ConsoleSettings struct {
 	Addr string
 	// Token makes it ask for the login token it keeps in the data dir.
 	Token bool
+	// CertFile and KeyFile make it serve HTTPS; ClientCAFile makes it
+	// require a client certificate those CAs issued.
+	CertFile, KeyFile, ClientCAFile string
 }
 
 // PolicySettings are the external policy service's.
@@ -221,7 +224,7 @@ func (c *Config) Supervisor() SupervisorSettings {
 			OCIRegistry:        c.OCIRegistry, OCIRegistryUser: c.OCIRegistryUser, OCIRegistryPassword: c.OCIRegistryPassword,
 		},
 		Health:  HealthSettings{MetricsAddr: c.MetricsAddr},
-		Console: ConsoleSettings{Addr: c.ConsoleAddr, Token: c.ConsoleToken},
+		Console: ConsoleSettings{Addr: c.ConsoleAddr, Token: c.ConsoleToken, CertFile: c.ConsoleTLSCert, KeyFile: c.ConsoleTLSKey, ClientCAFile: c.ConsoleTLSClientCA},
 		Policy:  PolicySettings{Topic: c.PolicyTopic, ChangesTopic: c.PolicyChangesTopic, Timeout: c.PolicyTimeout},
 		Log:     LogSettings{Level: c.LogLevel, Structured: c.StructuredLogging},
 		Host: HostChildSettings{

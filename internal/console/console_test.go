@@ -3,6 +3,7 @@ package console
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"github.com/latticed/latticed/ctlclient"
 	"github.com/latticed/latticed/internal/datadir"
 	"github.com/latticed/latticed/internal/testing/testenv"
+	"github.com/latticed/latticed/internal/testing/testpki"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -26,13 +28,20 @@ import (
 // security rules come before any control command) and stops it at cleanup.
 func newConsole(t *testing.T, addr string, token bool, dataDir string, logs io.Writer) (*Server, error) {
 	t.Helper()
+	return newConsoleOpts(t, Options{Addr: addr, DataDir: dataDir, Token: token}, logs)
+}
+
+// newConsoleOpts is newConsole with every option the caller's, less the
+// lattice connection it makes.
+func newConsoleOpts(t *testing.T, opts Options, logs io.Writer) (*Server, error) {
+	t.Helper()
 	nc := testenv.Connect(t, testenv.NATS(t))
 	if logs == nil {
 		logs = io.Discard
 	}
-	s, err := New(Options{Addr: addr, DataDir: dataDir, Token: token,
-		Control: ctlclient.New(nc, lattice.DefaultCtlTopicPrefix, "default"), Events: nc, EventSubject: lattice.Events("default"),
-		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	opts.Control, opts.Events, opts.EventSubject = ctlclient.New(nc, lattice.DefaultCtlTopicPrefix, "default"), nc, lattice.Events("default")
+	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	s, err := New(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -49,27 +58,145 @@ func newConsole(t *testing.T, addr string, token bool, dataDir string, logs io.W
 }
 
 func TestConsoleOffLoopbackNeedsToken(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := testpki.NewCA(t, "server-ca").IssueFiles(t, dir, testpki.Server, "console", "127.0.0.1")
+	clientCA := testpki.NewCA(t, "client-ca").WriteCA(t, dir)
 	for _, tc := range []struct {
 		addr    string
 		token   bool
+		tls     bool // certificate and key (HTTPS)
+		certs   bool // client CAs: login by client certificate
 		refused bool
 	}{
 		{addr: "127.0.0.1:0"},
 		{addr: "localhost:0"},
 		{addr: "0.0.0.0:0", refused: true},
 		{addr: ":0", refused: true},
+		{addr: "0.0.0.0:0", tls: true, refused: true}, // HTTPS alone is no login
 		{addr: "0.0.0.0:0", token: true},
+		{addr: "0.0.0.0:0", tls: true, certs: true},
+		{addr: "0.0.0.0:0", token: true, tls: true, certs: true},
 	} {
-		t.Run(tc.addr+map[bool]string{true: " with token", false: ""}[tc.token], func(t *testing.T) {
-			_, err := newConsole(t, tc.addr, tc.token, t.TempDir(), nil)
+		name := tc.addr + map[bool]string{true: " token"}[tc.token] + map[bool]string{true: " https"}[tc.tls] + map[bool]string{true: " client-certs"}[tc.certs]
+		t.Run(name, func(t *testing.T) {
+			opts := Options{Addr: tc.addr, DataDir: t.TempDir(), Token: tc.token}
+			if tc.tls {
+				opts.CertFile, opts.KeyFile = cert, key
+			}
+			if tc.certs {
+				opts.ClientCAFile = clientCA
+			}
+			_, err := newConsoleOpts(t, opts, nil)
 			if tc.refused != errors.Is(err, ErrNeedsLogin) {
-				t.Fatalf("New(%q, token=%v) = %v; want refused=%v", tc.addr, tc.token, err, tc.refused)
+				t.Fatalf("New(%s) = %v; want refused=%v", name, err, tc.refused)
 			}
 			if !tc.refused && err != nil {
 				t.Fatal(err)
 			}
+			if tc.refused && !strings.Contains(err.Error(), "LATTICED_CONSOLE_TLS_CLIENT_CA") {
+				t.Errorf("the refusal does not name the client certificate setting: %v", err)
+			}
 		})
 	}
+}
+
+// TLS files the console cannot use refuse it (it never falls back to
+// plain HTTP), each with what is wrong.
+func TestConsoleTLSFilesRefused(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := testpki.NewCA(t, "server-ca").IssueFiles(t, dir, testpki.Server, "console", "127.0.0.1")
+	notPEM := testpki.NotPEM(t, dir)
+	for _, tc := range []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"client CAs without a certificate", Options{ClientCAFile: cert}, "needs both"},
+		{"certificate without its key", Options{CertFile: cert}, "needs both"},
+		{"key of another certificate", Options{CertFile: cert, KeyFile: cert}, "load the certificate"},
+		{"client CA file without a certificate in it", Options{CertFile: cert, KeyFile: key, ClientCAFile: notPEM}, "holds no PEM certificate"},
+		{"missing client CA file", Options{CertFile: cert, KeyFile: key, ClientCAFile: filepath.Join(dir, "nope.pem")}, "no such file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.Addr, tc.opts.DataDir = "127.0.0.1:0", t.TempDir()
+			_, err := newConsoleOpts(t, tc.opts, nil)
+			if !errors.Is(err, ErrTLSFiles) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("New = %v; want %v saying %q", err, ErrTLSFiles, tc.want)
+			}
+		})
+	}
+}
+
+// Login by TLS client certificate: the console serves HTTPS (TLS ≥ 1.2)
+// and every handshake must present a certificate of the configured CAs.
+// Without one, or with one of another CA, or over TLS 1.1, the handshake
+// fails before any HTTP; with one, the page loads and its actions still
+// need the CSRF token.
+func TestConsoleClientCertificates(t *testing.T) {
+	dir := t.TempDir()
+	serverCA, clientCA, otherCA := testpki.NewCA(t, "server-ca"), testpki.NewCA(t, "client-ca"), testpki.NewCA(t, "other-ca")
+	cert, key := serverCA.IssueFiles(t, dir, testpki.Server, "console", "127.0.0.1", "localhost")
+	var logs bytes.Buffer
+	s, err := newConsoleOpts(t, Options{Addr: "127.0.0.1:0", DataDir: dir, CertFile: cert, KeyFile: key, ClientCAFile: clientCA.WriteCA(t, dir)}, &logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(s.URL(), "https://") || !s.ClientCerts() {
+		t.Fatalf("URL %s, client certificates %v; want https and true", s.URL(), s.ClientCerts())
+	}
+	// client presents its certificate whatever CAs the server names (Go's
+	// client would otherwise send none that another CA issued), so the
+	// server's verification is what refuses it.
+	client := func(maxVersion uint16, certs ...tls.Certificate) *http.Client {
+		cfg := &tls.Config{RootCAs: serverCA.Pool(), MinVersion: tls.VersionTLS10, MaxVersion: maxVersion}
+		if len(certs) > 0 {
+			cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &certs[0], nil }
+		}
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+	}
+	for _, tc := range []struct {
+		name   string
+		client *http.Client
+		want   string // in the client's error
+	}{
+		{"no client certificate", client(0), "certificate required"},
+		{"no client certificate, TLS 1.2", client(tls.VersionTLS12), "handshake failure"},
+		{"a certificate of another CA", client(0, otherCA.ClientCert(t, "mallory")), "unknown certificate authority"},
+		{"TLS 1.1", client(tls.VersionTLS11, clientCA.ClientCert(t, "old")), "protocol version"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := tc.client.Get(s.URL())
+			if err == nil {
+				res.Body.Close()
+				t.Fatalf("GET / answered %d; want the handshake refused", res.StatusCode)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("GET /: %v; want an error saying %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("plain HTTP", func(t *testing.T) {
+		res, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + s.Addr() + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusBadRequest || bytes.Contains(b, []byte("csrf")) {
+			t.Errorf("plain HTTP: %d %q; want 400 and no page", res.StatusCode, b)
+		}
+	})
+
+	t.Run("valid client certificate", func(t *testing.T) {
+		c := client(0, clientCA.ClientCert(t, "alice"))
+		csrf := pageCSRF(t, c, s.URL())
+		// Past the CSRF check, {} lacks the link's fields.
+		for token, want := range map[string]int{"": http.StatusForbidden, csrf: http.StatusBadRequest} {
+			if got := postStatus(t, c, s.URL()+"api/links/put", token); got != want {
+				t.Errorf("POST /api/links/put with CSRF token %v: %d, want %d", token != "", got, want)
+			}
+		}
+	})
 }
 
 func TestConsoleTokenFile(t *testing.T) {
@@ -109,6 +236,42 @@ func TestConsoleTokenFile(t *testing.T) {
 	if _, err := newConsole(t, "127.0.0.1:0", true, dir, nil); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Fatalf("token file mode 644: err %v, want a refusal saying chmod 600", err)
 	}
+}
+
+// pageCSRF loads the console's page (200) and returns its CSRF token.
+func pageCSRF(t *testing.T, c *http.Client, url string) string {
+	t.Helper()
+	res, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d, want 200", url, res.StatusCode)
+	}
+	m := regexp.MustCompile(`<meta name="csrf-token" content="([A-Za-z0-9_-]{43})">`).FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("the page has no CSRF token:\n%s", page)
+	}
+	return string(m[1])
+}
+
+// postStatus POSTs {} to an action with the CSRF token ("" for none) and
+// returns the status.
+func postStatus(t *testing.T, c *http.Client, url, csrf string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{}`))
+	req.Header.Set("Content-Type", "application/json")
+	if csrf != "" {
+		req.Header.Set(csrfHeader, csrf)
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
 }
 
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
@@ -177,17 +340,7 @@ func TestConsoleCSRF(t *testing.T) {
 	}
 	c := &http.Client{Timeout: 30 * time.Second}
 	base := "http://" + s.Addr()
-	res, err := c.Get(base + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	m := regexp.MustCompile(`<meta name="csrf-token" content="([A-Za-z0-9_-]{43})">`).FindSubmatch(page)
-	if m == nil {
-		t.Fatalf("the page has no CSRF token:\n%s", page)
-	}
-	csrf := string(m[1])
+	csrf := pageCSRF(t, c, base+"/")
 	for path := range s.actions() {
 		for _, tc := range []struct {
 			name, token string
@@ -198,18 +351,8 @@ func TestConsoleCSRF(t *testing.T) {
 			// Past the CSRF check, the empty body is the page's mistake.
 			{"right", csrf, http.StatusBadRequest},
 		} {
-			req, _ := http.NewRequest(http.MethodPost, base+"/api/"+path, strings.NewReader(`{}`))
-			req.Header.Set("Content-Type", "application/json")
-			if tc.token != "" {
-				req.Header.Set(csrfHeader, tc.token)
-			}
-			res, err := c.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res.Body.Close()
-			if res.StatusCode != tc.want {
-				t.Errorf("POST /api/%s with %s CSRF token: %d, want %d", path, tc.name, res.StatusCode, tc.want)
+			if got := postStatus(t, c, base+"/api/"+path, tc.token); got != tc.want {
+				t.Errorf("POST /api/%s with %s CSRF token: %d, want %d", path, tc.name, got, tc.want)
 			}
 		}
 		// A GET changes nothing: actions answer POST only.
@@ -300,4 +443,54 @@ func FuzzFeedEvent(f *testing.F) {
 			}
 		}
 	})
+}
+
+// With a token and client certificates, a client needs both: the
+// certificate to connect, then the token (a Secure cookie over HTTPS).
+func TestConsoleTokenAndClientCertificates(t *testing.T) {
+	dir := t.TempDir()
+	serverCA, clientCA := testpki.NewCA(t, "server-ca"), testpki.NewCA(t, "client-ca")
+	cert, key := serverCA.IssueFiles(t, dir, testpki.Server, "console", "127.0.0.1")
+	s, err := newConsoleOpts(t, Options{Addr: "127.0.0.1:0", DataDir: dir, Token: true, CertFile: cert, KeyFile: key, ClientCAFile: clientCA.WriteCA(t, dir)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsClient := func(certs ...tls.Certificate) *http.Client {
+		return &http.Client{Timeout: 10 * time.Second, CheckRedirect: noRedirect, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: serverCA.Pool(), Certificates: certs, MinVersion: tls.VersionTLS12}}}
+	}
+	if res, err := tlsClient().Get(s.URL()); err == nil {
+		res.Body.Close()
+		t.Fatalf("without a client certificate: %d; want the handshake refused", res.StatusCode)
+	}
+	c := tlsClient(clientCA.ClientCert(t, "alice"))
+	for path, want := range map[string]int{"": http.StatusSeeOther, "api/state": http.StatusUnauthorized} {
+		res, err := c.Get(s.URL() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("GET /%s with a certificate but no token: %d, want %d", path, res.StatusCode, want)
+		}
+	}
+	b, _ := os.ReadFile(s.TokenPath())
+	res, err := c.PostForm(s.URL()+"login", url.Values{"token": {strings.TrimSpace(string(b))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	cookies := res.Cookies()
+	if res.StatusCode != http.StatusSeeOther || len(cookies) != 1 || !cookies[0].Secure {
+		t.Fatalf("login: %d, cookies %+v; want 303 and one Secure cookie", res.StatusCode, cookies)
+	}
+	req, _ := http.NewRequest(http.MethodGet, s.URL(), nil)
+	req.AddCookie(cookies[0])
+	if res, err = c.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("GET / with certificate and token: %d, want 200", res.StatusCode)
+	}
 }

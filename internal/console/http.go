@@ -41,9 +41,11 @@ func (s *Server) routes() http.Handler {
 // page of another site whose name resolves to 127.0.0.1 would be of the
 // same origin as the console and could read the CSRF token. Such a request
 // names the other site in its Host header, so only loopback names pass.
+// Over HTTPS the browser itself refuses: the console's certificate does
+// not name the other site.
 func (s *Server) loopbackHost(h http.Handler) http.Handler {
-	if s.token != "" {
-		return h // the login cookie is not sent to another site's name
+	if s.token != "" || s.tls != nil {
+		return h // a login cookie is not sent to another site's name; over HTTPS, see above
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := r.Host

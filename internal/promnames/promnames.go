@@ -1,6 +1,8 @@
 // Package promnames finds the metric names that PromQL expressions use, in
 // the Grafana dashboard and the Prometheus rules latticed ships, so tests can
-// check them against what a node defines and what a live node serves.
+// check them against what a node defines and what a live node serves; and
+// has promtool evaluate the dashboard's queries on given series (a live
+// node's scrape included), so tests can check what a panel shows.
 //
 // It reads identifiers, not the PromQL grammar: strings, label matchers,
 // ranges, grouping clauses, keywords and function calls are removed first.
@@ -9,8 +11,9 @@ package promnames
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -152,12 +155,7 @@ func Used(qs []Query, except ...string) []string {
 			}
 		}
 	}
-	out := make([]string, 0, len(set))
-	for n := range set {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(set))
 }
 
 // PrometheusSeries are the series Prometheus adds to every scrape target.

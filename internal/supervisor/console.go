@@ -15,27 +15,32 @@ import (
 // `latticed ctl` does; a revocation reaches Revoke through the host, like
 // `ctl revoke provider`. A console that cannot listen is logged and left
 // out: the node runs on without it. One that would listen off loopback
-// without a login is refused, and so is the node (an error).
+// without a login, or whose TLS files cannot be loaded, is refused, and so
+// is the node (an error): it never falls back to a weaker console.
 func (s *Supervisor) startConsole(ctx context.Context, set config.SupervisorSettings) (stop func(), err error) {
 	if set.Console.Addr == "" {
 		return func() {}, nil
 	}
 	srv, err := console.New(console.Options{
 		Addr: set.Console.Addr, DataDir: set.Paths.DataDir, Token: set.Console.Token,
+		CertFile: set.Console.CertFile, KeyFile: set.Console.KeyFile, ClientCAFile: set.Console.ClientCAFile,
 		Control: s.control, Events: s.nc, EventSubject: lattice.Events(s.prefix),
 		ProviderUsers: s.providerUsers, Logger: s.log.With("part", "console"),
 	})
 	if err != nil {
-		if errors.Is(err, console.ErrNeedsLogin) {
+		if errors.Is(err, console.ErrNeedsLogin) || errors.Is(err, console.ErrTLSFiles) {
 			return nil, err
 		}
 		s.log.Error("web console not started; the node runs on without it", "err", err)
 		return func() {}, nil
 	}
 	s.consoleURL = srv.URL()
-	if p := srv.TokenPath(); p != "" {
-		s.log.Info("web console", "url", srv.URL(), "token_file", p)
-	} else {
+	switch p := srv.TokenPath(); {
+	case p != "":
+		s.log.Info("web console", "url", srv.URL(), "token_file", p, "client_certificates", srv.ClientCerts())
+	case srv.ClientCerts():
+		s.log.Info("web console (login by client certificate)", "url", srv.URL(), "client_certificates", true)
+	default:
 		s.log.Info("web console (no login: loopback only)", "url", srv.URL())
 	}
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

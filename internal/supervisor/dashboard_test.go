@@ -1,9 +1,13 @@
 package supervisor
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
@@ -92,4 +96,70 @@ func checkDeployNamesLive(t *testing.T, scrapes ...scrape) {
 		}
 		t.Logf("%s: %d of the %d metric names it uses are in the live /metrics", c.file, len(used)-missing, len(used))
 	}
+}
+
+// checkDashboardNamesLive has promtool evaluate the dashboard's per-actor
+// panels on a live scrape (as Prometheus would store it, job and instance
+// added) and fails unless each panel returns every actor of its metrics
+// under the name in names (the actor's claims), the key for an actor not in
+// names. Panels on error series only are left out: an actor without errors
+// has no such series to show.
+func checkDashboardNamesLive(t *testing.T, s scrape, names map[string]string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", filepath.FromSlash(grafanaDashboard)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	queries, err := promnames.DashboardQueries(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []promnames.ExprCase
+	families := map[string]bool{}
+	seen := map[string]bool{}
+	for _, q := range queries {
+		if !strings.HasPrefix(q.Where, "panel ") || !strings.Contains(q.Expr, "group_left(name)") || strings.Contains(q.Expr, `result="error"`) {
+			continue
+		}
+		actors := map[string]bool{}
+		for _, f := range promnames.Families(s.fams, promnames.Metrics(q.Expr)) {
+			families[f] = true
+			if f == "latticed_actor_info" {
+				continue
+			}
+			for _, m := range s.fams[f].Metric {
+				for _, lp := range m.Label {
+					if lp.GetName() == "actor" {
+						actors[lp.GetValue()] = true
+					}
+				}
+			}
+		}
+		c := promnames.ExprCase{Where: q.Where, Expr: "group by (actor, name) (" + promnames.Instantiate(q.Expr) + ")"}
+		for a := range actors {
+			name := a
+			if n, ok := names[a]; ok {
+				name = n
+				seen[a] = true
+			}
+			c.Want = append(c.Want, fmt.Sprintf("{actor=%q, name=%q}", a, name))
+		}
+		cases = append(cases, c)
+	}
+	for a, n := range names {
+		if !seen[a] {
+			t.Errorf("no per-actor panel has series of actor %s (%s) in the live scrape", n, a)
+		}
+	}
+	fams := make([]string, 0, len(families))
+	for f := range families {
+		fams = append(fams, f)
+	}
+	series := promnames.InputSeries(s.fams, fams, map[string]string{"job": "latticed", "instance": "n1"}, 6)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if out, err := promnames.RunExprTests(ctx, promtoolBin(t), t.TempDir(), series, "5m", cases); err != nil {
+		t.Errorf("the dashboard's per-actor panels on the live scrape: %v\n%s", err, out)
+	}
+	t.Logf("%d per-actor panels evaluated by promtool on the live scrape (%d input series) name %d actors", len(cases), len(series), len(seen))
 }

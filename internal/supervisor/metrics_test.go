@@ -377,6 +377,12 @@ func TestNodeMetricsMergedAcrossComponents(t *testing.T) {
 	// Every metric the dashboard and the alert rules use is served, seen
 	// after traffic, the rejection, the restart and the revocation.
 	checkDeployNamesLive(t, traffic, failed, cur, final)
+
+	// The dashboard's per-actor panels, evaluated by promtool on this
+	// node's scrape, name the actors by their claims.
+	t.Run("dashboard panels show actor names", func(t *testing.T) {
+		checkDashboardNamesLive(t, final, map[string]string{echo.Key: "echo", kvc.Key: "kvcounter", trap.Key: "trap"})
+	})
 }
 
 // rpcInvoke calls Echo.Echo on actor, signed by signer.

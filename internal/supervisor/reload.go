@@ -112,6 +112,11 @@ func Diff(prev, next config.SupervisorSettings) Changes {
 	d.restart("metrics_addr", prev.Health.MetricsAddr != next.Health.MetricsAddr)
 	d.restart("console_addr", prev.Console.Addr != next.Console.Addr)
 	d.restart("console_token", prev.Console.Token != next.Console.Token)
+	// The console loads its TLS files at start: a changed path, or new
+	// files under the same path, take a restart.
+	d.restart("console_tls_cert", prev.Console.CertFile != next.Console.CertFile)
+	d.restart("console_tls_key", prev.Console.KeyFile != next.Console.KeyFile)
+	d.restart("console_tls_client_ca", prev.Console.ClientCAFile != next.Console.ClientCAFile)
 
 	d.restart("policy_topic", prev.Policy.Topic != next.Policy.Topic)
 	d.restart("policy_changes_topic", prev.Policy.ChangesTopic != next.Policy.ChangesTopic)
