@@ -38,6 +38,26 @@ func runNodePaths(o options) error {
 	})
 }
 
+// runHTTPPath is -only http: the floors, then the HTTP rows of a real node
+// without its node rows (a profile of the node's processes then holds the
+// HTTP path alone).
+func runHTTPPath(o options) error {
+	return onlyNodeSection(o, func(tmp, bin string, a *echoActors, rep *Report) error {
+		f, err := newFloors(tmp, o.dur, rep)
+		if err != nil {
+			return err
+		}
+		defer f.close()
+		progress("starting a node (supervisor + host child)")
+		n, err := startNode(bin, filepath.Join(tmp, "node"))
+		if err != nil {
+			return err
+		}
+		defer n.stop()
+		return benchHTTPPath(context.Background(), o, n, a, f, rep)
+	})
+}
+
 // benchNodePaths measures invocations from a client outside the node, as
 // `latticed ctl call` makes them but back to back: its own NATS connection
 // with the node's admin credentials, signed invocations to the host child,
@@ -88,7 +108,7 @@ func benchNodePaths(ctx context.Context, o options, n *node, a *echoActors, f *f
 		progress("node paths at concurrency %d", c)
 		for _, act := range actors {
 			name := fmt.Sprintf("client -> node (host child) -> %s x%d", act.name, count)
-			got, errs := measureCell(latticedPath(nc, n.cluster, host, act.key), payload, c, o.dur, treeCPU)
+			got, errs := measureTree(latticedPath(nc, n.cluster, host, act.key), payload, c, o.dur)
 			if errs > 0 {
 				return fmt.Errorf("node c=%d %s: %d errors", c, act.name, errs)
 			}
@@ -99,11 +119,13 @@ func benchNodePaths(ctx context.Context, o options, n *node, a *echoActors, f *f
 }
 
 // throughputRows are the rows of a path measured across processes:
-// requests/s and p50 against the crypto floor, p99, and CPU per call of
-// every process of the bench's tree against the crypto floor's.
+// requests/s and p50 against the crypto floor, p99, CPU per call of every
+// process of the bench's tree against the crypto floor's, and that CPU per
+// call split by process (the bench process, the host child, each provider
+// child).
 func throughputRows(kind string, c int, name string, got cell, fl floorCell) []Row {
 	p50 := quantile(got.lat, 0.5)
-	return []Row{
+	rows := []Row{
 		{Name: fmt.Sprintf("%s c=%d: %s vs crypto floor", kind, c, name), Value: got.rps, Unit: "req/s", Ratio: got.rps / fl.crypto.rps, RatioTo: cryptoFloorName},
 		{Name: fmt.Sprintf("%s c=%d p50: %s", kind, c, name), Value: float64(p50.Microseconds()), Unit: "µs",
 			Ratio: float64(p50) / float64(max(quantile(fl.crypto.lat, 0.5), time.Microsecond)), RatioTo: cryptoFloorName + " p50"},
@@ -111,6 +133,14 @@ func throughputRows(kind string, c int, name string, got cell, fl floorCell) []R
 		{Name: fmt.Sprintf("CPU per call %s c=%d: %s (all processes)", kind, c, name), Value: got.cpuPerCall, Unit: "µs",
 			Ratio: got.cpuPerCall / fl.crypto.cpuPerCall, RatioTo: cryptoFloorName},
 	}
+	// The split says which process the CPU goes to; its ratio is the
+	// role's share of all processes' CPU per call.
+	for _, role := range rolesInOrder(got.cpuByRole) {
+		v := got.cpuByRole[role]
+		rows = append(rows, Row{Name: fmt.Sprintf("CPU per call %s c=%d: %s: %s", kind, c, name, role), Value: v, Unit: "µs",
+			Ratio: v / got.cpuPerCall, RatioTo: "all processes"})
+	}
+	return rows
 }
 
 // benchHTTPPath applies the Go echo behind the httpserver provider and runs

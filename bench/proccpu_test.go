@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -65,4 +66,33 @@ func TestHelperSpin(t *testing.T) {
 	}
 	os.Stdout.WriteString("spun\n")
 	time.Sleep(time.Minute)
+}
+
+// TestRoleOf checks how the CPU split names processes from their argument
+// vectors: the supervisor's `latticed host` and `latticed provider <name>`.
+func TestRoleOf(t *testing.T) {
+	for _, tc := range []struct {
+		argv []string
+		want string
+	}{
+		{[]string{"/tmp/latticed", "host"}, roleHost},
+		{[]string{"/tmp/latticed", "provider", "httpserver"}, "httpserver provider child"},
+		{[]string{"/tmp/latticed", "provider"}, roleOther},
+		{[]string{"/usr/bin/nats-server", "-p", "4222"}, roleOther},
+		{[]string{""}, roleOther},
+	} {
+		if got := roleOf(tc.argv); got != tc.want {
+			t.Errorf("roleOf(%q) = %q, want %q", tc.argv, got, tc.want)
+		}
+	}
+}
+
+// TestRolesInOrder checks the split's row order: bench, host, providers by
+// name, other last.
+func TestRolesInOrder(t *testing.T) {
+	got := rolesInOrder(map[string]float64{roleOther: 1, "keyvalue provider child": 1, roleHost: 1, "httpserver provider child": 1, roleBench: 1})
+	want := []string{roleBench, roleHost, "httpserver provider child", "keyvalue provider child", roleOther}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("rolesInOrder = %q, want %q", got, want)
+	}
 }
