@@ -18,19 +18,7 @@ func nodeInstances() int { return 2 * runtime.NumCPU() }
 // runNodePaths is -only node: the floors, then a real node's paths at each
 // concurrency (a client outside the node, and HTTP ingress).
 func runNodePaths(o options) error {
-	return onlyNodeSection(o, func(tmp, bin string, a *echoActors, rep *Report) error {
-		f, err := newFloors(tmp, o.dur, rep)
-		if err != nil {
-			return err
-		}
-		defer f.close()
-		ctx := context.Background()
-		progress("starting a node (supervisor + host child)")
-		n, err := startNode(bin, filepath.Join(tmp, "node"))
-		if err != nil {
-			return err
-		}
-		defer n.stop()
+	return withFloorsAndNode(o, func(ctx context.Context, n *node, a *echoActors, f *floors, rep *Report) error {
 		if err := benchNodePaths(ctx, o, n, a, f, rep); err != nil {
 			return err
 		}
@@ -42,6 +30,14 @@ func runNodePaths(o options) error {
 // without its node rows (a profile of the node's processes then holds the
 // HTTP path alone).
 func runHTTPPath(o options) error {
+	return withFloorsAndNode(o, func(ctx context.Context, n *node, a *echoActors, f *floors, rep *Report) error {
+		return benchHTTPPath(ctx, o, n, a, f, rep)
+	})
+}
+
+// withFloorsAndNode is onlyNodeSection with the floors and a started node,
+// both stopped when section returns.
+func withFloorsAndNode(o options, section func(ctx context.Context, n *node, a *echoActors, f *floors, rep *Report) error) error {
 	return onlyNodeSection(o, func(tmp, bin string, a *echoActors, rep *Report) error {
 		f, err := newFloors(tmp, o.dur, rep)
 		if err != nil {
@@ -54,7 +50,7 @@ func runHTTPPath(o options) error {
 			return err
 		}
 		defer n.stop()
-		return benchHTTPPath(context.Background(), o, n, a, f, rep)
+		return section(context.Background(), n, a, f, rep)
 	})
 }
 
