@@ -124,7 +124,7 @@ func runMemory(o options) error {
 
 // sections are what -only runs.
 var sections = map[string]func(options) error{
-	"paths": runPaths, "node": runNodePaths, "crossnode": runCrossNode, "coldstart": runColdStart,
+	"paths": runPaths, "node": runNodePaths, "http": runHTTPPath, "crossnode": runCrossNode, "coldstart": runColdStart,
 	"memory": runMemory, "revocations": runRevocationCurve, "links": runLinks, "bytes": runBytes,
 }
 

@@ -23,6 +23,9 @@ type cell struct {
 	rps        float64
 	cpuPerCall float64 // µs
 	lat        []time.Duration
+	// cpuByRole splits cpuPerCall by process (measureTree only): µs per
+	// call of each role.
+	cpuByRole map[string]float64
 }
 
 // floorCell is both floors at one concurrency.

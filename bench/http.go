@@ -37,7 +37,7 @@ func httpLoad(url string, n int, d time.Duration) (cell, int64) {
 		}
 		return err
 	}
-	return measureCell(func([]byte) error { return get() }, nil, n, d, treeCPU)
+	return measureTree(func([]byte) error { return get() }, nil, n, d)
 }
 
 // bareHTTP serves what the echo actor answers (method, path, query, body as

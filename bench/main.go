@@ -436,8 +436,9 @@ func measure(call func([]byte) error, payload []byte, n int, d time.Duration, wa
 	return measureWith(call, payload, n, d, warm, processCPU)
 }
 
-// measureWith is measure with the CPU clock it reads before and after the
-// cell: processCPU, or treeCPU when the work happens in child processes.
+// measureWith is measure with the CPU clock it reads once before and once
+// after the cell: processCPU, or treeCPU when the work happens in child
+// processes.
 func measureWith(call func([]byte) error, payload []byte, n int, d time.Duration, warm int, cpuNow func() time.Duration) (float64, []time.Duration, int64, time.Duration) {
 	// Warm up connections, instances and caches.
 	for i := 0; i < warm; i++ {

@@ -18,23 +18,39 @@ func nodeInstances() int { return 2 * runtime.NumCPU() }
 // runNodePaths is -only node: the floors, then a real node's paths at each
 // concurrency (a client outside the node, and HTTP ingress).
 func runNodePaths(o options) error {
+	return withFloorsAndNode(o, func(ctx context.Context, n *node, a *echoActors, f *floors, rep *Report) error {
+		if err := benchNodePaths(ctx, o, n, a, f, rep); err != nil {
+			return err
+		}
+		return benchHTTPPath(ctx, o, n, a, f, rep)
+	})
+}
+
+// runHTTPPath is -only http: the floors, then the HTTP rows of a real node
+// without its node rows (a profile of the node's processes then holds the
+// HTTP path alone).
+func runHTTPPath(o options) error {
+	return withFloorsAndNode(o, func(ctx context.Context, n *node, a *echoActors, f *floors, rep *Report) error {
+		return benchHTTPPath(ctx, o, n, a, f, rep)
+	})
+}
+
+// withFloorsAndNode is onlyNodeSection with the floors and a started node,
+// both stopped when section returns.
+func withFloorsAndNode(o options, section func(ctx context.Context, n *node, a *echoActors, f *floors, rep *Report) error) error {
 	return onlyNodeSection(o, func(tmp, bin string, a *echoActors, rep *Report) error {
 		f, err := newFloors(tmp, o.dur, rep)
 		if err != nil {
 			return err
 		}
 		defer f.close()
-		ctx := context.Background()
 		progress("starting a node (supervisor + host child)")
 		n, err := startNode(bin, filepath.Join(tmp, "node"))
 		if err != nil {
 			return err
 		}
 		defer n.stop()
-		if err := benchNodePaths(ctx, o, n, a, f, rep); err != nil {
-			return err
-		}
-		return benchHTTPPath(ctx, o, n, a, f, rep)
+		return section(context.Background(), n, a, f, rep)
 	})
 }
 
@@ -88,7 +104,7 @@ func benchNodePaths(ctx context.Context, o options, n *node, a *echoActors, f *f
 		progress("node paths at concurrency %d", c)
 		for _, act := range actors {
 			name := fmt.Sprintf("client -> node (host child) -> %s x%d", act.name, count)
-			got, errs := measureCell(latticedPath(nc, n.cluster, host, act.key), payload, c, o.dur, treeCPU)
+			got, errs := measureTree(latticedPath(nc, n.cluster, host, act.key), payload, c, o.dur)
 			if errs > 0 {
 				return fmt.Errorf("node c=%d %s: %d errors", c, act.name, errs)
 			}
@@ -99,11 +115,13 @@ func benchNodePaths(ctx context.Context, o options, n *node, a *echoActors, f *f
 }
 
 // throughputRows are the rows of a path measured across processes:
-// requests/s and p50 against the crypto floor, p99, and CPU per call of
-// every process of the bench's tree against the crypto floor's.
+// requests/s and p50 against the crypto floor, p99, CPU per call of every
+// process of the bench's tree against the crypto floor's, and that CPU per
+// call split by process (the bench process, the host child, each provider
+// child).
 func throughputRows(kind string, c int, name string, got cell, fl floorCell) []Row {
 	p50 := quantile(got.lat, 0.5)
-	return []Row{
+	rows := []Row{
 		{Name: fmt.Sprintf("%s c=%d: %s vs crypto floor", kind, c, name), Value: got.rps, Unit: "req/s", Ratio: got.rps / fl.crypto.rps, RatioTo: cryptoFloorName},
 		{Name: fmt.Sprintf("%s c=%d p50: %s", kind, c, name), Value: float64(p50.Microseconds()), Unit: "µs",
 			Ratio: float64(p50) / float64(max(quantile(fl.crypto.lat, 0.5), time.Microsecond)), RatioTo: cryptoFloorName + " p50"},
@@ -111,14 +129,31 @@ func throughputRows(kind string, c int, name string, got cell, fl floorCell) []R
 		{Name: fmt.Sprintf("CPU per call %s c=%d: %s (all processes)", kind, c, name), Value: got.cpuPerCall, Unit: "µs",
 			Ratio: got.cpuPerCall / fl.crypto.cpuPerCall, RatioTo: cryptoFloorName},
 	}
+	// The split says which process the CPU goes to; its ratio is the
+	// role's share of all processes' CPU per call.
+	for _, role := range rolesInOrder(got.cpuByRole) {
+		v := got.cpuByRole[role]
+		rows = append(rows, Row{Name: fmt.Sprintf("CPU per call %s c=%d: %s: %s", kind, c, name, role), Value: v, Unit: "µs",
+			Ratio: v / got.cpuPerCall, RatioTo: "all processes"})
+	}
+	return rows
 }
 
 // benchHTTPPath applies the Go echo behind the httpserver provider and runs
-// the HTTP rows.
+// the HTTP rows once its code is compiled: the host answers from
+// interpreted instances meanwhile, and a compile running during a cell
+// would count as the host child's CPU per call.
 func benchHTTPPath(ctx context.Context, o options, n *node, a *echoActors, f *floors, rep *Report) error {
 	progress("HTTP path")
+	compiled, err := compiledCount(n.cfg.MetricsAddr)
+	if err != nil {
+		return err
+	}
 	url, err := applyHTTPEcho(ctx, n, a.echoPath, nodeInstances())
 	if err != nil {
+		return fmt.Errorf("http: %w", err)
+	}
+	if err := waitCompiled(n.cfg.MetricsAddr, compiled+1); err != nil {
 		return fmt.Errorf("http: %w", err)
 	}
 	return benchHTTP(url, o.httpConc, o.dur, f, rep)

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/binary"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -31,12 +32,32 @@ var clockTick = func() time.Duration {
 // descendant of it (the node's host child and provider children): the CPU
 // that the rows whose work happens in other processes divide by their calls.
 func treeCPU() time.Duration {
-	total := processCPU()
+	var total time.Duration
+	for _, d := range treeCPUByRole() {
+		total += d
+	}
+	return total
+}
+
+// Roles of the processes treeCPUByRole tells apart.
+const (
+	roleBench = "bench process (generator, supervisor, NATS)"
+	roleHost  = "host child"
+	roleOther = "other child"
+)
+
+// treeCPUByRole is treeCPU split by process role: this process (roleBench),
+// the host child (roleHost), each provider child ("<name> provider child")
+// and anything else below them (roleOther). Children are told apart by the
+// arguments the supervisor starts them with (`latticed host`, `latticed
+// provider <name>`), so the split needs no pid bookkeeping from the node.
+func treeCPUByRole() map[string]time.Duration {
+	out := map[string]time.Duration{roleBench: processCPU()}
 	children := map[int][]int{}
 	ticks := map[int]int64{}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return total
+		return out
 	}
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
@@ -54,9 +75,87 @@ func treeCPU() time.Duration {
 	for len(queue) > 0 {
 		pid := queue[0]
 		queue = append(queue[1:], children[pid]...)
-		total += time.Duration(ticks[pid]) * clockTick
+		out[procRole(pid)] += time.Duration(ticks[pid]) * clockTick
 	}
-	return total
+	return out
+}
+
+// procRole names a descendant process by its command line: argv[1] is the
+// latticed subcommand the supervisor ran it with.
+func procRole(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return roleOther
+	}
+	return roleOf(strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"))
+}
+
+// roleOf is procRole on an argument vector.
+func roleOf(argv []string) string {
+	switch {
+	case len(argv) >= 2 && argv[1] == "host":
+		return roleHost
+	case len(argv) >= 3 && argv[1] == "provider":
+		return argv[2] + " provider child"
+	}
+	return roleOther
+}
+
+// perCallByRole is the CPU per call, in µs, of each role between two
+// treeCPUByRole samples over calls calls. A role only in the later sample
+// (a child started meanwhile) counts from zero.
+func perCallByRole(before, after map[string]time.Duration, calls int) map[string]float64 {
+	out := make(map[string]float64, len(after))
+	for role, d := range after {
+		out[role] = float64((d - before[role]).Nanoseconds()) / 1000 / float64(calls)
+	}
+	return out
+}
+
+// rolesInOrder lists the roles of a split: the bench process, the host
+// child, then the others by name, so that rows keep their order run to run.
+func rolesInOrder(split map[string]float64) []string {
+	rank := func(r string) int {
+		switch r {
+		case roleBench:
+			return 0
+		case roleHost:
+			return 1
+		case roleOther:
+			return 3
+		}
+		return 2
+	}
+	roles := make([]string, 0, len(split))
+	for r := range split {
+		roles = append(roles, r)
+	}
+	sort.Slice(roles, func(i, j int) bool {
+		if a, b := rank(roles[i]), rank(roles[j]); a != b {
+			return a < b
+		}
+		return roles[i] < roles[j]
+	})
+	return roles
+}
+
+// measureTree is measureCell with the CPU of every process of the bench's
+// tree, also split per role (cell.cpuByRole).
+func measureTree(call func([]byte) error, payload []byte, n int, d time.Duration) (cell, int64) {
+	var samples []map[string]time.Duration // measureWith reads its clock twice: before and after
+	c, errs := measureCell(call, payload, n, d, func() time.Duration {
+		s := treeCPUByRole()
+		samples = append(samples, s)
+		var total time.Duration
+		for _, v := range s {
+			total += v
+		}
+		return total
+	})
+	if len(samples) == 2 && len(c.lat) > 0 {
+		c.cpuByRole = perCallByRole(samples[0], samples[1], len(c.lat))
+	}
+	return c, errs
 }
 
 // procStat reads the parent pid and utime+stime (in clock ticks) of pid from
