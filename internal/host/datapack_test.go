@@ -25,7 +25,11 @@ func section(id byte, body []byte) []byte { return append([]byte{id}, body...) }
 
 // activeData encodes plain active segments (offset, bytes), in this order.
 func activeData(segs ...dataSegment) []byte {
-	return section(sectionData, appendDataSection(nil, segs))
+	groups := make([]segGroup, len(segs))
+	for i, s := range segs {
+		groups[i] = segGroup{first: i, last: i, offset: s.offset, size: uint64(len(s.init))}
+	}
+	return section(sectionData, appendDataSection(nil, segs, groups))
 }
 
 // memoryImage is what a module's data segments write, applied in order:
