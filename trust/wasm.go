@@ -101,13 +101,25 @@ func StripClaims(module []byte) ([]byte, error) {
 }
 
 // ModuleHash is the wascap module hash: uppercase hex SHA-256 of StripClaims(module).
+// It hashes the sections where they lie instead of building the stripped
+// copy: a host checks it at every actor start, and the copy of a Go actor
+// cost more than the hash.
 func ModuleHash(module []byte) (string, error) {
-	stripped, err := StripClaims(module)
+	secs, err := parseSections(module)
 	if err != nil {
 		return "", err
 	}
-	sum := sha256.Sum256(stripped)
-	return strings.ToUpper(hex.EncodeToString(sum[:])), nil
+	h := sha256.New()
+	h.Write(wasmHeader)
+	var head [6]byte // id and a u32 LEB128 length, as appendSection writes them
+	for _, s := range secs {
+		if s.isClaims() {
+			continue
+		}
+		h.Write(appendULEB32(append(head[:0], s.id), uint32(len(s.data))))
+		h.Write(s.data)
+	}
+	return strings.ToUpper(hex.EncodeToString(h.Sum(nil))), nil
 }
 
 // ExtractClaimsJWT returns the JWT text embedded in the module, or ErrNoClaims.

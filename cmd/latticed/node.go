@@ -355,16 +355,27 @@ func runHost(cmd *cobra.Command, _ []string) error {
 	// below says why the host is not ready meanwhile.
 	keep := append(natsalive.Options(cfg.NATSKeepalive), nats.RetryOnFailedConnect(true))
 	keep = keep[:len(keep):len(keep)] // each append below gets its own copy
-	rpc, err := natsalive.Connect(rpcURL, rpcConn, cfg.LatticePrefix+"-rpc", log, append(keep, rpcOpts...)...)
+	// Both at once: each is a handshake with the server (CONNECT with a
+	// signed nonce, PING/PONG), on the way to the host's readiness.
+	var rpc, ctl *nats.Conn
+	var cg errgroup.Group
+	cg.Go(func() (err error) {
+		rpc, err = natsalive.Connect(rpcURL, rpcConn, cfg.LatticePrefix+"-rpc", log, append(keep, rpcOpts...)...)
+		return err
+	})
+	cg.Go(func() (err error) {
+		ctl, err = natsalive.Connect(ctlURL, ctlConn, cfg.LatticePrefix+"-ctl", log, append(keep, ctlOpts...)...)
+		return err
+	})
+	err = cg.Wait()
+	for _, nc := range []*nats.Conn{rpc, ctl} {
+		if nc != nil {
+			defer nc.Close()
+		}
+	}
 	if err != nil {
 		return err
 	}
-	defer rpc.Close()
-	ctl, err := natsalive.Connect(ctlURL, ctlConn, cfg.LatticePrefix+"-ctl", log, append(keep, ctlOpts...)...)
-	if err != nil {
-		return err
-	}
-	defer ctl.Close()
 	alive := natsalive.New(cfg.NATSKeepalive)
 	alive.Add("rpc", rpc)
 	alive.Add("ctl", ctl)

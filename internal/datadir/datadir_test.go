@@ -159,17 +159,37 @@ func TestWriteFile(t *testing.T) {
 	}
 }
 
-// TestWriteSecret: 0600 in a 0700 directory it creates.
+// TestWriteSecret: 0600 in a 0700 directory it creates, replacing what
+// was there whole, with no temporary file left; the same for a secret of
+// one run (WriteRunSecret), which only skips the syncs.
 func TestWriteSecret(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "creds", "admin.creds")
-	if err := WriteSecret(p, []byte("secret")); err != nil {
-		t.Fatal(err)
-	}
-	if got := mode(t, p); got != 0o600 {
-		t.Errorf("%s: mode %v, want %v", p, got, fs.FileMode(0o600))
-	}
-	if got := mode(t, filepath.Dir(p)); got != 0o700|fs.ModeDir {
-		t.Errorf("%s: mode %v, want %v", filepath.Dir(p), got, fs.FileMode(0o700|fs.ModeDir))
+	for _, tc := range []struct {
+		name  string
+		write func(string, []byte) error
+	}{
+		{"WriteSecret", WriteSecret},
+		{"WriteRunSecret", WriteRunSecret},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "creds", "admin.creds")
+			for _, content := range []string{"secret", "the next run's secret"} {
+				if err := tc.write(p, []byte(content)); err != nil {
+					t.Fatal(err)
+				}
+				if got := readFile(t, p); got != content {
+					t.Errorf("content %q, want %q", got, content)
+				}
+			}
+			if got := mode(t, p); got != 0o600 {
+				t.Errorf("%s: mode %v, want %v", p, got, fs.FileMode(0o600))
+			}
+			if got := mode(t, filepath.Dir(p)); got != 0o700|fs.ModeDir {
+				t.Errorf("%s: mode %v, want %v", filepath.Dir(p), got, fs.FileMode(0o700|fs.ModeDir))
+			}
+			if entries, _ := os.ReadDir(filepath.Dir(p)); len(entries) != 1 {
+				t.Errorf("temporary files left: %v", entries)
+			}
+		})
 	}
 }
 

@@ -13,7 +13,12 @@ import (
 // never a part, and two writers of the same path never share a temporary
 // file (each rename wins whole). The directory must exist.
 func WriteFile(path string, data []byte, perm fs.FileMode) error {
-	tmp, err := writeTemp(path, data, perm)
+	return replace(path, data, perm, true)
+}
+
+// replace is WriteFile; durable false skips both syncs.
+func replace(path string, data []byte, perm fs.FileMode, durable bool) error {
+	tmp, err := writeTemp(path, data, perm, durable)
 	if err != nil {
 		return err
 	}
@@ -21,7 +26,9 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("replace %s: %w", path, err)
 	}
-	syncDir(filepath.Dir(path))
+	if durable {
+		syncDir(filepath.Dir(path))
+	}
 	return nil
 }
 
@@ -35,6 +42,20 @@ func WriteSecret(path string, data []byte) error {
 	return WriteFile(path, data, 0o600)
 }
 
+// WriteRunSecret is WriteSecret for a secret that is good for one run of
+// latticed up only and written anew at every start (the credentials of
+// users minted by this run's signing key): a reader still sees the old
+// content or the new, never a part, but nothing is synced to disk. A crash
+// may lose the file, and the next start rewrites it anyway; the two syncs
+// it skips cost 10-40 ms each on a virtual disk, on the way to a node's
+// first reply (bench/README.md, cold start).
+func WriteRunSecret(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("create the directory of %s: %w", path, err)
+	}
+	return replace(path, data, 0o600, false)
+}
+
 // createSecret writes data to path, mode 0600 in a 0700 directory, only if
 // path does not exist yet; otherwise it returns an error wrapping
 // fs.ErrExist and leaves the file alone. Like WriteFile, a reader never sees
@@ -43,7 +64,7 @@ func createSecret(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("create the directory of %s: %w", path, err)
 	}
-	tmp, err := writeTemp(path, data, 0o600)
+	tmp, err := writeTemp(path, data, 0o600, true)
 	if err != nil {
 		return err
 	}
@@ -58,8 +79,8 @@ func createSecret(path string, data []byte) error {
 }
 
 // writeTemp writes data to a new file of a unique name beside path, with
-// mode perm, synced, and returns its name.
-func writeTemp(path string, data []byte, perm fs.FileMode) (string, error) {
+// mode perm, synced when durable, and returns its name.
+func writeTemp(path string, data []byte, perm fs.FileMode, durable bool) (string, error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return "", fmt.Errorf("write %s: %w", path, err)
@@ -68,7 +89,7 @@ func writeTemp(path string, data []byte, perm fs.FileMode) (string, error) {
 	if err == nil {
 		err = f.Chmod(perm)
 	}
-	if err == nil {
+	if err == nil && durable {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

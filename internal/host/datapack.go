@@ -87,17 +87,22 @@ func packData(wasm []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	packed := mergeSegments(segs)
-	if len(packed) == len(segs) {
+	groups := mergeSegments(segs)
+	if len(groups) == len(segs) {
 		return nil, errNotPlain
 	}
-	newBody := appendDataSection(nil, packed)
-	out := make([]byte, 0, len(wasm)-(dataEnd-dataStart)+len(newBody)+6)
+	// One allocation of the final size, each byte written once: this runs
+	// at every actor start, and growing the merged segments by append
+	// copied the module's data several times over (most of a cached
+	// start's CPU after wazero's own work).
+	bodyLen := dataSectionLen(groups)
+	tail := wasm[dataEnd:]
+	out := make([]byte, 0, dataStart+1+uvarintLen(uint64(bodyLen))+bodyLen+len(tail))
 	out = append(out, wasm[:dataStart]...)
 	out = append(out, sectionData)
-	out = binary.AppendUvarint(out, uint64(len(newBody)))
-	out = append(out, newBody...)
-	return append(out, wasm[dataEnd:]...), nil
+	out = binary.AppendUvarint(out, uint64(bodyLen))
+	out = appendDataSection(out, segs, groups)
+	return append(out, tail...), nil
 }
 
 // parseDataSection decodes a data section of plain segments (see
@@ -132,7 +137,10 @@ func parseDataSection(b []byte) ([]dataSegment, error) {
 	}
 	// Segments apply in order, a later one overwriting an earlier one;
 	// without overlap the order does not matter, and sorted they merge.
-	slices.SortStableFunc(segs, func(a, b dataSegment) int { return cmp.Compare(a.offset, b.offset) })
+	byOffset := func(a, b dataSegment) int { return cmp.Compare(a.offset, b.offset) }
+	if !slices.IsSortedFunc(segs, byOffset) { // a linker writes them in order
+		slices.SortStableFunc(segs, byOffset)
+	}
 	var end uint64
 	for _, s := range segs {
 		if uint64(s.offset) < end {
@@ -179,40 +187,70 @@ func appendSignedLEB32(b []byte, v int32) []byte {
 	}
 }
 
-// mergeSegments joins segments less than maxDataGap apart, zero filled.
-// Segments are sorted and do not overlap (parseDataSection).
-func mergeSegments(segs []dataSegment) []dataSegment {
-	var out []dataSegment
-	owned := false // whether the last output segment's bytes are a copy this builds on
-	for _, s := range segs {
+// segGroup is a run of segments (segs[first:last+1]) that become one
+// segment: from the first one's offset to the last one's end.
+type segGroup struct {
+	first, last int
+	offset      uint32
+	size        uint64
+}
+
+// mergeSegments groups segments less than maxDataGap apart. Segments are
+// sorted and do not overlap (parseDataSection).
+func mergeSegments(segs []dataSegment) []segGroup {
+	var out []segGroup
+	for i, s := range segs {
 		if len(out) > 0 {
 			last := &out[len(out)-1]
-			end := uint64(last.offset) + uint64(len(last.init))
+			end := uint64(last.offset) + last.size
 			if gap := uint64(s.offset) - end; gap < maxDataGap {
-				if !owned {
-					last.init = append([]byte(nil), last.init...)
-					owned = true
-				}
-				last.init = append(last.init, make([]byte, gap)...)
-				last.init = append(last.init, s.init...)
+				last.last, last.size = i, uint64(s.offset)+uint64(len(s.init))-uint64(last.offset)
 				continue
 			}
 		}
-		out = append(out, s)
-		owned = false
+		out = append(out, segGroup{first: i, last: i, offset: s.offset, size: uint64(len(s.init))})
 	}
 	return out
 }
 
-// appendDataSection encodes segments as a data section body.
-func appendDataSection(b []byte, segs []dataSegment) []byte {
-	b = binary.AppendUvarint(b, uint64(len(segs)))
-	for _, s := range segs {
+// dataSectionLen is the length of the data section body appendDataSection
+// writes for groups.
+func dataSectionLen(groups []segGroup) int {
+	n := uvarintLen(uint64(len(groups)))
+	for _, g := range groups {
+		n += 3 + signedLEB32Len(int32(g.offset)) + uvarintLen(g.size) + int(g.size)
+	}
+	return n
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
+}
+
+func signedLEB32Len(v int32) int {
+	var b [5]byte
+	return len(appendSignedLEB32(b[:0], v))
+}
+
+// appendDataSection encodes groups of segs as a data section body, the
+// gaps between a group's segments zero filled.
+func appendDataSection(b []byte, segs []dataSegment, groups []segGroup) []byte {
+	b = binary.AppendUvarint(b, uint64(len(groups)))
+	for _, g := range groups {
 		b = append(b, 0, opI32Const)
-		b = appendSignedLEB32(b, int32(s.offset))
+		b = appendSignedLEB32(b, int32(g.offset))
 		b = append(b, opEnd)
-		b = binary.AppendUvarint(b, uint64(len(s.init)))
-		b = append(b, s.init...)
+		b = binary.AppendUvarint(b, g.size)
+		base := len(b)
+		b = slices.Grow(b, int(g.size))[:base+int(g.size)] // packData sized it: no copy
+		clear(b[base:])
+		for _, s := range segs[g.first : g.last+1] {
+			copy(b[base+int(s.offset-g.offset):], s.init)
+		}
 	}
 	return b
 }

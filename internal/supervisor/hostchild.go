@@ -246,7 +246,7 @@ func (h *hostChild) environment() ([]string, []Credentials, error) {
 				return nil, nil, err
 			}
 			path := filepath.Join(s.runDir, r.file)
-			if err := datadir.WriteSecret(path, b); err != nil {
+			if err := datadir.WriteRunSecret(path, b); err != nil { // this run's users
 				return nil, nil, fmt.Errorf("write %s: %w", path, err)
 			}
 			creds = append(creds, c)

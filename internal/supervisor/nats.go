@@ -90,7 +90,12 @@ func StartNATS(e EmbeddedNATS) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
 	}
-	go s.Start()
+	// Start returns once the server listens (it does not block:
+	// nats-server's Server.Start documentation); started in a goroutine,
+	// ReadyForConnections would find it not ready yet and poll in 25 ms
+	// sleeps, adding up to 25 ms to every start. The check stays for a
+	// listener that failed.
+	s.Start()
 	if !s.ReadyForConnections(15 * time.Second) {
 		s.Shutdown()
 		return nil, fmt.Errorf("embedded NATS did not start listening on %s within 15s (is the port in use? set LATTICED_NATS_LISTEN)", e.Listen)

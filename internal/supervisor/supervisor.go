@@ -423,7 +423,7 @@ func (s *Supervisor) startNATS(set config.SupervisorSettings) error {
 	if err != nil {
 		return err
 	}
-	if err := datadir.WriteSecret(adminPath, b); err != nil {
+	if err := datadir.WriteRunSecret(adminPath, b); err != nil { // minted by this run
 		return fmt.Errorf("write %s: %w", adminPath, err)
 	}
 	self, err := auth.Mint(RoleAdmin, "supervisor", Scope{})
