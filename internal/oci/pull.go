@@ -11,6 +11,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/content"
+
+	"github.com/latticed/latticed/internal/progress"
 )
 
 // maxManifestBytes bounds a manifest (they are a few hundred bytes).
@@ -30,8 +32,24 @@ type Artifact struct {
 // Pull fetches the artifact of kind that ref names. The registry is asked
 // which manifest the tag names (a digest reference whose manifest is cached
 // needs no registry at all); blobs already in the cache are not downloaded.
+// It logs a start line and one end line, pulled or failed, with the bytes,
+// whether they came from the cache, and the seconds taken (package
+// progress names the lines).
 func (c *Client) Pull(ctx context.Context, ref string, kind Kind) (*Artifact, error) {
 	start := time.Now()
+	c.log.Info(progress.PullStarted, progress.KeyRef, ref, "kind", kind.String())
+	a, err := c.pull(ctx, ref, kind, start)
+	if err != nil {
+		c.log.Warn(progress.PullFailed, progress.KeyRef, ref, "kind", kind.String(),
+			progress.KeySeconds, time.Since(start).Seconds(), "err", err)
+		return nil, err
+	}
+	c.log.Info(progress.PullFinished, progress.KeyRef, ref, "kind", kind.String(), "digest", a.Digest.String(),
+		"layer", a.LayerDigest.String(), progress.KeyBytes, len(a.Data), progress.KeyCached, a.Cached, progress.KeySeconds, a.Took.Seconds())
+	return a, nil
+}
+
+func (c *Client) pull(ctx context.Context, ref string, kind Kind, start time.Time) (*Artifact, error) {
 	r, err := ParseReference(ref, c.s.AllowLatest)
 	if err != nil {
 		return nil, err
@@ -81,8 +99,6 @@ func (c *Client) Pull(ctx context.Context, ref string, kind Kind) (*Artifact, er
 		c.store(layer.Digest, a.Data)
 	}
 	a.Took = time.Since(start)
-	c.log.Info("OCI artifact pulled", "ref", a.Ref, "kind", kind.String(), "digest", a.Digest.String(),
-		"layer", a.LayerDigest.String(), "bytes", len(a.Data), "cached", a.Cached, "seconds", a.Took.Seconds())
 	return a, nil
 }
 
