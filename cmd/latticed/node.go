@@ -29,6 +29,7 @@ import (
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/natsalive"
 	"github.com/latticed/latticed/internal/oci"
+	"github.com/latticed/latticed/internal/progress"
 	"github.com/latticed/latticed/internal/supervisor"
 	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/lattice"
@@ -116,7 +117,22 @@ func runUp(cmd *cobra.Command, startActors []string, applyPath string) error {
 	}
 	level := new(slog.LevelVar)
 	level.Set(cfg.SlogLevel())
-	log := newLogger(cfg, cmd.ErrOrStderr(), level)
+	stderr := cmd.ErrOrStderr()
+	terminal := !jsonLogs(cfg, stderr) && progress.IsTerminal(stderr)
+	var log *slog.Logger
+	if terminal {
+		// A person reads: the long steps (a first compile, a pull), the
+		// host child's included, show on a status line kept under the logs.
+		line := progress.New(stderr)
+		stderr = line
+		log = slog.New(progress.Follow(slog.NewTextHandler(line, &slog.HandlerOptions{Level: level}), line))
+		lineCtx, stopLine := context.WithCancel(cmd.Context())
+		lineDone := make(chan struct{})
+		go func() { defer close(lineDone); line.Run(lineCtx, statusInterval) }()
+		defer func() { stopLine(); <-lineDone }()
+	} else {
+		log = newLogger(cfg, stderr, level)
+	}
 	for _, w := range warnings {
 		log.Warn(w)
 	}
@@ -175,29 +191,14 @@ func runUp(cmd *cobra.Command, startActors []string, applyPath string) error {
 	})
 	defer stopReload()
 	ctx, stopBanner := context.WithCancel(cmd.Context())
-	defer stopBanner()
-	go consoleBanner(ctx, sup, cmd.ErrOrStderr())
+	bannerDone := make(chan struct{})
+	go func() { defer close(bannerDone); readyBanner(ctx, sup, m, stderr, terminal, log) }()
+	defer func() { stopBanner(); <-bannerDone }()
 	return sup.Run(ctx)
 }
 
-// consoleBanner tells a person at a terminal where the web console is, once
-// the node is ready (logs have it in the "node ready" line).
-func consoleBanner(ctx context.Context, sup *supervisor.Supervisor, w io.Writer) {
-	f, ok := w.(*os.File)
-	if !ok {
-		return
-	}
-	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		return
-	}
-	select {
-	case <-sup.Ready():
-		if u := sup.ConsoleURL(); u != "" {
-			fmt.Fprintf(w, "\n  console   %s\n\n", u)
-		}
-	case <-ctx.Done():
-	}
-}
+// statusInterval is how often the terminal's status line counts up.
+const statusInterval = 200 * time.Millisecond
 
 // applyManifest applies the manifest once the supervisor's host serves, as
 // the operator (admin credentials) of a lattice of one, else with the
@@ -507,12 +508,7 @@ func jsonLogs(cfg *config.Config, w io.Writer) bool {
 	if cfg.StructuredLoggingSet {
 		return cfg.StructuredLogging
 	}
-	f, ok := w.(*os.File)
-	if !ok {
-		return true
-	}
-	fi, err := f.Stat()
-	return err != nil || fi.Mode()&os.ModeCharDevice == 0
+	return !progress.IsTerminal(w)
 }
 
 func newLogger(cfg *config.Config, w io.Writer, level *slog.LevelVar) *slog.Logger {

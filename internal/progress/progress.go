@@ -21,6 +21,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // The start and end lines of the long steps, and their fields. Each step
@@ -67,15 +69,12 @@ var steps = []step{
 		id: KeyRef, label: KeyRef, size: KeyBytes},
 }
 
-// IsTerminal reports whether w is a terminal (a character device), where a
-// person reads: not a pipe, a file or a log collector.
+// IsTerminal reports whether w is a terminal, where a person reads: not a
+// pipe, a file, /dev/null or a log collector. (A character-device test
+// would take /dev/null for a terminal.)
 func IsTerminal(w any) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // Line is the status line at the bottom of a terminal. Everything written
@@ -124,7 +123,9 @@ func (l *Line) Start(key, what string, size int64) {
 func (l *Line) End(key string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.remove(key)
+	if !l.remove(key) {
+		return
+	}
 	l.clear()
 	l.draw()
 }
@@ -150,13 +151,15 @@ func (l *Line) Run(ctx context.Context, interval time.Duration) {
 	}
 }
 
-func (l *Line) remove(key string) {
+// remove takes the step off the list and says whether it was there.
+func (l *Line) remove(key string) bool {
 	for i, r := range l.runs {
 		if r.key == key {
 			l.runs = append(l.runs[:i], l.runs[i+1:]...)
-			return
+			return true
 		}
 	}
+	return false
 }
 
 // clear erases the status line: carriage return, erase to end of line.
