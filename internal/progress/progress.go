@@ -224,7 +224,19 @@ func (f *follower) Enabled(ctx context.Context, level slog.Level) bool {
 }
 
 func (f *follower) Handle(ctx context.Context, r slog.Record) error {
-	f.observe(r)
+	// A step shows under its start line and is gone before its end line.
+	s, start := f.observe(r)
+	if s != nil && !start {
+		f.show(r, s, false)
+	}
+	err := f.handle(ctx, r)
+	if s != nil && start {
+		f.show(r, s, true)
+	}
+	return err
+}
+
+func (f *follower) handle(ctx context.Context, r slog.Record) error {
 	if !f.next.Enabled(ctx, r.Level) {
 		return nil
 	}
@@ -239,33 +251,40 @@ func (f *follower) WithGroup(name string) slog.Handler {
 	return &follower{next: f.next.WithGroup(name), line: f.line, attrs: f.attrs}
 }
 
-func (f *follower) observe(r slog.Record) {
-	for _, s := range steps {
-		started, ended := slices.Contains(s.start, r.Message), slices.Contains(s.ends, r.Message)
-		if !started && !ended {
-			continue
+// observe says which step r is a line of, if any, and whether it starts it.
+func (f *follower) observe(r slog.Record) (s *step, start bool) {
+	for i := range steps {
+		switch {
+		case slices.Contains(steps[i].start, r.Message):
+			return &steps[i], true
+		case slices.Contains(steps[i].ends, r.Message):
+			return &steps[i], false
 		}
-		fields := map[string]slog.Value{}
-		for _, a := range f.attrs {
-			fields[a.Key] = a.Value.Resolve()
-		}
-		r.Attrs(func(a slog.Attr) bool {
-			fields[a.Key] = a.Value.Resolve()
-			return true
-		})
-		id := fields[s.id].String()
-		key := s.verb + " " + id
-		if ended {
-			f.line.End(key)
-			return
-		}
-		label := id
-		if v, ok := fields[s.label]; ok && v.String() != "" {
-			label = v.String()
-		}
-		f.line.Start(key, s.verb+" "+label, number(fields[s.size]))
+	}
+	return nil, false
+}
+
+// show starts or ends step s on the line, by r's fields.
+func (f *follower) show(r slog.Record, s *step, start bool) {
+	fields := map[string]slog.Value{}
+	for _, a := range f.attrs {
+		fields[a.Key] = a.Value.Resolve()
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		fields[a.Key] = a.Value.Resolve()
+		return true
+	})
+	id := fields[s.id].String()
+	key := s.verb + " " + id
+	if !start {
+		f.line.End(key)
 		return
 	}
+	label := id
+	if v, ok := fields[s.label]; ok && v.String() != "" {
+		label = v.String()
+	}
+	f.line.Start(key, s.verb+" "+label, number(fields[s.size]))
 }
 
 // number reads a size field, whichever kind it arrives as: an int from the
