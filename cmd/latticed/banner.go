@@ -12,6 +12,7 @@ import (
 
 	"github.com/latticed/latticed/internal/builtin/httpserver"
 	"github.com/latticed/latticed/internal/manifest"
+	"github.com/latticed/latticed/internal/progress"
 	"github.com/latticed/latticed/internal/supervisor"
 	"github.com/latticed/latticed/trust"
 	"github.com/latticed/latticed/wire"
@@ -104,4 +105,20 @@ func actorLabel(ref string) string {
 		}
 	}
 	return path.Base(ref)
+}
+
+// terminalStep shows what on a status line of w, counting the seconds up,
+// until the returned stop is called: for a command that waits on a long
+// step done elsewhere (a host fetching and compiling an actor). Nothing
+// when w is not a terminal.
+func terminalStep(ctx context.Context, w io.Writer, what string) (stop func()) {
+	if !progress.IsTerminal(w) {
+		return func() {}
+	}
+	line := progress.New(w)
+	line.Start(what, what, 0)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); line.Run(ctx, statusInterval) }()
+	return func() { cancel(); <-done }
 }

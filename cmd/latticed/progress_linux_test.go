@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -154,4 +155,37 @@ func jsonLine(logs, msg string) map[string]any {
 		}
 	}
 	return nil
+}
+
+// `ctl start` waiting on a host shows a status line at a terminal and
+// clears it when the wait ends; piped, it writes nothing.
+func TestTerminalStepOnlyAtATerminal(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	terminalStep(context.Background(), w, "starting echo")()
+	w.Close()
+	if b, _ := io.ReadAll(r); len(b) != 0 {
+		t.Fatalf("piped: %q, want nothing", b)
+	}
+
+	pt, tty := testenv.PTY(t)
+	out := &testenv.SyncBuffer{}
+	copied := make(chan struct{})
+	go func() { defer close(copied); _, _ = io.Copy(out, pt) }() // EIO once the terminal end is closed
+	stop := terminalStep(context.Background(), tty, "starting echo")
+	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if strings.Count(out.String(), "… starting echo") < 2 {
+			return fmt.Errorf("not redrawn yet: %q", out.String())
+		}
+		return nil
+	})
+	stop()
+	tty.Close()
+	<-copied
+	if s := out.String(); !strings.HasPrefix(s, "… starting echo 0.") || !strings.Contains(s, "\r\x1b[K… starting echo ") || !strings.HasSuffix(s, "\r\x1b[K") {
+		t.Fatalf("at a terminal: %q, want the step drawn, redrawn and cleared", s)
+	}
 }
