@@ -66,6 +66,12 @@ server), the host and every built-in provider each write a CPU profile of
 their run to that directory when they stop ({role}-{pid}.pprof, read with
 go tool pprof); off by default.
 
+Long steps (an actor's first compile, an OCI pull) log a start and an end
+line with sizes and seconds. At a terminal with text logs, the steps in
+progress also show on a status line under the logs, and start-up ends with a
+banner of where the HTTP actors of --apply, the metrics and the console are
+(in logs: the "node serves" line).
+
 The web console (LATTICED_CONSOLE_ADDR, default 127.0.0.1:4000; empty turns
 it off) shows the lattice's hosts, actors, providers and links, follows its
 events live, and starts, scales and stops actors, puts and deletes links and
