@@ -291,6 +291,11 @@ func runHost(cmd *cobra.Command, _ []string) error {
 	level := new(slog.LevelVar)
 	level.Set(cfg.SlogLevel())
 	log := newLogger(cfg, cmd.ErrOrStderr(), level)
+	if cfg.AdminSocket != "" && jsonLogs(cfg, cmd.ErrOrStderr()) {
+		// A supervisor's child: how far a pull got reaches the supervisor,
+		// which shows it at its terminal (package progress).
+		log = slog.New(progress.Relay(log.Handler()))
+	}
 	for _, w := range warnings {
 		log.Warn(w)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -93,13 +94,53 @@ func (c *Client) pull(ctx context.Context, ref string, kind Kind, start time.Tim
 	if b, ok := c.cache.get(layer.Digest, MaxArtifactBytes); ok {
 		a.Data, a.Cached = b, true
 	} else {
-		if a.Data, err = content.FetchAll(ctx, repo, layer); err != nil { // verifies size and digest
+		if a.Data, err = c.fetchLayer(ctx, repo, layer, ref); err != nil {
 			return nil, c.pullError(r, plain, err)
 		}
 		c.store(layer.Digest, a.Data)
 	}
 	a.Took = time.Since(start)
 	return a, nil
+}
+
+// fetchLayer fetches a layer, verified by size and digest as
+// content.FetchAll does, and says how far it got at its first read and then
+// every progressEvery in a progress record (package progress: a terminal's status line shows it;
+// no log prints it).
+func (c *Client) fetchLayer(ctx context.Context, f content.Fetcher, desc ocispec.Descriptor, ref string) ([]byte, error) {
+	rc, err := f.Fetch(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	// The first read reports at once: a terminal shows the total from the start.
+	cr := &countingReader{r: rc, next: time.Now(), report: func(n int64) {
+		c.log.Log(ctx, progress.LevelProgress, progress.PullProgress, progress.KeyRef, ref,
+			progress.KeyBytes, n, progress.KeyTotal, desc.Size)
+	}}
+	return content.ReadAll(cr, desc)
+}
+
+// progressEvery is how often a pull in progress says how far it got.
+const progressEvery = 200 * time.Millisecond
+
+// countingReader counts what is read through it and reports the count at
+// most every progressEvery.
+type countingReader struct {
+	r      io.Reader
+	n      int64
+	next   time.Time
+	report func(n int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if now := time.Now(); n > 0 && now.After(c.next) {
+		c.next = now.Add(progressEvery)
+		c.report(c.n)
+	}
+	return n, err
 }
 
 func (c *Client) store(d digest.Digest, b []byte) {

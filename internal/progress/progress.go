@@ -52,12 +52,24 @@ const (
 	KeyCached = "cached"
 	// KeySeconds is how long the step took.
 	KeySeconds = "seconds"
+
+	// PullProgress is a pull's progress record: KeyRef, KeyBytes so far
+	// and KeyTotal, at LevelProgress.
+	PullProgress = "OCI pull progress"
+	// KeyTotal is the size a step will have reached when it is done.
+	KeyTotal = "total_bytes"
 )
+
+// LevelProgress is the level of progress records: below every level a node
+// logs at, so no log prints them, while Follow shows them and Relay lets
+// them through a child's log to its supervisor.
+const LevelProgress = slog.LevelDebug - 4
 
 // step is one kind of long step as its log lines show it.
 type step struct {
 	verb        string // at the terminal: "compiling echo"
 	start, ends []string
+	progress    string // the message of its progress records, if it has them
 	id, label   string // the field naming this run of the step; the one naming it for a person
 	size        string // the field with its size
 }
@@ -65,7 +77,7 @@ type step struct {
 var steps = []step{
 	{verb: "compiling", start: []string{CompileStarted}, ends: []string{CompileFinished, CompileFailed},
 		id: KeyActor, label: KeyName, size: KeyWasmBytes},
-	{verb: "pulling", start: []string{PullStarted}, ends: []string{PullFinished, PullFailed},
+	{verb: "pulling", start: []string{PullStarted}, ends: []string{PullFinished, PullFailed}, progress: PullProgress,
 		id: KeyRef, label: KeyRef, size: KeyBytes},
 }
 
@@ -92,6 +104,7 @@ type run struct {
 	key   string // verb and id
 	what  string
 	size  int64
+	done  int64 // bytes so far, 0 when the step does not say
 	since time.Time
 }
 
@@ -117,6 +130,20 @@ func (l *Line) Start(key, what string, size int64) {
 	l.runs = append(l.runs, &run{key: key, what: what, size: size, since: l.now()})
 	l.clear()
 	l.draw()
+}
+
+// Update sets the bytes a step has done so far, and its size.
+func (l *Line) Update(key string, done, size int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.runs {
+		if r.key == key {
+			r.done, r.size = done, size
+			l.clear()
+			l.draw()
+			return
+		}
+	}
 }
 
 // End takes a step off the line.
@@ -184,7 +211,12 @@ func (l *Line) draw() {
 	parts := make([]string, len(l.runs))
 	for i, r := range l.runs {
 		parts[i] = r.what
-		if r.size > 0 {
+		switch {
+		case r.done > 0 && r.size > 0:
+			parts[i] += " (" + FormatBytes(r.done) + " of " + FormatBytes(r.size) + ")"
+		case r.done > 0:
+			parts[i] += " (" + FormatBytes(r.done) + ")"
+		case r.size > 0:
 			parts[i] += " (" + FormatBytes(r.size) + ")"
 		}
 		parts[i] += fmt.Sprintf(" %.1fs", now.Sub(r.since).Seconds())
@@ -220,10 +252,14 @@ type follower struct {
 func (f *follower) Enabled(ctx context.Context, level slog.Level) bool {
 	// The step lines (info and warn) are followed even when the level
 	// hides them: the terminal line must end as surely as it started.
-	return level >= slog.LevelInfo || f.next.Enabled(ctx, level)
+	return level >= slog.LevelInfo || level == LevelProgress || f.next.Enabled(ctx, level)
 }
 
 func (f *follower) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == LevelProgress {
+		f.progress(r)
+		return f.handle(ctx, r)
+	}
 	// A step shows under its start line and is gone before its end line.
 	s, start := f.observe(r)
 	if s != nil && !start {
@@ -264,8 +300,19 @@ func (f *follower) observe(r slog.Record) (s *step, start bool) {
 	return nil, false
 }
 
-// show starts or ends step s on the line, by r's fields.
-func (f *follower) show(r slog.Record, s *step, start bool) {
+// progress updates the step a progress record is of.
+func (f *follower) progress(r slog.Record) {
+	for _, s := range steps {
+		if s.progress != "" && s.progress == r.Message {
+			fields := f.fields(r)
+			f.line.Update(s.verb+" "+fields[s.id].String(), number(fields[KeyBytes]), number(fields[KeyTotal]))
+			return
+		}
+	}
+}
+
+// fields are r's attributes and those given to WithAttrs, by key.
+func (f *follower) fields(r slog.Record) map[string]slog.Value {
 	fields := map[string]slog.Value{}
 	for _, a := range f.attrs {
 		fields[a.Key] = a.Value.Resolve()
@@ -274,6 +321,12 @@ func (f *follower) show(r slog.Record, s *step, start bool) {
 		fields[a.Key] = a.Value.Resolve()
 		return true
 	})
+	return fields
+}
+
+// show starts or ends step s on the line, by r's fields.
+func (f *follower) show(r slog.Record, s *step, start bool) {
+	fields := f.fields(r)
 	id := fields[s.id].String()
 	key := s.verb + " " + id
 	if !start {
@@ -304,3 +357,17 @@ func number(v slog.Value) int64 {
 	}
 	return 0
 }
+
+// Relay wraps a child process's log handler so that progress records reach
+// its output too (and from there its supervisor's Follow), whatever its
+// level; nothing else changes.
+func Relay(h slog.Handler) slog.Handler { return relay{h} }
+
+type relay struct{ slog.Handler }
+
+func (r relay) Enabled(ctx context.Context, level slog.Level) bool {
+	return level == LevelProgress || r.Handler.Enabled(ctx, level)
+}
+
+func (r relay) WithAttrs(as []slog.Attr) slog.Handler { return relay{r.Handler.WithAttrs(as)} }
+func (r relay) WithGroup(name string) slog.Handler    { return relay{r.Handler.WithGroup(name)} }

@@ -171,3 +171,41 @@ func TestFormatBytes(t *testing.T) {
 		}
 	}
 }
+
+// A pull's progress records move its status line on (bytes so far of the
+// total) and are printed by no log; a child's Relay lets them out of its
+// log whatever its level, as JSON its supervisor reads back at their level.
+func TestPullProgressFromAChild(t *testing.T) {
+	var child bytes.Buffer
+	clog := slog.New(Relay(slog.NewJSONHandler(&child, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	clog.Info(PullStarted, KeyRef, "r:1") // below the child's level: not relayed
+	clog.Debug("debug")
+	clog.Log(context.Background(), LevelProgress, PullProgress, KeyRef, "r:1", KeyBytes, 1_200_000, KeyTotal, 27_000_000)
+	lines := strings.Split(strings.TrimSpace(child.String()), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], `"level":"DEBUG-4"`) || !strings.Contains(lines[0], `"msg":"`+PullProgress+`"`) {
+		t.Fatalf("child's output %q, want the progress record alone", child.String())
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte("DEBUG-4")); err != nil || lvl != LevelProgress {
+		t.Fatalf("the supervisor reads the level back as %v, %v", lvl, err)
+	}
+
+	l, buf, _ := newTestLine()
+	var logs bytes.Buffer
+	log := slog.New(Follow(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}), l))
+	log.Info(PullStarted, KeyRef, "r:1")
+	buf.Reset()
+	// As the supervisor re-emits the child's JSON record: float64 numbers.
+	log.Log(context.Background(), LevelProgress, PullProgress, KeyRef, "r:1", KeyBytes, 1.2e6, KeyTotal, 2.7e7)
+	if got, want := buf.String(), "\r\x1b[K… pulling r:1 (1.2 MB of 27.0 MB) 0.0s"; got != want {
+		t.Fatalf("status line %q, want %q", got, want)
+	}
+	if strings.Contains(logs.String(), PullProgress) {
+		t.Fatalf("a progress record was logged at level debug: %q", logs.String())
+	}
+	buf.Reset()
+	log.Log(context.Background(), LevelProgress, PullProgress, KeyRef, "other:1", KeyBytes, 5, KeyTotal, 10)
+	if buf.Len() != 0 {
+		t.Fatalf("progress of a pull not shown drew %q", buf.String())
+	}
+}
