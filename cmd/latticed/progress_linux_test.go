@@ -12,15 +12,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/progress"
 	"github.com/latticed/latticed/internal/testing/testenv"
-	"github.com/latticed/latticed/trust"
-	"github.com/latticed/latticed/wire"
 )
 
 // `latticed up --apply` with the echo actor behind the HTTP server, run as
@@ -30,23 +27,7 @@ import (
 // logs are JSON with the compile's start and end lines relayed from the
 // host child and the banner as one "node serves" line, and no status line.
 func TestUpShowsProgressAndBanner(t *testing.T) {
-	root := t.TempDir()
-	echo := testenv.SignActor(t, root, "github.com/latticed/latticed/actor/examples/echo",
-		trust.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
-	httpPort := testenv.FreePort(t)
-	manifest := filepath.Join(root, "demo.yaml")
-	if err := os.WriteFile(manifest, []byte(fmt.Sprintf(`actors:
-  - ref: %s
-links:
-  - actor: %s
-    provider: builtin:httpserver
-    contract: wasmcloud:httpserver
-    values: {port: "%d"}
-providers:
-  - ref: builtin:httpserver
-`, echo.Path, echo.Path, httpPort)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	echo, manifest, httpPort := echoBehindHTTP(t, t.TempDir())
 	echoURL := fmt.Sprintf("http://127.0.0.1:%d/", httpPort)
 
 	for _, atTerminal := range []bool{false, true} {
@@ -55,15 +36,9 @@ providers:
 			metricsAddr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 			consoleAddr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 			cmd := exec.Command(binPath, "up", "--apply", manifest)
-			for _, kv := range os.Environ() {
-				k, _, _ := strings.Cut(kv, "=")
-				if k != "HOME" && k != "XDG_DATA_HOME" && !strings.HasPrefix(k, "LATTICED_") && !strings.HasPrefix(k, "WASMCLOUD_") {
-					cmd.Env = append(cmd.Env, kv)
-				}
-			}
-			cmd.Env = append(cmd.Env, "HOME="+filepath.Join(dir, "home"), config.EnvDataDir+"="+filepath.Join(dir, "data"),
-				config.EnvNATSListen+"=127.0.0.1:"+strconv.Itoa(testenv.FreePort(t)), config.EnvMetricsAddr+"="+metricsAddr,
-				config.EnvConsoleAddr+"="+consoleAddr, config.EnvLogLevel+"=info", config.EnvAllowFileLoad+"=true")
+			cmd.Env = nodeEnviron(map[string]string{"HOME": filepath.Join(dir, "home"), config.EnvDataDir: filepath.Join(dir, "data"),
+				config.EnvNATSListen: "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t)), config.EnvMetricsAddr: metricsAddr,
+				config.EnvConsoleAddr: consoleAddr, config.EnvLogLevel: "info", config.EnvAllowFileLoad: "true"})
 			out := &testenv.SyncBuffer{}
 			cmd.Stdout, cmd.Stderr = out, out
 			if atTerminal {
@@ -71,25 +46,7 @@ providers:
 				cmd.Stderr = tty
 				go func() { _, _ = io.Copy(out, pt) }() // ends when the test closes pt
 			}
-			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan struct{})
-			go func() { _ = cmd.Wait(); close(exited) }()
-			t.Cleanup(func() {
-				_ = cmd.Process.Signal(syscall.SIGTERM)
-				select {
-				case <-exited:
-				case <-time.After(30 * time.Second):
-					_ = cmd.Process.Kill()
-					<-exited
-					t.Error("latticed up did not stop on SIGTERM")
-				}
-				if t.Failed() {
-					t.Logf("latticed up output:\n%q", out.String())
-				}
-			})
+			exited := runNode(t, cmd, out)
 
 			banner := []string{"echo     " + echoURL, "metrics  http://" + metricsAddr + "/metrics", "console  http://" + consoleAddr}
 			testenv.CheckFor(t, 3*time.Minute, 100*time.Millisecond, func() error {
