@@ -13,6 +13,7 @@ package progress
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -341,7 +342,7 @@ func (f *follower) show(r slog.Record, s *step, start bool) {
 }
 
 // number reads a size field, whichever kind it arrives as: an int from the
-// process's own logger, a float64 from a child's JSON line.
+// process's own logger, a json.Number (or float64) from a child's JSON line.
 func number(v slog.Value) int64 {
 	switch v.Kind() {
 	case slog.KindInt64:
@@ -351,8 +352,12 @@ func number(v slog.Value) int64 {
 	case slog.KindFloat64:
 		return int64(v.Float64())
 	case slog.KindAny:
-		if f, ok := v.Any().(float64); ok {
-			return int64(f)
+		switch n := v.Any().(type) {
+		case float64:
+			return int64(n)
+		case json.Number: // a child's JSON record, as internal/child decodes it
+			i, _ := n.Int64()
+			return i
 		}
 	}
 	return 0

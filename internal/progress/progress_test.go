@@ -3,6 +3,7 @@ package progress
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"strings"
@@ -121,7 +122,7 @@ func TestRunCountsUpAndClearsAtTheEnd(t *testing.T) {
 
 // Follow turns the steps' start and end lines into the status line: from
 // the process's own logger (ints) and from a child's relayed JSON records
-// (float64 numbers, fields given with WithAttrs), and even when the log
+// (json.Number, fields given with WithAttrs), and even when the log
 // level hides the lines.
 func TestFollowShowsStepsFromTheirLogLines(t *testing.T) {
 	tests := []struct {
@@ -134,7 +135,7 @@ func TestFollowShowsStepsFromTheirLogLines(t *testing.T) {
 			l.Info(CompileStarted, KeyActor, "MKEY", KeyName, "echo", KeyWasmBytes, 2_700_000, KeyCached, false)
 		}, "… compiling echo (2.7 MB) 0.0s"},
 		{"compile relayed from the host child", slog.LevelInfo, func(l *slog.Logger) {
-			l.With("child", "host").Info(CompileStarted, KeyActor, "MKEY", KeyName, "", KeyWasmBytes, float64(1234), KeyCached, true)
+			l.With("child", "host").Info(CompileStarted, KeyActor, "MKEY", KeyName, "", KeyWasmBytes, json.Number("1234"), KeyCached, true)
 		}, "… compiling MKEY (1.2 kB) 0.0s"},
 		{"pull at level warn", slog.LevelWarn, func(l *slog.Logger) {
 			l.With(KeyRef, "localhost:5000/echo:1").Info(PullStarted, "kind", "actor")
