@@ -45,8 +45,8 @@ const (
 	KeyWasmBytes = "wasm_bytes"
 	// KeyRef is the OCI reference pulled.
 	KeyRef = "ref"
-	// KeyBytes is the size of what was pulled (in a start line: the
-	// layer's size as its manifest says).
+	// KeyBytes is the size of what was pulled (in a progress record: the
+	// bytes so far).
 	KeyBytes = "bytes"
 	// KeyCached says the step was served from a cache: the compile
 	// cache (compiled code on disk) or the OCI digest cache.
@@ -222,8 +222,28 @@ func (l *Line) draw() {
 		}
 		parts[i] += fmt.Sprintf(" %.1fs", now.Sub(r.since).Seconds())
 	}
-	_, _ = io.WriteString(l.w, "… "+strings.Join(parts, ", "))
+	status := []rune("… " + strings.Join(parts, ", "))
+	if width := l.width(); len(status) > width {
+		// A line that wraps could not be cleared: "\r\x1b[K" clears the
+		// last row only.
+		status = append(status[:width-1], '…')
+	}
+	_, _ = io.WriteString(l.w, string(status))
 	l.drawn = true
+}
+
+// defaultWidth is the width of a terminal that does not say its own.
+const defaultWidth = 80
+
+// width is how many characters fit on one row of the terminal, less one
+// so that the cursor never wraps.
+func (l *Line) width() int {
+	if f, ok := l.w.(*os.File); ok {
+		if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 10 {
+			return w - 1
+		}
+	}
+	return defaultWidth - 1
 }
 
 // FormatBytes is n for a person: 2.7 MB, 512 B.

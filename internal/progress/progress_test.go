@@ -210,3 +210,14 @@ func TestPullProgressFromAChild(t *testing.T) {
 		t.Fatalf("progress of a pull not shown drew %q", buf.String())
 	}
 }
+
+// A status line longer than the terminal is wide is cut, so that it never
+// wraps onto a second row that clearing would leave behind.
+func TestLineFitsOneRow(t *testing.T) {
+	l, buf, _ := newTestLine()
+	long := strings.Repeat("x", 200)
+	l.Start("pulling "+long, "pulling "+long, 0)
+	if got := []rune(buf.String()); len(got) != defaultWidth-1 || got[len(got)-1] != '…' {
+		t.Fatalf("status line of %d characters: %q", len(got), buf.String())
+	}
+}
