@@ -55,11 +55,39 @@ run: actors
 
 tools: $(TOOLS)/nats-server $(TOOLS)/nats
 
+comma := ,
+
+# $(call go_tool,name,package,version[,go install flags]) installs the Go
+# tool name into $(TOOLS) from the Go module proxy unless the binary there
+# was built from that module version (go version -m says): a line before,
+# naming the tool, its version and where it comes from, and one after with
+# the time it took. Nothing is printed when the pinned version is there,
+# so make test's output stays its tests'. The targets are phony so that a
+# changed pin is installed.
+define go_tool
+	@if [ "$$($(GO) version -m $(TOOLS)/$(1) 2>/dev/null | awk '$$1=="mod" {print $$3}')" != "$(3)" ]; then \
+		echo "tools: installing $(1) $(3) from $(2) (Go module proxy) into $(TOOLS)"; \
+		start=$$(date +%s); \
+		GOBIN=$(TOOLS) $(GO) install $(4) $(2)@$(3) || exit 1; \
+		echo "tools: $(1) $(3) installed in $$(( $$(date +%s) - start )) s"; \
+	fi
+endef
+
+# $(call tool_timed,name,what and where from,command) runs the install
+# command of a tool make found missing, between a line naming it and one
+# with the time it took.
+define tool_timed
+	@echo "tools: installing $(1) $(2)"
+	@start=$$(date +%s); $(3) && echo "tools: $(1) installed in $$(( $$(date +%s) - start )) s"
+endef
+
+.PHONY: $(TOOLS)/nats-server $(TOOLS)/nats
+
 $(TOOLS)/nats-server:
-	GOBIN=$(TOOLS) $(GO) install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
+	$(call go_tool,nats-server,github.com/nats-io/nats-server/v2,$(NATS_SERVER_VERSION))
 
 $(TOOLS)/nats:
-	GOBIN=$(TOOLS) $(GO) install github.com/nats-io/natscli/nats@$(NATS_CLI_VERSION)
+	$(call go_tool,nats,github.com/nats-io/natscli/nats,$(NATS_CLI_VERSION))
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -21,7 +21,9 @@ tools: $(CHROMIUM)
 
 $(CHROMIUM):
 	@command -v apt-get >/dev/null 2>&1 || { echo "chromium: $(CHROMIUM) missing and no apt-get here; install Chromium $(CHROMIUM_DEB_VERSION) or later" >&2; exit 1; }
-	@$(CHROMIUM_APT_GET) install -y --no-install-recommends chromium=$(CHROMIUM_DEB_VERSION) || { \
-		$(CHROMIUM_APT_GET) update -qq && $(CHROMIUM_APT_GET) install -y --no-install-recommends chromium=$(CHROMIUM_DEB_VERSION); }
+	@echo "tools: installing chromium $(CHROMIUM_DEB_VERSION) from Debian (apt-get)"
+	@start=$$(date +%s); $(CHROMIUM_APT_GET) install -y --no-install-recommends chromium=$(CHROMIUM_DEB_VERSION) || { \
+		$(CHROMIUM_APT_GET) update -qq && $(CHROMIUM_APT_GET) install -y --no-install-recommends chromium=$(CHROMIUM_DEB_VERSION); } && \
+		echo "tools: chromium installed in $$(( $$(date +%s) - start )) s"
 	@test -x $(CHROMIUM) || { echo "chromium: installed, but $(CHROMIUM) is still missing" >&2; exit 1; }
 	@$(CHROMIUM) --version

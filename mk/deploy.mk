@@ -66,13 +66,13 @@ tools: $(TOOLS)/promtool $(TOOLS)/kustomize $(TOOLS)/systemd-analyze
 # discovery, so its promtool rejects deploy/prometheus/prometheus.yml. The
 # build tags keep only that discovery (the others pull in modules the proxy
 # may not serve). First install takes a minute or two.
+.PHONY: $(TOOLS)/promtool $(TOOLS)/kustomize
+
 $(TOOLS)/promtool:
-	GOBIN=$(TOOLS) $(GO) install -tags remove_all_sd,enable_kubernetes_sd \
-		-ldflags '-X github.com/prometheus/common/version.Version=$(PROMTOOL_VERSION)' \
-		github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_MODULE_VERSION)
+	$(call go_tool,promtool,github.com/prometheus/prometheus/cmd/promtool,$(PROMTOOL_MODULE_VERSION),-tags remove_all_sd$(comma)enable_kubernetes_sd -ldflags '-X github.com/prometheus/common/version.Version=$(PROMTOOL_VERSION)')
 
 $(TOOLS)/kustomize:
-	GOBIN=$(TOOLS) $(GO) install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	$(call go_tool,kustomize,sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
 
 $(TOOLS)/systemd-analyze:
 	@mkdir -p $(TOOLS)
@@ -80,7 +80,9 @@ $(TOOLS)/systemd-analyze:
 		echo "systemd-analyze: not on Linux; the deploy/systemd checks are skipped"; exit 0; fi; \
 	if ! command -v systemd-analyze >/dev/null 2>&1; then \
 		command -v apt-get >/dev/null 2>&1 || { echo "systemd-analyze: not found and no apt-get here; install systemd's tools" >&2; exit 1; }; \
+		echo "tools: installing systemd-analyze (Debian's systemd, apt-get)"; start=$$(date +%s); \
 		$(APT_GET) install -y --no-install-recommends systemd; \
+		echo "tools: systemd-analyze installed in $$(( $$(date +%s) - start )) s"; \
 	fi; \
 	ln -sf "$$(command -v systemd-analyze)" $@
 

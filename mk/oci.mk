@@ -17,7 +17,7 @@ TEST_ENV += LATTICED_OCI_REGISTRY_BIN=$(TOOLS)/registry
 tools: $(TOOLS)/registry
 
 $(TOOLS)/registry: tools/registry/go.mod tools/registry/main.go
-	cd tools/registry && GOBIN=$(TOOLS) $(GO) install .
+	$(call tool_timed,registry,(the CNCF distribution registry at the version tools/registry/go.mod pins$(comma) built from tools/registry; about 90 s of CPU),cd tools/registry && GOBIN=$(TOOLS) $(GO) install .)
 
 # Each built-in provider as a standalone executable per platform, packed
 # into one archive: bin/providers/{name}.par.gz. Push one with

@@ -28,7 +28,9 @@ tools: $(RUSTC_WASM) $(RUST_LLD)
 # One apt-get run installs both (grouped target).
 $(RUSTC_WASM) $(RUST_LLD) &:
 	@command -v apt-get >/dev/null 2>&1 || { echo "rust: $(RUSTC_WASM) or $(RUST_LLD) missing and no apt-get here; install Debian's rustc, libstd-rust-dev-wasm32 $(RUST_DEB_VERSION) and lld-14" >&2; exit 1; }
-	@$(RUST_APT_GET) install -y --no-install-recommends $(RUST_DEB_PACKAGES) || { \
-		$(RUST_APT_GET) update -qq && $(RUST_APT_GET) install -y --no-install-recommends $(RUST_DEB_PACKAGES); }
+	@echo "tools: installing $(RUST_DEB_PACKAGES) from Debian (apt-get)"
+	@start=$$(date +%s); $(RUST_APT_GET) install -y --no-install-recommends $(RUST_DEB_PACKAGES) || { \
+		$(RUST_APT_GET) update -qq && $(RUST_APT_GET) install -y --no-install-recommends $(RUST_DEB_PACKAGES); } && \
+		echo "tools: rustc and its wasm32 std installed in $$(( $$(date +%s) - start )) s"
 	@for f in $(RUSTC_WASM) $(RUST_LLD); do test -e $$f || { echo "rust: installed, but $$f is still missing" >&2; exit 1; }; done
 	@$(RUST_RUSTC) --version

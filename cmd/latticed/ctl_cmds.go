@@ -233,7 +233,9 @@ or registries.put) on the host. A file:// reference is read by the host, which m
 				if len(ann) > 0 {
 					req.Annotations = ann
 				}
+				stop := terminalStep(ctx, cmd.ErrOrStderr(), "starting "+ref+" (fetch, verify, compile)")
 				started, err := s.client.StartActor(wctx, host, req)
+				stop()
 				var rej *ctlclient.RejectedError
 				if errors.As(err, &rej) {
 					return fmt.Errorf("host %s could not start actor %s: %s", host, ref, rej.Reason)
@@ -317,7 +319,10 @@ a slow registry a longer --timeout.`,
 					}
 				}
 				req := lattice.LaunchProviderCommand{ProviderRef: ref, LinkName: linkName, Configuration: configJSON, CompatClusterSeed: compat}
-				if err := s.client.StartProvider(ctx, host, req); err != nil {
+				stop := terminalStep(ctx, cmd.ErrOrStderr(), "starting "+ref)
+				err := s.client.StartProvider(ctx, host, req)
+				stop()
+				if err != nil {
 					return fmt.Errorf("host %s could not start provider %s (link name %s): %w", host, ref, linkName, err)
 				}
 				// The key is what links name; a ref this machine cannot read

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -27,7 +26,6 @@ import (
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
-	"github.com/latticed/latticed/wire"
 )
 
 // loadResult is one HTTP request of the load.
@@ -104,21 +102,7 @@ func TestNATSClusterFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := t.TempDir()
-	echo := testenv.SignActor(t, root, "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
-	httpPort := testenv.FreePort(t)
-	manifestPath := filepath.Join(root, "faults.yaml")
-	if err := os.WriteFile(manifestPath, []byte(fmt.Sprintf(`actors:
-  - ref: %s
-links:
-  - actor: %s
-    provider: builtin:httpserver
-    contract: wasmcloud:httpserver
-    values: {port: "%d"}
-providers:
-  - ref: builtin:httpserver
-`, echo.Path, echo.Path, httpPort)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	_, manifestPath, httpPort := echoBehindHTTP(t, root)
 
 	// Ports first: the node starts while no server answers. The first
 	// entry of the list is a port nobody listens on.
@@ -130,40 +114,14 @@ providers:
 	metricsAddr := "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
 	logs := &testenv.SyncBuffer{}
 	cmd := exec.Command(binPath, "up", "--apply", manifestPath)
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if k != "HOME" && k != "XDG_DATA_HOME" && !strings.HasPrefix(k, "LATTICED_") && !strings.HasPrefix(k, "WASMCLOUD_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	for k, v := range map[string]string{
+	cmd.Env = nodeEnviron(map[string]string{
 		"HOME": filepath.Join(root, "home"), config.EnvDataDir: filepath.Join(root, "data"),
 		config.EnvMetricsAddr: metricsAddr, config.EnvLogLevel: "info", config.EnvLatticePrefix: prefix,
 		config.EnvClusterSeed: cluster.Seed(), config.EnvRPCHost: list, config.EnvCtlHost: list,
 		config.EnvAllowFileLoad: "true", config.EnvCacheReplicas: "3",
-	} {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-			t.Errorf("latticed up did not stop on SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("latticed up logs:\n%s", logs.String())
-		}
 	})
+	cmd.Stdout, cmd.Stderr = logs, logs
+	exited := runNode(t, cmd, logs)
 	alive := func(t *testing.T) {
 		t.Helper()
 		select {

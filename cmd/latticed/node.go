@@ -29,6 +29,7 @@ import (
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/natsalive"
 	"github.com/latticed/latticed/internal/oci"
+	"github.com/latticed/latticed/internal/progress"
 	"github.com/latticed/latticed/internal/supervisor"
 	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/lattice"
@@ -64,6 +65,12 @@ With LATTICED_CPUPROFILE_DIR set, the supervisor (with its embedded NATS
 server), the host and every built-in provider each write a CPU profile of
 their run to that directory when they stop ({role}-{pid}.pprof, read with
 go tool pprof); off by default.
+
+Long steps (an actor's first compile, an OCI pull) log a start and an end
+line with sizes and seconds. At a terminal with text logs, the steps in
+progress also show on a status line under the logs, and start-up ends with a
+banner of where the HTTP actors of --apply, the metrics and the console are
+(in logs: the "node serves" line).
 
 The web console (LATTICED_CONSOLE_ADDR, default 127.0.0.1:4000; empty turns
 it off) shows the lattice's hosts, actors, providers and links, follows its
@@ -116,7 +123,22 @@ func runUp(cmd *cobra.Command, startActors []string, applyPath string) error {
 	}
 	level := new(slog.LevelVar)
 	level.Set(cfg.SlogLevel())
-	log := newLogger(cfg, cmd.ErrOrStderr(), level)
+	stderr := cmd.ErrOrStderr()
+	terminal := !jsonLogs(cfg, stderr) && progress.IsTerminal(stderr)
+	var log *slog.Logger
+	if terminal {
+		// A person reads: the long steps (a first compile, a pull), the
+		// host child's included, show on a status line kept under the logs.
+		line := progress.New(stderr)
+		stderr = line
+		log = slog.New(progress.Follow(slog.NewTextHandler(line, &slog.HandlerOptions{Level: level}), line))
+		lineCtx, stopLine := context.WithCancel(cmd.Context())
+		lineDone := make(chan struct{})
+		go func() { defer close(lineDone); line.Run(lineCtx, statusInterval) }()
+		defer func() { stopLine(); <-lineDone }()
+	} else {
+		log = newLogger(cfg, stderr, level)
+	}
 	for _, w := range warnings {
 		log.Warn(w)
 	}
@@ -175,29 +197,14 @@ func runUp(cmd *cobra.Command, startActors []string, applyPath string) error {
 	})
 	defer stopReload()
 	ctx, stopBanner := context.WithCancel(cmd.Context())
-	defer stopBanner()
-	go consoleBanner(ctx, sup, cmd.ErrOrStderr())
+	bannerDone := make(chan struct{})
+	go func() { defer close(bannerDone); readyBanner(ctx, sup, m, stderr, terminal, log) }()
+	defer func() { stopBanner(); <-bannerDone }()
 	return sup.Run(ctx)
 }
 
-// consoleBanner tells a person at a terminal where the web console is, once
-// the node is ready (logs have it in the "node ready" line).
-func consoleBanner(ctx context.Context, sup *supervisor.Supervisor, w io.Writer) {
-	f, ok := w.(*os.File)
-	if !ok {
-		return
-	}
-	if fi, err := f.Stat(); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
-		return
-	}
-	select {
-	case <-sup.Ready():
-		if u := sup.ConsoleURL(); u != "" {
-			fmt.Fprintf(w, "\n  console   %s\n\n", u)
-		}
-	case <-ctx.Done():
-	}
-}
+// statusInterval is how often the terminal's status line counts up.
+const statusInterval = 200 * time.Millisecond
 
 // applyManifest applies the manifest once the supervisor's host serves, as
 // the operator (admin credentials) of a lattice of one, else with the
@@ -284,6 +291,11 @@ func runHost(cmd *cobra.Command, _ []string) error {
 	level := new(slog.LevelVar)
 	level.Set(cfg.SlogLevel())
 	log := newLogger(cfg, cmd.ErrOrStderr(), level)
+	if cfg.AdminSocket != "" && jsonLogs(cfg, cmd.ErrOrStderr()) {
+		// A supervisor's child: how far a pull got reaches the supervisor,
+		// which shows it at its terminal (package progress).
+		log = slog.New(progress.Relay(log.Handler()))
+	}
 	for _, w := range warnings {
 		log.Warn(w)
 	}
@@ -524,12 +536,7 @@ func jsonLogs(cfg *config.Config, w io.Writer) bool {
 	if cfg.StructuredLoggingSet {
 		return cfg.StructuredLogging
 	}
-	f, ok := w.(*os.File)
-	if !ok {
-		return true
-	}
-	fi, err := f.Stat()
-	return err != nil || fi.Mode()&os.ModeCharDevice == 0
+	return !progress.IsTerminal(w)
 }
 
 func newLogger(cfg *config.Config, w io.Writer, level *slog.LevelVar) *slog.Logger {

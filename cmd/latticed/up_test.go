@@ -94,26 +94,52 @@ func startUp(t *testing.T, e *ctlEnv) *exec.Cmd {
 	}
 	logs := &testenv.SyncBuffer{} // written by the command's copier goroutines
 	up.Stdout, up.Stderr = logs, logs
-	up.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := up.Start(); err != nil {
+	runNode(t, up, logs)
+	return up
+}
+
+// runNode starts cmd, a latticed up, killed should the test process die;
+// at test end it is stopped with SIGTERM (killed after 30 s) and reaped, and
+// output is shown when the test failed. exited closes once it has ended.
+func runNode(t *testing.T, cmd *exec.Cmd, output *testenv.SyncBuffer) (exited <-chan struct{}) {
+	t.Helper()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- up.Wait() }()
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		_ = up.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-exited:
+		case <-done:
 		case <-time.After(30 * time.Second):
-			_ = up.Process.Kill()
-			<-exited
+			_ = cmd.Process.Kill()
+			<-done
 			t.Error("latticed up did not stop on SIGTERM")
 		}
 		if t.Failed() {
-			t.Logf("latticed up logs:\n%s", logs.String())
+			t.Logf("latticed up output:\n%s", output.String())
 		}
 	})
-	return up
+	return done
+}
+
+// nodeEnviron is this process's environment without what would point a
+// node at the developer's own (HOME, XDG_DATA_HOME, LATTICED_*,
+// WASMCLOUD_*), then vars.
+func nodeEnviron(vars map[string]string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if k != "HOME" && k != "XDG_DATA_HOME" && !strings.HasPrefix(k, "LATTICED_") && !strings.HasPrefix(k, "WASMCLOUD_") {
+			env = append(env, kv)
+		}
+	}
+	for k, v := range vars {
+		env = append(env, k+"="+v)
+	}
+	return env
 }
 
 // The operator's revocation, timed from the command: `ctl revoke provider`
@@ -258,4 +284,26 @@ func TestUpFailsFastWhenNATSPortIsTaken(t *testing.T) {
 		}
 	}
 	t.Logf("failed in %s: %s", took, strings.TrimSpace(r.stderr))
+}
+
+// echoBehindHTTP signs the echo actor into dir and writes a manifest that
+// runs it behind the HTTP server provider on a free loopback port.
+func echoBehindHTTP(t *testing.T, dir string) (echo testenv.SignedActor, manifestPath string, httpPort int) {
+	t.Helper()
+	echo = testenv.SignActor(t, dir, "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}})
+	httpPort = testenv.FreePort(t)
+	manifestPath = filepath.Join(dir, "echo.yaml")
+	if err := os.WriteFile(manifestPath, []byte(fmt.Sprintf(`actors:
+  - ref: %s
+links:
+  - actor: %s
+    provider: builtin:httpserver
+    contract: wasmcloud:httpserver
+    values: {port: "%d"}
+providers:
+  - ref: builtin:httpserver
+`, echo.Path, echo.Path, httpPort)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return echo, manifestPath, httpPort
 }

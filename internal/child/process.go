@@ -283,14 +283,29 @@ func (w *lineLogger) emit(line []byte) {
 	}
 	line = w.redact.redact(line)
 	if line[0] == '{' {
-		var rec map[string]any
-		if json.Unmarshal(line, &rec) == nil {
+		if rec, ok := decodeRecord(line); ok {
 			// Decoding undoes JSON escapes that hid a secret from the raw line.
 			w.emitJSON(w.redact.redactValue(rec).(map[string]any))
 			return
 		}
 	}
 	w.log.Info(string(line), "child", w.child, "stream", w.stream)
+}
+
+// decodeRecord decodes a JSON log line. Numbers keep their digits
+// (json.Number): a size of 2745600 bytes is re-emitted as 2745600, not as
+// the float 2.7456e+06 a text log would print.
+func decodeRecord(line []byte) (map[string]any, bool) {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.UseNumber()
+	var rec map[string]any
+	if dec.Decode(&rec) != nil {
+		return nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false // more than one value: not a record
+	}
+	return rec, true
 }
 
 func (w *lineLogger) emitJSON(rec map[string]any) {

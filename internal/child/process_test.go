@@ -13,7 +13,7 @@ func TestChildOutputIsReemittedWithItsIdentityAndWithoutSeeds(t *testing.T) {
 	var buf testenv.SyncBuffer
 	w := &lineLogger{log: testenv.JSONLogger(&buf), child: "provider Vx/default", stream: "stderr"}
 	seed := "SUAM5TQ6JHLW4SXOHFCZ3GTBUXG2SNWELWKWD4NLUFYJUBKTA2ZYNCXOXM"
-	_, _ = w.Write([]byte(`{"time":"x","level":"WARN","msg":"careful","n":3}` + "\nplain text with " + seed + "\npart"))
+	_, _ = w.Write([]byte(`{"time":"x","level":"WARN","msg":"careful","n":3,"bytes":2745600,"f":0.25}` + "\nplain text with " + seed + "\npart"))
 	_, _ = w.Write([]byte("ial line\n"))
 	w.flush()
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
@@ -26,6 +26,9 @@ func TestChildOutputIsReemittedWithItsIdentityAndWithoutSeeds(t *testing.T) {
 	}
 	if rec["level"] != "WARN" || rec["msg"] != "careful" || rec["child"] != "provider Vx/default" || rec["n"] != 3.0 || rec["time"] == "x" {
 		t.Errorf("JSON line re-emitted as %v", rec)
+	}
+	if !strings.Contains(lines[0], `"bytes":2745600,`) || !strings.Contains(lines[0], `"f":0.25`) {
+		t.Errorf("numbers not re-emitted with their digits: %s", lines[0])
 	}
 	if strings.Contains(buf.String(), seed) || !strings.Contains(lines[1], "[redacted seed]") {
 		t.Errorf("seed not redacted: %s", lines[1])

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/internal/policy"
+	"github.com/latticed/latticed/internal/progress"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
 	"github.com/latticed/latticed/trust"
@@ -50,9 +51,12 @@ type actor struct {
 	calls *callMetrics
 }
 
-func (a *actor) name() string {
-	if a.claims.Wascap != nil {
-		return a.claims.Wascap.Name
+func (a *actor) name() string { return actorName(a.claims) }
+
+// actorName is the name in an actor's claims, "" when it has none.
+func actorName(c *trust.ActorClaims) string {
+	if c.Wascap != nil {
+		return c.Wascap.Name
 	}
 	return ""
 }
@@ -165,7 +169,8 @@ func (h *Host) startVerified(ctx context.Context, ref string, module []byte, cla
 		return h.scale(ctx, a, live+count, annotations)
 	}
 	start := time.Now()
-	code, upgrade, err := h.runtime.compileTiered(ctx, module, h.opts.CompileHeadStart)
+	code, upgrade, err := h.runtime.compileTiered(ctx, h.log.With(progress.KeyActor, claims.Subject, progress.KeyName, actorName(claims)),
+		module, h.opts.CompileHeadStart)
 	if err != nil {
 		return err
 	}

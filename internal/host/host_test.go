@@ -148,12 +148,18 @@ func (f *fixture) ctlRequest(t testing.TB, subject string, body, out any) {
 func (f *fixture) startActor(t testing.TB, pkg string, count int, opts trust.SignActorOptions) testenv.SignedActor {
 	t.Helper()
 	sa := testenv.SignActor(t, f.dir, pkg, opts)
+	f.startSigned(t, sa, count)
+	return sa
+}
+
+// startSigned starts count instances of an actor already signed.
+func (f *fixture) startSigned(t testing.TB, sa testenv.SignedActor, count int) {
+	t.Helper()
 	var a lattice.Ack
 	f.ctlRequest(t, f.ctl.Cmd(f.h.ID(), lattice.CmdLaunchActor), lattice.StartActorCommand{ActorRef: "file://" + sa.Path, Count: count}, &a)
 	if !a.Accepted {
-		t.Fatalf("start %s: %s", pkg, a.Error)
+		t.Fatalf("start %s: %s", sa.Path, a.Error)
 	}
-	return sa
 }
 
 // raw sends an invocation and returns the decoded response.

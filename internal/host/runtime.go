@@ -16,6 +16,7 @@ import (
 
 	"github.com/latticed/latticed/internal/memreturn"
 	"github.com/latticed/latticed/internal/metrics"
+	"github.com/latticed/latticed/internal/progress"
 )
 
 // wasmbus ABI names (docs/protocol.md §5).
@@ -179,17 +180,25 @@ type compiled struct {
 // interpretedDone after closing the interpreted code. headStart < 0 never
 // interprets, and neither does a start while maxInterpreting actors are
 // interpreted.
-func (r *Runtime) compileTiered(ctx context.Context, wasm []byte, headStart time.Duration) (first *module, upgrade <-chan compiled, err error) {
+//
+// The optimizing compile logs a start line and one end line on log (which
+// names the actor), with the module's size, whether the compile cache was
+// expected to have its code, and the seconds it took (package progress
+// defines the lines; a terminal shows them as a status line).
+func (r *Runtime) compileTiered(ctx context.Context, log *slog.Logger, wasm []byte, headStart time.Duration) (first *module, upgrade <-chan compiled, err error) {
 	done := make(chan compiled, 1)
 	if !r.background.enter() {
 		return nil, nil, errRuntimeClosed
 	}
+	size := len(wasm)             // as the operator knows the file, before packing
 	wasm = packDataSegments(wasm) // both engines compile the packed module
 	warm := r.warm.has(wasm)
 	if warm && headStart >= 0 {
 		headStart = max(headStart, warmHeadStart)
 	}
 	r.compiling.Add(1)
+	log.Info(progress.CompileStarted, progress.KeyWasmBytes, size, progress.KeyCached, warm)
+	began := time.Now()
 	go func() {
 		defer r.background.leave()
 		defer r.compiling.Add(-1)
@@ -197,10 +206,18 @@ func (r *Runtime) compileTiered(ctx context.Context, wasm []byte, headStart time
 		// cached for the next start, and the upgrade waits for it. Only
 		// the runtime closing cancels it.
 		cm, err := compileABI(experimental.WithCompilationWorkers(r.compiles, compileWorkers), r.rt, wasm)
+		took := time.Since(began).Seconds()
 		if err != nil {
+			level := slog.LevelWarn
+			if r.compiles.Err() != nil {
+				level = slog.LevelInfo // the host is stopping: nothing to act on
+			}
+			log.Log(context.Background(), level, progress.CompileFailed, progress.KeyWasmBytes, size,
+				progress.KeyCached, warm, progress.KeySeconds, took, "err", err)
 			done <- compiled{err: err}
 			return
 		}
+		log.Info(progress.CompileFinished, progress.KeyWasmBytes, size, progress.KeyCached, warm, progress.KeySeconds, took)
 		if !warm {
 			if err := r.warm.add(wasm); err != nil {
 				// Only the next start's head start depends on it.

@@ -201,7 +201,7 @@ func TestInterpretedStartsAreBounded(t *testing.T) {
 	for i := 0; i < maxInterpreting+1; i++ {
 		// Each module distinct (a custom section), so none is in memory yet.
 		wasm := append(wasmbuild.TinyEcho(), 0, 3, 1, 'n', byte(i))
-		code, up, err := r.compileTiered(ctx, wasm, 0)
+		code, up, err := r.compileTiered(ctx, r.log, wasm, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,7 +222,7 @@ func TestInterpretedStartsAreBounded(t *testing.T) {
 		}
 		r.interpretedDone()
 	}
-	code, up, err := r.compileTiered(ctx, append(wasmbuild.TinyEcho(), 0, 3, 1, 'n', 9), 0)
+	code, up, err := r.compileTiered(ctx, r.log, append(wasmbuild.TinyEcho(), 0, 3, 1, 'n', 9), 0)
 	if err != nil || !code.interpreted || up == nil {
 		t.Fatalf("with the slots free again, a start must be interpreted: %v", err)
 	}

@@ -26,7 +26,7 @@ func TestWarmCacheStartsCompiled(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = r.Close(ctx) })
-		first, upgrade, err := r.compileTiered(ctx, wasm, headStart)
+		first, upgrade, err := r.compileTiered(ctx, r.log, wasm, headStart)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/errcode"
+
+	"github.com/latticed/latticed/internal/progress"
 )
 
 // maxManifestBytes bounds a manifest (they are a few hundred bytes).
@@ -34,8 +37,24 @@ type Artifact struct {
 // Pull fetches the artifact of kind that ref names. The registry is asked
 // which manifest the tag names (a digest reference whose manifest is cached
 // needs no registry at all); blobs already in the cache are not downloaded.
+// It logs a start line and one end line, pulled or failed, with the bytes,
+// whether they came from the cache, and the seconds taken (package
+// progress names the lines).
 func (c *Client) Pull(ctx context.Context, ref string, kind Kind) (*Artifact, error) {
 	start := time.Now()
+	c.log.Info(progress.PullStarted, progress.KeyRef, ref, "kind", kind.String())
+	a, err := c.pull(ctx, ref, kind, start)
+	if err != nil {
+		c.log.Warn(progress.PullFailed, progress.KeyRef, ref, "kind", kind.String(),
+			progress.KeySeconds, time.Since(start).Seconds(), "err", err)
+		return nil, err
+	}
+	c.log.Info(progress.PullFinished, progress.KeyRef, ref, "kind", kind.String(), "digest", a.Digest.String(),
+		"layer", a.LayerDigest.String(), progress.KeyBytes, len(a.Data), progress.KeyCached, a.Cached, progress.KeySeconds, a.Took.Seconds())
+	return a, nil
+}
+
+func (c *Client) pull(ctx context.Context, ref string, kind Kind, start time.Time) (*Artifact, error) {
 	r, err := ParseReference(ref, c.s.AllowLatest)
 	if err != nil {
 		return nil, err
@@ -79,15 +98,53 @@ func (c *Client) Pull(ctx context.Context, ref string, kind Kind) (*Artifact, er
 	if b, ok := c.cache.get(layer.Digest, MaxArtifactBytes); ok {
 		a.Data, a.Cached = b, true
 	} else {
-		if a.Data, err = content.FetchAll(ctx, repo, layer); err != nil { // verifies size and digest
+		if a.Data, err = c.fetchLayer(ctx, repo, layer, ref); err != nil {
 			return nil, c.pullError(r, plain, err)
 		}
 		c.store(layer.Digest, a.Data)
 	}
 	a.Took = time.Since(start)
-	c.log.Info("OCI artifact pulled", "ref", a.Ref, "kind", kind.String(), "digest", a.Digest.String(),
-		"layer", a.LayerDigest.String(), "bytes", len(a.Data), "cached", a.Cached, "seconds", a.Took.Seconds())
 	return a, nil
+}
+
+// fetchLayer fetches a layer, verified by size and digest as
+// content.FetchAll does, and says how far it got at its first read and then
+// every progressEvery in a progress record (package progress: a terminal's status line shows it;
+// no log prints it).
+func (c *Client) fetchLayer(ctx context.Context, f content.Fetcher, desc ocispec.Descriptor, ref string) ([]byte, error) {
+	rc, err := f.Fetch(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	// The first read reports at once: a terminal shows the total from the start.
+	cr := &countingReader{r: rc, next: time.Now(), report: func(n int64) {
+		c.log.Log(ctx, progress.LevelProgress, progress.PullProgress, progress.KeyRef, ref,
+			progress.KeyBytes, n, progress.KeyTotal, desc.Size)
+	}}
+	return content.ReadAll(cr, desc)
+}
+
+// progressEvery is how often a pull in progress says how far it got.
+const progressEvery = 200 * time.Millisecond
+
+// countingReader counts what is read through it and reports the count at
+// most every progressEvery.
+type countingReader struct {
+	r      io.Reader
+	n      int64
+	next   time.Time
+	report func(n int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if now := time.Now(); n > 0 && now.After(c.next) {
+		c.next = now.Add(progressEvery)
+		c.report(c.n)
+	}
+	return n, err
 }
 
 func (c *Client) store(d digest.Digest, b []byte) {

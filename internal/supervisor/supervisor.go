@@ -191,6 +191,9 @@ func (s *Supervisor) AdminSocket() string { return s.adminPath }
 // NATSURL is the URL children connect to (the embedded server's, when embedded).
 func (s *Supervisor) NATSURL() string { return s.natsURL }
 
+// MetricsURL is where the node's merged /metrics answers.
+func (s *Supervisor) MetricsURL() string { return "http://" + s.health.Addr() + "/metrics" }
+
 // NATSServer is the embedded server, nil with an external NATS.
 func (s *Supervisor) NATSServer() *server.Server { return s.ns }
 
@@ -478,7 +481,7 @@ func (s *Supervisor) onHostReady(first bool) {
 		close(s.ready)
 		s.notify(notifyReady)
 		s.log.Info("node ready", "host_id", s.hostID, "cluster_issuer", s.opts.ClusterKey.PublicKey(), "lattice_prefix", s.prefix, "nats_url", s.natsURL,
-			"metrics", "http://"+s.health.Addr()+"/metrics", "admin_socket", s.adminPath, "console", s.consoleURL)
+			"metrics", s.MetricsURL(), "admin_socket", s.adminPath, "console", s.consoleURL)
 		// At start: drop the revocations that expired while the node was down.
 		if err := s.pruneSigningRevocations(ctx); err != nil {
 			s.log.Warn("could not remove expired signing-key revocations", "bucket", lattice.RevocationsBucket(s.prefix), "err", err)
