@@ -73,15 +73,7 @@ func startUpNode(t *testing.T, name string, srv *testenv.ExternalServer, prefix 
 		config.EnvLabelPrefix + "up": name,
 	}
 	n.cmd = exec.Command(binPath, "up")
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if k != "HOME" && k != "XDG_DATA_HOME" && !strings.HasPrefix(k, "LATTICED_") && !strings.HasPrefix(k, "WASMCLOUD_") {
-			n.cmd.Env = append(n.cmd.Env, kv)
-		}
-	}
-	for k, v := range env {
-		n.cmd.Env = append(n.cmd.Env, k+"="+v)
-	}
+	n.cmd.Env = nodeEnviron(env)
 	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
 	n.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := n.cmd.Start(); err != nil {

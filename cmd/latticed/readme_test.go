@@ -123,6 +123,7 @@ func TestReadmeWritingAnActorInGo(t *testing.T) {
 		"LATTICED_NATS_LISTEN=127.0.0.1:"+strconv.Itoa(testenv.FreePort(t)),
 		"LATTICED_METRICS_ADDR=127.0.0.1:0",
 		"LATTICED_LOG_LEVEL=warn",
+		"LATTICED_CONSOLE_ADDR=", // the default port may be a developer's running node
 		"WASMCLOUD_LATTICE_PREFIX=readme",
 	)
 	// Module resolution may update the actor's go.mod (it must not need

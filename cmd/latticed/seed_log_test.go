@@ -71,7 +71,7 @@ func TestUpNeverLogsTheClusterSeed(t *testing.T) {
 		"WASMCLOUD_LATTICE_PREFIX": "seedlog",
 	})
 	up := exec.Command(binPath, "up")
-	up.Env = append(os.Environ(), "HOME="+filepath.Join(filepath.Dir(e.dataDir), "home"), "LATTICED_DATA_DIR="+e.dataDir)
+	up.Env = append(os.Environ(), "HOME="+filepath.Join(filepath.Dir(e.dataDir), "home"), "LATTICED_DATA_DIR="+e.dataDir, "LATTICED_CONSOLE_ADDR=")
 	for k, v := range e.env {
 		up.Env = append(up.Env, k+"="+v)
 	}

@@ -88,7 +88,7 @@ func waitHosts(t *testing.T, e *ctlEnv) []lattice.HostInfo {
 func startUp(t *testing.T, e *ctlEnv) *exec.Cmd {
 	t.Helper()
 	up := exec.Command(binPath, "up")
-	up.Env = append(os.Environ(), "HOME="+filepath.Join(filepath.Dir(e.dataDir), "home"), "LATTICED_DATA_DIR="+e.dataDir)
+	up.Env = append(os.Environ(), "HOME="+filepath.Join(filepath.Dir(e.dataDir), "home"), "LATTICED_DATA_DIR="+e.dataDir, config.EnvConsoleAddr+"=")
 	for k, v := range e.env {
 		up.Env = append(up.Env, k+"="+v)
 	}
@@ -136,6 +136,9 @@ func nodeEnviron(vars map[string]string) []string {
 			env = append(env, kv)
 		}
 	}
+	// No console unless a test asks: many nodes run at once, and the
+	// default port may be a developer's running node.
+	env = append(env, config.EnvConsoleAddr+"=")
 	for k, v := range vars {
 		env = append(env, k+"="+v)
 	}
