@@ -16,6 +16,7 @@ import (
 
 	"github.com/latticed/latticed/internal/memreturn"
 	"github.com/latticed/latticed/internal/metrics"
+	"github.com/latticed/latticed/internal/wasmstop"
 )
 
 // wasmbus ABI names (docs/protocol.md §5).
@@ -128,8 +129,10 @@ const compileWorkers = 2
 // WASI and the wasmbus host module.
 func newWazeroRuntime(ctx context.Context, cfg wazero.RuntimeConfig, memoryLimitPages uint32) (wazero.Runtime, error) {
 	cfg = cfg.
-		// A per-call deadline must be able to stop a guest that never returns.
-		WithCloseOnContextDone(true).
+		// No WithCloseOnContextDone: it makes compiled code call out to Go
+		// at every loop header. A call's deadline stops a guest through the
+		// in-guest flag wasmstop adds instead (prepareModule, stopGuard).
+		WithCloseOnContextDone(false).
 		WithMemoryLimitPages(memoryLimitPages)
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
@@ -160,7 +163,24 @@ func (r *Runtime) cancelCompiles() { r.stopCompiles() }
 // Compile compiles (or loads from the cache) a module and checks it exports
 // the wasmbus ABI.
 func (r *Runtime) Compile(ctx context.Context, wasm []byte) (wazero.CompiledModule, error) {
-	return compileABI(ctx, r.rt, packDataSegments(wasm))
+	wasm, err := prepareModule(wasm)
+	if err != nil {
+		return nil, err
+	}
+	return compileABI(ctx, r.rt, wasm)
+}
+
+// prepareModule is the module as the host compiles it: data segments
+// packed, and the stop flag with its checks added (wasmstop), which is how a
+// call's deadline stops a guest that never returns. It is deterministic, so
+// the compilation cache and the warm index key on its output. A module that
+// cannot be instrumented is refused: it could run past every deadline.
+func prepareModule(wasm []byte) ([]byte, error) {
+	out, err := wasmstop.Instrument(packDataSegments(wasm))
+	if err != nil {
+		return nil, fmt.Errorf("compile module: %w", err)
+	}
+	return out, nil
 }
 
 // compiled is the outcome of a background compile.
@@ -180,11 +200,14 @@ type compiled struct {
 // interprets, and neither does a start while maxInterpreting actors are
 // interpreted.
 func (r *Runtime) compileTiered(ctx context.Context, wasm []byte, headStart time.Duration) (first *module, upgrade <-chan compiled, err error) {
+	wasm, err = prepareModule(wasm) // both engines compile the prepared module
+	if err != nil {
+		return nil, nil, err
+	}
 	done := make(chan compiled, 1)
 	if !r.background.enter() {
 		return nil, nil, errRuntimeClosed
 	}
-	wasm = packDataSegments(wasm) // both engines compile the packed module
 	warm := r.warm.has(wasm)
 	if warm && headStart >= 0 {
 		headStart = max(headStart, warmHeadStart)
