@@ -25,6 +25,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/latticed/latticed/internal/wasmbin"
 )
 
 // ExportName is the export under which Instrument exposes the stop global.
@@ -201,7 +203,7 @@ func extendVec(body []byte, count, more uint32) []byte {
 func appendStopGlobals(b []byte) []byte {
 	b = append(b, valI32, 1, opI32Const, 0, opEnd)
 	b = append(b, valI32, 1, opI32Const)
-	b = appendSignedLEB(b, YieldEvery)
+	b = wasmbin.AppendSignedLEB32(b, YieldEvery)
 	return append(b, opEnd)
 }
 
@@ -389,22 +391,10 @@ func loopCheck(stop uint32) []byte {
 	b = append(b, opGlobalGet)
 	b = append(b, c...)
 	b = append(b, opI32Eqz, opIf, blockEmpty, opI32Const, 0, opMemoryGrow, 0, opDrop, opI32Const)
-	b = appendSignedLEB(b, YieldEvery)
+	b = wasmbin.AppendSignedLEB32(b, YieldEvery)
 	b = append(b, opGlobalSet)
 	b = append(b, c...)
 	return append(b, opEnd)
-}
-
-// appendSignedLEB encodes v as a signed LEB128 (an i32.const immediate).
-func appendSignedLEB(b []byte, v int64) []byte {
-	for {
-		c := byte(v & 0x7f)
-		v >>= 7
-		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
 }
 
 // instrumentFunc appends body to out with check inserted after every loop
