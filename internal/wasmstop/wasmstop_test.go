@@ -104,7 +104,7 @@ type callKey struct{}
 
 // newRuntime is a runtime of the given engine with WASI and a wasmbus host
 // module that answers just what an invocation without host calls needs.
-func newRuntime(t *testing.T, cfg wazero.RuntimeConfig) wazero.Runtime {
+func newRuntime(t testing.TB, cfg wazero.RuntimeConfig) wazero.Runtime {
 	t.Helper()
 	ctx := context.Background()
 	r := wazero.NewRuntimeWithConfig(ctx, cfg)
@@ -146,7 +146,7 @@ func newRuntime(t *testing.T, cfg wazero.RuntimeConfig) wazero.Runtime {
 }
 
 // actorInstance instantiates a wasmbus actor and runs its initialiser.
-func actorInstance(t *testing.T, r wazero.Runtime, wasm []byte) api.Module {
+func actorInstance(t testing.TB, r wazero.Runtime, wasm []byte) api.Module {
 	t.Helper()
 	ctx := context.Background()
 	mod, err := r.InstantiateWithConfig(ctx, wasm, wazero.NewModuleConfig().WithName("").WithStartFunctions())
@@ -181,7 +181,7 @@ func invoke(ctx context.Context, mod api.Module, op string, msg []byte) ([]byte,
 }
 
 // buildGo builds a Go actor of this repository (wasip1, c-shared).
-func buildGo(t *testing.T, pkg string) []byte {
+func buildGo(t testing.TB, pkg string) []byte {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "actor.wasm")
 	if err := wasmbuild.Build(pkg, out); err != nil {
