@@ -358,7 +358,8 @@ type instance struct {
 	mem       *instanceMemory // where its linear memory lives
 	// stop is the guest's stop flag (wasmstop.ExportName): once set, the
 	// guest traps at its next loop header. stopped records that it may
-	// have been set; such an instance is never used again.
+	// have been set; such an instance is never used again. Interpreted
+	// instances have none: wazero closes them when the call's context ends.
 	stop    api.MutableGlobal
 	stopped bool
 }
@@ -367,8 +368,12 @@ type instance struct {
 // code run between it and the call of the function it returns, which
 // reports whether the flag may have been raised (the guest then traps, or
 // will at its next loop, and the instance must not be reused). Only the
-// goroutine that runs the instance calls it.
+// goroutine that runs the instance calls it. A nil flag (an interpreted
+// instance) is never raised.
 func stopGuard(ctx context.Context, flag api.MutableGlobal) (end func() (raised bool)) {
+	if flag == nil {
+		return func() bool { return false }
+	}
 	stop := context.AfterFunc(ctx, func() { flag.Set(1) })
 	return func() bool { return !stop() }
 }
@@ -377,7 +382,8 @@ func stopGuard(ctx context.Context, flag api.MutableGlobal) (end func() (raised 
 // Go's time.Sleep, Rust's thread::sleep). wazero's own sleep ignores the
 // context, so a guest sleeping for minutes would outlive its call deadline;
 // this one returns when the context of the work in progress ends, and
-// the stop flag (stopGuard) then stops the guest at its next loop. Only the
+// the stop flag (stopGuard; wazero's own check for interpreted code) then
+// stops the guest at its next loop. Only the
 // goroutine running the instance uses it (one call at a time), so it needs
 // no lock.
 type sleeper struct{ ctx context.Context }
@@ -439,10 +445,13 @@ func (r *Runtime) instantiateUnbounded(ctx context.Context, m *module, id string
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
-	flag, ok := mod.ExportedGlobal(wasmstop.ExportName).(api.MutableGlobal)
-	if !ok { // prepareModule adds it to every module the host compiles
-		_ = mod.Close(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("instantiate: module has no stop flag %q; it was not prepared by the host", wasmstop.ExportName)
+	var flag api.MutableGlobal
+	if !m.interpreted {
+		var ok bool
+		if flag, ok = mod.ExportedGlobal(wasmstop.ExportName).(api.MutableGlobal); !ok { // prepareModule adds it to every module
+			_ = mod.Close(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("instantiate: module has no stop flag %q; it was not prepared by the host", wasmstop.ExportName)
+		}
 	}
 	for _, start := range []string{exportInitialize, exportStart} {
 		if _, ok := exports[start]; !ok {

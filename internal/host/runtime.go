@@ -99,7 +99,10 @@ func NewRuntime(ctx context.Context, cacheDir string, memoryLimitPages uint32) (
 	if err != nil {
 		return nil, err
 	}
-	interp, err := newWazeroRuntime(ctx, wazero.NewRuntimeConfigInterpreter(), memoryLimitPages)
+	// The interpreter is Go code, so wazero's own check costs it little,
+	// and it reads globals with plain loads: the stop flag, set from
+	// another goroutine, would be a data race there (stopGuard).
+	interp, err := newWazeroRuntime(ctx, wazero.NewRuntimeConfigInterpreter().WithCloseOnContextDone(true), memoryLimitPages)
 	if err != nil {
 		_ = rt.Close(ctx)
 		return nil, err
@@ -126,13 +129,12 @@ var errRuntimeClosed = errors.New("compile module: the wasm runtime is closing")
 const compileWorkers = 2
 
 // newWazeroRuntime is one engine with the limits every instance runs under,
-// WASI and the wasmbus host module.
+// WASI and the wasmbus host module. The compiler runs without
+// WithCloseOnContextDone, which makes compiled code call out to Go at every
+// loop header: a call's deadline stops a compiled guest through the flag
+// wasmstop adds to every module instead (prepareModule, stopGuard).
 func newWazeroRuntime(ctx context.Context, cfg wazero.RuntimeConfig, memoryLimitPages uint32) (wazero.Runtime, error) {
 	cfg = cfg.
-		// No WithCloseOnContextDone: it makes compiled code call out to Go
-		// at every loop header. A call's deadline stops a guest through the
-		// in-guest flag wasmstop adds instead (prepareModule, stopGuard).
-		WithCloseOnContextDone(false).
 		WithMemoryLimitPages(memoryLimitPages)
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
