@@ -44,6 +44,20 @@ func spinModule() []byte {
 	}
 }
 
+// wantStopTrap waits for the call whose error done delivers, once its stop
+// flag is (about to be) set, to end in the trap the flag's check raises.
+func wantStopTrap(t *testing.T, done <-chan error, what string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "unreachable") {
+			t.Fatalf("%s: %v; want the unreachable trap", what, err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("%s still runs a minute after its flag was set", what)
+	}
+}
+
 func engines() map[string]func() wazero.RuntimeConfig {
 	return map[string]func() wazero.RuntimeConfig{
 		"compiler":    wazero.NewRuntimeConfigCompiler,
@@ -74,6 +88,8 @@ func TestSpinStopsWhenTheFlagIsSet(t *testing.T) {
 			go func() { _, err := mod.ExportedFunction("spin").Call(ctx, 0); done <- err }()
 			// A stop-the-world while the guest spins: it completes only if
 			// the guest leaves compiled code now and then (the yields).
+			// Without them the whole process stops, timers included, and
+			// the failure is go test's -timeout.
 			collected := make(chan struct{})
 			go func() { runtime.GC(); close(collected) }()
 			select {
@@ -82,14 +98,7 @@ func TestSpinStopsWhenTheFlagIsSet(t *testing.T) {
 				t.Fatal("a garbage collection waited a minute for the spinning guest")
 			}
 			flag.Set(1)
-			select {
-			case err := <-done:
-				if err == nil || !strings.Contains(err.Error(), "unreachable") {
-					t.Fatalf("err %v; want the unreachable trap", err)
-				}
-			case <-time.After(time.Minute):
-				t.Fatal("spin still runs a minute after its flag was set")
-			}
+			wantStopTrap(t, done, "spin")
 		})
 	}
 }
@@ -239,14 +248,7 @@ func TestInstrumentedActorsBehaveTheSameAndStop(t *testing.T) {
 				defer stop()
 				done := make(chan error, 1)
 				go func() { _, err := invoke(ctx, mod, "Loop.Forever", nil); done <- err }()
-				select {
-				case err := <-done:
-					if err == nil || !strings.Contains(err.Error(), "unreachable") {
-						t.Fatalf("Loop.Forever: %v; want the unreachable trap", err)
-					}
-				case <-time.After(time.Minute):
-					t.Fatal("Loop.Forever still runs a minute after its flag was set")
-				}
+				wantStopTrap(t, done, "Loop.Forever")
 			})
 		}
 	}
