@@ -356,27 +356,29 @@ type instance struct {
 	clock     *sleeper    // ends the guest's sleeps with the call's context
 	returner  *memreturn.Returner
 	mem       *instanceMemory // where its linear memory lives
-	// stop is the guest's stop flag (wasmstop.ExportName): once set, the
-	// guest traps at its next loop header. stopped records that it may
-	// have been set; such an instance is never used again. Interpreted
+	// raise sets the guest's stop flag (wasmstop.ExportName): the guest
+	// then traps at its next loop header. stopped records that it may
+	// have been raised; such an instance is never used again. Interpreted
 	// instances have none: wazero closes them when the call's context ends.
-	stop    api.MutableGlobal
+	raise   func()
 	stopped bool
 }
 
-// stopGuard raises the instance's stop flag when ctx ends, for the guest
-// code run between it and the call of the function it returns, which
-// reports whether the flag may have been raised (the guest then traps, or
-// will at its next loop, and the instance must not be reused). Only the
-// goroutine that runs the instance calls it. A nil flag (an interpreted
-// instance) is never raised.
-func stopGuard(ctx context.Context, flag api.MutableGlobal) (end func() (raised bool)) {
-	if flag == nil {
-		return func() bool { return false }
+// stopGuard calls raise, which sets an instance's stop flag, when ctx ends,
+// for the guest code run between it and the call of the function it
+// returns. That reports false if raise may have run (the guest then traps,
+// or will at its next loop, and the instance must not be reused): it is
+// context.AfterFunc's stop. A nil raise (an interpreted instance) never
+// runs. Only the goroutine that runs the instance calls it; raise is made
+// once per instance, so a call costs AfterFunc's allocations only.
+func stopGuard(ctx context.Context, raise func()) (disarm func() bool) {
+	if raise == nil {
+		return neverRaised
 	}
-	stop := context.AfterFunc(ctx, func() { flag.Set(1) })
-	return func() bool { return !stop() }
+	return context.AfterFunc(ctx, raise)
 }
+
+func neverRaised() bool { return true }
 
 // sleeper is an instance's WASI sleep (clock subscriptions of poll_oneoff:
 // Go's time.Sleep, Rust's thread::sleep). wazero's own sleep ignores the
@@ -445,21 +447,22 @@ func (r *Runtime) instantiateUnbounded(ctx context.Context, m *module, id string
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
-	var flag api.MutableGlobal
+	var raise func()
 	if !m.interpreted {
-		var ok bool
-		if flag, ok = mod.ExportedGlobal(wasmstop.ExportName).(api.MutableGlobal); !ok { // prepareModule adds it to every module
+		flag, ok := mod.ExportedGlobal(wasmstop.ExportName).(api.MutableGlobal)
+		if !ok { // prepareModule adds it to every module
 			_ = mod.Close(context.WithoutCancel(ctx))
 			return nil, fmt.Errorf("instantiate: module has no stop flag %q; it was not prepared by the host", wasmstop.ExportName)
 		}
+		raise = func() { flag.Set(1) }
 	}
 	for _, start := range []string{exportInitialize, exportStart} {
 		if _, ok := exports[start]; !ok {
 			continue
 		}
-		end := stopGuard(ctx, flag)
+		disarm := stopGuard(ctx, raise)
 		err := clock.during(ctx, func() error { _, err := mod.ExportedFunction(start).Call(ctx); return err })
-		if end() {
+		if !disarm() {
 			// Stopped, or finished just as ctx ended with the flag raised
 			// behind it: either way it must not serve calls.
 			_ = mod.Close(context.WithoutCancel(ctx))
@@ -475,16 +478,16 @@ func (r *Runtime) instantiateUnbounded(ctx context.Context, m *module, id string
 		break
 	}
 	return &instance{id: id, mod: mod, guestCall: mod.ExportedFunction(exportGuestCall), stack: make([]uint64, 2),
-		stderr: stderr, code: m, clock: clock, returner: r.returner, mem: mem, stop: flag}, nil
+		stderr: stderr, code: m, clock: clock, returner: r.returner, mem: mem, raise: raise}, nil
 }
 
 // call runs one operation in the instance. A deadline on ctx interrupts it.
 func (in *instance) call(ctx context.Context, st *callState) ([]byte, error) {
 	ctx = context.WithValue(ctx, callKey{}, st)
 	in.stack[0], in.stack[1] = uint64(len(st.op)), uint64(len(st.msg))
-	end := stopGuard(ctx, in.stop)
+	disarm := stopGuard(ctx, in.raise)
 	err := in.clock.during(ctx, func() error { return in.guestCall.CallWithStack(ctx, in.stack) })
-	in.stopped = end()
+	in.stopped = !disarm()
 	if err != nil {
 		var exit *sys.ExitError
 		switch {
