@@ -456,7 +456,9 @@ func (r *Runtime) instantiateUnbounded(ctx context.Context, m *module, id string
 		}
 		raise = func() { flag.Set(1) }
 	}
-	for _, start := range []string{exportInitialize, exportStart} {
+	// The module's start function first (wasmstop moved it out of the
+	// start section so that the flag can stop it), then the initialiser.
+	for _, start := range []string{wasmstop.StartExport, exportInitialize, exportStart} {
 		if _, ok := exports[start]; !ok {
 			continue
 		}
@@ -475,7 +477,9 @@ func (r *Runtime) instantiateUnbounded(ctx context.Context, m *module, id string
 				return nil, fmt.Errorf("run %s: %w%s", start, err, stderr.reasonSuffix())
 			}
 		}
-		break
+		if start != wasmstop.StartExport {
+			break
+		}
 	}
 	return &instance{id: id, mod: mod, guestCall: mod.ExportedFunction(exportGuestCall), stack: make([]uint64, 2),
 		stderr: stderr, code: m, clock: clock, returner: r.returner, mem: mem, raise: raise}, nil

@@ -34,6 +34,14 @@ import (
 // the host's flag.
 const ExportName = "latticed:stop"
 
+// StartExport is the export under which Instrument exposes the module's
+// start function, whose start section it removes: wazero runs a start
+// function inside InstantiateModule, before the host has the flag to raise,
+// so a start function that never returned could not be stopped. The host
+// calls it right after instantiation instead, as the start section would
+// have, with the flag armed. Reserved like ExportName.
+const StartExport = "latticed:start"
+
 // ErrUnsafe marks a module Instrument cannot make stoppable: an instruction
 // or section it does not know, or a malformed module. A host must not run it,
 // since a guest loop it could not instrument could run past every deadline.
@@ -52,6 +60,7 @@ const (
 	secMemory    = 5
 	secGlobal    = 6
 	secExport    = 7
+	secStart     = 8
 	secCode      = 10
 	secDataCount = 12
 )
@@ -74,6 +83,7 @@ const (
 	opDrop        = 0x1a
 	blockEmpty    = 0x40
 	valI32        = 0x7f
+	exportFunc    = 0
 	exportGlobal  = 3
 )
 
@@ -91,7 +101,8 @@ func Instrument(wasm []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: not a WebAssembly 1.0 binary", ErrUnsafe)
 	}
 	var sections []section
-	var importedGlobals, definedGlobals, memories uint32
+	var importedGlobals, definedGlobals, memories, start uint32
+	hasStart := false
 	lastRank := 0
 	for pos := 8; pos < len(wasm); {
 		id := wasm[pos]
@@ -124,6 +135,8 @@ func Instrument(wasm []byte) ([]byte, error) {
 			definedGlobals, _, err = vecCount(body)
 		case secExport:
 			err = checkExports(body)
+		case secStart:
+			start, hasStart, err = startFunction(body)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: section %d at offset %d: %w", ErrUnsafe, id, pos, err)
@@ -139,6 +152,18 @@ func Instrument(wasm []byte) ([]byte, error) {
 	out := make([]byte, 0, len(wasm)+len(wasm)/16+64)
 	out = append(out, wasm[:8]...)
 	globalDone, exportDone := false, false
+	// exports appends what Instrument exports to an export section body.
+	exports := func(b []byte) []byte {
+		b = appendExport(b, ExportName, exportGlobal, stop)
+		if hasStart {
+			b = appendExport(b, StartExport, exportFunc, start)
+		}
+		return b
+	}
+	added := uint32(1)
+	if hasStart {
+		added++
+	}
 	memoryDone := memories > 0
 	// flush emits the new memory, global and export sections due before a
 	// section of the given rank, where the module has none of its own.
@@ -152,7 +177,7 @@ func Instrument(wasm []byte) ([]byte, error) {
 			globalDone = true
 		}
 		if !exportDone && rank > sectionRank[secExport] {
-			out = appendSection(out, secExport, appendStopExport(binary.AppendUvarint(nil, 1), stop))
+			out = appendSection(out, secExport, exports(binary.AppendUvarint(nil, uint64(added))))
 			exportDone = true
 		}
 	}
@@ -168,8 +193,9 @@ func Instrument(wasm []byte) ([]byte, error) {
 			globalDone = true
 		case secExport:
 			count, _, _ := vecCount(s.body) // checked above
-			out = appendSection(out, s.id, appendStopExport(extendVec(s.body, count, 1), stop))
+			out = appendSection(out, s.id, exports(extendVec(s.body, count, added)))
 			exportDone = true
+		case secStart: // exported as StartExport instead
 		case secCode:
 			body, err := instrumentCode(s.body, stop)
 			if err != nil {
@@ -207,12 +233,22 @@ func appendStopGlobals(b []byte) []byte {
 	return append(b, opEnd)
 }
 
-// appendStopExport appends the export of global index stop as ExportName.
-func appendStopExport(b []byte, stop uint32) []byte {
-	b = binary.AppendUvarint(b, uint64(len(ExportName)))
-	b = append(b, ExportName...)
-	b = append(b, exportGlobal)
-	return binary.AppendUvarint(b, uint64(stop))
+// appendExport appends an export of the given kind and index.
+func appendExport(b []byte, name string, kind byte, index uint32) []byte {
+	b = binary.AppendUvarint(b, uint64(len(name)))
+	b = append(b, name...)
+	b = append(b, kind)
+	return binary.AppendUvarint(b, uint64(index))
+}
+
+// startFunction decodes a start section: one function index.
+func startFunction(body []byte) (uint32, bool, error) {
+	r := &reader{b: body}
+	index := r.u32()
+	if r.err == nil && r.pos != len(body) {
+		r.fail("%d bytes after the start function's index", len(body)-r.pos)
+	}
+	return index, r.err == nil, r.err
 }
 
 // reader decodes the immediates of a section or function body.
@@ -328,12 +364,12 @@ func countImports(body []byte) (globals, memories uint32, err error) {
 	return globals, memories, r.err
 }
 
-// checkExports refuses a module exporting ExportName itself.
+// checkExports refuses a module exporting a name Instrument reserves.
 func checkExports(body []byte) error {
 	r := &reader{b: body}
 	for i, count := uint32(0), r.u32(); i < count && r.err == nil; i++ {
-		if r.name() == ExportName {
-			return fmt.Errorf("the module already exports %q, the name reserved for the host's stop flag", ExportName)
+		if name := r.name(); name == ExportName || name == StartExport {
+			return fmt.Errorf("the module already exports %q, a name reserved for the host", name)
 		}
 		r.byte()
 		r.u32()

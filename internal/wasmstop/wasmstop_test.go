@@ -44,6 +44,43 @@ func spinModule() []byte {
 	}
 }
 
+// TestStartFunctionRunsWhenTheHostCallsIt: a start function that never
+// returns would run inside InstantiateModule, out of the flag's reach, so
+// Instrument moves it out of the start section to StartExport.
+func TestStartFunctionRunsWhenTheHostCallsIt(t *testing.T) {
+	forever := []byte{
+		0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+		0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // type () -> ()
+		0x03, 0x02, 0x01, 0x00, // function 0 of it
+		0x08, 0x01, 0x00, // start: function 0
+		0x0a, 0x09, 0x01, 0x07, 0x00, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b, // loop br 0 end
+	}
+	out, err := wasmstop.Instrument(forever)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, cfg := range engines() {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			r := wazero.NewRuntimeWithConfig(ctx, cfg())
+			t.Cleanup(func() { r.Close(ctx) })
+			mod, err := r.Instantiate(ctx, out) // returns: nothing runs yet
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := mod.ExportedFunction(wasmstop.StartExport)
+			if start == nil {
+				t.Fatalf("no export %q", wasmstop.StartExport)
+			}
+			done := make(chan error, 1)
+			go func() { _, err := start.Call(ctx); done <- err }()
+			time.Sleep(10 * time.Millisecond) // let it spin a little; it passes without too
+			mod.ExportedGlobal(wasmstop.ExportName).(api.MutableGlobal).Set(1)
+			wantStopTrap(t, done, "the start function")
+		})
+	}
+}
+
 // wantStopTrap waits for the call whose error done delivers, once its stop
 // flag is (about to be) set, to end in the trap the flag's check raises.
 func wantStopTrap(t *testing.T, done <-chan error, what string) {
