@@ -4,10 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"testing"
-
-	"github.com/tetratelabs/wazero"
-
-	"github.com/latticed/latticed/internal/wasmstop"
 )
 
 // vec16 is 16 immediate bytes (v128.const, i8x16.shuffle).
@@ -80,20 +76,12 @@ func featuresModule() []byte {
 // and answers the same before and after, on both engines.
 func TestInstrumentDecodesEveryImmediateShape(t *testing.T) {
 	in := featuresModule()
-	out, err := wasmstop.Instrument(in)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := mustInstrument(t, in)
 	for name, cfg := range engines() {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			for _, wasm := range [][]byte{in, out} {
-				r := wazero.NewRuntimeWithConfig(ctx, cfg())
-				t.Cleanup(func() { r.Close(ctx) })
-				mod, err := r.Instantiate(ctx, wasm)
-				if err != nil {
-					t.Fatal(err)
-				}
+				mod := instantiateBare(t, cfg(), wasm)
 				res, err := mod.ExportedFunction("run").Call(ctx)
 				if err != nil || res[0] != 42 {
 					t.Fatalf("run() = %v, %v; want 42", res, err)

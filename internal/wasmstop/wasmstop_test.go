@@ -55,19 +55,11 @@ func TestStartFunctionRunsWhenTheHostCallsIt(t *testing.T) {
 		0x08, 0x01, 0x00, // start: function 0
 		0x0a, 0x09, 0x01, 0x07, 0x00, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b, // loop br 0 end
 	}
-	out, err := wasmstop.Instrument(forever)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := mustInstrument(t, forever)
 	for name, cfg := range engines() {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			r := wazero.NewRuntimeWithConfig(ctx, cfg())
-			t.Cleanup(func() { r.Close(ctx) })
-			mod, err := r.Instantiate(ctx, out) // returns: nothing runs yet
-			if err != nil {
-				t.Fatal(err)
-			}
+			mod := instantiateBare(t, cfg(), out) // returns: nothing runs yet
 			start := mod.ExportedFunction(wasmstop.StartExport)
 			if start == nil {
 				t.Fatalf("no export %q", wasmstop.StartExport)
@@ -95,6 +87,30 @@ func wantStopTrap(t *testing.T, done <-chan error, what string) {
 	}
 }
 
+// mustInstrument is Instrument, failing the test on an error.
+func mustInstrument(t *testing.T, wasm []byte) []byte {
+	t.Helper()
+	out, err := wasmstop.Instrument(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// instantiateBare instantiates a module that imports nothing on a runtime
+// of its own.
+func instantiateBare(t *testing.T, cfg wazero.RuntimeConfig, wasm []byte) api.Module {
+	t.Helper()
+	ctx := context.Background()
+	r := wazero.NewRuntimeWithConfig(ctx, cfg)
+	t.Cleanup(func() { r.Close(ctx) })
+	mod, err := r.Instantiate(ctx, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mod
+}
+
 func engines() map[string]func() wazero.RuntimeConfig {
 	return map[string]func() wazero.RuntimeConfig{
 		"compiler":    wazero.NewRuntimeConfigCompiler,
@@ -103,19 +119,11 @@ func engines() map[string]func() wazero.RuntimeConfig {
 }
 
 func TestSpinStopsWhenTheFlagIsSet(t *testing.T) {
-	out, err := wasmstop.Instrument(spinModule())
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := mustInstrument(t, spinModule())
 	for name, cfg := range engines() {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			r := wazero.NewRuntimeWithConfig(ctx, cfg())
-			t.Cleanup(func() { r.Close(ctx) })
-			mod, err := r.Instantiate(ctx, out)
-			if err != nil {
-				t.Fatal(err)
-			}
+			mod := instantiateBare(t, cfg(), out)
 			res, err := mod.ExportedFunction("spin").Call(ctx, 1000)
 			if err != nil || res[0] != 7 {
 				t.Fatalf("spin(1000) = %v, %v; want 7", res, err)
