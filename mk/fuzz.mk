@@ -26,12 +26,14 @@ WIRE_FUZZ_TARGETS ?= FuzzDecodeHTTPRequest FuzzDecodeHTTPResponse
 # The other decoders of untrusted bytes, as package:Target (seed corpus in
 # each package's testdata/fuzz/<Target>/): the provider archive reader, the
 # key-value provider's argument decoder, NATS server lists, the data-segment
-# packer of Go actors, and the console's live-feed events.
+# packer of Go actors, the loop instrumentation every actor gets
+# (wasmstop), and the console's live-feed events.
 PKG_FUZZ_TARGETS ?= \
 	./internal/par/:FuzzRead \
 	./internal/builtin/keyvalue/:FuzzDecodeArgs \
 	./internal/config/:FuzzParseServers \
 	./internal/host/:FuzzPackDataSegments \
+	./internal/wasmstop/:FuzzInstrument \
 	./internal/console/:FuzzFeedEvent
 
 .PHONY: fuzz fuzz-seeds $(addprefix fuzz-,$(FUZZ_TARGETS) $(TRUST_FUZZ_TARGETS) $(WIRE_FUZZ_TARGETS))

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/latticed/latticed/internal/wasmbin"
 )
 
 // packDataSegments merges a module's active data segments that lie close
@@ -119,7 +121,7 @@ func parseDataSection(b []byte) ([]dataSegment, error) {
 		if len(b) < 2 || b[0] != 0 || b[1] != opI32Const {
 			return nil, fmt.Errorf("segment %d: %w: not active at an i32.const offset", i, errNotPlain)
 		}
-		off, n, ok := signedLEB32(b[2:])
+		off, n, ok := wasmbin.SignedLEB32(b[2:])
 		if !ok || len(b) < 2+n+1 || b[2+n] != opEnd {
 			return nil, fmt.Errorf("segment %d: %w: offset not a lone i32.const", i, errNotPlain)
 		}
@@ -149,42 +151,6 @@ func parseDataSection(b []byte) ([]dataSegment, error) {
 		end = uint64(s.offset) + uint64(len(s.init))
 	}
 	return segs, nil
-}
-
-// signedLEB32 decodes a signed LEB128 i32 (at most 5 bytes), the encoding of
-// an i32.const immediate.
-func signedLEB32(b []byte) (v int32, n int, ok bool) {
-	var r int64
-	var shift uint
-	for n < len(b) && n < 5 {
-		c := b[n]
-		n++
-		r |= int64(c&0x7f) << shift
-		shift += 7
-		if c&0x80 == 0 {
-			if shift < 64 && c&0x40 != 0 {
-				r |= -1 << shift
-			}
-			if r < -1<<31 || r > 1<<31-1 {
-				return 0, 0, false
-			}
-			return int32(r), n, true
-		}
-	}
-	return 0, 0, false
-}
-
-// appendSignedLEB32 encodes v as a signed LEB128.
-func appendSignedLEB32(b []byte, v int32) []byte {
-	x := int64(v)
-	for {
-		c := byte(x & 0x7f)
-		x >>= 7
-		if (x == 0 && c&0x40 == 0) || (x == -1 && c&0x40 != 0) {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
 }
 
 // segGroup is a run of segments (segs[first:last+1]) that become one
@@ -233,7 +199,7 @@ func uvarintLen(v uint64) int {
 
 func signedLEB32Len(v int32) int {
 	var b [5]byte
-	return len(appendSignedLEB32(b[:0], v))
+	return len(wasmbin.AppendSignedLEB32(b[:0], v))
 }
 
 // appendDataSection encodes groups of segs as a data section body, the
@@ -242,7 +208,7 @@ func appendDataSection(b []byte, segs []dataSegment, groups []segGroup) []byte {
 	b = binary.AppendUvarint(b, uint64(len(groups)))
 	for _, g := range groups {
 		b = append(b, 0, opI32Const)
-		b = appendSignedLEB32(b, int32(g.offset))
+		b = wasmbin.AppendSignedLEB32(b, int32(g.offset))
 		b = append(b, opEnd)
 		b = binary.AppendUvarint(b, g.size)
 		base := len(b)

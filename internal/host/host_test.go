@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/testing/testenv"
+	"github.com/latticed/latticed/internal/testing/wasmbuild"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
 	"github.com/latticed/latticed/trust"
@@ -410,7 +412,21 @@ func TestInvalidModulesAreRefusedAtStart(t *testing.T) {
 		return "file://" + p
 	}
 	stranger := testenv.SignActor(t, f.dir, echoPkg, trust.SignActorOptions{Name: "other"})
+	// Signed, but its code holds an opcode (0xfe, a thread atomic) the host
+	// cannot instrument: a loop in it could outrun every deadline.
+	atomic := wasmbuild.TinyEcho()
+	if i := bytes.LastIndex(atomic, []byte{0x41, 0x01, 0x0b}); i < 0 {
+		t.Fatal("the tiny echo's return 1 not found")
+	} else {
+		atomic[i] = 0xfe
+	}
+	modKey, _ := trust.CreateKeyPair(lattice.KindModule)
+	atomicSigned, _, err := trust.SignActor(atomic, trust.SignActorOptions{Name: "atomic"}, allowed, modKey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct{ name, ref, want string }{
+		{"not stoppable", write("atomic.wasm", atomicSigned), "unknown opcode 0xfe"},
 		{"tampered", write("tampered.wasm", tampered), "module hash mismatch"},
 		{"unsigned", write("unsigned.wasm", testenv.BuildActor(t, echoPkg)), "no embedded claims"},
 		{"issuer not allowed", "file://" + stranger.Path, "LATTICED_ALLOWED_ACTOR_ISSUERS"},

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/latticed/latticed/internal/memreturn"
+	"github.com/latticed/latticed/internal/wasmstop"
 	"github.com/latticed/latticed/rpc"
 )
 
@@ -161,8 +163,11 @@ func (p *pool) acquire(ctx context.Context) (*instance, error) {
 	}
 }
 
-// release returns an instance; broken ones are closed and replaced.
+// release returns an instance; broken ones are closed and replaced, and so
+// is one whose stop flag was raised (see stopGuard), whatever the call's
+// outcome.
 func (p *pool) release(ctx context.Context, in *instance, broken bool) {
+	broken = broken || in.stopped
 	p.mu.Lock()
 	surplus := p.done || len(p.live) > p.target
 	if broken || surplus {
@@ -351,13 +356,36 @@ type instance struct {
 	clock     *sleeper    // ends the guest's sleeps with the call's context
 	returner  *memreturn.Returner
 	mem       *instanceMemory // where its linear memory lives
+	// raise sets the guest's stop flag (wasmstop.ExportName): the guest
+	// then traps at its next loop header. stopped records that it may
+	// have been raised; such an instance is never used again. Interpreted
+	// instances have none: wazero closes them when the call's context ends.
+	raise   func()
+	stopped bool
 }
+
+// stopGuard calls raise, which sets an instance's stop flag, when ctx ends,
+// for the guest code run between it and the call of the function it
+// returns. That reports false if raise may have run (the guest then traps,
+// or will at its next loop, and the instance must not be reused): it is
+// context.AfterFunc's stop. A nil raise (an interpreted instance) never
+// runs. Only the goroutine that runs the instance calls it; raise is made
+// once per instance, so a call costs AfterFunc's allocations only.
+func stopGuard(ctx context.Context, raise func()) (disarm func() bool) {
+	if raise == nil {
+		return neverRaised
+	}
+	return context.AfterFunc(ctx, raise)
+}
+
+func neverRaised() bool { return true }
 
 // sleeper is an instance's WASI sleep (clock subscriptions of poll_oneoff:
 // Go's time.Sleep, Rust's thread::sleep). wazero's own sleep ignores the
 // context, so a guest sleeping for minutes would outlive its call deadline;
 // this one returns when the context of the work in progress ends, and
-// WithCloseOnContextDone then stops the guest at its next check. Only the
+// the stop flag (stopGuard; wazero's own check for interpreted code) then
+// stops the guest at its next loop. Only the
 // goroutine running the instance uses it (one call at a time), so it needs
 // no lock.
 type sleeper struct{ ctx context.Context }
@@ -419,11 +447,29 @@ func (r *Runtime) instantiateUnbounded(ctx context.Context, m *module, id string
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
-	for _, start := range []string{exportInitialize, exportStart} {
+	var raise func()
+	if !m.interpreted {
+		flag, ok := mod.ExportedGlobal(wasmstop.ExportName).(api.MutableGlobal)
+		if !ok { // prepareModule adds it to every module
+			_ = mod.Close(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("instantiate: module has no stop flag %q; it was not prepared by the host", wasmstop.ExportName)
+		}
+		raise = func() { flag.Set(1) }
+	}
+	// The module's start function first (wasmstop moved it out of the
+	// start section so that the flag can stop it), then the initialiser.
+	for _, start := range []string{wasmstop.StartExport, exportInitialize, exportStart} {
 		if _, ok := exports[start]; !ok {
 			continue
 		}
+		disarm := stopGuard(ctx, raise)
 		err := clock.during(ctx, func() error { _, err := mod.ExportedFunction(start).Call(ctx); return err })
+		if !disarm() {
+			// Stopped, or finished just as ctx ended with the flag raised
+			// behind it: either way it must not serve calls.
+			_ = mod.Close(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("run %s: %w%s", start, cmp.Or(err, ctx.Err()), stderr.reasonSuffix())
+		}
 		if err != nil {
 			var exit *sys.ExitError
 			if !(errors.As(err, &exit) && exit.ExitCode() == 0 && !mod.IsClosed()) {
@@ -431,21 +477,26 @@ func (r *Runtime) instantiateUnbounded(ctx context.Context, m *module, id string
 				return nil, fmt.Errorf("run %s: %w%s", start, err, stderr.reasonSuffix())
 			}
 		}
-		break
+		if start != wasmstop.StartExport {
+			break
+		}
 	}
 	return &instance{id: id, mod: mod, guestCall: mod.ExportedFunction(exportGuestCall), stack: make([]uint64, 2),
-		stderr: stderr, code: m, clock: clock, returner: r.returner, mem: mem}, nil
+		stderr: stderr, code: m, clock: clock, returner: r.returner, mem: mem, raise: raise}, nil
 }
 
 // call runs one operation in the instance. A deadline on ctx interrupts it.
 func (in *instance) call(ctx context.Context, st *callState) ([]byte, error) {
 	ctx = context.WithValue(ctx, callKey{}, st)
 	in.stack[0], in.stack[1] = uint64(len(st.op)), uint64(len(st.msg))
+	disarm := stopGuard(ctx, in.raise)
 	err := in.clock.during(ctx, func() error { return in.guestCall.CallWithStack(ctx, in.stack) })
+	in.stopped = !disarm()
 	if err != nil {
 		var exit *sys.ExitError
 		switch {
-		case errors.As(err, &exit) && (exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled):
+		// ctx first: the stop flag's trap (unreachable) is a deadline stop.
+		case ctx.Err() != nil:
 			return nil, &instanceError{kind: failTimeout, err: fmt.Errorf("actor call interrupted: %w", context.DeadlineExceeded)}
 		case errors.As(err, &exit):
 			return nil, &instanceError{kind: failExit, err: fmt.Errorf("actor exited with code %d%s", exit.ExitCode(), in.stderr.reasonSuffix())}

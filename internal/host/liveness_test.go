@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -240,5 +242,38 @@ func TestHostStopsPromptlyWhileCompiling(t *testing.T) {
 				t.Fatalf("%d compiles still running after the host stopped", n)
 			}
 		})
+	}
+}
+
+// A module whose start section loops forever: wazero would run it inside
+// InstantiateModule, where the stop flag cannot reach it; the host calls it
+// after instantiating instead (wasmstop.StartExport), so the start
+// deadline ends it.
+func TestStartSectionLoopFailsAtItsStartDeadline(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.StartTimeout = time.Second })
+	module := []byte{
+		0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+		0x01, 0x0a, 0x02, 0x60, 0x00, 0x00, 0x60, 0x02, 0x7f, 0x7f, 0x01, 0x7f, // () -> (); (i32, i32) -> i32
+		0x03, 0x03, 0x02, 0x00, 0x01, // the start function, __guest_call
+		0x07, 0x10, 0x01, 0x0c, '_', '_', 'g', 'u', 'e', 's', 't', '_', 'c', 'a', 'l', 'l', 0x00, 0x01,
+		0x08, 0x01, 0x00, // start: function 0
+		0x0a, 0x0e, 0x02,
+		0x07, 0x00, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b, // loop br 0 end
+		0x04, 0x00, 0x41, 0x01, 0x0b, // return 1
+	}
+	acct, _ := trust.CreateKeyPair(lattice.KindAccount)
+	key, _ := trust.CreateKeyPair(lattice.KindModule)
+	signed, _, err := trust.SignActor(module, trust.SignActorOptions{Name: "startloop"}, acct, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(f.dir, "startloop.wasm")
+	if err := os.WriteFile(path, signed, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var a lattice.Ack
+	f.ctlRequest(t, f.ctl.Cmd(f.h.ID(), lattice.CmdLaunchActor), lattice.StartActorCommand{ActorRef: "file://" + path}, &a)
+	if a.Accepted || !strings.Contains(a.Error, "start deadline of 1s passed") {
+		t.Fatalf("start ack %+v, want a refusal naming the start deadline", a)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/latticed/latticed/internal/memreturn"
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/progress"
+	"github.com/latticed/latticed/internal/wasmstop"
 )
 
 // wasmbus ABI names (docs/protocol.md §5).
@@ -99,7 +100,10 @@ func NewRuntime(ctx context.Context, cacheDir string, memoryLimitPages uint32) (
 	if err != nil {
 		return nil, err
 	}
-	interp, err := newWazeroRuntime(ctx, wazero.NewRuntimeConfigInterpreter(), memoryLimitPages)
+	// The interpreter is Go code, so wazero's own check costs it little,
+	// and it reads globals with plain loads: the stop flag, set from
+	// another goroutine, would be a data race there (stopGuard).
+	interp, err := newWazeroRuntime(ctx, wazero.NewRuntimeConfigInterpreter().WithCloseOnContextDone(true), memoryLimitPages)
 	if err != nil {
 		_ = rt.Close(ctx)
 		return nil, err
@@ -126,11 +130,12 @@ var errRuntimeClosed = errors.New("compile module: the wasm runtime is closing")
 const compileWorkers = 2
 
 // newWazeroRuntime is one engine with the limits every instance runs under,
-// WASI and the wasmbus host module.
+// WASI and the wasmbus host module. The compiler runs without
+// WithCloseOnContextDone, which makes compiled code call out to Go at every
+// loop header: a call's deadline stops a compiled guest through the flag
+// wasmstop adds to every module instead (prepareModule, stopGuard).
 func newWazeroRuntime(ctx context.Context, cfg wazero.RuntimeConfig, memoryLimitPages uint32) (wazero.Runtime, error) {
 	cfg = cfg.
-		// A per-call deadline must be able to stop a guest that never returns.
-		WithCloseOnContextDone(true).
 		WithMemoryLimitPages(memoryLimitPages)
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
@@ -161,7 +166,24 @@ func (r *Runtime) cancelCompiles() { r.stopCompiles() }
 // Compile compiles (or loads from the cache) a module and checks it exports
 // the wasmbus ABI.
 func (r *Runtime) Compile(ctx context.Context, wasm []byte) (wazero.CompiledModule, error) {
-	return compileABI(ctx, r.rt, packDataSegments(wasm))
+	wasm, err := prepareModule(wasm)
+	if err != nil {
+		return nil, err
+	}
+	return compileABI(ctx, r.rt, wasm)
+}
+
+// prepareModule is the module as the host compiles it: data segments
+// packed, and the stop flag with its checks added (wasmstop), which is how a
+// call's deadline stops a guest that never returns. It is deterministic, so
+// the compilation cache and the warm index key on its output. A module that
+// cannot be instrumented is refused: it could run past every deadline.
+func prepareModule(wasm []byte) ([]byte, error) {
+	out, err := wasmstop.Instrument(packDataSegments(wasm))
+	if err != nil {
+		return nil, fmt.Errorf("compile module: %w", err)
+	}
+	return out, nil
 }
 
 // compiled is the outcome of a background compile.
@@ -186,12 +208,15 @@ type compiled struct {
 // expected to have its code, and the seconds it took (package progress
 // defines the lines; a terminal shows them as a status line).
 func (r *Runtime) compileTiered(ctx context.Context, log *slog.Logger, wasm []byte, headStart time.Duration) (first *module, upgrade <-chan compiled, err error) {
+	size := len(wasm)               // as the operator knows the file, before it is prepared
+	wasm, err = prepareModule(wasm) // both engines compile the prepared module
+	if err != nil {
+		return nil, nil, err
+	}
 	done := make(chan compiled, 1)
 	if !r.background.enter() {
 		return nil, nil, errRuntimeClosed
 	}
-	size := len(wasm)             // as the operator knows the file, before packing
-	wasm = packDataSegments(wasm) // both engines compile the packed module
 	warm := r.warm.has(wasm)
 	if warm && headStart >= 0 {
 		headStart = max(headStart, warmHeadStart)

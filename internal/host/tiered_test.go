@@ -25,7 +25,10 @@ func TestPoolUpgradeHammer(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = r.Close(ctx) })
-	wasm := wasmbuild.TinyEcho()
+	wasm, err := prepareModule(wasmbuild.TinyEcho()) // as compileTiered does
+	if err != nil {
+		t.Fatal(err)
+	}
 	icm, err := compileABI(ctx, r.interp, wasm)
 	if err != nil {
 		t.Fatal(err)
