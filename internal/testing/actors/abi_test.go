@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -634,54 +633,6 @@ func TestHostileActors(t *testing.T) {
 		// is hit long before Go's 1 GB stack limit.
 		fatal(t, in, err, "fatal error: out of memory")
 	})
-}
-
-// BenchmarkGuestCall is one __guest_call into the Go echo, Echo.Echo and the
-// GET the HTTP rows of make bench send, on a runtime without and with
-// WithCloseOnContextDone: the host runs every actor with it (a call's
-// deadline must stop a guest that never returns), and wazero then exits
-// from compiled code to Go at every loop back-edge, which in a Go guest is
-// every jump (Go's wasm code branches through one dispatch loop per
-// function). The on/off ratio is what that check costs a call.
-func BenchmarkGuestCall(b *testing.B) {
-	echo := []byte("0123456789abcdef0123456789abcdef")
-	httpReq := (&wire.HTTPRequest{Method: "GET", Path: "/bench", QueryString: "x=1",
-		Header: map[string][]string{"host": {"127.0.0.1:8080"}, "user-agent": {"Go-http-client/1.1"}}}).Encode()
-	for _, rt := range []struct {
-		name string
-		cfg  wazero.RuntimeConfig
-	}{
-		{"termination-checks-off", wazero.NewRuntimeConfig()},
-		{"termination-checks-on", wazero.NewRuntimeConfig().WithCloseOnContextDone(true)},
-	} {
-		in := load(b, "github.com/latticed/latticed/actor/examples/echo", rt.cfg)
-		ctx := context.Background()
-		for _, bc := range []struct {
-			op      string
-			payload []byte
-		}{{"Echo.Echo", echo}, {wire.OpHTTPHandleRequest, httpReq}} {
-			b.Run(rt.name+"/"+bc.op, func(b *testing.B) {
-				cpu0 := processCPU()
-				for b.Loop() {
-					if _, guestErr, err := in.call(ctx, bc.op, bc.payload); err != nil || guestErr != "" {
-						b.Fatal(err, guestErr)
-					}
-				}
-				// On a shared machine the wall time per op is the load;
-				// the process's CPU per op is the call's.
-				b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
-			})
-		}
-	}
-}
-
-// processCPU is the user and system CPU time of this process so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkInstantiate is the cost of one fresh instance: instantiate,
