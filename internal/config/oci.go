@@ -28,17 +28,17 @@ func (c *Config) validateOCILogin(e *errs) {
 	if len(missing) == 1 || len(missing) == 2 {
 		// One problem, one error, under the first setting missing.
 		e.add(missing[0], "not set, but %s is: set %s, %s and %s together, or none (missing: %s)",
-			other(set, ""), EnvOCIRegistry, EnvOCIRegistryUser, EnvOCIRegistryPassword, strings.Join(missing, ", "))
+			other(set), EnvOCIRegistry, EnvOCIRegistryUser, EnvOCIRegistryPassword, strings.Join(missing, ", "))
 	}
 	if r := c.OCIRegistry; r != "" && (hasSpace(r) || strings.Contains(r, "://") || strings.Contains(r, "/")) {
 		e.add(EnvOCIRegistry, "%q: expected a registry host[:port] without scheme, path or spaces (as in host:port/repo:tag)", r)
 	}
 }
 
-// other names one of the login settings that is set, other than env.
-func other(set map[string]bool, env string) string {
+// other names the first of the login settings that is set.
+func other(set map[string]bool) string {
 	for _, o := range []string{EnvOCIRegistry, EnvOCIRegistryUser, EnvOCIRegistryPassword} {
-		if o != env && set[o] {
+		if set[o] {
 			return o
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/errcode"
 
+	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/progress"
 )
 
@@ -174,16 +175,17 @@ func (c *Client) pullError(r Reference, plain bool, err error) error {
 	switch {
 	case errors.Is(err, auth.ErrBasicCredentialNotFound):
 		return fmt.Errorf("pull %s: %w (the registry wants a login and this node has none for %s: send it with registries.put, "+
-			"or set WASMCLOUD_OCI_REGISTRY=%s with WASMCLOUD_OCI_REGISTRY_USER and WASMCLOUD_OCI_REGISTRY_PASSWORD)",
-			r.Original, err, r.Registry, r.Registry)
+			"or set %s=%s with %s and %s)",
+			r.Original, err, r.Registry, config.EnvOCIRegistry, r.Registry, config.EnvOCIRegistryUser, config.EnvOCIRegistryPassword)
 	case errors.As(err, &resp) && resp.StatusCode == http.StatusUnauthorized:
 		return fmt.Errorf("pull %s: %w (the registry refused this node's login for %s: check the username and password "+
-			"sent with registries.put or set in WASMCLOUD_OCI_REGISTRY_USER and WASMCLOUD_OCI_REGISTRY_PASSWORD)",
-			r.Original, err, r.Registry)
+			"sent with registries.put or set in %s and %s)",
+			r.Original, err, r.Registry, config.EnvOCIRegistryUser, config.EnvOCIRegistryPassword)
 	}
-	hint := "check the reference, that the registry is reachable, and credentials (registries.put, or WASMCLOUD_OCI_REGISTRY with _USER and _PASSWORD)"
+	hint := "check the reference, that the registry is reachable, and credentials (registries.put, or " +
+		config.EnvOCIRegistry + " with " + config.EnvOCIRegistryUser + " and " + config.EnvOCIRegistryPassword + ")"
 	if !plain {
-		hint += "; a plain-HTTP registry must be listed in WASMCLOUD_OCI_ALLOWED_INSECURE"
+		hint += "; a plain-HTTP registry must be listed in " + config.EnvOCIAllowedInsecure
 	}
 	return fmt.Errorf("pull %s: %w (%s)", r.Original, err, hint)
 }
