@@ -1,10 +1,12 @@
 package supervisor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -30,6 +32,11 @@ type EmbeddedNATS struct {
 	resolver *server.MemAccResolver
 	jwts     operatorJWTs
 }
+
+// ProfileLabel is the CPU profiler label every goroutine of an embedded
+// server carries (StartNATS): "operator" for the node's operator-mode
+// server, "embedded" for a plain one.
+const ProfileLabel = "nats-server"
 
 // errAddrInUse is returned (wrapped) by checkListen when another process
 // holds the address.
@@ -95,7 +102,18 @@ func StartNATS(e EmbeddedNATS) (*server.Server, error) {
 	// ReadyForConnections would find it not ready yet and poll in 25 ms
 	// sleeps, adding up to 25 ms to every start. The check stays for a
 	// listener that failed.
-	s.Start()
+	//
+	// Started under a profiler label, which every goroutine of the server
+	// inherits (its accept loop and each connection's read and write
+	// loops): a CPU profile of the supervisor (LATTICED_CPUPROFILE_DIR) then
+	// tells the embedded server's CPU from the rest with `go tool pprof
+	// -tagfocus nats-server=operator` (or -tagignore). Labels cost nothing
+	// per message: they are copied once, when a goroutine starts.
+	mode := "embedded"
+	if e.Operator != nil {
+		mode = "operator"
+	}
+	pprof.Do(context.Background(), pprof.Labels(ProfileLabel, mode), func(context.Context) { s.Start() })
 	if !s.ReadyForConnections(15 * time.Second) {
 		s.Shutdown()
 		return nil, fmt.Errorf("embedded NATS did not start listening on %s within 15s (is the port in use? set LATTICED_NATS_LISTEN)", e.Listen)
