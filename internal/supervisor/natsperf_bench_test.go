@@ -3,6 +3,8 @@ package supervisor
 import (
 	"fmt"
 	"path/filepath"
+	"runtime/pprof"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -33,7 +35,7 @@ func BenchmarkEmbeddedRequestReply(b *testing.B) {
 	for _, mode := range []string{"plain", "operator"} {
 		for _, c := range []int{1, 16} {
 			b.Run(fmt.Sprintf("server=%s/c=%d", mode, c), func(b *testing.B) {
-				requester, responder := benchConns(b, mode)
+				requester, responder := serverConns(b, mode)
 				sub, err := responder.Subscribe(subject, func(m *nats.Msg) {
 					if err := m.Respond(m.Data); err != nil {
 						b.Error(err)
@@ -85,9 +87,9 @@ func BenchmarkEmbeddedRequestReply(b *testing.B) {
 	}
 }
 
-// benchConns starts a server of mode ("plain" or "operator") and returns a
+// serverConns starts a server of mode ("plain" or "operator") and returns a
 // requester's and a responder's connection to it, closed with b.
-func benchConns(b *testing.B, mode string) (requester, responder *nats.Conn) {
+func serverConns(b testing.TB, mode string) (requester, responder *nats.Conn) {
 	b.Helper()
 	dir := b.TempDir()
 	e := EmbeddedNATS{Listen: "127.0.0.1:0", StoreDir: filepath.Join(dir, "js"), MaxPayload: 1 << 20}
@@ -141,4 +143,30 @@ func processCPU(tb testing.TB) time.Duration {
 		tb.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestServerGoroutinesCarryProfileLabel proves that a profile can tell the
+// embedded server's CPU from its process's: the goroutines serving a client
+// connection (read loops, started long after StartNATS returned) carry
+// ProfileLabel, operator for the node's server and embedded for a plain one.
+func TestServerGoroutinesCarryProfileLabel(t *testing.T) {
+	for mode, want := range map[string]string{"plain": "embedded", "operator": "operator"} {
+		t.Run(mode, func(t *testing.T) {
+			requester, _ := serverConns(t, mode)
+			if err := requester.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			var dump strings.Builder
+			if err := pprof.Lookup("goroutine").WriteTo(&dump, 1); err != nil {
+				t.Fatal(err)
+			}
+			label := fmt.Sprintf("# labels: {%q:%q}", ProfileLabel, want)
+			for _, g := range strings.Split(dump.String(), "\n\n") {
+				if strings.Contains(g, "server.(*client).readLoop") && strings.Contains(g, label) {
+					return
+				}
+			}
+			t.Fatalf("no goroutine in the server's client read loop carries %s:\n%s", label, dump.String())
+		})
+	}
 }
