@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/internal/child"
+	"github.com/latticed/latticed/internal/cpuprofile"
 )
 
 // The topology floor is the crypto floor with the node's process topology:
@@ -175,7 +176,8 @@ func vsTopoFloorRows(kind string, c int, name string, got, topo cell) []Row {
 // reads its floorResponderSpec from stdin, answers as the crypto floor's
 // responder does (floorRespond) and returns when stdin ends (the bench
 // closed it, or died), on SIGTERM or SIGINT, or when its NATS connection is
-// closed for good.
+// closed for good. With LATTICED_CPUPROFILE_DIR set it writes a CPU profile
+// there (floor-responder-<pid>.pprof), as the host child does.
 func floorResponderMain(stdin io.Reader) error {
 	dec := json.NewDecoder(stdin)
 	var spec floorResponderSpec
@@ -185,6 +187,12 @@ func floorResponderMain(stdin io.Reader) error {
 	if len(spec.PublicKey) != ed25519.PublicKeySize || spec.URL == "" || spec.Subject == "" {
 		return errors.New("responder spec on stdin lacks url, subject or a 32-byte public_key")
 	}
+	// Profiled as the node's children are, for the same comparison.
+	stopProfile, err := cpuprofile.Start(os.LookupEnv, "floor-responder")
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	nc, err := nats.Connect(spec.URL, nats.Name(roleFloor), nats.ClosedHandler(func(*nats.Conn) { stop() }))
