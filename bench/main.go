@@ -2,6 +2,9 @@
 // the same run, and prints each figure with its ratio to that floor.
 //
 //	go run ./bench [-duration 2s] [-concurrency 1,16,64,256] [-http-concurrency 16,64,256] [-out bench/results/latest.json] [-only node] [-make-kit DIR]
+//
+// Run as `bench floor-responder` it is the topology floor's responder, a
+// child the bench starts itself (topofloor.go); it is not for people to run.
 package main
 
 import (
