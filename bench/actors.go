@@ -77,7 +77,7 @@ func runPaths(o options) error {
 		if err != nil {
 			return err
 		}
-		f, err := newFloors(tmp, o.dur, rep)
+		f, err := newFloors(tmp, o.dur, rep, false)
 		if err != nil {
 			return err
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -12,7 +13,8 @@ import (
 	"github.com/latticed/latticed/internal/supervisor"
 )
 
-// The two floors every throughput row is compared with.
+// The two floors every throughput row is compared with (and, in the runs
+// with node rows, topoFloorName: topofloor.go).
 const (
 	rawFloorName    = "raw NATS request/reply"
 	cryptoFloorName = "NATS + Ed25519 sign/verify"
@@ -28,27 +30,31 @@ type cell struct {
 	cpuByRole map[string]float64
 }
 
-// floorCell is both floors at one concurrency.
-type floorCell struct{ raw, crypto cell }
+// floorCell is the floors at one concurrency; topo is the zero cell when
+// the run does not measure the topology floor.
+type floorCell struct{ raw, crypto, topo cell }
 
 // floors measures the raw and the crypto floor once per concurrency, on an
 // embedded NATS server of their own in this process, and adds their rows to
 // the report when it measures them: the in-process, node and HTTP rows of a
-// run are all compared with the same figures.
+// run are all compared with the same figures. With topology it measures the
+// topology floor too, on the same server, with its responder in a child
+// process.
 type floors struct {
 	ns             *server.Server
 	client, server *nats.Conn
 	dur            time.Duration
 	rep            *Report
+	topology       bool
 	at             map[int]floorCell
 }
 
-func newFloors(tmp string, dur time.Duration, rep *Report) (*floors, error) {
+func newFloors(tmp string, dur time.Duration, rep *Report, topology bool) (*floors, error) {
 	ns, err := supervisor.StartNATS(supervisor.EmbeddedNATS{Listen: "127.0.0.1:0", StoreDir: filepath.Join(tmp, "floors-js"), MaxPayload: 1 << 20})
 	if err != nil {
 		return nil, fmt.Errorf("floors: %w", err)
 	}
-	f := &floors{ns: ns, dur: dur, rep: rep, at: map[int]floorCell{}}
+	f := &floors{ns: ns, dur: dur, rep: rep, topology: topology, at: map[int]floorCell{}}
 	if f.client, err = nats.Connect(ns.ClientURL()); err == nil {
 		f.server, err = nats.Connect(ns.ClientURL())
 	}
@@ -99,6 +105,14 @@ func (f *floors) cell(n int) (floorCell, error) {
 					Value: float64(quantile(got.lat, q).Microseconds()), Unit: "µs"})
 			}
 		}
+	}
+	if f.topology {
+		got, err := measureTopoFloor(context.Background(), f.client, f.ns.ClientURL(), n, f.dur)
+		if err != nil {
+			return c, err
+		}
+		c.topo = got
+		f.rep.Rows = append(f.rep.Rows, topoFloorRows(n, got, c.crypto)...)
 	}
 	f.at[n] = c
 	return c, nil

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -81,6 +82,8 @@ func TestBenchKit(t *testing.T) {
 	}
 	for _, want := range []string{
 		"throughput c=1: " + cryptoFloorName,
+		"throughput c=16: " + topoFloorName,
+		"CPU per call c=1: " + topoFloorName + ": " + roleFloor,
 		"node c=1: client -> node (host child) -> Go echo x",
 		"node c=16: client -> node (host child) -> tiny wat echo x",
 		"CPU per call node c=16: client -> node (host child) -> Go echo x",
@@ -90,5 +93,9 @@ func TestBenchKit(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("kit ./bench output lacks %q:\n%s", want, out)
 		}
+	}
+	// Each node row also has its ratio to the topology floor.
+	if !regexp.MustCompile(`node c=16: client -> node \(host child\) -> Go echo x\d+ vs topology floor`).MatchString(out) {
+		t.Errorf("kit ./bench output lacks the node c=16 Go echo row's ratio to the topology floor:\n%s", out)
 	}
 }

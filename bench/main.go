@@ -2,6 +2,9 @@
 // the same run, and prints each figure with its ratio to that floor.
 //
 //	go run ./bench [-duration 2s] [-concurrency 1,16,64,256] [-http-concurrency 16,64,256] [-out bench/results/latest.json] [-only node] [-make-kit DIR]
+//
+// Run as `bench floor-responder` it is the topology floor's responder, a
+// child the bench starts itself (topofloor.go); it is not for people to run.
 package main
 
 import (
@@ -68,6 +71,7 @@ type options struct {
 }
 
 func main() {
+	runFloorResponder() // the topology floor's child: bench floor-responder
 	dur := flag.Duration("duration", 2*time.Second, "how long each throughput cell runs")
 	conc := flag.String("concurrency", "1,16,64,256", "client concurrency levels (NATS paths: in-process host and node)")
 	httpConc := flag.String("http-concurrency", "16,64,256", "HTTP load generator clients (keep-alive)")
@@ -168,7 +172,7 @@ func run(o options) error {
 	}
 	echoPath, signed := a.echoPath, a.signed
 	rep := &Report{Time: time.Now().UTC(), Machine: machine()}
-	f, err := newFloors(tmp, o.dur, rep)
+	f, err := newFloors(tmp, o.dur, rep, true)
 	if err != nil {
 		return err
 	}
@@ -213,6 +217,13 @@ func run(o options) error {
 // invocations from a client outside the node, the HTTP path through
 // `latticed provider httpserver`, and revocations.
 func benchNode(ctx context.Context, o options, bin, tmp string, a *echoActors, f *floors, rep *Report) error {
+	// The floors of the HTTP rows too are measured before the node starts:
+	// its idle children would count in the topology floor's CPU.
+	for _, c := range o.httpConc {
+		if _, err := f.cell(c); err != nil {
+			return err
+		}
+	}
 	progress("starting a node (supervisor + host child)")
 	n, err := startNode(bin, filepath.Join(tmp, "node"))
 	if err != nil {
@@ -368,13 +379,32 @@ func benchActorStart(ctx context.Context, tmp string, module []byte, rep *Report
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // rawPath is the floor: a Go responder echoing the payload, optionally with
-// one Ed25519 sign (client) and verify (responder) per message.
+// one Ed25519 sign (client) and verify (responder) per message. Its two
+// halves are floorRespond and floorCall, which the topology floor runs in two
+// processes.
 func rawPath(client, server *nats.Conn, crypto bool) (func([]byte) error, func(), error) {
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	subject := nats.NewInbox()
+	sub, err := floorRespond(server, subject, pub, crypto)
+	if err != nil {
+		return nil, nil, err
+	}
+	return floorCall(client, subject, priv, crypto), func() { _ = sub.Unsubscribe() }, nil
+}
+
+// floorRespond is the floor's responder on subject: it echoes the payload,
+// or with crypto verifies the Ed25519 signature the payload ends with (by
+// pub) and answers with the payload without it, nil when it does not verify.
+// Each message is answered on a goroutine of its own, as the host hands an
+// invocation off its subscription's callback.
+func floorRespond(server *nats.Conn, subject string, pub ed25519.PublicKey, crypto bool) (*nats.Subscription, error) {
 	sub, err := server.Subscribe(subject, func(m *nats.Msg) {
 		go func() {
 			if crypto {
+				if len(m.Data) < ed25519.SignatureSize {
+					_ = m.Respond(nil)
+					return
+				}
 				body, sig := m.Data[:len(m.Data)-ed25519.SignatureSize], m.Data[len(m.Data)-ed25519.SignatureSize:]
 				if !ed25519.Verify(pub, body, sig) {
 					_ = m.Respond(nil)
@@ -387,10 +417,19 @@ func rawPath(client, server *nats.Conn, crypto bool) (func([]byte) error, func()
 		}()
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	_ = server.Flush()
-	call := func(p []byte) error {
+	if err := server.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, err
+	}
+	return sub, nil
+}
+
+// floorCall is the floor's client: a request to subject, with crypto signed
+// by priv, whose reply must be as long as the payload.
+func floorCall(client *nats.Conn, subject string, priv ed25519.PrivateKey, crypto bool) func([]byte) error {
+	return func(p []byte) error {
 		data := p
 		if crypto {
 			data = append(append([]byte(nil), p...), ed25519.Sign(priv, p)...)
@@ -400,11 +439,10 @@ func rawPath(client, server *nats.Conn, crypto bool) (func([]byte) error, func()
 			return err
 		}
 		if len(msg.Data) != len(p) {
-			return fmt.Errorf("bad reply")
+			return fmt.Errorf("bad reply: %d bytes, want %d", len(msg.Data), len(p))
 		}
 		return nil
 	}
-	return call, func() { _ = sub.Unsubscribe() }, nil
 }
 
 // latticedPath is the full path: a signed invocation through the issuer

@@ -18,7 +18,7 @@ func nodeInstances() int { return 2 * runtime.NumCPU() }
 // runNodePaths is -only node: the floors, then a real node's paths at each
 // concurrency (a client outside the node, and HTTP ingress).
 func runNodePaths(o options) error {
-	return withFloorsAndNode(o, func(ctx context.Context, n *node, a *echoActors, f *floors, rep *Report) error {
+	return withFloorsAndNode(o, true, append(append([]int(nil), o.conc...), o.httpConc...), func(ctx context.Context, n *node, a *echoActors, f *floors, rep *Report) error {
 		if err := benchNodePaths(ctx, o, n, a, f, rep); err != nil {
 			return err
 		}
@@ -30,20 +30,28 @@ func runNodePaths(o options) error {
 // without its node rows (a profile of the node's processes then holds the
 // HTTP path alone).
 func runHTTPPath(o options) error {
-	return withFloorsAndNode(o, func(ctx context.Context, n *node, a *echoActors, f *floors, rep *Report) error {
+	return withFloorsAndNode(o, false, o.httpConc, func(ctx context.Context, n *node, a *echoActors, f *floors, rep *Report) error {
 		return benchHTTPPath(ctx, o, n, a, f, rep)
 	})
 }
 
-// withFloorsAndNode is onlyNodeSection with the floors and a started node,
-// both stopped when section returns.
-func withFloorsAndNode(o options, section func(ctx context.Context, n *node, a *echoActors, f *floors, rep *Report) error) error {
+// withFloorsAndNode is onlyNodeSection with the floors (the topology floor
+// too with topology) and a started node, both stopped when section returns.
+// The floors are measured at each of concs before the node starts, so that
+// the node's idle children are not in the process tree whose CPU the
+// topology floor counts.
+func withFloorsAndNode(o options, topology bool, concs []int, section func(ctx context.Context, n *node, a *echoActors, f *floors, rep *Report) error) error {
 	return onlyNodeSection(o, func(tmp, bin string, a *echoActors, rep *Report) error {
-		f, err := newFloors(tmp, o.dur, rep)
+		f, err := newFloors(tmp, o.dur, rep, topology)
 		if err != nil {
 			return err
 		}
 		defer f.close()
+		for _, c := range concs {
+			if _, err := f.cell(c); err != nil {
+				return err
+			}
+		}
 		progress("starting a node (supervisor + host child)")
 		n, err := startNode(bin, filepath.Join(tmp, "node"))
 		if err != nil {
@@ -109,6 +117,7 @@ func benchNodePaths(ctx context.Context, o options, n *node, a *echoActors, f *f
 				return fmt.Errorf("node c=%d %s: %d errors", c, act.name, errs)
 			}
 			rep.Rows = append(rep.Rows, throughputRows("node", c, name, got, fl)...)
+			rep.Rows = append(rep.Rows, vsTopoFloorRows("node", c, name, got, fl.topo)...)
 		}
 	}
 	return nil

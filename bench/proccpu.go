@@ -81,7 +81,8 @@ func treeCPUByRole() map[string]time.Duration {
 }
 
 // procRole names a descendant process by its command line: argv[1] is the
-// latticed subcommand the supervisor ran it with.
+// latticed subcommand the supervisor ran it with, or the bench's own hidden
+// subcommand of the topology floor's responder.
 func procRole(pid int) string {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	if err != nil {
@@ -97,6 +98,8 @@ func roleOf(argv []string) string {
 		return roleHost
 	case len(argv) >= 3 && argv[1] == "provider":
 		return argv[2] + " provider child"
+	case len(argv) >= 2 && argv[1] == floorResponderCmd:
+		return roleFloor
 	}
 	return roleOther
 }

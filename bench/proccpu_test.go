@@ -84,6 +84,7 @@ func TestRoleOf(t *testing.T) {
 		{[]string{"/tmp/latticed", "host"}, roleHost},
 		{[]string{"/tmp/latticed", "provider", "httpserver"}, "httpserver provider child"},
 		{[]string{"/tmp/latticed", "provider"}, roleOther},
+		{[]string{"/tmp/kit/bench", floorResponderCmd}, roleFloor},
 		{[]string{"/usr/bin/nats-server", "-p", "4222"}, roleOther},
 		{[]string{""}, roleOther},
 	} {
