@@ -444,13 +444,17 @@ func (r *InvocationResponse) Encode() ([]byte, error) {
 
 // The subjects invocations travel on (docs/protocol.md §4).
 
-// RPCRoot is the root of a lattice's RPC subjects ("wasmbus.rpc.{prefix}").
-func RPCRoot(prefix string) string { return "wasmbus.rpc." + prefix }
+// rpcRoot begins every RPC subject.
+const rpcRoot = "wasmbus.rpc."
 
-// RPCActor is the subject an actor's invocations arrive on (queue group = the subject).
-func RPCActor(prefix, actorKey string) string { return RPCRoot(prefix) + "." + actorKey }
+// RPCRoot is the root of a lattice's RPC subjects ("wasmbus.rpc.{prefix}").
+func RPCRoot(prefix string) string { return rpcRoot + prefix }
+
+// RPCActor is the subject an actor's invocations arrive on (queue group =
+// the subject). One concatenation: callers build it on every call.
+func RPCActor(prefix, actorKey string) string { return rpcRoot + prefix + "." + actorKey }
 
 // RPCProvider is the subject a provider instance's invocations arrive on.
 func RPCProvider(prefix, providerKey, linkName string) string {
-	return RPCRoot(prefix) + "." + providerKey + "." + linkName
+	return rpcRoot + prefix + "." + providerKey + "." + linkName
 }

@@ -255,3 +255,16 @@ func FuzzInvocationHash(f *testing.F) {
 		}
 	})
 }
+
+func TestRPCSubjects(t *testing.T) {
+	for _, tc := range []struct{ got, want string }{
+		{RPCRoot("default"), "wasmbus.rpc.default"},
+		{RPCActor("default", "MABC"), "wasmbus.rpc.default.MABC"},
+		{RPCProvider("lat1", "VXYZ", "backup"), "wasmbus.rpc.lat1.VXYZ.backup"},
+		{RPCHealth("default", "VXYZ", "default"), "wasmbus.rpc.default.VXYZ.default.health"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}
