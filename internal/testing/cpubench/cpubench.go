@@ -27,5 +27,5 @@ func Measure(b *testing.B, f func()) {
 	for b.Loop() {
 		f()
 	}
-	b.ReportMetric(float64((Process() - start).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64((Process()-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
 }
