@@ -3,6 +3,7 @@ package lattice_test
 import (
 	"testing"
 
+	"github.com/latticed/latticed/internal/testing/cpubench"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
 )
@@ -37,11 +38,11 @@ func BenchmarkEncodeInvocation(b *testing.B) {
 	inv, data := benchInvocation(b)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
-	for b.Loop() {
+	cpubench.Measure(b, func() {
 		if _, err := inv.Encode(); err != nil {
 			b.Fatal(err)
 		}
-	}
+	})
 }
 
 // BenchmarkDecodeInvocation is the receiving side's msgpack decode.
@@ -49,18 +50,18 @@ func BenchmarkDecodeInvocation(b *testing.B) {
 	_, data := benchInvocation(b)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
-	for b.Loop() {
+	cpubench.Measure(b, func() {
 		if _, err := lattice.DecodeInvocation(data); err != nil {
 			b.Fatal(err)
 		}
-	}
+	})
 }
 
 // BenchmarkEncodeDecodeResponse is the reply's round trip.
 func BenchmarkEncodeDecodeResponse(b *testing.B) {
 	r := &lattice.InvocationResponse{Msg: make([]byte, 256), InvocationID: "id", ContentLength: 256}
 	b.ReportAllocs()
-	for b.Loop() {
+	cpubench.Measure(b, func() {
 		data, err := r.Encode()
 		if err != nil {
 			b.Fatal(err)
@@ -68,7 +69,7 @@ func BenchmarkEncodeDecodeResponse(b *testing.B) {
 		if _, err := lattice.DecodeInvocationResponse(data); err != nil {
 			b.Fatal(err)
 		}
-	}
+	})
 }
 
 // benchKey is a fresh public key of the given role (a valid role: only a

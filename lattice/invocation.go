@@ -3,9 +3,10 @@ package lattice
 import (
 	"crypto/sha256"
 	"fmt"
-	"io"
+	"hash"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/latticed/latticed/wire"
 )
@@ -31,6 +32,47 @@ func (e Entity) URL() string {
 	if e.IsActor() {
 		return "wasmbus://" + e.PublicKey
 	}
+	return e.url("")
+}
+
+// url is the URL of a provider entity followed by suffix, built in one
+// allocation: the caller signs it on every invocation. A contract id or link
+// name outside ASCII takes the general path (Unicode lower-casing), whose
+// result is the same (TestEntityURLMatchesGeneral).
+func (e Entity) url(suffix string) string {
+	if !isASCII(e.ContractID) || !isASCII(e.LinkName) {
+		return providerURL(e) + suffix
+	}
+	var b strings.Builder
+	b.Grow(len("wasmbus://") + len(e.ContractID) + 1 + len(e.LinkName) + 1 + len(e.PublicKey) + len(suffix))
+	b.WriteString("wasmbus://")
+	for i := 0; i < len(e.ContractID); i++ {
+		switch c := e.ContractID[i]; c {
+		case ':':
+			b.WriteByte('/')
+		case ' ':
+			b.WriteByte('_')
+		default:
+			b.WriteByte(asciiLower(c))
+		}
+	}
+	b.WriteByte('/')
+	for i := 0; i < len(e.LinkName); i++ {
+		if c := e.LinkName[i]; c == ' ' {
+			b.WriteByte('_')
+		} else {
+			b.WriteByte(asciiLower(c))
+		}
+	}
+	b.WriteByte('/')
+	b.WriteString(e.PublicKey)
+	b.WriteString(suffix)
+	return b.String()
+}
+
+// providerURL is a provider entity's URL for any contract id and link name:
+// ':' becomes '/', ' ' becomes '_', then Unicode lower case.
+func providerURL(e Entity) string {
 	contract := strings.ToLower(contractURLReplacer.Replace(e.ContractID))
 	link := strings.ToLower(strings.ReplaceAll(e.LinkName, " ", "_"))
 	return "wasmbus://" + contract + "/" + link + "/" + e.PublicKey
@@ -38,6 +80,22 @@ func (e Entity) URL() string {
 
 // contractURLReplacer turns a contract id into its URL path form.
 var contractURLReplacer = strings.NewReplacer(":", "/", " ", "_")
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func asciiLower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
 
 // Invocation is an RPC call on the lattice.
 type Invocation struct {
@@ -59,22 +117,46 @@ type Invocation struct {
 }
 
 // TargetURL is the signed target URL: target entity URL + "/" + operation.
-func (inv *Invocation) TargetURL() string { return inv.Target.URL() + "/" + inv.Operation }
+func (inv *Invocation) TargetURL() string {
+	if inv.Target.IsActor() {
+		return "wasmbus://" + inv.Target.PublicKey + "/" + inv.Operation // one allocation
+	}
+	return inv.Target.url("/" + inv.Operation)
+}
 
 // InvocationHash is uppercase hex SHA-256 of origin_url ‖ target_url ‖ operation ‖ msg.
 func InvocationHash(originURL, targetURL, operation string, msg []byte) string {
-	h := sha256.New()
-	_, _ = io.WriteString(h, originURL)
-	_, _ = io.WriteString(h, targetURL)
-	_, _ = io.WriteString(h, operation)
-	h.Write(msg)
-	var sum [sha256.Size]byte
+	// Every invocation is hashed twice (caller and callee); a pooled hasher
+	// with its scratch buffers leaves the result string the only allocation
+	// (a fresh digest and the string-to-bytes copies io.WriteString makes
+	// would be five).
+	h := invocationHashers.Get().(*invocationHasher)
+	defer invocationHashers.Put(h)
+	h.d.Reset()
+	h.buf = append(append(append(h.buf[:0], originURL...), targetURL...), operation...)
+	h.d.Write(h.buf)
+	h.d.Write(msg)
 	var out [2 * sha256.Size]byte
-	for i, b := range h.Sum(sum[:0]) {
+	for i, b := range h.d.Sum(h.sum[:0]) {
 		out[2*i], out[2*i+1] = upperHex[b>>4], upperHex[b&0x0f]
+	}
+	if cap(h.buf) > maxPooledURLBytes {
+		h.buf = nil // an outsized operation name must not stay pinned
 	}
 	return string(out[:])
 }
+
+// invocationHasher is InvocationHash's reusable state.
+type invocationHasher struct {
+	d   hash.Hash
+	buf []byte // the URLs and operation, written in one call
+	sum [sha256.Size]byte
+}
+
+var invocationHashers = sync.Pool{New: func() any { return &invocationHasher{d: sha256.New()} }}
+
+// maxPooledURLBytes bounds the scratch buffer a pooled hasher keeps.
+const maxPooledURLBytes = 4 << 10
 
 const upperHex = "0123456789ABCDEF"
 
@@ -362,13 +444,17 @@ func (r *InvocationResponse) Encode() ([]byte, error) {
 
 // The subjects invocations travel on (docs/protocol.md §4).
 
-// RPCRoot is the root of a lattice's RPC subjects ("wasmbus.rpc.{prefix}").
-func RPCRoot(prefix string) string { return "wasmbus.rpc." + prefix }
+// rpcRoot begins every RPC subject.
+const rpcRoot = "wasmbus.rpc."
 
-// RPCActor is the subject an actor's invocations arrive on (queue group = the subject).
-func RPCActor(prefix, actorKey string) string { return RPCRoot(prefix) + "." + actorKey }
+// RPCRoot is the root of a lattice's RPC subjects ("wasmbus.rpc.{prefix}").
+func RPCRoot(prefix string) string { return rpcRoot + prefix }
+
+// RPCActor is the subject an actor's invocations arrive on (queue group =
+// the subject). One concatenation: callers build it on every call.
+func RPCActor(prefix, actorKey string) string { return rpcRoot + prefix + "." + actorKey }
 
 // RPCProvider is the subject a provider instance's invocations arrive on.
 func RPCProvider(prefix, providerKey, linkName string) string {
-	return RPCRoot(prefix) + "." + providerKey + "." + linkName
+	return rpcRoot + prefix + "." + providerKey + "." + linkName
 }

@@ -2,7 +2,9 @@ package lattice
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"reflect"
 	"strings"
@@ -200,3 +202,69 @@ func TestHostDataRoundTripAndOTPQuirks(t *testing.T) {
 }
 
 func b64std(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// The URL and hash builders written for speed must give what the plain
+// definitions give: the URLs are signed, so one differing byte would fail
+// every invocation between latticed and a wasmCloud peer.
+func TestEntityURLMatchesGeneral(t *testing.T) {
+	for _, e := range []Entity{
+		{PublicKey: "Vxxx", ContractID: "wasmcloud:httpserver", LinkName: "default"},
+		{PublicKey: "V1", ContractID: "Acme:Big Thing", LinkName: "My Link"},
+		{PublicKey: "V2", ContractID: "ÄCME:Straße", LinkName: "Ünïcode Link"},
+		{PublicKey: "V3", ContractID: "", LinkName: ""},
+		{PublicKey: "V4", ContractID: "a::b  c", LinkName: "  "},
+	} {
+		checkEntityURL(t, e, "Op.Name")
+	}
+}
+
+func FuzzEntityURL(f *testing.F) {
+	f.Add("V1", "wasmcloud:httpserver", "default", "HttpServer.HandleRequest")
+	f.Add("M1", "", "", "Echo.Echo")
+	f.Add("V2", "ÄCME:Straße Big", "Ünï Link", "x")
+	f.Add("V3", "\xff:\x00 A", "\x80B ", "")
+	f.Fuzz(func(t *testing.T, key, contract, link, op string) {
+		checkEntityURL(t, Entity{PublicKey: key, ContractID: contract, LinkName: link}, op)
+	})
+}
+
+func checkEntityURL(t *testing.T, e Entity, op string) {
+	t.Helper()
+	want := "wasmbus://" + e.PublicKey
+	if !e.IsActor() {
+		want = "wasmbus://" + strings.ToLower(strings.NewReplacer(":", "/", " ", "_").Replace(e.ContractID)) + "/" +
+			strings.ToLower(strings.ReplaceAll(e.LinkName, " ", "_")) + "/" + e.PublicKey
+	}
+	if got := e.URL(); got != want {
+		t.Fatalf("URL of %+v = %q, want %q", e, got, want)
+	}
+	inv := &Invocation{Target: e, Operation: op}
+	if got := inv.TargetURL(); got != want+"/"+op {
+		t.Fatalf("TargetURL of %+v = %q, want %q", e, got, want+"/"+op)
+	}
+}
+
+func FuzzInvocationHash(f *testing.F) {
+	f.Add("wasmbus://M1", "wasmbus://M2/Echo.Echo", "Echo.Echo", []byte("payload"))
+	f.Add("", "", "", []byte(nil))
+	f.Add(strings.Repeat("o", 5000), "t", "op", bytes.Repeat([]byte{0xff}, 70000))
+	f.Fuzz(func(t *testing.T, origin, target, op string, msg []byte) {
+		sum := sha256.Sum256(append([]byte(origin+target+op), msg...))
+		if got, want := InvocationHash(origin, target, op, msg), strings.ToUpper(hex.EncodeToString(sum[:])); got != want {
+			t.Fatalf("InvocationHash = %s, want %s", got, want)
+		}
+	})
+}
+
+func TestRPCSubjects(t *testing.T) {
+	for _, tc := range []struct{ got, want string }{
+		{RPCRoot("default"), "wasmbus.rpc.default"},
+		{RPCActor("default", "MABC"), "wasmbus.rpc.default.MABC"},
+		{RPCProvider("lat1", "VXYZ", "backup"), "wasmbus.rpc.lat1.VXYZ.backup"},
+		{RPCHealth("default", "VXYZ", "default"), "wasmbus.rpc.default.VXYZ.default.health"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/wire"
 )
@@ -203,5 +204,25 @@ func TestRevisionFallsBackToIssuedAt(t *testing.T) {
 	}
 	if ProviderRevision(nil) != 0 {
 		t.Error("a provider without claims has a revision")
+	}
+}
+
+// Invocation ids are random version 4 UUIDs in canonical form, as
+// uuid.NewString writes them (wasmCloud's hosts parse them as UUIDs).
+func TestInvocationIDIsCanonicalUUIDv4(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		id := newInvocationID()
+		u, err := uuid.Parse(id)
+		if err != nil {
+			t.Fatalf("%q: %v", id, err)
+		}
+		if u.Version() != 4 || u.Variant() != uuid.RFC4122 || u.String() != id {
+			t.Fatalf("%q: version %d, variant %s, canonical %q", id, u.Version(), u.Variant(), u.String())
+		}
+		if seen[id] {
+			t.Fatalf("%q twice", id)
+		}
+		seen[id] = true
 	}
 }

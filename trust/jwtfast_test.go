@@ -101,7 +101,7 @@ func TestInvocationClaimsFastPathDeclines(t *testing.T) {
 	}
 }
 
-// encodeClaims must write exactly what json.Marshal writes, for plain and
+// appendClaims must write exactly what json.Marshal writes, for plain and
 // for escaped strings, with and without the optional fields.
 func TestEncodeClaimsMatchesMarshal(t *testing.T) {
 	plain := []string{"", "plain", "wasmbus://MABC/Echo.Echo", "6f1c4a9e-6a3c"}
@@ -129,16 +129,37 @@ func TestEncodeClaimsMatchesMarshal(t *testing.T) {
 			(w == nil || plainJSON(w.TargetURL) && plainJSON(w.OriginURL) && plainJSON(w.Hash)) {
 			fast++
 		}
-		got, err := encodeClaims(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, _ := json.Marshal(c)
-		if !bytes.Equal(got, want) {
-			t.Fatalf("encodeClaims\n %s\njson.Marshal\n %s", got, want)
-		}
+		checkAppendClaims(t, c)
 	}
 	if fast == 0 {
 		t.Fatal("no case took the hand-written path")
+	}
+}
+
+// FuzzAppendClaims holds appendClaims to json.Marshal on any claim values.
+func FuzzAppendClaims(f *testing.F) {
+	f.Add("NUIDJTI0123", int64(1765100000), "CABC", "6f1c4a9e-6a3c-4c4e-9d1e-3b1f1f9b2a77", int64(0), int64(0), uint32(3),
+		true, "wasmbus://MXYZ/Echo.Echo", "wasmbus://wasmcloud/httpserver/default/VABC", "88D4266FD4E6338D")
+	f.Add("", int64(-1), `quo"te`, "<&>", int64(7), int64(1<<40), uint32(0), false, "", "", "")
+	f.Add("\xff\x00", int64(1), "ünï", "tab\t", int64(-5), int64(-9), uint32(1<<32-1), true, "\u2028", "\x7f", "a\\b")
+	f.Fuzz(func(t *testing.T, id string, iat int64, iss, sub string, exp, nbf int64, rev uint32, wascap bool, target, origin, hash string) {
+		c := &Claims[InvocationClaims]{ID: id, IssuedAt: iat, Issuer: iss, Subject: sub, Expires: exp, NotBefore: nbf, WascapRevision: rev}
+		if wascap {
+			c.Wascap = &InvocationClaims{TargetURL: target, OriginURL: origin, Hash: hash}
+		}
+		checkAppendClaims(t, c)
+	})
+}
+
+func checkAppendClaims(t *testing.T, c *Claims[InvocationClaims]) {
+	t.Helper()
+	prefix := []byte("prefix")
+	got, err := appendClaims(prefix[:len(prefix):len(prefix)], c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(c)
+	if !bytes.Equal(got, append(prefix, want...)) {
+		t.Fatalf("appendClaims\n %s\njson.Marshal\n %s", got, want)
 	}
 }

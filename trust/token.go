@@ -9,8 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/latticed/latticed/lattice"
@@ -70,9 +72,15 @@ func (c *Claims[T]) Sign(kp *KeyPair) (string, error) {
 	if c.WascapRevision == 0 {
 		c.WascapRevision = WascapRevision
 	}
-	body, err := encodeClaims(c)
+	// The JSON is written into a pooled buffer: only its base64 form is kept.
+	scratch := claimsScratch.Get().(*[]byte)
+	defer claimsScratch.Put(scratch)
+	body, err := appendClaims((*scratch)[:0], c)
 	if err != nil {
 		return "", fmt.Errorf("encode JWT claims: %w", err)
+	}
+	if cap(body) <= maxPooledClaimsBytes {
+		*scratch = body
 	}
 	// One buffer holds the signing input and then the whole token.
 	n := len(encodedHeader) + 1 + b64url.EncodedLen(len(body))
@@ -81,6 +89,13 @@ func (c *Claims[T]) Sign(kp *KeyPair) (string, error) {
 	tok = b64url.AppendEncode(append(tok, '.'), kp.Sign(tok[:n]))
 	return string(tok), nil
 }
+
+// claimsScratch holds the buffers Sign encodes claims into.
+var claimsScratch = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledClaimsBytes bounds a pooled claims buffer: an invocation's claims
+// take about 400 bytes; an actor's with many capabilities a few KiB.
+const maxPooledClaimsBytes = 16 << 10
 
 // ParseJWT decodes a wascap JWT and verifies its header and signature against
 // the key named in `iss`. It does not check times; call CheckTime for that.
@@ -439,15 +454,16 @@ func FlattenActor(c *ActorClaims) lattice.CachedClaims {
 // the result is always what encoding/json would give (FuzzInvocationClaims
 // checks that on every input the fast path accepts).
 
-// encodeClaims is json.Marshal(c), written by hand for invocation claims
-// whose strings need no escaping (TestEncodeClaimsMatchesMarshal).
-func encodeClaims[T any](c *Claims[T]) ([]byte, error) {
+// appendClaims appends json.Marshal(c) to b, written by hand for invocation
+// claims whose strings need no escaping (TestEncodeClaimsMatchesMarshal).
+func appendClaims[T any](b []byte, c *Claims[T]) ([]byte, error) {
 	ic, ok := any(c).(*Claims[InvocationClaims])
 	if !ok || !plainJSON(ic.ID) || !plainJSON(ic.Issuer) || !plainJSON(ic.Subject) ||
 		(ic.Wascap != nil && (!plainJSON(ic.Wascap.TargetURL) || !plainJSON(ic.Wascap.OriginURL) || !plainJSON(ic.Wascap.Hash))) {
-		return json.Marshal(c)
+		j, err := json.Marshal(c)
+		return append(b, j...), err
 	}
-	b := make([]byte, 0, 160+len(ic.ID)+len(ic.Issuer)+len(ic.Subject)+invocationWascapLen(ic.Wascap))
+	b = slices.Grow(b, 160+len(ic.ID)+len(ic.Issuer)+len(ic.Subject)+invocationWascapLen(ic.Wascap))
 	b = append(b, '{')
 	if ic.Expires != 0 {
 		b = strconv.AppendInt(append(b, `"exp":`...), ic.Expires, 10)

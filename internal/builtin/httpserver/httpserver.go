@@ -266,7 +266,7 @@ func (l *listener) serve(w http.ResponseWriter, r *http.Request) {
 		l.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds the %d byte limit", l.maxBody), nil)
 		return
 	}
-	body, err := readBody(http.MaxBytesReader(w, r.Body, l.maxBody), r.ContentLength)
+	body, err := l.readBody(w, r)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -307,39 +307,46 @@ func (l *listener) serve(w http.ResponseWriter, r *http.Request) {
 		l.fail(w, http.StatusInternalServerError, "actor returned an invalid HTTP status", fmt.Errorf("status %d", status))
 		return
 	}
-	h := w.Header()
-	for k, vs := range resp.Header {
-		if hopByHop(k) {
-			continue
-		}
-		for _, v := range vs {
-			h.Add(k, v)
-		}
-	}
+	copyResponseHeader(w.Header(), resp.Header)
 	w.WriteHeader(status)
 	_, _ = w.Write(resp.Body)
 }
 
-// readBody reads a request body whole. A declared Content-Length sizes the
-// buffer once (MaxBytesReader has already bounded it), where io.ReadAll
-// would grow from 512 bytes, copying a large body a dozen times; one byte
-// more than declared lets the final read see EOF without growing.
-func readBody(r io.Reader, contentLength int64) ([]byte, error) {
-	if contentLength <= 0 {
-		return io.ReadAll(r)
+// readBody reads a request body whole, bounded by max_content_len. A
+// declared Content-Length sizes the buffer once (MaxBytesReader has already
+// bounded it), where io.ReadAll would grow from 512 bytes, copying a large
+// body a dozen times; one byte more than declared lets the final read see
+// EOF without growing. A request without a body (net/http's NoBody: most
+// GETs) reads nothing and allocates nothing; its body is empty, not nil, so
+// it encodes as before.
+func (l *listener) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.Body == http.NoBody {
+		return []byte{}, nil
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, contentLength+1))
-	_, err := buf.ReadFrom(r)
+	body := http.MaxBytesReader(w, r.Body, l.maxBody)
+	if r.ContentLength <= 0 {
+		return io.ReadAll(body)
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, r.ContentLength+1))
+	_, err := buf.ReadFrom(body)
 	return buf.Bytes(), err
 }
 
 // requestHeader is the request's header with lower-case names, as hyper
-// (wasmCloud's provider) hands them to actors, plus "host".
+// (wasmCloud's provider) hands them to actors, plus "host". The value
+// slices are r.Header's own (the payload is encoded from them before the
+// handler returns, and nothing writes to them).
 func requestHeader(r *http.Request) map[string][]string {
 	h := make(map[string][]string, len(r.Header)+1)
 	for k, vs := range r.Header {
-		lk := strings.ToLower(k)
-		h[lk] = append(h[lk], vs...)
+		lk := lowerHeaderName(k)
+		// Appended, as before, when two spellings share a lower-case name
+		// (net/http leaves some uncanonicalised) or there is no value (nil
+		// then, not empty: it encodes differently).
+		if prev, ok := h[lk]; ok || len(vs) == 0 {
+			vs = append(prev[:len(prev):len(prev)], vs...)
+		}
+		h[lk] = vs
 	}
 	if r.Host != "" {
 		h["host"] = []string{r.Host}
@@ -347,10 +354,48 @@ func requestHeader(r *http.Request) map[string][]string {
 	return h
 }
 
+// lowerHeaderName is strings.ToLower(name), without allocating for the
+// names most requests carry.
+func lowerHeaderName(name string) string {
+	if lk, ok := commonLowerNames[name]; ok {
+		return lk
+	}
+	return strings.ToLower(name)
+}
+
+// commonLowerNames maps canonical header names that clients commonly send
+// to their lower-case form.
+var commonLowerNames = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range []string{
+		"Accept", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control", "Connection",
+		"Content-Length", "Content-Type", "Cookie", "If-Modified-Since", "If-None-Match", "Origin",
+		"Pragma", "Referer", "Traceparent", "Tracestate", "Upgrade-Insecure-Requests", "User-Agent",
+		"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id",
+		"Sec-Fetch-Dest", "Sec-Fetch-Mode", "Sec-Fetch-Site", "Sec-Fetch-User",
+	} {
+		m[n] = strings.ToLower(n)
+	}
+	return m
+}()
+
+// copyResponseHeader adds the actor's response header to h, as h.Add of
+// each value would, less the hop-by-hop names. Each name is canonicalised
+// once (h.Add would, per value): actors send lower-case names.
+func copyResponseHeader(h http.Header, from map[string][]string) {
+	for k, vs := range from {
+		ck := http.CanonicalHeaderKey(k)
+		if hopByHop(ck) || len(vs) == 0 { // a name without values must not stop net/http's Content-Type sniffing
+			continue
+		}
+		h[ck] = append(h[ck], vs...)
+	}
+}
+
 // hopByHop reports headers an actor must not set: the server frames the
-// response itself.
+// response itself. name is in canonical form.
 func hopByHop(name string) bool {
-	switch http.CanonicalHeaderKey(name) {
+	switch name {
 	case "Content-Length", "Transfer-Encoding", "Connection", "Keep-Alive", "Upgrade", "Trailer", "Te", "Proxy-Connection":
 		return true
 	}
