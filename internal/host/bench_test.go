@@ -2,10 +2,10 @@ package host
 
 import (
 	"context"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/latticed/latticed/internal/testing/cpubench"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/rpc"
 	"github.com/latticed/latticed/trust"
@@ -38,7 +38,7 @@ func BenchmarkInvokeEcho(b *testing.B) {
 	call := benchEcho(b, newFixture(b))
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := processCPU()
+	cpu := cpubench.Process()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if err := call(); err != nil {
@@ -49,19 +49,10 @@ func BenchmarkInvokeEcho(b *testing.B) {
 	reportCPUPerOp(b, cpu)
 }
 
-// processCPU is this process's user+system CPU time so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // reportCPUPerOp adds the CPU this process spent per operation since
 // start (client, NATS server and host all run in it): steadier than ns/op
 // when other work shares the machine.
 func reportCPUPerOp(b *testing.B, start time.Duration) {
 	b.Helper()
-	b.ReportMetric(float64((processCPU()-start).Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64((cpubench.Process()-start).Microseconds())/float64(b.N), "cpu-µs/op")
 }

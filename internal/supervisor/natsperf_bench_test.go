@@ -6,13 +6,13 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/latticed/latticed/internal/testing/cpubench"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -55,7 +55,7 @@ func BenchmarkEmbeddedRequestReply(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				cpu0 := processCPU(b)
+				cpu0 := cpubench.Process()
 				b.ResetTimer()
 				var wg sync.WaitGroup
 				var next sync.Mutex
@@ -81,7 +81,7 @@ func BenchmarkEmbeddedRequestReply(b *testing.B) {
 				}
 				wg.Wait()
 				b.StopTimer()
-				b.ReportMetric(float64((processCPU(b)-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
+				b.ReportMetric(float64((cpubench.Process()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
 			})
 		}
 	}
@@ -133,16 +133,6 @@ func serverConns(b testing.TB, mode string) (requester, responder *nats.Conn) {
 	}
 	b.Fatalf("unknown server mode %q", mode)
 	return nil, nil
-}
-
-// processCPU is this process's user and system CPU time so far.
-func processCPU(tb testing.TB) time.Duration {
-	tb.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // TestServerGoroutinesCarryProfileLabel proves that a profile can tell the

@@ -3,13 +3,13 @@ package wasmstop_test
 import (
 	"context"
 	"runtime"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
+	"github.com/latticed/latticed/internal/testing/cpubench"
 	"github.com/latticed/latticed/internal/wasmstop"
 	"github.com/latticed/latticed/wire"
 )
@@ -56,7 +56,7 @@ func BenchmarkGuestCall(b *testing.B) {
 					flag = mod.ExportedGlobal(wasmstop.ExportName).(api.MutableGlobal)
 				}
 				runtime.GC()
-				cpu0 := processCPU()
+				cpu0 := cpubench.Process()
 				for b.Loop() {
 					var stop func() bool
 					if flag != nil {
@@ -69,7 +69,7 @@ func BenchmarkGuestCall(b *testing.B) {
 						b.Fatal("the flag was raised")
 					}
 				}
-				b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+				b.ReportMetric(float64(cpubench.Process()-cpu0)/float64(b.N), "cpu-ns/op")
 			})
 		}
 	}
@@ -77,12 +77,3 @@ func BenchmarkGuestCall(b *testing.B) {
 
 // benchCache spares the benchmark's runs a compile each.
 var benchCache = wazero.NewCompilationCache()
-
-// processCPU is the user and system CPU time of this process so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
