@@ -3,6 +3,7 @@ package host
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -67,6 +68,8 @@ type Runtime struct {
 	stopReturner func()
 	// warm lists the modules the compiler has cached in cacheDir.
 	warm warmIndex
+	// prepared keeps prepareModule's output in cacheDir (preparedCache).
+	prepared preparedCache
 	log  *slog.Logger // the host sets its own after NewRuntime
 }
 
@@ -112,7 +115,7 @@ func NewRuntime(ctx context.Context, cacheDir string, memoryLimitPages uint32) (
 	r := &Runtime{rt: rt, interp: interp, cache: cache, compiles: compiles, stopCompiles: stop,
 		interpreting: make(chan struct{}, maxInterpreting),
 		returner:     memreturn.New(memreturn.DefaultThreshold, memreturn.DefaultSettle, memreturn.DefaultInterval),
-		warm:         newWarmIndex(cacheDir), log: slog.Default()}
+		warm:         newWarmIndex(cacheDir), prepared: newPreparedCache(cacheDir), log: slog.Default()}
 	returnCtx, stopReturns := context.WithCancel(context.WithoutCancel(ctx))
 	returned := make(chan struct{})
 	go func() { defer close(returned); r.returner.Run(returnCtx) }()
@@ -208,16 +211,22 @@ type compiled struct {
 // expected to have its code, and the seconds it took (package progress
 // defines the lines; a terminal shows them as a status line).
 func (r *Runtime) compileTiered(ctx context.Context, log *slog.Logger, wasm []byte, headStart time.Duration) (first *module, upgrade <-chan compiled, err error) {
-	size := len(wasm)               // as the operator knows the file, before it is prepared
-	wasm, err = prepareModule(wasm) // both engines compile the prepared module
-	if err != nil {
-		return nil, nil, err
+	size := len(wasm) // as the operator knows the file, before it is prepared
+	raw := wasm
+	// Both engines compile the prepared module; a warm start reads it
+	// from the prepared cache instead of preparing it again.
+	wasm, sum, hit := r.prepared.get(raw)
+	if !hit {
+		if wasm, err = prepareModule(raw); err != nil {
+			return nil, nil, err
+		}
+		sum = sha256.Sum256(wasm)
 	}
 	done := make(chan compiled, 1)
 	if !r.background.enter() {
 		return nil, nil, errRuntimeClosed
 	}
-	warm := r.warm.has(wasm)
+	warm := r.warm.has(sum)
 	if warm && headStart >= 0 {
 		headStart = max(headStart, warmHeadStart)
 	}
@@ -244,9 +253,16 @@ func (r *Runtime) compileTiered(ctx context.Context, log *slog.Logger, wasm []by
 		}
 		log.Info(progress.CompileFinished, progress.KeyWasmBytes, size, progress.KeyCached, warm, progress.KeySeconds, took)
 		if !warm {
-			if err := r.warm.add(wasm); err != nil {
+			if err := r.warm.add(sum); err != nil {
 				// Only the next start's head start depends on it.
 				r.log.Warn("compiled module not recorded as cached; its next start may run interpreted first", "err", err)
+			}
+		}
+		if !hit {
+			// Recorded once the module compiled: an entry is a module
+			// both preparation and the compiler accepted.
+			if err := r.prepared.put(raw, wasm, sum); err != nil {
+				r.log.Warn("prepared module not cached; the next start prepares it again", "err", err)
 			}
 		}
 		done <- compiled{m: &module{cm: cm, rt: r.rt, cached: warm}}
