@@ -70,7 +70,7 @@ type Runtime struct {
 	warm warmIndex
 	// prepared keeps prepareModule's output in cacheDir (preparedCache).
 	prepared preparedCache
-	log  *slog.Logger // the host sets its own after NewRuntime
+	log      *slog.Logger // the host sets its own after NewRuntime
 }
 
 // maxInterpreting bounds the actors running interpreted at once.
