@@ -51,18 +51,22 @@ func newPreparedCache(cacheDir string) preparedCache {
 	return preparedCache{dir: filepath.Join(cacheDir, preparedDirName), build: build}
 }
 
-func (c preparedCache) path(wasm []byte) string {
-	sum := sha256.Sum256(wasm)
-	return filepath.Join(c.dir, hex.EncodeToString(sum[:]))
+// moduleKey names a module's entry: the SHA-256 of the module as given.
+type moduleKey [sha256.Size]byte
+
+func keyOf(wasm []byte) moduleKey { return sha256.Sum256(wasm) }
+
+func (c preparedCache) path(key moduleKey) string {
+	return filepath.Join(c.dir, hex.EncodeToString(key[:]))
 }
 
-// get returns the prepared form of wasm and its SHA-256, if an entry this
-// build wrote holds it intact.
-func (c preparedCache) get(wasm []byte) (prepared []byte, sum [sha256.Size]byte, ok bool) {
+// get returns the prepared form of the module with this key and its
+// SHA-256, if an entry this build wrote holds it intact.
+func (c preparedCache) get(key moduleKey) (prepared []byte, sum [sha256.Size]byte, ok bool) {
 	if c.dir == "" {
 		return nil, sum, false
 	}
-	b, err := readCapped(c.path(wasm), MaxModuleBytes*2)
+	b, err := readCapped(c.path(key), MaxModuleBytes*2)
 	if err != nil {
 		return nil, sum, false
 	}
@@ -70,10 +74,10 @@ func (c preparedCache) get(wasm []byte) (prepared []byte, sum [sha256.Size]byte,
 	return prepared, sum, err == nil
 }
 
-// put records prepared as the prepared form of wasm; sum is its SHA-256.
-// Written atomically and not synced: a lost or torn entry only costs the
-// next start a fresh preparation.
-func (c preparedCache) put(wasm, prepared []byte, sum [sha256.Size]byte) error {
+// put records prepared as the prepared form of the module with this key;
+// sum is its SHA-256. Written atomically and not synced: a lost or torn
+// entry only costs the next start a fresh preparation.
+func (c preparedCache) put(key moduleKey, prepared []byte, sum [sha256.Size]byte) error {
 	if c.dir == "" {
 		return nil
 	}
@@ -90,7 +94,7 @@ func (c preparedCache) put(wasm, prepared []byte, sum [sha256.Size]byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), c.path(wasm))
+		err = os.Rename(f.Name(), c.path(key))
 	}
 	if err != nil {
 		return fmt.Errorf("prepared module cache %s: %w", c.dir, err)

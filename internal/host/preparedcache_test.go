@@ -53,25 +53,25 @@ func TestPreparedCacheEntries(t *testing.T) {
 			if c.dir == "" {
 				t.Fatalf("no prepared cache on %s: the build ID of the test binary was not read", runtime.GOOS)
 			}
-			if err := c.put(raw, prepared, sum); err != nil {
+			if err := c.put(keyOf(raw), prepared, sum); err != nil {
 				t.Fatal(err)
 			}
 			if tc.damage != nil {
-				tc.damage(t, c.path(raw))
+				tc.damage(t, c.path(keyOf(raw)))
 			}
-			got, gotSum, hit := c.get(raw)
+			got, gotSum, hit := c.get(keyOf(raw))
 			if hit != tc.hit {
 				t.Fatalf("hit = %v, want %v", hit, tc.hit)
 			}
 			if hit && (!bytes.Equal(got, prepared) || gotSum != sum) {
 				t.Fatal("the entry read back differs from the prepared module put")
 			}
-			if _, _, other := c.get(append(bytes.Clone(raw), 0, 1, 0)); other {
+			if _, _, other := c.get(keyOf(append(bytes.Clone(raw), 0, 1, 0))); other {
 				t.Fatal("another module hit this module's entry")
 			}
 		})
 	}
-	if _, _, hit := newPreparedCache("").get(raw); hit {
+	if _, _, hit := newPreparedCache("").get(keyOf(raw)); hit {
 		t.Fatal("a runtime without a cache dir found a prepared module")
 	}
 }
@@ -121,7 +121,7 @@ func TestWarmStartReadsPreparedModule(t *testing.T) {
 	}
 	entryOK := func(t *testing.T, r *Runtime) {
 		t.Helper()
-		got, _, hit := r.prepared.get(wasm)
+		got, _, hit := r.prepared.get(keyOf(wasm))
 		if !hit || !bytes.Equal(got, want) {
 			t.Fatalf("prepared cache: hit=%v, same as prepareModule=%v", hit, bytes.Equal(got, want))
 		}
@@ -130,12 +130,12 @@ func TestWarmStartReadsPreparedModule(t *testing.T) {
 	entryOK(t, r)
 	r = start(t)
 	entryOK(t, r)
-	b, err := os.ReadFile(r.prepared.path(wasm))
+	b, err := os.ReadFile(r.prepared.path(keyOf(wasm)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	b[len(b)/2] ^= 0x5a
-	writeEntry(t, r.prepared.path(wasm), b)
+	writeEntry(t, r.prepared.path(keyOf(wasm)), b)
 	entryOK(t, start(t))
 }
 

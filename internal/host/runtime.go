@@ -70,6 +70,7 @@ type Runtime struct {
 	warm warmIndex
 	// prepared keeps prepareModule's output in cacheDir (preparedCache).
 	prepared preparedCache
+	pre      preloads // code loaded ahead of its start (Preload)
 	log      *slog.Logger // the host sets its own after NewRuntime
 }
 
@@ -158,6 +159,7 @@ func newWazeroRuntime(ctx context.Context, cfg wazero.RuntimeConfig, memoryLimit
 func (r *Runtime) Close(ctx context.Context) error {
 	r.stopCompiles()
 	r.background.closeAndWait()
+	r.stopPreloads()
 	r.stopReturner()
 	return errors.Join(r.rt.Close(ctx), r.interp.Close(ctx), r.cache.Close(ctx))
 }
@@ -212,26 +214,35 @@ type compiled struct {
 // defines the lines; a terminal shows them as a status line).
 func (r *Runtime) compileTiered(ctx context.Context, log *slog.Logger, wasm []byte, headStart time.Duration) (first *module, upgrade <-chan compiled, err error) {
 	size := len(wasm) // as the operator knows the file, before it is prepared
-	raw := wasm
+	key := keyOf(wasm)
+	if !r.background.enter() {
+		return nil, nil, errRuntimeClosed
+	}
+	if p := r.preloadFor(ctx, key); p != nil {
+		if m, err := r.takePreloaded(ctx, log, p, size); m != nil || err != nil {
+			return m, nil, err
+		}
+		// A preload that failed (the host is stopping, say): compile as
+		// any start does, which reports why.
+	}
 	// Both engines compile the prepared module; a warm start reads it
 	// from the prepared cache instead of preparing it again.
-	wasm, sum, hit := r.prepared.get(raw)
+	raw := wasm
+	wasm, sum, hit := r.prepared.get(key)
 	if !hit {
 		if wasm, err = prepareModule(raw); err != nil {
+			r.background.leave()
 			return nil, nil, err
 		}
 		sum = sha256.Sum256(wasm)
 	}
 	done := make(chan compiled, 1)
-	if !r.background.enter() {
-		return nil, nil, errRuntimeClosed
-	}
 	warm := r.warm.has(sum)
 	if warm && headStart >= 0 {
 		headStart = max(headStart, warmHeadStart)
 	}
-	r.compiling.Add(1)
 	log.Info(progress.CompileStarted, progress.KeyWasmBytes, size, progress.KeyCached, warm)
+	r.compiling.Add(1)
 	began := time.Now()
 	go func() {
 		defer r.background.leave()
@@ -261,7 +272,7 @@ func (r *Runtime) compileTiered(ctx context.Context, log *slog.Logger, wasm []by
 		if !hit {
 			// Recorded once the module compiled: an entry is a module
 			// both preparation and the compiler accepted.
-			if err := r.prepared.put(raw, wasm, sum); err != nil {
+			if err := r.prepared.put(key, wasm, sum); err != nil {
 				r.log.Warn("prepared module not cached; the next start prepares it again", "err", err)
 			}
 		}
