@@ -19,7 +19,7 @@ import (
 type preloads struct {
 	mu         sync.Mutex
 	byModule   map[moduleKey]*preloaded // by the module's key (keyOf)
-	registered chan struct{}                    // closed once every preload is in byModule or given up; nil: none asked
+	registered chan struct{}            // closed once every preload is in byModule or given up; nil: none asked
 }
 
 // preloaded is one preload's compile; m and err are set when done closes.

@@ -70,7 +70,7 @@ type Runtime struct {
 	warm warmIndex
 	// prepared keeps prepareModule's output in cacheDir (preparedCache).
 	prepared preparedCache
-	pre      preloads // code loaded ahead of its start (Preload)
+	pre      preloads     // code loaded ahead of its start (Preload)
 	log      *slog.Logger // the host sets its own after NewRuntime
 }
 
