@@ -364,7 +364,7 @@ func runHost(cmd *cobra.Command, _ []string) error {
 		if hs.CtlInboxPrefix != "" {
 			ctlOpts = append(ctlOpts, nats.CustomInboxPrefix(hs.CtlInboxPrefix))
 		}
-		wasmRT.Preload(hs.Preload, hostSet.AllowFileLoad)
+		wasmRT.Preload(log, hs.Preload, hostSet.AllowFileLoad)
 		launcher = sup
 	}
 

@@ -31,6 +31,10 @@ type preloaded struct {
 	expire *time.Timer // releases code nobody took
 }
 
+// LogPreloaded is the debug line of code loaded ahead of its start
+// (Runtime.Preload).
+const LogPreloaded = "actor code loaded ahead of its start"
+
 // preloadKeep is how long preloaded code waits for its start: longer than
 // a host takes to become ready and be asked, bounded so that code for a
 // start that never comes (it failed its policy check, say) is released.
@@ -44,7 +48,7 @@ const preloadKeep = 2 * time.Minute
 // verified it as every start does, and found its bytes identical (the same
 // SHA-256) to those the code was loaded for. It returns at once; call it
 // once, before the first start.
-func (r *Runtime) Preload(refs []string, allowFile bool) {
+func (r *Runtime) Preload(log *slog.Logger, refs []string, allowFile bool) {
 	var files []string
 	for _, ref := range refs {
 		if strings.HasPrefix(ref, "file://") {
@@ -67,13 +71,13 @@ func (r *Runtime) Preload(refs []string, allowFile bool) {
 		defer r.background.leave()
 		defer close(registered)
 		for _, ref := range files {
-			r.preloadOne(ref)
+			r.preloadOne(log, ref)
 		}
 	}()
 }
 
 // preloadOne starts the compile of one module's cached code.
-func (r *Runtime) preloadOne(ref string) {
+func (r *Runtime) preloadOne(log *slog.Logger, ref string) {
 	raw, err := loadModule(ref, true)
 	if err != nil {
 		return // the start says why
@@ -108,9 +112,11 @@ func (r *Runtime) preloadOne(ref string) {
 		cm, err := compileABI(experimental.WithCompilationWorkers(r.compiles, compileWorkers), r.rt, wasm)
 		if err != nil {
 			p.err = err
+			log.Debug("actor code not loaded ahead of its start; the start compiles it", "ref", ref, "err", err)
 			return
 		}
 		p.m = &module{cm: cm, rt: r.rt, cached: true}
+		log.Debug(LogPreloaded, "ref", ref, "seconds", time.Since(p.began).Seconds())
 	}()
 }
 

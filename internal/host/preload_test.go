@@ -41,7 +41,7 @@ func TestPreloadHandsCodeToTheStart(t *testing.T) {
 	}
 
 	cold := newRuntime(t)
-	cold.Preload([]string{ref}, true)
+	cold.Preload(cold.log, []string{ref}, true)
 	if preloaded(cold) {
 		t.Fatal("preloaded a module the compilation cache has no code for")
 	}
@@ -61,7 +61,7 @@ func TestPreloadHandsCodeToTheStart(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRuntime(t)
-			r.Preload(tc.refs, tc.allowFile)
+			r.Preload(r.log, tc.refs, tc.allowFile)
 			if r.pre.registered != nil && preloaded(r) {
 				t.Fatal("preloaded")
 			}
@@ -69,7 +69,7 @@ func TestPreloadHandsCodeToTheStart(t *testing.T) {
 	}
 
 	r := newRuntime(t)
-	r.Preload([]string{ref}, true)
+	r.Preload(r.log, []string{ref}, true)
 	if !preloaded(r) {
 		t.Fatal("the module the cache has code for was not preloaded")
 	}
