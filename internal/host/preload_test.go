@@ -23,15 +23,7 @@ func TestPreloadHandsCodeToTheStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := "file://" + path
-	newRuntime := func(t *testing.T) *Runtime {
-		t.Helper()
-		r, err := NewRuntime(ctx, dir, 4096)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = r.Close(ctx) })
-		return r
-	}
+	newRuntime := func(t *testing.T) *Runtime { return runtimeOn(t, dir) }
 	preloaded := func(r *Runtime) bool {
 		<-r.pre.registered
 		r.pre.mu.Lock()

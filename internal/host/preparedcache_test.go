@@ -76,6 +76,17 @@ func TestPreparedCacheEntries(t *testing.T) {
 	}
 }
 
+// runtimeOn is a runtime with its caches in dir, closed when t ends.
+func runtimeOn(t *testing.T, dir string) *Runtime {
+	t.Helper()
+	r, err := NewRuntime(context.Background(), dir, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close(context.Background()) })
+	return r
+}
+
 func writeEntry(t *testing.T, path string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, b, 0o600); err != nil {
@@ -97,11 +108,7 @@ func TestWarmStartReadsPreparedModule(t *testing.T) {
 	dir := t.TempDir()
 	start := func(t *testing.T) *Runtime {
 		t.Helper()
-		r, err := NewRuntime(ctx, dir, 4096)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = r.Close(ctx) })
+		r := runtimeOn(t, dir)
 		m, upgrade, err := r.compileTiered(ctx, r.log, wasm, -1) // -1: optimized code only
 		if err != nil || upgrade != nil {
 			t.Fatalf("compile: %v (upgrade %v)", err, upgrade != nil)
