@@ -42,11 +42,12 @@ const preloadKeep = 2 * time.Minute
 
 // Preload loads, ahead of their start, the compiled code of the actors at
 // refs (file:// references; others are skipped) whose code the compilation
-// cache holds, in the background. Code is loaded only for modules a start
-// prepared and compiled before (their prepared cache entry, which this
-// build wrote, names them); it runs only after a start read the module,
-// verified it as every start does, and found its bytes identical (the same
-// SHA-256) to those the code was loaded for. It returns at once; call it
+// cache holds, in the background. The code loaded is that of the module
+// the last start of the same reference ran (rememberRef), from its
+// prepared cache entry, which this build wrote; it runs only after a start
+// read the module, verified it as every start does, and found its bytes
+// identical (the same SHA-256) to those the code was loaded for: a file
+// changed since loads code that is never used. It returns at once; call it
 // once, before the first start.
 func (r *Runtime) Preload(log *slog.Logger, refs []string, allowFile bool) {
 	var files []string
@@ -76,13 +77,14 @@ func (r *Runtime) Preload(log *slog.Logger, refs []string, allowFile bool) {
 	}()
 }
 
-// preloadOne starts the compile of one module's cached code.
+// preloadOne starts the compile of the cached code of the module a start
+// of ref last ran (rememberRef): its prepared module is read from the
+// cache, the module itself is not, so the compile starts sooner.
 func (r *Runtime) preloadOne(log *slog.Logger, ref string) {
-	raw, err := loadModule(ref, true)
-	if err != nil {
-		return // the start says why
+	key, ok := r.prepared.keyOfRef(ref)
+	if !ok {
+		return // never started here: compiling is the start's business
 	}
-	key := keyOf(raw)
 	wasm, sum, hit := r.prepared.get(key)
 	if !hit || !r.warm.has(sum) {
 		return // no cached code: compiling is the start's business
@@ -115,7 +117,7 @@ func (r *Runtime) preloadOne(log *slog.Logger, ref string) {
 			log.Debug("actor code not loaded ahead of its start; the start compiles it", "ref", ref, "err", err)
 			return
 		}
-		p.m = &module{cm: cm, rt: r.rt, cached: true}
+		p.m = &module{cm: cm, rt: r.rt, cached: true, key: key}
 		log.Debug(LogPreloaded, "ref", ref, "seconds", time.Since(p.began).Seconds())
 	}()
 }
@@ -146,6 +148,22 @@ func (r *Runtime) takePreload(key moduleKey) *preloaded {
 		p.expire.Stop()
 	}
 	return p
+}
+
+// rememberRef records that a start of the file reference ref ran the
+// module with this key, for the next host's Preload; other references are
+// not preloaded and not recorded. A failure only costs the next start its
+// preload.
+func (r *Runtime) rememberRef(ref string, key moduleKey) {
+	if !strings.HasPrefix(ref, "file://") {
+		return
+	}
+	if known, ok := r.prepared.keyOfRef(ref); ok && known == key {
+		return
+	}
+	if err := r.prepared.putRef(ref, key); err != nil {
+		r.log.Debug("actor reference not recorded for preloading", "ref", ref, "err", err)
+	}
 }
 
 // takePreloaded waits for a preload the caller took, inside the caller's

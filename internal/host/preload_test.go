@@ -42,6 +42,17 @@ func TestPreloadHandsCodeToTheStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.close(ctx)
+	cold.Preload(cold.log, []string{ref}, true) // once per runtime: a no-op
+	if preloaded(cold) {
+		t.Fatal("a second Preload loaded code")
+	}
+	if fresh := runtimeOn(t, dir); true {
+		fresh.Preload(fresh.log, []string{ref}, true)
+		if preloaded(fresh) {
+			t.Fatal("preloaded a reference no start ran")
+		}
+	}
+	cold.rememberRef(ref, m.key) // as the start of ref does (startVerified)
 
 	for _, tc := range []struct {
 		name      string

@@ -81,6 +81,12 @@ func (c preparedCache) put(key moduleKey, prepared []byte, sum [sha256.Size]byte
 	if c.dir == "" {
 		return nil
 	}
+	return c.writeEntry(c.path(key), encodePrepared(prepared, sum, c.build))
+}
+
+// writeEntry writes b to path in the cache dir through a temporary file
+// and a rename, so that a reader sees the old content or the new.
+func (c preparedCache) writeEntry(path string, b []byte) error {
 	if err := os.MkdirAll(c.dir, 0o700); err != nil {
 		return fmt.Errorf("prepared module cache %s: %w", c.dir, err)
 	}
@@ -89,17 +95,46 @@ func (c preparedCache) put(key moduleKey, prepared []byte, sum [sha256.Size]byte
 		return fmt.Errorf("prepared module cache %s: %w", c.dir, err)
 	}
 	defer os.Remove(f.Name()) // after the rename: nothing to remove
-	_, err = f.Write(encodePrepared(prepared, sum, c.build))
+	_, err = f.Write(b)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), c.path(key))
+		err = os.Rename(f.Name(), path)
 	}
 	if err != nil {
 		return fmt.Errorf("prepared module cache %s: %w", c.dir, err)
 	}
 	return nil
+}
+
+// refPath names the entry that holds the key of the module a start of ref
+// last ran ("ref-" and the SHA-256 of the reference).
+func (c preparedCache) refPath(ref string) string {
+	sum := sha256.Sum256([]byte(ref))
+	return filepath.Join(c.dir, "ref-"+hex.EncodeToString(sum[:]))
+}
+
+// keyOfRef is the key a start of ref last recorded (putRef).
+func (c preparedCache) keyOfRef(ref string) (key moduleKey, ok bool) {
+	if c.dir == "" {
+		return key, false
+	}
+	b, err := readCapped(c.refPath(ref), int64(len(key)))
+	if err != nil || len(b) != len(key) {
+		return key, false
+	}
+	copy(key[:], b)
+	return key, true
+}
+
+// putRef records that a start of ref ran the module with this key,
+// atomically and unsynced as put.
+func (c preparedCache) putRef(ref string, key moduleKey) error {
+	if c.dir == "" {
+		return nil
+	}
+	return c.writeEntry(c.refPath(ref), key[:])
 }
 
 // errPreparedEntry is any entry that cannot be used: another format or

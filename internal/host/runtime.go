@@ -83,7 +83,8 @@ type module struct {
 	cm          wazero.CompiledModule
 	rt          wazero.Runtime
 	interpreted bool
-	cached      bool // optimized code the warm index expected in the compilation cache
+	cached      bool      // optimized code the warm index expected in the compilation cache
+	key         moduleKey // the module's as given (keyOf), before it was prepared
 }
 
 func (m *module) close(ctx context.Context) { _ = m.cm.Close(ctx) }
@@ -276,7 +277,7 @@ func (r *Runtime) compileTiered(ctx context.Context, log *slog.Logger, wasm []by
 				r.log.Warn("prepared module not cached; the next start prepares it again", "err", err)
 			}
 		}
-		done <- compiled{m: &module{cm: cm, rt: r.rt, cached: warm}}
+		done <- compiled{m: &module{cm: cm, rt: r.rt, cached: warm, key: key}}
 	}()
 	// abandon hands the compile's result, whenever it comes, to a
 	// goroutine that closes it, for a caller that no longer waits.
@@ -324,7 +325,7 @@ func (r *Runtime) compileTiered(ctx context.Context, log *slog.Logger, wasm []by
 		// The module is bad for both engines; report the compiler's verdict.
 		return wait()
 	}
-	return &module{cm: icm, rt: r.interp, interpreted: true}, done, nil
+	return &module{cm: icm, rt: r.interp, interpreted: true, key: key}, done, nil
 }
 
 // interpretedDone frees the slot of an actor that no longer runs
