@@ -61,6 +61,10 @@ exits with status 1, naming what failed; with
 LATTICED_TOLERATE_START_FAILURES=true (--tolerate-start-failures) it logs the
 failure and runs on.
 
+On a restart with the same data dir, the host loads the compiled code of the
+--start-actor files from {data dir}/compile-cache while it connects, so they
+serve soon after the host is ready.
+
 With LATTICED_CPUPROFILE_DIR set, the supervisor (with its embedded NATS
 server), the host and every built-in provider each write a CPU profile of
 their run to that directory when they stop ({role}-{pid}.pprof, read with
