@@ -61,6 +61,10 @@ exits with status 1, naming what failed; with
 LATTICED_TOLERATE_START_FAILURES=true (--tolerate-start-failures) it logs the
 failure and runs on.
 
+On a restart with the same data dir, the host loads the compiled code of the
+--start-actor files from {data dir}/compile-cache while it connects, so they
+serve soon after the host is ready.
+
 With LATTICED_CPUPROFILE_DIR set, the supervisor (with its embedded NATS
 server), the host and every built-in provider each write a CPU profile of
 their run to that directory when they stop ({role}-{pid}.pprof, read with
@@ -335,6 +339,21 @@ func runHost(cmd *cobra.Command, _ []string) error {
 	var launcher host.ProviderLauncher
 	var sup *admin.Client
 	var rpcOpts, ctlOpts []nats.Option
+	// The wasm runtime comes first, so that it can load the code of the
+	// actors it will be asked to start while the connections below are
+	// made (host.Runtime.Preload); the host closes it, or this function
+	// when it fails before there is a host.
+	hostSet := cfg.Host().WithDefaults()
+	wasmRT, err := host.NewRuntime(ctx, hostSet.CompileCacheDir, hostSet.MemoryLimitPages)
+	if err != nil {
+		return err
+	}
+	var hostOwnsRuntime bool
+	defer func() {
+		if !hostOwnsRuntime {
+			_ = wasmRT.Close(context.WithoutCancel(ctx))
+		}
+	}()
 	if cfg.AdminSocket != "" {
 		sup = admin.NewClient(cfg.AdminSocket, log)
 		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -349,6 +368,7 @@ func runHost(cmd *cobra.Command, _ []string) error {
 		if hs.CtlInboxPrefix != "" {
 			ctlOpts = append(ctlOpts, nats.CustomInboxPrefix(hs.CtlInboxPrefix))
 		}
+		wasmRT.Preload(log, hs.Preload, hostSet.AllowFileLoad)
 		launcher = sup
 	}
 
@@ -437,11 +457,12 @@ func runHost(cmd *cobra.Command, _ []string) error {
 	h, err = host.New(ctx, host.Options{
 		HostSettings: cfg.Host(), HostKey: hostKey, ClusterKey: clusterKey, RPC: rpc, Ctl: ctl,
 		CtlHost: ctlURL, RPCHost: rpcURL, ProvRPCHost: ep.ProvRPC.URL(), Providers: launcher, Metrics: m, Logger: log,
-		OCI: ociClient,
+		OCI: ociClient, Runtime: wasmRT,
 	})
 	if err != nil {
 		return err
 	}
+	hostOwnsRuntime = true
 	close(created)
 
 	g, gctx := errgroup.WithContext(ctx)

@@ -106,6 +106,10 @@ type RevocationReport struct {
 type HostSettings struct {
 	RPCInboxPrefix string `json:"rpc_inbox_prefix,omitempty"`
 	CtlInboxPrefix string `json:"ctl_inbox_prefix,omitempty"`
+	// Preload are the actor references the supervisor asks the host to
+	// start first once it is ready (latticed up --start-actor): the host
+	// loads their cached compiled code while it connects.
+	Preload []string `json:"preload,omitempty"`
 }
 
 // HostReport is what a host child tells its supervisor once it is ready.

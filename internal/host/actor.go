@@ -210,6 +210,7 @@ func (h *Host) startVerified(ctx context.Context, ref string, module []byte, cla
 	h.actors[a.key] = a
 	running := len(h.actors)
 	h.actorsMu.Unlock()
+	h.runtime.rememberRef(ref, code.key) // the next host preloads it
 	h.state.putClaims(trust.FlattenActor(claims))
 	if err := h.cache.Load().putClaims(ctx, trust.FlattenActor(claims)); err != nil {
 		h.log.Warn("actor claims not written to the lattice cache", "actor", a.key, "err", err)

@@ -73,6 +73,13 @@ type Options struct {
 	Providers ProviderLauncher
 	Metrics   *metrics.Metrics
 	Logger    *slog.Logger
+
+	// Runtime, when set, is the wasm runtime the host runs actors on and
+	// closes when it stops, created before the host (NewRuntime with
+	// CompileCacheDir and MemoryLimitPages) so that it can preload actors
+	// (Runtime.Preload) while the process connects to NATS; nil: New
+	// creates one.
+	Runtime *Runtime
 }
 
 func (o *Options) setDefaults() error {
@@ -150,9 +157,12 @@ func New(ctx context.Context, opts Options) (*Host, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	rt, err := NewRuntime(ctx, opts.CompileCacheDir, opts.MemoryLimitPages)
-	if err != nil {
-		return nil, err
+	rt := opts.Runtime
+	if rt == nil {
+		var err error
+		if rt, err = NewRuntime(ctx, opts.CompileCacheDir, opts.MemoryLimitPages); err != nil {
+			return nil, err
+		}
 	}
 	rt.log = opts.Logger
 	life, endLife := context.WithCancel(context.WithoutCancel(ctx))

@@ -3,6 +3,7 @@ package host
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -67,7 +68,10 @@ type Runtime struct {
 	stopReturner func()
 	// warm lists the modules the compiler has cached in cacheDir.
 	warm warmIndex
-	log  *slog.Logger // the host sets its own after NewRuntime
+	// prepared keeps prepareModule's output in cacheDir (preparedCache).
+	prepared preparedCache
+	pre      preloads     // code loaded ahead of its start (Preload)
+	log      *slog.Logger // the host sets its own after NewRuntime
 }
 
 // maxInterpreting bounds the actors running interpreted at once.
@@ -79,7 +83,8 @@ type module struct {
 	cm          wazero.CompiledModule
 	rt          wazero.Runtime
 	interpreted bool
-	cached      bool // optimized code the warm index expected in the compilation cache
+	cached      bool      // optimized code the warm index expected in the compilation cache
+	key         moduleKey // the module's as given (keyOf), before it was prepared
 }
 
 func (m *module) close(ctx context.Context) { _ = m.cm.Close(ctx) }
@@ -112,7 +117,7 @@ func NewRuntime(ctx context.Context, cacheDir string, memoryLimitPages uint32) (
 	r := &Runtime{rt: rt, interp: interp, cache: cache, compiles: compiles, stopCompiles: stop,
 		interpreting: make(chan struct{}, maxInterpreting),
 		returner:     memreturn.New(memreturn.DefaultThreshold, memreturn.DefaultSettle, memreturn.DefaultInterval),
-		warm:         newWarmIndex(cacheDir), log: slog.Default()}
+		warm:         newWarmIndex(cacheDir), prepared: newPreparedCache(cacheDir), log: slog.Default()}
 	returnCtx, stopReturns := context.WithCancel(context.WithoutCancel(ctx))
 	returned := make(chan struct{})
 	go func() { defer close(returned); r.returner.Run(returnCtx) }()
@@ -155,6 +160,7 @@ func newWazeroRuntime(ctx context.Context, cfg wazero.RuntimeConfig, memoryLimit
 func (r *Runtime) Close(ctx context.Context) error {
 	r.stopCompiles()
 	r.background.closeAndWait()
+	r.stopPreloads()
 	r.stopReturner()
 	return errors.Join(r.rt.Close(ctx), r.interp.Close(ctx), r.cache.Close(ctx))
 }
@@ -208,21 +214,36 @@ type compiled struct {
 // expected to have its code, and the seconds it took (package progress
 // defines the lines; a terminal shows them as a status line).
 func (r *Runtime) compileTiered(ctx context.Context, log *slog.Logger, wasm []byte, headStart time.Duration) (first *module, upgrade <-chan compiled, err error) {
-	size := len(wasm)               // as the operator knows the file, before it is prepared
-	wasm, err = prepareModule(wasm) // both engines compile the prepared module
-	if err != nil {
-		return nil, nil, err
-	}
-	done := make(chan compiled, 1)
+	size := len(wasm) // as the operator knows the file, before it is prepared
+	key := keyOf(wasm)
 	if !r.background.enter() {
 		return nil, nil, errRuntimeClosed
 	}
-	warm := r.warm.has(wasm)
+	if p := r.preloadFor(ctx, key); p != nil {
+		if m, err := r.takePreloaded(ctx, log, p, size); m != nil || err != nil {
+			return m, nil, err
+		}
+		// A preload that failed (the host is stopping, say): compile as
+		// any start does, which reports why.
+	}
+	// Both engines compile the prepared module; a warm start reads it
+	// from the prepared cache instead of preparing it again.
+	raw := wasm
+	wasm, sum, hit := r.prepared.get(key)
+	if !hit {
+		if wasm, err = prepareModule(raw); err != nil {
+			r.background.leave()
+			return nil, nil, err
+		}
+		sum = sha256.Sum256(wasm)
+	}
+	done := make(chan compiled, 1)
+	warm := r.warm.has(sum)
 	if warm && headStart >= 0 {
 		headStart = max(headStart, warmHeadStart)
 	}
-	r.compiling.Add(1)
 	log.Info(progress.CompileStarted, progress.KeyWasmBytes, size, progress.KeyCached, warm)
+	r.compiling.Add(1)
 	began := time.Now()
 	go func() {
 		defer r.background.leave()
@@ -244,12 +265,19 @@ func (r *Runtime) compileTiered(ctx context.Context, log *slog.Logger, wasm []by
 		}
 		log.Info(progress.CompileFinished, progress.KeyWasmBytes, size, progress.KeyCached, warm, progress.KeySeconds, took)
 		if !warm {
-			if err := r.warm.add(wasm); err != nil {
+			if err := r.warm.add(sum); err != nil {
 				// Only the next start's head start depends on it.
 				r.log.Warn("compiled module not recorded as cached; its next start may run interpreted first", "err", err)
 			}
 		}
-		done <- compiled{m: &module{cm: cm, rt: r.rt, cached: warm}}
+		if !hit {
+			// Recorded once the module compiled: an entry is a module
+			// both preparation and the compiler accepted.
+			if err := r.prepared.put(key, wasm, sum); err != nil {
+				r.log.Warn("prepared module not cached; the next start prepares it again", "err", err)
+			}
+		}
+		done <- compiled{m: &module{cm: cm, rt: r.rt, cached: warm, key: key}}
 	}()
 	// abandon hands the compile's result, whenever it comes, to a
 	// goroutine that closes it, for a caller that no longer waits.
@@ -297,7 +325,7 @@ func (r *Runtime) compileTiered(ctx context.Context, log *slog.Logger, wasm []by
 		// The module is bad for both engines; report the compiler's verdict.
 		return wait()
 	}
-	return &module{cm: icm, rt: r.interp, interpreted: true}, done, nil
+	return &module{cm: icm, rt: r.interp, interpreted: true, key: key}, done, nil
 }
 
 // interpretedDone frees the slot of an actor that no longer runs

@@ -55,29 +55,29 @@ func wazeroVersion() string {
 	return "unknown"
 }
 
-func (w warmIndex) entry(wasm []byte) string {
-	sum := sha256.Sum256(wasm)
+func (w warmIndex) entry(sum [sha256.Size]byte) string {
 	return filepath.Join(w.dir, hex.EncodeToString(sum[:]))
 }
 
-// has reports whether the compiler cached wasm before.
-func (w warmIndex) has(wasm []byte) bool {
+// has reports whether the compiler cached the module with this SHA-256
+// before.
+func (w warmIndex) has(sum [sha256.Size]byte) bool {
 	if w.dir == "" {
 		return false
 	}
-	_, err := os.Stat(w.entry(wasm))
+	_, err := os.Stat(w.entry(sum))
 	return err == nil
 }
 
-// add records that the compiler has cached wasm.
-func (w warmIndex) add(wasm []byte) error {
+// add records that the compiler has cached the module with this SHA-256.
+func (w warmIndex) add(sum [sha256.Size]byte) error {
 	if w.dir == "" {
 		return nil
 	}
 	if err := os.MkdirAll(w.dir, 0o700); err != nil {
 		return fmt.Errorf("compile cache index %s: %w", w.dir, err)
 	}
-	f, err := os.OpenFile(w.entry(wasm), os.O_CREATE|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(w.entry(sum), os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("compile cache index %s: %w", w.dir, err)
 	}

@@ -196,12 +196,14 @@ func (s *Supervisor) hostReady(r admin.HostReport) error {
 	return nil
 }
 
-// hostSettings tells the host child how to use the users minted for it.
+// hostSettings tells the host child how to use the users minted for it,
+// and which actors it will be asked to start first.
 func (s *Supervisor) hostSettings() admin.HostSettings {
-	if s.mode != modeEmbedded {
-		return admin.HostSettings{}
+	hs := admin.HostSettings{Preload: s.opts.StartActors}
+	if s.mode == modeEmbedded {
+		hs.RPCInboxPrefix, hs.CtlInboxPrefix = inboxPrefix(s.prefix, RoleHostRPC), inboxPrefix(s.prefix, RoleHostCtl)
 	}
-	return admin.HostSettings{RPCInboxPrefix: inboxPrefix(s.prefix, RoleHostRPC), CtlInboxPrefix: inboxPrefix(s.prefix, RoleHostCtl)}
+	return hs
 }
 
 // supervisorOnly are settings the host child must not see: they are the
