@@ -200,17 +200,21 @@ func Apply(ctx context.Context, c *ctlclient.Client, m *Manifest, window time.Du
 		puts = append(puts, putLink{ld: ld, step: len(steps), name: l.Actor + " → " + l.Provider})
 		steps = append(steps, Step{Kind: "link", Ref: l.Contract + "/" + l.LinkName, Key: actor, Action: "put"})
 	}
+	// Where each provider of the manifest runs (found or started above):
+	// the link outcomes are read there, without a second lookup.
+	providerHost := map[providerLink]string{}
 	for _, p := range startOrder(m.Providers) {
 		st, err := applyProvider(ctx, c, p, providerKeys[p.Ref], window)
 		if err != nil {
 			return steps, fmt.Errorf("provider %s: %w", p.Ref, err)
 		}
 		steps = append(steps, st)
+		providerHost[providerLink{st.Key, p.LinkName}] = st.HostID
 	}
 	var refused []error
 	for _, pl := range puts {
 		st := &steps[pl.step]
-		host, applied, reason, err := linkOutcome(ctx, c, pl.ld, window)
+		host, applied, reason, err := linkOutcome(ctx, c, pl.ld, providerHost[providerLink{pl.ld.ProviderID, pl.ld.LinkName}], window)
 		if err != nil {
 			return steps, fmt.Errorf("link %s: %w", pl.name, err)
 		}
@@ -246,6 +250,9 @@ func startOrder(ps []Provider) []Provider {
 	return out
 }
 
+// providerLink names a provider instance in a lattice: its key and link name.
+type providerLink struct{ key, linkName string }
+
 // putLink is a link Apply put, and where its Step is.
 type putLink struct {
 	ld   lattice.LinkDefinition
@@ -260,18 +267,22 @@ var LinkOutcomeTimeout = 30 * time.Second
 
 // linkOutcome waits until the provider instance the link is for reports
 // what it made of it, and returns the instance's host, whether the link
-// was applied, and the provider's reason if not. A link whose provider runs
-// nowhere, or does not report link outcomes (a wasmCloud host or provider),
-// counts as applied, with reason saying it could not be confirmed.
-func linkOutcome(ctx context.Context, c *ctlclient.Client, ld lattice.LinkDefinition, window time.Duration) (host string, applied bool, reason string, err error) {
-	hosts, err := c.ProviderHosts(ctx, ld.ProviderID, ld.LinkName, window)
-	if err != nil {
-		return "", false, "", err
+// was applied, and the provider's reason if not. host is where Apply found
+// or started the provider; "" looks it up, and the first host that runs it
+// ends the lookup (any of them reports the outcome; waiting out the window
+// cost every link of `latticed up --apply` its whole length). A link whose
+// provider runs nowhere, or does not report link outcomes (a wasmCloud host
+// or provider), counts as applied, with reason saying it could not be
+// confirmed.
+func linkOutcome(ctx context.Context, c *ctlclient.Client, ld lattice.LinkDefinition, host string, window time.Duration) (_ string, applied bool, reason string, err error) {
+	if host == "" {
+		if host, err = c.FindProviderHost(ctx, ld.ProviderID, ld.LinkName, window); err != nil {
+			return "", false, "", err
+		}
 	}
-	if len(hosts) == 0 {
+	if host == "" {
 		return "", true, "no instance of the provider runs: it receives the link when it starts", nil
 	}
-	host = hosts[0]
 	digest := lattice.LinkValuesDigest(ld.Values)
 	ctx, cancel := context.WithTimeout(ctx, LinkOutcomeTimeout)
 	defer cancel()
