@@ -41,6 +41,14 @@ const DefaultQuiet = 250 * time.Millisecond
 // answer (success or the write's error) comes before the client gives up.
 const WriteWait = jswrite.WriteTimeout + 5*time.Second
 
+// LaunchWait is the least a provider launch waits for its reply, whatever
+// Client.Timeout says: the host answers once the provider's process runs,
+// and its start first reads the provider's link definitions from the lattice
+// cache, retrying a slow or electing JetStream for up to
+// cacheread.ProviderLinksWait; the answer (success or that read's error)
+// comes before the client gives up.
+const LaunchWait = cacheread.ProviderLinksWait + 5*time.Second
+
 // DefaultStartWait bounds StartActor when its context has no deadline: the
 // host fetches, verifies and compiles the module before it answers.
 const DefaultStartWait = 60 * time.Second
@@ -496,12 +504,13 @@ func (c *Client) ScaleActor(ctx context.Context, hostID string, req lattice.Scal
 	return c.hostCommand(ctx, c.timeout(), hostID, lattice.CmdScaleActor, req)
 }
 
-// StartProvider asks a host to launch a provider.
+// StartProvider asks a host to launch a provider, waiting for its answer
+// for the longer of Client.Timeout and LaunchWait.
 func (c *Client) StartProvider(ctx context.Context, hostID string, req lattice.LaunchProviderCommand) error {
 	if err := validLinkName(req.LinkName); err != nil {
 		return err
 	}
-	return c.hostCommand(ctx, c.timeout(), hostID, lattice.CmdLaunchProvider, req)
+	return c.hostCommand(ctx, max(c.timeout(), LaunchWait), hostID, lattice.CmdLaunchProvider, req)
 }
 
 // StopProvider asks a host to stop a provider instance.

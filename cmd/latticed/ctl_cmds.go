@@ -282,8 +282,10 @@ needs WASMCLOUD_OCI_ALLOW_LATEST on the host, plain-HTTP registries
 WASMCLOUD_OCI_ALLOWED_INSECURE, private ones a login as for actors), or, when the host allows
 WASMCLOUD_ALLOW_FILE_LOAD, a file on the host: file:///path/provider.par.gz
 or an executable. An archive's claims and binary hash are verified first;
-the reply comes once the provider's process runs, so give a large archive on
-a slow registry a longer --timeout.`,
+the reply comes once the provider's process runs, after it has read its link
+definitions from the lattice cache, so this command waits at least ` + ctlclient.LaunchWait.String() + `
+whatever --timeout says; give a large archive on a slow registry a longer
+--timeout.`,
 		Example: `  latticed ctl start provider builtin:httpserver
   latticed ctl start provider registry.example.com/team/httpserver:0.1.0 --link-name web`,
 		Args: exactArgs("<ref>"),

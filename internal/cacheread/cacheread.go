@@ -33,6 +33,12 @@ var ErrUnavailable = errors.New("lattice cache unavailable")
 // or the connection is gone, not that the data is large.
 const DefaultIdle = 5 * time.Second
 
+// ProviderLinksWait bounds how long a provider's start waits for its link
+// definitions (retrying reads of the cache) before the start fails: a
+// provider never starts with a partial set. A launch is answered only after
+// that, so whoever waits for the answer (ctlclient.LaunchWait) waits longer.
+const ProviderLinksWait = 20 * time.Second
+
 // pullBatch is how many entries the server may send ahead of the decoder:
 // large enough that 100,000 entries take few round trips, small enough
 // (about 1 MB of link JSON) to bound the client's buffer.

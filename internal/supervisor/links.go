@@ -15,7 +15,7 @@ import (
 // linksWait bounds how long a provider's start waits for its link
 // definitions before the start fails (and, on a restart, is retried after
 // the backoff): a provider never starts with a partial set.
-const linksWait = 20 * time.Second
+const linksWait = cacheread.ProviderLinksWait
 
 // Where a provider's link definitions came from, for the log.
 const (
