@@ -32,42 +32,7 @@ func (e Entity) URL() string {
 	if e.IsActor() {
 		return "wasmbus://" + e.PublicKey
 	}
-	return e.url("")
-}
-
-// url is the URL of a provider entity followed by suffix, built in one
-// allocation: the caller signs it on every invocation. A contract id or link
-// name outside ASCII takes the general path (Unicode lower-casing), whose
-// result is the same (TestEntityURLMatchesGeneral).
-func (e Entity) url(suffix string) string {
-	if !isASCII(e.ContractID) || !isASCII(e.LinkName) {
-		return providerURL(e) + suffix
-	}
-	var b strings.Builder
-	b.Grow(len("wasmbus://") + len(e.ContractID) + 1 + len(e.LinkName) + 1 + len(e.PublicKey) + len(suffix))
-	b.WriteString("wasmbus://")
-	for i := 0; i < len(e.ContractID); i++ {
-		switch c := e.ContractID[i]; c {
-		case ':':
-			b.WriteByte('/')
-		case ' ':
-			b.WriteByte('_')
-		default:
-			b.WriteByte(asciiLower(c))
-		}
-	}
-	b.WriteByte('/')
-	for i := 0; i < len(e.LinkName); i++ {
-		if c := e.LinkName[i]; c == ' ' {
-			b.WriteByte('_')
-		} else {
-			b.WriteByte(asciiLower(c))
-		}
-	}
-	b.WriteByte('/')
-	b.WriteString(e.PublicKey)
-	b.WriteString(suffix)
-	return b.String()
+	return providerURL(e)
 }
 
 // providerURL is a provider entity's URL for any contract id and link name:
@@ -80,22 +45,6 @@ func providerURL(e Entity) string {
 
 // contractURLReplacer turns a contract id into its URL path form.
 var contractURLReplacer = strings.NewReplacer(":", "/", " ", "_")
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
-func asciiLower(c byte) byte {
-	if 'A' <= c && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
-}
 
 // Invocation is an RPC call on the lattice.
 type Invocation struct {
@@ -121,7 +70,7 @@ func (inv *Invocation) TargetURL() string {
 	if inv.Target.IsActor() {
 		return "wasmbus://" + inv.Target.PublicKey + "/" + inv.Operation // one allocation
 	}
-	return inv.Target.url("/" + inv.Operation)
+	return providerURL(inv.Target) + "/" + inv.Operation
 }
 
 // InvocationHash is uppercase hex SHA-256 of origin_url ‖ target_url ‖ operation ‖ msg.

@@ -203,9 +203,9 @@ func TestHostDataRoundTripAndOTPQuirks(t *testing.T) {
 
 func b64std(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
-// The URL and hash builders written for speed must give what the plain
-// definitions give: the URLs are signed, so one differing byte would fail
-// every invocation between latticed and a wasmCloud peer.
+// The URLs, and the hash builder written for speed, must give what the
+// plain definitions give: the URLs are signed, so one differing byte would
+// fail every invocation between latticed and a wasmCloud peer.
 func TestEntityURLMatchesGeneral(t *testing.T) {
 	for _, e := range []Entity{
 		{PublicKey: "Vxxx", ContractID: "wasmcloud:httpserver", LinkName: "default"},

@@ -49,7 +49,14 @@ func WriteSecret(path string, data []byte) error {
 // may lose the file, and the next start rewrites it anyway; the two syncs
 // it skips cost 10-40 ms each on a virtual disk, on the way to a node's
 // first reply (bench/README.md, cold start).
-func WriteRunSecret(path string, data []byte) error {
+func WriteRunSecret(path string, data []byte) error { return writePrivateUnsynced(path, data) }
+
+// WriteCacheFile writes a file that is rebuilt on demand when it is lost (a
+// cache entry) as WriteRunSecret does: atomically, mode 0600 in a 0700
+// directory, not synced.
+func WriteCacheFile(path string, data []byte) error { return writePrivateUnsynced(path, data) }
+
+func writePrivateUnsynced(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("create the directory of %s: %w", path, err)
 	}

@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/latticed/latticed/internal/datadir"
 )
 
 // preparedCache keeps prepareModule's output on disk beside the compilation
@@ -84,26 +86,11 @@ func (c preparedCache) put(key moduleKey, prepared []byte, sum [sha256.Size]byte
 	return c.writeEntry(c.path(key), encodePrepared(prepared, sum, c.build))
 }
 
-// writeEntry writes b to path in the cache dir through a temporary file
-// and a rename, so that a reader sees the old content or the new.
+// writeEntry writes b to path in the cache dir atomically (a reader sees
+// the old content or the new), unsynced.
 func (c preparedCache) writeEntry(path string, b []byte) error {
-	if err := os.MkdirAll(c.dir, 0o700); err != nil {
-		return fmt.Errorf("prepared module cache %s: %w", c.dir, err)
-	}
-	f, err := os.CreateTemp(c.dir, ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("prepared module cache %s: %w", c.dir, err)
-	}
-	defer os.Remove(f.Name()) // after the rename: nothing to remove
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("prepared module cache %s: %w", c.dir, err)
+	if err := datadir.WriteCacheFile(path, b); err != nil {
+		return fmt.Errorf("prepared module cache: %w", err)
 	}
 	return nil
 }
