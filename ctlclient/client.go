@@ -672,11 +672,30 @@ func (c *Client) firstHostWhere(ctx context.Context, window time.Duration, match
 }
 
 func (c *Client) hostsWhere(ctx context.Context, window time.Duration, match func(*lattice.HostInventory) bool) ([]string, error) {
-	hosts, err := c.hosts(ctx, window, 0) // a host missed here would get a second copy
+	invs, err := c.Inventories(ctx, window)
 	if err != nil {
 		return nil, err
 	}
 	var out []string
+	for _, inv := range invs {
+		if match(inv) {
+			out = append(out, inv.HostID)
+		}
+	}
+	return out, nil
+}
+
+// Inventories returns the inventory of every host that answered a ping
+// within window, in host ID order. It waits the whole window, with no quiet
+// period: a caller deciding whether something already runs somewhere would
+// start a second copy on a host it missed. A host gone between its ping
+// answer and its inventory request is left out.
+func (c *Client) Inventories(ctx context.Context, window time.Duration) ([]*lattice.HostInventory, error) {
+	hosts, err := c.hosts(ctx, window, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*lattice.HostInventory, 0, len(hosts))
 	for _, h := range hosts {
 		inv, err := c.Inventory(ctx, h.ID)
 		if err != nil {
@@ -685,9 +704,8 @@ func (c *Client) hostsWhere(ctx context.Context, window time.Duration, match fun
 			}
 			continue // the host went away since it answered the ping
 		}
-		if match(inv) {
-			out = append(out, h.ID)
-		}
+		inv.HostID = h.ID // the host asked, whatever its answer names
+		out = append(out, inv)
 	}
 	return out, nil
 }

@@ -91,6 +91,15 @@ func TestUpShowsProgressAndBanner(t *testing.T) {
 			if serves["http"] != "echo "+echoURL || serves["metrics"] != "http://"+metricsAddr+"/metrics" || serves["console"] != "http://"+consoleAddr+"/" {
 				t.Errorf("node serves line %v, want echo at %s, the metrics and the console", serves, echoURL)
 			}
+			// The actor serves from the interpreter before its compile ends,
+			// so the node may be ready first: wait for the compile's end.
+			testenv.CheckFor(t, 3*time.Minute, 100*time.Millisecond, func() error {
+				if jsonLine(out.String(), progress.CompileFinished) == nil {
+					return fmt.Errorf("no %s line yet", progress.CompileFinished)
+				}
+				return nil
+			})
+			got = out.String()
 			for _, msg := range []string{progress.CompileStarted, progress.CompileFinished} {
 				l := jsonLine(got, msg)
 				if l == nil || l["child"] != "host" || l[progress.KeyName] != "echo" || l[progress.KeyWasmBytes] != float64(len(echo.Module)) {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -74,11 +75,18 @@ func Load(path string) (*Manifest, error) {
 		return nil, err
 	}
 	var problems []error
+	// Apply reads what runs once, before its first step: a second entry for
+	// the same item would start it a second time.
+	actorAt := map[string]int{}
 	for i := range m.Actors {
 		a := &m.Actors[i]
 		a.Ref = absRef(base, a.Ref)
 		if a.Ref == "" {
 			problems = append(problems, fmt.Errorf("actors[%d]: ref is required", i))
+		} else if j, dup := actorAt[a.Ref]; dup {
+			problems = append(problems, fmt.Errorf("actors[%d]: %s is listed already as actors[%d]: give one entry its total count", i, a.Ref, j))
+		} else {
+			actorAt[a.Ref] = i
 		}
 		if a.Count == 0 {
 			a.Count = 1
@@ -87,6 +95,7 @@ func Load(path string) (*Manifest, error) {
 			problems = append(problems, fmt.Errorf("actors[%d]: count %d must be positive", i, a.Count))
 		}
 	}
+	providerAt := map[providerLink]int{}
 	for i := range m.Providers {
 		p := &m.Providers[i]
 		if err := builtin.CheckRef(p.Ref); err != nil {
@@ -100,6 +109,11 @@ func Load(path string) (*Manifest, error) {
 		}
 		if p.LinkName == "" {
 			p.LinkName = "default"
+		}
+		if j, dup := providerAt[providerLink{p.Ref, p.LinkName}]; dup && p.Ref != "" {
+			problems = append(problems, fmt.Errorf("providers[%d]: %s on link name %s is listed already as providers[%d]: one instance runs per link name", i, p.Ref, p.LinkName, j))
+		} else {
+			providerAt[providerLink{p.Ref, p.LinkName}] = i
 		}
 	}
 	for i := range m.Links {
@@ -158,11 +172,21 @@ var ErrLinkRefused = errors.New("link refused by its provider")
 // from the provider that received it (latticed providers report it): a link
 // the provider refused is a "failed" step with the provider's reason, and
 // Apply returns an error wrapping ErrLinkRefused naming every such link.
+//
+// What already runs is read once, from the inventories of the hosts that
+// answer a ping within window, before the first step: a lookup per actor
+// and per provider waited the window out each time (8 s of `latticed up
+// --apply` on the demo manifest). An item another client starts while
+// Apply runs is not seen, as it was not between a lookup and its start.
 func Apply(ctx context.Context, c *ctlclient.Client, m *Manifest, window time.Duration) ([]Step, error) {
 	var steps []Step
+	running, err := c.Inventories(ctx, window)
+	if err != nil {
+		return nil, fmt.Errorf("read what runs in the lattice: %w", err)
+	}
 	actorKeys := map[string]string{} // ref -> key
 	for _, a := range m.Actors {
-		st, err := applyActor(ctx, c, a, window)
+		st, err := applyActor(ctx, c, a, running, window)
 		if err != nil {
 			return steps, fmt.Errorf("actor %s: %w", a.Ref, err)
 		}
@@ -204,7 +228,7 @@ func Apply(ctx context.Context, c *ctlclient.Client, m *Manifest, window time.Du
 	// the link outcomes are read there, without a second lookup.
 	providerHost := map[providerLink]string{}
 	for _, p := range startOrder(m.Providers) {
-		st, err := applyProvider(ctx, c, p, providerKeys[p.Ref], window)
+		st, err := applyProvider(ctx, c, p, providerKeys[p.Ref], running, window)
 		if err != nil {
 			return steps, fmt.Errorf("provider %s: %w", p.Ref, err)
 		}
@@ -314,23 +338,17 @@ func linkOutcome(ctx context.Context, c *ctlclient.Client, ld lattice.LinkDefini
 	}
 }
 
-func applyActor(ctx context.Context, c *ctlclient.Client, a Actor, window time.Duration) (Step, error) {
-	hosts, err := c.ActorHosts(ctx, a.Ref, window)
-	if err != nil {
-		return Step{}, err
-	}
-	if len(hosts) > 0 {
-		inv, err := c.Inventory(ctx, hosts[0])
-		if err != nil {
-			return Step{}, err
-		}
+// applyActor scales the actor where running lists it, else auctions and
+// starts it.
+func applyActor(ctx context.Context, c *ctlclient.Client, a Actor, running []*lattice.HostInventory, window time.Duration) (Step, error) {
+	for _, inv := range running {
 		for _, d := range inv.Actors {
 			if d.ImageRef != a.Ref && d.ID != a.Ref {
 				continue
 			}
-			st := Step{Kind: "actor", Ref: a.Ref, Key: d.ID, HostID: hosts[0], Action: "unchanged"}
+			st := Step{Kind: "actor", Ref: a.Ref, Key: d.ID, HostID: inv.HostID, Action: "unchanged"}
 			if len(d.Instances) != a.Count {
-				if err := c.ScaleActor(ctx, hosts[0], lattice.ScaleActorCommand{ActorID: d.ID, ActorRef: a.Ref, Count: a.Count}); err != nil {
+				if err := c.ScaleActor(ctx, inv.HostID, lattice.ScaleActorCommand{ActorID: d.ID, ActorRef: a.Ref, Count: a.Count}); err != nil {
 					return st, err
 				}
 				st.Action = "scaled"
@@ -349,15 +367,17 @@ func applyActor(ctx context.Context, c *ctlclient.Client, a Actor, window time.D
 	return Step{Kind: "actor", Ref: a.Ref, Key: started.ActorID, HostID: host, Action: "started"}, nil
 }
 
-func applyProvider(ctx context.Context, c *ctlclient.Client, p Provider, key string, window time.Duration) (Step, error) {
+// applyProvider leaves the provider where running lists it on its link
+// name, else auctions and launches it and waits until it runs.
+func applyProvider(ctx context.Context, c *ctlclient.Client, p Provider, key string, running []*lattice.HostInventory, window time.Duration) (Step, error) {
 	st := Step{Kind: "provider", Ref: p.Ref, Key: key}
-	hosts, err := c.ProviderHosts(ctx, key, p.LinkName, window)
-	if err != nil {
-		return st, err
-	}
-	if len(hosts) > 0 {
-		st.HostID, st.Action = hosts[0], "unchanged"
-		return st, nil
+	for _, inv := range running {
+		if slices.ContainsFunc(inv.Providers, func(d lattice.ProviderDescription) bool {
+			return (d.ID == key || d.ImageRef == key) && d.LinkName == p.LinkName
+		}) {
+			st.HostID, st.Action = inv.HostID, "unchanged"
+			return st, nil
+		}
 	}
 	host, err := c.AuctionProvider(ctx, p.Ref, p.LinkName, p.Constraints, window)
 	if err != nil {

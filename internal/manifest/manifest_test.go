@@ -63,6 +63,8 @@ func TestLoadRejectsBadManifests(t *testing.T) {
 		"tab indent":               {"actors:\n  - ref: x\n\tcount: 2\n", "line 3: indented with a tab"},
 		"syntax":                   {"actors:\n- ref: x\n  count: 1\n providers: []\n", "3 |   count: 1\n     4 |  providers: []"},
 		"unknown builtin provider": {"providers:\n  - ref: builtin:nope\n", `providers[0]: "builtin:nope" is no built-in provider: the built-ins are builtin:httpserver, builtin:keyvalue`},
+		"actor twice":              {"actors:\n  - {ref: oci://r/echo:1}\n  - {ref: oci://r/echo:1, count: 2}\n", "actors[1]: oci://r/echo:1 is listed already as actors[0]: give one entry its total count"},
+		"provider twice":           {"providers:\n  - {ref: builtin:keyvalue}\n  - {ref: builtin:keyvalue, link_name: default}\n", "providers[1]: builtin:keyvalue on link name default is listed already as providers[0]"},
 		"unknown builtin in link":  {"links:\n  - {actor: a, provider: builtin:http, contract: wasmcloud:httpserver}\n", `links[0]: provider: "builtin:http" is no built-in`},
 	} {
 		t.Run(name, func(t *testing.T) {
