@@ -44,6 +44,8 @@ const (
 	roleBench = "bench process (generator, supervisor, NATS)"
 	roleHost  = "host child"
 	roleOther = "other child"
+	// providerRoleSuffix follows a provider's name (argv[2]) in its role.
+	providerRoleSuffix = " provider child"
 )
 
 // treeCPUByRole is treeCPU split by process role: this process (roleBench),
@@ -81,8 +83,8 @@ func treeCPUByRole() map[string]time.Duration {
 }
 
 // procRole names a descendant process by its command line: argv[1] is the
-// latticed subcommand the supervisor ran it with, or the bench's own hidden
-// subcommand of the topology floor's responder.
+// latticed subcommand the supervisor ran it with, or one of the bench's own
+// hidden subcommands (the floors' children: benchChildren).
 func procRole(pid int) string {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	if err != nil {
@@ -97,9 +99,11 @@ func roleOf(argv []string) string {
 	case len(argv) >= 2 && argv[1] == "host":
 		return roleHost
 	case len(argv) >= 3 && argv[1] == "provider":
-		return argv[2] + " provider child"
+		return argv[2] + providerRoleSuffix
 	case len(argv) >= 2 && argv[1] == floorResponderCmd:
 		return roleFloor
+	case len(argv) >= 2 && argv[1] == floorHTTPDCmd:
+		return roleFloorHTTPD
 	}
 	return roleOther
 }
