@@ -138,7 +138,8 @@ func (f *floors) httpCell(n int) (cell, error) {
 		return cell{}, err
 	}
 	f.httpAt[n] = got
-	f.rep.Rows = append(f.rep.Rows, httpTopoFloorRows(n, got, fl.crypto)...)
+	// The rows of a path across processes, as the real HTTP rows have.
+	f.rep.Rows = append(f.rep.Rows, throughputRows("http", n, httpTopoFloorName, got, fl)...)
 	return got, nil
 }
 

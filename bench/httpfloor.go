@@ -142,27 +142,6 @@ func measureHTTPTopoFloor(ctx context.Context, client *nats.Conn, natsURL string
 	return got, nil
 }
 
-// httpTopoFloorRows are the HTTP topology floor's rows at concurrency n:
-// requests/s, p50 and CPU per call against the crypto floor, p99, and that
-// CPU split by process.
-func httpTopoFloorRows(n int, got, crypto cell) []Row {
-	p50 := quantile(got.lat, 0.5)
-	rows := []Row{
-		{Name: fmt.Sprintf("http c=%d: %s", n, httpTopoFloorName), Value: got.rps, Unit: "req/s", Ratio: got.rps / crypto.rps, RatioTo: cryptoFloorName},
-		{Name: fmt.Sprintf("http c=%d p50: %s", n, httpTopoFloorName), Value: float64(p50.Microseconds()), Unit: "µs",
-			Ratio: float64(p50) / float64(max(quantile(crypto.lat, 0.5), time.Microsecond)), RatioTo: cryptoFloorName + " p50"},
-		{Name: fmt.Sprintf("http c=%d p99: %s", n, httpTopoFloorName), Value: float64(quantile(got.lat, 0.99).Microseconds()), Unit: "µs"},
-		{Name: fmt.Sprintf("CPU per call http c=%d: %s (all processes)", n, httpTopoFloorName), Value: got.cpuPerCall, Unit: "µs",
-			Ratio: got.cpuPerCall / crypto.cpuPerCall, RatioTo: cryptoFloorName},
-	}
-	for _, role := range rolesInOrder(got.cpuByRole) {
-		v := got.cpuByRole[role]
-		rows = append(rows, Row{Name: fmt.Sprintf("CPU per call http c=%d: %s: %s", n, httpTopoFloorName, role), Value: v, Unit: "µs",
-			Ratio: v / got.cpuPerCall, RatioTo: "all processes"})
-	}
-	return rows
-}
-
 // httpTopoCounterpart is, for each process of the real HTTP path, the
 // process of the HTTP topology floor that has its place: the real path's
 // excess over it is latticed's own work in that process.

@@ -24,11 +24,7 @@ import (
 func TestHTTPTopologyFloorChildren(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	f, err := newFloors(t.TempDir(), 300*time.Millisecond, &Report{}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.close)
+	f := testFloors(t, 300*time.Millisecond, &Report{}, false)
 	h, err := startHTTPFloor(ctx, f.client, f.ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -96,11 +92,7 @@ func TestHTTPTopologyFloorChildren(t *testing.T) {
 // the tree afterwards.
 func TestHTTPTopologyFloorCell(t *testing.T) {
 	rep := &Report{}
-	f, err := newFloors(t.TempDir(), 500*time.Millisecond, rep, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.close)
+	f := testFloors(t, 500*time.Millisecond, rep, false)
 	c, err := f.httpCell(4)
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +111,7 @@ func TestHTTPTopologyFloorCell(t *testing.T) {
 	}
 	for _, name := range []string{
 		"throughput c=4: " + cryptoFloorName, // the floors first: the rows' ratios are to them
-		"http c=4: " + httpTopoFloorName,
+		"http c=4: " + httpTopoFloorName + " vs crypto floor",
 		"http c=4 p50: " + httpTopoFloorName,
 		"http c=4 p99: " + httpTopoFloorName,
 		"CPU per call http c=4: " + httpTopoFloorName + " (all processes)",

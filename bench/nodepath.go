@@ -144,14 +144,7 @@ func throughputRows(kind string, c int, name string, got cell, fl floorCell) []R
 		{Name: fmt.Sprintf("CPU per call %s c=%d: %s (all processes)", kind, c, name), Value: got.cpuPerCall, Unit: "µs",
 			Ratio: got.cpuPerCall / fl.crypto.cpuPerCall, RatioTo: cryptoFloorName},
 	}
-	// The split says which process the CPU goes to; its ratio is the
-	// role's share of all processes' CPU per call.
-	for _, role := range rolesInOrder(got.cpuByRole) {
-		v := got.cpuByRole[role]
-		rows = append(rows, Row{Name: fmt.Sprintf("CPU per call %s c=%d: %s: %s", kind, c, name, role), Value: v, Unit: "µs",
-			Ratio: v / got.cpuPerCall, RatioTo: "all processes"})
-	}
-	return rows
+	return append(rows, splitRows(fmt.Sprintf("CPU per call %s c=%d: %s", kind, c, name), got)...)
 }
 
 // benchHTTPPath applies the Go echo behind the httpserver provider and runs

@@ -146,6 +146,18 @@ func rolesInOrder(split map[string]float64) []string {
 	return roles
 }
 
+// splitRows are got's CPU per call by process, one row a role named
+// "<prefix>: <role>": the split says which process the CPU goes to; its
+// ratio is the role's share of all processes' CPU per call.
+func splitRows(prefix string, got cell) []Row {
+	var rows []Row
+	for _, role := range rolesInOrder(got.cpuByRole) {
+		v := got.cpuByRole[role]
+		rows = append(rows, Row{Name: prefix + ": " + role, Value: v, Unit: "µs", Ratio: v / got.cpuPerCall, RatioTo: "all processes"})
+	}
+	return rows
+}
+
 // measureTree is measureCell with the CPU of every process of the bench's
 // tree, also split per role (cell.cpuByRole).
 func measureTree(call func([]byte) error, payload []byte, n int, d time.Duration) (cell, int64) {

@@ -148,11 +148,7 @@ func topoFloorRows(n int, got, crypto cell) []Row {
 		{Name: fmt.Sprintf("CPU per call c=%d: %s (all processes)", n, topoFloorName), Value: got.cpuPerCall, Unit: "µs",
 			Ratio: got.cpuPerCall / crypto.cpuPerCall, RatioTo: cryptoFloorName},
 	}
-	for _, role := range rolesInOrder(got.cpuByRole) {
-		v := got.cpuByRole[role]
-		rows = append(rows, Row{Name: fmt.Sprintf("CPU per call c=%d: %s: %s", n, topoFloorName, role), Value: v, Unit: "µs",
-			Ratio: v / got.cpuPerCall, RatioTo: "all processes"})
-	}
+	rows = append(rows, splitRows(fmt.Sprintf("CPU per call c=%d: %s", n, topoFloorName), got)...)
 	if n == 1 {
 		for _, q := range []float64{0.5, 0.99, 0.999} {
 			r := Row{Name: fmt.Sprintf("latency c=1 p%s: %s", strconv.FormatFloat(q*100, 'f', -1, 64), topoFloorName),

@@ -29,11 +29,7 @@ func TestMain(m *testing.M) {
 func TestTopologyFloorChild(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	f, err := newFloors(t.TempDir(), 300*time.Millisecond, &Report{}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.close)
+	f := testFloors(t, 300*time.Millisecond, &Report{}, true)
 	r, err := startFloorResponder(ctx, f.client, f.ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -79,11 +75,7 @@ func TestTopologyFloorChild(t *testing.T) {
 // and no responder child is left in the tree afterwards.
 func TestTopologyFloorCell(t *testing.T) {
 	rep := &Report{}
-	f, err := newFloors(t.TempDir(), 500*time.Millisecond, rep, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.close)
+	f := testFloors(t, 500*time.Millisecond, rep, true)
 	c, err := f.cell(1)
 	if err != nil {
 		t.Fatal(err)
@@ -198,6 +190,18 @@ func startHelperFloorParent(t *testing.T, floor string, n int) (*exec.Cmd, []int
 		}
 	}
 	return parent, got
+}
+
+// testFloors are floors on an embedded NATS server of their own, closed
+// when the test ends.
+func testFloors(t *testing.T, dur time.Duration, rep *Report, topology bool) *floors {
+	t.Helper()
+	f, err := newFloors(t.TempDir(), dur, rep, topology)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.close)
+	return f
 }
 
 // alive reports whether pid runs: it exists and is not a zombie waiting for
