@@ -28,6 +28,10 @@ func httpLoad(url string, n int, d time.Duration) (cell, int64) {
 	return measureTree(func([]byte) error { return httpEchoGet(c, url) }, nil, n, d)
 }
 
+// probeClient is for the single requests that check a server answers: a
+// hung one fails the check instead of blocking it.
+var probeClient = &http.Client{Timeout: 10 * time.Second}
+
 // httpEchoGet is one request of the load generator: GET url, whose answer
 // must be a 200 with the echo's JSON of the request (the path in it).
 func httpEchoGet(c *http.Client, url string) error {
@@ -83,7 +87,7 @@ func applyHTTPEcho(ctx context.Context, n *node, echoPath string, count int) (st
 	deadline := time.Now().Add(60 * time.Second)
 	var last error
 	for time.Now().Before(deadline) {
-		if last = httpEchoGet(http.DefaultClient, url); last == nil {
+		if last = httpEchoGet(probeClient, url); last == nil {
 			return url, nil
 		}
 		time.Sleep(20 * time.Millisecond) // polling a starting provider

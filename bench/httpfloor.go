@@ -86,7 +86,7 @@ func startHTTPFloor(ctx context.Context, client *nats.Conn, natsURL string) (*ht
 		return nil, err
 	}
 	h := &httpFloor{responder: r, httpd: proc, url: url}
-	if err := httpEchoGet(http.DefaultClient, url); err != nil {
+	if err := httpEchoGet(probeClient, url); err != nil {
 		h.stop()
 		return nil, fmt.Errorf("%s: floor-httpd answered, but not through the responder: %w", httpTopoShort, err)
 	}
@@ -105,7 +105,7 @@ func startFloorHTTPD(ctx context.Context, natsURL, subject string, key ed25519.P
 	}
 	url := "http://" + spec.Listen + "/bench?x=1"
 	err = waitChild(ctx, proc, 30*time.Second, func() error {
-		resp, err := http.Get(url)
+		resp, err := probeClient.Get(url)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
@@ -237,7 +237,7 @@ func captureHTTPInvocation(nc *nats.Conn, prefix, actorKey, url string) (*lattic
 	if err := nc.Flush(); err != nil {
 		return nil, 0, err
 	}
-	if err := httpEchoGet(http.DefaultClient, url); err != nil {
+	if err := httpEchoGet(probeClient, url); err != nil {
 		return nil, 0, err
 	}
 	m, err := sub.NextMsg(5 * time.Second)
