@@ -14,7 +14,8 @@ import (
 )
 
 // The two floors every throughput row is compared with (and, in the runs
-// with node rows, topoFloorName: topofloor.go).
+// with node rows, topoFloorName: topofloor.go; in the runs with HTTP rows,
+// httpTopoFloorName: httpfloor.go).
 const (
 	rawFloorName    = "raw NATS request/reply"
 	cryptoFloorName = "NATS + Ed25519 sign/verify"
@@ -47,6 +48,8 @@ type floors struct {
 	rep            *Report
 	topology       bool
 	at             map[int]floorCell
+	// httpAt holds the HTTP topology floor (httpfloor.go) by concurrency.
+	httpAt map[int]cell
 }
 
 func newFloors(tmp string, dur time.Duration, rep *Report, topology bool) (*floors, error) {
@@ -54,7 +57,7 @@ func newFloors(tmp string, dur time.Duration, rep *Report, topology bool) (*floo
 	if err != nil {
 		return nil, fmt.Errorf("floors: %w", err)
 	}
-	f := &floors{ns: ns, dur: dur, rep: rep, topology: topology, at: map[int]floorCell{}}
+	f := &floors{ns: ns, dur: dur, rep: rep, topology: topology, at: map[int]floorCell{}, httpAt: map[int]cell{}}
 	if f.client, err = nats.Connect(ns.ClientURL()); err == nil {
 		f.server, err = nats.Connect(ns.ClientURL())
 	}
@@ -116,6 +119,28 @@ func (f *floors) cell(n int) (floorCell, error) {
 	}
 	f.at[n] = c
 	return c, nil
+}
+
+// httpCell measures the HTTP topology floor at concurrency n the first
+// time it is asked, after the floors at n (its rows compare it with the
+// crypto floor).
+func (f *floors) httpCell(n int) (cell, error) {
+	if c, ok := f.httpAt[n]; ok {
+		return c, nil
+	}
+	fl, err := f.cell(n)
+	if err != nil {
+		return cell{}, err
+	}
+	progress("%s at concurrency %d", httpTopoShort, n)
+	got, err := measureHTTPTopoFloor(context.Background(), f.client, f.ns.ClientURL(), n, f.dur)
+	if err != nil {
+		return cell{}, err
+	}
+	f.httpAt[n] = got
+	// The rows of a path across processes, as the real HTTP rows have.
+	f.rep.Rows = append(f.rep.Rows, throughputRows("http", n, httpTopoFloorName, got, fl)...)
+	return got, nil
 }
 
 // measureCell is load with CPU per call read from cpu (this process, or

@@ -118,7 +118,7 @@ nats-server, all for %s/%s.
 
     ./run.sh                  # the full run, as make bench: table on stdout, results/latest.json
     ./bench -quick            # a smoke run
-    ./bench -only node        # the floors (the topology floor: bench re-runs itself as its responder), then a real node and its HTTP ingress
+    ./bench -only node        # the floors (the topology floors: bench re-runs itself as their children), then a real node and its HTTP ingress
     ./bench -h                # every flag; they are the same as go run ./bench
 
 bench finds this kit because it sits beside the file BENCH-KIT (or

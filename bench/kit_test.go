@@ -89,6 +89,10 @@ func TestBenchKit(t *testing.T) {
 		"CPU per call node c=16: client -> node (host child) -> Go echo x",
 		"http c=16: provider httpserver -> echo actor vs crypto floor",
 		"CPU per call http c=16: provider httpserver -> echo actor (all processes)",
+		"http c=16: " + httpTopoFloorName + " vs crypto floor",
+		"CPU per call http c=16: " + httpTopoFloorName + ": " + roleFloorHTTPD,
+		"http c=16: provider httpserver -> echo actor vs " + httpTopoShort,
+		"CPU per call http c=16: provider httpserver -> echo actor: " + roleHTTPProvider + " vs " + httpTopoShort,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("kit ./bench output lacks %q:\n%s", want, out)

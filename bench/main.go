@@ -3,8 +3,10 @@
 //
 //	go run ./bench [-duration 2s] [-concurrency 1,16,64,256] [-http-concurrency 16,64,256] [-out bench/results/latest.json] [-only node] [-make-kit DIR]
 //
-// Run as `bench floor-responder` it is the topology floor's responder, a
-// child the bench starts itself (topofloor.go); it is not for people to run.
+// Run as `bench floor-responder` it is the topology floors' responder, and
+// as `bench floor-httpd` the HTTP topology floor's HTTP server: children the
+// bench starts itself (topofloor.go, httpfloor.go); they are not for people
+// to run.
 package main
 
 import (
@@ -71,7 +73,7 @@ type options struct {
 }
 
 func main() {
-	runFloorResponder() // the topology floor's child: bench floor-responder
+	runBenchChild() // the floors' children: bench floor-responder, bench floor-httpd
 	dur := flag.Duration("duration", 2*time.Second, "how long each throughput cell runs")
 	conc := flag.String("concurrency", "1,16,64,256", "client concurrency levels (NATS paths: in-process host and node)")
 	httpConc := flag.String("http-concurrency", "16,64,256", "HTTP load generator clients (keep-alive)")
@@ -217,10 +219,11 @@ func run(o options) error {
 // invocations from a client outside the node, the HTTP path through
 // `latticed provider httpserver`, and revocations.
 func benchNode(ctx context.Context, o options, bin, tmp string, a *echoActors, f *floors, rep *Report) error {
-	// The floors of the HTTP rows too are measured before the node starts:
-	// its idle children would count in the topology floor's CPU.
+	// The floors of the HTTP rows too (the HTTP topology floor with them)
+	// are measured before the node starts: its idle children would count
+	// in the topology floors' CPU.
 	for _, c := range o.httpConc {
-		if _, err := f.cell(c); err != nil {
+		if _, err := f.httpCell(c); err != nil {
 			return err
 		}
 	}

@@ -36,10 +36,10 @@ func runHTTPPath(o options) error {
 }
 
 // withFloorsAndNode is onlyNodeSection with the floors (the topology floor
-// too with topology) and a started node, both stopped when section returns.
-// The floors are measured at each of concs before the node starts, so that
-// the node's idle children are not in the process tree whose CPU the
-// topology floor counts.
+// too with topology, and the HTTP topology floor at each -http-concurrency)
+// and a started node, both stopped when section returns. The floors are
+// measured at each of concs before the node starts, so that the node's idle
+// children are not in the process tree whose CPU the topology floors count.
 func withFloorsAndNode(o options, topology bool, concs []int, section func(ctx context.Context, n *node, a *echoActors, f *floors, rep *Report) error) error {
 	return onlyNodeSection(o, func(tmp, bin string, a *echoActors, rep *Report) error {
 		f, err := newFloors(tmp, o.dur, rep, topology)
@@ -49,6 +49,12 @@ func withFloorsAndNode(o options, topology bool, concs []int, section func(ctx c
 		defer f.close()
 		for _, c := range concs {
 			if _, err := f.cell(c); err != nil {
+				return err
+			}
+		}
+		// Both sections with it have HTTP rows.
+		for _, c := range o.httpConc {
+			if _, err := f.httpCell(c); err != nil {
 				return err
 			}
 		}
@@ -138,14 +144,7 @@ func throughputRows(kind string, c int, name string, got cell, fl floorCell) []R
 		{Name: fmt.Sprintf("CPU per call %s c=%d: %s (all processes)", kind, c, name), Value: got.cpuPerCall, Unit: "µs",
 			Ratio: got.cpuPerCall / fl.crypto.cpuPerCall, RatioTo: cryptoFloorName},
 	}
-	// The split says which process the CPU goes to; its ratio is the
-	// role's share of all processes' CPU per call.
-	for _, role := range rolesInOrder(got.cpuByRole) {
-		v := got.cpuByRole[role]
-		rows = append(rows, Row{Name: fmt.Sprintf("CPU per call %s c=%d: %s: %s", kind, c, name, role), Value: v, Unit: "µs",
-			Ratio: v / got.cpuPerCall, RatioTo: "all processes"})
-	}
-	return rows
+	return append(rows, splitRows(fmt.Sprintf("CPU per call %s c=%d: %s", kind, c, name), got)...)
 }
 
 // benchHTTPPath applies the Go echo behind the httpserver provider and runs
@@ -165,5 +164,10 @@ func benchHTTPPath(ctx context.Context, o options, n *node, a *echoActors, f *fl
 	if err := waitCompiled(n.cfg.MetricsAddr, compiled+1); err != nil {
 		return fmt.Errorf("http: %w", err)
 	}
+	inv, size, err := captureHTTPInvocation(n.nc, n.cfg.LatticePrefix, a.mod.PublicKey(), url)
+	if err != nil {
+		return fmt.Errorf("http: capture one invocation: %w", err)
+	}
+	rep.Rows = append(rep.Rows, httpInvocationRows(inv, size)...)
 	return benchHTTP(url, o.httpConc, o.dur, f, rep)
 }

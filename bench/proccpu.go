@@ -44,6 +44,8 @@ const (
 	roleBench = "bench process (generator, supervisor, NATS)"
 	roleHost  = "host child"
 	roleOther = "other child"
+	// providerRoleSuffix follows a provider's name (argv[2]) in its role.
+	providerRoleSuffix = " provider child"
 )
 
 // treeCPUByRole is treeCPU split by process role: this process (roleBench),
@@ -81,8 +83,8 @@ func treeCPUByRole() map[string]time.Duration {
 }
 
 // procRole names a descendant process by its command line: argv[1] is the
-// latticed subcommand the supervisor ran it with, or the bench's own hidden
-// subcommand of the topology floor's responder.
+// latticed subcommand the supervisor ran it with, or one of the bench's own
+// hidden subcommands (the floors' children: benchChildren).
 func procRole(pid int) string {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	if err != nil {
@@ -97,9 +99,11 @@ func roleOf(argv []string) string {
 	case len(argv) >= 2 && argv[1] == "host":
 		return roleHost
 	case len(argv) >= 3 && argv[1] == "provider":
-		return argv[2] + " provider child"
+		return argv[2] + providerRoleSuffix
 	case len(argv) >= 2 && argv[1] == floorResponderCmd:
 		return roleFloor
+	case len(argv) >= 2 && argv[1] == floorHTTPDCmd:
+		return roleFloorHTTPD
 	}
 	return roleOther
 }
@@ -140,6 +144,18 @@ func rolesInOrder(split map[string]float64) []string {
 		return roles[i] < roles[j]
 	})
 	return roles
+}
+
+// splitRows are got's CPU per call by process, one row a role named
+// "<prefix>: <role>": the split says which process the CPU goes to; its
+// ratio is the role's share of all processes' CPU per call.
+func splitRows(prefix string, got cell) []Row {
+	var rows []Row
+	for _, role := range rolesInOrder(got.cpuByRole) {
+		v := got.cpuByRole[role]
+		rows = append(rows, Row{Name: prefix + ": " + role, Value: v, Unit: "µs", Ratio: v / got.cpuPerCall, RatioTo: "all processes"})
+	}
+	return rows
 }
 
 // measureTree is measureCell with the CPU of every process of the bench's

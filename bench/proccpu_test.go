@@ -82,9 +82,10 @@ func TestRoleOf(t *testing.T) {
 		want string
 	}{
 		{[]string{"/tmp/latticed", "host"}, roleHost},
-		{[]string{"/tmp/latticed", "provider", "httpserver"}, "httpserver provider child"},
+		{[]string{"/tmp/latticed", "provider", "httpserver"}, roleHTTPProvider},
 		{[]string{"/tmp/latticed", "provider"}, roleOther},
 		{[]string{"/tmp/kit/bench", floorResponderCmd}, roleFloor},
+		{[]string{"/tmp/kit/bench", floorHTTPDCmd}, roleFloorHTTPD},
 		{[]string{"/usr/bin/nats-server", "-p", "4222"}, roleOther},
 		{[]string{""}, roleOther},
 	} {

@@ -51,58 +51,69 @@ type floorResponderSpec struct {
 type floorResponder struct {
 	proc    *child.Process
 	subject string
-	call    func([]byte) error
+	// key signs what the responder verifies: floor-httpd signs with it.
+	key  ed25519.PrivateKey
+	call func([]byte) error
 }
 
 // startFloorResponder starts this executable as the topology floor's
 // responder on the NATS server at url and returns once it answers. The child
-// is started as the supervisor starts the host (internal/child: its own
-// process group, killed by the kernel if the bench dies, its stdin a pipe
-// whose end also ends it); stop ends it.
+// is started as the supervisor starts the host (startBenchChild); stop ends
+// it.
 func startFloorResponder(ctx context.Context, client *nats.Conn, url string) (*floorResponder, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("topology floor: find the bench executable to run as responder: %w", err)
-	}
 	pub, priv, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		return nil, fmt.Errorf("topology floor: %w", err)
 	}
 	spec := floorResponderSpec{URL: url, Subject: nats.NewInbox(), PublicKey: pub}
-	in, err := json.Marshal(spec)
+	proc, err := startBenchChild(roleFloor, floorResponderCmd, spec)
 	if err != nil {
 		return nil, fmt.Errorf("topology floor: %w", err)
 	}
-	proc, err := child.Start(child.Command{
-		Name: roleFloor, Path: exe, Args: []string{floorResponderCmd}, Env: os.Environ(), Stdin: append(in, '\n'),
-	}, slog.New(slog.NewTextHandler(os.Stderr, nil)))
-	if err != nil {
-		return nil, fmt.Errorf("topology floor: %w", err)
-	}
-	r := &floorResponder{proc: proc, subject: spec.Subject, call: floorCall(client, spec.Subject, priv, true)}
-	if err := r.waitAnswers(ctx, 30*time.Second); err != nil {
+	r := &floorResponder{proc: proc, subject: spec.Subject, key: priv, call: floorCall(client, spec.Subject, priv, true)}
+	payload := make([]byte, payloadSize)
+	if err := waitChild(ctx, proc, 30*time.Second, func() error { return r.call(payload) }); err != nil {
 		r.stop()
 		return nil, fmt.Errorf("topology floor: %w", err)
 	}
 	return r, nil
 }
 
-// waitAnswers calls the responder until it answers: a request before its
-// subscription reached the server fails at once with no responders.
-func (r *floorResponder) waitAnswers(ctx context.Context, limit time.Duration) error {
+// startBenchChild starts this executable with the hidden subcommand cmd
+// (runBenchChild) and spec as one JSON value on its stdin, as the supervisor
+// starts the host child (internal/child: its own process group, killed by
+// the kernel if the bench dies, its stdin a pipe whose end also ends it).
+// secrets are values in spec the child's output must never carry into the
+// log.
+func startBenchChild(role, cmd string, spec any, secrets ...string) (*child.Process, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find the bench executable to run as %s: %w", role, err)
+	}
+	in, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	return child.Start(child.Command{
+		Name: role, Path: exe, Args: []string{cmd}, Env: os.Environ(), Stdin: append(in, '\n'), Secrets: secrets,
+	}, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+}
+
+// waitChild calls try until it succeeds: a starting child fails it at once
+// (no responders on its subject, nothing listening on its port yet).
+func waitChild(ctx context.Context, proc *child.Process, limit time.Duration, try func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	payload := make([]byte, payloadSize)
 	for {
-		err := r.call(payload)
+		err := try()
 		if err == nil {
 			return nil
 		}
 		select {
-		case <-r.proc.Done():
-			return fmt.Errorf("responder child (pid %d) ended before it answered: %s; its stderr is above", r.proc.PID(), r.proc.Exit("").String())
+		case <-proc.Done():
+			return fmt.Errorf("child (pid %d) ended before it answered: %s; its stderr is above", proc.PID(), proc.Exit("").String())
 		case <-ctx.Done():
-			return fmt.Errorf("responder child (pid %d) did not answer within %v: %v", r.proc.PID(), limit, err)
+			return fmt.Errorf("child (pid %d) did not answer within %v: %v", proc.PID(), limit, err)
 		case <-time.After(5 * time.Millisecond): // polling a starting process
 		}
 	}
@@ -137,11 +148,7 @@ func topoFloorRows(n int, got, crypto cell) []Row {
 		{Name: fmt.Sprintf("CPU per call c=%d: %s (all processes)", n, topoFloorName), Value: got.cpuPerCall, Unit: "µs",
 			Ratio: got.cpuPerCall / crypto.cpuPerCall, RatioTo: cryptoFloorName},
 	}
-	for _, role := range rolesInOrder(got.cpuByRole) {
-		v := got.cpuByRole[role]
-		rows = append(rows, Row{Name: fmt.Sprintf("CPU per call c=%d: %s: %s", n, topoFloorName, role), Value: v, Unit: "µs",
-			Ratio: v / got.cpuPerCall, RatioTo: "all processes"})
-	}
+	rows = append(rows, splitRows(fmt.Sprintf("CPU per call c=%d: %s", n, topoFloorName), got)...)
 	if n == 1 {
 		for _, q := range []float64{0.5, 0.99, 0.999} {
 			r := Row{Name: fmt.Sprintf("latency c=1 p%s: %s", strconv.FormatFloat(q*100, 'f', -1, 64), topoFloorName),
@@ -173,55 +180,78 @@ func vsTopoFloorRows(kind string, c int, name string, got, topo cell) []Row {
 }
 
 // floorResponderMain is the responder child (`bench floor-responder`): it
-// reads its floorResponderSpec from stdin, answers as the crypto floor's
-// responder does (floorRespond) and returns when stdin ends (the bench
-// closed it, or died), on SIGTERM or SIGINT, or when its NATS connection is
-// closed for good. With LATTICED_CPUPROFILE_DIR set it writes a CPU profile
-// there (floor-responder-<pid>.pprof), as the host child does.
+// reads its floorResponderSpec from stdin and answers as the crypto floor's
+// responder does (floorRespond) until serveChild's context ends. With
+// LATTICED_CPUPROFILE_DIR set it writes a CPU profile there
+// (floor-responder-<pid>.pprof), as the host child does.
 func floorResponderMain(stdin io.Reader) error {
-	dec := json.NewDecoder(stdin)
 	var spec floorResponderSpec
-	if err := dec.Decode(&spec); err != nil {
-		return fmt.Errorf("read the responder spec from stdin (the bench writes it): %w", err)
+	return serveChild(stdin, &spec, floorResponderCmd, func(ctx context.Context, stop context.CancelFunc) error {
+		if len(spec.PublicKey) != ed25519.PublicKeySize || spec.URL == "" || spec.Subject == "" {
+			return errors.New("responder spec on stdin lacks url, subject or a 32-byte public_key")
+		}
+		nc, err := nats.Connect(spec.URL, nats.Name(roleFloor), nats.ClosedHandler(func(*nats.Conn) { stop() }))
+		if err != nil {
+			return fmt.Errorf("connect to the bench's NATS server %s: %w", spec.URL, err)
+		}
+		defer nc.Close()
+		if _, err := floorRespond(nc, spec.Subject, spec.PublicKey, true); err != nil {
+			return fmt.Errorf("subscribe %s: %w", spec.Subject, err)
+		}
+		<-ctx.Done()
+		return nil
+	})
+}
+
+// serveChild is the frame of the bench's own children: it decodes spec (one
+// JSON value) from stdin, starts a CPU profile named profile when
+// LATTICED_CPUPROFILE_DIR is set (profiled as the node's children are, for
+// the same comparison), and runs serve with a context that ends on SIGTERM
+// or SIGINT, or when stdin ends (the bench closed it, or died); serve also
+// gets that context's cancel (for a NATS connection closed for good) and
+// returns once the context ended.
+func serveChild(stdin io.Reader, spec any, profile string, serve func(ctx context.Context, stop context.CancelFunc) error) error {
+	dec := json.NewDecoder(stdin)
+	if err := dec.Decode(spec); err != nil {
+		return fmt.Errorf("read the %s spec from stdin (the bench writes it): %w", profile, err)
 	}
-	if len(spec.PublicKey) != ed25519.PublicKeySize || spec.URL == "" || spec.Subject == "" {
-		return errors.New("responder spec on stdin lacks url, subject or a 32-byte public_key")
-	}
-	// Profiled as the node's children are, for the same comparison.
-	stopProfile, err := cpuprofile.Start(os.LookupEnv, "floor-responder")
+	stopProfile, err := cpuprofile.Start(os.LookupEnv, profile)
 	if err != nil {
 		return err
 	}
 	defer stopProfile()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	nc, err := nats.Connect(spec.URL, nats.Name(roleFloor), nats.ClosedHandler(func(*nats.Conn) { stop() }))
-	if err != nil {
-		return fmt.Errorf("connect to the bench's NATS server %s: %w", spec.URL, err)
-	}
-	defer nc.Close()
-	if _, err := floorRespond(nc, spec.Subject, spec.PublicKey, true); err != nil {
-		return fmt.Errorf("subscribe %s: %w", spec.Subject, err)
-	}
 	// Owned by this function: it ends at stdin's end, which the process's
 	// exit brings about at the latest.
 	go func() {
 		_, _ = io.Copy(io.Discard, io.MultiReader(dec.Buffered(), stdin))
 		stop()
 	}()
-	<-ctx.Done()
-	return nil
+	return serve(ctx, stop)
 }
 
-// runFloorResponder runs floorResponderMain when this process was started
-// as the responder child (argv[1] is floorResponderCmd) and exits; otherwise
-// it returns. main and the tests' TestMain call it first.
-func runFloorResponder() {
-	if len(os.Args) < 2 || os.Args[1] != floorResponderCmd {
+// benchChildren are the bench's hidden subcommands (argv[1]): the children
+// it starts from its own executable, since the bench kit has no Go
+// toolchain to build them.
+var benchChildren = map[string]func(io.Reader) error{
+	floorResponderCmd: floorResponderMain,
+	floorHTTPDCmd:     floorHTTPDMain,
+}
+
+// runBenchChild runs the child's main when this process was started as one
+// of benchChildren and exits; otherwise it returns. main and the tests'
+// TestMain call it first.
+func runBenchChild() {
+	if len(os.Args) < 2 {
 		return
 	}
-	if err := floorResponderMain(os.Stdin); err != nil {
-		fmt.Fprintln(os.Stderr, "bench "+floorResponderCmd+":", err)
+	run, ok := benchChildren[os.Args[1]]
+	if !ok {
+		return
+	}
+	if err := run(os.Stdin); err != nil {
+		fmt.Fprintln(os.Stderr, "bench "+os.Args[1]+":", err)
 		os.Exit(1)
 	}
 	os.Exit(0)

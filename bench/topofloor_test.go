@@ -15,11 +15,10 @@ import (
 	"time"
 )
 
-// TestMain lets the test binary be the topology floor's responder child, as
-// the bench binary is: startFloorResponder runs os.Executable() with the
-// hidden subcommand.
+// TestMain lets the test binary be the floors' children, as the bench binary
+// is: startBenchChild runs os.Executable() with a hidden subcommand.
 func TestMain(m *testing.M) {
-	runFloorResponder()
+	runBenchChild()
 	os.Exit(m.Run())
 }
 
@@ -30,11 +29,7 @@ func TestMain(m *testing.M) {
 func TestTopologyFloorChild(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	f, err := newFloors(t.TempDir(), 300*time.Millisecond, &Report{}, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.close)
+	f := testFloors(t, 300*time.Millisecond, &Report{}, true)
 	r, err := startFloorResponder(ctx, f.client, f.ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -80,11 +75,7 @@ func TestTopologyFloorChild(t *testing.T) {
 // and no responder child is left in the tree afterwards.
 func TestTopologyFloorCell(t *testing.T) {
 	rep := &Report{}
-	f, err := newFloors(t.TempDir(), 500*time.Millisecond, rep, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.close)
+	f := testFloors(t, 500*time.Millisecond, rep, true)
 	c, err := f.cell(1)
 	if err != nil {
 		t.Fatal(err)
@@ -115,18 +106,55 @@ func TestTopologyFloorCell(t *testing.T) {
 	}
 }
 
-// TestTopologyFloorChildDiesWithBench interrupts a bench-like parent (the
-// helper below: floors and a responder child started as the bench starts
-// them) with SIGINT, as ^C does, and checks that the responder child does
-// not outlive it: the parent's deferred cleanup never runs, so this is the
-// kernel's parent-death signal and the child's stdin at work.
-func TestTopologyFloorChildDiesWithBench(t *testing.T) {
+// TestFloorChildrenDieWithBench interrupts a bench-like parent (the helper
+// below: floors and a floor's children started as the bench starts them)
+// with SIGINT, as ^C does, and checks that no child outlives it: the
+// parent's deferred cleanup never runs, so this is the kernel's
+// parent-death signal and the children's stdin at work.
+func TestFloorChildrenDieWithBench(t *testing.T) {
+	for _, tc := range []struct {
+		floor string
+		roles []string // of the children the helper starts, in the order it prints them
+	}{
+		{"topology", []string{roleFloor}},
+		{"http", []string{roleFloor, roleFloorHTTPD}},
+	} {
+		t.Run(tc.floor, func(t *testing.T) {
+			parent, pids := startHelperFloorParent(t, tc.floor, len(tc.roles))
+			for i, pid := range pids {
+				t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) }) // only if the check below failed
+				if got := procRole(pid); got != tc.roles[i] {
+					t.Fatalf("pid %d the helper printed is %q, want a live %q", pid, got, tc.roles[i])
+				}
+			}
+			if err := parent.Process.Signal(os.Interrupt); err != nil {
+				t.Fatal(err)
+			}
+			_ = parent.Wait()
+			deadline := time.Now().Add(30 * time.Second)
+			for _, pid := range pids {
+				for alive(pid) {
+					if time.Now().After(deadline) {
+						t.Fatalf("child %d still runs 30s after its parent was interrupted", pid)
+					}
+					time.Sleep(10 * time.Millisecond) // polling the kernel's process table
+				}
+			}
+		})
+	}
+}
+
+// startHelperFloorParent runs TestHelperFloorParent in a child test
+// process for floor and returns it with the pids of the n floor children
+// it printed once they answered.
+func startHelperFloorParent(t *testing.T, floor string, n int) (*exec.Cmd, []int) {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	parent := exec.Command(exe, "-test.run=^TestHelperTopoParent$")
-	parent.Env = append(os.Environ(), "BENCH_HELPER_TOPO_PARENT="+t.TempDir())
+	parent := exec.Command(exe, "-test.run=^TestHelperFloorParent$")
+	parent.Env = append(os.Environ(), "BENCH_HELPER_FLOOR_PARENT="+t.TempDir(), "BENCH_HELPER_FLOOR="+floor)
 	out, err := parent.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -136,43 +164,44 @@ func TestTopologyFloorChildDiesWithBench(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = parent.Process.Kill(); _ = parent.Wait() })
-	pids := make(chan int, 1)
+	pids := make(chan int, n)
 	go func() { // owned by the test: ends when the helper's stdout closes
 		defer close(pids)
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), "responder pid "); ok {
+			if v, ok := strings.CutPrefix(sc.Text(), "floor child pid "); ok {
 				if pid, err := strconv.Atoi(v); err == nil {
 					pids <- pid
 				}
 			}
 		}
 	}()
-	var pid int
-	select {
-	case p, ok := <-pids:
-		if !ok {
-			t.Fatal("the helper parent ended without starting a responder child")
+	var got []int
+	timeout := time.After(2 * time.Minute)
+	for len(got) < n {
+		select {
+		case p, ok := <-pids:
+			if !ok {
+				t.Fatalf("the helper parent ended after starting %d of %d floor children", len(got), n)
+			}
+			got = append(got, p)
+		case <-timeout:
+			t.Fatalf("the helper parent did not start %d floor children in 2 minutes", n)
 		}
-		pid = p
-	case <-time.After(2 * time.Minute):
-		t.Fatal("the helper parent did not start a responder child in 2 minutes")
 	}
-	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) }) // only if the check below failed
-	if got := procRole(pid); got != roleFloor {
-		t.Fatalf("pid %d the helper printed is %q, want a live %q", pid, got, roleFloor)
-	}
-	if err := parent.Process.Signal(os.Interrupt); err != nil {
+	return parent, got
+}
+
+// testFloors are floors on an embedded NATS server of their own, closed
+// when the test ends.
+func testFloors(t *testing.T, dur time.Duration, rep *Report, topology bool) *floors {
+	t.Helper()
+	f, err := newFloors(t.TempDir(), dur, rep, topology)
+	if err != nil {
 		t.Fatal(err)
 	}
-	_ = parent.Wait()
-	deadline := time.Now().Add(30 * time.Second)
-	for alive(pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("responder child %d still runs 30s after its parent was interrupted", pid)
-		}
-		time.Sleep(10 * time.Millisecond) // polling the kernel's process table
-	}
+	t.Cleanup(f.close)
+	return f
 }
 
 // alive reports whether pid runs: it exists and is not a zombie waiting for
@@ -187,12 +216,13 @@ func alive(pid int) bool {
 	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
 }
 
-// TestHelperTopoParent is the bench-like parent of
-// TestTopologyFloorChildDiesWithBench: floors on a fresh embedded NATS
-// server and a responder child that answered, its pid on stdout, then it
-// waits to be interrupted.
-func TestHelperTopoParent(t *testing.T) {
-	dir := os.Getenv("BENCH_HELPER_TOPO_PARENT")
+// TestHelperFloorParent is the bench-like parent of
+// TestFloorChildrenDieWithBench: floors on a fresh embedded NATS server and
+// the children of the floor BENCH_HELPER_FLOOR names (topology: the
+// responder; http: the responder and floor-httpd) once they answered, their
+// pids on stdout, then it waits to be interrupted.
+func TestHelperFloorParent(t *testing.T) {
+	dir := os.Getenv("BENCH_HELPER_FLOOR_PARENT")
 	if dir == "" {
 		return // not run as the helper
 	}
@@ -200,10 +230,21 @@ func TestHelperTopoParent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := startFloorResponder(context.Background(), f.client, f.ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
+	switch floor := os.Getenv("BENCH_HELPER_FLOOR"); floor {
+	case "topology":
+		r, err := startFloorResponder(context.Background(), f.client, f.ns.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("floor child pid %d\n", r.proc.PID())
+	case "http":
+		h, err := startHTTPFloor(context.Background(), f.client, f.ns.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("floor child pid %d\nfloor child pid %d\n", h.responder.proc.PID(), h.httpd.PID())
+	default:
+		t.Fatalf("BENCH_HELPER_FLOOR=%q: want topology or http", floor)
 	}
-	fmt.Printf("responder pid %d\n", r.proc.PID())
 	time.Sleep(2 * time.Minute) // until interrupted; the test kills it at its end anyway
 }
