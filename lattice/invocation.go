@@ -113,31 +113,34 @@ const upperHex = "0123456789ABCDEF"
 // in any order, `msg` as bin, str or an empty array, and ignores unknown
 // keys. The returned Msg aliases data (a slice of it, not a copy), so data
 // must not be modified while the invocation is in use; a NATS message's
-// data is its own.
+// data is its own. The string fields share one allocation (invocationStrings),
+// so a string kept past the call keeps the invocation's other strings (a few
+// hundred bytes, never the payload) alive with it.
 func DecodeInvocation(data []byte) (*Invocation, error) {
 	inv := new(Invocation)
+	var raw invocationStrings
 	r := wire.NewReader(data)
 	err := r.Fields(func(key []byte) error {
 		var err error
 		switch string(key) {
 		case kOrigin:
-			inv.Origin, err = readEntity(r)
+			err = readEntityBytes(r, raw[sOriginKey:sOriginLink+1])
 		case kTarget:
-			inv.Target, err = readEntity(r)
+			err = readEntityBytes(r, raw[sTargetKey:sTargetLink+1])
 		case kOperation:
-			inv.Operation, err = r.Str()
+			raw[sOperation], err = r.Bytes()
 		case kMsg:
 			inv.Msg, err = readMsg(r)
 		case kID:
-			inv.ID, err = r.Str()
+			raw[sID], err = r.Bytes()
 		case kEncodedClaims:
-			inv.EncodedClaims, err = r.Str()
+			raw[sClaims], err = r.Bytes()
 		case kHostID:
-			inv.HostID, err = r.Str()
+			raw[sHostID], err = r.Bytes()
 		case kContentLength:
 			inv.ContentLength, err = r.Uint()
 		case kDelegation:
-			inv.Delegation, err = r.Str()
+			raw[sDelegation], err = r.Bytes()
 		case kTraceContext:
 			inv.TraceContext, err = readTraceContext(r)
 		default:
@@ -151,26 +154,76 @@ func DecodeInvocation(data []byte) (*Invocation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: invocation: %v", wire.ErrMalformed, err)
 	}
+	raw.into(inv)
 	return inv, nil
 }
 
-func readEntity(r *wire.Reader) (Entity, error) {
-	var e Entity
-	err := r.Fields(func(key []byte) error {
+// invocationStrings are an invocation's string fields while it is decoded,
+// as slices of the wire bytes (wire.Reader.Bytes reads what Str reads: str,
+// bin or nil). Each field of its own would be one allocation per field and
+// invocation, on the hot path of every receiver; into makes all of them in
+// one.
+type invocationStrings [sFields][]byte
+
+// The string fields of an invocation, in invocationStrings; an entity's
+// three are in Entity's order (readEntityBytes).
+const (
+	sOriginKey = iota
+	sOriginContract
+	sOriginLink
+	sTargetKey
+	sTargetContract
+	sTargetLink
+	sOperation
+	sID
+	sClaims
+	sHostID
+	sDelegation
+	sFields
+)
+
+// into sets inv's string fields from the slices, copied into one string.
+func (s *invocationStrings) into(inv *Invocation) {
+	dst := [sFields]*string{
+		&inv.Origin.PublicKey, &inv.Origin.ContractID, &inv.Origin.LinkName,
+		&inv.Target.PublicKey, &inv.Target.ContractID, &inv.Target.LinkName,
+		&inv.Operation, &inv.ID, &inv.EncodedClaims, &inv.HostID, &inv.Delegation,
+	}
+	n := 0
+	for _, b := range s {
+		n += len(b)
+	}
+	var all strings.Builder // String() hands over its buffer: one allocation
+	all.Grow(n)
+	for _, b := range s {
+		all.Write(b)
+	}
+	str, off := all.String(), 0
+	for i, b := range s {
+		if len(b) > 0 {
+			*dst[i] = str[off : off+len(b)]
+			off += len(b)
+		}
+	}
+}
+
+// readEntityBytes reads an entity's public key, contract id and link name
+// into dst[0:3] as slices of the input.
+func readEntityBytes(r *wire.Reader, dst [][]byte) error {
+	return r.Fields(func(key []byte) error {
 		var err error
 		switch string(key) {
 		case kPublicKey:
-			e.PublicKey, err = r.Str()
+			dst[0], err = r.Bytes()
 		case kContractID:
-			e.ContractID, err = r.Str()
+			dst[1], err = r.Bytes()
 		case kLinkName:
-			e.LinkName, err = r.Str()
+			dst[2], err = r.Bytes()
 		default:
 			err = r.Skip()
 		}
 		return err
 	})
-	return e, err
 }
 
 // readMsg reads an invocation's or a response's msg in every form peers

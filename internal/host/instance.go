@@ -329,7 +329,7 @@ type hostCaller interface {
 // context, so the single wasmbus host module serves every instance.
 type callState struct {
 	actor     *actor
-	op        []byte
+	op        string
 	msg       []byte
 	response  []byte
 	guestErr  *string
@@ -362,6 +362,9 @@ type instance struct {
 	// instances have none: wazero closes them when the call's context ends.
 	raise   func()
 	stopped bool
+	// st is the state of the call in progress (invokeActor), one per
+	// instance because an instance runs one call at a time.
+	st callState
 }
 
 // stopGuard calls raise, which sets an instance's stop flag, when ctx ends,
@@ -582,7 +585,9 @@ func write(m api.Module, ptr uint32, b []byte) {
 
 func guestRequest(ctx context.Context, m api.Module, s []uint64) {
 	st := stateOf(ctx)
-	write(m, api.DecodeU32(s[0]), st.op)
+	if !m.Memory().WriteString(api.DecodeU32(s[0]), st.op) {
+		panic(fmt.Sprintf("out of bounds memory write (%d bytes at %d)", len(st.op), api.DecodeU32(s[0])))
+	}
 	write(m, api.DecodeU32(s[1]), st.msg)
 }
 

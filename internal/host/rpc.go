@@ -99,8 +99,11 @@ func (h *Host) invokeActor(ctx context.Context, a *actor, operation string, msg 
 		return nil, "", func() {}, fmt.Errorf("actor %s: %w", a.key, err)
 	}
 	a.calls.queueWait.Observe(since(waitStart))
-	st := &callState{
-		actor: a, op: []byte(operation), msg: msg, router: h,
+	// The instance runs one call at a time, so its call state is reused
+	// rather than allocated per invocation.
+	st := &in.st
+	*st = callState{
+		actor: a, op: operation, msg: msg, router: h,
 		maxHostIO: uint32(h.opts.MaxPayloadBytes), log: h.log,
 	}
 	out, err = in.call(ctx, st)
