@@ -27,12 +27,25 @@ func (e Entity) IsActor() bool {
 	return len(e.PublicKey) > 0 && (e.PublicKey[0] == 'M' || e.PublicKey[0] == 'm')
 }
 
+// urlScheme begins every entity URL.
+const urlScheme = "wasmbus://"
+
 // URL is the entity URL the antiforgery claims sign.
 func (e Entity) URL() string {
 	if e.IsActor() {
-		return "wasmbus://" + e.PublicKey
+		return urlScheme + e.PublicKey
 	}
 	return providerURL(e)
+}
+
+// URLIs reports whether s == e.URL(). A receiver compares the URLs an
+// invocation's claims sign with its entities on every call; for an actor
+// this compares in place instead of building the URL.
+func (e Entity) URLIs(s string) bool {
+	if e.IsActor() {
+		return len(s) == len(urlScheme)+len(e.PublicKey) && s[:len(urlScheme)] == urlScheme && s[len(urlScheme):] == e.PublicKey
+	}
+	return s == providerURL(e)
 }
 
 // providerURL is a provider entity's URL for any contract id and link name:
@@ -40,7 +53,7 @@ func (e Entity) URL() string {
 func providerURL(e Entity) string {
 	contract := strings.ToLower(contractURLReplacer.Replace(e.ContractID))
 	link := strings.ToLower(strings.ReplaceAll(e.LinkName, " ", "_"))
-	return "wasmbus://" + contract + "/" + link + "/" + e.PublicKey
+	return urlScheme + contract + "/" + link + "/" + e.PublicKey
 }
 
 // contractURLReplacer turns a contract id into its URL path form.
@@ -68,31 +81,56 @@ type Invocation struct {
 // TargetURL is the signed target URL: target entity URL + "/" + operation.
 func (inv *Invocation) TargetURL() string {
 	if inv.Target.IsActor() {
-		return "wasmbus://" + inv.Target.PublicKey + "/" + inv.Operation // one allocation
+		return urlScheme + inv.Target.PublicKey + "/" + inv.Operation // one allocation
 	}
 	return providerURL(inv.Target) + "/" + inv.Operation
 }
 
+// TargetURLIs reports whether s == inv.TargetURL(), comparing in place for
+// an actor target (see Entity.URLIs).
+func (inv *Invocation) TargetURLIs(s string) bool {
+	e := inv.Target
+	if !e.IsActor() {
+		return s == inv.TargetURL()
+	}
+	key := len(urlScheme) + len(e.PublicKey) // where the key ends
+	return len(s) == key+1+len(inv.Operation) && s[:len(urlScheme)] == urlScheme &&
+		s[len(urlScheme):key] == e.PublicKey && s[key] == '/' && s[key+1:] == inv.Operation
+}
+
 // InvocationHash is uppercase hex SHA-256 of origin_url ‖ target_url ‖ operation ‖ msg.
 func InvocationHash(originURL, targetURL, operation string, msg []byte) string {
+	var out [2 * sha256.Size]byte
+	invocationHash(&out, originURL, targetURL, operation, msg)
+	return string(out[:])
+}
+
+// InvocationHashIs reports whether hash == InvocationHash(originURL,
+// targetURL, operation, msg), without making the hash a string: a receiver
+// checks one on every call.
+func InvocationHashIs(hash, originURL, targetURL, operation string, msg []byte) bool {
+	var out [2 * sha256.Size]byte
+	invocationHash(&out, originURL, targetURL, operation, msg)
+	return string(out[:]) == hash // compared in place, not converted
+}
+
+func invocationHash(out *[2 * sha256.Size]byte, originURL, targetURL, operation string, msg []byte) {
 	// Every invocation is hashed twice (caller and callee); a pooled hasher
-	// with its scratch buffers leaves the result string the only allocation
-	// (a fresh digest and the string-to-bytes copies io.WriteString makes
-	// would be five).
+	// with its scratch buffers leaves the result the only allocation, or
+	// none (a fresh digest and the string-to-bytes copies io.WriteString
+	// makes would be five).
 	h := invocationHashers.Get().(*invocationHasher)
 	defer invocationHashers.Put(h)
 	h.d.Reset()
 	h.buf = append(append(append(h.buf[:0], originURL...), targetURL...), operation...)
 	h.d.Write(h.buf)
 	h.d.Write(msg)
-	var out [2 * sha256.Size]byte
 	for i, b := range h.d.Sum(h.sum[:0]) {
 		out[2*i], out[2*i+1] = upperHex[b>>4], upperHex[b&0x0f]
 	}
 	if cap(h.buf) > maxPooledURLBytes {
 		h.buf = nil // an outsized operation name must not stay pinned
 	}
-	return string(out[:])
 }
 
 // invocationHasher is InvocationHash's reusable state.
