@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -338,6 +339,12 @@ type callState struct {
 	maxHostIO uint32
 	router    hostCaller
 	log       *slog.Logger
+	// borrow lets the response alias the instance's linear memory instead
+	// of a copy: for a caller that is done with it before the instance runs
+	// again or closes (invokeActor's, which replies before it releases the
+	// instance). The memory never moves (instanceMemory), and no call runs
+	// in an instance out of the pool.
+	borrow bool
 	// unavailable: a host call failed because its target is not running
 	// (see errGuest).
 	unavailable bool
@@ -593,7 +600,10 @@ func guestRequest(ctx context.Context, m api.Module, s []uint64) {
 
 func guestResponse(ctx context.Context, m api.Module, s []uint64) {
 	st := stateOf(ctx)
-	st.response = append([]byte(nil), read(m, api.DecodeU32(s[0]), api.DecodeU32(s[1]))...)
+	st.response = read(m, api.DecodeU32(s[0]), api.DecodeU32(s[1]))
+	if !st.borrow {
+		st.response = bytes.Clone(st.response)
+	}
 }
 
 func guestError(ctx context.Context, m api.Module, s []uint64) {
