@@ -595,7 +595,7 @@ func decodeInvocationClaims(b []byte, c *Claims[InvocationClaims]) bool {
 // anything outside it.
 type claimScanner struct {
 	b   []byte
-	str string // b as a string: str hands out its substrings
+	str string // b as a string: text hands out its substrings
 	i   int
 }
 
