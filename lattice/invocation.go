@@ -27,12 +27,25 @@ func (e Entity) IsActor() bool {
 	return len(e.PublicKey) > 0 && (e.PublicKey[0] == 'M' || e.PublicKey[0] == 'm')
 }
 
+// urlScheme begins every entity URL.
+const urlScheme = "wasmbus://"
+
 // URL is the entity URL the antiforgery claims sign.
 func (e Entity) URL() string {
 	if e.IsActor() {
-		return "wasmbus://" + e.PublicKey
+		return urlScheme + e.PublicKey
 	}
 	return providerURL(e)
+}
+
+// URLIs reports whether s == e.URL(). A receiver compares the URLs an
+// invocation's claims sign with its entities on every call; for an actor
+// this compares in place instead of building the URL.
+func (e Entity) URLIs(s string) bool {
+	if e.IsActor() {
+		return len(s) == len(urlScheme)+len(e.PublicKey) && s[:len(urlScheme)] == urlScheme && s[len(urlScheme):] == e.PublicKey
+	}
+	return s == providerURL(e)
 }
 
 // providerURL is a provider entity's URL for any contract id and link name:
@@ -40,7 +53,7 @@ func (e Entity) URL() string {
 func providerURL(e Entity) string {
 	contract := strings.ToLower(contractURLReplacer.Replace(e.ContractID))
 	link := strings.ToLower(strings.ReplaceAll(e.LinkName, " ", "_"))
-	return "wasmbus://" + contract + "/" + link + "/" + e.PublicKey
+	return urlScheme + contract + "/" + link + "/" + e.PublicKey
 }
 
 // contractURLReplacer turns a contract id into its URL path form.
@@ -68,31 +81,56 @@ type Invocation struct {
 // TargetURL is the signed target URL: target entity URL + "/" + operation.
 func (inv *Invocation) TargetURL() string {
 	if inv.Target.IsActor() {
-		return "wasmbus://" + inv.Target.PublicKey + "/" + inv.Operation // one allocation
+		return urlScheme + inv.Target.PublicKey + "/" + inv.Operation // one allocation
 	}
 	return providerURL(inv.Target) + "/" + inv.Operation
 }
 
+// TargetURLIs reports whether s == inv.TargetURL(), comparing in place for
+// an actor target (see Entity.URLIs).
+func (inv *Invocation) TargetURLIs(s string) bool {
+	e := inv.Target
+	if !e.IsActor() {
+		return s == inv.TargetURL()
+	}
+	key := len(urlScheme) + len(e.PublicKey) // where the key ends
+	return len(s) == key+1+len(inv.Operation) && s[:len(urlScheme)] == urlScheme &&
+		s[len(urlScheme):key] == e.PublicKey && s[key] == '/' && s[key+1:] == inv.Operation
+}
+
 // InvocationHash is uppercase hex SHA-256 of origin_url ‖ target_url ‖ operation ‖ msg.
 func InvocationHash(originURL, targetURL, operation string, msg []byte) string {
+	var out [2 * sha256.Size]byte
+	invocationHash(&out, originURL, targetURL, operation, msg)
+	return string(out[:])
+}
+
+// InvocationHashIs reports whether hash == InvocationHash(originURL,
+// targetURL, operation, msg), without making the hash a string: a receiver
+// checks one on every call.
+func InvocationHashIs(hash, originURL, targetURL, operation string, msg []byte) bool {
+	var out [2 * sha256.Size]byte
+	invocationHash(&out, originURL, targetURL, operation, msg)
+	return string(out[:]) == hash // compared in place, not converted
+}
+
+func invocationHash(out *[2 * sha256.Size]byte, originURL, targetURL, operation string, msg []byte) {
 	// Every invocation is hashed twice (caller and callee); a pooled hasher
-	// with its scratch buffers leaves the result string the only allocation
-	// (a fresh digest and the string-to-bytes copies io.WriteString makes
-	// would be five).
+	// with its scratch buffers leaves the result the only allocation, or
+	// none (a fresh digest and the string-to-bytes copies io.WriteString
+	// makes would be five).
 	h := invocationHashers.Get().(*invocationHasher)
 	defer invocationHashers.Put(h)
 	h.d.Reset()
 	h.buf = append(append(append(h.buf[:0], originURL...), targetURL...), operation...)
 	h.d.Write(h.buf)
 	h.d.Write(msg)
-	var out [2 * sha256.Size]byte
 	for i, b := range h.d.Sum(h.sum[:0]) {
 		out[2*i], out[2*i+1] = upperHex[b>>4], upperHex[b&0x0f]
 	}
 	if cap(h.buf) > maxPooledURLBytes {
 		h.buf = nil // an outsized operation name must not stay pinned
 	}
-	return string(out[:])
 }
 
 // invocationHasher is InvocationHash's reusable state.
@@ -113,31 +151,34 @@ const upperHex = "0123456789ABCDEF"
 // in any order, `msg` as bin, str or an empty array, and ignores unknown
 // keys. The returned Msg aliases data (a slice of it, not a copy), so data
 // must not be modified while the invocation is in use; a NATS message's
-// data is its own.
+// data is its own. The string fields share one allocation (invocationStrings),
+// so a string kept past the call keeps the invocation's other strings (a few
+// hundred bytes, never the payload) alive with it.
 func DecodeInvocation(data []byte) (*Invocation, error) {
 	inv := new(Invocation)
+	var raw invocationStrings
 	r := wire.NewReader(data)
 	err := r.Fields(func(key []byte) error {
 		var err error
 		switch string(key) {
 		case kOrigin:
-			inv.Origin, err = readEntity(r)
+			err = readEntityBytes(r, raw[sOriginKey:sOriginLink+1])
 		case kTarget:
-			inv.Target, err = readEntity(r)
+			err = readEntityBytes(r, raw[sTargetKey:sTargetLink+1])
 		case kOperation:
-			inv.Operation, err = r.Str()
+			raw[sOperation], err = r.Bytes()
 		case kMsg:
 			inv.Msg, err = readMsg(r)
 		case kID:
-			inv.ID, err = r.Str()
+			raw[sID], err = r.Bytes()
 		case kEncodedClaims:
-			inv.EncodedClaims, err = r.Str()
+			raw[sClaims], err = r.Bytes()
 		case kHostID:
-			inv.HostID, err = r.Str()
+			raw[sHostID], err = r.Bytes()
 		case kContentLength:
 			inv.ContentLength, err = r.Uint()
 		case kDelegation:
-			inv.Delegation, err = r.Str()
+			raw[sDelegation], err = r.Bytes()
 		case kTraceContext:
 			inv.TraceContext, err = readTraceContext(r)
 		default:
@@ -151,26 +192,76 @@ func DecodeInvocation(data []byte) (*Invocation, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: invocation: %v", wire.ErrMalformed, err)
 	}
+	raw.into(inv)
 	return inv, nil
 }
 
-func readEntity(r *wire.Reader) (Entity, error) {
-	var e Entity
-	err := r.Fields(func(key []byte) error {
+// invocationStrings are an invocation's string fields while it is decoded,
+// as slices of the wire bytes (wire.Reader.Bytes reads what Str reads: str,
+// bin or nil). Each field of its own would be one allocation per field and
+// invocation, on the hot path of every receiver; into makes all of them in
+// one.
+type invocationStrings [sFields][]byte
+
+// The string fields of an invocation, in invocationStrings; an entity's
+// three are in Entity's order (readEntityBytes).
+const (
+	sOriginKey = iota
+	sOriginContract
+	sOriginLink
+	sTargetKey
+	sTargetContract
+	sTargetLink
+	sOperation
+	sID
+	sClaims
+	sHostID
+	sDelegation
+	sFields
+)
+
+// into sets inv's string fields from the slices, copied into one string.
+func (s *invocationStrings) into(inv *Invocation) {
+	dst := [sFields]*string{
+		&inv.Origin.PublicKey, &inv.Origin.ContractID, &inv.Origin.LinkName,
+		&inv.Target.PublicKey, &inv.Target.ContractID, &inv.Target.LinkName,
+		&inv.Operation, &inv.ID, &inv.EncodedClaims, &inv.HostID, &inv.Delegation,
+	}
+	n := 0
+	for _, b := range s {
+		n += len(b)
+	}
+	var all strings.Builder // String() hands over its buffer: one allocation
+	all.Grow(n)
+	for _, b := range s {
+		all.Write(b)
+	}
+	str, off := all.String(), 0
+	for i, b := range s {
+		if len(b) > 0 {
+			*dst[i] = str[off : off+len(b)]
+			off += len(b)
+		}
+	}
+}
+
+// readEntityBytes reads an entity's public key, contract id and link name
+// into dst[0:3] as slices of the input.
+func readEntityBytes(r *wire.Reader, dst [][]byte) error {
+	return r.Fields(func(key []byte) error {
 		var err error
 		switch string(key) {
 		case kPublicKey:
-			e.PublicKey, err = r.Str()
+			dst[0], err = r.Bytes()
 		case kContractID:
-			e.ContractID, err = r.Str()
+			dst[1], err = r.Bytes()
 		case kLinkName:
-			e.LinkName, err = r.Str()
+			dst[2], err = r.Bytes()
 		default:
 			err = r.Skip()
 		}
 		return err
 	})
-	return e, err
 }
 
 // readMsg reads an invocation's or a response's msg in every form peers

@@ -244,14 +244,47 @@ func checkEntityURL(t *testing.T, e Entity, op string) {
 	}
 }
 
+// FuzzURLIs checks the in-place comparisons a receiver makes against the
+// URLs they stand for: URLIs(s) is s == URL() and TargetURLIs(s) is
+// s == TargetURL(), for any entity, operation and claimed URL s.
+func FuzzURLIs(f *testing.F) {
+	f.Add("MA", "", "", "Echo.Echo", "wasmbus://MA/Echo.Echo")
+	f.Add("MA", "", "", "Echo.Echo", "wasmbus://MA")
+	f.Add("MA", "", "", "Echo", "wasmbus://MA/Echo/")
+	f.Add("mA", "", "", "", "wasmbus://mA/")
+	f.Add("MA", "", "", "x", "wasmbus:/MA/x")
+	f.Add("V1", "wasmcloud:httpserver", "default", "HttpServer.HandleRequest", "wasmbus://wasmcloud/httpserver/default/V1")
+	f.Fuzz(func(t *testing.T, key, contract, link, op, s string) {
+		e := Entity{PublicKey: key, ContractID: contract, LinkName: link}
+		inv := &Invocation{Target: e, Operation: op}
+		for _, c := range []string{s, e.URL(), inv.TargetURL(), s + "/" + op} {
+			if got, want := e.URLIs(c), c == e.URL(); got != want {
+				t.Fatalf("URLIs(%q) of %+v = %v, want %v", c, e, got, want)
+			}
+			if got, want := inv.TargetURLIs(c), c == inv.TargetURL(); got != want {
+				t.Fatalf("TargetURLIs(%q) of %+v, operation %q = %v, want %v", c, e, op, got, want)
+			}
+		}
+	})
+}
+
 func FuzzInvocationHash(f *testing.F) {
 	f.Add("wasmbus://M1", "wasmbus://M2/Echo.Echo", "Echo.Echo", []byte("payload"))
 	f.Add("", "", "", []byte(nil))
 	f.Add(strings.Repeat("o", 5000), "t", "op", bytes.Repeat([]byte{0xff}, 70000))
 	f.Fuzz(func(t *testing.T, origin, target, op string, msg []byte) {
 		sum := sha256.Sum256(append([]byte(origin+target+op), msg...))
-		if got, want := InvocationHash(origin, target, op, msg), strings.ToUpper(hex.EncodeToString(sum[:])); got != want {
+		want := strings.ToUpper(hex.EncodeToString(sum[:]))
+		if got := InvocationHash(origin, target, op, msg); got != want {
 			t.Fatalf("InvocationHash = %s, want %s", got, want)
+		}
+		if !InvocationHashIs(want, origin, target, op, msg) {
+			t.Fatal("InvocationHashIs refuses the hash")
+		}
+		for _, bad := range []string{"", want[1:], strings.ToLower(want), want[:63] + "G", origin} {
+			if InvocationHashIs(bad, origin, target, op, msg) {
+				t.Fatalf("InvocationHashIs accepts %q", bad)
+			}
 		}
 	})
 }

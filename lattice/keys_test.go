@@ -165,3 +165,38 @@ func TestCheckPublicKeySaysWhatIsWrong(t *testing.T) {
 		})
 	}
 }
+
+// crc16Bitwise is CRC-16/XMODEM as its definition reads, a bit at a time:
+// what the table-driven crc16 must equal.
+func crc16Bitwise(data []byte) uint16 {
+	var crc uint16
+	for _, b := range data {
+		crc ^= uint16(b) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc
+}
+
+func TestCRC16CheckValue(t *testing.T) {
+	// The catalogued check value of CRC-16/XMODEM.
+	if got := crc16([]byte("123456789")); got != 0x31C3 {
+		t.Fatalf("crc16(123456789) = %#04x, want 0x31c3", got)
+	}
+}
+
+func FuzzCRC16(f *testing.F) {
+	f.Add([]byte("123456789"))
+	f.Add([]byte{})
+	f.Add([]byte{0xff, 0x00, 0x80, 0x01})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if got, want := crc16(data), crc16Bitwise(data); got != want {
+			t.Fatalf("crc16(% x) = %#04x, bitwise %#04x", data, got, want)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latticed/latticed/internal/testing/cpubench"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/wire"
 )
@@ -117,12 +118,12 @@ func BenchmarkIssuersCheck(b *testing.B) {
 				s = Signer{Key: f.signer, Delegation: f.token}
 			}
 			inv := f.invoke(b, s, origin)
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
+			b.ReportAllocs()
+			cpubench.Measure(b, func() {
 				if _, err := f.policy.Check(inv, f.actor); err != nil {
 					b.Fatal(err)
 				}
-			}
+			})
 		})
 	}
 }

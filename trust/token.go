@@ -122,11 +122,19 @@ func ParseJWT[T any](token string) (*Claims[T], error) {
 			return nil, fmt.Errorf("%w (got typ %q, alg %q)", ErrJWTAlgorithm, h.Type, h.Algorithm)
 		}
 	}
-	cb, err := b64url.DecodeString(strings.TrimRight(body, "="))
+	// One buffer holds the token's bytes (Verify takes the signing input as
+	// bytes, and the decoders read them from there rather than from new
+	// copies), then the decoded claims and signature: every invocation
+	// parses a token, and three copies would be three allocations.
+	body, signature = strings.TrimRight(body, "="), strings.TrimRight(signature, "=")
+	buf := make([]byte, len(token)+b64url.DecodedLen(len(body))+b64url.DecodedLen(len(signature)))
+	copy(buf, token)
+	signingInput := buf[:dot2]
+	cb, err := decodeSegment(buf[len(token):], buf[dot1+1:dot1+1+len(body)])
 	if err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformedJWT, err)
 	}
-	sig, err := b64url.DecodeString(strings.TrimRight(signature, "="))
+	sig, err := decodeSegment(buf[len(token)+len(cb):], buf[dot2+1:dot2+1+len(signature)])
 	if err != nil {
 		return nil, fmt.Errorf("%w: signature: %v", ErrMalformedJWT, err)
 	}
@@ -137,13 +145,21 @@ func ParseJWT[T any](token string) (*Claims[T], error) {
 	if c.Issuer == "" || c.Subject == "" {
 		return nil, fmt.Errorf("%w: iss and sub are required", ErrMalformedJWT)
 	}
-	if err := Verify(c.Issuer, []byte(token[:dot2]), sig); err != nil {
+	if err := Verify(c.Issuer, signingInput, sig); err != nil {
 		if errors.Is(err, lattice.ErrInvalidKey) {
 			return nil, fmt.Errorf("%w: issuer: %v", ErrMalformedJWT, err)
 		}
 		return nil, fmt.Errorf("%w (issuer %s)", ErrJWTSignature, c.Issuer)
 	}
 	return c, nil
+}
+
+// decodeSegment decodes the base64url segment src into dst, which has room
+// for it, and returns the decoded bytes: what DecodeString returns, without
+// its allocation.
+func decodeSegment(dst, src []byte) ([]byte, error) {
+	n, err := b64url.Decode(dst, src)
+	return dst[:n:n], err
 }
 
 // decodeClaims decodes a token's claim set: invocation tokens through the
@@ -510,7 +526,8 @@ func plainJSON(s string) bool {
 // decodeInvocationClaims fills c from the JSON object b, reporting false
 // (with c in an unspecified state) when b is outside the fast subset.
 func decodeInvocationClaims(b []byte, c *Claims[InvocationClaims]) bool {
-	s := claimScanner{b: b}
+	// The six strings are slices of one copy of b, made once.
+	s := claimScanner{b: b, str: string(b)}
 	var seen uint16
 	ok := s.object(func(key []byte) bool {
 		var bit uint16
@@ -519,13 +536,13 @@ func decodeInvocationClaims(b []byte, c *Claims[InvocationClaims]) bool {
 		case "exp":
 			bit, ok = 1<<0, s.int64(&c.Expires)
 		case "jti":
-			bit, ok = 1<<1, s.str(&c.ID)
+			bit, ok = 1<<1, s.text(&c.ID)
 		case "iat":
 			bit, ok = 1<<2, s.int64(&c.IssuedAt)
 		case "iss":
-			bit, ok = 1<<3, s.str(&c.Issuer)
+			bit, ok = 1<<3, s.text(&c.Issuer)
 		case "sub":
-			bit, ok = 1<<4, s.str(&c.Subject)
+			bit, ok = 1<<4, s.text(&c.Subject)
 		case "nbf":
 			bit, ok = 1<<5, s.int64(&c.NotBefore)
 		case "wascap_revision":
@@ -544,11 +561,11 @@ func decodeInvocationClaims(b []byte, c *Claims[InvocationClaims]) bool {
 				var ok bool
 				switch string(key) {
 				case "target_url":
-					wbit, ok = 1<<0, s.str(&w.TargetURL)
+					wbit, ok = 1<<0, s.text(&w.TargetURL)
 				case "origin_url":
-					wbit, ok = 1<<1, s.str(&w.OriginURL)
+					wbit, ok = 1<<1, s.text(&w.OriginURL)
 				case "hash":
-					wbit, ok = 1<<2, s.str(&w.Hash)
+					wbit, ok = 1<<2, s.text(&w.Hash)
 				default:
 					return false
 				}
@@ -577,8 +594,9 @@ func decodeInvocationClaims(b []byte, c *Claims[InvocationClaims]) bool {
 // claimScanner walks the fast subset of JSON; every method reports false on
 // anything outside it.
 type claimScanner struct {
-	b []byte
-	i int
+	b   []byte
+	str string // b as a string: text hands out its substrings
+	i   int
 }
 
 func (s *claimScanner) space() {
@@ -643,9 +661,12 @@ func (s *claimScanner) raw() ([]byte, bool) {
 	return nil, false
 }
 
-func (s *claimScanner) str(dst *string) bool {
+func (s *claimScanner) text(dst *string) bool {
 	v, ok := s.raw()
-	*dst = string(v)
+	if ok {
+		end := s.i - 1 // the closing quote
+		*dst = s.str[end-len(v) : end]
+	}
 	return ok
 }
 

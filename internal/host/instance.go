@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -329,7 +330,7 @@ type hostCaller interface {
 // context, so the single wasmbus host module serves every instance.
 type callState struct {
 	actor     *actor
-	op        []byte
+	op        string
 	msg       []byte
 	response  []byte
 	guestErr  *string
@@ -338,6 +339,12 @@ type callState struct {
 	maxHostIO uint32
 	router    hostCaller
 	log       *slog.Logger
+	// borrow lets the response alias the instance's linear memory instead
+	// of a copy: for a caller that is done with it before the instance runs
+	// again or closes (invokeActor's, which replies before it releases the
+	// instance). The memory never moves (instanceMemory), and no call runs
+	// in an instance out of the pool.
+	borrow bool
 	// unavailable: a host call failed because its target is not running
 	// (see errGuest).
 	unavailable bool
@@ -362,6 +369,9 @@ type instance struct {
 	// instances have none: wazero closes them when the call's context ends.
 	raise   func()
 	stopped bool
+	// st is the state of the call in progress (invokeActor), one per
+	// instance because an instance runs one call at a time.
+	st callState
 }
 
 // stopGuard calls raise, which sets an instance's stop flag, when ctx ends,
@@ -582,13 +592,18 @@ func write(m api.Module, ptr uint32, b []byte) {
 
 func guestRequest(ctx context.Context, m api.Module, s []uint64) {
 	st := stateOf(ctx)
-	write(m, api.DecodeU32(s[0]), st.op)
+	if !m.Memory().WriteString(api.DecodeU32(s[0]), st.op) {
+		panic(fmt.Sprintf("out of bounds memory write (%d bytes at %d)", len(st.op), api.DecodeU32(s[0])))
+	}
 	write(m, api.DecodeU32(s[1]), st.msg)
 }
 
 func guestResponse(ctx context.Context, m api.Module, s []uint64) {
 	st := stateOf(ctx)
-	st.response = append([]byte(nil), read(m, api.DecodeU32(s[0]), api.DecodeU32(s[1]))...)
+	st.response = read(m, api.DecodeU32(s[0]), api.DecodeU32(s[1]))
+	if !st.borrow {
+		st.response = bytes.Clone(st.response)
+	}
 }
 
 func guestError(ctx context.Context, m api.Module, s []uint64) {

@@ -119,7 +119,7 @@ func TestWarmStartReadsPreparedModule(t *testing.T) {
 			t.Fatal(err)
 		}
 		msg := []byte("prepared")
-		out, err := in.call(ctx, &callState{op: []byte("Echo.Echo"), msg: msg, maxHostIO: 1 << 20})
+		out, err := in.call(ctx, &callState{op: "Echo.Echo", msg: msg, maxHostIO: 1 << 20})
 		in.close(ctx)
 		m.close(ctx)
 		if err != nil || !bytes.Equal(out, msg) {
@@ -283,7 +283,7 @@ func TestPreloadHandsCodeToTheStart(t *testing.T) {
 	}
 	defer in.close(ctx)
 	msg := []byte("preloaded")
-	if out, err := in.call(ctx, &callState{op: []byte("Echo.Echo"), msg: msg, maxHostIO: 1 << 20}); err != nil || !bytes.Equal(out, msg) {
+	if out, err := in.call(ctx, &callState{op: "Echo.Echo", msg: msg, maxHostIO: 1 << 20}); err != nil || !bytes.Equal(out, msg) {
 		t.Fatalf("call on the preloaded code: %q, %v", out, err)
 	}
 }

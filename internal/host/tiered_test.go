@@ -60,7 +60,7 @@ func TestPoolUpgradeHammer(t *testing.T) {
 					continue
 				}
 				msg := []byte(fmt.Sprintf("call %d", i))
-				out, err := in.call(ctx, &callState{op: []byte("Echo"), msg: msg, maxHostIO: 1 << 20})
+				out, err := in.call(ctx, &callState{op: "Echo", msg: msg, maxHostIO: 1 << 20})
 				if err != nil || string(out) != string(msg) {
 					failed.Add(1)
 				}

@@ -55,7 +55,7 @@ func TestWarmCacheStartsCompiled(t *testing.T) {
 	}
 	defer in.close(ctx)
 	msg := []byte("warm")
-	out, err := in.call(ctx, &callState{op: []byte("Echo.Echo"), msg: msg, maxHostIO: 1 << 20})
+	out, err := in.call(ctx, &callState{op: "Echo.Echo", msg: msg, maxHostIO: 1 << 20})
 	if err != nil || string(out) != string(msg) {
 		t.Fatalf("call on the cached code: %q, %v", out, err)
 	}
