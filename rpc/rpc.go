@@ -138,8 +138,6 @@ type Server struct {
 
 // Result is what Handle produced.
 type Result struct {
-	// Msg is the response. Serve is done with it before it runs Done, so
-	// it may be memory that Done hands back (the host's: the instance's).
 	Msg        []byte
 	InstanceID string // the instance that served the call (the reply's instance_id), if any
 	// Done, when set, runs once the reply is sent: the host returns the

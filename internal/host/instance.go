@@ -339,12 +339,6 @@ type callState struct {
 	maxHostIO uint32
 	router    hostCaller
 	log       *slog.Logger
-	// borrow lets the response alias the instance's linear memory instead
-	// of a copy: for a caller that is done with it before the instance runs
-	// again or closes (invokeActor's, which replies before it releases the
-	// instance). The memory never moves (instanceMemory), and no call runs
-	// in an instance out of the pool.
-	borrow bool
 	// unavailable: a host call failed because its target is not running
 	// (see errGuest).
 	unavailable bool
@@ -600,10 +594,10 @@ func guestRequest(ctx context.Context, m api.Module, s []uint64) {
 
 func guestResponse(ctx context.Context, m api.Module, s []uint64) {
 	st := stateOf(ctx)
-	st.response = read(m, api.DecodeU32(s[0]), api.DecodeU32(s[1]))
-	if !st.borrow {
-		st.response = bytes.Clone(st.response)
-	}
+	// A copy, taken now: the ABI lends the guest's buffer for this call
+	// only, and a guest frees it before __guest_call returns (a Rust
+	// actor's allocator writes its free-list links into the freed bytes).
+	st.response = bytes.Clone(read(m, api.DecodeU32(s[0]), api.DecodeU32(s[1])))
 }
 
 func guestError(ctx context.Context, m api.Module, s []uint64) {

@@ -88,9 +88,8 @@ func (h *Host) authorize(ctx context.Context, a *actor, inv *lattice.Invocation)
 }
 
 // invokeActor runs operation on a free instance of a, waiting in the queue if
-// needed. The caller must call release once it has used the result, and not
-// use out afterwards (it is the instance's memory): release returns the
-// instance to the pool, which discards (and replaces) a broken one.
+// needed. The caller must call release once it has used the result: it
+// returns the instance to the pool, which discards (and replaces) a broken one.
 func (h *Host) invokeActor(ctx context.Context, a *actor, operation string, msg []byte) (out []byte, instanceID string, release func(), err error) {
 	waitStart := time.Now()
 	_, waiting := a.pool.stats()
@@ -101,12 +100,11 @@ func (h *Host) invokeActor(ctx context.Context, a *actor, operation string, msg 
 	}
 	a.calls.queueWait.Observe(since(waitStart))
 	// The instance runs one call at a time, so its call state is reused
-	// rather than allocated per invocation. The response is borrowed from
-	// the instance's memory: rpc.Server replies before it calls release.
+	// rather than allocated per invocation.
 	st := &in.st
 	*st = callState{
 		actor: a, op: operation, msg: msg, router: h,
-		maxHostIO: uint32(h.opts.MaxPayloadBytes), log: h.log, borrow: true,
+		maxHostIO: uint32(h.opts.MaxPayloadBytes), log: h.log,
 	}
 	out, err = in.call(ctx, st)
 	var ie *instanceError
