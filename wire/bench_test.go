@@ -29,3 +29,12 @@ func BenchmarkHTTPResponseEncode(b *testing.B) {
 		_ = benchResp.Encode()
 	}
 }
+
+func BenchmarkDecodeHTTPRequestNoCopy(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeHTTPRequestNoCopy(benchReq); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

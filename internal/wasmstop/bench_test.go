@@ -91,6 +91,7 @@ func loopCalls(b *testing.B, ctx context.Context, flag api.MutableGlobal, fn api
 // and the SDK's whole __guest_call. gc/op counts the guest's garbage
 // collections per call; the gogc=2000 rows run the same calls with the
 // guest's collector made ten times rarer, so the difference is its share.
+// The probe rows price single operations (internal/testing/actors/guestcost).
 func BenchmarkGuestSteps(b *testing.B) {
 	cost, err := wasmstop.Instrument(buildGo(b, "./internal/testing/actors/guestcost"))
 	if err != nil {
@@ -119,6 +120,9 @@ func BenchmarkGuestSteps(b *testing.B) {
 		{"echo/sdk", "__guest_call", "Echo.Echo", echo, 0},
 		{"echo/sdk-gogc=2000", "__guest_call", "Echo.Echo", echo, 2000},
 		{"http/2-request", "step2_request", wire.OpHTTPHandleRequest, httpReq, 0},
+		{"http/probe-walk", "probe_walk", wire.OpHTTPHandleRequest, httpReq, 0},
+		{"http/probe-alloc", "probe_alloc", wire.OpHTTPHandleRequest, httpReq, 0},
+		{"http/probe-map", "probe_map", wire.OpHTTPHandleRequest, httpReq, 0},
 		{"http/3-decode", "http1_decode", wire.OpHTTPHandleRequest, httpReq, 0},
 		{"http/4-encode", "http2_encode", wire.OpHTTPHandleRequest, httpReq, 0},
 		{"http/5-respond", "http3_respond", wire.OpHTTPHandleRequest, httpReq, 0},

@@ -102,12 +102,12 @@ func step4(opLen, msgLen uint32) uint32 {
 	return 1
 }
 
-// http1: the request (step2) + wire.DecodeHTTPRequest.
+// http1: the request (step2) + wire.DecodeHTTPRequestNoCopy, as HandleHTTP decodes.
 //
 //go:wasmexport http1_decode
 func http1(opLen, msgLen uint32) uint32 {
 	_, msg := request(opLen, msgLen)
-	req, err := wire.DecodeHTTPRequest(msg)
+	req, err := wire.DecodeHTTPRequestNoCopy(msg)
 	if err != nil {
 		return 0
 	}
@@ -120,11 +120,11 @@ func http1(opLen, msgLen uint32) uint32 {
 //go:wasmexport http2_encode
 func http2(opLen, msgLen uint32) uint32 {
 	_, msg := request(opLen, msgLen)
-	req, err := wire.DecodeHTTPRequest(msg)
+	req, err := wire.DecodeHTTPRequestNoCopy(msg)
 	if err != nil {
 		return 0
 	}
-	resp, _ := httpHandler(*req)
+	resp, _ := httpHandler(req)
 	reply := resp.Encode()
 	runtime.KeepAlive(reply)
 	return 1
@@ -135,11 +135,11 @@ func http2(opLen, msgLen uint32) uint32 {
 //go:wasmexport http3_respond
 func http3(opLen, msgLen uint32) uint32 {
 	_, msg := request(opLen, msgLen)
-	req, err := wire.DecodeHTTPRequest(msg)
+	req, err := wire.DecodeHTTPRequestNoCopy(msg)
 	if err != nil {
 		return 0
 	}
-	resp, _ := httpHandler(*req)
+	resp, _ := httpHandler(req)
 	respond(resp.Encode())
 	return 1
 }
@@ -177,3 +177,42 @@ func respond(reply []byte) {
 }
 
 func main() {}
+
+// The probes price single operations on top of the request (step2), to
+// explain the steps: walking the request's msgpack without decoding it, one
+// 96-byte allocation with pointers (an HTTPRequest), and a two-entry header
+// map. Each result goes to a package variable, so it is a heap allocation
+// as in the SDK, not one the compiler can keep on the stack.
+var (
+	sinkReq *wire.HTTPRequest
+	sinkMap map[string][]string
+)
+
+//go:wasmexport probe_walk
+func probeWalk(opLen, msgLen uint32) uint32 {
+	_, msg := request(opLen, msgLen)
+	r := wire.NewReader(msg)
+	if err := r.Fields(func([]byte) error { return r.Skip() }); err != nil {
+		return 0
+	}
+	return 1
+}
+
+//go:wasmexport probe_alloc
+func probeAlloc(opLen, msgLen uint32) uint32 {
+	_, msg := request(opLen, msgLen)
+	sinkReq = new(wire.HTTPRequest)
+	runtime.KeepAlive(msg)
+	return 1
+}
+
+//go:wasmexport probe_map
+func probeMap(opLen, msgLen uint32) uint32 {
+	_, msg := request(opLen, msgLen)
+	h := make(map[string][]string, 2)
+	h["host"] = nil
+	h["user-agent"] = nil
+	sinkMap = h
+	runtime.KeepAlive(msg)
+	return 1
+}
