@@ -89,7 +89,8 @@ func loopCalls(b *testing.B, ctx context.Context, flag api.MutableGlobal, fn api
 // doing one thing more than the last), instrumented and called as the host
 // calls an actor, next to the hand-written tiny echo (no language runtime)
 // and the SDK's whole __guest_call. gc/op counts the guest's garbage
-// collections per call; the gogc=2000 rows run the same calls with the
+// collections per call and gc-ns/op the guest runtime's own estimate of its
+// collector's CPU per call; the gogc=2000 rows run the same calls with the
 // guest's collector made ten times rarer, so the difference is its share.
 // The probe rows price single operations (internal/testing/actors/guestcost).
 func BenchmarkGuestSteps(b *testing.B) {
@@ -136,25 +137,27 @@ func BenchmarkGuestSteps(b *testing.B) {
 			}
 			mod := actorInstance(b, newRuntime(b, wazero.NewRuntimeConfigCompiler().WithCompilationCache(benchCache)), wasm)
 			flag := mod.ExportedGlobal(wasmstop.ExportName).(api.MutableGlobal)
-			gc := mod.ExportedFunction("gc_cycles")
+			gc, gcNanos := mod.ExportedFunction("gc_cycles"), mod.ExportedFunction("gc_cpu_ns")
 			if bc.gcPercent != 0 {
 				if _, err := mod.ExportedFunction("set_gc_percent").Call(ctx, uint64(bc.gcPercent)); err != nil {
 					b.Fatal(err)
 				}
 			}
-			var gc0 []uint64
-			if gc != nil {
-				if gc0, err = gc.Call(ctx); err != nil {
-					b.Fatal(err)
+			read := func(fn api.Function) uint64 {
+				if fn == nil {
+					return 0
 				}
-			}
-			loopCalls(b, ctx, flag, mod.ExportedFunction(export), bc.op, bc.payload)
-			if gc != nil {
-				gc1, err := gc.Call(ctx)
+				v, err := fn.Call(ctx)
 				if err != nil {
 					b.Fatal(err)
 				}
-				b.ReportMetric(float64(gc1[0]-gc0[0])/float64(b.N), "gc/op")
+				return v[0]
+			}
+			gc0, gcNanos0 := read(gc), read(gcNanos)
+			loopCalls(b, ctx, flag, mod.ExportedFunction(export), bc.op, bc.payload)
+			if gc != nil {
+				b.ReportMetric(float64(read(gc)-gc0)/float64(b.N), "gc/op")
+				b.ReportMetric(float64(read(gcNanos)-gcNanos0)/float64(b.N), "gc-ns/op")
 			}
 		})
 	}

@@ -207,7 +207,11 @@ func newRuntime(t testing.TB, cfg wazero.RuntimeConfig) wazero.Runtime {
 func actorInstance(t testing.TB, r wazero.Runtime, wasm []byte) api.Module {
 	t.Helper()
 	ctx := context.Background()
-	mod, err := r.InstantiateWithConfig(ctx, wasm, wazero.NewModuleConfig().WithName("").WithStartFunctions())
+	// The host's clocks (internal/host): a Go guest reads none in a call
+	// that does not collect, but its collector does, and paces itself by
+	// them.
+	mod, err := r.InstantiateWithConfig(ctx, wasm, wazero.NewModuleConfig().WithName("").WithStartFunctions().
+		WithSysWalltime().WithSysNanotime())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -102,46 +102,57 @@ func step4(opLen, msgLen uint32) uint32 {
 	return 1
 }
 
-// http1: the request (step2) + wire.DecodeHTTPRequestNoCopy, as HandleHTTP decodes.
+// decodeHTTP is how HandleHTTP decodes a request.
+var decodeHTTP = wire.DecodeHTTPRequestNoCopy
+
+// http1: the request (step2) + decoding it as HandleHTTP does.
 //
 //go:wasmexport http1_decode
 func http1(opLen, msgLen uint32) uint32 {
-	_, msg := request(opLen, msgLen)
-	req, err := wire.DecodeHTTPRequestNoCopy(msg)
-	if err != nil {
-		return 0
-	}
-	runtime.KeepAlive(req)
-	return 1
+	_, ok := decoded(opLen, msgLen)
+	return b2u(ok)
 }
 
 // http2: + the handler's answer and its encoding (HTTPResponse.Encode).
 //
 //go:wasmexport http2_encode
 func http2(opLen, msgLen uint32) uint32 {
-	_, msg := request(opLen, msgLen)
-	req, err := wire.DecodeHTTPRequestNoCopy(msg)
-	if err != nil {
-		return 0
-	}
-	resp, _ := httpHandler(req)
-	reply := resp.Encode()
+	reply, ok := answered(opLen, msgLen)
 	runtime.KeepAlive(reply)
-	return 1
+	return b2u(ok)
 }
 
 // http3: + __guest_response: HandleHTTP's work without the lookup.
 //
 //go:wasmexport http3_respond
 func http3(opLen, msgLen uint32) uint32 {
+	reply, ok := answered(opLen, msgLen)
+	if ok {
+		respond(reply)
+	}
+	return b2u(ok)
+}
+
+func decoded(opLen, msgLen uint32) (wire.HTTPRequest, bool) {
 	_, msg := request(opLen, msgLen)
-	req, err := wire.DecodeHTTPRequestNoCopy(msg)
-	if err != nil {
-		return 0
+	req, err := decodeHTTP(msg)
+	return req, err == nil
+}
+
+func answered(opLen, msgLen uint32) ([]byte, bool) {
+	req, ok := decoded(opLen, msgLen)
+	if !ok {
+		return nil, false
 	}
 	resp, _ := httpHandler(req)
-	respond(resp.Encode())
-	return 1
+	return resp.Encode(), true
+}
+
+func b2u(ok bool) uint32 {
+	if ok {
+		return 1
+	}
+	return 0
 }
 
 // gc_cycles is the number of garbage collections the guest has run.
@@ -151,6 +162,16 @@ func gcCycles() uint64 {
 	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
 	metrics.Read(s)
 	return s[0].Value.Uint64()
+}
+
+// gc_cpu_ns is the runtime's estimate of the CPU time its collector has
+// spent, in nanoseconds (the guest's clock is the host's, as in the host).
+//
+//go:wasmexport gc_cpu_ns
+func gcCPUNanos() uint64 {
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	return uint64(s[0].Value.Float64() * 1e9)
 }
 
 // set_gc_percent is debug.SetGCPercent, for a run with GC made rare.
