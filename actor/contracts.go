@@ -18,7 +18,9 @@ var emptyHeader = map[string][]string{}
 // (HttpServer.HandleRequest). A zero StatusCode is sent as 200 and nil header
 // or body as empty values, matching wasmCloud's HttpResponse defaults so Rust
 // providers decode the reply too. An error from fn becomes a guest error,
-// which the HTTP provider answers with a 500.
+// which the HTTP provider answers with a 500. The request's strings and body
+// are views of the invocation's payload, which only this call holds, not
+// copies: fn may keep them, and may write the body's bytes.
 func HandleHTTP(fn func(wire.HTTPRequest) (wire.HTTPResponse, error)) {
 	Handle(wire.OpHTTPHandleRequest, func(payload []byte) ([]byte, error) {
 		// payload is this call's own allocation and no one else sees it,
