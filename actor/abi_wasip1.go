@@ -49,20 +49,33 @@ func wasmbusRPCVersion() uint32 {
 	return rpcVersion
 }
 
+// opBuf is the operation name's buffer, reused from call to call: unlike the
+// payload, no handler sees it (dispatch looks the handler up without a copy
+// and names the operation by its registered string), and inside a wasm
+// guest each allocation costs far more than natively. A call takes it and
+// puts it back, so a nested call, were a host ever to make one, would
+// allocate its own.
+var opBuf []byte
+
 // guestCall is the host's entry point for one invocation: fetch the
 // operation and payload, dispatch, hand back the reply or the error, and
 // return 1 (success) or 0 (guest error).
 //
 //go:wasmexport __guest_call
 func guestCall(opLen, msgLen uint32) uint32 {
-	op := make([]byte, opLen)
+	op := opBuf
+	opBuf = nil
+	if uint32(cap(op)) < opLen {
+		op = make([]byte, opLen)
+	}
+	op = op[:opLen]
 	// The payload gets its own allocation because a handler may keep it.
 	msg := make([]byte, msgLen)
 	guestRequest(bytePtr(op), bytePtr(msg))
-	runtime.KeepAlive(op)
 	runtime.KeepAlive(msg)
 
-	reply, err := dispatch(string(op), msg)
+	reply, err := dispatch(op, msg)
+	opBuf = op
 	if err != nil {
 		text := err.Error()
 		guestError(stringPtr(text), uint32(len(text)))

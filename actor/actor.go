@@ -29,13 +29,20 @@ func (e *HostError) Error() string {
 	return fmt.Sprintf("host call %s %s (link %s): %s", e.Namespace, e.Operation, e.Binding, e.Message)
 }
 
+// handler is a registered handler and the operation it answers, kept so
+// that messages name the operation without copying the caller's bytes.
+type handler struct {
+	operation string
+	fn        HandlerFunc
+}
+
 // registry holds the handlers by operation name. Wasm runs one goroutine at a
 // time, but the mutex keeps the package correct in host-side tests and costs
 // nothing measurable next to an invocation.
 var registry = struct {
 	sync.RWMutex
-	handlers map[string]HandlerFunc
-}{handlers: map[string]HandlerFunc{}}
+	handlers map[string]handler
+}{handlers: map[string]handler{}}
 
 // Handle registers fn as the handler of operation (e.g. "HttpServer.HandleRequest").
 // Call it from an init function: main is not run in a reactor module.
@@ -53,28 +60,29 @@ func Handle(operation string, fn HandlerFunc) {
 	if _, dup := registry.handlers[operation]; dup {
 		panic("actor: handler for " + operation + " registered twice")
 	}
-	registry.handlers[operation] = fn
+	registry.handlers[operation] = handler{operation, fn}
 }
 
 // dispatch runs the handler registered for operation. It is the whole of
 // __guest_call except moving bytes across the ABI, so it can be tested on
-// any GOOS.
-func dispatch(operation string, payload []byte) (reply []byte, err error) {
+// any GOOS. operation is only read: the map index converts it without a
+// copy, and the handler's name is the string it was registered under.
+func dispatch(operation []byte, payload []byte) (reply []byte, err error) {
 	registry.RLock()
-	fn := registry.handlers[operation]
+	h, ok := registry.handlers[string(operation)]
 	registry.RUnlock()
-	if fn == nil {
-		return nil, errors.New("unsupported operation: " + operation)
+	if !ok {
+		return nil, errors.New("unsupported operation: " + string(operation))
 	}
 	// A panic must not unwind into the host: in a c-shared module Go prints
 	// it and aborts (a wasm "unreachable" trap), killing an instance that
 	// later invocations could still use.
 	defer func() {
 		if r := recover(); r != nil {
-			reply, err = nil, fmt.Errorf("panic in handler for %s: %v", operation, r)
+			reply, err = nil, fmt.Errorf("panic in handler for %s: %v", h.operation, r)
 		}
 	}()
-	return fn(payload)
+	return h.fn(payload)
 }
 
 // hostCall and consoleLog are the ABI's outbound half. The wasip1 build binds

@@ -33,7 +33,7 @@ func handled(t *testing.T, fn HandlerFunc) string {
 
 func TestDispatchRunsTheRegisteredHandler(t *testing.T) {
 	op := handled(t, func(p []byte) ([]byte, error) { return append([]byte("re: "), p...), nil })
-	got, err := dispatch(op, []byte("hi"))
+	got, err := dispatch([]byte(op), []byte("hi"))
 	if err != nil || string(got) != "re: hi" {
 		t.Fatalf("dispatch = %q, %v; want %q, nil", got, err, "re: hi")
 	}
@@ -73,7 +73,7 @@ func TestDispatchErrors(t *testing.T) {
 			if tc.handler != nil {
 				op = handled(t, tc.handler)
 			}
-			got, err := dispatch(op, nil)
+			got, err := dispatch([]byte(op), nil)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("dispatch = %q, %v; want error containing %q", got, err, tc.want)
 			}
@@ -226,7 +226,7 @@ func TestHandleHTTPFillsWasmCloudDefaults(t *testing.T) {
 		registry.Unlock()
 	})
 	req := wire.HTTPRequest{Method: "POST", Path: "/p", QueryString: "a=1", Header: map[string][]string{"X": {"y"}}, Body: []byte("b")}
-	reply, err := dispatch(wire.OpHTTPHandleRequest, req.Encode())
+	reply, err := dispatch([]byte(wire.OpHTTPHandleRequest), req.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func TestHandleHTTPFillsWasmCloudDefaults(t *testing.T) {
 	if got := hex.EncodeToString(reply); got != want {
 		t.Errorf("reply %s; want %s", got, want)
 	}
-	if _, err := dispatch(wire.OpHTTPHandleRequest, []byte{0xc1}); err == nil || !strings.Contains(err.Error(), "decode HttpRequest") {
+	if _, err := dispatch([]byte(wire.OpHTTPHandleRequest), []byte{0xc1}); err == nil || !strings.Contains(err.Error(), "decode HttpRequest") {
 		t.Errorf("malformed request: %v; want a decode error", err)
 	}
 }

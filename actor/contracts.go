@@ -10,20 +10,29 @@ import (
 // contract, and the binding the builtin capabilities and actor calls use.
 const DefaultLink = "default"
 
+// emptyHeader is the header sent for a nil one: an empty map rather than
+// msgpack nil. Encoding only reads it, so one map serves every call.
+var emptyHeader = map[string][]string{}
+
 // HandleHTTP registers fn as the actor's wasmcloud:httpserver handler
 // (HttpServer.HandleRequest). A zero StatusCode is sent as 200 and nil header
 // or body as empty values, matching wasmCloud's HttpResponse defaults so Rust
 // providers decode the reply too. An error from fn becomes a guest error,
-// which the HTTP provider answers with a 500.
+// which the HTTP provider answers with a 500. The request's strings and body
+// are views of the invocation's payload, which only this call holds, not
+// copies: fn may keep them, and may write the body's bytes.
 func HandleHTTP(fn func(wire.HTTPRequest) (wire.HTTPResponse, error)) {
 	Handle(wire.OpHTTPHandleRequest, func(payload []byte) ([]byte, error) {
-		// The body is a slice of payload, which is this call's own
-		// allocation: no second copy of a large body inside the actor.
-		req, err := wire.DecodeHTTPRequest(payload)
+		// payload is this call's own allocation and no one else sees it,
+		// so the request is a view of it: the body without a second copy
+		// of a large body inside the actor, the strings without an
+		// allocation each. The handler may keep and even write the body;
+		// no string overlaps it.
+		req, err := wire.DecodeHTTPRequestNoCopy(payload)
 		if err != nil {
 			return nil, fmt.Errorf("decode HttpRequest: %w", err)
 		}
-		resp, err := fn(*req)
+		resp, err := fn(req)
 		if err != nil {
 			return nil, err
 		}
@@ -31,7 +40,7 @@ func HandleHTTP(fn func(wire.HTTPRequest) (wire.HTTPResponse, error)) {
 			resp.StatusCode = 200
 		}
 		if resp.Header == nil {
-			resp.Header = map[string][]string{}
+			resp.Header = emptyHeader
 		}
 		if resp.Body == nil {
 			resp.Body = []byte{}

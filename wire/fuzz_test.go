@@ -5,6 +5,7 @@ package wire
 // `go test -run Fuzz` runs the seeds only, `make fuzz` fuzzes each target.
 
 import (
+	"bytes"
 	"errors"
 	"reflect"
 	"testing"
@@ -38,6 +39,12 @@ func FuzzDecodeHTTPRequest(f *testing.F) {
 	f.Add(w.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		req, err := DecodeHTTPRequest(data)
+		// The no-copy decoder reads the same request, or refuses the same
+		// input.
+		view, verr := DecodeHTTPRequestNoCopy(bytes.Clone(data))
+		if (err == nil) != (verr == nil) || (err == nil && !reflect.DeepEqual(*req, view)) {
+			t.Fatalf("DecodeHTTPRequestNoCopy = %+v, %v; DecodeHTTPRequest = %+v, %v", view, verr, req, err)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) || req != nil {
 				t.Fatalf("bad refusal: %v, %+v", err, req)

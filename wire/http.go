@@ -2,7 +2,8 @@ package wire
 
 import (
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 )
 
 // The wasmcloud:httpserver request and response carry whole HTTP bodies, so
@@ -38,63 +39,81 @@ const (
 	httpRequestFields, httpResponseFields        = 5, 3
 )
 
-func headerSize(h map[string][]string, keys []string) int {
-	if h == nil {
+// headerField is one header of an HTTP message being encoded.
+type headerField struct {
+	name   string
+	values []string
+}
+
+// sortedHeader returns h's fields sorted by name, appended to buf[:0]: an
+// encoder passes an array on its stack, so a message of up to its size in
+// headers costs no allocation and each name's values are looked up once,
+// which inside a wasm guest, where every call and allocation costs several
+// times what it does natively, is most of an encoder's time.
+func sortedHeader(h map[string][]string, buf []headerField) []headerField {
+	fields := buf[:0]
+	for k, vs := range h {
+		fields = append(fields, headerField{k, vs})
+	}
+	if len(fields) > 1 {
+		slices.SortFunc(fields, func(a, b headerField) int { return strings.Compare(a.name, b.name) })
+	}
+	return fields
+}
+
+// stackHeaders is how many header fields an encoder sorts without an
+// allocation.
+const stackHeaders = 16
+
+// headerSize is the encoded size of a header: nil (isNil) or the map of
+// fields.
+func headerSize(isNil bool, fields []headerField) int {
+	if isNil {
 		return 1
 	}
-	n := ContainerSize(len(h))
-	for _, k := range keys {
-		n += StrSize(len(k))
-		vs := h[k]
-		if vs == nil {
+	n := ContainerSize(len(fields))
+	for _, f := range fields {
+		n += StrSize(len(f.name))
+		if f.values == nil {
 			n++
 			continue
 		}
-		n += ContainerSize(len(vs))
-		for _, v := range vs {
+		n += ContainerSize(len(f.values))
+		for _, v := range f.values {
 			n += StrSize(len(v))
 		}
 	}
 	return n
 }
 
-func (w *Writer) header(h map[string][]string, keys []string) {
-	if h == nil {
+func (w *Writer) header(isNil bool, fields []headerField) {
+	if isNil {
 		w.Nil()
 		return
 	}
-	w.MapHeader(len(h))
-	for _, k := range keys {
-		w.Str(k)
-		vs := h[k]
-		if vs == nil {
+	w.MapHeader(len(fields))
+	for _, f := range fields {
+		w.Str(f.name)
+		if f.values == nil {
 			w.Nil()
 			continue
 		}
-		w.ArrayHeader(len(vs))
-		for _, v := range vs {
+		w.ArrayHeader(len(f.values))
+		for _, v := range f.values {
 			w.Str(v)
 		}
 	}
 }
 
-func sortedHeaderKeys(h map[string][]string) []string {
-	keys := make([]string, 0, len(h))
-	for k := range h {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // Encode is the request's msgpack wire form: Marshal's bytes, in one
 // allocation of the exact size.
 func (r *HTTPRequest) Encode() []byte {
-	keys := sortedHeaderKeys(r.Header)
+	var buf [stackHeaders]headerField
+	fields := sortedHeader(r.Header, buf[:])
 	size := ContainerSize(httpRequestFields) +
 		StrSize(len(kMethod)) + StrSize(len(r.Method)) + StrSize(len(kPath)) + StrSize(len(r.Path)) +
 		StrSize(len(kQueryString)) + StrSize(len(r.QueryString)) +
-		StrSize(len(kHeader)) + headerSize(r.Header, keys) + StrSize(len(kBody)) + BinSize(r.Body)
+		StrSize(len(kHeader)) + headerSize(r.Header == nil, fields) + StrSize(len(kBody)) + BinSize(r.Body)
 	w := NewWriter(size)
 	w.MapHeader(httpRequestFields)
 	w.Str(kMethod)
@@ -104,7 +123,7 @@ func (r *HTTPRequest) Encode() []byte {
 	w.Str(kQueryString)
 	w.Str(r.QueryString)
 	w.Str(kHeader)
-	w.header(r.Header, keys)
+	w.header(r.Header == nil, fields)
 	w.Str(kBody)
 	w.Bin(r.Body)
 	return w.Bytes()
@@ -114,15 +133,16 @@ func (r *HTTPRequest) Encode() []byte {
 // exact size. The status code is written as msgpack's reflection encoder
 // writes a uint16 (0xcd and two bytes), the form actors have always sent.
 func (r *HTTPResponse) Encode() []byte {
-	keys := sortedHeaderKeys(r.Header)
+	var buf [stackHeaders]headerField
+	fields := sortedHeader(r.Header, buf[:])
 	size := ContainerSize(httpResponseFields) + StrSize(len(kStatusCode)) + 3 +
-		StrSize(len(kHeader)) + headerSize(r.Header, keys) + StrSize(len(kBody)) + BinSize(r.Body)
+		StrSize(len(kHeader)) + headerSize(r.Header == nil, fields) + StrSize(len(kBody)) + BinSize(r.Body)
 	w := NewWriter(size)
 	w.MapHeader(httpResponseFields)
 	w.Str(kStatusCode)
 	w.Uint16(r.StatusCode)
 	w.Str(kHeader)
-	w.header(r.Header, keys)
+	w.header(r.Header == nil, fields)
 	w.Str(kBody)
 	w.Bin(r.Body)
 	return w.Bytes()
@@ -134,18 +154,44 @@ func (r *HTTPResponse) Encode() []byte {
 // must not be modified while the request is in use.
 func DecodeHTTPRequest(data []byte) (*HTTPRequest, error) {
 	req := new(HTTPRequest)
+	if err := decodeHTTPRequest(data, false, req); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// DecodeHTTPRequestNoCopy is DecodeHTTPRequest for a caller that gives data
+// up to the request: the strings (method, path, query string, header names
+// and values) are views of data as well, not copies, so data must never be
+// modified afterwards; only the body's bytes may be, since no string
+// overlaps them. The request is returned by value, which a caller that
+// passes it on by value, as the Go actor SDK does with each invocation's
+// own payload, keeps off the heap: inside a wasm guest, where every
+// allocation costs several times what it does natively, that and the
+// strings not copied are most of a small request's decoding.
+func DecodeHTTPRequestNoCopy(data []byte) (HTTPRequest, error) {
+	var req HTTPRequest
+	if err := decodeHTTPRequest(data, true, &req); err != nil {
+		return HTTPRequest{}, err
+	}
+	return req, nil
+}
+
+// decodeHTTPRequest parses a request into req; view makes its strings views
+// of data.
+func decodeHTTPRequest(data []byte, view bool, req *HTTPRequest) error {
 	r := NewReader(data)
 	err := r.Fields(func(key []byte) error {
 		var err error
 		switch string(key) {
 		case kMethod:
-			req.Method, err = r.Str()
+			req.Method, err = r.str(view)
 		case kPath:
-			req.Path, err = r.Str()
+			req.Path, err = r.str(view)
 		case kQueryString:
-			req.QueryString, err = r.Str()
+			req.QueryString, err = r.str(view)
 		case kHeader:
-			req.Header, err = readHeader(r)
+			req.Header, err = readHeader(r, view)
 		case kBody:
 			req.Body, err = r.Bytes()
 		default:
@@ -157,9 +203,9 @@ func DecodeHTTPRequest(data []byte) (*HTTPRequest, error) {
 		err = r.End()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: http request: %v", ErrMalformed, err)
+		return fmt.Errorf("%w: http request: %v", ErrMalformed, err)
 	}
-	return req, nil
+	return nil
 }
 
 // DecodeHTTPResponse parses an actor's HttpServer.HandleRequest answer from
@@ -178,7 +224,7 @@ func DecodeHTTPResponse(data []byte) (*HTTPResponse, error) {
 			}
 			resp.StatusCode = uint16(v)
 		case kHeader:
-			resp.Header, err = readHeader(r)
+			resp.Header, err = readHeader(r, false)
 		case kBody:
 			resp.Body, err = r.Bytes()
 		default:
@@ -196,8 +242,11 @@ func DecodeHTTPResponse(data []byte) (*HTTPResponse, error) {
 }
 
 // readHeader reads an HTTP header, map[string][]string: nil, or a map of
-// string arrays whose values may be nil.
-func readHeader(r *Reader) (map[string][]string, error) {
+// string arrays whose values may be nil. With view, its strings are views
+// of the input. The one-value arrays, most of any header, share one
+// allocation, each capped at its own end so that appending to one cannot
+// write over the next.
+func readHeader(r *Reader, view bool) (map[string][]string, error) {
 	if t, err := r.Next(); err != nil || t == Nil {
 		return nil, r.Skip()
 	}
@@ -206,8 +255,9 @@ func readHeader(r *Reader) (map[string][]string, error) {
 		return nil, err
 	}
 	h := make(map[string][]string, n)
+	var single []string // the one-value arrays, allocated at the first
 	for i := 0; i < n; i++ {
-		k, err := r.Str()
+		k, err := r.str(view)
 		if err != nil {
 			return nil, fmt.Errorf("header name: %w", err)
 		}
@@ -222,9 +272,19 @@ func readHeader(r *Reader) (map[string][]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("header %q: %w", k, err)
 		}
-		vs := make([]string, m)
+		var vs []string
+		if m == 1 {
+			if single == nil {
+				single = make([]string, 0, n-i)
+			}
+			j := len(single)
+			single = single[:j+1]
+			vs = single[j : j+1 : j+1]
+		} else {
+			vs = make([]string, m)
+		}
 		for j := range vs {
-			if vs[j], err = r.Str(); err != nil {
+			if vs[j], err = r.str(view); err != nil {
 				return nil, fmt.Errorf("header %q: %w", k, err)
 			}
 		}

@@ -132,3 +132,28 @@ func TestHTTPDecodersRefuseMalformed(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A request decoded without copies reads as the copying decoder reads it,
+// its strings stay put when the body is written over, and appending to one
+// header's values (which share an allocation) leaves the next one alone.
+func TestDecodeHTTPRequestNoCopy(t *testing.T) {
+	in := HTTPRequest{Method: "PUT", Path: "/p", QueryString: "q=1",
+		Header: map[string][]string{"a": {"1"}, "b": {"2"}, "c": {"3", "4"}, "d": nil}, Body: []byte("body")}
+	data := in.Encode()
+	want, err := DecodeHTTPRequest(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeHTTPRequestNoCopy(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(&got, want) {
+		t.Fatalf("no-copy decode %+v; want %+v", got, want)
+	}
+	copy(got.Body, "XXXX")
+	_ = append(got.Header["a"], "appended")
+	if got.Method != "PUT" || got.Path != "/p" || got.QueryString != "q=1" || got.Header["b"][0] != "2" {
+		t.Fatalf("writing the body or appending to a header changed %+v", got)
+	}
+}

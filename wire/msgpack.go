@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"unsafe"
 )
 
 // ErrMalformed wraps every failure to decode untrusted msgpack, here and in
@@ -130,6 +131,16 @@ func (r *Reader) strLen(c byte) (uint64, error) {
 // msgpack's reflection decoders take it.
 func (r *Reader) Str() (string, error) {
 	s, err := r.byteString()
+	return string(s), err
+}
+
+// str reads a string as Str does; with view, the string is a view of the
+// input rather than a copy, for a decoder whose caller gave the input up.
+func (r *Reader) str(view bool) (string, error) {
+	s, err := r.byteString()
+	if view {
+		return unsafe.String(unsafe.SliceData(s), len(s)), err
+	}
 	return string(s), err
 }
 

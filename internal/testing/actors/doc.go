@@ -30,6 +30,10 @@
 //     GUID from wasmcloud:builtin:numbergen; Log.Write logs its payload.
 //   - passthrough: answers every HTTP request with its body, byte for byte
 //     (large-payload round trips and the payload benchmark).
+//   - guestcost: the SDK's Echo.Echo and HttpServer.HandleRequest, and one
+//     export per step of a call (entry, allocations, __guest_request, lookup,
+//     HTTP decode, encode, __guest_response), which BenchmarkGuestSteps in
+//     internal/wasmstop times to split a Go guest's per-call cost.
 //   - rustecho: lib.rs, a wasmbus actor for wasm32-unknown-unknown that
 //     internal/host's Rust ABI test compiles with rustc.
 package actors
