@@ -70,9 +70,9 @@ type Invoker interface {
 
 // Server is the httpserver capability.
 type Server struct {
-	inv Invoker
-	log *slog.Logger
-	m   *metrics.Metrics // nil: not counted (tests, benchmarks)
+	inv   Invoker
+	log   *slog.Logger
+	count *metrics.HTTPRequestCounts // nil: not counted (tests, benchmarks)
 
 	mu        sync.Mutex
 	listeners map[string]*listener // by actor key
@@ -82,7 +82,11 @@ type Server struct {
 // New returns the capability, counting its requests on m (nil: not
 // counted); internal/providermain runs it.
 func New(m *metrics.Metrics) *Server {
-	return &Server{listeners: map[string]*listener{}, log: slog.Default(), m: m}
+	s := &Server{listeners: map[string]*listener{}, log: slog.Default()}
+	if m != nil {
+		s.count = m.InitHTTPServer() // at 0 from the start: the first 5xx shows in increase()
+	}
+	return s
 }
 
 // Contract is wasmcloud:httpserver.
@@ -91,9 +95,6 @@ func (s *Server) Contract() string { return wire.ContractHTTPServer }
 // Start keeps the provider for outbound invocations.
 func (s *Server) Start(_ context.Context, p *provider.Provider) error {
 	s.UseInvoker(p, p.Logger())
-	if s.m != nil {
-		s.m.InitHTTPServer() // the first 5xx shows in increase()
-	}
 	return nil
 }
 
@@ -204,7 +205,7 @@ type listener struct {
 	maxBody int64
 	inv     Invoker
 	log     *slog.Logger
-	m       *metrics.Metrics
+	count   *metrics.HTTPRequestCounts // nil: not counted
 }
 
 func (s *Server) listen(actor string, st Settings) (*listener, error) {
@@ -217,7 +218,7 @@ func (s *Server) listen(actor string, st Settings) (*listener, error) {
 		timeout = s.inv.RPCTimeout()
 	}
 	l := &listener{actor: actor, addr: ln.Addr(), served: make(chan struct{}), timeout: timeout,
-		maxBody: st.MaxContentLen, inv: s.inv, m: s.m, log: s.log.With("actor", actor)}
+		maxBody: st.MaxContentLen, inv: s.inv, count: s.count, log: s.log.With("actor", actor)}
 	l.srv = &http.Server{
 		Handler:           Traced(l, actor), // l itself while tracing is off
 		ReadHeaderTimeout: ReadHeaderTimeout,
@@ -249,15 +250,15 @@ func (l *listener) close(ctx context.Context) error {
 
 // ServeHTTP serves one request and counts it by status class.
 func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if l.m == nil {
+	if l.count == nil {
 		l.serve(w, r)
 		return
 	}
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
 	l.serve(sw, r)
-	l.m.HTTPRequests.WithLabelValues(metrics.StatusClass(sw.Status())).Inc()
-	l.m.HTTPRequestDuration.Observe(time.Since(start).Seconds())
+	l.count.Count(sw.Status())
+	l.count.Duration.Observe(time.Since(start).Seconds())
 }
 
 // serve turns one request into an HttpServer.HandleRequest invocation.
