@@ -32,8 +32,8 @@ const EnvGOGC = "GOGC"
 // collection while what GOGC=100 counts is smaller. Measured on the
 // httpserver provider at HTTP c=64 (docs/operations.md, "Memory"): GC work
 // per request ~9.5 µs at GOGC=100, ~2 µs with 16 MiB, ~1 µs with 32 MiB;
-// peak RSS (VmHWM) ~35, ~47 and ~62 MB. 16 MiB takes most of the gain for
-// half the memory.
+// peak RSS (VmHWM) 32–35, 42–47 and 60–64 MB. 16 MiB takes most of the
+// gain for less than half the memory.
 const ProviderHeadroom = 16 << 20
 
 // basePercent is the collector's default, GOGC=100: the floor of the
