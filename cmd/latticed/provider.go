@@ -23,6 +23,10 @@ its invocations to actors with, its current link definitions and logging
 settings. The provider then serves the lattice until the host sends it a
 shutdown message or it receives SIGTERM/SIGINT, and exits 0.
 
+Its garbage collector lets a small heap grow by 16 MiB between collections
+(GOGC=100 would collect after a few MiB, hundreds of times a second under
+load); GOGC in its environment overrides that (docs/operations.md, "Memory").
+
 Exit status: 0 after a graceful shutdown, 1 on failure, 2 when stdin holds
 no valid HostData.`
 

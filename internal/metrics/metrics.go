@@ -235,20 +235,29 @@ const ComponentLabel = "component"
 // {"level":"INFO","msg":"provider metrics listening","latticed_metrics_addr":"127.0.0.1:40123"}.
 const AnnounceKey = "latticed_metrics_addr"
 
-// StatusClass is the status_class label value of an HTTP status code.
-func StatusClass(code int) string {
-	switch {
-	case code >= 200 && code < 300:
-		return "2xx"
-	case code >= 300 && code < 400:
-		return "3xx"
-	case code >= 400 && code < 500:
-		return "4xx"
-	case code >= 500 && code < 600:
-		return "5xx"
+// statusClasses are the status_class label values of HTTPRequests, indexed
+// by statusClass.
+var statusClasses = [...]string{"2xx", "3xx", "4xx", "5xx", "other"}
+
+// statusClass is the index in statusClasses of an HTTP status code's class.
+func statusClass(code int) int {
+	if code >= 200 && code < 600 {
+		return code/100 - 2
 	}
-	return "other"
+	return len(statusClasses) - 1
 }
+
+// HTTPRequestCounts counts the HTTP server provider's requests: by status
+// class on the series of HTTPRequests, looked up once (WithLabelValues
+// hashes the label and takes the vector's lock on every call, and every
+// request is counted), and their durations on HTTPRequestDuration.
+type HTTPRequestCounts struct {
+	classes  [len(statusClasses)]prometheus.Counter
+	Duration prometheus.Histogram
+}
+
+// Count counts one request answered with status code.
+func (c *HTTPRequestCounts) Count(code int) { c.classes[statusClass(code)].Inc() }
 
 // Result is the result label value of an error: ResultOK or ResultError.
 func Result(err error) string {
@@ -306,11 +315,14 @@ func (m *Metrics) InitSupervisor(exitReasons []string) {
 }
 
 // InitHTTPServer creates the HTTP server provider's request series at 0,
-// one per status class.
-func (m *Metrics) InitHTTPServer() {
-	for _, c := range []string{"2xx", "3xx", "4xx", "5xx", "other"} {
-		m.HTTPRequests.WithLabelValues(c)
+// one per status class, so the first 5xx shows in increase(), and returns
+// them for counting.
+func (m *Metrics) InitHTTPServer() *HTTPRequestCounts {
+	c := &HTTPRequestCounts{Duration: m.HTTPRequestDuration}
+	for i, class := range statusClasses {
+		c.classes[i] = m.HTTPRequests.WithLabelValues(class)
 	}
+	return c
 }
 
 // InitRejectReasons pre-creates a zero series per reason so alerts and rate()

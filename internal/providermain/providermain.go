@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/latticed/latticed/internal/gcpolicy"
 	"github.com/latticed/latticed/internal/metrics"
 	"github.com/latticed/latticed/internal/telemetry"
 	"github.com/latticed/latticed/lattice"
@@ -84,6 +85,9 @@ func serve(ctx context.Context, stdin io.Reader, logOutput io.Writer, m *metrics
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Fewer collections of a small heap that allocates per request
+	// (docs/operations.md, "Memory"); GOGC, when set, is the operator's.
+	gcpolicy.Start(ctx, gcpolicy.ProviderHeadroom, os.LookupEnv)
 	stopMetrics, err := serveMetrics(m, logOutput)
 	if err != nil {
 		return err

@@ -259,6 +259,17 @@ func TestNodeMetricsMergedAcrossComponents(t *testing.T) {
 		}
 	})
 
+	// Provider processes set their own collector (internal/gcpolicy): with
+	// a heap of a few MiB it runs at a raised GOGC; the operator's GOGC is
+	// not passed to them, so nothing else raises it.
+	t.Run("provider GC policy", func(t *testing.T) {
+		for _, c := range []string{httpComp, kvComp} {
+			if v, ok := base.value("go_gc_gogc_percent", map[string]string{"component": c}); !ok || v <= 100 {
+				t.Errorf("go_gc_gogc_percent{component=%q} = %v (present %v), want above 100", c, v, ok)
+			}
+		}
+	})
+
 	// 50 requests to echo: exactly 50 more ok invocations of echo, 50 more
 	// 2xx requests in the httpserver provider.
 	echoOK := map[string]string{"component": componentHost, "actor": echo.Key, "operation": wire.OpHTTPHandleRequest, "result": metrics.ResultOK}

@@ -70,9 +70,9 @@ type Invoker interface {
 
 // Server is the httpserver capability.
 type Server struct {
-	inv Invoker
-	log *slog.Logger
-	m   *metrics.Metrics // nil: not counted (tests, benchmarks)
+	inv   Invoker
+	log   *slog.Logger
+	count *metrics.HTTPRequestCounts // nil: not counted (tests, benchmarks)
 
 	mu        sync.Mutex
 	listeners map[string]*listener // by actor key
@@ -82,7 +82,11 @@ type Server struct {
 // New returns the capability, counting its requests on m (nil: not
 // counted); internal/providermain runs it.
 func New(m *metrics.Metrics) *Server {
-	return &Server{listeners: map[string]*listener{}, log: slog.Default(), m: m}
+	s := &Server{listeners: map[string]*listener{}, log: slog.Default()}
+	if m != nil {
+		s.count = m.InitHTTPServer() // at 0 from the start: the first 5xx shows in increase()
+	}
+	return s
 }
 
 // Contract is wasmcloud:httpserver.
@@ -91,9 +95,6 @@ func (s *Server) Contract() string { return wire.ContractHTTPServer }
 // Start keeps the provider for outbound invocations.
 func (s *Server) Start(_ context.Context, p *provider.Provider) error {
 	s.UseInvoker(p, p.Logger())
-	if s.m != nil {
-		s.m.InitHTTPServer() // the first 5xx shows in increase()
-	}
 	return nil
 }
 
@@ -204,7 +205,7 @@ type listener struct {
 	maxBody int64
 	inv     Invoker
 	log     *slog.Logger
-	m       *metrics.Metrics
+	count   *metrics.HTTPRequestCounts // nil: not counted
 }
 
 func (s *Server) listen(actor string, st Settings) (*listener, error) {
@@ -217,7 +218,7 @@ func (s *Server) listen(actor string, st Settings) (*listener, error) {
 		timeout = s.inv.RPCTimeout()
 	}
 	l := &listener{actor: actor, addr: ln.Addr(), served: make(chan struct{}), timeout: timeout,
-		maxBody: st.MaxContentLen, inv: s.inv, m: s.m, log: s.log.With("actor", actor)}
+		maxBody: st.MaxContentLen, inv: s.inv, count: s.count, log: s.log.With("actor", actor)}
 	l.srv = &http.Server{
 		Handler:           Traced(l, actor), // l itself while tracing is off
 		ReadHeaderTimeout: ReadHeaderTimeout,
@@ -249,32 +250,28 @@ func (l *listener) close(ctx context.Context) error {
 
 // ServeHTTP serves one request and counts it by status class.
 func (l *listener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if l.m == nil {
+	if l.count == nil {
 		l.serve(w, r)
 		return
 	}
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
-	l.serve(sw, r)
-	l.m.HTTPRequests.WithLabelValues(metrics.StatusClass(sw.Status())).Inc()
-	l.m.HTTPRequestDuration.Observe(time.Since(start).Seconds())
+	l.count.Count(l.serve(w, r))
+	l.count.Duration.Observe(time.Since(start).Seconds())
 }
 
-// serve turns one request into an HttpServer.HandleRequest invocation.
-func (l *listener) serve(w http.ResponseWriter, r *http.Request) {
+// serve turns one request into an HttpServer.HandleRequest invocation and
+// returns the status it answered with (counted without wrapping w).
+func (l *listener) serve(w http.ResponseWriter, r *http.Request) int {
 	if r.ContentLength > l.maxBody {
-		l.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds the %d byte limit", l.maxBody), nil)
-		return
+		return l.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds the %d byte limit", l.maxBody), nil)
 	}
 	body, err := l.readBody(w, r)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			l.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds the %d byte limit", l.maxBody), nil)
-			return
+			return l.fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds the %d byte limit", l.maxBody), nil)
 		}
-		l.fail(w, http.StatusBadRequest, "could not read the request body", err)
-		return
+		return l.fail(w, http.StatusBadRequest, "could not read the request body", err)
 	}
 	payload := (&wire.HTTPRequest{
 		Method: r.Method, Path: r.URL.EscapedPath(), QueryString: r.URL.RawQuery,
@@ -291,25 +288,23 @@ func (l *listener) serve(w http.ResponseWriter, r *http.Request) {
 	out, err := l.inv.Invoke(ctx, l.actor, wire.OpHTTPHandleRequest, payload)
 	if err != nil {
 		code, msg := classify(ctx, err, timeout)
-		l.fail(w, code, msg, err)
-		return
+		return l.fail(w, code, msg, err)
 	}
 	resp, err := wire.DecodeHTTPResponse(out)
 	if err != nil {
-		l.fail(w, http.StatusInternalServerError, "actor returned a malformed HTTP response", err)
-		return
+		return l.fail(w, http.StatusInternalServerError, "actor returned a malformed HTTP response", err)
 	}
 	status := int(resp.StatusCode)
 	if status == 0 {
 		status = http.StatusOK
 	}
 	if status < 200 || status > 599 {
-		l.fail(w, http.StatusInternalServerError, "actor returned an invalid HTTP status", fmt.Errorf("status %d", status))
-		return
+		return l.fail(w, http.StatusInternalServerError, "actor returned an invalid HTTP status", fmt.Errorf("status %d", status))
 	}
 	copyResponseHeader(w.Header(), resp.Header)
 	w.WriteHeader(status)
 	_, _ = w.Write(resp.Body)
+	return status
 }
 
 // readBody reads a request body whole, bounded by max_content_len. A
@@ -427,11 +422,11 @@ func classify(ctx context.Context, err error, timeout time.Duration) (int, strin
 	return http.StatusInternalServerError, "actor failed to handle the request"
 }
 
-// fail writes a short plain-text error with a request id and logs the
-// cause under that id. The cause stays in the log: it can name lattice
+// fail writes a short plain-text error with a request id, logs the cause
+// under that id and returns code. The cause stays in the log: it can name lattice
 // internals (NATS subjects, provider and actor keys) that HTTP clients must
 // not see; the id lets an operator find it.
-func (l *listener) fail(w http.ResponseWriter, code int, msg string, cause error) {
+func (l *listener) fail(w http.ResponseWriter, code int, msg string, cause error) int {
 	id := nuid.Next()
 	if cause != nil {
 		level := slog.LevelWarn
@@ -448,6 +443,7 @@ func (l *listener) fail(w http.ResponseWriter, code int, msg string, cause error
 	}
 	w.WriteHeader(code)
 	_, _ = io.WriteString(w, msg+" (request id "+id+")\n")
+	return code
 }
 
 // RequestIDHeader carries the id of a failed request, which the provider's
@@ -488,7 +484,7 @@ func Traced(h http.Handler, actor string) http.Handler {
 }
 
 // statusWriter wraps a ResponseWriter and records the first status written,
-// for the request metrics and span.
+// for the request's span (tracing on).
 type statusWriter struct {
 	http.ResponseWriter
 	code int
