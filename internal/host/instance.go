@@ -1,7 +1,6 @@
 package host
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
@@ -597,7 +596,7 @@ func guestResponse(ctx context.Context, m api.Module, s []uint64) {
 	// A copy, taken now: the ABI lends the guest's buffer for this call
 	// only, and a guest frees it before __guest_call returns (a Rust
 	// actor's allocator writes its free-list links into the freed bytes).
-	st.response = bytes.Clone(read(m, api.DecodeU32(s[0]), api.DecodeU32(s[1])))
+	st.response = append([]byte(nil), read(m, api.DecodeU32(s[0]), api.DecodeU32(s[1]))...)
 }
 
 func guestError(ctx context.Context, m api.Module, s []uint64) {
