@@ -27,14 +27,40 @@ const (
 	CmdRevoke         = "revoke" // latticed extension
 )
 
+// Last tokens of a provider's link definition subjects.
+const (
+	linkdefPutSuffix = ".linkdefs.put"
+	linkdefDelSuffix = ".linkdefs.del"
+)
+
 // RPCLinkdefPut carries a link definition to a provider (msgpack).
 func RPCLinkdefPut(prefix, providerKey, linkName string) string {
-	return RPCProvider(prefix, providerKey, linkName) + ".linkdefs.put"
+	return RPCProvider(prefix, providerKey, linkName) + linkdefPutSuffix
 }
 
 // RPCLinkdefDel carries a removed link definition to a provider (msgpack).
 func RPCLinkdefDel(prefix, providerKey, linkName string) string {
-	return RPCProvider(prefix, providerKey, linkName) + ".linkdefs.del"
+	return RPCProvider(prefix, providerKey, linkName) + linkdefDelSuffix
+}
+
+// RPCLinkdefPutOrDel matches both RPCLinkdefPut and RPCLinkdefDel. A
+// follower of link changes subscribes to it once: nats.go delivers each
+// subscription's messages on its own goroutine, so a put and a del taken
+// from two subscriptions can be handled out of the order they were sent in.
+func RPCLinkdefPutOrDel(prefix, providerKey, linkName string) string {
+	return RPCProvider(prefix, providerKey, linkName) + ".linkdefs.*"
+}
+
+// IsLinkdefPut tells RPCLinkdefPut's subjects (true) from RPCLinkdefDel's
+// (false); ok is false for any other subject.
+func IsLinkdefPut(subject string) (put, ok bool) {
+	switch {
+	case strings.HasSuffix(subject, linkdefPutSuffix):
+		return true, true
+	case strings.HasSuffix(subject, linkdefDelSuffix):
+		return false, true
+	}
+	return false, false
 }
 
 // RPCHealth is a provider's health-check subject.

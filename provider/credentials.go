@@ -186,25 +186,44 @@ func expiry(unix int64) string {
 	return time.Unix(unix, 0).UTC().Format(time.RFC3339)
 }
 
+// Bounds of the wait before a failed handover is tried again.
+const (
+	handoverRetryMin = time.Second
+	handoverRetryMax = 30 * time.Second
+)
+
 // runHandovers moves the provider to a new connection after each renewal,
 // until quit is closed. A server checks a user's JWT (expiry, permissions)
 // only when the connection is made and closes it when that JWT expires, so
 // a renewal, and above all a re-mint with other permissions, takes effect
-// only on a new connection.
+// only on a new connection. A handover that fails (the server busy or
+// briefly unreachable) is tried again, with backoff, until one succeeds:
+// a re-mint granting a key-value bucket must not wait for the old JWT's
+// expiry to take effect.
 func (p *Provider) runHandovers(ctx context.Context, quit <-chan struct{}, linkMsgs chan *nats.Msg) {
+	retry := time.NewTimer(handoverRetryMin)
+	retry.Stop()
+	defer retry.Stop()
+	backoff := handoverRetryMin
 	for {
 		select {
 		case <-quit:
 			return
 		case <-p.renewed:
+		case <-retry.C:
 		}
+		retry.Stop() // a renewal came first: try now, and the timer waits again
 		if err := p.handover(ctx, linkMsgs); err != nil {
-			// The old connection stays; when the server closes it at its
-			// JWT's expiry, its reconnect presents the renewed JWT.
+			// The old connection stays meanwhile; should the server close
+			// it at its JWT's expiry, its reconnect presents the renewed JWT.
 			p.metrics.CredentialRenewal(RenewalHandoverFailed)
-			p.log.Warn("could not move to a connection with the renewed credentials; keeping the current one", "err", err)
+			p.log.Warn("could not move to a connection with the renewed credentials; keeping the current one and trying again",
+				"err", err, "retry_in", backoff)
+			retry.Reset(backoff)
+			backoff = min(2*backoff, handoverRetryMax)
 			continue
 		}
+		backoff = handoverRetryMin
 		p.metrics.CredentialRenewal(RenewalApplied)
 	}
 }

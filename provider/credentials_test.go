@@ -2,11 +2,17 @@ package provider
 
 import (
 	"errors"
+	"fmt"
+	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+
+	"github.com/latticed/latticed/lattice"
 )
 
 // A renewal replaces the current user JWT only when it is for the same
@@ -81,5 +87,82 @@ func TestRenewalIsCheckedBeforeItIsApplied(t *testing.T) {
 				t.Fatalf("err %v, want ErrRenewalRefused", err)
 			}
 		})
+	}
+}
+
+// refusingDialer dials the NATS server, refusing as many dials as refuse
+// holds (a server at its connection limit, briefly unreachable).
+type refusingDialer struct {
+	refuse atomic.Int32
+	d      net.Dialer
+}
+
+func (r *refusingDialer) Dial(network, address string) (net.Conn, error) {
+	if r.refuse.Add(-1) >= 0 {
+		return nil, fmt.Errorf("dial %s: refused by the test", address)
+	}
+	return r.d.Dial(network, address)
+}
+
+// A renewal whose handover fails is not left waiting for the next renewal:
+// the handover is tried again, with backoff, until the provider runs on a
+// connection made with the renewed JWT (under latticed a re-mint granting a
+// key-value bucket comes this way, and its link waits for it).
+func TestFailedHandoverIsTriedAgain(t *testing.T) {
+	e := newEnv(t)
+	account, _ := nkeys.CreateAccount()
+	accountPub, _ := account.PublicKey()
+	signing, _ := nkeys.CreateAccount()
+	user, _ := nkeys.CreateUser()
+	userPub, _ := user.PublicKey()
+	seed, _ := user.Seed()
+	mint := func(ttl time.Duration) string {
+		t.Helper()
+		uc := jwt.NewUserClaims(userPub)
+		uc.IssuerAccount = accountPub
+		uc.Expires = time.Now().Add(ttl).Unix()
+		tok, err := uc.Encode(signing)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	hd := e.hostData()
+	hd.LatticeRPCUserJWT, hd.LatticeRPCUserSeed = mint(time.Minute), string(seed)
+	dialer := &refusingDialer{}
+	m := toldMetrics{told: make(chan string, 16), conns: make(chan *nats.Conn, 4)}
+	r := startConfig(t, Config{HostData: hd, Metrics: m, NATSOptions: []nats.Option{nats.SetCustomDialer(dialer)}}, &fakeCapability{})
+	first := <-m.conns
+
+	dialer.refuse.Store(2)
+	renewal := mint(2 * time.Minute)
+	if err := e.nc.Publish(lattice.RPCCredentials("test", e.prov, "default"), []byte(renewal)); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []Renewal{RenewalHandoverFailed, RenewalHandoverFailed, RenewalApplied} {
+		select {
+		case got := <-m.told:
+			if w := fmt.Sprintf("renewal %d", want); got != w {
+				t.Fatalf("metrics told %q, want %q", got, w)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("metrics told nothing in 15s, want renewal %d", want)
+		}
+	}
+	var next *nats.Conn
+	select {
+	case next = <-m.conns:
+	default:
+		t.Fatal("metrics not told of a new connection")
+	}
+	if next == first || next != r.p.Conn() || !next.IsConnected() {
+		t.Errorf("the provider runs on %p (connected %v), want the new connection %p, not the first %p",
+			r.p.Conn(), r.p.Conn().IsConnected(), next, first)
+	}
+	if tok, _ := r.p.creds.current(); tok != renewal {
+		t.Error("the new connection does not present the renewed JWT")
+	}
+	if !first.IsClosed() {
+		t.Error("the first connection was not closed")
 	}
 }

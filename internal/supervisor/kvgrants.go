@@ -24,26 +24,25 @@ import (
 // connection with it.
 
 // followLinks subscribes to the link definitions sent to every provider of
-// the lattice; stop with the returned subscriptions' Unsubscribe.
-func (s *Supervisor) followLinks() ([]*nats.Subscription, error) {
-	var subs []*nats.Subscription
-	for _, subj := range []string{lattice.RPCLinkdefPut(s.prefix, "*", "*"), lattice.RPCLinkdefDel(s.prefix, "*", "*")} {
-		put := subj == lattice.RPCLinkdefPut(s.prefix, "*", "*")
-		sub, err := s.nc.Subscribe(subj, func(m *nats.Msg) { s.linkChanged(m, put) })
-		if err != nil {
-			for _, sub := range subs {
-				_ = sub.Unsubscribe()
-			}
-			return nil, fmt.Errorf("subscribe %s: %w", subj, err)
-		}
-		subs = append(subs, sub)
+// the lattice; stop with the returned subscription's Unsubscribe. Puts and
+// dels come on one subscription, so they are applied in the order the host
+// sent them: a link deleted and put again ends granted.
+func (s *Supervisor) followLinks() (*nats.Subscription, error) {
+	subj := lattice.RPCLinkdefPutOrDel(s.prefix, "*", "*")
+	sub, err := s.nc.Subscribe(subj, s.linkChanged)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe %s: %w", subj, err)
 	}
-	return subs, nil
+	return sub, nil
 }
 
 // linkChanged updates the buckets of the key-value provider a link
 // definition is for, if it runs here.
-func (s *Supervisor) linkChanged(m *nats.Msg, put bool) {
+func (s *Supervisor) linkChanged(m *nats.Msg) {
+	put, ok := lattice.IsLinkdefPut(m.Subject)
+	if !ok {
+		return // another subject under linkdefs.*: not a link change
+	}
 	ld, err := lattice.DecodeLinkDefinition(m.Data)
 	if err != nil {
 		s.log.Warn("ignoring a malformed link definition", "subject", m.Subject, "err", err)

@@ -230,3 +230,46 @@ func TestKeyValueProviderCannotEscapeThroughTheJetStreamAPI(t *testing.T) {
 		t.Log(err)
 	}
 }
+
+// The host sends a link's deletion and its new definition back to back
+// (a link changed with `ctl link del` then `put`). The supervisor must apply
+// them in that order: the other way round it would re-mint the key-value
+// provider's user without the bucket the link now names, and the provider,
+// waiting for its grant, would refuse the actor as not linked.
+func TestKeyValueGrantsFollowLinkChangesInOrder(t *testing.T) {
+	n := startNode(t, nil)
+	n.launch("builtin:keyvalue", "default", "")
+	n.waitProviderState("builtin:keyvalue", "default", child.StateRunning)
+	kv, _ := builtin.Lookup("builtin:keyvalue")
+	actor, _ := trust.CreateKeyPair(lattice.KindModule)
+	send := func(del bool, bucket string) {
+		t.Helper()
+		ld := lattice.LinkDefinition{ActorID: actor.PublicKey(), ProviderID: kv.Key(), LinkName: "default",
+			ContractID: wire.ContractKeyValue, Values: map[string]string{"bucket": bucket}}
+		if err := ld.Normalize(); err != nil {
+			t.Fatal(err)
+		}
+		b, err := lattice.Marshal(&ld)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subj := lattice.RPCLinkdefPut(n.cfg.LatticePrefix, kv.Key(), "default")
+		if del {
+			subj = lattice.RPCLinkdefDel(n.cfg.LatticePrefix, kv.Key(), "default")
+		}
+		if err := n.nc.Publish(subj, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(false, "ORDER_0")
+	grantedCreds(t, n, "ORDER_0")
+	for i := 1; i <= 20; i++ {
+		bucket := fmt.Sprintf("ORDER_%d", i)
+		send(true, fmt.Sprintf("ORDER_%d", i-1))
+		send(false, bucket)
+		grantedCreds(t, n, bucket)
+	}
+	// And it stays so: no deletion is applied late.
+	time.Sleep(500 * time.Millisecond)
+	grantedCreds(t, n, "ORDER_20")
+}

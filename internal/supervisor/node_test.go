@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -281,11 +282,43 @@ func (n *node) ctlRequest(subject string, body any, out any) {
 }
 
 func tail(s string, lines int) string {
-	l := strings.Split(s, "\n")
+	l := strings.Split(collapseRepeats(s), "\n")
 	if len(l) > lines {
 		l = l[len(l)-lines:]
 	}
 	return strings.Join(l, "\n")
+}
+
+// volatileField matches the JSON log fields that differ between repeats of
+// one event (its time, a request's id).
+var volatileField = regexp.MustCompile(`"(time|request_id)":"[^"]*",?`)
+
+// collapseRepeats drops a log line that differs only in its volatile fields
+// from one of the few lines printed just before it, and counts it there, so
+// a failure's log shows how a condition began, not only the last of a
+// poll's thousand identical errors; a repeat after other events is kept,
+// as the order of events matters.
+func collapseRepeats(s string) string {
+	const window = 8 // lines: a poll's cycle of a few errors collapses
+	var out []string
+	var repeats []int
+	last := map[string]int{} // line without volatile fields → its index in out
+	for _, line := range strings.Split(s, "\n") {
+		k := volatileField.ReplaceAllString(line, "")
+		if i, ok := last[k]; ok && k != "" && i >= len(out)-window {
+			repeats[i]++
+			continue
+		}
+		last[k] = len(out)
+		out = append(out, line)
+		repeats = append(repeats, 0)
+	}
+	for i, n := range repeats {
+		if n > 0 {
+			out[i] += fmt.Sprintf("  [repeated %d more times among the next lines]", n)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // echoActor builds and signs the echo actor into dir.

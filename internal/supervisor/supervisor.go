@@ -293,15 +293,11 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("subscribe to lattice events: %w", err)
 	}
 	defer func() { _ = evSub.Unsubscribe() }()
-	linkSubs, err := s.followLinks() // key-value providers' grants follow their links
+	linkSub, err := s.followLinks() // key-value providers' grants follow their links
 	if err != nil {
 		return err
 	}
-	defer func() {
-		for _, sub := range linkSubs {
-			_ = sub.Unsubscribe()
-		}
-	}()
+	defer func() { _ = linkSub.Unsubscribe() }()
 	if err := s.nc.Flush(); err != nil {
 		return fmt.Errorf("NATS: %w", err)
 	}
