@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -106,8 +107,17 @@ func (p *providerInstance) bucketSetLocked() []string {
 
 // syncGrants re-mints the running provider's user when its buckets differ
 // from those its credentials grant, creating new buckets first, and sends
-// it the new JWT.
+// it the new JWT. It runs when a link changes and at every health check, so
+// a sync that failed (JetStream unavailable, a bucket that cannot be made
+// yet) is tried again.
 func (p *providerInstance) syncGrants() {
+	if p.remintForBuckets() {
+		p.resendRefusedLinks()
+	}
+}
+
+// remintForBuckets is syncGrants' re-mint; it reports whether one was sent.
+func (p *providerInstance) remintForBuckets() bool {
 	s := p.sup
 	p.credMu.Lock()
 	defer p.credMu.Unlock()
@@ -115,31 +125,68 @@ func (p *providerInstance) syncGrants() {
 	want, c, granted, stopping := p.bucketSetLocked(), p.creds, p.granted, p.child.StopReason() != ""
 	p.mu.Unlock()
 	if stopping || c.Role != RoleProvider || s.auth == nil || slices.Equal(want, granted) {
-		return
+		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.ensureBuckets(ctx, want); err != nil {
-		s.log.Error("could not create a key-value bucket; the provider is not granted it", "child", p.label(), "err", err)
-		return
+		p.grantFailed("could not create a key-value bucket; the provider is not granted it until it can be (retried at each health check)", err)
+		return false
 	}
 	next, err := s.auth.Remint(c, p.scope(want))
 	if err != nil {
-		s.log.Error("could not re-mint the provider's user for its buckets", "child", p.label(), "err", err)
-		return
+		p.grantFailed("could not re-mint the provider's user for its buckets (retried at each health check)", err)
+		return false
 	}
 	p.mu.Lock()
 	if p.child.StopReason() != "" || p.creds.JWT != c.JWT {
 		p.mu.Unlock()
-		return
+		return false
 	}
-	p.creds, p.granted = next, want
+	p.creds, p.granted, p.grantErr = next, want, ""
 	p.mu.Unlock()
 	if err := s.nc.Publish(lattice.RPCCredentials(s.prefix, p.key, p.link), []byte(next.JWT)); err != nil {
 		s.log.Warn("could not send the re-minted credentials", "child", p.label(), "err", err)
-		return
+		return false
 	}
 	s.log.Info("provider user re-minted for its key-value buckets", "child", p.label(), "user", c.UserKey, "buckets", want)
+	return true
+}
+
+// resendRefusedLinks sends a key-value provider again the links it last
+// reported refused whose bucket its user is now granted. The provider
+// waits keyvalue.GrantWait for a link's grant and then refuses the link;
+// a grant that came later (the bucket could not be made for a while) must
+// still bring the link up, without anyone putting it again.
+func (p *providerInstance) resendRefusedLinks() {
+	p.mu.Lock()
+	refused := map[string]bool{}
+	for _, o := range p.linkOutcomes {
+		if o.Error != "" && slices.Contains(p.granted, p.buckets[o.ActorID]) {
+			refused[o.ActorID] = true
+		}
+	}
+	p.mu.Unlock()
+	if len(refused) == 0 {
+		return
+	}
+	p.sendLinks("sent a key-value provider again the links it refused before their buckets were granted",
+		"links it refused stay refused until put again",
+		func(ld *lattice.LinkDefinition) bool { return refused[ld.ActorID] })
+}
+
+// grantFailed logs why a grant sync failed: at error level when the cause
+// is new, at debug level while the retries meet the same one.
+func (p *providerInstance) grantFailed(msg string, err error) {
+	p.mu.Lock()
+	repeat := p.grantErr == err.Error()
+	p.grantErr = err.Error()
+	p.mu.Unlock()
+	level := slog.LevelError
+	if repeat {
+		level = slog.LevelDebug
+	}
+	p.sup.log.Log(context.Background(), level, msg, "child", p.label(), "err", err)
 }
 
 // ensureBuckets creates the key-value buckets that do not exist yet, with

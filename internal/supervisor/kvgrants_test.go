@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,7 +54,8 @@ func httpCounter(t *testing.T, port int) int {
 
 // kvcounterNode runs kvcounter behind the built-in httpserver and keyvalue
 // providers, linked, and returns the node, the actor and the HTTP port.
-func kvcounterNode(t *testing.T) (*node, testenv.SignedActor, int) {
+// beforeLinks, if given, run once the providers run, before the links are put.
+func kvcounterNode(t *testing.T, beforeLinks ...func(*node)) (*node, testenv.SignedActor, int) {
 	t.Helper()
 	actor := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/kvcounter", trust.SignActorOptions{
 		Name: "kvcounter", Caps: []string{wire.ContractHTTPServer, wire.ContractKeyValue},
@@ -62,6 +64,9 @@ func kvcounterNode(t *testing.T) (*node, testenv.SignedActor, int) {
 	for _, ref := range []string{"builtin:httpserver", "builtin:keyvalue"} {
 		n.launch(ref, "default", "")
 		n.waitProviderState(ref, "default", child.StateRunning)
+	}
+	for _, f := range beforeLinks {
+		f(n)
 	}
 	port := testenv.FreePort(t)
 	http, _ := builtin.Lookup("builtin:httpserver")
@@ -231,6 +236,29 @@ func TestKeyValueProviderCannotEscapeThroughTheJetStreamAPI(t *testing.T) {
 	}
 }
 
+// sendLink publishes a key-value link of actor naming bucket to the
+// node's key-value provider, as a host does (a put, or with del a deletion).
+func sendLink(t *testing.T, n *node, del bool, actor, bucket string) {
+	t.Helper()
+	kv, _ := builtin.Lookup("builtin:keyvalue")
+	ld := lattice.LinkDefinition{ActorID: actor, ProviderID: kv.Key(), LinkName: "default",
+		ContractID: wire.ContractKeyValue, Values: map[string]string{"bucket": bucket}}
+	if err := ld.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := lattice.Marshal(&ld)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj := lattice.RPCLinkdefPut(n.cfg.LatticePrefix, kv.Key(), "default")
+	if del {
+		subj = lattice.RPCLinkdefDel(n.cfg.LatticePrefix, kv.Key(), "default")
+	}
+	if err := n.nc.Publish(subj, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // The host sends a link's deletion and its new definition back to back
 // (a link changed with `ctl link del` then `put`). The supervisor must apply
 // them in that order: the other way round it would re-mint the key-value
@@ -240,36 +268,88 @@ func TestKeyValueGrantsFollowLinkChangesInOrder(t *testing.T) {
 	n := startNode(t, nil)
 	n.launch("builtin:keyvalue", "default", "")
 	n.waitProviderState("builtin:keyvalue", "default", child.StateRunning)
-	kv, _ := builtin.Lookup("builtin:keyvalue")
 	actor, _ := trust.CreateKeyPair(lattice.KindModule)
-	send := func(del bool, bucket string) {
-		t.Helper()
-		ld := lattice.LinkDefinition{ActorID: actor.PublicKey(), ProviderID: kv.Key(), LinkName: "default",
-			ContractID: wire.ContractKeyValue, Values: map[string]string{"bucket": bucket}}
-		if err := ld.Normalize(); err != nil {
-			t.Fatal(err)
-		}
-		b, err := lattice.Marshal(&ld)
-		if err != nil {
-			t.Fatal(err)
-		}
-		subj := lattice.RPCLinkdefPut(n.cfg.LatticePrefix, kv.Key(), "default")
-		if del {
-			subj = lattice.RPCLinkdefDel(n.cfg.LatticePrefix, kv.Key(), "default")
-		}
-		if err := n.nc.Publish(subj, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	send(false, "ORDER_0")
+	sendLink(t, n, false, actor.PublicKey(), "ORDER_0")
 	grantedCreds(t, n, "ORDER_0")
 	for i := 1; i <= 20; i++ {
-		bucket := fmt.Sprintf("ORDER_%d", i)
-		send(true, fmt.Sprintf("ORDER_%d", i-1))
-		send(false, bucket)
-		grantedCreds(t, n, bucket)
+		sendLink(t, n, true, actor.PublicKey(), fmt.Sprintf("ORDER_%d", i-1))
+		sendLink(t, n, false, actor.PublicKey(), fmt.Sprintf("ORDER_%d", i))
+		grantedCreds(t, n, fmt.Sprintf("ORDER_%d", i))
 	}
 	// And it stays so: no deletion is applied late.
 	time.Sleep(500 * time.Millisecond)
 	grantedCreds(t, n, "ORDER_20")
+}
+
+// A link whose bucket cannot be made when the link comes (here a stream of
+// the operator's already holds the bucket's subjects) leaves the key-value
+// provider without it. The supervisor tries again at each health check,
+// logging the cause once as an error, and grants the bucket as soon as it
+// can be made.
+func TestKeyValueGrantIsRetriedUntilItsBucketCanBeMade(t *testing.T) {
+	n := startNode(t, nil)
+	n.launch("builtin:keyvalue", "default", "")
+	n.waitProviderState("builtin:keyvalue", "default", child.StateRunning)
+	ctx := context.Background()
+	js, err := jetstream.New(n.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BLOCKER", Subjects: []string{"$KV.LATER.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	actor, _ := trust.CreateKeyPair(lattice.KindModule)
+	sendLink(t, n, false, actor.PublicKey(), "LATER")
+	const failed = `"msg":"could not create a key-value bucket`
+	testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if strings.Count(n.logs.String(), failed) < 3 {
+			return errors.New("the failed bucket creation was not logged and retried twice")
+		}
+		return nil
+	})
+	if strings.Count(n.logs.String(), `"level":"ERROR",`+failed) != 1 {
+		t.Errorf("the failure was not logged once at error level:\n%s", tail(n.logs.String(), 40))
+	}
+	grantedCreds(t, n) // nothing granted meanwhile
+	if err := js.DeleteStream(ctx, "BLOCKER"); err != nil {
+		t.Fatal(err)
+	}
+	grantedCreds(t, n, "LATER")
+}
+
+// A key-value link whose bucket cannot be made for longer than the
+// provider waits for its grant (keyvalue.GrantWait) is refused by the
+// provider. When the bucket can be made at last, the supervisor grants it
+// and sends the provider the refused link again: kvcounter counts, without
+// anyone putting the link again.
+func TestKeyValueLinkComesUpWhenItsBucketIsGrantedLate(t *testing.T) {
+	own, err := keyvalue.BucketName(nil, "default", "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var js jetstream.JetStream
+	n, _, port := kvcounterNode(t, func(n *node) {
+		if js, err = jetstream.New(n.nc); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BLOCKER", Subjects: []string{"$KV." + own + ".>"}}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	testenv.CheckFor(t, keyvalue.GrantWait+30*time.Second, 100*time.Millisecond, func() error {
+		if !strings.Contains(n.logs.String(), `"msg":"provider refused a link"`) {
+			return errors.New("the key-value provider has not refused its link")
+		}
+		return nil
+	})
+	if err := js.DeleteStream(ctx, "BLOCKER"); err != nil {
+		t.Fatal(err)
+	}
+	if got := httpCounter(t, port); got != 1 {
+		t.Fatalf("first count %d", got)
+	}
+	if !strings.Contains(n.logs.String(), "sent a key-value provider again the links it refused") {
+		t.Error("the log does not say the refused link was sent again")
+	}
 }

@@ -116,21 +116,29 @@ func linkIDs(links []lattice.LinkDefinition) map[string]bool {
 // HostData are sent to it now (a provider may receive a link twice and
 // must not mind, docs/protocol.md §10).
 func (p *providerInstance) catchUpLinks() {
+	p.mu.Lock()
+	had := p.startLinks
+	p.mu.Unlock()
+	p.sendLinks("sent a provider the links put while it started",
+		"links put while it started may be missing until put again",
+		func(ld *lattice.LinkDefinition) bool { return !had[ld.ID] })
+}
+
+// sendLinks sends the provider again those of its links in the lattice
+// that pick selects, logging what (done) or, when the links cannot be
+// read, what it means (missing).
+func (p *providerInstance) sendLinks(done, missing string, pick func(*lattice.LinkDefinition) bool) {
 	s := p.sup
 	ctx, cancel := context.WithTimeout(context.Background(), linksWait)
 	defer cancel()
 	links, _, err := s.linksFor(ctx, p.key, p.link)
 	if err != nil {
-		s.log.Warn("could not re-read a provider's link definitions after it started; links put while it started may be missing until put again",
-			"child", p.label(), "err", err)
+		s.log.Warn("could not read a provider's link definitions; "+missing, "child", p.label(), "err", err)
 		return
 	}
-	p.mu.Lock()
-	had := p.startLinks
-	p.mu.Unlock()
 	sent := 0
 	for i := range links {
-		if had[links[i].ID] {
+		if !pick(&links[i]) {
 			continue
 		}
 		b, err := lattice.Marshal(&links[i])
@@ -144,6 +152,6 @@ func (p *providerInstance) catchUpLinks() {
 		sent++
 	}
 	if sent > 0 {
-		s.log.Info("sent a provider the links put while it started", "child", p.label(), "links", sent)
+		s.log.Info(done, "child", p.label(), "links", sent)
 	}
 }

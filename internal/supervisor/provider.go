@@ -26,6 +26,7 @@ import (
 	"github.com/latticed/latticed/internal/oci"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
+	"github.com/latticed/latticed/wire"
 )
 
 type provKey struct{ key, link string }
@@ -57,6 +58,7 @@ type providerInstance struct {
 	buckets     map[string]string // key-value providers: each linked actor's bucket
 	startLinks  map[string]bool   // ids of the links the running process got in HostData
 	granted     []string          // the buckets creds grants (sorted)
+	grantErr    string            // why the last grant sync failed ("" when it did not): logged once per cause
 	// reportsLinks, linkOutcomes: what the running process last reported
 	// of its links in a health reply (lattice.HealthCheckResponse).
 	reportsLinks bool
@@ -524,6 +526,7 @@ func (p *providerInstance) watch(_ context.Context, proc *child.Process) child.E
 		}
 		if ok {
 			p.renewDelegation()
+			p.syncGrants() // retries a sync that failed when its link came
 		}
 		if healthy && time.Now().Before(fastUntil) {
 			t.Reset(min(interval, linkCheckInterval))
@@ -626,20 +629,27 @@ func (p *providerInstance) pokeHealth() {
 
 // noteLinkOutcomes keeps what a health reply said of the provider's links
 // and, for each link newly refused, logs it and publishes linkdef_set_failed
-// (wasmCloud 1.x's event for a link that could not be set).
+// (wasmCloud 1.x's event for a link that could not be set). A key-value
+// provider that refused a link whose bucket is granted by now (the grant
+// came as it gave up waiting) is sent the link again.
 func (p *providerInstance) noteLinkOutcomes(reports bool, outcomes []lattice.LinkOutcome) {
 	p.mu.Lock()
 	prev := p.linkOutcomes
 	p.reportsLinks, p.linkOutcomes = reports, outcomes
 	p.mu.Unlock()
+	newlyRefused := false
 	for _, o := range outcomes {
 		if o.Error == "" || slices.Contains(prev, o) {
 			continue
 		}
+		newlyRefused = true
 		p.sup.log.Error("provider refused a link", "child", p.label(), "actor", o.ActorID, "contract_id", o.ContractID, "err", o.Error)
 		p.sup.publishEvent(lattice.EventLinkdefSetFailed, map[string]any{
 			"actor_id": o.ActorID, "provider_id": p.key, "contract_id": o.ContractID, "link_name": o.LinkName,
 			"host_id": p.sup.hostID, "error": o.Error,
 		})
+	}
+	if newlyRefused && p.contract == wire.ContractKeyValue {
+		p.resendRefusedLinks()
 	}
 }
