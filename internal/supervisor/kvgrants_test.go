@@ -353,3 +353,32 @@ func TestKeyValueLinkComesUpWhenItsBucketIsGrantedLate(t *testing.T) {
 		t.Error("the log does not say the refused link was sent again")
 	}
 }
+
+// A renewal or re-mint sent while a provider is between connections is
+// lost (core NATS). So with each health check the supervisor sends a
+// healthy provider its current JWT again; the provider ignores a repeat of
+// the one it has, and one it missed reaches it within a health interval.
+func TestProviderIsSentItsCurrentCredentialsAgain(t *testing.T) {
+	n := startNode(t, nil)
+	n.launch("builtin:keyvalue", "default", "")
+	n.waitProviderState("builtin:keyvalue", "default", child.StateRunning)
+	kv, _ := builtin.Lookup("builtin:keyvalue")
+	sub, err := n.nc.SubscribeSync(lattice.RPCCredentials(n.cfg.LatticePrefix, kv.Key(), "default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	current := grantedCreds(t, n).JWT
+	for i := range 2 {
+		m, err := sub.NextMsg(10 * time.Second) // the node's health interval is 500 ms
+		if err != nil {
+			t.Fatalf("credentials sent %d times in 10s, want 2: %v", i, err)
+		}
+		if string(m.Data) != current {
+			t.Fatalf("sent a JWT that is not the provider's current one")
+		}
+	}
+	// And the provider took the repeats as repeats: no renewal refused.
+	if strings.Contains(n.logs.String(), "ignoring renewed credentials") {
+		t.Errorf("the provider refused a repeat of its JWT:\n%s", tail(n.logs.String(), 40))
+	}
+}

@@ -538,16 +538,24 @@ func (p *providerInstance) watch(_ context.Context, proc *child.Process) child.E
 
 // renewCredentials re-issues a healthy provider's short-lived JWT once half
 // its lifetime has passed and sends it to the provider. A revoked, stopped
-// or unhealthy provider is not renewed, so its credentials run out.
+// or unhealthy provider is not renewed, so its credentials run out. Until
+// then the current JWT is sent again with each health check: a renewal or
+// re-mint sent while the provider was between connections is lost (core
+// NATS), and without the repeat the provider would find out at its old
+// JWT's expiry; the SDK ignores a repeat of the JWT it has.
 func (p *providerInstance) renewCredentials() {
 	s := p.sup
 	p.credMu.Lock()
 	defer p.credMu.Unlock()
 	p.mu.Lock()
 	c := p.creds
-	due := c.Role == RoleProvider && p.child.StopReason() == "" && time.Since(c.Issued) >= s.auth.lifetime/2
+	live := c.Role == RoleProvider && p.child.StopReason() == ""
+	due := live && time.Since(c.Issued) >= s.auth.lifetime/2
 	p.mu.Unlock()
 	if !due {
+		if live {
+			_ = s.nc.Publish(lattice.RPCCredentials(s.prefix, p.key, p.link), []byte(c.JWT))
+		}
 		return
 	}
 	next, err := s.auth.Renew(c)
