@@ -20,12 +20,9 @@ import (
 // shorter-lived than the current one; everything else is refused.
 func TestRenewalIsCheckedBeforeItIsApplied(t *testing.T) {
 	now := time.Now()
-	account, _ := nkeys.CreateAccount()
-	accountPub, _ := account.PublicKey()
-	signing, _ := nkeys.CreateAccount()
+	k := newUserKeys(t)
+	account, accountPub, signing, userPub := k.account, k.accountPub, k.signing, k.userPub
 	other, _ := nkeys.CreateAccount()
-	user, _ := nkeys.CreateUser()
-	userPub, _ := user.PublicKey()
 	stranger, _ := nkeys.CreateUser()
 	strangerPub, _ := stranger.PublicKey()
 
@@ -37,19 +34,7 @@ func TestRenewalIsCheckedBeforeItIsApplied(t *testing.T) {
 	}
 	// jwt's Encode stamps iat with the current second, so tokens minted here
 	// are issued "now"; the current JWT's iat is set below instead.
-	mint := func(c claims) string {
-		t.Helper()
-		uc := jwt.NewUserClaims(c.subject)
-		uc.IssuerAccount = c.issuerAccount
-		if !c.exp.IsZero() {
-			uc.Expires = c.exp.Unix()
-		}
-		tok, err := uc.Encode(c.signer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
+	mint := func(c claims) string { return mintUser(t, c.subject, c.signer, c.issuerAccount, c.exp) }
 	base := claims{subject: userPub, signer: signing, issuerAccount: accountPub, exp: now.Add(10 * time.Second)}
 	current := func(iat time.Time) *jwt.UserClaims {
 		uc, err := jwt.DecodeUserClaims(mint(base))
@@ -90,6 +75,47 @@ func TestRenewalIsCheckedBeforeItIsApplied(t *testing.T) {
 	}
 }
 
+// userKeys are a provider's NATS user and the account (with a signing key)
+// that issues its JWTs.
+type userKeys struct {
+	account, signing, user nkeys.KeyPair
+	accountPub, userPub    string
+}
+
+func newUserKeys(t *testing.T) userKeys {
+	t.Helper()
+	var k userKeys
+	var err error
+	if k.account, err = nkeys.CreateAccount(); err == nil {
+		if k.signing, err = nkeys.CreateAccount(); err == nil {
+			k.user, err = nkeys.CreateUser()
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.accountPub, _ = k.account.PublicKey()
+	k.userPub, _ = k.user.PublicKey()
+	return k
+}
+
+// mintUser signs a user JWT for subject with signer, a signing key of
+// issuerAccount ("" when signer is the account), expiring at exp (zero:
+// never).
+func mintUser(t *testing.T, subject string, signer nkeys.KeyPair, issuerAccount string, exp time.Time) string {
+	t.Helper()
+	uc := jwt.NewUserClaims(subject)
+	uc.IssuerAccount = issuerAccount
+	if !exp.IsZero() {
+		uc.Expires = exp.Unix()
+	}
+	tok, err := uc.Encode(signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
 // refusingDialer dials the NATS server, refusing as many dials as refuse
 // holds (a server at its connection limit, briefly unreachable).
 type refusingDialer struct {
@@ -110,22 +136,10 @@ func (r *refusingDialer) Dial(network, address string) (net.Conn, error) {
 // key-value bucket comes this way, and its link waits for it).
 func TestFailedHandoverIsTriedAgain(t *testing.T) {
 	e := newEnv(t)
-	account, _ := nkeys.CreateAccount()
-	accountPub, _ := account.PublicKey()
-	signing, _ := nkeys.CreateAccount()
-	user, _ := nkeys.CreateUser()
-	userPub, _ := user.PublicKey()
-	seed, _ := user.Seed()
+	k := newUserKeys(t)
+	seed, _ := k.user.Seed()
 	mint := func(ttl time.Duration) string {
-		t.Helper()
-		uc := jwt.NewUserClaims(userPub)
-		uc.IssuerAccount = accountPub
-		uc.Expires = time.Now().Add(ttl).Unix()
-		tok, err := uc.Encode(signing)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
+		return mintUser(t, k.userPub, k.signing, k.accountPub, time.Now().Add(ttl))
 	}
 	hd := e.hostData()
 	hd.LatticeRPCUserJWT, hd.LatticeRPCUserSeed = mint(time.Minute), string(seed)
