@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -152,7 +151,7 @@ func runOnly(section string, o options) error {
 // latticed_actor_start_duration_seconds observations of phase compile or
 // cached. An actor started interpreted counts once the compiler is done.
 func compiledCount(metricsAddr string) (int, error) {
-	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	resp, err := probeClient.Get("http://" + metricsAddr + "/metrics")
 	if err != nil {
 		return 0, err
 	}

@@ -70,10 +70,10 @@ func benchBytes(ctx context.Context, o options, bin, tmp, echoPath string, rep *
 	passURL := fmt.Sprintf("http://127.0.0.1:%d/bytes", passPort)
 	echoURL := fmt.Sprintf("http://127.0.0.1:%d/bytes", echoPort)
 	probe := []byte("probe")
-	if err := waitFor(60*time.Second, func() error { return postCheck(http.DefaultClient, passURL, probe, true) }); err != nil {
+	if err := waitFor(60*time.Second, func() error { return postCheck(probeClient, passURL, probe, true) }); err != nil {
 		return fmt.Errorf("pass-through actor never answered: %w", err)
 	}
-	if err := waitFor(60*time.Second, func() error { return postCheck(http.DefaultClient, echoURL, probe, false) }); err != nil {
+	if err := waitFor(60*time.Second, func() error { return postCheck(probeClient, echoURL, probe, false) }); err != nil {
 		return fmt.Errorf("echo actor never answered: %w", err)
 	}
 	responder, err := natsConnect(n)

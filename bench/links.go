@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -249,7 +248,7 @@ func ratio(a, b time.Duration) float64 {
 func waitHostLinks(metricsAddr string, want int, timeout time.Duration) error {
 	last := ""
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		resp, err := http.Get("http://" + metricsAddr + "/metrics")
+		resp, err := probeClient.Get("http://" + metricsAddr + "/metrics")
 		if err != nil {
 			last = err.Error()
 			continue
