@@ -200,7 +200,7 @@ const (
 // briefly unreachable) is tried again, with backoff, until one succeeds:
 // a re-mint granting a key-value bucket must not wait for the old JWT's
 // expiry to take effect.
-func (p *Provider) runHandovers(ctx context.Context, quit <-chan struct{}, linkMsgs chan *nats.Msg) {
+func (p *Provider) runHandovers(ctx context.Context, quit <-chan struct{}) {
 	retry := time.NewTimer(handoverRetryMin)
 	retry.Stop()
 	defer retry.Stop()
@@ -213,7 +213,7 @@ func (p *Provider) runHandovers(ctx context.Context, quit <-chan struct{}, linkM
 		case <-retry.C:
 		}
 		retry.Stop() // a renewal came first: try now, and the timer waits again
-		if err := p.handover(ctx, linkMsgs); err != nil {
+		if err := p.handover(ctx); err != nil {
 			// The old connection stays meanwhile; should the server close
 			// it at its JWT's expiry, its reconnect presents the renewed JWT.
 			p.metrics.CredentialRenewal(RenewalHandoverFailed)
@@ -230,24 +230,26 @@ func (p *Provider) runHandovers(ctx context.Context, quit <-chan struct{}, linkM
 
 // handover connects anew, subscribes everything there, makes the new
 // session current and retires the old one.
-func (p *Provider) handover(ctx context.Context, linkMsgs chan *nats.Msg) error {
+func (p *Provider) handover(ctx context.Context) error {
 	perms := p.creds.permissions() // what the JWT presented below grants (or a later one's)
 	nc, err := nats.Connect(p.url(), p.natsOptions(false)...)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}
-	next, err := p.subscribe(nc, perms, linkMsgs, true)
+	old := p.sess.Load()
+	old.handingOver.Store(true) // before next subscribes: the link feed keeps what both may receive
+	next, err := p.subscribe(nc, perms, true)
 	if err != nil {
+		old.handingOver.Store(false)
 		nc.Close()
 		return err
 	}
-	old := p.sess.Swap(next)
+	old.next.Store(next)
+	p.sess.Store(next)
 	p.nc.Store(nc)
 	p.metrics.Conn(nc)
 	p.log.Info("moved to a new lattice connection with renewed credentials", "url", nc.ConnectedUrlRedacted())
-	if old != nil {
-		p.retire(ctx, old)
-	}
+	p.retire(ctx, old)
 	return nil
 }
 
@@ -257,6 +259,15 @@ func (p *Provider) retire(ctx context.Context, old *session) {
 	for _, s := range old.subs {
 		_ = s.Unsubscribe()
 	}
+	// Once the server has taken the unsubscribes (a flush of old) nothing
+	// more reaches old's link channel; once next is flushed, next's channel
+	// holds every link definition old received since next subscribed.
+	// Then the link feed may move to next.
+	_ = old.nc.FlushTimeout(time.Second)
+	if next := old.next.Load(); next != nil {
+		_ = next.nc.FlushTimeout(time.Second)
+	}
+	close(old.linksDone)
 	dctx, cancel := context.WithTimeout(ctx, p.cfg.DrainTimeout)
 	defer cancel()
 	if old.rpcSub != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
+	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 )
 
@@ -178,5 +180,78 @@ func TestFailedHandoverIsTriedAgain(t *testing.T) {
 	}
 	if !first.IsClosed() {
 		t.Error("the first connection was not closed")
+	}
+}
+
+// During a handover both connections receive link definitions for a moment.
+// Each change must still be applied once, in the order it was sent: a link
+// changed back to an older value, even briefly, would make a capability
+// close and reopen what it serves (an HTTP listener) for nothing.
+func TestLinkChangesDuringHandoversAreAppliedOnceInOrder(t *testing.T) {
+	e := newEnv(t)
+	k := newUserKeys(t)
+	seed, _ := k.user.Seed()
+	ttl := time.Minute
+	mint := func() string {
+		ttl += time.Second // each renewal outlives the one before
+		return mintUser(t, k.userPub, k.signing, k.accountPub, time.Now().Add(ttl))
+	}
+	hd := e.hostData()
+	hd.LatticeRPCUserJWT, hd.LatticeRPCUserSeed = mint(), string(seed)
+	m := toldMetrics{told: make(chan string, 64), conns: make(chan *nats.Conn, 64)}
+	f := &fakeCapability{}
+	startConfig(t, Config{HostData: hd, Metrics: m}, f)
+
+	const renewals = 20
+	stop, done := make(chan struct{}), make(chan int)
+	go func() { // link changes all along the renewals
+		i := 0
+		for {
+			select {
+			case <-stop:
+				done <- i
+				return
+			default:
+			}
+			i++
+			e.publishLink(t, false, e.link(e.actor, strconv.Itoa(i)))
+			if i%8 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	for range renewals {
+		if err := e.nc.Publish(lattice.RPCCredentials("test", e.prov, "default"), []byte(mint())); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-m.told:
+			if got != fmt.Sprintf("renewal %d", RenewalApplied) {
+				t.Fatalf("metrics told %q, want an applied renewal", got)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("a renewal was not applied in 15s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	last := fmt.Sprintf("put %s %d", e.actor[:4], <-done)
+	testenv.CheckFor(t, 15*time.Second, 10*time.Millisecond, func() error {
+		if ev := f.Events(); len(ev) == 0 || ev[len(ev)-1] != last {
+			return fmt.Errorf("last event %q, want %q", ev[len(ev)-1:], last)
+		}
+		return nil
+	})
+	prev := 0
+	for _, ev := range f.Events() {
+		var actor string
+		var v int
+		if _, err := fmt.Sscanf(ev, "put %s %d", &actor, &v); err != nil {
+			continue // the deletion of the value it replaces
+		}
+		if v <= prev {
+			t.Fatalf("link put with value %d after %d: a change was applied twice or out of order", v, prev)
+		}
+		prev = v
 	}
 }

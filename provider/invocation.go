@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/jwt/v2"
@@ -170,6 +171,15 @@ type session struct {
 	subs   []*nats.Subscription // everything but rpc
 	rpcSub *nats.Subscription
 
+	// Link definitions received on nc, in order (links.go, linkFeed). While
+	// a handover makes its successor next, both sessions receive them;
+	// linksDone is closed once nc receives no more of them and next has
+	// received every one nc did meanwhile.
+	links       chan *nats.Msg
+	handingOver atomic.Bool
+	next        atomic.Pointer[session]
+	linksDone   chan struct{}
+
 	mu      sync.Mutex
 	busy    int  // invocations and outbound calls using nc
 	retired bool // no new users; idle is closed when busy reaches 0
@@ -177,7 +187,8 @@ type session struct {
 }
 
 func newSession(nc *nats.Conn, perms *jwt.Permissions) *session {
-	return &session{nc: nc, perms: perms, idle: make(chan struct{})}
+	return &session{nc: nc, perms: perms, idle: make(chan struct{}),
+		links: make(chan *nats.Msg, linkBuffer), linksDone: make(chan struct{})}
 }
 
 // acquire counts one user of the connection; false once it is retired.

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,81 @@ import (
 // changed one, so a bad change is refused and the working link stays.
 type LinkValidator interface {
 	ValidateLink(ld lattice.LinkDefinition) error
+}
+
+// linkBuffer is how many link definitions a session's channel holds; a
+// provider that falls further behind loses them (a slow consumer).
+const linkBuffer = 4096
+
+// linkFeed applies the link definitions of one session at a time, in the
+// order its connection received them, and moves to the next session when a
+// handover retires the current one. Both connections receive the ones sent
+// while the two overlap; those are applied once: a link changed back to an
+// older value, even for a moment, would make the capability close and
+// reopen what it serves for nothing.
+type linkFeed struct {
+	p   *Provider
+	cur *session
+	// tail: what cur's channel gave since a handover began (cur.handingOver),
+	// the messages next may have received too; at most linkBuffer.
+	tail []*nats.Msg
+}
+
+func (f *linkFeed) apply(ctx context.Context, m *nats.Msg) {
+	f.p.applyLinkMsg(ctx, m)
+	if f.cur.handingOver.Load() {
+		if len(f.tail) == linkBuffer {
+			f.tail = f.tail[1:]
+		}
+		f.tail = append(f.tail, m)
+	}
+}
+
+// switchSession moves to the session that replaced cur: once cur's channel
+// is empty, the messages waiting in the next one's that repeat the end of
+// cur's (received by both) are dropped, and the rest applied.
+func (f *linkFeed) switchSession(ctx context.Context) {
+	for drained := false; !drained; {
+		select {
+		case m := <-f.cur.links:
+			f.apply(ctx, m)
+		default:
+			drained = true
+		}
+	}
+	next := f.cur.next.Load()
+	var head []*nats.Msg
+	for drained := false; !drained; {
+		select {
+		case m := <-next.links:
+			head = append(head, m)
+		default:
+			drained = true
+		}
+	}
+	skip := repeated(f.tail, head)
+	f.cur, f.tail = next, nil
+	for _, m := range head[skip:] {
+		f.apply(ctx, m)
+	}
+}
+
+// repeated is how many of head's first messages repeat tail's last ones:
+// the longest run that is both. A run longer than what both connections
+// really received holds only messages just applied, in the same order, so
+// a link definition's last value per actor is the same either way.
+func repeated(tail, head []*nats.Msg) int {
+	for k := min(len(tail), len(head)); k > 0; k-- {
+		same := true
+		for i := 0; i < k && same; i++ {
+			a, b := tail[len(tail)-k+i], head[i]
+			same = a.Subject == b.Subject && bytes.Equal(a.Data, b.Data)
+		}
+		if same {
+			return k
+		}
+	}
+	return 0
 }
 
 // applyLinkMsg handles one message from the linkdefs.put/del subjects.

@@ -467,9 +467,10 @@ func (p *Provider) natsOptions(first bool) []nats.Option {
 }
 
 // subscribe makes the provider's subscriptions on nc: link definitions
-// (into linkMsgs, shared by all sessions so they stay in order), health,
-// shutdown, delegation and credentials, and with rpc its invocations.
-func (p *Provider) subscribe(nc *nats.Conn, perms *jwt.Permissions, linkMsgs chan *nats.Msg, rpc bool) (*session, error) {
+// (puts and dels into the session's one channel, so they stay in order),
+// health, shutdown, delegation and credentials, and with rpc its
+// invocations.
+func (p *Provider) subscribe(nc *nats.Conn, perms *jwt.Permissions, rpc bool) (*session, error) {
 	prefix, key, link := p.hd.LatticeRPCPrefix, p.hd.ProviderKey, p.hd.LinkName
 	s := newSession(nc, perms)
 	fail := func(subj string, err error) (*session, error) {
@@ -479,7 +480,7 @@ func (p *Provider) subscribe(nc *nats.Conn, perms *jwt.Permissions, linkMsgs cha
 		return nil, fmt.Errorf("subscribe %s: %w", subj, err)
 	}
 	for _, subj := range []string{lattice.RPCLinkdefPut(prefix, key, link), lattice.RPCLinkdefDel(prefix, key, link)} {
-		sub, err := nc.ChanSubscribe(subj, linkMsgs)
+		sub, err := nc.ChanSubscribe(subj, s.links)
 		if err != nil {
 			return fail(subj, err)
 		}
@@ -517,10 +518,7 @@ func (p *Provider) subscribe(nc *nats.Conn, perms *jwt.Permissions, linkMsgs cha
 // serve subscribes, replays HostData's links, serves until the end, and
 // drains invocations. The capability is closed by the caller.
 func (p *Provider) serve(ctx context.Context, nc *nats.Conn) error {
-	// Link changes share one channel, so a put and a del are applied in the
-	// order the connection received them.
-	linkMsgs := make(chan *nats.Msg, 4096)
-	sess, err := p.subscribe(nc, p.creds.permissions(), linkMsgs, false)
+	sess, err := p.subscribe(nc, p.creds.permissions(), false)
 	if err != nil {
 		return err
 	}
@@ -555,9 +553,10 @@ func (p *Provider) serve(ctx context.Context, nc *nats.Conn) error {
 	// invocations finish (bounded by DrainTimeout).
 	go func() {
 		defer close(handoversDone)
-		p.runHandovers(context.WithoutCancel(ctx), quitHandovers, linkMsgs)
+		p.runHandovers(context.WithoutCancel(ctx), quitHandovers)
 	}()
 
+	feed := &linkFeed{p: p, cur: sess}
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
@@ -570,8 +569,10 @@ func (p *Provider) serve(ctx context.Context, nc *nats.Conn) error {
 			err = fmt.Errorf("lattice connection closed: %v", p.Conn().LastError())
 			p.log.Error("stopping: the lattice connection is gone for good", "err", p.Conn().LastError())
 			done = true
-		case m := <-linkMsgs:
-			p.applyLinkMsg(linkCtx, m)
+		case m := <-feed.cur.links:
+			feed.apply(linkCtx, m)
+		case <-feed.cur.linksDone:
+			feed.switchSession(linkCtx)
 		}
 	}
 	close(quitHandovers)
