@@ -23,6 +23,11 @@ type HealthCheckResponse struct {
 	// supervisor learns that a provider refused one.
 	ReportsLinks bool          `json:"reports_links,omitempty" msgpack:"reports_links,omitempty"`
 	Links        []LinkOutcome `json:"links,omitempty" msgpack:"links,omitempty"`
+	// Reconnects counts the times the provider's lattice connection was
+	// restored after it was lost (latticed extension): link definitions
+	// sent meanwhile never reached it, so the supervisor sends its links
+	// again when the count grows.
+	Reconnects uint64 `json:"reconnects,omitempty" msgpack:"reconnects,omitempty"`
 }
 
 // LinkOutcome is what a provider made of the last link definition it was

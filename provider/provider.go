@@ -107,6 +107,7 @@ type Health struct {
 	Message      string                `msgpack:"message"`
 	ReportsLinks bool                  `msgpack:"reports_links,omitempty"`
 	Links        []lattice.LinkOutcome `msgpack:"links,omitempty"`
+	Reconnects   uint64                `msgpack:"reconnects,omitempty"`
 }
 
 // Config configures a Provider. Only HostData is required.
@@ -185,10 +186,13 @@ type Provider struct {
 	sess     atomic.Pointer[session]
 	creds    *userCreds    // nil: HostData has no user JWT (an open server)
 	renewed  chan struct{} // a renewal was applied: hand over to a new connection
-	sem      chan struct{}
-	inflight sync.WaitGroup
-	running  atomic.Bool
-	metrics  Metrics
+	// reconnects counts restorations of the current connection (health
+	// replies carry it, lattice.HealthCheckResponse.Reconnects).
+	reconnects atomic.Uint64
+	sem        chan struct{}
+	inflight   sync.WaitGroup
+	running    atomic.Bool
+	metrics    Metrics
 
 	rejectLogs *rate.Limiter // refusals are logged, but not at an attacker's pace
 
@@ -428,7 +432,12 @@ func (p *Provider) natsOptions(first bool) []nats.Option {
 				p.log.Warn("lattice connection lost; reconnecting", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { p.log.Info("lattice connection restored", "url", c.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			if c == p.Conn() { // link definitions sent while it was lost are gone: health replies say so
+				p.reconnects.Add(1)
+			}
+			p.log.Info("lattice connection restored", "url", c.ConnectedUrlRedacted())
+		}),
 		// Reconnects never stop, so a close we did not ask for is final:
 		// typically the server refusing our credentials (a revoked user).
 		// A connection a renewal replaced is closed on purpose: not that.
@@ -631,7 +640,7 @@ func (p *Provider) handleHealth(m *nats.Msg) {
 	// A refused link leaves the provider healthy (it serves its other
 	// links, and a restart would not free a taken port): it is reported
 	// beside the verdict, for the supervisor and `up --apply`.
-	h.ReportsLinks, h.Links = true, p.LinkOutcomes()
+	h.ReportsLinks, h.Links, h.Reconnects = true, p.LinkOutcomes(), p.reconnects.Load()
 	b, err := lattice.Marshal(&h)
 	if err == nil {
 		err = m.Respond(b)

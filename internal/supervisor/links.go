@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -124,17 +125,54 @@ func (p *providerInstance) catchUpLinks() {
 		func(ld *lattice.LinkDefinition) bool { return !had[ld.ID] })
 }
 
+// resyncLinks brings a provider whose lattice connection was restored up
+// to date: what was sent to it while it was away never arrived (core NATS
+// keeps nothing for a subscriber that is gone). It is sent every link of
+// the lattice for it again (it ignores those it has), and a deletion of
+// each link it holds that the lattice no longer has.
+func (p *providerInstance) resyncLinks() {
+	links, ok := p.sendLinks("sent a provider its links again after its lattice connection was restored",
+		"links changed while its connection was down may be missing until put again",
+		func(*lattice.LinkDefinition) bool { return true })
+	if !ok {
+		return
+	}
+	inLattice := make(map[string]bool, len(links))
+	for _, ld := range links {
+		inLattice[ld.ActorID] = true
+	}
+	p.mu.Lock()
+	held := slices.Clone(p.linkOutcomes)
+	p.mu.Unlock()
+	s := p.sup
+	for _, o := range held {
+		if inLattice[o.ActorID] {
+			continue
+		}
+		b, err := lattice.Marshal(&lattice.LinkDefinition{ActorID: o.ActorID, ProviderID: p.key, LinkName: p.link, ContractID: o.ContractID})
+		if err != nil {
+			continue
+		}
+		if err := s.nc.Publish(lattice.RPCLinkdefDel(s.prefix, p.key, p.link), b); err != nil {
+			s.log.Warn("could not send a link deletion to a provider", "child", p.label(), "actor", o.ActorID, "err", err)
+			continue
+		}
+		s.log.Info("sent a provider the deletion of a link deleted while its lattice connection was down", "child", p.label(), "actor", o.ActorID)
+	}
+}
+
 // sendLinks sends the provider again those of its links in the lattice
 // that pick selects, logging what (done) or, when the links cannot be
-// read, what it means (missing).
-func (p *providerInstance) sendLinks(done, missing string, pick func(*lattice.LinkDefinition) bool) {
+// read, what it means (missing). It returns the links read, and whether
+// they could be.
+func (p *providerInstance) sendLinks(done, missing string, pick func(*lattice.LinkDefinition) bool) ([]lattice.LinkDefinition, bool) {
 	s := p.sup
 	ctx, cancel := context.WithTimeout(context.Background(), linksWait)
 	defer cancel()
 	links, _, err := s.linksFor(ctx, p.key, p.link)
 	if err != nil {
 		s.log.Warn("could not read a provider's link definitions; "+missing, "child", p.label(), "err", err)
-		return
+		return nil, false
 	}
 	sent := 0
 	for i := range links {
@@ -154,4 +192,5 @@ func (p *providerInstance) sendLinks(done, missing string, pick func(*lattice.Li
 	if sent > 0 {
 		s.log.Info(done, "child", p.label(), "links", sent)
 	}
+	return links, true
 }

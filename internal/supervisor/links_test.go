@@ -15,10 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/latticed/latticed/ctlclient"
+	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/cacheread"
 	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/config"
@@ -212,5 +214,99 @@ func TestCacheReadNeedsNoRightBeyondTheHostControlRole(t *testing.T) {
 				t.Fatalf("read %d links, %v; want ErrUnavailable", len(links), err)
 			}
 		})
+	}
+}
+
+// A provider whose lattice connection is lost misses the link definitions
+// sent meanwhile: core NATS keeps nothing for a subscriber that is gone.
+// When the connection is restored its health reply says so, and the
+// supervisor sends it the lattice's links again. A link changed while it
+// was away is then served as changed, and one deleted is deleted.
+func TestProviderGetsTheLinksChangedWhileItsConnectionWasDown(t *testing.T) {
+	actor := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{
+		Name: "echo", Caps: []string{wire.ContractHTTPServer},
+	})
+	n := startNode(t, nil, "file://"+actor.Path)
+	n.launch("builtin:httpserver", "default", "")
+	n.waitProviderState("builtin:httpserver", "default", child.StateRunning)
+	httpProv, _ := builtin.Lookup("builtin:httpserver")
+	link := func(port int) lattice.LinkDefinition {
+		return lattice.LinkDefinition{ActorID: actor.Key, ProviderID: httpProv.Key(), LinkName: "default",
+			ContractID: wire.ContractHTTPServer, Values: map[string]string{"address": "127.0.0.1:" + strconv.Itoa(port)}}
+	}
+	serves := func(port int) error {
+		c := http.Client{Timeout: 2 * time.Second}
+		resp, err := c.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	portA, portB := testenv.FreePort(t), testenv.FreePort(t)
+	n.putLinks(link(portA))
+	testenv.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error { return serves(portA) })
+
+	// Freeze the provider, cut its connection, change its links, thaw it.
+	whileAway := func(change func()) {
+		t.Helper()
+		pid := n.instance("builtin:httpserver", "default").child.Process().PID()
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = syscall.Kill(pid, syscall.SIGCONT) }()
+		ns := n.s.NATSServer()
+		cut := 0
+		connz, err := ns.Connz(&server.ConnzOptions{Limit: 4096})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range connz.Conns {
+			if strings.HasPrefix(c.Name, "provider "+wire.ContractHTTPServer+" ") {
+				if err := ns.DisconnectClientByID(c.Cid); err != nil {
+					t.Fatal(err)
+				}
+				cut++
+			}
+		}
+		if cut != 1 {
+			t.Fatalf("cut %d connections of the httpserver provider, want 1", cut)
+		}
+		change()
+	}
+	whileAway(func() {
+		var ack lattice.Ack
+		n.ctlRequest(lattice.NewCtl("", n.cfg.LatticePrefix).LinkdefsDel(), link(portA), &ack)
+		if !ack.Accepted {
+			t.Fatalf("link del: %s", ack.Error)
+		}
+		n.putLinks(link(portB))
+	})
+	testenv.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error { return serves(portB) })
+	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if serves(portA) == nil {
+			return errors.New("the link's old address still serves")
+		}
+		return nil
+	})
+
+	whileAway(func() {
+		var ack lattice.Ack
+		n.ctlRequest(lattice.NewCtl("", n.cfg.LatticePrefix).LinkdefsDel(), link(portB), &ack)
+		if !ack.Accepted {
+			t.Fatalf("link del: %s", ack.Error)
+		}
+	})
+	testenv.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if serves(portB) == nil {
+			return errors.New("the deleted link still serves")
+		}
+		return nil
+	})
+	if !strings.Contains(n.logs.String(), "sent a provider the deletion of a link deleted while its lattice connection was down") {
+		t.Error("the log does not say the deletion was sent again")
 	}
 }

@@ -63,6 +63,7 @@ type providerInstance struct {
 	// of its links in a health reply (lattice.HealthCheckResponse).
 	reportsLinks bool
 	linkOutcomes []lattice.LinkOutcome
+	reconnects   uint64 // the running process's lattice.HealthCheckResponse.Reconnects, last seen
 
 	credMu sync.Mutex // serialises re-issuing creds and sending them (renewal, re-mint)
 }
@@ -364,7 +365,7 @@ func (p *providerInstance) start(ctx context.Context) (*child.Process, []string,
 	// The announcement may come before startProcess returns.
 	p.mu.Lock()
 	p.instanceID, p.metricsAddr = instanceID, ""
-	p.reportsLinks, p.linkOutcomes = false, nil // the new process reports afresh
+	p.reportsLinks, p.linkOutcomes, p.reconnects = false, nil, 0 // the new process reports afresh
 	p.mu.Unlock()
 	onAddr := func(addr string) {
 		p.mu.Lock()
@@ -587,6 +588,13 @@ func (p *providerInstance) checkHealth(subject string, body []byte, timeout time
 		return false, "undecodable health reply: " + err.Error()
 	}
 	p.noteLinkOutcomes(r.ReportsLinks, r.Links)
+	p.mu.Lock()
+	reconnected := r.Reconnects > p.reconnects
+	p.reconnects = max(p.reconnects, r.Reconnects)
+	p.mu.Unlock()
+	if reconnected {
+		p.resyncLinks()
+	}
 	if !r.Healthy {
 		return false, "unhealthy: " + r.Message
 	}
