@@ -23,6 +23,18 @@ import (
 	"github.com/latticed/latticed/wire"
 )
 
+// httpActorNode starts a node running the actor built from pkg, signed with
+// the httpserver capability, and the built-in httpserver provider (not yet
+// linked to it).
+func httpActorNode(t *testing.T, pkg, name string) (*node, testenv.SignedActor) {
+	t.Helper()
+	actor := testenv.SignActor(t, t.TempDir(), pkg, trust.SignActorOptions{Name: name, Caps: []string{wire.ContractHTTPServer}})
+	n := startNode(t, nil, "file://"+actor.Path)
+	n.launch("builtin:httpserver", "default", "")
+	n.waitProviderState("builtin:httpserver", "default", child.StateRunning)
+	return n, actor
+}
+
 // Large bodies cross a real node byte for byte: HTTP POST → httpserver
 // provider (child process) → NATS → host child → pass-through actor → back.
 // Sizes straddle the msgpack length classes (bin8/16/32) and the chunking
@@ -32,12 +44,7 @@ import (
 // four different 2 MiB bodies at once catch a buffer or an object shared
 // between calls.
 func TestLargeBodiesRoundTripThroughANode(t *testing.T) {
-	actor := testenv.SignActor(t, t.TempDir(), "./internal/testing/actors/passthrough", trust.SignActorOptions{
-		Name: "passthrough", Caps: []string{wire.ContractHTTPServer},
-	})
-	n := startNode(t, nil, "file://"+actor.Path)
-	n.launch("builtin:httpserver", "default", "")
-	n.waitProviderState("builtin:httpserver", "default", child.StateRunning)
+	n, actor := httpActorNode(t, "./internal/testing/actors/passthrough", "passthrough")
 	port := testenv.FreePort(t)
 	provider, _ := builtin.Lookup("builtin:httpserver")
 	// A generous actor timeout: 900 KiB on a loaded 2-core machine, where

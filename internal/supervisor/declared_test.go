@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,15 +137,7 @@ links:
 			t.Fatalf("latticed up exited: %v", u.cmd.ProcessState)
 		default:
 		}
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("/readyz %d", resp.StatusCode)
-		}
-		return nil
+		return getOK("http://" + addr + "/readyz")
 	})
 	// Ready now: what the manifest declares must already be in place.
 	u.waitReady()

@@ -223,29 +223,13 @@ func TestCacheReadNeedsNoRightBeyondTheHostControlRole(t *testing.T) {
 // supervisor sends it the lattice's links again. A link changed while it
 // was away is then served as changed, and one deleted is deleted.
 func TestProviderGetsTheLinksChangedWhileItsConnectionWasDown(t *testing.T) {
-	actor := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{
-		Name: "echo", Caps: []string{wire.ContractHTTPServer},
-	})
-	n := startNode(t, nil, "file://"+actor.Path)
-	n.launch("builtin:httpserver", "default", "")
-	n.waitProviderState("builtin:httpserver", "default", child.StateRunning)
+	n, actor := httpActorNode(t, "github.com/latticed/latticed/actor/examples/echo", "echo")
 	httpProv, _ := builtin.Lookup("builtin:httpserver")
 	link := func(port int) lattice.LinkDefinition {
 		return lattice.LinkDefinition{ActorID: actor.Key, ProviderID: httpProv.Key(), LinkName: "default",
 			ContractID: wire.ContractHTTPServer, Values: map[string]string{"address": "127.0.0.1:" + strconv.Itoa(port)}}
 	}
-	serves := func(port int) error {
-		c := http.Client{Timeout: 2 * time.Second}
-		resp, err := c.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	}
+	serves := func(port int) error { return getOK("http://127.0.0.1:" + strconv.Itoa(port) + "/") }
 	portA, portB := testenv.FreePort(t), testenv.FreePort(t)
 	n.putLinks(link(portA))
 	testenv.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error { return serves(portA) })
