@@ -42,12 +42,14 @@ type linkFeed struct {
 
 func (f *linkFeed) apply(ctx context.Context, m *nats.Msg) {
 	f.p.applyLinkMsg(ctx, m)
-	if f.cur.handingOver.Load() {
-		if len(f.tail) == linkBuffer {
-			f.tail = f.tail[1:]
-		}
-		f.tail = append(f.tail, m)
+	if !f.cur.handingOver.Load() {
+		f.tail = nil // none, or those of a handover that failed: the tail must have no gap
+		return
 	}
+	if len(f.tail) == linkBuffer {
+		f.tail = f.tail[1:]
+	}
+	f.tail = append(f.tail, m)
 }
 
 // switchSession moves to the session that replaced cur: once cur's channel
