@@ -212,7 +212,7 @@ func (p *Provider) runHandovers(ctx context.Context, quit <-chan struct{}) {
 		case <-p.renewed:
 		case <-retry.C:
 		}
-		retry.Stop() // a renewal came first: try now, and the timer waits again
+		retry.Stop() // this attempt replaces a pending retry (a renewal may have come first)
 		if err := p.handover(ctx); err != nil {
 			// The old connection stays meanwhile; should the server close
 			// it at its JWT's expiry, its reconnect presents the renewed JWT.

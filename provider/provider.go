@@ -101,14 +101,9 @@ func UnknownOperation(contract, operation string) error {
 	return fmt.Errorf("%w %q: %s does not support it", ErrUnknownOperation, operation, contract)
 }
 
-// Health is the health-check reply (msgpack); see lattice.HealthCheckResponse.
-type Health struct {
-	Healthy      bool                  `msgpack:"healthy"`
-	Message      string                `msgpack:"message"`
-	ReportsLinks bool                  `msgpack:"reports_links,omitempty"`
-	Links        []lattice.LinkOutcome `msgpack:"links,omitempty"`
-	Reconnects   uint64                `msgpack:"reconnects,omitempty"`
-}
+// Health is the health-check reply (msgpack): the wire type itself, so a
+// field the reply gains is defined once.
+type Health = lattice.HealthCheckResponse
 
 // Config configures a Provider. Only HostData is required.
 type Config struct {

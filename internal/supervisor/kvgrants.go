@@ -145,7 +145,7 @@ func (p *providerInstance) remintForBuckets() bool {
 	}
 	p.creds, p.granted, p.grantErr = next, want, ""
 	p.mu.Unlock()
-	if err := s.nc.Publish(lattice.RPCCredentials(s.prefix, p.key, p.link), []byte(next.JWT)); err != nil {
+	if err := p.sendCredentials(next.JWT); err != nil {
 		s.log.Warn("could not send the re-minted credentials", "child", p.label(), "err", err)
 		return false
 	}

@@ -555,7 +555,7 @@ func (p *providerInstance) renewCredentials() {
 	p.mu.Unlock()
 	if !due {
 		if live {
-			_ = s.nc.Publish(lattice.RPCCredentials(s.prefix, p.key, p.link), []byte(c.JWT))
+			_ = p.sendCredentials(c.JWT)
 		}
 		return
 	}
@@ -571,11 +571,17 @@ func (p *providerInstance) renewCredentials() {
 	}
 	p.creds = next
 	p.mu.Unlock()
-	if err := s.nc.Publish(lattice.RPCCredentials(s.prefix, p.key, p.link), []byte(next.JWT)); err != nil {
+	if err := p.sendCredentials(next.JWT); err != nil {
 		s.log.Warn("could not send renewed credentials", "child", p.label(), "err", err)
 		return
 	}
 	s.log.Debug("provider credentials renewed", "child", p.label(), "user", c.UserKey, "expires", next.Expires)
+}
+
+// sendCredentials sends the running provider a user JWT
+// (lattice.RPCCredentials): a renewal, a re-mint or a repeat.
+func (p *providerInstance) sendCredentials(jwt string) error {
+	return p.sup.nc.Publish(lattice.RPCCredentials(p.sup.prefix, p.key, p.link), []byte(jwt))
 }
 
 func (p *providerInstance) checkHealth(subject string, body []byte, timeout time.Duration) (bool, string) {
