@@ -69,6 +69,22 @@ func Connect(url string, auth config.NATSConn, name string, log *slog.Logger, ex
 	return nc, nil
 }
 
+// OnReconnect returns the option that calls f, after the logging Connect
+// does, each time the connection is restored: nats.ReconnectHandler would
+// replace that logging instead.
+func OnReconnect(f func(*nats.Conn)) nats.Option {
+	return func(o *nats.Options) error {
+		prev := o.ReconnectedCB
+		o.ReconnectedCB = func(nc *nats.Conn) {
+			if prev != nil {
+				prev(nc)
+			}
+			f(nc)
+		}
+		return nil
+	}
+}
+
 // OperatorInbox returns the nats.CustomInboxPrefix option for one of the
 // operator's requesters (the supervisor, latticed ctl, up --apply)
 // connecting with auth: lattice.OperatorInbox, where no provider may

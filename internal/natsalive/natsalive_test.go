@@ -218,3 +218,35 @@ func TestWaitConnected(t *testing.T) {
 		t.Fatalf("Check of a connection that never connected = %v", err)
 	}
 }
+
+// OnReconnect adds to Connect's logging of a restored connection; it does
+// not replace it, as nats.ReconnectHandler would.
+func TestOnReconnectKeepsTheLogging(t *testing.T) {
+	s := testenv.NATS(t)
+	var logs testenv.SyncBuffer
+	restored := make(chan struct{}, 1)
+	nc, err := Connect(s.ClientURL(), config.NATSConn{}, "watched", testenv.JSONLogger(&logs),
+		nats.ReconnectWait(20*time.Millisecond), OnReconnect(func(*nats.Conn) { restored <- struct{}{} }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	cid, err := nc.GetClientID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DisconnectClientByID(cid); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-restored:
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnReconnect's function was not called when the connection was restored")
+	}
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if !strings.Contains(logs.String(), `"msg":"NATS reconnected","conn":"watched"`) {
+			return fmt.Errorf("the reconnect was not logged: %s", logs.String())
+		}
+		return nil
+	})
+}

@@ -66,6 +66,7 @@ func (s *Supervisor) linkChanged(m *nats.Msg) {
 		return
 	}
 	p.mu.Lock()
+	p.linkChanges++
 	if put {
 		if b, err := keyvalue.BucketName(ld.Values, s.prefix, link); err == nil {
 			p.buckets[ld.ActorID] = b
@@ -84,16 +85,75 @@ func (s *Supervisor) linkChanged(m *nats.Msg) {
 func (p *providerInstance) bucketsOf(links []lattice.LinkDefinition) []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.setBucketsLocked(links)
+	return p.bucketSetLocked()
+}
+
+func (p *providerInstance) setBucketsLocked(links []lattice.LinkDefinition) {
 	p.buckets = map[string]string{}
 	if p.contract != wire.ContractKeyValue {
-		return nil
+		return
 	}
 	for _, ld := range links {
 		if b, err := keyvalue.BucketName(ld.Values, p.sup.prefix, p.link); err == nil {
 			p.buckets[ld.ActorID] = b
 		}
 	}
-	return p.bucketSetLocked()
+}
+
+// linkChangesMissed marks every key-value provider's buckets to be read
+// again from the lattice at its next health check, which is asked for at
+// once: the supervisor's connection was restored, and the link changes
+// sent while it was down never reached linkChanged (core NATS keeps
+// nothing for a subscriber that is gone), so a bucket linked meanwhile
+// would not be granted, and one unlinked would stay granted.
+func (s *Supervisor) linkChangesMissed() {
+	s.provMu.Lock()
+	var kv []*providerInstance
+	for _, p := range s.provs {
+		if p.contract == wire.ContractKeyValue {
+			kv = append(kv, p)
+		}
+	}
+	s.provMu.Unlock()
+	for _, p := range kv {
+		p.mu.Lock()
+		p.rebuild = true
+		p.mu.Unlock()
+		p.pokeHealth()
+	}
+}
+
+// rebuildBucketsIfMissed reads a key-value provider's buckets again from
+// the lattice's links when linkChangesMissed asked for it. A link change
+// that linkChanged applies while the links are being read may be newer
+// than what was read: then what was read is dropped, and read again at the
+// next health check. So is a read that fails.
+func (p *providerInstance) rebuildBucketsIfMissed() {
+	s := p.sup
+	p.mu.Lock()
+	due, seen := p.rebuild, p.linkChanges
+	p.mu.Unlock()
+	if !due {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	links, _, err := s.linksFor(ctx, p.key, p.link)
+	if err != nil {
+		s.log.Warn("could not read a key-value provider's links after the supervisor's NATS connection was restored; "+
+			"retried at the next health check", "child", p.label(), "err", err)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.linkChanges != seen {
+		return // a change came while reading: read again next time
+	}
+	p.setBucketsLocked(links)
+	p.rebuild = false
+	s.log.Info("key-value provider's buckets read again from the lattice after the supervisor's NATS connection was restored",
+		"child", p.label(), "buckets", p.bucketSetLocked())
 }
 
 func (p *providerInstance) bucketSetLocked() []string {

@@ -59,6 +59,8 @@ type providerInstance struct {
 	startLinks  map[string]bool   // ids of the links the running process got in HostData
 	granted     []string          // the buckets creds grants (sorted)
 	grantErr    string            // why the last grant sync failed ("" when it did not): logged once per cause
+	linkChanges uint64            // key-value providers: link changes applied to buckets (rebuildBuckets' guard)
+	rebuild     bool              // key-value providers: buckets to be read again from the lattice (link changes missed)
 	// reportsLinks, linkOutcomes: what the running process last reported
 	// of its links in a health reply (lattice.HealthCheckResponse).
 	reportsLinks bool
@@ -493,8 +495,17 @@ func (p *providerInstance) watch(_ context.Context, proc *child.Process) child.E
 				continue
 			}
 		}
+		natsBefore := s.nc.Stats().Reconnects
 		ok, msg := p.checkHealth(subject, body, set.Lattice.RPCTimeout)
 		switch {
+		case !ok && s.natsInterrupted(natsBefore):
+			// The supervisor's own connection was down: the check could
+			// not reach the provider, which says nothing of its health. A
+			// NATS outage must not restart every provider of the node.
+			s.log.Debug("provider health unknown while the supervisor's NATS connection is down; not counted", "child", p.label(), "err", msg)
+			if !healthy {
+				startBy = time.Now().Add(s.providerStartup) // its start is timed from NATS being back
+			}
 		case ok && !healthy:
 			healthy, failures, interval = true, 0, steady
 			fastUntil = time.Now().Add(linkCheckWindow)
@@ -527,6 +538,7 @@ func (p *providerInstance) watch(_ context.Context, proc *child.Process) child.E
 		}
 		if ok {
 			p.renewDelegation()
+			p.rebuildBucketsIfMissed()
 			p.syncGrants() // retries a sync that failed when its link came
 		}
 		if healthy && time.Now().Before(fastUntil) {

@@ -431,7 +431,7 @@ func (s *Supervisor) startNATS(set config.SupervisorSettings) error {
 	}
 	// Its replies (link values, health) go where no provider may subscribe.
 	s.nc, err = natsalive.Connect(s.natsURL, config.NATSConn{JWT: self.JWT, Seed: self.Seed}, "latticed-supervisor", s.log,
-		append(natsalive.Options(set.NATS.Keepalive), nats.CustomInboxPrefix(self.InboxPrefix))...)
+		append(natsalive.Options(set.NATS.Keepalive), nats.CustomInboxPrefix(self.InboxPrefix), natsalive.OnReconnect(s.natsRestored))...)
 	if err != nil {
 		return err
 	}
