@@ -26,10 +26,14 @@ import (
 // httpActorNode starts a node running the actor built from pkg, signed with
 // the httpserver capability, and the built-in httpserver provider (not yet
 // linked to it).
-func httpActorNode(t *testing.T, pkg, name string) (*node, testenv.SignedActor) {
+func httpActorNode(t *testing.T, pkg, name string, tweak ...func(*Supervisor)) (*node, testenv.SignedActor) {
 	t.Helper()
 	actor := testenv.SignActor(t, t.TempDir(), pkg, trust.SignActorOptions{Name: name, Caps: []string{wire.ContractHTTPServer}})
-	n := startNode(t, nil, "file://"+actor.Path)
+	n := startNodeWith(t, nil, func(s *Supervisor) {
+		for _, f := range tweak {
+			f(s)
+		}
+	}, "file://"+actor.Path)
 	n.launch("builtin:httpserver", "default", "")
 	n.waitProviderState("builtin:httpserver", "default", child.StateRunning)
 	return n, actor

@@ -232,7 +232,7 @@ func (p *providerInstance) resendRefusedLinks() {
 	}
 	p.sendLinks("sent a key-value provider again the links it refused before their buckets were granted",
 		"links it refused stay refused until put again",
-		func(ld *lattice.LinkDefinition) bool { return refused[ld.ActorID] })
+		func(ld *lattice.LinkDefinition) bool { return refused[ld.ActorID] }, nil)
 }
 
 // grantFailed logs why a grant sync failed: at error level when the cause

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -122,7 +123,7 @@ func (p *providerInstance) catchUpLinks() {
 	p.mu.Unlock()
 	p.sendLinks("sent a provider the links put while it started",
 		"links put while it started may be missing until put again",
-		func(ld *lattice.LinkDefinition) bool { return !had[ld.ID] })
+		func(ld *lattice.LinkDefinition) bool { return !had[ld.ID] }, nil)
 }
 
 // resyncLinks brings a provider whose lattice connection was restored up
@@ -131,66 +132,130 @@ func (p *providerInstance) catchUpLinks() {
 // the lattice for it again (it ignores those it has), and a deletion of
 // each link it holds that the lattice no longer has.
 func (p *providerInstance) resyncLinks() {
-	links, ok := p.sendLinks("sent a provider its links again after its lattice connection was restored",
-		"links changed while its connection was down may be missing until put again",
-		func(*lattice.LinkDefinition) bool { return true })
-	if !ok {
-		return
-	}
-	inLattice := make(map[string]bool, len(links))
-	for _, ld := range links {
-		inLattice[ld.ActorID] = true
-	}
 	p.mu.Lock()
 	held := slices.Clone(p.linkOutcomes)
 	p.mu.Unlock()
-	s := p.sup
-	for _, o := range held {
-		if inLattice[o.ActorID] {
-			continue
-		}
-		b, err := lattice.Marshal(&lattice.LinkDefinition{ActorID: o.ActorID, ProviderID: p.key, LinkName: p.link, ContractID: o.ContractID})
-		if err != nil {
-			continue
-		}
-		if err := s.nc.Publish(lattice.RPCLinkdefDel(s.prefix, p.key, p.link), b); err != nil {
-			s.log.Warn("could not send a link deletion to a provider", "child", p.label(), "actor", o.ActorID, "err", err)
-			continue
-		}
-		s.log.Info("sent a provider the deletion of a link deleted while its lattice connection was down", "child", p.label(), "actor", o.ActorID)
-	}
+	p.sendLinks("sent a provider its links again after its lattice connection was restored",
+		"links changed while its connection was down may be missing until put again",
+		func(*lattice.LinkDefinition) bool { return true },
+		func(links []lattice.LinkDefinition) []lattice.LinkDefinition {
+			inLattice := make(map[string]bool, len(links))
+			for _, ld := range links {
+				inLattice[ld.ActorID] = true
+			}
+			var gone []lattice.LinkDefinition
+			for _, o := range held {
+				if !inLattice[o.ActorID] {
+					gone = append(gone, lattice.LinkDefinition{ID: lattice.LinkID(o.ActorID, o.ContractID, p.link),
+						ActorID: o.ActorID, ProviderID: p.key, LinkName: p.link, ContractID: o.ContractID})
+				}
+			}
+			return gone
+		})
+}
+
+// maxLinkSendRounds bounds sendLinks' reads: links changing without pause
+// for that long are left to the host's own messages.
+const maxLinkSendRounds = 5
+
+// linkMsg is a link definition sent to a provider, put or deleted.
+type linkMsg struct {
+	ld  lattice.LinkDefinition
+	del bool
+}
+
+func (m linkMsg) same(o linkMsg) bool {
+	return m.del == o.del && (m.del || maps.Equal(m.ld.Values, o.ld.Values))
 }
 
 // sendLinks sends the provider again those of its links in the lattice
-// that pick selects, logging what (done) or, when the links cannot be
-// read, what it means (missing). It returns the links read, and whether
-// they could be.
-func (p *providerInstance) sendLinks(done, missing string, pick func(*lattice.LinkDefinition) bool) ([]lattice.LinkDefinition, bool) {
+// that pick selects, and a deletion of each link that gone (if not nil)
+// returns for the links read. It logs what it sent (done) or, when the
+// links cannot be read, what that means (missing).
+//
+// A link the host changes meanwhile must not be overtaken: read here, then
+// changed by the host (its cache write, then its message to the provider),
+// then sent here, older, after the host's message. So the links are read
+// again after each round of sending, and what differs from what was sent
+// is sent, until a read finds nothing to send. The host writes the lattice
+// cache before it tells the provider (internal/host, PutLink), so a change
+// whose message could have come before one of ours is in the next read,
+// and one written after a read that finds nothing to send reaches the
+// provider after everything sent here.
+func (p *providerInstance) sendLinks(done, missing string, pick func(*lattice.LinkDefinition) bool, gone func([]lattice.LinkDefinition) []lattice.LinkDefinition) {
 	s := p.sup
-	ctx, cancel := context.WithTimeout(context.Background(), linksWait)
-	defer cancel()
-	links, _, err := s.linksFor(ctx, p.key, p.link)
-	if err != nil {
-		s.log.Warn("could not read a provider's link definitions; "+missing, "child", p.label(), "err", err)
-		return nil, false
-	}
+	told := map[string]linkMsg{} // by link id
 	sent := 0
-	for i := range links {
-		if !pick(&links[i]) {
-			continue
-		}
-		b, err := lattice.Marshal(&links[i])
+	for round := 1; ; round++ {
+		ctx, cancel := context.WithTimeout(context.Background(), linksWait)
+		links, _, err := s.linksFor(ctx, p.key, p.link)
+		cancel()
 		if err != nil {
-			continue
+			s.log.Warn("could not read a provider's link definitions; "+missing, "child", p.label(), "err", err)
+			return
 		}
-		if err := s.nc.Publish(lattice.RPCLinkdefPut(s.prefix, p.key, p.link), b); err != nil {
-			s.log.Warn("could not send a link definition to a provider", "child", p.label(), "link_id", links[i].ID, "err", err)
-			continue
+		if round == 1 && s.afterLinksRead != nil {
+			s.afterLinksRead()
 		}
-		sent++
+		want := map[string]linkMsg{}
+		for _, ld := range links {
+			if pick(&ld) {
+				want[ld.ID] = linkMsg{ld: ld}
+			}
+		}
+		if gone != nil {
+			for _, ld := range gone(links) {
+				want[ld.ID] = linkMsg{ld: ld, del: true}
+			}
+		}
+		for id, m := range told {
+			if _, ok := want[id]; !ok && !m.del {
+				want[id] = linkMsg{ld: m.ld, del: true} // sent before, deleted since
+			}
+		}
+		n := 0
+		for id, m := range want {
+			if t, ok := told[id]; ok && t.same(m) {
+				continue
+			}
+			if p.sendLink(m) {
+				told[id] = m
+				n++
+			}
+		}
+		sent += n
+		if n == 0 {
+			break
+		}
+		if round == maxLinkSendRounds {
+			s.log.Warn("a provider's links kept changing while they were sent to it; the host's own messages bring the rest",
+				"child", p.label(), "rounds", round)
+			break
+		}
 	}
 	if sent > 0 {
 		s.log.Info(done, "child", p.label(), "links", sent)
 	}
-	return links, true
+}
+
+// sendLink publishes one link definition, or its deletion, to the provider
+// as the host does; it reports whether it was sent.
+func (p *providerInstance) sendLink(m linkMsg) bool {
+	s := p.sup
+	b, err := lattice.Marshal(&m.ld)
+	if err != nil {
+		return false
+	}
+	subj := lattice.RPCLinkdefPut(s.prefix, p.key, p.link)
+	if m.del {
+		subj = lattice.RPCLinkdefDel(s.prefix, p.key, p.link)
+	}
+	if err := s.nc.Publish(subj, b); err != nil {
+		s.log.Warn("could not send a link definition to a provider", "child", p.label(), "actor", m.ld.ActorID, "deletion", m.del, "err", err)
+		return false
+	}
+	if m.del {
+		s.log.Info("sent a provider the deletion of a link deleted while it could not be told", "child", p.label(), "actor", m.ld.ActorID)
+	}
+	return true
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -290,7 +291,89 @@ func TestProviderGetsTheLinksChangedWhileItsConnectionWasDown(t *testing.T) {
 		}
 		return nil
 	})
-	if !strings.Contains(n.logs.String(), "sent a provider the deletion of a link deleted while its lattice connection was down") {
+	if !strings.Contains(n.logs.String(), "sent a provider the deletion of a link deleted while it could not be told") {
 		t.Error("the log does not say the deletion was sent again")
+	}
+}
+
+// The links the supervisor sends a provider again (after its connection
+// was restored, after its start, after a late grant) are read from the
+// lattice first. A link the host changes between that read and the sends
+// must not be overtaken by the older copy: the supervisor reads again and
+// sends what changed. Here the host moves the link to another address at
+// exactly that moment (the test's hook between the read and the sends); the
+// new address must serve, and go on serving.
+func TestResentLinksDoNotOvertakeAChangeMadeMeanwhile(t *testing.T) {
+	var armed atomic.Bool
+	var change func() error
+	changed := make(chan error, 1)
+	n, actor := httpActorNode(t, "github.com/latticed/latticed/actor/examples/echo", "echo", func(s *Supervisor) {
+		s.afterLinksRead = func() {
+			if armed.CompareAndSwap(true, false) {
+				changed <- change()
+			}
+		}
+	})
+	httpProv, _ := builtin.Lookup("builtin:httpserver")
+	link := func(port int) lattice.LinkDefinition {
+		ld := lattice.LinkDefinition{ActorID: actor.Key, ProviderID: httpProv.Key(), LinkName: "default",
+			ContractID: wire.ContractHTTPServer, Values: map[string]string{"address": "127.0.0.1:" + strconv.Itoa(port)}}
+		if err := ld.Normalize(); err != nil {
+			t.Fatal(err)
+		}
+		return ld
+	}
+	serves := func(port int) error { return getOK("http://127.0.0.1:" + strconv.Itoa(port) + "/") }
+	portA, portB := testenv.FreePort(t), testenv.FreePort(t)
+	n.putLinks(link(portA))
+	testenv.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error { return serves(portA) })
+
+	// The host's change, as `latticed ctl link put` makes it: acknowledged
+	// once the lattice cache has it and the provider has been sent it.
+	change = func() error {
+		msg, err := n.nc.Request(lattice.NewCtl("", n.cfg.LatticePrefix).LinkdefsPut(), mustJSON(link(portB)), 30*time.Second)
+		if err != nil {
+			return err
+		}
+		var ack lattice.Ack
+		if err := jsonUnmarshal(msg.Data, &ack); err != nil {
+			return err
+		}
+		if !ack.Accepted {
+			return errors.New(ack.Error)
+		}
+		return nil
+	}
+	armed.Store(true)
+	// Cut the provider's connection: once restored, it reports a reconnect
+	// and the supervisor sends it its links again.
+	ns := n.s.NATSServer()
+	connz, err := ns.Connz(&server.ConnzOptions{Limit: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range connz.Conns {
+		if strings.HasPrefix(c.Name, "provider "+wire.ContractHTTPServer+" ") {
+			if err := ns.DisconnectClientByID(c.Cid); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	select {
+	case err := <-changed:
+		if err != nil {
+			t.Fatalf("link put between the supervisor's read and its sends: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the supervisor did not send the provider its links again after its connection was restored")
+	}
+	testenv.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error { return serves(portB) })
+	// It stays there: no older copy arrives after it.
+	time.Sleep(time.Second)
+	if err := serves(portB); err != nil {
+		t.Fatalf("the link's new address stopped serving: %v", err)
+	}
+	if serves(portA) == nil {
+		t.Fatal("the link's old address serves again")
 	}
 }

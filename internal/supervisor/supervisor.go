@@ -132,6 +132,11 @@ type Supervisor struct {
 	provMu   sync.Mutex
 	provs    map[provKey]*providerInstance
 	provWG   sync.WaitGroup
+
+	// afterLinksRead, set by tests only, runs in sendLinks between its
+	// first read of the lattice and its first sends: the moment a
+	// concurrent change of the host's could be overtaken.
+	afterLinksRead func()
 }
 
 // New prepares a supervisor with settings resolved by
