@@ -85,6 +85,22 @@ func OnReconnect(f func(*nats.Conn)) nats.Option {
 	}
 }
 
+// OnAsyncError returns the option that calls f, after the logging Connect
+// does, with each asynchronous error (a slow consumer's dropped messages,
+// a permission violation): nats.ErrorHandler would replace that logging.
+func OnAsyncError(f func(*nats.Conn, *nats.Subscription, error)) nats.Option {
+	return func(o *nats.Options) error {
+		prev := o.AsyncErrorCB
+		o.AsyncErrorCB = func(nc *nats.Conn, sub *nats.Subscription, err error) {
+			if prev != nil {
+				prev(nc, sub, err)
+			}
+			f(nc, sub, err)
+		}
+		return nil
+	}
+}
+
 // OperatorInbox returns the nats.CustomInboxPrefix option for one of the
 // operator's requesters (the supervisor, latticed ctl, up --apply)
 // connecting with auth: lattice.OperatorInbox, where no provider may

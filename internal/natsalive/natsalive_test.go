@@ -2,6 +2,7 @@ package natsalive
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -246,6 +247,56 @@ func TestOnReconnectKeepsTheLogging(t *testing.T) {
 	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if !strings.Contains(logs.String(), `"msg":"NATS reconnected","conn":"watched"`) {
 			return fmt.Errorf("the reconnect was not logged: %s", logs.String())
+		}
+		return nil
+	})
+}
+
+// OnAsyncError adds to Connect's logging of an asynchronous error (here a
+// subscription falling behind, whose messages NATS drops); it does not
+// replace it, as nats.ErrorHandler would.
+func TestOnAsyncErrorKeepsTheLogging(t *testing.T) {
+	s := testenv.NATS(t)
+	var logs testenv.SyncBuffer
+	slow := make(chan error, 1)
+	nc, err := Connect(s.ClientURL(), config.NATSConn{}, "watched", testenv.JSONLogger(&logs),
+		OnAsyncError(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if sub != nil && sub.Subject == "slow" {
+				select {
+				case slow <- err:
+				default:
+				}
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	release := make(chan struct{})
+	defer close(release)
+	sub, err := nc.Subscribe("slow", func(*nats.Msg) { <-release })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.SetPendingLimits(1, -1); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if err := nc.Publish("slow", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case err := <-slow:
+		if !errors.Is(err, nats.ErrSlowConsumer) {
+			t.Errorf("OnAsyncError's function got %v, want %v", err, nats.ErrSlowConsumer)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnAsyncError's function was not called when the subscription fell behind")
+	}
+	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if !strings.Contains(logs.String(), `"msg":"NATS async error","conn":"watched","subject":"slow"`) {
+			return fmt.Errorf("the error was not logged: %s", logs.String())
 		}
 		return nil
 	})

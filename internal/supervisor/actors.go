@@ -28,6 +28,7 @@ type actorTracker struct {
 	mu      sync.Mutex
 	running map[string]*trackedActor // actor key →
 	pending map[string]*trackedActor // to start on the next host process
+	folded  uint64                   // events folded in: resync's guard
 }
 
 type trackedActor struct {
@@ -60,6 +61,7 @@ func (t *actorTracker) handle(m *nats.Msg) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.folded++
 	a := t.running[d.PublicKey]
 	switch typ {
 	case lattice.EventActorStarted:
@@ -76,6 +78,37 @@ func (t *actorTracker) handle(m *nats.Msg) {
 			}
 		}
 	}
+}
+
+// seen is how many events have been folded in; resync takes it.
+func (t *actorTracker) seen() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.folded
+}
+
+// resync replaces what the tracker knows runs by inv, the host's inventory:
+// events were missed (the supervisor's connection was down, or the
+// subscription fell behind and NATS dropped some). inv was asked for when
+// seen events had been folded in; if more came since, inv may be older
+// than they are, and resync changes nothing and reports false.
+func (t *actorTracker) resync(inv *lattice.HostInventory, seen uint64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.folded != seen {
+		return false
+	}
+	t.running = map[string]*trackedActor{}
+	for _, d := range inv.Actors {
+		a := &trackedActor{ref: d.ImageRef, instances: map[string]bool{}}
+		for _, in := range d.Instances {
+			a.instances[in.InstanceID] = true
+		}
+		if len(a.instances) > 0 {
+			t.running[d.ID] = a
+		}
+	}
+	return true
 }
 
 // hostCrashed moves what ran to the list to start again.

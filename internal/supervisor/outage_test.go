@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/latticed/latticed/internal/builtin"
 	"github.com/latticed/latticed/internal/child"
@@ -84,6 +86,39 @@ func TestKeyValueGrantsCatchUpAfterTheSupervisorsConnectionIsRestored(t *testing
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The supervisor reconnects within ReconnectWait (250 ms, plus jitter):
+	// a round counts only if the host sent the link while it was away.
+	var bucket string
+	whileSupervisorIsCut(t, n, "the host sent the link", func(round int) {
+		bucket = fmt.Sprintf("MISSED_%d", round)
+		n.putLinks(lattice.LinkDefinition{ActorID: actor.Key, ProviderID: kv.Key(), LinkName: "default",
+			ContractID: wire.ContractKeyValue, Values: map[string]string{"bucket": bucket}})
+		for sent := false; !sent; {
+			m, err := puts.NextMsg(10 * time.Second)
+			if err != nil {
+				t.Fatalf("the host did not send the link to the provider: %v", err)
+			}
+			ld, err := lattice.DecodeLinkDefinition(m.Data)
+			sent = err == nil && ld.Values["bucket"] == bucket
+		}
+	})
+	grantedCreds(t, n, bucket)
+	if got := httpCounter(t, port); got != 1 {
+		t.Fatalf("first count in the bucket linked while the supervisor was away: %d", got)
+	}
+	if !strings.Contains(n.logs.String(), "buckets read again from the lattice") {
+		t.Error("the log does not say the buckets were read again")
+	}
+}
+
+// whileSupervisorIsCut cuts the supervisor's connection to the embedded
+// server and runs change, which returns once the change has been sent (a
+// test subscriber received it). The supervisor reconnects within
+// ReconnectWait (250 ms, plus jitter), so a round counts only if it is
+// still away when change returns; otherwise it is tried again, up to 10
+// rounds. what says what must happen while it is away.
+func whileSupervisorIsCut(t *testing.T, n *node, what string, change func(round int)) {
+	t.Helper()
 	ns := n.s.NATSServer()
 	supervisorConn := func() (uint64, bool) {
 		connz, err := ns.Connz(&server.ConnzOptions{Limit: 4096})
@@ -97,14 +132,7 @@ func TestKeyValueGrantsCatchUpAfterTheSupervisorsConnectionIsRestored(t *testing
 		}
 		return 0, false
 	}
-	// The supervisor reconnects within ReconnectWait (250 ms, plus jitter):
-	// a round counts only if the host sent the link while it was away.
-	var bucket string
-	for round := 1; ; round++ {
-		if round > 10 {
-			t.Fatal("in 10 rounds the supervisor's connection was back before the host sent the link: could not make it miss one")
-		}
-		bucket = fmt.Sprintf("MISSED_%d", round)
+	for round := 1; round <= 10; round++ {
 		var cid uint64
 		testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
 			var ok bool
@@ -116,25 +144,67 @@ func TestKeyValueGrantsCatchUpAfterTheSupervisorsConnectionIsRestored(t *testing
 		if err := ns.DisconnectClientByID(cid); err != nil {
 			t.Fatal(err)
 		}
-		n.putLinks(lattice.LinkDefinition{ActorID: actor.Key, ProviderID: kv.Key(), LinkName: "default",
-			ContractID: wire.ContractKeyValue, Values: map[string]string{"bucket": bucket}})
-		for sent := false; !sent; {
-			m, err := puts.NextMsg(10 * time.Second)
-			if err != nil {
-				t.Fatalf("the host did not send the link to the provider: %v", err)
-			}
-			ld, err := lattice.DecodeLinkDefinition(m.Data)
-			sent = err == nil && ld.Values["bucket"] == bucket
-		}
+		change(round)
 		if _, back := supervisorConn(); !back {
-			break
+			return
 		}
 	}
-	grantedCreds(t, n, bucket)
-	if got := httpCounter(t, port); got != 1 {
-		t.Fatalf("first count in the bucket linked while the supervisor was away: %d", got)
+	t.Fatalf("in 10 rounds the supervisor's connection was back before %s: could not make it miss that", what)
+}
+
+// The supervisor remembers the actors its host runs from the host's
+// lattice events, to start them again if the host crashes (actors.go).
+// Events sent while its own connection is down are lost to it; once the
+// connection is restored it reads the host's inventory again. Here actor
+// instances are started while the supervisor's connection is cut, then the
+// host is killed: the restarted host must run as many as before. Before,
+// it ran only those whose events got through.
+func TestHostCrashAfterLostEventsRestartsEveryActorInstance(t *testing.T) {
+	echo := echoActor(t)
+	n := startNode(t, nil, "file://"+echo.Path)
+	events := make(chan *nats.Msg, 256)
+	sub, err := n.nc.ChanSubscribe(lattice.Events("default"), events)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(n.logs.String(), "buckets read again from the lattice") {
-		t.Error("the log does not say the buckets were read again")
+	defer sub.Unsubscribe()
+	ctl := lattice.NewCtl("", "default")
+	instances := 1
+	whileSupervisorIsCut(t, n, "the host announced the new instance", func(int) {
+		var ack lattice.Ack
+		n.ctlRequest(ctl.Cmd(n.s.HostID(), lattice.CmdLaunchActor), lattice.StartActorCommand{ActorRef: "file://" + echo.Path, Count: 1}, &ack)
+		if !ack.Accepted {
+			t.Fatalf("start an echo instance: %s", ack.Error)
+		}
+		instances++
+		waitEvent(t, events, lattice.EventActorStarted, echo.Key)
+	})
+	testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if !strings.Contains(n.logs.String(), "the actors the host runs were read again from its inventory") {
+			return errors.New("the supervisor has not read the host's inventory again")
+		}
+		return nil
+	})
+
+	before := n.s.Status().Host
+	if err := syscall.Kill(before.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
 	}
+	testenv.CheckFor(t, 60*time.Second, 20*time.Millisecond, func() error {
+		if st := n.s.Status().Host; st.PID == before.PID || st.State != child.StateRunning {
+			return fmt.Errorf("host %+v", st)
+		}
+		msg, err := n.nc.Request(ctl.GetInventory(n.s.HostID()), []byte("{}"), 2*time.Second)
+		if err != nil {
+			return err // the new host may not answer yet
+		}
+		var inv lattice.HostInventory
+		if err := jsonUnmarshal(msg.Data, &inv); err != nil {
+			return err
+		}
+		if len(inv.Actors) != 1 || len(inv.Actors[0].Instances) != instances {
+			return fmt.Errorf("the restarted host runs %+v, want %d instances of echo", inv.Actors, instances)
+		}
+		return nil
+	})
 }

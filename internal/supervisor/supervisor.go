@@ -137,6 +137,10 @@ type Supervisor struct {
 	// first read of the lattice and its first sends: the moment a
 	// concurrent change of the host's could be overtaken.
 	afterLinksRead func()
+
+	// eventsMissed holds a wake-up for followMissedEvents: lattice events
+	// were lost to the supervisor (conn.go).
+	eventsMissed chan struct{}
 }
 
 // New prepares a supervisor with settings resolved by
@@ -165,7 +169,7 @@ func New(set config.SupervisorSettings, opts Options) (*Supervisor, error) {
 		opts: opts, set: set, log: opts.Logger, m: opts.Metrics,
 		hostID: opts.HostKey.PublicKey(), prefix: set.Lattice.Prefix,
 		ctl:   lattice.NewCtl(set.Lattice.CtlTopicPrefix, set.Lattice.Prefix),
-		ready: make(chan struct{}), fatal: make(chan error, 1), provs: map[provKey]*providerInstance{},
+		ready: make(chan struct{}), fatal: make(chan error, 1), eventsMissed: make(chan struct{}, 1), provs: map[provKey]*providerInstance{},
 		runDir: datadir.Path(set.Paths.DataDir, datadir.RuntimeDir), adminPath: datadir.AdminSocket(set.Paths.DataDir, set.Paths.AdminSocket),
 		providerStartup: providerStartup,
 	}
@@ -306,6 +310,10 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 	if err := s.nc.Flush(); err != nil {
 		return fmt.Errorf("NATS: %w", err)
 	}
+	missCtx, stopMissed := context.WithCancel(ctx)
+	missedDone := make(chan struct{})
+	go func() { defer close(missedDone); s.followMissedEvents(missCtx) }()
+	defer func() { stopMissed(); <-missedDone }()
 	stopConsole, err := s.startConsole(ctx, set)
 	if err != nil {
 		return err
@@ -436,7 +444,8 @@ func (s *Supervisor) startNATS(set config.SupervisorSettings) error {
 	}
 	// Its replies (link values, health) go where no provider may subscribe.
 	s.nc, err = natsalive.Connect(s.natsURL, config.NATSConn{JWT: self.JWT, Seed: self.Seed}, "latticed-supervisor", s.log,
-		append(natsalive.Options(set.NATS.Keepalive), nats.CustomInboxPrefix(self.InboxPrefix), natsalive.OnReconnect(s.natsRestored))...)
+		append(natsalive.Options(set.NATS.Keepalive), nats.CustomInboxPrefix(self.InboxPrefix), natsalive.OnReconnect(s.natsRestored),
+			natsalive.OnAsyncError(s.natsAsyncError))...)
 	if err != nil {
 		return err
 	}
