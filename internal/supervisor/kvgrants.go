@@ -38,7 +38,8 @@ func (s *Supervisor) followLinks() (*nats.Subscription, error) {
 }
 
 // linkChanged updates the buckets of the key-value provider a link
-// definition is for, if it runs here.
+// definition is for, if it runs here, and asks for its health check, after
+// which its grants are synced (syncGrants).
 func (s *Supervisor) linkChanged(m *nats.Msg) {
 	put, ok := lattice.IsLinkdefPut(m.Subject)
 	if !ok {
@@ -59,8 +60,12 @@ func (s *Supervisor) linkChanged(m *nats.Msg) {
 	if p == nil {
 		return
 	}
-	if put {
-		p.pokeHealth() // its outcome is wanted soon (provider.go)
+	if put || p.contract == wire.ContractKeyValue {
+		// A put's outcome is wanted soon (provider.go); a key-value
+		// provider's grants are synced after that check, on the
+		// provider's own goroutine: a bucket creation that waits for
+		// JetStream holds up no other provider's link changes.
+		p.pokeHealth()
 	}
 	if p.contract != wire.ContractKeyValue {
 		return
@@ -77,7 +82,6 @@ func (s *Supervisor) linkChanged(m *nats.Msg) {
 		delete(p.buckets, ld.ActorID)
 	}
 	p.mu.Unlock()
-	p.syncGrants()
 }
 
 // bucketsOf resets a key-value provider's buckets to those of links and

@@ -539,7 +539,7 @@ func (p *providerInstance) watch(_ context.Context, proc *child.Process) child.E
 		if ok {
 			p.renewDelegation()
 			p.rebuildBucketsIfMissed()
-			p.syncGrants() // retries a sync that failed when its link came
+			p.syncGrants() // after a link change (linkChanged asks for this check), and retries one that failed
 		}
 		if healthy && time.Now().Before(fastUntil) {
 			t.Reset(min(interval, linkCheckInterval))
