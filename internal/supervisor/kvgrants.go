@@ -107,10 +107,10 @@ func (p *providerInstance) setBucketsLocked(links []lattice.LinkDefinition) {
 
 // linkChangesMissed marks every key-value provider's buckets to be read
 // again from the lattice at its next health check, which is asked for at
-// once: the supervisor's connection was restored, and the link changes
-// sent while it was down never reached linkChanged (core NATS keeps
-// nothing for a subscriber that is gone), so a bucket linked meanwhile
-// would not be granted, and one unlinked would stay granted.
+// once: link changes were lost to linkChanged (conn.go: sent while the
+// supervisor's connection was down, or dropped for falling behind), so a
+// bucket linked meanwhile would not be granted, and one unlinked would
+// stay granted.
 func (s *Supervisor) linkChangesMissed() {
 	s.provMu.Lock()
 	var kv []*providerInstance
@@ -145,7 +145,7 @@ func (p *providerInstance) rebuildBucketsIfMissed() {
 	defer cancel()
 	links, _, err := s.linksFor(ctx, p.key, p.link)
 	if err != nil {
-		s.log.Warn("could not read a key-value provider's links after the supervisor's NATS connection was restored; "+
+		s.log.Warn("could not read a key-value provider's links again after link changes were lost; "+
 			"retried at the next health check", "child", p.label(), "err", err)
 		return
 	}
@@ -156,7 +156,7 @@ func (p *providerInstance) rebuildBucketsIfMissed() {
 	}
 	p.setBucketsLocked(links)
 	p.rebuild = false
-	s.log.Info("key-value provider's buckets read again from the lattice after the supervisor's NATS connection was restored",
+	s.log.Info("key-value provider's buckets read again from the lattice: link changes were lost",
 		"child", p.label(), "buckets", p.bucketSetLocked())
 }
 

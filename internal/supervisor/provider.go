@@ -59,7 +59,7 @@ type providerInstance struct {
 	startLinks  map[string]bool   // ids of the links the running process got in HostData
 	granted     []string          // the buckets creds grants (sorted)
 	grantErr    string            // why the last grant sync failed ("" when it did not): logged once per cause
-	linkChanges uint64            // key-value providers: link changes applied to buckets (rebuildBuckets' guard)
+	linkChanges uint64            // key-value providers: link changes applied to buckets (rebuildBucketsIfMissed's guard)
 	rebuild     bool              // key-value providers: buckets to be read again from the lattice (link changes missed)
 	// reportsLinks, linkOutcomes: what the running process last reported
 	// of its links in a health reply (lattice.HealthCheckResponse).
