@@ -103,8 +103,11 @@ RACE_PKG_PATTERN := latticed/(lattice|trust|rpc|provider|ctlclient|internal/(bui
 HOST_RACE_TESTS := Gate|StartCallScaleStop|PooledInstance|RejectedInvocations|PoolUpgradeHammer|SleepingActorMeetsItsDeadline|StartForeverActor|HostStopsPromptly
 TEST_ENV         := LATTICED_NATS_SERVER_BIN=$(TOOLS)/nats-server LATTICED_NATS_CLI_BIN=$(TOOLS)/nats
 
+# -parallel 8: the tests marked waitBound (internal/supervisor) spend their
+# run waiting on timeouts, so more of them overlap than there are cores; no
+# other package of RACE_PKGS has parallel tests.
 test: tools lint
-	$(TEST_ENV) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -race $(RACE_PKGS)
+	$(TEST_ENV) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -race -parallel 8 $(RACE_PKGS)
 	$(TEST_ENV) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -race -run '$(HOST_RACE_TESTS)' ./internal/host
 	$(TEST_ENV) $(GO) test -count=1 -timeout $(TEST_TIMEOUT) $$($(GO) list ./... | grep -Ev '$(RACE_PKG_PATTERN)')
 	cd wire && $(GO) test -count=1 -timeout $(TEST_TIMEOUT) -race ./...

@@ -20,6 +20,7 @@ import (
 // client, and nothing else of it or of any other lattice's: no other
 // bucket, no stream creation, update or deletion. host-ctl gets none of it.
 func TestChunkStorePermissions(t *testing.T) {
+	waitBound(t)
 	s, a, _ := operatorServer(t)
 	url := s.ClientURL()
 	admin, err := a.Mint(RoleAdmin, "admin", Scope{})

@@ -105,6 +105,7 @@ func grantedCreds(t *testing.T, n *node, buckets ...string) Credentials {
 // on the cache, no other bucket. The provider still does its job, and a new
 // link naming a new bucket moves its grant there.
 func TestKeyValueProviderCannotEscapeThroughTheJetStreamAPI(t *testing.T) {
+	waitBound(t)
 	n, actor, port := kvcounterNode(t)
 	if got := httpCounter(t, port); got != 1 {
 		t.Fatalf("first count %d", got)
@@ -323,6 +324,7 @@ func TestKeyValueGrantIsRetriedUntilItsBucketCanBeMade(t *testing.T) {
 // and sends the provider the refused link again: kvcounter counts, without
 // anyone putting the link again.
 func TestKeyValueLinkComesUpWhenItsBucketIsGrantedLate(t *testing.T) {
+	waitBound(t)
 	own, err := keyvalue.BucketName(nil, "default", "default")
 	if err != nil {
 		t.Fatal(err)

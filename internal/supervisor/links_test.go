@@ -164,6 +164,7 @@ func childPID(t *testing.T, parent int, word string) int {
 // a provider's user may not, and gets ErrUnavailable within the read's idle
 // bound (the server refuses the JetStream API request without answering it).
 func TestCacheReadNeedsNoRightBeyondTheHostControlRole(t *testing.T) {
+	waitBound(t)
 	s, a, _ := operatorServer(t)
 	admin, err := a.Mint(RoleAdmin, "admin", Scope{})
 	if err != nil {

@@ -100,6 +100,17 @@ type node struct {
 	m       *metrics.Metrics
 }
 
+// waitBound marks a test that spends most of its run waiting, not working:
+// for requests NATS never answers (each refused publish of a permission
+// test waits out its timeout), for a provider's grant wait, for
+// credentials to expire. Such tests run in parallel with each other, after
+// the package's other tests, so their waits overlap: this package is the
+// long pole of make test's time budget.
+func waitBound(t *testing.T) {
+	t.Helper()
+	t.Parallel()
+}
+
 // startNode starts a supervisor with test-friendly timings; env overrides.
 func startNode(t testing.TB, env map[string]string, actors ...string) *node {
 	t.Helper()

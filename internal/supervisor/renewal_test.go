@@ -60,6 +60,7 @@ func providerConns(ctx context.Context, sys *nats.Conn, account string) (map[str
 // make-before-break to a new one (the server cuts a connection when the
 // JWT it was made with expires), so two exist only during a handover.
 func TestBuiltinProvidersOutliveTheirCredentialsUnderLoad(t *testing.T) {
+	waitBound(t)
 	const lifetime = 10 * time.Second // config's floor
 	o := startOperatorServer(t)
 	actor := testenv.SignActor(t, t.TempDir(), "github.com/latticed/latticed/actor/examples/kvcounter", trust.SignActorOptions{

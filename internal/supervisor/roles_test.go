@@ -35,6 +35,7 @@ const (
 // server and tries each action; allowed ones succeed end to end, refused
 // ones end in the server's permission violation.
 func TestRolePermissions(t *testing.T) {
+	waitBound(t)
 	s, a, _ := operatorServer(t)
 	url := s.ClientURL()
 	const lp = "default"
