@@ -69,36 +69,30 @@ func Connect(url string, auth config.NATSConn, name string, log *slog.Logger, ex
 	return nc, nil
 }
 
-// OnReconnect returns the option that calls f, after the logging Connect
-// does, each time the connection is restored: nats.ReconnectHandler would
-// replace that logging instead.
-func OnReconnect(f func(*nats.Conn)) nats.Option {
-	return func(o *nats.Options) error {
-		prev := o.ReconnectedCB
-		o.ReconnectedCB = func(nc *nats.Conn) {
-			if prev != nil {
-				prev(nc)
-			}
-			f(nc)
+// AddReconnectHandler makes nc call f, after the handlers it has (Connect's
+// logging among them), each time it is restored: nats.Conn's
+// SetReconnectHandler alone would replace them.
+func AddReconnectHandler(nc *nats.Conn, f func(*nats.Conn)) {
+	prev := nc.ReconnectHandler()
+	nc.SetReconnectHandler(func(c *nats.Conn) {
+		if prev != nil {
+			prev(c)
 		}
-		return nil
-	}
+		f(c)
+	})
 }
 
-// OnAsyncError returns the option that calls f, after the logging Connect
-// does, with each asynchronous error (a slow consumer's dropped messages,
-// a permission violation): nats.ErrorHandler would replace that logging.
-func OnAsyncError(f func(*nats.Conn, *nats.Subscription, error)) nats.Option {
-	return func(o *nats.Options) error {
-		prev := o.AsyncErrorCB
-		o.AsyncErrorCB = func(nc *nats.Conn, sub *nats.Subscription, err error) {
-			if prev != nil {
-				prev(nc, sub, err)
-			}
-			f(nc, sub, err)
+// AddErrorHandler makes nc call f, after the handler it has (Connect's
+// logging), with each asynchronous error: a slow consumer's dropped
+// messages, a permission violation.
+func AddErrorHandler(nc *nats.Conn, f func(*nats.Conn, *nats.Subscription, error)) {
+	prev := nc.ErrorHandler()
+	nc.SetErrorHandler(func(c *nats.Conn, sub *nats.Subscription, err error) {
+		if prev != nil {
+			prev(c, sub, err)
 		}
-		return nil
-	}
+		f(c, sub, err)
+	})
 }
 
 // OperatorInbox returns the nats.CustomInboxPrefix option for one of the

@@ -220,18 +220,18 @@ func TestWaitConnected(t *testing.T) {
 	}
 }
 
-// OnReconnect adds to Connect's logging of a restored connection; it does
-// not replace it, as nats.ReconnectHandler would.
-func TestOnReconnectKeepsTheLogging(t *testing.T) {
+// AddReconnectHandler adds to Connect's logging of a restored connection;
+// it does not replace it, as SetReconnectHandler would.
+func TestAddReconnectHandlerKeepsTheLogging(t *testing.T) {
 	s := testenv.NATS(t)
 	var logs testenv.SyncBuffer
 	restored := make(chan struct{}, 1)
-	nc, err := Connect(s.ClientURL(), config.NATSConn{}, "watched", testenv.JSONLogger(&logs),
-		nats.ReconnectWait(20*time.Millisecond), OnReconnect(func(*nats.Conn) { restored <- struct{}{} }))
+	nc, err := Connect(s.ClientURL(), config.NATSConn{}, "watched", testenv.JSONLogger(&logs), nats.ReconnectWait(20*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
+	AddReconnectHandler(nc, func(*nats.Conn) { restored <- struct{}{} })
 	cid, err := nc.GetClientID()
 	if err != nil {
 		t.Fatal(err)
@@ -242,7 +242,7 @@ func TestOnReconnectKeepsTheLogging(t *testing.T) {
 	select {
 	case <-restored:
 	case <-time.After(10 * time.Second):
-		t.Fatal("OnReconnect's function was not called when the connection was restored")
+		t.Fatal("the added handler was not called when the connection was restored")
 	}
 	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if !strings.Contains(logs.String(), `"msg":"NATS reconnected","conn":"watched"`) {
@@ -252,26 +252,26 @@ func TestOnReconnectKeepsTheLogging(t *testing.T) {
 	})
 }
 
-// OnAsyncError adds to Connect's logging of an asynchronous error (here a
-// subscription falling behind, whose messages NATS drops); it does not
-// replace it, as nats.ErrorHandler would.
-func TestOnAsyncErrorKeepsTheLogging(t *testing.T) {
+// AddErrorHandler adds to Connect's logging of an asynchronous error (here
+// a subscription falling behind, whose messages NATS drops); it does not
+// replace it, as SetErrorHandler would.
+func TestAddErrorHandlerKeepsTheLogging(t *testing.T) {
 	s := testenv.NATS(t)
 	var logs testenv.SyncBuffer
 	slow := make(chan error, 1)
-	nc, err := Connect(s.ClientURL(), config.NATSConn{}, "watched", testenv.JSONLogger(&logs),
-		OnAsyncError(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			if sub != nil && sub.Subject == "slow" {
-				select {
-				case slow <- err:
-				default:
-				}
-			}
-		}))
+	nc, err := Connect(s.ClientURL(), config.NATSConn{}, "watched", testenv.JSONLogger(&logs))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
+	AddErrorHandler(nc, func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		if sub != nil && sub.Subject == "slow" {
+			select {
+			case slow <- err:
+			default:
+			}
+		}
+	})
 	release := make(chan struct{})
 	defer close(release)
 	sub, err := nc.Subscribe("slow", func(*nats.Msg) { <-release })
@@ -289,10 +289,10 @@ func TestOnAsyncErrorKeepsTheLogging(t *testing.T) {
 	select {
 	case err := <-slow:
 		if !errors.Is(err, nats.ErrSlowConsumer) {
-			t.Errorf("OnAsyncError's function got %v, want %v", err, nats.ErrSlowConsumer)
+			t.Errorf("the added handler got %v, want %v", err, nats.ErrSlowConsumer)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("OnAsyncError's function was not called when the subscription fell behind")
+		t.Fatal("the added handler was not called when the subscription fell behind")
 	}
 	testenv.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if !strings.Contains(logs.String(), `"msg":"NATS async error","conn":"watched","subject":"slow"`) {

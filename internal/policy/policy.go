@@ -16,6 +16,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+
+	"github.com/latticed/latticed/internal/natsalive"
 )
 
 // Policy service actions (docs/protocol.md §14).
@@ -198,9 +200,15 @@ func (p *Service) change(d Decision) bool {
 	return ok
 }
 
-// SubscribeChanges follows WASMCLOUD_POLICY_CHANGES_TOPIC.
+// SubscribeChanges follows WASMCLOUD_POLICY_CHANGES_TOPIC. A notice sent
+// while the connection is down, or dropped because the subscription fell
+// behind, is lost (core NATS keeps nothing for a subscriber that is gone),
+// and the cached decision it changed would stand for good: a permission the
+// service withdrew would still be granted. So whenever notices may have
+// been lost every cached decision is forgotten, and the next request of
+// each kind asks the service again.
 func (p *Service) SubscribeChanges(topic string, log func(msg string, args ...any)) (*nats.Subscription, error) {
-	return p.nc.Subscribe(topic, func(m *nats.Msg) {
+	sub, err := p.nc.Subscribe(topic, func(m *nats.Msg) {
 		var d Decision
 		ok := json.Unmarshal(m.Data, &d) == nil && p.change(d)
 		if !ok {
@@ -210,6 +218,27 @@ func (p *Service) SubscribeChanges(topic string, log func(msg string, args ...an
 			_ = m.Respond(mustJSON(map[string]bool{"success": ok}))
 		}
 	})
+	if err != nil {
+		return nil, err
+	}
+	natsalive.AddReconnectHandler(p.nc, func(*nats.Conn) {
+		p.forget(log, "the NATS connection was restored")
+	})
+	natsalive.AddErrorHandler(p.nc, func(_ *nats.Conn, s *nats.Subscription, err error) {
+		if s == sub && errors.Is(err, nats.ErrSlowConsumer) {
+			p.forget(log, "NATS dropped change notices (slow consumer)")
+		}
+	})
+	return sub, nil
+}
+
+// forget drops every cached decision: change notices were lost (why).
+func (p *Service) forget(log func(msg string, args ...any), why string) {
+	p.mu.Lock()
+	n := len(p.cache)
+	p.cache, p.byReqID = map[string]Decision{}, map[string]string{}
+	p.mu.Unlock()
+	log("cached policy decisions forgotten: change notices may have been lost; the service is asked again", "why", why, "decisions", n)
 }
 
 func mustJSON(v any) []byte {

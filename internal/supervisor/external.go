@@ -47,8 +47,7 @@ func (s *Supervisor) startExternal(set config.SupervisorSettings, scope Scope) e
 	}
 	// No server of the list answering yet is no reason to exit: the
 	// connection keeps trying, and Run waits for it while /readyz says why.
-	opts := append(natsalive.Options(set.NATS.Keepalive), nats.RetryOnFailedConnect(true), natsalive.OnReconnect(s.natsRestored),
-		natsalive.OnAsyncError(s.natsAsyncError))
+	opts := append(natsalive.Options(set.NATS.Keepalive), nats.RetryOnFailedConnect(true))
 	if s.nc, err = natsalive.Connect(ctl.URL(), ctl, "latticed-supervisor", s.log, append(opts, inbox...)...); err != nil {
 		return err
 	}

@@ -234,6 +234,8 @@ func (s *Supervisor) Run(ctx context.Context) (err error) {
 		return err
 	}
 	s.control = ctlclient.New(s.nc, set.Lattice.CtlTopicPrefix, set.Lattice.Prefix)
+	natsalive.AddReconnectHandler(s.nc, s.natsRestored) // conn.go
+	natsalive.AddErrorHandler(s.nc, s.natsAsyncError)
 	s.m.NATS.Track("supervisor", s.nc)
 	if s.sys != nil {
 		s.m.NATS.Track("system", s.sys)
@@ -444,8 +446,7 @@ func (s *Supervisor) startNATS(set config.SupervisorSettings) error {
 	}
 	// Its replies (link values, health) go where no provider may subscribe.
 	s.nc, err = natsalive.Connect(s.natsURL, config.NATSConn{JWT: self.JWT, Seed: self.Seed}, "latticed-supervisor", s.log,
-		append(natsalive.Options(set.NATS.Keepalive), nats.CustomInboxPrefix(self.InboxPrefix), natsalive.OnReconnect(s.natsRestored),
-			natsalive.OnAsyncError(s.natsAsyncError))...)
+		append(natsalive.Options(set.NATS.Keepalive), nats.CustomInboxPrefix(self.InboxPrefix))...)
 	if err != nil {
 		return err
 	}
