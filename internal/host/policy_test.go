@@ -23,23 +23,14 @@ import (
 func TestPolicyServiceGatesActorStartsAndInvocations(t *testing.T) {
 	var bannedActor, bannedCaller string
 	f := newFixture(t, func(o *Options) { o.PolicyTopic = "test.policy" })
-	sub, err := f.nc.Subscribe("test.policy", func(m *nats.Msg) {
-		var req policy.Request
-		_ = json.Unmarshal(m.Data, &req)
-		d := policy.Decision{RequestID: req.RequestID, Permitted: true}
+	answerPolicy(t, f.nc, "test.policy", func(req policy.Request, d *policy.Decision) {
 		switch {
 		case req.Action == policy.ActionStartActor && req.Target.PublicKey == bannedActor:
 			d.Permitted, d.Message = false, "this actor may not run here"
 		case req.Action == policy.ActionPerformInvocation && req.Source.PublicKey == bannedCaller:
 			d.Permitted, d.Message = false, "this caller may not invoke"
 		}
-		b, _ := json.Marshal(d)
-		_ = m.Respond(b)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
 
 	echo := f.startActor(t, echoPkg, 1, trust.SignActorOptions{Name: "echo"})
 	mustEcho(t, f, echo.Key)
@@ -60,6 +51,24 @@ func TestPolicyServiceGatesActorStartsAndInvocations(t *testing.T) {
 		t.Fatal("policy denial not counted")
 	}
 	mustEcho(t, f, echo.Key)
+}
+
+// answerPolicy is a policy service on topic: it permits every request
+// that decide leaves as it is.
+func answerPolicy(t *testing.T, nc *nats.Conn, topic string, decide func(req policy.Request, d *policy.Decision)) {
+	t.Helper()
+	sub, err := nc.Subscribe(topic, func(m *nats.Msg) {
+		var req policy.Request
+		_ = json.Unmarshal(m.Data, &req)
+		d := policy.Decision{RequestID: req.RequestID, Permitted: true}
+		decide(req, &d)
+		b, _ := json.Marshal(d)
+		_ = m.Respond(b)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
 }
 
 // startActorExpectingRefusal signs pkg, lets the test learn its key before
@@ -95,10 +104,7 @@ func TestPolicyIsAskedAgainAfterChangeNoticesWereLost(t *testing.T) {
 	f := newFixtureAt(t, srv.ClientURL(), func(o *Options) {
 		o.PolicyTopic, o.PolicyChangesTopic, o.Ctl = "test.policy", "test.policy.changes", ctl
 	})
-	sub, err := f.nc.Subscribe("test.policy", func(m *nats.Msg) {
-		var req policy.Request
-		_ = json.Unmarshal(m.Data, &req)
-		d := policy.Decision{RequestID: req.RequestID, Permitted: true}
+	answerPolicy(t, f.nc, "test.policy", func(req policy.Request, d *policy.Decision) {
 		if req.Action == policy.ActionPerformInvocation {
 			asked.Add(1)
 			firstReq.CompareAndSwap(nil, req.RequestID)
@@ -106,13 +112,7 @@ func TestPolicyIsAskedAgainAfterChangeNoticesWereLost(t *testing.T) {
 				d.Permitted, d.Message = false, "permission withdrawn"
 			}
 		}
-		b, _ := json.Marshal(d)
-		_ = m.Respond(b)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
 
 	echo := f.startActor(t, echoPkg, 1, trust.SignActorOptions{Name: "echo"})
 	caller, _ := trust.CreateKeyPair(lattice.KindModule)

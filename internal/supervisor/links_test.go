@@ -244,23 +244,7 @@ func TestProviderGetsTheLinksChangedWhileItsConnectionWasDown(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer func() { _ = syscall.Kill(pid, syscall.SIGCONT) }()
-		ns := n.s.NATSServer()
-		cut := 0
-		connz, err := ns.Connz(&server.ConnzOptions{Limit: 4096})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range connz.Conns {
-			if strings.HasPrefix(c.Name, "provider "+wire.ContractHTTPServer+" ") {
-				if err := ns.DisconnectClientByID(c.Cid); err != nil {
-					t.Fatal(err)
-				}
-				cut++
-			}
-		}
-		if cut != 1 {
-			t.Fatalf("cut %d connections of the httpserver provider, want 1", cut)
-		}
+		cutHTTPServerProvider(t, n)
 		change()
 	}
 	whileAway(func() {
@@ -348,18 +332,7 @@ func TestResentLinksDoNotOvertakeAChangeMadeMeanwhile(t *testing.T) {
 	armed.Store(true)
 	// Cut the provider's connection: once restored, it reports a reconnect
 	// and the supervisor sends it its links again.
-	ns := n.s.NATSServer()
-	connz, err := ns.Connz(&server.ConnzOptions{Limit: 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range connz.Conns {
-		if strings.HasPrefix(c.Name, "provider "+wire.ContractHTTPServer+" ") {
-			if err := ns.DisconnectClientByID(c.Cid); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	cutHTTPServerProvider(t, n)
 	select {
 	case err := <-changed:
 		if err != nil {
@@ -376,5 +349,28 @@ func TestResentLinksDoNotOvertakeAChangeMadeMeanwhile(t *testing.T) {
 	}
 	if serves(portA) == nil {
 		t.Fatal("the link's old address serves again")
+	}
+}
+
+// cutHTTPServerProvider closes the httpserver provider's connection on the
+// node's embedded server, as a network fault would; the provider reconnects.
+func cutHTTPServerProvider(t *testing.T, n *node) {
+	t.Helper()
+	ns := n.s.NATSServer()
+	connz, err := ns.Connz(&server.ConnzOptions{Limit: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := 0
+	for _, c := range connz.Conns {
+		if strings.HasPrefix(c.Name, "provider "+wire.ContractHTTPServer+" ") {
+			if err := ns.DisconnectClientByID(c.Cid); err != nil {
+				t.Fatal(err)
+			}
+			cut++
+		}
+	}
+	if cut != 1 {
+		t.Fatalf("cut %d connections of the httpserver provider, want 1", cut)
 	}
 }
