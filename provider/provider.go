@@ -673,15 +673,27 @@ func (p *Provider) handleShutdown(m *nats.Msg) {
 // handleDelegation takes a renewed delegation token for this instance's
 // signing key. Anything else (another key's token, garbage) is ignored: the
 // hosts verify every token anyway, this only keeps a wrong one from
-// replacing a good one.
+// replacing a good one. The supervisor sends its current token again with
+// each health check (a renewal sent while this provider was between
+// connections is lost), so a repeat of the token held is ignored quietly,
+// and so is one that expires no later than it.
 func (p *Provider) handleDelegation(m *nats.Msg) {
-	c, err := trust.ParseJWT[trust.Delegation](string(m.Data))
+	token := string(m.Data)
 	p.signerMu.Lock()
 	defer p.signerMu.Unlock()
+	if token == p.signer.Delegation {
+		return
+	}
+	c, err := trust.ParseJWT[trust.Delegation](token)
 	if err != nil || p.signer.Key == nil || c.Subject != p.signer.Key.PublicKey() {
 		p.log.Warn("ignoring a delegation token not meant for this instance", "err", err)
 		return
 	}
-	p.signer.Delegation = string(m.Data)
+	if held, err := trust.ParseJWT[trust.Delegation](p.signer.Delegation); err == nil && c.Expires <= held.Expires {
+		p.log.Debug("ignoring a delegation token that expires no later than the one held",
+			"expires", time.Unix(c.Expires, 0).UTC(), "held_expires", time.Unix(held.Expires, 0).UTC())
+		return
+	}
+	p.signer.Delegation = token
 	p.log.Debug("delegation renewed", "expires", time.Unix(c.Expires, 0).UTC())
 }

@@ -756,3 +756,48 @@ func TestRunTakesHostDataFromStdinAndTheRestFromConfig(t *testing.T) {
 		t.Fatal("Run did not end with its context")
 	}
 }
+
+// The supervisor sends a delegation token at each renewal and the current
+// one again with each health check. The provider takes a token for its
+// signing key that expires later than the one it holds, and keeps the one
+// it holds for a repeat, an older token, or one for another key.
+func TestDelegationTakesOnlyALaterTokenForItsKey(t *testing.T) {
+	e := newEnv(t)
+	signing, _ := trust.CreateKeyPair(lattice.KindService)
+	origin := lattice.Entity{PublicKey: e.prov, ContractID: testContract, LinkName: "default"}
+	now := time.Now()
+	issue := func(key string, ttl time.Duration) string {
+		t.Helper()
+		tok, err := trust.IssueDelegation(e.cluster, key, origin, "inst-1", ttl, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	first := issue(signing.PublicKey(), 10*time.Minute)
+	hd := e.hostData()
+	hd.InvocationSeed, hd.InvocationDelegation = signing.Seed(), first
+	r := start(t, hd, &fakeCapability{})
+	other, _ := trust.CreateKeyPair(lattice.KindService)
+	later := issue(signing.PublicKey(), 20*time.Minute)
+	steps := []struct {
+		name, token, want string
+	}{
+		{"a repeat of the token held", first, first},
+		{"an older token", issue(signing.PublicKey(), 5*time.Minute), first},
+		{"another key's token", issue(other.PublicKey(), 30*time.Minute), first},
+		{"garbage", "not a token", first},
+		{"a renewal", later, later},
+		{"the previous token, late", first, later},
+	}
+	for _, s := range steps {
+		// As the delegation subscription delivers it (lattice.RPCDelegation).
+		r.p.handleDelegation(&nats.Msg{Subject: lattice.RPCDelegation("test", e.prov, "default"), Data: []byte(s.token)})
+		r.p.signerMu.Lock()
+		got := r.p.signer.Delegation
+		r.p.signerMu.Unlock()
+		if got != s.want {
+			t.Fatalf("after %s the provider holds the wrong token", s.name)
+		}
+	}
+}

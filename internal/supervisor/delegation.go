@@ -63,13 +63,21 @@ func (p *providerInstance) delegate(key *trust.KeyPair, instanceID string) (sign
 }
 
 // renewDelegation re-issues a healthy instance's token at half-life and sends
-// it to the provider. A revoked or stopped instance is not renewed.
+// it to the provider; until then it sends the current token again. A
+// revoked or stopped instance is not renewed.
 func (p *providerInstance) renewDelegation() {
 	p.mu.Lock()
 	cur, instanceID := p.signing, p.instanceID
-	due := cur.token != "" && p.child.StopReason() == "" && time.Since(cur.issued) >= p.sup.delegationTTL()/2
+	live := cur.token != "" && p.child.StopReason() == ""
+	due := live && time.Since(cur.issued) >= p.sup.delegationTTL()/2
 	p.mu.Unlock()
 	if !due {
+		if live {
+			// A renewal sent while the provider was between connections
+			// is lost (core NATS); without the repeat it would sign with
+			// the old token until that expired. The SDK ignores a repeat.
+			_ = p.sendDelegation(cur.token)
+		}
 		return
 	}
 	next, err := p.delegate(cur.key, instanceID)
@@ -84,9 +92,15 @@ func (p *providerInstance) renewDelegation() {
 	}
 	p.signing = next
 	p.mu.Unlock()
-	if err := p.sup.nc.Publish(lattice.RPCDelegation(p.sup.prefix, p.key, p.link), []byte(next.token)); err != nil {
+	if err := p.sendDelegation(next.token); err != nil {
 		p.sup.log.Warn("could not send renewed delegation", "child", p.label(), "err", err)
 	}
+}
+
+// sendDelegation sends the running provider a delegation token
+// (lattice.RPCDelegation): a renewal or a repeat.
+func (p *providerInstance) sendDelegation(token string) error {
+	return p.sup.nc.Publish(lattice.RPCDelegation(p.sup.prefix, p.key, p.link), []byte(token))
 }
 
 // revokeSigning writes the instance's signing key into latticed's

@@ -104,3 +104,39 @@ func TestDelegationIsRenewedWhileHealthy(t *testing.T) {
 		return nil
 	})
 }
+
+// A renewed delegation sent while a provider is between connections is
+// lost (core NATS), and the provider would sign with the old token until it
+// expired. So with each health check the supervisor sends a healthy
+// provider its current token again; the SDK ignores a repeat
+// (provider.TestDelegationTakesOnlyALaterTokenForItsKey). This checks the
+// repeats: sent, equal to the current token, and not refused.
+func TestProviderIsSentItsCurrentDelegationAgain(t *testing.T) {
+	n := startNode(t, nil)
+	ref := "builtin:httpserver" // a provider built on the SDK
+	n.launch(ref, "default", "")
+	n.waitProviderState(ref, "default", child.StateRunning)
+	p := n.instance(ref, "default")
+	sub, err := n.nc.SubscribeSync(lattice.RPCDelegation(n.cfg.LatticePrefix, p.key, "default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	current := p.signing.token
+	p.mu.Unlock()
+	if current == "" {
+		t.Fatal("the provider has no delegation")
+	}
+	for i := range 2 {
+		m, err := sub.NextMsg(10 * time.Second) // the node's health interval is 500 ms
+		if err != nil {
+			t.Fatalf("delegation sent %d times in 10s, want 2: %v", i, err)
+		}
+		if string(m.Data) != current {
+			t.Fatal("sent a delegation token that is not the provider's current one")
+		}
+	}
+	if strings.Contains(n.logs.String(), "ignoring a delegation token") {
+		t.Errorf("the provider refused a repeat of its token:\n%s", tail(n.logs.String(), 40))
+	}
+}
