@@ -32,6 +32,8 @@ type operatorCluster struct {
 	hostCreds, sysCreds string
 	accountSigningSeed  string
 	operatorSigningSeed string
+	confPath            string
+	cmd                 *exec.Cmd // the running server, nil while stopped
 }
 
 func startOperatorServer(t *testing.T) *operatorCluster {
@@ -99,28 +101,48 @@ resolver_preload: {
 }
 `, oc2.port, filepath.Join(dir, "js"), filepath.Join(dir, "op.jwt"), pub(sysAcct), filepath.Join(dir, "jwt"),
 		pub(sysAcct), sysJWT, pub(acct), acctJWT)
-	confPath := filepath.Join(dir, "server.conf")
-	must(os.WriteFile(confPath, []byte(conf), 0o600))
-	cmd := exec.Command(testenv.NATSServerBinary(t), "-c", confPath)
+	oc2.confPath = filepath.Join(dir, "server.conf")
+	must(os.WriteFile(oc2.confPath, []byte(conf), 0o600))
+	oc2.start(t)
+	return oc2
+}
+
+// start (re)starts the server on its port and store; it is stopped at test
+// end.
+func (o *operatorCluster) start(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(testenv.NATSServerBinary(t), "-c", o.confPath)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out testenv.SyncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	must(cmd.Start())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	o.cmd = cmd
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_, _ = cmd.Process.Wait()
+		_ = cmd.Wait()
 		if t.Failed() {
 			t.Logf("nats-server output:\n%s", tail(out.String(), 40))
 		}
 	})
 	testenv.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(oc2.port), time.Second)
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(o.port), time.Second)
 		if err != nil {
 			return err
 		}
 		return c.Close()
 	})
-	return oc2
+}
+
+// stop ends the running server, as an operator's restart or a crash would.
+func (o *operatorCluster) stop() {
+	if o.cmd == nil {
+		return
+	}
+	_ = o.cmd.Process.Signal(syscall.SIGTERM)
+	_ = o.cmd.Wait()
+	o.cmd = nil
 }
 
 func (o *operatorCluster) env(withOperator bool) map[string]string {

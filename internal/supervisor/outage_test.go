@@ -208,3 +208,47 @@ func TestHostCrashAfterLostEventsRestartsEveryActorInstance(t *testing.T) {
 		return nil
 	})
 }
+
+// A NATS outage longer than what is left of a provider's user JWT leaves the
+// provider unable to reconnect once NATS is back: it presents the JWT it
+// has, which has expired, and renewals need it connected. The server
+// refuses it (authorization violation), the SDK gives the connection up and
+// exits, and the supervisor starts it again with new credentials: it
+// serves again within seconds of NATS being back, not never.
+func TestProviderWhoseCredentialsExpiredInAnOutageComesBack(t *testing.T) {
+	o := startOperatorServer(t)
+	env := o.env(false)
+	env[config.EnvRPCTimeoutMS] = "500"
+	// A lifetime below the configurable minimum keeps the test short.
+	n := startNodeWith(t, env, func(s *Supervisor) { s.credsLifetime = 3 * time.Second })
+	ref := "builtin:httpserver"
+	n.launch(ref, "default", "")
+	n.waitProviderState(ref, "default", child.StateRunning)
+	p := n.instance(ref, "default")
+	p.mu.Lock()
+	expired := p.creds
+	p.mu.Unlock()
+	pid := p.pid()
+
+	o.stop()
+	time.Sleep(time.Until(expired.Expires.Add(time.Second)))
+	o.start(t)
+	back := time.Now()
+
+	testenv.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+		d, ok := n.provider(ref, "default")
+		if !ok || d.State != child.StateRunning || p.pid() == pid {
+			return fmt.Errorf("provider %+v (pid %d, was %d): not running again with a new process", d, p.pid(), pid)
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if !p.creds.Expires.After(expired.Expires) {
+			return errors.New("not given new credentials")
+		}
+		return nil
+	})
+	t.Logf("the provider ran again %s after NATS was back", time.Since(back).Round(time.Millisecond))
+	if _, err := n.nc.Request(lattice.RPCHealth("default", p.key, "default"), nil, 2*time.Second); err != nil {
+		t.Errorf("the restarted provider does not answer: %v", err)
+	}
+}
