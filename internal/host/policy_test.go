@@ -93,7 +93,7 @@ func TestPolicyIsAskedAgainAfterChangeNoticesWereLost(t *testing.T) {
 	srv := testenv.NATS(t)
 	// The control connection, as a node makes it but slow to come back:
 	// the notice below is surely sent while it is away.
-	ctl, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second))
+	ctl, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
