@@ -192,7 +192,7 @@ func (p *providerInstance) sendLinks(done, missing string, pick func(*lattice.Li
 		cancel()
 		if err != nil {
 			s.log.Warn("could not read a provider's link definitions; "+missing, "child", p.label(), "err", err)
-			return
+			break
 		}
 		if round == 1 && s.afterLinksRead != nil {
 			s.afterLinksRead()
