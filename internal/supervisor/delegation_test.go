@@ -117,26 +117,35 @@ func TestProviderIsSentItsCurrentDelegationAgain(t *testing.T) {
 	n.launch(ref, "default", "")
 	n.waitProviderState(ref, "default", child.StateRunning)
 	p := n.instance(ref, "default")
-	sub, err := n.nc.SubscribeSync(lattice.RPCDelegation(n.cfg.LatticePrefix, p.key, "default"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	p.mu.Lock()
 	current := p.signing.token
 	p.mu.Unlock()
 	if current == "" {
 		t.Fatal("the provider has no delegation")
 	}
+	wantRepeats(t, n, lattice.RPCDelegation(n.cfg.LatticePrefix, p.key, "default"), current, "ignoring a delegation token")
+}
+
+// wantRepeats waits for the supervisor to send current on subject twice
+// (a repeat with each health check: the node's interval is 500 ms), and
+// checks that the provider did not log refusal for a repeat.
+func wantRepeats(t *testing.T, n *node, subject, current, refusal string) {
+	t.Helper()
+	sub, err := n.nc.SubscribeSync(subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
 	for i := range 2 {
-		m, err := sub.NextMsg(10 * time.Second) // the node's health interval is 500 ms
+		m, err := sub.NextMsg(10 * time.Second)
 		if err != nil {
-			t.Fatalf("delegation sent %d times in 10s, want 2: %v", i, err)
+			t.Fatalf("sent on %s %d times in 10s, want 2: %v", subject, i, err)
 		}
 		if string(m.Data) != current {
-			t.Fatal("sent a delegation token that is not the provider's current one")
+			t.Fatalf("sent on %s something other than the provider's current one", subject)
 		}
 	}
-	if strings.Contains(n.logs.String(), "ignoring a delegation token") {
-		t.Errorf("the provider refused a repeat of its token:\n%s", tail(n.logs.String(), 40))
+	if strings.Contains(n.logs.String(), refusal) {
+		t.Errorf("the provider refused a repeat:\n%s", tail(n.logs.String(), 40))
 	}
 }
