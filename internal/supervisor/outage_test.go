@@ -42,6 +42,21 @@ func TestNATSOutageDoesNotRestartHealthyProviders(t *testing.T) {
 	n.waitProviderState(ref, "default", child.StateRunning)
 	p := n.instance(ref, "default")
 	pid := p.pid()
+	// The outage must begin while the supervision loop checks health, not
+	// during the lattice read it makes once the provider first answers
+	// (catchUpLinks): that read would hold it, bounded by linksWait, and no
+	// check would be made. Two checks seen after that first one show it is
+	// past the read.
+	checks, err := n.nc.SubscribeSync(lattice.RPCHealth("default", p.key, "default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := checks.NextMsg(10 * time.Second); err != nil {
+			t.Fatalf("no health check of the provider: %v", err)
+		}
+	}
+	_ = checks.Unsubscribe()
 
 	srv.Stop()
 	outage := 6 * time.Second // 6 unanswered checks (1 s each); healthFailures is 3
