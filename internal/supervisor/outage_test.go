@@ -37,7 +37,7 @@ func TestNATSOutageDoesNotRestartHealthyProviders(t *testing.T) {
 		config.EnvCtlHost: "127.0.0.1", config.EnvCtlPort: port,
 		config.EnvRPCTimeoutMS: "500", // how long a check waits for its answer
 	})
-	ref := "file://" + providerBin
+	ref := "builtin:httpserver" // a real provider, on the SDK
 	n.launch(ref, "default", "")
 	n.waitProviderState(ref, "default", child.StateRunning)
 	p := n.instance(ref, "default")
