@@ -182,7 +182,7 @@ func (h *Host) startVerified(ctx context.Context, ref string, module []byte, cla
 	}
 	a := &actor{key: claims.Subject, ref: ref, claims: claims, annotations: map[string]map[string]string{},
 		calls: newCallMetrics(h.m, claims.Subject), code: code}
-	a.pool = newPool(h.spawner(a, code), h.opts.QueueLength)
+	a.pool = newPool(h.spawner(a, code), h.opts.QueueLength, h.instanceRetired(a))
 	a.srv = h.newServer(a)
 	// From here on, an upgrade that arrives must be applied or released.
 	if upgrade != nil {
@@ -337,18 +337,9 @@ func (h *Host) scale(ctx context.Context, a *actor, n int, annotations map[strin
 	for _, id := range a.pool.ids() {
 		before[id] = true
 	}
-	err := a.pool.scale(ctx, n)
+	err := a.pool.scale(ctx, n) // those it retires are announced by instanceRetired
 	ids := a.pool.ids()
 	a.mu.Lock()
-	live := map[string]bool{}
-	for _, id := range ids {
-		live[id] = true
-	}
-	for id := range a.annotations { // instances that went away
-		if !live[id] {
-			delete(a.annotations, id)
-		}
-	}
 	for _, id := range ids {
 		if !before[id] {
 			a.annotations[id] = annotations
@@ -374,7 +365,9 @@ func (h *Host) scale(ctx context.Context, a *actor, n int, annotations map[strin
 // StopActor stops count instances (0 = all) of the actor with this key. It
 // waits for the invocations already delivered to those instances (each ends
 // within its call deadline), holding only the actor's lifecycle lock.
-func (h *Host) StopActor(ctx context.Context, key string, count int) error {
+// annotations are the request's: they go into the actors_stopped event;
+// which instances stop is the pool's choice (docs/protocol.md §6).
+func (h *Host) StopActor(ctx context.Context, key string, count int, annotations map[string]string) error {
 	unlock, err := h.lifecycle.lock(ctx, key)
 	if err != nil {
 		return err
@@ -386,10 +379,43 @@ func (h *Host) StopActor(ctx context.Context, key string, count int) error {
 	}
 	live, _ := a.pool.stats()
 	if count > 0 && count < live {
-		return h.scale(ctx, a, live-count, nil)
+		if err := h.scale(ctx, a, live-count, nil); err != nil {
+			return err
+		}
+		h.actorsStopped(a, count, live-count, annotations)
+		return nil
 	}
 	h.remove(ctx, a)
+	if count > 0 {
+		h.actorsStopped(a, live, 0, annotations)
+	}
 	return nil
+}
+
+// instanceRetired announces an instance a's pool let go while the actor
+// runs on (a scale down, or a broken instance it could not replace): one
+// actor_stopped per instance, as for a stop, so that whoever follows the
+// events (wash waits for it; the supervisor counts instances by them to
+// restart a crashed host's actors) sees the count the inventory shows.
+func (h *Host) instanceRetired(a *actor) func(id string) {
+	return func(id string) {
+		a.mu.Lock()
+		annotations := a.annotations[id]
+		delete(a.annotations, id)
+		a.mu.Unlock()
+		h.events.publish(lattice.EventActorStopped, map[string]any{
+			"public_key": a.key, "instance_id": id, "annotations": lattice.NonNil(annotations)})
+	}
+}
+
+// actorsStopped publishes the batch event of a stop of count instances
+// (a stop with a count, or a scale down), after its actor_stopped events,
+// as wasmCloud does; a stop of every instance (count 0) and a host
+// stopping have none.
+func (h *Host) actorsStopped(a *actor, count, remaining int, annotations map[string]string) {
+	h.events.publish(lattice.EventActorsStopped, map[string]any{
+		"host_id": h.id, "public_key": a.key, "count": count, "remaining": remaining,
+		"annotations": lattice.NonNil(annotations)})
 }
 
 // remove takes a out of the actors map at once (inventory no longer lists
@@ -411,8 +437,15 @@ func (h *Host) remove(ctx context.Context, a *actor) {
 	h.release(ctx, a)
 	h.m.ActorInstances.DeleteLabelValues(a.key)
 	h.m.ActorInfo.DeleteLabelValues(a.infoLabels()...)
-	for _, id := range ids {
-		h.events.publish(lattice.EventActorStopped, map[string]any{"public_key": a.key, "instance_id": id, "annotations": map[string]string{}})
+	annotations := make([]map[string]string, len(ids))
+	a.mu.Lock()
+	for i, id := range ids {
+		annotations[i] = lattice.NonNil(a.annotations[id])
+	}
+	a.mu.Unlock()
+	for i, id := range ids {
+		h.events.publish(lattice.EventActorStopped, map[string]any{
+			"public_key": a.key, "instance_id": id, "annotations": annotations[i]})
 	}
 	h.log.Info("actor stopped", "actor", a.key)
 }

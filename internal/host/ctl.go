@@ -325,7 +325,7 @@ func (h *Host) ctlCommand(ctx context.Context, m *nats.Msg) any {
 		if err := validateCtl(&req); err != nil {
 			return ack(err)
 		}
-		err := h.StopActor(ctx, h.resolveRunning(req.ActorRef), req.Count)
+		err := h.StopActor(ctx, h.resolveRunning(req.ActorRef), req.Count, req.Annotations)
 		return ack(err)
 	case lattice.CmdScaleActor:
 		var req lattice.ScaleActorCommand
@@ -384,11 +384,20 @@ func (h *Host) ScaleActor(ctx context.Context, req lattice.ScaleActorCommand) er
 	}
 	if a := h.actor(key); a != nil {
 		defer unlock()
+		live, _ := a.pool.stats()
 		if req.Count == 0 {
 			h.remove(ctx, a)
-			return nil
+		} else if err := h.scale(ctx, a, req.Count, nil); err != nil {
+			return err
 		}
-		return h.scale(ctx, a, req.Count, nil)
+		switch {
+		case req.Count < live:
+			h.actorsStopped(a, live-req.Count, req.Count, nil)
+		case req.Count > live:
+			h.events.publish(lattice.EventActorsStarted, map[string]any{"public_key": a.key, "image_ref": a.ref,
+				"annotations": map[string]string{}, "host_id": h.id, "claims": claimsEventData(a.claims), "count": req.Count - live})
+		}
+		return nil
 	}
 	unlock() // a start takes it again, once it knows the module's key
 	if req.Count == 0 {

@@ -281,7 +281,7 @@ func (h *Host) shutdown(ctx context.Context) error {
 	h.runtime.cancelCompiles()
 	h.ctlGate.closeAndWait()
 	for _, a := range h.actorList() {
-		if err := h.StopActor(ctx, a.key, 0); err != nil {
+		if err := h.StopActor(ctx, a.key, 0, nil); err != nil {
 			h.log.Warn("actor not stopped cleanly", "actor", a.key, "err", err)
 		}
 	}

@@ -33,11 +33,16 @@ var errPoolClosed = errors.New("actor stopped")
 
 // pool holds an actor's instances. Callers take an idle instance or wait in a
 // bounded queue; an instance that times out, traps or exits is discarded and
-// replaced so the actor keeps its count.
+// replaced, under its id, so the actor keeps its count and its inventory.
 type pool struct {
 	idle     chan *instance
 	queueLen int
 	closed   chan struct{}
+	// retired is told, outside the lock, the id of each instance that left
+	// the pool while it runs: scaled away (idle ones at once, busy ones when
+	// they come back) or broken and not replaced. The host announces each
+	// (actor_stopped); a pool that closes is the host's to announce.
+	retired func(id string)
 
 	mu      sync.Mutex
 	spawn   spawnFunc
@@ -51,10 +56,15 @@ type pool struct {
 // spawnFunc creates an instance with the given id.
 type spawnFunc func(ctx context.Context, id string) (*instance, error)
 
-func newPool(spawn spawnFunc, queueLen int) *pool {
+// newPool returns an empty pool; retired (nil: nobody) is told each
+// instance that leaves it while it runs.
+func newPool(spawn spawnFunc, queueLen int, retired func(id string)) *pool {
+	if retired == nil {
+		retired = func(string) {}
+	}
 	return &pool{
 		spawn: spawn, idle: make(chan *instance, MaxInstances), queueLen: queueLen,
-		closed: make(chan struct{}), live: map[*instance]struct{}{},
+		closed: make(chan struct{}), live: map[*instance]struct{}{}, retired: retired,
 	}
 }
 
@@ -73,7 +83,7 @@ func (p *pool) scale(ctx context.Context, n int) error {
 	missing := n - len(p.live)
 	p.mu.Unlock()
 	for i := 0; i < missing; i++ {
-		if err := p.add(ctx); err != nil {
+		if _, err := p.add(ctx, uuid.NewString()); err != nil {
 			return err
 		}
 	}
@@ -92,6 +102,7 @@ func (p *pool) scale(ctx context.Context, n int) error {
 			delete(p.live, in)
 			p.mu.Unlock()
 			in.close(ctx)
+			p.retired(in.id)
 		default:
 			return nil // the rest are busy and retire when released
 		}
@@ -99,8 +110,9 @@ func (p *pool) scale(ctx context.Context, n int) error {
 	return nil
 }
 
-func (p *pool) add(ctx context.Context) error {
-	id := uuid.NewString()
+// add starts an instance with this id and makes it available, unless the
+// pool has its count already (or closed); it reports whether it did.
+func (p *pool) add(ctx context.Context, id string) (bool, error) {
 	p.mu.Lock()
 	spawn, code := p.spawn, p.code
 	p.mu.Unlock()
@@ -113,22 +125,22 @@ func (p *pool) add(ctx context.Context) error {
 		spawn = p.spawn
 		p.mu.Unlock()
 		if !changed {
-			return err
+			return false, err
 		}
 		if in, err = spawn(ctx, id); err != nil {
-			return err
+			return false, err
 		}
 	}
 	p.mu.Lock()
 	if p.done || len(p.live) >= p.target {
 		p.mu.Unlock()
 		in.close(ctx)
-		return nil
+		return false, nil
 	}
 	p.live[in] = struct{}{}
 	p.mu.Unlock()
 	p.idle <- in
-	return nil
+	return true, nil
 }
 
 func (p *pool) drop(ctx context.Context, in *instance) {
@@ -169,18 +181,25 @@ func (p *pool) acquire(ctx context.Context) (*instance, error) {
 func (p *pool) release(ctx context.Context, in *instance, broken bool) {
 	broken = broken || in.stopped
 	p.mu.Lock()
-	surplus := p.done || len(p.live) > p.target
+	closed := p.done
+	surplus := closed || len(p.live) > p.target
 	if broken || surplus {
 		delete(p.live, in) // decided and done under one lock (see scale)
 	}
 	p.mu.Unlock()
 	if broken || surplus {
 		in.close(ctx)
-		if broken && !surplus {
+		if closed {
+			return
+		}
+		if !surplus {
 			// Replacement failures leave the pool short; the next scale or
 			// call sees fewer instances, and the error is not the caller's.
-			_ = p.add(context.WithoutCancel(ctx))
+			if added, _ := p.add(context.WithoutCancel(ctx), in.id); added {
+				return
+			}
 		}
+		p.retired(in.id)
 		return
 	}
 	p.putIdle(ctx, p.renew(context.WithoutCancel(ctx), in))
@@ -247,9 +266,13 @@ func (p *pool) renew(ctx context.Context, in *instance) *instance {
 func (p *pool) putIdle(ctx context.Context, in *instance) {
 	p.mu.Lock()
 	if p.done || len(p.live) > p.target {
+		closed := p.done
 		delete(p.live, in)
 		p.mu.Unlock()
 		in.close(ctx)
+		if !closed {
+			p.retired(in.id)
+		}
 		return
 	}
 	p.idle <- in

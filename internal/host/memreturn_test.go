@@ -118,7 +118,7 @@ func TestScaleDownAndStopReturnMemory(t *testing.T) {
 	mustEcho(t, f, echo.Key)
 
 	up = scaleUp(t)
-	if err := f.h.StopActor(ctx, echo.Key, 0); err != nil {
+	if err := f.h.StopActor(ctx, echo.Key, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	waitReturned(t, fmt.Sprintf("stop at %d", n), base, up)

@@ -41,7 +41,7 @@ func TestPoolUpgradeHammer(t *testing.T) {
 	spawn := func(m *module) spawnFunc {
 		return func(ctx context.Context, id string) (*instance, error) { return r.instantiate(ctx, m, id) }
 	}
-	p := newPool(spawn(interp), 1024)
+	p := newPool(spawn(interp), 1024, nil)
 	if err := p.scale(ctx, 4); err != nil {
 		t.Fatal(err)
 	}

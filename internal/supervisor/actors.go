@@ -28,7 +28,10 @@ type actorTracker struct {
 	mu      sync.Mutex
 	running map[string]*trackedActor // actor key →
 	pending map[string]*trackedActor // to start on the next host process
-	folded  uint64                   // events folded in: resync's guard
+	// While an inventory is asked for (recording), the events folded in
+	// are kept too, to be folded in again over it (resync).
+	recording bool
+	since     []actorEvent
 }
 
 type trackedActor struct {
@@ -36,6 +39,17 @@ type trackedActor struct {
 	instances map[string]bool
 	count     int // pending only
 }
+
+// actorEvent is an actor_started or actor_stopped event of the host's.
+type actorEvent struct {
+	started              bool
+	key, ref, instanceID string
+}
+
+// maxRecorded bounds the events kept while an inventory is asked for; more
+// (a host starting and stopping instances by the thousand meanwhile) make
+// resync fail, and the inventory is asked for again.
+const maxRecorded = 100_000
 
 func newActorTracker(hostID string) *actorTracker {
 	return &actorTracker{hostID: hostID, running: map[string]*trackedActor{}, pending: map[string]*trackedActor{}}
@@ -59,43 +73,64 @@ func (t *actorTracker) handle(m *nats.Msg) {
 	if json.Unmarshal(ev.Data, &d) != nil || d.PublicKey == "" || d.InstanceID == "" {
 		return
 	}
+	e := actorEvent{started: typ == lattice.EventActorStarted, key: d.PublicKey, ref: d.ImageRef, instanceID: d.InstanceID}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.folded++
-	a := t.running[d.PublicKey]
-	switch typ {
-	case lattice.EventActorStarted:
+	t.fold(e)
+	if t.recording && len(t.since) <= maxRecorded { // one more makes resync fail
+		t.since = append(t.since, e)
+	}
+}
+
+// fold applies e. Each event names its instance, so folding one in twice,
+// or over an inventory that already shows it, changes nothing.
+func (t *actorTracker) fold(e actorEvent) {
+	a := t.running[e.key]
+	if e.started {
 		if a == nil {
-			a = &trackedActor{ref: d.ImageRef, instances: map[string]bool{}}
-			t.running[d.PublicKey] = a
+			a = &trackedActor{ref: e.ref, instances: map[string]bool{}}
+			t.running[e.key] = a
 		}
-		a.instances[d.InstanceID] = true
-	case lattice.EventActorStopped:
-		if a != nil {
-			delete(a.instances, d.InstanceID)
-			if len(a.instances) == 0 {
-				delete(t.running, d.PublicKey)
-			}
+		a.instances[e.instanceID] = true
+		return
+	}
+	if a != nil {
+		delete(a.instances, e.instanceID)
+		if len(a.instances) == 0 {
+			delete(t.running, e.key)
 		}
 	}
 }
 
-// seen is how many events have been folded in; resync takes it.
-func (t *actorTracker) seen() uint64 {
+// record starts keeping the events folded in, for a resync with an
+// inventory asked for from now on.
+func (t *actorTracker) record() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.folded
+	t.recording, t.since = true, nil
 }
 
-// resync replaces what the tracker knows runs by inv, the host's inventory:
-// events were missed (the supervisor's connection was down, or the
-// subscription fell behind and NATS dropped some). inv was asked for when
-// seen events had been folded in; if more came since, inv may be older
-// than they are, and resync changes nothing and reports false.
-func (t *actorTracker) resync(inv *lattice.HostInventory, seen uint64) bool {
+// stopRecording ends a record whose inventory never came.
+func (t *actorTracker) stopRecording() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.folded != seen {
+	t.recording, t.since = false, nil
+}
+
+// resync replaces what the tracker knows runs by inv, the host's inventory
+// asked for after record: events were missed (the supervisor's connection
+// was down, or the subscription fell behind and NATS dropped some). The
+// events that came since record are folded in again over inv: the host
+// changes what it runs before it announces it, so inv is at least as new
+// as every event before record, and may be older than those after it;
+// those it already shows change nothing (fold). It reports false, changing
+// nothing, if more than maxRecorded came.
+func (t *actorTracker) resync(inv *lattice.HostInventory) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	since := t.since
+	t.recording, t.since = false, nil
+	if len(since) > maxRecorded {
 		return false
 	}
 	t.running = map[string]*trackedActor{}
@@ -107,6 +142,9 @@ func (t *actorTracker) resync(inv *lattice.HostInventory, seen uint64) bool {
 		if len(a.instances) > 0 {
 			t.running[d.ID] = a
 		}
+	}
+	for _, e := range since {
+		t.fold(e)
 	}
 	return true
 }

@@ -1,49 +1,144 @@
 package supervisor
 
 import (
+	"fmt"
+	"maps"
+	"slices"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/latticed/latticed/internal/child"
+	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 )
 
-// An inventory asked for before an event was folded in may be older than
-// the event: resync must then change nothing, and say so.
-func TestActorTrackerResyncYieldsToNewerEvents(t *testing.T) {
+// An inventory asked for while events come may be older than some of them
+// and newer than others: resync folds in again, over the inventory, each
+// event that came meanwhile, and those the inventory already shows change
+// nothing. Before, such an inventory was refused and asked for again, up
+// to 5 times, so a host that kept starting and stopping instances was
+// never read again.
+func TestActorTrackerResyncFoldsInTheEventsThatCameMeanwhile(t *testing.T) {
 	const host, actor = "NHOST", "MACTOR"
-	started := func(id string) *nats.Msg {
-		b, err := lattice.NewEvent(host, lattice.EventActorStarted, map[string]any{"public_key": actor, "image_ref": "file:///a.wasm", "instance_id": id})
+	event := func(typ, id string) *nats.Msg {
+		b, err := lattice.NewEvent(host, typ, map[string]any{"public_key": actor, "image_ref": "file:///a.wasm", "instance_id": id})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return &nats.Msg{Data: b}
 	}
-	inv := &lattice.HostInventory{Actors: []lattice.ActorDescription{{ID: actor, ImageRef: "file:///a.wasm",
-		Instances: []lattice.ActorInstance{{InstanceID: "i1"}, {InstanceID: "i2"}, {InstanceID: "i3"}}}}}
-	running := func(tr *actorTracker) int {
+	running := func(tr *actorTracker) []string {
 		tr.mu.Lock()
 		defer tr.mu.Unlock()
 		if a := tr.running[actor]; a != nil {
+			return slices.Sorted(maps.Keys(a.instances))
+		}
+		return nil
+	}
+	// The host ran i1, i2, i3 when it answered.
+	inv := &lattice.HostInventory{Actors: []lattice.ActorDescription{{ID: actor, ImageRef: "file:///a.wasm",
+		Instances: []lattice.ActorInstance{{InstanceID: "i1"}, {InstanceID: "i2"}, {InstanceID: "i3"}}}}}
+
+	tr := newActorTracker(host)
+	tr.handle(event(lattice.EventActorStarted, "i1"))
+	tr.record()
+	tr.handle(event(lattice.EventActorStarted, "i3")) // the inventory shows it
+	tr.handle(event(lattice.EventActorStopped, "i2")) // stopped after it answered
+	tr.handle(event(lattice.EventActorStarted, "i9")) // started after it answered
+	if !tr.resync(inv) {
+		t.Fatal("resync refused an inventory")
+	}
+	if got, want := running(tr), []string{"i1", "i3", "i9"}; !slices.Equal(got, want) {
+		t.Fatalf("after resync the tracker holds %v, want %v", got, want)
+	}
+	tr.handle(event(lattice.EventActorStopped, "i9")) // recording has ended: folded in once
+	if got, want := running(tr), []string{"i1", "i3"}; !slices.Equal(got, want) {
+		t.Fatalf("after an event that came after the resync the tracker holds %v, want %v", got, want)
+	}
+
+	// More events than it keeps while the inventory is asked for: resync
+	// changes nothing and says so, and the inventory is asked for again.
+	tr.record()
+	for i := 0; i <= maxRecorded; i++ {
+		tr.handle(event(lattice.EventActorStarted, "i1"))
+	}
+	if tr.resync(inv) {
+		t.Fatal("resync applied an inventory after more events than it keeps")
+	}
+	if got, want := running(tr), []string{"i1", "i3"}; !slices.Equal(got, want) {
+		t.Fatalf("after a refused resync the tracker holds %v, want %v", got, want)
+	}
+}
+
+// A host that crashes gets back the actor instances it ran, counted from
+// its events: after a scale down, those that were left, not those there
+// were before. Before, the host announced no instance a scale down
+// stopped, and the restarted host ran the count before the scale down.
+func TestHostCrashAfterAScaleDownRestartsTheInstancesLeft(t *testing.T) {
+	echo := echoActor(t)
+	n := startNode(t, nil, "file://"+echo.Path)
+	ctl := lattice.NewCtl("", "default")
+	inventory := func() (int, error) {
+		msg, err := n.nc.Request(ctl.GetInventory(n.s.HostID()), []byte("{}"), 2*time.Second)
+		if err != nil {
+			return 0, err // a restarted host may not answer yet
+		}
+		var inv lattice.HostInventory
+		if err := jsonUnmarshal(msg.Data, &inv); err != nil {
+			return 0, err
+		}
+		if len(inv.Actors) != 1 {
+			return 0, fmt.Errorf("the host runs %+v, want echo", inv.Actors)
+		}
+		return len(inv.Actors[0].Instances), nil
+	}
+	tracked := func() int {
+		n.s.actors.mu.Lock()
+		defer n.s.actors.mu.Unlock()
+		if a := n.s.actors.running[echo.Key]; a != nil {
 			return len(a.instances)
 		}
 		return 0
 	}
+	var ack lattice.Ack
+	for _, step := range []struct {
+		cmd  string
+		body any
+		want int
+	}{
+		{lattice.CmdScaleActor, lattice.ScaleActorCommand{ActorID: echo.Key, Count: 4}, 4},
+		{lattice.CmdStopActor, lattice.StopActorCommand{ActorRef: echo.Key, Count: 1}, 3},
+		{lattice.CmdScaleActor, lattice.ScaleActorCommand{ActorID: echo.Key, Count: 2}, 2},
+	} {
+		n.ctlRequest(ctl.Cmd(n.s.HostID(), step.cmd), step.body, &ack)
+		if !ack.Accepted {
+			t.Fatalf("%s %+v: %s", step.cmd, step.body, ack.Error)
+		}
+		testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+			if got, err := inventory(); err != nil || got != step.want {
+				return fmt.Errorf("after %s %+v the host runs %d instances (%v), want %d", step.cmd, step.body, got, err, step.want)
+			}
+			if got := tracked(); got != step.want {
+				return fmt.Errorf("after %s %+v the supervisor counts %d instances of echo, the host runs %d", step.cmd, step.body, got, step.want)
+			}
+			return nil
+		})
+	}
 
-	tr := newActorTracker(host)
-	tr.handle(started("i1"))
-	seen := tr.seen()
-	tr.handle(started("i9")) // came while the inventory was asked for
-	if tr.resync(inv, seen) {
-		t.Fatal("resync applied an inventory older than the last event")
+	before := n.s.Status().Host
+	if err := syscall.Kill(before.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
 	}
-	if got := running(tr); got != 2 {
-		t.Fatalf("after a refused resync the tracker holds %d instances, want the 2 of the events", got)
-	}
-	if !tr.resync(inv, tr.seen()) {
-		t.Fatal("resync refused an inventory no event overtook")
-	}
-	if got := running(tr); got != 3 {
-		t.Fatalf("after resync the tracker holds %d instances, want the inventory's 3", got)
-	}
+	testenv.CheckFor(t, 60*time.Second, 20*time.Millisecond, func() error {
+		if st := n.s.Status().Host; st.PID == before.PID || st.State != child.StateRunning {
+			return fmt.Errorf("host %+v", st)
+		}
+		if got, err := inventory(); err != nil || got != 2 {
+			return fmt.Errorf("the restarted host runs %d instances of echo (%v), want the 2 that ran", got, err)
+		}
+		return nil
+	})
 }

@@ -73,19 +73,23 @@ func (s *Supervisor) followMissedEvents(ctx context.Context) {
 }
 
 // resyncActors replaces what the actor tracker holds by the host's
-// inventory. An inventory overtaken by an event (an actor started or
-// stopped while it was asked for) is asked for again, as is one the host
-// cannot give yet (it may be restarting), a few times.
+// inventory, with the events that came while it was asked for folded in
+// again over it. An inventory the host cannot give yet (it may be
+// restarting) is asked for again, a few times.
 func (s *Supervisor) resyncActors(ctx context.Context) {
 	const attempts = 5
 	for attempt := 1; ; attempt++ {
-		seen := s.actors.seen()
+		s.actors.record()
 		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		inv, err := s.control.Inventory(rctx, s.hostID)
 		cancel()
-		if err == nil && s.actors.resync(inv, seen) {
+		if err != nil {
+			s.actors.stopRecording()
+		} else if s.actors.resync(inv) {
 			s.log.Info("the actors the host runs were read again from its inventory: lattice events were lost", "actors", len(inv.Actors))
 			return
+		} else {
+			err = errors.New("too many actor events came while the inventory was read")
 		}
 		if attempt == attempts {
 			s.log.Warn("could not read the host's actors again after lattice events were lost; "+

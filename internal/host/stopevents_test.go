@@ -1,0 +1,234 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/latticed/latticed/internal/testing/testenv"
+	"github.com/latticed/latticed/internal/testing/wasmbuild"
+	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
+)
+
+// The pool tells the host each instance that leaves it while the actor runs
+// on: idle ones scaled away at once, busy ones when they come back. One
+// that broke is replaced under its id and is not announced; a pool that
+// closes announces nothing (the host's stop does).
+func TestPoolAnnouncesEachRetiredInstance(t *testing.T) {
+	ctx := context.Background()
+	r, err := NewRuntime(ctx, "", 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close(ctx) })
+	wasm, err := prepareModule(wasmbuild.TinyEcho())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := compileABI(ctx, r.interp, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &module{cm: cm, rt: r.interp, interpreted: true}
+	var mu sync.Mutex
+	var retired []string
+	p := newPool(func(ctx context.Context, id string) (*instance, error) { return r.instantiate(ctx, m, id) }, 16,
+		func(id string) { mu.Lock(); retired = append(retired, id); mu.Unlock() })
+	announced := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Sorted(slices.Values(retired))
+	}
+	if err := p.scale(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	busy1, err := p.acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy2, err := p.acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle := slices.DeleteFunc(p.ids(), func(id string) bool { return id == busy1.id || id == busy2.id })
+
+	if err := p.scale(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := announced(); !slices.Equal(got, idle) {
+		t.Fatalf("after a scale down to 1 with 2 of 3 busy, announced %v, want the idle one %v", got, idle)
+	}
+	p.release(ctx, busy1, false)
+	if got, want := announced(), slices.Sorted(slices.Values(append(idle, busy1.id))); !slices.Equal(got, want) {
+		t.Fatalf("after a surplus instance came back, announced %v, want %v", got, want)
+	}
+	p.release(ctx, busy2, false)
+	if got := p.ids(); !slices.Equal(got, []string{busy2.id}) {
+		t.Fatalf("the pool holds %v, want the instance that came back last, %s", got, busy2.id)
+	}
+	before := announced()
+
+	in, err := p.acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.release(ctx, in, true) // broken: replaced
+	if got := p.ids(); !slices.Equal(got, []string{busy2.id}) {
+		t.Fatalf("after a broken instance was replaced the pool holds %v, want its id %s kept", got, busy2.id)
+	}
+	p.close(ctx)
+	if got := announced(); !slices.Equal(got, before) {
+		t.Fatalf("a replacement or the pool's close announced %v, want nothing more than %v", got, before)
+	}
+}
+
+// Stopping some of an actor's instances (`sa` with a count) or scaling it
+// down announces each instance that stopped (actor_stopped, with its id and
+// annotations), then the stop as a whole (actors_stopped, with the count
+// stopped and the count remaining), as wasmCloud's host does (and a scale
+// up as a whole by actors_started): wash waits for
+// actor_stopped after `wash stop actor`, and the supervisor counts a host's
+// instances by these events to restart them after a crash. Before, only a
+// stop of every instance announced anything.
+func TestStoppingSomeInstancesAnnouncesEach(t *testing.T) {
+	f := newFixture(t)
+	events := make(chan lattice.CloudEvent, 256)
+	sub, err := f.nc.Subscribe(lattice.Events("test"), func(m *nats.Msg) {
+		var e lattice.CloudEvent
+		if json.Unmarshal(m.Data, &e) == nil {
+			events <- e
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	sa := testenv.SignActor(t, f.dir, echoPkg, trust.SignActorOptions{Name: "echo"})
+	annotations := map[string]string{"app": "shop"}
+	var a lattice.Ack
+	f.ctlRequest(t, f.ctl.Cmd(f.h.ID(), lattice.CmdLaunchActor), lattice.StartActorCommand{ActorRef: "file://" + sa.Path, Count: 4, Annotations: annotations}, &a)
+	if !a.Accepted {
+		t.Fatalf("start: %s", a.Error)
+	}
+	ids := func() []string {
+		inv := f.h.Inventory()
+		var out []string
+		for _, d := range inv.Actors {
+			for _, in := range d.Instances {
+				out = append(out, in.InstanceID)
+			}
+		}
+		return slices.Sorted(slices.Values(out))
+	}
+	annotated := ids() // started with the annotations; a scale up's without
+	// A scale up is announced as a whole too (actors_started).
+	f.ctlRequest(t, f.ctl.Cmd(f.h.ID(), lattice.CmdScaleActor), lattice.ScaleActorCommand{ActorID: sa.Key, Count: 5}, &a)
+	if !a.Accepted {
+		t.Fatalf("scale to 5: %s", a.Error)
+	}
+	if d := waitActorEvent(t, events, lattice.EventActorsStarted, sa.Key, func(d map[string]any) bool { return d["count"] == float64(1) }); d["host_id"] != f.h.ID() {
+		t.Errorf("actors_started of the scale up: %v", d)
+	}
+	running := ids()
+	if len(running) != 5 {
+		t.Fatalf("running %v, want 5 instances", running)
+	}
+
+	for _, step := range []struct {
+		name      string
+		subject   string
+		body      any
+		remaining int
+	}{
+		{"sa count 2", f.ctl.Cmd(f.h.ID(), lattice.CmdStopActor), lattice.StopActorCommand{ActorRef: sa.Key, Count: 2, Annotations: annotations}, 3},
+		{"scale to 1", f.ctl.Cmd(f.h.ID(), lattice.CmdScaleActor), lattice.ScaleActorCommand{ActorID: sa.Key, Count: 1}, 1},
+		{"sa count 5 (more than run)", f.ctl.Cmd(f.h.ID(), lattice.CmdStopActor), lattice.StopActorCommand{ActorRef: sa.Key, Count: 5}, 0},
+	} {
+		f.ctlRequest(t, step.subject, step.body, &a)
+		if !a.Accepted {
+			t.Fatalf("%s: %s", step.name, a.Error)
+		}
+		left := ids()
+		if len(left) != step.remaining {
+			t.Fatalf("%s: %d instances run, want %d", step.name, len(left), step.remaining)
+		}
+		gone := slices.DeleteFunc(slices.Clone(running), func(id string) bool { return slices.Contains(left, id) })
+		stopped, batch := stopEvents(t, events, sa.Key, len(gone), annotated)
+		if !slices.Equal(stopped, gone) {
+			t.Errorf("%s: actor_stopped for %v, want one for each instance gone, %v", step.name, stopped, gone)
+		}
+		want := map[string]any{"host_id": f.h.ID(), "public_key": sa.Key, "count": float64(len(gone)), "remaining": float64(step.remaining)}
+		for k, v := range want {
+			if batch[k] != v {
+				t.Errorf("%s: actors_stopped %s = %v, want %v (event %v)", step.name, k, batch[k], v, batch)
+			}
+		}
+		running = left
+	}
+}
+
+// stopEvents reads events until it has n actor_stopped of actor and then
+// its actors_stopped; it returns the instance ids stopped, sorted, and the
+// batch event's data. Each actor_stopped must carry the annotations its
+// instance was started with: those of the annotated ones, none for others.
+func stopEvents(t *testing.T, events <-chan lattice.CloudEvent, actor string, n int, annotated []string) ([]string, map[string]any) {
+	t.Helper()
+	var ids []string
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case e := <-events:
+			var d map[string]any
+			if err := json.Unmarshal(e.Data, &d); err != nil || d["public_key"] != actor {
+				continue
+			}
+			switch strings.TrimPrefix(e.Type, lattice.EventTypePrefix) {
+			case lattice.EventActorStopped:
+				id, _ := d["instance_id"].(string)
+				want := map[string]any{}
+				if slices.Contains(annotated, id) {
+					want["app"] = "shop"
+				}
+				if ann, ok := d["annotations"].(map[string]any); !ok || !maps.Equal(ann, want) {
+					t.Errorf("actor_stopped %v: annotations %v, want those the instance started with, %v", id, d["annotations"], want)
+				}
+				ids = append(ids, id)
+			case lattice.EventActorsStopped:
+				if len(ids) != n {
+					t.Fatalf("actors_stopped after %d actor_stopped (%v), want %d", len(ids), ids, n)
+				}
+				return slices.Sorted(slices.Values(ids)), d
+			}
+		case <-deadline:
+			t.Fatalf("%s", fmt.Sprintf("after 10s: %d actor_stopped (%v) and no actors_stopped, want %d and one", len(ids), ids, n))
+		}
+	}
+}
+
+// waitActorEvent waits for an event of type typ about actor whose data
+// match says is the one, and returns its data.
+func waitActorEvent(t *testing.T, events <-chan lattice.CloudEvent, typ, actor string, match func(map[string]any) bool) map[string]any {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case e := <-events:
+			var d map[string]any
+			if strings.TrimPrefix(e.Type, lattice.EventTypePrefix) == typ && json.Unmarshal(e.Data, &d) == nil && d["public_key"] == actor && match(d) {
+				return d
+			}
+		case <-deadline:
+			t.Fatalf("no %s event of %s after 10s", typ, actor)
+			return nil
+		}
+	}
+}
