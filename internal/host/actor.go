@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -362,11 +363,11 @@ func (h *Host) scale(ctx context.Context, a *actor, n int, annotations map[strin
 	return nil
 }
 
-// StopActor stops count instances (0 = all) of the actor with this key. It
-// waits for the invocations already delivered to those instances (each ends
-// within its call deadline), holding only the actor's lifecycle lock.
-// annotations are the request's: they go into the actors_stopped event;
-// which instances stop is the pool's choice (docs/protocol.md §6).
+// StopActor stops count instances (0 = all) of the actor with this key;
+// with annotations, only instances started with every one of those pairs
+// (count of them, or all of them with 0). It waits for the invocations
+// already delivered to the instances it stops (each ends within its call
+// deadline), holding only the actor's lifecycle lock.
 func (h *Host) StopActor(ctx context.Context, key string, count int, annotations map[string]string) error {
 	unlock, err := h.lifecycle.lock(ctx, key)
 	if err != nil {
@@ -378,7 +379,21 @@ func (h *Host) StopActor(ctx context.Context, key string, count int, annotations
 		return fmt.Errorf("actor %s is not running on this host", key)
 	}
 	live, _ := a.pool.stats()
-	if count > 0 && count < live {
+	if len(annotations) > 0 {
+		ids := a.annotated(a.pool.stayingIDs(), annotations)
+		if count > 0 && count < len(ids) {
+			ids = ids[:count]
+		}
+		if len(ids) < live {
+			n := a.pool.retire(ctx, ids) // each is announced by instanceRetired
+			h.m.ActorInstances.WithLabelValues(a.key).Set(float64(live - n))
+			if count > 0 && n > 0 {
+				h.actorsStopped(a, n, live-n, annotations)
+			}
+			return nil
+		}
+		// Every instance goes.
+	} else if count > 0 && count < live {
 		if err := h.scale(ctx, a, live-count, nil); err != nil {
 			return err
 		}
@@ -390,6 +405,29 @@ func (h *Host) StopActor(ctx context.Context, key string, count int, annotations
 		h.actorsStopped(a, live, 0, annotations)
 	}
 	return nil
+}
+
+// annotated lists, sorted, those of ids whose instances were started with
+// every pair of want.
+func (a *actor) annotated(ids []string, want map[string]string) []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []string
+	for _, id := range ids {
+		got := a.annotations[id]
+		all := true
+		for k, v := range want {
+			if w, ok := got[k]; !ok || w != v {
+				all = false
+				break
+			}
+		}
+		if all {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // instanceRetired announces an instance a's pool let go while the actor

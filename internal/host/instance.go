@@ -48,7 +48,8 @@ type pool struct {
 	spawn   spawnFunc
 	code    *module // what spawn instantiates; instances running other code are replaced
 	live    map[*instance]struct{}
-	target  int
+	leaving map[string]bool // ids of live instances chosen to retire (retire), busy until they come back
+	target  int             // instances to keep, those leaving not counted
 	waiting int
 	done    bool
 }
@@ -64,7 +65,7 @@ func newPool(spawn spawnFunc, queueLen int, retired func(id string)) *pool {
 	}
 	return &pool{
 		spawn: spawn, idle: make(chan *instance, MaxInstances), queueLen: queueLen,
-		closed: make(chan struct{}), live: map[*instance]struct{}{}, retired: retired,
+		closed: make(chan struct{}), live: map[*instance]struct{}{}, leaving: map[string]bool{}, retired: retired,
 	}
 }
 
@@ -80,7 +81,7 @@ func (p *pool) scale(ctx context.Context, n int) error {
 		return errPoolClosed
 	}
 	p.target = n
-	missing := n - len(p.live)
+	missing := n - p.staying()
 	p.mu.Unlock()
 	for i := 0; i < missing; i++ {
 		if _, err := p.add(ctx, uuid.NewString()); err != nil {
@@ -94,12 +95,12 @@ func (p *pool) scale(ctx context.Context, n int) error {
 			// retirement is decided under the lock so that together they
 			// never go below the target.
 			p.mu.Lock()
-			if len(p.live) <= p.target {
+			if p.staying() <= p.target {
 				p.idle <- in // never blocks: idle holds MaxInstances
 				p.mu.Unlock()
 				return nil
 			}
-			delete(p.live, in)
+			p.remove(in)
 			p.mu.Unlock()
 			in.close(ctx)
 			p.retired(in.id)
@@ -132,7 +133,7 @@ func (p *pool) add(ctx context.Context, id string) (bool, error) {
 		}
 	}
 	p.mu.Lock()
-	if p.done || len(p.live) >= p.target {
+	if p.done || p.staying() >= p.target {
 		p.mu.Unlock()
 		in.close(ctx)
 		return false, nil
@@ -145,9 +146,63 @@ func (p *pool) add(ctx context.Context, id string) (bool, error) {
 
 func (p *pool) drop(ctx context.Context, in *instance) {
 	p.mu.Lock()
-	delete(p.live, in)
+	p.remove(in)
 	p.mu.Unlock()
 	in.close(ctx)
+}
+
+// staying is how many live instances stay: those not chosen to retire.
+// The caller holds p.mu.
+func (p *pool) staying() int { return len(p.live) - len(p.leaving) }
+
+// goes reports whether in is to retire when it comes back: the pool
+// closed, it was chosen to, or there are more instances than the target.
+// The caller holds p.mu.
+func (p *pool) goes(in *instance) bool {
+	return p.done || p.leaving[in.id] || p.staying() > p.target
+}
+
+// remove takes in out of the live instances. The caller holds p.mu.
+func (p *pool) remove(in *instance) {
+	delete(p.live, in)
+	delete(p.leaving, in.id)
+}
+
+// retire retires the instances with these ids that the pool holds and has
+// not chosen to retire yet: idle ones now, busy ones when they come back;
+// the target drops by as many. It reports how many that is.
+func (p *pool) retire(ctx context.Context, ids []string) int {
+	p.mu.Lock()
+	if p.done {
+		p.mu.Unlock()
+		return 0
+	}
+	held := make(map[string]bool, len(p.live))
+	for in := range p.live {
+		held[in.id] = true
+	}
+	n := 0
+	for _, id := range ids {
+		if held[id] && !p.leaving[id] {
+			p.leaving[id] = true
+			n++
+		}
+	}
+	p.target = max(0, p.target-n)
+	p.mu.Unlock()
+	var idle []*instance
+	for more := true; more; {
+		select {
+		case in := <-p.idle:
+			idle = append(idle, in)
+		default:
+			more = false
+		}
+	}
+	for _, in := range idle {
+		p.putIdle(ctx, in) // retires those chosen
+	}
+	return n
 }
 
 // acquire waits for an idle instance until ctx ends.
@@ -182,9 +237,9 @@ func (p *pool) release(ctx context.Context, in *instance, broken bool) {
 	broken = broken || in.stopped
 	p.mu.Lock()
 	closed := p.done
-	surplus := closed || len(p.live) > p.target
+	surplus := p.goes(in)
 	if broken || surplus {
-		delete(p.live, in) // decided and done under one lock (see scale)
+		p.remove(in) // decided and done under one lock (see scale)
 	}
 	p.mu.Unlock()
 	if broken || surplus {
@@ -265,9 +320,9 @@ func (p *pool) renew(ctx context.Context, in *instance) *instance {
 // close cannot miss it.
 func (p *pool) putIdle(ctx context.Context, in *instance) {
 	p.mu.Lock()
-	if p.done || len(p.live) > p.target {
+	if p.goes(in) {
 		closed := p.done
-		delete(p.live, in)
+		p.remove(in)
 		p.mu.Unlock()
 		in.close(ctx)
 		if !closed {
@@ -279,11 +334,12 @@ func (p *pool) putIdle(ctx context.Context, in *instance) {
 	p.mu.Unlock()
 }
 
-// stats reports live instances and waiting callers.
+// stats reports live instances (those chosen to retire not counted) and
+// waiting callers.
 func (p *pool) stats() (live, waiting int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.live), p.waiting
+	return p.staying(), p.waiting
 }
 
 // ids lists the live instance ids.
@@ -293,6 +349,19 @@ func (p *pool) ids() []string {
 	out := make([]string, 0, len(p.live))
 	for in := range p.live {
 		out = append(out, in.id)
+	}
+	return out
+}
+
+// stayingIDs lists the ids of the live instances not chosen to retire.
+func (p *pool) stayingIDs() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]string, 0, len(p.live))
+	for in := range p.live {
+		if !p.leaving[in.id] {
+			out = append(out, in.id)
+		}
 	}
 	return out
 }

@@ -25,29 +25,7 @@ import (
 // closes announces nothing (the host's stop does).
 func TestPoolAnnouncesEachRetiredInstance(t *testing.T) {
 	ctx := context.Background()
-	r, err := NewRuntime(ctx, "", 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Close(ctx) })
-	wasm, err := prepareModule(wasmbuild.TinyEcho())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cm, err := compileABI(ctx, r.interp, wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &module{cm: cm, rt: r.interp, interpreted: true}
-	var mu sync.Mutex
-	var retired []string
-	p := newPool(func(ctx context.Context, id string) (*instance, error) { return r.instantiate(ctx, m, id) }, 16,
-		func(id string) { mu.Lock(); retired = append(retired, id); mu.Unlock() })
-	announced := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Sorted(slices.Values(retired))
-	}
+	p, announced := tinyPool(t)
 	if err := p.scale(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
@@ -88,6 +66,84 @@ func TestPoolAnnouncesEachRetiredInstance(t *testing.T) {
 	p.close(ctx)
 	if got := announced(); !slices.Equal(got, before) {
 		t.Fatalf("a replacement or the pool's close announced %v, want nothing more than %v", got, before)
+	}
+}
+
+// tinyPool is a pool of the tiny echo on the interpreter, and what it
+// announced as retired so far, sorted.
+func tinyPool(t *testing.T) (*pool, func() []string) {
+	t.Helper()
+	ctx := context.Background()
+	r, err := NewRuntime(ctx, "", 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close(ctx) })
+	wasm, err := prepareModule(wasmbuild.TinyEcho())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := compileABI(ctx, r.interp, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &module{cm: cm, rt: r.interp, interpreted: true}
+	var mu sync.Mutex
+	var retired []string
+	p := newPool(func(ctx context.Context, id string) (*instance, error) { return r.instantiate(ctx, m, id) }, 16,
+		func(id string) { mu.Lock(); retired = append(retired, id); mu.Unlock() })
+	t.Cleanup(func() { p.close(ctx) })
+	return p, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Sorted(slices.Values(retired))
+	}
+}
+
+// A stop that names instances (by their annotations) retires those: idle
+// ones at once, busy ones when they come back, and no other; the pool then
+// keeps the rest, and a later scale counts from them.
+func TestPoolRetiresTheInstancesChosen(t *testing.T) {
+	ctx := context.Background()
+	p, announced := tinyPool(t)
+	if err := p.scale(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	busyChosen, err := p.acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	busyOther, err := p.acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle := slices.DeleteFunc(p.ids(), func(id string) bool { return id == busyChosen.id || id == busyOther.id })
+	chosen := []string{busyChosen.id, idle[0]}
+	if n := p.retire(ctx, chosen); n != 2 {
+		t.Fatalf("retire reported %d, want 2", n)
+	}
+	if got, want := announced(), []string{idle[0]}; !slices.Equal(got, want) {
+		t.Fatalf("announced %v at once, want the idle one chosen, %v", got, want)
+	}
+	if live, _ := p.stats(); live != 2 {
+		t.Fatalf("the pool counts %d instances staying, want 2", live)
+	}
+	p.release(ctx, busyOther, false) // not chosen: stays
+	p.release(ctx, busyChosen, false)
+	if got, want := announced(), slices.Sorted(slices.Values(chosen)); !slices.Equal(got, want) {
+		t.Fatalf("announced %v, want the two chosen, %v", got, want)
+	}
+	if got, want := slices.Sorted(slices.Values(p.ids())), slices.Sorted(slices.Values([]string{busyOther.id, idle[1]})); !slices.Equal(got, want) {
+		t.Fatalf("the pool holds %v, want the two not chosen, %v", got, want)
+	}
+	if n := p.retire(ctx, chosen); n != 0 {
+		t.Fatalf("retiring instances already gone reported %d, want 0", n)
+	}
+	if err := p.scale(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(p.ids()); got != 3 {
+		t.Fatalf("after a scale to 3 the pool holds %d instances", got)
 	}
 }
 
@@ -229,6 +285,59 @@ func waitActorEvent(t *testing.T, events <-chan lattice.CloudEvent, typ, actor s
 		case <-deadline:
 			t.Fatalf("no %s event of %s after 10s", typ, actor)
 			return nil
+		}
+	}
+}
+
+// A stop with annotations stops only instances started with every one of
+// those pairs: count of them, or all of them with count 0 (wadm stops the
+// instances it started this way, and must not stop others). Before, the
+// annotations were ignored and any instances stopped.
+func TestStopActorWithAnnotationsStopsOnlyThoseInstances(t *testing.T) {
+	f := newFixture(t)
+	sa := testenv.SignActor(t, f.dir, echoPkg, trust.SignActorOptions{Name: "echo"})
+	shop := map[string]string{"app": "shop"}
+	web := map[string]string{"app": "shop", "tier": "web"}
+	var a lattice.Ack
+	for _, start := range []struct {
+		count       int
+		annotations map[string]string
+	}{{2, shop}, {2, web}, {1, nil}} {
+		f.ctlRequest(t, f.ctl.Cmd(f.h.ID(), lattice.CmdLaunchActor), lattice.StartActorCommand{ActorRef: "file://" + sa.Path, Count: start.count, Annotations: start.annotations}, &a)
+		if !a.Accepted {
+			t.Fatalf("start %d with %v: %s", start.count, start.annotations, a.Error)
+		}
+	}
+	// running counts the instances by their annotations.
+	running := func() map[string]int {
+		out := map[string]int{}
+		for _, d := range f.h.Inventory().Actors {
+			for _, in := range d.Instances {
+				out[fmt.Sprint(in.Annotations)]++
+			}
+		}
+		return out
+	}
+	key := func(m map[string]string) string { return fmt.Sprint(lattice.NonNil(m)) }
+	if got, want := running(), map[string]int{key(shop): 2, key(web): 2, key(nil): 1}; !maps.Equal(got, want) {
+		t.Fatalf("running %v, want %v", got, want)
+	}
+	for _, step := range []struct {
+		count       int
+		annotations map[string]string
+		want        map[string]int
+	}{
+		{1, map[string]string{"tier": "web"}, map[string]int{key(shop): 2, key(web): 1, key(nil): 1}},
+		{0, shop, map[string]int{key(nil): 1}},
+		{1, map[string]string{"app": "other"}, map[string]int{key(nil): 1}},
+		{0, nil, map[string]int{}},
+	} {
+		f.ctlRequest(t, f.ctl.Cmd(f.h.ID(), lattice.CmdStopActor), lattice.StopActorCommand{ActorRef: sa.Key, Count: step.count, Annotations: step.annotations}, &a)
+		if !a.Accepted {
+			t.Fatalf("stop %d with %v: %s", step.count, step.annotations, a.Error)
+		}
+		if got := running(); !maps.Equal(got, step.want) {
+			t.Fatalf("after a stop of %d with %v: running %v, want %v", step.count, step.annotations, got, step.want)
 		}
 	}
 }
