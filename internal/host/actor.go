@@ -365,9 +365,10 @@ func (h *Host) scale(ctx context.Context, a *actor, n int, annotations map[strin
 
 // StopActor stops count instances (0 = all) of the actor with this key;
 // with annotations, only instances started with every one of those pairs
-// (count of them, or all of them with 0). It waits for the invocations
-// already delivered to the instances it stops (each ends within its call
-// deadline), holding only the actor's lifecycle lock.
+// (count of them, or all of them with 0). A stop of every instance waits
+// for the invocations already delivered to them (each ends within its
+// call deadline), holding only the actor's lifecycle lock; an instance
+// stopped from among others that is busy stops when its call ends.
 func (h *Host) StopActor(ctx context.Context, key string, count int, annotations map[string]string) error {
 	unlock, err := h.lifecycle.lock(ctx, key)
 	if err != nil {
