@@ -127,6 +127,30 @@ func newFixtureAt(t testing.TB, url string, tweak ...func(*Options)) *fixture {
 	return f
 }
 
+// events subscribes to the lattice's events until the test ends; the
+// channel holds 256 (more are dropped: a test reads as it goes).
+func (f *fixture) events(t testing.TB) <-chan lattice.CloudEvent {
+	t.Helper()
+	events := make(chan lattice.CloudEvent, 256)
+	sub, err := f.nc.Subscribe(lattice.Events("test"), func(m *nats.Msg) {
+		var e lattice.CloudEvent
+		if json.Unmarshal(m.Data, &e) == nil {
+			select {
+			case events <- e:
+			default:
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := f.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return events
+}
+
 type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {

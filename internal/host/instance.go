@@ -190,16 +190,7 @@ func (p *pool) retire(ctx context.Context, ids []string) int {
 	}
 	p.target = max(0, p.target-n)
 	p.mu.Unlock()
-	var idle []*instance
-	for more := true; more; {
-		select {
-		case in := <-p.idle:
-			idle = append(idle, in)
-		default:
-			more = false
-		}
-	}
-	for _, in := range idle {
+	for _, in := range p.takeIdle() {
 		p.putIdle(ctx, in) // retires those chosen
 	}
 	return n
@@ -272,19 +263,24 @@ func (p *pool) upgrade(ctx context.Context, code *module, spawn spawnFunc) bool 
 	}
 	p.spawn, p.code = spawn, code
 	p.mu.Unlock()
+	for _, in := range p.takeIdle() {
+		p.putIdle(ctx, p.renew(ctx, in))
+	}
+	return true
+}
+
+// takeIdle takes every idle instance out of the pool, for the caller to
+// put back (putIdle).
+func (p *pool) takeIdle() []*instance {
 	var idle []*instance
-	for more := true; more; {
+	for {
 		select {
 		case in := <-p.idle:
 			idle = append(idle, in)
 		default:
-			more = false
+			return idle
 		}
 	}
-	for _, in := range idle {
-		p.putIdle(ctx, p.renew(ctx, in))
-	}
-	return true
 }
 
 // renew returns in, or a replacement running the pool's current code. If

@@ -142,17 +142,7 @@ func TestControlInterfaceQueries(t *testing.T) {
 		o.Labels = map[string]string{"region": "eu", lattice.LabelOS: "plan9"}
 		o.CtlHost, o.RPCHost, o.ProvRPCHost = "nats://127.0.0.1:4222", "tls://[::1]:4223,nats://10.0.0.7:4222", "10.0.0.6:4224"
 	})
-	events := make(chan lattice.CloudEvent, 64)
-	sub, err := f.nc.Subscribe(lattice.Events("test"), func(m *nats.Msg) {
-		var e lattice.CloudEvent
-		if json.Unmarshal(m.Data, &e) == nil {
-			events <- e
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
+	events := f.events(t)
 	echo := f.startActor(t, echoPkg, 2, trust.SignActorOptions{Name: "echo", Caps: []string{wire.ContractHTTPServer}, CallAlias: "echo"})
 
 	// ping.hosts: every host answers on the inbox.

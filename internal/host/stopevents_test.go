@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/internal/testing/wasmbuild"
 	"github.com/latticed/latticed/lattice"
@@ -157,17 +155,7 @@ func TestPoolRetiresTheInstancesChosen(t *testing.T) {
 // stop of every instance announced anything.
 func TestStoppingSomeInstancesAnnouncesEach(t *testing.T) {
 	f := newFixture(t)
-	events := make(chan lattice.CloudEvent, 256)
-	sub, err := f.nc.Subscribe(lattice.Events("test"), func(m *nats.Msg) {
-		var e lattice.CloudEvent
-		if json.Unmarshal(m.Data, &e) == nil {
-			events <- e
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Unsubscribe()
+	events := f.events(t)
 	sa := testenv.SignActor(t, f.dir, echoPkg, trust.SignActorOptions{Name: "echo"})
 	annotations := map[string]string{"app": "shop"}
 	var a lattice.Ack

@@ -4,13 +4,11 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/latticed/latticed/internal/child"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 )
@@ -81,20 +79,6 @@ func TestHostCrashAfterAScaleDownRestartsTheInstancesLeft(t *testing.T) {
 	echo := echoActor(t)
 	n := startNode(t, nil, "file://"+echo.Path)
 	ctl := lattice.NewCtl("", "default")
-	inventory := func() (int, error) {
-		msg, err := n.nc.Request(ctl.GetInventory(n.s.HostID()), []byte("{}"), 2*time.Second)
-		if err != nil {
-			return 0, err // a restarted host may not answer yet
-		}
-		var inv lattice.HostInventory
-		if err := jsonUnmarshal(msg.Data, &inv); err != nil {
-			return 0, err
-		}
-		if len(inv.Actors) != 1 {
-			return 0, fmt.Errorf("the host runs %+v, want echo", inv.Actors)
-		}
-		return len(inv.Actors[0].Instances), nil
-	}
 	tracked := func() int {
 		n.s.actors.mu.Lock()
 		defer n.s.actors.mu.Unlock()
@@ -118,7 +102,7 @@ func TestHostCrashAfterAScaleDownRestartsTheInstancesLeft(t *testing.T) {
 			t.Fatalf("%s %+v: %s", step.cmd, step.body, ack.Error)
 		}
 		testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
-			if got, err := inventory(); err != nil || got != step.want {
+			if got, err := oneActorInstances(n); err != nil || got != step.want {
 				return fmt.Errorf("after %s %+v the host runs %d instances (%v), want %d", step.cmd, step.body, got, err, step.want)
 			}
 			if got := tracked(); got != step.want {
@@ -128,17 +112,5 @@ func TestHostCrashAfterAScaleDownRestartsTheInstancesLeft(t *testing.T) {
 		})
 	}
 
-	before := n.s.Status().Host
-	if err := syscall.Kill(before.PID, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	testenv.CheckFor(t, 60*time.Second, 20*time.Millisecond, func() error {
-		if st := n.s.Status().Host; st.PID == before.PID || st.State != child.StateRunning {
-			return fmt.Errorf("host %+v", st)
-		}
-		if got, err := inventory(); err != nil || got != 2 {
-			return fmt.Errorf("the restarted host runs %d instances of echo (%v), want the 2 that ran", got, err)
-		}
-		return nil
-	})
+	crashHostWithOneActor(t, n, 2)
 }

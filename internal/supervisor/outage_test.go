@@ -203,6 +203,30 @@ func TestHostCrashAfterLostEventsRestartsEveryActorInstance(t *testing.T) {
 		return nil
 	})
 
+	crashHostWithOneActor(t, n, instances)
+}
+
+// oneActorInstances reads the node's host inventory: how many instances
+// its one actor has.
+func oneActorInstances(n *node) (int, error) {
+	msg, err := n.nc.Request(lattice.NewCtl("", "default").GetInventory(n.s.HostID()), []byte("{}"), 2*time.Second)
+	if err != nil {
+		return 0, err // a restarted host may not answer yet
+	}
+	var inv lattice.HostInventory
+	if err := jsonUnmarshal(msg.Data, &inv); err != nil {
+		return 0, err
+	}
+	if len(inv.Actors) != 1 {
+		return 0, fmt.Errorf("the host runs %+v, want one actor", inv.Actors)
+	}
+	return len(inv.Actors[0].Instances), nil
+}
+
+// crashHostWithOneActor SIGKILLs the node's host child and waits until a
+// new one runs its one actor with the instances it ran.
+func crashHostWithOneActor(t *testing.T, n *node, instances int) {
+	t.Helper()
 	before := n.s.Status().Host
 	if err := syscall.Kill(before.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -211,16 +235,8 @@ func TestHostCrashAfterLostEventsRestartsEveryActorInstance(t *testing.T) {
 		if st := n.s.Status().Host; st.PID == before.PID || st.State != child.StateRunning {
 			return fmt.Errorf("host %+v", st)
 		}
-		msg, err := n.nc.Request(ctl.GetInventory(n.s.HostID()), []byte("{}"), 2*time.Second)
-		if err != nil {
-			return err // the new host may not answer yet
-		}
-		var inv lattice.HostInventory
-		if err := jsonUnmarshal(msg.Data, &inv); err != nil {
-			return err
-		}
-		if len(inv.Actors) != 1 || len(inv.Actors[0].Instances) != instances {
-			return fmt.Errorf("the restarted host runs %+v, want %d instances of echo", inv.Actors, instances)
+		if got, err := oneActorInstances(n); err != nil || got != instances {
+			return fmt.Errorf("the restarted host runs %d instances (%v), want the %d that ran", got, err, instances)
 		}
 		return nil
 	})
