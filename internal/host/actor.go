@@ -386,8 +386,7 @@ func (h *Host) StopActor(ctx context.Context, key string, count int, annotations
 			ids = ids[:count]
 		}
 		if len(ids) < live {
-			n := a.pool.retire(ctx, ids) // each is announced by instanceRetired
-			h.m.ActorInstances.WithLabelValues(a.key).Set(float64(live - n))
+			n := a.pool.retire(ctx, ids) // each is announced, and counted, by instanceRetired
 			if count > 0 && n > 0 {
 				h.actorsStopped(a, n, live-n, annotations)
 			}
@@ -441,6 +440,9 @@ func (h *Host) instanceRetired(a *actor) func(id string) {
 		a.mu.Lock()
 		annotations := a.annotations[id]
 		delete(a.annotations, id)
+		if !a.removed { // release marks it, under a.mu, before the gauge goes
+			h.m.ActorInstances.WithLabelValues(a.key).Set(float64(len(a.pool.ids())))
+		}
 		a.mu.Unlock()
 		h.events.publish(lattice.EventActorStopped, map[string]any{
 			"public_key": a.key, "instance_id": id, "annotations": lattice.NonNil(annotations)})

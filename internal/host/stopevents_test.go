@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/internal/testing/wasmbuild"
 	"github.com/latticed/latticed/lattice"
@@ -215,6 +217,9 @@ func TestStoppingSomeInstancesAnnouncesEach(t *testing.T) {
 			if batch[k] != v {
 				t.Errorf("%s: actors_stopped %s = %v, want %v (event %v)", step.name, k, batch[k], v, batch)
 			}
+		}
+		if got := testutil.ToFloat64(f.m.ActorInstances.WithLabelValues(sa.Key)); got != float64(step.remaining) {
+			t.Errorf("%s: latticed_actor_instances %v, want %d", step.name, got, step.remaining)
 		}
 		running = left
 	}
