@@ -504,6 +504,24 @@ func (c *Client) ScaleActor(ctx context.Context, hostID string, req lattice.Scal
 	return c.hostCommand(ctx, c.timeout(), hostID, lattice.CmdScaleActor, req)
 }
 
+// UpdateActor asks a host to live-update the actor that the module at
+// newRef claims to that module, a higher revision of it. The host compiles
+// the module before it answers, so the wait is a start's (DefaultStartWait
+// when ctx has no deadline). A refusal (not a higher revision, the actor not
+// running there) is a *RejectedError.
+func (c *Client) UpdateActor(ctx context.Context, hostID, newRef string) error {
+	if newRef == "" {
+		return errors.New("a live update needs the new module's reference")
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultStartWait)
+		defer cancel()
+	}
+	deadline, _ := ctx.Deadline()
+	return c.hostCommand(ctx, time.Until(deadline), hostID, lattice.CmdUpdateActor, lattice.UpdateActorCommand{NewActorRef: newRef})
+}
+
 // StartProvider asks a host to launch a provider, waiting for its answer
 // for the longer of Client.Timeout and LaunchWait.
 func (c *Client) StartProvider(ctx context.Context, hostID string, req lattice.LaunchProviderCommand) error {

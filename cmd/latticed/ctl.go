@@ -49,7 +49,7 @@ Queries that every host answers collect replies: get hosts (and get
 inventory without a host ID) until no new host has answered for --quiet after
 the first, at most --timeout; auctions until the first offer. Single requests
 wait at most --timeout.`,
-		newCtlGetCmd(), newCtlStartCmd(), newCtlStopCmd(), newCtlScaleCmd(), newCtlRevokeCmd(),
+		newCtlGetCmd(), newCtlStartCmd(), newCtlStopCmd(), newCtlScaleCmd(), newCtlUpdateCmd(), newCtlRevokeCmd(),
 		newCtlLinkCmd(), newCtlLabelCmd(), newCtlCallCmd(), newCtlWatchCmd())
 	addCtlFlags(cmd)
 	return cmd

@@ -382,6 +382,62 @@ func newCtlScaleCmd() *cobra.Command {
 	return newGroupCmd("scale", "Set the number of instances of an actor", "", newCtlScaleActorCmd())
 }
 
+func newCtlUpdateCmd() *cobra.Command {
+	return newGroupCmd("update", "Live-update an actor to a new revision of its module", "", newCtlUpdateActorCmd())
+}
+
+func newCtlUpdateActorCmd() *cobra.Command {
+	var hostID string
+	cmd := &cobra.Command{
+		Use:   "actor <actor-key> <new-ref>",
+		Short: "Move a running actor to a new revision of its module",
+		Long: `Live-update an actor: the host loads the module at <new-ref>, which must
+claim the same actor key and a higher revision, compiles it, and moves every
+instance to it under the same instance id (a busy one when its call ends),
+with no instance stopped. It answers once the module is compiled. Without
+--host-id the host is the first that answers a ping within --timeout and
+lists the actor in its inventory.`,
+		Example: `  latticed ctl update actor MB2Z… file:///srv/actors/echo_rev3.wasm`,
+		Args:    exactArgs("<actor-key>", "<new-ref>"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			actor, ref := args[0], args[1]
+			if err := checkHostID(hostID, "--host-id"); err != nil {
+				return err
+			}
+			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
+				host := hostID
+				if host == "" {
+					var err error
+					if host, err = s.client.FindActorHost(ctx, actor, s.timeout); err != nil {
+						return err
+					}
+					if host == "" {
+						return notRunning("actor "+actor, s)
+					}
+				}
+				if err := s.client.UpdateActor(ctx, host, ref); err != nil {
+					return fmt.Errorf("host %s could not update actor %s: %w", host, actor, err)
+				}
+				res := updateResult{Result: fmt.Sprintf("Actor %s updated to %s on host %s", actor, ref, host), HostID: host, ActorID: actor, ActorRef: ref}
+				return printResult(cmd, res, func(w io.Writer) error {
+					_, err := fmt.Fprintln(w, res.Result)
+					return err
+				})
+			})
+		},
+	}
+	cmd.Flags().StringVar(&hostID, "host-id", "", "`host` running the actor (default: found from inventories)")
+	return cmd
+}
+
+// updateResult is what update actor prints under --output json.
+type updateResult struct {
+	Result   string `json:"result"`
+	HostID   string `json:"host_id"`
+	ActorID  string `json:"actor_id"`
+	ActorRef string `json:"actor_ref"`
+}
+
 func newCtlStopActorCmd() *cobra.Command {
 	var (
 		hostID string

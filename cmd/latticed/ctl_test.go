@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -236,9 +237,14 @@ func TestCtl(t *testing.T) {
 	writeSecretFile(t, filepath.Join(e.dataDir, "keys", "cluster.nk"), cluster.Seed()+"\n")
 
 	dir := t.TempDir()
-	echo := testenv.SignActor(t, dir, "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{
-		Name: "echo", CallAlias: "echo", Caps: []string{wire.ContractHTTPServer},
-	})
+	acct, _ := trust.CreateKeyPair(lattice.KindAccount)
+	echoKey, _ := trust.CreateKeyPair(lattice.KindModule)
+	signEcho := func(rev int32) testenv.SignedActor {
+		return testenv.SignActorAs(t, dir, "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{
+			Name: "echo", CallAlias: "echo", Caps: []string{wire.ContractHTTPServer}, Rev: rev,
+		}, acct, echoKey)
+	}
+	echo := signEcho(1)
 	echoRef := "file://" + echo.Path
 
 	t.Run("get hosts", func(t *testing.T) {
@@ -358,6 +364,33 @@ func TestCtl(t *testing.T) {
 		r = e.run("ctl", "get", "inventory", b.ID())
 		r.want(t, 0)
 		mustContain(t, "inventory text", r.stdout, "ACTOR ID", echo.Key, "echo", "3", "No providers.")
+	})
+
+	t.Run("update actor", func(t *testing.T) {
+		instances := func() (ref string, revs []int32, ids []string) {
+			var inv lattice.HostInventory
+			e.json(&inv, "inventory", "ctl", "get", "inventory", b.ID())
+			for _, d := range inv.Actors {
+				ref = d.ImageRef
+				for _, in := range d.Instances {
+					revs, ids = append(revs, in.Revision), append(ids, in.InstanceID)
+				}
+			}
+			slices.Sort(ids)
+			return ref, slices.Compact(revs), ids
+		}
+		_, _, before := instances()
+		rev2 := "file://" + signEcho(2).Path
+		r := e.run("ctl", "update", "actor", echo.Key, rev2, "--timeout", "10s")
+		r.want(t, 0)
+		mustContain(t, "stdout", r.stdout, "updated", b.ID())
+		if ref, revs, ids := instances(); ref != rev2 || !slices.Equal(revs, []int32{2}) || !slices.Equal(ids, before) {
+			t.Fatalf("after the update the inventory has %s, revisions %v, instances %v; want %s, [2], the same %v", ref, revs, ids, rev2, before)
+		}
+		// The same revision again is refused, with the host's reason.
+		r = e.run("ctl", "update", "actor", echo.Key, rev2, "--host-id", b.ID())
+		r.want(t, 1)
+		mustContain(t, "stderr", r.stderr, "Unable to perform live update", "higher revision")
 	})
 
 	t.Run("labels", func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -36,11 +37,12 @@ var (
 // actor is one actor running on this host: verified claims, compiled module,
 // instance pool and its RPC subscription.
 type actor struct {
-	key    string
-	ref    string
-	claims *trust.ActorClaims
-	pool   *pool
-	sub    *nats.Subscription
+	key  string
+	pool *pool
+	sub  *nats.Subscription
+	// from is where the running module came from and what it claims; a
+	// live update replaces both at once (UpdateActor).
+	from atomic.Pointer[actorModule]
 
 	mu          sync.Mutex
 	annotations map[string]map[string]string // instance id -> annotations
@@ -52,7 +54,19 @@ type actor struct {
 	calls *callMetrics
 }
 
-func (a *actor) name() string { return actorName(a.claims) }
+// actorModule is where an actor's module came from and what it claims.
+type actorModule struct {
+	ref    string
+	claims *trust.ActorClaims
+}
+
+// ref is the reference the running module was loaded from.
+func (a *actor) ref() string { return a.from.Load().ref }
+
+// claims are the running module's claims.
+func (a *actor) claims() *trust.ActorClaims { return a.from.Load().claims }
+
+func (a *actor) name() string { return actorName(a.claims()) }
 
 // actorName is the name in an actor's claims, "" when it has none.
 func actorName(c *trust.ActorClaims) string {
@@ -65,7 +79,7 @@ func actorName(c *trust.ActorClaims) string {
 // infoLabels are the actor's latticed_actor_info labels: key, name, call
 // alias, version.
 func (a *actor) infoLabels() []string {
-	if w := a.claims.Wascap; w != nil {
+	if w := a.claims().Wascap; w != nil {
 		return []string{a.key, w.Name, w.CallAlias, w.Ver}
 	}
 	return []string{a.key, "", "", ""}
@@ -146,14 +160,22 @@ func (h *Host) StartActor(ctx context.Context, ref string, count int, annotation
 	// Start-up phases at debug level: where a (cold) start spends its time.
 	h.log.Debug("actor module read and verified", "ref", ref, "read_seconds", read.Sub(begin).Seconds(),
 		"verify_seconds", time.Since(read).Seconds())
-	if h.policySvc != nil {
-		exp := time.Now().Add(time.Minute).Unix() // wasmCloud's placeholder source
-		src := policy.Source{Capabilities: []string{}, ExpiresAt: &exp}
-		if _, err := h.policySvc.Decide(ctx, policy.ActionStartActor, src, policy.Target{PublicKey: claims.Subject, Issuer: claims.Issuer}); err != nil {
-			return claims, err
-		}
+	if err := h.mayStart(ctx, claims); err != nil {
+		return claims, err
 	}
 	return claims, h.startVerified(ctx, ref, module, claims, count, annotations)
+}
+
+// mayStart asks the policy service, if there is one, whether the actor with
+// these claims may start (or be updated to them).
+func (h *Host) mayStart(ctx context.Context, claims *trust.ActorClaims) error {
+	if h.policySvc == nil {
+		return nil
+	}
+	exp := time.Now().Add(time.Minute).Unix() // wasmCloud's placeholder source
+	src := policy.Source{Capabilities: []string{}, ExpiresAt: &exp}
+	_, err := h.policySvc.Decide(ctx, policy.ActionStartActor, src, policy.Target{PublicKey: claims.Subject, Issuer: claims.Issuer})
+	return err
 }
 
 func (h *Host) startVerified(ctx context.Context, ref string, module []byte, claims *trust.ActorClaims, count int, annotations map[string]string) error {
@@ -163,8 +185,8 @@ func (h *Host) startVerified(ctx context.Context, ref string, module []byte, cla
 	}
 	defer unlock()
 	if a := h.actor(claims.Subject); a != nil {
-		if a.ref != ref {
-			return fmt.Errorf("actor %s already runs here from %q; use a live update to change its module", claims.Subject, a.ref)
+		if a.ref() != ref {
+			return fmt.Errorf("actor %s already runs here from %q; use a live update to change its module", claims.Subject, a.ref())
 		}
 		live, _ := a.pool.stats()
 		return h.scale(ctx, a, live+count, annotations)
@@ -181,8 +203,9 @@ func (h *Host) startVerified(ctx context.Context, ref string, module []byte, cla
 	} else {
 		h.observeCompile(time.Since(start), code.cached)
 	}
-	a := &actor{key: claims.Subject, ref: ref, claims: claims, annotations: map[string]map[string]string{},
+	a := &actor{key: claims.Subject, annotations: map[string]map[string]string{},
 		calls: newCallMetrics(h.m, claims.Subject), code: code}
+	a.from.Store(&actorModule{ref: ref, claims: claims})
 	a.pool = newPool(h.spawner(a, code), h.opts.QueueLength, h.instanceRetired(a))
 	a.srv = h.newServer(a)
 	// From here on, an upgrade that arrives must be applied or released.
@@ -190,7 +213,7 @@ func (h *Host) startVerified(ctx context.Context, ref string, module []byte, cla
 		h.upgrades.Add(1)
 		go func() {
 			defer h.upgrades.Done()
-			h.upgradeWhenCompiled(a, upgrade, start)
+			h.upgradeWhenCompiled(a, code, upgrade, start)
 		}()
 	}
 	if err := h.scale(ctx, a, count, annotations); err != nil {
@@ -211,20 +234,28 @@ func (h *Host) startVerified(ctx context.Context, ref string, module []byte, cla
 	h.actors[a.key] = a
 	running := len(h.actors)
 	h.actorsMu.Unlock()
-	h.runtime.rememberRef(ref, code.key) // the next host preloads it
-	h.state.putClaims(trust.FlattenActor(claims))
-	if err := h.cache.Load().putClaims(ctx, trust.FlattenActor(claims)); err != nil {
-		h.log.Warn("actor claims not written to the lattice cache", "actor", a.key, "err", err)
-	}
-	if err := h.cache.Load().putRefMap(ctx, RefMap{OCIURL: ref, PublicKey: a.key}); err != nil {
-		h.log.Warn("reference map not written to the lattice cache", "ref", ref, "err", err)
-	}
-	h.events.publish(lattice.EventRefmapSet, RefMap{OCIURL: ref, PublicKey: a.key})
+	h.publishModule(ctx, a, code)
 	h.m.ActorsRunning.Set(float64(running))
 	h.m.ActorInfo.WithLabelValues(a.infoLabels()...).Set(1)
 	h.log.Info("actor started", "actor", a.key, "name", a.name(), "ref", ref, "instances", count,
 		"compile_seconds", time.Since(start).Seconds(), "interpreted", code.interpreted)
 	return nil
+}
+
+// publishModule makes the module a runs known: its claims and reference
+// map go into the lattice cache (and refmap_set), and the runtime
+// remembers the reference's code for the next host to preload.
+func (h *Host) publishModule(ctx context.Context, a *actor, code *module) {
+	from := a.from.Load()
+	h.runtime.rememberRef(from.ref, code.key)
+	h.state.putClaims(trust.FlattenActor(from.claims))
+	if err := h.cache.Load().putClaims(ctx, trust.FlattenActor(from.claims)); err != nil {
+		h.log.Warn("actor claims not written to the lattice cache", "actor", a.key, "err", err)
+	}
+	if err := h.cache.Load().putRefMap(ctx, RefMap{OCIURL: from.ref, PublicKey: a.key}); err != nil {
+		h.log.Warn("reference map not written to the lattice cache", "ref", from.ref, "err", err)
+	}
+	h.events.publish(lattice.EventRefmapSet, RefMap{OCIURL: from.ref, PublicKey: a.key})
 }
 
 // actor returns the running actor with this key, or nil.
@@ -281,7 +312,7 @@ func (h *Host) spawner(a *actor, code *module) spawnFunc {
 			err = fmt.Errorf("start deadline of %s passed: %w", h.opts.StartTimeout, err)
 		}
 		if err != nil {
-			h.log.Warn("actor instance did not start", "actor", a.key, "ref", a.ref, "err", err)
+			h.log.Warn("actor instance did not start", "actor", a.key, "ref", a.ref(), "err", err)
 		}
 		return in, err
 	}
@@ -291,7 +322,7 @@ func (h *Host) spawner(a *actor, code *module) spawnFunc {
 // compiler's code once it is ready. Until then, and for good if the compiler
 // fails where the interpreter did not, the actor keeps serving interpreted.
 // A host that stops cancels the compile, which ends this too.
-func (h *Host) upgradeWhenCompiled(a *actor, upgrade <-chan compiled, start time.Time) {
+func (h *Host) upgradeWhenCompiled(a *actor, interpreted *module, upgrade <-chan compiled, start time.Time) {
 	c := <-upgrade // the compile always ends, promptly once cancelled
 	defer h.runtime.interpretedDone()
 	if c.err != nil {
@@ -310,10 +341,10 @@ func (h *Host) upgradeWhenCompiled(a *actor, upgrade <-chan compiled, start time
 	}
 	defer unlock()
 	a.mu.Lock()
-	removed := a.removed
+	gone := a.removed || a.code != interpreted // stopped, or live-updated, meanwhile
 	a.mu.Unlock()
-	if removed || !a.pool.upgrade(h.life, c.m, h.spawner(a, c.m)) {
-		c.m.close(context.Background()) // the actor stopped meanwhile
+	if gone || !a.pool.upgrade(h.life, c.m, h.spawner(a, c.m)) {
+		c.m.close(context.Background())
 		return
 	}
 	// Closing code that instances still run is safe in wazero; the last of
@@ -345,8 +376,8 @@ func (h *Host) scale(ctx context.Context, a *actor, n int, annotations map[strin
 		if !before[id] {
 			a.annotations[id] = annotations
 			h.events.publish(lattice.EventActorStarted, map[string]any{
-				"public_key": a.key, "image_ref": a.ref, "api_version": "n/a", "instance_id": id,
-				"annotations": lattice.NonNil(annotations), "claims": claimsEventData(a.claims),
+				"public_key": a.key, "image_ref": a.ref(), "api_version": "n/a", "instance_id": id,
+				"annotations": lattice.NonNil(annotations), "claims": claimsEventData(a.claims()),
 			})
 		}
 	}
@@ -356,7 +387,7 @@ func (h *Host) scale(ctx context.Context, a *actor, n int, annotations map[strin
 		err = fmt.Errorf("scale actor %s to %d: %w", a.key, n, err)
 		if !errors.Is(err, errPoolClosed) {
 			h.events.publish(lattice.EventActorStartFailed, map[string]any{
-				"actor_ref": a.ref, "public_key": a.key, "error": err.Error()})
+				"actor_ref": a.ref(), "public_key": a.key, "error": err.Error()})
 		}
 		return err
 	}

@@ -160,12 +160,12 @@ func (h *Host) Inventory() lattice.HostInventory {
 	inv := lattice.HostInventory{HostID: h.id, Issuer: h.opts.ClusterKey.PublicKey(), Labels: h.labelsCopy(),
 		FriendlyName: h.opts.FriendlyName, Actors: []lattice.ActorDescription{}, Providers: []lattice.ProviderDescription{}}
 	for _, a := range h.actorList() {
-		d := lattice.ActorDescription{ID: a.key, ImageRef: a.ref, Name: a.name(), Instances: []lattice.ActorInstance{}}
+		d := lattice.ActorDescription{ID: a.key, ImageRef: a.ref(), Name: a.name(), Instances: []lattice.ActorInstance{}}
 		ids := a.pool.ids()
 		sort.Strings(ids)
 		a.mu.Lock()
 		for _, id := range ids {
-			d.Instances = append(d.Instances, lattice.ActorInstance{InstanceID: id, Annotations: lattice.NonNil(a.annotations[id]), Revision: trust.ActorRevision(a.claims)})
+			d.Instances = append(d.Instances, lattice.ActorInstance{InstanceID: id, Annotations: lattice.NonNil(a.annotations[id]), Revision: trust.ActorRevision(a.claims())})
 		}
 		a.mu.Unlock()
 		inv.Actors = append(inv.Actors, d)
@@ -339,7 +339,14 @@ func (h *Host) ctlCommand(ctx context.Context, m *nats.Msg) any {
 	case lattice.CmdLaunchProvider, lattice.CmdStopProvider, lattice.CmdRevoke:
 		return ack(h.ctlProvider(ctx, cmd, m))
 	case lattice.CmdUpdateActor:
-		return ack(errors.New("live update is not supported by this host yet: stop the actor and start the new revision"))
+		var req lattice.UpdateActorCommand
+		if err := decodeCtl(m, &req); err != nil {
+			return ack(err)
+		}
+		if err := h.UpdateActor(ctx, req.NewActorRef); err != nil {
+			return ack(fmt.Errorf("Unable to perform live update: %w", err))
+		}
+		return ack(nil)
 	}
 	return ack(fmt.Errorf("unknown host command %q", cmd))
 }
@@ -394,8 +401,8 @@ func (h *Host) ScaleActor(ctx context.Context, req lattice.ScaleActorCommand) er
 		case req.Count < live:
 			h.actorsStopped(a, live-req.Count, req.Count, nil)
 		case req.Count > live:
-			h.events.publish(lattice.EventActorsStarted, map[string]any{"public_key": a.key, "image_ref": a.ref,
-				"annotations": map[string]string{}, "host_id": h.id, "claims": claimsEventData(a.claims), "count": req.Count - live})
+			h.events.publish(lattice.EventActorsStarted, map[string]any{"public_key": a.key, "image_ref": a.ref(),
+				"annotations": map[string]string{}, "host_id": h.id, "claims": claimsEventData(a.claims()), "count": req.Count - live})
 		}
 		return nil
 	}
@@ -417,7 +424,7 @@ func (h *Host) resolveRunning(refOrKey string) string {
 		return refOrKey
 	}
 	for k, a := range h.actors {
-		if a.ref == refOrKey {
+		if a.ref() == refOrKey {
 			return k
 		}
 	}

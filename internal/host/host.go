@@ -367,11 +367,11 @@ func (h *Host) retryCache(ctx context.Context) {
 func (h *Host) writeRunningToCache(ctx context.Context) {
 	c := h.cache.Load()
 	for _, a := range h.actorList() {
-		if err := c.putClaims(ctx, trust.FlattenActor(a.claims)); err != nil {
+		if err := c.putClaims(ctx, trust.FlattenActor(a.claims())); err != nil {
 			h.log.Warn("actor claims not written to the lattice cache", "actor", a.key, "err", err)
 		}
-		if err := c.putRefMap(ctx, RefMap{OCIURL: a.ref, PublicKey: a.key}); err != nil {
-			h.log.Warn("reference map not written to the lattice cache", "ref", a.ref, "err", err)
+		if err := c.putRefMap(ctx, RefMap{OCIURL: a.ref(), PublicKey: a.key}); err != nil {
+			h.log.Warn("reference map not written to the lattice cache", "ref", a.ref(), "err", err)
 		}
 	}
 }

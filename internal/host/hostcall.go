@@ -94,14 +94,14 @@ func (h *Host) routeHostCall(ctx context.Context, a *actor, binding, namespace, 
 	}
 	switch namespace {
 	case wire.ContractLogging, wire.ContractNumberGen:
-		if !a.claims.Wascap.HasCapability(namespace) {
+		if !a.claims().Wascap.HasCapability(namespace) {
 			return targetBuiltin, nil, fmt.Errorf("Invocation not authorized: missing capability claim for %s", namespace)
 		}
 		resp, err := h.builtin(a, namespace, operation, payload)
 		return targetBuiltin, resp, err
 	}
 	if link, ok := h.state.link(a.key, namespace, binding); ok {
-		if !a.claims.Wascap.HasCapability(namespace) {
+		if !a.claims().Wascap.HasCapability(namespace) {
 			return targetProvider, nil, fmt.Errorf("Invocation not authorized: missing capability claim for %s", namespace)
 		}
 		target := lattice.Entity{PublicKey: link.ProviderID, ContractID: namespace, LinkName: binding}
@@ -117,7 +117,7 @@ func (h *Host) routeHostCall(ctx context.Context, a *actor, binding, namespace, 
 		return targetActor, resp, err
 	}
 	if strings.Contains(namespace, ":") {
-		if !a.claims.Wascap.HasCapability(namespace) {
+		if !a.claims().Wascap.HasCapability(namespace) {
 			return targetProvider, nil, fmt.Errorf("Invocation not authorized: missing capability claim for %s", namespace)
 		}
 		// wasmCloud's text, which does not name the link (hostCall logs it).

@@ -75,11 +75,11 @@ func (h *Host) serve(d delivery) {
 // may call only an actor that claims its contract, and the policy service
 // has the last word.
 func (h *Host) authorize(ctx context.Context, a *actor, inv *lattice.Invocation) error {
-	if c := inv.Origin.ContractID; c != "" && !a.claims.Wascap.HasCapability(c) {
+	if c := inv.Origin.ContractID; c != "" && !a.claims().Wascap.HasCapability(c) {
 		return lattice.Reject(lattice.ReasonCapabilityNotClaimed, "%s", c)
 	}
 	if h.policySvc != nil {
-		tgt := policy.Target{PublicKey: a.key, Issuer: a.claims.Issuer, ContractID: inv.Target.ContractID, LinkName: inv.Target.LinkName}
+		tgt := policy.Target{PublicKey: a.key, Issuer: a.claims().Issuer, ContractID: inv.Target.ContractID, LinkName: inv.Target.LinkName}
 		if _, err := h.policySvc.Decide(ctx, policy.ActionPerformInvocation, h.policySourceOf(inv.Origin), tgt); err != nil {
 			return lattice.Reject(lattice.ReasonPolicyDenied, "%v", err)
 		}

@@ -14,7 +14,8 @@ import (
 )
 
 // actorTracker remembers the actors this node's host runs, from the host's
-// own events (actor_started / actor_stopped, one per instance), so that a
+// own events (actor_started / actor_stopped, one per instance, and
+// refmap_set, which a live update sends with the new reference), so that a
 // host that crashed gets them back: the supervisor starts the same
 // references with the same instance counts on the new host process.
 //
@@ -40,9 +41,10 @@ type trackedActor struct {
 	count     int // pending only
 }
 
-// actorEvent is an actor_started or actor_stopped event of the host's.
+// actorEvent is an actor_started, actor_stopped or refmap_set event of the
+// host's (a live update announces its new reference by refmap_set).
 type actorEvent struct {
-	started              bool
+	typ                  string
 	key, ref, instanceID string
 }
 
@@ -64,16 +66,26 @@ func (t *actorTracker) handle(m *nats.Msg) {
 	var d struct {
 		PublicKey  string `json:"public_key"`
 		ImageRef   string `json:"image_ref"`
+		OCIURL     string `json:"oci_url"`
 		InstanceID string `json:"instance_id"`
 	}
 	typ := strings.TrimPrefix(ev.Type, lattice.EventTypePrefix)
-	if typ != lattice.EventActorStarted && typ != lattice.EventActorStopped {
+	if json.Unmarshal(ev.Data, &d) != nil || d.PublicKey == "" {
 		return
 	}
-	if json.Unmarshal(ev.Data, &d) != nil || d.PublicKey == "" || d.InstanceID == "" {
+	e := actorEvent{typ: typ, key: d.PublicKey, ref: d.ImageRef, instanceID: d.InstanceID}
+	switch typ {
+	case lattice.EventActorStarted, lattice.EventActorStopped:
+		if d.InstanceID == "" {
+			return
+		}
+	case lattice.EventRefmapSet:
+		if e.ref = d.OCIURL; e.ref == "" {
+			return
+		}
+	default:
 		return
 	}
-	e := actorEvent{started: typ == lattice.EventActorStarted, key: d.PublicKey, ref: d.ImageRef, instanceID: d.InstanceID}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.fold(e)
@@ -86,18 +98,23 @@ func (t *actorTracker) handle(m *nats.Msg) {
 // or over an inventory that already shows it, changes nothing.
 func (t *actorTracker) fold(e actorEvent) {
 	a := t.running[e.key]
-	if e.started {
+	switch e.typ {
+	case lattice.EventActorStarted:
 		if a == nil {
 			a = &trackedActor{ref: e.ref, instances: map[string]bool{}}
 			t.running[e.key] = a
 		}
 		a.instances[e.instanceID] = true
-		return
-	}
-	if a != nil {
-		delete(a.instances, e.instanceID)
-		if len(a.instances) == 0 {
-			delete(t.running, e.key)
+	case lattice.EventActorStopped:
+		if a != nil {
+			delete(a.instances, e.instanceID)
+			if len(a.instances) == 0 {
+				delete(t.running, e.key)
+			}
+		}
+	case lattice.EventRefmapSet: // a start's (same reference) or a live update's
+		if a != nil {
+			a.ref = e.ref
 		}
 	}
 }

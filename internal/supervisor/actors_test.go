@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
 )
 
 // An inventory asked for while events come may be older than some of them
@@ -113,4 +115,56 @@ func TestHostCrashAfterAScaleDownRestartsTheInstancesLeft(t *testing.T) {
 	}
 
 	crashHostWithOneActor(t, n, 2)
+}
+
+// A host that crashes after a live update gets back the revision it ran:
+// the supervisor takes the new reference from the refmap_set the update
+// sends. Revision 1 is the echo actor, revision 2 the anyop actor (it
+// answers with the operation's name), under one module key.
+func TestHostCrashAfterALiveUpdateRestartsTheNewRevision(t *testing.T) {
+	acct, err := trust.CreateKeyPair(lattice.KindAccount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := trust.CreateKeyPair(lattice.KindModule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	v1 := testenv.SignActorAs(t, dir, "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{Name: "echo", Rev: 1}, acct, mod)
+	v2 := testenv.SignActorAs(t, dir, "./internal/testing/actors/anyop", trust.SignActorOptions{Name: "echo", Rev: 2}, acct, mod)
+	n := startNode(t, nil, "file://"+v1.Path)
+	answer := func() (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		b, err := n.invokeEcho(ctx, mod.PublicKey(), []byte("hello"))
+		return string(b), err
+	}
+	testenv.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if got, err := answer(); err != nil || got != "hello" {
+			return fmt.Errorf("revision 1 answers %q (%v)", got, err)
+		}
+		return nil
+	})
+	var ack lattice.Ack
+	n.ctlRequest(lattice.NewCtl("", "default").Cmd(n.s.HostID(), lattice.CmdUpdateActor), lattice.UpdateActorCommand{NewActorRef: "file://" + v2.Path}, &ack)
+	if !ack.Accepted {
+		t.Fatalf("live update: %s", ack.Error)
+	}
+	testenv.CheckFor(t, 20*time.Second, 20*time.Millisecond, func() error {
+		n.s.actors.mu.Lock()
+		defer n.s.actors.mu.Unlock()
+		if a := n.s.actors.running[mod.PublicKey()]; a == nil || a.ref != "file://"+v2.Path {
+			return fmt.Errorf("the supervisor tracks %+v, want the reference of revision 2", a)
+		}
+		return nil
+	})
+
+	crashHostWithOneActor(t, n, 1)
+	testenv.CheckFor(t, 30*time.Second, 20*time.Millisecond, func() error {
+		if got, err := answer(); err != nil || got != "Echo.Echo" {
+			return fmt.Errorf("the restarted host's actor answers %q (%v), want revision 2's %q", got, err, "Echo.Echo")
+		}
+		return nil
+	})
 }

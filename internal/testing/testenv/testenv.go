@@ -147,11 +147,19 @@ func SignActorWith(t testing.TB, dir, pkg string, opts trust.SignActorOptions, a
 	if err != nil {
 		t.Fatal(err)
 	}
+	return SignActorAs(t, dir, pkg, opts, acct, mod)
+}
+
+// SignActorAs is SignActor with given account and module keys: revisions
+// of one actor (a live update's) share the module key. The file is named
+// for the package, the key and the revision.
+func SignActorAs(t testing.TB, dir, pkg string, opts trust.SignActorOptions, acct, mod *trust.KeyPair) SignedActor {
+	t.Helper()
 	signed, claims, err := trust.SignActor(BuildActor(t, pkg), opts, acct, mod)
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, fmt.Sprintf("%s-%s.wasm", filepath.Base(pkg), mod.PublicKey()[:8]))
+	path := filepath.Join(dir, fmt.Sprintf("%s-%s-rev%d.wasm", filepath.Base(pkg), mod.PublicKey()[:8], opts.Rev))
 	if err := os.WriteFile(path, signed, 0o644); err != nil {
 		t.Fatal(err)
 	}

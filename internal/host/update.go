@@ -1,0 +1,89 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/latticed/latticed/internal/progress"
+	"github.com/latticed/latticed/lattice"
+	"github.com/latticed/latticed/trust"
+)
+
+// ErrNotNewer refuses a live update to a module whose revision is not above
+// the running one's.
+var ErrNotNewer = errors.New("a live update needs a module of a higher revision")
+
+// UpdateActor is a live update (cmd.{host}.upd): the actor whose key the
+// module at newRef claims, running here, moves to that module. The module
+// must pass the checks of a start (claims, issuers, policy) and claim a
+// higher revision (docs/protocol.md §6). It is compiled before anything
+// changes, so a module that does not compile leaves the actor as it was.
+// Then every instance moves to the new code under its id (idle ones now,
+// busy ones when their call ends), the new claims and reference map are
+// published, and each instance is announced by actor_updated; a failure
+// once the actor is known is announced by actor_update_failed per instance.
+func (h *Host) UpdateActor(ctx context.Context, newRef string) error {
+	if newRef == "" {
+		return errors.New("new_actor_ref is required")
+	}
+	module, err := h.loadActor(ctx, newRef)
+	if err != nil {
+		return err
+	}
+	claims, err := h.verifyModule(module)
+	if err != nil {
+		return err
+	}
+	unlock, err := h.lifecycle.lock(ctx, claims.Subject)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	a := h.actor(claims.Subject)
+	if a == nil {
+		return fmt.Errorf("actor %s is not running on this host: start it rather than update it", claims.Subject)
+	}
+	rev, running := trust.ActorRevision(claims), trust.ActorRevision(a.claims())
+	fail := func(err error) error {
+		for _, id := range a.pool.ids() {
+			h.events.publish(lattice.EventActorUpdateFailed, map[string]any{
+				"public_key": a.key, "revision": rev, "instance_id": id, "reason": err.Error()})
+		}
+		return err
+	}
+	if rev <= running {
+		return fail(fmt.Errorf("%w: %s has revision %d, the running actor has %d; sign the new module with a higher one", ErrNotNewer, newRef, rev, running))
+	}
+	if err := h.mayStart(ctx, claims); err != nil {
+		return fail(err)
+	}
+	// Compiled, never interpreted first: an update is not a cold start,
+	// and the running code serves meanwhile.
+	code, _, err := h.runtime.compileTiered(ctx, h.log.With(progress.KeyActor, a.key, progress.KeyName, actorName(claims)), module, -1)
+	if err != nil {
+		return fail(fmt.Errorf("compile %s: %w", newRef, err))
+	}
+	if !a.pool.upgrade(ctx, code, h.spawner(a, code)) {
+		code.close(context.Background())
+		return fail(errPoolClosed)
+	}
+	h.m.ActorInfo.DeleteLabelValues(a.infoLabels()...)
+	from := a.ref()
+	a.from.Store(&actorModule{ref: newRef, claims: claims})
+	h.m.ActorInfo.WithLabelValues(a.infoLabels()...).Set(1)
+	// Closing code that instances still run is safe in wazero; the last of
+	// them moves to the new code when its call returns.
+	a.mu.Lock()
+	a.code.close(context.Background())
+	a.code = code
+	a.mu.Unlock()
+	h.publishModule(ctx, a, code)
+	ids := a.pool.ids()
+	for _, id := range ids {
+		h.events.publish(lattice.EventActorUpdated, map[string]any{"public_key": a.key, "revision": rev, "instance_id": id})
+	}
+	h.log.Info("actor updated", "actor", a.key, "name", a.name(), "from", from, "ref", newRef, "revision", rev,
+		"previous_revision", running, "instances", len(ids))
+	return nil
+}
