@@ -321,7 +321,9 @@ func (h *Host) spawner(a *actor, code *module) spawnFunc {
 // upgradeWhenCompiled moves an actor that started interpreted onto the
 // compiler's code once it is ready. Until then, and for good if the compiler
 // fails where the interpreter did not, the actor keeps serving interpreted.
-// A host that stops cancels the compile, which ends this too.
+// A host that stops cancels the compile, which ends this too. Code that
+// arrives after the actor stopped, or after a live update replaced the
+// interpreted code, is dropped: it is the old module's.
 func (h *Host) upgradeWhenCompiled(a *actor, interpreted *module, upgrade <-chan compiled, start time.Time) {
 	c := <-upgrade // the compile always ends, promptly once cancelled
 	defer h.runtime.interpretedDone()
