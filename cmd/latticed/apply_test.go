@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/latticed/latticed/internal/manifest"
@@ -21,10 +22,19 @@ func TestApplyIsIdempotent(t *testing.T) {
 		"WASMCLOUD_CTL_HOST": "127.0.0.1", "WASMCLOUD_CTL_PORT": serverPort(t, s), "WASMCLOUD_LATTICE_PREFIX": prefix,
 	})
 	dir := t.TempDir()
-	echo := testenv.SignActor(t, dir, "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{Name: "echo", CallAlias: "applied-echo"})
-	if err := os.Rename(echo.Path, filepath.Join(dir, "echo_s.wasm")); err != nil {
-		t.Fatal(err)
+	acct, _ := trust.CreateKeyPair(lattice.KindAccount)
+	mod, _ := trust.CreateKeyPair(lattice.KindModule)
+	// signEcho (re)builds ./echo_s.wasm at this revision, as a rebuild of
+	// an actor at the same path does.
+	signEcho := func(rev int32) testenv.SignedActor {
+		echo := testenv.SignActorAs(t, dir, "github.com/latticed/latticed/actor/examples/echo",
+			trust.SignActorOptions{Name: "echo", CallAlias: "applied-echo", Rev: rev}, acct, mod)
+		if err := os.Rename(echo.Path, filepath.Join(dir, "echo_s.wasm")); err != nil {
+			t.Fatal(err)
+		}
+		return echo
 	}
+	echo := signEcho(1)
 	provider, _ := trust.CreateKeyPair(lattice.KindService)
 	writeManifest := func(count int) string {
 		p := filepath.Join(dir, "lattice.yaml")
@@ -66,6 +76,25 @@ links:
 	e.json(&inv, "inventory", "ctl", "get", "inventory", h.ID())
 	if len(inv.Actors) != 1 || len(inv.Actors[0].Instances) != 3 {
 		t.Fatalf("inventory %+v", inv.Actors)
+	}
+	// A rebuilt actor at the same path, of a higher revision: the running
+	// one is live-updated to it, its instances kept; once, then unchanged.
+	signEcho(2)
+	if steps = apply(3); steps[0].Action != "updated" || steps[0].Reason != "revision 2, was 1" {
+		t.Fatalf("apply of a new revision: %+v", steps)
+	}
+	var after lattice.HostInventory
+	e.json(&after, "inventory", "ctl", "get", "inventory", h.ID())
+	if len(after.Actors) != 1 || len(after.Actors[0].Instances) != 3 {
+		t.Fatalf("inventory after the update %+v", after.Actors)
+	}
+	for i, in := range after.Actors[0].Instances {
+		if in.Revision != 2 || !slices.ContainsFunc(inv.Actors[0].Instances, func(b lattice.ActorInstance) bool { return b.InstanceID == in.InstanceID }) {
+			t.Errorf("instance %d after the update: %+v, want revision 2 and one of the instances before", i, in)
+		}
+	}
+	if steps = apply(3); steps[0].Action != "unchanged" {
+		t.Fatalf("apply after the update: %+v", steps)
 	}
 	var links []lattice.LinkDefinition
 	e.json(&links, "links", "ctl", "get", "links")

@@ -156,7 +156,7 @@ type Step struct {
 	Ref    string `json:"ref"`
 	Key    string `json:"key,omitempty"`
 	HostID string `json:"host_id,omitempty"`
-	Action string `json:"action"` // started, scaled, unchanged, put, failed
+	Action string `json:"action"` // started, updated, scaled, unchanged, put, failed
 	// Reason says why an item failed (a link its provider refused, e.g.
 	// its port is taken), or why a put link could not be confirmed.
 	Reason string `json:"reason,omitempty"`
@@ -339,19 +339,37 @@ func linkOutcome(ctx context.Context, c *ctlclient.Client, ld lattice.LinkDefini
 }
 
 // applyActor scales the actor where running lists it, else auctions and
-// starts it.
+// starts it. A running actor is found by the manifest's reference, or by
+// the key that the module at a file reference this machine can read
+// claims; when that module claims a higher revision than the running one,
+// the actor is live-updated to it first (a rebuilt actor at the same path
+// included).
 func applyActor(ctx context.Context, c *ctlclient.Client, a Actor, running []*lattice.HostInventory, window time.Duration) (Step, error) {
+	local := localActorClaims(a.Ref)
 	for _, inv := range running {
 		for _, d := range inv.Actors {
-			if d.ImageRef != a.Ref && d.ID != a.Ref {
+			same := d.ImageRef == a.Ref || d.ID == a.Ref || (local != nil && d.ID == local.Subject)
+			if !same {
 				continue
 			}
 			st := Step{Kind: "actor", Ref: a.Ref, Key: d.ID, HostID: inv.HostID, Action: "unchanged"}
+			if local != nil && d.ID == local.Subject {
+				if rev, was := trust.ActorRevision(local), runningRevision(d); rev > was {
+					if err := c.UpdateActor(ctx, inv.HostID, a.Ref); err != nil {
+						return st, err
+					}
+					st.Action, st.Reason = "updated", fmt.Sprintf("revision %d, was %d", rev, was)
+				}
+			}
 			if len(d.Instances) != a.Count {
 				if err := c.ScaleActor(ctx, inv.HostID, lattice.ScaleActorCommand{ActorID: d.ID, ActorRef: a.Ref, Count: a.Count}); err != nil {
 					return st, err
 				}
-				st.Action = "scaled"
+				if st.Action == "updated" {
+					st.Reason += fmt.Sprintf("; scaled to %d", a.Count)
+				} else {
+					st.Action = "scaled"
+				}
 			}
 			return st, nil
 		}
@@ -365,6 +383,35 @@ func applyActor(ctx context.Context, c *ctlclient.Client, a Actor, running []*la
 		return Step{}, err
 	}
 	return Step{Kind: "actor", Ref: a.Ref, Key: started.ActorID, HostID: host, Action: "started"}, nil
+}
+
+// localActorClaims returns the verified claims of the module at a file
+// reference this machine can read, or nil: for any other reference, or a
+// module that cannot be read or verified here (the host that starts it
+// says why).
+func localActorClaims(ref string) *trust.ActorClaims {
+	path, ok := strings.CutPrefix(ref, "file://")
+	if !ok {
+		return nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	claims, err := trust.VerifyActor(data, time.Now())
+	if err != nil {
+		return nil
+	}
+	return claims
+}
+
+// runningRevision is the highest revision among an actor's instances.
+func runningRevision(d lattice.ActorDescription) int32 {
+	var rev int32
+	for _, in := range d.Instances {
+		rev = max(rev, in.Revision)
+	}
+	return rev
 }
 
 // applyProvider leaves the provider where running lists it on its link
