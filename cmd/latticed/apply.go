@@ -18,9 +18,10 @@ func newApplyCmd() *cobra.Command {
 		Long: `Apply a declarative manifest through the control interface: every actor runs
 with its count (started on a host that wins the auction for its constraints, or
 scaled where it runs), every link definition exists, every provider runs.
-Applying the same manifest again changes nothing. Relative file paths in refs
-are resolved against the manifest's directory. Connection flags are those of
-latticed ctl.
+Applying the same manifest again changes nothing. An actor file rebuilt with a
+higher revision (claims sign --rev) is live-updated where the actor runs.
+Relative file paths in refs are resolved against the manifest's directory.
+Connection flags are those of latticed ctl.
 
   actors:
     - ref: ./echo_s.wasm          # or file:///abs/path.wasm
