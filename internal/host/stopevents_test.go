@@ -334,3 +334,85 @@ func TestStopActorWithAnnotationsStopsOnlyThoseInstances(t *testing.T) {
 		}
 	}
 }
+
+// Hammer: callers take and return instances (some broken, so replaced)
+// while the pool is scaled up and down and chosen instances are retired.
+// Afterwards every instance ever made is either still in the pool or was
+// announced as retired, once, and the pool holds its target.
+func TestPoolRetireHammer(t *testing.T) {
+	ctx := context.Background()
+	p, announced := tinyPool(t)
+	// seen holds every instance the pool was seen to hold (an instance a
+	// scale makes is dropped unseen when a replacement filled its place).
+	seen := map[string]bool{}
+	look := func() {
+		for _, id := range p.ids() {
+			seen[id] = true
+		}
+	}
+	if err := p.scale(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var callers sync.WaitGroup
+	for c := range 6 {
+		callers.Add(1)
+		go func() {
+			defer callers.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+				in, err := p.acquire(cctx)
+				cancel()
+				if err != nil {
+					continue // all busy, or none left for a moment
+				}
+				p.release(ctx, in, (i+c)%7 == 0)
+			}
+		}()
+	}
+	target := 4
+	for round := range 60 {
+		look()
+		switch round % 3 {
+		case 0:
+			target = 1 + round%5
+			if err := p.scale(ctx, target); err != nil {
+				t.Fatal(err)
+			}
+		case 1:
+			ids := p.stayingIDs()
+			slices.Sort(ids)
+			chosen := ids[:len(ids)/2]
+			target -= p.retire(ctx, chosen)
+		case 2:
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	close(stop)
+	callers.Wait()
+	look()
+
+	live := p.ids()
+	if len(live) != target {
+		t.Errorf("the pool holds %d instances, want its target %d", len(live), target)
+	}
+	gone := announced()
+	if d := slices.Compact(slices.Clone(gone)); len(d) != len(gone) {
+		t.Errorf("an instance was announced twice: %v", gone)
+	}
+	for id := range seen {
+		in, out := slices.Contains(live, id), slices.Contains(gone, id)
+		if in == out {
+			t.Errorf("instance %s: in the pool %v, announced as retired %v; want exactly one", id, in, out)
+		}
+	}
+	t.Logf("%d instances seen, %d retired, %d left", len(seen), len(gone), len(live))
+	if len(seen) < 2*target || len(gone) == 0 {
+		t.Errorf("the hammer saw %d instances and %d retirements: too few to mean anything", len(seen), len(gone))
+	}
+}
