@@ -100,7 +100,7 @@ lint:
 # about twentyfold. Every other package (go list, so none is missed) runs plainly.
 RACE_PKGS        := ./lattice/... ./trust/... ./rpc/... ./provider/... ./ctlclient/... ./internal/builtin/... ./internal/cacheread/... ./internal/policy/... ./internal/child/... ./internal/supervisor/... ./internal/manifest/... ./internal/config/... ./internal/metrics/...
 RACE_PKG_PATTERN := latticed/(lattice|trust|rpc|provider|ctlclient|internal/(builtin|cacheread|policy|child|supervisor|manifest|config|metrics))(/|$$)
-HOST_RACE_TESTS := Gate|StartCallScaleStop|PooledInstance|RejectedInvocations|PoolUpgradeHammer|SleepingActorMeetsItsDeadline|StartForeverActor|HostStopsPromptly
+HOST_RACE_TESTS := Gate|StartCallScaleStop|PooledInstance|RejectedInvocations|PoolUpgradeHammer|PoolRetire|PoolAnnounces|LiveUpdate|SleepingActorMeetsItsDeadline|StartForeverActor|HostStopsPromptly
 TEST_ENV         := LATTICED_NATS_SERVER_BIN=$(TOOLS)/nats-server LATTICED_NATS_CLI_BIN=$(TOOLS)/nats
 
 # -parallel 8: the tests marked waitBound (internal/supervisor) spend their
