@@ -20,7 +20,8 @@ import (
 // not a newer revision is refused and changes nothing. Here revision 1 is
 // the echo actor (it answers Echo.Echo with the payload) and revision 2 the
 // anyop actor (it answers with the operation's name), signed with the same
-// module key. Revision 1 starts interpreted and its compiled code arrives
+// module key. Calls made while the update happens all succeed, answered by
+// one revision or the other. Revision 1 starts interpreted and its compiled code arrives
 // after the update: it must not bring revision 1 back. Before, the host
 // refused every live update.
 func TestLiveUpdateMovesEveryInstanceToTheNewRevision(t *testing.T) {
@@ -106,9 +107,48 @@ func TestLiveUpdateMovesEveryInstanceToTheNewRevision(t *testing.T) {
 		t.Fatalf("after refused updates the actor answers %q", got)
 	}
 
+	// Calls go on while the update happens: none may fail, each is
+	// answered by one revision or the other.
+	stop := make(chan struct{})
+	during := make(chan map[string]int, 4)
+	for range 4 {
+		go func() {
+			got := map[string]int{}
+			for {
+				select {
+				case <-stop:
+					during <- got
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				b, err := rpc.Invoke(ctx, f.nc, f.cluster, f.h.ID(), lattice.ActorEntity(caller.PublicKey()), lattice.ActorEntity(key),
+					lattice.RPCActor("test", key), "Echo.Echo", []byte("hello"))
+				cancel()
+				if err != nil {
+					b = []byte("error: " + err.Error())
+				}
+				got[string(b)]++
+			}
+		}()
+	}
 	f.ctlRequest(t, f.ctl.Cmd(f.h.ID(), lattice.CmdUpdateActor), lattice.UpdateActorCommand{NewActorRef: v2}, &ack)
 	if !ack.Accepted {
 		t.Fatalf("update to revision 2: %s", ack.Error)
+	}
+	time.Sleep(100 * time.Millisecond) // calls on the new code too
+	close(stop)
+	calls := map[string]int{}
+	for range 4 {
+		for answer, n := range <-during {
+			calls[answer] += n
+		}
+	}
+	t.Logf("calls during the update: %v", calls)
+	for answer := range calls {
+		if answer != "hello" && answer != "Echo.Echo" {
+			t.Errorf("a call during the update was answered %q", answer)
+		}
 	}
 	f.h.upgrades.Wait() // revision 1's compiled code has come, and been dropped
 	if got := answers(); !slices.Equal(got, []string{"Echo.Echo"}) {
