@@ -20,10 +20,10 @@ import (
 // not a newer revision is refused and changes nothing. Here revision 1 is
 // the echo actor (it answers Echo.Echo with the payload) and revision 2 the
 // anyop actor (it answers with the operation's name), signed with the same
-// module key. Calls made while the update happens all succeed, answered by
-// one revision or the other. Revision 1 starts interpreted and its compiled code arrives
-// after the update: it must not bring revision 1 back. Before, the host
-// refused every live update.
+// module key. Calls made while the update happens all succeed, answered
+// by one revision or the other. Revision 1 starts interpreted and its
+// compiled code arrives after the update: it must not bring revision 1
+// back. Before, the host refused every live update.
 func TestLiveUpdateMovesEveryInstanceToTheNewRevision(t *testing.T) {
 	f := newFixture(t)
 	events := f.events(t)
