@@ -504,12 +504,13 @@ func (c *Client) ScaleActor(ctx context.Context, hostID string, req lattice.Scal
 	return c.hostCommand(ctx, c.timeout(), hostID, lattice.CmdScaleActor, req)
 }
 
-// UpdateActor asks a host to live-update the actor that the module at
-// newRef claims to that module, a higher revision of it. The host compiles
+// UpdateActor asks a host to live-update the actor actorKey to the module at
+// newRef, a higher revision of it (a module that claims another key is
+// refused; an empty actorKey takes the key the module claims). The host compiles
 // the module before it answers, so the wait is a start's (DefaultStartWait
 // when ctx has no deadline). A refusal (not a higher revision, the actor not
 // running there) is a *RejectedError.
-func (c *Client) UpdateActor(ctx context.Context, hostID, newRef string) error {
+func (c *Client) UpdateActor(ctx context.Context, hostID, actorKey, newRef string) error {
 	if newRef == "" {
 		return errors.New("a live update needs the new module's reference")
 	}
@@ -519,7 +520,8 @@ func (c *Client) UpdateActor(ctx context.Context, hostID, newRef string) error {
 		defer cancel()
 	}
 	deadline, _ := ctx.Deadline()
-	return c.hostCommand(ctx, time.Until(deadline), hostID, lattice.CmdUpdateActor, lattice.UpdateActorCommand{NewActorRef: newRef})
+	return c.hostCommand(ctx, time.Until(deadline), hostID, lattice.CmdUpdateActor,
+		lattice.UpdateActorCommand{ActorID: actorKey, HostID: hostID, NewActorRef: newRef})
 }
 
 // StartProvider asks a host to launch a provider, waiting for its answer

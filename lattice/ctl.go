@@ -109,8 +109,12 @@ type ScaleActorCommand struct {
 	Count    int    `json:"count"`
 }
 
-// UpdateActorCommand live-updates an actor (cmd.{host}.upd).
+// UpdateActorCommand live-updates an actor (cmd.{host}.upd). wash sends
+// actor_id and host_id too; actor_id, when given, must be the key the new
+// module claims.
 type UpdateActorCommand struct {
+	ActorID     string `json:"actor_id,omitempty"`
+	HostID      string `json:"host_id,omitempty"`
 	NewActorRef string `json:"new_actor_ref"`
 }
 

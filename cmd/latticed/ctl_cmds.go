@@ -415,7 +415,7 @@ lists the actor in its inventory.`,
 						return notRunning("actor "+actor, s)
 					}
 				}
-				if err := s.client.UpdateActor(ctx, host, ref); err != nil {
+				if err := s.client.UpdateActor(ctx, host, actor, ref); err != nil {
 					return fmt.Errorf("host %s could not update actor %s: %w", host, actor, err)
 				}
 				res := updateResult{Result: fmt.Sprintf("Actor %s updated to %s on host %s", actor, ref, host), HostID: host, ActorID: actor, ActorRef: ref}

@@ -343,7 +343,7 @@ func (h *Host) ctlCommand(ctx context.Context, m *nats.Msg) any {
 		if err := decodeCtl(m, &req); err != nil {
 			return ack(err)
 		}
-		if err := h.UpdateActor(ctx, req.NewActorRef); err != nil {
+		if err := h.UpdateActor(ctx, req.ActorID, req.NewActorRef); err != nil {
 			return ack(fmt.Errorf("Unable to perform live update: %w", err))
 		}
 		return ack(nil)

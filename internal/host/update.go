@@ -23,7 +23,10 @@ var ErrNotNewer = errors.New("a live update needs a module of a higher revision"
 // busy ones when their call ends), the new claims and reference map are
 // published, and each instance is announced by actor_updated; a failure
 // once the actor is known is announced by actor_update_failed per instance.
-func (h *Host) UpdateActor(ctx context.Context, newRef string) error {
+//
+// actorID, when not empty, is the actor the caller means to update (wash
+// sends it): a module that claims another key is refused.
+func (h *Host) UpdateActor(ctx context.Context, actorID, newRef string) error {
 	if newRef == "" {
 		return errors.New("new_actor_ref is required")
 	}
@@ -34,6 +37,9 @@ func (h *Host) UpdateActor(ctx context.Context, newRef string) error {
 	claims, err := h.verifyModule(module)
 	if err != nil {
 		return err
+	}
+	if actorID != "" && actorID != claims.Subject {
+		return fmt.Errorf("the module at %s claims actor %s, not %s: a live update keeps an actor's key", newRef, claims.Subject, actorID)
 	}
 	unlock, err := h.lifecycle.lock(ctx, claims.Subject)
 	if err != nil {

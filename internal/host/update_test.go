@@ -103,6 +103,12 @@ func TestLiveUpdateMovesEveryInstanceToTheNewRevision(t *testing.T) {
 			t.Fatalf("update to %s: %+v, want refused with %q", bad.ref, ack, bad.want)
 		}
 	}
+	// wash names the actor too: a module that claims another is refused.
+	other := testenv.SignActor(t, f.dir, anyopPkg, trust.SignActorOptions{Name: "other", Rev: 9})
+	f.ctlRequest(t, f.ctl.Cmd(f.h.ID(), lattice.CmdUpdateActor), lattice.UpdateActorCommand{ActorID: key, HostID: f.h.ID(), NewActorRef: "file://" + other.Path}, &ack)
+	if want := "claims actor " + other.Key + ", not " + key; ack.Accepted || !strings.Contains(ack.Error, want) {
+		t.Fatalf("update of %s to another actor's module: %+v, want refused with %q", key, ack, want)
+	}
 	if got := answers(); !slices.Equal(got, []string{"hello"}) {
 		t.Fatalf("after refused updates the actor answers %q", got)
 	}
@@ -132,7 +138,7 @@ func TestLiveUpdateMovesEveryInstanceToTheNewRevision(t *testing.T) {
 			}
 		}()
 	}
-	f.ctlRequest(t, f.ctl.Cmd(f.h.ID(), lattice.CmdUpdateActor), lattice.UpdateActorCommand{NewActorRef: v2}, &ack)
+	f.ctlRequest(t, f.ctl.Cmd(f.h.ID(), lattice.CmdUpdateActor), lattice.UpdateActorCommand{ActorID: key, HostID: f.h.ID(), NewActorRef: v2}, &ack)
 	if !ack.Accepted {
 		t.Fatalf("update to revision 2: %s", ack.Error)
 	}

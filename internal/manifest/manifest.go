@@ -355,7 +355,7 @@ func applyActor(ctx context.Context, c *ctlclient.Client, a Actor, running []*la
 			st := Step{Kind: "actor", Ref: a.Ref, Key: d.ID, HostID: inv.HostID, Action: "unchanged"}
 			if local != nil && d.ID == local.Subject {
 				if rev, was := trust.ActorRevision(local), runningRevision(d); rev > was {
-					if err := c.UpdateActor(ctx, inv.HostID, a.Ref); err != nil {
+					if err := c.UpdateActor(ctx, inv.HostID, d.ID, a.Ref); err != nil {
 						return st, err
 					}
 					st.Action, st.Reason = "updated", fmt.Sprintf("revision %d, was %d", rev, was)
