@@ -489,10 +489,16 @@ func (c *Client) StartActor(ctx context.Context, hostID string, req lattice.Star
 
 // StopActor stops count instances (0 = all) of an actor on a host.
 func (c *Client) StopActor(ctx context.Context, hostID, actorKey string, count int) error {
-	if err := lattice.ValidateCount(count); err != nil {
+	return c.StopActorWith(ctx, hostID, lattice.StopActorCommand{ActorRef: actorKey, Count: count})
+}
+
+// StopActorWith sends a stop as req says: with req.Annotations, a latticed
+// host stops only instances started with every one of those pairs.
+func (c *Client) StopActorWith(ctx context.Context, hostID string, req lattice.StopActorCommand) error {
+	if err := lattice.ValidateCount(req.Count); err != nil {
 		return err
 	}
-	return c.hostCommand(ctx, c.timeout(), hostID, lattice.CmdStopActor, lattice.StopActorCommand{ActorRef: actorKey, Count: count})
+	return c.hostCommand(ctx, c.timeout(), hostID, lattice.CmdStopActor, req)
 }
 
 // ScaleActor sets an actor's instance count on a host; with req.ActorRef the

@@ -440,20 +440,28 @@ type updateResult struct {
 
 func newCtlStopActorCmd() *cobra.Command {
 	var (
-		hostID string
-		count  int
+		hostID      string
+		count       int
+		annotations []string
 	)
 	cmd := &cobra.Command{
 		Use:   "actor <actor-key>",
 		Short: "Stop instances of an actor",
-		Long: `Stop count instances of an actor (0, the default, stops all). Without
---host-id the host is the first that answers a ping within --timeout and
-lists the actor in its inventory; that first match ends the wait.`,
-		Args: exactArgs("<actor-key>"),
+		Long: `Stop count instances of an actor (0, the default, stops all). With
+--annotation, only instances started with every one of those annotations stop
+(count of them, or all of them). Without --host-id the host is the first that
+answers a ping within --timeout and lists the actor in its inventory; that
+first match ends the wait.`,
+		Example: `  latticed ctl stop actor MB2Z… --count 2 --annotation app=shop`,
+		Args:    exactArgs("<actor-key>"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			actor := args[0]
 			if count < 0 {
 				return usageErrorf("--count must not be negative, got %d", count)
+			}
+			ann, err := parseKVs("--annotation", annotations)
+			if err != nil {
+				return err
 			}
 			if err := checkHostID(hostID, "--host-id"); err != nil {
 				return err
@@ -469,7 +477,7 @@ lists the actor in its inventory; that first match ends the wait.`,
 						return notRunning("actor "+actor, s)
 					}
 				}
-				if err := s.client.StopActor(ctx, host, actor, count); err != nil {
+				if err := s.client.StopActorWith(ctx, host, lattice.StopActorCommand{ActorRef: actor, Count: count, Annotations: ann}); err != nil {
 					return fmt.Errorf("host %s could not stop actor %s: %w", host, actor, err)
 				}
 				res := actorResult{Result: fmt.Sprintf("Actor %s stopped on host %s", actor, host), HostID: host, ActorID: actor, Count: count}
@@ -482,6 +490,7 @@ lists the actor in its inventory; that first match ends the wait.`,
 	}
 	cmd.Flags().StringVar(&hostID, "host-id", "", "`host` running the actor (default: found from inventories)")
 	cmd.Flags().IntVar(&count, "count", 0, "number of instances to stop; 0 stops all")
+	cmd.Flags().StringArrayVar(&annotations, "annotation", nil, "stop only instances started with annotation `key=value` (repeatable)")
 	return cmd
 }
 

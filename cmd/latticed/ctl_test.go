@@ -524,6 +524,40 @@ func TestCtl(t *testing.T) {
 		mustContain(t, "stderr", r.stderr, "not running on any host")
 	})
 
+	t.Run("stop actor by annotation", func(t *testing.T) {
+		// annotated counts the instances on b, and those with app=shop.
+		annotated := func() (ref string, all, shop int) {
+			var inv lattice.HostInventory
+			e.json(&inv, "inventory", "ctl", "get", "inventory", b.ID())
+			for _, d := range inv.Actors {
+				ref = d.ImageRef
+				for _, in := range d.Instances {
+					all++
+					if in.Annotations["app"] == "shop" {
+						shop++
+					}
+				}
+			}
+			return ref, all, shop
+		}
+		ref, before, _ := annotated()
+		e.run("ctl", "start", "actor", ref, "--host-id", b.ID(), "--count", "2", "--annotation", "app=shop").want(t, 0)
+		if _, all, shop := annotated(); all != before+2 || shop != 2 {
+			t.Fatalf("after starting 2 with app=shop: %d instances, %d with it", all, shop)
+		}
+		e.run("ctl", "stop", "actor", echo.Key, "--host-id", b.ID(), "--count", "1", "--annotation", "app=shop").want(t, 0)
+		if _, all, shop := annotated(); all != before+1 || shop != 1 {
+			t.Fatalf("after stopping 1 with app=shop: %d instances, %d with it; want %d and 1", all, shop, before+1)
+		}
+		e.run("ctl", "stop", "actor", echo.Key, "--host-id", b.ID(), "--annotation", "app=shop").want(t, 0)
+		if _, all, shop := annotated(); all != before || shop != 0 {
+			t.Fatalf("after stopping all with app=shop: %d instances, %d with it; want the %d without", all, shop, before)
+		}
+		r := e.run("ctl", "stop", "actor", echo.Key, "--annotation", "app")
+		r.want(t, 2)
+		mustContain(t, "stderr", r.stderr, "expected key=value")
+	})
+
 	t.Run("stop actor", func(t *testing.T) {
 		r := e.run("ctl", "stop", "actor", echo.Key, "--host-id", b.ID(), "--output", "json")
 		r.want(t, 0)
