@@ -22,8 +22,7 @@ func TestApplyIsIdempotent(t *testing.T) {
 		"WASMCLOUD_CTL_HOST": "127.0.0.1", "WASMCLOUD_CTL_PORT": serverPort(t, s), "WASMCLOUD_LATTICE_PREFIX": prefix,
 	})
 	dir := t.TempDir()
-	acct, _ := trust.CreateKeyPair(lattice.KindAccount)
-	mod, _ := trust.CreateKeyPair(lattice.KindModule)
+	acct, mod := testenv.ActorKeys(t)
 	// signEcho (re)builds ./echo_s.wasm at this revision, as a rebuild of
 	// an actor at the same path does.
 	signEcho := func(rev int32) testenv.SignedActor {

@@ -405,15 +405,9 @@ lists the actor in its inventory.`,
 				return err
 			}
 			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
-				host := hostID
-				if host == "" {
-					var err error
-					if host, err = s.client.FindActorHost(ctx, actor, s.timeout); err != nil {
-						return err
-					}
-					if host == "" {
-						return notRunning("actor "+actor, s)
-					}
+				host, err := actorHost(ctx, s, hostID, actor)
+				if err != nil {
+					return err
 				}
 				if err := s.client.UpdateActor(ctx, host, actor, ref); err != nil {
 					return fmt.Errorf("host %s could not update actor %s: %w", host, actor, err)
@@ -467,15 +461,9 @@ first match ends the wait.`,
 				return err
 			}
 			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
-				host := hostID
-				if host == "" {
-					var err error
-					if host, err = s.client.FindActorHost(ctx, actor, s.timeout); err != nil {
-						return err
-					}
-					if host == "" {
-						return notRunning("actor "+actor, s)
-					}
+				host, err := actorHost(ctx, s, hostID, actor)
+				if err != nil {
+					return err
 				}
 				if err := s.client.StopActorWith(ctx, host, lattice.StopActorCommand{ActorRef: actor, Count: count, Annotations: ann}); err != nil {
 					return fmt.Errorf("host %s could not stop actor %s: %w", host, actor, err)
@@ -558,6 +546,22 @@ start it: the given one, or else the first to offer in an auction.`,
 	cmd.Flags().StringVar(&hostID, "host-id", "", "`host` to scale the actor on (default: the host running it)")
 	cmd.Flags().StringVar(&actorRef, "actor-ref", "", "`ref` to start the actor from when the host does not run it")
 	return cmd
+}
+
+// actorHost is hostID, or else the first host that lists actor in its
+// inventory within --timeout.
+func actorHost(ctx context.Context, s *ctlSession, hostID, actor string) (string, error) {
+	if hostID != "" {
+		return hostID, nil
+	}
+	host, err := s.client.FindActorHost(ctx, actor, s.timeout)
+	if err != nil {
+		return "", err
+	}
+	if host == "" {
+		return "", notRunning("actor "+actor, s)
+	}
+	return host, nil
 }
 
 // notRunning is the error for an actor or provider no host lists within

@@ -237,8 +237,7 @@ func TestCtl(t *testing.T) {
 	writeSecretFile(t, filepath.Join(e.dataDir, "keys", "cluster.nk"), cluster.Seed()+"\n")
 
 	dir := t.TempDir()
-	acct, _ := trust.CreateKeyPair(lattice.KindAccount)
-	echoKey, _ := trust.CreateKeyPair(lattice.KindModule)
+	acct, echoKey := testenv.ActorKeys(t)
 	signEcho := func(rev int32) testenv.SignedActor {
 		return testenv.SignActorAs(t, dir, "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{
 			Name: "echo", CallAlias: "echo", Caps: []string{wire.ContractHTTPServer}, Rev: rev,

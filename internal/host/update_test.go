@@ -27,14 +27,7 @@ import (
 func TestLiveUpdateMovesEveryInstanceToTheNewRevision(t *testing.T) {
 	f := newFixture(t)
 	events := f.events(t)
-	acct, err := trust.CreateKeyPair(lattice.KindAccount)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mod, err := trust.CreateKeyPair(lattice.KindModule)
-	if err != nil {
-		t.Fatal(err)
-	}
+	acct, mod := testenv.ActorKeys(t)
 	sign := func(pkg string, rev int32) string {
 		return "file://" + testenv.SignActorAs(t, f.dir, pkg, trust.SignActorOptions{Name: "echo", Rev: rev}, acct, mod).Path
 	}

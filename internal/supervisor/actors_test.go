@@ -122,14 +122,7 @@ func TestHostCrashAfterAScaleDownRestartsTheInstancesLeft(t *testing.T) {
 // sends. Revision 1 is the echo actor, revision 2 the anyop actor (it
 // answers with the operation's name), under one module key.
 func TestHostCrashAfterALiveUpdateRestartsTheNewRevision(t *testing.T) {
-	acct, err := trust.CreateKeyPair(lattice.KindAccount)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mod, err := trust.CreateKeyPair(lattice.KindModule)
-	if err != nil {
-		t.Fatal(err)
-	}
+	acct, mod := testenv.ActorKeys(t)
 	dir := t.TempDir()
 	v1 := testenv.SignActorAs(t, dir, "github.com/latticed/latticed/actor/examples/echo", trust.SignActorOptions{Name: "echo", Rev: 1}, acct, mod)
 	v2 := testenv.SignActorAs(t, dir, "./internal/testing/actors/anyop", trust.SignActorOptions{Name: "echo", Rev: 2}, acct, mod)

@@ -150,6 +150,20 @@ func SignActorWith(t testing.TB, dir, pkg string, opts trust.SignActorOptions, a
 	return SignActorAs(t, dir, pkg, opts, acct, mod)
 }
 
+// ActorKeys makes an account key and a module key: the identity that the
+// revisions of one actor share (SignActorAs).
+func ActorKeys(t testing.TB) (account, module *trust.KeyPair) {
+	t.Helper()
+	account, err := trust.CreateKeyPair(lattice.KindAccount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if module, err = trust.CreateKeyPair(lattice.KindModule); err != nil {
+		t.Fatal(err)
+	}
+	return account, module
+}
+
 // SignActorAs is SignActor with given account and module keys: revisions
 // of one actor (a live update's) share the module key. The file is named
 // for the package, the key and the revision.
