@@ -430,33 +430,41 @@ func TestNATSClusterLive(t *testing.T) {
 		"WASMCLOUD_JS_DOMAIN=hub",
 		"LATTICED_CACHE_REPLICAS=3",
 	)
-	out, err := runLatticed(t, []string{
-		"WASMCLOUD_LATTICE_PREFIX=" + prefix,
-		"WASMCLOUD_CTL_HOST=127.0.0.1", fmt.Sprintf("WASMCLOUD_CTL_PORT=%d", srv[2].client),
-		"WASMCLOUD_CTL_CREDSFILE=" + creds,
-	}, "ctl", "get", "hosts", "--output", "json")
-	if err != nil {
-		t.Fatalf("latticed ctl get hosts: %v\n%s", err, out)
-	}
-	var env struct { // wash's envelope: {"hosts": [...], "success": true}
-		Hosts []struct {
-			ID            string `json:"id"`
-			LatticePrefix string `json:"lattice_prefix"`
-		} `json:"hosts"`
-		Success bool `json:"success"`
-	}
-	if err := json.Unmarshal([]byte(out), &env); err != nil || !env.Success {
-		t.Fatalf("latticed ctl get hosts --output json: %v\n%s", err, out)
-	}
-	ids := map[string]bool{}
-	for _, h := range env.Hosts {
-		if h.LatticePrefix == prefix {
-			ids[h.ID] = true
+	// Each node is ready once its own server has its subscriptions; their
+	// interest reaches the other servers of the cluster and the leaf a
+	// moment later, so a ping may miss a node that just started.
+	var out string
+	testenv.CheckFor(t, 20*time.Second, 200*time.Millisecond, func() error {
+		var err error
+		out, err = runLatticed(t, []string{
+			"WASMCLOUD_LATTICE_PREFIX=" + prefix,
+			"WASMCLOUD_CTL_HOST=127.0.0.1", fmt.Sprintf("WASMCLOUD_CTL_PORT=%d", srv[2].client),
+			"WASMCLOUD_CTL_CREDSFILE=" + creds,
+		}, "ctl", "get", "hosts", "--output", "json")
+		if err != nil {
+			return fmt.Errorf("latticed ctl get hosts: %v\n%s", err, out)
 		}
-	}
-	if len(ids) != 2 {
-		t.Errorf("latticed ctl get hosts through the cluster sees %d host(s), want 2 (the cluster's node and the leaf's sidecar):\n%s\ncluster node's log:\n%s", len(ids), out, node.out)
-	}
+		var env struct { // wash's envelope: {"hosts": [...], "success": true}
+			Hosts []struct {
+				ID            string `json:"id"`
+				LatticePrefix string `json:"lattice_prefix"`
+			} `json:"hosts"`
+			Success bool `json:"success"`
+		}
+		if err := json.Unmarshal([]byte(out), &env); err != nil || !env.Success {
+			return fmt.Errorf("latticed ctl get hosts --output json: %v\n%s", err, out)
+		}
+		ids := map[string]bool{}
+		for _, h := range env.Hosts {
+			if h.LatticePrefix == prefix {
+				ids[h.ID] = true
+			}
+		}
+		if len(ids) != 2 {
+			return fmt.Errorf("latticed ctl get hosts through the cluster sees %d host(s), want 2 (the cluster's node and the leaf's sidecar):\n%s\ncluster node's log:\n%s", len(ids), out, node.out)
+		}
+		return nil
+	})
 }
 
 // waitJetStream waits until the JetStream API (of domain, "" = local)
