@@ -17,8 +17,9 @@ var ErrNotNewer = errors.New("a live update needs a module of a higher revision"
 // UpdateActor is a live update (cmd.{host}.upd): the actor whose key the
 // module at newRef claims, running here, moves to that module. The module
 // must pass the checks of a start (claims, issuers, policy) and claim a
-// higher revision (docs/protocol.md §6). It is compiled before anything
-// changes, so a module that does not compile leaves the actor as it was.
+// higher revision (docs/protocol.md §6). It is compiled, and one instance
+// of it started and closed, before anything changes, so a module that does
+// not compile or whose instances cannot start leaves the actor as it was.
 // Then every instance moves to the new code under its id (idle ones now,
 // busy ones when their call ends), the new claims and reference map are
 // published, and each instance is announced by actor_updated; a failure
@@ -70,7 +71,17 @@ func (h *Host) UpdateActor(ctx context.Context, actorID, newRef string) error {
 	if err != nil {
 		return fail(fmt.Errorf("compile %s: %w", newRef, err))
 	}
-	if !a.pool.upgrade(ctx, code, h.spawner(a, code)) {
+	// One instance first: a module whose instances cannot start (an
+	// initialiser that traps or never returns) is refused here, rather
+	// than tried again each time an instance comes back to the pool.
+	spawn := h.spawner(a, code)
+	probe, err := spawn(ctx, "live-update-probe")
+	if err != nil {
+		code.close(context.Background())
+		return fail(fmt.Errorf("start an instance of %s: %w", newRef, err))
+	}
+	probe.close(ctx)
+	if !a.pool.upgrade(ctx, code, spawn) {
 		code.close(context.Background())
 		return fail(errPoolClosed)
 	}

@@ -181,3 +181,38 @@ func TestLiveUpdateMovesEveryInstanceToTheNewRevision(t *testing.T) {
 		t.Errorf("actor_updated for %v, want one for each of %v", updated, ids)
 	}
 }
+
+// A live update to a module whose instances cannot start (its initialiser
+// never returns, so the start deadline ends it) is refused, with
+// actor_update_failed, and the actor goes on with its running revision.
+// Without the one-instance trial the update was taken, and each instance
+// coming back to the pool tried, and failed, to start the new code.
+func TestLiveUpdateToAModuleThatCannotStartIsRefused(t *testing.T) {
+	f := newFixture(t, func(o *Options) { o.StartTimeout = 2 * time.Second })
+	events := f.events(t)
+	acct, mod := testenv.ActorKeys(t)
+	v1 := testenv.SignActorAs(t, f.dir, echoPkg, trust.SignActorOptions{Name: "echo", Rev: 1}, acct, mod)
+	v2 := testenv.SignActorAs(t, f.dir, foreverPkg, trust.SignActorOptions{Name: "echo", Rev: 2}, acct, mod)
+	f.startSigned(t, v1, 2)
+	var ack lattice.Ack
+	f.ctlRequest(t, f.ctl.Cmd(f.h.ID(), lattice.CmdUpdateActor), lattice.UpdateActorCommand{ActorID: v1.Key, NewActorRef: "file://" + v2.Path}, &ack)
+	if ack.Accepted || !strings.Contains(ack.Error, "start an instance of") {
+		t.Fatalf("update to a module that cannot start: %+v, want refused", ack)
+	}
+	waitActorEvent(t, events, lattice.EventActorUpdateFailed, v1.Key, func(d map[string]any) bool { return d["revision"] == float64(2) })
+	caller, _ := trust.CreateKeyPair(lattice.KindModule)
+	for range 4 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		b, err := rpc.Invoke(ctx, f.nc, f.cluster, f.h.ID(), lattice.ActorEntity(caller.PublicKey()), lattice.ActorEntity(v1.Key),
+			lattice.RPCActor("test", v1.Key), "Echo.Echo", []byte("still"))
+		cancel()
+		if err != nil || string(b) != "still" {
+			t.Fatalf("after the refused update the actor answers %q, %v; want revision 1's echo", b, err)
+		}
+	}
+	for _, d := range f.h.Inventory().Actors {
+		if d.ImageRef != "file://"+v1.Path || len(d.Instances) != 2 || d.Instances[0].Revision != 1 {
+			t.Errorf("after the refused update the inventory has %+v, want revision 1's 2 instances", d)
+		}
+	}
+}
