@@ -482,6 +482,13 @@ func (h *Host) instanceRetired(a *actor) func(id string) {
 	}
 }
 
+// actorsStarted publishes the batch event of a start, or a scale up, of
+// count instances of the actor with these claims, from ref.
+func (h *Host) actorsStarted(claims *trust.ActorClaims, ref string, annotations map[string]string, count int) {
+	h.events.publish(lattice.EventActorsStarted, map[string]any{"public_key": claims.Subject, "image_ref": ref,
+		"annotations": lattice.NonNil(annotations), "host_id": h.id, "claims": claimsEventData(claims), "count": count})
+}
+
 // actorsStopped publishes the batch event of a stop of count instances
 // (a stop with a count, or a scale down), after its actor_stopped events,
 // as wasmCloud does; a stop of every instance (count 0) and a host

@@ -160,12 +160,14 @@ func (h *Host) Inventory() lattice.HostInventory {
 	inv := lattice.HostInventory{HostID: h.id, Issuer: h.opts.ClusterKey.PublicKey(), Labels: h.labelsCopy(),
 		FriendlyName: h.opts.FriendlyName, Actors: []lattice.ActorDescription{}, Providers: []lattice.ProviderDescription{}}
 	for _, a := range h.actorList() {
-		d := lattice.ActorDescription{ID: a.key, ImageRef: a.ref(), Name: a.name(), Instances: []lattice.ActorInstance{}}
+		from := a.from.Load() // one module's reference and revision, whatever an update does meanwhile
+		d := lattice.ActorDescription{ID: a.key, ImageRef: from.ref, Name: actorName(from.claims), Instances: []lattice.ActorInstance{}}
+		rev := trust.ActorRevision(from.claims)
 		ids := a.pool.ids()
 		sort.Strings(ids)
 		a.mu.Lock()
 		for _, id := range ids {
-			d.Instances = append(d.Instances, lattice.ActorInstance{InstanceID: id, Annotations: lattice.NonNil(a.annotations[id]), Revision: trust.ActorRevision(a.claims())})
+			d.Instances = append(d.Instances, lattice.ActorInstance{InstanceID: id, Annotations: lattice.NonNil(a.annotations[id]), Revision: rev})
 		}
 		a.mu.Unlock()
 		inv.Actors = append(inv.Actors, d)
@@ -373,8 +375,7 @@ func (h *Host) ctlStartActor(ctx context.Context, req lattice.StartActorCommand)
 		h.log.Warn("actor start failed", "ref", req.ActorRef, "err", err)
 		return err
 	}
-	h.events.publish(lattice.EventActorsStarted, map[string]any{"public_key": claims.Subject, "image_ref": req.ActorRef,
-		"annotations": lattice.NonNil(req.Annotations), "host_id": h.id, "claims": claimsEventData(claims), "count": count})
+	h.actorsStarted(claims, req.ActorRef, req.Annotations, count)
 	return nil
 }
 
@@ -401,8 +402,8 @@ func (h *Host) ScaleActor(ctx context.Context, req lattice.ScaleActorCommand) er
 		case req.Count < live:
 			h.actorsStopped(a, live-req.Count, req.Count, nil)
 		case req.Count > live:
-			h.events.publish(lattice.EventActorsStarted, map[string]any{"public_key": a.key, "image_ref": a.ref(),
-				"annotations": map[string]string{}, "host_id": h.id, "claims": claimsEventData(a.claims()), "count": req.Count - live})
+			from := a.from.Load()
+			h.actorsStarted(from.claims, from.ref, nil, req.Count-live)
 		}
 		return nil
 	}
