@@ -20,6 +20,7 @@ TRUST_FUZZ_TARGETS ?= \
 	FuzzParseJWT \
 	FuzzIssuersCheck \
 	FuzzWasmSections \
+	FuzzKeyTableVerify \
 	FuzzInvocationClaims
 # The httpserver payload codec, in the wire module (wire/testdata/fuzz).
 WIRE_FUZZ_TARGETS ?= FuzzDecodeHTTPRequest FuzzDecodeHTTPResponse

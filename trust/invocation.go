@@ -89,6 +89,11 @@ type Issuers struct {
 	mu          sync.RWMutex               // read-mostly: every delegated invocation reads, revocations write
 	delegations map[string]delegationEntry // verified delegation tokens
 	revocations map[string]time.Time       // revoked signing key -> until
+
+	// keys verifies the signatures of the keys that sign most invocations
+	// (a cluster issuer, a provider instance's delegated key) with their
+	// precomputed multiples: in half the time, with the same outcome.
+	keys keyTables
 }
 
 // IssuersOption configures an Issuers.
@@ -134,7 +139,7 @@ func (p *Issuers) Keys() []string {
 // Check validates inv (docs/protocol.md §3 receiver validation) for delivery to the
 // entity with public key target. It returns a *lattice.RejectError on refusal.
 func (p *Issuers) Check(inv *lattice.Invocation, target string) (*Claims[InvocationClaims], error) {
-	c, err := ParseJWT[InvocationClaims](inv.EncodedClaims)
+	c, err := parseJWT[InvocationClaims](inv.EncodedClaims, &p.keys)
 	if err != nil {
 		return nil, lattice.Reject(lattice.ReasonBadSignature, "%v", err)
 	}
@@ -196,6 +201,7 @@ func (p *Issuers) Check(inv *lattice.Invocation, target string) (*Claims[Invocat
 				p.replay.maxIDs, p.replay.Retention())
 		}
 	}
+	p.keys.trusted(c.Issuer)
 	return c, nil
 }
 

@@ -99,7 +99,11 @@ const maxPooledClaimsBytes = 16 << 10
 
 // ParseJWT decodes a wascap JWT and verifies its header and signature against
 // the key named in `iss`. It does not check times; call CheckTime for that.
-func ParseJWT[T any](token string) (*Claims[T], error) {
+func ParseJWT[T any](token string) (*Claims[T], error) { return parseJWT[T](token, nil) }
+
+// parseJWT is ParseJWT, verifying with the issuer's table in keys when it
+// has one (keys may be nil).
+func parseJWT[T any](token string, keys *keyTables) (*Claims[T], error) {
 	// The segments are sliced out of token, not split into new strings: the
 	// signing input is token's own prefix.
 	dot1 := strings.IndexByte(token, '.')
@@ -145,7 +149,7 @@ func ParseJWT[T any](token string) (*Claims[T], error) {
 	if c.Issuer == "" || c.Subject == "" {
 		return nil, fmt.Errorf("%w: iss and sub are required", ErrMalformedJWT)
 	}
-	if err := Verify(c.Issuer, signingInput, sig); err != nil {
+	if err := keys.verify(c.Issuer, signingInput, sig); err != nil {
 		if errors.Is(err, lattice.ErrInvalidKey) {
 			return nil, fmt.Errorf("%w: issuer: %v", ErrMalformedJWT, err)
 		}
