@@ -133,7 +133,7 @@ func (s *Supervisor) linkChangesMissed() {
 // that linkChanged applies while the links are being read may be newer
 // than what was read: then what was read is dropped, and read again at the
 // next health check. So is a read that fails.
-func (p *providerInstance) rebuildBucketsIfMissed() {
+func (p *providerInstance) rebuildBucketsIfMissed(ctx context.Context) {
 	s := p.sup
 	p.mu.Lock()
 	due, seen := p.rebuild, p.linkChanges
@@ -141,7 +141,7 @@ func (p *providerInstance) rebuildBucketsIfMissed() {
 	if !due {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	links, _, err := s.linksFor(ctx, p.key, p.link)
 	if err != nil {
@@ -174,14 +174,14 @@ func (p *providerInstance) bucketSetLocked() []string {
 // it the new JWT. It runs when a link changes and at every health check, so
 // a sync that failed (JetStream unavailable, a bucket that cannot be made
 // yet) is tried again.
-func (p *providerInstance) syncGrants() {
-	if p.remintForBuckets() {
-		p.resendRefusedLinks()
+func (p *providerInstance) syncGrants(ctx context.Context) {
+	if p.remintForBuckets(ctx) {
+		p.resendRefusedLinks(ctx)
 	}
 }
 
 // remintForBuckets is syncGrants' re-mint; it reports whether one was sent.
-func (p *providerInstance) remintForBuckets() bool {
+func (p *providerInstance) remintForBuckets(ctx context.Context) bool {
 	s := p.sup
 	p.credMu.Lock()
 	defer p.credMu.Unlock()
@@ -191,7 +191,7 @@ func (p *providerInstance) remintForBuckets() bool {
 	if stopping || c.Role != RoleProvider || s.auth == nil || slices.Equal(want, granted) {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := s.ensureBuckets(ctx, want); err != nil {
 		p.grantFailed("could not create a key-value bucket; the provider is not granted it until it can be (retried at each health check)", err)
@@ -222,7 +222,7 @@ func (p *providerInstance) remintForBuckets() bool {
 // waits keyvalue.GrantWait for a link's grant and then refuses the link;
 // a grant that came later (the bucket could not be made for a while) must
 // still bring the link up, without anyone putting it again.
-func (p *providerInstance) resendRefusedLinks() {
+func (p *providerInstance) resendRefusedLinks(ctx context.Context) {
 	p.mu.Lock()
 	refused := map[string]bool{}
 	for _, o := range p.linkOutcomes {
@@ -234,7 +234,7 @@ func (p *providerInstance) resendRefusedLinks() {
 	if len(refused) == 0 {
 		return
 	}
-	p.sendLinks("sent a key-value provider again the links it refused before their buckets were granted",
+	p.sendLinks(ctx, "sent a key-value provider again the links it refused before their buckets were granted",
 		"links it refused stay refused until put again",
 		func(ld *lattice.LinkDefinition) bool { return refused[ld.ActorID] }, nil)
 }

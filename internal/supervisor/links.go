@@ -35,7 +35,7 @@ func (p *providerInstance) fetchLinks(ctx context.Context) ([]lattice.LinkDefini
 	delay := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		readCtx, cancel := context.WithTimeout(context.Background(), linksWait)
+		readCtx, cancel := context.WithTimeout(ctx, linksWait)
 		links, source, err := s.linksFor(readCtx, p.key, p.link)
 		cancel()
 		if err == nil {
@@ -117,11 +117,11 @@ func linkIDs(links []lattice.LinkDefinition) map[string]bool {
 // process answers health checks it listens, so the links it did not get in
 // HostData are sent to it now (a provider may receive a link twice and
 // must not mind, docs/protocol.md §10).
-func (p *providerInstance) catchUpLinks() {
+func (p *providerInstance) catchUpLinks(ctx context.Context) {
 	p.mu.Lock()
 	had := p.startLinks
 	p.mu.Unlock()
-	p.sendLinks("sent a provider the links put while it started",
+	p.sendLinks(ctx, "sent a provider the links put while it started",
 		"links put while it started may be missing until put again",
 		func(ld *lattice.LinkDefinition) bool { return !had[ld.ID] }, nil)
 }
@@ -131,11 +131,11 @@ func (p *providerInstance) catchUpLinks() {
 // keeps nothing for a subscriber that is gone). It is sent every link of
 // the lattice for it again (it ignores those it has), and a deletion of
 // each link it holds that the lattice no longer has.
-func (p *providerInstance) resyncLinks() {
+func (p *providerInstance) resyncLinks(ctx context.Context) {
 	p.mu.Lock()
 	held := slices.Clone(p.linkOutcomes)
 	p.mu.Unlock()
-	p.sendLinks("sent a provider its links again after its lattice connection was restored",
+	p.sendLinks(ctx, "sent a provider its links again after its lattice connection was restored",
 		"links changed while its connection was down may be missing until put again",
 		func(*lattice.LinkDefinition) bool { return true },
 		func(links []lattice.LinkDefinition) []lattice.LinkDefinition {
@@ -182,13 +182,13 @@ func (m linkMsg) same(o linkMsg) bool {
 // whose message could have come before one of ours is in the next read,
 // and one written after a read that finds nothing to send reaches the
 // provider after everything sent here.
-func (p *providerInstance) sendLinks(done, missing string, pick func(*lattice.LinkDefinition) bool, gone func([]lattice.LinkDefinition) []lattice.LinkDefinition) {
+func (p *providerInstance) sendLinks(ctx context.Context, done, missing string, pick func(*lattice.LinkDefinition) bool, gone func([]lattice.LinkDefinition) []lattice.LinkDefinition) {
 	s := p.sup
 	told := map[string]linkMsg{} // by link id
 	sent := 0
 	for round := 1; ; round++ {
-		ctx, cancel := context.WithTimeout(context.Background(), linksWait)
-		links, _, err := s.linksFor(ctx, p.key, p.link)
+		readCtx, cancel := context.WithTimeout(ctx, linksWait)
+		links, _, err := s.linksFor(readCtx, p.key, p.link)
 		cancel()
 		if err != nil {
 			s.log.Warn("could not read a provider's link definitions; "+missing, "child", p.label(), "err", err)

@@ -4,6 +4,7 @@ package supervisor
 // it, goes away for a while (docs/operations.md, "When NATS fails").
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -283,5 +284,68 @@ func TestProviderWhoseCredentialsExpiredInAnOutageComesBack(t *testing.T) {
 	t.Logf("the provider ran again %s after NATS was back", time.Since(back).Round(time.Millisecond))
 	if _, err := n.nc.Request(lattice.RPCHealth("default", p.key, "default"), nil, 2*time.Second); err != nil {
 		t.Errorf("the restarted provider does not answer: %v", err)
+	}
+}
+
+// A provider stopped while NATS hangs (the server's process stopped: its
+// connections stay open and nothing answers on them) must stop at once.
+// Here its restart is reading the provider's links from the lattice cache
+// when the stop comes. Before, that read ran to its own timeout (linksWait,
+// 20 s) whatever the stop, and `ctl stop provider` and the node's shutdown
+// waited for it; so did a stop while the supervision loop read links.
+func TestProviderStopsPromptlyWhileNATSHangs(t *testing.T) {
+	srv := testenv.ExternalNATS(t)
+	port := strconv.Itoa(srv.Port)
+	n := startNode(t, map[string]string{
+		config.EnvRPCHost: "127.0.0.1", config.EnvRPCPort: port,
+		config.EnvCtlHost: "127.0.0.1", config.EnvCtlPort: port,
+		config.EnvRPCTimeoutMS: "500", // how long a health check waits for its answer
+	})
+	ref := "builtin:httpserver"
+	n.launch(ref, "default", "")
+	n.waitProviderState(ref, "default", child.StateRunning)
+	p := n.instance(ref, "default")
+	// Past the links read the supervision loop makes once the provider
+	// first answers (as in TestNATSOutageDoesNotRestartHealthyProviders):
+	// the read under test is the restart's.
+	checks, err := n.nc.SubscribeSync(lattice.RPCHealth("default", p.key, "default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := checks.NextMsg(10 * time.Second); err != nil {
+			t.Fatalf("no health check of the provider: %v", err)
+		}
+	}
+	_ = checks.Unsubscribe()
+
+	resume := srv.Hang()
+	defer resume()
+	if err := syscall.Kill(p.pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// The restart's first step is the read of the provider's links.
+	testenv.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if !strings.Contains(n.logs.String(), `"msg":"provider ended unexpectedly; restarting it"`) {
+			return errors.New("the supervisor has not seen the provider exit")
+		}
+		if d, _ := n.provider(ref, "default"); d.State != child.StateStarting {
+			return fmt.Errorf("provider is %s, want %s", d.State, child.StateStarting)
+		}
+		return nil
+	})
+	time.Sleep(500 * time.Millisecond) // well into the read, which nothing answers
+
+	began := time.Now()
+	if err := n.s.StopProvider(context.Background(), lattice.StopProviderCommand{ProviderRef: ref, LinkName: "default"}); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(began)
+	if took > 5*time.Second {
+		t.Errorf("stopping the provider while NATS hangs took %s, want well under linksWait (%s)", took.Round(time.Millisecond), linksWait)
+	}
+	t.Logf("stopped in %s while NATS hung", took.Round(time.Millisecond))
+	if _, listed := n.provider(ref, "default"); listed {
+		t.Error("the stopped provider is still listed")
 	}
 }

@@ -321,7 +321,7 @@ func (p *providerInstance) start(ctx context.Context) (*child.Process, []string,
 	}
 	buckets := p.bucketsOf(links)
 	if len(buckets) > 0 && s.auth != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := s.ensureBuckets(ctx, buckets)
 		cancel()
 		if err != nil {
@@ -457,7 +457,7 @@ func (p *providerInstance) eventData(extra map[string]any) map[string]any {
 // providerStartup) kill it as unhealthy. It returns why it ended this run:
 // ExitHealthCheck, or "" when the process ended otherwise. It ends with the
 // process: stop and Revoke end that.
-func (p *providerInstance) watch(_ context.Context, proc *child.Process) child.ExitReason {
+func (p *providerInstance) watch(ctx context.Context, proc *child.Process) child.ExitReason {
 	s := p.sup
 	set := s.settings()
 	subject := lattice.RPCHealth(s.prefix, p.key, p.link)
@@ -481,6 +481,11 @@ func (p *providerInstance) watch(_ context.Context, proc *child.Process) child.E
 		select {
 		case <-proc.Done():
 			return ""
+		case <-ctx.Done():
+			// A stop or a revocation: whoever quit ends the process. No
+			// more checks, whose failures would count against it.
+			<-proc.Done()
+			return ""
 		case <-t.C:
 		case <-p.recheck:
 			fastUntil = time.Now().Add(linkCheckWindow)
@@ -496,7 +501,7 @@ func (p *providerInstance) watch(_ context.Context, proc *child.Process) child.E
 			}
 		}
 		natsBefore := s.nc.Stats().Reconnects
-		ok, msg := p.checkHealth(subject, body, set.Lattice.RPCTimeout)
+		ok, msg := p.checkHealth(ctx, subject, body, set.Lattice.RPCTimeout)
 		switch {
 		case !ok && s.natsInterrupted(natsBefore):
 			// The supervisor's own connection was down: the check could
@@ -516,7 +521,7 @@ func (p *providerInstance) watch(_ context.Context, proc *child.Process) child.E
 			}
 			s.publishEvent(lattice.EventHealthCheckPassed, p.eventData(nil))
 			s.log.Info("provider healthy", "child", p.label())
-			p.catchUpLinks()
+			p.catchUpLinks(ctx)
 		case ok:
 			failures = 0
 		case healthy:
@@ -538,8 +543,8 @@ func (p *providerInstance) watch(_ context.Context, proc *child.Process) child.E
 		}
 		if ok {
 			p.renewDelegation()
-			p.rebuildBucketsIfMissed()
-			p.syncGrants() // after a link change (linkChanged asks for this check), and retries one that failed
+			p.rebuildBucketsIfMissed(ctx)
+			p.syncGrants(ctx) // after a link change (linkChanged asks for this check), and retries one that failed
 		}
 		if healthy && time.Now().Before(fastUntil) {
 			t.Reset(min(interval, linkCheckInterval))
@@ -596,8 +601,10 @@ func (p *providerInstance) sendCredentials(jwt string) error {
 	return p.sup.nc.Publish(lattice.RPCCredentials(p.sup.prefix, p.key, p.link), []byte(jwt))
 }
 
-func (p *providerInstance) checkHealth(subject string, body []byte, timeout time.Duration) (bool, string) {
-	msg, err := p.sup.nc.Request(subject, body, timeout)
+func (p *providerInstance) checkHealth(ctx context.Context, subject string, body []byte, timeout time.Duration) (bool, string) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	msg, err := p.sup.nc.RequestWithContext(ctx, subject, body)
 	if err != nil {
 		return false, err.Error()
 	}
@@ -605,13 +612,13 @@ func (p *providerInstance) checkHealth(subject string, body []byte, timeout time
 	if err := lattice.Unmarshal(msg.Data, &r); err != nil {
 		return false, "undecodable health reply: " + err.Error()
 	}
-	p.noteLinkOutcomes(r.ReportsLinks, r.Links)
+	p.noteLinkOutcomes(ctx, r.ReportsLinks, r.Links)
 	p.mu.Lock()
 	reconnected := r.Reconnects > p.reconnects
 	p.reconnects = max(p.reconnects, r.Reconnects)
 	p.mu.Unlock()
 	if reconnected {
-		p.resyncLinks()
+		p.resyncLinks(ctx)
 	}
 	if !r.Healthy {
 		return false, "unhealthy: " + r.Message
@@ -666,7 +673,7 @@ func (p *providerInstance) pokeHealth() {
 // (wasmCloud 1.x's event for a link that could not be set). A key-value
 // provider that refused a link whose bucket is granted by now (the grant
 // came as it gave up waiting) is sent the link again.
-func (p *providerInstance) noteLinkOutcomes(reports bool, outcomes []lattice.LinkOutcome) {
+func (p *providerInstance) noteLinkOutcomes(ctx context.Context, reports bool, outcomes []lattice.LinkOutcome) {
 	p.mu.Lock()
 	prev := p.linkOutcomes
 	p.reportsLinks, p.linkOutcomes = reports, outcomes
@@ -684,6 +691,6 @@ func (p *providerInstance) noteLinkOutcomes(reports bool, outcomes []lattice.Lin
 		})
 	}
 	if newlyRefused && p.contract == wire.ContractKeyValue {
-		p.resendRefusedLinks()
+		p.resendRefusedLinks(ctx)
 	}
 }

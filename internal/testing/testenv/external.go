@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -63,6 +64,21 @@ func (s *ExternalServer) Start() {
 		}
 		return c.Close()
 	})
+}
+
+// Hang stops the server's process (SIGSTOP) until resume is called or the
+// test ends: its connections stay open and nothing answers on them, as
+// with a server that hangs.
+func (s *ExternalServer) Hang() (resume func()) {
+	s.t.Helper()
+	proc := s.cmd.Process
+	if err := proc.Signal(syscall.SIGSTOP); err != nil {
+		s.t.Fatalf("hang nats-server: %v", err)
+	}
+	var once sync.Once
+	resume = func() { once.Do(func() { _ = proc.Signal(syscall.SIGCONT) }) }
+	s.t.Cleanup(resume)
+	return resume
 }
 
 // Stop ends the process (idempotent).
