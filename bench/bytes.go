@@ -61,7 +61,7 @@ func benchBytes(ctx context.Context, o options, bin, tmp, echoPath string, rep *
 			{Actor: "file://" + echoPath, Provider: "builtin:httpserver", Contract: wire.ContractHTTPServer, LinkName: "default", Values: map[string]string{"port": strconv.Itoa(echoPort)}},
 		},
 	}
-	if _, err := manifest.Apply(ctx, n.ctl, m, 2*time.Second); err != nil {
+	if _, err := manifest.Apply(ctx, n.ctl, m, 2*time.Second, nil); err != nil {
 		return err
 	}
 	if err := waitCompiled(n.cfg.MetricsAddr, 2); err != nil {

@@ -80,7 +80,7 @@ func applyHTTPEcho(ctx context.Context, n *node, echoPath string, count int) (st
 		Links: []manifest.Link{{Actor: "file://" + echoPath, Provider: "builtin:httpserver", Contract: wire.ContractHTTPServer,
 			LinkName: "default", Values: map[string]string{"port": strconv.Itoa(port)}}},
 	}
-	if _, err := manifest.Apply(ctx, n.ctl, m, 2*time.Second); err != nil {
+	if _, err := manifest.Apply(ctx, n.ctl, m, 2*time.Second, nil); err != nil {
 		return "", err
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d/bench?x=1", port)

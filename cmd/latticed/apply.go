@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/latticed/latticed/internal/config"
 	"github.com/latticed/latticed/internal/manifest"
+	"github.com/latticed/latticed/internal/oci"
+	"github.com/latticed/latticed/trust"
 )
 
 func newApplyCmd() *cobra.Command {
@@ -18,8 +22,11 @@ func newApplyCmd() *cobra.Command {
 		Long: `Apply a declarative manifest through the control interface: every actor runs
 with its count (started on a host that wins the auction for its constraints, or
 scaled where it runs), every link definition exists, every provider runs.
-Applying the same manifest again changes nothing. An actor file rebuilt with a
-higher revision (claims sign --rev) is live-updated where the actor runs.
+Applying the same manifest again changes nothing. An actor whose module claims
+a higher revision than the running one (a file rebuilt with claims sign --rev,
+a new tag of its image) is live-updated where it runs: apply reads the claims
+of a file, or pulls the image with the OCI settings (WASMCLOUD_OCI_*) to read
+them.
 Relative file paths in refs are resolved against the manifest's directory.
 Connection flags are those of latticed ctl.
 
@@ -43,7 +50,7 @@ Connection flags are those of latticed ctl.
 				return usageError{err}
 			}
 			return withCtl(cmd, func(ctx context.Context, s *ctlSession) error {
-				steps, err := manifest.Apply(ctx, s.client, m, s.timeout)
+				steps, err := manifest.Apply(ctx, s.client, m, s.timeout, manifestClaims(s.cfg))
 				if steps == nil {
 					steps = []manifest.Step{}
 				}
@@ -69,4 +76,39 @@ func writeSteps(w io.Writer, steps []manifest.Step) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Kind, s.Ref, s.Key, s.HostID, s.Action, s.Reason)
 	}
 	return tw.Flush()
+}
+
+// manifestPullTimeout bounds apply's pull of an actor image to read its
+// claims.
+const manifestPullTimeout = time.Minute
+
+// manifestClaims reads an actor's claims for apply: from a file, or from
+// its image, pulled with the OCI settings of cfg (registries allowed over
+// plain HTTP, :latest, the WASMCLOUD_OCI_REGISTRY login). It neither reads
+// nor writes the node's pull cache or saved credentials: apply may run as
+// another user, or on another machine. What it cannot read is nil, and
+// apply then finds the actor by its reference only.
+func manifestClaims(cfg *config.Config) manifest.ActorClaims {
+	var client *oci.Client // made on first use
+	return func(ctx context.Context, ref string) *trust.ActorClaims {
+		if !oci.IsReference(ref) {
+			return manifest.FileClaims(ctx, ref)
+		}
+		if client == nil {
+			st := oci.NodeSettings(cfg, nil)
+			st.CacheDir, st.CredentialsFile = "", ""
+			client = oci.New(st)
+		}
+		ctx, cancel := context.WithTimeout(ctx, manifestPullTimeout)
+		defer cancel()
+		a, err := client.Pull(ctx, ref, oci.Actor)
+		if err != nil {
+			return nil
+		}
+		c, err := trust.VerifyActor(a.Data, time.Now())
+		if err != nil {
+			return nil
+		}
+		return c
+	}
 }

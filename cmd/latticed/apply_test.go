@@ -5,9 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/latticed/latticed/internal/config"
+	"github.com/latticed/latticed/internal/host"
 	"github.com/latticed/latticed/internal/manifest"
+	"github.com/latticed/latticed/internal/oci"
 	"github.com/latticed/latticed/internal/testing/testenv"
 	"github.com/latticed/latticed/lattice"
 	"github.com/latticed/latticed/trust"
@@ -105,4 +109,82 @@ links:
 	r := e.run("apply", bad)
 	r.want(t, 2)
 	mustContain(t, "bad manifest", r.stderr, "field actorz not found")
+}
+
+// The usual way to ship a new version of an actor: push it under a new tag
+// and point the manifest at it. apply pulls the image to read its claims,
+// finds the running actor by its key and live-updates it; the same
+// manifest again changes nothing, and going back to the old tag (a lower
+// revision, which a live update refuses) leaves the actor as it runs and
+// says so. Before, apply did not know the new tag's actor was the running
+// one: it auctioned and started it, and the host refused ("already runs
+// here from …; use a live update"), so apply failed.
+func TestApplyUpdatesAnActorToANewTagOfItsImage(t *testing.T) {
+	reg := testenv.Registry(t, nil)
+	s := testenv.NATS(t)
+	cluster, _ := trust.CreateKeyPair(lattice.KindCluster)
+	const prefix = "applyoci"
+	h := startTestHost(t, s, cluster, prefix, nil, func(o *host.Options) {
+		o.OCI = oci.New(oci.Settings{AllowedInsecure: []string{reg}})
+	})
+	e := newCtlEnv(t, map[string]string{
+		"WASMCLOUD_CTL_HOST": "127.0.0.1", "WASMCLOUD_CTL_PORT": serverPort(t, s), "WASMCLOUD_LATTICE_PREFIX": prefix,
+		config.EnvOCIAllowedInsecure: reg,
+	})
+	dir := t.TempDir()
+	acct, mod := testenv.ActorKeys(t)
+	for rev := int32(1); rev <= 2; rev++ {
+		echo := testenv.SignActorAs(t, dir, "github.com/latticed/latticed/actor/examples/echo",
+			trust.SignActorOptions{Name: "echo", Rev: rev}, acct, mod)
+		e.run("push", fmt.Sprintf("%s/latticed/echo:0.%d.0", reg, rev), echo.Path, "--insecure").want(t, 0)
+	}
+	apply := func(tag string) manifest.Step {
+		t.Helper()
+		p := filepath.Join(dir, "lattice.yaml")
+		if err := os.WriteFile(p, []byte(fmt.Sprintf("actors:\n  - ref: %s/latticed/echo:%s\n    count: 2\n", reg, tag)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var steps []manifest.Step
+		e.json(&steps, "steps", "apply", p, "--timeout", "3s")
+		if len(steps) != 1 {
+			t.Fatalf("apply of %s: %+v", tag, steps)
+		}
+		return steps[0]
+	}
+	inventory := func() lattice.ActorDescription {
+		t.Helper()
+		var inv lattice.HostInventory
+		e.json(&inv, "inventory", "ctl", "get", "inventory", h.ID())
+		if len(inv.Actors) != 1 {
+			t.Fatalf("inventory %+v", inv.Actors)
+		}
+		return inv.Actors[0]
+	}
+
+	if st := apply("0.1.0"); st.Action != "started" || st.Key != mod.PublicKey() {
+		t.Fatalf("first apply: %+v", st)
+	}
+	before := inventory()
+	if st := apply("0.2.0"); st.Action != "updated" || st.Reason != "revision 2, was 1" {
+		t.Fatalf("apply of the new tag: %+v", st)
+	}
+	after := inventory()
+	if want := reg + "/latticed/echo:0.2.0"; after.ImageRef != want || len(after.Instances) != 2 {
+		t.Fatalf("after the update the actor runs %q with %d instances, want %q with 2", after.ImageRef, len(after.Instances), want)
+	}
+	for i, in := range after.Instances {
+		if in.Revision != 2 || !slices.ContainsFunc(before.Instances, func(b lattice.ActorInstance) bool { return b.InstanceID == in.InstanceID }) {
+			t.Errorf("instance %d after the update: %+v, want revision 2 and one of the instances before", i, in)
+		}
+	}
+	if st := apply("0.2.0"); st.Action != "unchanged" || st.Reason != "" {
+		t.Fatalf("apply of the same tag again: %+v", st)
+	}
+	st := apply("0.1.0")
+	if st.Action != "unchanged" || !strings.Contains(st.Reason, "a live update needs a higher one") {
+		t.Fatalf("apply of the older tag: %+v", st)
+	}
+	if got := inventory(); got.ImageRef != after.ImageRef || len(got.Instances) != 2 || got.Instances[0].Revision != 2 {
+		t.Fatalf("after the apply of the older tag: %+v", got)
+	}
 }

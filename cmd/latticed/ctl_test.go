@@ -151,13 +151,13 @@ type testHost struct {
 	stop func() // stops the host and waits for it (idempotent)
 }
 
-func startTestHost(t *testing.T, s *server.Server, cluster *trust.KeyPair, prefix string, labels map[string]string) *testHost {
+func startTestHost(t *testing.T, s *server.Server, cluster *trust.KeyPair, prefix string, labels map[string]string, tweaks ...func(*host.Options)) *testHost {
 	t.Helper()
 	hostKey, err := trust.CreateKeyPair(lattice.KindServer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, stop := testhost.Start(t, host.Options{
+	opts := host.Options{
 		HostSettings: config.HostSettings{
 			LatticePrefix: prefix, AllowFileLoad: true, CompileCacheDir: t.TempDir(), MemoryLimitPages: 1024, Labels: labels,
 		},
@@ -165,7 +165,11 @@ func startTestHost(t *testing.T, s *server.Server, cluster *trust.KeyPair, prefi
 		RPC: testenv.Connect(t, s), Ctl: testenv.Connect(t, s),
 		HeartbeatInterval: time.Hour,
 		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	for _, tweak := range tweaks {
+		tweak(&opts)
+	}
+	h, stop := testhost.Start(t, opts)
 	return &testHost{Host: h, stop: stop}
 }
 

@@ -223,7 +223,7 @@ func applyManifest(ctx context.Context, sup *supervisor.Supervisor, cfg *config.
 		return fmt.Errorf("apply manifest: %w", err)
 	}
 	defer nc.Close()
-	steps, err := manifest.Apply(ctx, ctlclient.New(nc, cfg.CtlTopicPrefix, cfg.LatticePrefix), m, 2*time.Second)
+	steps, err := manifest.Apply(ctx, ctlclient.New(nc, cfg.CtlTopicPrefix, cfg.LatticePrefix), m, 2*time.Second, manifestClaims(cfg))
 	for _, st := range steps {
 		level := slog.LevelInfo
 		if st.Action == "failed" {

@@ -178,7 +178,15 @@ var ErrLinkRefused = errors.New("link refused by its provider")
 // and per provider waited the window out each time (8 s of `latticed up
 // --apply` on the demo manifest). An item another client starts while
 // Apply runs is not seen, as it was not between a lookup and its start.
-func Apply(ctx context.Context, c *ctlclient.Client, m *Manifest, window time.Duration) ([]Step, error) {
+//
+// claims reads the claims of an actor's module where this machine can
+// (nil: file references only, FileClaims), so that an actor whose module
+// changed (a rebuilt file, a new tag of an image) is found by its key and
+// live-updated.
+func Apply(ctx context.Context, c *ctlclient.Client, m *Manifest, window time.Duration, claims ActorClaims) ([]Step, error) {
+	if claims == nil {
+		claims = FileClaims
+	}
 	var steps []Step
 	running, err := c.Inventories(ctx, window)
 	if err != nil {
@@ -186,7 +194,7 @@ func Apply(ctx context.Context, c *ctlclient.Client, m *Manifest, window time.Du
 	}
 	actorKeys := map[string]string{} // ref -> key
 	for _, a := range m.Actors {
-		st, err := applyActor(ctx, c, a, running, window)
+		st, err := applyActor(ctx, c, a, claims(ctx, a.Ref), running, window)
 		if err != nil {
 			return steps, fmt.Errorf("actor %s: %w", a.Ref, err)
 		}
@@ -340,12 +348,13 @@ func linkOutcome(ctx context.Context, c *ctlclient.Client, ld lattice.LinkDefini
 
 // applyActor scales the actor where running lists it, else auctions and
 // starts it. A running actor is found by the manifest's reference, or by
-// the key that the module at a file reference this machine can read
-// claims; when that module claims a higher revision than the running one,
-// the actor is live-updated to it first (a rebuilt actor at the same path
-// included).
-func applyActor(ctx context.Context, c *ctlclient.Client, a Actor, running []*lattice.HostInventory, window time.Duration) (Step, error) {
-	local := localActorClaims(a.Ref)
+// the key its module claims (local, nil when it could not be read here);
+// when that module claims a higher revision than the running one, the
+// actor is live-updated to it first (a rebuilt actor at the same path, a
+// new tag of its image). A module of the same or a lower revision under
+// another reference is left as it runs, and the step says why: a host
+// live-updates only to a higher revision, as wasmCloud's does.
+func applyActor(ctx context.Context, c *ctlclient.Client, a Actor, local *trust.ActorClaims, running []*lattice.HostInventory, window time.Duration) (Step, error) {
 	for _, inv := range running {
 		for _, d := range inv.Actors {
 			same := d.ImageRef == a.Ref || d.ID == a.Ref || (local != nil && d.ID == local.Subject)
@@ -354,11 +363,15 @@ func applyActor(ctx context.Context, c *ctlclient.Client, a Actor, running []*la
 			}
 			st := Step{Kind: "actor", Ref: a.Ref, Key: d.ID, HostID: inv.HostID, Action: "unchanged"}
 			if local != nil && d.ID == local.Subject {
-				if rev, was := trust.ActorRevision(local), runningRevision(d); rev > was {
+				switch rev, was := trust.ActorRevision(local), runningRevision(d); {
+				case rev > was:
 					if err := c.UpdateActor(ctx, inv.HostID, d.ID, a.Ref); err != nil {
 						return st, err
 					}
 					st.Action, st.Reason = "updated", fmt.Sprintf("revision %d, was %d", rev, was)
+				case d.ImageRef != a.Ref && d.ID != a.Ref:
+					st.Reason = fmt.Sprintf("runs from %s at revision %d; this module is revision %d, and a live update needs a higher one (stop the actor and apply again to run it)",
+						d.ImageRef, was, rev)
 				}
 			}
 			if len(d.Instances) != a.Count {
@@ -385,11 +398,14 @@ func applyActor(ctx context.Context, c *ctlclient.Client, a Actor, running []*la
 	return Step{Kind: "actor", Ref: a.Ref, Key: started.ActorID, HostID: host, Action: "started"}, nil
 }
 
-// localActorClaims returns the verified claims of the module at a file
-// reference this machine can read, or nil: for any other reference, or a
-// module that cannot be read or verified here (the host that starts it
+// ActorClaims returns the verified claims of the actor module at ref, or
+// nil when this machine cannot read or verify it (the host that starts it
 // says why).
-func localActorClaims(ref string) *trust.ActorClaims {
+type ActorClaims func(ctx context.Context, ref string) *trust.ActorClaims
+
+// FileClaims is ActorClaims for file references; it returns nil for any
+// other.
+func FileClaims(_ context.Context, ref string) *trust.ActorClaims {
 	path, ok := strings.CutPrefix(ref, "file://")
 	if !ok {
 		return nil

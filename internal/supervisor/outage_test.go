@@ -344,7 +344,7 @@ func TestProviderStopsPromptlyWhileNATSHangs(t *testing.T) {
 	if took > 5*time.Second {
 		t.Errorf("stopping the provider while NATS hangs took %s, want well under linksWait (%s)", took.Round(time.Millisecond), linksWait)
 	}
-	t.Logf("stopped in %s while NATS hung", took.Round(time.Millisecond))
+	t.Logf("stopped in %s while NATS hung", took.Round(time.Microsecond))
 	if _, listed := n.provider(ref, "default"); listed {
 		t.Error("the stopped provider is still listed")
 	}
