@@ -131,10 +131,14 @@ func TestLinkPutRidesOutStreamLeaderElection(t *testing.T) {
 		t.Errorf("stream sequence %d → %d (link at %d, probe stored: %v): want exactly one stored write of the link", before.LastSeq, after.LastSeq, msg.Sequence, plainErr == nil)
 	}
 	// The host that answered knows the link too (it applies the put at once).
-	links, err := c.Links(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The read goes to the cache, whose new leader may still be settling
+	// on a loaded machine (a read with c's 1 s timeout once got no entry):
+	// it is asked again, as a user would, until it answers.
+	var links []lattice.LinkDefinition
+	testenv.CheckFor(t, 30*time.Second, 250*time.Millisecond, func() error {
+		links, err = c.Links(ctx)
+		return err
+	})
 	n := 0
 	for _, l := range links {
 		if l.ID == lattice.LinkID(ld.ActorID, ld.ContractID, ld.LinkName) {
