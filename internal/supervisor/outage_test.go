@@ -31,33 +31,8 @@ import (
 // outage, and restarted (losing what it held, an HTTP listener among it)
 // once NATS was back.
 func TestNATSOutageDoesNotRestartHealthyProviders(t *testing.T) {
-	srv := testenv.ExternalNATS(t)
-	port := strconv.Itoa(srv.Port)
-	n := startNode(t, map[string]string{ // health checks every 500 ms
-		config.EnvRPCHost: "127.0.0.1", config.EnvRPCPort: port,
-		config.EnvCtlHost: "127.0.0.1", config.EnvCtlPort: port,
-		config.EnvRPCTimeoutMS: "500", // how long a check waits for its answer
-	})
-	ref := "builtin:httpserver" // a real provider, on the SDK
-	n.launch(ref, "default", "")
-	n.waitProviderState(ref, "default", child.StateRunning)
-	p := n.instance(ref, "default")
+	srv, n, ref, p := providerOnExternalNATS(t)
 	pid := p.pid()
-	// The outage must begin while the supervision loop checks health, not
-	// during the lattice read it makes once the provider first answers
-	// (catchUpLinks): that read would hold it, bounded by linksWait, and no
-	// check would be made. Two checks seen after that first one show it is
-	// past the read.
-	checks, err := n.nc.SubscribeSync(lattice.RPCHealth("default", p.key, "default"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 2 {
-		if _, err := checks.NextMsg(10 * time.Second); err != nil {
-			t.Fatalf("no health check of the provider: %v", err)
-		}
-	}
-	_ = checks.Unsubscribe()
 
 	srv.Stop()
 	outage := 6 * time.Second // 6 unanswered checks (1 s each); healthFailures is 3
@@ -82,6 +57,38 @@ func TestNATSOutageDoesNotRestartHealthyProviders(t *testing.T) {
 	if c := strings.Count(logs, `"msg":"provider health unknown while the supervisor's NATS connection is down`); c < healthFailures {
 		t.Errorf("%d health checks during the outage, want %d or more: the outage was not tried", c, healthFailures)
 	}
+}
+
+// providerOnExternalNATS starts a node on the real nats-server, health
+// checks every 500 ms, with the HTTP server provider (a real provider, on
+// the SDK), and returns once its supervision loop is past the lattice read
+// it makes when the provider first answers (catchUpLinks): two checks seen
+// after that first one show it. A NATS fault then meets the loop in its
+// checks, not in that read, which would hold it (bounded by linksWait).
+func providerOnExternalNATS(t *testing.T) (*testenv.ExternalServer, *node, string, *providerInstance) {
+	t.Helper()
+	srv := testenv.ExternalNATS(t)
+	port := strconv.Itoa(srv.Port)
+	n := startNode(t, map[string]string{ // health checks every 500 ms
+		config.EnvRPCHost: "127.0.0.1", config.EnvRPCPort: port,
+		config.EnvCtlHost: "127.0.0.1", config.EnvCtlPort: port,
+		config.EnvRPCTimeoutMS: "500", // how long a check waits for its answer
+	})
+	ref := "builtin:httpserver"
+	n.launch(ref, "default", "")
+	n.waitProviderState(ref, "default", child.StateRunning)
+	p := n.instance(ref, "default")
+	checks, err := n.nc.SubscribeSync(lattice.RPCHealth("default", p.key, "default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := checks.NextMsg(10 * time.Second); err != nil {
+			t.Fatalf("no health check of the provider: %v", err)
+		}
+	}
+	_ = checks.Unsubscribe()
+	return srv, n, ref, p
 }
 
 // The supervisor follows link changes to grant a key-value provider the
@@ -294,30 +301,7 @@ func TestProviderWhoseCredentialsExpiredInAnOutageComesBack(t *testing.T) {
 // 20 s) whatever the stop, and `ctl stop provider` and the node's shutdown
 // waited for it; so did a stop while the supervision loop read links.
 func TestProviderStopsPromptlyWhileNATSHangs(t *testing.T) {
-	srv := testenv.ExternalNATS(t)
-	port := strconv.Itoa(srv.Port)
-	n := startNode(t, map[string]string{
-		config.EnvRPCHost: "127.0.0.1", config.EnvRPCPort: port,
-		config.EnvCtlHost: "127.0.0.1", config.EnvCtlPort: port,
-		config.EnvRPCTimeoutMS: "500", // how long a health check waits for its answer
-	})
-	ref := "builtin:httpserver"
-	n.launch(ref, "default", "")
-	n.waitProviderState(ref, "default", child.StateRunning)
-	p := n.instance(ref, "default")
-	// Past the links read the supervision loop makes once the provider
-	// first answers (as in TestNATSOutageDoesNotRestartHealthyProviders):
-	// the read under test is the restart's.
-	checks, err := n.nc.SubscribeSync(lattice.RPCHealth("default", p.key, "default"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 2 {
-		if _, err := checks.NextMsg(10 * time.Second); err != nil {
-			t.Fatalf("no health check of the provider: %v", err)
-		}
-	}
-	_ = checks.Unsubscribe()
+	srv, n, ref, p := providerOnExternalNATS(t) // past its first links read: the read under test is the restart's
 
 	resume := srv.Hang()
 	defer resume()
