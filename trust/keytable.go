@@ -16,12 +16,13 @@ import (
 // Verifying an Ed25519 signature computes [S]B − [k]A and compares its
 // encoding with the signature's R. crypto/ed25519 does this with one
 // double-scalar multiplication: about 253 point doublings and 90 additions,
-// plus decoding A, on every call. Its base point B has precomputed multiples,
-// but A cannot: the library does not know that the same few keys (the
-// cluster issuers, a provider instance's delegated key) sign every
-// invocation a host receives. A keyTable holds those multiples for one such
-// key, so a verify costs about 130 additions and no doublings: about half the
-// time (`go test ./trust -bench Verify`). The result is the same group
+// plus decoding A, on every call. Its base point B has precomputed
+// multiples; A's would repay only for a key that signs many messages, which
+// the library cannot know, and a host knows: the same few keys (the cluster
+// issuers, a provider instance's delegated key) sign every invocation it
+// receives. A keyTable holds those multiples for one such key, so a verify
+// costs about 130 additions and no doublings: about half the time
+// (`go test ./trust -run '^$' -bench '^BenchmarkVerify$'`). The result is the same group
 // element computed another way, so what is accepted is exactly what
 // crypto/ed25519.Verify accepts (FuzzKeyTableVerify compares the two).
 //
