@@ -25,8 +25,9 @@ scaled where it runs), every link definition exists, every provider runs.
 Applying the same manifest again changes nothing. An actor whose module claims
 a higher revision than the running one (a file rebuilt with claims sign --rev,
 a new tag of its image) is live-updated where it runs: apply reads the claims
-of a file, or pulls the image to read them (with WASMCLOUD_OCI_ALLOWED_INSECURE,
-WASMCLOUD_OCI_ALLOW_LATEST and the WASMCLOUD_OCI_REGISTRY login).
+of a file, and pulls an image to read them when another tag or digest of its
+repository runs (with WASMCLOUD_OCI_ALLOWED_INSECURE, WASMCLOUD_OCI_ALLOW_LATEST
+and the WASMCLOUD_OCI_REGISTRY login).
 Relative file paths in refs are resolved against the manifest's directory.
 Connection flags are those of latticed ctl.
 

@@ -194,7 +194,7 @@ func Apply(ctx context.Context, c *ctlclient.Client, m *Manifest, window time.Du
 	}
 	actorKeys := map[string]string{} // ref -> key
 	for _, a := range m.Actors {
-		st, err := applyActor(ctx, c, a, claims(ctx, a.Ref), running, window)
+		st, err := applyActor(ctx, c, a, claims, running, window)
 		if err != nil {
 			return steps, fmt.Errorf("actor %s: %w", a.Ref, err)
 		}
@@ -348,44 +348,55 @@ func linkOutcome(ctx context.Context, c *ctlclient.Client, ld lattice.LinkDefini
 
 // applyActor scales the actor where running lists it, else auctions and
 // starts it. A running actor is found by the manifest's reference, or by
-// the key its module claims (local, nil when it could not be read here);
-// when that module claims a higher revision than the running one, the
-// actor is live-updated to it first (a rebuilt actor at the same path, a
-// new tag of its image). A module of the same or a lower revision under
-// another reference is left as it runs, and the step says why: a host
-// live-updates only to a higher revision, as wasmCloud's does.
-func applyActor(ctx context.Context, c *ctlclient.Client, a Actor, local *trust.ActorClaims, running []*lattice.HostInventory, window time.Duration) (Step, error) {
-	for _, inv := range running {
-		for _, d := range inv.Actors {
-			same := d.ImageRef == a.Ref || d.ID == a.Ref || (local != nil && d.ID == local.Subject)
-			if !same {
-				continue
-			}
-			st := Step{Kind: "actor", Ref: a.Ref, Key: d.ID, HostID: inv.HostID, Action: "unchanged"}
-			if local != nil && d.ID == local.Subject {
-				switch rev, was := trust.ActorRevision(local), runningRevision(d); {
-				case rev > was:
-					if err := c.UpdateActor(ctx, inv.HostID, d.ID, a.Ref); err != nil {
-						return st, err
-					}
-					st.Action, st.Reason = "updated", fmt.Sprintf("revision %d, was %d", rev, was)
-				case d.ImageRef != a.Ref && d.ID != a.Ref:
-					st.Reason = fmt.Sprintf("runs from %s at revision %d; this module is revision %d, and a live update needs a higher one (stop the actor and apply again to run it)",
-						d.ImageRef, was, rev)
-				}
-			}
-			if len(d.Instances) != a.Count {
-				if err := c.ScaleActor(ctx, inv.HostID, lattice.ScaleActorCommand{ActorID: d.ID, ActorRef: a.Ref, Count: a.Count}); err != nil {
+// the key its module claims; when that module claims a higher revision
+// than the running one, the actor is live-updated to it first (a rebuilt
+// actor at the same path, a new tag of its image). A module of the same or
+// a lower revision under another reference is left as it runs, and the
+// step says why: a host live-updates only to a higher revision, as
+// wasmCloud's does.
+//
+// The claims are read only where they can change the outcome, since
+// reading an image's means pulling it: a file's always (it may have been
+// rebuilt in place), an image's only when the actor is not found by its
+// reference and an image of the same repository runs (another tag or
+// digest). So `up --apply` does not pull every image twice, once here and
+// once on the host that starts it.
+func applyActor(ctx context.Context, c *ctlclient.Client, a Actor, claims ActorClaims, running []*lattice.HostInventory, window time.Duration) (Step, error) {
+	var local *trust.ActorClaims
+	inv, d := runningActor(running, func(d *lattice.ActorDescription) bool { return d.ImageRef == a.Ref || d.ID == a.Ref })
+	switch {
+	case d != nil:
+		local = FileClaims(ctx, a.Ref)
+	case strings.HasPrefix(a.Ref, "file://") || sameRepositoryRuns(running, a.Ref):
+		if local = claims(ctx, a.Ref); local != nil {
+			inv, d = runningActor(running, func(d *lattice.ActorDescription) bool { return d.ID == local.Subject })
+		}
+	}
+	if d != nil {
+		st := Step{Kind: "actor", Ref: a.Ref, Key: d.ID, HostID: inv.HostID, Action: "unchanged"}
+		if local != nil && d.ID == local.Subject {
+			switch rev, was := trust.ActorRevision(local), runningRevision(*d); {
+			case rev > was:
+				if err := c.UpdateActor(ctx, inv.HostID, d.ID, a.Ref); err != nil {
 					return st, err
 				}
-				if st.Action == "updated" {
-					st.Reason += fmt.Sprintf("; scaled to %d", a.Count)
-				} else {
-					st.Action = "scaled"
-				}
+				st.Action, st.Reason = "updated", fmt.Sprintf("revision %d, was %d", rev, was)
+			case d.ImageRef != a.Ref && d.ID != a.Ref:
+				st.Reason = fmt.Sprintf("runs from %s at revision %d; this module is revision %d, and a live update needs a higher one (stop the actor and apply again to run it)",
+					d.ImageRef, was, rev)
 			}
-			return st, nil
 		}
+		if len(d.Instances) != a.Count {
+			if err := c.ScaleActor(ctx, inv.HostID, lattice.ScaleActorCommand{ActorID: d.ID, ActorRef: a.Ref, Count: a.Count}); err != nil {
+				return st, err
+			}
+			if st.Action == "updated" {
+				st.Reason += fmt.Sprintf("; scaled to %d", a.Count)
+			} else {
+				st.Action = "scaled"
+			}
+		}
+		return st, nil
 	}
 	host, err := c.AuctionActor(ctx, a.Ref, a.Constraints, window)
 	if err != nil {
@@ -419,6 +430,41 @@ func FileClaims(_ context.Context, ref string) *trust.ActorClaims {
 		return nil
 	}
 	return claims
+}
+
+// runningActor is the first actor of running that match selects, with the
+// inventory of its host; nil when none does.
+func runningActor(running []*lattice.HostInventory, match func(*lattice.ActorDescription) bool) (*lattice.HostInventory, *lattice.ActorDescription) {
+	for _, inv := range running {
+		for i := range inv.Actors {
+			if match(&inv.Actors[i]) {
+				return inv, &inv.Actors[i]
+			}
+		}
+	}
+	return nil, nil
+}
+
+// sameRepositoryRuns reports whether an actor of running comes from an
+// image of ref's repository under another tag or digest.
+func sameRepositoryRuns(running []*lattice.HostInventory, ref string) bool {
+	repo := imageRepository(ref)
+	_, d := runningActor(running, func(d *lattice.ActorDescription) bool {
+		return d.ImageRef != ref && imageRepository(d.ImageRef) == repo
+	})
+	return d != nil
+}
+
+// imageRepository is an image reference without its tag or digest
+// (registry:port/path/name), lower-cased as pulls treat it.
+func imageRepository(ref string) string {
+	ref, _, _ = strings.Cut(strings.ToLower(ref), "@")
+	if slash := strings.LastIndexByte(ref, '/'); slash >= 0 {
+		if colon := strings.LastIndexByte(ref[slash:], ':'); colon >= 0 {
+			ref = ref[:slash+colon]
+		}
+	}
+	return ref
 }
 
 // runningRevision is the highest revision among an actor's instances.

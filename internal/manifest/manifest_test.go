@@ -137,3 +137,31 @@ func TestLinkValuesDigest(t *testing.T) {
 		t.Error("nil and empty values differ")
 	}
 }
+
+// apply pulls an image to read its claims only when an image of the same
+// repository runs under another tag or digest: the repository must be
+// told apart from the tag, also behind a registry port.
+func TestSameRepositoryRuns(t *testing.T) {
+	running := []*lattice.HostInventory{{HostID: "N1", Actors: []lattice.ActorDescription{
+		{ID: "M1", ImageRef: "127.0.0.1:5000/team/echo:0.1.0"},
+		{ID: "M2", ImageRef: "file:///srv/actors/kv.wasm"},
+		{ID: "M3", ImageRef: "Registry.example.com/Counter@sha256:abc"},
+	}}}
+	for _, c := range []struct {
+		ref  string
+		want bool
+	}{
+		{"127.0.0.1:5000/team/echo:0.2.0", true},
+		{"127.0.0.1:5000/team/echo", true},             // no tag: latest
+		{"127.0.0.1:5000/team/echo@sha256:def", true},  // a digest
+		{"127.0.0.1:5000/team/echo:0.1.0", false},      // the running reference itself
+		{"127.0.0.1:5001/team/echo:0.2.0", false},      // another registry
+		{"127.0.0.1:5000/team/echo-next:0.2.0", false}, // another repository
+		{"registry.example.com/counter:1.0.0", true},   // case does not matter
+		{"127.0.0.1:5000/team/kv:0.1.0", false},        // a file is no repository
+	} {
+		if got := sameRepositoryRuns(running, c.ref); got != c.want {
+			t.Errorf("sameRepositoryRuns(%q) = %v, want %v", c.ref, got, c.want)
+		}
+	}
+}
