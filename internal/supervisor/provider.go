@@ -502,6 +502,9 @@ func (p *providerInstance) watch(ctx context.Context, proc *child.Process) child
 		}
 		natsBefore := s.nc.Stats().Reconnects
 		ok, msg := p.checkHealth(ctx, subject, body, set.Lattice.RPCTimeout)
+		if ctx.Err() != nil {
+			continue // stopping: a check cut short says nothing of the provider
+		}
 		switch {
 		case !ok && s.natsInterrupted(natsBefore):
 			// The supervisor's own connection was down: the check could
