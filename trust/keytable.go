@@ -31,12 +31,13 @@ import (
 // as in crypto/ed25519. Everything the computation reads is public (keys,
 // messages, signatures), so it need not run in constant time.
 
-// tableWindows is how many radix-16 digits a scalar below 2^256 has, plus
-// one for the carry of the signed recoding.
-const tableWindows = 65
+// tableWindows is how many radix-16 digits a 32-byte scalar has. Scalars
+// are reduced (below 2^253), so the top digit is at most 1 and takes the
+// last carry of the signed recoding without leaving [−8, 8).
+const tableWindows = 64
 
-// pointTable holds (j+1)·16^i·P for i < tableWindows and j < 8: 520 points,
-// about 83 KiB.
+// pointTable holds (j+1)·16^i·P for i < tableWindows and j < 8: 512 points,
+// 80 KiB.
 type pointTable [tableWindows][8]edwards25519.Point
 
 func newPointTable(p *edwards25519.Point) *pointTable {
@@ -134,7 +135,7 @@ func (k *keyTable) verify(msg, sig []byte) bool {
 // key seen once (a provider instance that made one call) would not repay it.
 const keyTableAfter = 8
 
-// maxKeyTables bounds the tables an Issuers keeps (83 KiB each): the
+// maxKeyTables bounds the tables an Issuers keeps (80 KiB each): the
 // cluster issuers and the delegated keys of the provider instances calling
 // this host. Past it the least recently used table is dropped; keys without a
 // table are verified by crypto/ed25519 as before.
@@ -195,8 +196,8 @@ func (kt *keyTables) verify(pub string, data, sig []byte) error {
 // one. Only keys that Issuers trusts come here, so nobody can make it build
 // tables for keys of their choice.
 func (kt *keyTables) trusted(pub string) {
-	if kt.lookup(pub) != nil {
-		return
+	if m := kt.tables.Load(); m != nil && (*m)[pub] != nil {
+		return // the verify's lookup already marked it used
 	}
 	kt.mu.Lock()
 	if kt.candidates == nil || len(kt.candidates) >= maxKeyCandidates {
